@@ -1,0 +1,32 @@
+//! The store's error type.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file operation failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A file's content is not what the store wrote.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// Parquet encoding or decoding failed.
+    #[error("parquet error: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow failed to assemble columns.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// The catalog file cannot be read.
+    #[error("catalog {path}: {message}")]
+    Catalog {
+        /// The catalog file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The store has been shut down or its writer has stopped.
+    #[error("the store is closed")]
+    Closed,
+    /// The store refused the write because the disk is failing; the message says why.
+    #[error("write failed: {0}")]
+    WriteFailed(String),
+}

@@ -1,0 +1,982 @@
+//! The embedded log store of logyard: a WAL, a memtable and immutable Parquet segments.
+//!
+//! Write path: [`Store::submit`] hands a batch to the writer thread, which gives its records
+//! sequence numbers, appends it to the WAL with the other batches waiting (group commit),
+//! fsyncs, adds it to the memtable (queryable at once) and only then acknowledges it. A
+//! flusher thread turns the memtable into segments every `flush_interval` or `flush_bytes`,
+//! records them in the catalog, and only then removes the WAL files they came from. The same
+//! thread merges small segments of a day and applies retention.
+//!
+//! Read path: [`Store::snapshot`] returns the blocks (segment row groups and memtable batches)
+//! visible at that instant; each can be skipped by time or token filter and read by column.
+//!
+//! On [`Store::open`] the catalog is loaded, unfinished files are removed, segments are
+//! opened (a damaged one is moved to `quarantine/`), and the WAL is replayed, skipping what
+//! is already in segments: nothing acknowledged is lost and nothing is stored twice.
+//!
+//! ```no_run
+//! use logyard_model::Record;
+//! use logyard_store::{Store, StoreConfig};
+//!
+//! let store = Store::open(StoreConfig::new("./logyard-data")).unwrap();
+//! store.append(vec![Record::new(0, "hello")]).unwrap();
+//! let snapshot = store.snapshot();
+//! assert!(snapshot.blocks.iter().map(|b| b.rows()).sum::<usize>() >= 1);
+//! ```
+
+mod catalog;
+mod codec;
+mod error;
+mod fsutil;
+mod memtable;
+pub mod segment;
+mod wal;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use logyard_model::Record;
+use tokio::sync::{broadcast, oneshot};
+
+pub use catalog::Catalog;
+pub use error::StoreError;
+pub use fsutil::DirLock;
+pub use memtable::MemBatch;
+pub use segment::{Columns, Segment, SegmentMeta};
+pub use wal::ReplayReport;
+
+use wal::Wal;
+
+/// When the WAL is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Once per group of batches written together (group commit); the default.
+    Batch,
+    /// Once per batch, never grouping.
+    Always,
+    /// Never: acknowledged batches can be lost on a machine crash (not on a process crash).
+    Never,
+}
+
+/// The store's settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Where everything lives.
+    pub data_dir: PathBuf,
+    /// Days to keep; 0 keeps data forever.
+    pub retention_days: u32,
+    /// Drop the oldest days while the store is bigger than this; 0 means no limit.
+    pub max_disk_bytes: u64,
+    /// When the WAL is fsynced.
+    pub fsync: FsyncPolicy,
+    /// The memtable is written to segments at least this often.
+    pub flush_interval: Duration,
+    /// ... or as soon as it holds this many bytes.
+    pub flush_bytes: usize,
+    /// Writers wait while the memtable, flushing included, holds more than this.
+    pub max_memtable_bytes: usize,
+    /// Rows per block (Parquet row group), the unit of skipping.
+    pub block_rows: usize,
+    /// A day's small segments are merged once there are this many.
+    pub merge_fanin: usize,
+    /// Segments with fewer rows than this are small.
+    pub merge_small_rows: u64,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+}
+
+impl StoreConfig {
+    /// Returns the default settings for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            retention_days: 7,
+            max_disk_bytes: 0,
+            fsync: FsyncPolicy::Batch,
+            flush_interval: Duration::from_secs(1),
+            flush_bytes: 64 << 20,
+            max_memtable_bytes: 512 << 20,
+            block_rows: 32 * 1024,
+            merge_fanin: 8,
+            merge_small_rows: 1 << 20,
+            retention_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What an append was given: the sequence numbers of its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendAck {
+    /// Sequence number of the first record.
+    pub first_seq: u64,
+    /// Number of records.
+    pub count: usize,
+}
+
+/// Counters and gauges of the store, for `/metrics` and `/api/stats`.
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    /// Bytes in WAL files.
+    pub wal_bytes: u64,
+    /// Live segments.
+    pub segments: u64,
+    /// Bytes of live segments.
+    pub segment_bytes: u64,
+    /// Rows in live segments.
+    pub segment_rows: u64,
+    /// Rows in the memtable.
+    pub memtable_rows: u64,
+    /// Bytes held by the memtable.
+    pub memtable_bytes: u64,
+    /// Records acknowledged since start.
+    pub appended_records: u64,
+    /// Batches (WAL frames) acknowledged since start.
+    pub appended_batches: u64,
+    /// Memtable flushes since start.
+    pub flushes: u64,
+    /// Segment merges since start.
+    pub merges: u64,
+    /// Segments moved to quarantine since start.
+    pub quarantined: u64,
+    /// Damaged WAL frames found by replay at start.
+    pub wal_damaged_frames: u64,
+    /// Records recovered from the WAL at start.
+    pub wal_replayed_records: u64,
+    /// Days dropped by retention since start.
+    pub retention_dropped_days: u64,
+    /// Earliest timestamp stored, if any.
+    pub oldest_ts: Option<i64>,
+    /// Latest timestamp stored, if any.
+    pub newest_ts: Option<i64>,
+}
+
+#[derive(Default)]
+struct Counters {
+    appended_records: AtomicU64,
+    appended_batches: AtomicU64,
+    flushes: AtomicU64,
+    merges: AtomicU64,
+    quarantined: AtomicU64,
+    wal_damaged_frames: AtomicU64,
+    wal_replayed_records: AtomicU64,
+    retention_dropped_days: AtomicU64,
+    wal_bytes: AtomicU64,
+}
+
+struct Frozen {
+    batches: Vec<Arc<MemBatch>>,
+    wal_upto: u64,
+}
+
+#[derive(Default)]
+struct View {
+    active: Vec<Arc<MemBatch>>,
+    active_bytes: usize,
+    frozen: Vec<Frozen>,
+    segments: Vec<Arc<Segment>>,
+}
+
+impl View {
+    fn memtable_bytes(&self) -> usize {
+        self.active_bytes
+            + self
+                .frozen
+                .iter()
+                .flat_map(|f| &f.batches)
+                .map(|b| b.bytes())
+                .sum::<usize>()
+    }
+}
+
+struct Request {
+    records: Vec<Record>,
+    reply: oneshot::Sender<Result<AppendAck, StoreError>>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    parts: PathBuf,
+    catalog_path: PathBuf,
+    quarantine_dir: PathBuf,
+    wal: Mutex<Wal>,
+    view: RwLock<View>,
+    catalog: Mutex<Catalog>,
+    counters: Counters,
+    flush_signal: (Mutex<bool>, Condvar),
+    shutdown: AtomicBool,
+    tail: broadcast::Sender<Arc<MemBatch>>,
+}
+
+/// The store. Cheap to share behind an `Arc`; closing happens on drop.
+pub struct Store {
+    inner: Arc<Inner>,
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    _lock: DirLock,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish()
+    }
+}
+
+fn day_of(ts: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ts)
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`, recovers it, and starts its threads.
+    ///
+    /// Fails if another process holds the data directory.
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir)?;
+        let lock = DirLock::acquire(&dir)?;
+        let parts = dir.join("parts");
+        let state = dir.join("state");
+        let wal_dir = dir.join("wal");
+        let quarantine_dir = dir.join("quarantine");
+        for d in [&parts, &state, &wal_dir] {
+            std::fs::create_dir_all(d)?;
+        }
+        let catalog_path = state.join("catalog.json");
+        let mut catalog = Catalog::load(&catalog_path)?;
+        remove_orphans(&parts, &catalog)?;
+
+        let counters = Counters::default();
+        let mut segments = Vec::new();
+        let mut damaged = Vec::new();
+        for meta in &catalog.segments {
+            match Segment::open(&parts, meta.clone()) {
+                Ok(seg) => segments.push(Arc::new(seg)),
+                Err(e) => {
+                    tracing::warn!(segment = meta.id, error = %e, "damaged segment moved to quarantine");
+                    damaged.push(meta.clone());
+                }
+            }
+        }
+        if !damaged.is_empty() {
+            for meta in &damaged {
+                move_to_quarantine(&parts, &quarantine_dir, meta)?;
+                counters.quarantined.fetch_add(1, Ordering::Relaxed);
+            }
+            catalog
+                .segments
+                .retain(|m| !damaged.iter().any(|d| d.id == m.id));
+            catalog.save(&catalog_path)?;
+        }
+
+        let flushed = catalog.flushed_seq;
+        let mut max_seq = catalog
+            .segments
+            .iter()
+            .map(|m| m.max_seq)
+            .max()
+            .unwrap_or(0)
+            .max(flushed);
+        let mut active = Vec::new();
+        let mut active_bytes = 0;
+        let report = wal::replay(&wal_dir, |mut records| {
+            records.retain(|r| r.seq > flushed);
+            if let Some(m) = records.iter().map(|r| r.seq).max() {
+                max_seq = max_seq.max(m);
+            }
+            if !records.is_empty() {
+                counters
+                    .wal_replayed_records
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
+                let batch = MemBatch::new(records);
+                active_bytes += batch.bytes();
+                active.push(batch);
+            }
+        })?;
+        if report.damaged_frames > 0 {
+            tracing::warn!(
+                damaged_frames = report.damaged_frames,
+                truncated_bytes = report.truncated_bytes,
+                "the WAL had damaged frames; the intact ones were recovered"
+            );
+        }
+        counters
+            .wal_damaged_frames
+            .store(report.damaged_frames as u64, Ordering::Relaxed);
+        let wal = Wal::create(&wal_dir)?;
+        counters
+            .wal_bytes
+            .store(fsutil::dir_size(&wal_dir), Ordering::Relaxed);
+
+        let (tail, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            parts,
+            catalog_path,
+            quarantine_dir,
+            wal: Mutex::new(wal),
+            view: RwLock::new(View {
+                active,
+                active_bytes,
+                frozen: Vec::new(),
+                segments,
+            }),
+            catalog: Mutex::new(catalog),
+            counters,
+            flush_signal: (Mutex::new(false), Condvar::new()),
+            shutdown: AtomicBool::new(false),
+            tail,
+            config,
+        });
+        inner.apply_retention()?;
+
+        let (sender, receiver) = mpsc::channel();
+        let writer = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || inner.run_writer(receiver, max_seq + 1))?
+        };
+        let flusher = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("store-flusher".into())
+                .spawn(move || inner.run_flusher())?
+        };
+        Ok(Store {
+            inner,
+            sender: Mutex::new(Some(sender)),
+            threads: Mutex::new(vec![writer, flusher]),
+            _lock: lock,
+        })
+    }
+
+    /// Hands a batch to the writer; the answer arrives once the batch is durable and queryable.
+    pub fn submit(
+        &self,
+        records: Vec<Record>,
+    ) -> Result<oneshot::Receiver<Result<AppendAck, StoreError>>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let sender = self.sender.lock().expect("sender lock");
+        sender
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(Request { records, reply })
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Appends a batch and waits until it is durable and queryable. Not for async contexts:
+    /// there, await the receiver of [`Store::submit`].
+    pub fn append(&self, records: Vec<Record>) -> Result<AppendAck, StoreError> {
+        self.submit(records)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Returns the blocks visible now: segments' row groups, then memtable batches.
+    pub fn snapshot(&self) -> Snapshot {
+        let view = self.inner.view.read().expect("view lock");
+        let mut blocks = Vec::new();
+        for seg in &view.segments {
+            for (i, b) in seg.blocks.iter().enumerate() {
+                blocks.push(BlockRef {
+                    min_ts: b.min_ts,
+                    max_ts: b.max_ts,
+                    rows: b.rows as usize,
+                    source: BlockSource::Segment(seg.clone(), i),
+                });
+            }
+        }
+        let mem = view
+            .frozen
+            .iter()
+            .flat_map(|f| f.batches.iter())
+            .chain(view.active.iter());
+        for batch in mem {
+            blocks.push(BlockRef {
+                min_ts: batch.min_ts(),
+                max_ts: batch.max_ts(),
+                rows: batch.records().len(),
+                source: BlockSource::Mem(batch.clone()),
+            });
+        }
+        Snapshot {
+            blocks,
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Returns a receiver of every batch as it is acknowledged (for live tail and alerts).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<MemBatch>> {
+        self.inner.tail.subscribe()
+    }
+
+    /// Writes the memtable to segments now and waits for it.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush_once()
+    }
+
+    /// Runs one merge round now (for tests and maintenance); returns whether it merged.
+    pub fn merge(&self) -> Result<bool, StoreError> {
+        self.inner.merge_once()
+    }
+
+    /// Applies retention now.
+    pub fn apply_retention(&self) -> Result<(), StoreError> {
+        self.inner.apply_retention()
+    }
+
+    /// Returns the store's counters and sizes.
+    pub fn stats(&self) -> StoreStats {
+        let view = self.inner.view.read().expect("view lock");
+        let c = &self.inner.counters;
+        let mem = view
+            .frozen
+            .iter()
+            .flat_map(|f| f.batches.iter())
+            .chain(view.active.iter());
+        let mut stats = StoreStats {
+            wal_bytes: c.wal_bytes.load(Ordering::Relaxed),
+            segments: view.segments.len() as u64,
+            segment_bytes: view.segments.iter().map(|s| s.meta.bytes).sum(),
+            segment_rows: view.segments.iter().map(|s| s.meta.rows).sum(),
+            memtable_bytes: view.memtable_bytes() as u64,
+            appended_records: c.appended_records.load(Ordering::Relaxed),
+            appended_batches: c.appended_batches.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            merges: c.merges.load(Ordering::Relaxed),
+            quarantined: c.quarantined.load(Ordering::Relaxed),
+            wal_damaged_frames: c.wal_damaged_frames.load(Ordering::Relaxed),
+            wal_replayed_records: c.wal_replayed_records.load(Ordering::Relaxed),
+            retention_dropped_days: c.retention_dropped_days.load(Ordering::Relaxed),
+            ..StoreStats::default()
+        };
+        let ranges = view
+            .segments
+            .iter()
+            .map(|s| (s.meta.min_ts, s.meta.max_ts))
+            .chain(mem.map(|b| {
+                stats.memtable_rows += b.records().len() as u64;
+                (b.min_ts(), b.max_ts())
+            }));
+        for (lo, hi) in ranges {
+            stats.oldest_ts = Some(stats.oldest_ts.map_or(lo, |o| o.min(lo)));
+            stats.newest_ts = Some(stats.newest_ts.map_or(hi, |n| n.max(hi)));
+        }
+        stats
+    }
+
+    /// Returns the data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
+    }
+
+    /// Stops accepting writes, writes what is acknowledged to segments, and stops the threads.
+    pub fn close(&self) {
+        self.sender.lock().expect("sender lock").take();
+        self.inner.shutdown.store(true, Ordering::SeqCst);
+        self.inner.signal_flush();
+        for t in self.threads.lock().expect("threads lock").drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Removes files under `parts/` that the catalog does not know, and empty day directories.
+fn remove_orphans(parts: &Path, catalog: &Catalog) -> Result<(), StoreError> {
+    let known: std::collections::HashSet<PathBuf> = catalog
+        .segments
+        .iter()
+        .flat_map(|m| [m.data_path(parts), m.index_path(parts)])
+        .collect();
+    for day in std::fs::read_dir(parts)? {
+        let day = day?.path();
+        if !day.is_dir() {
+            continue;
+        }
+        let mut left = 0;
+        for file in std::fs::read_dir(&day)? {
+            let file = file?.path();
+            if known.contains(&file) {
+                left += 1;
+            } else {
+                tracing::info!(file = %file.display(), "removing a file of an unfinished flush or merge");
+                std::fs::remove_file(&file)?;
+            }
+        }
+        if left == 0 {
+            std::fs::remove_dir(&day)?;
+        }
+    }
+    Ok(())
+}
+
+fn move_to_quarantine(parts: &Path, quarantine: &Path, meta: &SegmentMeta) -> Result<(), StoreError> {
+    std::fs::create_dir_all(quarantine)?;
+    for path in [meta.data_path(parts), meta.index_path(parts)] {
+        let name = format!(
+            "{}-{}",
+            meta.day,
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        match std::fs::rename(&path, quarantine.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+impl Inner {
+    fn signal_flush(&self) {
+        let (lock, cv) = &self.flush_signal;
+        *lock.lock().expect("flush lock") = true;
+        cv.notify_all();
+    }
+
+    fn run_writer(&self, receiver: mpsc::Receiver<Request>, mut next_seq: u64) {
+        let mut payload = Vec::new();
+        let mut frame = Vec::new();
+        while let Ok(first) = receiver.recv() {
+            let mut group = vec![first];
+            if self.config.fsync != FsyncPolicy::Always {
+                let mut bytes = 0;
+                while bytes < 32 << 20 {
+                    match receiver.try_recv() {
+                        Ok(req) => {
+                            bytes += req.records.len() * 128;
+                            group.push(req);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.wait_for_room();
+            let mut wal = self.wal.lock().expect("wal lock");
+            let before = wal.bytes();
+            let mut result = Ok(());
+            let mut acks = Vec::with_capacity(group.len());
+            for req in &mut group {
+                let first_seq = next_seq;
+                for r in req.records.iter_mut() {
+                    r.seq = next_seq;
+                    next_seq += 1;
+                }
+                acks.push(AppendAck {
+                    first_seq,
+                    count: req.records.len(),
+                });
+                if req.records.is_empty() {
+                    continue;
+                }
+                payload.clear();
+                codec::encode_batch(first_seq, &req.records, &mut payload);
+                if let Err(e) = wal.append(&payload, &mut frame) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_ok() && self.config.fsync != FsyncPolicy::Never {
+                result = wal.sync();
+            }
+            if let Err(e) = result {
+                tracing::error!(error = %e, "WAL write failed; the batches are refused");
+                // Start a fresh file so that a half-written frame is never followed by good ones.
+                if let Err(e) = wal.rotate() {
+                    tracing::error!(error = %e, "cannot start a new WAL file");
+                }
+                for req in group {
+                    let _ = req.reply.send(Err(StoreError::WriteFailed(format!(
+                        "cannot write the WAL: {e}"
+                    ))));
+                }
+                continue;
+            }
+            self.counters
+                .wal_bytes
+                .fetch_add(wal.bytes() - before, Ordering::Relaxed);
+            let mut batches = Vec::with_capacity(group.len());
+            let mut replies = Vec::with_capacity(group.len());
+            {
+                let mut view = self.view.write().expect("view lock");
+                for req in group {
+                    if !req.records.is_empty() {
+                        let batch = MemBatch::new(req.records);
+                        view.active_bytes += batch.bytes();
+                        view.active.push(batch.clone());
+                        batches.push(batch);
+                    }
+                    replies.push(req.reply);
+                }
+                if view.active_bytes >= self.config.flush_bytes {
+                    self.signal_flush();
+                }
+            }
+            drop(wal);
+            for batch in batches {
+                self.counters
+                    .appended_records
+                    .fetch_add(batch.records().len() as u64, Ordering::Relaxed);
+                self.counters.appended_batches.fetch_add(1, Ordering::Relaxed);
+                let _ = self.tail.send(batch);
+            }
+            for (reply, ack) in replies.into_iter().zip(acks) {
+                let _ = reply.send(Ok(ack));
+            }
+        }
+    }
+
+    /// Blocks the writer while the memtable is over its budget, so that memory stays bounded
+    /// when segments cannot be written as fast as batches arrive.
+    fn wait_for_room(&self) {
+        let start = Instant::now();
+        loop {
+            let bytes = self.view.read().expect("view lock").memtable_bytes();
+            if bytes < self.config.max_memtable_bytes || self.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            self.signal_flush();
+            if start.elapsed() > Duration::from_secs(1) {
+                tracing::warn!(bytes, "ingest is waiting for the memtable to be flushed");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn run_flusher(&self) {
+        let mut last_retention = Instant::now();
+        loop {
+            {
+                let (lock, cv) = &self.flush_signal;
+                let guard = lock.lock().expect("flush lock");
+                let (mut guard, _) = cv
+                    .wait_timeout_while(guard, self.config.flush_interval, |signalled| !*signalled)
+                    .expect("flush lock");
+                *guard = false;
+            }
+            let stopping = self.shutdown.load(Ordering::SeqCst);
+            if let Err(e) = self.flush_once() {
+                tracing::error!(error = %e, "flush failed; will retry");
+            }
+            if stopping {
+                // Drain what the writer acknowledged after the first pass.
+                if let Err(e) = self.flush_once() {
+                    tracing::error!(error = %e, "final flush failed; the WAL keeps the data");
+                }
+                return;
+            }
+            match self.merge_once() {
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "merge failed; will retry"),
+            }
+            if last_retention.elapsed() >= self.config.retention_interval {
+                last_retention = Instant::now();
+                if let Err(e) = self.apply_retention() {
+                    tracing::error!(error = %e, "retention failed; will retry");
+                }
+            }
+        }
+    }
+
+    /// Freezes the active memtable, writes every frozen part to segments, oldest first.
+    fn flush_once(&self) -> Result<(), StoreError> {
+        {
+            let mut wal = self.wal.lock().expect("wal lock");
+            let mut view = self.view.write().expect("view lock");
+            if !view.active.is_empty() {
+                let wal_upto = wal.rotate()?;
+                let batches = std::mem::take(&mut view.active);
+                view.active_bytes = 0;
+                view.frozen.push(Frozen { batches, wal_upto });
+            }
+        }
+        loop {
+            let (batches, wal_upto) = {
+                let view = self.view.read().expect("view lock");
+                match view.frozen.first() {
+                    Some(f) => (f.batches.clone(), f.wal_upto),
+                    None => return Ok(()),
+                }
+            };
+            self.write_frozen(&batches)?;
+            {
+                let mut view = self.view.write().expect("view lock");
+                view.frozen.remove(0);
+            }
+            let wal = self.wal.lock().expect("wal lock");
+            wal.remove_upto(wal_upto)?;
+            self.counters.wal_bytes.store(
+                fsutil::dir_size(&self.config.data_dir.join("wal")),
+                Ordering::Relaxed,
+            );
+            drop(wal);
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes a frozen memtable as one segment per day and publishes them.
+    fn write_frozen(&self, batches: &[Arc<MemBatch>]) -> Result<(), StoreError> {
+        let mut records: Vec<&Record> = batches.iter().flat_map(|b| b.records()).collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        records.sort_unstable_by_key(|r| (r.timestamp, r.seq));
+        let max_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        let mut by_day: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+        for r in records {
+            by_day.entry(day_of(r.timestamp)).or_default().push(r);
+        }
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut new = Vec::new();
+        for (day, recs) in by_day {
+            let id = catalog.next_segment_id;
+            catalog.next_segment_id += 1;
+            let meta = segment::write(&self.parts, id, &day, &recs, self.config.block_rows)?;
+            new.push(Arc::new(Segment::open(&self.parts, meta)?));
+        }
+        let mut next = catalog.clone();
+        next.segments.extend(new.iter().map(|s| s.meta.clone()));
+        next.flushed_seq = next.flushed_seq.max(max_seq);
+        next.save(&self.catalog_path)?;
+        *catalog = next;
+        self.view
+            .write()
+            .expect("view lock")
+            .segments
+            .extend(new);
+        Ok(())
+    }
+
+    /// Merges the small segments of the first day that has `merge_fanin` of them.
+    fn merge_once(&self) -> Result<bool, StoreError> {
+        let victims: Vec<Arc<Segment>> = {
+            let view = self.view.read().expect("view lock");
+            let mut by_day: BTreeMap<&str, Vec<&Arc<Segment>>> = BTreeMap::new();
+            for s in &view.segments {
+                if s.meta.rows < self.config.merge_small_rows {
+                    by_day.entry(s.meta.day.as_str()).or_default().push(s);
+                }
+            }
+            let found = by_day
+                .into_values()
+                .find(|v| v.len() >= self.config.merge_fanin.max(2));
+            match found {
+                Some(v) => v.into_iter().cloned().collect(),
+                None => return Ok(false),
+            }
+        };
+        let mut records = Vec::new();
+        for seg in &victims {
+            records.extend(seg.read_all()?);
+        }
+        records.sort_unstable_by_key(|r| (r.timestamp, r.seq));
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        // Retention or quarantine may have removed a victim meanwhile.
+        if !victims
+            .iter()
+            .all(|v| catalog.segments.iter().any(|m| m.id == v.meta.id))
+        {
+            return Ok(false);
+        }
+        let id = catalog.next_segment_id;
+        catalog.next_segment_id += 1;
+        let day = victims[0].meta.day.clone();
+        let meta = segment::write(&self.parts, id, &day, &records, self.config.block_rows)?;
+        let merged = Arc::new(Segment::open(&self.parts, meta)?);
+        let mut next = catalog.clone();
+        next.segments
+            .retain(|m| !victims.iter().any(|v| v.meta.id == m.id));
+        next.segments.push(merged.meta.clone());
+        next.save(&self.catalog_path)?;
+        *catalog = next;
+        {
+            let mut view = self.view.write().expect("view lock");
+            view.segments
+                .retain(|s| !victims.iter().any(|v| v.meta.id == s.meta.id));
+            view.segments.push(merged);
+        }
+        drop(catalog);
+        for v in &victims {
+            for path in [v.meta.data_path(&self.parts), v.meta.index_path(&self.parts)] {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove a merged segment");
+                }
+            }
+        }
+        self.counters.merges.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(segments = victims.len(), day, "merged small segments");
+        Ok(true)
+    }
+
+    /// Drops whole days past the retention, then the oldest days while over the disk budget.
+    fn apply_retention(&self) -> Result<(), StoreError> {
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut days: Vec<String> = catalog.segments.iter().map(|m| m.day.clone()).collect();
+        days.sort();
+        days.dedup();
+        let mut drop_days = Vec::new();
+        if self.config.retention_days > 0 {
+            let cutoff =
+                logyard_model::now_ns() - i64::from(self.config.retention_days) * 86_400 * 1_000_000_000;
+            // A day goes once all of it is older than the cutoff.
+            let cutoff_day = day_of(cutoff);
+            drop_days.extend(days.iter().filter(|d| d.as_str() < cutoff_day.as_str()).cloned());
+        }
+        if self.config.max_disk_bytes > 0 {
+            let wal_bytes = self.counters.wal_bytes.load(Ordering::Relaxed);
+            let mut total: u64 = catalog.segments.iter().map(|m| m.bytes).sum::<u64>() + wal_bytes;
+            for day in &days {
+                if total <= self.config.max_disk_bytes {
+                    break;
+                }
+                let day_bytes: u64 = catalog
+                    .segments
+                    .iter()
+                    .filter(|m| &m.day == day)
+                    .map(|m| m.bytes)
+                    .sum();
+                total -= day_bytes;
+                if !drop_days.contains(day) {
+                    drop_days.push(day.clone());
+                }
+            }
+        }
+        if drop_days.is_empty() {
+            return Ok(());
+        }
+        let mut next = catalog.clone();
+        next.segments.retain(|m| !drop_days.contains(&m.day));
+        next.save(&self.catalog_path)?;
+        *catalog = next;
+        self.view
+            .write()
+            .expect("view lock")
+            .segments
+            .retain(|s| !drop_days.contains(&s.meta.day));
+        for day in &drop_days {
+            tracing::info!(day, "retention drops a day");
+            if let Err(e) = std::fs::remove_dir_all(self.parts.join(day)) {
+                tracing::warn!(day, error = %e, "cannot remove a dropped day's directory");
+            }
+        }
+        self.counters
+            .retention_dropped_days
+            .fetch_add(drop_days.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Moves a segment found damaged while reading to quarantine, and forgets it.
+    fn quarantine(&self, id: u64, reason: &StoreError) {
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let Some(meta) = catalog.segments.iter().find(|m| m.id == id).cloned() else {
+            return;
+        };
+        tracing::warn!(segment = id, error = %reason, "damaged segment moved to quarantine");
+        let mut next = catalog.clone();
+        next.segments.retain(|m| m.id != id);
+        if let Err(e) = next.save(&self.catalog_path) {
+            tracing::error!(error = %e, "cannot update the catalog for a quarantined segment");
+            return;
+        }
+        *catalog = next;
+        self.view
+            .write()
+            .expect("view lock")
+            .segments
+            .retain(|s| s.meta.id != id);
+        if let Err(e) = move_to_quarantine(&self.parts, &self.quarantine_dir, &meta) {
+            tracing::error!(error = %e, "cannot move a damaged segment to quarantine");
+        }
+        self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Where a block's rows are.
+#[derive(Debug, Clone)]
+pub enum BlockSource {
+    /// A row group of a segment.
+    Segment(Arc<Segment>, usize),
+    /// A memtable batch.
+    Mem(Arc<MemBatch>),
+}
+
+/// One block of a snapshot: a segment row group or a memtable batch.
+#[derive(Debug, Clone)]
+pub struct BlockRef {
+    /// Earliest timestamp in the block.
+    pub min_ts: i64,
+    /// Latest timestamp in the block.
+    pub max_ts: i64,
+    rows: usize,
+    /// Where the rows are.
+    pub source: BlockSource,
+}
+
+impl BlockRef {
+    /// Returns the number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Returns false only if some token hash is certainly absent (memtable blocks: never).
+    pub fn may_contain_all(&self, hashes: &[u64]) -> bool {
+        match &self.source {
+            BlockSource::Segment(seg, i) => seg.blocks[*i].may_contain_all(hashes),
+            BlockSource::Mem(_) => true,
+        }
+    }
+
+    /// Reads some columns of the block.
+    pub fn read(&self, columns: Columns) -> Result<RecordBatch, StoreError> {
+        match &self.source {
+            BlockSource::Segment(seg, i) => seg.read_block(*i, columns),
+            BlockSource::Mem(batch) => Ok(batch.columns(columns)),
+        }
+    }
+
+    /// Reads whole records at some rows of the block.
+    pub fn records(&self, rows: &[usize]) -> Result<Vec<Record>, StoreError> {
+        match &self.source {
+            BlockSource::Segment(seg, i) => {
+                segment::batch_to_records(&seg.read_block(*i, Columns::ALL)?, rows)
+            }
+            BlockSource::Mem(batch) => Ok(rows.iter().map(|&r| batch.records()[r].clone()).collect()),
+        }
+    }
+}
+
+/// The blocks visible at one instant. Holding it keeps them readable.
+pub struct Snapshot {
+    /// Segment blocks first (by segment), then memtable batches in arrival order.
+    pub blocks: Vec<BlockRef>,
+    inner: Arc<Inner>,
+}
+
+impl Snapshot {
+    /// Reports a block whose read failed as damaged: its segment goes to quarantine.
+    pub fn report_damaged(&self, block: &BlockRef, error: &StoreError) {
+        if let (BlockSource::Segment(seg, _), StoreError::Corrupt(_) | StoreError::Parquet(_)) =
+            (&block.source, error)
+        {
+            self.inner.quarantine(seg.meta.id, error);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
