@@ -1,1 +1,182 @@
-//! placeholder
+//! Searches over the store: filters, the executor, and summary statistics.
+//!
+//! A [`Filter`] (built by the API from parameters, or parsed from the query language by
+//! [`parse_filter`]) is run over a [`Snapshot`] of the store. The executor skips blocks by
+//! time range and token filter, reads only the columns the filter needs, evaluates it on whole
+//! columns, and materialises only the records of the page asked for. Every answer carries its
+//! [`Cost`].
+//!
+//! ```no_run
+//! use logyard_query::{parse_filter, search, Page};
+//! # let store = logyard_store::Store::open(logyard_store::StoreConfig::new("d")).unwrap();
+//! let filter = parse_filter("level:>=ERROR agent:billing", logyard_model::now_ns()).unwrap();
+//! let result = search(&store.snapshot(), &filter, Page { offset: 0, limit: 100 }).unwrap();
+//! println!("{} matches", result.total);
+//! ```
+
+mod filter;
+mod parse;
+mod stats;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Instant;
+
+use logyard_model::Record;
+use logyard_store::{BlockRef, Snapshot, StoreError};
+
+pub use filter::{Filter, LabelColumn, LevelOp};
+pub use parse::parse_filter;
+pub use stats::{agents, summary, AgentSummary, Summary};
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query text is not valid; `position` is a byte offset into it.
+    #[error("{message}")]
+    Syntax {
+        /// What was expected.
+        message: String,
+        /// Byte offset of the problem.
+        position: usize,
+    },
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a query cost, as `API.md` reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cost {
+    /// Rows whose columns were evaluated.
+    pub rows_scanned: u64,
+    /// Bytes of column data read.
+    pub bytes_scanned: u64,
+    /// Blocks skipped because their time range is outside the query's.
+    pub blocks_skipped_by_time: u64,
+    /// Blocks skipped because their token filter rules the query's words out.
+    pub blocks_skipped_by_filter: u64,
+    /// Wall time.
+    pub elapsed_ms: f64,
+}
+
+/// Which slice of the matches, newest first, to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Matches to skip.
+    pub offset: usize,
+    /// Matches to return.
+    pub limit: usize,
+}
+
+/// The answer of [`search`].
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    /// The page of records, newest first, ties by id (descending).
+    pub records: Vec<Record>,
+    /// Every match, not only the page.
+    pub total: u64,
+    /// What it cost.
+    pub cost: Cost,
+}
+
+/// Returns the blocks of a snapshot that may hold matches, counting the skipped ones.
+pub(crate) fn candidate_blocks<'s>(
+    snapshot: &'s Snapshot,
+    filter: &Filter,
+    cost: &mut Cost,
+) -> Vec<&'s BlockRef> {
+    let (start, end) = filter.time_bounds();
+    let tokens = filter.required_tokens();
+    snapshot
+        .blocks
+        .iter()
+        .filter(|b| {
+            if start.is_some_and(|s| b.max_ts < s) || end.is_some_and(|e| b.min_ts >= e) {
+                cost.blocks_skipped_by_time += 1;
+                return false;
+            }
+            if !tokens.is_empty() && !b.may_contain_all(&tokens) {
+                cost.blocks_skipped_by_filter += 1;
+                return false;
+            }
+            true
+        })
+        .collect()
+}
+
+/// Reads the columns a filter needs from a block and evaluates it; a damaged segment is
+/// reported to the store (which quarantines it) and skipped.
+pub(crate) fn eval_block(
+    snapshot: &Snapshot,
+    block: &BlockRef,
+    filter: &Filter,
+    columns: logyard_store::Columns,
+    cost: &mut Cost,
+) -> Result<Option<(arrow_array::RecordBatch, Vec<bool>)>, QueryError> {
+    let batch = match block.read(columns) {
+        Ok(b) => b,
+        Err(e @ (StoreError::Corrupt(_) | StoreError::Parquet(_))) => {
+            snapshot.report_damaged(block, &e);
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    cost.rows_scanned += batch.num_rows() as u64;
+    cost.bytes_scanned += batch.get_array_memory_size() as u64;
+    let mask = filter.eval(&batch);
+    Ok(Some((batch, mask)))
+}
+
+/// Finds the records matching a filter: the total count and one page, newest first.
+pub fn search(snapshot: &Snapshot, filter: &Filter, page: Page) -> Result<SearchResult, QueryError> {
+    let started = Instant::now();
+    let mut cost = Cost::default();
+    let want = page.offset.saturating_add(page.limit);
+    let columns = filter.columns();
+    let blocks = candidate_blocks(snapshot, filter, &mut cost);
+    // The `want` newest matches: a min-heap on (timestamp, seq) of bounded size.
+    let mut best: BinaryHeap<Reverse<(i64, u64, usize, usize)>> = BinaryHeap::new();
+    let mut total = 0u64;
+    for (bi, block) in blocks.iter().enumerate() {
+        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &mut cost)? else {
+            continue;
+        };
+        let ts = logyard_store::segment::timestamps(&batch);
+        let seq = logyard_store::segment::seqs(&batch);
+        for (row, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
+            total += 1;
+            if want == 0 {
+                continue;
+            }
+            let key = (ts[row], seq[row], bi, row);
+            if best.len() < want {
+                best.push(Reverse(key));
+            } else if best.peek().is_some_and(|Reverse(min)| (key.0, key.1) > (min.0, min.1)) {
+                best.pop();
+                best.push(Reverse(key));
+            }
+        }
+    }
+    let mut winners: Vec<(i64, u64, usize, usize)> = best.into_iter().map(|Reverse(k)| k).collect();
+    winners.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    let page_keys: Vec<_> = winners.into_iter().skip(page.offset).take(page.limit).collect();
+    let mut by_block: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for k in &page_keys {
+        by_block.entry(k.2).or_default().push(k.3);
+    }
+    let mut records = Vec::with_capacity(page_keys.len());
+    for (bi, rows) in by_block {
+        records.extend(blocks[bi].records(&rows)?);
+    }
+    records.sort_unstable_by(|a, b| (b.timestamp, b.seq).cmp(&(a.timestamp, a.seq)));
+    cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(SearchResult {
+        records,
+        total,
+        cost,
+    })
+}
+
+#[cfg(test)]
+mod tests;

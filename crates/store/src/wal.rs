@@ -180,6 +180,7 @@ impl Wal {
     }
 
     /// Returns the number of the file being written.
+    #[cfg(test)]
     pub fn number(&self) -> u64 {
         self.number
     }

@@ -1,0 +1,358 @@
+//! Filters: the expression tree that selects records, and its evaluation over a block.
+
+use std::collections::HashSet;
+
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
+use logyard_model::{hash_token, tokenize, Level};
+use logyard_store::segment::{col, string_at, timestamps};
+use logyard_store::Columns;
+use memchr::memmem;
+use regex::Regex;
+
+/// A comparison of a level with a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelOp {
+    /// Exactly this level.
+    Eq,
+    /// This level or more severe.
+    Ge,
+    /// More severe.
+    Gt,
+    /// This level or less severe.
+    Le,
+    /// Less severe.
+    Lt,
+}
+
+/// A filter expression over records.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    /// Every record.
+    All,
+    /// A word or phrase, matched case-sensitively at token boundaries in the message, the raw
+    /// line and the field values.
+    Text(String),
+    /// A regular expression over the message.
+    Regex(Regex),
+    /// `agent`, `host` or `source` equal to a value, or starting with it when `prefix`.
+    Label {
+        /// Which column.
+        column: LabelColumn,
+        /// The value.
+        value: String,
+        /// Match values that start with `value`.
+        prefix: bool,
+    },
+    /// The level compared with a bound; records without a level never match.
+    Level(LevelOp, Level),
+    /// Timestamps in `[start, end)`.
+    Time {
+        /// Inclusive lower bound, ns.
+        start: Option<i64>,
+        /// Exclusive upper bound, ns.
+        end: Option<i64>,
+    },
+    /// Every one of the filters.
+    And(Vec<Filter>),
+    /// Any of the filters.
+    Or(Vec<Filter>),
+    /// Not the filter.
+    Not(Box<Filter>),
+}
+
+/// The dictionary-encoded label columns a filter can compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelColumn {
+    /// The agent.
+    Agent,
+    /// The host.
+    Host,
+    /// The source.
+    Source,
+}
+
+impl LabelColumn {
+    fn index(self) -> usize {
+        match self {
+            LabelColumn::Agent => col::AGENT,
+            LabelColumn::Host => col::HOST,
+            LabelColumn::Source => col::SOURCE,
+        }
+    }
+}
+
+impl Filter {
+    /// Returns the conjunction of filters, dropping `All`.
+    pub fn and(filters: Vec<Filter>) -> Filter {
+        let mut parts: Vec<Filter> = filters
+            .into_iter()
+            .filter(|f| !matches!(f, Filter::All))
+            .collect();
+        match parts.len() {
+            0 => Filter::All,
+            1 => parts.pop().expect("one part"),
+            _ => Filter::And(parts),
+        }
+    }
+
+    /// Returns the columns the filter reads (timestamp and seq always included).
+    pub fn columns(&self) -> Columns {
+        let mut set = Columns::of(&[col::TIMESTAMP, col::SEQ]);
+        self.add_columns(&mut set);
+        set
+    }
+
+    fn add_columns(&self, set: &mut Columns) {
+        match self {
+            Filter::All | Filter::Time { .. } => {}
+            Filter::Text(_) => set.0 |= Columns::of(&[col::MESSAGE, col::RAW, col::FIELDS]).0,
+            Filter::Regex(_) => set.0 |= Columns::of(&[col::MESSAGE]).0,
+            Filter::Label { column, .. } => set.0 |= Columns::of(&[column.index()]).0,
+            Filter::Level(..) => set.0 |= Columns::of(&[col::LEVEL]).0,
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| f.add_columns(set)),
+            Filter::Not(f) => f.add_columns(set),
+        }
+    }
+
+    /// Returns the time range every match lies in, `(start, end)` with `end` exclusive.
+    pub fn time_bounds(&self) -> (Option<i64>, Option<i64>) {
+        match self {
+            Filter::Time { start, end } => (*start, *end),
+            Filter::And(fs) => fs.iter().fold((None, None), |(s, e), f| {
+                let (fs_, fe) = f.time_bounds();
+                (max_opt(s, fs_), min_opt(e, fe))
+            }),
+            _ => (None, None),
+        }
+    }
+
+    /// Returns token hashes that every matching record must contain, for block skipping.
+    pub fn required_tokens(&self) -> Vec<u64> {
+        let mut out = HashSet::new();
+        self.add_required(&mut out);
+        out.into_iter().collect()
+    }
+
+    fn add_required(&self, out: &mut HashSet<u64>) {
+        match self {
+            Filter::Text(t) => out.extend(tokenize(t).map(hash_token)),
+            Filter::Label {
+                value,
+                prefix: false,
+                ..
+            } => {
+                // Only whole tokens: a label value's tokens are all indexed.
+                out.extend(tokenize(value).map(hash_token));
+            }
+            Filter::Regex(re) => {
+                if let Some(lit) = literal_of(re.as_str()) {
+                    // Only the inner tokens: the first and last may be parts of longer ones.
+                    let tokens: Vec<&str> = tokenize(&lit).collect();
+                    if tokens.len() > 2 {
+                        out.extend(tokens[1..tokens.len() - 1].iter().map(|t| hash_token(t)));
+                    }
+                }
+            }
+            Filter::And(fs) => fs.iter().for_each(|f| f.add_required(out)),
+            _ => {}
+        }
+    }
+
+    /// Evaluates the filter on a block read with at least [`Filter::columns`].
+    pub fn eval(&self, batch: &RecordBatch) -> Vec<bool> {
+        let n = batch.num_rows();
+        match self {
+            Filter::All => vec![true; n],
+            Filter::Time { start, end } => timestamps(batch)
+                .iter()
+                .map(|&t| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t < e))
+                .collect(),
+            Filter::Level(op, bound) => {
+                let column = column(batch, col::LEVEL);
+                dict_mask(column.as_ref(), |name| {
+                    name.and_then(Level::normalize)
+                        .is_some_and(|l| compare(l, *op, *bound))
+                })
+            }
+            Filter::Label {
+                column: which,
+                value,
+                prefix,
+            } => {
+                let column = column(batch, which.index());
+                dict_mask(column.as_ref(), |v| {
+                    v.is_some_and(|v| {
+                        if *prefix {
+                            v.starts_with(value.as_str())
+                        } else {
+                            v == value
+                        }
+                    })
+                })
+            }
+            Filter::Regex(re) => {
+                let column = column(batch, col::MESSAGE);
+                (0..n)
+                    .map(|i| string_at(column.as_ref(), i).is_some_and(|m| re.is_match(m)))
+                    .collect()
+            }
+            Filter::Text(text) => {
+                let finder = memmem::Finder::new(text.as_bytes());
+                let cols = [col::MESSAGE, col::RAW, col::FIELDS].map(|c| column(batch, c));
+                (0..n)
+                    .map(|i| {
+                        cols.iter().any(|c| {
+                            string_at(c.as_ref(), i)
+                                .is_some_and(|s| contains_at_boundaries(&finder, s))
+                        })
+                    })
+                    .collect()
+            }
+            Filter::And(fs) => {
+                let mut mask = vec![true; n];
+                for f in fs {
+                    if !mask.iter().any(|&m| m) {
+                        break;
+                    }
+                    for (m, v) in mask.iter_mut().zip(f.eval(batch)) {
+                        *m &= v;
+                    }
+                }
+                mask
+            }
+            Filter::Or(fs) => {
+                let mut mask = vec![false; n];
+                for f in fs {
+                    for (m, v) in mask.iter_mut().zip(f.eval(batch)) {
+                        *m |= v;
+                    }
+                }
+                mask
+            }
+            Filter::Not(f) => f.eval(batch).into_iter().map(|m| !m).collect(),
+        }
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn compare(level: Level, op: LevelOp, bound: Level) -> bool {
+    match op {
+        LevelOp::Eq => level == bound,
+        LevelOp::Ge => level >= bound,
+        LevelOp::Gt => level > bound,
+        LevelOp::Le => level <= bound,
+        LevelOp::Lt => level < bound,
+    }
+}
+
+fn column(batch: &RecordBatch, index: usize) -> std::sync::Arc<dyn Array> {
+    batch
+        .column_by_name(col::NAMES[index])
+        .cloned()
+        .unwrap_or_else(|| panic!("column {} was not read", col::NAMES[index]))
+}
+
+/// Evaluates a predicate once per distinct value of a dictionary column, then per row.
+fn dict_mask(column: &dyn Array, pred: impl Fn(Option<&str>) -> bool) -> Vec<bool> {
+    if let Some(dict) = column.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+        if let Some(values) = dict.values().as_any().downcast_ref::<StringArray>() {
+            let per_value: Vec<bool> = (0..values.len())
+                .map(|i| pred((!values.is_null(i)).then(|| values.value(i))))
+                .collect();
+            let null = pred(None);
+            return (0..dict.len())
+                .map(|i| {
+                    if dict.is_null(i) {
+                        null
+                    } else {
+                        per_value[dict.keys().value(i) as usize]
+                    }
+                })
+                .collect();
+        }
+    }
+    (0..column.len())
+        .map(|i| pred(string_at(column, i)))
+        .collect()
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// Returns whether `text` contains the needle with no token character glued to either end
+/// (so `error` matches `an error:` but not `errors`).
+fn contains_at_boundaries(finder: &memmem::Finder<'_>, text: &str) -> bool {
+    let needle = finder.needle();
+    let bytes = text.as_bytes();
+    let starts_word = needle.first().is_some_and(|&b| is_token_byte(b));
+    let ends_word = needle.last().is_some_and(|&b| is_token_byte(b));
+    let mut from = 0;
+    while let Some(pos) = finder.find(&bytes[from..]) {
+        let start = from + pos;
+        let end = start + needle.len();
+        let left_ok = !starts_word || start == 0 || !is_token_byte(bytes[start - 1]);
+        let right_ok = !ends_word || end == bytes.len() || !is_token_byte(bytes[end]);
+        if left_ok && right_ok {
+            return true;
+        }
+        from = start + 1;
+    }
+    false
+}
+
+/// Returns the pattern's text if it has no regex syntax at all (a literal search).
+fn literal_of(pattern: &str) -> Option<String> {
+    let special = |c: char| "\\.+*?()|[]{}^$".contains(c);
+    (!pattern.contains(special)).then(|| pattern.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries() {
+        let f = memmem::Finder::new("error");
+        assert!(contains_at_boundaries(&f, "an error: x"));
+        assert!(contains_at_boundaries(&f, "error"));
+        assert!(!contains_at_boundaries(&f, "errors only"));
+        assert!(contains_at_boundaries(&f, "errors and error"));
+        let f = memmem::Finder::new("NEEDLE-42-5");
+        assert!(contains_at_boundaries(&f, "x NEEDLE-42-5 y"));
+        assert!(!contains_at_boundaries(&f, "x NEEDLE-42-50 y"));
+    }
+
+    #[test]
+    fn required_tokens_of_literal_regex_skip_edges() {
+        let f = Filter::Regex(Regex::new("xNEEDLE-42-5y").unwrap());
+        assert_eq!(f.required_tokens(), vec![hash_token("42")]);
+        let f = Filter::Regex(Regex::new("a.b").unwrap());
+        assert!(f.required_tokens().is_empty());
+    }
+
+    #[test]
+    fn time_bounds_intersect() {
+        let f = Filter::and(vec![
+            Filter::Time { start: Some(5), end: Some(50) },
+            Filter::Time { start: Some(10), end: None },
+        ]);
+        assert_eq!(f.time_bounds(), (Some(10), Some(50)));
+    }
+}

@@ -1,0 +1,371 @@
+//! The query language's filter part: words, phrases, regexes, `field:value`, boolean logic.
+//!
+//! ```text
+//! query   = or
+//! or      = and { "OR" and }
+//! and     = unary { ["AND"] unary }
+//! unary   = ("NOT" | "-") unary | primary        ("-" only at the start of a term)
+//! primary = "(" or ")" | "*" | "~" string | string | field ":" [op] value | word
+//! op      = ">=" | ">" | "<=" | "<" | "="
+//! ```
+//!
+//! Fields: `level` (names or comparisons), `agent`, `host`, `source` (a trailing `*` makes
+//! a prefix match), `_time` (a duration back from now, or `[start, end)` / `[start, end]`),
+//! and any other name for a key of the record's fields.
+
+use logyard_model::{parse_duration, parse_time, Level};
+use regex::Regex;
+
+use crate::filter::{Filter, LabelColumn, LevelOp};
+use crate::QueryError;
+
+/// Parses the filter part of a query. `now` anchors relative times.
+pub fn parse_filter(text: &str, now: i64) -> Result<Filter, QueryError> {
+    let mut p = Parser { text, pos: 0, now };
+    p.skip_ws();
+    if p.pos == text.len() {
+        return Ok(Filter::All);
+    }
+    let filter = p.or()?;
+    p.skip_ws();
+    if p.pos < text.len() {
+        if text[p.pos..].starts_with('|') {
+            return Err(p.error("pipes (`| stats`, `| limit` …) are not supported yet; remove the `|` part"));
+        }
+        return Err(p.error("expected AND, OR or the end of the query"));
+    }
+    Ok(filter)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    pos: usize,
+    now: i64,
+}
+
+fn is_word_char(c: char) -> bool {
+    !(c.is_whitespace() || "()\"':|".contains(c))
+}
+
+impl<'a> Parser<'a> {
+    fn error(&self, message: impl Into<String>) -> QueryError {
+        QueryError::Syntax {
+            message: message.into(),
+            position: self.pos,
+        }
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.text[self.pos..]
+    }
+
+    fn skip_ws(&mut self) {
+        let trimmed = self.rest().trim_start();
+        self.pos = self.text.len() - trimmed.len();
+    }
+
+    /// Consumes a keyword followed by a non-word character.
+    fn keyword(&mut self, kw: &str) -> bool {
+        let rest = self.rest();
+        if rest.starts_with(kw) && !rest[kw.len()..].starts_with(is_word_char) {
+            self.pos += kw.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn or(&mut self) -> Result<Filter, QueryError> {
+        let mut parts = vec![self.and()?];
+        loop {
+            self.skip_ws();
+            if self.keyword("OR") {
+                parts.push(self.and()?);
+            } else {
+                break;
+            }
+        }
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Filter::Or(parts)
+        })
+    }
+
+    fn and(&mut self) -> Result<Filter, QueryError> {
+        let mut parts = vec![self.unary()?];
+        loop {
+            self.skip_ws();
+            let rest = self.rest();
+            if rest.is_empty() || rest.starts_with(')') || rest.starts_with('|') {
+                break;
+            }
+            let save = self.pos;
+            if self.keyword("OR") {
+                self.pos = save;
+                break;
+            }
+            self.keyword("AND");
+            parts.push(self.unary()?);
+        }
+        Ok(Filter::and(parts))
+    }
+
+    fn unary(&mut self) -> Result<Filter, QueryError> {
+        self.skip_ws();
+        if self.keyword("NOT") {
+            return Ok(Filter::Not(Box::new(self.unary()?)));
+        }
+        if self.rest().starts_with('-') && self.rest()[1..].starts_with(|c: char| !c.is_whitespace()) {
+            self.pos += 1;
+            return Ok(Filter::Not(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Filter, QueryError> {
+        self.skip_ws();
+        let rest = self.rest();
+        if rest.is_empty() {
+            return Err(self.error("expected a word, a phrase, a field:value or `(`"));
+        }
+        if rest.starts_with('(') {
+            self.pos += 1;
+            let inner = self.or()?;
+            self.skip_ws();
+            if !self.rest().starts_with(')') {
+                return Err(self.error("expected `)`"));
+            }
+            self.pos += 1;
+            return Ok(inner);
+        }
+        if rest.starts_with('*') && !rest[1..].starts_with(is_word_char) {
+            self.pos += 1;
+            return Ok(Filter::All);
+        }
+        if rest.starts_with('~') {
+            self.pos += 1;
+            let start = self.pos;
+            let pattern = self.string()?;
+            return Regex::new(&pattern).map(Filter::Regex).map_err(|e| QueryError::Syntax {
+                message: format!("invalid regex: {e}"),
+                position: start,
+            });
+        }
+        if rest.starts_with('"') || rest.starts_with('\'') {
+            return Ok(Filter::Text(self.string()?));
+        }
+        let start = self.pos;
+        let word = self.word();
+        if word.is_empty() {
+            return Err(self.error("expected a word, a phrase, a field:value or `(`"));
+        }
+        if self.rest().starts_with(':') {
+            self.pos += 1;
+            return self.field(word, start);
+        }
+        Ok(Filter::Text(word.to_string()))
+    }
+
+    fn word(&mut self) -> &'a str {
+        let rest = self.rest();
+        let len = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+        self.pos += len;
+        &rest[..len]
+    }
+
+    /// Reads a quoted string with `\"`, `\\` and `\n` escapes.
+    fn string(&mut self) -> Result<String, QueryError> {
+        let quote = match self.rest().chars().next() {
+            Some(q @ ('"' | '\'')) => q,
+            _ => return Err(self.error("expected a quoted string")),
+        };
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = String::new();
+        let mut chars = self.rest().char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => out.push('\n'),
+                    Some((_, 't')) => out.push('\t'),
+                    Some((_, c)) if c == quote || c == '\\' => out.push(c),
+                    Some((_, c)) => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    None => break,
+                },
+                c if c == quote => {
+                    self.pos += i + 1;
+                    return Ok(out);
+                }
+                c => out.push(c),
+            }
+        }
+        self.pos = start;
+        Err(self.error(format!("unterminated string: add the closing {quote}")))
+    }
+
+    fn value(&mut self) -> Result<String, QueryError> {
+        if self.rest().starts_with('"') || self.rest().starts_with('\'') {
+            self.string()
+        } else {
+            let w = self.word();
+            if w.is_empty() {
+                return Err(self.error("expected a value after `:`"));
+            }
+            Ok(w.to_string())
+        }
+    }
+
+    fn op(&mut self) -> Option<LevelOp> {
+        for (text, op) in [
+            (">=", LevelOp::Ge),
+            ("<=", LevelOp::Le),
+            (">", LevelOp::Gt),
+            ("<", LevelOp::Lt),
+            ("=", LevelOp::Eq),
+        ] {
+            if self.rest().starts_with(text) {
+                self.pos += text.len();
+                return Some(op);
+            }
+        }
+        None
+    }
+
+    fn field(&mut self, name: &str, name_pos: usize) -> Result<Filter, QueryError> {
+        match name {
+            "level" => {
+                let op = self.op().unwrap_or(LevelOp::Eq);
+                let at = self.pos;
+                let value = self.value()?;
+                let level = Level::normalize(&value).ok_or(QueryError::Syntax {
+                    message: format!(
+                        "unknown level {value:?}: expected TRACE, DEBUG, INFO, WARNING, ERROR or CRITICAL"
+                    ),
+                    position: at,
+                })?;
+                Ok(Filter::Level(op, level))
+            }
+            "agent" | "host" | "source" => {
+                let column = match name {
+                    "agent" => LabelColumn::Agent,
+                    "host" => LabelColumn::Host,
+                    _ => LabelColumn::Source,
+                };
+                self.op();
+                let quoted = self.rest().starts_with(['"', '\'']);
+                let mut value = self.value()?;
+                let prefix = !quoted && value.ends_with('*');
+                if prefix {
+                    value.pop();
+                }
+                Ok(Filter::Label {
+                    column,
+                    value,
+                    prefix,
+                })
+            }
+            "_time" => self.time(),
+            _ => {
+                let _ = name_pos;
+                let value = self.value()?;
+                Ok(Filter::and(vec![
+                    Filter::Text(name.to_string()),
+                    Filter::Text(value),
+                ]))
+            }
+        }
+    }
+
+    fn time(&mut self) -> Result<Filter, QueryError> {
+        let at = self.pos;
+        if self.rest().starts_with('[') {
+            let close = self
+                .rest()
+                .find([')', ']'])
+                .ok_or_else(|| self.error("expected `)` or `]` to close the time range"))?;
+            let inner = &self.rest()[1..close];
+            let inclusive = self.rest()[close..].starts_with(']');
+            let (a, b) = inner
+                .split_once(',')
+                .ok_or_else(|| self.error("expected `[start, end)`"))?;
+            let parse = |s: &str| {
+                parse_time(s, self.now).map_err(|e| QueryError::Syntax {
+                    message: e.to_string(),
+                    position: at,
+                })
+            };
+            let start = parse(a)?;
+            let mut end = parse(b)?;
+            if inclusive {
+                end = end.saturating_add(1);
+            }
+            self.pos += close + 1;
+            return Ok(Filter::Time {
+                start: Some(start),
+                end: Some(end),
+            });
+        }
+        let value = self.value()?;
+        let d = parse_duration(&value).map_err(|e| QueryError::Syntax {
+            message: e.to_string(),
+            position: at,
+        })?;
+        Ok(Filter::Time {
+            start: Some(self.now - d),
+            end: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Filter {
+        parse_filter(s, 1_000_000_000_000).unwrap()
+    }
+
+    fn err(s: &str) -> (String, usize) {
+        match parse_filter(s, 0).unwrap_err() {
+            QueryError::Syntax { message, position } => (message, position),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn words_and_negation() {
+        assert!(matches!(parse("*"), Filter::All));
+        assert!(matches!(parse(""), Filter::All));
+        assert!(matches!(parse("NEEDLE-42-5"), Filter::Text(t) if t == "NEEDLE-42-5"));
+        match parse("error -debug") {
+            Filter::And(parts) => {
+                assert!(matches!(&parts[0], Filter::Text(t) if t == "error"));
+                assert!(matches!(&parts[1], Filter::Not(_)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn fields_and_levels() {
+        assert!(matches!(parse("level:>=warn"), Filter::Level(LevelOp::Ge, Level::Warning)));
+        assert!(matches!(parse("agent:web-*"), Filter::Label { prefix: true, ref value, .. } if value == "web-"));
+        assert!(matches!(parse("_time:1h"), Filter::Time { start: Some(s), end: None } if s == 1_000_000_000_000 - 3_600_000_000_000));
+        assert!(matches!(parse("a OR b"), Filter::Or(_)));
+        assert!(matches!(parse("NOT (a b)"), Filter::Not(_)));
+        assert!(matches!(parse("~\"took \\\\d+ms\""), Filter::Regex(_)));
+    }
+
+    #[test]
+    fn errors_name_the_position() {
+        assert_eq!(err("(a b").1, 4);
+        assert_eq!(err("level:loud").1, 6);
+        assert!(err("\"open").0.contains("unterminated"));
+        assert_eq!(err("a | stats count()").1, 2);
+        assert!(err("~\"(\"").0.contains("invalid regex"));
+    }
+}

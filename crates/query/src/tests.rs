@@ -1,0 +1,100 @@
+//! Executor tests over a real store.
+
+use super::*;
+use logyard_model::Level;
+use logyard_store::{Store, StoreConfig};
+
+const T0: i64 = 1_705_276_800_000_000_000;
+
+fn store(dir: &std::path::Path) -> Store {
+    let mut c = StoreConfig::new(dir);
+    c.retention_days = 0;
+    c.block_rows = 10;
+    c.flush_interval = std::time::Duration::from_secs(3600);
+    Store::open(c).unwrap()
+}
+
+fn fill(store: &Store) {
+    let records: Vec<Record> = (0..100)
+        .map(|i| {
+            let mut r = Record::new(T0 + i * 1_000_000_000, format!("request {i} served"));
+            r.agent = if i % 2 == 0 { "web".into() } else { "db".into() };
+            r.level = Some(if i % 10 == 0 { Level::Error } else { Level::Info });
+            if i == 42 {
+                r.message = "found NEEDLE-42-5 here".into();
+            }
+            r
+        })
+        .collect();
+    store.append(records).unwrap();
+}
+
+fn run(store: &Store, q: &str, offset: usize, limit: usize) -> SearchResult {
+    let f = parse_filter(q, T0).unwrap();
+    search(&store.snapshot(), &f, Page { offset, limit }).unwrap()
+}
+
+#[test]
+fn needle_skips_blocks_after_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    let before = run(&s, "NEEDLE-42-5", 0, 10);
+    assert_eq!(before.total, 1);
+    s.flush().unwrap();
+    let after = run(&s, "NEEDLE-42-5", 0, 10);
+    assert_eq!(after.total, 1);
+    assert_eq!(after.records[0].message, "found NEEDLE-42-5 here");
+    assert_eq!(after.cost.blocks_skipped_by_filter, 9, "{:?}", after.cost);
+    assert_eq!(run(&s, "NEEDLE-4", 0, 10).total, 0, "words match whole tokens");
+    assert_eq!(run(&s, "NEEDLE-42", 0, 10).total, 1, "a prefix of whole tokens matches");
+}
+
+#[test]
+fn pages_newest_first_with_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    s.flush().unwrap();
+    let r = run(&s, "agent:web", 0, 3);
+    assert_eq!(r.total, 50);
+    let ts: Vec<i64> = r.records.iter().map(|r| (r.timestamp - T0) / 1_000_000_000).collect();
+    assert_eq!(ts, [98, 96, 94]);
+    let r = run(&s, "agent:web", 3, 2);
+    let ts: Vec<i64> = r.records.iter().map(|r| (r.timestamp - T0) / 1_000_000_000).collect();
+    assert_eq!(ts, [92, 90]);
+    assert_eq!(run(&s, "level:ERROR", 0, 0).total, 10);
+    assert_eq!(run(&s, "level:>=INFO -level:ERROR", 0, 0).total, 90);
+    assert_eq!(run(&s, "agent:web OR agent:db", 0, 0).total, 100);
+}
+
+#[test]
+fn time_ranges_skip_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    s.flush().unwrap();
+    let q = "_time:[2024-01-15T00:00:10Z, 2024-01-15T00:00:20Z)";
+    let r = run(&s, q, 0, 100);
+    assert_eq!(r.total, 10);
+    assert_eq!(r.cost.blocks_skipped_by_time, 9);
+}
+
+#[test]
+fn summary_and_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    let sum = summary(&s.snapshot(), &Filter::All).unwrap();
+    assert_eq!(sum.total, 100);
+    assert_eq!(sum.by_level["ERROR"], 10);
+    assert_eq!(sum.by_agent["db"], 50);
+    assert_eq!(sum.oldest, Some(T0));
+    assert_eq!(sum.newest, Some(T0 + 99_000_000_000));
+    s.flush().unwrap();
+    let a = agents(&s.snapshot(), &Filter::All).unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[0].name, "db");
+    assert_eq!(a[0].last_seen, T0 + 99_000_000_000);
+    assert_eq!(a[1].levels["ERROR"], 10);
+}
