@@ -1,1 +1,208 @@
-//! placeholder
+//! The HTTP API of logyard: ingest, search, statistics, health and metrics.
+//!
+//! [`router`] builds the whole axum application from an [`AppState`]; [`serve`] runs it on
+//! a listener until a shutdown signal. Handlers live beside their routes: [`ingest`] for
+//! `POST /api/logs`, [`read`] for the searches and statistics. Every error answer goes
+//! through [`ApiError`], the one place where errors become statuses.
+
+pub mod error;
+pub mod ingest;
+pub mod metrics;
+pub mod read;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use logyard_store::Store;
+
+pub use error::ApiError;
+pub use ingest::IngestOptions;
+pub use metrics::Metrics;
+
+/// Limits on what a request may ask for; every one is a setting of `[limits]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Most entries in one ingest request.
+    pub max_entries_per_request: usize,
+    /// Longest query text.
+    pub max_query_bytes: usize,
+    /// Largest compiled regex.
+    pub max_regex_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 16 << 20,
+            max_entries_per_request: 100_000,
+            max_query_bytes: 64 << 10,
+            max_regex_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The ingest rate over the last minute, from samples of the store's counter.
+#[derive(Debug, Default)]
+pub struct RateMeter {
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+impl RateMeter {
+    /// Adds a sample of the total count; keeps one minute of them.
+    pub fn sample(&self, total: u64) {
+        let mut s = self.samples.lock().expect("rate lock");
+        let now = Instant::now();
+        s.push_back((now, total));
+        while s.len() > 2 && now.duration_since(s[0].0) > Duration::from_secs(60) {
+            s.pop_front();
+        }
+    }
+
+    /// Returns the records per second over the sampled window.
+    pub fn per_second(&self) -> f64 {
+        let s = self.samples.lock().expect("rate lock");
+        match (s.front(), s.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                (b.1 - a.1) as f64 / b.0.duration_since(a.0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<Store>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Entry decoding settings.
+    pub ingest: IngestOptions,
+    /// The server's counters.
+    pub metrics: Arc<Metrics>,
+    /// The ingest rate.
+    pub rate: Arc<RateMeter>,
+    /// When the server started.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Creates the state for a store with the given settings.
+    pub fn new(store: Arc<Store>, limits: Limits, ingest: IngestOptions) -> AppState {
+        AppState {
+            store,
+            limits,
+            ingest,
+            metrics: Arc::new(Metrics::default()),
+            rate: Arc::new(RateMeter::default()),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Builds the application with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route("/api/logs", post(ingest::post_logs).get(read::get_logs))
+        .route("/api/logs/search", get(read::search_logs))
+        .route("/api/logs/agent/{agent_name}", get(read::get_agent_logs))
+        .route("/api/query", get(read::query))
+        .route("/api/agents", get(read::get_agents))
+        .route("/api/stats", get(read::get_stats))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    // Routes are a fixed set, so the label's cardinality is bounded.
+    let route: &'static str = match route.as_deref() {
+        Some("/health") => "/health",
+        Some("/metrics") => "/metrics",
+        Some("/api/logs") => "/api/logs",
+        Some("/api/logs/search") => "/api/logs/search",
+        Some("/api/logs/agent/{agent_name}") => "/api/logs/agent",
+        Some("/api/query") => "/api/query",
+        Some("/api/agents") => "/api/agents",
+        Some("/api/stats") => "/api/stats",
+        _ => "other",
+    };
+    state
+        .metrics
+        .observe_request(route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let stats = state.store.stats();
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": state.started.elapsed().as_secs(),
+        "records": stats.segment_rows + stats.memtable_rows,
+    }))
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state
+        .metrics
+        .render(&state.store.stats(), state.started.elapsed().as_secs_f64());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no endpoint {} {}; the endpoints are listed in docs/api.md",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+/// Serves the application on a bound listener until `shutdown` completes, sampling the
+/// ingest rate meanwhile.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sampler = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                state.rate.sample(state.store.stats().appended_records);
+            }
+        })
+    };
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    sampler.abort();
+    result
+}

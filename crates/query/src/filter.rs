@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
-use logyard_model::{hash_token, tokenize, Level};
+use logyard_model::{hash_token, tokenize, Level, RecordId};
 use logyard_store::segment::{col, string_at, timestamps};
 use logyard_store::Columns;
 use memchr::memmem;
@@ -53,6 +53,8 @@ pub enum Filter {
         /// Exclusive upper bound, ns.
         end: Option<i64>,
     },
+    /// Records older than an id: `(timestamp, seq) < (id.timestamp, id.seq)`; the paging cursor.
+    Before(RecordId),
     /// Every one of the filters.
     And(Vec<Filter>),
     /// Any of the filters.
@@ -105,7 +107,7 @@ impl Filter {
 
     fn add_columns(&self, set: &mut Columns) {
         match self {
-            Filter::All | Filter::Time { .. } => {}
+            Filter::All | Filter::Time { .. } | Filter::Before(_) => {}
             Filter::Text(_) => set.0 |= Columns::of(&[col::MESSAGE, col::RAW, col::FIELDS]).0,
             Filter::Regex(_) => set.0 |= Columns::of(&[col::MESSAGE]).0,
             Filter::Label { column, .. } => set.0 |= Columns::of(&[column.index()]).0,
@@ -119,6 +121,7 @@ impl Filter {
     pub fn time_bounds(&self) -> (Option<i64>, Option<i64>) {
         match self {
             Filter::Time { start, end } => (*start, *end),
+            Filter::Before(id) => (None, Some(id.timestamp.saturating_add(1))),
             Filter::And(fs) => fs.iter().fold((None, None), |(s, e), f| {
                 let (fs_, fe) = f.time_bounds();
                 (max_opt(s, fs_), min_opt(e, fe))
@@ -168,6 +171,14 @@ impl Filter {
                 .iter()
                 .map(|&t| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t < e))
                 .collect(),
+            Filter::Before(id) => {
+                let seq = logyard_store::segment::seqs(batch);
+                timestamps(batch)
+                    .iter()
+                    .zip(seq)
+                    .map(|(&t, &s)| (t, s) < (id.timestamp, id.seq))
+                    .collect()
+            }
             Filter::Level(op, bound) => {
                 let column = column(batch, col::LEVEL);
                 dict_mask(column.as_ref(), |name| {

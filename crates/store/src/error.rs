@@ -4,16 +4,16 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A file operation failed.
-    #[error("i/o error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A file's content is not what the store wrote.
     #[error("corrupt data: {0}")]
     Corrupt(String),
     /// Parquet encoding or decoding failed.
-    #[error("parquet error: {0}")]
+    #[error(transparent)]
     Parquet(#[from] parquet::errors::ParquetError),
     /// Arrow failed to assemble columns.
-    #[error("arrow error: {0}")]
+    #[error(transparent)]
     Arrow(#[from] arrow_schema::ArrowError),
     /// The catalog file cannot be read.
     #[error("catalog {path}: {message}")]

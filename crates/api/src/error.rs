@@ -1,0 +1,79 @@
+//! The API's error type and its one mapping to HTTP answers.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use logyard_query::QueryError;
+use logyard_store::StoreError;
+
+/// An error answer: `{"error": {"code", "message", ["position"]}}` with a status.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable snake_case code.
+    pub code: &'static str,
+    /// What went wrong and how to fix it.
+    pub message: String,
+    /// Byte offset into the query, for query errors.
+    pub position: Option<usize>,
+}
+
+impl ApiError {
+    /// Returns a 400 `invalid_parameter` error.
+    pub fn bad_param(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
+    }
+
+    /// Returns an error with any status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            position: None,
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        match e {
+            QueryError::Syntax { message, position } => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "query_syntax",
+                message,
+                position: Some(position),
+            },
+            QueryError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server is shutting down; retry against a running server",
+            ),
+            StoreError::WriteFailed(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "write_failed",
+                format!("{m}; nothing of this request was acknowledged, retry it"),
+            ),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = serde_json::json!({"code": self.code, "message": self.message});
+        if let Some(p) = self.position {
+            error["position"] = p.into();
+        }
+        (self.status, Json(serde_json::json!({ "error": error }))).into_response()
+    }
+}

@@ -1,0 +1,386 @@
+//! Native JSON ingest: `POST /api/logs` with one entry, an array, or NDJSON.
+//!
+//! The body is decoded into records here (also used by `logyard ingest`); a bad entry is
+//! rejected alone with its index and reason, the rest go to the store, and the answer is
+//! sent once they are durable.
+
+use std::collections::BTreeMap;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use logyard_model::{parse_time, Fields, Level, Record, Value};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Settings of entry decoding.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// An entry larger than this (bytes of its JSON text) is rejected.
+    pub max_line_bytes: usize,
+    /// Keep the entry's JSON text as `raw`.
+    pub keep_raw: bool,
+    /// The `source` of entries that do not name one.
+    pub default_source: String,
+}
+
+/// A rejected entry: its index in the body and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// 0-based index of the entry (array element or NDJSON line).
+    pub index: usize,
+    /// What was wrong.
+    pub reason: String,
+    /// A fixed code for metrics: `invalid_json`, `invalid_entry`, `too_large`.
+    pub kind: &'static str,
+}
+
+/// A decoded body.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// The accepted entries as records.
+    pub records: Vec<Record>,
+    /// The rejected ones.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Why a whole body was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BodyError(pub String);
+
+/// Decodes a body: NDJSON when `ndjson` is set or when it is not one JSON document but
+/// has several lines; else one entry or an array of entries. Invalid UTF-8 is replaced by
+/// U+FFFD and the entries are flagged with the field `invalid_utf8: true`.
+pub fn decode_body(
+    body: &[u8],
+    ndjson: bool,
+    opts: &IngestOptions,
+    now: i64,
+) -> Result<Decoded, BodyError> {
+    let (text, lossy) = match std::str::from_utf8(body) {
+        Ok(t) => (std::borrow::Cow::Borrowed(t), false),
+        Err(_) => (String::from_utf8_lossy(body), true),
+    };
+    let mut out = Decoded::default();
+    if !ndjson {
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    push_entry(&mut out, i, item, None, lossy, opts, now);
+                }
+                return Ok(out);
+            }
+            Ok(value) => {
+                push_entry(&mut out, 0, value, None, lossy, opts, now);
+                return Ok(out);
+            }
+            Err(e) if text.trim_end().lines().nth(1).is_none() => {
+                return Err(BodyError(format!(
+                    "the body is not JSON ({e}); send an entry object, an array of them, or NDJSON"
+                )))
+            }
+            Err(_) => {}
+        }
+    }
+    let mut parsed_any = false;
+    let mut first_error = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.len() > opts.max_line_bytes {
+            out.rejected.push(Rejection {
+                index: i,
+                reason: too_large(line.len(), opts),
+                kind: "too_large",
+            });
+            continue;
+        }
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(value) => {
+                parsed_any = true;
+                push_entry(&mut out, i, value, Some(line), lossy, opts, now);
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.to_string());
+                out.rejected.push(Rejection {
+                    index: i,
+                    reason: format!("line {} is not JSON: {e}", i + 1),
+                    kind: "invalid_json",
+                });
+            }
+        }
+    }
+    if !parsed_any && out.rejected.iter().all(|r| r.kind == "invalid_json") {
+        if let Some(e) = first_error {
+            return Err(BodyError(format!(
+                "the body is not JSON or NDJSON ({e}); send an entry object, an array of them, or one object per line"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn too_large(len: usize, opts: &IngestOptions) -> String {
+    format!(
+        "entry is {len} bytes, over the limit of {} (setting limits.max_line_bytes)",
+        opts.max_line_bytes
+    )
+}
+
+fn push_entry(
+    out: &mut Decoded,
+    index: usize,
+    value: serde_json::Value,
+    text: Option<&str>,
+    lossy: bool,
+    opts: &IngestOptions,
+    now: i64,
+) {
+    match entry_to_record(value, text, opts, now) {
+        Ok(mut record) => {
+            if lossy {
+                record.fields.insert("invalid_utf8".into(), Value::Bool(true));
+            }
+            out.records.push(record);
+        }
+        Err((kind, reason)) => out.rejected.push(Rejection {
+            index,
+            reason,
+            kind,
+        }),
+    }
+}
+
+fn text_of(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Turns one JSON entry into a record (see `API.md`): `message` is required; `timestamp`
+/// defaults to `now`, `source` to the default; `metadata` and unknown keys become fields.
+pub fn entry_to_record(
+    value: serde_json::Value,
+    text: Option<&str>,
+    opts: &IngestOptions,
+    now: i64,
+) -> Result<Record, (&'static str, String)> {
+    let serde_json::Value::Object(map) = value else {
+        return Err(("invalid_entry", "entry is not a JSON object".into()));
+    };
+    let mut record = Record::new(now, "");
+    record.source = opts.default_source.clone();
+    let mut have_message = false;
+    let mut fields = Fields::new();
+    for (key, value) in map {
+        match key.as_str() {
+            "message" | "msg" if !have_message => {
+                if value.is_null() {
+                    continue;
+                }
+                record.message = text_of(&value);
+                have_message = true;
+            }
+            "timestamp" | "@timestamp" | "time" | "ts" => {
+                record.timestamp = match &value {
+                    serde_json::Value::Null => now,
+                    serde_json::Value::String(s) => parse_time(s, now).map_err(|e| {
+                        ("invalid_entry", format!("invalid timestamp: {e}"))
+                    })?,
+                    serde_json::Value::Number(n) => parse_time(&n.to_string(), now).map_err(|e| {
+                        ("invalid_entry", format!("invalid timestamp: {e}"))
+                    })?,
+                    other => {
+                        return Err((
+                            "invalid_entry",
+                            format!("invalid timestamp {other}: expected an RFC 3339 string or epoch number"),
+                        ))
+                    }
+                };
+            }
+            "level" | "severity" => {
+                if value.is_null() {
+                    continue;
+                }
+                let name = text_of(&value);
+                match Level::normalize(&name) {
+                    Some(l) => record.level = Some(l),
+                    None => {
+                        fields.insert("level_raw".into(), Value::Str(name));
+                    }
+                }
+            }
+            "agent" => record.agent = text_of(&value),
+            "host" => record.host = text_of(&value),
+            "source" => record.source = text_of(&value),
+            "metadata" | "fields" => match value {
+                serde_json::Value::Object(meta) => {
+                    for (k, v) in meta {
+                        fields.insert(k, Value::from_json(&v));
+                    }
+                }
+                serde_json::Value::Null => {}
+                other => {
+                    fields.insert(key, Value::from_json(&other));
+                }
+            },
+            _ => {
+                fields.insert(key, Value::from_json(&value));
+            }
+        }
+    }
+    if !have_message {
+        return Err(("invalid_entry", "entry has no \"message\"".into()));
+    }
+    record.fields = fields;
+    if opts.keep_raw {
+        record.raw = text.map(str::to_string);
+    }
+    let size = record.approx_size();
+    if size > opts.max_line_bytes {
+        return Err(("too_large", too_large(size, opts)));
+    }
+    Ok(record)
+}
+
+/// Counts records by `(source kind, level)` for the ingest metric.
+pub fn count_by_source_level(records: &[Record]) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for r in records {
+        let kind = r.source.split(':').next().unwrap_or("").to_string();
+        let level = r.level.map_or("none", Level::as_str).to_string();
+        *counts.entry((kind, level)).or_default() += 1;
+    }
+    counts
+}
+
+/// `POST /api/logs`.
+pub async fn post_logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let max = state.limits.max_body_bytes;
+    let bytes = to_bytes(body, max).await.map_err(|_| {
+        state.metrics.add_rejected("body_too_large", 1);
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is over {max} bytes (setting limits.max_body_bytes); send smaller batches"),
+        )
+    })?;
+    let ndjson = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-seq"));
+    let opts = state.ingest.clone();
+    let len = bytes.len() as u64;
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode_body(&bytes, ndjson, &opts, logyard_model::now_ns())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|BodyError(m)| {
+        state.metrics.add_rejected("invalid_json", 1);
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", m)
+    })?;
+    if decoded.records.len() + decoded.rejected.len() > state.limits.max_entries_per_request {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_entries",
+            format!(
+                "the body holds {} entries, over the limit of {} (setting limits.max_entries_per_request); send smaller batches",
+                decoded.records.len() + decoded.rejected.len(),
+                state.limits.max_entries_per_request
+            ),
+        ));
+    }
+    for r in &decoded.rejected {
+        state.metrics.add_rejected(r.kind, 1);
+    }
+    let accepted = decoded.records.len();
+    let counts = count_by_source_level(&decoded.records);
+    if accepted > 0 {
+        state
+            .store
+            .submit(decoded.records)?
+            .await
+            .map_err(|_| ApiError::from(logyard_store::StoreError::Closed))??;
+    }
+    state.metrics.add_ingested(counts, len);
+    let errors: Vec<serde_json::Value> = decoded
+        .rejected
+        .iter()
+        .map(|r| json!({"index": r.index, "reason": r.reason}))
+        .collect();
+    Ok(Json(json!({
+        "accepted": accepted,
+        "rejected": decoded.rejected.len(),
+        "errors": errors,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> IngestOptions {
+        IngestOptions {
+            max_line_bytes: 1000,
+            keep_raw: false,
+            default_source: "http".into(),
+        }
+    }
+
+    #[test]
+    fn maps_an_entry() {
+        let v = json!({"timestamp": "2024-01-15T10:30:00Z", "level": "warn", "agent": "CERBERUS",
+                       "message": "hi", "metadata": {"user": "ana", "n": 3}, "extra": true});
+        let r = entry_to_record(v, None, &opts(), 7).unwrap();
+        assert_eq!(r.timestamp, 1_705_314_600_000_000_000);
+        assert_eq!(r.level, Some(Level::Warning));
+        assert_eq!(r.agent, "CERBERUS");
+        assert_eq!(r.source, "http");
+        assert_eq!(r.fields["user"], Value::Str("ana".into()));
+        assert_eq!(r.fields["n"], Value::Int(3));
+        assert_eq!(r.fields["extra"], Value::Bool(true));
+    }
+
+    #[test]
+    fn rejects_precisely() {
+        let bad = |v| entry_to_record(v, None, &opts(), 0).unwrap_err();
+        assert_eq!(bad(json!([1])).0, "invalid_entry");
+        assert!(bad(json!({"level": "INFO"})).1.contains("message"));
+        assert!(bad(json!({"message": "x", "timestamp": "soon"})).1.contains("invalid timestamp"));
+        assert!(bad(json!({"message": "x", "timestamp": "0001-01-01T00:00:00Z"})).1.contains("1677"));
+        assert_eq!(bad(json!({"message": "x".repeat(2000)})).0, "too_large");
+    }
+
+    #[test]
+    fn unknown_level_is_kept_as_field() {
+        let r = entry_to_record(json!({"message": "x", "level": "VERBOSE"}), None, &opts(), 0).unwrap();
+        assert_eq!(r.level, None);
+        assert_eq!(r.fields["level_raw"], Value::Str("VERBOSE".into()));
+    }
+
+    #[test]
+    fn bodies() {
+        let d = decode_body(br#"[{"message":"a"}, 5, {"message":"b"}]"#, false, &opts(), 0).unwrap();
+        assert_eq!(d.records.len(), 2);
+        assert_eq!(d.rejected[0].index, 1);
+        let d = decode_body(b"{\"message\":\"a\"}\nnot json\n{\"message\":\"b\"}\n", false, &opts(), 0).unwrap();
+        assert_eq!(d.records.len(), 2);
+        assert_eq!(d.rejected[0].index, 1);
+        assert!(decode_body(b"{oops", false, &opts(), 0).is_err());
+        assert!(decode_body(b"nope\nnope", true, &opts(), 0).is_err());
+        let d = decode_body(b"{\"message\":\"caf\xe9\"}", false, &opts(), 0).unwrap();
+        assert_eq!(d.records[0].message, "caf\u{fffd}");
+        assert_eq!(d.records[0].fields["invalid_utf8"], Value::Bool(true));
+    }
+}

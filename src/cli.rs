@@ -1,0 +1,137 @@
+//! The command line: `serve`, `ingest`, `query`, `check-config`, `version`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::RawConfig;
+
+/// Log management in one binary: collect, store, search.
+#[derive(Debug, Parser)]
+#[command(name = "logyard", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./logyard.toml when it exists).
+    #[arg(long, global = true, env = "LOGYARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: the store, the ingest and read API.
+    Serve(ServeArgs),
+    /// Send log files (NDJSON or plain text lines) to a server or a data directory.
+    Ingest(IngestArgs),
+    /// Search the logs of a server or a data directory.
+    Query(QueryArgs),
+    /// Check the configuration file and exit.
+    CheckConfig,
+    /// Print the version.
+    Version,
+}
+
+/// `logyard serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory (overrides server.data_dir).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8062 (overrides server.listen).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Where a client command works: a running server or a data directory.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// URL of a running server, e.g. http://127.0.0.1:8062.
+    #[arg(long, conflicts_with = "data")]
+    pub server: Option<String>,
+    /// Data directory to work on directly (no server may hold it).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// `logyard ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Files to read, or `-` for standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Agent of lines that do not name one (default: the file's stem).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Lines per batch.
+    #[arg(long, default_value_t = 5000)]
+    pub batch: usize,
+}
+
+/// `logyard query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// A query in the query language (docs/query.md); `*` for everything.
+    #[arg(default_value = "*")]
+    pub query: String,
+    #[command(flatten)]
+    pub target: Target,
+    /// Only this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only this level.
+    #[arg(long)]
+    pub level: Option<String>,
+    /// Only this level and above.
+    #[arg(long)]
+    pub min_level: Option<String>,
+    /// Only entries newer than this: a duration (1h, 7d) or a time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only entries older than this time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Most entries to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Newest entries to skip.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Print one JSON document.
+    #[arg(long, conflicts_with = "ndjson")]
+    pub json: bool,
+    /// Print one JSON record per line, every field included.
+    #[arg(long)]
+    pub ndjson: bool,
+}
+
+/// Returns the configuration file to read: the flag, else `./logyard.toml` if present.
+fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        let default = Path::new("logyard.toml");
+        default.is_file().then(|| default.to_path_buf())
+    })
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let path = config_path(cli.config);
+    let config = RawConfig::load(path.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(config, args),
+        Command::Ingest(args) => crate::ingest_cmd::run(config, args),
+        Command::Query(args) => crate::query_cmd::run(config, args),
+        Command::CheckConfig => {
+            match &path {
+                Some(p) => println!("{}: configuration is valid", p.display()),
+                None => println!("no configuration file; the defaults apply"),
+            }
+            Ok(())
+        }
+        Command::Version => {
+            println!("logyard {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The configuration file: `logyard.toml`, read strictly.
+//!
+//! [`RawConfig`] mirrors the file (every key optional, defaults filled in); an unknown key, a
+//! wrong type or a bad value is an error that names the file, the line and what to write.
+//! [`RawConfig::store_config`] and friends turn it into the settings each crate takes.
+//! `docs/configuration.md` is the reference of every key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+/// A byte size written as a number or `64KiB`, `100MB`, `2GiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+/// Parses `64KiB`, `100MB`, `2GiB`, `512` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected a number and a unit, as in 64KiB, 100MB, 2GiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0f64.powi(4),
+        _ => return Err(format!("invalid size {text:?}: unknown unit {unit:?}; use B, KB, MB, GB, KiB, MiB, GiB")),
+    };
+    Ok((num * mult) as u64)
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"64KiB\", \"100MB\" or a number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v).map(Size).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                parse_size(v).map(Size).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration written as `500ms`, `30s`, `5m`, `1h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let ns = logyard_model::parse_duration(&text).map_err(de::Error::custom)?;
+        if ns <= 0 {
+            return Err(de::Error::custom(format!("duration {text:?} must be above zero")));
+        }
+        Ok(Dur(Duration::from_nanos(ns as u64)))
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8062".parse().expect("valid address"),
+            data_dir: PathBuf::from("./logyard-data"),
+        }
+    }
+}
+
+/// How the WAL is fsynced, as written in the file.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Group commit.
+    Batch,
+    /// Every batch on its own.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Days to keep; 0 keeps data forever.
+    pub retention_days: u32,
+    /// Drop the oldest days above this size; 0 means no limit.
+    pub max_disk_bytes: Size,
+    /// WAL fsync policy.
+    pub fsync: Fsync,
+    /// Keep the JSON text of entries as `raw`.
+    pub keep_raw: bool,
+    /// Flush the memtable at least this often.
+    pub flush_interval: Dur,
+    /// ... or once it holds this much.
+    pub flush_bytes: Size,
+    /// Ingest waits while the memtable holds more than this.
+    pub max_memtable_bytes: Size,
+    /// Rows per block of a segment.
+    pub block_rows: NonZeroUsize,
+    /// Merge a day's small segments once there are this many.
+    pub merge_fanin: NonZeroUsize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            retention_days: 7,
+            max_disk_bytes: Size(0),
+            fsync: Fsync::Batch,
+            keep_raw: false,
+            flush_interval: Dur(Duration::from_secs(1)),
+            flush_bytes: Size(64 << 20),
+            max_memtable_bytes: Size(512 << 20),
+            block_rows: NonZeroUsize::new(32 * 1024).expect("nonzero"),
+            merge_fanin: NonZeroUsize::new(8).expect("nonzero"),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest request body.
+    pub max_body_bytes: Size,
+    /// Largest entry or line.
+    pub max_line_bytes: Size,
+    /// Most entries in one ingest request.
+    pub max_entries_per_request: NonZeroUsize,
+    /// Longest query text.
+    pub max_query_bytes: Size,
+    /// Largest compiled regex.
+    pub max_regex_bytes: Size,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_body_bytes: Size(16 << 20),
+            max_line_bytes: Size(1 << 20),
+            max_entries_per_request: NonZeroUsize::new(100_000).expect("nonzero"),
+            max_query_bytes: Size(64 << 10),
+            max_regex_bytes: Size(1 << 20),
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `[server]`.
+    pub server: ServerSection,
+    /// `[store]`.
+    pub store: StoreSection,
+    /// `[limits]`.
+    pub limits: LimitsSection,
+}
+
+impl RawConfig {
+    /// Reads a configuration file, or returns the defaults for `None`.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<RawConfig> {
+        let Some(path) = path else {
+            return Ok(RawConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parses configuration text; the error names the line and what is accepted.
+    pub fn parse(text: &str) -> Result<RawConfig, String> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let detail = e.message().to_string();
+            let hint = if detail.contains("unknown field") {
+                "\nhint: check the spelling; the keys are listed in docs/configuration.md"
+            } else {
+                "\nhint: the accepted values are described in docs/configuration.md"
+            };
+            match line {
+                Some(l) => format!("line {l}: {detail}{hint}"),
+                None => format!("{detail}{hint}"),
+            }
+        })
+    }
+
+    /// Returns the store settings.
+    pub fn store_config(&self) -> logyard_store::StoreConfig {
+        let s = &self.store;
+        let mut c = logyard_store::StoreConfig::new(&self.server.data_dir);
+        c.retention_days = s.retention_days;
+        c.max_disk_bytes = s.max_disk_bytes.0;
+        c.fsync = match s.fsync {
+            Fsync::Batch => logyard_store::FsyncPolicy::Batch,
+            Fsync::Always => logyard_store::FsyncPolicy::Always,
+            Fsync::Never => logyard_store::FsyncPolicy::Never,
+        };
+        c.flush_interval = s.flush_interval.0;
+        c.flush_bytes = s.flush_bytes.0 as usize;
+        c.max_memtable_bytes = s.max_memtable_bytes.0 as usize;
+        c.block_rows = s.block_rows.get();
+        c.merge_fanin = s.merge_fanin.get();
+        c
+    }
+
+    /// Returns the API's request limits.
+    pub fn limits(&self) -> logyard_api::Limits {
+        let l = &self.limits;
+        logyard_api::Limits {
+            max_body_bytes: l.max_body_bytes.0 as usize,
+            max_entries_per_request: l.max_entries_per_request.get(),
+            max_query_bytes: l.max_query_bytes.0 as usize,
+            max_regex_bytes: l.max_regex_bytes.0 as usize,
+        }
+    }
+
+    /// Returns the entry decoding settings.
+    pub fn ingest_options(&self, default_source: &str) -> logyard_api::IngestOptions {
+        logyard_api::IngestOptions {
+            max_line_bytes: self.limits.max_line_bytes.0 as usize,
+            keep_raw: self.store.keep_raw,
+            default_source: default_source.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = RawConfig::parse("").unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8062");
+        assert_eq!(c.store.retention_days, 7);
+        assert_eq!(c.limits.max_body_bytes, Size(16 << 20));
+    }
+
+    #[test]
+    fn reads_sizes_and_durations() {
+        let c = RawConfig::parse(
+            "[store]\nmax_disk_bytes = \"2GiB\"\nflush_interval = \"250ms\"\nfsync = \"always\"\n[limits]\nmax_line_bytes = 4096\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.max_disk_bytes, Size(2 << 30));
+        assert_eq!(c.store.flush_interval, Dur(Duration::from_millis(250)));
+        assert_eq!(c.store.fsync, Fsync::Always);
+        assert_eq!(c.limits.max_line_bytes, Size(4096));
+    }
+
+    #[test]
+    fn errors_name_line_and_hint() {
+        let e = RawConfig::parse("[server]\nlisten = \"127.0.0.1:1\"\ncolour = \"blue\"\n").unwrap_err();
+        assert!(e.starts_with("line 3:"), "{e}");
+        assert!(e.contains("colour") && e.contains("hint"), "{e}");
+        let e = RawConfig::parse("[store]\n\nretention_days = \"seven\"\n").unwrap_err();
+        assert!(e.starts_with("line 3:"), "{e}");
+        let e = RawConfig::parse("[store]\nmax_disk_bytes = \"10 parsecs\"\n").unwrap_err();
+        assert!(e.contains("unknown unit"), "{e}");
+        let e = RawConfig::parse("[server]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        let e = RawConfig::parse("[store]\nblock_rows = 0\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+    }
+}

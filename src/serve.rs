@@ -1,0 +1,63 @@
+//! `logyard serve`: open the store (recovery first), then open the port.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::ServeArgs;
+use crate::config::RawConfig;
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(data) = args.data {
+        config.server.data_dir = data;
+    }
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let store_config = config.store_config();
+    let data_dir = store_config.data_dir.clone();
+    // Recovery (WAL replay) happens here, before the port opens.
+    let store = Arc::new(
+        logyard_store::Store::open(store_config)
+            .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
+    );
+    let state = logyard_api::AppState::new(
+        store.clone(),
+        config.limits(),
+        config.ingest_options("http"),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}; is another server running there? choose another with --listen",
+                    config.server.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        tracing::info!(data_dir = %data_dir.display(), %addr, "logyard is ready");
+        println!("listening on http://{addr}");
+        std::io::stdout().flush()?;
+        logyard_api::serve(listener, state, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    tracing::info!("stopping: writing the memtable to segments");
+    store.close();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
