@@ -22,11 +22,13 @@ pub struct Size(pub u64);
 /// Parses `64KiB`, `100MB`, `2GiB`, `512` (bytes).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let num: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected a number and a unit, as in 64KiB, 100MB, 2GiB"))?;
+    let num: f64 = num.parse().map_err(|_| {
+        format!("invalid size {text:?}: expected a number and a unit, as in 64KiB, 100MB, 2GiB")
+    })?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -37,7 +39,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024.0f64.powi(4),
-        _ => return Err(format!("invalid size {text:?}: unknown unit {unit:?}; use B, KB, MB, GB, KiB, MiB, GiB")),
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {unit:?}; use B, KB, MB, GB, KiB, MiB, GiB"
+            ))
+        }
     };
     Ok((num * mult) as u64)
 }
@@ -51,7 +57,9 @@ impl<'de> Deserialize<'de> for Size {
                 f.write_str("a size such as \"64KiB\", \"100MB\" or a number of bytes")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v).map(Size).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
                 Ok(Size(v))
@@ -73,7 +81,9 @@ impl<'de> Deserialize<'de> for Dur {
         let text = String::deserialize(d)?;
         let ns = logyard_model::parse_duration(&text).map_err(de::Error::custom)?;
         if ns <= 0 {
-            return Err(de::Error::custom(format!("duration {text:?} must be above zero")));
+            return Err(de::Error::custom(format!(
+                "duration {text:?} must be above zero"
+            )));
         }
         Ok(Dur(Duration::from_nanos(ns as u64)))
     }
@@ -286,7 +296,8 @@ mod tests {
 
     #[test]
     fn errors_name_line_and_hint() {
-        let e = RawConfig::parse("[server]\nlisten = \"127.0.0.1:1\"\ncolour = \"blue\"\n").unwrap_err();
+        let e = RawConfig::parse("[server]\nlisten = \"127.0.0.1:1\"\ncolour = \"blue\"\n")
+            .unwrap_err();
         assert!(e.starts_with("line 3:"), "{e}");
         assert!(e.contains("colour") && e.contains("hint"), "{e}");
         let e = RawConfig::parse("[store]\n\nretention_days = \"seven\"\n").unwrap_err();

@@ -12,8 +12,14 @@ use crate::config::RawConfig;
 
 /// Where batches go.
 enum Sink {
-    Server { client: reqwest::blocking::Client, url: String },
-    Store { store: logyard_store::Store, opts: logyard_api::IngestOptions },
+    Server {
+        client: reqwest::blocking::Client,
+        url: String,
+    },
+    Store {
+        store: logyard_store::Store,
+        opts: logyard_api::IngestOptions,
+    },
 }
 
 /// One line to send, with where it came from for error messages.
@@ -64,11 +70,16 @@ impl Sink {
                     .header("content-type", "application/x-ndjson")
                     .body(body)
                     .send()
-                    .with_context(|| format!("cannot reach the server at {url}; is `logyard serve` running?"))?;
+                    .with_context(|| {
+                        format!("cannot reach the server at {url}; is `logyard serve` running?")
+                    })?;
                 let status = answer.status();
                 let value: Value = answer.json().context("the server's answer is not JSON")?;
                 if !status.is_success() {
-                    bail!("the server refused the batch ({status}): {}", value["error"]["message"]);
+                    bail!(
+                        "the server refused the batch ({status}): {}",
+                        value["error"]["message"]
+                    );
                 }
                 totals.accepted += value["accepted"].as_u64().unwrap_or(0);
                 value["errors"]
@@ -95,7 +106,12 @@ impl Sink {
                         rejected.push((i, format!("entry is {} bytes, over the limit of {} (setting limits.max_line_bytes)", text.len(), opts.max_line_bytes)));
                         continue;
                     }
-                    match logyard_api::ingest::entry_to_record(l.entry.clone(), Some(&text), opts, now) {
+                    match logyard_api::ingest::entry_to_record(
+                        l.entry.clone(),
+                        Some(&text),
+                        opts,
+                        now,
+                    ) {
                         Ok(r) => records.push(r),
                         Err((_, reason)) => rejected.push((i, reason)),
                     }
@@ -131,9 +147,15 @@ pub fn run(config: RawConfig, args: IngestArgs) -> anyhow::Result<()> {
                 c.server.data_dir = d.clone();
             }
             let store = logyard_store::Store::open(c.store_config()).with_context(|| {
-                format!("cannot open the data directory {}", c.server.data_dir.display())
+                format!(
+                    "cannot open the data directory {}",
+                    c.server.data_dir.display()
+                )
             })?;
-            Sink::Store { store, opts: config.ingest_options("cli") }
+            Sink::Store {
+                store,
+                opts: config.ingest_options("cli"),
+            }
         }
     };
     let progress = std::io::stderr().is_terminal().then(|| {

@@ -24,11 +24,13 @@ fn query_text(args: &QueryArgs) -> anyhow::Result<String> {
         add(format!("agent:{}", quote(agent)));
     }
     if let Some(level) = &args.level {
-        let l = Level::normalize(level).with_context(|| format!("--level {level:?} is not a level"))?;
+        let l =
+            Level::normalize(level).with_context(|| format!("--level {level:?} is not a level"))?;
         add(format!("level:{l}"));
     }
     if let Some(level) = &args.min_level {
-        let l = Level::normalize(level).with_context(|| format!("--min-level {level:?} is not a level"))?;
+        let l = Level::normalize(level)
+            .with_context(|| format!("--min-level {level:?} is not a level"))?;
         add(format!("level:>={l}"));
     }
     Ok(q)
@@ -64,20 +66,33 @@ pub fn run(config: RawConfig, args: QueryArgs) -> anyhow::Result<()> {
         .map(|s| parse_time(s, now).context("--until"))
         .transpose()?;
     let (records, total): (Vec<Value>, u64) = match (&args.target.server, &args.target.data) {
-        (Some(url), _) => fetch(url.trim_end_matches('/'), &q, start, end, args.offset, args.limit)?,
+        (Some(url), _) => fetch(
+            url.trim_end_matches('/'),
+            &q,
+            start,
+            end,
+            args.offset,
+            args.limit,
+        )?,
         (None, data) => {
             let mut c = config.clone();
             if let Some(d) = data {
                 c.server.data_dir = d.clone();
             }
             let store = logyard_store::Store::open(c.store_config()).with_context(|| {
-                format!("cannot open the data directory {}", c.server.data_dir.display())
+                format!(
+                    "cannot open the data directory {}",
+                    c.server.data_dir.display()
+                )
             })?;
             let mut filter = parse_filter(&q, now).map_err(|e| syntax_error(&q, e))?;
             if start.is_some() || end.is_some() {
                 filter = Filter::and(vec![filter, Filter::Time { start, end }]);
             }
-            let page = Page { offset: args.offset, limit: args.limit };
+            let page = Page {
+                offset: args.offset,
+                limit: args.limit,
+            };
             let result = logyard_query::search(&store.snapshot(), &filter, page)?;
             let records = result.records.iter().map(|r| r.to_json(true)).collect();
             (records, result.total)
@@ -89,7 +104,11 @@ pub fn run(config: RawConfig, args: QueryArgs) -> anyhow::Result<()> {
             writeln!(out, "{r}")?;
         }
     } else if args.json {
-        writeln!(out, "{}", serde_json::json!({"logs": records, "total": total}))?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"logs": records, "total": total})
+        )?;
     } else {
         let rows: Vec<Vec<String>> = records
             .iter()
@@ -102,7 +121,11 @@ pub fn run(config: RawConfig, args: QueryArgs) -> anyhow::Result<()> {
                 ]
             })
             .collect();
-        write!(out, "{}", crate::table::render(&["TIME", "LEVEL", "AGENT", "MESSAGE"], &rows))?;
+        write!(
+            out,
+            "{}",
+            crate::table::render(&["TIME", "LEVEL", "AGENT", "MESSAGE"], &rows)
+        )?;
         eprintln!("{} of {} matching entries", records.len(), total);
     }
     Ok(())
@@ -125,7 +148,10 @@ fn fetch(
     loop {
         let mut params = vec![
             ("q", q.to_string()),
-            ("limit", (want - got.len()).clamp(0, SERVER_PAGE).to_string()),
+            (
+                "limit",
+                (want - got.len()).clamp(0, SERVER_PAGE).to_string(),
+            ),
             ("include_raw", "true".into()),
         ];
         if let Some(s) = start {
@@ -141,7 +167,9 @@ fn fetch(
             .get(format!("{url}/api/query"))
             .query(&params)
             .send()
-            .with_context(|| format!("cannot reach the server at {url}; is `logyard serve` running?"))?;
+            .with_context(|| {
+                format!("cannot reach the server at {url}; is `logyard serve` running?")
+            })?;
         let status = answer.status();
         let value: Value = answer.json().context("the server's answer is not JSON")?;
         if !status.is_success() {

@@ -16,7 +16,10 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         for (i, cell) in cells.enumerate() {
             if i + 1 < cols {
                 text.push_str(cell);
-                text.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count() + 2));
+                text.extend(std::iter::repeat_n(
+                    ' ',
+                    widths[i] - cell.chars().count() + 2,
+                ));
             } else {
                 text.push_str(cell);
             }

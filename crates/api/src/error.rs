@@ -63,7 +63,11 @@ impl From<StoreError> for ApiError {
                 "write_failed",
                 format!("{m}; nothing of this request was acknowledged, retry it"),
             ),
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
         }
     }
 }

@@ -144,7 +144,9 @@ fn push_entry(
     match entry_to_record(value, text, opts, now) {
         Ok(mut record) => {
             if lossy {
-                record.fields.insert("invalid_utf8".into(), Value::Bool(true));
+                record
+                    .fields
+                    .insert("invalid_utf8".into(), Value::Bool(true));
             }
             out.records.push(record);
         }
@@ -357,24 +359,48 @@ mod tests {
         let bad = |v| entry_to_record(v, None, &opts(), 0).unwrap_err();
         assert_eq!(bad(json!([1])).0, "invalid_entry");
         assert!(bad(json!({"level": "INFO"})).1.contains("message"));
-        assert!(bad(json!({"message": "x", "timestamp": "soon"})).1.contains("invalid timestamp"));
-        assert!(bad(json!({"message": "x", "timestamp": "0001-01-01T00:00:00Z"})).1.contains("1677"));
+        assert!(bad(json!({"message": "x", "timestamp": "soon"}))
+            .1
+            .contains("invalid timestamp"));
+        assert!(
+            bad(json!({"message": "x", "timestamp": "0001-01-01T00:00:00Z"}))
+                .1
+                .contains("1677")
+        );
         assert_eq!(bad(json!({"message": "x".repeat(2000)})).0, "too_large");
     }
 
     #[test]
     fn unknown_level_is_kept_as_field() {
-        let r = entry_to_record(json!({"message": "x", "level": "VERBOSE"}), None, &opts(), 0).unwrap();
+        let r = entry_to_record(
+            json!({"message": "x", "level": "VERBOSE"}),
+            None,
+            &opts(),
+            0,
+        )
+        .unwrap();
         assert_eq!(r.level, None);
         assert_eq!(r.fields["level_raw"], Value::Str("VERBOSE".into()));
     }
 
     #[test]
     fn bodies() {
-        let d = decode_body(br#"[{"message":"a"}, 5, {"message":"b"}]"#, false, &opts(), 0).unwrap();
+        let d = decode_body(
+            br#"[{"message":"a"}, 5, {"message":"b"}]"#,
+            false,
+            &opts(),
+            0,
+        )
+        .unwrap();
         assert_eq!(d.records.len(), 2);
         assert_eq!(d.rejected[0].index, 1);
-        let d = decode_body(b"{\"message\":\"a\"}\nnot json\n{\"message\":\"b\"}\n", false, &opts(), 0).unwrap();
+        let d = decode_body(
+            b"{\"message\":\"a\"}\nnot json\n{\"message\":\"b\"}\n",
+            false,
+            &opts(),
+            0,
+        )
+        .unwrap();
         assert_eq!(d.records.len(), 2);
         assert_eq!(d.rejected[0].index, 1);
         assert!(decode_body(b"{oops", false, &opts(), 0).is_err());

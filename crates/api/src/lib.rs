@@ -145,9 +145,11 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/api/stats") => "/api/stats",
         _ => "other",
     };
-    state
-        .metrics
-        .observe_request(route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe_request(
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
@@ -166,7 +168,10 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         .metrics
         .render(&state.store.stats(), state.started.elapsed().as_secs_f64());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
 }

@@ -66,7 +66,11 @@ impl Metrics {
 
     /// Returns the total accepted lines.
     pub fn ingested_total(&self) -> u64 {
-        self.ingested_lines.lock().expect("metrics lock").values().sum()
+        self.ingested_lines
+            .lock()
+            .expect("metrics lock")
+            .values()
+            .sum()
     }
 
     /// Renders every metric, the store's included, in the Prometheus text format.
@@ -76,7 +80,12 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
         let name = "logyard_ingested_lines_total";
-        header(&mut out, name, "counter", "Log lines accepted and made durable, by source kind and level.");
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Log lines accepted and made durable, by source kind and level.",
+        );
         for ((source, level), v) in self.ingested_lines.lock().expect("metrics lock").iter() {
             let _ = writeln!(
                 out,
@@ -86,20 +95,90 @@ impl Metrics {
             );
         }
         let simple: [(&str, &str, &str, f64); 14] = [
-            ("logyard_ingested_bytes_total", "counter", "Bytes of accepted request bodies.", self.ingested_bytes.load(Ordering::Relaxed) as f64),
-            ("logyard_wal_bytes", "gauge", "Bytes in write-ahead log files.", store.wal_bytes as f64),
-            ("logyard_store_bytes", "gauge", "Bytes of segment files.", store.segment_bytes as f64),
-            ("logyard_store_segments", "gauge", "Live segments.", store.segments as f64),
-            ("logyard_store_rows", "gauge", "Rows in segments.", store.segment_rows as f64),
-            ("logyard_store_memtable_rows", "gauge", "Rows acknowledged but not yet in a segment.", store.memtable_rows as f64),
-            ("logyard_store_memtable_bytes", "gauge", "Memory held by the memtable.", store.memtable_bytes as f64),
-            ("logyard_store_flushes_total", "counter", "Memtable flushes to segments.", store.flushes as f64),
-            ("logyard_store_merges_total", "counter", "Merges of small segments.", store.merges as f64),
-            ("logyard_store_quarantined_segments_total", "counter", "Segments found damaged and moved to quarantine.", store.quarantined as f64),
-            ("logyard_wal_damaged_frames_total", "counter", "Damaged WAL frames cut or skipped at recovery.", store.wal_damaged_frames as f64),
-            ("logyard_wal_replayed_records_total", "counter", "Records recovered from the WAL at start.", store.wal_replayed_records as f64),
-            ("logyard_retention_dropped_days_total", "counter", "Days of data dropped by retention.", store.retention_dropped_days as f64),
-            ("logyard_uptime_seconds", "gauge", "Seconds since the server started.", uptime_s),
+            (
+                "logyard_ingested_bytes_total",
+                "counter",
+                "Bytes of accepted request bodies.",
+                self.ingested_bytes.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "logyard_wal_bytes",
+                "gauge",
+                "Bytes in write-ahead log files.",
+                store.wal_bytes as f64,
+            ),
+            (
+                "logyard_store_bytes",
+                "gauge",
+                "Bytes of segment files.",
+                store.segment_bytes as f64,
+            ),
+            (
+                "logyard_store_segments",
+                "gauge",
+                "Live segments.",
+                store.segments as f64,
+            ),
+            (
+                "logyard_store_rows",
+                "gauge",
+                "Rows in segments.",
+                store.segment_rows as f64,
+            ),
+            (
+                "logyard_store_memtable_rows",
+                "gauge",
+                "Rows acknowledged but not yet in a segment.",
+                store.memtable_rows as f64,
+            ),
+            (
+                "logyard_store_memtable_bytes",
+                "gauge",
+                "Memory held by the memtable.",
+                store.memtable_bytes as f64,
+            ),
+            (
+                "logyard_store_flushes_total",
+                "counter",
+                "Memtable flushes to segments.",
+                store.flushes as f64,
+            ),
+            (
+                "logyard_store_merges_total",
+                "counter",
+                "Merges of small segments.",
+                store.merges as f64,
+            ),
+            (
+                "logyard_store_quarantined_segments_total",
+                "counter",
+                "Segments found damaged and moved to quarantine.",
+                store.quarantined as f64,
+            ),
+            (
+                "logyard_wal_damaged_frames_total",
+                "counter",
+                "Damaged WAL frames cut or skipped at recovery.",
+                store.wal_damaged_frames as f64,
+            ),
+            (
+                "logyard_wal_replayed_records_total",
+                "counter",
+                "Records recovered from the WAL at start.",
+                store.wal_replayed_records as f64,
+            ),
+            (
+                "logyard_retention_dropped_days_total",
+                "counter",
+                "Days of data dropped by retention.",
+                store.retention_dropped_days as f64,
+            ),
+            (
+                "logyard_uptime_seconds",
+                "gauge",
+                "Seconds since the server started.",
+                uptime_s,
+            ),
         ];
         for (name, kind, help, value) in simple {
             header(&mut out, name, kind, help);
@@ -111,11 +190,20 @@ impl Metrics {
             let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
         }
         let name = "logyard_http_request_duration_seconds";
-        header(&mut out, name, "histogram", "HTTP request latency, by route and status.");
+        header(
+            &mut out,
+            name,
+            "histogram",
+            "HTTP request latency, by route and status.",
+        );
         for ((route, status), h) in self.requests.lock().expect("metrics lock").iter() {
             let labels = format!("route=\"{route}\",status=\"{status}\"");
             for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {}", h.buckets[i]);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{{labels},le=\"{le}\"}} {}",
+                    h.buckets[i]
+                );
             }
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
             let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
@@ -126,5 +214,7 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

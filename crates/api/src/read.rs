@@ -17,12 +17,19 @@ type Params = Query<HashMap<String, String>>;
 /// The largest page `limit` accepts.
 pub const MAX_LIMIT: usize = 1000;
 
-fn usize_param(params: &HashMap<String, String>, name: &str, default: usize, max: Option<usize>) -> Result<usize, ApiError> {
+fn usize_param(
+    params: &HashMap<String, String>,
+    name: &str,
+    default: usize,
+    max: Option<usize>,
+) -> Result<usize, ApiError> {
     let Some(text) = params.get(name) else {
         return Ok(default);
     };
     let n: usize = text.trim().parse().map_err(|_| {
-        ApiError::bad_param(format!("{name} must be a whole number of 0 or more, got {text:?}"))
+        ApiError::bad_param(format!(
+            "{name} must be a whole number of 0 or more, got {text:?}"
+        ))
     })?;
     if let Some(max) = max {
         if n > max {
@@ -34,7 +41,11 @@ fn usize_param(params: &HashMap<String, String>, name: &str, default: usize, max
     Ok(n)
 }
 
-fn time_param(params: &HashMap<String, String>, names: &[&str], now: i64) -> Result<Option<i64>, ApiError> {
+fn time_param(
+    params: &HashMap<String, String>,
+    names: &[&str],
+    now: i64,
+) -> Result<Option<i64>, ApiError> {
     for name in names {
         if let Some(text) = params.get(*name).filter(|t| !t.is_empty()) {
             return parse_time(text, now)
@@ -60,7 +71,11 @@ fn level_param(params: &HashMap<String, String>, name: &str) -> Result<Option<Le
 }
 
 /// Builds the filter of the seed parameters: time range, agent, level, min_level.
-fn seed_filter(params: &HashMap<String, String>, agent: Option<String>, now: i64) -> Result<Filter, ApiError> {
+fn seed_filter(
+    params: &HashMap<String, String>,
+    agent: Option<String>,
+    now: i64,
+) -> Result<Filter, ApiError> {
     let mut parts = Vec::new();
     let start = time_param(params, &["start_time", "start"], now)?;
     let end = time_param(params, &["end_time", "end"], now)?;
@@ -72,7 +87,10 @@ fn seed_filter(params: &HashMap<String, String>, agent: Option<String>, now: i64
     if start.is_some() || end.is_some() {
         parts.push(Filter::Time { start, end });
     }
-    if let Some(agent) = agent.or_else(|| params.get("agent").cloned()).filter(|a| !a.is_empty()) {
+    if let Some(agent) = agent
+        .or_else(|| params.get("agent").cloned())
+        .filter(|a| !a.is_empty())
+    {
         parts.push(Filter::Label {
             column: LabelColumn::Agent,
             value: agent,
@@ -89,7 +107,9 @@ fn seed_filter(params: &HashMap<String, String>, agent: Option<String>, now: i64
 }
 
 fn include_raw(params: &HashMap<String, String>) -> bool {
-    params.get("include_raw").is_some_and(|v| v == "true" || v == "1")
+    params
+        .get("include_raw")
+        .is_some_and(|v| v == "true" || v == "1")
 }
 
 /// Renders a cost as in `API.md`.
@@ -103,15 +123,29 @@ pub fn cost_json(cost: &Cost) -> Value {
     })
 }
 
-async fn run_search(state: &AppState, filter: Filter, page: Page) -> Result<SearchResult, ApiError> {
+async fn run_search(
+    state: &AppState,
+    filter: Filter,
+    page: Page,
+) -> Result<SearchResult, ApiError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || logyard_query::search(&store.snapshot(), &filter, page))
         .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            )
+        })?
         .map_err(ApiError::from)
 }
 
-async fn logs_page(state: AppState, params: HashMap<String, String>, filter: Filter) -> Result<Json<Value>, ApiError> {
+async fn logs_page(
+    state: AppState,
+    params: HashMap<String, String>,
+    filter: Filter,
+) -> Result<Json<Value>, ApiError> {
     let limit = usize_param(&params, "limit", 100, Some(MAX_LIMIT))?;
     let offset = usize_param(&params, "offset", 0, None)?;
     let raw = include_raw(&params);
@@ -127,7 +161,10 @@ async fn logs_page(state: AppState, params: HashMap<String, String>, filter: Fil
 }
 
 /// `GET /api/logs`.
-pub async fn get_logs(State(state): State<AppState>, Query(params): Params) -> Result<Json<Value>, ApiError> {
+pub async fn get_logs(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
     let filter = seed_filter(&params, None, now_ns())?;
     logs_page(state, params, filter).await
 }
@@ -143,11 +180,13 @@ pub async fn get_agent_logs(
 }
 
 /// `GET /api/logs/search`: `q` is a regular expression over the message.
-pub async fn search_logs(State(state): State<AppState>, Query(params): Params) -> Result<Json<Value>, ApiError> {
-    let q = params
-        .get("q")
-        .filter(|q| !q.is_empty())
-        .ok_or_else(|| ApiError::bad_param("q is required: a regular expression to look for in messages"))?;
+pub async fn search_logs(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let q = params.get("q").filter(|q| !q.is_empty()).ok_or_else(|| {
+        ApiError::bad_param("q is required: a regular expression to look for in messages")
+    })?;
     if q.len() > state.limits.max_query_bytes {
         return Err(ApiError::bad_param(format!(
             "q is {} bytes, over the limit of {} (setting limits.max_query_bytes)",
@@ -159,12 +198,18 @@ pub async fn search_logs(State(state): State<AppState>, Query(params): Params) -
         .size_limit(state.limits.max_regex_bytes)
         .build()
         .map_err(|e| ApiError::bad_param(format!("q is not a valid regular expression: {e}")))?;
-    let filter = Filter::and(vec![seed_filter(&params, None, now_ns())?, Filter::Regex(regex)]);
+    let filter = Filter::and(vec![
+        seed_filter(&params, None, now_ns())?,
+        Filter::Regex(regex),
+    ]);
     logs_page(state, params, filter).await
 }
 
 /// `GET /api/query`: the query language, paged newest first with a cursor.
-pub async fn query(State(state): State<AppState>, Query(params): Params) -> Result<Json<Value>, ApiError> {
+pub async fn query(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
     let now = now_ns();
     let q = params.get("q").map(String::as_str).unwrap_or("*");
     if q.len() > state.limits.max_query_bytes {
@@ -181,9 +226,11 @@ pub async fn query(State(state): State<AppState>, Query(params): Params) -> Resu
         parts.push(Filter::Time { start, end });
     }
     if let Some(cursor) = params.get("cursor").filter(|c| !c.is_empty()) {
-        let id: RecordId = cursor
-            .parse()
-            .map_err(|e: String| ApiError::bad_param(format!("cursor: {e}; pass the next_cursor of the previous answer")))?;
+        let id: RecordId = cursor.parse().map_err(|e: String| {
+            ApiError::bad_param(format!(
+                "cursor: {e}; pass the next_cursor of the previous answer"
+            ))
+        })?;
         parts.push(Filter::Before(id));
     }
     let limit = usize_param(&params, "limit", 100, Some(MAX_LIMIT))?;
@@ -204,12 +251,22 @@ pub async fn query(State(state): State<AppState>, Query(params): Params) -> Resu
 }
 
 /// `GET /api/agents`.
-pub async fn get_agents(State(state): State<AppState>, Query(params): Params) -> Result<Json<Value>, ApiError> {
+pub async fn get_agents(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
     let filter = seed_filter(&params, None, now_ns())?;
     let store = state.store.clone();
-    let agents = tokio::task::spawn_blocking(move || logyard_query::agents(&store.snapshot(), &filter))
-        .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let agents =
+        tokio::task::spawn_blocking(move || logyard_query::agents(&store.snapshot(), &filter))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    e.to_string(),
+                )
+            })??;
     let agents: Vec<Value> = agents
         .iter()
         .map(|a| {
@@ -225,12 +282,22 @@ pub async fn get_agents(State(state): State<AppState>, Query(params): Params) ->
 }
 
 /// `GET /api/stats`.
-pub async fn get_stats(State(state): State<AppState>, Query(params): Params) -> Result<Json<Value>, ApiError> {
+pub async fn get_stats(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
     let filter = seed_filter(&params, None, now_ns())?;
     let store = state.store.clone();
-    let summary = tokio::task::spawn_blocking(move || logyard_query::summary(&store.snapshot(), &filter))
-        .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let summary =
+        tokio::task::spawn_blocking(move || logyard_query::summary(&store.snapshot(), &filter))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    e.to_string(),
+                )
+            })??;
     let stats = state.store.stats();
     Ok(Json(json!({
         "total": summary.total,

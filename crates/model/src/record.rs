@@ -205,10 +205,22 @@ mod tests {
     #[test]
     fn ids_sort_as_text_and_round_trip() {
         let ids = [
-            RecordId { timestamp: -5, seq: 9 },
-            RecordId { timestamp: 0, seq: 1 },
-            RecordId { timestamp: 0, seq: 2 },
-            RecordId { timestamp: 1_705_312_200_000_000_000, seq: 0 },
+            RecordId {
+                timestamp: -5,
+                seq: 9,
+            },
+            RecordId {
+                timestamp: 0,
+                seq: 1,
+            },
+            RecordId {
+                timestamp: 0,
+                seq: 2,
+            },
+            RecordId {
+                timestamp: 1_705_312_200_000_000_000,
+                seq: 0,
+            },
         ];
         for pair in ids.windows(2) {
             assert!(pair[0] < pair[1]);

@@ -144,10 +144,7 @@ mod tests {
         ] {
             assert_eq!(parse_time(text, NOW), Ok(want), "{text}");
         }
-        assert_eq!(
-            parse_time("2024-01-15", NOW),
-            Ok(1_705_276_800_000_000_000)
-        );
+        assert_eq!(parse_time("2024-01-15", NOW), Ok(1_705_276_800_000_000_000));
     }
 
     #[test]
@@ -177,6 +174,9 @@ mod tests {
     #[test]
     fn formats_with_needed_precision() {
         assert_eq!(format_rfc3339(NOW), "2024-01-15T09:50:00Z");
-        assert_eq!(format_rfc3339(NOW + 123_000_000), "2024-01-15T09:50:00.123Z");
+        assert_eq!(
+            format_rfc3339(NOW + 123_000_000),
+            "2024-01-15T09:50:00.123Z"
+        );
     }
 }

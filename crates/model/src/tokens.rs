@@ -54,7 +54,16 @@ mod tests {
             tokenize("NEEDLE-42-5 user_id=7 café \"connection refused\"").collect();
         assert_eq!(
             tokens,
-            ["NEEDLE", "42", "5", "user_id", "7", "café", "connection", "refused"]
+            [
+                "NEEDLE",
+                "42",
+                "5",
+                "user_id",
+                "7",
+                "café",
+                "connection",
+                "refused"
+            ]
         );
     }
 

@@ -44,6 +44,16 @@ pub enum Filter {
         /// Match values that start with `value`.
         prefix: bool,
     },
+    /// A key of the record's fields equal to a value (compared as text), or starting with it
+    /// when `prefix`.
+    Field {
+        /// The field's key.
+        name: String,
+        /// The value, as text.
+        value: String,
+        /// Match values that start with `value`.
+        prefix: bool,
+    },
     /// The level compared with a bound; records without a level never match.
     Level(LevelOp, Level),
     /// Timestamps in `[start, end)`.
@@ -112,6 +122,7 @@ impl Filter {
             Filter::Regex(_) => set.0 |= Columns::of(&[col::MESSAGE]).0,
             Filter::Label { column, .. } => set.0 |= Columns::of(&[column.index()]).0,
             Filter::Level(..) => set.0 |= Columns::of(&[col::LEVEL]).0,
+            Filter::Field { .. } => set.0 |= Columns::of(&[col::FIELDS]).0,
             Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| f.add_columns(set)),
             Filter::Not(f) => f.add_columns(set),
         }
@@ -148,6 +159,11 @@ impl Filter {
                 // Only whole tokens: a label value's tokens are all indexed.
                 out.extend(tokenize(value).map(hash_token));
             }
+            Filter::Field {
+                value,
+                prefix: false,
+                ..
+            } => out.extend(tokenize(value).map(hash_token)),
             Filter::Regex(re) => {
                 if let Some(lit) = literal_of(re.as_str()) {
                     // Only the inner tokens: the first and last may be parts of longer ones.
@@ -201,6 +217,22 @@ impl Filter {
                         }
                     })
                 })
+            }
+            Filter::Field {
+                name,
+                value,
+                prefix,
+            } => {
+                let column = column(batch, col::FIELDS);
+                let finder = memmem::Finder::new(value.as_bytes());
+                (0..n)
+                    .map(|i| {
+                        string_at(column.as_ref(), i).is_some_and(|json| {
+                            finder.find(json.as_bytes()).is_some()
+                                && field_matches(json, name, value, *prefix)
+                        })
+                    })
+                    .collect()
             }
             Filter::Regex(re) => {
                 let column = column(batch, col::MESSAGE);
@@ -303,6 +335,25 @@ fn dict_mask(column: &dyn Array, pred: impl Fn(Option<&str>) -> bool) -> Vec<boo
         .collect()
 }
 
+/// Returns whether the fields object (JSON text) has `name` with a value whose text equals
+/// `value`, or starts with it when `prefix`.
+fn field_matches(json: &str, name: &str, value: &str, prefix: bool) -> bool {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return false;
+    };
+    map.get(name).is_some_and(|v| {
+        let text = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if prefix {
+            text.starts_with(value)
+        } else {
+            text == value
+        }
+    })
+}
+
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
@@ -361,8 +412,14 @@ mod tests {
     #[test]
     fn time_bounds_intersect() {
         let f = Filter::and(vec![
-            Filter::Time { start: Some(5), end: Some(50) },
-            Filter::Time { start: Some(10), end: None },
+            Filter::Time {
+                start: Some(5),
+                end: Some(50),
+            },
+            Filter::Time {
+                start: Some(10),
+                end: None,
+            },
         ]);
         assert_eq!(f.time_bounds(), (Some(10), Some(50)));
     }

@@ -129,7 +129,11 @@ pub(crate) fn eval_block(
 }
 
 /// Finds the records matching a filter: the total count and one page, newest first.
-pub fn search(snapshot: &Snapshot, filter: &Filter, page: Page) -> Result<SearchResult, QueryError> {
+pub fn search(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    page: Page,
+) -> Result<SearchResult, QueryError> {
     let started = Instant::now();
     let mut cost = Cost::default();
     let want = page.offset.saturating_add(page.limit);
@@ -152,15 +156,22 @@ pub fn search(snapshot: &Snapshot, filter: &Filter, page: Page) -> Result<Search
             let key = (ts[row], seq[row], bi, row);
             if best.len() < want {
                 best.push(Reverse(key));
-            } else if best.peek().is_some_and(|Reverse(min)| (key.0, key.1) > (min.0, min.1)) {
+            } else if best
+                .peek()
+                .is_some_and(|Reverse(min)| (key.0, key.1) > (min.0, min.1))
+            {
                 best.pop();
                 best.push(Reverse(key));
             }
         }
     }
     let mut winners: Vec<(i64, u64, usize, usize)> = best.into_iter().map(|Reverse(k)| k).collect();
-    winners.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
-    let page_keys: Vec<_> = winners.into_iter().skip(page.offset).take(page.limit).collect();
+    winners.sort_unstable_by_key(|k| Reverse((k.0, k.1)));
+    let page_keys: Vec<_> = winners
+        .into_iter()
+        .skip(page.offset)
+        .take(page.limit)
+        .collect();
     let mut by_block: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for k in &page_keys {
         by_block.entry(k.2).or_default().push(k.3);
@@ -169,7 +180,7 @@ pub fn search(snapshot: &Snapshot, filter: &Filter, page: Page) -> Result<Search
     for (bi, rows) in by_block {
         records.extend(blocks[bi].records(&rows)?);
     }
-    records.sort_unstable_by(|a, b| (b.timestamp, b.seq).cmp(&(a.timestamp, a.seq)));
+    records.sort_unstable_by_key(|r| Reverse((r.timestamp, r.seq)));
     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(SearchResult {
         records,

@@ -30,7 +30,9 @@ pub fn parse_filter(text: &str, now: i64) -> Result<Filter, QueryError> {
     p.skip_ws();
     if p.pos < text.len() {
         if text[p.pos..].starts_with('|') {
-            return Err(p.error("pipes (`| stats`, `| limit` …) are not supported yet; remove the `|` part"));
+            return Err(p.error(
+                "pipes (`| stats`, `| limit` …) are not supported yet; remove the `|` part",
+            ));
         }
         return Err(p.error("expected AND, OR or the end of the query"));
     }
@@ -116,7 +118,9 @@ impl<'a> Parser<'a> {
         if self.keyword("NOT") {
             return Ok(Filter::Not(Box::new(self.unary()?)));
         }
-        if self.rest().starts_with('-') && self.rest()[1..].starts_with(|c: char| !c.is_whitespace()) {
+        if self.rest().starts_with('-')
+            && self.rest()[1..].starts_with(|c: char| !c.is_whitespace())
+        {
             self.pos += 1;
             return Ok(Filter::Not(Box::new(self.unary()?)));
         }
@@ -147,22 +151,23 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             let start = self.pos;
             let pattern = self.string()?;
-            return Regex::new(&pattern).map(Filter::Regex).map_err(|e| QueryError::Syntax {
-                message: format!("invalid regex: {e}"),
-                position: start,
-            });
+            return Regex::new(&pattern)
+                .map(Filter::Regex)
+                .map_err(|e| QueryError::Syntax {
+                    message: format!("invalid regex: {e}"),
+                    position: start,
+                });
         }
         if rest.starts_with('"') || rest.starts_with('\'') {
             return Ok(Filter::Text(self.string()?));
         }
-        let start = self.pos;
         let word = self.word();
         if word.is_empty() {
             return Err(self.error("expected a word, a phrase, a field:value or `(`"));
         }
         if self.rest().starts_with(':') {
             self.pos += 1;
-            return self.field(word, start);
+            return self.field(word);
         }
         Ok(Filter::Text(word.to_string()))
     }
@@ -235,7 +240,7 @@ impl<'a> Parser<'a> {
         None
     }
 
-    fn field(&mut self, name: &str, name_pos: usize) -> Result<Filter, QueryError> {
+    fn field(&mut self, name: &str) -> Result<Filter, QueryError> {
         match name {
             "level" => {
                 let op = self.op().unwrap_or(LevelOp::Eq);
@@ -270,12 +275,17 @@ impl<'a> Parser<'a> {
             }
             "_time" => self.time(),
             _ => {
-                let _ = name_pos;
-                let value = self.value()?;
-                Ok(Filter::and(vec![
-                    Filter::Text(name.to_string()),
-                    Filter::Text(value),
-                ]))
+                let quoted = self.rest().starts_with(['"', '\'']);
+                let mut value = self.value()?;
+                let prefix = !quoted && value.ends_with('*');
+                if prefix {
+                    value.pop();
+                }
+                Ok(Filter::Field {
+                    name: name.to_string(),
+                    value,
+                    prefix,
+                })
             }
         }
     }
@@ -352,9 +362,16 @@ mod tests {
 
     #[test]
     fn fields_and_levels() {
-        assert!(matches!(parse("level:>=warn"), Filter::Level(LevelOp::Ge, Level::Warning)));
-        assert!(matches!(parse("agent:web-*"), Filter::Label { prefix: true, ref value, .. } if value == "web-"));
-        assert!(matches!(parse("_time:1h"), Filter::Time { start: Some(s), end: None } if s == 1_000_000_000_000 - 3_600_000_000_000));
+        assert!(matches!(
+            parse("level:>=warn"),
+            Filter::Level(LevelOp::Ge, Level::Warning)
+        ));
+        assert!(
+            matches!(parse("agent:web-*"), Filter::Label { prefix: true, ref value, .. } if value == "web-")
+        );
+        assert!(
+            matches!(parse("_time:1h"), Filter::Time { start: Some(s), end: None } if s == 1_000_000_000_000 - 3_600_000_000_000)
+        );
         assert!(matches!(parse("a OR b"), Filter::Or(_)));
         assert!(matches!(parse("NOT (a b)"), Filter::Not(_)));
         assert!(matches!(parse("~\"took \\\\d+ms\""), Filter::Regex(_)));

@@ -83,7 +83,15 @@ fn for_each_value(
 /// Per (agent, level) pair: count, earliest and latest time.
 type Grid = BTreeMap<(usize, usize), (u64, i64, i64)>;
 
-fn grid(snapshot: &Snapshot, filter: &Filter) -> Result<(Grid, Vec<Option<String>>, Vec<Option<String>>, Cost), QueryError> {
+/// The grid, the agent names and level names its keys index, and the cost.
+struct GridResult {
+    grid: Grid,
+    agents: Vec<Option<String>>,
+    levels: Vec<Option<String>>,
+    cost: Cost,
+}
+
+fn grid(snapshot: &Snapshot, filter: &Filter) -> Result<GridResult, QueryError> {
     let started = Instant::now();
     let mut cost = Cost::default();
     let mut columns = filter.columns();
@@ -98,28 +106,46 @@ fn grid(snapshot: &Snapshot, filter: &Filter) -> Result<(Grid, Vec<Option<String
         let ts = timestamps(&batch);
         let mut agent_of = vec![0; batch.num_rows()];
         let agent_col = batch.column_by_name("agent").expect("agent read");
-        for_each_value(agent_col.as_ref(), &mut agents, &mut agent_index, |row, v| {
-            agent_of[row] = v
-        });
+        for_each_value(
+            agent_col.as_ref(),
+            &mut agents,
+            &mut agent_index,
+            |row, v| agent_of[row] = v,
+        );
         let level_col = batch.column_by_name("level").expect("level read");
-        for_each_value(level_col.as_ref(), &mut levels, &mut level_index, |row, l| {
-            if mask[row] {
-                let cell = grid
-                    .entry((agent_of[row], l))
-                    .or_insert((0, i64::MAX, i64::MIN));
-                cell.0 += 1;
-                cell.1 = cell.1.min(ts[row]);
-                cell.2 = cell.2.max(ts[row]);
-            }
-        });
+        for_each_value(
+            level_col.as_ref(),
+            &mut levels,
+            &mut level_index,
+            |row, l| {
+                if mask[row] {
+                    let cell = grid
+                        .entry((agent_of[row], l))
+                        .or_insert((0, i64::MAX, i64::MIN));
+                    cell.0 += 1;
+                    cell.1 = cell.1.min(ts[row]);
+                    cell.2 = cell.2.max(ts[row]);
+                }
+            },
+        );
     }
     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-    Ok((grid, agents, levels, cost))
+    Ok(GridResult {
+        grid,
+        agents,
+        levels,
+        cost,
+    })
 }
 
 /// Counts the records matching a filter, by level and by agent.
 pub fn summary(snapshot: &Snapshot, filter: &Filter) -> Result<Summary, QueryError> {
-    let (grid, agents, levels, cost) = grid(snapshot, filter)?;
+    let GridResult {
+        grid,
+        agents,
+        levels,
+        cost,
+    } = grid(snapshot, filter)?;
     let mut out = Summary {
         cost,
         ..Summary::default()
@@ -143,7 +169,12 @@ pub fn summary(snapshot: &Snapshot, filter: &Filter) -> Result<Summary, QueryErr
 
 /// Lists the agents of the records matching a filter, most records first.
 pub fn agents(snapshot: &Snapshot, filter: &Filter) -> Result<Vec<AgentSummary>, QueryError> {
-    let (grid, agents, levels, _) = grid(snapshot, filter)?;
+    let GridResult {
+        grid,
+        agents,
+        levels,
+        ..
+    } = grid(snapshot, filter)?;
     let mut by_agent: BTreeMap<usize, AgentSummary> = BTreeMap::new();
     for (&(a, l), &(count, _, last)) in &grid {
         let entry = by_agent.entry(a).or_insert_with(|| AgentSummary {

@@ -18,8 +18,20 @@ fn fill(store: &Store) {
     let records: Vec<Record> = (0..100)
         .map(|i| {
             let mut r = Record::new(T0 + i * 1_000_000_000, format!("request {i} served"));
-            r.agent = if i % 2 == 0 { "web".into() } else { "db".into() };
-            r.level = Some(if i % 10 == 0 { Level::Error } else { Level::Info });
+            r.agent = if i % 2 == 0 {
+                "web".into()
+            } else {
+                "db".into()
+            };
+            r.level = Some(if i % 10 == 0 {
+                Level::Error
+            } else {
+                Level::Info
+            });
+            r.fields.insert(
+                "status".into(),
+                logyard_model::Value::Int(200 + (i % 3) * 100),
+            );
             if i == 42 {
                 r.message = "found NEEDLE-42-5 here".into();
             }
@@ -46,8 +58,16 @@ fn needle_skips_blocks_after_flush() {
     assert_eq!(after.total, 1);
     assert_eq!(after.records[0].message, "found NEEDLE-42-5 here");
     assert_eq!(after.cost.blocks_skipped_by_filter, 9, "{:?}", after.cost);
-    assert_eq!(run(&s, "NEEDLE-4", 0, 10).total, 0, "words match whole tokens");
-    assert_eq!(run(&s, "NEEDLE-42", 0, 10).total, 1, "a prefix of whole tokens matches");
+    assert_eq!(
+        run(&s, "NEEDLE-4", 0, 10).total,
+        0,
+        "words match whole tokens"
+    );
+    assert_eq!(
+        run(&s, "NEEDLE-42", 0, 10).total,
+        1,
+        "a prefix of whole tokens matches"
+    );
 }
 
 #[test]
@@ -58,14 +78,25 @@ fn pages_newest_first_with_total() {
     s.flush().unwrap();
     let r = run(&s, "agent:web", 0, 3);
     assert_eq!(r.total, 50);
-    let ts: Vec<i64> = r.records.iter().map(|r| (r.timestamp - T0) / 1_000_000_000).collect();
+    let ts: Vec<i64> = r
+        .records
+        .iter()
+        .map(|r| (r.timestamp - T0) / 1_000_000_000)
+        .collect();
     assert_eq!(ts, [98, 96, 94]);
     let r = run(&s, "agent:web", 3, 2);
-    let ts: Vec<i64> = r.records.iter().map(|r| (r.timestamp - T0) / 1_000_000_000).collect();
+    let ts: Vec<i64> = r
+        .records
+        .iter()
+        .map(|r| (r.timestamp - T0) / 1_000_000_000)
+        .collect();
     assert_eq!(ts, [92, 90]);
     assert_eq!(run(&s, "level:ERROR", 0, 0).total, 10);
     assert_eq!(run(&s, "level:>=INFO -level:ERROR", 0, 0).total, 90);
     assert_eq!(run(&s, "agent:web OR agent:db", 0, 0).total, 100);
+    assert_eq!(run(&s, "status:400", 0, 0).total, 33);
+    assert_eq!(run(&s, "status:4*", 0, 0).total, 33);
+    assert_eq!(run(&s, "nosuch:500", 0, 0).total, 0);
 }
 
 #[test]

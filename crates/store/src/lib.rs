@@ -525,7 +525,11 @@ fn remove_orphans(parts: &Path, catalog: &Catalog) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn move_to_quarantine(parts: &Path, quarantine: &Path, meta: &SegmentMeta) -> Result<(), StoreError> {
+fn move_to_quarantine(
+    parts: &Path,
+    quarantine: &Path,
+    meta: &SegmentMeta,
+) -> Result<(), StoreError> {
     std::fs::create_dir_all(quarantine)?;
     for path in [meta.data_path(parts), meta.index_path(parts)] {
         let name = format!(
@@ -632,7 +636,9 @@ impl Inner {
                 self.counters
                     .appended_records
                     .fetch_add(batch.records().len() as u64, Ordering::Relaxed);
-                self.counters.appended_batches.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .appended_batches
+                    .fetch_add(1, Ordering::Relaxed);
                 let _ = self.tail.send(batch);
             }
             for (reply, ack) in replies.into_iter().zip(acks) {
@@ -754,11 +760,7 @@ impl Inner {
         next.flushed_seq = next.flushed_seq.max(max_seq);
         next.save(&self.catalog_path)?;
         *catalog = next;
-        self.view
-            .write()
-            .expect("view lock")
-            .segments
-            .extend(new);
+        self.view.write().expect("view lock").segments.extend(new);
         Ok(())
     }
 
@@ -812,7 +814,10 @@ impl Inner {
         }
         drop(catalog);
         for v in &victims {
-            for path in [v.meta.data_path(&self.parts), v.meta.index_path(&self.parts)] {
+            for path in [
+                v.meta.data_path(&self.parts),
+                v.meta.index_path(&self.parts),
+            ] {
                 if let Err(e) = std::fs::remove_file(&path) {
                     tracing::warn!(file = %path.display(), error = %e, "cannot remove a merged segment");
                 }
@@ -831,11 +836,15 @@ impl Inner {
         days.dedup();
         let mut drop_days = Vec::new();
         if self.config.retention_days > 0 {
-            let cutoff =
-                logyard_model::now_ns() - i64::from(self.config.retention_days) * 86_400 * 1_000_000_000;
+            let cutoff = logyard_model::now_ns()
+                - i64::from(self.config.retention_days) * 86_400 * 1_000_000_000;
             // A day goes once all of it is older than the cutoff.
             let cutoff_day = day_of(cutoff);
-            drop_days.extend(days.iter().filter(|d| d.as_str() < cutoff_day.as_str()).cloned());
+            drop_days.extend(
+                days.iter()
+                    .filter(|d| d.as_str() < cutoff_day.as_str())
+                    .cloned(),
+            );
         }
         if self.config.max_disk_bytes > 0 {
             let wal_bytes = self.counters.wal_bytes.load(Ordering::Relaxed);
@@ -955,7 +964,9 @@ impl BlockRef {
             BlockSource::Segment(seg, i) => {
                 segment::batch_to_records(&seg.read_block(*i, Columns::ALL)?, rows)
             }
-            BlockSource::Mem(batch) => Ok(rows.iter().map(|&r| batch.records()[r].clone()).collect()),
+            BlockSource::Mem(batch) => {
+                Ok(rows.iter().map(|&r| batch.records()[r].clone()).collect())
+            }
         }
     }
 }

@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{
-    StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder,
-    UInt64Builder,
+    StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt64Builder,
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{
@@ -64,7 +63,15 @@ pub mod col {
     pub const FIELDS: usize = 8;
     /// Column names, by index.
     pub const NAMES: [&str; 9] = [
-        "timestamp", "seq", "level", "agent", "host", "source", "message", "raw", "fields",
+        "timestamp",
+        "seq",
+        "level",
+        "agent",
+        "host",
+        "source",
+        "message",
+        "raw",
+        "fields",
     ];
 }
 
@@ -174,7 +181,9 @@ pub fn string_at(column: &dyn Array, row: usize) -> Option<&str> {
     if let Some(s) = column.as_any().downcast_ref::<StringArray>() {
         return Some(s.value(row));
     }
-    let dict = column.as_any().downcast_ref::<DictionaryArray<Int32Type>>()?;
+    let dict = column
+        .as_any()
+        .downcast_ref::<DictionaryArray<Int32Type>>()?;
     let values = dict.values().as_any().downcast_ref::<StringArray>()?;
     let key = dict.keys().value(row);
     Some(values.value(key as usize))
@@ -229,17 +238,29 @@ pub fn batch_to_records(batch: &RecordBatch, rows: &[usize]) -> Result<Vec<Recor
                     .iter()
                     .map(|(k, v)| (k.clone(), Value::from_json(v)))
                     .collect(),
-                _ => return Err(StoreError::Corrupt("fields column is not a JSON object".into())),
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "fields column is not a JSON object".into(),
+                    ))
+                }
             },
         };
         out.push(Record {
             timestamp: ts[row],
             seq: seq[row],
             level: string_at(level.as_ref(), row).and_then(Level::normalize),
-            agent: string_at(agent.as_ref(), row).unwrap_or_default().to_string(),
-            host: string_at(host.as_ref(), row).unwrap_or_default().to_string(),
-            source: string_at(source.as_ref(), row).unwrap_or_default().to_string(),
-            message: string_at(message.as_ref(), row).unwrap_or_default().to_string(),
+            agent: string_at(agent.as_ref(), row)
+                .unwrap_or_default()
+                .to_string(),
+            host: string_at(host.as_ref(), row)
+                .unwrap_or_default()
+                .to_string(),
+            source: string_at(source.as_ref(), row)
+                .unwrap_or_default()
+                .to_string(),
+            message: string_at(message.as_ref(), row)
+                .unwrap_or_default()
+                .to_string(),
             raw: string_at(raw.as_ref(), row).map(str::to_string),
             fields,
         });
@@ -273,12 +294,16 @@ pub struct SegmentMeta {
 impl SegmentMeta {
     /// Returns the path of the Parquet file under a `parts/` directory.
     pub fn data_path(&self, parts: &Path) -> PathBuf {
-        parts.join(&self.day).join(format!("seg-{:012}.parquet", self.id))
+        parts
+            .join(&self.day)
+            .join(format!("seg-{:012}.parquet", self.id))
     }
 
     /// Returns the path of the token-filter sidecar under a `parts/` directory.
     pub fn index_path(&self, parts: &Path) -> PathBuf {
-        parts.join(&self.day).join(format!("seg-{:012}.idx", self.id))
+        parts
+            .join(&self.day)
+            .join(format!("seg-{:012}.idx", self.id))
     }
 }
 
@@ -319,7 +344,9 @@ pub fn write<R: Borrow<Record>>(
     let dir = parts.join(day);
     fs::create_dir_all(&dir)?;
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
         .set_max_row_group_row_count(Some(block_rows))
         .build();
     let mut buf = Vec::new();
@@ -368,7 +395,10 @@ pub fn write<R: Borrow<Record>>(
         bytes: (buf.len() + idx.len()) as u64,
         crc32c: crc32c::crc32c(&buf),
     };
-    for (path, bytes) in [(meta.data_path(parts), &buf), (meta.index_path(parts), &idx)] {
+    for (path, bytes) in [
+        (meta.data_path(parts), &buf),
+        (meta.index_path(parts), &idx),
+    ] {
         let tmp = tmp_path(&path);
         {
             let f = File::create(&tmp)?;
@@ -454,7 +484,9 @@ impl Segment {
         let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| corrupt(e.to_string()))?;
         if reader_meta.metadata().num_row_groups() != blocks.len() {
-            return Err(corrupt("index and data disagree on the number of blocks".into()));
+            return Err(corrupt(
+                "index and data disagree on the number of blocks".into(),
+            ));
         }
         Ok(Segment {
             meta,
@@ -514,8 +546,14 @@ impl Segment {
         }
         match batches.len() {
             1 => Ok(batches.pop().expect("one batch")),
-            0 => Err(StoreError::Corrupt(format!("segment {}: empty block", self.meta.id))),
-            _ => Ok(arrow_select::concat::concat_batches(&batches[0].schema(), &batches)?),
+            0 => Err(StoreError::Corrupt(format!(
+                "segment {}: empty block",
+                self.meta.id
+            ))),
+            _ => Ok(arrow_select::concat::concat_batches(
+                &batches[0].schema(),
+                &batches,
+            )?),
         }
     }
 
@@ -542,8 +580,13 @@ mod tests {
                 let mut r = Record::new(i as i64 * 1000, format!("request {i} served"));
                 r.seq = i as u64 + 1;
                 r.agent = format!("agent-{}", i % 3);
-                r.level = Some(if i % 10 == 0 { Level::Error } else { Level::Info });
-                r.fields.insert("status".into(), Value::Int(200 + (i % 5) as i64));
+                r.level = Some(if i % 10 == 0 {
+                    Level::Error
+                } else {
+                    Level::Info
+                });
+                r.fields
+                    .insert("status".into(), Value::Int(200 + (i % 5) as i64));
                 if i == 7 {
                     r.message = "the NEEDLE is here".into();
                     r.raw = Some("raw text".into());
@@ -562,10 +605,20 @@ mod tests {
         assert_eq!(seg.blocks.len(), 3);
         assert_eq!(seg.read_all().unwrap(), recs);
         let needle = [hash_token("NEEDLE")];
-        let hits: Vec<bool> = seg.blocks.iter().map(|b| b.may_contain_all(&needle)).collect();
+        let hits: Vec<bool> = seg
+            .blocks
+            .iter()
+            .map(|b| b.may_contain_all(&needle))
+            .collect();
         assert!(hits[0]);
-        assert_eq!(hits.iter().filter(|h| **h).count(), 1, "filters should skip the other blocks");
-        let partial = seg.read_block(1, Columns::of(&[col::TIMESTAMP, col::AGENT])).unwrap();
+        assert_eq!(
+            hits.iter().filter(|h| **h).count(),
+            1,
+            "filters should skip the other blocks"
+        );
+        let partial = seg
+            .read_block(1, Columns::of(&[col::TIMESTAMP, col::AGENT]))
+            .unwrap();
         assert_eq!(partial.num_columns(), 2);
         assert_eq!(timestamps(&partial)[0], 100_000);
     }
@@ -580,7 +633,8 @@ mod tests {
         data[mid..mid + 8].copy_from_slice(b"garbage!");
         fs::write(&path, data).unwrap();
         // Either the footer is unreadable at open, or the checksum fails at the first read.
-        let result = Segment::open(dir.path(), meta).and_then(|seg| seg.read_block(0, Columns::ALL));
+        let result =
+            Segment::open(dir.path(), meta).and_then(|seg| seg.read_block(0, Columns::ALL));
         assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
     }
 }

@@ -72,7 +72,11 @@ fn flush_writes_segments_per_day_and_truncates_wal() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(config(dir.path())).unwrap();
     store
-        .append(vec![rec(T0 + 5, "day1"), rec(T0 + DAY + 5, "day2"), rec(T0 + 1, "day1-early")])
+        .append(vec![
+            rec(T0 + 5, "day1"),
+            rec(T0 + DAY + 5, "day2"),
+            rec(T0 + 1, "day1-early"),
+        ])
         .unwrap();
     store.flush().unwrap();
     let stats = store.stats();
@@ -122,7 +126,11 @@ fn nothing_is_stored_twice_when_wal_outlives_its_flush() {
     }
     seqs.sort();
     seqs.dedup();
-    assert_eq!(seqs.len(), 2, "sequence numbers stay unique across restarts");
+    assert_eq!(
+        seqs.len(),
+        2,
+        "sequence numbers stay unique across restarts"
+    );
 }
 
 #[test]
@@ -158,7 +166,12 @@ fn damaged_segment_goes_to_quarantine_and_the_rest_serves() {
     let store = Store::open(config(dir.path())).unwrap();
     assert_eq!(all_messages(&store), ["day2"]);
     assert_eq!(store.stats().quarantined, 1);
-    assert_eq!(std::fs::read_dir(dir.path().join("quarantine")).unwrap().count(), 2);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("quarantine"))
+            .unwrap()
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -166,7 +179,9 @@ fn damage_found_at_read_time_quarantines() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(config(dir.path())).unwrap();
-        store.append((0..50).map(|i| rec(T0 + i, "x")).collect()).unwrap();
+        store
+            .append((0..50).map(|i| rec(T0 + i, "x")).collect())
+            .unwrap();
         store.flush().unwrap();
     }
     let victim = std::fs::read_dir(dir.path().join("parts/2024-01-15"))
@@ -193,7 +208,9 @@ fn merge_combines_small_segments_of_a_day() {
     c.merge_fanin = 3;
     let store = Store::open(c.clone()).unwrap();
     for i in 0..3 {
-        store.append(vec![rec(T0 + 10 - i, &format!("m{i}"))]).unwrap();
+        store
+            .append(vec![rec(T0 + 10 - i, &format!("m{i}"))])
+            .unwrap();
         store.flush().unwrap();
     }
     assert_eq!(store.stats().segments, 3);
@@ -201,7 +218,9 @@ fn merge_combines_small_segments_of_a_day() {
     assert_eq!(store.stats().segments, 1);
     assert_eq!(all_messages(&store), ["m2", "m1", "m0"]);
     assert_eq!(
-        std::fs::read_dir(dir.path().join("parts/2024-01-15")).unwrap().count(),
+        std::fs::read_dir(dir.path().join("parts/2024-01-15"))
+            .unwrap()
+            .count(),
         2,
         "one .parquet and one .idx remain"
     );
@@ -235,7 +254,9 @@ fn disk_budget_drops_oldest_days() {
     let mut c = config(dir.path());
     let store = Store::open(c.clone()).unwrap();
     for d in 0..3 {
-        store.append(vec![rec(T0 + d * DAY, &format!("d{d}"))]).unwrap();
+        store
+            .append(vec![rec(T0 + d * DAY, &format!("d{d}"))])
+            .unwrap();
     }
     store.flush().unwrap();
     let one_day = store.stats().segment_bytes / 3;

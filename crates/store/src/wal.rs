@@ -56,7 +56,10 @@ pub fn list_files(dir: &Path) -> io::Result<Vec<u64>> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
         let name = name.to_string_lossy();
-        if let Some(n) = name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(n) = name
+            .strip_suffix(".wal")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             numbers.push(n);
         }
     }
@@ -66,10 +69,7 @@ pub fn list_files(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Reads every WAL file in `dir` in order, repairing damaged tails, and calls `on_batch` with
 /// each intact batch.
-pub fn replay(
-    dir: &Path,
-    mut on_batch: impl FnMut(Vec<Record>),
-) -> io::Result<ReplayReport> {
+pub fn replay(dir: &Path, mut on_batch: impl FnMut(Vec<Record>)) -> io::Result<ReplayReport> {
     let mut report = ReplayReport::default();
     for n in list_files(dir)? {
         let path = dir.join(file_name(n));
@@ -262,7 +262,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write_batches(dir.path(), 3);
         let len = fs::metadata(&path).unwrap().len();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 5).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
         let (got, report) = messages(dir.path());
         assert_eq!(got, ["line 0", "line 1"]);
         assert_eq!(report.damaged_frames, 1);
