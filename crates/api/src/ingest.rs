@@ -410,3 +410,44 @@ mod tests {
         assert_eq!(d.records[0].fields["invalid_utf8"], Value::Bool(true));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn opts() -> IngestOptions {
+        IngestOptions {
+            max_line_bytes: 256,
+            keep_raw: true,
+            default_source: "http".into(),
+        }
+    }
+
+    proptest! {
+        /// Arbitrary bytes are refused as a whole or decoded entry by entry; never a panic,
+        /// and every entry is either accepted or rejected with its index.
+        #[test]
+        fn arbitrary_bodies(body in proptest::collection::vec(any::<u8>(), 0..300), ndjson in any::<bool>()) {
+            if let Ok(d) = decode_body(&body, ndjson, &opts(), 0) {
+                for r in &d.rejected {
+                    prop_assert!(!r.reason.is_empty());
+                }
+            }
+        }
+
+        /// Valid NDJSON entries are all accepted, in order.
+        #[test]
+        fn ndjson_entries_round_trip(messages in proptest::collection::vec("\\PC{0,30}", 1..10)) {
+            let body: String = messages
+                .iter()
+                .map(|m| format!("{}\n", json!({"message": m})))
+                .collect();
+            let d = decode_body(body.as_bytes(), true, &opts(), 0).unwrap();
+            prop_assert!(d.rejected.is_empty());
+            let got: Vec<&str> = d.records.iter().map(|r| r.message.as_str()).collect();
+            let want: Vec<&str> = messages.iter().map(String::as_str).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -386,3 +386,44 @@ mod tests {
         assert!(err("~\"(\"").0.contains("invalid regex"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text either parses or fails with a position inside it; never a panic.
+        #[test]
+        fn never_panics_and_positions_are_in_range(text in "\\PC{0,40}") {
+            match parse_filter(&text, 0) {
+                Ok(_) => {}
+                Err(QueryError::Syntax { position, .. }) => prop_assert!(position <= text.len()),
+                Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+            }
+        }
+
+        /// Query-like text built from the grammar's pieces always parses.
+        #[test]
+        fn grammar_pieces_parse(parts in proptest::collection::vec(prop_oneof![
+            "[a-z]{1,8}".prop_map(|s| s),
+            "[a-z]{1,5}-[0-9]{1,3}".prop_map(|s| s),
+            "\"[a-z ]{0,10}\"".prop_map(|s| s),
+            Just("level:>=ERROR".to_string()),
+            Just("agent:web-*".to_string()),
+            Just("-debug".to_string()),
+            Just("_time:5m".to_string()),
+        ], 1..6), ors in proptest::collection::vec(any::<bool>(), 6)) {
+            let mut q = String::new();
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    q.push_str(if ors[i] { " OR " } else { " " });
+                }
+                q.push_str(p);
+            }
+            prop_assert!(parse_filter(&q, 0).is_ok(), "{q}");
+            let wrapped = format!("NOT ({q})");
+            prop_assert!(parse_filter(&wrapped, 0).is_ok(), "{wrapped}");
+        }
+    }
+}

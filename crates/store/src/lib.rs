@@ -25,7 +25,7 @@
 //! ```
 
 mod catalog;
-mod codec;
+pub mod codec;
 mod error;
 mod fsutil;
 mod memtable;
@@ -87,6 +87,8 @@ pub struct StoreConfig {
     pub merge_fanin: usize,
     /// Segments with fewer rows than this are small.
     pub merge_small_rows: u64,
+    /// One merge reads at most this many rows (it holds them in memory).
+    pub merge_max_rows: u64,
     /// How often retention runs.
     pub retention_interval: Duration,
 }
@@ -104,7 +106,8 @@ impl StoreConfig {
             max_memtable_bytes: 512 << 20,
             block_rows: 32 * 1024,
             merge_fanin: 8,
-            merge_small_rows: 1 << 20,
+            merge_small_rows: 64 * 1024,
+            merge_max_rows: 512 * 1024,
             retention_interval: Duration::from_secs(60),
         }
     }
@@ -777,11 +780,23 @@ impl Inner {
             let found = by_day
                 .into_values()
                 .find(|v| v.len() >= self.config.merge_fanin.max(2));
-            match found {
-                Some(v) => v.into_iter().cloned().collect(),
-                None => return Ok(false),
-            }
+            let Some(mut candidates) = found else {
+                return Ok(false);
+            };
+            candidates.sort_by_key(|s| s.meta.id);
+            let mut rows = 0;
+            candidates
+                .into_iter()
+                .take_while(|s| {
+                    rows += s.meta.rows;
+                    rows <= self.config.merge_max_rows
+                })
+                .cloned()
+                .collect()
         };
+        if victims.len() < 2 {
+            return Ok(false);
+        }
         let mut records = Vec::new();
         for seg in &victims {
             records.extend(seg.read_all()?);
