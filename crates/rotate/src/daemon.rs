@@ -1,0 +1,240 @@
+//! Rotation inside the server: a [`Daemon`] runs [`run`] every interval on its own thread,
+//! and at once when asked through its [`DaemonHandle`], until stopped.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crate::error::RotateError;
+use crate::guard::DiskGuard;
+use crate::metrics::RotateMetrics;
+use crate::observer::RotationObserver;
+use crate::plan::{run, RunOptions};
+use crate::report::RunReport;
+use crate::rule::RotateRule;
+use crate::run::unix_secs;
+
+/// The source of the current time; tests drive it by hand.
+pub trait Clock: Send + Sync {
+    /// Returns the current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Settings of the daemon.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Time between two checks of the triggers (default 5 minutes).
+    pub interval: Duration,
+    /// The state file.
+    pub state_path: PathBuf,
+    /// The disk guard, if any.
+    pub guard: Option<DiskGuard>,
+    /// How long to wait for the collector to drain a renamed file.
+    pub drain_timeout: Duration,
+}
+
+impl DaemonOptions {
+    /// Returns the defaults for a state file.
+    pub fn new(state_path: impl Into<PathBuf>) -> DaemonOptions {
+        DaemonOptions {
+            interval: Duration::from_secs(300),
+            state_path: state_path.into(),
+            guard: None,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Control {
+    stop: bool,
+    /// A run was asked for; `true` means forced.
+    requested: Option<bool>,
+}
+
+struct Shared {
+    control: Mutex<Control>,
+    wake: Condvar,
+    metrics: Mutex<RotateMetrics>,
+    last_report: Mutex<Option<RunReport>>,
+    runs_done: Mutex<u64>,
+    run_done: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Periodic rotation for `logyard serve`.
+pub struct Daemon {
+    rules: Vec<RotateRule>,
+    options: DaemonOptions,
+    observer: Arc<dyn RotationObserver>,
+    clock: Arc<dyn Clock>,
+    shared: Arc<Shared>,
+}
+
+/// The task under its other name: the server runs it in a thread.
+pub type RotationTask = Daemon;
+
+/// Controls a running [`Daemon`] from another thread.
+#[derive(Clone)]
+pub struct DaemonHandle {
+    shared: Arc<Shared>,
+}
+
+impl Daemon {
+    /// Builds the daemon; `observer` is told about renames, `clock` gives the time of runs.
+    pub fn new(
+        rules: Vec<RotateRule>,
+        options: DaemonOptions,
+        observer: Arc<dyn RotationObserver>,
+        clock: Arc<dyn Clock>,
+    ) -> Daemon {
+        Daemon {
+            rules,
+            options,
+            observer,
+            clock,
+            shared: Arc::new(Shared {
+                control: Mutex::new(Control::default()),
+                wake: Condvar::new(),
+                metrics: Mutex::new(RotateMetrics::default()),
+                last_report: Mutex::new(None),
+                runs_done: Mutex::new(0),
+                run_done: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Returns a handle to stop the daemon, ask for a run and read its metrics.
+    pub fn handle(&self) -> DaemonHandle {
+        DaemonHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs the rules once now and records the outcome in the metrics.
+    pub fn run_once(&self, force: bool) -> Result<RunReport, RotateError> {
+        let now = self.clock.now();
+        let opts = RunOptions {
+            force,
+            now,
+            guard: self.options.guard.clone(),
+            drain_timeout: self.options.drain_timeout,
+            ..RunOptions::new(self.options.state_path.clone())
+        };
+        let result = run(&self.rules, &opts, self.observer.as_ref());
+        {
+            let mut m = lock(&self.shared.metrics);
+            match &result {
+                Ok(r) => m.record(r, unix_secs(now)),
+                Err(_) => m.record_error(),
+            }
+        }
+        match &result {
+            Ok(r) => {
+                for a in &r.guard_alerts {
+                    tracing::warn!("rotate disk guard: {a}");
+                }
+                *lock(&self.shared.last_report) = Some(r.clone());
+            }
+            Err(e) => tracing::error!("rotation run failed: {e}"),
+        }
+        *lock(&self.shared.runs_done) += 1;
+        self.shared.run_done.notify_all();
+        result
+    }
+
+    /// Runs at once, then every interval or when asked, until [`DaemonHandle::stop`].
+    pub fn run(self) {
+        let mut force = false;
+        loop {
+            let _ = self.run_once(force);
+            let mut c = lock(&self.shared.control);
+            let deadline = std::time::Instant::now() + self.options.interval;
+            loop {
+                if c.stop {
+                    return;
+                }
+                if let Some(f) = c.requested.take() {
+                    force = f;
+                    break;
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    force = false;
+                    break;
+                }
+                c = self
+                    .shared
+                    .wake
+                    .wait_timeout(c, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+    }
+
+    /// Starts [`Daemon::run`] on a thread named `rotate`.
+    pub fn spawn(self) -> std::io::Result<(JoinHandle<()>, DaemonHandle)> {
+        let handle = self.handle();
+        let join = std::thread::Builder::new()
+            .name("rotate".into())
+            .spawn(move || self.run())?;
+        Ok((join, handle))
+    }
+}
+
+impl DaemonHandle {
+    /// Asks the daemon to stop after the current run.
+    pub fn stop(&self) {
+        lock(&self.shared.control).stop = true;
+        self.shared.wake.notify_all();
+    }
+
+    /// Asks for a run now (forced or not), without waiting for it.
+    pub fn trigger(&self, force: bool) {
+        let mut c = lock(&self.shared.control);
+        c.requested = Some(c.requested.unwrap_or(false) || force);
+        drop(c);
+        self.shared.wake.notify_all();
+    }
+
+    /// Returns the number of runs done so far.
+    pub fn runs_done(&self) -> u64 {
+        *lock(&self.shared.runs_done)
+    }
+
+    /// Waits until more than `after` runs are done, at most `timeout`; returns the count.
+    pub fn wait_runs(&self, after: u64, timeout: Duration) -> u64 {
+        let guard = lock(&self.shared.runs_done);
+        let (g, _) = self
+            .shared
+            .run_done
+            .wait_timeout_while(guard, timeout, |n| *n <= after)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    /// Returns a copy of the metrics.
+    pub fn metrics(&self) -> RotateMetrics {
+        lock(&self.shared.metrics).clone()
+    }
+
+    /// Returns the report of the last successful run.
+    pub fn last_report(&self) -> Option<RunReport> {
+        lock(&self.shared.last_report).clone()
+    }
+}
