@@ -224,7 +224,10 @@ impl RawConfig {
                 "\nhint: the accepted values are described in docs/configuration.md"
             };
             match line {
-                Some(l) => format!("line {l}: {detail}{hint}"),
+                Some(l) => {
+                    let source = text.lines().nth(l - 1).unwrap_or("").trim_end();
+                    format!("line {l}: {detail}\n{l:>4} | {source}{hint}")
+                }
                 None => format!("{detail}{hint}"),
             }
         })

@@ -45,7 +45,7 @@ fn line_entry(bytes: &[u8], agent: &str, source: &str) -> Value {
     let text = text.trim_end_matches(['\r', '\n']);
     let mut entry = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) if text.trim_start().starts_with('{') => Value::Object(map),
-        _ => json!({ "message": text }),
+        _ => json!({ "message": text, "raw": text }),
     };
     let obj = entry.as_object_mut().expect("an object");
     obj.entry("agent").or_insert_with(|| agent.into());

@@ -221,6 +221,8 @@ pub fn entry_to_record(
             "agent" => record.agent = text_of(&value),
             "host" => record.host = text_of(&value),
             "source" => record.source = text_of(&value),
+            // The original line, as a shipper or `logyard ingest` read it.
+            "raw" if value.is_string() => record.raw = Some(text_of(&value)),
             "metadata" | "fields" => match value {
                 serde_json::Value::Object(meta) => {
                     for (k, v) in meta {
@@ -241,7 +243,7 @@ pub fn entry_to_record(
         return Err(("invalid_entry", "entry has no \"message\"".into()));
     }
     record.fields = fields;
-    if opts.keep_raw {
+    if opts.keep_raw && record.raw.is_none() {
         record.raw = text.map(str::to_string);
     }
     let size = record.approx_size();

@@ -1,0 +1,177 @@
+//! Helpers of the black-box tests: start the real `logyard` binary on a free port of
+//! 127.0.0.1 and speak HTTP to it.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Returns the path of the binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_logyard"))
+}
+
+/// Runs `logyard ARGS` to completion in `cwd`.
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("LOGYARD_LOG", "warn")
+        .output()
+        .expect("run logyard")
+}
+
+/// A `logyard serve` child process.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The data directory it serves.
+    pub data: PathBuf,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    /// Starts a server on `data` with a free port and waits until it listens.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::try_start(data, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a server; an error carries what it wrote to stderr.
+    pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, String> {
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(data.parent().unwrap_or(data))
+            .env("LOGYARD_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start logyard: {e}"))?;
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("listening on ") {
+                        break url.trim().to_string();
+                    }
+                }
+                _ => {
+                    let status = child.wait().expect("wait");
+                    let err = stderr.join().unwrap_or_default();
+                    return Err(format!("logyard serve exited ({status}): {err}"));
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Server {
+            child,
+            url,
+            data: data.to_path_buf(),
+            stderr: Some(stderr),
+        })
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+
+    /// Stops the server with SIGTERM and returns what it wrote to stderr.
+    pub fn stop(mut self) -> String {
+        terminate(&self.child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return self
+                    .stderr
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill().ok();
+        panic!("logyard serve did not stop within 30 s of SIGTERM");
+    }
+
+    /// GETs a path and returns the status and the JSON answer.
+    pub fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let resp = client()
+            .get(format!("{}{}", self.url, path_and_query))
+            .send()
+            .expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// POSTs a body with a content type and returns the status and the JSON answer.
+    pub fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let resp = client()
+            .post(format!("{}{}", self.url, path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// Returns every stored entry of an agent, newest first, paging through `/api/logs`.
+    pub fn all_of_agent(&self, agent: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let (status, page) = self.get(&format!(
+                "/api/logs?agent={agent}&limit=1000&offset={}",
+                out.len()
+            ));
+            assert_eq!(status, 200, "{page}");
+            let logs = page["logs"].as_array().expect("logs").clone();
+            let done = logs.len() < 1000;
+            out.extend(logs);
+            if done {
+                return out;
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends SIGTERM to a child.
+pub fn terminate(child: &Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a pid of our own child and a valid signal number.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+/// A blocking HTTP client with a generous timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
