@@ -148,7 +148,15 @@ impl StateLock {
                     "cannot open the lock file: {e}; check the directory's permissions"
                 ),
             })?;
-        match file.try_lock() {
+        // A short wait covers a lock held by a concurrent run finishing, and by a child
+        // process between fork and exec (which shares the descriptor for a moment).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut locked = file.try_lock();
+        while locked.is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            locked = file.try_lock();
+        }
+        match locked {
             Ok(()) => Ok(StateLock { _file: file, path }),
             Err(_) => Err(RotateError::State {
                 path: state_path.into(),

@@ -1,0 +1,299 @@
+//! Bad input and failing systems: every error names the file and says what to do, and no
+//! line is lost.
+
+mod common;
+
+use std::fs;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use logyard_rotate::{
+    parse_logrotate_conf, read_archive, run, Clock, Daemon, DaemonOptions, NoopObserver,
+    RotateError, RunOptions,
+};
+
+#[test]
+fn a_syntax_error_names_file_line_and_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = p(dir.path(), "app.conf");
+    fs::write(&conf, "/var/log/app.log {\n  rotate 3\n  size\n}\n").unwrap();
+    let e = parse_logrotate_conf(&conf).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, RotateError::Syntax { line: 3, .. }), "{text}");
+    assert!(
+        text.starts_with(&format!("{}:3: size takes 1 argument", conf.display())),
+        "{text}"
+    );
+    assert!(text.contains("write it as: size 100k"), "{text}");
+}
+
+#[test]
+fn an_unknown_directive_is_an_error_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = p(dir.path(), "app.conf");
+    fs::write(&conf, "/var/log/app.log {\n  rotate 3\n  shred\n}\n").unwrap();
+    let text = parse_logrotate_conf(&conf).unwrap_err().to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{}:3: directive \"shred\" is not supported",
+            conf.display()
+        )),
+        "{text}"
+    );
+    fs::write(&conf, "/var/log/app.log {\n  frobnicate yes\n}\n").unwrap();
+    let text = parse_logrotate_conf(&conf).unwrap_err().to_string();
+    assert!(
+        text.contains(":2: directive \"frobnicate\"") && text.contains("spelling"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_directory_path_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(p(d, "logs")).unwrap();
+    let rules = rules(d, "[[rotate]]\npaths = [\"@DIR@/logs\"]\n");
+    let r = run(
+        &rules,
+        &RunOptions {
+            force: true,
+            ..opts(d, t0())
+        },
+        &NoopObserver,
+    )
+    .unwrap();
+    assert_eq!(r.failures.len(), 1, "{r}");
+    assert!(
+        r.failures[0].message.contains("is a directory")
+            && r.failures[0].message.contains("/*.log"),
+        "{r}"
+    );
+    assert!(p(d, "logs").is_dir());
+}
+
+#[test]
+fn a_file_that_disappears_during_rotation_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The prerotate script plays the other program that removes the file.
+    let rules = rules(
+        d,
+        "[[rotate]]\npaths = [\"@DIR@/app.log\"]\nprerotate = \"mv \\\"$1\\\" @DIR@/moved\"\n",
+    );
+    let data = append(&p(d, "app.log"), "a", 5);
+    let r = run(
+        &rules,
+        &RunOptions {
+            force: true,
+            ..opts(d, t0())
+        },
+        &NoopObserver,
+    )
+    .unwrap();
+    assert_eq!(r.failures.len(), 1, "{r}");
+    let m = &r.failures[0].message;
+    assert!(
+        m.contains("disappeared during rotation") && m.contains("second rotation tool"),
+        "{m}"
+    );
+    assert_eq!(fs::read(p(d, "moved")).unwrap(), data);
+}
+
+#[test]
+fn an_unwritable_destination_leaves_the_live_file_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = append(&p(d, "app.log"), "a", 5);
+    let rules = if is_root(d) {
+        // Root ignores permission bits: use a location no one can rename into (procfs).
+        rules(
+            d,
+            "[[rotate]]\npaths = [\"@DIR@/app.log\"]\nolddir = \"/proc/self\"\n",
+        )
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        fs::create_dir(p(d, "ro")).unwrap();
+        fs::set_permissions(p(d, "ro"), fs::Permissions::from_mode(0o555)).unwrap();
+        rules(
+            d,
+            "[[rotate]]\npaths = [\"@DIR@/app.log\"]\nolddir = \"ro\"\n",
+        )
+    };
+    let r = run(
+        &rules,
+        &RunOptions {
+            force: true,
+            ..opts(d, t0())
+        },
+        &NoopObserver,
+    )
+    .unwrap();
+    assert_eq!(r.failures.len(), 1, "{r}");
+    let m = &r.failures[0].message;
+    assert!(
+        m.contains("app.log") && (m.contains("untouched") || m.contains("another filesystem")),
+        "{m}"
+    );
+    assert_eq!(fs::read(p(d, "app.log")).unwrap(), data);
+}
+
+#[test]
+fn a_full_disk_during_copytruncate_keeps_the_live_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rules = rules(
+        d,
+        "[[rotate]]\npaths = [\"@DIR@/app.log\"]\ncopytruncate = true\n",
+    );
+    let data = append(&p(d, "app.log"), "a", 200);
+    let o = RunOptions {
+        force: true,
+        write_budget: Some(1000),
+        ..opts(d, t0())
+    };
+    let r = run(&rules, &o, &NoopObserver).unwrap();
+    assert_eq!(r.failures.len(), 1, "{r}");
+    let m = &r.failures[0].message;
+    assert!(
+        m.contains("No space left") && m.contains("not truncated"),
+        "{m}"
+    );
+    assert_eq!(fs::read(p(d, "app.log")).unwrap(), data);
+    assert_eq!(names(d), ["app.log"]);
+}
+
+#[test]
+fn a_full_disk_during_compression_keeps_the_rotated_file_and_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rules = rules(d, "[[rotate]]\npaths = [\"@DIR@/app.log\"]\n");
+    let data = append(&p(d, "app.log"), "a", 2000);
+    let o = RunOptions {
+        force: true,
+        write_budget: Some(64),
+        ..opts(d, t0())
+    };
+    let r = run(&rules, &o, &NoopObserver).unwrap();
+    assert_eq!(r.failures.len(), 1, "{r}");
+    assert!(
+        r.failures[0]
+            .message
+            .contains("kept uncompressed and whole"),
+        "{r}"
+    );
+    assert_eq!(names(d), ["app.log", "app.log.1"]);
+    assert_eq!(fs::read(p(d, "app.log.1")).unwrap(), data);
+    // With space again, the next rotation compresses the leftover first.
+    let more = append(&p(d, "app.log"), "b", 10);
+    let r = run(
+        &rules,
+        &RunOptions {
+            force: true,
+            ..opts(d, t0())
+        },
+        &NoopObserver,
+    )
+    .unwrap();
+    assert!(r.is_success(), "{r}");
+    assert_eq!(names(d), ["app.log", "app.log.1.gz", "app.log.2.gz"]);
+    assert_eq!(read_archive(&p(d, "app.log.2.gz")).unwrap(), data);
+    assert_eq!(read_archive(&p(d, "app.log.1.gz")).unwrap(), more);
+}
+
+#[test]
+fn a_missing_olddir_or_file_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    append(&p(d, "app.log"), "a", 5);
+    let rules = rules(
+        d,
+        "[[rotate]]\npaths = [\"@DIR@/app.log\"]\nolddir = \"archive\"\n[[rotate]]\npaths = [\"@DIR@/gone.log\"]\nmissingok = false\n",
+    );
+    let r = run(
+        &rules,
+        &RunOptions {
+            force: true,
+            ..opts(d, t0())
+        },
+        &NoopObserver,
+    )
+    .unwrap();
+    let all: Vec<&str> = r.failures.iter().map(|f| f.message.as_str()).collect();
+    assert!(all.iter().any(|m| m.contains("mkdir -p")), "{r}");
+    assert!(all.iter().any(|m| m.contains("set missingok")), "{r}");
+}
+
+#[test]
+fn a_corrupt_state_file_stops_the_run_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(p(d, "state.json"), "{not json").unwrap();
+    let rules = rules(d, "[[rotate]]\npaths = [\"@DIR@/app.log\"]\n");
+    let e = run(&rules, &opts(d, t0()), &NoopObserver)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("state.json") && e.contains("move it aside"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_toml_values_name_the_key() {
+    #[derive(Debug, serde::Deserialize)]
+    struct Doc {
+        #[allow(dead_code)]
+        rotate: Vec<logyard_rotate::RotateRuleConfig>,
+    }
+    let e =
+        toml::from_str::<Doc>("[[rotate]]\npaths = [\"/x\"]\ncompres = \"gzip\"\n").unwrap_err();
+    assert!(e.to_string().contains("compres"), "{e}");
+}
+
+/// A clock the test moves by hand.
+struct Manual(std::sync::Mutex<SystemTime>);
+
+impl Clock for Manual {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[test]
+fn the_daemon_runs_on_demand_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rules = rules(
+        d,
+        "[[rotate]]\nname = \"app\"\npaths = [\"@DIR@/app.log\"]\nevery = \"1h\"\n",
+    );
+    append(&p(d, "app.log"), "a", 5);
+    let clock = Arc::new(Manual(std::sync::Mutex::new(t0())));
+    let opts = DaemonOptions {
+        interval: Duration::from_secs(3600),
+        ..DaemonOptions::new(p(d, "state.json"))
+    };
+    let daemon = Daemon::new(rules, opts, Arc::new(NoopObserver), clock.clone());
+    let (join, handle) = daemon.spawn().unwrap();
+    assert!(handle.wait_runs(0, Duration::from_secs(10)) >= 1);
+    assert_eq!(names(d), ["app.log"]);
+    *clock.0.lock().unwrap() = t0() + Duration::from_secs(7200);
+    handle.trigger(false);
+    assert!(handle.wait_runs(1, Duration::from_secs(10)) >= 2);
+    assert_eq!(names(d), ["app.log", "app.log.1.gz"]);
+    handle.stop();
+    join.join().unwrap();
+    let m = handle.metrics();
+    assert_eq!((m.runs, m.files_rotated, m.failures), (2, 1, 0));
+    assert!(m.bytes_rotated > 0 && m.bytes_compressed > 0);
+    assert_eq!(m.last_success.get("app"), Some(&(1_705_312_800 + 7200)));
+    let text = m.render_prometheus();
+    assert!(
+        text.contains("logyard_rotate_last_success_timestamp_seconds{rule=\"app\"} 1705320000"),
+        "{text}"
+    );
+    assert!(text.contains("logyard_rotate_files_total 1"), "{text}");
+    assert!(handle.last_report().unwrap().is_success());
+}
