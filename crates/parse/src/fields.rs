@@ -1,0 +1,405 @@
+//! Fields: typed values, well-known names (`status`, `method`, `path`, `ip`, `user`,
+//! `request_id`, `response_time_ms`) and the pairs found in free-text messages.
+
+use logyard_model::{Record, Value};
+
+/// The field that holds a request's duration in milliseconds, whatever unit the line used.
+pub const RESPONSE_TIME_MS: &str = "response_time_ms";
+
+const HTTP_METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+
+/// Types a text value: integers (no leading zero) and decimals become numbers, `true`
+/// and `false` booleans, anything else stays a string.
+pub(crate) fn scalar(text: &str) -> Value {
+    let b = text.as_bytes();
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+        if digits[0] != b'0' || digits.len() == 1 {
+            if let Ok(i) = text.parse() {
+                return Value::Int(i);
+            }
+        }
+    } else if is_decimal(digits) {
+        if let Ok(f) = text.parse::<f64>() {
+            return Value::Float(f);
+        }
+    } else if text == "true" || text == "false" {
+        return Value::Bool(text == "true");
+    }
+    Value::Str(text.to_string())
+}
+
+fn is_decimal(b: &[u8]) -> bool {
+    let Some(dot) = b.iter().position(|&c| c == b'.') else { return false };
+    dot > 0
+        && dot + 1 < b.len()
+        && (b[0] != b'0' || dot == 1)
+        && b[..dot].iter().all(u8::is_ascii_digit)
+        && b[dot + 1..].iter().all(u8::is_ascii_digit)
+}
+
+/// Folds a key for alias matching: lower case without `_`, `-` and `.`; `None` if long.
+fn fold(key: &str, buf: &mut [u8; 32]) -> Option<usize> {
+    let mut n = 0;
+    for &c in key.as_bytes() {
+        if matches!(c, b'_' | b'-' | b'.') {
+            continue;
+        }
+        *buf.get_mut(n)? = c.to_ascii_lowercase();
+        n += 1;
+    }
+    Some(n)
+}
+
+/// Returns the canonical name of a well-known field alias, or the key itself.
+pub(crate) fn canonical_key(key: &str) -> &str {
+    let mut buf = [0u8; 32];
+    let Some(n) = fold(key, &mut buf) else { return key };
+    match &buf[..n] {
+        b"statuscode" | b"httpstatus" | b"httpstatuscode" | b"responsecode" | b"httpresponsestatuscode" => "status",
+        b"httpmethod" | b"requestmethod" | b"httprequestmethod" => "method",
+        b"requestpath" | b"urlpath" | b"requesturi" | b"uri" | b"httppath" => "path",
+        b"clientip" | b"remoteaddr" | b"remoteip" | b"ipaddress" | b"sourceip" | b"ipaddr" => "ip",
+        b"username" | b"userid" if key.contains("name") => "user",
+        b"requestid" | b"reqid" | b"xrequestid" | b"httprequestid" => "request_id",
+        _ => key,
+    }
+}
+
+/// For a duration key, returns the unit in milliseconds that a bare number has.
+fn duration_unit(key: &str) -> Option<f64> {
+    let mut buf = [0u8; 32];
+    let n = fold(key, &mut buf)?;
+    let k = &buf[..n];
+    for base in [&b"responsetime"[..], b"duration", b"took", b"elapsed", b"latency", b"requesttime"] {
+        if let Some(rest) = k.strip_prefix(base) {
+            return match rest {
+                b"" if base == b"requesttime" => Some(1000.0),
+                b"" | b"ms" | b"millis" => Some(1.0),
+                b"s" | b"sec" | b"secs" | b"seconds" => Some(1000.0),
+                b"us" | b"micros" => Some(0.001),
+                b"ns" | b"nanos" => Some(0.000_001),
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+/// Reads `1234ms`, `1.2s`, `35 ms`, `1m30s`, `350µs` into milliseconds; a bare number is
+/// taken in `default_unit` milliseconds.
+pub(crate) fn duration_ms(text: &str, default_unit: f64) -> Option<f64> {
+    let t = text.trim();
+    if let Ok(x) = t.parse::<f64>() {
+        return x.is_finite().then_some(x * default_unit);
+    }
+    let (mut rest, mut total, mut any) = (t, 0.0, false);
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let x: f64 = rest[..end].parse().ok()?;
+        rest = rest[end..].trim_start();
+        let uend = rest.find(|c: char| !c.is_alphabetic()).unwrap_or(rest.len());
+        let unit = match &rest[..uend] {
+            "ns" => 0.000_001,
+            "us" | "µs" | "μs" => 0.001,
+            "ms" => 1.0,
+            "s" | "sec" | "secs" | "seconds" => 1000.0,
+            "m" | "min" => 60_000.0,
+            "h" => 3_600_000.0,
+            _ => return None,
+        };
+        total += x * unit;
+        any = true;
+        rest = &rest[uend..];
+    }
+    any.then_some(total)
+}
+
+/// Makes a millisecond value: an integer when whole, else rounded to the microsecond.
+pub(crate) fn ms_value(ms: f64) -> Value {
+    let r = (ms * 1000.0).round() / 1000.0;
+    if r.fract() == 0.0 && r.abs() < 9e15 {
+        Value::Int(r as i64)
+    } else {
+        Value::Float(r)
+    }
+}
+
+/// Adds a field under its canonical name, typing `status`, and derives `response_time_ms`
+/// from duration keys (the original key is kept as well).
+pub(crate) fn add_field(rec: &mut Record, key: &str, value: Value) {
+    if let Some(unit) = duration_unit(key) {
+        let ms = match &value {
+            Value::Int(i) => Some(*i as f64 * unit),
+            Value::Float(f) => Some(f * unit),
+            Value::Str(s) => duration_ms(s, unit),
+            Value::Bool(_) => None,
+        };
+        if key == RESPONSE_TIME_MS {
+            rec.fields.insert(key.to_string(), ms.map_or(value, ms_value));
+            return;
+        }
+        if let Some(ms) = ms {
+            rec.fields.entry(RESPONSE_TIME_MS.to_string()).or_insert_with(|| ms_value(ms));
+        }
+    }
+    let canonical = canonical_key(key);
+    let value = match (canonical, value) {
+        ("status", Value::Str(s)) => scalar(&s),
+        (_, v) => v,
+    };
+    rec.fields.insert(canonical.to_string(), value);
+}
+
+fn add_if_absent(rec: &mut Record, key: &str, value: Value) {
+    if !rec.fields.contains_key(key) {
+        rec.fields.insert(key.to_string(), value);
+    }
+}
+
+fn is_key(k: &str) -> bool {
+    let b = k.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn trim_punct(v: &str) -> &str {
+    let mut v = v.trim_end_matches([',', ';', '.', ':']);
+    if v.ends_with(')') && !v.contains('(') {
+        v = &v[..v.len() - 1];
+    }
+    v
+}
+
+/// Returns the IPv4 address a token holds (an optional `:port` and punctuation aside).
+pub(crate) fn ipv4_in(token: &str) -> Option<&str> {
+    let t = trim_punct(token.trim_start_matches('('));
+    let t = t.split_once(':').map_or(t, |(ip, _)| ip);
+    let mut parts = 0;
+    for p in t.split('.') {
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) || p.parse::<u16>().ok()? > 255 {
+            return None;
+        }
+        parts += 1;
+    }
+    (parts == 4).then_some(t)
+}
+
+fn is_user_name(t: &str) -> bool {
+    t.len() >= 2
+        && t.len() <= 64
+        && t.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'@' | b'-'))
+        && !matches!(t, "is" | "was" | "has" | "not" | "with" | "from" | "for" | "the" | "and" | "id" | "name" | "agent" | "logged" | "updated")
+}
+
+/// Finds `key=value` and `key: value` pairs, `GET /path 200`, the first IPv4 address,
+/// `user NAME`, `for NAME from IP` and `took 35 ms` in a message, without overwriting
+/// fields the record already has.
+pub(crate) fn extract(rec: &mut Record, msg: &str) {
+    let mut it = Tokens { s: msg, pos: 0 };
+    let mut prev: &str = "";
+    let mut prev2: &str = "";
+    let mut prev3: &str = "";
+    while let Some((start, tok)) = it.next() {
+        let bare = tok.trim_start_matches('(');
+        if let Some(eq) = bare.find('=') {
+            let key = &bare[..eq];
+            if is_key(key) && eq + 1 < bare.len() {
+                let vstart = start + (tok.len() - bare.len()) + eq + 1;
+                let value = if msg.as_bytes()[vstart] == b'"' {
+                    match msg[vstart + 1..].find('"') {
+                        Some(end) => {
+                            it.pos = vstart + 1 + end + 1;
+                            &msg[vstart + 1..vstart + 1 + end]
+                        }
+                        None => trim_punct(&bare[eq + 1..]),
+                    }
+                } else {
+                    trim_punct(&bare[eq + 1..])
+                };
+                if !rec.fields.contains_key(canonical_key(key)) {
+                    add_field(rec, key, scalar(value));
+                }
+            }
+        } else if let Some(key) = bare.strip_suffix(':').filter(|k| is_key(k)) {
+            if is_key(key) && (key.contains('_') || matches!(key, "user" | "ip" | "status" | "method" | "path" | "duration" | "took" | "elapsed" | "latency" | "pid" | "port" | "client")) {
+                if let Some((_, next)) = it.peek() {
+                    let v = trim_punct(next);
+                    if let Some(unit) = duration_unit(key) {
+                        let (v, unit_tok) = match it.peek_second() {
+                            Some((_, u)) if matches!(trim_punct(u), "ms" | "s" | "us" | "µs" | "ns") => (format!("{v}{}", trim_punct(u)), true),
+                            _ => (v.to_string(), false),
+                        };
+                        if let Some(ms) = duration_ms(&v, unit) {
+                            add_if_absent(rec, RESPONSE_TIME_MS, ms_value(ms));
+                            it.next();
+                            if unit_tok {
+                                it.next();
+                            }
+                        }
+                    } else if !v.is_empty() && !rec.fields.contains_key(canonical_key(key)) {
+                        add_field(rec, key, scalar(v));
+                        it.next();
+                    }
+                }
+            }
+        } else if HTTP_METHODS.contains(&bare) {
+            if let Some((_, path)) = it.peek().filter(|(_, p)| p.starts_with('/')) {
+                add_if_absent(rec, "method", Value::Str(bare.to_string()));
+                add_if_absent(rec, "path", Value::Str(trim_punct(path).to_string()));
+                it.next();
+                let mut next = it.peek();
+                if next.is_some_and(|(_, t)| t == "->" || t.starts_with("HTTP/")) {
+                    it.next();
+                    next = it.peek();
+                }
+                if let Some(s) = next.and_then(|(_, t)| status_of(t)) {
+                    add_if_absent(rec, "status", Value::Int(s));
+                    it.next();
+                }
+            }
+        } else if bare == "status" {
+            if let Some(s) = it.peek().and_then(|(_, t)| status_of(t)) {
+                add_if_absent(rec, "status", Value::Int(s));
+            }
+        } else if bare == "took" {
+            if let Some((_, n)) = it.peek() {
+                let text = match it.peek_second() {
+                    Some((_, u)) if n.bytes().all(|c| c.is_ascii_digit() || c == b'.') => format!("{n}{}", trim_punct(u)),
+                    _ => trim_punct(n).to_string(),
+                };
+                if !text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+                    if let Some(ms) = duration_ms(&text, 1.0) {
+                        add_if_absent(rec, RESPONSE_TIME_MS, ms_value(ms));
+                    }
+                }
+            }
+        } else if bare.eq_ignore_ascii_case("user") && !rec.fields.contains_key("user") {
+            if let Some((_, name)) = it.peek() {
+                let name = trim_punct(name);
+                if is_user_name(name) {
+                    add_if_absent(rec, "user", Value::Str(name.to_string()));
+                }
+            }
+        } else if !rec.fields.contains_key("ip") {
+            if let Some(ip) = ipv4_in(bare) {
+                rec.fields.insert("ip".into(), Value::Str(ip.to_string()));
+                if prev == "from" && prev3 == "for" && is_user_name(prev2) {
+                    add_if_absent(rec, "user", Value::Str(prev2.to_string()));
+                }
+            }
+        }
+        prev3 = prev2;
+        prev2 = prev;
+        prev = bare;
+    }
+}
+
+fn status_of(t: &str) -> Option<i64> {
+    let t = trim_punct(t);
+    (t.len() == 3 && t.bytes().all(|c| c.is_ascii_digit()))
+        .then(|| t.parse().ok())
+        .flatten()
+        .filter(|s| (100..600).contains(s))
+}
+
+/// Splits a message on ASCII spaces, with byte offsets.
+struct Tokens<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn at(&self, mut pos: usize) -> Option<(usize, &'a str)> {
+        let b = self.s.as_bytes();
+        while pos < b.len() && b[pos] == b' ' {
+            pos += 1;
+        }
+        if pos >= b.len() {
+            return None;
+        }
+        let end = memchr::memchr(b' ', &b[pos..]).map_or(b.len(), |e| pos + e);
+        Some((pos, &self.s[pos..end]))
+    }
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        let r = self.at(self.pos)?;
+        self.pos = r.0 + r.1.len();
+        Some(r)
+    }
+    fn peek(&self) -> Option<(usize, &'a str)> {
+        self.at(self.pos)
+    }
+    fn peek_second(&self) -> Option<(usize, &'a str)> {
+        let (p, t) = self.at(self.pos)?;
+        self.at(p + t.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(msg: &str) -> Vec<(String, Value)> {
+        let mut r = Record::default();
+        extract(&mut r, msg);
+        r.fields.into_iter().collect()
+    }
+
+    fn f(k: &str, v: Value) -> (String, Value) {
+        (k.to_string(), v)
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(scalar("42"), Value::Int(42));
+        assert_eq!(scalar("-7"), Value::Int(-7));
+        assert_eq!(scalar("007"), Value::Str("007".into()));
+        assert_eq!(scalar("1.5"), Value::Float(1.5));
+        assert_eq!(scalar("1."), Value::Str("1.".into()));
+        assert_eq!(scalar("true"), Value::Bool(true));
+        assert_eq!(scalar("99999999999999999999"), Value::Str("99999999999999999999".into()));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ms("1234ms", 1.0), Some(1234.0));
+        assert_eq!(duration_ms("1.2s", 1.0), Some(1200.0));
+        assert_eq!(duration_ms("35 ms", 1.0), Some(35.0));
+        assert_eq!(duration_ms("1m30s", 1.0), Some(90_000.0));
+        assert_eq!(duration_ms("0.25", 1000.0), Some(250.0));
+        assert_eq!(duration_ms("fast", 1.0), None);
+        let mut r = Record::default();
+        add_field(&mut r, "duration", Value::Str("1.5s".into()));
+        add_field(&mut r, "statusCode", Value::Str("404".into()));
+        assert_eq!(r.fields[RESPONSE_TIME_MS], Value::Int(1500));
+        assert_eq!(r.fields["status"], Value::Int(404));
+        assert_eq!(r.fields["duration"], Value::Str("1.5s".into()));
+        let mut r = Record::default();
+        add_field(&mut r, "elapsed_s", Value::Float(0.0125));
+        assert_eq!(r.fields[RESPONSE_TIME_MS], Value::Float(12.5));
+    }
+
+    #[test]
+    fn message_pairs() {
+        assert_eq!(
+            fields("Request completed: GET /health status=201 response_time: 58ms user=anonymous"),
+            [f("method", Value::Str("GET".into())), f("path", Value::Str("/health".into())), f("response_time_ms", Value::Int(58)), f("status", Value::Int(201)), f("user", Value::Str("anonymous".into()))]
+        );
+        assert_eq!(
+            fields("HTTP POST /a?b=1 -> 200 (response_time: 85ms, 2678 bytes)"),
+            [f("method", Value::Str("POST".into())), f("path", Value::Str("/a?b=1".into())), f("response_time_ms", Value::Int(85)), f("status", Value::Int(200))]
+        );
+        assert_eq!(
+            fields("Failed password for root from 45.155.205.7 port 22 ssh2"),
+            [f("ip", Value::Str("45.155.205.7".into())), f("user", Value::Str("root".into()))]
+        );
+        assert_eq!(fields("Cache flushed (ttl=300s)"), [f("ttl", Value::Str("300s".into()))]);
+        assert_eq!(fields("query took 35 ms"), [f("response_time_ms", Value::Int(35))]);
+        assert_eq!(fields("msg=\"a b\" n=1.5"), [f("msg", Value::Str("a b".into())), f("n", Value::Float(1.5))]);
+        assert_eq!(fields("duration: 41.702 ms  statement: SELECT 1"), [f("response_time_ms", Value::Float(41.702))]);
+        assert_eq!(fields("login failed for user admin from 1.2.3.4: invalid password"), [f("ip", Value::Str("1.2.3.4".into())), f("user", Value::Str("admin".into()))]);
+        assert!(fields("Failed to validate token: signature verification failed").is_empty());
+    }
+}

@@ -1,0 +1,88 @@
+//! One file per line format. Each parser reads one (already framed, decoded and redacted)
+//! line into a [`Record`] or says it does not match, so that detection can try the next.
+
+pub(crate) mod access;
+pub(crate) mod apache_error;
+pub(crate) mod cri;
+pub(crate) mod django;
+pub(crate) mod docker;
+pub(crate) mod json;
+pub(crate) mod logfmt;
+pub(crate) mod nginx_error;
+pub(crate) mod plain;
+pub(crate) mod python;
+pub(crate) mod rfc3164;
+pub(crate) mod rfc5424;
+
+use logyard_model::{Record, Value};
+
+use crate::time::{Civil, TimeZone};
+
+/// The field that says why a line's time was not used.
+pub const TIME_ERROR: &str = "time_error";
+
+/// What a format parser needs besides the line.
+pub(crate) struct Cx<'a> {
+    /// The zone of zone-less stamps.
+    pub zone: TimeZone,
+    /// The receive time: the default timestamp and "now" for syslog's missing year.
+    pub now: i64,
+    /// The agent when the line names none (the file's stem).
+    pub agent_hint: &'a str,
+    /// The agent of access-log lines when there is no hint (`nginx` or `apache`).
+    pub access_agent: &'static str,
+}
+
+/// Why a parser did not produce a record.
+#[derive(Debug)]
+pub(crate) enum Miss {
+    /// Not this format: try the next.
+    No,
+    /// This format, but broken: the line becomes plain text with `field` = `reason`.
+    Bad(&'static str, String),
+}
+
+/// The result of a format parser.
+pub(crate) type Res = Result<(), Miss>;
+
+/// Sets the record's time from a scanned stamp; an impossible date is a [`Miss::Bad`].
+pub(crate) fn set_time(rec: &mut Record, c: &Civil, text: &[u8], cx: &Cx) -> Res {
+    match c.to_ns(cx.zone) {
+        Ok(ns) => {
+            rec.timestamp = ns;
+            Ok(())
+        }
+        Err(reason) => Err(bad_time(text, reason)),
+    }
+}
+
+/// Builds the [`Miss::Bad`] of an impossible stamp.
+pub(crate) fn bad_time(text: &[u8], reason: &str) -> Miss {
+    Miss::Bad(
+        TIME_ERROR,
+        format!("invalid timestamp {:?}: {reason}", String::from_utf8_lossy(text)),
+    )
+}
+
+/// Returns the text up to the next space and the rest after it.
+pub(crate) fn word(s: &str) -> (&str, &str) {
+    match memchr::memchr(b' ', s.as_bytes()) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    }
+}
+
+/// Returns a pid or thread id as an integer when it is one, else as text.
+pub(crate) fn id_value(s: &str) -> Value {
+    match s.parse::<i64>() {
+        Ok(i) if !s.starts_with('0') || s == "0" => Value::Int(i),
+        _ => Value::Str(s.to_string()),
+    }
+}
+
+/// Returns true for an upper-case level word as loggers print it (`INFO`, `WARNING`, …).
+pub(crate) fn is_level_word(s: &str) -> bool {
+    (3..=8).contains(&s.len())
+        && s.bytes().all(|c| c.is_ascii_uppercase())
+        && logyard_model::Level::normalize(s).is_some()
+}

@@ -1,0 +1,53 @@
+//! Plain text: the whole line is the message; a timestamp and a level found anywhere in it
+//! are used when unambiguous (the first stamp in the first 128 bytes; every level word
+//! agreeing).
+
+use logyard_model::{Record, Value};
+
+use super::{Cx, TIME_ERROR};
+use crate::fields::extract;
+use crate::level::find_level;
+use crate::time::{infer_year, scan_clf, scan_ctime, scan_iso, scan_syslog, Civil};
+
+/// Finds the first timestamp in the text: (civil time, its start, its end).
+fn find_stamp(b: &[u8]) -> Option<(Civil, usize, usize)> {
+    let limit = b.len().min(128);
+    for i in 0..limit {
+        let c = b[i];
+        if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let found = if c.is_ascii_digit() {
+            scan_iso(&b[i..]).or_else(|| scan_clf(&b[i..]))
+        } else if c.is_ascii_alphabetic() {
+            scan_ctime(&b[i..]).or_else(|| scan_syslog(&b[i..]))
+        } else {
+            None
+        };
+        if let Some((civil, n)) = found {
+            return Some((civil, i, i + n));
+        }
+    }
+    None
+}
+
+/// Reads a line as plain text; never fails.
+pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) {
+    if let Some((civil, start, end)) = find_stamp(line.as_bytes()) {
+        let ns = if civil.year == 0 { infer_year(civil, cx.zone, cx.now) } else { civil.to_ns(cx.zone) };
+        match ns {
+            Ok(ns) => rec.timestamp = ns,
+            Err(reason) => {
+                rec.fields.insert(
+                    TIME_ERROR.into(),
+                    Value::Str(format!("invalid timestamp {:?}: {reason}", &line[start..end])),
+                );
+            }
+        }
+    }
+    if let Some((level, _)) = find_level(line) {
+        rec.level = Some(level);
+    }
+    rec.message = line.to_string();
+    extract(rec, line);
+}

@@ -1,0 +1,75 @@
+//! Syslog RFC 3164 (BSD): `<38>Jan 15 10:30:00 host sshd[1234]: message`, also without the
+//! priority (as in `/var/log/syslog`) or with an ISO stamp (rsyslog's high-precision form).
+//! The year is inferred: the one that puts the stamp nearest before the receive time + 1 day.
+
+use logyard_model::Record;
+
+use super::rfc5424::{apply_pri, scan_pri};
+use super::{bad_time, word, Cx, Miss, Res};
+use crate::fields::extract;
+use crate::level::find_level;
+use crate::time::{infer_year, scan_iso, scan_syslog};
+
+/// Splits `tag[pid]:` or `tag:`; `None` when the word is not a tag.
+fn tag(w: &str) -> Option<(&str, Option<&str>)> {
+    let w = w.strip_suffix(':')?;
+    let (name, pid) = match w.find('[') {
+        Some(i) => (&w[..i], Some(w[i + 1..].strip_suffix(']')?)),
+        None => (w, None),
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b'@'));
+    ok.then_some((name, pid))
+}
+
+/// Parses an RFC 3164 line.
+pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
+    let b = line.as_bytes();
+    let (pri, used) = match scan_pri(b) {
+        Some((p, n)) => (Some(p), n),
+        None => (None, 0),
+    };
+    let rest = &b[used..];
+    let stamp_len = if let Some((c, n)) = scan_syslog(rest) {
+        rec.timestamp = infer_year(c, cx.zone, cx.now).map_err(|e| bad_time(&rest[..n], e))?;
+        n
+    } else if let (Some(_), Some((c, n))) = (pri, scan_iso(rest)) {
+        super::set_time(rec, &c, &rest[..n], cx)?;
+        n
+    } else {
+        return Err(Miss::No);
+    };
+    let text = line[used + stamp_len..].strip_prefix(' ').ok_or(Miss::No)?;
+    let (first, after_first) = word(text);
+    let (host, tagged, msg) = if let Some(t) = tag(first) {
+        (None, Some(t), after_first)
+    } else {
+        let (second, after_second) = word(after_first);
+        match tag(second) {
+            Some(t) => (Some(first), Some(t), after_second),
+            None if pri.is_some() && !first.is_empty() => (Some(first), None, after_first),
+            None => return Err(Miss::No),
+        }
+    };
+    match pri {
+        Some(p) => apply_pri(rec, p),
+        None => {
+            if let Some((level, _)) = find_level(msg) {
+                rec.level = Some(level);
+            }
+        }
+    }
+    if let Some(h) = host {
+        rec.host = h.to_string();
+    }
+    if let Some((name, pid)) = tagged {
+        rec.agent = name.to_string();
+        if let Some(p) = pid {
+            rec.fields.insert("pid".into(), super::id_value(p));
+        }
+    }
+    rec.message = msg.to_string();
+    extract(rec, msg);
+    Ok(())
+}

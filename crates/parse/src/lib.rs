@@ -1,0 +1,57 @@
+//! Turns log lines into [`Record`]s: format detection, timestamps, levels, fields,
+//! multi-line joining, grok patterns and secret redaction.
+//!
+//! `parse` sits between the sources (file tail, syslog, HTTP, containers, stdin) and the
+//! pipeline: sources frame bytes into lines ([`framing`]), optionally join multi-line
+//! records ([`Multiline`]), and hand each line to a [`Parser`], which returns a normalised
+//! record. Parsing a line never fails and never panics: a line that fits no format is plain
+//! text, and what went wrong is said in a field (`time_error`, `json_error`, `truncated`,
+//! `invalid_utf8`, `nul_bytes`).
+//!
+//! Per line, the parser: cuts the line at `max_line_bytes`, decodes UTF-8, unwraps Docker
+//! and CRI wrappers (joining partial lines), redacts secrets, tries the configured grok
+//! parsers, then the configured format or detection (JSON, logfmt, syslog, access and error
+//! logs, Python and Django styles), and falls back to plain text.
+//!
+//! ```
+//! use logyard_parse::{LineContext, Parser, ParserConfig};
+//! use logyard_model::Level;
+//!
+//! let mut parser = Parser::new(ParserConfig::default()).unwrap();
+//! let ctx = LineContext { source: "file:/tmp/billing.log", agent_hint: "billing", host: "web-1", received_ns: 0 };
+//! let rec = parser
+//!     .parse(b"2024-01-15 10:30:00 - ERROR - payments - charge failed status=502 took 35 ms", &ctx)
+//!     .unwrap();
+//! assert_eq!(rec.level, Some(Level::Error));
+//! assert_eq!(rec.agent, "payments");
+//! assert_eq!(rec.message, "charge failed status=502 took 35 ms");
+//! assert_eq!(rec.fields["status"].to_string(), "502");
+//! assert_eq!(rec.fields["response_time_ms"].to_string(), "35");
+//! assert_eq!(logyard_model::format_rfc3339(rec.timestamp), "2024-01-15T10:30:00Z");
+//! ```
+
+pub mod detect;
+mod error;
+mod fields;
+mod formats;
+pub mod framing;
+mod grok;
+mod level;
+mod multiline;
+mod parser;
+mod redact;
+mod time;
+
+pub use detect::Format;
+pub use error::ParseError;
+pub use fields::RESPONSE_TIME_MS;
+pub use formats::TIME_ERROR;
+pub use grok::{pattern_names as grok_pattern_names, Grok, GrokDef};
+pub use level::LEVEL_ORIGINAL;
+pub use multiline::{Multiline, MultilineConfig, MultilineMode};
+pub use parser::{agent_from_path, record_to_json, LineContext, Parser, ParserConfig};
+pub use redact::{RedactConfig, RedactPattern};
+pub use time::TimeZone;
+
+#[doc(no_inline)]
+pub use logyard_model::Record;

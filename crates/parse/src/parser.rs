@@ -1,0 +1,329 @@
+//! The [`Parser`]: one per ingest stream (it keeps per-source state: the detected format
+//! and partial container lines).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use logyard_model::{format_rfc3339, Record, Value};
+
+use crate::detect::{candidates, Cache, Format};
+use crate::error::ParseError;
+use crate::formats::{self, cri, docker, Cx, Miss};
+use crate::grok::{Grok, GrokDef};
+use crate::redact::{RedactConfig, Redactor};
+use crate::time::{parse_stamp, Stamp, TimeZone};
+
+/// A parser's settings (the `[[sources]]` parse options and `[limits]` of the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParserConfig {
+    /// `auto` to detect per line, or a fixed format.
+    pub format: Format,
+    /// The zone of stamps that carry none (default UTC).
+    pub timezone: TimeZone,
+    /// Grok parsers tried in order before the format (or detection).
+    pub grok: Vec<GrokDef>,
+    /// What to redact before anything is stored.
+    pub redact: RedactConfig,
+    /// Longer lines are cut (at a character boundary) and get `truncated` = true.
+    pub max_line_bytes: usize,
+    /// Keeps the text of JSON lines in `raw` too (text lines always keep it).
+    pub keep_raw: bool,
+}
+
+impl Default for ParserConfig {
+    fn default() -> Self {
+        ParserConfig {
+            format: Format::Auto,
+            timezone: TimeZone::Utc,
+            grok: Vec::new(),
+            redact: RedactConfig::default(),
+            max_line_bytes: 1 << 20,
+            keep_raw: false,
+        }
+    }
+}
+
+/// Where a line comes from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineContext<'a> {
+    /// The record's `source` (`file:/var/log/app.log`, `syslog:udp`, `http`, …).
+    pub source: &'a str,
+    /// The agent when the line names none, e.g. the file's stem (see [`agent_from_path`]).
+    pub agent_hint: &'a str,
+    /// The host when the line names none.
+    pub host: &'a str,
+    /// The receive time in nanoseconds: the timestamp of lines without one, and "now" for
+    /// syslog stamps without a year.
+    pub received_ns: i64,
+}
+
+/// Marks a timestamp no format has set yet.
+const UNSET: i64 = i64::MIN;
+
+/// Turns lines into records; see the crate documentation.
+#[derive(Debug)]
+pub struct Parser {
+    cfg: ParserConfig,
+    grok: Vec<Grok>,
+    redactor: Redactor,
+    cache: Cache,
+    /// Partial container lines waiting for their final part, by source.
+    partial: HashMap<String, String>,
+}
+
+/// Problems of a line found before its format is parsed.
+#[derive(Default, Clone, Copy)]
+struct Flags {
+    truncated: bool,
+    invalid_utf8: bool,
+    nul_bytes: bool,
+}
+
+impl Parser {
+    /// Builds a parser; fails when a grok pattern or a redaction regex does not compile.
+    pub fn new(cfg: ParserConfig) -> Result<Parser, ParseError> {
+        let grok = cfg.grok.iter().map(Grok::compile).collect::<Result<Vec<_>, _>>()?;
+        let redactor = Redactor::new(&cfg.redact)?;
+        Ok(Parser { cfg, grok, redactor, cache: Cache::default(), partial: HashMap::new() })
+    }
+
+    /// Returns the configuration.
+    pub fn config(&self) -> &ParserConfig {
+        &self.cfg
+    }
+
+    /// Returns how many secrets were redacted so far, by kind (`password`, `card`, …, and
+    /// the names of extra patterns), for `/metrics`.
+    pub fn redaction_counts(&self) -> BTreeMap<String, u64> {
+        self.redactor.counts()
+    }
+
+    /// Parses one line (with or without its line ending) into a record.
+    ///
+    /// Returns `None` only for a partial container line (CRI `P`, or Docker `log` without a
+    /// final newline): it is kept and joined to the source's next line. Everything else gives
+    /// a record, whatever the bytes.
+    pub fn parse(&mut self, line: &[u8], ctx: &LineContext) -> Option<Record> {
+        let mut line = line;
+        while let [rest @ .., b'\n' | b'\r'] = line {
+            line = rest;
+        }
+        let mut flags = Flags::default();
+        let max = self.cfg.max_line_bytes.max(1);
+        if line.len() > max {
+            line = &line[..max];
+            flags.truncated = true;
+        }
+        let mut text = match std::str::from_utf8(line) {
+            Ok(s) => Cow::Borrowed(s),
+            // The cut fell inside a character: drop its first bytes.
+            Err(e) if flags.truncated && e.error_len().is_none() => {
+                Cow::Borrowed(std::str::from_utf8(&line[..e.valid_up_to()]).unwrap_or_default())
+            }
+            Err(_) => {
+                flags.invalid_utf8 = true;
+                String::from_utf8_lossy(line)
+            }
+        };
+        if memchr::memchr(0, text.as_bytes()).is_some() {
+            flags.nul_bytes = true;
+            text = Cow::Owned(text.replace('\0', "\u{fffd}"));
+        }
+        let wrapper = match text.as_bytes().first() {
+            Some(b'0'..=b'9') if self.cfg.format.detects() => cri::split(&text).map(|c| {
+                let time = c.time.to_ns(self.cfg.timezone).ok();
+                (c.inner.to_string(), c.stream.to_string(), time, c.partial)
+            }),
+            Some(b'{') if self.cfg.format.detects() => docker::split(&text).map(|d| {
+                let time = match parse_stamp(&d.time, self.cfg.timezone, ctx.received_ns) {
+                    Stamp::Ok(ns) => Some(ns),
+                    _ => None,
+                };
+                (d.inner, d.stream, time, d.partial)
+            }),
+            _ => None,
+        };
+        let Some((inner, stream, time, partial)) = wrapper else {
+            if matches!(self.cfg.format, Format::Docker | Format::Cri) {
+                return Some(self.parse_text(&text, ctx, flags, None, true));
+            }
+            return Some(self.parse_text(&text, ctx, flags, None, false));
+        };
+        let inner = match self.partial.remove(ctx.source) {
+            Some(mut head) => {
+                if head.len() + inner.len() > max {
+                    flags.truncated = true;
+                    let room = max.saturating_sub(head.len());
+                    let cut = (0..=room.min(inner.len())).rev().find(|i| inner.is_char_boundary(*i)).unwrap_or(0);
+                    head.push_str(&inner[..cut]);
+                } else {
+                    head.push_str(&inner);
+                }
+                head
+            }
+            None => inner,
+        };
+        if partial && inner.len() < max {
+            self.partial.insert(ctx.source.to_string(), inner);
+            return None;
+        }
+        let mut rec = self.parse_text(&inner, ctx, flags, time, false);
+        if !stream.is_empty() {
+            rec.fields.insert("stream".into(), Value::Str(stream));
+        }
+        Some(rec)
+    }
+
+    /// Returns the partial container line held for a source, as a record (at the end of a
+    /// stream, or when it has waited too long).
+    pub fn flush_partial(&mut self, ctx: &LineContext) -> Option<Record> {
+        let text = self.partial.remove(ctx.source)?;
+        Some(self.parse_text(&text, ctx, Flags::default(), None, false))
+    }
+
+    fn parse_text(&mut self, text: &str, ctx: &LineContext, flags: Flags, wrapper_time: Option<i64>, plain: bool) -> Record {
+        let text = self.redactor.redact(text);
+        let text: &str = &text;
+        let mut rec = Record { timestamp: UNSET, source: ctx.source.to_string(), ..Record::default() };
+        let access_agent = if self.cfg.format == Format::Apache { "apache" } else { "nginx" };
+        let cx = Cx { zone: self.cfg.timezone, now: ctx.received_ns, agent_hint: ctx.agent_hint, access_agent };
+        let mut structured = false;
+        let mut matched = self.grok.iter().any(|g| {
+            let ok = g.apply(text, &mut rec, &cx);
+            if !ok {
+                reset(&mut rec);
+            }
+            ok
+        });
+        if !matched && !plain {
+            let mut bad = None;
+            let auto = self.cfg.format.detects();
+            let cached = if auto { self.cache.get(ctx.source) } else { None };
+            let fixed = self.cfg.format.kinds();
+            let kinds = cached.iter().chain(if auto { candidates(text) } else { fixed }.iter().filter(|k| Some(**k) != cached));
+            for &kind in kinds {
+                match kind.run(text, &mut rec, &cx) {
+                    Ok(()) => {
+                        matched = true;
+                        structured = matches!(kind, crate::detect::Kind::Json | crate::detect::Kind::Logfmt);
+                        if auto {
+                            self.cache.set(kind);
+                        }
+                        break;
+                    }
+                    Err(Miss::No) => reset(&mut rec),
+                    Err(Miss::Bad(field, reason)) => {
+                        reset(&mut rec);
+                        bad = Some((field, reason));
+                        break;
+                    }
+                }
+            }
+            if let Some((field, reason)) = bad {
+                formats::plain::parse(text, &mut rec, &cx);
+                rec.fields.insert(field.to_string(), Value::Str(reason));
+                matched = true;
+            }
+        }
+        if !matched {
+            formats::plain::parse(text, &mut rec, &cx);
+        }
+        if rec.timestamp == UNSET {
+            rec.timestamp = wrapper_time.unwrap_or(ctx.received_ns);
+        }
+        if rec.agent.is_empty() {
+            rec.agent = ctx.agent_hint.to_string();
+        }
+        if rec.host.is_empty() {
+            rec.host = ctx.host.to_string();
+        }
+        for (on, name) in [(flags.truncated, "truncated"), (flags.invalid_utf8, "invalid_utf8"), (flags.nul_bytes, "nul_bytes")] {
+            if on {
+                rec.fields.insert(name.into(), Value::Bool(true));
+            }
+        }
+        if !structured || self.cfg.keep_raw {
+            rec.raw = Some(text.to_string());
+        }
+        rec
+    }
+}
+
+/// Clears what a parser that gave up may have written.
+fn reset(rec: &mut Record) {
+    rec.timestamp = UNSET;
+    rec.level = None;
+    rec.agent.clear();
+    rec.host.clear();
+    rec.message.clear();
+    rec.fields.clear();
+}
+
+/// Returns the agent a file's name suggests: its stem (`/tmp/billing.log` → `billing`,
+/// `app.log.1` → `app`), or the folder's name for generic stems (`/var/log/nginx/access.log`
+/// → `nginx`).
+pub fn agent_from_path(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let mut stem: &str = &name;
+    // Strip rotation and compression suffixes, then the extension: app.log.1.gz -> app.
+    loop {
+        let Some((head, ext)) = stem.rsplit_once('.') else { break };
+        let known = ext.bytes().all(|c| c.is_ascii_digit())
+            || matches!(ext, "gz" | "zst" | "bz2" | "xz" | "log" | "txt" | "out" | "err" | "json" | "jsonl" | "ndjson");
+        if !known || head.is_empty() {
+            break;
+        }
+        stem = head;
+    }
+    let stem = stem.strip_suffix("_log").or_else(|| stem.strip_suffix("-log")).unwrap_or(stem);
+    let generic = matches!(stem, "access" | "error" | "output" | "stdout" | "stderr" | "current" | "log" | "app" | "messages" | "main");
+    if generic {
+        if let Some(dir) = path.parent().and_then(|p| p.file_name()) {
+            let dir = dir.to_string_lossy();
+            if !matches!(dir.as_ref(), "log" | "logs" | "var" | "tmp" | "") {
+                return dir.into_owned();
+            }
+        }
+    }
+    stem.to_string()
+}
+
+/// Renders a record as one flat JSON object: `timestamp`, `level` (when known), `agent`,
+/// `host`, `source`, `message`, then the fields at the top level. Parsing the text back with
+/// the JSON format gives the same record (for fields whose names are not aliases of those
+/// keys); `logyard parse` prints records this way.
+pub fn record_to_json(rec: &Record) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in &rec.fields {
+        m.insert(k.clone(), v.to_json());
+    }
+    m.insert("timestamp".into(), format_rfc3339(rec.timestamp).into());
+    if let Some(l) = rec.level {
+        m.insert("level".into(), l.as_str().into());
+    }
+    m.insert("agent".into(), rec.agent.clone().into());
+    m.insert("host".into(), rec.host.clone().into());
+    m.insert("source".into(), rec.source.clone().into());
+    m.insert("message".into(), rec.message.clone().into());
+    serde_json::Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_from_paths() {
+        for (path, want) in [
+            ("/tmp/billing.log", "billing"),
+            ("/var/log/app.log.1", "app"),
+            ("/var/log/nginx/access.log", "nginx"),
+            ("/var/log/web-app.log.2.gz", "web-app"),
+            ("/srv/api/current", "api"),
+            ("worker", "worker"),
+        ] {
+            assert_eq!(agent_from_path(Path::new(path)), want, "{path}");
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! Redaction of secrets before anything is stored: the line is rewritten before it is
+//! parsed, so the message, the fields and `raw` all derive from the redacted text.
+//!
+//! Built in, by one hand-written pass over the line: values of `password`, `passwd`,
+//! `secret`, `token`, `api_key` and `authorization` keys (`key=value`, `key: value`, JSON
+//! `"key": "value"`), bearer tokens, AWS access key ids (`AKIA…`), private key blocks and
+//! card numbers (13 to 19 digits, spaces or dashes allowed, a known issuer prefix and a
+//! valid Luhn check digit). Extra patterns are regexes with a name. Each replacement reads
+//! `[REDACTED:<kind>]` and is counted per kind.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+use crate::error::ParseError;
+
+/// What to redact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactConfig {
+    /// Applies the built-in rules (default true).
+    pub builtin: bool,
+    /// Extra patterns: every match is replaced by `[REDACTED:<name>]`.
+    pub patterns: Vec<RedactPattern>,
+}
+
+impl Default for RedactConfig {
+    fn default() -> Self {
+        RedactConfig { builtin: true, patterns: Vec::new() }
+    }
+}
+
+/// A named extra redaction pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactPattern {
+    /// The kind shown in the replacement and the counts.
+    pub name: String,
+    /// The regex (the `regex` crate's syntax).
+    pub regex: String,
+}
+
+const KINDS: [&str; 9] =
+    ["password", "secret", "token", "api_key", "authorization", "bearer", "aws_key", "private_key", "card"];
+const PASSWORD: usize = 0;
+const SECRET: usize = 1;
+const TOKEN: usize = 2;
+const API_KEY: usize = 3;
+const AUTHORIZATION: usize = 4;
+const BEARER: usize = 5;
+const AWS_KEY: usize = 6;
+const PRIVATE_KEY: usize = 7;
+const CARD: usize = 8;
+
+/// Rewrites lines and counts what it replaced.
+#[derive(Debug)]
+pub(crate) struct Redactor {
+    builtin: bool,
+    custom: Vec<(String, Regex)>,
+    counts: [u64; KINDS.len()],
+    custom_counts: Vec<u64>,
+}
+
+impl Redactor {
+    /// Compiles the configuration.
+    pub fn new(cfg: &RedactConfig) -> Result<Redactor, ParseError> {
+        let custom = cfg
+            .patterns
+            .iter()
+            .map(|p| {
+                Regex::new(&p.regex)
+                    .map(|r| (p.name.clone(), r))
+                    .map_err(|e| ParseError::Regex { name: p.name.clone(), reason: e.to_string() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Redactor { builtin: cfg.builtin, custom_counts: vec![0; custom.len()], custom, counts: [0; KINDS.len()] })
+    }
+
+    /// Returns the number of replacements so far, by kind.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        let builtin = KINDS.iter().zip(self.counts).map(|(k, n)| (k.to_string(), n));
+        let custom = self.custom.iter().zip(&self.custom_counts).map(|((k, _), n)| (k.clone(), *n));
+        builtin.chain(custom).collect()
+    }
+
+    /// Returns the text with secrets replaced (borrowed when there are none).
+    pub fn redact<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+        let mut out: Cow<'a, str> = if self.builtin { self.builtin_pass(text) } else { Cow::Borrowed(text) };
+        for (i, (name, re)) in self.custom.iter().enumerate() {
+            let n = re.find_iter(&out).count();
+            if n > 0 {
+                self.custom_counts[i] += n as u64;
+                let replaced = re.replace_all(&out, format!("[REDACTED:{name}]").as_str()).into_owned();
+                out = Cow::Owned(replaced);
+            }
+        }
+        out
+    }
+
+    fn builtin_pass<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+        let b = text.as_bytes();
+        let mut out = String::new();
+        let mut copied = 0;
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            let hit = match c {
+                b'p' | b'P' | b's' | b'S' | b't' | b'T' | b'a' | b'A' => keyed(b, i),
+                _ => None,
+            }
+            .or_else(|| match c {
+                b'b' | b'B' => bearer(b, i),
+                b'A' => aws_key(b, i),
+                b'-' => private_key(b, i),
+                b'2'..=b'6' => card(b, i),
+                _ => None,
+            });
+            match hit {
+                Some(h) => {
+                    out.push_str(&text[copied..h.start]);
+                    let q = if h.quote { "\"" } else { "" };
+                    out.push_str(q);
+                    out.push_str("[REDACTED:");
+                    out.push_str(KINDS[h.kind]);
+                    out.push(']');
+                    out.push_str(q);
+                    self.counts[h.kind] += 1;
+                    copied = h.end;
+                    i = h.end;
+                }
+                None => {
+                    i += 1;
+                    // Skip the rest of a word or a number: matches start at boundaries.
+                    if c.is_ascii_alphanumeric() && c != b'-' {
+                        while i < b.len() && b[i].is_ascii_alphanumeric() {
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if copied == 0 {
+            return Cow::Borrowed(text);
+        }
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
+    }
+}
+
+/// A span to replace.
+struct Hit {
+    start: usize,
+    end: usize,
+    kind: usize,
+    /// Wrap the replacement in quotes (a bare JSON value).
+    quote: bool,
+}
+
+fn starts_ci(b: &[u8], i: usize, word: &[u8]) -> bool {
+    b.len() >= i + word.len() && b[i..i + word.len()].eq_ignore_ascii_case(word)
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// `password=…`, `"api_key": "…"`, `Authorization: Bearer …` at `i`.
+fn keyed(b: &[u8], i: usize) -> Option<Hit> {
+    if i > 0 && b[i - 1].is_ascii_alphabetic() {
+        return None;
+    }
+    let (kind, len) = [
+        (&b"password"[..], PASSWORD),
+        (b"passwd", PASSWORD),
+        (b"secret", SECRET),
+        (b"token", TOKEN),
+        (b"api_key", API_KEY),
+        (b"apikey", API_KEY),
+        (b"api-key", API_KEY),
+        (b"authorization", AUTHORIZATION),
+        (b"access_key", SECRET),
+    ]
+    .iter()
+    .find(|(w, _)| starts_ci(b, i, w))
+    .map(|(w, k)| (*k, w.len()))?;
+    let mut j = i + len;
+    while j < b.len() && (is_word(b[j]) || b[j] == b'-') {
+        j += 1;
+    }
+    let key_quoted = i > 0 && b[i - 1] == b'"';
+    if b.get(j) == Some(&b'\\') && b.get(j + 1) == Some(&b'"') {
+        j += 2;
+    } else if matches!(b.get(j), Some(b'"' | b'\'')) {
+        j += 1;
+    }
+    while b.get(j) == Some(&b' ') {
+        j += 1;
+    }
+    let sep = *b.get(j)?;
+    if sep != b'=' && sep != b':' {
+        return None;
+    }
+    j += 1;
+    while b.get(j) == Some(&b' ') {
+        j += 1;
+    }
+    let (start, end, quoted) = value_span(b, j)?;
+    let value = &b[start..end];
+    if value.is_empty() || value.starts_with(b"[REDACTED") {
+        return None;
+    }
+    let mut end = end;
+    if kind == AUTHORIZATION && !quoted {
+        // `Authorization: Bearer abc` hides the scheme's credentials too.
+        if let Some(k) = b.get(end).filter(|c| **c == b' ').map(|_| end + 1) {
+            let mut e = k;
+            while e < b.len() && !b[e].is_ascii_whitespace() && !matches!(b[e], b',' | b';' | b'"') {
+                e += 1;
+            }
+            if e > k {
+                end = e;
+            }
+        }
+    }
+    if sep == b':' && !quoted && !key_quoted && kind != PASSWORD && kind != AUTHORIZATION && !secretish(value) {
+        return None;
+    }
+    Some(Hit { start, end, kind, quote: key_quoted && !quoted })
+}
+
+/// The value at `j`: (start, end, quoted); a quoted value's span excludes its quotes.
+fn value_span(b: &[u8], j: usize) -> Option<(usize, usize, bool)> {
+    match b.get(j)? {
+        b'"' | b'\'' => {
+            let q = b[j];
+            let mut k = j + 1;
+            while k < b.len() && b[k] != q {
+                if b[k] == b'\\' && b.get(k + 1) != Some(&b'"') {
+                    k += 1;
+                } else if b[k] == b'\\' {
+                    break;
+                }
+                k += 1;
+            }
+            Some((j + 1, k.min(b.len()), true))
+        }
+        b'\\' if b.get(j + 1) == Some(&b'"') => {
+            let mut k = j + 2;
+            while k < b.len() && !(b[k] == b'\\' && b.get(k + 1) == Some(&b'"')) {
+                k += 1;
+            }
+            Some((j + 2, k, true))
+        }
+        _ => {
+            let mut k = j;
+            while k < b.len() && !b[k].is_ascii_whitespace() && !matches!(b[k], b',' | b';' | b'&' | b'"' | b'\'' | b'}' | b']' | b')') {
+                k += 1;
+            }
+            Some((j, k, false))
+        }
+    }
+}
+
+/// True for a value that looks like a credential rather than a word of prose.
+fn secretish(v: &[u8]) -> bool {
+    v.len() >= 16 || (v.len() >= 8 && v.iter().any(u8::is_ascii_digit))
+}
+
+fn bearer(b: &[u8], i: usize) -> Option<Hit> {
+    if !starts_ci(b, i, b"bearer ") || (i > 0 && is_word(b[i - 1])) {
+        return None;
+    }
+    let start = i + 7;
+    let mut k = start;
+    while k < b.len() && (b[k].is_ascii_alphanumeric() || matches!(b[k], b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-')) {
+        k += 1;
+    }
+    (k - start >= 8 && !b[start..k].starts_with(b"[REDACTED")).then_some(Hit { start, end: k, kind: BEARER, quote: false })
+}
+
+fn aws_key(b: &[u8], i: usize) -> Option<Hit> {
+    let end = i + 20;
+    let ok = (b[i..].starts_with(b"AKIA") || b[i..].starts_with(b"ASIA"))
+        && b.len() >= end
+        && b[i + 4..end].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && !b.get(end).is_some_and(|c| c.is_ascii_alphanumeric())
+        && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
+    ok.then_some(Hit { start: i, end, kind: AWS_KEY, quote: false })
+}
+
+fn private_key(b: &[u8], i: usize) -> Option<Hit> {
+    if !b[i..].starts_with(b"-----BEGIN ") {
+        return None;
+    }
+    let head_end = i + memchr::memmem::find(&b[i + 11..], b"-----")? + 11;
+    if !b[i..head_end].ends_with(b"PRIVATE KEY") {
+        return None;
+    }
+    let end = match memchr::memmem::find(&b[head_end..], b"-----END ") {
+        Some(e) => {
+            let tail = head_end + e + 9;
+            memchr::memmem::find(&b[tail..], b"-----").map_or(b.len(), |x| tail + x + 5)
+        }
+        None => b.len(),
+    };
+    Some(Hit { start: i, end, kind: PRIVATE_KEY, quote: false })
+}
+
+fn card(b: &[u8], i: usize) -> Option<Hit> {
+    if i > 0 && (b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'.' | b'-' | b'_')) {
+        return None;
+    }
+    let mut digits = [0u8; 19];
+    let (mut n, mut k) = (0, i);
+    while k < b.len() {
+        let c = b[k];
+        if c.is_ascii_digit() {
+            if n == 19 {
+                return None;
+            }
+            digits[n] = c - b'0';
+            n += 1;
+            k += 1;
+        } else if matches!(c, b' ' | b'-') && b.get(k + 1).is_some_and(u8::is_ascii_digit) && n < 19 {
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    if n < 13 || b.get(k).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.') {
+        return None;
+    }
+    (known_issuer(&digits[..n]) && luhn(&digits[..n])).then_some(Hit { start: i, end: k, kind: CARD, quote: false })
+}
+
+/// True for the issuer prefixes and lengths of the major card networks.
+fn known_issuer(d: &[u8]) -> bool {
+    let p2 = d[0] * 10 + d[1];
+    let p4 = u32::from(p2) * 100 + u32::from(d[2] * 10 + d[3]);
+    let n = d.len();
+    match d[0] {
+        4 => matches!(n, 13 | 16 | 19),
+        5 => (51..=55).contains(&p2) && n == 16,
+        2 => (2221..=2720).contains(&p4) && n == 16,
+        3 => (matches!(p2, 34 | 37) && n == 15) || ((3528..=3589).contains(&p4) && n >= 16) || (matches!(p2, 36 | 38 | 30) && n >= 14),
+        6 => (p4 == 6011 || p2 == 65 || (644..=649).contains(&(p4 / 10)) || p2 == 62) && n >= 16,
+        _ => false,
+    }
+}
+
+/// Checks the Luhn check digit.
+pub(crate) fn luhn(d: &[u8]) -> bool {
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| {
+            let x = u32::from(x);
+            if i % 2 == 1 {
+                let y = x * 2;
+                if y > 9 { y - 9 } else { y }
+            } else {
+                x
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn red(text: &str) -> String {
+        Redactor::new(&RedactConfig::default()).unwrap().redact(text).into_owned()
+    }
+
+    #[test]
+    fn luhn_and_issuers() {
+        let d = |s: &str| s.bytes().map(|c| c - b'0').collect::<Vec<u8>>();
+        assert!(luhn(&d("4111111111111111")));
+        assert!(!luhn(&d("4111111111111112")));
+        assert!(luhn(&d("378282246310005")));
+        assert!(known_issuer(&d("378282246310005")));
+        assert!(!known_issuer(&d("139519769238641")), "a thread id is not a card");
+    }
+
+    #[test]
+    fn cards() {
+        assert_eq!(red("paid with 4111 1111 1111 1111 ok"), "paid with [REDACTED:card] ok");
+        assert_eq!(red("card=4111-1111-1111-1111"), "card=[REDACTED:card]");
+        assert_eq!(red("amex 378282246310005."), "amex 378282246310005.", "a trailing dot makes it a number");
+        assert_eq!(red("bad 4111111111111112"), "bad 4111111111111112");
+        assert_eq!(red("tid 139519769238641 ts 1705312200123"), "tid 139519769238641 ts 1705312200123");
+    }
+
+    #[test]
+    fn keyed_secrets() {
+        assert_eq!(red("login password=hunter2 user=ana"), "login password=[REDACTED:password] user=ana");
+        assert_eq!(red(r#"{"user":"ana","password":"p@ss w"}"#), r#"{"user":"ana","password":"[REDACTED:password]"}"#);
+        assert_eq!(red(r#"{"api_key": 12345}"#), r#"{"api_key": "[REDACTED:api_key]"}"#);
+        assert_eq!(red("db_password: s3cret"), "db_password: [REDACTED:password]");
+        assert_eq!(red("Authorization: Bearer abc.def.ghi123"), "Authorization: [REDACTED:authorization]");
+        assert_eq!(red("client_secret=xyz&x=1"), "client_secret=[REDACTED:secret]&x=1");
+        assert_eq!(red("Failed to validate token: signature verification failed"), "Failed to validate token: signature verification failed");
+        assert_eq!(red("token: 9f8e7d6c5b4a"), "token: [REDACTED:token]");
+        assert_eq!(red("Password reset email sent"), "Password reset email sent");
+        assert_eq!(red(r#"{\"password\":\"x\"}"#), r#"{\"password\":\"[REDACTED:password]\"}"#);
+    }
+
+    #[test]
+    fn tokens_keys_and_blocks() {
+        assert_eq!(red("curl -H 'x: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc'"), "curl -H 'x: Bearer [REDACTED:bearer]'");
+        assert_eq!(red("key AKIAIOSFODNN7EXAMPLE used"), "key [REDACTED:aws_key] used");
+        assert_eq!(red("a -----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- b"), "a [REDACTED:private_key] b");
+    }
+
+    #[test]
+    fn custom_patterns_and_counts() {
+        let cfg = RedactConfig {
+            builtin: true,
+            patterns: vec![RedactPattern { name: "ssn".into(), regex: r"\b\d{3}-\d{2}-\d{4}\b".into() }],
+        };
+        let mut r = Redactor::new(&cfg).unwrap();
+        assert_eq!(r.redact("ssn 123-45-6789 password=x"), "ssn [REDACTED:ssn] password=[REDACTED:password]");
+        assert_eq!(r.counts()["ssn"], 1);
+        assert_eq!(r.counts()["password"], 1);
+        assert_eq!(r.counts()["card"], 0);
+        let bad = RedactConfig { builtin: true, patterns: vec![RedactPattern { name: "x".into(), regex: "(".into() }] };
+        assert!(matches!(Redactor::new(&bad), Err(ParseError::Regex { .. })));
+    }
+}
