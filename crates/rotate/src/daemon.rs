@@ -1,4 +1,4 @@
-//! Rotation inside the server: a [`Daemon`] runs [`run`] every interval on its own thread,
+//! Rotation inside the server: a [`Daemon`] runs [`run()`] every interval on its own thread,
 //! and at once when asked through its [`DaemonHandle`], until stopped.
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //!
 //! - Rules come from `[[rotate]]` tables of `logyard.toml` ([`RotateRuleConfig`]) or from
 //!   logrotate's own syntax ([`parse_logrotate_conf`]); both build a [`RotateRule`].
-//! - [`run`] rotates what is due (size, age judged from the state file, or `force`), by
+//! - [`run()`] rotates what is due (size, age judged from the state file, or `force`), by
 //!   rename + create or copy + truncate, shifts `.1 .2 …` or writes dated names, compresses
 //!   with gzip or zstd (verified before the original is removed), keeps N, drops archives past
 //!   `max_age`, applies the [`DiskGuard`] and returns a [`RunReport`]. `dry_run` decides and
@@ -35,6 +35,7 @@ mod config;
 mod daemon;
 mod error;
 mod guard;
+mod live;
 mod logrotate_conf;
 mod metrics;
 mod names;

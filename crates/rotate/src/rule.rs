@@ -200,7 +200,7 @@ impl RotateRule {
             }
         }
         if let Some(d) = &self.date_ext {
-            crate::names::check_date_format(&d.format).or_else(|m| err(m))?;
+            crate::names::check_date_format(&d.format).or_else(err)?;
         }
         if let Compression::Gzip { level } = self.compression {
             if level > 9 {

@@ -157,7 +157,7 @@ fn dateext_names_use_the_run_time_and_olddir_holds_them() {
     append(&p(d, "app.log"), "b", 5);
     let r = run(&rules, &o, &NoopObserver).unwrap();
     assert!(r.failures[0].message.contains("already exists"), "{r}");
-    assert_eq!(fs::metadata(p(d, "app.log")).unwrap().len() > 0, true);
+    assert!(fs::metadata(p(d, "app.log")).unwrap().len() > 0);
 }
 
 #[test]

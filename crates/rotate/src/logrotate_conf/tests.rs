@@ -1,4 +1,5 @@
 use super::*;
+use crate::rule::Interval;
 
 fn parse(text: &str) -> Result<Vec<RotateRule>, RotateError> {
     parse_logrotate_str(text, Path::new("/etc/test.conf"))
