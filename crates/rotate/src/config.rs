@@ -1,11 +1,13 @@
 //! `[[rotate]]` tables of `logyard.toml`: [`RotateRuleConfig`] mirrors the keys users write,
 //! [`RotateRuleConfig::build`] validates them into a [`RotateRule`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::daemon::DaemonOptions;
 use crate::error::RotateError;
+use crate::guard::DiskGuard;
 use crate::rule::{
     parse_duration, parse_size, Compression, CreateSpec, DateExt, Interval, Method, RotateRule,
     Scripts,
@@ -193,6 +195,71 @@ impl RotateRuleConfig {
     }
 }
 
+/// Settings of rotation as a whole, for a table such as `[rotation]` beside the
+/// `[[rotate]]` rules.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSettingsConfig {
+    /// Time between two checks of the triggers in `serve` (default `"5m"`).
+    pub interval: Option<String>,
+    /// The state file (default `<data_dir>/state/rotate.json`).
+    pub state_file: Option<PathBuf>,
+    /// How long to wait for the collector to drain a renamed file (default `"10s"`).
+    pub drain_timeout: Option<String>,
+    /// Disk guard: bytes of archives (all rules) above which the oldest are compressed, then
+    /// removed.
+    pub max_archive_bytes: Option<SizeValue>,
+    /// Disk guard: percentage of a filesystem used above which the oldest archives on it are
+    /// compressed, then removed.
+    pub max_used_percent: Option<f64>,
+}
+
+impl RotateSettingsConfig {
+    /// Validates the settings into daemon options; `data_dir` anchors the default state file.
+    pub fn build(&self, data_dir: &Path) -> Result<DaemonOptions, RotateError> {
+        let err = |message: String| RotateError::Config {
+            rule: "settings".into(),
+            message,
+        };
+        let state = self
+            .state_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("state").join("rotate.json"));
+        let mut o = DaemonOptions::new(state);
+        if let Some(i) = &self.interval {
+            o.interval = parse_duration(i).map_err(|m| err(format!("interval: {m}")))?;
+            if o.interval.is_zero() {
+                return Err(err("interval: must be above zero, as in \"5m\"".into()));
+            }
+        }
+        if let Some(t) = &self.drain_timeout {
+            o.drain_timeout = parse_duration(t).map_err(|m| err(format!("drain_timeout: {m}")))?;
+        }
+        let bytes = self
+            .max_archive_bytes
+            .as_ref()
+            .map(|b| {
+                b.bytes()
+                    .map_err(|m| err(format!("max_archive_bytes: {m}")))
+            })
+            .transpose()?;
+        if let Some(p) = self.max_used_percent {
+            if !(0.0..=100.0).contains(&p) {
+                return Err(err(format!(
+                    "max_used_percent = {p} is not a percentage; write a number from 0 to 100"
+                )));
+            }
+        }
+        if bytes.is_some() || self.max_used_percent.is_some() {
+            o.guard = Some(DiskGuard {
+                max_archive_bytes: bytes,
+                max_used_percent: self.max_used_percent,
+            });
+        }
+        Ok(o)
+    }
+}
+
 fn create_spec(s: &CreateSpecConfig) -> Result<CreateSpec, String> {
     Ok(CreateSpec {
         mode: s.mode.as_deref().map(parse_mode).transpose()?,
@@ -253,6 +320,18 @@ create = { mode = "0640", owner = "root" }
                 gid: None
             })
         );
+    }
+
+    #[test]
+    fn settings_build_daemon_options() {
+        let s: RotateSettingsConfig =
+            toml::from_str("interval = \"1m\"\nmax_archive_bytes = \"1GiB\"\n").unwrap();
+        let o = s.build(Path::new("/data")).unwrap();
+        assert_eq!(o.interval, std::time::Duration::from_secs(60));
+        assert_eq!(o.state_path, Path::new("/data/state/rotate.json"));
+        assert_eq!(o.guard.unwrap().max_archive_bytes, Some(1 << 30));
+        let s: RotateSettingsConfig = toml::from_str("max_used_percent = 120.0\n").unwrap();
+        assert!(s.build(Path::new("/d")).is_err());
     }
 
     #[test]

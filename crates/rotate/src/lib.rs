@@ -48,7 +48,9 @@ mod state;
 mod users;
 
 pub use compress::{open_decoder, read_archive};
-pub use config::{CreateConfig, CreateSpecConfig, RotateRuleConfig, SizeValue};
+pub use config::{
+    CreateConfig, CreateSpecConfig, RotateRuleConfig, RotateSettingsConfig, SizeValue,
+};
 pub use daemon::{Clock, Daemon, DaemonHandle, DaemonOptions, RotationTask, SystemClock};
 pub use error::RotateError;
 pub use guard::{filesystem_usage, DiskGuard, FsUsage};

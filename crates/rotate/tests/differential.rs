@@ -112,7 +112,42 @@ fn show(s: &BTreeMap<String, (u32, Vec<u8>)>) -> String {
         .collect()
 }
 
+/// Writes both state files as if every `*.log` file in the trees was rotated `days` ago.
+fn write_states(base: &Path, logs: &[PathBuf], days: u64) {
+    let when = SystemTime::now() - Duration::from_secs(days * 86_400);
+    let secs = when
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let local = chrono::DateTime::<chrono::Local>::from(when);
+    let stamp = local.format("%Y-%-m-%-d-%-H:%-M:%-S");
+    let logs_of = |dir: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut theirs = String::from("logrotate state -- version 2\n");
+    for p in logs_of(&logs[0]) {
+        theirs.push_str(&format!("\"{}\" {stamp}\n", p.display()));
+    }
+    fs::write(base.join("logrotate.state"), theirs).unwrap();
+    let files: Vec<String> = logs_of(&logs[1])
+        .iter()
+        .map(|p| format!("{:?}: {{\"last_rotated\": {secs}}}", p.to_string_lossy()))
+        .collect();
+    let ours = format!("{{\"version\": 1, \"files\": {{{}}}}}", files.join(", "));
+    fs::write(base.join("logyard.state"), ours).unwrap();
+}
+
 fn check(case: &Case) {
+    check_with(case, None, true)
+}
+
+fn check_with(case: &Case, state_days: Option<u64>, expect_change: bool) {
     let bin = logrotate_bin();
     let base = tempfile::tempdir().unwrap();
     fs::set_permissions(base.path(), fs::Permissions::from_mode(0o700)).unwrap();
@@ -128,6 +163,9 @@ fn check(case: &Case) {
     }
     let conf_for = |dir: &Path| case.conf.replace("@DIR@", &dir.to_string_lossy());
 
+    if let Some(days) = state_days {
+        write_states(base.path(), &logs, days);
+    }
     let before = snapshot(&logs[0]);
     let conf_path = base.path().join("logrotate.conf");
     fs::write(&conf_path, conf_for(&logs[0])).unwrap();
@@ -162,7 +200,12 @@ fn check(case: &Case) {
         show(&a),
         show(&b),
     );
-    assert!(before != a, "case {}: logrotate changed nothing", case.name);
+    assert_eq!(
+        before != a,
+        expect_change,
+        "case {}: logrotate changed something: {expect_change}",
+        case.name
+    );
     if std::env::var_os("SHOW_TREES").is_some() {
         eprintln!("== {}\n{}", case.name, show(&a));
     }
@@ -409,6 +452,83 @@ const CASES: &[Case] = &[
         force: false,
     },
 ];
+
+/// Cases judged from a state file: (case, days since the last rotation, rotates).
+const STATEFUL: &[(Case, u64, bool)] = &[
+    (
+        Case {
+            name: "daily after two days",
+            conf: "@DIR@/app.log {\n  daily\n  rotate 2\n  compress\n}\n",
+            setup: app,
+            force: false,
+        },
+        2,
+        true,
+    ),
+    (
+        Case {
+            name: "daily rotated today",
+            conf: "@DIR@/app.log {\n  daily\n  rotate 2\n}\n",
+            setup: app,
+            force: false,
+        },
+        0,
+        false,
+    ),
+    (
+        Case {
+            name: "weekly after eight days",
+            conf: "@DIR@/app.log {\n  weekly\n  rotate 2\n}\n",
+            setup: app,
+            force: false,
+        },
+        8,
+        true,
+    ),
+    (
+        Case {
+            name: "monthly after forty days, minsize met",
+            conf: "@DIR@/*.log {\n  monthly\n  minsize 1k\n  rotate 2\n}\n",
+            setup: |d| {
+                app(d);
+                write(d, "tiny.log", 1);
+            },
+            force: false,
+        },
+        40,
+        true,
+    ),
+    (
+        Case {
+            name: "maxsize before the interval",
+            conf: "@DIR@/*.log {\n  weekly\n  maxsize 1k\n  rotate 2\n}\n",
+            setup: |d| {
+                app(d);
+                write(d, "tiny.log", 1);
+            },
+            force: false,
+        },
+        0,
+        true,
+    ),
+    (
+        Case {
+            name: "yearly not yet",
+            conf: "@DIR@/app.log {\n  yearly\n  rotate 2\n}\n",
+            setup: app,
+            force: false,
+        },
+        0,
+        false,
+    ),
+];
+
+#[test]
+fn logyard_matches_logrotate_on_time_triggers() {
+    for (case, days, changes) in STATEFUL {
+        check_with(case, Some(*days), *changes);
+    }
+}
 
 #[test]
 fn logyard_matches_logrotate() {
