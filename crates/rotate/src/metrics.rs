@@ -41,7 +41,7 @@ impl RotateMetrics {
         for rule in &report.rules_ok {
             self.last_success.insert(rule.clone(), now);
         }
-        self.files_rotated += report.decisions.iter().filter(|d| d.rotate).count() as u64;
+        self.files_rotated += report.files_rotated;
         self.bytes_rotated += report.bytes_rotated;
         self.bytes_compressed += report.bytes_compressed;
         self.bytes_reclaimed += report.bytes_reclaimed;

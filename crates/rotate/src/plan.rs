@@ -73,6 +73,7 @@ pub fn run(
         Some(StateLock::acquire(&opts.state_path)?)
     };
     let mut state = State::load(&opts.state_path)?;
+    let loaded = state.clone();
     let mut ctx = Ctx {
         opts,
         observer,
@@ -90,7 +91,7 @@ pub fn run(
     if let Some(g) = &opts.guard {
         guard::enforce(rules, g, &mut ctx);
     }
-    if !opts.dry_run {
+    if !opts.dry_run && state != loaded {
         state.save(&opts.state_path)?;
     }
     Ok(ctx.report)

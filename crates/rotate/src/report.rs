@@ -101,6 +101,8 @@ pub struct RunReport {
     pub guard_alerts: Vec<String>,
     /// Rules whose files were all handled without failure.
     pub rules_ok: Vec<String>,
+    /// Live files rotated.
+    pub files_rotated: u64,
     /// Bytes of live files rotated.
     pub bytes_rotated: u64,
     /// Bytes of rotated files compressed (their uncompressed size).

@@ -209,7 +209,7 @@ impl RotateRule {
         }
         if let Compression::Zstd { level } = self.compression {
             if !(1..=22).contains(&level) {
-                return err(format!("zstd level {level} is out of range; use 1 to 19"));
+                return err(format!("zstd level {level} is out of range; use 1 to 22"));
             }
         }
         if self.compression != Compression::None && self.compress_ext.is_empty() {

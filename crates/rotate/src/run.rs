@@ -184,6 +184,7 @@ pub(crate) fn rotate_file(
 
     move_live(rule, live, &rotated, meta, ctx)?;
     ctx.report.bytes_rotated += meta.len();
+    ctx.report.files_rotated += 1;
     Ok(Pending {
         names,
         rotated,

@@ -232,6 +232,9 @@ pub(super) fn directive(
         "minage" | "datehourago" | "preremove" | "ignoreduplicates" | "taboopat" | "addextension" | "allowcompress" => {
             return Err(unsupported(file, line, name, "remove it; see ROTATE.md for the supported directives"))
         }
+        _ if name.starts_with(['/', '"', '\'', '~', '.', '*']) => {
+            return Err(syntax(file, line, format!("path {name} inside a block"), "close the previous block with } before naming more files"))
+        }
         _ => return Err(unsupported(file, line, name, format!("it is not a logrotate directive logyard knows; check the spelling; supported: {SUPPORTED}"))),
     }
     Ok(Step::Done)

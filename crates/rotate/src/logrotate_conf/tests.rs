@@ -97,6 +97,7 @@ fn syntax_errors_give_line_and_hint() {
         ("/x.log {\n  size 10q\n}\n", 2, "unknown unit"),
         ("/x.log\n", 1, "without a block"),
         ("\"/x.log {\n}\n", 1, "quote"),
+        ("/x.log {\n  rotate 1\n/y.log\n}\n", 3, "inside a block"),
     ];
     for (text, line, needle) in cases {
         match parse(text) {
