@@ -424,3 +424,80 @@ fn disk_guard_by_filesystem_percentage_reports_without_touching_live_files() {
     );
     assert_eq!(names(d), ["app.log", "app.log.1.gz"]);
 }
+
+/// A small deterministic generator (xorshift), so failures replay.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Reads every archive oldest first, then the live file.
+fn everything(d: &Path, live: &str) -> Vec<u8> {
+    let mut archives: Vec<(u64, PathBuf)> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            let rest = name.strip_prefix(&format!("{live}."))?;
+            let n: u64 = rest.split('.').next()?.parse().ok()?;
+            Some((n, p))
+        })
+        .collect();
+    archives.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut all = Vec::new();
+    for (_, p) in archives {
+        all.extend(read_archive(&p).unwrap());
+    }
+    all.extend(fs::read(d.join(live)).unwrap());
+    all
+}
+
+#[test]
+fn no_line_is_lost_over_many_random_runs() {
+    for seed in 1..=6u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let method = if seed % 2 == 0 { "copytruncate = true" } else { "create = true" };
+        let compress = ["gzip", "zstd", "none"][(seed % 3) as usize];
+        let delay = seed % 4 == 1;
+        let rules = rules(
+            d,
+            &format!(
+                "[[rotate]]\npaths = [\"@DIR@/app.log\"]\nsize = \"2KiB\"\nkeep = 1000\ncompress = \"{compress}\"\ndelaycompress = {delay}\n{method}\n"
+            ),
+        );
+        let follower = Follower::default();
+        let mut written = Vec::new();
+        let mut now = t0();
+        for step in 0..40 {
+            written.extend(append(&p(d, "app.log"), &format!("s{seed} step{step}"), rng.below(80) as usize));
+            *follower.drained.lock().unwrap() = rng.below(4) != 0;
+            let o = RunOptions {
+                force: rng.below(5) == 0,
+                write_budget: (rng.below(8) == 0).then(|| rng.below(4000)),
+                ..opts(d, now)
+            };
+            run(&rules, &o, &follower).unwrap();
+            now += Duration::from_secs(60);
+            let all = everything(d, "app.log");
+            assert!(
+                all == written,
+                "seed {seed} step {step}: {} bytes on disk, {} written; files {:?}",
+                all.len(),
+                written.len(),
+                names(d)
+            );
+        }
+        assert!(names(d).len() > 5, "seed {seed}: too few rotations: {:?}", names(d));
+    }
+}
