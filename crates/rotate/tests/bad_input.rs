@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -105,38 +106,44 @@ fn a_file_that_disappears_during_rotation_is_explained() {
 fn an_unwritable_destination_leaves_the_live_file_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = append(&p(d, "app.log"), "a", 5);
-    let rules = if is_root(d) {
-        // Root ignores permission bits: use a location no one can rename into (procfs).
-        rules(
-            d,
-            "[[rotate]]\npaths = [\"@DIR@/app.log\"]\nolddir = \"/proc/self\"\n",
-        )
+    let mut cases = Vec::new();
+    if is_root(d) {
+        // Root ignores permission bits. Use places even root cannot write: a rename into
+        // procfs (another filesystem) and a copy into sysfs (no new files there).
+        cases.push("olddir = \"/proc/self\"\n");
+        if Path::new("/sys/kernel").is_dir() {
+            cases.push("olddir = \"/sys/kernel\"\ncopytruncate = true\n");
+        }
     } else {
         use std::os::unix::fs::PermissionsExt;
         fs::create_dir(p(d, "ro")).unwrap();
         fs::set_permissions(p(d, "ro"), fs::Permissions::from_mode(0o555)).unwrap();
-        rules(
+        cases.push("olddir = \"ro\"\n");
+        cases.push("olddir = \"ro\"\ncopytruncate = true\n");
+    }
+    for extra in cases {
+        let data = append(&p(d, "app.log"), "a", 5);
+        let rules = rules(
             d,
-            "[[rotate]]\npaths = [\"@DIR@/app.log\"]\nolddir = \"ro\"\n",
-        )
-    };
-    let r = run(
-        &rules,
-        &RunOptions {
+            &format!("[[rotate]]\npaths = [\"@DIR@/app.log\"]\n{extra}"),
+        );
+        let o = RunOptions {
             force: true,
             ..opts(d, t0())
-        },
-        &NoopObserver,
-    )
-    .unwrap();
-    assert_eq!(r.failures.len(), 1, "{r}");
-    let m = &r.failures[0].message;
-    assert!(
-        m.contains("app.log") && (m.contains("untouched") || m.contains("another filesystem")),
-        "{m}"
-    );
-    assert_eq!(fs::read(p(d, "app.log")).unwrap(), data);
+        };
+        let r = run(&rules, &o, &NoopObserver).unwrap();
+        assert_eq!(r.failures.len(), 1, "{extra}: {r}");
+        let m = &r.failures[0].message;
+        assert!(
+            m.starts_with("cannot ") && m.contains("app.log") && m.contains("untouched"),
+            "{extra}: {m}"
+        );
+        assert!(fs::read(p(d, "app.log")).unwrap().ends_with(&data));
+        assert_eq!(
+            names(d).iter().filter(|n| n.starts_with("app.log")).count(),
+            1
+        );
+    }
 }
 
 #[test]

@@ -467,7 +467,11 @@ fn no_line_is_lost_over_many_random_runs() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let method = if seed % 2 == 0 { "copytruncate = true" } else { "create = true" };
+        let method = if seed % 2 == 0 {
+            "copytruncate = true"
+        } else {
+            "create = true"
+        };
         let compress = ["gzip", "zstd", "none"][(seed % 3) as usize];
         let delay = seed % 4 == 1;
         let rules = rules(
@@ -480,7 +484,11 @@ fn no_line_is_lost_over_many_random_runs() {
         let mut written = Vec::new();
         let mut now = t0();
         for step in 0..40 {
-            written.extend(append(&p(d, "app.log"), &format!("s{seed} step{step}"), rng.below(80) as usize));
+            written.extend(append(
+                &p(d, "app.log"),
+                &format!("s{seed} step{step}"),
+                rng.below(80) as usize,
+            ));
             *follower.drained.lock().unwrap() = rng.below(4) != 0;
             let o = RunOptions {
                 force: rng.below(5) == 0,
@@ -498,6 +506,10 @@ fn no_line_is_lost_over_many_random_runs() {
                 names(d)
             );
         }
-        assert!(names(d).len() > 5, "seed {seed}: too few rotations: {:?}", names(d));
+        assert!(
+            names(d).len() > 5,
+            "seed {seed}: too few rotations: {:?}",
+            names(d)
+        );
     }
 }
