@@ -452,7 +452,7 @@ fn everything(d: &Path, live: &str) -> Vec<u8> {
             Some((n, p))
         })
         .collect();
-    archives.sort_by(|a, b| b.0.cmp(&a.0));
+    archives.sort_by_key(|a| std::cmp::Reverse(a.0));
     let mut all = Vec::new();
     for (_, p) in archives {
         all.extend(read_archive(&p).unwrap());
