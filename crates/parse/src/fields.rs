@@ -53,6 +53,9 @@ fn fold(key: &str, buf: &mut [u8; 32]) -> Option<usize> {
 
 /// Returns the canonical name of a well-known field alias, or the key itself.
 pub(crate) fn canonical_key(key: &str) -> &str {
+    if key.len() < 3 || matches!(key, "status" | "method" | "path" | "ip" | "user" | "request_id" | "message" | "timestamp") {
+        return key;
+    }
     let mut buf = [0u8; 32];
     let Some(n) = fold(key, &mut buf) else { return key };
     match &buf[..n] {
@@ -68,6 +71,9 @@ pub(crate) fn canonical_key(key: &str) -> &str {
 
 /// For a duration key, returns the unit in milliseconds that a bare number has.
 fn duration_unit(key: &str) -> Option<f64> {
+    if !matches!(key.as_bytes().first(), Some(b'r' | b'R' | b'd' | b'D' | b't' | b'T' | b'e' | b'E' | b'l' | b'L')) || key.len() < 4 {
+        return None;
+    }
     let mut buf = [0u8; 32];
     let n = fold(key, &mut buf)?;
     let k = &buf[..n];
@@ -175,7 +181,11 @@ fn trim_punct(v: &str) -> &str {
 
 /// Returns the IPv4 address a token holds (an optional `:port` and punctuation aside).
 pub(crate) fn ipv4_in(token: &str) -> Option<&str> {
-    let t = trim_punct(token.trim_start_matches('('));
+    let t = token.trim_start_matches('(');
+    if !t.as_bytes().first().is_some_and(u8::is_ascii_digit) || t.len() < 7 {
+        return None;
+    }
+    let t = trim_punct(t);
     let t = t.split_once(':').map_or(t, |(ip, _)| ip);
     let mut parts = 0;
     for p in t.split('.') {
@@ -198,20 +208,21 @@ fn is_user_name(t: &str) -> bool {
 /// `user NAME`, `for NAME from IP` and `took 35 ms` in a message, without overwriting
 /// fields the record already has.
 pub(crate) fn extract(rec: &mut Record, msg: &str) {
-    let mut it = Tokens { s: msg, pos: 0 };
+    let mut it = Tokens::new(msg);
     let mut prev: &str = "";
     let mut prev2: &str = "";
     let mut prev3: &str = "";
     while let Some((start, tok)) = it.next() {
         let bare = tok.trim_start_matches('(');
-        if let Some(eq) = bare.find('=') {
+        let first = bare.as_bytes().first().copied().unwrap_or(0);
+        if let Some(eq) = bare.bytes().position(|c| c == b'=') {
             let key = &bare[..eq];
             if is_key(key) && eq + 1 < bare.len() {
                 let vstart = start + (tok.len() - bare.len()) + eq + 1;
                 let value = if msg.as_bytes()[vstart] == b'"' {
                     match msg[vstart + 1..].find('"') {
                         Some(end) => {
-                            it.pos = vstart + 1 + end + 1;
+                            it.skip_to(vstart + 1 + end + 1);
                             &msg[vstart + 1..vstart + 1 + end]
                         }
                         None => trim_punct(&bare[eq + 1..]),
@@ -224,7 +235,7 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                 }
             }
         } else if let Some(key) = bare.strip_suffix(':').filter(|k| is_key(k)) {
-            if is_key(key) && (key.contains('_') || matches!(key, "user" | "ip" | "status" | "method" | "path" | "duration" | "took" | "elapsed" | "latency" | "pid" | "port" | "client")) {
+            if is_key(key) && (key.contains('_') || matches!(key, "user" | "ip" | "status" | "method" | "path" | "duration" | "took" | "elapsed" | "latency" | "pid" | "port")) {
                 if let Some((_, next)) = it.peek() {
                     let v = trim_punct(next);
                     if let Some(unit) = duration_unit(key) {
@@ -245,7 +256,7 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                     }
                 }
             }
-        } else if HTTP_METHODS.contains(&bare) {
+        } else if first.is_ascii_uppercase() && (3..=7).contains(&bare.len()) && HTTP_METHODS.contains(&bare) {
             if let Some((_, path)) = it.peek().filter(|(_, p)| p.starts_with('/')) {
                 add_if_absent(rec, "method", Value::Str(bare.to_string()));
                 add_if_absent(rec, "path", Value::Str(trim_punct(path).to_string()));
@@ -276,7 +287,7 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                     }
                 }
             }
-        } else if bare.eq_ignore_ascii_case("user") && !rec.fields.contains_key("user") {
+        } else if bare.len() == 4 && bare.eq_ignore_ascii_case("user") && !rec.fields.contains_key("user") {
             if let Some((_, name)) = it.peek() {
                 let name = trim_punct(name);
                 if is_user_name(name) {
@@ -305,35 +316,61 @@ fn status_of(t: &str) -> Option<i64> {
         .filter(|s| (100..600).contains(s))
 }
 
-/// Splits a message on ASCII spaces, with byte offsets.
+/// The words of a message (split on spaces, tabs and newlines) with byte offsets, found in
+/// one pass; only the first [`MAX_TOKENS`] are looked at.
 struct Tokens<'a> {
     s: &'a str,
-    pos: usize,
+    spans: [(u32, u32); MAX_TOKENS],
+    n: usize,
+    idx: usize,
 }
 
+/// Words of a message searched for fields.
+const MAX_TOKENS: usize = 64;
+
 impl<'a> Tokens<'a> {
-    fn at(&self, mut pos: usize) -> Option<(usize, &'a str)> {
-        let b = self.s.as_bytes();
-        while pos < b.len() && b[pos] == b' ' {
-            pos += 1;
+    fn new(s: &'a str) -> Tokens<'a> {
+        let b = s.as_bytes();
+        let mut spans = [(0u32, 0u32); MAX_TOKENS];
+        let (mut n, mut i) = (0, 0);
+        while n < MAX_TOKENS && i < b.len() && b.len() < u32::MAX as usize {
+            while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\t') {
+                i += 1;
+            }
+            let start = i;
+            while i < b.len() && !matches!(b[i], b' ' | b'\n' | b'\t') {
+                i += 1;
+            }
+            if i > start {
+                spans[n] = (start as u32, i as u32);
+                n += 1;
+            }
         }
-        if pos >= b.len() {
+        Tokens { s, spans, n, idx: 0 }
+    }
+    fn at(&self, k: usize) -> Option<(usize, &'a str)> {
+        if k >= self.n {
             return None;
         }
-        let end = memchr::memchr(b' ', &b[pos..]).map_or(b.len(), |e| pos + e);
-        Some((pos, &self.s[pos..end]))
+        let (a, b) = self.spans[k];
+        Some((a as usize, &self.s[a as usize..b as usize]))
     }
     fn next(&mut self) -> Option<(usize, &'a str)> {
-        let r = self.at(self.pos)?;
-        self.pos = r.0 + r.1.len();
+        let r = self.at(self.idx)?;
+        self.idx += 1;
         Some(r)
     }
     fn peek(&self) -> Option<(usize, &'a str)> {
-        self.at(self.pos)
+        self.at(self.idx)
     }
     fn peek_second(&self) -> Option<(usize, &'a str)> {
-        let (p, t) = self.at(self.pos)?;
-        self.at(p + t.len())
+        self.at(self.idx + 1)
+    }
+    /// Skips the words that start before `pos` (the rest of a quoted value).
+    fn skip_to(&mut self, pos: usize) {
+        while self.idx < self.n && (self.spans[self.idx].0 as usize) < pos {
+            self.idx += 1;
+        }
     }
 }
 

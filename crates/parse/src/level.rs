@@ -6,6 +6,20 @@ use logyard_model::{Level, Record, Value};
 /// The field that keeps the level as written when it is not the canonical name.
 pub const LEVEL_ORIGINAL: &str = "level_original";
 
+/// Normalises level text like [`Level::normalize`], without allocating for the common
+/// spellings.
+pub(crate) fn normalize(text: &str) -> Option<Level> {
+    match text {
+        "INFO" | "info" | "Info" => Some(Level::Info),
+        "DEBUG" | "debug" | "Debug" => Some(Level::Debug),
+        "WARNING" | "warning" | "Warning" | "WARN" | "warn" | "Warn" => Some(Level::Warning),
+        "ERROR" | "error" | "Error" => Some(Level::Error),
+        "CRITICAL" | "critical" | "Critical" | "FATAL" | "fatal" | "crit" => Some(Level::Critical),
+        "TRACE" | "trace" => Some(Level::Trace),
+        _ => Level::normalize(text),
+    }
+}
+
 /// Sets the record's level from level text; keeps the text in `level_original` when it is
 /// unknown or differs from the canonical name (case aside).
 pub(crate) fn set_level(rec: &mut Record, text: &str) {
@@ -13,7 +27,7 @@ pub(crate) fn set_level(rec: &mut Record, text: &str) {
     if text.is_empty() {
         return;
     }
-    let level = Level::normalize(text);
+    let level = normalize(text);
     rec.level = level;
     if level.is_none_or(|l| !l.as_str().eq_ignore_ascii_case(text)) {
         rec.fields.insert(LEVEL_ORIGINAL.into(), Value::Str(text.to_string()));
@@ -62,7 +76,7 @@ pub(crate) fn word_level(w: &str) -> Option<Level> {
     }
     match w.to_ascii_uppercase().as_str() {
         "TRACE" | "DEBUG" | "INFO" | "WARN" | "WARNING" | "ERROR" | "FATAL" | "CRITICAL" | "CRIT"
-        | "PANIC" | "SEVERE" | "EMERG" | "NOTICE" => Level::normalize(w),
+        | "PANIC" | "SEVERE" | "EMERG" | "NOTICE" => normalize(w),
         _ => None,
     }
 }

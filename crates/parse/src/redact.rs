@@ -98,48 +98,44 @@ impl Redactor {
 
     fn builtin_pass<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
         let b = text.as_bytes();
-        let mut out = String::new();
-        let mut copied = 0;
-        let mut i = 0;
-        while i < b.len() {
-            let c = b[i];
-            let hit = match c {
-                b'p' | b'P' | b's' | b'S' | b't' | b'T' | b'a' | b'A' => keyed(b, i),
-                _ => None,
-            }
-            .or_else(|| match c {
-                b'b' | b'B' => bearer(b, i),
-                b'A' => aws_key(b, i),
-                b'-' => private_key(b, i),
-                b'2'..=b'6' => card(b, i),
-                _ => None,
-            });
-            match hit {
-                Some(h) => {
-                    out.push_str(&text[copied..h.start]);
-                    let q = if h.quote { "\"" } else { "" };
-                    out.push_str(q);
-                    out.push_str("[REDACTED:");
-                    out.push_str(KINDS[h.kind]);
-                    out.push(']');
-                    out.push_str(q);
-                    self.counts[h.kind] += 1;
-                    copied = h.end;
-                    i = h.end;
-                }
-                None => {
-                    i += 1;
-                    // Skip the rest of a word or a number: matches start at boundaries.
-                    if c.is_ascii_alphanumeric() && c != b'-' {
-                        while i < b.len() && b[i].is_ascii_alphanumeric() {
-                            i += 1;
-                        }
-                    }
-                }
-            }
+        let mut hits: Vec<Hit> = Vec::new();
+        // Two vectorised passes over the bytes that can separate or start a secret.
+        for i in memchr::memchr3_iter(b'=', b':', b'-', b) {
+            let hit = if b[i] == b'-' {
+                b[i..].starts_with(b"-----BEGIN ").then(|| private_key(b, i)).flatten()
+            } else {
+                keyed(b, i)
+            };
+            hits.extend(hit);
         }
-        if copied == 0 {
+        for i in memchr::memchr3_iter(b'A', b'b', b'B', b) {
+            let hit = match b[i] {
+                b'A' if matches!(b.get(i + 1..i + 4), Some(b"KIA" | b"SIA")) => aws_key(b, i),
+                b'b' | b'B' if b.get(i + 1..i + 7) == Some(b"earer ") => bearer(b, i + 1),
+                _ => None,
+            };
+            hits.extend(hit);
+        }
+        cards(b, &mut hits);
+        if hits.is_empty() {
             return Cow::Borrowed(text);
+        }
+        hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut copied = 0;
+        for h in hits {
+            if h.start < copied || !text.is_char_boundary(h.start) || !text.is_char_boundary(h.end) {
+                continue;
+            }
+            out.push_str(&text[copied..h.start]);
+            let q = if h.quote { "\"" } else { "" };
+            out.push_str(q);
+            out.push_str("[REDACTED:");
+            out.push_str(KINDS[h.kind]);
+            out.push(']');
+            out.push_str(q);
+            self.counts[h.kind] += 1;
+            copied = h.end;
         }
         out.push_str(&text[copied..]);
         Cow::Owned(out)
@@ -155,55 +151,71 @@ struct Hit {
     quote: bool,
 }
 
-fn starts_ci(b: &[u8], i: usize, word: &[u8]) -> bool {
-    b.len() >= i + word.len() && b[i..i + word.len()].eq_ignore_ascii_case(word)
-}
-
 fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
-/// `password=…`, `"api_key": "…"`, `Authorization: Bearer …` at `i`.
-fn keyed(b: &[u8], i: usize) -> Option<Hit> {
-    if i > 0 && b[i - 1].is_ascii_alphabetic() {
+/// The kind of secret a key names, by its ending (`db_password`, `X-Auth-Token`, `client_secret`).
+fn key_kind(key: &[u8]) -> Option<usize> {
+    let last = key.last()? | 0x20;
+    if !matches!(last, b'd' | b't' | b'n' | b'y') {
         return None;
     }
-    let (kind, len) = [
+    let mut buf = [0u8; 16];
+    let tail = &key[key.len().saturating_sub(16)..];
+    for (d, s) in buf.iter_mut().zip(tail) {
+        *d = s.to_ascii_lowercase();
+    }
+    let k = &buf[..tail.len()];
+    [
         (&b"password"[..], PASSWORD),
         (b"passwd", PASSWORD),
         (b"secret", SECRET),
+        (b"secret_key", SECRET),
+        (b"access_key", SECRET),
         (b"token", TOKEN),
         (b"api_key", API_KEY),
         (b"apikey", API_KEY),
         (b"api-key", API_KEY),
         (b"authorization", AUTHORIZATION),
-        (b"access_key", SECRET),
     ]
     .iter()
-    .find(|(w, _)| starts_ci(b, i, w))
-    .map(|(w, k)| (*k, w.len()))?;
-    let mut j = i + len;
-    while j < b.len() && (is_word(b[j]) || b[j] == b'-') {
-        j += 1;
+    .find(|(w, _)| k.ends_with(w))
+    .map(|(_, kind)| *kind)
+}
+
+/// `password=…`, `"api_key": "…"`, `Authorization: Bearer …` around the separator at `j`.
+fn keyed(b: &[u8], j: usize) -> Option<Hit> {
+    let sep = b[j];
+    let mut e = j;
+    while e > 0 && b[e - 1] == b' ' {
+        e -= 1;
     }
-    let key_quoted = i > 0 && b[i - 1] == b'"';
-    if b.get(j) == Some(&b'\\') && b.get(j + 1) == Some(&b'"') {
-        j += 2;
-    } else if matches!(b.get(j), Some(b'"' | b'\'')) {
-        j += 1;
+    let mut key_quoted = false;
+    if e > 0 && matches!(b[e - 1], b'"' | b'\'') {
+        e -= 1;
+        key_quoted = b[e] == b'"';
+        if e > 0 && b[e - 1] == b'\\' {
+            e -= 1;
+        }
     }
-    while b.get(j) == Some(&b' ') {
-        j += 1;
-    }
-    let sep = *b.get(j)?;
-    if sep != b'=' && sep != b':' {
+    // Every key this looks for ends in d, t, n or y: most separators stop here.
+    if e < 5 || !matches!(b[e - 1] | 0x20, b'd' | b't' | b'n' | b'y') {
         return None;
     }
-    j += 1;
-    while b.get(j) == Some(&b' ') {
-        j += 1;
+    let mut s = e;
+    while s > 0 && e - s < 64 && (is_word(b[s - 1]) || b[s - 1] == b'-' || b[s - 1] == b'.') {
+        s -= 1;
     }
-    let (start, end, quoted) = value_span(b, j)?;
+    if e - s < 5 {
+        return None;
+    }
+    let kind = key_kind(&b[s..e])?;
+    let mut v = j + 1;
+    while b.get(v) == Some(&b' ') {
+        v += 1;
+    }
+    let (start, end, quoted) = value_span(b, v)?;
     let value = &b[start..end];
     if value.is_empty() || value.starts_with(b"[REDACTED") {
         return None;
@@ -211,9 +223,10 @@ fn keyed(b: &[u8], i: usize) -> Option<Hit> {
     let mut end = end;
     if kind == AUTHORIZATION && !quoted {
         // `Authorization: Bearer abc` hides the scheme's credentials too.
-        if let Some(k) = b.get(end).filter(|c| **c == b' ').map(|_| end + 1) {
+        if b.get(end) == Some(&b' ') {
+            let k = end + 1;
             let mut e = k;
-            while e < b.len() && !b[e].is_ascii_whitespace() && !matches!(b[e], b',' | b';' | b'"') {
+            while e < b.len() && !b[e].is_ascii_whitespace() && !matches!(b[e], b',' | b';' | b'"' | b'\'') {
                 e += 1;
             }
             if e > k {
@@ -265,8 +278,10 @@ fn secretish(v: &[u8]) -> bool {
     v.len() >= 16 || (v.len() >= 8 && v.iter().any(u8::is_ascii_digit))
 }
 
-fn bearer(b: &[u8], i: usize) -> Option<Hit> {
-    if !starts_ci(b, i, b"bearer ") || (i > 0 && is_word(b[i - 1])) {
+/// A bearer token; `p` is where `earer ` was found.
+fn bearer(b: &[u8], p: usize) -> Option<Hit> {
+    let i = p.checked_sub(1)?;
+    if b[i] | 0x20 != b'b' || (i > 0 && is_word(b[i - 1])) {
         return None;
     }
     let start = i + 7;
@@ -274,13 +289,12 @@ fn bearer(b: &[u8], i: usize) -> Option<Hit> {
     while k < b.len() && (b[k].is_ascii_alphanumeric() || matches!(b[k], b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-')) {
         k += 1;
     }
-    (k - start >= 8 && !b[start..k].starts_with(b"[REDACTED")).then_some(Hit { start, end: k, kind: BEARER, quote: false })
+    (k - start >= 8).then_some(Hit { start, end: k, kind: BEARER, quote: false })
 }
 
 fn aws_key(b: &[u8], i: usize) -> Option<Hit> {
     let end = i + 20;
-    let ok = (b[i..].starts_with(b"AKIA") || b[i..].starts_with(b"ASIA"))
-        && b.len() >= end
+    let ok = b.len() >= end
         && b[i + 4..end].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         && !b.get(end).is_some_and(|c| c.is_ascii_alphanumeric())
         && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
@@ -305,7 +319,50 @@ fn private_key(b: &[u8], i: usize) -> Option<Hit> {
     Some(Hit { start: i, end, kind: PRIVATE_KEY, quote: false })
 }
 
+/// True for the bytes a card number is written with.
+fn card_byte(c: u8) -> bool {
+    c.is_ascii_digit() || c == b' ' || c == b'-'
+}
+
+/// Finds card numbers: only runs of digits, spaces and dashes of 13 bytes or more can hold
+/// one, so the scan looks 12 bytes ahead and skips 13 when that byte cannot be in a run.
+fn cards(b: &[u8], hits: &mut Vec<Hit>) {
+    let mut i = 0;
+    while i + 13 <= b.len() {
+        let k = i + 12;
+        if !card_byte(b[k]) {
+            i = k + 1;
+            continue;
+        }
+        let mut s = k;
+        while s > i && card_byte(b[s - 1]) {
+            s -= 1;
+        }
+        let mut e = k;
+        while e < b.len() && card_byte(b[e]) {
+            e += 1;
+        }
+        if e - s >= 13 {
+            let mut p = s;
+            while p + 13 <= e {
+                if b[p].is_ascii_digit() && (p == 0 || !b[p - 1].is_ascii_digit()) {
+                    if let Some(h) = card(b, p) {
+                        p = h.end;
+                        hits.push(h);
+                        continue;
+                    }
+                }
+                p += 1;
+            }
+        }
+        i = e + 1;
+    }
+}
+
 fn card(b: &[u8], i: usize) -> Option<Hit> {
+    if !(b'2'..=b'6').contains(&b[i]) {
+        return None;
+    }
     if i > 0 && (b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'.' | b'-' | b'_')) {
         return None;
     }

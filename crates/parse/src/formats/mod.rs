@@ -84,5 +84,5 @@ pub(crate) fn id_value(s: &str) -> Value {
 pub(crate) fn is_level_word(s: &str) -> bool {
     (3..=8).contains(&s.len())
         && s.bytes().all(|c| c.is_ascii_uppercase())
-        && logyard_model::Level::normalize(s).is_some()
+        && crate::level::normalize(s).is_some()
 }
