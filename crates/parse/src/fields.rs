@@ -173,8 +173,10 @@ fn is_key(k: &str) -> bool {
 
 fn trim_punct(v: &str) -> &str {
     let mut v = v.trim_end_matches([',', ';', '.', ':']);
-    if v.ends_with(')') && !v.contains('(') {
-        v = &v[..v.len() - 1];
+    for (open, close) in [('(', ')'), ('[', ']')] {
+        if v.ends_with(close) && !v.contains(open) {
+            v = &v[..v.len() - 1];
+        }
     }
     v
 }

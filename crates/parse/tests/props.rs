@@ -1,0 +1,117 @@
+//! Property tests: no input makes detection, a format parser or the multi-line joiner panic,
+//! and a record printed as JSON and parsed back gives the same record.
+//!
+//! The round trip covers timestamp, level, agent, host, source, message and fields, for
+//! field names that are not aliases of those keys and not well-known names that the parser
+//! renames (`statusCode` → `status`) or derives from (`duration` → `response_time_ms`):
+//! the generated names are `f_` and lower-case letters. Redaction is off for it, since it
+//! changes text on purpose.
+
+use logyard_model::{Level, Record, Value};
+use logyard_parse::{
+    record_to_json, Format, LineContext, Multiline, MultilineConfig, MultilineMode, Parser, ParserConfig, RedactConfig,
+};
+use proptest::prelude::*;
+
+fn ctx() -> LineContext<'static> {
+    LineContext { source: "prop", agent_hint: "", host: "", received_ns: 1_705_400_000_000_000_000 }
+}
+
+/// Bytes that look like log lines often enough to reach deep into the parsers.
+fn loggy() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"<134>1 ".to_vec()),
+        Just(b"<38>Jan 15 10:30:00 ".to_vec()),
+        Just(b"2024-01-15T10:30:00.123Z ".to_vec()),
+        Just(b"2024-02-30 10:30:00 - ".to_vec()),
+        Just(b"[15/Jan/2024:00:23:02 +0000] \"GET / HTTP/1.1\" 200 1 ".to_vec()),
+        Just(b"{\"log\":\"".to_vec()),
+        Just(b"{\"level\":\"info\",\"ts\":1705312200,\"a\":{\"b\":".to_vec()),
+        Just(b" stdout P ".to_vec()),
+        Just(b"INFO - ".to_vec()),
+        Just(b"[ERROR] x: ".to_vec()),
+        Just(b"key=\"v\\\"\" ".to_vec()),
+        Just(b"password=".to_vec()),
+        Just(b"4111 1111 1111 1111".to_vec()),
+        Just(b"-----BEGIN RSA PRIVATE KEY-----".to_vec()),
+        Just("é\u{feff}".as_bytes().to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..12),
+        "[ -~]{0,12}".prop_map(String::into_bytes),
+    ];
+    proptest::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::Float),
+        ".{0,16}".prop_map(Value::Str),
+    ]
+}
+
+fn record() -> impl Strategy<Value = Record> {
+    let ts = -9_000_000_000_000_000_000i64..9_000_000_000_000_000_000i64;
+    let level = proptest::option::of(proptest::sample::select(Level::ALL.to_vec()));
+    let fields = proptest::collection::btree_map("f_[a-z]{1,8}", value(), 0..6);
+    (ts, level, ".{0,12}", ".{0,12}", ".{0,12}", ".{0,40}", fields).prop_map(
+        |(timestamp, level, agent, host, source, message, fields)| Record {
+            timestamp,
+            level,
+            agent,
+            host,
+            source,
+            message,
+            fields,
+            ..Record::default()
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_input_panics_any_format(line in prop_oneof![proptest::collection::vec(any::<u8>(), 0..300), loggy()]) {
+        for name in Format::NAMES {
+            let cfg = ParserConfig { format: name.parse().unwrap(), max_line_bytes: 200, ..ParserConfig::default() };
+            let mut parser = Parser::new(cfg).unwrap();
+            if let Some(rec) = parser.parse(&line, &ctx()) {
+                // The "no time yet" marker never leaks, and every text line keeps its raw text.
+                prop_assert!(rec.timestamp != i64::MIN);
+                prop_assert!(rec.raw.as_ref().is_none_or(|r| r.len() <= 200 * 3 + 64));
+            }
+            parser.flush_partial(&ctx());
+        }
+    }
+
+    #[test]
+    fn the_joiner_never_panics(lines in proptest::collection::vec(loggy(), 0..20), regex in prop_oneof![Just("auto"), Just("none"), Just("^\\d")]) {
+        let mode: MultilineMode = regex.parse().unwrap();
+        let mut joiner = Multiline::new(MultilineConfig { mode, max_lines: 5, max_bytes: 200, timeout_ns: 10 }).unwrap();
+        let mut parser = Parser::new(ParserConfig::default()).unwrap();
+        for (i, line) in lines.iter().enumerate() {
+            for joined in joiner.push(line, i as i64 * 7) {
+                parser.parse(&joined, &ctx());
+            }
+            joiner.flush(i as i64 * 7);
+        }
+        joiner.flush_all();
+    }
+
+    #[test]
+    fn records_round_trip_through_json(rec in record()) {
+        let text = record_to_json(&rec).to_string();
+        let cfg = ParserConfig { format: Format::Json, redact: RedactConfig { builtin: false, patterns: vec![] }, ..ParserConfig::default() };
+        let mut parser = Parser::new(cfg).unwrap();
+        let back = parser.parse(text.as_bytes(), &ctx()).unwrap();
+        prop_assert_eq!(back.timestamp, rec.timestamp);
+        prop_assert_eq!(back.level, rec.level);
+        prop_assert_eq!(&back.agent, &rec.agent);
+        prop_assert_eq!(&back.host, &rec.host);
+        prop_assert_eq!(&back.source, &rec.source);
+        prop_assert_eq!(&back.message, &rec.message);
+        prop_assert_eq!(&back.fields, &rec.fields);
+        prop_assert_eq!(back.raw, None);
+    }
+}
