@@ -9,20 +9,44 @@ use logyard_parse::{LineContext, Multiline, MultilineConfig, Parser, ParserConfi
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let format = opt("--format").map_or(Default::default(), |f| f.parse().expect("format"));
     let rounds: usize = opt("--rounds").map_or(3, |r| r.parse().expect("rounds"));
     let multiline = args.iter().any(|a| a == "--multiline");
-    let redact = logyard_parse::RedactConfig { builtin: !args.iter().any(|a| a == "--no-redact"), patterns: Vec::new() };
-    let files = args.iter().enumerate().filter(|(i, a)| !a.starts_with("--") && (*i == 0 || !args[i - 1].starts_with("--f") && !args[i - 1].starts_with("--r")));
+    let redact = logyard_parse::RedactConfig {
+        builtin: !args.iter().any(|a| a == "--no-redact"),
+        patterns: Vec::new(),
+    };
+    let files = args.iter().enumerate().filter(|(i, a)| {
+        !a.starts_with("--")
+            && (*i == 0 || !args[i - 1].starts_with("--f") && !args[i - 1].starts_with("--r"))
+    });
     for (_, path) in files {
         let data = std::fs::read(path).expect("read");
-        let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
-        let ctx = LineContext { source: "file:bench", agent_hint: "bench", host: "localhost", received_ns: 1_705_400_000_000_000_000 };
+        let lines: Vec<&[u8]> = data
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let ctx = LineContext {
+            source: "file:bench",
+            agent_hint: "bench",
+            host: "localhost",
+            received_ns: 1_705_400_000_000_000_000,
+        };
         let mut best = f64::MAX;
         let mut checksum = 0usize;
         for _ in 0..rounds {
-            let mut parser = Parser::new(ParserConfig { format, redact: redact.clone(), ..ParserConfig::default() }).expect("config");
+            let mut parser = Parser::new(ParserConfig {
+                format,
+                redact: redact.clone(),
+                ..ParserConfig::default()
+            })
+            .expect("config");
             let mut joiner = Multiline::new(MultilineConfig::default()).expect("multiline");
             let start = Instant::now();
             for line in &lines {

@@ -4,20 +4,44 @@
 
 use std::path::Path;
 
-use logyard_parse::{agent_from_path, record_to_json, LineContext, Multiline, MultilineConfig, Parser, ParserConfig};
+use logyard_parse::{
+    agent_from_path, record_to_json, LineContext, Multiline, MultilineConfig, Parser, ParserConfig,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args.first().expect("usage: parse_file FILE [--format F] [--multiline M] [--raw]");
-    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let cfg = ParserConfig { format: opt("--format").map_or(Default::default(), |f| f.parse().expect("format")), ..ParserConfig::default() };
+    let path = args
+        .first()
+        .expect("usage: parse_file FILE [--format F] [--multiline M] [--raw]");
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let cfg = ParserConfig {
+        format: opt("--format").map_or(Default::default(), |f| f.parse().expect("format")),
+        ..ParserConfig::default()
+    };
     let mut parser = Parser::new(cfg).expect("config");
-    let mode = opt("--multiline").unwrap_or_else(|| "auto".into()).parse().expect("multiline");
-    let mut joiner = Multiline::new(MultilineConfig { mode, ..MultilineConfig::default() }).expect("multiline");
+    let mode = opt("--multiline")
+        .unwrap_or_else(|| "auto".into())
+        .parse()
+        .expect("multiline");
+    let mut joiner = Multiline::new(MultilineConfig {
+        mode,
+        ..MultilineConfig::default()
+    })
+    .expect("multiline");
     let data = std::fs::read(path).expect("read");
     let agent = agent_from_path(Path::new(path));
     let source = format!("file:{path}");
-    let ctx = LineContext { source: &source, agent_hint: &agent, host: "localhost", received_ns: 1_705_400_000_000_000_000 };
+    let ctx = LineContext {
+        source: &source,
+        agent_hint: &agent,
+        host: "localhost",
+        received_ns: 1_705_400_000_000_000_000,
+    };
     let raw = args.iter().any(|a| a == "--raw");
     let print = |rec: logyard_parse::Record| {
         let mut v = record_to_json(&rec);

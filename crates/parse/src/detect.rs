@@ -49,8 +49,8 @@ pub enum Format {
 impl Format {
     /// Every format name, as accepted by [`Format::from_str`].
     pub const NAMES: [&'static str; 13] = [
-        "auto", "json", "logfmt", "syslog", "rfc5424", "rfc3164", "nginx", "apache", "python", "django", "docker",
-        "cri", "plain",
+        "auto", "json", "logfmt", "syslog", "rfc5424", "rfc3164", "nginx", "apache", "python",
+        "django", "docker", "cri", "plain",
     ];
     const ALL: [Format; 13] = [
         Format::Auto,
@@ -158,7 +158,13 @@ pub(crate) fn candidates(line: &str) -> &'static [Kind] {
         Some(b'<') => &[Kind::Rfc5424, Kind::Rfc3164],
         Some(b'[') => &[Kind::Python, Kind::ApacheError],
         Some(b'0'..=b'9') => &[Kind::Python, Kind::NginxError, Kind::Access],
-        Some(b'A'..=b'Z') => &[Kind::Django, Kind::Python, Kind::Rfc3164, Kind::Logfmt, Kind::Access],
+        Some(b'A'..=b'Z') => &[
+            Kind::Django,
+            Kind::Python,
+            Kind::Rfc3164,
+            Kind::Logfmt,
+            Kind::Access,
+        ],
         Some(b'a'..=b'z' | b'_' | b'@') => &[Kind::Logfmt, Kind::Access],
         Some(b':') => &[Kind::Access],
         _ => &[],
@@ -181,7 +187,8 @@ impl Cache {
     pub fn get(&mut self, source: &str) -> Option<Kind> {
         if self.last_source != source {
             if let Some(k) = self.last_kind {
-                self.by_source.insert(std::mem::take(&mut self.last_source), k);
+                self.by_source
+                    .insert(std::mem::take(&mut self.last_source), k);
             }
             self.last_source.clear();
             self.last_source.push_str(source);

@@ -6,7 +6,9 @@ use logyard_model::{Record, Value};
 /// The field that holds a request's duration in milliseconds, whatever unit the line used.
 pub const RESPONSE_TIME_MS: &str = "response_time_ms";
 
-const HTTP_METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
 
 /// Types a text value: integers (no leading zero) and decimals become numbers, `true`
 /// and `false` booleans, anything else stays a string.
@@ -30,7 +32,9 @@ pub(crate) fn scalar(text: &str) -> Value {
 }
 
 fn is_decimal(b: &[u8]) -> bool {
-    let Some(dot) = b.iter().position(|&c| c == b'.') else { return false };
+    let Some(dot) = b.iter().position(|&c| c == b'.') else {
+        return false;
+    };
     dot > 0
         && dot + 1 < b.len()
         && (b[0] != b'0' || dot == 1)
@@ -53,13 +57,24 @@ fn fold(key: &str, buf: &mut [u8; 32]) -> Option<usize> {
 
 /// Returns the canonical name of a well-known field alias, or the key itself.
 pub(crate) fn canonical_key(key: &str) -> &str {
-    if key.len() < 3 || matches!(key, "status" | "method" | "path" | "ip" | "user" | "request_id" | "message" | "timestamp") {
+    if key.len() < 3
+        || matches!(
+            key,
+            "status" | "method" | "path" | "ip" | "user" | "request_id" | "message" | "timestamp"
+        )
+    {
         return key;
     }
     let mut buf = [0u8; 32];
-    let Some(n) = fold(key, &mut buf) else { return key };
+    let Some(n) = fold(key, &mut buf) else {
+        return key;
+    };
     match &buf[..n] {
-        b"statuscode" | b"httpstatus" | b"httpstatuscode" | b"responsecode" | b"httpresponsestatuscode" => "status",
+        b"statuscode"
+        | b"httpstatus"
+        | b"httpstatuscode"
+        | b"responsecode"
+        | b"httpresponsestatuscode" => "status",
         b"httpmethod" | b"requestmethod" | b"httprequestmethod" => "method",
         b"requestpath" | b"urlpath" | b"requesturi" | b"uri" | b"httppath" => "path",
         b"clientip" | b"remoteaddr" | b"remoteip" | b"ipaddress" | b"sourceip" | b"ipaddr" => "ip",
@@ -71,13 +86,24 @@ pub(crate) fn canonical_key(key: &str) -> &str {
 
 /// For a duration key, returns the unit in milliseconds that a bare number has.
 fn duration_unit(key: &str) -> Option<f64> {
-    if !matches!(key.as_bytes().first(), Some(b'r' | b'R' | b'd' | b'D' | b't' | b'T' | b'e' | b'E' | b'l' | b'L')) || key.len() < 4 {
+    if !matches!(
+        key.as_bytes().first(),
+        Some(b'r' | b'R' | b'd' | b'D' | b't' | b'T' | b'e' | b'E' | b'l' | b'L')
+    ) || key.len() < 4
+    {
         return None;
     }
     let mut buf = [0u8; 32];
     let n = fold(key, &mut buf)?;
     let k = &buf[..n];
-    for base in [&b"responsetime"[..], b"duration", b"took", b"elapsed", b"latency", b"requesttime"] {
+    for base in [
+        &b"responsetime"[..],
+        b"duration",
+        b"took",
+        b"elapsed",
+        b"latency",
+        b"requesttime",
+    ] {
         if let Some(rest) = k.strip_prefix(base) {
             return match rest {
                 b"" if base == b"requesttime" => Some(1000.0),
@@ -101,10 +127,14 @@ pub(crate) fn duration_ms(text: &str, default_unit: f64) -> Option<f64> {
     }
     let (mut rest, mut total, mut any) = (t, 0.0, false);
     while !rest.is_empty() {
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let x: f64 = rest[..end].parse().ok()?;
         rest = rest[end..].trim_start();
-        let uend = rest.find(|c: char| !c.is_alphabetic()).unwrap_or(rest.len());
+        let uend = rest
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(rest.len());
         let unit = match &rest[..uend] {
             "ns" => 0.000_001,
             "us" | "µs" | "μs" => 0.001,
@@ -142,11 +172,14 @@ pub(crate) fn add_field(rec: &mut Record, key: &str, value: Value) {
             Value::Bool(_) => None,
         };
         if key == RESPONSE_TIME_MS {
-            rec.fields.insert(key.to_string(), ms.map_or(value, ms_value));
+            rec.fields
+                .insert(key.to_string(), ms.map_or(value, ms_value));
             return;
         }
         if let Some(ms) = ms {
-            rec.fields.entry(RESPONSE_TIME_MS.to_string()).or_insert_with(|| ms_value(ms));
+            rec.fields
+                .entry(RESPONSE_TIME_MS.to_string())
+                .or_insert_with(|| ms_value(ms));
         }
     }
     let canonical = canonical_key(key);
@@ -168,7 +201,8 @@ fn is_key(k: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn trim_punct(v: &str) -> &str {
@@ -191,7 +225,11 @@ pub(crate) fn ipv4_in(token: &str) -> Option<&str> {
     let t = t.split_once(':').map_or(t, |(ip, _)| ip);
     let mut parts = 0;
     for p in t.split('.') {
-        if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) || p.parse::<u16>().ok()? > 255 {
+        if p.is_empty()
+            || p.len() > 3
+            || !p.bytes().all(|c| c.is_ascii_digit())
+            || p.parse::<u16>().ok()? > 255
+        {
             return None;
         }
         parts += 1;
@@ -202,8 +240,24 @@ pub(crate) fn ipv4_in(token: &str) -> Option<&str> {
 fn is_user_name(t: &str) -> bool {
     t.len() >= 2
         && t.len() <= 64
-        && t.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'@' | b'-'))
-        && !matches!(t, "is" | "was" | "has" | "not" | "with" | "from" | "for" | "the" | "and" | "id" | "name" | "agent" | "logged" | "updated")
+        && t.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'@' | b'-'))
+        && !matches!(
+            t,
+            "is" | "was"
+                | "has"
+                | "not"
+                | "with"
+                | "from"
+                | "for"
+                | "the"
+                | "and"
+                | "id"
+                | "name"
+                | "agent"
+                | "logged"
+                | "updated"
+        )
 }
 
 /// Finds `key=value` and `key: value` pairs, `GET /path 200`, the first IPv4 address,
@@ -237,12 +291,32 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                 }
             }
         } else if let Some(key) = bare.strip_suffix(':').filter(|k| is_key(k)) {
-            if is_key(key) && (key.contains('_') || matches!(key, "user" | "ip" | "status" | "method" | "path" | "duration" | "took" | "elapsed" | "latency" | "pid" | "port")) {
+            if is_key(key)
+                && (key.contains('_')
+                    || matches!(
+                        key,
+                        "user"
+                            | "ip"
+                            | "status"
+                            | "method"
+                            | "path"
+                            | "duration"
+                            | "took"
+                            | "elapsed"
+                            | "latency"
+                            | "pid"
+                            | "port"
+                    ))
+            {
                 if let Some((_, next)) = it.peek() {
                     let v = trim_punct(next);
                     if let Some(unit) = duration_unit(key) {
                         let (v, unit_tok) = match it.peek_second() {
-                            Some((_, u)) if matches!(trim_punct(u), "ms" | "s" | "us" | "µs" | "ns") => (format!("{v}{}", trim_punct(u)), true),
+                            Some((_, u))
+                                if matches!(trim_punct(u), "ms" | "s" | "us" | "µs" | "ns") =>
+                            {
+                                (format!("{v}{}", trim_punct(u)), true)
+                            }
                             _ => (v.to_string(), false),
                         };
                         if let Some(ms) = duration_ms(&v, unit) {
@@ -258,7 +332,10 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                     }
                 }
             }
-        } else if first.is_ascii_uppercase() && (3..=7).contains(&bare.len()) && HTTP_METHODS.contains(&bare) {
+        } else if first.is_ascii_uppercase()
+            && (3..=7).contains(&bare.len())
+            && HTTP_METHODS.contains(&bare)
+        {
             if let Some((_, path)) = it.peek().filter(|(_, p)| p.starts_with('/')) {
                 add_if_absent(rec, "method", Value::Str(bare.to_string()));
                 add_if_absent(rec, "path", Value::Str(trim_punct(path).to_string()));
@@ -280,7 +357,9 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
         } else if bare == "took" {
             if let Some((_, n)) = it.peek() {
                 let text = match it.peek_second() {
-                    Some((_, u)) if n.bytes().all(|c| c.is_ascii_digit() || c == b'.') => format!("{n}{}", trim_punct(u)),
+                    Some((_, u)) if n.bytes().all(|c| c.is_ascii_digit() || c == b'.') => {
+                        format!("{n}{}", trim_punct(u))
+                    }
                     _ => trim_punct(n).to_string(),
                 };
                 if !text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
@@ -289,7 +368,10 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                     }
                 }
             }
-        } else if bare.len() == 4 && bare.eq_ignore_ascii_case("user") && !rec.fields.contains_key("user") {
+        } else if bare.len() == 4
+            && bare.eq_ignore_ascii_case("user")
+            && !rec.fields.contains_key("user")
+        {
             if let Some((_, name)) = it.peek() {
                 let name = trim_punct(name);
                 if is_user_name(name) {
@@ -348,7 +430,12 @@ impl<'a> Tokens<'a> {
                 n += 1;
             }
         }
-        Tokens { s, spans, n, idx: 0 }
+        Tokens {
+            s,
+            spans,
+            n,
+            idx: 0,
+        }
     }
     fn at(&self, k: usize) -> Option<(usize, &'a str)> {
         if k >= self.n {
@@ -377,68 +464,4 @@ impl<'a> Tokens<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fields(msg: &str) -> Vec<(String, Value)> {
-        let mut r = Record::default();
-        extract(&mut r, msg);
-        r.fields.into_iter().collect()
-    }
-
-    fn f(k: &str, v: Value) -> (String, Value) {
-        (k.to_string(), v)
-    }
-
-    #[test]
-    fn scalars() {
-        assert_eq!(scalar("42"), Value::Int(42));
-        assert_eq!(scalar("-7"), Value::Int(-7));
-        assert_eq!(scalar("007"), Value::Str("007".into()));
-        assert_eq!(scalar("1.5"), Value::Float(1.5));
-        assert_eq!(scalar("1."), Value::Str("1.".into()));
-        assert_eq!(scalar("true"), Value::Bool(true));
-        assert_eq!(scalar("99999999999999999999"), Value::Str("99999999999999999999".into()));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration_ms("1234ms", 1.0), Some(1234.0));
-        assert_eq!(duration_ms("1.2s", 1.0), Some(1200.0));
-        assert_eq!(duration_ms("35 ms", 1.0), Some(35.0));
-        assert_eq!(duration_ms("1m30s", 1.0), Some(90_000.0));
-        assert_eq!(duration_ms("0.25", 1000.0), Some(250.0));
-        assert_eq!(duration_ms("fast", 1.0), None);
-        let mut r = Record::default();
-        add_field(&mut r, "duration", Value::Str("1.5s".into()));
-        add_field(&mut r, "statusCode", Value::Str("404".into()));
-        assert_eq!(r.fields[RESPONSE_TIME_MS], Value::Int(1500));
-        assert_eq!(r.fields["status"], Value::Int(404));
-        assert_eq!(r.fields["duration"], Value::Str("1.5s".into()));
-        let mut r = Record::default();
-        add_field(&mut r, "elapsed_s", Value::Float(0.0125));
-        assert_eq!(r.fields[RESPONSE_TIME_MS], Value::Float(12.5));
-    }
-
-    #[test]
-    fn message_pairs() {
-        assert_eq!(
-            fields("Request completed: GET /health status=201 response_time: 58ms user=anonymous"),
-            [f("method", Value::Str("GET".into())), f("path", Value::Str("/health".into())), f("response_time_ms", Value::Int(58)), f("status", Value::Int(201)), f("user", Value::Str("anonymous".into()))]
-        );
-        assert_eq!(
-            fields("HTTP POST /a?b=1 -> 200 (response_time: 85ms, 2678 bytes)"),
-            [f("method", Value::Str("POST".into())), f("path", Value::Str("/a?b=1".into())), f("response_time_ms", Value::Int(85)), f("status", Value::Int(200))]
-        );
-        assert_eq!(
-            fields("Failed password for root from 45.155.205.7 port 22 ssh2"),
-            [f("ip", Value::Str("45.155.205.7".into())), f("user", Value::Str("root".into()))]
-        );
-        assert_eq!(fields("Cache flushed (ttl=300s)"), [f("ttl", Value::Str("300s".into()))]);
-        assert_eq!(fields("query took 35 ms"), [f("response_time_ms", Value::Int(35))]);
-        assert_eq!(fields("msg=\"a b\" n=1.5"), [f("msg", Value::Str("a b".into())), f("n", Value::Float(1.5))]);
-        assert_eq!(fields("duration: 41.702 ms  statement: SELECT 1"), [f("response_time_ms", Value::Float(41.702))]);
-        assert_eq!(fields("login failed for user admin from 1.2.3.4: invalid password"), [f("ip", Value::Str("1.2.3.4".into())), f("user", Value::Str("admin".into()))]);
-        assert!(fields("Failed to validate token: signature verification failed").is_empty());
-    }
-}
+mod tests;

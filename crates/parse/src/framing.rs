@@ -15,7 +15,11 @@ impl LineSplitter {
     /// Creates a splitter; lines longer than `max_line_bytes` are cut there (the parser
     /// then marks them `truncated`), and the rest of such a line is dropped.
     pub fn new(max_line_bytes: usize) -> LineSplitter {
-        LineSplitter { buf: Vec::new(), max: max_line_bytes.max(1), skipping: false }
+        LineSplitter {
+            buf: Vec::new(),
+            max: max_line_bytes.max(1),
+            skipping: false,
+        }
     }
 
     /// Feeds bytes; calls `emit` with every complete line.
@@ -73,14 +77,22 @@ pub struct FramingError(pub String);
 impl OctetCounting {
     /// Feeds bytes; calls `emit` with every complete frame. Frames longer than
     /// `max_frame_bytes` are an error (the caller should drop the connection).
-    pub fn push(&mut self, bytes: &[u8], max_frame_bytes: usize, mut emit: impl FnMut(&[u8])) -> Result<(), FramingError> {
+    pub fn push(
+        &mut self,
+        bytes: &[u8],
+        max_frame_bytes: usize,
+        mut emit: impl FnMut(&[u8]),
+    ) -> Result<(), FramingError> {
         self.buf.extend_from_slice(bytes);
         let mut at = 0;
         loop {
             let rest = &self.buf[at..];
             let Some(sp) = rest.iter().take(11).position(|&c| c == b' ') else {
                 if rest.len() > 10 || rest.iter().any(|c| !c.is_ascii_digit()) {
-                    return Err(FramingError(format!("expected a frame length, found {:?}", String::from_utf8_lossy(&rest[..rest.len().min(16)]))));
+                    return Err(FramingError(format!(
+                        "expected a frame length, found {:?}",
+                        String::from_utf8_lossy(&rest[..rest.len().min(16)])
+                    )));
                 }
                 break;
             };
@@ -88,9 +100,16 @@ impl OctetCounting {
                 .ok()
                 .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| FramingError(format!("invalid frame length {:?}", String::from_utf8_lossy(&rest[..sp]))))?;
+                .ok_or_else(|| {
+                    FramingError(format!(
+                        "invalid frame length {:?}",
+                        String::from_utf8_lossy(&rest[..sp])
+                    ))
+                })?;
             if len > max_frame_bytes {
-                return Err(FramingError(format!("frame of {len} bytes exceeds the limit of {max_frame_bytes}")));
+                return Err(FramingError(format!(
+                    "frame of {len} bytes exceeds the limit of {max_frame_bytes}"
+                )));
             }
             if rest.len() < sp + 1 + len {
                 break;
@@ -122,10 +141,13 @@ mod tests {
     fn octet_counting() {
         let mut f = OctetCounting::default();
         let mut out = Vec::new();
-        f.push(b"5 hello3 ab", 100, |x| out.push(x.to_vec())).unwrap();
+        f.push(b"5 hello3 ab", 100, |x| out.push(x.to_vec()))
+            .unwrap();
         f.push(b"c", 100, |x| out.push(x.to_vec())).unwrap();
         assert_eq!(out, [b"hello".to_vec(), b"abc".to_vec()]);
         assert!(f.push(b"x y", 100, |_| {}).is_err());
-        assert!(OctetCounting::default().push(b"500 a", 100, |_| {}).is_err());
+        assert!(OctetCounting::default()
+            .push(b"500 a", 100, |_| {})
+            .is_err());
     }
 }

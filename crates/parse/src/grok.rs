@@ -72,7 +72,10 @@ pub fn pattern_names() -> Vec<&'static str> {
 impl Grok {
     /// Expands and compiles a grok pattern; the error names the pattern and the fault.
     pub fn compile(def: &GrokDef) -> Result<Grok, ParseError> {
-        let err = |reason: String| ParseError::Grok { name: def.name.clone(), reason };
+        let err = |reason: String| ParseError::Grok {
+            name: def.name.clone(),
+            reason,
+        };
         let mut captures = Vec::new();
         let mut out = String::with_capacity(def.pattern.len() * 4);
         expand(&def.pattern, &mut out, &mut captures, 0, &mut Vec::new()).map_err(err)?;
@@ -80,7 +83,11 @@ impl Grok {
             .size_limit(64 << 20)
             .build()
             .map_err(|e| err(format!("{e}")))?;
-        Ok(Grok { name: def.name.clone(), regex, captures })
+        Ok(Grok {
+            name: def.name.clone(),
+            regex,
+            captures,
+        })
     }
 
     /// Returns the parser's name.
@@ -95,7 +102,9 @@ impl Grok {
 
     /// Fills the record from a matching line; false when the line does not match.
     pub(crate) fn apply(&self, line: &str, rec: &mut Record, cx: &Cx) -> bool {
-        let Some(caps) = self.regex.captures(line) else { return false };
+        let Some(caps) = self.regex.captures(line) else {
+            return false;
+        };
         let mut message = false;
         for (i, (field, conv)) in self.captures.iter().enumerate() {
             let Some(m) = caps.get(i + 1) else { continue };
@@ -116,10 +125,16 @@ fn put(rec: &mut Record, field: &str, v: &str, conv: Conv, cx: &Cx) -> bool {
         "timestamp" | "time" | "ts" => match parse_stamp(v, cx.zone, cx.now) {
             Stamp::Ok(ns) => rec.timestamp = ns,
             Stamp::Invalid(r) => {
-                rec.fields.insert(TIME_ERROR.into(), Value::Str(format!("invalid timestamp {v:?}: {r}")));
+                rec.fields.insert(
+                    TIME_ERROR.into(),
+                    Value::Str(format!("invalid timestamp {v:?}: {r}")),
+                );
             }
             Stamp::Unknown => {
-                rec.fields.insert(TIME_ERROR.into(), Value::Str(format!("unknown timestamp format {v:?}")));
+                rec.fields.insert(
+                    TIME_ERROR.into(),
+                    Value::Str(format!("unknown timestamp format {v:?}")),
+                );
             }
         },
         "level" | "loglevel" | "severity" => set_level(rec, v),
@@ -130,7 +145,8 @@ fn put(rec: &mut Record, field: &str, v: &str, conv: Conv, cx: &Cx) -> bool {
         "agent" if unquoted.is_some() => {
             let ua = unquoted.unwrap_or(v);
             if ua != "-" {
-                rec.fields.insert("user_agent".into(), Value::Str(ua.to_string()));
+                rec.fields
+                    .insert("user_agent".into(), Value::Str(ua.to_string()));
             }
         }
         "agent" | "program" | "service" | "app" => rec.agent = v.to_string(),
@@ -143,7 +159,8 @@ fn put(rec: &mut Record, field: &str, v: &str, conv: Conv, cx: &Cx) -> bool {
         "referrer" | "referer" => {
             let r = unquoted.unwrap_or(v);
             if r != "-" {
-                rec.fields.insert("referrer".into(), Value::Str(r.to_string()));
+                rec.fields
+                    .insert("referrer".into(), Value::Str(r.to_string()));
             }
         }
         _ => {
@@ -157,8 +174,16 @@ fn put(rec: &mut Record, field: &str, v: &str, conv: Conv, cx: &Cx) -> bool {
             let value = match conv {
                 Conv::Auto => scalar(v),
                 Conv::Str => Value::Str(v.to_string()),
-                Conv::Int => v.trim().parse().map(Value::Int).unwrap_or_else(|_| Value::Str(v.to_string())),
-                Conv::Float => v.trim().parse().map(Value::Float).unwrap_or_else(|_| Value::Str(v.to_string())),
+                Conv::Int => v
+                    .trim()
+                    .parse()
+                    .map(Value::Int)
+                    .unwrap_or_else(|_| Value::Str(v.to_string())),
+                Conv::Float => v
+                    .trim()
+                    .parse()
+                    .map(Value::Float)
+                    .unwrap_or_else(|_| Value::Str(v.to_string())),
             };
             add_field(rec, key, value);
         }
@@ -175,12 +200,17 @@ fn expand(
     stack: &mut Vec<String>,
 ) -> Result<(), String> {
     if depth > MAX_NESTING {
-        return Err(format!("patterns nest deeper than {MAX_NESTING}: {}", stack.join(" -> ")));
+        return Err(format!(
+            "patterns nest deeper than {MAX_NESTING}: {}",
+            stack.join(" -> ")
+        ));
     }
     let mut rest = pattern;
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix("%{") {
-            let end = after.find('}').ok_or_else(|| format!("unclosed %{{ in {pattern:?}"))?;
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed %{{ in {pattern:?}"))?;
             let spec = &after[..end];
             rest = &after[end + 1..];
             let mut parts = spec.splitn(3, ':');
@@ -191,13 +221,20 @@ fn expand(
                 Some("int") => Conv::Int,
                 Some("float") => Conv::Float,
                 Some("string") => Conv::Str,
-                Some(other) => return Err(format!("unknown type {other:?} in %{{{spec}}}: expected int, float or string")),
+                Some(other) => {
+                    return Err(format!(
+                        "unknown type {other:?} in %{{{spec}}}: expected int, float or string"
+                    ))
+                }
             };
             let body = *library().get(name).ok_or_else(|| {
                 if stack.is_empty() {
                     format!("unknown pattern %{{{name}}}")
                 } else {
-                    format!("unknown pattern %{{{name}}} used by %{{{}}}", stack.join("} -> %{"))
+                    format!(
+                        "unknown pattern %{{{name}}} used by %{{{}}}",
+                        stack.join("} -> %{")
+                    )
                 }
             })?;
             if stack.iter().any(|s| s == name) {
@@ -214,15 +251,23 @@ fn expand(
             expand(body, out, captures, depth + 1, stack)?;
             stack.pop();
             out.push(')');
-        } else if let Some(after) = rest.strip_prefix("(?<").filter(|a| !a.starts_with(['=', '!'])) {
-            let end = after.find('>').ok_or_else(|| format!("unclosed (?< in {pattern:?}"))?;
+        } else if let Some(after) = rest
+            .strip_prefix("(?<")
+            .filter(|a| !a.starts_with(['=', '!']))
+        {
+            let end = after
+                .find('>')
+                .ok_or_else(|| format!("unclosed (?< in {pattern:?}"))?;
             captures.push((after[..end].to_string(), Conv::Auto));
             out.push_str(&format!("(?P<g{}>", captures.len() - 1));
             rest = &after[end + 1..];
         } else if let Some(after) = rest.strip_prefix('\\') {
             // An escaped character is copied as is (so `\%{` stays literal).
             out.push('\\');
-            let c = after.chars().next().ok_or("pattern ends with a lone backslash")?;
+            let c = after
+                .chars()
+                .next()
+                .ok_or("pattern ends with a lone backslash")?;
             out.push(c);
             rest = &after[c.len_utf8()..];
         } else {
@@ -240,11 +285,19 @@ mod tests {
     use logyard_model::Level;
 
     fn grok(p: &str) -> Result<Grok, ParseError> {
-        Grok::compile(&GrokDef { name: "t".into(), pattern: p.into() })
+        Grok::compile(&GrokDef {
+            name: "t".into(),
+            pattern: p.into(),
+        })
     }
 
     fn cx() -> Cx<'static> {
-        Cx { zone: crate::TimeZone::Utc, now: 1_705_314_600_000_000_000, agent_hint: "", access_agent: "nginx" }
+        Cx {
+            zone: crate::TimeZone::Utc,
+            now: 1_705_314_600_000_000_000,
+            agent_hint: "",
+            access_agent: "nginx",
+        }
     }
 
     #[test]
@@ -285,7 +338,10 @@ mod tests {
     #[test]
     fn errors_name_the_fault() {
         let e = grok("%{NOPE:x} %{WORD}").unwrap_err().to_string();
-        assert!(e.contains("unknown pattern %{NOPE}") && e.contains("\"t\""), "{e}");
+        assert!(
+            e.contains("unknown pattern %{NOPE}") && e.contains("\"t\""),
+            "{e}"
+        );
         let e = grok("%{WORD:x:bool}").unwrap_err().to_string();
         assert!(e.contains("unknown type"), "{e}");
         let e = grok("(%{WORD}").unwrap_err().to_string();

@@ -30,7 +30,8 @@ pub(crate) fn set_level(rec: &mut Record, text: &str) {
     let level = normalize(text);
     rec.level = level;
     if level.is_none_or(|l| !l.as_str().eq_ignore_ascii_case(text)) {
-        rec.fields.insert(LEVEL_ORIGINAL.into(), Value::Str(text.to_string()));
+        rec.fields
+            .insert(LEVEL_ORIGINAL.into(), Value::Str(text.to_string()));
     }
 }
 
@@ -71,12 +72,17 @@ pub(crate) fn word_level(w: &str) -> Option<Level> {
     if !upper && !capital {
         return None;
     }
-    if !upper && !matches!(w, "Error" | "Warning" | "Warn" | "Info" | "Debug" | "Fatal" | "Critical" | "Trace") {
+    if !upper
+        && !matches!(
+            w,
+            "Error" | "Warning" | "Warn" | "Info" | "Debug" | "Fatal" | "Critical" | "Trace"
+        )
+    {
         return None;
     }
     match w.to_ascii_uppercase().as_str() {
-        "TRACE" | "DEBUG" | "INFO" | "WARN" | "WARNING" | "ERROR" | "FATAL" | "CRITICAL" | "CRIT"
-        | "PANIC" | "SEVERE" | "EMERG" | "NOTICE" => normalize(w),
+        "TRACE" | "DEBUG" | "INFO" | "WARN" | "WARNING" | "ERROR" | "FATAL" | "CRITICAL"
+        | "CRIT" | "PANIC" | "SEVERE" | "EMERG" | "NOTICE" => normalize(w),
         _ => None,
     }
 }
@@ -114,7 +120,14 @@ mod tests {
         set_level(&mut r, "verbose");
         assert_eq!(r.level, None);
         assert_eq!(r.fields[LEVEL_ORIGINAL], Value::Str("verbose".into()));
-        for (text, want) in [("E", Level::Error), ("W", Level::Warning), ("I", Level::Info), ("D", Level::Debug), ("EMERG", Level::Critical), ("crit", Level::Critical)] {
+        for (text, want) in [
+            ("E", Level::Error),
+            ("W", Level::Warning),
+            ("I", Level::Info),
+            ("D", Level::Debug),
+            ("EMERG", Level::Critical),
+            ("crit", Level::Critical),
+        ] {
             let mut r = Record::default();
             set_level(&mut r, text);
             assert_eq!(r.level, Some(want), "{text}");
@@ -135,8 +148,14 @@ mod tests {
 
     #[test]
     fn level_anywhere_only_when_unambiguous() {
-        assert_eq!(find_level("12:00 worker ERROR disk full").map(|x| x.0), Some(Level::Error));
-        assert_eq!(find_level("Warning: low memory").map(|x| x.0), Some(Level::Warning));
+        assert_eq!(
+            find_level("12:00 worker ERROR disk full").map(|x| x.0),
+            Some(Level::Error)
+        );
+        assert_eq!(
+            find_level("Warning: low memory").map(|x| x.0),
+            Some(Level::Warning)
+        );
         assert_eq!(find_level("INFO then ERROR"), None);
         assert_eq!(find_level("an error occurred"), None);
         assert_eq!(find_level("Scheduled job with cron '*/5 * * * *'"), None);

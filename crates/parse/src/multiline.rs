@@ -36,7 +36,10 @@ impl FromStr for MultilineMode {
             "auto" => MultilineMode::Auto,
             "none" | "off" | "" => MultilineMode::None,
             re => {
-                Regex::new(re).map_err(|e| ParseError::Regex { name: "multiline".into(), reason: e.to_string() })?;
+                Regex::new(re).map_err(|e| ParseError::Regex {
+                    name: "multiline".into(),
+                    reason: e.to_string(),
+                })?;
                 MultilineMode::Start(re.to_string())
             }
         })
@@ -58,7 +61,12 @@ pub struct MultilineConfig {
 
 impl Default for MultilineConfig {
     fn default() -> Self {
-        MultilineConfig { mode: MultilineMode::Auto, max_lines: 500, max_bytes: 1 << 20, timeout_ns: 2_000_000_000 }
+        MultilineConfig {
+            mode: MultilineMode::Auto,
+            max_lines: 500,
+            max_bytes: 1 << 20,
+            timeout_ns: 2_000_000_000,
+        }
     }
 }
 
@@ -92,12 +100,20 @@ impl Multiline {
     /// Builds a joiner; fails when the start regex does not compile.
     pub fn new(cfg: MultilineConfig) -> Result<Multiline, ParseError> {
         let start = match &cfg.mode {
-            MultilineMode::Start(re) => {
-                Some(Regex::new(re).map_err(|e| ParseError::Regex { name: "multiline".into(), reason: e.to_string() })?)
-            }
+            MultilineMode::Start(re) => Some(Regex::new(re).map_err(|e| ParseError::Regex {
+                name: "multiline".into(),
+                reason: e.to_string(),
+            })?),
             _ => None,
         };
-        Ok(Multiline { cfg, start, buf: Vec::new(), lines: 0, last_ns: 0, state: State::Record })
+        Ok(Multiline {
+            cfg,
+            start,
+            buf: Vec::new(),
+            lines: 0,
+            last_ns: 0,
+            state: State::Record,
+        })
     }
 
     /// Feeds one line (its line ending is dropped); returns the records it completed (at most
@@ -119,7 +135,8 @@ impl Multiline {
                 Some(re) => !re.is_match(&text),
                 None => self.continues(&text),
             };
-        let fits = self.lines < self.cfg.max_lines && self.buf.len() + 1 + line.len() <= self.cfg.max_bytes;
+        let fits = self.lines < self.cfg.max_lines
+            && self.buf.len() + 1 + line.len() <= self.cfg.max_bytes;
         if cont && fits {
             self.buf.push(b'\n');
             self.buf.extend_from_slice(line);
@@ -128,7 +145,11 @@ impl Multiline {
             out.extend(self.flush_all());
             self.buf.extend_from_slice(line);
             self.lines = 1;
-            self.state = if cont { State::Record } else { first_state(&text) };
+            self.state = if cont {
+                State::Record
+            } else {
+                first_state(&text)
+            };
         }
         self.last_ns = now_ns;
         out
@@ -160,7 +181,11 @@ impl Multiline {
             self.state = State::Python;
             return true;
         }
-        if indented && (trimmed.starts_with("at ") || trimmed.starts_with("... ") || trimmed.starts_with("Suppressed: ")) {
+        if indented
+            && (trimmed.starts_with("at ")
+                || trimmed.starts_with("... ")
+                || trimmed.starts_with("Suppressed: "))
+        {
             self.state = State::Java;
             return true;
         }
@@ -186,9 +211,16 @@ impl Multiline {
             State::Go => {
                 line.is_empty()
                     || line.starts_with('\t')
-                    || ["goroutine ", "[signal ", "created by ", "exit status ", "panic: ", "[recovered]"]
-                        .iter()
-                        .any(|p| line.starts_with(p))
+                    || [
+                        "goroutine ",
+                        "[signal ",
+                        "created by ",
+                        "exit status ",
+                        "panic: ",
+                        "[recovered]",
+                    ]
+                    .iter()
+                    .any(|p| line.starts_with(p))
                     || go_function(line)
             }
             _ => false,
@@ -200,7 +232,10 @@ impl Multiline {
 fn first_state(line: &str) -> State {
     if line.starts_with("Traceback (most recent call last):") {
         State::Python
-    } else if line.starts_with("panic: ") || line.starts_with("fatal error: ") || goroutine_header(line) {
+    } else if line.starts_with("panic: ")
+        || line.starts_with("fatal error: ")
+        || goroutine_header(line)
+    {
         State::Go
     } else {
         State::Record
@@ -217,8 +252,11 @@ fn goroutine_header(line: &str) -> bool {
 fn qualified_name(name: &str, dotted: bool) -> bool {
     !name.is_empty()
         && name.split('.').all(|p| {
-            p.as_bytes().first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'$')
-                && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$')
+            p.as_bytes()
+                .first()
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'$')
+                && p.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$')
         })
         && (!dotted || name.contains('.'))
 }
@@ -232,14 +270,22 @@ fn python_last(line: &str) -> bool {
 /// The first line of a Java trace: `java.lang.IllegalStateException: boom`.
 fn java_header(line: &str) -> bool {
     let name = line.split_once(": ").map_or(line, |(n, _)| n);
-    qualified_name(name, true) && ["Exception", "Error", "Throwable"].iter().any(|s| name.ends_with(s))
+    qualified_name(name, true)
+        && ["Exception", "Error", "Throwable"]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 /// A Go stack frame's function line: `main.main()`, `net/http.(*conn).serve(0xc000)`.
 fn go_function(line: &str) -> bool {
-    let Some(open) = line.find('(') else { return false };
+    let Some(open) = line.find('(') else {
+        return false;
+    };
     let head = &line[..open.max(1)];
-    !line.starts_with([' ', '\t']) && line.ends_with(')') && !head.contains(' ') && (head.contains('.') || head.contains('/'))
+    !line.starts_with([' ', '\t'])
+        && line.ends_with(')')
+        && !head.contains(' ')
+        && (head.contains('.') || head.contains('/'))
         || (line.find(".(").is_some_and(|i| !line[..i].contains(' ')) && line.ends_with(')'))
 }
 
@@ -248,13 +294,19 @@ mod tests {
     use super::*;
 
     fn join(mode: MultilineMode, lines: &[&str]) -> Vec<String> {
-        let mut m = Multiline::new(MultilineConfig { mode, ..MultilineConfig::default() }).unwrap();
+        let mut m = Multiline::new(MultilineConfig {
+            mode,
+            ..MultilineConfig::default()
+        })
+        .unwrap();
         let mut out: Vec<Vec<u8>> = Vec::new();
         for l in lines {
             out.extend(m.push(l.as_bytes(), 0));
         }
         out.extend(m.flush_all());
-        out.into_iter().map(|b| String::from_utf8(b).unwrap()).collect()
+        out.into_iter()
+            .map(|b| String::from_utf8(b).unwrap())
+            .collect()
     }
 
     #[test]
@@ -305,10 +357,18 @@ mod tests {
         let out = join(mode, &["2024-01-01 a", "  b", "c", "2024-01-02 d"]);
         assert_eq!(out, ["2024-01-01 a\n  b\nc", "2024-01-02 d"]);
         assert_eq!(join(MultilineMode::None, &["a", "\tat x"]).len(), 2);
-        let mut m = Multiline::new(MultilineConfig { max_lines: 2, ..MultilineConfig::default() }).unwrap();
+        let mut m = Multiline::new(MultilineConfig {
+            max_lines: 2,
+            ..MultilineConfig::default()
+        })
+        .unwrap();
         assert!(m.push(b"x", 0).is_empty());
         assert!(m.push(b"\tat a", 0).is_empty());
-        assert_eq!(m.push(b"\tat b", 0).len(), 1, "the bound releases the record");
+        assert_eq!(
+            m.push(b"\tat b", 0).len(),
+            1,
+            "the bound releases the record"
+        );
         assert_eq!(m.flush(1_000), None);
         assert_eq!(m.flush(3_000_000_000), Some(b"\tat b".to_vec()));
         assert!("(".parse::<MultilineMode>().is_err());

@@ -83,9 +83,19 @@ struct Flags {
 impl Parser {
     /// Builds a parser; fails when a grok pattern or a redaction regex does not compile.
     pub fn new(cfg: ParserConfig) -> Result<Parser, ParseError> {
-        let grok = cfg.grok.iter().map(Grok::compile).collect::<Result<Vec<_>, _>>()?;
+        let grok = cfg
+            .grok
+            .iter()
+            .map(Grok::compile)
+            .collect::<Result<Vec<_>, _>>()?;
         let redactor = Redactor::new(&cfg.redact)?;
-        Ok(Parser { cfg, grok, redactor, cache: Cache::default(), partial: HashMap::new() })
+        Ok(Parser {
+            cfg,
+            grok,
+            redactor,
+            cache: Cache::default(),
+            partial: HashMap::new(),
+        })
     }
 
     /// Returns the configuration.
@@ -155,7 +165,10 @@ impl Parser {
                 if head.len() + inner.len() > max {
                     flags.truncated = true;
                     let room = max.saturating_sub(head.len());
-                    let cut = (0..=room.min(inner.len())).rev().find(|i| inner.is_char_boundary(*i)).unwrap_or(0);
+                    let cut = (0..=room.min(inner.len()))
+                        .rev()
+                        .find(|i| inner.is_char_boundary(*i))
+                        .unwrap_or(0);
                     head.push_str(&inner[..cut]);
                 } else {
                     head.push_str(&inner);
@@ -182,12 +195,32 @@ impl Parser {
         Some(self.parse_text(&text, ctx, Flags::default(), None, false))
     }
 
-    fn parse_text(&mut self, text: &str, ctx: &LineContext, flags: Flags, wrapper_time: Option<i64>, plain: bool) -> Record {
+    fn parse_text(
+        &mut self,
+        text: &str,
+        ctx: &LineContext,
+        flags: Flags,
+        wrapper_time: Option<i64>,
+        plain: bool,
+    ) -> Record {
         let text = self.redactor.redact(text);
         let text: &str = &text;
-        let mut rec = Record { timestamp: UNSET, source: ctx.source.to_string(), ..Record::default() };
-        let access_agent = if self.cfg.format == Format::Apache { "apache" } else { "nginx" };
-        let cx = Cx { zone: self.cfg.timezone, now: ctx.received_ns, agent_hint: ctx.agent_hint, access_agent };
+        let mut rec = Record {
+            timestamp: UNSET,
+            source: ctx.source.to_string(),
+            ..Record::default()
+        };
+        let access_agent = if self.cfg.format == Format::Apache {
+            "apache"
+        } else {
+            "nginx"
+        };
+        let cx = Cx {
+            zone: self.cfg.timezone,
+            now: ctx.received_ns,
+            agent_hint: ctx.agent_hint,
+            access_agent,
+        };
         let mut structured = false;
         let mut matched = self.grok.iter().any(|g| {
             let ok = g.apply(text, &mut rec, &cx);
@@ -199,14 +232,25 @@ impl Parser {
         if !matched && !plain {
             let mut bad = None;
             let auto = self.cfg.format.detects();
-            let cached = if auto { self.cache.get(ctx.source) } else { None };
+            let cached = if auto {
+                self.cache.get(ctx.source)
+            } else {
+                None
+            };
             let fixed = self.cfg.format.kinds();
-            let kinds = cached.iter().chain(if auto { candidates(text) } else { fixed }.iter().filter(|k| Some(**k) != cached));
+            let kinds = cached.iter().chain(
+                if auto { candidates(text) } else { fixed }
+                    .iter()
+                    .filter(|k| Some(**k) != cached),
+            );
             for &kind in kinds {
                 match kind.run(text, &mut rec, &cx) {
                     Ok(()) => {
                         matched = true;
-                        structured = matches!(kind, crate::detect::Kind::Json | crate::detect::Kind::Logfmt);
+                        structured = matches!(
+                            kind,
+                            crate::detect::Kind::Json | crate::detect::Kind::Logfmt
+                        );
                         if auto {
                             self.cache.set(kind);
                         }
@@ -238,7 +282,11 @@ impl Parser {
         if rec.host.is_empty() {
             rec.host = ctx.host.to_string();
         }
-        for (on, name) in [(flags.truncated, "truncated"), (flags.invalid_utf8, "invalid_utf8"), (flags.nul_bytes, "nul_bytes")] {
+        for (on, name) in [
+            (flags.truncated, "truncated"),
+            (flags.invalid_utf8, "invalid_utf8"),
+            (flags.nul_bytes, "nul_bytes"),
+        ] {
             if on {
                 rec.fields.insert(name.into(), Value::Bool(true));
             }
@@ -264,20 +312,49 @@ fn reset(rec: &mut Record) {
 /// `app.log.1` → `app`), or the folder's name for generic stems (`/var/log/nginx/access.log`
 /// → `nginx`).
 pub fn agent_from_path(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let mut stem: &str = &name;
     // Strip rotation and compression suffixes, then the extension: app.log.1.gz -> app.
-    loop {
-        let Some((head, ext)) = stem.rsplit_once('.') else { break };
+    while let Some((head, ext)) = stem.rsplit_once('.') {
         let known = ext.bytes().all(|c| c.is_ascii_digit())
-            || matches!(ext, "gz" | "zst" | "bz2" | "xz" | "log" | "txt" | "out" | "err" | "json" | "jsonl" | "ndjson");
+            || matches!(
+                ext,
+                "gz" | "zst"
+                    | "bz2"
+                    | "xz"
+                    | "log"
+                    | "txt"
+                    | "out"
+                    | "err"
+                    | "json"
+                    | "jsonl"
+                    | "ndjson"
+            );
         if !known || head.is_empty() {
             break;
         }
         stem = head;
     }
-    let stem = stem.strip_suffix("_log").or_else(|| stem.strip_suffix("-log")).unwrap_or(stem);
-    let generic = matches!(stem, "access" | "error" | "output" | "stdout" | "stderr" | "current" | "log" | "app" | "messages" | "main");
+    let stem = stem
+        .strip_suffix("_log")
+        .or_else(|| stem.strip_suffix("-log"))
+        .unwrap_or(stem);
+    let generic = matches!(
+        stem,
+        "access"
+            | "error"
+            | "output"
+            | "stdout"
+            | "stderr"
+            | "current"
+            | "log"
+            | "app"
+            | "messages"
+            | "main"
+    );
     if generic {
         if let Some(dir) = path.parent().and_then(|p| p.file_name()) {
             let dir = dir.to_string_lossy();

@@ -18,7 +18,9 @@ const RECEIVED: i64 = 1_705_400_000_000_000_000;
 fn generator() -> Option<PathBuf> {
     let path = std::env::var_os("LOGYARD_GEN_LOGS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen_logs.py"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen_logs.py")
+        });
     path.exists().then_some(path)
 }
 
@@ -35,7 +37,15 @@ fn every_mixed_line_shape_parses_right() {
     let out = std::env::temp_dir().join(format!("logyard-parse-mixed-{}.log", std::process::id()));
     let status = Command::new("python3")
         .arg(&gen)
-        .args(["--lines", &N.to_string(), "--seed", "7", "--format", "mixed", "--out"])
+        .args([
+            "--lines",
+            &N.to_string(),
+            "--seed",
+            "7",
+            "--format",
+            "mixed",
+            "--out",
+        ])
         .arg(&out)
         .status();
     if !status.is_ok_and(|s| s.success()) {
@@ -46,7 +56,12 @@ fn every_mixed_line_shape_parses_right() {
     let _ = std::fs::remove_file(&out);
     let mut parser = Parser::new(ParserConfig::default()).unwrap();
     let mut joiner = Multiline::new(MultilineConfig::default()).unwrap();
-    let ctx = LineContext { source: "file:/tmp/mixed.log", agent_hint: "mixed", host: "localhost", received_ns: RECEIVED };
+    let ctx = LineContext {
+        source: "file:/tmp/mixed.log",
+        agent_hint: "mixed",
+        host: "localhost",
+        received_ns: RECEIVED,
+    };
     let mut records = Vec::new();
     let lines: Vec<&str> = data.lines().collect();
     for line in &lines {
@@ -62,26 +77,55 @@ fn every_mixed_line_shape_parses_right() {
         let ms = START_MS + (index as i64 * 86_400_000) / N as i64;
         let (secs, millis) = (ms / 1000 * 1_000_000_000, ms * 1_000_000);
         let words: Vec<&str> = first.split(' ').collect();
-        let (shape, time, level, agent): (&str, i64, Option<Level>, &str) = if first.starts_with('<') && words[0].ends_with(">1") {
+        let (shape, time, level, agent): (&str, i64, Option<Level>, &str) = if first
+            .starts_with('<')
+            && words[0].ends_with(">1")
+        {
             let pri: u8 = first[1..first.find('>').unwrap()].parse().unwrap();
-            ("rfc5424", millis, Level::from_syslog_severity(pri & 7), words[3])
+            (
+                "rfc5424",
+                millis,
+                Level::from_syslog_severity(pri & 7),
+                words[3],
+            )
         } else if first.starts_with('<') {
             let pri: u8 = first[1..first.find('>').unwrap()].parse().unwrap();
             let tag = words.iter().find(|w| w.ends_with("]:")).unwrap();
-            ("rfc3164", secs, Level::from_syslog_severity(pri & 7), &tag[..tag.find('[').unwrap()])
+            (
+                "rfc3164",
+                secs,
+                Level::from_syslog_severity(pri & 7),
+                &tag[..tag.find('[').unwrap()],
+            )
         } else if first.starts_with('[') {
             let l = &first[1..first.find(']').unwrap()];
-            ("bracket", RECEIVED, level_word(l), words[1].trim_end_matches(':'))
+            (
+                "bracket",
+                RECEIVED,
+                level_word(l),
+                words[1].trim_end_matches(':'),
+            )
         } else if first.len() > 20 && first.starts_with("20") && &first[4..5] == "/" {
             let l = words[2].trim_matches(|c| c == '[' || c == ']');
             ("nginx-error", secs, level_word(l), "mixed")
-        } else if first.len() > 20 && first.starts_with("20") && &first[4..5] == "-" && words[2] == "-" {
+        } else if first.len() > 20
+            && first.starts_with("20")
+            && &first[4..5] == "-"
+            && words[2] == "-"
+        {
             ("dash", secs, level_word(words[3]), words[5])
         } else if words.len() > 3 && words[3].starts_with('[') && words[3].contains("/Jan/") {
             let status: i64 = first.split("\" ").nth(1).unwrap()[..3].parse().unwrap();
-            let level = if status >= 500 { Level::Error } else if status >= 400 { Level::Warning } else { Level::Info };
+            let level = if status >= 500 {
+                Level::Error
+            } else if status >= 400 {
+                Level::Warning
+            } else {
+                Level::Info
+            };
             ("access", secs, Some(level), "mixed")
-        } else if words.len() > 2 && level_word(words[0]).is_some() && words[1].starts_with("2024-") {
+        } else if words.len() > 2 && level_word(words[0]).is_some() && words[1].starts_with("2024-")
+        {
             ("django", millis, level_word(words[0]), "mixed")
         } else if words.len() > 2 && level_word(words[0]).is_some() && words[1] == "-" {
             ("level", RECEIVED, level_word(words[0]), "mixed")
@@ -101,19 +145,45 @@ fn every_mixed_line_shape_parses_right() {
         // message says `response_time: Nms`.
         if let Some(rt) = first.split("response_time: ").nth(1) {
             let n: i64 = rt[..rt.find("ms").unwrap()].parse().unwrap();
-            assert_eq!(rec.fields.get("response_time_ms"), Some(&Value::Int(n)), "{at}");
-            assert!(rec.fields.contains_key("method") && rec.fields.contains_key("path"), "{at}");
+            assert_eq!(
+                rec.fields.get("response_time_ms"),
+                Some(&Value::Int(n)),
+                "{at}"
+            );
+            assert!(
+                rec.fields.contains_key("method") && rec.fields.contains_key("path"),
+                "{at}"
+            );
         }
         if shape == "access" {
-            assert!(rec.fields.contains_key("ip") && rec.fields.contains_key("status"), "{at}");
+            assert!(
+                rec.fields.contains_key("ip") && rec.fields.contains_key("status"),
+                "{at}"
+            );
         }
         if text.contains("\nTraceback") {
-            assert!(text.lines().last().unwrap().starts_with("ValueError: "), "{at}");
+            assert!(
+                text.lines().last().unwrap().starts_with("ValueError: "),
+                "{at}"
+            );
         }
         index += text.lines().count();
     }
     assert_eq!(index, lines.len());
-    for shape in ["rfc5424", "rfc3164", "bracket", "nginx-error", "dash", "access", "django", "level", "plain"] {
-        assert!(shapes.get(shape).copied().unwrap_or(0) > 0, "no {shape} line in the sample: {shapes:?}");
+    for shape in [
+        "rfc5424",
+        "rfc3164",
+        "bracket",
+        "nginx-error",
+        "dash",
+        "access",
+        "django",
+        "level",
+        "plain",
+    ] {
+        assert!(
+            shapes.get(shape).copied().unwrap_or(0) > 0,
+            "no {shape} line in the sample: {shapes:?}"
+        );
     }
 }

@@ -8,7 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use logyard_parse::{GrokDef, LineContext, Multiline, MultilineConfig, Parser, ParserConfig, Record};
+use logyard_parse::{
+    GrokDef, LineContext, Multiline, MultilineConfig, Parser, ParserConfig, Record,
+};
 
 /// 2024-01-16T00:00:00Z: the receive time of every golden line.
 const RECEIVED: i64 = 1_705_363_200_000_000_000;
@@ -33,7 +35,12 @@ fn run(name: &str, input: &[u8]) -> String {
     }
     let mut parser = Parser::new(cfg).expect("config");
     let source = format!("file:/var/log/{name}.log");
-    let ctx = LineContext { source: &source, agent_hint: name, host: "golden-host", received_ns: RECEIVED };
+    let ctx = LineContext {
+        source: &source,
+        agent_hint: name,
+        host: "golden-host",
+        received_ns: RECEIVED,
+    };
     let mut lines: Vec<Vec<u8>> = input.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
     if lines.last().is_some_and(Vec::is_empty) {
         lines.pop();
@@ -74,7 +81,11 @@ fn golden_files() {
     assert!(inputs.len() >= 10, "golden inputs missing");
     let mut failed = Vec::new();
     for input in inputs {
-        let name = input.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
+        let name = input
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_string();
         let got = run(&name, &std::fs::read(&input).expect("read input"));
         let expected_path: &Path = &input.with_extension("expected");
         if update {
@@ -89,10 +100,17 @@ fn golden_files() {
                 }
             }
             if got.lines().count() != want.lines().count() {
-                eprintln!("{name}: {} records, expected {}", got.lines().count(), want.lines().count());
+                eprintln!(
+                    "{name}: {} records, expected {}",
+                    got.lines().count(),
+                    want.lines().count()
+                );
             }
             failed.push(name);
         }
     }
-    assert!(failed.is_empty(), "golden files differ: {failed:?} (UPDATE_GOLDEN=1 rewrites them)");
+    assert!(
+        failed.is_empty(),
+        "golden files differ: {failed:?} (UPDATE_GOLDEN=1 rewrites them)"
+    );
 }

@@ -9,12 +9,18 @@
 
 use logyard_model::{Level, Record, Value};
 use logyard_parse::{
-    record_to_json, Format, LineContext, Multiline, MultilineConfig, MultilineMode, Parser, ParserConfig, RedactConfig,
+    record_to_json, Format, LineContext, Multiline, MultilineConfig, MultilineMode, Parser,
+    ParserConfig, RedactConfig,
 };
 use proptest::prelude::*;
 
 fn ctx() -> LineContext<'static> {
-    LineContext { source: "prop", agent_hint: "", host: "", received_ns: 1_705_400_000_000_000_000 }
+    LineContext {
+        source: "prop",
+        agent_hint: "",
+        host: "",
+        received_ns: 1_705_400_000_000_000_000,
+    }
 }
 
 /// Bytes that look like log lines often enough to reach deep into the parsers.
@@ -45,7 +51,9 @@ fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::Int),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::Float),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::Float),
         ".{0,16}".prop_map(Value::Str),
     ]
 }
@@ -54,18 +62,21 @@ fn record() -> impl Strategy<Value = Record> {
     let ts = -9_000_000_000_000_000_000i64..9_000_000_000_000_000_000i64;
     let level = proptest::option::of(proptest::sample::select(Level::ALL.to_vec()));
     let fields = proptest::collection::btree_map("f_[a-z]{1,8}", value(), 0..6);
-    (ts, level, ".{0,12}", ".{0,12}", ".{0,12}", ".{0,40}", fields).prop_map(
-        |(timestamp, level, agent, host, source, message, fields)| Record {
-            timestamp,
-            level,
-            agent,
-            host,
-            source,
-            message,
-            fields,
-            ..Record::default()
-        },
+    (
+        ts, level, ".{0,12}", ".{0,12}", ".{0,12}", ".{0,40}", fields,
     )
+        .prop_map(
+            |(timestamp, level, agent, host, source, message, fields)| Record {
+                timestamp,
+                level,
+                agent,
+                host,
+                source,
+                message,
+                fields,
+                ..Record::default()
+            },
+        )
 }
 
 proptest! {

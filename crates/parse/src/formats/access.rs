@@ -56,7 +56,9 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
         Ok(s) if status_text.len() == 3 => s,
         _ => return Err(Miss::No),
     };
-    if !(bytes_text == "-" || bytes_text.bytes().all(|c| c.is_ascii_digit())) || bytes_text.is_empty() {
+    if !(bytes_text == "-" || bytes_text.bytes().all(|c| c.is_ascii_digit()))
+        || bytes_text.is_empty()
+    {
         return Err(Miss::No);
     }
     set_time(rec, &c, stamp, cx)?;
@@ -122,10 +124,12 @@ fn tail(rec: &mut Record, mut rest: &str) {
         } else if !rec.fields.contains_key(RESPONSE_TIME_MS) {
             match scalar(w) {
                 Value::Float(secs) => {
-                    rec.fields.insert(RESPONSE_TIME_MS.into(), ms_value(secs * 1000.0));
+                    rec.fields
+                        .insert(RESPONSE_TIME_MS.into(), ms_value(secs * 1000.0));
                 }
                 Value::Int(us) => {
-                    rec.fields.insert(RESPONSE_TIME_MS.into(), ms_value(us as f64 / 1000.0));
+                    rec.fields
+                        .insert(RESPONSE_TIME_MS.into(), ms_value(us as f64 / 1000.0));
                 }
                 _ => {}
             }

@@ -23,7 +23,8 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
         return Err(Miss::No);
     }
     if let Some((module, _)) = rest[..close].split_once(':') {
-        rec.fields.insert("module".into(), Value::Str(module.to_string()));
+        rec.fields
+            .insert("module".into(), Value::Str(module.to_string()));
     }
     set_time(rec, &c, &b[1..n + 1], cx)?;
     set_level(rec, level);
@@ -32,7 +33,10 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
         let Some(close) = inner.find(']') else { break };
         let item = &inner[..close];
         if let Some(client) = item.strip_prefix("client ") {
-            let ip = client.rsplit_once(':').filter(|(ip, _)| ip.contains('.')).map_or(client, |(ip, _)| ip);
+            let ip = client
+                .rsplit_once(':')
+                .filter(|(ip, _)| ip.contains('.'))
+                .map_or(client, |(ip, _)| ip);
             rec.fields.insert("ip".into(), Value::Str(ip.to_string()));
         } else if let Some(ids) = item.strip_prefix("pid ") {
             let (pid, tid) = ids.split_once(":tid ").unwrap_or((ids, ""));

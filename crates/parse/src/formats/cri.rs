@@ -41,5 +41,10 @@ pub(crate) fn split(line: &str) -> Option<Cri<'_>> {
         Some("P") => true,
         _ => return None,
     };
-    Some(Cri { time, stream, partial, inner })
+    Some(Cri {
+        time,
+        stream,
+        partial,
+        inner,
+    })
 }

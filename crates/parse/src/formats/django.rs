@@ -26,7 +26,8 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     let (pid, r) = word(r);
     let (thread, msg) = word(r);
     let msg = if !module.is_empty() && digits(pid) && digits(thread) {
-        rec.fields.insert("module".into(), Value::Str(module.to_string()));
+        rec.fields
+            .insert("module".into(), Value::Str(module.to_string()));
         rec.fields.insert("pid".into(), id_value(pid));
         rec.fields.insert("thread".into(), id_value(thread));
         msg

@@ -19,15 +19,27 @@ pub(crate) fn split(line: &str) -> Option<Docker> {
     if !line.starts_with("{\"log\":") {
         return None;
     }
-    let serde_json::Value::Object(map) = serde_json::from_str::<serde_json::Value>(line).ok()? else {
+    let serde_json::Value::Object(map) = serde_json::from_str::<serde_json::Value>(line).ok()?
+    else {
         return None;
     };
-    if map.keys().any(|k| !matches!(k.as_str(), "log" | "stream" | "time" | "attrs")) {
+    if map
+        .keys()
+        .any(|k| !matches!(k.as_str(), "log" | "stream" | "time" | "attrs"))
+    {
         return None;
     }
     let mut log = map.get("log")?.as_str()?.to_string();
-    let stream = map.get("stream").and_then(|s| s.as_str()).unwrap_or("").to_string();
-    let time = map.get("time").and_then(|s| s.as_str()).unwrap_or("").to_string();
+    let stream = map
+        .get("stream")
+        .and_then(|s| s.as_str())
+        .unwrap_or("")
+        .to_string();
+    let time = map
+        .get("time")
+        .and_then(|s| s.as_str())
+        .unwrap_or("")
+        .to_string();
     let partial = !log.ends_with('\n');
     if !partial {
         log.pop();
@@ -35,5 +47,10 @@ pub(crate) fn split(line: &str) -> Option<Docker> {
             log.pop();
         }
     }
-    Some(Docker { inner: log, stream, time, partial })
+    Some(Docker {
+        inner: log,
+        stream,
+        time,
+        partial,
+    })
 }

@@ -34,10 +34,12 @@ enum Role {
 fn role(key: &str) -> Role {
     match key {
         "timestamp" | "time" | "ts" | "@timestamp" | "@t" | "Timestamp" | "datetime" => Role::Time,
-        "level" | "severity" | "lvl" | "levelname" | "log.level" | "@l" | "Level" | "loglevel" => Role::Level,
+        "level" | "severity" | "lvl" | "levelname" | "log.level" | "@l" | "Level" | "loglevel" => {
+            Role::Level
+        }
         "message" | "msg" | "log" | "@m" | "Message" | "MESSAGE" => Role::Message,
-        "agent" | "service" | "app" | "logger" | "container_name" | "service.name" | "application"
-        | "logger_name" | "SYSLOG_IDENTIFIER" => Role::Agent,
+        "agent" | "service" | "app" | "logger" | "container_name" | "service.name"
+        | "application" | "logger_name" | "SYSLOG_IDENTIFIER" => Role::Agent,
         "host" | "hostname" | "host.name" | "_HOSTNAME" => Role::Host,
         "source" => Role::Source,
         _ => Role::Field,
@@ -53,7 +55,11 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     let mut de = serde_json::Deserializer::from_str(line);
     let mut sink = Sink { rec, cx, seen: 0 };
     let result = (&mut de)
-        .deserialize_map(Object { sink: &mut sink, prefix: "", depth: 0 })
+        .deserialize_map(Object {
+            sink: &mut sink,
+            prefix: "",
+            depth: 0,
+        })
         .and_then(|()| de.end());
     match result {
         Ok(()) => Ok(()),
@@ -105,11 +111,17 @@ impl Sink<'_, '_, '_> {
             (Role::Time, Scalar::Str(s)) => match parse_stamp(s, self.cx.zone, self.cx.now) {
                 Stamp::Ok(ns) => rec.timestamp = ns,
                 Stamp::Invalid(reason) => {
-                    rec.fields.insert(TIME_ERROR.into(), Value::Str(format!("invalid timestamp {s:?}: {reason}")));
+                    rec.fields.insert(
+                        TIME_ERROR.into(),
+                        Value::Str(format!("invalid timestamp {s:?}: {reason}")),
+                    );
                     return false;
                 }
                 Stamp::Unknown => {
-                    rec.fields.insert(TIME_ERROR.into(), Value::Str(format!("unknown timestamp format {s:?}")));
+                    rec.fields.insert(
+                        TIME_ERROR.into(),
+                        Value::Str(format!("unknown timestamp format {s:?}")),
+                    );
                     return false;
                 }
             },
@@ -158,7 +170,12 @@ impl<'de> Visitor<'de> for Object<'_, '_, '_, '_, '_> {
             } else {
                 Cow::Owned(format!("{}.{key}", self.prefix))
             };
-            map.next_value_seed(ValueSeed { sink: &mut *self.sink, key: &full, depth: self.depth + 1, merge })?;
+            map.next_value_seed(ValueSeed {
+                sink: &mut *self.sink,
+                key: &full,
+                depth: self.depth + 1,
+                merge,
+            })?;
         }
         Ok(())
     }
@@ -219,7 +236,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_, '_, '_, '_> {
         Ok(())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.sink.put(self.key, Scalar::Str(Cow::Owned(v.to_string())));
+        self.sink
+            .put(self.key, Scalar::Str(Cow::Owned(v.to_string())));
         Ok(())
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
@@ -238,7 +256,12 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_, '_, '_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
         let prefix = if self.merge { "" } else { self.key };
-        Object { sink: self.sink, prefix, depth: self.depth }.visit_map(map)
+        Object {
+            sink: self.sink,
+            prefix,
+            depth: self.depth,
+        }
+        .visit_map(map)
     }
 }
 

@@ -29,7 +29,12 @@ fn pairs(line: &str) -> Option<Vec<(&str, Cow<'_, str>)>> {
             i += 1;
         }
         let key = &line[ks..i];
-        if key.is_empty() || b.get(i) != Some(&b'=') || !(key.as_bytes()[0].is_ascii_alphabetic() || key.as_bytes()[0] == b'_' || key.as_bytes()[0] == b'@') {
+        if key.is_empty()
+            || b.get(i) != Some(&b'=')
+            || !(key.as_bytes()[0].is_ascii_alphabetic()
+                || key.as_bytes()[0] == b'_'
+                || key.as_bytes()[0] == b'@')
+        {
             return None;
         }
         i += 1;
@@ -106,7 +111,9 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
         return Err(Miss::No);
     }
     let pairs = pairs(line).ok_or(Miss::No)?;
-    let known = pairs.iter().any(|(k, _)| is_level_key(k) || is_message_key(k));
+    let known = pairs
+        .iter()
+        .any(|(k, _)| is_level_key(k) || is_message_key(k));
     if pairs.len() < 2 && !known {
         return Err(Miss::No);
     }
@@ -119,11 +126,17 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
                 match parse_stamp(v, cx.zone, cx.now) {
                     Stamp::Ok(ns) => rec.timestamp = ns,
                     Stamp::Invalid(reason) => {
-                        rec.fields.insert(TIME_ERROR.into(), Value::Str(format!("invalid timestamp {v:?}: {reason}")));
+                        rec.fields.insert(
+                            TIME_ERROR.into(),
+                            Value::Str(format!("invalid timestamp {v:?}: {reason}")),
+                        );
                         rec.fields.insert(key.into(), Value::Str(v.to_string()));
                     }
                     Stamp::Unknown => {
-                        rec.fields.insert(TIME_ERROR.into(), Value::Str(format!("unknown timestamp format {v:?}")));
+                        rec.fields.insert(
+                            TIME_ERROR.into(),
+                            Value::Str(format!("unknown timestamp format {v:?}")),
+                        );
                         rec.fields.insert(key.into(), Value::Str(v.to_string()));
                     }
                 }

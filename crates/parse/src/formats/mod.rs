@@ -60,7 +60,10 @@ pub(crate) fn set_time(rec: &mut Record, c: &Civil, text: &[u8], cx: &Cx) -> Res
 pub(crate) fn bad_time(text: &[u8], reason: &str) -> Miss {
     Miss::Bad(
         TIME_ERROR,
-        format!("invalid timestamp {:?}: {reason}", String::from_utf8_lossy(text)),
+        format!(
+            "invalid timestamp {:?}: {reason}",
+            String::from_utf8_lossy(text)
+        ),
     )
 }
 

@@ -23,7 +23,9 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     }
     let rest = &rest[close + 2..];
     let (ids, mut msg) = match rest.find(": ") {
-        Some(i) if rest[..i].contains('#') && !rest[..i].contains(' ') => (Some(&rest[..i]), &rest[i + 2..]),
+        Some(i) if rest[..i].contains('#') && !rest[..i].contains(' ') => {
+            (Some(&rest[..i]), &rest[i + 2..])
+        }
         _ => (None, rest),
     };
     set_time(rec, &c, &b[..n], cx)?;
@@ -56,19 +58,23 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
 /// becomes `ip`, `request` gives `method` and `path`).
 fn context(rec: &mut Record, s: &str) {
     for part in s.split(", ") {
-        let Some((k, v)) = part.split_once(": ") else { continue };
+        let Some((k, v)) = part.split_once(": ") else {
+            continue;
+        };
         let v = v.trim_matches('"');
         match k {
             "client" => {
                 rec.fields.insert("ip".into(), Value::Str(v.to_string()));
             }
             "host" => {
-                rec.fields.insert("http_host".into(), Value::Str(v.to_string()));
+                rec.fields
+                    .insert("http_host".into(), Value::Str(v.to_string()));
             }
             "request" => {
                 let mut it = v.splitn(3, ' ');
                 if let (Some(m), Some(p)) = (it.next(), it.next()) {
-                    rec.fields.insert("method".into(), Value::Str(m.to_string()));
+                    rec.fields
+                        .insert("method".into(), Value::Str(m.to_string()));
                     rec.fields.insert("path".into(), Value::Str(p.to_string()));
                 }
             }

@@ -34,13 +34,20 @@ fn find_stamp(b: &[u8]) -> Option<(Civil, usize, usize)> {
 /// Reads a line as plain text; never fails.
 pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) {
     if let Some((civil, start, end)) = find_stamp(line.as_bytes()) {
-        let ns = if civil.year == 0 { infer_year(civil, cx.zone, cx.now) } else { civil.to_ns(cx.zone) };
+        let ns = if civil.year == 0 {
+            infer_year(civil, cx.zone, cx.now)
+        } else {
+            civil.to_ns(cx.zone)
+        };
         match ns {
             Ok(ns) => rec.timestamp = ns,
             Err(reason) => {
                 rec.fields.insert(
                     TIME_ERROR.into(),
-                    Value::Str(format!("invalid timestamp {:?}: {reason}", &line[start..end])),
+                    Value::Str(format!(
+                        "invalid timestamp {:?}: {reason}",
+                        &line[start..end]
+                    )),
                 );
             }
         }

@@ -25,7 +25,8 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
 fn is_agent(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b'@'))
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b'@'))
 }
 
 fn finish(rec: &mut Record, level: &str, agent: &str, msg: &str) -> Res {
@@ -73,7 +74,10 @@ fn bracket(line: &str, rec: &mut Record) -> Res {
 }
 
 fn leading_level(line: &str, rec: &mut Record) -> Res {
-    let end = line.bytes().position(|c| !c.is_ascii_uppercase()).unwrap_or(line.len());
+    let end = line
+        .bytes()
+        .position(|c| !c.is_ascii_uppercase())
+        .unwrap_or(line.len());
     let level = &line[..end];
     if !is_level_word(level) {
         return Err(Miss::No);

@@ -19,7 +19,9 @@ fn tag(w: &str) -> Option<(&str, Option<&str>)> {
     };
     let ok = !name.is_empty()
         && name.len() <= 48
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b'@'));
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b'@'));
     ok.then_some((name, pid))
 }
 

@@ -7,8 +7,29 @@ use crate::fields::extract;
 use crate::time::scan_iso;
 
 const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "ntp",
-    "security", "console", "solaris-cron", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
     "local7",
 ];
 
@@ -29,7 +50,10 @@ pub(crate) fn scan_pri(b: &[u8]) -> Option<(u8, usize)> {
 /// Sets the level and the `facility` field from a priority.
 pub(crate) fn apply_pri(rec: &mut Record, pri: u8) {
     rec.level = Level::from_syslog_severity(pri & 7);
-    rec.fields.insert("facility".into(), Value::Str(FACILITIES[usize::from(pri >> 3)].into()));
+    rec.fields.insert(
+        "facility".into(),
+        Value::Str(FACILITIES[usize::from(pri >> 3)].into()),
+    );
 }
 
 fn nil(s: &str) -> Option<&str> {
@@ -130,7 +154,8 @@ fn structured_data<'a>(s: &'a str, rec: &mut Record) -> Option<&'a str> {
                     }
                     value.push_str(&s[vs..i]);
                     i += 1;
-                    rec.fields.insert(format!("{id}.{key}"), crate::fields::scalar(&value));
+                    rec.fields
+                        .insert(format!("{id}.{key}"), crate::fields::scalar(&value));
                 }
             }
         }

@@ -1,0 +1,125 @@
+//! Unit tests of the parent module.
+use super::*;
+
+fn red(text: &str) -> String {
+    Redactor::new(&RedactConfig::default())
+        .unwrap()
+        .redact(text)
+        .into_owned()
+}
+
+#[test]
+fn luhn_and_issuers() {
+    let d = |s: &str| s.bytes().map(|c| c - b'0').collect::<Vec<u8>>();
+    assert!(luhn(&d("4111111111111111")));
+    assert!(!luhn(&d("4111111111111112")));
+    assert!(luhn(&d("378282246310005")));
+    assert!(known_issuer(&d("378282246310005")));
+    assert!(
+        !known_issuer(&d("139519769238641")),
+        "a thread id is not a card"
+    );
+}
+
+#[test]
+fn cards() {
+    assert_eq!(
+        red("paid with 4111 1111 1111 1111 ok"),
+        "paid with [REDACTED:card] ok"
+    );
+    assert_eq!(red("card=4111-1111-1111-1111"), "card=[REDACTED:card]");
+    assert_eq!(
+        red("amex 378282246310005."),
+        "amex 378282246310005.",
+        "a trailing dot makes it a number"
+    );
+    assert_eq!(red("bad 4111111111111112"), "bad 4111111111111112");
+    assert_eq!(
+        red("tid 139519769238641 ts 1705312200123"),
+        "tid 139519769238641 ts 1705312200123"
+    );
+}
+
+#[test]
+fn keyed_secrets() {
+    assert_eq!(
+        red("login password=hunter2 user=ana"),
+        "login password=[REDACTED:password] user=ana"
+    );
+    assert_eq!(
+        red(r#"{"user":"ana","password":"p@ss w"}"#),
+        r#"{"user":"ana","password":"[REDACTED:password]"}"#
+    );
+    assert_eq!(
+        red(r#"{"api_key": 12345}"#),
+        r#"{"api_key": "[REDACTED:api_key]"}"#
+    );
+    assert_eq!(
+        red("db_password: s3cret"),
+        "db_password: [REDACTED:password]"
+    );
+    assert_eq!(
+        red("Authorization: Bearer abc.def.ghi123"),
+        "Authorization: [REDACTED:authorization]"
+    );
+    assert_eq!(
+        red("client_secret=xyz&x=1"),
+        "client_secret=[REDACTED:secret]&x=1"
+    );
+    assert_eq!(
+        red("Failed to validate token: signature verification failed"),
+        "Failed to validate token: signature verification failed"
+    );
+    assert_eq!(red("token: 9f8e7d6c5b4a"), "token: [REDACTED:token]");
+    assert_eq!(
+        red("Password reset email sent"),
+        "Password reset email sent"
+    );
+    assert_eq!(
+        red(r#"{\"password\":\"x\"}"#),
+        r#"{\"password\":\"[REDACTED:password]\"}"#
+    );
+}
+
+#[test]
+fn tokens_keys_and_blocks() {
+    assert_eq!(
+        red("curl -H 'x: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc'"),
+        "curl -H 'x: Bearer [REDACTED:bearer]'"
+    );
+    assert_eq!(
+        red("key AKIAIOSFODNN7EXAMPLE used"),
+        "key [REDACTED:aws_key] used"
+    );
+    assert_eq!(
+        red("a -----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- b"),
+        "a [REDACTED:private_key] b"
+    );
+}
+
+#[test]
+fn custom_patterns_and_counts() {
+    let cfg = RedactConfig {
+        builtin: true,
+        patterns: vec![RedactPattern {
+            name: "ssn".into(),
+            regex: r"\b\d{3}-\d{2}-\d{4}\b".into(),
+        }],
+    };
+    let mut r = Redactor::new(&cfg).unwrap();
+    assert_eq!(
+        r.redact("ssn 123-45-6789 password=x"),
+        "ssn [REDACTED:ssn] password=[REDACTED:password]"
+    );
+    assert_eq!(r.counts()["ssn"], 1);
+    assert_eq!(r.counts()["password"], 1);
+    assert_eq!(r.counts()["card"], 0);
+    let bad = RedactConfig {
+        builtin: true,
+        patterns: vec![RedactPattern {
+            name: "x".into(),
+            regex: "(".into(),
+        }],
+    };
+    assert!(matches!(Redactor::new(&bad), Err(ParseError::Regex { .. })));
+}
