@@ -1,4 +1,4 @@
-//! The command line: `serve`, `ingest`, `query`, `check-config`, `version`.
+//! The command line: `serve`, `ingest`, `query`, `rotate`, `check-config`, `version`.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,9 @@ enum Command {
     Ingest(IngestArgs),
     /// Search the logs of a server or a data directory.
     Query(QueryArgs),
+    /// Rotate log files once: the [[rotate]] rules of the configuration and/or a logrotate
+    /// configuration file.
+    Rotate(RotateArgs),
     /// Check the configuration file and exit.
     CheckConfig,
     /// Print the version.
@@ -106,6 +109,29 @@ pub struct QueryArgs {
     pub ndjson: bool,
 }
 
+/// `logyard rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Also rotate what this logrotate configuration file (logrotate.conf syntax) describes.
+    #[arg(long, value_name = "FILE")]
+    pub logrotate_conf: Option<PathBuf>,
+    /// Print each decision and why, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rotate every file now, whatever its triggers say.
+    #[arg(long)]
+    pub force: bool,
+    /// Print each decision and action.
+    #[arg(long)]
+    pub verbose: bool,
+    /// State file of last rotations (default: state/rotate.json under the data directory).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Data directory whose state/ holds the default state file (overrides server.data_dir).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
 /// Returns the configuration file to read: the flag, else `./logyard.toml` if present.
 fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
     flag.or_else(|| {
@@ -122,6 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::serve::run(config, args),
         Command::Ingest(args) => crate::ingest_cmd::run(config, args),
         Command::Query(args) => crate::query_cmd::run(config, args),
+        Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
         Command::CheckConfig => {
             match &path {
                 Some(p) => println!("{}: configuration is valid", p.display()),

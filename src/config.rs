@@ -198,6 +198,10 @@ pub struct RawConfig {
     pub store: StoreSection,
     /// `[limits]`.
     pub limits: LimitsSection,
+    /// `[[rotate]]`: the log files to rotate.
+    pub rotate: Vec<logyard_rotate::RotateRuleConfig>,
+    /// `[rotation]`: settings of rotation as a whole.
+    pub rotation: logyard_rotate::RotateSettingsConfig,
 }
 
 impl RawConfig {
@@ -208,7 +212,11 @@ impl RawConfig {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let config = Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("{}", path.display()))?;
+        Ok(config)
     }
 
     /// Parses configuration text; the error names the line and what is accepted.
@@ -250,6 +258,33 @@ impl RawConfig {
         c.block_rows = s.block_rows.get();
         c.merge_fanin = s.merge_fanin.get();
         c
+    }
+
+    /// Builds the `[[rotate]]` rules and the `[rotation]` settings; an error names the rule
+    /// and the key.
+    pub fn rotation(
+        &self,
+    ) -> anyhow::Result<(
+        Vec<logyard_rotate::RotateRule>,
+        logyard_rotate::DaemonOptions,
+    )> {
+        let rules = self
+            .rotate
+            .iter()
+            .map(|r| r.build())
+            .collect::<Result<Vec<_>, _>>()
+            .context("invalid [[rotate]] rule")?;
+        let options = self
+            .rotation
+            .build(&self.server.data_dir)
+            .context("invalid [rotation] settings")?;
+        Ok((rules, options))
+    }
+
+    /// Checks what serde cannot: the settings that are built, not only read.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.rotation()?;
+        Ok(())
     }
 
     /// Returns the API's request limits.

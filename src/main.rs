@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod ingest_cmd;
 mod query_cmd;
+mod rotate_cmd;
 mod serve;
 mod table;
 

@@ -23,11 +23,31 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         logyard_store::Store::open(store_config)
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
     );
-    let state = logyard_api::AppState::new(
+    let (rules, rotation) = config.rotation()?;
+    let rotation_task = if rules.is_empty() {
+        None
+    } else {
+        if let Some(dir) = rotation.state_path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let daemon = logyard_rotate::Daemon::new(
+            rules,
+            rotation,
+            Arc::new(logyard_rotate::NoopObserver),
+            Arc::new(logyard_rotate::SystemClock),
+        );
+        Some(daemon.spawn().context("cannot start the rotation task")?)
+    };
+    let mut state = logyard_api::AppState::new(
         store.clone(),
         config.limits(),
         config.ingest_options("http"),
     );
+    if let Some((_, handle)) = &rotation_task {
+        let handle = handle.clone();
+        state = state.with_metrics_source(Arc::new(move || handle.metrics().render_prometheus()));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,6 +68,12 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         logyard_api::serve(listener, state, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
+    if let Some((thread, handle)) = rotation_task {
+        handle.stop();
+        if thread.join().is_err() {
+            tracing::error!("the rotation task panicked");
+        }
+    }
     tracing::info!("stopping: writing the memtable to segments");
     store.close();
     Ok(())
