@@ -25,7 +25,7 @@ enum Command {
     Ingest(IngestArgs),
     /// Search the logs of a server or a data directory.
     Query(QueryArgs),
-    /// Rotate log files once: the [[rotate]] rules of the configuration and/or a logrotate
+    /// Rotate log files once: the `[[rotate]]` rules of the configuration and/or a logrotate
     /// configuration file.
     Rotate(RotateArgs),
     /// Check the configuration file and exit.

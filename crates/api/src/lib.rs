@@ -79,6 +79,10 @@ impl RateMeter {
     }
 }
 
+/// A part of `/metrics` rendered by another component (rotation, alerting, …): a function
+/// returning Prometheus text with its `# HELP` and `# TYPE` lines.
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -94,6 +98,8 @@ pub struct AppState {
     pub rate: Arc<RateMeter>,
     /// When the server started.
     pub started: Instant,
+    /// Other components' metrics, appended to `/metrics`.
+    pub metrics_sources: Vec<MetricsSource>,
 }
 
 impl AppState {
@@ -106,7 +112,14 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             rate: Arc::new(RateMeter::default()),
             started: Instant::now(),
+            metrics_sources: Vec::new(),
         }
+    }
+
+    /// Adds another component's metrics to `/metrics`.
+    pub fn with_metrics_source(mut self, source: MetricsSource) -> AppState {
+        self.metrics_sources.push(source);
+        self
     }
 }
 
@@ -164,9 +177,12 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state
+    let mut body = state
         .metrics
         .render(&state.store.stats(), state.started.elapsed().as_secs_f64());
+    for source in &state.metrics_sources {
+        body.push_str(&source());
+    }
     (
         [(
             header::CONTENT_TYPE,
