@@ -191,9 +191,7 @@ pub(crate) fn add_field(rec: &mut Record, key: &str, value: Value) {
 }
 
 fn add_if_absent(rec: &mut Record, key: &str, value: Value) {
-    if !rec.fields.contains_key(key) {
-        rec.fields.insert(key.to_string(), value);
-    }
+    rec.fields.entry(key.to_string()).or_insert(value);
 }
 
 fn is_key(k: &str) -> bool {
@@ -404,20 +402,20 @@ fn status_of(t: &str) -> Option<i64> {
 /// one pass; only the first [`MAX_TOKENS`] are looked at.
 struct Tokens<'a> {
     s: &'a str,
-    spans: [(u32, u32); MAX_TOKENS],
+    spans: [(u16, u16); MAX_TOKENS],
     n: usize,
     idx: usize,
 }
 
-/// Words of a message searched for fields.
-const MAX_TOKENS: usize = 64;
+/// Words of a message searched for fields (in its first 64 KiB).
+const MAX_TOKENS: usize = 48;
 
 impl<'a> Tokens<'a> {
     fn new(s: &'a str) -> Tokens<'a> {
-        let b = s.as_bytes();
-        let mut spans = [(0u32, 0u32); MAX_TOKENS];
-        let (mut n, mut i) = (0, 0);
-        while n < MAX_TOKENS && i < b.len() && b.len() < u32::MAX as usize {
+        let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+        let mut t = Tokens { s, spans: [(0, 0); MAX_TOKENS], n: 0, idx: 0 };
+        let mut i = 0;
+        while t.n < MAX_TOKENS && i < b.len() {
             while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\t') {
                 i += 1;
             }
@@ -426,16 +424,11 @@ impl<'a> Tokens<'a> {
                 i += 1;
             }
             if i > start {
-                spans[n] = (start as u32, i as u32);
-                n += 1;
+                t.spans[t.n] = (start as u16, i as u16);
+                t.n += 1;
             }
         }
-        Tokens {
-            s,
-            spans,
-            n,
-            idx: 0,
-        }
+        t
     }
     fn at(&self, k: usize) -> Option<(usize, &'a str)> {
         if k >= self.n {

@@ -404,7 +404,8 @@ fn cards(b: &[u8], hits: &mut Vec<Hit>) {
     let mut i = 0;
     while i + 13 <= b.len() {
         let k = i + 12;
-        if !card_byte(b[k]) {
+        // Inside a card a separator follows a digit: a space after a word skips ahead too.
+        if !(b[k].is_ascii_digit() || (card_byte(b[k]) && b[k - 1].is_ascii_digit())) {
             i = k + 1;
             continue;
         }

@@ -7,7 +7,7 @@
 
 use logyard_model::Record;
 
-use super::{is_level_word, set_time, Cx, Miss, Res};
+use super::{is_level_word, set_time, split_dash, Cx, Miss, Res};
 use crate::fields::extract;
 use crate::level::set_level;
 use crate::time::scan_iso;
@@ -43,14 +43,14 @@ fn dashed(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     let b = line.as_bytes();
     let (c, n) = scan_iso(b).ok_or(Miss::No)?;
     let rest = line[n..].strip_prefix(" - ").ok_or(Miss::No)?;
-    let (a, rest) = rest.split_once(" - ").ok_or(Miss::No)?;
+    let (a, rest) = split_dash(rest).ok_or(Miss::No)?;
     let (level, agent, msg) = if is_level_word(a) {
-        match rest.split_once(" - ") {
+        match split_dash(rest) {
             Some((agent, msg)) if is_agent(agent) => (a, agent, msg),
             _ => (a, "", rest),
         }
     } else {
-        let (l, msg) = rest.split_once(" - ").ok_or(Miss::No)?;
+        let (l, msg) = split_dash(rest).ok_or(Miss::No)?;
         if !is_level_word(l) || !is_agent(a) {
             return Err(Miss::No);
         }
