@@ -12,7 +12,12 @@ use logyard_parse::{LineContext, Multiline, MultilineConfig, Parser, ParserConfi
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let f: Vec<f64> = after.split(' ').skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = after
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     f.iter().sum::<f64>() / 100.0
 }
 

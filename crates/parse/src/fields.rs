@@ -413,7 +413,12 @@ const MAX_TOKENS: usize = 48;
 impl<'a> Tokens<'a> {
     fn new(s: &'a str) -> Tokens<'a> {
         let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
-        let mut t = Tokens { s, spans: [(0, 0); MAX_TOKENS], n: 0, idx: 0 };
+        let mut t = Tokens {
+            s,
+            spans: [(0, 0); MAX_TOKENS],
+            n: 0,
+            idx: 0,
+        };
         let mut i = 0;
         while t.n < MAX_TOKENS && i < b.len() {
             while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\t') {

@@ -387,20 +387,4 @@ pub fn record_to_json(rec: &Record) -> serde_json::Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn agents_from_paths() {
-        for (path, want) in [
-            ("/tmp/billing.log", "billing"),
-            ("/var/log/app.log.1", "app"),
-            ("/var/log/nginx/access.log", "nginx"),
-            ("/var/log/web-app.log.2.gz", "web-app"),
-            ("/srv/api/current", "api"),
-            ("worker", "worker"),
-        ] {
-            assert_eq!(agent_from_path(Path::new(path)), want, "{path}");
-        }
-    }
-}
+mod tests;

@@ -1,13 +1,13 @@
 //! Plain text: the whole line is the message; a timestamp and a level found anywhere in it
-//! are used when unambiguous (the first stamp in the first 128 bytes; every level word
-//! agreeing).
+//! are used when unambiguous (the first stamp in the first 128 bytes, or a compact
+//! `240115 10:30:00` one at the start; every level word agreeing).
 
 use logyard_model::{Record, Value};
 
 use super::{Cx, TIME_ERROR};
 use crate::fields::extract;
 use crate::level::find_level;
-use crate::time::{infer_year, scan_clf, scan_ctime, scan_iso, scan_syslog, Civil};
+use crate::time::{infer_year, scan_clf, scan_compact, scan_ctime, scan_iso, scan_syslog, Civil};
 
 /// Finds the first timestamp in the text: (civil time, its start, its end).
 fn find_stamp(b: &[u8]) -> Option<(Civil, usize, usize)> {
@@ -18,7 +18,8 @@ fn find_stamp(b: &[u8]) -> Option<(Civil, usize, usize)> {
             continue;
         }
         let found = if c.is_ascii_digit() {
-            scan_iso(&b[i..]).or_else(|| scan_clf(&b[i..]))
+            let compact = || if i == 0 { scan_compact(b) } else { None };
+            scan_iso(&b[i..]).or_else(|| scan_clf(&b[i..])).or_else(compact)
         } else if c.is_ascii_alphabetic() {
             scan_ctime(&b[i..]).or_else(|| scan_syslog(&b[i..]))
         } else {

@@ -1,0 +1,224 @@
+//! Unit tests of the parser: configuration, context, limits and container wrappers.
+
+use super::*;
+use logyard_model::Level;
+
+const NOW: i64 = 1_705_363_200_000_000_000; // 2024-01-16T00:00:00Z
+const T: i64 = 1_705_314_600_000_000_000; // 2024-01-15T10:30:00Z
+
+fn ctx() -> LineContext<'static> {
+    LineContext {
+        source: "file:/tmp/app.log",
+        agent_hint: "app",
+        host: "h1",
+        received_ns: NOW,
+    }
+}
+
+fn parse_with(cfg: ParserConfig, line: &str) -> Record {
+    Parser::new(cfg)
+        .unwrap()
+        .parse(line.as_bytes(), &ctx())
+        .unwrap()
+}
+
+fn parse(line: &str) -> Record {
+    parse_with(ParserConfig::default(), line)
+}
+
+#[test]
+fn agents_from_paths() {
+    for (path, want) in [
+        ("/tmp/billing.log", "billing"),
+        ("/var/log/app.log.1", "app"),
+        ("/var/log/nginx/access.log", "nginx"),
+        ("/var/log/web-app.log.2.gz", "web-app"),
+        ("/srv/api/current", "api"),
+        ("worker", "worker"),
+    ] {
+        assert_eq!(agent_from_path(Path::new(path)), want, "{path}");
+    }
+}
+
+#[test]
+fn context_fills_what_the_line_lacks() {
+    let r = parse("INFO - hello");
+    assert_eq!(
+        (r.agent.as_str(), r.host.as_str(), r.source.as_str()),
+        ("app", "h1", "file:/tmp/app.log")
+    );
+    assert_eq!(r.timestamp, NOW);
+    assert_eq!(r.raw.as_deref(), Some("INFO - hello"));
+    let r = parse("<38>Jan 15 10:30:00 bastion sshd[1]: x");
+    assert_eq!((r.agent.as_str(), r.host.as_str()), ("sshd", "bastion"));
+    assert_eq!(r.timestamp, T);
+}
+
+#[test]
+fn zone_less_stamps_take_the_configured_zone() {
+    let cfg = |tz: &str| ParserConfig {
+        timezone: tz.parse().unwrap(),
+        ..ParserConfig::default()
+    };
+    assert_eq!(
+        parse_with(cfg("Europe/Paris"), "2024-01-15 11:30:00 - INFO - a - m").timestamp,
+        T
+    );
+    assert_eq!(
+        parse_with(cfg("-05:00"), "2024-01-15 05:30:00 - INFO - a - m").timestamp,
+        T
+    );
+    assert_eq!(
+        parse_with(cfg("Europe/Paris"), "2024-01-15T10:30:00Z INFO x").timestamp,
+        T
+    );
+    assert_eq!(
+        parse_with(cfg("Asia/Tokyo"), "<38>Jan 15 19:30:00 h a: m").timestamp,
+        T
+    );
+}
+
+#[test]
+fn fixed_formats_keep_other_lines_as_plain_text() {
+    let json = ParserConfig {
+        format: Format::Json,
+        ..ParserConfig::default()
+    };
+    let r = parse_with(json.clone(), "INFO - not json");
+    assert_eq!(
+        (r.level, r.message.as_str()),
+        (Some(Level::Info), "INFO - not json")
+    );
+    assert!(r.fields.is_empty());
+    let r = parse_with(json, r#"{"msg":"ok","level":"error"}"#);
+    assert_eq!(
+        (r.level, r.message.as_str(), r.raw),
+        (Some(Level::Error), "ok", None)
+    );
+    let plain = ParserConfig {
+        format: Format::Plain,
+        ..ParserConfig::default()
+    };
+    assert_eq!(
+        parse_with(plain, r#"{"msg":"ok"}"#).message,
+        r#"{"msg":"ok"}"#
+    );
+    let syslog = ParserConfig {
+        format: Format::Syslog,
+        ..ParserConfig::default()
+    };
+    assert_eq!(parse_with(syslog.clone(), "<14>1 - h a - - - m").agent, "a");
+    assert_eq!(parse_with(syslog, "[INFO] X: y").agent, "app");
+    let apache = ParserConfig {
+        format: Format::Apache,
+        ..ParserConfig::default()
+    };
+    let line = r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 2"#;
+    let r = Parser::new(apache)
+        .unwrap()
+        .parse(
+            line.as_bytes(),
+            &LineContext {
+                agent_hint: "",
+                ..ctx()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.agent, "apache");
+}
+
+#[test]
+fn keep_raw_keeps_json_text() {
+    let cfg = ParserConfig {
+        keep_raw: true,
+        ..ParserConfig::default()
+    };
+    assert_eq!(
+        parse_with(cfg, r#"{"msg":"x"}"#).raw.as_deref(),
+        Some(r#"{"msg":"x"}"#)
+    );
+}
+
+#[test]
+fn long_lines_are_cut_at_a_character_boundary() {
+    let cfg = ParserConfig {
+        max_line_bytes: 5,
+        ..ParserConfig::default()
+    };
+    let r = parse_with(cfg, "abcdé-more");
+    assert_eq!(r.message, "abcd");
+    assert_eq!(r.fields["truncated"], Value::Bool(true));
+    assert!(!r.fields.contains_key("invalid_utf8"));
+    let r = parse("line\r\n");
+    assert_eq!(r.message, "line");
+}
+
+#[test]
+fn container_partials_join_and_flush() {
+    let mut p = Parser::new(ParserConfig::default()).unwrap();
+    let c = ctx();
+    assert!(p.parse(b"2024-01-15T10:30:00Z stdout P one ", &c).is_none());
+    let other = LineContext {
+        source: "other",
+        ..c
+    };
+    assert_eq!(
+        p.parse(b"2024-01-15T10:30:00Z stdout F two", &other)
+            .unwrap()
+            .message,
+        "two"
+    );
+    assert!(p
+        .parse(
+            br#"{"log":"x","stream":"stdout","time":"2024-01-15T10:30:00Z"}"#,
+            &other
+        )
+        .is_none());
+    let r = p.parse(b"2024-01-15T10:30:00Z stdout F three", &c).unwrap();
+    assert_eq!(r.message, "one three");
+    assert_eq!(r.fields["stream"], Value::Str("stdout".into()));
+    assert_eq!(r.timestamp, T);
+    assert_eq!(p.flush_partial(&other).unwrap().message, "x");
+    assert!(p.flush_partial(&other).is_none());
+}
+
+#[test]
+fn redaction_is_counted() {
+    let mut p = Parser::new(ParserConfig::default()).unwrap();
+    let r = p
+        .parse(b"login password=hunter2 card 4111111111111111", &ctx())
+        .unwrap();
+    assert_eq!(
+        r.message,
+        "login password=[REDACTED:password] card [REDACTED:card]"
+    );
+    assert_eq!(r.raw.as_deref(), Some(r.message.as_str()));
+    let counts = p.redaction_counts();
+    assert_eq!(
+        (counts["password"], counts["card"], counts["token"]),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn bad_configuration_is_an_error() {
+    let grok = ParserConfig {
+        grok: vec![GrokDef {
+            name: "bad".into(),
+            pattern: "%{NOPE}".into(),
+        }],
+        ..ParserConfig::default()
+    };
+    let err = Parser::new(grok).unwrap_err().to_string();
+    assert!(err.contains("bad") && err.contains("NOPE"), "{err}");
+    assert!("Nowhere/Else".parse::<TimeZone>().is_err());
+}
+
+#[test]
+fn record_json_is_flat() {
+    let r = parse("2024-01-15 10:30:00 - ERROR - api - failed status=500");
+    let v = record_to_json(&r);
+    assert_eq!(v["status"], 500);
+    assert_eq!(v["level"], "ERROR");
+    assert_eq!(v["timestamp"], "2024-01-15T10:30:00Z");
+}
