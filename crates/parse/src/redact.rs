@@ -67,6 +67,8 @@ const CARD: usize = 8;
 #[derive(Debug)]
 pub(crate) struct Redactor {
     builtin: bool,
+    /// Finds `-----BEGIN `, the start of a key block.
+    begin: memchr::memmem::Finder<'static>,
     custom: Vec<(String, Regex)>,
     counts: [u64; KINDS.len()],
     custom_counts: Vec<u64>,
@@ -89,6 +91,7 @@ impl Redactor {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Redactor {
             builtin: cfg.builtin,
+            begin: memchr::memmem::Finder::new(b"-----BEGIN ").into_owned(),
             custom_counts: vec![0; custom.len()],
             custom,
             counts: [0; KINDS.len()],
@@ -132,26 +135,20 @@ impl Redactor {
     fn builtin_pass<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
         let b = text.as_bytes();
         let mut hits: Vec<Hit> = Vec::new();
-        // Two vectorised passes over the bytes that can separate or start a secret.
-        for i in memchr::memchr3_iter(b'=', b':', b'-', b) {
-            let hit = if b[i] == b'-' {
-                b[i..]
-                    .starts_with(b"-----BEGIN ")
-                    .then(|| private_key(b, i))
-                    .flatten()
-            } else {
-                keyed(b, i)
-            };
-            hits.extend(hit);
+        // Vectorised searches for the bytes that separate a key from its value or start a
+        // secret (a bearer token is `Bearer`: `bearer` in lower case is found by its key).
+        for i in memchr::memchr2_iter(b'=', b':', b) {
+            hits.extend(keyed(b, i));
         }
-        for i in memchr::memchr3_iter(b'A', b'b', b'B', b) {
+        for i in memchr::memchr2_iter(b'A', b'B', b) {
             let hit = match b[i] {
                 b'A' if matches!(b.get(i + 1..i + 4), Some(b"KIA" | b"SIA")) => aws_key(b, i),
-                b'b' | b'B' if b.get(i + 1..i + 7) == Some(b"earer ") => bearer(b, i + 1),
+                b'B' if b.get(i + 1..i + 7) == Some(b"earer ") => bearer(b, i + 1),
                 _ => None,
             };
             hits.extend(hit);
         }
+        hits.extend(self.begin.find_iter(b).filter_map(|i| private_key(b, i)));
         cards(b, &mut hits);
         if hits.is_empty() {
             return Cow::Borrowed(text);
@@ -236,8 +233,12 @@ fn keyed(b: &[u8], j: usize) -> Option<Hit> {
             e -= 1;
         }
     }
-    // Every key this looks for ends in d, t, n or y: most separators stop here.
-    if e < 5 || !matches!(b[e - 1] | 0x20, b'd' | b't' | b'n' | b'y') {
+    // Every key this looks for ends in one of these: most separators stop here.
+    if e < 5 {
+        return None;
+    }
+    let tail = [b[e - 3] | 0x20, b[e - 2] | 0x20, b[e - 1] | 0x20];
+    if !matches!(&tail, b"ord" | b"swd" | b"ret" | b"key" | b"ken" | b"ion") {
         return None;
     }
     let mut s = e;
