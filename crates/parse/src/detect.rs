@@ -38,6 +38,11 @@ pub enum Format {
     Python,
     /// Django's verbose format.
     Django,
+    /// A timestamp, a level and a message, as Java (logback, log4j, Spring Boot) and many
+    /// other loggers write.
+    Stamped,
+    /// Go's glog and Kubernetes' klog (`I0115 10:30:00.123456 1 file.go:12] message`).
+    Klog,
     /// Docker json-file lines, unwrapped; the inner line is detected.
     Docker,
     /// Kubernetes CRI lines, unwrapped; the inner line is detected.
@@ -48,11 +53,11 @@ pub enum Format {
 
 impl Format {
     /// Every format name, as accepted by [`Format::from_str`].
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 15] = [
         "auto", "json", "logfmt", "syslog", "rfc5424", "rfc3164", "nginx", "apache", "python",
-        "django", "docker", "cri", "plain",
+        "django", "stamped", "klog", "docker", "cri", "plain",
     ];
-    const ALL: [Format; 13] = [
+    const ALL: [Format; 15] = [
         Format::Auto,
         Format::Json,
         Format::Logfmt,
@@ -63,6 +68,8 @@ impl Format {
         Format::Apache,
         Format::Python,
         Format::Django,
+        Format::Stamped,
+        Format::Klog,
         Format::Docker,
         Format::Cri,
         Format::Plain,
@@ -85,6 +92,8 @@ impl Format {
             Format::Apache => &[Kind::Access, Kind::ApacheError],
             Format::Python => &[Kind::Python],
             Format::Django => &[Kind::Django],
+            Format::Stamped => &[Kind::Stamped],
+            Format::Klog => &[Kind::Klog],
             Format::Plain => &[],
             Format::Auto | Format::Docker | Format::Cri => &[],
         }
@@ -105,6 +114,8 @@ impl FromStr for Format {
             "jsonl" | "ndjson" => "json",
             "text" => "plain",
             "kubernetes" | "k8s" => "cri",
+            "java" | "logback" | "log4j" | "spring" => "stamped",
+            "glog" => "klog",
             other => other,
         };
         Format::NAMES
@@ -133,6 +144,8 @@ pub(crate) enum Kind {
     ApacheError,
     Python,
     Django,
+    Stamped,
+    Klog,
 }
 
 impl Kind {
@@ -147,6 +160,8 @@ impl Kind {
             Kind::ApacheError => formats::apache_error::parse(line, rec, cx),
             Kind::Python => formats::python::parse(line, rec, cx),
             Kind::Django => formats::django::parse(line, rec, cx),
+            Kind::Stamped => formats::stamped::parse(line, rec, cx),
+            Kind::Klog => formats::klog::parse(line, rec, cx),
         }
     }
 }
@@ -156,8 +171,16 @@ pub(crate) fn candidates(line: &str) -> &'static [Kind] {
     match line.as_bytes().first() {
         Some(b'{') => &[Kind::Json],
         Some(b'<') => &[Kind::Rfc5424, Kind::Rfc3164],
-        Some(b'[') => &[Kind::Python, Kind::ApacheError],
-        Some(b'0'..=b'9') => &[Kind::Python, Kind::NginxError, Kind::Access],
+        Some(b'[') => &[Kind::Python, Kind::ApacheError, Kind::Stamped],
+        Some(b'0'..=b'9') => &[Kind::Python, Kind::NginxError, Kind::Access, Kind::Stamped],
+        Some(b'I' | b'W' | b'E' | b'F') => &[
+            Kind::Django,
+            Kind::Python,
+            Kind::Klog,
+            Kind::Rfc3164,
+            Kind::Logfmt,
+            Kind::Access,
+        ],
         Some(b'A'..=b'Z') => &[
             Kind::Django,
             Kind::Python,

@@ -13,6 +13,24 @@
 //! parsers, then the configured format or detection (JSON, logfmt, syslog, access and error
 //! logs, Python and Django styles), and falls back to plain text.
 //!
+//! Fields the parser itself adds, besides those a line carries:
+//!
+//! | field | when |
+//! | --- | --- |
+//! | `level_original` | the level text was unknown or not the canonical name (`warn`, `E`, `30`) |
+//! | `time_error` | the line's stamp was an impossible date or an unknown format; the time is the receive time |
+//! | `json_error` | a line starting with `{` was not valid JSON (or nested deeper than 128); it is plain text |
+//! | `truncated` | the line was longer than `max_line_bytes` and was cut at a character boundary |
+//! | `invalid_utf8` | the line was not UTF-8 and was decoded lossily |
+//! | `nul_bytes` | the line held NUL bytes, replaced by U+FFFD |
+//! | `stream` | `stdout` or `stderr` of a Docker or CRI line |
+//! | `response_time_ms` | a duration was found (`response_time: 12ms`, `took 1.2s`, `duration=35ms`, an access log's request time) |
+//!
+//! One [`Parser`] serves one configured source (its format, zone, grok parsers and
+//! redaction); it remembers the detected format and holds partial container lines per
+//! `LineContext::source`, so one parser can take many files of a glob. A [`Multiline`]
+//! joiner is per file or stream, in front of the parser.
+//!
 //! ```
 //! use logyard_parse::{LineContext, Parser, ParserConfig};
 //! use logyard_model::Level;

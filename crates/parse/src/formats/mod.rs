@@ -7,12 +7,14 @@ pub(crate) mod cri;
 pub(crate) mod django;
 pub(crate) mod docker;
 pub(crate) mod json;
+pub(crate) mod klog;
 pub(crate) mod logfmt;
 pub(crate) mod nginx_error;
 pub(crate) mod plain;
 pub(crate) mod python;
 pub(crate) mod rfc3164;
 pub(crate) mod rfc5424;
+pub(crate) mod stamped;
 
 use logyard_model::{Record, Value};
 

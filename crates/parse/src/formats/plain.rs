@@ -19,7 +19,9 @@ fn find_stamp(b: &[u8]) -> Option<(Civil, usize, usize)> {
         }
         let found = if c.is_ascii_digit() {
             let compact = || if i == 0 { scan_compact(b) } else { None };
-            scan_iso(&b[i..]).or_else(|| scan_clf(&b[i..])).or_else(compact)
+            scan_iso(&b[i..])
+                .or_else(|| scan_clf(&b[i..]))
+                .or_else(compact)
         } else if c.is_ascii_alphabetic() {
             scan_ctime(&b[i..]).or_else(|| scan_syslog(&b[i..]))
         } else {
