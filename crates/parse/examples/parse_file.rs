@@ -50,6 +50,7 @@ fn main() {
         }
         println!("{v}");
     };
+    let data = data.strip_suffix(b"\n").unwrap_or(&data);
     for line in data.split(|&b| b == b'\n') {
         for joined in joiner.push(line, 0) {
             if let Some(rec) = parser.parse(&joined, &ctx) {

@@ -289,23 +289,7 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                 }
             }
         } else if let Some(key) = bare.strip_suffix(':').filter(|k| is_key(k)) {
-            if is_key(key)
-                && (key.contains('_')
-                    || matches!(
-                        key,
-                        "user"
-                            | "ip"
-                            | "status"
-                            | "method"
-                            | "path"
-                            | "duration"
-                            | "took"
-                            | "elapsed"
-                            | "latency"
-                            | "pid"
-                            | "port"
-                    ))
-            {
+            if colon_key(key, prev, it.peek().map_or("", |(_, v)| v)) {
                 if let Some((_, next)) = it.peek() {
                     let v = trim_punct(next);
                     if let Some(unit) = duration_unit(key) {
@@ -388,6 +372,23 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
         prev2 = prev;
         prev = bare;
     }
+}
+
+/// Decides whether `key: value` in prose is a pair: a well-known key (`user`, `status`,
+/// `response_time`, …), or a snake_case key with a number after it that does not follow a
+/// preposition (`retries: 3`, but not `backlog for send_emails: 20 tasks`).
+fn colon_key(key: &str, prev: &str, value: &str) -> bool {
+    let well_known = matches!(
+        key,
+        "user" | "ip" | "status" | "method" | "path" | "pid" | "port" | "request_id" | "user_id"
+    ) || duration_unit(key).is_some();
+    well_known
+        || (key.contains('_')
+            && value.as_bytes().first().is_some_and(u8::is_ascii_digit)
+            && !matches!(
+                prev,
+                "for" | "of" | "on" | "to" | "in" | "from" | "by" | "with" | "at" | "user"
+            ))
 }
 
 fn status_of(t: &str) -> Option<i64> {
