@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use logyard_parse::{
-    agent_from_path, record_to_json, LineContext, Multiline, MultilineConfig, Parser, ParserConfig,
+    agent_from_path, record_to_json, LineContext, MultilineConfig, Parser, ParserConfig,
 };
 
 fn main() {
@@ -19,20 +19,19 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let cfg = ParserConfig {
-        format: opt("--format").map_or(Default::default(), |f| f.parse().expect("format")),
-        ..ParserConfig::default()
-    };
-    let mut parser = Parser::new(cfg).expect("config");
     let mode = opt("--multiline")
         .unwrap_or_else(|| "auto".into())
         .parse()
         .expect("multiline");
-    let mut joiner = Multiline::new(MultilineConfig {
-        mode,
-        ..MultilineConfig::default()
-    })
-    .expect("multiline");
+    let cfg = ParserConfig {
+        format: opt("--format").map_or(Default::default(), |f| f.parse().expect("format")),
+        multiline: MultilineConfig {
+            mode,
+            ..MultilineConfig::default()
+        },
+        ..ParserConfig::default()
+    };
+    let mut parser = Parser::new(cfg).expect("config");
     let data = std::fs::read(path).expect("read");
     let agent = agent_from_path(Path::new(path));
     let source = format!("file:{path}");
@@ -43,24 +42,17 @@ fn main() {
         received_ns: 1_705_400_000_000_000_000,
     };
     let raw = args.iter().any(|a| a == "--raw");
-    let print = |rec: logyard_parse::Record| {
+    let mut out = Vec::new();
+    let data = data.strip_suffix(b"\n").unwrap_or(&data);
+    for line in data.split(|&b| b == b'\n') {
+        parser.push(line, &ctx, 0, &mut out);
+    }
+    parser.flush_all(&ctx, &mut out);
+    for rec in out {
         let mut v = record_to_json(&rec);
         if raw {
             v["raw"] = rec.raw.clone().into();
         }
         println!("{v}");
-    };
-    let data = data.strip_suffix(b"\n").unwrap_or(&data);
-    for line in data.split(|&b| b == b'\n') {
-        for joined in joiner.push(line, 0) {
-            if let Some(rec) = parser.parse(&joined, &ctx) {
-                print(rec);
-            }
-        }
-    }
-    if let Some(joined) = joiner.flush_all() {
-        if let Some(rec) = parser.parse(&joined, &ctx) {
-            print(rec);
-        }
     }
 }

@@ -26,10 +26,12 @@
 //! | `stream` | `stdout` or `stderr` of a Docker or CRI line |
 //! | `response_time_ms` | a duration was found (`response_time: 12ms`, `took 1.2s`, `duration=35ms`, an access log's request time) |
 //!
-//! One [`Parser`] serves one configured source (its format, zone, grok parsers and
-//! redaction); it remembers the detected format and holds partial container lines per
-//! `LineContext::source`, so one parser can take many files of a glob. A [`Multiline`]
-//! joiner is per file or stream, in front of the parser.
+//! One [`Parser`] serves one configured source (its format, zone, grok parsers, redaction
+//! and multi-line joining); it keeps its per-stream state (detected format, partial
+//! container lines, the record being joined) by `LineContext::source`, so one parser can
+//! take many files of a glob. [`Parser::push`] is the call for streams: it unwraps
+//! container lines, joins multi-line records, then parses; [`Parser::parse`] parses one
+//! line on its own (for the HTTP ingest of single lines, or behind a [`Multiline`]).
 //!
 //! ```
 //! use logyard_parse::{LineContext, Parser, ParserConfig};
@@ -58,6 +60,7 @@ mod level;
 mod multiline;
 mod parser;
 mod redact;
+mod stream;
 mod time;
 
 pub use detect::Format;

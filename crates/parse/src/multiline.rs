@@ -155,6 +155,11 @@ impl Multiline {
         out
     }
 
+    /// Returns how many lines the pending record holds (0 when none is pending).
+    pub fn pending_lines(&self) -> usize {
+        self.lines
+    }
+
     /// Returns the pending record when no line came for the timeout.
     pub fn flush(&mut self, now_ns: i64) -> Option<Vec<u8>> {
         if self.lines > 0 && now_ns.saturating_sub(self.last_ns) >= self.cfg.timeout_ns {

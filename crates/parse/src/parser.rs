@@ -11,6 +11,7 @@ use crate::detect::{candidates, Cache, Format};
 use crate::error::ParseError;
 use crate::formats::{self, cri, docker, Cx, Miss};
 use crate::grok::{Grok, GrokDef};
+use crate::multiline::{Multiline, MultilineConfig};
 use crate::redact::{RedactConfig, Redactor};
 use crate::time::{parse_stamp, Stamp, TimeZone};
 
@@ -29,6 +30,8 @@ pub struct ParserConfig {
     pub max_line_bytes: usize,
     /// Keeps the text of JSON lines in `raw` too (text lines always keep it).
     pub keep_raw: bool,
+    /// How [`Parser::push`] joins multi-line records (default `auto`).
+    pub multiline: MultilineConfig,
 }
 
 impl Default for ParserConfig {
@@ -40,6 +43,7 @@ impl Default for ParserConfig {
             redact: RedactConfig::default(),
             max_line_bytes: 1 << 20,
             keep_raw: false,
+            multiline: MultilineConfig::default(),
         }
     }
 }
@@ -70,14 +74,46 @@ pub struct Parser {
     cache: Cache,
     /// Partial container lines waiting for their final part, by source.
     partial: HashMap<String, String>,
+    /// Multi-line joining of [`Parser::push`], by source.
+    pub(crate) streams: HashMap<String, crate::stream::StreamState>,
+}
+
+/// A line decoded and unwrapped, ready for its format.
+pub(crate) struct Prepared<'a> {
+    pub text: Cow<'a, str>,
+    pub flags: Flags,
+    /// The container stream (`stdout`, `stderr`) of a wrapped line.
+    pub stream: Option<String>,
+    /// The container runtime's time of a wrapped line.
+    pub time: Option<i64>,
+    /// Parse as plain text (a fixed wrapper format whose wrapper is missing).
+    pub plain: bool,
+}
+
+/// What a record keeps from its first line while multi-line joining runs.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub flags: Flags,
+    pub stream: Option<String>,
+    pub time: Option<i64>,
+    pub plain: bool,
 }
 
 /// Problems of a line found before its format is parsed.
-#[derive(Default, Clone, Copy)]
-struct Flags {
-    truncated: bool,
-    invalid_utf8: bool,
-    nul_bytes: bool,
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Flags {
+    pub truncated: bool,
+    pub invalid_utf8: bool,
+    pub nul_bytes: bool,
+}
+
+impl Flags {
+    /// Adds another line's problems.
+    pub fn merge(&mut self, other: Flags) {
+        self.truncated |= other.truncated;
+        self.invalid_utf8 |= other.invalid_utf8;
+        self.nul_bytes |= other.nul_bytes;
+    }
 }
 
 impl Parser {
@@ -89,12 +125,14 @@ impl Parser {
             .map(Grok::compile)
             .collect::<Result<Vec<_>, _>>()?;
         let redactor = Redactor::new(&cfg.redact)?;
+        Multiline::new(cfg.multiline.clone())?;
         Ok(Parser {
             cfg,
             grok,
             redactor,
             cache: Cache::default(),
             partial: HashMap::new(),
+            streams: HashMap::new(),
         })
     }
 
@@ -113,8 +151,25 @@ impl Parser {
     ///
     /// Returns `None` only for a partial container line (CRI `P`, or Docker `log` without a
     /// final newline): it is kept and joined to the source's next line. Everything else gives
-    /// a record, whatever the bytes.
+    /// a record, whatever the bytes. Lines are not joined into multi-line records here: see
+    /// [`Parser::push`], or put a [`crate::Multiline`] in front.
     pub fn parse(&mut self, line: &[u8], ctx: &LineContext) -> Option<Record> {
+        let p = self.prepare(line, ctx)?;
+        let meta = Meta {
+            flags: p.flags,
+            stream: p.stream,
+            time: p.time,
+            plain: p.plain,
+        };
+        Some(self.finish(&p.text, meta, ctx))
+    }
+
+    /// Decodes a line and unwraps a container wrapper; `None` for a partial line (held).
+    pub(crate) fn prepare<'a>(
+        &mut self,
+        line: &'a [u8],
+        ctx: &LineContext,
+    ) -> Option<Prepared<'a>> {
         let mut line = line;
         while let [rest @ .., b'\n' | b'\r'] = line {
             line = rest;
@@ -155,10 +210,14 @@ impl Parser {
             _ => None,
         };
         let Some((inner, stream, time, partial)) = wrapper else {
-            if matches!(self.cfg.format, Format::Docker | Format::Cri) {
-                return Some(self.parse_text(&text, ctx, flags, None, true));
-            }
-            return Some(self.parse_text(&text, ctx, flags, None, false));
+            let plain = matches!(self.cfg.format, Format::Docker | Format::Cri);
+            return Some(Prepared {
+                text,
+                flags,
+                stream: None,
+                time: None,
+                plain,
+            });
         };
         let inner = match self.partial.remove(ctx.source) {
             Some(mut head) => {
@@ -181,11 +240,23 @@ impl Parser {
             self.partial.insert(ctx.source.to_string(), inner);
             return None;
         }
-        let mut rec = self.parse_text(&inner, ctx, flags, time, false);
-        if !stream.is_empty() {
+        let stream = (!stream.is_empty()).then_some(stream);
+        Some(Prepared {
+            text: Cow::Owned(inner),
+            flags,
+            stream,
+            time,
+            plain: false,
+        })
+    }
+
+    /// Parses a prepared (possibly joined) text into a record.
+    pub(crate) fn finish(&mut self, text: &str, meta: Meta, ctx: &LineContext) -> Record {
+        let mut rec = self.parse_text(text, ctx, meta.flags, meta.time, meta.plain);
+        if let Some(stream) = meta.stream {
             rec.fields.insert("stream".into(), Value::Str(stream));
         }
-        Some(rec)
+        rec
     }
 
     /// Returns the partial container line held for a source, as a record (at the end of a

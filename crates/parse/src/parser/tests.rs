@@ -222,3 +222,53 @@ fn record_json_is_flat() {
     assert_eq!(v["level"], "ERROR");
     assert_eq!(v["timestamp"], "2024-01-15T10:30:00Z");
 }
+
+#[test]
+fn push_joins_traces_inside_container_lines() {
+    let mut p = Parser::new(ParserConfig::default()).unwrap();
+    let c = ctx();
+    let mut out = Vec::new();
+    for line in [
+        "2024-01-15T10:30:00Z stderr F 2024-01-15 10:30:00 - ERROR - api - failed",
+        "2024-01-15T10:30:00Z stderr F Traceback (most recent call last):",
+        "2024-01-15T10:30:00Z stderr P   File \"/app/x.py\", line 3,",
+        "2024-01-15T10:30:00Z stderr F  in f",
+        "2024-01-15T10:30:00Z stderr F ValueError: bad",
+        "2024-01-15T10:30:01Z stdout F [INFO] W: next",
+    ] {
+        p.push(line.as_bytes(), &c, 0, &mut out);
+    }
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message, "failed\nTraceback (most recent call last):\n  File \"/app/x.py\", line 3, in f\nValueError: bad");
+    assert_eq!(out[0].fields["stream"], Value::Str("stderr".into()));
+    p.flush(&c, 1, &mut out);
+    assert_eq!(out.len(), 1, "the timeout has not passed");
+    p.flush(&c, 3_000_000_000, &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        (out[1].agent.as_str(), out[1].timestamp),
+        ("W", T + 1_000_000_000)
+    );
+    p.push(b"2024-01-15T10:30:02Z stdout P held", &c, 0, &mut out);
+    p.push(b"plain line", &c, 0, &mut out);
+    p.flush_all(&c, &mut out);
+    let messages: Vec<&str> = out[2..].iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(messages, ["plain line", "held"]);
+}
+
+#[test]
+fn push_without_joining_is_parse() {
+    let cfg = ParserConfig {
+        multiline: crate::MultilineConfig {
+            mode: crate::MultilineMode::None,
+            ..Default::default()
+        },
+        ..ParserConfig::default()
+    };
+    let mut p = Parser::new(cfg).unwrap();
+    let mut out = Vec::new();
+    p.push(b"INFO - a\n", &ctx(), 0, &mut out);
+    p.push(b"\tat x.y(Z.java:1)", &ctx(), 0, &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].message, "a");
+}
