@@ -360,8 +360,8 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                     add_if_absent(rec, "user", Value::Str(name.to_string()));
                 }
             }
-        } else if !rec.fields.contains_key("ip") {
-            if let Some(ip) = ipv4_in(bare) {
+        } else if let Some(ip) = ipv4_in(bare) {
+            if !rec.fields.contains_key("ip") {
                 rec.fields.insert("ip".into(), Value::Str(ip.to_string()));
                 if prev == "from" && prev3 == "for" && is_user_name(prev2) {
                     add_if_absent(rec, "user", Value::Str(prev2.to_string()));
