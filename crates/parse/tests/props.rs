@@ -111,6 +111,20 @@ proptest! {
     }
 
     #[test]
+    fn streams_never_panic(lines in proptest::collection::vec(loggy(), 0..20), max_lines in 1usize..6) {
+        let multiline = MultilineConfig { max_lines, max_bytes: 300, ..MultilineConfig::default() };
+        let mut parser = Parser::new(ParserConfig { multiline, max_line_bytes: 120, ..ParserConfig::default() }).unwrap();
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            parser.push(line, &ctx(), i as i64, &mut out);
+            parser.flush(&ctx(), i as i64 * 1_000_000_000, &mut out);
+        }
+        parser.flush_all(&ctx(), &mut out);
+        prop_assert!(out.len() <= lines.len());
+        prop_assert!(out.iter().all(|r| r.timestamp != i64::MIN));
+    }
+
+    #[test]
     fn records_round_trip_through_json(rec in record()) {
         let text = record_to_json(&rec).to_string();
         let cfg = ParserConfig { format: Format::Json, redact: RedactConfig { builtin: false, patterns: vec![] }, ..ParserConfig::default() };

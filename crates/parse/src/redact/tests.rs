@@ -1,4 +1,5 @@
 //! Unit tests of the parent module.
+use super::cards::{known_issuer, luhn};
 use super::*;
 
 fn red(text: &str) -> String {
