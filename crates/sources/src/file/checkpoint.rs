@@ -1,0 +1,158 @@
+//! Checkpoints: how far each followed file is delivered, kept in
+//! `<state_dir>/checkpoints/<source>.json` and written atomically (tmp, fsync, rename, fsync
+//! of the folder). A checkpoint is written only after the sink acknowledged the lines before
+//! its offsets, so a restart resumes exactly after the last delivered line.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::fingerprint::{FileId, Fingerprint};
+use crate::error::SourceError;
+
+/// The format version of checkpoint files.
+pub(crate) const VERSION: u32 = 1;
+
+/// The position in one physical file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StreamCheckpoint {
+    /// The path the file had when last seen (a rotated file may have moved on since).
+    pub path: PathBuf,
+    /// Device and inode.
+    pub id: FileId,
+    /// The first line's fingerprint: tells a reused inode from the file we read.
+    pub fp: Fingerprint,
+    /// Bytes delivered: the next line starts here.
+    pub offset: u64,
+}
+
+/// The state of one followed path: the file there now and rotated files still being read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PathCheckpoint {
+    /// The file at the path.
+    pub current: Option<StreamCheckpoint>,
+    /// Rotated files (renamed or copied) not yet read to their end, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<StreamCheckpoint>,
+    /// Files of this path read to their end (so a rotated copy is never read twice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<(FileId, Fingerprint)>,
+    /// Wall time (ns) of the last look at the path: rotated files changed after it are new.
+    pub seen_ns: i64,
+}
+
+/// A file source's whole checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    /// [`VERSION`].
+    pub version: u32,
+    /// Grows with every write; the newer of the file and a sink's copy wins.
+    pub seq: u64,
+    /// By followed path.
+    pub paths: BTreeMap<String, PathCheckpoint>,
+    /// Compressed files read once, never to be read again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gz_done: Vec<(FileId, Fingerprint)>,
+}
+
+/// Reads and writes a source's checkpoint file.
+#[derive(Debug)]
+pub(crate) struct CheckpointStore {
+    path: PathBuf,
+    last_written: Option<Checkpoint>,
+}
+
+impl CheckpointStore {
+    /// The store of a source's checkpoints under `state_dir`.
+    pub fn new(state_dir: &Path, source: &str) -> CheckpointStore {
+        let file = format!("{}.json", sanitize(source));
+        CheckpointStore {
+            path: state_dir.join("checkpoints").join(file),
+            last_written: None,
+        }
+    }
+
+    /// The checkpoint file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads the checkpoint; a missing file is an empty checkpoint.
+    pub fn load(&self) -> Result<Option<Checkpoint>, SourceError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SourceError::io("read checkpoints from", &self.path, e)),
+        };
+        Checkpoint::decode(text.as_bytes())
+            .map(Some)
+            .map_err(|e| SourceError::io("decode checkpoints from", &self.path, e))
+    }
+
+    /// Writes the checkpoint atomically; does nothing when only its sequence number
+    /// changed.
+    pub fn save(&mut self, cp: &Checkpoint) -> Result<(), SourceError> {
+        if self
+            .last_written
+            .as_ref()
+            .is_some_and(|l| l.paths == cp.paths && l.gz_done == cp.gz_done)
+        {
+            return Ok(());
+        }
+        let text = cp.encode();
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let err = |e| SourceError::io("write checkpoints to", &self.path, e);
+        fs::create_dir_all(dir).map_err(err)?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut f = fs::File::create(&tmp).map_err(err)?;
+        f.write_all(text.as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        fs::rename(&tmp, &self.path).map_err(err)?;
+        if let Ok(d) = fs::File::open(dir) {
+            // The rename is durable once the folder is synced.
+            let _ = d.sync_all();
+        }
+        self.last_written = Some(cp.clone());
+        Ok(())
+    }
+}
+
+impl Checkpoint {
+    /// Encodes the checkpoint as pretty JSON.
+    pub fn encode(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Decodes a checkpoint, refusing unknown versions.
+    pub fn decode(bytes: &[u8]) -> Result<Checkpoint, std::io::Error> {
+        let cp: Checkpoint = serde_json::from_slice(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if cp.version != VERSION {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "checkpoint format version {} is not the supported version {VERSION}",
+                    cp.version
+                ),
+            ));
+        }
+        Ok(cp)
+    }
+}
+
+/// Keeps a source name usable as a file name.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,369 @@
+//! The file source: follows files by glob, survives rotation, and commits a checkpoint per
+//! file after each batch the sink acknowledged.
+//!
+//! `[[sources]] type = "file"`: see [`FileConfig`] for the keys. A [`Tailer`] does one look
+//! at every path per poll; the run loop polls when `notify` reports a change in a watched
+//! folder, and every `poll_interval` in any case (or only then, with `watch = "poll"`).
+
+mod checkpoint;
+mod fingerprint;
+mod gz;
+mod reader;
+mod rotation;
+mod stream;
+mod tailer;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use logyard_parse::{Format, MultilineConfig, MultilineMode};
+use serde::Deserialize;
+
+use crate::error::SourceError;
+use crate::settings::{duration, parser_config, size};
+use crate::status::{SourceState, StatusHandle};
+use crate::{Source, SourceContext};
+
+pub(crate) use tailer::{Halt, Tailer};
+
+/// Where to start in a file seen for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// At its end: only lines written from now on (the default).
+    #[default]
+    End,
+    /// At its start: everything it holds.
+    Beginning,
+}
+
+/// How changes are noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// inotify (through the `notify` crate), with a look every `poll_interval` as well.
+    #[default]
+    Notify,
+    /// A look every `poll_interval` only (network file systems, containers without inotify).
+    Poll,
+}
+
+/// The `[[sources]]` keys of `type = "file"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The source's name (checkpoint file and metric label); the type by default.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Glob patterns of the files to follow (`/var/log/*.log`); new files are picked up.
+    pub paths: Vec<String>,
+    /// Where to start in files seen for the first time: `end` (default) or `beginning`.
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// Multi-line joining: `auto` (stack traces, the default), `none`, or a regex that
+    /// matches the first line of each record.
+    #[serde(default = "default_multiline")]
+    pub multiline: String,
+    /// The lines' format (`auto` by default; `json`, `logfmt`, `syslog`, `nginx`, …).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The zone of stamps that carry none (`UTC` by default).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// `notify` (default) or `poll`.
+    #[serde(default)]
+    pub watch: WatchMode,
+    /// How often every file is looked at, whatever `watch` says (default `1s`).
+    #[serde(default = "one_second", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// A last line without its newline is given out after this long (default `1s`).
+    #[serde(default = "one_second", deserialize_with = "duration")]
+    pub partial_timeout: Duration,
+    /// A multi-line record is given out when no line came for this long (default `2s`).
+    #[serde(default = "two_seconds", deserialize_with = "duration")]
+    pub multiline_timeout: Duration,
+    /// A rotated file is read until it stayed unchanged this long (default `5s`).
+    #[serde(default = "five_seconds", deserialize_with = "duration")]
+    pub rotate_wait: Duration,
+    /// Longer lines are cut and marked `truncated` (default: `[limits] max_line_bytes`).
+    #[serde(default, deserialize_with = "opt_size")]
+    pub max_line_bytes: Option<usize>,
+    /// Records per batch handed to the sink (default 1000).
+    #[serde(default = "default_batch")]
+    pub batch_lines: usize,
+    /// Reads compressed rotated files (`app.log.1.gz`) matching `paths` once (default false).
+    #[serde(default)]
+    pub read_gz: bool,
+}
+
+fn default_multiline() -> String {
+    "auto".into()
+}
+fn one_second() -> Duration {
+    Duration::from_secs(1)
+}
+fn two_seconds() -> Duration {
+    Duration::from_secs(2)
+}
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_batch() -> usize {
+    1000
+}
+fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    size(d).map(Some)
+}
+
+impl FileConfig {
+    /// A configuration following `paths` with every other key at its default.
+    pub fn new(paths: &[&str]) -> FileConfig {
+        FileConfig {
+            name: None,
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            start_at: StartAt::End,
+            multiline: default_multiline(),
+            format: None,
+            timezone: None,
+            watch: WatchMode::Notify,
+            poll_interval: one_second(),
+            partial_timeout: one_second(),
+            multiline_timeout: two_seconds(),
+            rotate_wait: five_seconds(),
+            max_line_bytes: None,
+            batch_lines: default_batch(),
+            read_gz: false,
+        }
+    }
+}
+
+/// Settings resolved from a [`FileConfig`] and the context.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub patterns: Vec<String>,
+    pub start_at_end: bool,
+    pub max_line_bytes: usize,
+    pub partial_timeout: Duration,
+    pub multiline: MultilineConfig,
+    pub batch_lines: usize,
+    pub read_gz: bool,
+    pub rotate_wait: Duration,
+}
+
+/// Follows files by glob; see the module documentation.
+pub struct FileSource {
+    name: String,
+    cfg: FileConfig,
+    multiline: MultilineMode,
+    status: StatusHandle,
+}
+
+impl FileSource {
+    /// Checks the configuration and builds the source.
+    pub fn new(name: &str, cfg: FileConfig) -> Result<FileSource, SourceError> {
+        if cfg.paths.is_empty() {
+            return Err(SourceError::config(name, "`paths` is empty: give at least one glob"));
+        }
+        for p in &cfg.paths {
+            glob::Pattern::new(p)
+                .map_err(|e| SourceError::config(name, format!("invalid glob {p:?}: {e}")))?;
+        }
+        let multiline = cfg
+            .multiline
+            .parse::<MultilineMode>()
+            .map_err(|source| SourceError::Parse {
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(FileSource {
+            name: name.to_string(),
+            cfg,
+            multiline,
+            status: StatusHandle::new(name, "file"),
+        })
+    }
+
+    /// Builds the tailer that does the work (tests drive it poll by poll).
+    pub(crate) fn tailer(&self, ctx: &SourceContext) -> Result<Tailer, SourceError> {
+        let parser = parser_config(
+            &self.name,
+            &ctx.parser,
+            self.cfg.format.as_deref(),
+            self.cfg.timezone.as_deref(),
+            Format::Auto,
+        )?;
+        let max_line_bytes = self.cfg.max_line_bytes.unwrap_or(parser.max_line_bytes);
+        let mut parser = parser;
+        parser.max_line_bytes = max_line_bytes;
+        let settings = Settings {
+            patterns: self.cfg.paths.clone(),
+            start_at_end: self.cfg.start_at == StartAt::End,
+            max_line_bytes,
+            partial_timeout: self.cfg.partial_timeout,
+            multiline: MultilineConfig {
+                mode: self.multiline.clone(),
+                timeout_ns: self.cfg.multiline_timeout.as_nanos() as i64,
+                max_bytes: max_line_bytes.max(1 << 20),
+                ..MultilineConfig::default()
+            },
+            batch_lines: self.cfg.batch_lines.max(1),
+            read_gz: self.cfg.read_gz,
+            rotate_wait: self.cfg.rotate_wait,
+        };
+        Tailer::new(
+            &self.name,
+            settings,
+            parser,
+            &ctx.host,
+            ctx.sink.clone(),
+            &ctx.state_dir,
+            self.status.clone(),
+            ctx.shutdown.clone(),
+        )
+    }
+
+    /// Starts a watcher on the folders of the globs; `None` when inotify is not available.
+    fn watcher(&self, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+        use notify::Watcher as _;
+        let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+            let _ = tx.send(());
+        })
+        .map_err(|e| tracing::warn!(source = %self.name, error = %e, "inotify unavailable; polling"))
+        .ok()?;
+        for p in &self.cfg.paths {
+            let (dir, recursive) = watch_root(p);
+            let mode = if recursive {
+                notify::RecursiveMode::Recursive
+            } else {
+                notify::RecursiveMode::NonRecursive
+            };
+            if let Err(e) = w.watch(&dir, mode) {
+                tracing::debug!(source = %self.name, dir = %dir.display(), error = %e, "not watched; polling");
+            }
+        }
+        Some(w)
+    }
+}
+
+/// The folder to watch for a glob: its longest prefix without glob characters.
+fn watch_root(pattern: &str) -> (PathBuf, bool) {
+    let mut dir = PathBuf::new();
+    let mut recursive = false;
+    let comps: Vec<&str> = pattern.split('/').collect();
+    for (i, c) in comps.iter().enumerate() {
+        if c.contains(['*', '?', '[', '{']) || i + 1 == comps.len() {
+            recursive = comps[i..].len() > 1;
+            break;
+        }
+        dir.push(if c.is_empty() { "/" } else { c });
+    }
+    if dir.as_os_str().is_empty() {
+        dir.push(".");
+    }
+    (dir, recursive)
+}
+
+impl Source for FileSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn status(&self) -> StatusHandle {
+        self.status.clone()
+    }
+
+    fn run(self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
+        let mut tailer = self.tailer(&ctx)?;
+        let (tx, rx) = mpsc::channel();
+        let _watcher = match self.cfg.watch {
+            WatchMode::Notify => self.watcher(tx),
+            WatchMode::Poll => None,
+        };
+        self.status.set_state(SourceState::Running);
+        let mut backoff = Duration::from_millis(100);
+        while !ctx.shutdown.is_triggered() {
+            match tailer.poll() {
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    self.status.set_state(SourceState::Running);
+                }
+                Err(Halt::Shutdown) => break,
+                Err(Halt::Sink(text)) => {
+                    // Nothing after the last acknowledged batch was committed: wait, then
+                    // read it again (the sink's backpressure or outage stops reading).
+                    tracing::warn!(source = %self.name, error = %text, "sink failed; retrying");
+                    ctx.shutdown.wait_timeout(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            let wait = if tailer.has_pending() {
+                self.cfg.poll_interval.min(Duration::from_millis(200))
+            } else {
+                self.cfg.poll_interval
+            };
+            wait_for_change(&rx, &ctx, wait);
+        }
+        tailer.save_checkpoint();
+        Ok(())
+    }
+}
+
+/// Waits until a file event, the stop flag or the timeout, whichever comes first.
+fn wait_for_change(rx: &mpsc::Receiver<()>, ctx: &SourceContext, wait: Duration) {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || ctx.shutdown.is_triggered() {
+            return;
+        }
+        match rx.recv_timeout(left.min(Duration::from_millis(100))) {
+            Ok(()) => {
+                // Let a burst of events settle, then read once.
+                std::thread::sleep(Duration::from_millis(10));
+                while rx.try_recv().is_ok() {}
+                return;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                ctx.shutdown.wait_timeout(left);
+                return;
+            }
+        }
+    }
+}
+
+impl Tailer {
+    /// Expands the globs into live files to follow and compressed files to read once.
+    pub(crate) fn expand(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let mut live = std::collections::BTreeSet::new();
+        let mut gz = std::collections::BTreeSet::new();
+        for pattern in &self.settings.patterns {
+            let Ok(paths) = glob::glob(pattern) else {
+                continue;
+            };
+            for p in paths.flatten() {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name.ends_with(".gz") {
+                    if self.settings.read_gz && p.is_file() {
+                        gz.insert(p);
+                    }
+                } else if !rotation::is_rotated_name(&name) {
+                    live.insert(p);
+                }
+            }
+        }
+        (live.into_iter().collect(), gz.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Framing of one file's bytes into records with exact offsets: lines end at `\n`, a line
+//! longer than the limit is cut (the parser marks it `truncated`), a trailing partial line
+//! is held until its newline comes or a timeout passes, and lines are joined by the
+//! source's [`Multiline`] joiner. The reader knows through which offset the records it gave
+//! out reach, which is what a checkpoint may commit once they are delivered.
+
+use std::time::{Duration, Instant};
+
+use logyard_parse::{Multiline, MultilineConfig, MultilineMode};
+
+/// Splits a file's bytes into records; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct LineReader {
+    /// The next byte to read from the file.
+    pub pos: u64,
+    /// The records given out so far reach through this offset.
+    pub done: u64,
+    /// The current line's first bytes (at most `max + 1`).
+    buf: Vec<u8>,
+    /// Where the current line starts.
+    line_start: u64,
+    /// Since when the current line waits for its newline.
+    partial_since: Option<Instant>,
+    /// The end of the last line handed to the joiner.
+    last_line_end: u64,
+    max: usize,
+    partial_timeout: Duration,
+    ml_cfg: MultilineConfig,
+    multiline: Multiline,
+}
+
+impl LineReader {
+    /// Creates a reader at `offset`; the multi-line settings were checked when the source
+    /// was built.
+    pub fn new(
+        offset: u64,
+        max_line_bytes: usize,
+        partial_timeout: Duration,
+        ml_cfg: MultilineConfig,
+    ) -> LineReader {
+        let multiline = Multiline::new(ml_cfg.clone())
+            .unwrap_or_else(|_| Multiline::new(MultilineConfig::default()).expect("default"));
+        LineReader {
+            pos: offset,
+            done: offset,
+            buf: Vec::new(),
+            line_start: offset,
+            partial_since: None,
+            last_line_end: offset,
+            max: max_line_bytes.max(1),
+            partial_timeout,
+            ml_cfg,
+            multiline,
+        }
+    }
+
+    /// Forgets everything not given out and goes back to `offset` (after a failed delivery
+    /// or a truncation).
+    pub fn reset(&mut self, offset: u64) {
+        *self = LineReader::new(offset, self.max, self.partial_timeout, self.ml_cfg.clone());
+    }
+
+    /// True when bytes are held: a partial line or a multi-line record not yet given out.
+    pub fn has_pending(&self) -> bool {
+        self.pos > self.done
+    }
+
+    /// Feeds the bytes read at `self.pos`; pushes completed records to `out`.
+    pub fn feed(&mut self, mut chunk: &[u8], now_ns: i64, out: &mut Vec<Vec<u8>>) {
+        while let Some(nl) = chunk.iter().position(|&c| c == b'\n') {
+            let part = &chunk[..nl];
+            self.take_bytes(part);
+            self.pos += nl as u64 + 1;
+            let line = std::mem::take(&mut self.buf);
+            self.line(&line, now_ns, out);
+            chunk = &chunk[nl + 1..];
+        }
+        if !chunk.is_empty() {
+            self.take_bytes(chunk);
+            self.pos += chunk.len() as u64;
+            if self.partial_since.is_none() {
+                self.partial_since = Some(Instant::now());
+            }
+        }
+    }
+
+    fn take_bytes(&mut self, part: &[u8]) {
+        let room = (self.max + 1).saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    /// Hands one line (ending at `self.pos`) to the joiner.
+    fn line(&mut self, line: &[u8], now_ns: i64, out: &mut Vec<Vec<u8>>) {
+        let start = self.line_start;
+        let recs = self.multiline.push(line, now_ns);
+        if self.ml_cfg.mode == MultilineMode::None {
+            out.extend(recs);
+            self.done = self.pos;
+        } else if !recs.is_empty() {
+            out.extend(recs);
+            self.done = start;
+        }
+        self.last_line_end = self.pos;
+        self.line_start = self.pos;
+        self.partial_since = None;
+    }
+
+    /// Gives out what waited too long: a partial line past the partial timeout, and a
+    /// multi-line record past the joiner's timeout.
+    pub fn flush_timeouts(&mut self, now_ns: i64, out: &mut Vec<Vec<u8>>) {
+        if self
+            .partial_since
+            .is_some_and(|t| t.elapsed() >= self.partial_timeout)
+        {
+            // A partial line is a record of its own: give it out with what came before it.
+            let line = std::mem::take(&mut self.buf);
+            self.line(&line, now_ns, out);
+            if let Some(rec) = self.multiline.flush_all() {
+                out.push(rec);
+            }
+            self.done = self.pos;
+        }
+        if self.last_line_end > self.done {
+            if let Some(rec) = self.multiline.flush(now_ns) {
+                out.push(rec);
+                self.done = self.last_line_end;
+            }
+        }
+    }
+
+    /// Gives out everything held (the file will not grow any more).
+    pub fn flush_all(&mut self, now_ns: i64, out: &mut Vec<Vec<u8>>) {
+        if self.pos > self.line_start {
+            let line = std::mem::take(&mut self.buf);
+            self.line(&line, now_ns, out);
+        }
+        if let Some(rec) = self.multiline.flush_all() {
+            out.push(rec);
+        }
+        self.done = self.pos;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(mode: MultilineMode) -> LineReader {
+        let cfg = MultilineConfig {
+            mode,
+            ..MultilineConfig::default()
+        };
+        LineReader::new(0, 8, Duration::from_millis(0), cfg)
+    }
+
+    #[test]
+    fn offsets_follow_lines_and_partial_lines_wait() {
+        let mut r = reader(MultilineMode::None);
+        let mut out = Vec::new();
+        r.feed(b"ab\ncd\nef", 0, &mut out);
+        assert_eq!(out, [b"ab".to_vec(), b"cd".to_vec()]);
+        assert_eq!((r.done, r.pos), (6, 8));
+        r.feed(b"g\n0123456789abc\n", 0, &mut out);
+        assert_eq!(out[2], b"efg");
+        assert_eq!(out[3], b"012345678", "cut at max + 1");
+        assert_eq!(r.done, 24);
+        r.feed(b"tail", 0, &mut out);
+        r.flush_timeouts(0, &mut out);
+        assert_eq!(out[4], b"tail");
+        assert_eq!(r.done, 28);
+    }
+
+    #[test]
+    fn multiline_records_commit_at_their_start() {
+        let cfg = MultilineConfig {
+            mode: MultilineMode::Start(r"^\d".into()),
+            ..MultilineConfig::default()
+        };
+        let mut r = LineReader::new(0, 1000, Duration::from_secs(60), cfg);
+        let mut out = Vec::new();
+        r.feed(b"1 one\n  cont\n2 two\n", 0, &mut out);
+        assert_eq!(out, [b"1 one\n  cont".to_vec()]);
+        assert_eq!(r.done, 13);
+        assert!(r.has_pending());
+        r.flush_all(0, &mut out);
+        assert_eq!(out[1], b"2 two");
+        assert_eq!(r.done, r.pos);
+    }
+}

@@ -1,0 +1,413 @@
+//! The [`Tailer`]: one look at every followed path per [`Tailer::poll`], reading what was
+//! added, delivering it to the sink in batches and committing checkpoints after each
+//! acknowledged batch. The file source's run loop calls `poll` when a file changes or the
+//! polling interval passes; tests call it directly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use logyard_model::{now_ns, Record};
+use logyard_parse::{LineContext, Parser, ParserConfig};
+
+use super::checkpoint::{Checkpoint, CheckpointStore, VERSION};
+use super::stream::{Entry, Slot, Stream};
+use super::Settings;
+use crate::error::SourceError;
+use crate::shutdown::Shutdown;
+use crate::sink::{CheckpointToken, Sink};
+use crate::status::{FileStatus, StatusHandle};
+
+/// Bytes read from a file at once.
+const CHUNK: usize = 256 * 1024;
+
+/// Why a poll stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// The sink failed; nothing after the last acknowledged batch was committed.
+    Sink(String),
+    /// The source is stopping.
+    Shutdown,
+}
+
+/// Starts a rotated file again from 0 when it got smaller or changed its first line (it was
+/// truncated before it was renamed; its copy, if any, was queued before it).
+fn truncated_retired(s: &mut Stream) {
+    let size = s.file.metadata().map_or(u64::MAX, |m| m.len());
+    let changed = s.fp.len > 0 && !s.fp.matches(&s.file).unwrap_or(true);
+    if size < s.reader.pos || changed {
+        s.committed = 0;
+        s.reader.reset(0);
+        s.fp = super::fingerprint::Fingerprint::of(&s.file).unwrap_or_default();
+    }
+}
+
+/// Follows the files of one file source; see the module documentation.
+pub(crate) struct Tailer {
+    pub(crate) name: String,
+    pub(crate) settings: Settings,
+    parser: Parser,
+    host: String,
+    sink: Arc<dyn Sink>,
+    store: CheckpointStore,
+    seq: u64,
+    pub(crate) entries: BTreeMap<PathBuf, Entry>,
+    pub(crate) gz_done: Vec<(super::fingerprint::FileId, super::fingerprint::Fingerprint)>,
+    first_scan: bool,
+    /// Files of the checkpoint not found at start: first line and offset delivered, so that
+    /// a compressed copy can be read from there.
+    pub(crate) lost: Vec<(super::fingerprint::Fingerprint, u64)>,
+    pub(crate) status: StatusHandle,
+    shutdown: Shutdown,
+}
+
+impl Tailer {
+    /// Loads the checkpoint (the newer of the file and the sink's copy) and reopens the files
+    /// it names.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        settings: Settings,
+        parser: ParserConfig,
+        host: &str,
+        sink: Arc<dyn Sink>,
+        state_dir: &Path,
+        status: StatusHandle,
+        shutdown: Shutdown,
+    ) -> Result<Tailer, SourceError> {
+        let store = CheckpointStore::new(state_dir, name);
+        let from_file = store.load()?;
+        let from_sink = sink
+            .stored_checkpoint(name)
+            .and_then(|t| match Checkpoint::decode(&t.data) {
+                Ok(cp) => Some(cp),
+                Err(e) => {
+                    tracing::warn!(source = name, error = %e, "ignoring the sink's checkpoint");
+                    None
+                }
+            });
+        let cp = match (from_file, from_sink) {
+            (Some(f), Some(s)) => Some(if s.seq > f.seq { s } else { f }),
+            (f, s) => f.or(s),
+        };
+        let parser = Parser::new(parser).map_err(|source| SourceError::Parse {
+            name: name.to_string(),
+            source,
+        })?;
+        let mut t = Tailer {
+            name: name.to_string(),
+            settings,
+            parser,
+            host: host.to_string(),
+            sink,
+            store,
+            seq: 0,
+            entries: BTreeMap::new(),
+            gz_done: Vec::new(),
+            first_scan: true,
+            lost: Vec::new(),
+            status,
+            shutdown,
+        };
+        if let Some(cp) = cp {
+            t.seq = cp.seq;
+            t.gz_done = cp.gz_done.clone();
+            for (path, pc) in &cp.paths {
+                let entry = t.restore_entry(Path::new(path), pc);
+                t.entries.insert(PathBuf::from(path), entry);
+            }
+        }
+        Ok(t)
+    }
+
+    /// The checkpoint file's path.
+    pub fn checkpoint_path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// True when some file holds a partial line or multi-line record not yet given out.
+    pub fn has_pending(&self) -> bool {
+        self.entries.values().any(Entry::has_pending)
+    }
+
+    /// Looks at every followed path once: finds new files, handles rotation and truncation,
+    /// reads and delivers what was added.
+    pub fn poll(&mut self) -> Result<(), Halt> {
+        let now = now_ns();
+        let (paths, gz) = self.expand();
+        for p in paths {
+            if !self.entries.contains_key(&p) {
+                let initial = self.first_scan;
+                self.entries.insert(p.clone(), Entry::new(&p, initial, now));
+            }
+        }
+        self.first_scan = false;
+        let keys: Vec<PathBuf> = self.entries.keys().cloned().collect();
+        let mut result = Ok(());
+        for key in keys {
+            let Some(mut e) = self.entries.remove(&key) else {
+                continue;
+            };
+            let r = self.poll_entry(&mut e);
+            self.entries.insert(key, e);
+            if r.is_err() {
+                result = r;
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = self.read_gz_files(gz);
+        }
+        self.publish_files();
+        if result.is_ok() {
+            self.save_checkpoint();
+        }
+        result
+    }
+
+    fn poll_entry(&mut self, e: &mut Entry) -> Result<(), Halt> {
+        self.check_path(e);
+        let mut i = 0;
+        while i < e.retired.len() {
+            let mut s = e.retired.remove(i);
+            truncated_retired(&mut s);
+            let r = self.drain(e, &mut s, Slot::Retired(i), false);
+            let idle = s.last_growth.elapsed() >= self.settings.rotate_wait;
+            if r.is_ok() && idle {
+                // A rotated file that stopped growing: give out what it holds and let it go.
+                let r = self.drain(e, &mut s, Slot::Retired(i), true);
+                if r.is_err() {
+                    e.retired.insert(i, s);
+                    return r;
+                }
+                e.finish(s.id, s.fp);
+                self.save_entry_change(e);
+                continue;
+            }
+            e.retired.insert(i, s);
+            r?;
+            i += 1;
+        }
+        if let Some(mut s) = e.current.take() {
+            let r = self.drain(e, &mut s, Slot::Current, false);
+            e.current = Some(s);
+            r?;
+        }
+        e.seen_ns = now_ns();
+        Ok(())
+    }
+
+    /// Reads a stream to its current end and delivers its records; with `last`, also gives
+    /// out what it holds (the file will not grow).
+    pub(crate) fn drain(
+        &mut self,
+        e: &mut Entry,
+        s: &mut Stream,
+        slot: Slot,
+        last: bool,
+    ) -> Result<(), Halt> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let n = match super::fingerprint::read_full_at(&s.file, &mut buf, s.reader.pos) {
+                Ok(n) => n,
+                Err(err) => {
+                    let text = format!("cannot read {}: {err}", s.path.display());
+                    tracing::warn!(source = %self.name, "{text}");
+                    self.status.input_error(text);
+                    break;
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            s.last_growth = Instant::now();
+            s.reader.feed(&buf[..n], now_ns(), &mut lines);
+            if lines.len() >= self.settings.batch_lines {
+                self.deliver(e, s, slot, &mut lines)?;
+                if self.shutdown.is_triggered() {
+                    return Err(Halt::Shutdown);
+                }
+            }
+            if n < buf.len() {
+                break;
+            }
+        }
+        if last {
+            s.reader.flush_all(now_ns(), &mut lines);
+        } else {
+            s.reader.flush_timeouts(now_ns(), &mut lines);
+        }
+        if !lines.is_empty() || s.reader.done > s.committed {
+            self.deliver(e, s, slot, &mut lines)?;
+        }
+        Ok(())
+    }
+
+    /// Parses the lines, hands the records to the sink with the checkpoint they lead to, and
+    /// commits that checkpoint once the sink acknowledged them.
+    fn deliver(
+        &mut self,
+        e: &mut Entry,
+        s: &mut Stream,
+        slot: Slot,
+        lines: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Halt> {
+        let received = now_ns();
+        let ctx = LineContext {
+            source: &e.source,
+            agent_hint: &e.agent,
+            host: &self.host,
+            received_ns: received,
+        };
+        let mut bytes = 0u64;
+        let mut records: Vec<Record> = Vec::with_capacity(lines.len());
+        for line in lines.drain(..) {
+            bytes += line.len() as u64 + 1;
+            records.extend(self.parser.parse(&line, &ctx));
+        }
+        let before = s.committed;
+        s.committed = s.reader.done;
+        e.cp_seen_ns = e.seen_ns;
+        let cp = self.checkpoint_with(e, s, slot);
+        let n = records.len() as u64;
+        match self.write(records, &cp) {
+            Ok(()) => {
+                self.status.add_lines(n, bytes);
+                self.commit(cp);
+                Ok(())
+            }
+            Err(text) => {
+                s.committed = before;
+                s.reader.reset(before);
+                self.status.error(text.clone());
+                Err(Halt::Sink(text))
+            }
+        }
+    }
+
+    /// Writes records with the checkpoint as a token.
+    fn write(&mut self, records: Vec<Record>, cp: &Checkpoint) -> Result<(), String> {
+        let token = CheckpointToken {
+            key: self.name.clone(),
+            seq: cp.seq,
+            data: cp.encode().into_bytes(),
+        };
+        self.sink
+            .write_with_checkpoint(records, token)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The whole checkpoint with one entry taken out of the map and one of its streams out
+    /// of the entry, with the next sequence number.
+    fn checkpoint_with(&mut self, e: &Entry, s: &Stream, slot: Slot) -> Checkpoint {
+        let mut cp = self.checkpoint();
+        let mut pc = e.checkpoint();
+        match slot {
+            Slot::Current => pc.current = Some(s.checkpoint()),
+            Slot::Retired(i) => pc.retired.insert(i.min(pc.retired.len()), s.checkpoint()),
+        }
+        cp.paths.insert(e.path.display().to_string(), pc);
+        cp
+    }
+
+    /// The checkpoint of the entries in the map, with the next sequence number.
+    pub(crate) fn checkpoint(&mut self) -> Checkpoint {
+        self.seq += 1;
+        Checkpoint {
+            version: VERSION,
+            seq: self.seq,
+            paths: self
+                .entries
+                .iter()
+                .map(|(p, e)| (p.display().to_string(), e.checkpoint()))
+                .collect(),
+            gz_done: self.gz_done.clone(),
+        }
+    }
+
+    fn commit(&mut self, cp: Checkpoint) {
+        if let Err(err) = self.store.save(&cp) {
+            tracing::warn!(source = %self.name, error = %err, "checkpoint not written");
+            self.status.error(err.to_string());
+        }
+    }
+
+    /// Writes the checkpoint when an entry out of the map changed shape (a rotated file
+    /// finished, a new file followed).
+    pub(crate) fn save_entry_change(&mut self, e: &Entry) {
+        let mut cp = self.checkpoint();
+        cp.paths.insert(e.path.display().to_string(), e.checkpoint());
+        self.commit(cp);
+    }
+
+    /// Writes the checkpoint of every entry (only when it changed).
+    pub(crate) fn save_checkpoint(&mut self) {
+        let cp = self.checkpoint();
+        self.commit(cp);
+    }
+
+    fn publish_files(&self) {
+        let files = self
+            .entries
+            .values()
+            .map(|e| FileStatus {
+                path: e.path.display().to_string(),
+                offset: e.current.as_ref().map_or(0, |s| s.committed),
+                size: e
+                    .current
+                    .as_ref()
+                    .and_then(|s| s.file.metadata().ok())
+                    .map_or(0, |m| m.len()),
+                problem: e.problem.clone(),
+            })
+            .collect();
+        self.status.set_files(files);
+    }
+
+    /// Delivers records that come from no followed path's stream (a compressed file read
+    /// once), committing `gz_done` with the last batch.
+    pub(crate) fn deliver_plain(
+        &mut self,
+        records: Vec<Record>,
+        bytes: u64,
+        cp: Option<Checkpoint>,
+    ) -> Result<(), Halt> {
+        let n = records.len() as u64;
+        let res = match &cp {
+            Some(cp) => self.write(records, cp),
+            None => self.sink.write(records).map_err(|e| e.to_string()),
+        };
+        match res {
+            Ok(()) => {
+                self.status.add_lines(n, bytes);
+                if let Some(cp) = cp {
+                    self.commit(cp);
+                }
+                Ok(())
+            }
+            Err(text) => {
+                self.status.error(text.clone());
+                Err(Halt::Sink(text))
+            }
+        }
+    }
+
+    /// Parses lines of a compressed file.
+    pub(crate) fn parse_lines(&mut self, path: &Path, lines: &[Vec<u8>]) -> Vec<Record> {
+        let source = format!("file:{}", path.display());
+        let agent = logyard_parse::agent_from_path(path);
+        let ctx = LineContext {
+            source: &source,
+            agent_hint: &agent,
+            host: &self.host,
+            received_ns: now_ns(),
+        };
+        lines
+            .iter()
+            .filter_map(|l| self.parser.parse(l, &ctx))
+            .collect()
+    }
+}

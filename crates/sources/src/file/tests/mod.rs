@@ -1,0 +1,160 @@
+//! Tests of the file source: a model-based property test (`model.rs`) and one test per
+//! rotation and failure case (`cases.rs`), driving the tailer poll by poll.
+
+mod cases;
+mod model;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use logyard_model::Record;
+
+use super::{FileConfig, FileSource, StartAt, Tailer};
+use crate::sink::{CheckpointToken, Sink};
+use crate::{SinkError, SourceContext};
+
+/// A sink that records what it receives; it can be made to fail, to be slow, and to keep
+/// checkpoint tokens atomically with the records.
+#[derive(Default)]
+pub(crate) struct TestSink {
+    pub records: Mutex<Vec<Record>>,
+    pub fail: AtomicBool,
+    pub delay_ms: AtomicU64,
+    pub keep_tokens: AtomicBool,
+    pub tokens: Mutex<Vec<CheckpointToken>>,
+}
+
+impl TestSink {
+    pub fn lines(&self) -> Vec<String> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.message.clone())
+            .collect()
+    }
+
+    pub fn lines_of(&self, source: &str) -> Vec<String> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.source == source)
+            .map(|r| r.message.clone())
+            .collect()
+    }
+}
+
+impl Sink for TestSink {
+    fn write(&self, records: Vec<Record>) -> Result<(), SinkError> {
+        let ms = self.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(SinkError("disk full (test)".into()));
+        }
+        self.records.lock().unwrap().extend(records);
+        Ok(())
+    }
+
+    fn write_with_checkpoint(
+        &self,
+        records: Vec<Record>,
+        token: CheckpointToken,
+    ) -> Result<bool, SinkError> {
+        self.write(records)?;
+        if self.keep_tokens.load(Ordering::SeqCst) {
+            self.tokens.lock().unwrap().push(token);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn stored_checkpoint(&self, key: &str) -> Option<CheckpointToken> {
+        self.tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|t| t.key == key)
+            .cloned()
+    }
+}
+
+/// A temp dir with `logs/` and `state/`, a sink and a config over `logs/*.log`.
+pub(crate) struct Harness {
+    pub _tmp: tempfile::TempDir,
+    pub logs: PathBuf,
+    pub state: PathBuf,
+    pub sink: Arc<TestSink>,
+    pub cfg: FileConfig,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let state = tmp.path().join("state");
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut cfg = FileConfig::new(&[&format!("{}/*.log", logs.display())]);
+        cfg.start_at = StartAt::Beginning;
+        cfg.multiline = "none".into();
+        cfg.rotate_wait = Duration::ZERO;
+        Harness {
+            _tmp: tmp,
+            logs,
+            state,
+            sink: Arc::new(TestSink::default()),
+            cfg,
+        }
+    }
+
+    pub fn ctx(&self) -> SourceContext {
+        SourceContext::new(self.sink.clone(), &self.state, "test-host")
+    }
+
+    pub fn tailer(&self) -> Tailer {
+        FileSource::new("files", self.cfg.clone())
+            .unwrap()
+            .tailer(&self.ctx())
+            .unwrap()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.logs.join(name)
+    }
+
+    pub fn source(&self, name: &str) -> String {
+        format!("file:{}", self.path(name).display())
+    }
+}
+
+/// Appends text to a file, creating it.
+pub(crate) fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Shifts `p.N` to `p.N+1`, highest first, so that `p.1` is free.
+pub(crate) fn shift(path: &Path) {
+    let name = |n: u32| PathBuf::from(format!("{}.{n}", path.display()));
+    let mut top = 0;
+    while name(top + 1).exists() {
+        top += 1;
+    }
+    for n in (1..=top).rev() {
+        std::fs::rename(name(n), name(n + 1)).unwrap();
+    }
+}
+
+pub(crate) fn rotated(path: &Path, n: u32) -> PathBuf {
+    PathBuf::from(format!("{}.{n}", path.display()))
+}

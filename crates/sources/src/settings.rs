@@ -1,0 +1,85 @@
+//! Setting types shared by the sources' configurations: durations, sizes, parse options.
+
+use std::time::Duration;
+
+use logyard_parse::{Format, ParserConfig, TimeZone};
+use serde::{Deserialize, Deserializer};
+
+use crate::error::SourceError;
+
+/// Deserialises a duration written as `500ms`, `1s`, `5m` (or a number of seconds).
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => logyard_model::parse_duration(&t)
+            .map(|ns| Duration::from_nanos(ns.max(0) as u64))
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// Deserialises a size written as `64KiB`, `1MB`, `1MiB` (or a number of bytes).
+pub(crate) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(usize),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Bytes(n) => Ok(n),
+        Raw::Text(t) => parse_size(&t).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid size {t:?}: expected a number and a unit, as in 64KiB, 1MB, 1MiB"
+            ))
+        }),
+    }
+}
+
+/// Parses `64KiB`, `1MB`, `2GiB`, `512` (bytes).
+pub(crate) fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: usize = num.parse().ok()?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        _ => return None,
+    };
+    num.checked_mul(mult)
+}
+
+/// Applies a source's `format` and `timezone` settings over the binary's base parser
+/// settings (grok parsers, redaction, `max_line_bytes` from `[limits]`).
+pub(crate) fn parser_config(
+    name: &str,
+    base: &ParserConfig,
+    format: Option<&str>,
+    timezone: Option<&str>,
+    default_format: Format,
+) -> Result<ParserConfig, SourceError> {
+    let mut cfg = base.clone();
+    let wrap = |source| SourceError::Parse {
+        name: name.to_string(),
+        source,
+    };
+    cfg.format = match format {
+        Some(f) => f.parse().map_err(wrap)?,
+        None => default_format,
+    };
+    if let Some(tz) = timezone {
+        cfg.timezone = tz.parse::<TimeZone>().map_err(wrap)?;
+    }
+    Ok(cfg)
+}

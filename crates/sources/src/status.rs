@@ -1,0 +1,233 @@
+//! What each source reports for `GET /api/sources` and `/metrics`.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// The life state of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    /// Built, not yet running.
+    #[default]
+    Starting,
+    /// Collecting.
+    Running,
+    /// Collecting, but the last attempt to read or deliver failed (see `last_error`).
+    Failing,
+    /// Finished (shutdown, or the end of its input).
+    Stopped,
+}
+
+/// A followed file and how far it is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileStatus {
+    /// The file's path.
+    pub path: String,
+    /// The offset up to which lines are delivered and checkpointed.
+    pub offset: u64,
+    /// The file's size at the last look.
+    pub size: u64,
+    /// Why the file is not followed (`is a directory`, `binary file`, `permission denied`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// A source's state and counters, serialised as one entry of `GET /api/sources`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SourceStatus {
+    /// The source's name (unique; the label of its metrics).
+    pub name: String,
+    /// The source's type: `file`, `syslog`, `stdin`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Running, failing or stopped.
+    pub state: SourceState,
+    /// Files followed, with offsets (file sources only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileStatus>,
+    /// Open connections (TCP syslog only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// The RFC 3339 time the last line was read.
+    pub last_line_time: Option<String>,
+    /// Lines (records) read since start.
+    pub lines_total: u64,
+    /// Bytes read since start.
+    pub bytes_total: u64,
+    /// Lines per second over the last few seconds.
+    pub lines_per_sec: f64,
+    /// Errors since start (unreadable files, sink failures, bad frames, refused connections).
+    pub errors_total: u64,
+    /// The text of the last error.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    status: SourceStatus,
+    /// Lines total and the instant of the older rate sample.
+    rate_from: (Instant, u64),
+    /// The newer rate sample.
+    rate_to: (Instant, u64),
+}
+
+/// A shared handle on a source's status: the source updates it, the binary reads it.
+#[derive(Debug, Clone)]
+pub struct StatusHandle {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl StatusHandle {
+    /// Creates the status of a source.
+    pub fn new(name: &str, kind: &str) -> StatusHandle {
+        let now = Instant::now();
+        StatusHandle {
+            inner: Arc::new(Mutex::new(Inner {
+                status: SourceStatus {
+                    name: name.to_string(),
+                    kind: kind.to_string(),
+                    ..SourceStatus::default()
+                },
+                rate_from: (now, 0),
+                rate_to: (now, 0),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns a copy of the status, with the current line rate.
+    pub fn snapshot(&self) -> SourceStatus {
+        let mut g = self.lock();
+        roll_rate(&mut g);
+        let (t0, n0) = g.rate_from;
+        let secs = t0.elapsed().as_secs_f64();
+        let mut s = g.status.clone();
+        s.lines_per_sec = if secs > 0.0 {
+            (s.lines_total.saturating_sub(n0)) as f64 / secs
+        } else {
+            0.0
+        };
+        s
+    }
+
+    /// Counts lines and bytes read.
+    pub fn add_lines(&self, lines: u64, bytes: u64) {
+        if lines == 0 && bytes == 0 {
+            return;
+        }
+        let mut g = self.lock();
+        g.status.lines_total += lines;
+        g.status.bytes_total += bytes;
+        if lines > 0 {
+            g.status.last_line_time = Some(logyard_model::format_rfc3339(logyard_model::now_ns()));
+        }
+        roll_rate(&mut g);
+    }
+
+    /// Counts an error, keeps its text and marks the source failing.
+    pub fn error(&self, text: impl Into<String>) {
+        let mut g = self.lock();
+        g.status.errors_total += 1;
+        g.status.last_error = Some(text.into());
+        if g.status.state != SourceState::Stopped {
+            g.status.state = SourceState::Failing;
+        }
+    }
+
+    /// Counts an error and keeps its text without marking the source failing (bad input
+    /// that the source survives: a refused connection, an over-long frame).
+    pub fn input_error(&self, text: impl Into<String>) {
+        let mut g = self.lock();
+        g.status.errors_total += 1;
+        g.status.last_error = Some(text.into());
+    }
+
+    /// Sets the life state.
+    pub fn set_state(&self, state: SourceState) {
+        self.lock().status.state = state;
+    }
+
+    /// Replaces the list of followed files.
+    pub fn set_files(&self, files: Vec<FileStatus>) {
+        self.lock().status.files = files;
+    }
+
+    /// Sets the number of open connections.
+    pub fn set_connections(&self, n: u64) {
+        self.lock().status.connections = Some(n);
+    }
+}
+
+/// Keeps the rate window between about 5 and 10 seconds long.
+fn roll_rate(g: &mut Inner) {
+    let now = Instant::now();
+    if now.duration_since(g.rate_to.0).as_secs_f64() >= 5.0 {
+        g.rate_from = g.rate_to;
+        g.rate_to = (now, g.status.lines_total);
+    }
+}
+
+/// Renders the sources' counters as Prometheus text (HELP and TYPE lines included). Labels
+/// are the source's name and type only, never file paths, so that series stay bounded.
+pub fn render_prometheus(statuses: &[SourceStatus]) -> String {
+    let mut out = String::new();
+    type Getter = fn(&SourceStatus) -> f64;
+    let metrics: [(&str, &str, &str, Getter); 5] = [
+        (
+            "logyard_source_lines_total",
+            "counter",
+            "Lines read by a source.",
+            |s| s.lines_total as f64,
+        ),
+        (
+            "logyard_source_bytes_total",
+            "counter",
+            "Bytes read by a source.",
+            |s| s.bytes_total as f64,
+        ),
+        (
+            "logyard_source_errors_total",
+            "counter",
+            "Errors met by a source (unreadable files, sink failures, bad frames).",
+            |s| s.errors_total as f64,
+        ),
+        (
+            "logyard_source_up",
+            "gauge",
+            "1 when the source is running without a current error, else 0.",
+            |s| f64::from(u8::from(s.state == SourceState::Running)),
+        ),
+        (
+            "logyard_source_files",
+            "gauge",
+            "Files followed by a file source.",
+            |s| s.files.len() as f64,
+        ),
+    ];
+    for (name, kind, help, get) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for s in statuses {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\",type=\"{}\"}} {}",
+                escape(&s.name),
+                escape(&s.kind),
+                get(s)
+            );
+        }
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
