@@ -75,12 +75,25 @@ fn card(b: &[u8], i: usize) -> Option<Hit> {
     {
         return None;
     }
-    (known_issuer(&digits[..n]) && luhn(&digits[..n])).then_some(Hit {
+    (known_issuer(&digits[..n]) && luhn(&digits[..n])).then(|| Hit {
         start: i,
         end: k,
         kind: CARD,
-        quote: false,
+        quote: json_number(b, i, k),
     })
+}
+
+/// True for a bare JSON number `"key": 4111…,`: its replacement needs quotes to keep the
+/// line valid JSON.
+fn json_number(b: &[u8], start: usize, end: usize) -> bool {
+    let before = b[..start].iter().rev().find(|c| **c != b' ');
+    let after = b[end..].iter().find(|c| **c != b' ');
+    let key_end = b[..start]
+        .iter()
+        .rposition(|c| *c == b':')
+        .and_then(|p| p.checked_sub(1))
+        .map(|p| b[p]);
+    before == Some(&b':') && key_end == Some(b'"') && matches!(after, Some(b',' | b'}'))
 }
 
 /// True for the issuer prefixes and lengths of the major card networks.
