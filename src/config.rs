@@ -154,7 +154,7 @@ impl Default for StoreSection {
             flush_interval: Dur(Duration::from_secs(1)),
             flush_bytes: Size(64 << 20),
             max_memtable_bytes: Size(512 << 20),
-            block_rows: NonZeroUsize::new(32 * 1024).expect("nonzero"),
+            block_rows: NonZeroUsize::new(8 * 1024).expect("nonzero"),
             merge_fanin: NonZeroUsize::new(8).expect("nonzero"),
         }
     }

@@ -58,10 +58,10 @@ fn load(url: &str, agent: &str, clients: usize, stop: Arc<AtomicBool>) -> Vec<St
 }
 
 fn count_of(server: &Server, agent: &str) -> u64 {
-    let (_, agents) = server.get("/api/agents");
+    let (status, agents) = server.get("/api/agents");
     agents["agents"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("/api/agents answered {status}: {agents}"))
         .iter()
         .find(|a| a["name"] == agent)
         .map_or(0, |a| a["count"].as_u64().unwrap())

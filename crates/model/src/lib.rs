@@ -21,4 +21,4 @@ mod tokens;
 pub use level::{Level, ParseLevelError};
 pub use record::{Fields, Record, RecordId, Value};
 pub use time::{format_rfc3339, now_ns, parse_duration, parse_time, DurationError, TimeError};
-pub use tokens::{hash_token, tokenize, tokens_of};
+pub use tokens::{hash_token, text_hashes, tokenize, tokens_of};

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
-use logyard_model::{hash_token, tokenize, Level, RecordId};
+use logyard_model::{hash_token, text_hashes, tokenize, Level, RecordId};
 use logyard_store::segment::{col, string_at, timestamps};
 use logyard_store::Columns;
 use memchr::memmem;
@@ -150,20 +150,26 @@ impl Filter {
 
     fn add_required(&self, out: &mut HashSet<u64>) {
         match self {
-            Filter::Text(t) => out.extend(tokenize(t).map(hash_token)),
+            Filter::Text(t) => text_hashes(t, |h| {
+                out.insert(h);
+            }),
             Filter::Label {
                 value,
                 prefix: false,
                 ..
             } => {
                 // Only whole tokens: a label value's tokens are all indexed.
-                out.extend(tokenize(value).map(hash_token));
+                text_hashes(value, |h| {
+                    out.insert(h);
+                });
             }
             Filter::Field {
                 value,
                 prefix: false,
                 ..
-            } => out.extend(tokenize(value).map(hash_token)),
+            } => text_hashes(value, |h| {
+                out.insert(h);
+            }),
             Filter::Regex(re) => {
                 if let Some(lit) = literal_of(re.as_str()) {
                     // Only the inner tokens: the first and last may be parts of longer ones.

@@ -104,7 +104,7 @@ impl StoreConfig {
             flush_interval: Duration::from_secs(1),
             flush_bytes: 64 << 20,
             max_memtable_bytes: 512 << 20,
-            block_rows: 32 * 1024,
+            block_rows: 8 * 1024,
             merge_fanin: 8,
             merge_small_rows: 64 * 1024,
             merge_max_rows: 512 * 1024,
@@ -230,6 +230,11 @@ impl std::fmt::Debug for Store {
             .field("data_dir", &self.inner.config.data_dir)
             .finish()
     }
+}
+
+/// Days since the epoch, UTC.
+fn day_number(ts: i64) -> i64 {
+    ts.div_euclid(86_400 * 1_000_000_000)
 }
 
 fn day_of(ts: i64) -> String {
@@ -746,9 +751,13 @@ impl Inner {
         }
         records.sort_unstable_by_key(|r| (r.timestamp, r.seq));
         let max_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        // Records are sorted by time, so each day is one run: name it once per run.
         let mut by_day: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
-        for r in records {
-            by_day.entry(day_of(r.timestamp)).or_default().push(r);
+        for run in records.chunk_by(|a, b| day_number(a.timestamp) == day_number(b.timestamp)) {
+            by_day
+                .entry(day_of(run[0].timestamp))
+                .or_default()
+                .extend_from_slice(run);
         }
         let mut catalog = self.catalog.lock().expect("catalog lock");
         let mut new = Vec::new();

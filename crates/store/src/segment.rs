@@ -31,15 +31,19 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use xorf::{BinaryFuse8, Descriptor, Filter};
 
 use crate::error::StoreError;
 use crate::fsutil::{sync_dir, tmp_path};
 
-const IDX_MAGIC: &[u8; 8] = b"LYIDX\0\0\x01";
+/// Version 2 indexes adjacent token pairs too (`logyard_model::text_hashes`).
+const IDX_MAGIC: &[u8; 8] = b"LYIDX\0\0\x02";
+/// Version 1 filters lack the pairs that searches now require: their blocks are read.
+const IDX_MAGIC_V1: &[u8; 8] = b"LYIDX\0\0\x01";
 
 /// The columns of a segment, in file order.
 pub mod col {
@@ -343,12 +347,19 @@ pub fn write<R: Borrow<Record>>(
     }));
     let dir = parts.join(day);
     fs::create_dir_all(&dir)?;
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid level"),
+            ZstdLevel::try_new(6).expect("valid level"),
         ))
-        .set_max_row_group_row_count(Some(block_rows))
-        .build();
+        .set_max_row_group_row_count(Some(block_rows));
+    // Times are sorted and sequence numbers nearly consecutive: their deltas take a few
+    // bits a row, where a dictionary or plain values take most of eight bytes.
+    for column in ["timestamp", "seq"] {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(column), false)
+            .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
+    }
+    let props = props.build();
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, schema(), Some(props))?;
     let mut idx = Vec::new();
@@ -412,8 +423,9 @@ pub fn write<R: Borrow<Record>>(
 }
 
 fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
-    if data.len() < 16 || &data[..8] != IDX_MAGIC {
-        return Err("index file has no valid header".into());
+    let v1 = data.len() >= 8 && &data[..8] == IDX_MAGIC_V1;
+    if data.len() < 16 || !(&data[..8] == IDX_MAGIC || v1) {
+        return Err("index file has no valid header (expected format version 1 or 2)".into());
     }
     let (body, crc) = data.split_at(data.len() - 4);
     if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
@@ -437,7 +449,8 @@ fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
         let segment_length_mask = u32_of(take(4)?);
         let segment_count_length = u32_of(take(4)?);
         let n = u32_of(take(4)?) as usize;
-        let filter = if n == 0 {
+        let fingerprints = take(n)?;
+        let filter = if n == 0 || v1 {
             None
         } else {
             Some(BinaryFuse8 {
@@ -447,7 +460,7 @@ fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
                     segment_length_mask,
                     segment_count_length,
                 },
-                fingerprints: take(n)?.to_vec().into_boxed_slice(),
+                fingerprints: fingerprints.to_vec().into_boxed_slice(),
             })
         };
         blocks.push(BlockMeta {
