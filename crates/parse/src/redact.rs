@@ -270,7 +270,7 @@ fn keyed(b: &[u8], j: usize) -> Option<Hit> {
             let mut e = k;
             while e < b.len()
                 && !b[e].is_ascii_whitespace()
-                && !matches!(b[e], b',' | b';' | b'"' | b'\'')
+                && !matches!(b[e], b',' | b';' | b'"' | b'\'' | b'\\')
             {
                 e += 1;
             }
@@ -303,14 +303,11 @@ fn value_span(b: &[u8], j: usize) -> Option<(usize, usize, bool)> {
             let q = b[j];
             let mut k = j + 1;
             while k < b.len() && b[k] != q {
-                if b[k] == b'\\' && b.get(k + 1) != Some(&b'"') {
-                    k += 1;
-                } else if b[k] == b'\\' {
-                    break;
-                }
-                k += 1;
+                // An escaped character, `\"` included, is part of the value.
+                k += if b[k] == b'\\' { 2 } else { 1 };
             }
-            Some((j + 1, k.min(b.len()), true))
+            let k = k.min(b.len());
+            Some((j + 1, k, true))
         }
         b'\\' if b.get(j + 1) == Some(&b'"') => {
             let mut k = j + 2;
@@ -319,11 +316,16 @@ fn value_span(b: &[u8], j: usize) -> Option<(usize, usize, bool)> {
             }
             Some((j + 2, k, true))
         }
+        // An object or an array: its own keys are redacted one by one.
+        b'{' | b'[' => None,
         _ => {
             let mut k = j;
             while k < b.len()
                 && !b[k].is_ascii_whitespace()
-                && !matches!(b[k], b',' | b';' | b'&' | b'"' | b'\'' | b'}' | b']' | b')')
+                && !matches!(
+                    b[k],
+                    b',' | b';' | b'&' | b'"' | b'\'' | b'}' | b']' | b')' | b'\\'
+                )
             {
                 k += 1;
             }

@@ -130,6 +130,28 @@ proptest! {
     }
 
     #[test]
+    fn redaction_keeps_json_valid(
+        fields in proptest::collection::btree_map(
+            prop_oneof![Just("password"), Just("token"), Just("api_key"), Just("card"), Just("note"), Just("Authorization")],
+            prop_oneof![
+                value(),
+                Just(Value::Int(4_111_111_111_111_111)),
+                Just(Value::Str("Bearer abcdefgh12345678".into())),
+                Just(Value::Str("4111 1111 1111 1111".into())),
+                Just(Value::Str("password=x\"y token: 12345678abc".into())),
+            ],
+            0..5,
+        )
+    ) {
+        let fields = fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let rec = Record { fields, ..Record::default() };
+        let text = record_to_json(&rec).to_string();
+        let mut parser = Parser::new(ParserConfig { format: Format::Json, ..ParserConfig::default() }).unwrap();
+        let back = parser.parse(text.as_bytes(), &ctx()).unwrap();
+        prop_assert!(!back.fields.contains_key("json_error"), "{} -> {:?}", text, back.message);
+    }
+
+    #[test]
     fn records_round_trip_through_json(rec in record()) {
         let text = record_to_json(&rec).to_string();
         let cfg = ParserConfig { format: Format::Json, redact: RedactConfig { builtin: false, patterns: vec![] }, ..ParserConfig::default() };
