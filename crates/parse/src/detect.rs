@@ -194,38 +194,55 @@ pub(crate) fn candidates(line: &str) -> &'static [Kind] {
     }
 }
 
-/// Remembers, per source, the parser that matched last.
+/// Remembers, per source and per kind of first byte (`{`, `<`, `[`, digit, letter, …), the
+/// parser that matched last: a stream of one format pays detection once, and a stream that
+/// mixes formats mostly finds its format at the first try too.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     last_source: String,
-    last_kind: Option<Kind>,
-    by_source: HashMap<String, Kind>,
+    last: Classes,
+    by_source: HashMap<String, Classes>,
 }
+
+type Classes = [Option<Kind>; 8];
 
 /// Sources remembered at most; past this the memory starts again (detection is only slower).
 const MAX_SOURCES: usize = 10_000;
 
+fn class(line: &str) -> usize {
+    match line.as_bytes().first() {
+        Some(b'{') => 0,
+        Some(b'<') => 1,
+        Some(b'[') => 2,
+        Some(b'0'..=b'9') => 3,
+        Some(b'A'..=b'Z') => 4,
+        Some(b'a'..=b'z' | b'_' | b'@') => 5,
+        Some(b':') => 6,
+        _ => 7,
+    }
+}
+
 impl Cache {
-    /// Returns the parser that matched the source's last line.
-    pub fn get(&mut self, source: &str) -> Option<Kind> {
+    /// Returns the parser that matched the source's last line that began like this one.
+    pub fn get(&mut self, source: &str, line: &str) -> Option<Kind> {
         if self.last_source != source {
-            if let Some(k) = self.last_kind {
+            if self.last.iter().any(Option::is_some) {
+                if self.by_source.len() >= MAX_SOURCES {
+                    self.by_source.clear();
+                }
                 self.by_source
-                    .insert(std::mem::take(&mut self.last_source), k);
+                    .insert(std::mem::take(&mut self.last_source), self.last);
             }
             self.last_source.clear();
             self.last_source.push_str(source);
-            self.last_kind = self.by_source.get(source).copied();
+            self.last = self.by_source.get(source).copied().unwrap_or_default();
         }
-        self.last_kind
+        self.last[class(line)]
     }
 
-    /// Records the parser that matched the source's line (after [`Cache::get`]).
-    pub fn set(&mut self, kind: Kind) {
-        if self.by_source.len() > MAX_SOURCES {
-            self.by_source.clear();
-        }
-        self.last_kind = Some(kind);
+    /// Records the parser that matched the line (after [`Cache::get`] for its source).
+    pub fn set(&mut self, line: &str, kind: Kind) {
+        self.last[class(line)] = Some(kind);
     }
 }
 
@@ -245,13 +262,14 @@ mod tests {
     }
 
     #[test]
-    fn cache_is_per_source() {
+    fn cache_is_per_source_and_first_byte() {
         let mut c = Cache::default();
-        assert_eq!(c.get("a"), None);
-        c.set(Kind::Json);
-        assert_eq!(c.get("b"), None);
-        c.set(Kind::Python);
-        assert_eq!(c.get("a"), Some(Kind::Json));
-        assert_eq!(c.get("b"), Some(Kind::Python));
+        assert_eq!(c.get("a", "{}"), None);
+        c.set("{}", Kind::Json);
+        assert_eq!(c.get("b", "{}"), None);
+        c.set("[INFO] x", Kind::Python);
+        assert_eq!(c.get("a", "{\"x\":1}"), Some(Kind::Json));
+        assert_eq!(c.get("a", "[INFO] y"), None);
+        assert_eq!(c.get("b", "[WARN] z"), Some(Kind::Python));
     }
 }

@@ -304,7 +304,7 @@ impl Parser {
             let mut bad = None;
             let auto = self.cfg.format.detects();
             let cached = if auto {
-                self.cache.get(ctx.source)
+                self.cache.get(ctx.source, text)
             } else {
                 None
             };
@@ -323,7 +323,7 @@ impl Parser {
                             crate::detect::Kind::Json | crate::detect::Kind::Logfmt
                         );
                         if auto {
-                            self.cache.set(kind);
+                            self.cache.set(text, kind);
                         }
                         break;
                     }
