@@ -29,6 +29,7 @@ pub mod codec;
 mod error;
 mod fsutil;
 mod memtable;
+mod pread;
 pub mod segment;
 mod wal;
 
@@ -1004,11 +1005,24 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reports a block whose read failed as damaged: its segment goes to quarantine.
+    ///
+    /// A decoding error quarantines the segment only if its file also fails its checksum
+    /// now: a segment whose bytes are intact is never moved aside for an error of the reader.
     pub fn report_damaged(&self, block: &BlockRef, error: &StoreError) {
-        if let (BlockSource::Segment(seg, _), StoreError::Corrupt(_) | StoreError::Parquet(_)) =
-            (&block.source, error)
-        {
-            self.inner.quarantine(seg.meta.id, error);
+        let BlockSource::Segment(seg, _) = &block.source else {
+            return;
+        };
+        match error {
+            StoreError::Corrupt(_) => self.inner.quarantine(seg.meta.id, error),
+            StoreError::Parquet(_) if !seg.checksum_matches() => {
+                self.inner.quarantine(seg.meta.id, error)
+            }
+            StoreError::Parquet(_) => tracing::error!(
+                segment = seg.meta.id,
+                error = %error,
+                "a segment with intact bytes could not be decoded; it stays in place"
+            ),
+            _ => {}
         }
     }
 }

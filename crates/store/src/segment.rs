@@ -39,6 +39,7 @@ use xorf::{BinaryFuse8, Descriptor, Filter};
 
 use crate::error::StoreError;
 use crate::fsutil::{sync_dir, tmp_path};
+use crate::pread::PreadFile;
 
 /// Version 2 indexes adjacent token pairs too (`logyard_model::text_hashes`).
 const IDX_MAGIC: &[u8; 8] = b"LYIDX\0\0\x02";
@@ -483,7 +484,7 @@ pub struct Segment {
     pub meta: SegmentMeta,
     /// One entry per block (Parquet row group), in time order.
     pub blocks: Vec<BlockMeta>,
-    file: File,
+    file: PreadFile,
     reader_meta: ArrowReaderMetadata,
     verified: OnceLock<bool>,
 }
@@ -492,7 +493,7 @@ impl Segment {
     /// Opens a segment, checking its index and its Parquet footer.
     pub fn open(parts: &Path, meta: SegmentMeta) -> Result<Segment, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt(format!("segment {}: {what}", meta.id));
-        let file = File::open(meta.data_path(parts))?;
+        let file = PreadFile::new(File::open(meta.data_path(parts))?)?;
         let blocks = parse_index(&fs::read(meta.index_path(parts))?).map_err(corrupt)?;
         let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| corrupt(e.to_string()))?;
@@ -512,23 +513,7 @@ impl Segment {
 
     /// Checks the data file against the checksum in the catalog (once; the answer is kept).
     pub fn verify(&self) -> Result<(), StoreError> {
-        let ok = *self.verified.get_or_init(|| {
-            let mut hasher = 0u32;
-            let mut buf = vec![0u8; 1 << 20];
-            let mut offset = 0u64;
-            loop {
-                match std::os::unix::fs::FileExt::read_at(&self.file, &mut buf, offset) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        hasher = crc32c::crc32c_append(hasher, &buf[..n]);
-                        offset += n as u64;
-                    }
-                    Err(_) => return false,
-                }
-            }
-            hasher == self.meta.crc32c
-        });
-        if ok {
+        if *self.verified.get_or_init(|| self.checksum_matches()) {
             Ok(())
         } else {
             Err(StoreError::Corrupt(format!(
@@ -536,6 +521,24 @@ impl Segment {
                 self.meta.id
             )))
         }
+    }
+
+    /// Reads the whole data file and compares its checksum with the catalog's, now.
+    pub fn checksum_matches(&self) -> bool {
+        let mut hasher = 0u32;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut offset = 0u64;
+        loop {
+            match self.file.read_at(&mut buf, offset) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher = crc32c::crc32c_append(hasher, &buf[..n]);
+                    offset += n as u64;
+                }
+                Err(_) => return false,
+            }
+        }
+        hasher == self.meta.crc32c
     }
 
     /// Reads some columns of one block.
@@ -546,7 +549,7 @@ impl Segment {
             columns.indices(),
         );
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.file.try_clone()?,
+            self.file.clone(),
             self.reader_meta.clone(),
         )
         .with_row_groups(vec![block])

@@ -202,6 +202,52 @@ fn damage_found_at_read_time_quarantines() {
 }
 
 #[test]
+fn many_threads_read_one_segment_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.block_rows = 100;
+    let store = Store::open(cfg).unwrap();
+    store
+        .append(
+            (0..2000)
+                .map(|i| rec(T0 + i, &format!("line {i}")))
+                .collect(),
+        )
+        .unwrap();
+    store.flush().unwrap();
+    let snap = store.snapshot();
+    assert_eq!(snap.blocks.len(), 20);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let snap = &snap;
+            s.spawn(move || {
+                for round in 0..20 {
+                    let b = (t * 7 + round) % snap.blocks.len();
+                    let rows: Vec<usize> = (0..100).collect();
+                    let records = snap.blocks[b].records(&rows).unwrap();
+                    assert_eq!(records[0].message, format!("line {}", b * 100));
+                    assert_eq!(records[99].message, format!("line {}", b * 100 + 99));
+                }
+            });
+        }
+    });
+    assert_eq!(store.stats().quarantined, 0);
+}
+
+#[test]
+fn a_decoding_error_of_an_intact_segment_does_not_quarantine_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    store.append(vec![rec(T0, "kept")]).unwrap();
+    store.flush().unwrap();
+    let snap = store.snapshot();
+    let err = StoreError::Parquet(parquet::errors::ParquetError::General("reader".into()));
+    snap.report_damaged(&snap.blocks[0], &err);
+    assert_eq!(store.stats().quarantined, 0);
+    assert_eq!(all_messages(&store), ["kept"]);
+}
+
+#[test]
 fn merge_combines_small_segments_of_a_day() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
