@@ -1,22 +1,367 @@
-//! The syslog source.
+//! The syslog source: UDP and TCP listeners for RFC 3164 and RFC 5424 messages.
+//!
+//! `[[sources]] type = "syslog"`: see [`SyslogConfig`]. A datagram is one message. On TCP
+//! the framing is chosen per connection from its first byte: a digit means octet counting
+//! (RFC 6587, `LEN SP MSG`), anything else newline framing (a NUL also ends a message, as
+//! some clients send). Records get `source` = `syslog:udp` or `syslog:tcp`, and the host
+//! named in the message or else the peer's address. Messages are parsed by `logyard-parse`
+//! (format `syslog` by default) and handed to the sink in batches (up to `batch_lines` or
+//! `batch_wait`) from a blocking thread; while the sink is slow, reading waits.
+
+mod fallback;
+mod tcp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logyard_model::now_ns;
+use logyard_parse::{Format, LineContext, Parser};
 use serde::Deserialize;
-use crate::{Source, SourceContext, SourceError, StatusHandle};
-/// Syslog settings.
+use tokio::sync::{mpsc, watch};
+
+use crate::batch::deliver_retrying;
+use crate::error::SourceError;
+use crate::settings::{duration, parser_config, size};
+use crate::status::{SourceState, StatusHandle};
+use crate::{Source, SourceContext};
+
+/// The `[[sources]]` keys of `type = "syslog"`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyslogConfig {
-    /// Name.
+    /// The source's name; `syslog` by default.
     #[serde(default)]
     pub name: Option<String>,
+    /// The UDP address to listen on (`127.0.0.1:5514`); none by default.
+    #[serde(default)]
+    pub listen_udp: Option<String>,
+    /// The TCP address to listen on (`127.0.0.1:5514`); none by default.
+    #[serde(default)]
+    pub listen_tcp: Option<String>,
+    /// The messages' format: `syslog` (RFC 5424 or 3164, the default), `auto`, or any other.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The zone of RFC 3164 stamps (they carry none); `UTC` by default.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Open TCP connections at most; more are refused and reported (default 1000).
+    #[serde(default = "thousand")]
+    pub max_connections: usize,
+    /// A TCP connection that sends nothing for this long is closed (default `5m`).
+    #[serde(default = "five_minutes", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Longer messages are cut (datagrams, newline frames) or end the connection
+    /// (octet-counted frames); default `64KiB`.
+    #[serde(default = "sixty_four_k", deserialize_with = "size")]
+    pub max_message_bytes: usize,
+    /// Records per batch handed to the sink (default 1000).
+    #[serde(default = "thousand")]
+    pub batch_lines: usize,
+    /// A batch is handed over at the latest this long after its first message (default
+    /// `100ms`).
+    #[serde(default = "hundred_ms", deserialize_with = "duration")]
+    pub batch_wait: Duration,
 }
-/// Syslog.
-pub struct SyslogSource { status: StatusHandle, name: String }
+
+fn thousand() -> usize {
+    1000
+}
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
+}
+fn sixty_four_k() -> usize {
+    64 * 1024
+}
+fn hundred_ms() -> Duration {
+    Duration::from_millis(100)
+}
+
+impl SyslogConfig {
+    /// A configuration with the given listeners and every other key at its default.
+    pub fn new(listen_udp: Option<&str>, listen_tcp: Option<&str>) -> SyslogConfig {
+        SyslogConfig {
+            name: None,
+            listen_udp: listen_udp.map(str::to_string),
+            listen_tcp: listen_tcp.map(str::to_string),
+            format: None,
+            timezone: None,
+            max_connections: thousand(),
+            idle_timeout: five_minutes(),
+            max_message_bytes: sixty_four_k(),
+            batch_lines: thousand(),
+            batch_wait: hundred_ms(),
+        }
+    }
+}
+
+/// A received message and where it came from.
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub bytes: Vec<u8>,
+    pub tcp: bool,
+    pub peer: SocketAddr,
+}
+
+/// Listens for syslog messages; see the module documentation.
+pub struct SyslogSource {
+    name: String,
+    cfg: SyslogConfig,
+    udp: Option<std::net::UdpSocket>,
+    tcp: Option<std::net::TcpListener>,
+    status: StatusHandle,
+}
+
 impl SyslogSource {
-    /// New.
-    pub fn new(name: &str, _cfg: SyslogConfig) -> Result<Self, SourceError> { Ok(SyslogSource { status: StatusHandle::new(name, "syslog"), name: name.into() }) }
+    /// Checks the configuration and builds the source (it binds when it runs, or at
+    /// [`SyslogSource::bind`]).
+    pub fn new(name: &str, cfg: SyslogConfig) -> Result<SyslogSource, SourceError> {
+        if cfg.listen_udp.is_none() && cfg.listen_tcp.is_none() {
+            return Err(SourceError::config(
+                name,
+                "give `listen_udp`, `listen_tcp` or both (e.g. \"127.0.0.1:5514\")",
+            ));
+        }
+        for addr in cfg.listen_udp.iter().chain(&cfg.listen_tcp) {
+            addr.parse::<SocketAddr>().map_err(|e| {
+                SourceError::config(name, format!("invalid listen address {addr:?}: {e}"))
+            })?;
+        }
+        Ok(SyslogSource {
+            name: name.to_string(),
+            cfg,
+            udp: None,
+            tcp: None,
+            status: StatusHandle::new(name, "syslog"),
+        })
+    }
+
+    /// Binds the listeners now and returns their addresses (UDP, TCP): a port 0 in the
+    /// configuration gets a free port.
+    pub fn bind(&mut self) -> Result<(Option<SocketAddr>, Option<SocketAddr>), SourceError> {
+        if let (Some(addr), None) = (&self.cfg.listen_udp, &self.udp) {
+            let s = std::net::UdpSocket::bind(addr)
+                .map_err(|e| SourceError::io("bind UDP", addr.as_str(), e))?;
+            s.set_nonblocking(true)
+                .map_err(|e| SourceError::io("configure", addr.as_str(), e))?;
+            self.udp = Some(s);
+        }
+        if let (Some(addr), None) = (&self.cfg.listen_tcp, &self.tcp) {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| SourceError::io("bind TCP", addr.as_str(), e))?;
+            l.set_nonblocking(true)
+                .map_err(|e| SourceError::io("configure", addr.as_str(), e))?;
+            self.tcp = Some(l);
+        }
+        Ok((
+            self.udp.as_ref().and_then(|s| s.local_addr().ok()),
+            self.tcp.as_ref().and_then(|l| l.local_addr().ok()),
+        ))
+    }
 }
+
 impl Source for SyslogSource {
-    fn name(&self) -> &str { &self.name }
-    fn kind(&self) -> &'static str { "syslog" }
-    fn status(&self) -> StatusHandle { self.status.clone() }
-    fn run(self: Box<Self>, _ctx: SourceContext) -> Result<(), SourceError> { Ok(()) }
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "syslog"
+    }
+
+    fn status(&self) -> StatusHandle {
+        self.status.clone()
+    }
+
+    fn run(mut self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
+        self.bind()?;
+        let parser = parser_config(
+            &self.name,
+            &ctx.parser,
+            self.cfg.format.as_deref(),
+            self.cfg.timezone.as_deref(),
+            Format::Syslog,
+        )?;
+        let parser = Parser::new(parser).map_err(|source| SourceError::Parse {
+            name: self.name.clone(),
+            source,
+        })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SourceError::io("start the runtime of", self.name.as_str(), e))?;
+        let udp = self.udp.take();
+        let tcp = self.tcp.take();
+        rt.block_on(self.serve(udp, tcp, parser, ctx))
+    }
+}
+
+impl SyslogSource {
+    async fn serve(
+        self: Box<Self>,
+        udp: Option<std::net::UdpSocket>,
+        tcp: Option<std::net::TcpListener>,
+        parser: Parser,
+        ctx: SourceContext,
+    ) -> Result<(), SourceError> {
+        let (stop_tx, stop) = watch::channel(false);
+        let (tx, rx) = mpsc::channel::<Message>(4096);
+        let cfg = Arc::new(self.cfg.clone());
+        let mut tasks = Vec::new();
+        if let Some(s) = udp {
+            let addr = s.local_addr().ok();
+            let sock = tokio::net::UdpSocket::from_std(s)
+                .map_err(|e| SourceError::io("listen on", format!("{addr:?}"), e))?;
+            tasks.push(tokio::spawn(udp_loop(
+                sock,
+                tx.clone(),
+                stop.clone(),
+                cfg.clone(),
+                self.status.clone(),
+            )));
+        }
+        if let Some(l) = tcp {
+            let addr = l.local_addr().ok();
+            let listener = tokio::net::TcpListener::from_std(l)
+                .map_err(|e| SourceError::io("listen on", format!("{addr:?}"), e))?;
+            tasks.push(tokio::spawn(tcp::accept_loop(
+                listener,
+                tx.clone(),
+                stop.clone(),
+                cfg.clone(),
+                self.status.clone(),
+            )));
+        }
+        drop(tx);
+        let shutdown = ctx.shutdown.clone();
+        tokio::spawn(async move {
+            while !shutdown.is_triggered() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = stop_tx.send(true);
+        });
+        self.status.set_state(SourceState::Running);
+        batch_loop(rx, parser, &cfg, &self.status, &ctx).await;
+        for t in tasks {
+            t.abort();
+        }
+        self.status.set_state(SourceState::Stopped);
+        Ok(())
+    }
+}
+
+/// Receives datagrams: each is one message (a trailing newline or NUL is dropped).
+async fn udp_loop(
+    sock: tokio::net::UdpSocket,
+    tx: mpsc::Sender<Message>,
+    mut stop: watch::Receiver<bool>,
+    cfg: Arc<SyslogConfig>,
+    status: StatusHandle,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, peer) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    status.input_error(format!("cannot receive a datagram: {e}"));
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let mut msg = &buf[..n];
+        while let [rest @ .., b'\n' | b'\r' | 0] = msg {
+            msg = rest;
+        }
+        if msg.len() > cfg.max_message_bytes {
+            status.input_error(format!(
+                "datagram of {} bytes from {peer} cut to {}",
+                msg.len(),
+                cfg.max_message_bytes
+            ));
+            msg = &msg[..cfg.max_message_bytes];
+        }
+        if msg.is_empty() {
+            continue;
+        }
+        let m = Message {
+            bytes: msg.to_vec(),
+            tcp: false,
+            peer,
+        };
+        if tx.send(m).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Parses messages into records and hands them to the sink in batches.
+async fn batch_loop(
+    mut rx: mpsc::Receiver<Message>,
+    mut parser: Parser,
+    cfg: &SyslogConfig,
+    status: &StatusHandle,
+    ctx: &SourceContext,
+) {
+    let mut batch = Vec::new();
+    let mut bytes = 0u64;
+    let mut first: Option<Instant> = None;
+    let mut open = true;
+    while open && !ctx.shutdown.is_triggered() {
+        let wait = first.map_or(Duration::from_millis(100), |t| {
+            cfg.batch_wait.saturating_sub(t.elapsed())
+        });
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(m)) => {
+                bytes += m.bytes.len() as u64;
+                let peer = m.peer.ip().to_string();
+                let lctx = LineContext {
+                    source: if m.tcp { "syslog:tcp" } else { "syslog:udp" },
+                    agent_hint: "",
+                    host: &peer,
+                    received_ns: now_ns(),
+                };
+                if let Some(rec) = parser.parse(&m.bytes, &lctx) {
+                    batch.push(fallback::pri_only(rec, &m.bytes));
+                }
+                first.get_or_insert_with(Instant::now);
+            }
+            Ok(None) => open = false,
+            Err(_) => {}
+        }
+        let due = first.is_some_and(|t| t.elapsed() >= cfg.batch_wait);
+        if !batch.is_empty() && (due || !open || batch.len() >= cfg.batch_lines) {
+            let records = std::mem::take(&mut batch);
+            let (sink, st, stop) = (ctx.sink.clone(), status.clone(), ctx.shutdown.clone());
+            let n = bytes;
+            let _ = tokio::task::spawn_blocking(move || {
+                deliver_retrying(&*sink, records, n, &st, &stop)
+            })
+            .await;
+            bytes = 0;
+            first = None;
+        }
+    }
+    // Stopping: what was received is still handed over once.
+    while let Ok(m) = rx.try_recv() {
+        let peer = m.peer.ip().to_string();
+        let lctx = LineContext {
+            source: if m.tcp { "syslog:tcp" } else { "syslog:udp" },
+            agent_hint: "",
+            host: &peer,
+            received_ns: now_ns(),
+        };
+        if let Some(rec) = parser.parse(&m.bytes, &lctx) {
+            batch.push(fallback::pri_only(rec, &m.bytes));
+        }
+    }
+    if !batch.is_empty() {
+        let (sink, st) = (ctx.sink.clone(), status.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            sink.write(batch.clone())
+                .map(|()| st.add_lines(batch.len() as u64, bytes))
+        })
+        .await;
+    }
 }

@@ -76,6 +76,7 @@ impl CheckpointStore {
     }
 
     /// The checkpoint file's path.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -122,6 +122,7 @@ impl Tailer {
     }
 
     /// The checkpoint file's path.
+    #[cfg(test)]
     pub fn checkpoint_path(&self) -> &Path {
         self.store.path()
     }
