@@ -1,0 +1,306 @@
+//! Analysis endpoints: `/api/histogram`, `/api/errors/summary`, `/api/logs/{id}/context`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use logyard_model::{format_rfc3339, now_ns, parse_duration, Level, Record, RecordId};
+use logyard_query::pipes::Sort;
+use logyard_query::{
+    check_buckets, nice_step, Answer, FieldRef, Filter, LabelColumn, LevelOp, Page, Pipe,
+    QueryError, Settings,
+};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::read::{add_partial, blocking, cost_json, parse_q, query_settings, usize_param};
+use crate::AppState;
+
+type Params = Query<HashMap<String, String>>;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/histogram", get(histogram))
+        .route("/api/errors/summary", get(errors_summary))
+        .route("/api/logs/{id}/context", get(context))
+}
+
+/// The key of records without a level in `/api/histogram` counts.
+pub const NO_LEVEL: &str = "UNKNOWN";
+
+/// Refuses pipes where only a filter makes sense.
+pub(crate) fn filter_only(query: &logyard_query::Query, what: &str) -> Result<(), ApiError> {
+    if query.pipes.is_empty() {
+        return Ok(());
+    }
+    let text = query.to_string();
+    let position = text.find(" | ").map_or(0, |p| p + 1);
+    Err(QueryError::Syntax {
+        message: format!("{what} takes a filter only: remove the pipes ('| …')"),
+        position,
+    }
+    .into())
+}
+
+/// `GET /api/histogram?q=&start=&end=&step=`: counts by level per bucket of `[start, end)`,
+/// empty buckets included.
+pub async fn histogram(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let now = now_ns();
+    let mut query = parse_q(&state, &params, now)?;
+    filter_only(&query, "/api/histogram")?;
+    let end = crate::read::time_param(&params, &["end"], now)?.unwrap_or(now);
+    let start = match crate::read::time_param(&params, &["start"], now)? {
+        Some(s) => s,
+        None => state
+            .store
+            .stats()
+            .oldest_ts
+            .filter(|&o| o < end)
+            .unwrap_or(end - 3_600_000_000_000),
+    };
+    if start >= end {
+        return Err(ApiError::bad_param("start must be before end"));
+    }
+    let settings = query_settings(&state);
+    let step = match params.get("step").filter(|s| !s.is_empty()) {
+        Some(text) => {
+            let step =
+                parse_duration(text).map_err(|e| ApiError::bad_param(format!("step: {e}")))?;
+            if step < 1_000_000 {
+                return Err(ApiError::bad_param(format!(
+                    "step {text} is below the smallest step, 1ms"
+                )));
+            }
+            step
+        }
+        None => nice_step((end - start) / 100),
+    };
+    let count =
+        check_buckets(step, start, end, settings.max_buckets).map_err(ApiError::bad_param)?;
+    query.and_filter(Filter::Time {
+        start: Some(start),
+        end: Some(end),
+    });
+    let store = state.store.clone();
+    let filter = query.filter.clone();
+    let s2 = settings.clone();
+    let (counts, cost, partial) = blocking(move || {
+        logyard_query::histogram(
+            &store.snapshot(),
+            &filter,
+            step,
+            Some(FieldRef::new("level")),
+            &s2,
+        )
+    })
+    .await?;
+    let first = start.div_euclid(step) * step;
+    let buckets: Vec<Value> = (0..count as i64)
+        .map(|i| {
+            let t = first + i * step;
+            let levels: BTreeMap<String, u64> = counts
+                .buckets
+                .get(&t)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, n)| (k.clone().unwrap_or_else(|| NO_LEVEL.into()), *n))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({"t": format_rfc3339(t), "counts": levels})
+        })
+        .collect();
+    let mut out = serde_json::Map::new();
+    out.insert("buckets".into(), buckets.into());
+    out.insert(
+        "step".into(),
+        logyard_query::pipes::format_duration(step).into(),
+    );
+    add_partial(&mut out, partial.as_deref());
+    out.insert("cost".into(), cost_json(&cost));
+    Ok(Json(Value::Object(out)))
+}
+
+/// Most agents whose recent errors `/api/errors/summary` lists.
+const SUMMARY_AGENTS: usize = 100;
+/// Recent errors listed per agent.
+const RECENT_ERRORS: usize = 5;
+/// Critical entries and top patterns listed.
+const SUMMARY_TOP: usize = 10;
+
+/// `GET /api/errors/summary?hours=N` (default 24): the errors of the last N hours, by agent,
+/// with the critical entries and the most frequent error templates.
+pub async fn errors_summary(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let hours = usize_param(&params, "hours", 24, Some(24 * 366))?;
+    if hours == 0 {
+        return Err(ApiError::bad_param("hours must be 1 or more"));
+    }
+    let now = now_ns();
+    let range = Filter::Time {
+        start: Some(now - hours as i64 * 3_600_000_000_000),
+        end: None,
+    };
+    let settings = query_settings(&state);
+    let store = state.store.clone();
+    let summary = blocking(move || {
+        let snapshot = store.snapshot();
+        let all = logyard_query::summary(&snapshot, &range)?;
+        let errors = Filter::and(vec![range.clone(), Filter::Level(LevelOp::Ge, Level::Error)]);
+        let agents = logyard_query::agents(&snapshot, &errors)?;
+        let mut breakdown = serde_json::Map::new();
+        for (i, a) in agents.iter().enumerate() {
+            let recent: Vec<Value> = if i < SUMMARY_AGENTS {
+                let f = Filter::and(vec![
+                    errors.clone(),
+                    Filter::Label {
+                        column: LabelColumn::Agent,
+                        value: a.name.clone(),
+                        prefix: false,
+                    },
+                ]);
+                logyard_query::search(&snapshot, &f, Page { offset: 0, limit: RECENT_ERRORS })?
+                    .records
+                    .iter()
+                    .map(|r| r.to_json(false))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            breakdown.insert(
+                a.name.clone(),
+                json!({"error_count": a.count, "recent_errors": recent}),
+            );
+        }
+        let critical = Filter::and(vec![range.clone(), Filter::Level(LevelOp::Ge, Level::Critical)]);
+        let critical: Vec<Value> =
+            logyard_query::search(&snapshot, &critical, Page { offset: 0, limit: SUMMARY_TOP })?
+                .records
+                .iter()
+                .map(|r| r.to_json(false))
+                .collect();
+        let mut patterns = logyard_query::Query::of_filter(errors);
+        patterns.pipes.push(Pipe::Patterns(logyard_query::pipes::Patterns));
+        let out = logyard_query::run(&snapshot, &patterns, &settings, SUMMARY_TOP)?;
+        let top: Vec<Value> = match out.answer {
+            Answer::Table(t) => t
+                .rows
+                .iter()
+                .take(SUMMARY_TOP)
+                .map(|r| json!({"pattern": r[0].to_json(), "count": r[1].to_json(), "example": r[2].to_json()}))
+                .collect(),
+            Answer::Records { .. } => Vec::new(),
+        };
+        Ok(json!({
+            "timestamp": format_rfc3339(now),
+            "analysis_period_hours": hours,
+            "total_agents": all.by_agent.len(),
+            "agents_with_errors": agents.len(),
+            "total_error_entries": agents.iter().map(|a| a.count).sum::<u64>(),
+            "error_breakdown": breakdown,
+            "critical_issues": critical,
+            "top_patterns": top,
+        }))
+    })
+    .await?;
+    Ok(Json(summary))
+}
+
+/// The most lines `before` and `after` accept.
+pub const MAX_CONTEXT: usize = 1000;
+
+/// `GET /api/logs/{id}/context?before=10&after=10`: the lines of the same source around an
+/// entry, oldest first, the entry included.
+pub async fn context(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let id: RecordId = id
+        .parse()
+        .map_err(|e: String| ApiError::bad_param(format!("{e}; use the id of an entry")))?;
+    let before = usize_param(&params, "before", 10, Some(MAX_CONTEXT))?;
+    let after = usize_param(&params, "after", 10, Some(MAX_CONTEXT))?;
+    let settings: Settings = query_settings(&state);
+    let store = state.store.clone();
+    let logs = blocking(move || -> Result<Option<Vec<Record>>, QueryError> {
+        let snapshot = store.snapshot();
+        let next = RecordId {
+            timestamp: id.timestamp,
+            seq: id.seq.saturating_add(1),
+        };
+        let at = Filter::and(vec![
+            Filter::Time {
+                start: Some(id.timestamp),
+                end: Some(id.timestamp.saturating_add(1)),
+            },
+            Filter::Before(next),
+        ]);
+        let found = logyard_query::search(
+            &snapshot,
+            &at,
+            Page {
+                offset: 0,
+                limit: 1,
+            },
+        )?;
+        let Some(entry) = found.records.into_iter().find(|r| r.id() == id) else {
+            return Ok(None);
+        };
+        let same_source = Filter::Label {
+            column: LabelColumn::Source,
+            value: entry.source.clone(),
+            prefix: false,
+        };
+        let older = Filter::and(vec![same_source.clone(), Filter::Before(id)]);
+        let mut logs = logyard_query::search(
+            &snapshot,
+            &older,
+            Page {
+                offset: 0,
+                limit: before,
+            },
+        )?
+        .records;
+        logs.reverse();
+        logs.push(entry);
+        let newer = Filter::and(vec![
+            same_source,
+            Filter::Time {
+                start: Some(id.timestamp),
+                end: None,
+            },
+            Filter::Not(Box::new(Filter::Before(next))),
+        ]);
+        let mut q = logyard_query::Query::of_filter(newer);
+        q.pipes.push(Pipe::Sort(Sort {
+            by: vec![FieldRef::new("timestamp")],
+            desc: false,
+        }));
+        if let Answer::Records { records, .. } =
+            logyard_query::run(&snapshot, &q, &settings, after)?.answer
+        {
+            logs.extend(records);
+        }
+        Ok(Some(logs))
+    })
+    .await?
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no entry with id {id}; it may have passed retention"),
+        )
+    })?;
+    let raw = crate::read::include_raw(&params);
+    let logs: Vec<Value> = logs.iter().map(|r| r.to_json(raw)).collect();
+    Ok(Json(json!({ "logs": logs })))
+}
