@@ -127,6 +127,8 @@ pub async fn histogram(
     Ok(Json(Value::Object(out)))
 }
 
+/// The longest period `/api/errors/summary` accepts: a hundred years.
+pub const MAX_HOURS: usize = 24 * 365 * 100;
 /// Most agents whose recent errors `/api/errors/summary` lists.
 const SUMMARY_AGENTS: usize = 100;
 /// Recent errors listed per agent.
@@ -140,7 +142,7 @@ pub async fn errors_summary(
     State(state): State<AppState>,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let hours = usize_param(&params, "hours", 24, Some(24 * 366))?;
+    let hours = usize_param(&params, "hours", 24, Some(MAX_HOURS))?;
     if hours == 0 {
         return Err(ApiError::bad_param("hours must be 1 or more"));
     }
