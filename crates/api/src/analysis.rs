@@ -54,8 +54,8 @@ pub async fn histogram(
     let now = now_ns();
     let mut query = parse_q(&state, &params, now)?;
     filter_only(&query, "/api/histogram")?;
-    let end = crate::read::time_param(&params, &["end"], now)?.unwrap_or(now);
-    let start = match crate::read::time_param(&params, &["start"], now)? {
+    let end = crate::read::time_param(&params, &["end", "end_time"], now)?.unwrap_or(now);
+    let start = match crate::read::time_param(&params, &["start", "start_time"], now)? {
         Some(s) => s,
         None => state
             .store

@@ -366,7 +366,6 @@ fn count_by_dictionary(
 ) -> Result<Table, QueryError> {
     let mut state = stats.state();
     let by_columns: Vec<usize> = stats.by.iter().map(FieldRef::column).collect();
-    let mut columns = Columns::of(&by_columns);
     for block in candidate_blocks(snapshot, filter, cost) {
         if let Err(reason) = budget.check_time() {
             *partial = Some(reason);
@@ -380,6 +379,7 @@ fn count_by_dictionary(
             }
             continue;
         }
+        let mut columns = Columns::of(&by_columns);
         if !whole {
             columns.0 |= filter_columns(filter).0;
         }
