@@ -6,11 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use logyard_model::{format_rfc3339, now_ns, parse_duration, Level, Record, RecordId};
+use logyard_model::{format_rfc3339, now_ns, parse_duration, Record, RecordId};
 use logyard_query::pipes::Sort;
 use logyard_query::{
-    check_buckets, nice_step, Answer, FieldRef, Filter, LabelColumn, LevelOp, Page, Pipe,
-    QueryError, Settings,
+    check_buckets, nice_step, Answer, FieldRef, Filter, LabelColumn, Page, Pipe, QueryError,
+    Settings,
 };
 use serde_json::{json, Value};
 
@@ -129,12 +129,6 @@ pub async fn histogram(
 
 /// The longest period `/api/errors/summary` accepts: a hundred years.
 pub const MAX_HOURS: usize = 24 * 365 * 100;
-/// Most agents whose recent errors `/api/errors/summary` lists.
-const SUMMARY_AGENTS: usize = 100;
-/// Recent errors listed per agent.
-const RECENT_ERRORS: usize = 5;
-/// Critical entries and top patterns listed.
-const SUMMARY_TOP: usize = 10;
 
 /// `GET /api/errors/summary?hours=N` (default 24): the errors of the last N hours, by agent,
 /// with the critical entries and the most frequent error templates.
@@ -147,73 +141,38 @@ pub async fn errors_summary(
         return Err(ApiError::bad_param("hours must be 1 or more"));
     }
     let now = now_ns();
-    let range = Filter::Time {
-        start: Some(now - hours as i64 * 3_600_000_000_000),
-        end: None,
-    };
+    let since = now - hours as i64 * 3_600_000_000_000;
     let settings = query_settings(&state);
     let store = state.store.clone();
-    let summary = blocking(move || {
-        let snapshot = store.snapshot();
-        let all = logyard_query::summary(&snapshot, &range)?;
-        let errors = Filter::and(vec![range.clone(), Filter::Level(LevelOp::Ge, Level::Error)]);
-        let agents = logyard_query::agents(&snapshot, &errors)?;
-        let mut breakdown = serde_json::Map::new();
-        for (i, a) in agents.iter().enumerate() {
-            let recent: Vec<Value> = if i < SUMMARY_AGENTS {
-                let f = Filter::and(vec![
-                    errors.clone(),
-                    Filter::Label {
-                        column: LabelColumn::Agent,
-                        value: a.name.clone(),
-                        prefix: false,
-                    },
-                ]);
-                logyard_query::search(&snapshot, &f, Page { offset: 0, limit: RECENT_ERRORS })?
-                    .records
-                    .iter()
-                    .map(|r| r.to_json(false))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            breakdown.insert(
+    let s =
+        blocking(move || logyard_query::error_summary(&store.snapshot(), since, &settings)).await?;
+    let breakdown: serde_json::Map<String, Value> = s
+        .agents
+        .iter()
+        .map(|a| {
+            let recent: Vec<Value> = a.recent.iter().map(|r| r.to_json(false)).collect();
+            (
                 a.name.clone(),
                 json!({"error_count": a.count, "recent_errors": recent}),
-            );
-        }
-        let critical = Filter::and(vec![range.clone(), Filter::Level(LevelOp::Ge, Level::Critical)]);
-        let critical: Vec<Value> =
-            logyard_query::search(&snapshot, &critical, Page { offset: 0, limit: SUMMARY_TOP })?
-                .records
-                .iter()
-                .map(|r| r.to_json(false))
-                .collect();
-        let mut patterns = logyard_query::Query::of_filter(errors);
-        patterns.pipes.push(Pipe::Patterns(logyard_query::pipes::Patterns));
-        let out = logyard_query::run(&snapshot, &patterns, &settings, SUMMARY_TOP)?;
-        let top: Vec<Value> = match out.answer {
-            Answer::Table(t) => t
-                .rows
-                .iter()
-                .take(SUMMARY_TOP)
-                .map(|r| json!({"pattern": r[0].to_json(), "count": r[1].to_json(), "example": r[2].to_json()}))
-                .collect(),
-            Answer::Records { .. } => Vec::new(),
-        };
-        Ok(json!({
-            "timestamp": format_rfc3339(now),
-            "analysis_period_hours": hours,
-            "total_agents": all.by_agent.len(),
-            "agents_with_errors": agents.len(),
-            "total_error_entries": agents.iter().map(|a| a.count).sum::<u64>(),
-            "error_breakdown": breakdown,
-            "critical_issues": critical,
-            "top_patterns": top,
-        }))
-    })
-    .await?;
-    Ok(Json(summary))
+            )
+        })
+        .collect();
+    let critical: Vec<Value> = s.critical.iter().map(|r| r.to_json(false)).collect();
+    let patterns: Vec<Value> = s
+        .top_patterns
+        .iter()
+        .map(|(p, n, e)| json!({"pattern": p, "count": n, "example": e}))
+        .collect();
+    Ok(Json(json!({
+        "timestamp": format_rfc3339(now),
+        "analysis_period_hours": hours,
+        "total_agents": s.total_agents,
+        "agents_with_errors": s.agents.len(),
+        "total_error_entries": s.total_error_entries,
+        "error_breakdown": breakdown,
+        "critical_issues": critical,
+        "top_patterns": patterns,
+    })))
 }
 
 /// The most lines `before` and `after` accept.

@@ -32,7 +32,6 @@ pub async fn tail(
     let raw = include_raw(&params);
     let receiver = state.store.subscribe();
     let filter = query.filter;
-    let columns = filter.columns();
     let stream = futures_util::stream::unfold(
         (receiver, VecDeque::new()),
         move |(mut receiver, mut pending)| {
@@ -44,8 +43,7 @@ pub async fn tail(
                     }
                     match receiver.recv().await {
                         Ok(batch) => {
-                            let mask = filter.eval(&batch.columns(columns));
-                            for (r, _) in batch.records().iter().zip(mask).filter(|(_, m)| *m) {
+                            for r in logyard_query::matching_records(&filter, &batch) {
                                 pending.push_back(
                                     Event::default()
                                         .id(r.id().to_string())

@@ -31,7 +31,9 @@
 //! ```
 
 mod cell;
+mod errors;
 mod exec;
+pub mod export;
 mod filter;
 mod parse;
 pub mod pipes;
@@ -46,6 +48,7 @@ use logyard_model::Record;
 use logyard_store::{BlockRef, Snapshot, StoreError};
 
 pub use cell::{Cell, FieldKind, FieldRef};
+pub use errors::{error_summary, AgentErrors, ErrorSummary};
 pub use exec::{check_buckets, for_each_match, histogram, nice_step, run, Answer, QueryOutput};
 pub use filter::{Filter, LabelColumn, LevelOp};
 pub use parse::parse_filter;
@@ -150,6 +153,22 @@ pub(crate) fn eval_block(
     cost.bytes_scanned += batch.get_array_memory_size() as u64;
     let mask = filter.eval(&batch);
     Ok(Some((batch, mask)))
+}
+
+/// Returns the records of a memtable batch (as the store's `subscribe()` hands them out)
+/// that match a filter, in arrival order: the live tail.
+pub fn matching_records<'b>(
+    filter: &Filter,
+    batch: &'b logyard_store::MemBatch,
+) -> Vec<&'b Record> {
+    let mask = filter.eval(&batch.columns(filter.columns()));
+    batch
+        .records()
+        .iter()
+        .zip(mask)
+        .filter(|(_, m)| *m)
+        .map(|(r, _)| r)
+        .collect()
 }
 
 /// Finds the records matching a filter: the total count and one page, newest first.

@@ -25,6 +25,7 @@ pub fn parse_filter(text: &str, now: i64) -> Result<Filter, QueryError> {
         pos: 0,
         now,
         max_regex_bytes: crate::Settings::default().max_regex_bytes,
+        depth: 0,
     };
     p.skip_ws();
     if p.pos == text.len() {
@@ -50,7 +51,12 @@ pub(crate) struct Parser<'a> {
     pub(crate) now: i64,
     /// Largest compiled regex, in bytes.
     pub(crate) max_regex_bytes: usize,
+    /// Current nesting of parentheses and negations.
+    pub(crate) depth: usize,
 }
+
+/// The deepest nesting of parentheses and negations a filter may have.
+pub const MAX_DEPTH: usize = 64;
 
 pub(crate) fn is_word_char(c: char) -> bool {
     !(c.is_whitespace() || "()\"':|".contains(c))
@@ -120,7 +126,21 @@ impl<'a> Parser<'a> {
         Ok(Filter::and(parts))
     }
 
+    /// Parses a negation or a primary; every nesting passes here, so the depth is bounded
+    /// (a deep stack of parentheses would otherwise overflow the thread's stack).
     fn unary(&mut self) -> Result<Filter, QueryError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(format!(
+                "the query nests more than {MAX_DEPTH} levels of parentheses and negations: flatten it"
+            )));
+        }
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<Filter, QueryError> {
         self.skip_ws();
         if self.keyword("NOT") {
             return Ok(Filter::Not(Box::new(self.unary()?)));
@@ -398,6 +418,22 @@ mod tests {
         assert!(err("\"open").0.contains("unterminated"));
         assert_eq!(err("a | stats count()").1, 2);
         assert!(err("~\"(\"").0.contains("invalid regex"));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!(
+            "{}a{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse_filter(&ok, 0).is_ok());
+        let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(err(&deep).0.contains("nests more than"));
+        assert!(err(&"NOT ".repeat(100_000)).0.contains("nests more than"));
+        assert!(err(&format!("{}a", "-".repeat(100_000)))
+            .0
+            .contains("nests more than"));
     }
 }
 

@@ -105,6 +105,7 @@ pub fn parse_query(text: &str, now: i64, settings: &Settings) -> Result<Query, Q
         pos: 0,
         now,
         max_regex_bytes: settings.max_regex_bytes,
+        depth: 0,
     };
     p.skip_ws();
     let filter = if p.rest().is_empty() || p.rest().starts_with('|') {
