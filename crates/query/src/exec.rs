@@ -4,9 +4,10 @@
 //! (only the columns the filter and the pipe need), filtered, folded into the groups, and
 //! dropped. Only the groups stay in memory, within [`Settings::max_groups`] and
 //! [`Settings::max_state_bytes`]; past either, or past [`Settings::timeout`], the scan stops
-//! and the answer says it is partial and why. `stats count()` grouped by nothing or by the
-//! dictionary-encoded columns (level, agent, host, source) reads no row at all for blocks
-//! the filter keeps whole, or only those columns.
+//! and the answer says it is partial and why. `stats count()` grouped by nothing, by level
+//! or by agent is answered from the blocks' metadata (row counts, counts by level and
+//! agent) for blocks the filter keeps whole; grouped by other dictionary-encoded columns
+//! (host, source, or several), it reads only those columns.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -353,8 +354,8 @@ fn scan<A: Aggregator + ?Sized>(
     Ok(())
 }
 
-/// `stats count() [by (dictionary columns)]`: blocks the filter keeps whole and that need
-/// no grouping are counted from their metadata; others read only the grouping columns (and
+/// `stats count() [by (dictionary columns)]`: blocks the filter keeps whole are counted
+/// from their metadata when it has the counts; others read only the grouping columns (and
 /// the filter's), counting per dictionary key.
 fn count_by_dictionary(
     snapshot: &Snapshot,
@@ -372,12 +373,16 @@ fn count_by_dictionary(
             break;
         }
         let whole = keeps_whole(filter, block);
-        if whole && stats.by.is_empty() {
-            if let Err(reason) = state.add_count(&[], block.rows() as u64, budget) {
-                *partial = Some(reason);
-                break;
+        if whole {
+            if let Some(counts) = metadata_counts(block, stats) {
+                for (key, n) in counts {
+                    if let Err(reason) = state.add_count(&key, n, budget) {
+                        *partial = Some(reason);
+                        return Ok(Box::new(state).finish());
+                    }
+                }
+                continue;
             }
-            continue;
         }
         let mut columns = Columns::of(&by_columns);
         if !whole {
@@ -425,6 +430,41 @@ fn count_by_dictionary(
         }
     }
     Ok(Box::new(state).finish())
+}
+
+/// Returns a block's counts per group from its metadata, when `stats` groups by nothing,
+/// by level alone or by agent alone and the block keeps those counts.
+fn metadata_counts(block: &BlockRef, stats: &Stats) -> Option<Vec<(Vec<Cell>, u64)>> {
+    let kinds: Vec<FieldKind> = stats.by.iter().map(FieldRef::kind).collect();
+    match kinds.as_slice() {
+        [] => Some(vec![(Vec::new(), block.rows() as u64)]),
+        [FieldKind::Level] => {
+            let counts = block.counts()?;
+            Some(
+                counts
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(rank, &n)| {
+                        let cell = logyard_model::Level::from_rank(rank as u8)
+                            .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
+                        (vec![cell], u64::from(n))
+                    })
+                    .collect(),
+            )
+        }
+        [FieldKind::Agent] => {
+            let agents = block.counts()?.agents.as_ref()?;
+            Some(
+                agents
+                    .iter()
+                    .map(|(a, n)| (vec![Cell::Str(a.clone())], u64::from(*n)))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// Returns a dictionary column's values and each row's key (-1 for null); a plain string
