@@ -11,6 +11,12 @@ mod table;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: ingest allocates and frees many small strings
+/// from several threads, where glibc's allocator was a tenth of the profile and left the
+/// heap fragmented (a higher peak RSS for the same data).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()

@@ -79,11 +79,17 @@ fn sigkill_under_load_loses_and_doubles_nothing() {
     for round in 0..20 {
         let server = Server::start(&data, &[]);
         for (agent, count) in &counts {
-            assert_eq!(
-                count_of(&server, agent),
-                *count,
-                "round {round}: the entries of {agent} changed across a restart (seed {seed})"
-            );
+            let now = count_of(&server, agent);
+            if now != *count {
+                let quarantined: Vec<_> = std::fs::read_dir(data.join("quarantine"))
+                    .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+                    .unwrap_or_default();
+                let log = server.stop();
+                panic!(
+                    "round {round}: {agent} had {count} entries, now {now} (seed {seed}); \
+                     quarantine: {quarantined:?}; server log:\n{log}"
+                );
+            }
         }
         let agent = format!("round{round}");
         let stop = Arc::new(AtomicBool::new(false));

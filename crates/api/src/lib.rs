@@ -2,13 +2,18 @@
 //!
 //! [`router`] builds the whole axum application from an [`AppState`]; [`serve`] runs it on
 //! a listener until a shutdown signal. Handlers live beside their routes: [`ingest`] for
-//! `POST /api/logs`, [`read`] for the searches and statistics. Every error answer goes
+//! `POST /api/logs`, [`read`] for the searches, `/api/query` and statistics, [`analysis`]
+//! for histograms, error summaries and context, [`export`] for streamed exports and
+//! [`tail`] for the live tail. Every error answer goes
 //! through [`ApiError`], the one place where errors become statuses.
 
+pub mod analysis;
 pub mod error;
+pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod read;
+pub mod tail;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -100,6 +105,8 @@ pub struct AppState {
     pub started: Instant,
     /// Other components' metrics, appended to `/metrics`.
     pub metrics_sources: Vec<MetricsSource>,
+    /// Budgets and limits of queries (`[query]`).
+    pub query: logyard_query::Settings,
 }
 
 impl AppState {
@@ -113,6 +120,7 @@ impl AppState {
             rate: Arc::new(RateMeter::default()),
             started: Instant::now(),
             metrics_sources: Vec::new(),
+            query: logyard_query::Settings::default(),
         }
     }
 
@@ -134,6 +142,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/query", get(read::query))
         .route("/api/agents", get(read::get_agents))
         .route("/api/stats", get(read::get_stats))
+        .merge(analysis::routes())
+        .merge(export::routes())
+        .merge(tail::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -156,6 +167,11 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/api/query") => "/api/query",
         Some("/api/agents") => "/api/agents",
         Some("/api/stats") => "/api/stats",
+        Some("/api/histogram") => "/api/histogram",
+        Some("/api/errors/summary") => "/api/errors/summary",
+        Some("/api/logs/{id}/context") => "/api/logs/context",
+        Some("/api/export") => "/api/export",
+        Some("/api/tail") => "/api/tail",
         _ => "other",
     };
     state.metrics.observe_request(

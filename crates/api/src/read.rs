@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use logyard_model::{format_rfc3339, now_ns, parse_time, Level, RecordId};
-use logyard_query::{parse_filter, Cost, Filter, LabelColumn, LevelOp, Page, SearchResult};
+use logyard_query::{
+    parse_query, Answer, Cost, Filter, LabelColumn, LevelOp, Page, SearchResult, Settings, Table,
+};
 use regex::RegexBuilder;
 use serde_json::{json, Value};
 
@@ -17,7 +19,7 @@ type Params = Query<HashMap<String, String>>;
 /// The largest page `limit` accepts.
 pub const MAX_LIMIT: usize = 1000;
 
-fn usize_param(
+pub(crate) fn usize_param(
     params: &HashMap<String, String>,
     name: &str,
     default: usize,
@@ -41,7 +43,7 @@ fn usize_param(
     Ok(n)
 }
 
-fn time_param(
+pub(crate) fn time_param(
     params: &HashMap<String, String>,
     names: &[&str],
     now: i64,
@@ -106,7 +108,7 @@ fn seed_filter(
     Ok(Filter::and(parts))
 }
 
-fn include_raw(params: &HashMap<String, String>) -> bool {
+pub(crate) fn include_raw(params: &HashMap<String, String>) -> bool {
     params
         .get("include_raw")
         .is_some_and(|v| v == "true" || v == "1")
@@ -123,7 +125,7 @@ pub fn cost_json(cost: &Cost) -> Value {
     })
 }
 
-async fn run_search(
+pub(crate) async fn run_search(
     state: &AppState,
     filter: Filter,
     page: Page,
@@ -205,13 +207,24 @@ pub async fn search_logs(
     logs_page(state, params, filter).await
 }
 
-/// `GET /api/query`: the query language, paged newest first with a cursor.
-pub async fn query(
-    State(state): State<AppState>,
-    Query(params): Params,
-) -> Result<Json<Value>, ApiError> {
-    let now = now_ns();
-    let q = params.get("q").map(String::as_str).unwrap_or("*");
+/// Returns the query settings of the server, with the regex size limit of `[limits]`.
+pub fn query_settings(state: &AppState) -> Settings {
+    let mut settings = state.query.clone();
+    settings.max_regex_bytes = state.limits.max_regex_bytes;
+    settings
+}
+
+/// Parses the `q` parameter (default `*`), refusing text over `limits.max_query_bytes`.
+pub fn parse_q(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    now: i64,
+) -> Result<logyard_query::Query, ApiError> {
+    let q = params
+        .get("q")
+        .map(String::as_str)
+        .filter(|q| !q.trim().is_empty())
+        .unwrap_or("*");
     if q.len() > state.limits.max_query_bytes {
         return Err(ApiError::bad_param(format!(
             "q is {} bytes, over the limit of {} (setting limits.max_query_bytes)",
@@ -219,35 +232,109 @@ pub async fn query(
             state.limits.max_query_bytes
         )));
     }
-    let mut parts = vec![parse_filter(q, now)?];
-    let start = time_param(&params, &["start"], now)?;
-    let end = time_param(&params, &["end"], now)?;
-    if start.is_some() || end.is_some() {
-        parts.push(Filter::Time { start, end });
+    Ok(parse_query(q, now, &query_settings(state))?)
+}
+
+/// Adds the `start` and `end` parameters to a query's filter.
+pub fn add_range(
+    query: &mut logyard_query::Query,
+    params: &HashMap<String, String>,
+    now: i64,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let start = time_param(params, &["start", "start_time"], now)?;
+    let end = time_param(params, &["end", "end_time"], now)?;
+    if let (Some(s), Some(e)) = (start, end) {
+        if s > e {
+            return Err(ApiError::bad_param("start is after end"));
+        }
     }
+    if start.is_some() || end.is_some() {
+        query.and_filter(Filter::Time { start, end });
+    }
+    Ok((start, end))
+}
+
+/// Runs a blocking closure on the blocking pool, mapping a panic to a 500.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, logyard_query::QueryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+/// Renders a table as `{"columns", "rows"}` plus `partial`/`reason` when it was cut.
+pub fn table_json(table: &Table, partial: Option<&str>) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    out.insert("columns".into(), json!(table.columns));
+    let rows: Vec<Value> = table
+        .rows
+        .iter()
+        .map(|r| Value::Array(r.iter().map(|c| c.to_json()).collect()))
+        .collect();
+    out.insert("rows".into(), Value::Array(rows));
+    add_partial(&mut out, partial);
+    out
+}
+
+/// Adds `"partial": true, "reason": …` to an answer that was cut short.
+pub fn add_partial(out: &mut serde_json::Map<String, Value>, partial: Option<&str>) {
+    if let Some(reason) = partial {
+        out.insert("partial".into(), true.into());
+        out.insert("reason".into(), reason.into());
+    }
+}
+
+/// `GET /api/query`: the query language. Records come paged newest first with a cursor;
+/// a table pipe makes the answer `{"columns", "rows"}`.
+pub async fn query(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let now = now_ns();
+    let mut query = parse_q(&state, &params, now)?;
+    add_range(&mut query, &params, now)?;
     if let Some(cursor) = params.get("cursor").filter(|c| !c.is_empty()) {
         let id: RecordId = cursor.parse().map_err(|e: String| {
             ApiError::bad_param(format!(
                 "cursor: {e}; pass the next_cursor of the previous answer"
             ))
         })?;
-        parts.push(Filter::Before(id));
+        query.and_filter(Filter::Before(id));
     }
     let limit = usize_param(&params, "limit", 100, Some(MAX_LIMIT))?;
     let raw = include_raw(&params);
-    let result = run_search(&state, Filter::and(parts), Page { offset: 0, limit }).await?;
-    let next_cursor = if result.total > result.records.len() as u64 {
-        result.records.last().map(|r| r.id().to_string())
-    } else {
-        None
+    let settings = query_settings(&state);
+    let store = state.store.clone();
+    let plain = query.pipes.is_empty();
+    let out =
+        blocking(move || logyard_query::run(&store.snapshot(), &query, &settings, limit)).await?;
+    let mut body = match &out.answer {
+        Answer::Records { records, total } => {
+            let next_cursor = if plain && *total > records.len() as u64 {
+                records.last().map(|r| r.id().to_string())
+            } else {
+                None
+            };
+            let logs: Vec<Value> = records.iter().map(|r| r.to_json(raw)).collect();
+            let mut m = serde_json::Map::new();
+            m.insert("logs".into(), logs.into());
+            m.insert("total".into(), (*total).into());
+            m.insert("next_cursor".into(), json!(next_cursor));
+            add_partial(&mut m, out.partial.as_deref());
+            m
+        }
+        Answer::Table(t) => table_json(t, out.partial.as_deref()),
     };
-    let logs: Vec<Value> = result.records.iter().map(|r| r.to_json(raw)).collect();
-    Ok(Json(json!({
-        "logs": logs,
-        "total": result.total,
-        "next_cursor": next_cursor,
-        "cost": cost_json(&result.cost),
-    })))
+    body.insert("cost".into(), cost_json(&out.cost));
+    Ok(Json(Value::Object(body)))
 }
 
 /// `GET /api/agents`.

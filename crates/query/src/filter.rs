@@ -248,13 +248,15 @@ impl Filter {
             }
             Filter::Text(text) => {
                 let finder = memmem::Finder::new(text.as_bytes());
-                let cols = [col::MESSAGE, col::RAW, col::FIELDS].map(|c| column(batch, c));
+                let cols = [col::MESSAGE, col::RAW].map(|c| column(batch, c));
+                let fields = column(batch, col::FIELDS);
                 (0..n)
                     .map(|i| {
                         cols.iter().any(|c| {
                             string_at(c.as_ref(), i)
                                 .is_some_and(|s| contains_at_boundaries(&finder, s))
-                        })
+                        }) || string_at(fields.as_ref(), i)
+                            .is_some_and(|json| in_field_values(&finder, json))
                     })
                     .collect()
             }
@@ -341,6 +343,21 @@ fn dict_mask(column: &dyn Array, pred: impl Fn(Option<&str>) -> bool) -> Vec<boo
         .collect()
 }
 
+/// Returns whether a value of the fields object (JSON text) contains the needle at token
+/// boundaries; keys do not count, as the token index holds only values.
+fn in_field_values(finder: &memmem::Finder<'_>, json: &str) -> bool {
+    if finder.find(json.as_bytes()).is_none() {
+        return false;
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return false;
+    };
+    map.values().any(|v| match v {
+        serde_json::Value::String(s) => contains_at_boundaries(finder, s),
+        other => contains_at_boundaries(finder, &other.to_string()),
+    })
+}
+
 /// Returns whether the fields object (JSON text) has `name` with a value whose text equals
 /// `value`, or starts with it when `prefix`.
 fn field_matches(json: &str, name: &str, value: &str, prefix: bool) -> bool {
@@ -405,6 +422,15 @@ mod tests {
         let f = memmem::Finder::new("NEEDLE-42-5");
         assert!(contains_at_boundaries(&f, "x NEEDLE-42-5 y"));
         assert!(!contains_at_boundaries(&f, "x NEEDLE-42-50 y"));
+    }
+
+    #[test]
+    fn words_match_field_values_not_keys() {
+        let f = memmem::Finder::new("user");
+        assert!(!in_field_values(&f, r#"{"user":"ana"}"#));
+        assert!(in_field_values(&f, r#"{"who":"user 7"}"#));
+        let f = memmem::Finder::new("500");
+        assert!(in_field_values(&f, r#"{"status":500}"#));
     }
 
     #[test]

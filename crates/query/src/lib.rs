@@ -1,7 +1,23 @@
-//! Searches over the store: filters, the executor, and summary statistics.
+//! Searches over the store: the query language, the executor, and summary statistics.
 //!
-//! A [`Filter`] (built by the API from parameters, or parsed from the query language by
-//! [`parse_filter`]) is run over a [`Snapshot`] of the store. The executor skips blocks by
+//! A query is a filter, then pipes: `level:ERROR | stats count() by (agent)`.
+//! [`parse_query`] reads one into a [`Query`] (its `Display` prints the canonical text back)
+//! and [`run`] executes it over a [`Snapshot`], answering records or a [`Table`] with its
+//! [`Cost`], cut short (and saying why) when it passes a budget of [`Settings`].
+//!
+//! ```no_run
+//! use logyard_query::{parse_query, run, Answer, Settings};
+//! # let store = logyard_store::Store::open(logyard_store::StoreConfig::new("d")).unwrap();
+//! let settings = Settings::default();
+//! let q = parse_query("level:ERROR | top 5 agent", logyard_model::now_ns(), &settings).unwrap();
+//! let out = run(&store.snapshot(), &q, &settings, 100).unwrap();
+//! if let Answer::Table(t) = out.answer {
+//!     println!("{:?} {:?}", t.columns, t.rows);
+//! }
+//! ```
+//!
+//! A [`Filter`] alone (built by the API from parameters, or parsed by [`parse_filter`]) is
+//! run by [`search`] over a [`Snapshot`] of the store. The executor skips blocks by
 //! time range and token filter, reads only the columns the filter needs, evaluates it on whole
 //! columns, and materialises only the records of the page asked for. Every answer carries its
 //! [`Cost`].
@@ -14,8 +30,14 @@
 //! println!("{} matches", result.total);
 //! ```
 
+mod cell;
+mod errors;
+mod exec;
+pub mod export;
 mod filter;
 mod parse;
+pub mod pipes;
+mod query;
 mod stats;
 
 use std::cmp::Reverse;
@@ -25,8 +47,13 @@ use std::time::Instant;
 use logyard_model::Record;
 use logyard_store::{BlockRef, Snapshot, StoreError};
 
+pub use cell::{Cell, FieldKind, FieldRef};
+pub use errors::{error_summary, AgentErrors, ErrorSummary};
+pub use exec::{check_buckets, for_each_match, histogram, nice_step, run, Answer, QueryOutput};
 pub use filter::{Filter, LabelColumn, LevelOp};
 pub use parse::parse_filter;
+pub use pipes::{template, Pipe, Table};
+pub use query::{parse_query, pipe_names, Query, Settings};
 pub use stats::{agents, summary, AgentSummary, Summary};
 
 /// Why a query failed.
@@ -126,6 +153,22 @@ pub(crate) fn eval_block(
     cost.bytes_scanned += batch.get_array_memory_size() as u64;
     let mask = filter.eval(&batch);
     Ok(Some((batch, mask)))
+}
+
+/// Returns the records of a memtable batch (as the store's `subscribe()` hands them out)
+/// that match a filter, in arrival order: the live tail.
+pub fn matching_records<'b>(
+    filter: &Filter,
+    batch: &'b logyard_store::MemBatch,
+) -> Vec<&'b Record> {
+    let mask = filter.eval(&batch.columns(filter.columns()));
+    batch
+        .records()
+        .iter()
+        .zip(mask)
+        .filter(|(_, m)| *m)
+        .map(|(r, _)| r)
+        .collect()
 }
 
 /// Finds the records matching a filter: the total count and one page, newest first.

@@ -14,14 +14,19 @@
 //! and any other name for a key of the record's fields.
 
 use logyard_model::{parse_duration, parse_time, Level};
-use regex::Regex;
 
 use crate::filter::{Filter, LabelColumn, LevelOp};
 use crate::QueryError;
 
 /// Parses the filter part of a query. `now` anchors relative times.
 pub fn parse_filter(text: &str, now: i64) -> Result<Filter, QueryError> {
-    let mut p = Parser { text, pos: 0, now };
+    let mut p = Parser {
+        text,
+        pos: 0,
+        now,
+        max_regex_bytes: crate::Settings::default().max_regex_bytes,
+        depth: 0,
+    };
     p.skip_ws();
     if p.pos == text.len() {
         return Ok(Filter::All);
@@ -31,7 +36,7 @@ pub fn parse_filter(text: &str, now: i64) -> Result<Filter, QueryError> {
     if p.pos < text.len() {
         if text[p.pos..].starts_with('|') {
             return Err(p.error(
-                "pipes (`| stats`, `| limit` …) are not supported yet; remove the `|` part",
+                "pipes (`| stats`, `| limit` …) are not accepted here: only a filter; run the query with `parse_query`",
             ));
         }
         return Err(p.error("expected AND, OR or the end of the query"));
@@ -39,35 +44,43 @@ pub fn parse_filter(text: &str, now: i64) -> Result<Filter, QueryError> {
     Ok(filter)
 }
 
-struct Parser<'a> {
-    text: &'a str,
-    pos: usize,
-    now: i64,
+/// The parser's cursor over a query's text; the pipes' parsers share it.
+pub(crate) struct Parser<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) pos: usize,
+    pub(crate) now: i64,
+    /// Largest compiled regex, in bytes.
+    pub(crate) max_regex_bytes: usize,
+    /// Current nesting of parentheses and negations.
+    pub(crate) depth: usize,
 }
 
-fn is_word_char(c: char) -> bool {
+/// The deepest nesting of parentheses and negations a filter may have.
+pub const MAX_DEPTH: usize = 64;
+
+pub(crate) fn is_word_char(c: char) -> bool {
     !(c.is_whitespace() || "()\"':|".contains(c))
 }
 
 impl<'a> Parser<'a> {
-    fn error(&self, message: impl Into<String>) -> QueryError {
+    pub(crate) fn error(&self, message: impl Into<String>) -> QueryError {
         QueryError::Syntax {
             message: message.into(),
             position: self.pos,
         }
     }
 
-    fn rest(&self) -> &'a str {
+    pub(crate) fn rest(&self) -> &'a str {
         &self.text[self.pos..]
     }
 
-    fn skip_ws(&mut self) {
+    pub(crate) fn skip_ws(&mut self) {
         let trimmed = self.rest().trim_start();
         self.pos = self.text.len() - trimmed.len();
     }
 
     /// Consumes a keyword followed by a non-word character.
-    fn keyword(&mut self, kw: &str) -> bool {
+    pub(crate) fn keyword(&mut self, kw: &str) -> bool {
         let rest = self.rest();
         if rest.starts_with(kw) && !rest[kw.len()..].starts_with(is_word_char) {
             self.pos += kw.len();
@@ -77,7 +90,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn or(&mut self) -> Result<Filter, QueryError> {
+    pub(crate) fn or(&mut self) -> Result<Filter, QueryError> {
         let mut parts = vec![self.and()?];
         loop {
             self.skip_ws();
@@ -113,7 +126,21 @@ impl<'a> Parser<'a> {
         Ok(Filter::and(parts))
     }
 
+    /// Parses a negation or a primary; every nesting passes here, so the depth is bounded
+    /// (a deep stack of parentheses would otherwise overflow the thread's stack).
     fn unary(&mut self) -> Result<Filter, QueryError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(format!(
+                "the query nests more than {MAX_DEPTH} levels of parentheses and negations: flatten it"
+            )));
+        }
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<Filter, QueryError> {
         self.skip_ws();
         if self.keyword("NOT") {
             return Ok(Filter::Not(Box::new(self.unary()?)));
@@ -151,10 +178,17 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             let start = self.pos;
             let pattern = self.string()?;
-            return Regex::new(&pattern)
+            return regex::RegexBuilder::new(&pattern)
+                .size_limit(self.max_regex_bytes)
+                .build()
                 .map(Filter::Regex)
                 .map_err(|e| QueryError::Syntax {
-                    message: format!("invalid regex: {e}"),
+                    message: match e {
+                        regex::Error::CompiledTooBig(limit) => format!(
+                            "regex is too large: it compiles to more than {limit} bytes (setting limits.max_regex_bytes); make it simpler or search for words instead"
+                        ),
+                        e => format!("invalid regex: {e}"),
+                    },
                     position: start,
                 });
         }
@@ -172,7 +206,7 @@ impl<'a> Parser<'a> {
         Ok(Filter::Text(word.to_string()))
     }
 
-    fn word(&mut self) -> &'a str {
+    pub(crate) fn word(&mut self) -> &'a str {
         let rest = self.rest();
         let len = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
         self.pos += len;
@@ -180,7 +214,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads a quoted string with `\"`, `\\` and `\n` escapes.
-    fn string(&mut self) -> Result<String, QueryError> {
+    pub(crate) fn string(&mut self) -> Result<String, QueryError> {
         let quote = match self.rest().chars().next() {
             Some(q @ ('"' | '\'')) => q,
             _ => return Err(self.error("expected a quoted string")),
@@ -384,6 +418,22 @@ mod tests {
         assert!(err("\"open").0.contains("unterminated"));
         assert_eq!(err("a | stats count()").1, 2);
         assert!(err("~\"(\"").0.contains("invalid regex"));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!(
+            "{}a{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse_filter(&ok, 0).is_ok());
+        let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(err(&deep).0.contains("nests more than"));
+        assert!(err(&"NOT ".repeat(100_000)).0.contains("nests more than"));
+        assert!(err(&format!("{}a", "-".repeat(100_000)))
+            .0
+            .contains("nests more than"));
     }
 }
 

@@ -129,3 +129,65 @@ fn summary_and_agents() {
     assert_eq!(a[0].last_seen, T0 + 99_000_000_000);
     assert_eq!(a[1].levels["ERROR"], 10);
 }
+
+fn table(store: &Store, q: &str) -> (Vec<Vec<crate::Cell>>, Cost) {
+    let settings = Settings::default();
+    let q = parse_query(q, T0, &settings).unwrap();
+    let out = crate::run(&store.snapshot(), &q, &settings, 100).unwrap();
+    match out.answer {
+        Answer::Table(t) => (t.rows, out.cost),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn counts_by_level_and_agent_come_from_block_metadata() {
+    use crate::Cell::{Int, Str};
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    for flushed in [false, true] {
+        if flushed {
+            s.flush().unwrap();
+        }
+        let (rows, cost) = table(&s, "* | stats count() by (level)");
+        assert_eq!(
+            rows,
+            [
+                vec![Str("ERROR".into()), Int(10)],
+                vec![Str("INFO".into()), Int(90)]
+            ]
+        );
+        assert_eq!(cost.rows_scanned, 0, "flushed {flushed}: {cost:?}");
+        let (rows, cost) = table(&s, "* | stats count() by (agent)");
+        assert_eq!(
+            rows,
+            [
+                vec![Str("db".into()), Int(50)],
+                vec![Str("web".into()), Int(50)]
+            ]
+        );
+        assert_eq!(cost.rows_scanned, 0);
+        let (rows, cost) = table(&s, "* | stats count()");
+        assert_eq!(rows, [vec![Int(100)]]);
+        assert_eq!(cost.rows_scanned, 0);
+    }
+    // A range that cuts one block: the others are counted from metadata, that one is read.
+    let (rows, cost) = table(
+        &s,
+        "_time:[2024-01-15T00:00:05Z, 2024-01-15T00:01:00Z) | stats count() by (level)",
+    );
+    assert_eq!(
+        rows,
+        [
+            vec![Str("ERROR".into()), Int(5)],
+            vec![Str("INFO".into()), Int(50)]
+        ]
+    );
+    assert_eq!(cost.rows_scanned, 10, "{cost:?}");
+    assert_eq!(cost.blocks_skipped_by_time, 4);
+    // Grouping by host reads only the host column.
+    let (rows, cost) = table(&s, "* | stats count() by (host)");
+    assert_eq!(rows, [vec![Str(String::new()), Int(100)]]);
+    assert_eq!(cost.rows_scanned, 100);
+}

@@ -49,7 +49,7 @@ pub use catalog::Catalog;
 pub use error::StoreError;
 pub use fsutil::DirLock;
 pub use memtable::MemBatch;
-pub use segment::{Columns, Segment, SegmentMeta};
+pub use segment::{BlockCounts, Columns, Segment, SegmentMeta};
 pub use wal::ReplayReport;
 
 use wal::Wal;
@@ -972,6 +972,15 @@ impl BlockRef {
         match &self.source {
             BlockSource::Segment(seg, i) => seg.blocks[*i].may_contain_all(hashes),
             BlockSource::Mem(_) => true,
+        }
+    }
+
+    /// Returns the block's rows by level and agent, when known without reading rows (every
+    /// memtable batch; segment blocks written by this version).
+    pub fn counts(&self) -> Option<&BlockCounts> {
+        match &self.source {
+            BlockSource::Segment(seg, i) => seg.blocks[*i].counts.as_ref(),
+            BlockSource::Mem(batch) => Some(batch.counts()),
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use arrow_array::RecordBatch;
 use logyard_model::Record;
 
-use crate::segment::{self, Columns};
+use crate::segment::{self, BlockCounts, Columns};
 
 /// One acknowledged batch of records, kept in memory until a flush writes it to a segment.
 #[derive(Debug)]
@@ -15,6 +15,7 @@ pub struct MemBatch {
     max_ts: i64,
     bytes: usize,
     columnar: OnceLock<RecordBatch>,
+    counts: OnceLock<BlockCounts>,
 }
 
 impl MemBatch {
@@ -29,6 +30,7 @@ impl MemBatch {
             max_ts,
             bytes,
             columnar: OnceLock::new(),
+            counts: OnceLock::new(),
         })
     }
 
@@ -50,6 +52,11 @@ impl MemBatch {
     /// Returns the approximate memory held.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Returns the rows by level and agent, counted once on first use.
+    pub fn counts(&self) -> &BlockCounts {
+        self.counts.get_or_init(|| BlockCounts::of(&self.records))
     }
 
     /// Returns some columns of the batch in the segment schema, built once on first use.

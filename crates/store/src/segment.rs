@@ -7,10 +7,14 @@
 //! for a rare word opens only the blocks that may hold it. Any Parquet reader (DuckDB, Spark,
 //! DataFusion) reads the `.parquet` file alone.
 //!
-//! The `.idx` layout: magic `LYIDX\0\0\x01`, `u32` block count, then per block `i64 min_ts`,
-//! `i64 max_ts`, `u32 rows`, `u64 seed`, `u32 segment_length`, `u32 segment_length_mask`,
-//! `u32 segment_count_length`, `u32` fingerprint count and the fingerprints (count 0 means
-//! "no filter": every token may be there); last, the CRC32C of all preceding bytes.
+//! The `.idx` layout: magic `LYIDX\0\0` and a version byte (2; version 1 files are read
+//! too), `u32` block count, then per block `i64 min_ts`, `i64 max_ts`, `u32 rows`,
+//! `u64 seed`, `u32 segment_length`, `u32 segment_length_mask`, `u32 segment_count_length`,
+//! `u32` fingerprint count and the fingerprints (count 0 means "no filter": every token may
+//! be there); from version 2, the block's [`BlockCounts`]: 7 `u32` row counts by level
+//! (TRACE … CRITICAL, then none), a `u32` agent count (`u32::MAX`: not kept, the block has
+//! too many agents) and per agent a `u16` name length, the name and a `u32` row count;
+//! last, the CRC32C of all preceding bytes.
 
 use std::borrow::Borrow;
 use std::fs::{self, File};
@@ -41,10 +45,63 @@ use crate::error::StoreError;
 use crate::fsutil::{sync_dir, tmp_path};
 use crate::pread::PreadFile;
 
-/// Version 2 indexes adjacent token pairs too (`logyard_model::text_hashes`).
-const IDX_MAGIC: &[u8; 8] = b"LYIDX\0\0\x02";
-/// Version 1 filters lack the pairs that searches now require: their blocks are read.
-const IDX_MAGIC_V1: &[u8; 8] = b"LYIDX\0\0\x01";
+/// The magic of an index file without its version byte.
+const IDX_MAGIC: &[u8; 7] = b"LYIDX\0\0";
+/// The index format this version writes: 2 adds the pairs of adjacent tokens to the filter
+/// (`logyard_model::text_hashes`) and row counts by level and agent. Version 1 filters lack
+/// the pairs that searches now require, so their blocks are never skipped by filter.
+const IDX_VERSION: u8 = 2;
+/// Blocks with more distinct agents than this keep no agent counts.
+pub const MAX_COUNTED_AGENTS: usize = 256;
+
+/// Row counts of a block by level and by agent, kept in the index so that `count()` by
+/// level or agent reads no row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockCounts {
+    /// Rows per level rank (TRACE … CRITICAL), then rows without a level.
+    pub levels: [u32; 7],
+    /// Rows per agent, sorted by name; `None` when the block has more than
+    /// [`MAX_COUNTED_AGENTS`] agents.
+    pub agents: Option<Vec<(String, u32)>>,
+}
+
+impl BlockCounts {
+    /// Counts records by level and agent.
+    pub fn of<R: Borrow<Record>>(records: &[R]) -> BlockCounts {
+        let mut levels = [0u32; 7];
+        let mut agents: std::collections::BTreeMap<&str, u32> = Default::default();
+        for r in records {
+            let r = r.borrow();
+            levels[r.level.map_or(6, |l| l.rank() as usize)] += 1;
+            *agents.entry(r.agent.as_str()).or_default() += 1;
+        }
+        let agents = (agents.len() <= MAX_COUNTED_AGENTS && agents.keys().all(|a| a.len() <= 4096))
+            .then(|| {
+                agents
+                    .into_iter()
+                    .map(|(a, n)| (a.to_string(), n))
+                    .collect()
+            });
+        BlockCounts { levels, agents }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        for n in self.levels {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        match &self.agents {
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+            Some(agents) => {
+                out.extend_from_slice(&(agents.len() as u32).to_le_bytes());
+                for (name, n) in agents {
+                    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                    out.extend_from_slice(name.as_bytes());
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+            }
+        }
+    }
+}
 
 /// The columns of a segment, in file order.
 pub mod col {
@@ -322,6 +379,8 @@ pub struct BlockMeta {
     /// Number of rows.
     pub rows: u32,
     filter: Option<BinaryFuse8>,
+    /// Rows by level and agent; `None` for blocks written by an older version.
+    pub counts: Option<BlockCounts>,
 }
 
 impl BlockMeta {
@@ -365,6 +424,7 @@ pub fn write<R: Borrow<Record>>(
     let mut writer = ArrowWriter::try_new(&mut buf, schema(), Some(props))?;
     let mut idx = Vec::new();
     idx.extend_from_slice(IDX_MAGIC);
+    idx.push(IDX_VERSION);
     let blocks = records.chunks(block_rows.max(1));
     idx.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
     let mut hashes = Vec::new();
@@ -392,6 +452,7 @@ pub fn write<R: Borrow<Record>>(
             }
             _ => idx.extend_from_slice(&[0u8; 24]),
         }
+        BlockCounts::of(chunk).encode(&mut idx);
     }
     writer.close()?;
     let crc = crc32c::crc32c(&idx);
@@ -424,9 +485,14 @@ pub fn write<R: Borrow<Record>>(
 }
 
 fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
-    let v1 = data.len() >= 8 && &data[..8] == IDX_MAGIC_V1;
-    if data.len() < 16 || !(&data[..8] == IDX_MAGIC || v1) {
-        return Err("index file has no valid header (expected format version 1 or 2)".into());
+    if data.len() < 16 || &data[..7] != IDX_MAGIC {
+        return Err("index file has no valid header".into());
+    }
+    let version = data[7];
+    if !(1..=IDX_VERSION).contains(&version) {
+        return Err(format!(
+            "index format version {version} is not supported by this logyard (versions 1 to {IDX_VERSION})"
+        ));
     }
     let (body, crc) = data.split_at(data.len() - 4);
     if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
@@ -451,7 +517,7 @@ fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
         let segment_count_length = u32_of(take(4)?);
         let n = u32_of(take(4)?) as usize;
         let fingerprints = take(n)?;
-        let filter = if n == 0 || v1 {
+        let filter = if n == 0 || version == 1 {
             None
         } else {
             Some(BinaryFuse8 {
@@ -464,11 +530,35 @@ fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
                 fingerprints: fingerprints.to_vec().into_boxed_slice(),
             })
         };
+        let counts = if version >= 2 {
+            let mut levels = [0u32; 7];
+            for l in &mut levels {
+                *l = u32_of(take(4)?);
+            }
+            let n = u32_of(take(4)?);
+            let agents = if n == u32::MAX {
+                None
+            } else {
+                let mut agents = Vec::with_capacity((n as usize).min(MAX_COUNTED_AGENTS));
+                for _ in 0..n {
+                    let len = u16::from_le_bytes(take(2)?.try_into().expect("2 bytes")) as usize;
+                    let name = std::str::from_utf8(take(len)?)
+                        .map_err(|_| "index file has an agent name that is not UTF-8")?
+                        .to_string();
+                    agents.push((name, u32_of(take(4)?)));
+                }
+                Some(agents)
+            };
+            Some(BlockCounts { levels, agents })
+        } else {
+            None
+        };
         blocks.push(BlockMeta {
             min_ts,
             max_ts,
             rows,
             filter,
+            counts,
         });
     }
     Ok(blocks)
@@ -637,6 +727,62 @@ mod tests {
             .unwrap();
         assert_eq!(partial.num_columns(), 2);
         assert_eq!(timestamps(&partial)[0], 100_000);
+    }
+
+    #[test]
+    fn blocks_keep_counts_by_level_and_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(250);
+        let meta = write(dir.path(), 3, "1970-01-01", &recs, 100).unwrap();
+        let seg = Segment::open(dir.path(), meta).unwrap();
+        let c = seg.blocks[0].counts.as_ref().unwrap();
+        assert_eq!(c.levels[Level::Error.rank() as usize], 10);
+        assert_eq!(c.levels[Level::Info.rank() as usize], 90);
+        assert_eq!(
+            c.agents.as_deref().unwrap(),
+            [
+                ("agent-0".to_string(), 34),
+                ("agent-1".to_string(), 33),
+                ("agent-2".to_string(), 33)
+            ]
+        );
+        assert_eq!(seg.blocks[2].counts, Some(BlockCounts::of(&recs[200..])));
+    }
+
+    #[test]
+    fn version_1_indexes_are_read_without_counts() {
+        let mut idx = b"LYIDX\0\0\x01".to_vec();
+        idx.extend_from_slice(&1u32.to_le_bytes());
+        idx.extend_from_slice(&5i64.to_le_bytes());
+        idx.extend_from_slice(&9i64.to_le_bytes());
+        idx.extend_from_slice(&3u32.to_le_bytes());
+        idx.extend_from_slice(&[0u8; 24]);
+        let crc = crc32c::crc32c(&idx);
+        idx.extend_from_slice(&crc.to_le_bytes());
+        let blocks = parse_index(&idx).unwrap();
+        assert_eq!((blocks[0].min_ts, blocks[0].rows), (5, 3));
+        assert!(blocks[0].counts.is_none());
+        idx[7] = 9;
+        let err = parse_index(&idx).unwrap_err();
+        assert!(err.contains("version 9 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn many_agents_keep_only_level_counts() {
+        let recs: Vec<Record> = (0..300)
+            .map(|i| {
+                let mut r = Record::new(i, "m");
+                r.agent = format!("a{i}");
+                r
+            })
+            .collect();
+        let c = BlockCounts::of(&recs);
+        assert!(c.agents.is_none());
+        assert_eq!(c.levels[6], 300);
+        let dir = tempfile::tempdir().unwrap();
+        let meta = write(dir.path(), 4, "1970-01-01", &recs, 1000).unwrap();
+        let seg = Segment::open(dir.path(), meta).unwrap();
+        assert_eq!(seg.blocks[0].counts, Some(c));
     }
 
     #[test]

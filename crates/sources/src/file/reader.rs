@@ -66,14 +66,33 @@ impl LineReader {
     }
 
     /// Feeds the bytes read at `self.pos`; pushes completed records to `out`.
-    pub fn feed(&mut self, mut chunk: &[u8], now_ns: i64, out: &mut Vec<Vec<u8>>) {
+    pub fn feed(&mut self, chunk: &[u8], now_ns: i64, out: &mut Vec<Vec<u8>>) {
+        self.feed_some(chunk, now_ns, out, usize::MAX);
+    }
+
+    /// Feeds bytes until `out` holds `limit` records; returns the bytes consumed (the rest
+    /// is to be fed again later).
+    pub fn feed_some(
+        &mut self,
+        mut chunk: &[u8],
+        now_ns: i64,
+        out: &mut Vec<Vec<u8>>,
+        limit: usize,
+    ) -> usize {
+        let total = chunk.len();
         while let Some(nl) = chunk.iter().position(|&c| c == b'\n') {
+            if out.len() >= limit {
+                return total - chunk.len();
+            }
             let part = &chunk[..nl];
             self.take_bytes(part);
             self.pos += nl as u64 + 1;
             let line = std::mem::take(&mut self.buf);
             self.line(&line, now_ns, out);
             chunk = &chunk[nl + 1..];
+        }
+        if out.len() >= limit && !chunk.is_empty() {
+            return total - chunk.len();
         }
         if !chunk.is_empty() {
             self.take_bytes(chunk);
@@ -82,6 +101,7 @@ impl LineReader {
                 self.partial_since = Some(Instant::now());
             }
         }
+        total
     }
 
     fn take_bytes(&mut self, part: &[u8]) {

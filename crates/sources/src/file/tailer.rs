@@ -224,11 +224,15 @@ impl Tailer {
                 break;
             }
             s.last_growth = Instant::now();
-            s.reader.feed(&buf[..n], now_ns(), &mut lines);
-            if lines.len() >= self.settings.batch_lines {
-                self.deliver(e, s, slot, &mut lines)?;
-                if self.shutdown.is_triggered() {
-                    return Err(Halt::Shutdown);
+            let mut at = 0;
+            while at < n {
+                let limit = self.settings.batch_lines;
+                at += s.reader.feed_some(&buf[at..n], now_ns(), &mut lines, limit);
+                if lines.len() >= limit {
+                    self.deliver(e, s, slot, &mut lines)?;
+                    if self.shutdown.is_triggered() {
+                        return Err(Halt::Shutdown);
+                    }
                 }
             }
             if n < buf.len() {

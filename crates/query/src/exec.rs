@@ -1,0 +1,659 @@
+//! The executor of whole queries: the filter over the snapshot's blocks, then the pipes.
+//!
+//! Aggregating pipes (`stats`, `top`, `histogram`, `patterns`) stream: each block is read
+//! (only the columns the filter and the pipe need), filtered, folded into the groups, and
+//! dropped. Only the groups stay in memory, within [`Settings::max_groups`] and
+//! [`Settings::max_state_bytes`]; past either, or past [`Settings::timeout`], the scan stops
+//! and the answer says it is partial and why. `stats count()` grouped by nothing, by level
+//! or by agent is answered from the blocks' metadata (row counts, counts by level and
+//! agent) for blocks the filter keeps whole; grouped by other dictionary-encoded columns
+//! (host, source, or several), it reads only those columns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
+use logyard_model::Record;
+use logyard_store::segment::{col, seqs, timestamps};
+use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
+
+use crate::cell::{columns_of, BlockFields, Cell, FieldKind, FieldRef};
+use crate::pipes::{Aggregator, Budget, Histogram, HistogramCounts, Pipe, Sort, Stats, Table};
+use crate::{candidate_blocks, search, Cost, Filter, Page, Query, QueryError, Settings};
+
+/// What a query answers: records, or a table.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// Matching records in the query's order (newest first unless sorted).
+    Records {
+        /// The records.
+        records: Vec<Record>,
+        /// Every match (up to a `limit` pipe), not only those returned.
+        total: u64,
+    },
+    /// A table made by a table pipe.
+    Table(Table),
+}
+
+/// The answer of [`run`], its cost, and whether it was cut short.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Records or a table.
+    pub answer: Answer,
+    /// What it cost.
+    pub cost: Cost,
+    /// Why the answer is partial (a budget or the deadline), when it is.
+    pub partial: Option<String>,
+}
+
+/// Runs a query over a snapshot. A records answer holds at most `limit` records (and at
+/// most the query's own `limit`).
+pub fn run(
+    snapshot: &Snapshot,
+    query: &Query,
+    settings: &Settings,
+    limit: usize,
+) -> Result<QueryOutput, QueryError> {
+    let started = Instant::now();
+    let mut budget = Budget::new(settings, started);
+    let mut cost = Cost::default();
+    let mut partial = None;
+    let pipes = &query.pipes;
+    let first_table = pipes
+        .iter()
+        .position(|p| p.output_columns().is_some())
+        .unwrap_or(pipes.len());
+    let record_ops = &pipes[..first_table];
+    let first_limit = record_ops.iter().position(|p| matches!(p, Pipe::Limit(_)));
+    let next = pipes.get(first_table);
+
+    let mut table = match next {
+        Some(pipe) if pipe.aggregates() && first_limit.is_none() => {
+            check_histogram(query, first_table, settings)?;
+            Some(aggregate(
+                snapshot,
+                &query.filter,
+                pipe,
+                settings,
+                &mut budget,
+                &mut cost,
+                &mut partial,
+            )?)
+        }
+        _ => {
+            let select_sort = record_ops[..first_limit.unwrap_or(record_ops.len())]
+                .iter()
+                .rev()
+                .find_map(|p| match p {
+                    Pipe::Sort(s) => Some(s),
+                    _ => None,
+                });
+            let k = match first_limit.map(|i| &record_ops[i]) {
+                Some(Pipe::Limit(l)) if next.is_some() => l.n,
+                Some(Pipe::Limit(l)) => l.n.min(limit),
+                _ => limit,
+            };
+            let (mut records, mut total) = select(
+                snapshot,
+                &query.filter,
+                select_sort,
+                k,
+                &mut budget,
+                &mut cost,
+                &mut partial,
+            )?;
+            if let Some(i) = first_limit {
+                if let Pipe::Limit(l) = &record_ops[i] {
+                    total = total.min(l.n as u64);
+                }
+                for op in &record_ops[i + 1..] {
+                    match op {
+                        Pipe::Sort(s) => sort_records(&mut records, s),
+                        Pipe::Limit(l) => {
+                            records.truncate(l.n);
+                            total = total.min(l.n as u64);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            match next {
+                None => {
+                    cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+                    return Ok(QueryOutput {
+                        answer: Answer::Records { records, total },
+                        cost,
+                        partial,
+                    });
+                }
+                Some(Pipe::Fields(f)) => Some(Table {
+                    columns: f.fields.iter().map(|f| f.name.clone()).collect(),
+                    rows: records
+                        .iter()
+                        .map(|r| f.fields.iter().map(|f| f.of_record(r)).collect())
+                        .collect(),
+                }),
+                Some(pipe) => {
+                    let mut agg = aggregator(pipe, query.filter.time_bounds(), settings);
+                    let fields = agg.fields();
+                    for r in &records {
+                        let cells: Vec<Cell> = fields.iter().map(|f| f.of_record(r)).collect();
+                        if let Err(reason) = agg.push(&cells, r.timestamp, r.seq, &mut budget) {
+                            partial = Some(reason);
+                            break;
+                        }
+                    }
+                    Some(agg.finish())
+                }
+            }
+        }
+    };
+    for pipe in pipes.iter().skip(first_table + 1) {
+        let t = table.take().unwrap_or_default();
+        table = Some(match pipe {
+            Pipe::Sort(s) => s.apply(t),
+            Pipe::Limit(l) => {
+                let mut t = t;
+                t.rows.truncate(l.n);
+                t
+            }
+            Pipe::Fields(f) => f.apply(t),
+            // The parser refuses an aggregating pipe after a table pipe.
+            _ => t,
+        });
+    }
+    cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(QueryOutput {
+        answer: Answer::Table(table.unwrap_or_default()),
+        cost,
+        partial,
+    })
+}
+
+/// Refuses a histogram whose time range (from the filter) makes too many buckets.
+fn check_histogram(query: &Query, index: usize, settings: &Settings) -> Result<(), QueryError> {
+    if let Some(Pipe::Histogram(h)) = query.pipes.get(index) {
+        if let (Some(start), Some(end)) = query.filter.time_bounds() {
+            check_buckets(h.step, start, end, settings.max_buckets).map_err(|message| {
+                QueryError::Syntax {
+                    message,
+                    position: query.positions.get(index).copied().unwrap_or(0),
+                }
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Returns how many buckets of `step` cover `[start, end)`, or why that is too many.
+pub fn check_buckets(step: i64, start: i64, end: i64, max: usize) -> Result<usize, String> {
+    let first = start.div_euclid(step) * step;
+    let n = (i128::from(end) - i128::from(first) + i128::from(step) - 1) / i128::from(step);
+    let n = n.max(0);
+    if n > max as i128 {
+        let min_step = (i128::from(end) - i128::from(first)) / max as i128 + 1;
+        return Err(format!(
+            "a step of {} makes {n} buckets over the range, more than {max} (setting query.max_buckets): use a step of at least {}",
+            crate::pipes::format_duration(step),
+            crate::pipes::format_duration(nice_step(min_step as i64)),
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// Returns the smallest step of 1, 2 or 5 times a time unit that is at least `ns`.
+pub fn nice_step(ns: i64) -> i64 {
+    const STEPS: [i64; 16] = [
+        1_000_000,
+        10_000_000,
+        100_000_000,
+        1_000_000_000,
+        5_000_000_000,
+        10_000_000_000,
+        30_000_000_000,
+        60_000_000_000,
+        300_000_000_000,
+        600_000_000_000,
+        1_800_000_000_000,
+        3_600_000_000_000,
+        6 * 3_600_000_000_000,
+        12 * 3_600_000_000_000,
+        86_400_000_000_000,
+        7 * 86_400_000_000_000,
+    ];
+    STEPS
+        .iter()
+        .copied()
+        .find(|&s| s >= ns)
+        .unwrap_or_else(|| (ns / 86_400_000_000_000 + 1).saturating_mul(86_400_000_000_000))
+}
+
+fn aggregator(
+    pipe: &Pipe,
+    bounds: (Option<i64>, Option<i64>),
+    settings: &Settings,
+) -> Box<dyn Aggregator> {
+    match pipe {
+        Pipe::Stats(s) => Box::new(s.state()),
+        Pipe::Top(t) => t.aggregator(),
+        Pipe::Histogram(h) => {
+            let range = match bounds {
+                (Some(s), Some(e)) => Some((s, e)),
+                _ => None,
+            };
+            Box::new(h.state(range, settings.max_buckets))
+        }
+        Pipe::Patterns(p) => p.aggregator(),
+        Pipe::Sort(_) | Pipe::Limit(_) | Pipe::Fields(_) => {
+            unreachable!("only aggregating pipes have an aggregator")
+        }
+    }
+}
+
+/// Reads columns of a block; a damaged segment is reported (and quarantined) and skipped.
+fn read_block(
+    snapshot: &Snapshot,
+    block: &BlockRef,
+    columns: Columns,
+    cost: &mut Cost,
+) -> Result<Option<RecordBatch>, QueryError> {
+    match block.read(columns) {
+        Ok(batch) => {
+            cost.rows_scanned += batch.num_rows() as u64;
+            cost.bytes_scanned += batch.get_array_memory_size() as u64;
+            Ok(Some(batch))
+        }
+        Err(e @ (StoreError::Corrupt(_) | StoreError::Parquet(_))) => {
+            snapshot.report_damaged(block, &e);
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The columns a filter reads, without the timestamp and seq that every read used to add.
+fn filter_columns(filter: &Filter) -> Columns {
+    match filter {
+        Filter::All => Columns(0),
+        f => f.columns(),
+    }
+}
+
+/// Returns whether every record of a block matches a filter, judging by its time range only.
+fn keeps_whole(filter: &Filter, block: &BlockRef) -> bool {
+    match filter {
+        Filter::All => true,
+        Filter::Time { start, end } => {
+            start.is_none_or(|s| block.min_ts >= s) && end.is_none_or(|e| block.max_ts < e)
+        }
+        Filter::And(parts) => parts.iter().all(|p| keeps_whole(p, block)),
+        _ => false,
+    }
+}
+
+fn aggregate(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    pipe: &Pipe,
+    settings: &Settings,
+    budget: &mut Budget,
+    cost: &mut Cost,
+    partial: &mut Option<String>,
+) -> Result<Table, QueryError> {
+    if let Pipe::Stats(s) = pipe {
+        if s.counts_only() && s.by.iter().all(|f| is_dict(f.kind())) {
+            return count_by_dictionary(snapshot, filter, s, budget, cost, partial);
+        }
+    }
+    let mut agg = aggregator(pipe, filter.time_bounds(), settings);
+    scan(snapshot, filter, agg.as_mut(), budget, cost, partial)?;
+    Ok(agg.finish())
+}
+
+fn is_dict(kind: FieldKind) -> bool {
+    matches!(
+        kind,
+        FieldKind::Level | FieldKind::Agent | FieldKind::Host | FieldKind::Source
+    )
+}
+
+/// Feeds every matching row of the snapshot to an aggregator, block by block.
+fn scan<A: Aggregator + ?Sized>(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    agg: &mut A,
+    budget: &mut Budget,
+    cost: &mut Cost,
+    partial: &mut Option<String>,
+) -> Result<(), QueryError> {
+    let fields = agg.fields();
+    let mut columns = filter_columns(filter);
+    columns.0 |= columns_of(&fields).0 | Columns::of(&[col::TIMESTAMP, col::SEQ]).0;
+    let mut cells = Vec::with_capacity(fields.len());
+    for block in candidate_blocks(snapshot, filter, cost) {
+        if let Err(reason) = budget.check_time() {
+            *partial = Some(reason);
+            return Ok(());
+        }
+        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
+            continue;
+        };
+        let mask = filter.eval(&batch);
+        let ts = timestamps(&batch);
+        let seq = seqs(&batch);
+        let reader = BlockFields::new(&batch, &fields);
+        for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
+            reader.row(row, &mut cells);
+            if let Err(reason) = agg.push(&cells, ts[row], seq[row], budget) {
+                *partial = Some(reason);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `stats count() [by (dictionary columns)]`: blocks the filter keeps whole are counted
+/// from their metadata when it has the counts; others read only the grouping columns (and
+/// the filter's), counting per dictionary key.
+fn count_by_dictionary(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    stats: &Stats,
+    budget: &mut Budget,
+    cost: &mut Cost,
+    partial: &mut Option<String>,
+) -> Result<Table, QueryError> {
+    let mut state = stats.state();
+    let by_columns: Vec<usize> = stats.by.iter().map(FieldRef::column).collect();
+    for block in candidate_blocks(snapshot, filter, cost) {
+        if let Err(reason) = budget.check_time() {
+            *partial = Some(reason);
+            break;
+        }
+        let whole = keeps_whole(filter, block);
+        if whole {
+            if let Some(counts) = metadata_counts(block, stats) {
+                for (key, n) in counts {
+                    if let Err(reason) = state.add_count(&key, n, budget) {
+                        *partial = Some(reason);
+                        return Ok(Box::new(state).finish());
+                    }
+                }
+                continue;
+            }
+        }
+        let mut columns = Columns::of(&by_columns);
+        if !whole {
+            columns.0 |= filter_columns(filter).0;
+        }
+        if columns.0 == 0 {
+            columns = Columns::of(&[col::SEQ]);
+        }
+        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
+            continue;
+        };
+        let mask = if whole {
+            vec![true; batch.num_rows()]
+        } else {
+            filter.eval(&batch)
+        };
+        let dicts: Vec<(Vec<Option<String>>, Vec<i32>)> = by_columns
+            .iter()
+            .map(|&c| dictionary_keys(&batch, c))
+            .collect();
+        let mut counts: HashMap<u128, u64> = HashMap::new();
+        for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
+            let mut key = 0u128;
+            for (_, keys) in &dicts {
+                key = (key << 32) | u128::from(keys[row] as u32);
+            }
+            *counts.entry(key).or_default() += 1;
+        }
+        let mut sorted: BTreeMap<u128, u64> = BTreeMap::new();
+        sorted.extend(counts);
+        for (mut key, n) in sorted {
+            let mut cells = vec![Cell::Null; dicts.len()];
+            for (i, (values, _)) in dicts.iter().enumerate().rev() {
+                let k = (key & 0xffff_ffff) as u32 as i32;
+                key >>= 32;
+                cells[i] = usize::try_from(k)
+                    .ok()
+                    .and_then(|k| values.get(k).cloned().flatten())
+                    .map_or(Cell::Null, Cell::Str);
+            }
+            if let Err(reason) = state.add_count(&cells, n, budget) {
+                *partial = Some(reason);
+                return Ok(Box::new(state).finish());
+            }
+        }
+    }
+    Ok(Box::new(state).finish())
+}
+
+/// Returns a block's counts per group from its metadata, when `stats` groups by nothing,
+/// by level alone or by agent alone and the block keeps those counts.
+fn metadata_counts(block: &BlockRef, stats: &Stats) -> Option<Vec<(Vec<Cell>, u64)>> {
+    let kinds: Vec<FieldKind> = stats.by.iter().map(FieldRef::kind).collect();
+    match kinds.as_slice() {
+        [] => Some(vec![(Vec::new(), block.rows() as u64)]),
+        [FieldKind::Level] => {
+            let counts = block.counts()?;
+            Some(
+                counts
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(rank, &n)| {
+                        let cell = logyard_model::Level::from_rank(rank as u8)
+                            .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
+                        (vec![cell], u64::from(n))
+                    })
+                    .collect(),
+            )
+        }
+        [FieldKind::Agent] => {
+            let agents = block.counts()?.agents.as_ref()?;
+            Some(
+                agents
+                    .iter()
+                    .map(|(a, n)| (vec![Cell::Str(a.clone())], u64::from(*n)))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Returns a dictionary column's values and each row's key (-1 for null); a plain string
+/// column becomes its own dictionary.
+fn dictionary_keys(batch: &RecordBatch, column: usize) -> (Vec<Option<String>>, Vec<i32>) {
+    let array = batch
+        .column_by_name(col::NAMES[column])
+        .expect("grouping column read");
+    if let Some(dict) = array.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+        if let Some(values) = dict.values().as_any().downcast_ref::<StringArray>() {
+            let vals = (0..values.len())
+                .map(|i| (!values.is_null(i)).then(|| values.value(i).to_string()))
+                .collect();
+            let keys = (0..dict.len())
+                .map(|i| {
+                    if dict.is_null(i) {
+                        -1
+                    } else {
+                        dict.keys().value(i)
+                    }
+                })
+                .collect();
+            return (vals, keys);
+        }
+    }
+    let mut vals: Vec<Option<String>> = Vec::new();
+    let mut index: HashMap<Option<String>, i32> = HashMap::new();
+    let keys = (0..array.len())
+        .map(|i| {
+            let v = logyard_store::segment::string_at(array.as_ref(), i).map(str::to_string);
+            *index.entry(v.clone()).or_insert_with(|| {
+                vals.push(v);
+                vals.len() as i32 - 1
+            })
+        })
+        .collect();
+    (vals, keys)
+}
+
+/// Picks the first `k` matching records in a sort's order (newest first without one) and
+/// counts every match.
+fn select(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    sort: Option<&Sort>,
+    k: usize,
+    budget: &mut Budget,
+    cost: &mut Cost,
+    partial: &mut Option<String>,
+) -> Result<(Vec<Record>, u64), QueryError> {
+    let Some(sort) = sort else {
+        let r = search(
+            snapshot,
+            filter,
+            Page {
+                offset: 0,
+                limit: k,
+            },
+        )?;
+        *cost = r.cost;
+        return Ok((r.records, r.total));
+    };
+    let fields = sort.by.clone();
+    let mut columns = filter.columns();
+    columns.0 |= columns_of(&fields).0;
+    let blocks = candidate_blocks(snapshot, filter, cost);
+    type Candidate = (Vec<Cell>, i64, u64, usize, usize);
+    let cmp = |a: &Candidate, b: &Candidate| {
+        sort.cmp_keys(&a.0, &b.0).then_with(|| {
+            let o = (a.1, a.2).cmp(&(b.1, b.2));
+            if sort.desc {
+                o.reverse()
+            } else {
+                o
+            }
+        })
+    };
+    let mut best: Vec<Candidate> = Vec::new();
+    let mut total = 0u64;
+    let mut cells = Vec::new();
+    for (bi, block) in blocks.iter().enumerate() {
+        if let Err(reason) = budget.check_time() {
+            *partial = Some(reason);
+            break;
+        }
+        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
+            continue;
+        };
+        let mask = filter.eval(&batch);
+        let ts = timestamps(&batch);
+        let seq = seqs(&batch);
+        let reader = BlockFields::new(&batch, &fields);
+        for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
+            total += 1;
+            if k == 0 {
+                continue;
+            }
+            reader.row(row, &mut cells);
+            best.push((cells.clone(), ts[row], seq[row], bi, row));
+            if best.len() >= 2 * k + 64 {
+                best.sort_by(cmp);
+                best.truncate(k);
+            }
+        }
+    }
+    best.sort_by(cmp);
+    best.truncate(k);
+    let mut by_block: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for c in &best {
+        by_block.entry(c.3).or_default().push(c.4);
+    }
+    let mut found: HashMap<(i64, u64), Record> = HashMap::new();
+    for (bi, rows) in by_block {
+        for r in blocks[bi].records(&rows)? {
+            found.insert((r.timestamp, r.seq), r);
+        }
+    }
+    let records = best
+        .iter()
+        .filter_map(|c| found.remove(&(c.1, c.2)))
+        .collect();
+    Ok((records, total))
+}
+
+fn sort_records(records: &mut [Record], sort: &Sort) {
+    records.sort_by(|a, b| {
+        let ka: Vec<Cell> = sort.by.iter().map(|f| f.of_record(a)).collect();
+        let kb: Vec<Cell> = sort.by.iter().map(|f| f.of_record(b)).collect();
+        sort.cmp_keys(&ka, &kb)
+    });
+}
+
+/// Counts matching records per `step` bucket (and per value of `by`), for
+/// `GET /api/histogram`; refuses a range that makes more than `max_buckets` buckets.
+pub fn histogram(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    step: i64,
+    by: Option<FieldRef>,
+    settings: &Settings,
+) -> Result<(HistogramCounts, Cost, Option<String>), QueryError> {
+    let started = Instant::now();
+    let mut budget = Budget::new(settings, started);
+    let mut cost = Cost::default();
+    let mut partial = None;
+    let h = Histogram { step, by };
+    let mut state = h.state(None, settings.max_buckets);
+    scan(
+        snapshot,
+        filter,
+        &mut state,
+        &mut budget,
+        &mut cost,
+        &mut partial,
+    )?;
+    cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok((state.counts(), cost, partial))
+}
+
+/// Calls `f` with every matching record, oldest block first and each block's matches in time
+/// order, holding one block at a time; stops early when `f` returns false.
+pub fn for_each_match(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    mut f: impl FnMut(Record) -> bool,
+) -> Result<Cost, QueryError> {
+    let started = Instant::now();
+    let mut cost = Cost::default();
+    let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
+    blocks.sort_by_key(|b| (b.min_ts, b.max_ts));
+    let columns = filter.columns();
+    for block in blocks {
+        let Some(batch) = read_block(snapshot, block, columns, &mut cost)? else {
+            continue;
+        };
+        let mask = filter.eval(&batch);
+        let rows: Vec<usize> = (0..batch.num_rows()).filter(|&r| mask[r]).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut records = block.records(&rows)?;
+        records.sort_unstable_by_key(|r| (r.timestamp, r.seq));
+        for r in records {
+            if !f(r) {
+                cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+                return Ok(cost);
+            }
+        }
+    }
+    cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(cost)
+}
