@@ -42,7 +42,11 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         SourceError::Io {
             action,
             path: path.into(),

@@ -66,7 +66,10 @@ impl MemorySink {
 
     /// Returns a copy of every record written so far, in order.
     pub fn records(&self) -> Vec<Record> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Removes and returns every record written so far.

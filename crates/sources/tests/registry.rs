@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use logyard_model::Record;
 use logyard_sources::{
-    build_all, render_prometheus, spawn, MemorySink, Sink, SinkError, SourceConfig,
-    SourceContext, SourceError, SourceState, StdinConfig, StdinSource,
+    build_all, render_prometheus, spawn, MemorySink, Sink, SinkError, SourceConfig, SourceContext,
+    SourceError, SourceState, StdinConfig, StdinSource,
 };
 
 #[derive(Deserialize)]
@@ -56,7 +56,10 @@ type = "stdin"
         .iter()
         .map(|s| format!("{}:{}", s.kind(), s.name()))
         .collect();
-    assert_eq!(names, ["file:file", "file:file-2", "syslog:syslog", "stdin:stdin"]);
+    assert_eq!(
+        names,
+        ["file:file", "file:file-2", "syslog:syslog", "stdin:stdin"]
+    );
     match &cfgs[1] {
         SourceConfig::File(f) => {
             assert_eq!(f.poll_interval, Duration::from_millis(250));
@@ -74,18 +77,23 @@ fn bad_entries_are_refused_with_a_reason() {
     assert!(kind.unwrap_err().contains("unknown variant `kafka`"));
     let start = parse("[[sources]]\ntype = \"file\"\npaths = [\"/x\"]\nstart_at = \"middle\"\n");
     assert!(start.is_err());
-    let regex = parse("[[sources]]\ntype = \"file\"\npaths = [\"/x\"]\nmultiline = \"(\"\n").unwrap();
+    let regex =
+        parse("[[sources]]\ntype = \"file\"\npaths = [\"/x\"]\nmultiline = \"(\"\n").unwrap();
     assert!(matches!(build_all(&regex), Err(SourceError::Parse { .. })));
     let no_listener = parse("[[sources]]\ntype = \"syslog\"\n").unwrap();
     let err = build_all(&no_listener).err().unwrap().to_string();
     assert!(err.contains("listen_udp"), "{err}");
     let dup = parse("[[sources]]\ntype = \"stdin\"\nname = \"a\"\n[[sources]]\ntype = \"stdin\"\nname = \"a\"\n").unwrap();
-    assert!(matches!(build_all(&dup), Err(SourceError::DuplicateName(_))));
+    assert!(matches!(
+        build_all(&dup),
+        Err(SourceError::DuplicateName(_))
+    ));
 }
 
 #[test]
 fn stdin_lines_become_records_and_the_source_stops_at_the_end() {
-    let input = b"2024-01-15 10:30:00 - ERROR - api - failed\nplain line\nno newline at the end".to_vec();
+    let input =
+        b"2024-01-15 10:30:00 - ERROR - api - failed\nplain line\nno newline at the end".to_vec();
     let sink = Arc::new(MemorySink::new());
     let dir = tempfile::tempdir().unwrap();
     let ctx = SourceContext::new(sink.clone(), dir.path(), "h1");
@@ -171,7 +179,9 @@ fn the_run_loop_follows_new_files_with_a_slow_sink_and_resumes_after_a_restart()
             (spawn(src, ctx.clone()), ctx)
         };
         let (running, ctx) = start(sink.clone());
-        wait_until("the source to run", || running.status.snapshot().state == SourceState::Running);
+        wait_until("the source to run", || {
+            running.status.snapshot().state == SourceState::Running
+        });
         let mut f = std::fs::File::create(logs.join("new.log")).unwrap();
         for i in 0..1000 {
             writeln!(f, "line {i}").unwrap();
@@ -189,10 +199,19 @@ fn the_run_loop_follows_new_files_with_a_slow_sink_and_resumes_after_a_restart()
         ctx.shutdown.trigger();
         let st = running.status.snapshot();
         running.join().unwrap();
-        let got: Vec<String> = sink.records.lock().unwrap().iter().map(|r| r.message.clone()).collect();
+        let got: Vec<String> = sink
+            .records
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.message.clone())
+            .collect();
         let want: Vec<String> = (0..1500).map(|i| format!("line {i}")).collect();
         assert_eq!(got, want, "{watch}");
         assert_eq!(st.files.len(), 1);
-        assert_eq!(st.files[0].offset, std::fs::metadata(logs.join("new.log")).unwrap().len());
+        assert_eq!(
+            st.files[0].offset,
+            std::fs::metadata(logs.join("new.log")).unwrap().len()
+        );
     }
 }

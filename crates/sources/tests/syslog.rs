@@ -97,14 +97,80 @@ fn logger_rfc5424_and_rfc3164_over_udp_and_tcp() {
     let s = Server::start(|_| {});
     let (udp, tcp) = (s.udp.port().to_string(), s.tcp.port().to_string());
     let host = hostname();
-    logger(&["--rfc5424", "-d", "-n", "127.0.0.1", "-P", &udp, "-t", "billing", "-p", "local0.err", "charge failed udp5424"]);
-    logger(&["--rfc3164", "-d", "-n", "127.0.0.1", "-P", &udp, "-t", "web", "-p", "user.warning", "slow request udp3164"]);
-    logger(&["--rfc5424", "-T", "-n", "127.0.0.1", "-P", &tcp, "-t", "api", "-p", "daemon.info", "started tcp5424"]);
-    logger(&["--rfc3164", "-T", "-n", "127.0.0.1", "-P", &tcp, "-t", "cron", "-p", "cron.debug", "tick tcp3164"]);
-    logger(&["--rfc5424", "-T", "--octet-count", "-n", "127.0.0.1", "-P", &tcp, "-t", "db", "-p", "local3.crit", "disk full octet"]);
+    logger(&[
+        "--rfc5424",
+        "-d",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &udp,
+        "-t",
+        "billing",
+        "-p",
+        "local0.err",
+        "charge failed udp5424",
+    ]);
+    logger(&[
+        "--rfc3164",
+        "-d",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &udp,
+        "-t",
+        "web",
+        "-p",
+        "user.warning",
+        "slow request udp3164",
+    ]);
+    logger(&[
+        "--rfc5424",
+        "-T",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &tcp,
+        "-t",
+        "api",
+        "-p",
+        "daemon.info",
+        "started tcp5424",
+    ]);
+    logger(&[
+        "--rfc3164",
+        "-T",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &tcp,
+        "-t",
+        "cron",
+        "-p",
+        "cron.debug",
+        "tick tcp3164",
+    ]);
+    logger(&[
+        "--rfc5424",
+        "-T",
+        "--octet-count",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &tcp,
+        "-t",
+        "db",
+        "-p",
+        "local3.crit",
+        "disk full octet",
+    ]);
     let recs = s.wait_for(5);
     let cases = [
-        ("charge failed udp5424", "billing", Level::Error, "syslog:udp"),
+        (
+            "charge failed udp5424",
+            "billing",
+            Level::Error,
+            "syslog:udp",
+        ),
         ("slow request udp3164", "web", Level::Warning, "syslog:udp"),
         ("started tcp5424", "api", Level::Info, "syslog:tcp"),
         ("tick tcp3164", "cron", Level::Debug, "syslog:tcp"),
@@ -142,12 +208,24 @@ for name, sock in (("pyudp", socket.SOCK_DGRAM), ("pytcp", socket.SOCK_STREAM)):
         port_udp = s.udp.port(),
         port_tcp = s.tcp.port()
     );
-    let out = Command::new("python3").arg("-c").arg(script).output().unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let recs = s.wait_for(4);
     for (name, source) in [("pyudp", "syslog:udp"), ("pytcp", "syslog:tcp")] {
         let r = find(&recs, &format!("payment failed for {name}"));
-        assert_eq!((r.agent.as_str(), r.level, r.host.as_str(), r.source.as_str()), (name, Some(Level::Error), "127.0.0.1", source));
+        assert_eq!(
+            (
+                r.agent.as_str(),
+                r.level,
+                r.host.as_str(),
+                r.source.as_str()
+            ),
+            (name, Some(Level::Error), "127.0.0.1", source)
+        );
         let r = find(&recs, &format!("retrying {name}"));
         assert_eq!(r.level, Some(Level::Warning));
     }
@@ -158,16 +236,21 @@ for name, sock in (("pyudp", socket.SOCK_DGRAM), ("pytcp", socket.SOCK_STREAM)):
 fn half_a_frame_and_a_hang_is_closed_after_the_idle_timeout() {
     let s = Server::start(|c| c.idle_timeout = Duration::from_millis(300));
     let mut hung = TcpStream::connect(s.tcp).unwrap();
-    hung.write_all(b"120 <13>1 2024-01-15T10:30:00Z h app - - - only part").unwrap();
+    hung.write_all(b"120 <13>1 2024-01-15T10:30:00Z h app - - - only part")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let st = s.status();
     assert!(
-        st.last_error.as_deref().unwrap_or("").contains("unfinished message"),
+        st.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("unfinished message"),
         "{st:?}"
     );
     assert_eq!(st.connections, Some(0));
     let mut ok = TcpStream::connect(s.tcp).unwrap();
-    ok.write_all(b"<13>1 2024-01-15T10:30:00Z h app - - - after the hang\n").unwrap();
+    ok.write_all(b"<13>1 2024-01-15T10:30:00Z h app - - - after the hang\n")
+        .unwrap();
     drop(ok);
     let recs = s.wait_for(1);
     assert_eq!(recs.len(), 1);
@@ -180,14 +263,18 @@ fn a_64k_datagram_arrives_whole_and_a_bigger_limit_breach_is_cut() {
     let head = "<14>1 2024-01-15T10:30:00Z h big - - - ";
     let body = "x".repeat(65_507 - head.len());
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client.send_to(format!("{head}{body}").as_bytes(), s.udp).unwrap();
+    client
+        .send_to(format!("{head}{body}").as_bytes(), s.udp)
+        .unwrap();
     let recs = s.wait_for(1);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].message.len(), body.len());
     drop(s);
 
     let s = Server::start(|c| c.max_message_bytes = 1000);
-    client.send_to(format!("{head}{body}").as_bytes(), s.udp).unwrap();
+    client
+        .send_to(format!("{head}{body}").as_bytes(), s.udp)
+        .unwrap();
     let recs = s.wait_for(1);
     assert_eq!(recs[0].message.len(), 1000 - head.len());
     assert!(s.status().last_error.unwrap().contains("cut to 1000"));
@@ -196,10 +283,13 @@ fn a_64k_datagram_arrives_whole_and_a_bigger_limit_breach_is_cut() {
 #[test]
 fn two_hundred_connections_at_once() {
     let s = Server::start(|_| {});
-    let conns: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(s.tcp).unwrap()).collect();
+    let conns: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(s.tcp).unwrap())
+        .collect();
     for (i, mut c) in conns.into_iter().enumerate() {
         let msg = format!("<13>1 2024-01-15T10:30:00Z h app - - - conn {i}");
-        c.write_all(format!("{} {msg}", msg.len()).as_bytes()).unwrap();
+        c.write_all(format!("{} {msg}", msg.len()).as_bytes())
+            .unwrap();
     }
     let recs = s.wait_for(200);
     assert_eq!(recs.len(), 200);
@@ -216,7 +306,9 @@ fn a_flood_over_max_connections_is_refused_reported_and_survived() {
     let s = Server::start(|c| c.max_connections = 5);
     let held: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(s.tcp).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
-    let extra: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(s.tcp).unwrap()).collect();
+    let extra: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(s.tcp).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     let st = s.status();
     assert_eq!(st.connections, Some(5), "{st:?}");
@@ -226,7 +318,8 @@ fn a_flood_over_max_connections_is_refused_reported_and_survived() {
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
     let mut c = TcpStream::connect(s.tcp).unwrap();
-    c.write_all(b"<13>Jan 15 10:30:00 h app: still serving\n").unwrap();
+    c.write_all(b"<13>Jan 15 10:30:00 h app: still serving\n")
+        .unwrap();
     drop(c);
     let recs = s.wait_for(1);
     assert_eq!(recs.last().unwrap().message, "still serving");

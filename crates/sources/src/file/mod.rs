@@ -1,7 +1,7 @@
 //! The file source: follows files by glob, survives rotation, and commits a checkpoint per
 //! file after each batch the sink acknowledged.
 //!
-//! `[[sources]] type = "file"`: see [`FileConfig`] for the keys. A [`Tailer`] does one look
+//! `[[sources]] type = "file"`: see [`FileConfig`] for the keys. A tailer does one look
 //! at every path per poll; the run loop polls when `notify` reports a change in a watched
 //! folder, and every `poll_interval` in any case (or only then, with `watch = "poll"`).
 
@@ -163,19 +163,22 @@ impl FileSource {
     /// Checks the configuration and builds the source.
     pub fn new(name: &str, cfg: FileConfig) -> Result<FileSource, SourceError> {
         if cfg.paths.is_empty() {
-            return Err(SourceError::config(name, "`paths` is empty: give at least one glob"));
+            return Err(SourceError::config(
+                name,
+                "`paths` is empty: give at least one glob",
+            ));
         }
         for p in &cfg.paths {
             glob::Pattern::new(p)
                 .map_err(|e| SourceError::config(name, format!("invalid glob {p:?}: {e}")))?;
         }
-        let multiline = cfg
-            .multiline
-            .parse::<MultilineMode>()
-            .map_err(|source| SourceError::Parse {
-                name: name.to_string(),
-                source,
-            })?;
+        let multiline =
+            cfg.multiline
+                .parse::<MultilineMode>()
+                .map_err(|source| SourceError::Parse {
+                    name: name.to_string(),
+                    source,
+                })?;
         Ok(FileSource {
             name: name.to_string(),
             cfg,
@@ -229,7 +232,9 @@ impl FileSource {
         let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
             let _ = tx.send(());
         })
-        .map_err(|e| tracing::warn!(source = %self.name, error = %e, "inotify unavailable; polling"))
+        .map_err(
+            |e| tracing::warn!(source = %self.name, error = %e, "inotify unavailable; polling"),
+        )
         .ok()?;
         for p in &self.cfg.paths {
             let (dir, recursive) = watch_root(p);

@@ -49,7 +49,10 @@ impl Tailer {
             }
         };
         if meta.is_dir() {
-            self.problem(e, format!("{} is a directory, not a file", e.path.display()));
+            self.problem(
+                e,
+                format!("{} is a directory, not a file", e.path.display()),
+            );
             return;
         }
         let id = FileId::of(&meta);
@@ -206,7 +209,13 @@ impl Tailer {
         let n = read_full_at(&file, &mut probe, 0).unwrap_or(0);
         if probe[..n].contains(&0) {
             e.skip_id = Some(id);
-            self.problem(e, format!("{} is a binary file (NUL bytes); not followed", e.path.display()));
+            self.problem(
+                e,
+                format!(
+                    "{} is a binary file (NUL bytes); not followed",
+                    e.path.display()
+                ),
+            );
             return;
         }
         let fp = Fingerprint::of(&file).unwrap_or_default();
@@ -219,7 +228,14 @@ impl Tailer {
         self.save_entry_change(e);
     }
 
-    fn stream(&self, path: PathBuf, id: FileId, fp: Fingerprint, file: File, offset: u64) -> Stream {
+    fn stream(
+        &self,
+        path: PathBuf,
+        id: FileId,
+        fp: Fingerprint,
+        file: File,
+        offset: u64,
+    ) -> Stream {
         let mtime = file.metadata().map_or(0, |m| mtime_ns(&m));
         Stream {
             mtime_ns: mtime,
@@ -285,7 +301,11 @@ impl Tailer {
     fn locate(&self, followed: &Path, sc: &StreamCheckpoint) -> Option<Stream> {
         let mut tries: Vec<(PathBuf, bool)> = vec![(sc.path.clone(), sc.path == followed)];
         tries.push((followed.to_path_buf(), true));
-        tries.extend(self.rotated_siblings(followed).into_iter().map(|(p, _)| (p, false)));
+        tries.extend(
+            self.rotated_siblings(followed)
+                .into_iter()
+                .map(|(p, _)| (p, false)),
+        );
         for (p, lenient) in tries {
             let Ok(file) = File::open(&p) else {
                 continue;
@@ -337,5 +357,6 @@ pub(crate) fn is_rotated_name(name: &str) -> bool {
     if name.rsplit_once('.').is_some_and(|(_, last)| numeric(last)) {
         return true;
     }
-    name.rsplit_once('-').is_some_and(|(_, tail)| numeric(tail) && tail.len() >= 8)
+    name.rsplit_once('-')
+        .is_some_and(|(_, tail)| numeric(tail) && tail.len() >= 8)
 }

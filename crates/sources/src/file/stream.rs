@@ -130,6 +130,9 @@ impl Entry {
 
     /// True when any stream holds bytes not yet given out.
     pub fn has_pending(&self) -> bool {
-        self.current.iter().chain(&self.retired).any(|s| s.reader.has_pending())
+        self.current
+            .iter()
+            .chain(&self.retired)
+            .any(|s| s.reader.has_pending())
     }
 }

@@ -78,15 +78,15 @@ impl Tailer {
     ) -> Result<Tailer, SourceError> {
         let store = CheckpointStore::new(state_dir, name);
         let from_file = store.load()?;
-        let from_sink = sink
-            .stored_checkpoint(name)
-            .and_then(|t| match Checkpoint::decode(&t.data) {
-                Ok(cp) => Some(cp),
-                Err(e) => {
-                    tracing::warn!(source = name, error = %e, "ignoring the sink's checkpoint");
-                    None
-                }
-            });
+        let from_sink =
+            sink.stored_checkpoint(name)
+                .and_then(|t| match Checkpoint::decode(&t.data) {
+                    Ok(cp) => Some(cp),
+                    Err(e) => {
+                        tracing::warn!(source = name, error = %e, "ignoring the sink's checkpoint");
+                        None
+                    }
+                });
         let cp = match (from_file, from_sink) {
             (Some(f), Some(s)) => Some(if s.seq > f.seq { s } else { f }),
             (f, s) => f.or(s),
@@ -344,7 +344,8 @@ impl Tailer {
     /// finished, a new file followed).
     pub(crate) fn save_entry_change(&mut self, e: &Entry) {
         let mut cp = self.checkpoint();
-        cp.paths.insert(e.path.display().to_string(), e.checkpoint());
+        cp.paths
+            .insert(e.path.display().to_string(), e.checkpoint());
         self.commit(cp);
     }
 

@@ -49,7 +49,12 @@ fn copytruncate_reads_the_copy_from_the_offset_then_the_file_from_zero() {
     append(&p, &t2);
     shift(&p);
     std::fs::copy(&p, rotated(&p, 1)).unwrap();
-    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(0).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     let (t3, l3) = lines("c", 0..5);
     append(&p, &t3);
     t.poll().unwrap();
@@ -64,7 +69,12 @@ fn truncation_starts_again_from_zero() {
     append(&p, &t1);
     let mut t = h.tailer();
     t.poll().unwrap();
-    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(0).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     let (t2, l2) = lines("after", 0..2);
     append(&p, &t2);
     t.poll().unwrap();
@@ -90,7 +100,10 @@ fn start_at_end_skips_old_lines_but_new_files_are_read_whole() {
 #[test]
 fn start_at_beginning_reads_everything_and_sets_agent_and_source() {
     let h = Harness::new();
-    append(&h.path("billing.log"), "2024-01-15 10:30:00 - ERROR - charge failed\n");
+    append(
+        &h.path("billing.log"),
+        "2024-01-15 10:30:00 - ERROR - charge failed\n",
+    );
     let mut t = h.tailer();
     t.poll().unwrap();
     let recs = h.sink.records.lock().unwrap().clone();
@@ -227,7 +240,12 @@ fn a_failing_sink_loses_and_repeats_nothing() {
     h.sink.fail.store(true, Ordering::SeqCst);
     assert!(t.poll().is_err());
     assert!(t.poll().is_err());
-    assert!(t.status.snapshot().last_error.unwrap().contains("disk full"));
+    assert!(t
+        .status
+        .snapshot()
+        .last_error
+        .unwrap()
+        .contains("disk full"));
     h.sink.fail.store(false, Ordering::SeqCst);
     t.poll().unwrap();
     assert_eq!(h.sink.lines(), l1);
@@ -278,6 +296,14 @@ fn multiline_auto_joins_a_traceback() {
     t.poll().unwrap();
     let recs = h.sink.records.lock().unwrap().clone();
     assert_eq!(recs.len(), 2);
-    assert!(recs[0].raw.as_deref().unwrap_or("").contains("ValueError: bad"), "{:?}", recs[0]);
+    assert!(
+        recs[0]
+            .raw
+            .as_deref()
+            .unwrap_or("")
+            .contains("ValueError: bad"),
+        "{:?}",
+        recs[0]
+    );
     assert_eq!(recs[1].message, "next");
 }
