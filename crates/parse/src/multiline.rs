@@ -90,7 +90,7 @@ enum State {
 pub struct Multiline {
     cfg: MultilineConfig,
     start: Option<Regex>,
-    buf: Vec<u8>,
+    buf: String,
     lines: usize,
     last_ns: i64,
     state: State,
@@ -109,7 +109,7 @@ impl Multiline {
         Ok(Multiline {
             cfg,
             start,
-            buf: Vec::new(),
+            buf: String::new(),
             lines: 0,
             last_ns: 0,
             state: State::Record,
@@ -119,36 +119,39 @@ impl Multiline {
     /// Feeds one line (its line ending is dropped); returns the records it completed (at most
     /// two: the pending one, and this line when the mode is `none`).
     pub fn push(&mut self, line: &[u8], now_ns: i64) -> Vec<Vec<u8>> {
-        let mut line = line;
-        while let [rest @ .., b'\n' | b'\r'] = line {
-            line = rest;
-        }
+        let text = String::from_utf8_lossy(line);
+        let out = self.push_str(&text, now_ns);
+        out.into_iter().map(String::into_bytes).collect()
+    }
+
+    /// [`Multiline::push`] for text.
+    pub(crate) fn push_str(&mut self, line: &str, now_ns: i64) -> Vec<String> {
+        let line = line.trim_end_matches(['\n', '\r']);
         let mut out = Vec::new();
         if self.cfg.mode == MultilineMode::None {
-            out.extend(self.flush_all());
-            out.push(line.to_vec());
+            out.extend(self.take());
+            out.push(line.to_string());
             return out;
         }
-        let text = String::from_utf8_lossy(line);
         let cont = self.lines > 0
             && match &self.start {
-                Some(re) => !re.is_match(&text),
-                None => self.continues(&text),
+                Some(re) => !re.is_match(line),
+                None => self.continues(line),
             };
         let fits = self.lines < self.cfg.max_lines
             && self.buf.len() + 1 + line.len() <= self.cfg.max_bytes;
         if cont && fits {
-            self.buf.push(b'\n');
-            self.buf.extend_from_slice(line);
+            self.buf.push('\n');
+            self.buf.push_str(line);
             self.lines += 1;
         } else {
-            out.extend(self.flush_all());
-            self.buf.extend_from_slice(line);
+            out.extend(self.take());
+            self.buf.push_str(line);
             self.lines = 1;
             self.state = if cont {
                 State::Record
             } else {
-                first_state(&text)
+                first_state(line)
             };
         }
         self.last_ns = now_ns;
@@ -162,14 +165,24 @@ impl Multiline {
 
     /// Returns the pending record when no line came for the timeout.
     pub fn flush(&mut self, now_ns: i64) -> Option<Vec<u8>> {
+        self.flush_str(now_ns).map(String::into_bytes)
+    }
+
+    /// [`Multiline::flush`] as text.
+    pub(crate) fn flush_str(&mut self, now_ns: i64) -> Option<String> {
         if self.lines > 0 && now_ns.saturating_sub(self.last_ns) >= self.cfg.timeout_ns {
-            return self.flush_all();
+            return self.take();
         }
         None
     }
 
     /// Returns the pending record, if any (at the end of a stream).
     pub fn flush_all(&mut self) -> Option<Vec<u8>> {
+        self.take().map(String::into_bytes)
+    }
+
+    /// Takes the pending record.
+    pub(crate) fn take(&mut self) -> Option<String> {
         if self.lines == 0 {
             return None;
         }

@@ -36,17 +36,17 @@ impl Parser {
         if !self.streams.contains_key(ctx.source) {
             let joiner =
                 Multiline::new(self.config().multiline.clone()).expect("checked by Parser::new");
-            self.streams.insert(
-                ctx.source.to_string(),
-                StreamState {
-                    joiner,
-                    metas: VecDeque::new(),
-                },
-            );
+            let state = StreamState {
+                joiner,
+                metas: VecDeque::new(),
+            };
+            self.streams.insert(ctx.source.to_string(), state);
         }
-        let state = self.streams.get_mut(ctx.source).expect("inserted above");
+        let Some(state) = self.streams.get_mut(ctx.source) else {
+            return;
+        };
         state.metas.push_back(meta);
-        let joined = state.joiner.push(p.text.as_bytes(), now_ns);
+        let joined = state.joiner.push_str(&p.text, now_ns);
         if state.joiner.pending_lines() > 1 {
             // The line continued the pending record: its problems are the record's.
             if let Some(m) = state.metas.pop_back() {
@@ -55,7 +55,7 @@ impl Parser {
                 }
             }
         }
-        let ready: Vec<(Vec<u8>, Meta)> = joined
+        let ready: Vec<(String, Meta)> = joined
             .into_iter()
             .filter_map(|j| state.metas.pop_front().map(|m| (j, m)))
             .collect();
@@ -67,9 +67,9 @@ impl Parser {
         let Some(state) = self.streams.get_mut(ctx.source) else {
             return;
         };
-        let ready: Vec<(Vec<u8>, Meta)> = state
+        let ready: Vec<(String, Meta)> = state
             .joiner
-            .flush(now_ns)
+            .flush_str(now_ns)
             .into_iter()
             .filter_map(|j| state.metas.pop_front().map(|m| (j, m)))
             .collect();
@@ -80,9 +80,9 @@ impl Parser {
     /// and a partial container line.
     pub fn flush_all(&mut self, ctx: &LineContext, out: &mut Vec<Record>) {
         if let Some(mut state) = self.streams.remove(ctx.source) {
-            let ready: Vec<(Vec<u8>, Meta)> = state
+            let ready: Vec<(String, Meta)> = state
                 .joiner
-                .flush_all()
+                .take()
                 .into_iter()
                 .filter_map(|j| state.metas.pop_front().map(|m| (j, m)))
                 .collect();
@@ -91,9 +91,8 @@ impl Parser {
         out.extend(self.flush_partial(ctx));
     }
 
-    fn emit(&mut self, ready: Vec<(Vec<u8>, Meta)>, ctx: &LineContext, out: &mut Vec<Record>) {
-        for (bytes, meta) in ready {
-            let text = String::from_utf8_lossy(&bytes);
+    fn emit(&mut self, ready: Vec<(String, Meta)>, ctx: &LineContext, out: &mut Vec<Record>) {
+        for (text, meta) in ready {
             out.push(self.finish(&text, meta, ctx));
         }
     }
