@@ -50,7 +50,7 @@
 //! assert_eq!(logyard_model::format_rfc3339(rec.timestamp), "2024-01-15T10:30:00Z");
 //! ```
 
-pub mod detect;
+mod detect;
 mod error;
 mod fields;
 mod formats;
