@@ -6,7 +6,7 @@ use logyard_model::{Record, Value};
 
 use super::{Cx, TIME_ERROR};
 use crate::fields::extract;
-use crate::level::find_level;
+use crate::level::{find_level, set_level};
 use crate::time::{infer_year, scan_clf, scan_compact, scan_ctime, scan_iso, scan_syslog, Civil};
 
 /// Finds the first timestamp in the text: (civil time, its start, its end).
@@ -60,4 +60,10 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) {
     }
     rec.message = line.to_string();
     extract(rec, line);
+    // `level=error` among the words of a line that is not logfmt as a whole.
+    if rec.level.is_none() {
+        if let Some(Value::Str(text)) = rec.fields.remove("level") {
+            set_level(rec, &text);
+        }
+    }
 }
