@@ -272,3 +272,11 @@ fn push_without_joining_is_parse() {
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].message, "a");
 }
+
+#[test]
+fn parsers_move_between_threads() {
+    fn send<T: Send + Sync>() {}
+    send::<Parser>();
+    send::<crate::Multiline>();
+    send::<crate::Grok>();
+}
