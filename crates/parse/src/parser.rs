@@ -296,7 +296,7 @@ impl Parser {
         let mut matched = self.grok.iter().any(|g| {
             let ok = g.apply(text, &mut rec, &cx);
             if !ok {
-                reset(&mut rec);
+                reset(&mut rec, ctx.source);
             }
             ok
         });
@@ -327,9 +327,9 @@ impl Parser {
                         }
                         break;
                     }
-                    Err(Miss::No) => reset(&mut rec),
+                    Err(Miss::No) => reset(&mut rec, ctx.source),
                     Err(Miss::Bad(field, reason)) => {
-                        reset(&mut rec);
+                        reset(&mut rec, ctx.source);
                         bad = Some((field, reason));
                         break;
                     }
@@ -370,7 +370,11 @@ impl Parser {
 }
 
 /// Clears what a parser that gave up may have written.
-fn reset(rec: &mut Record) {
+fn reset(rec: &mut Record, source: &str) {
+    if rec.source != source {
+        rec.source.clear();
+        rec.source.push_str(source);
+    }
     rec.timestamp = UNSET;
     rec.level = None;
     rec.agent.clear();

@@ -280,3 +280,13 @@ fn parsers_move_between_threads() {
     send::<crate::Multiline>();
     send::<crate::Grok>();
 }
+
+#[test]
+fn a_broken_json_line_keeps_the_context_source() {
+    let r = parse(r#"{"source":"elsewhere","host":"h9","msg":"cut"#);
+    assert_eq!(
+        (r.source.as_str(), r.host.as_str()),
+        ("file:/tmp/app.log", "h1")
+    );
+    assert!(r.fields.contains_key("json_error"));
+}
