@@ -1,4 +1,5 @@
-//! The command line: `serve`, `ingest`, `query`, `rotate`, `check-config`, `version`.
+//! The command line: `serve`, `ingest`, `query`, `tail`, `export`, `errors`, `rotate`,
+//! `check-config`, `version`.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,12 @@ enum Command {
     Ingest(IngestArgs),
     /// Search the logs of a server or a data directory.
     Query(QueryArgs),
+    /// Print the newest entries of a server and, with -f, follow new ones as they arrive.
+    Tail(TailArgs),
+    /// Write every match of a query to standard output as NDJSON, CSV or JSON.
+    Export(ExportArgs),
+    /// Summarise the errors of the last hours: by agent, critical entries, top patterns.
+    Errors(ErrorsArgs),
     /// Rotate log files once: the `[[rotate]]` rules of the configuration and/or a logrotate
     /// configuration file.
     Rotate(RotateArgs),
@@ -75,7 +82,8 @@ pub struct IngestArgs {
 /// `logyard query`.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// A query in the query language (docs/query.md); `*` for everything.
+    /// A query in the query language (docs/query.md): a filter (`*` for everything), then
+    /// optional pipes such as `| stats count() by (agent)`.
     #[arg(default_value = "*")]
     pub query: String,
     #[command(flatten)]
@@ -107,6 +115,55 @@ pub struct QueryArgs {
     /// Print one JSON record per line, every field included.
     #[arg(long)]
     pub ndjson: bool,
+}
+
+/// `logyard tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Which entries, in the query language (filters only).
+    #[arg(default_value = "*")]
+    pub query: String,
+    /// URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8062")]
+    pub server: String,
+    /// Keep printing new entries as they are acknowledged.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many of the newest entries to print first.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub lines: usize,
+    /// Print one JSON entry per line.
+    #[arg(long)]
+    pub ndjson: bool,
+}
+
+/// `logyard export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Which entries, in the query language; pipes make a table.
+    #[arg(default_value = "*")]
+    pub query: String,
+    #[command(flatten)]
+    pub target: Target,
+    /// ndjson, csv or json.
+    #[arg(long, default_value = "ndjson")]
+    pub format: String,
+    /// Only entries newer than this: a duration (1h, 7d) or a time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+/// `logyard errors`.
+#[derive(Debug, Args)]
+pub struct ErrorsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The period: this many hours back from now.
+    #[arg(long, default_value_t = 24)]
+    pub hours: usize,
+    /// Print the summary as JSON (the shape of GET /api/errors/summary).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `logyard rotate`.
@@ -148,6 +205,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::serve::run(config, args),
         Command::Ingest(args) => crate::ingest_cmd::run(config, args),
         Command::Query(args) => crate::query_cmd::run(config, args),
+        Command::Tail(args) => crate::analysis_cmd::tail(args),
+        Command::Export(args) => crate::analysis_cmd::export(config, args),
+        Command::Errors(args) => crate::analysis_cmd::errors(config, args),
         Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
         Command::CheckConfig => {
             match &path {

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{bail, Context};
 use logyard_model::{format_rfc3339, now_ns, parse_time, Level};
-use logyard_query::{parse_filter, Filter, Page, QueryError};
+use logyard_query::{parse_query, Answer, Cell, Filter, QueryError};
 use serde_json::Value;
 
 use crate::cli::QueryArgs;
@@ -13,9 +13,30 @@ use crate::config::RawConfig;
 /// The largest page the server returns at once.
 const SERVER_PAGE: usize = 1000;
 
+/// Splits a query into its filter and its pipes (from the first `|` outside quotes and
+/// parentheses, the `|` included), so that flags can narrow the filter alone.
+fn split_pipes(q: &str) -> (&str, &str) {
+    let (mut quote, mut escaped, mut depth) = (None, false, 0usize);
+    for (i, c) in q.char_indices() {
+        match (quote, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth = depth.saturating_sub(1),
+            (None, '|') if depth == 0 => return (&q[..i], &q[i..]),
+            _ => {}
+        }
+    }
+    (q, "")
+}
+
 /// Builds the query text from the positional query and the filter flags.
 fn query_text(args: &QueryArgs) -> anyhow::Result<String> {
-    let mut q = args.query.trim().to_string();
+    let (filter, pipes) = split_pipes(args.query.trim());
+    let mut q = filter.trim().to_string();
     if q.is_empty() {
         q.push('*');
     }
@@ -32,6 +53,9 @@ fn query_text(args: &QueryArgs) -> anyhow::Result<String> {
         let l = Level::normalize(level)
             .with_context(|| format!("--min-level {level:?} is not a level"))?;
         add(format!("level:>={l}"));
+    }
+    if !pipes.is_empty() {
+        q = format!("{q} {pipes}");
     }
     Ok(q)
 }
@@ -65,7 +89,7 @@ pub fn run(config: RawConfig, args: QueryArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| parse_time(s, now).context("--until"))
         .transpose()?;
-    let (records, total): (Vec<Value>, u64) = match (&args.target.server, &args.target.data) {
+    let output = match (&args.target.server, &args.target.data) {
         (Some(url), _) => fetch(
             url.trim_end_matches('/'),
             &q,
@@ -85,22 +109,72 @@ pub fn run(config: RawConfig, args: QueryArgs) -> anyhow::Result<()> {
                     c.server.data_dir.display()
                 )
             })?;
-            let mut filter = parse_filter(&q, now).map_err(|e| syntax_error(&q, e))?;
+            let settings = logyard_query::Settings::default();
+            let mut query = parse_query(&q, now, &settings).map_err(|e| syntax_error(&q, e))?;
             if start.is_some() || end.is_some() {
-                filter = Filter::and(vec![filter, Filter::Time { start, end }]);
+                let filter = std::mem::replace(&mut query.filter, Filter::All);
+                query.filter = Filter::and(vec![filter, Filter::Time { start, end }]);
             }
-            let page = Page {
-                offset: args.offset,
-                limit: args.limit,
-            };
-            let result = logyard_query::search(&store.snapshot(), &filter, page)?;
-            let records = result.records.iter().map(|r| r.to_json(true)).collect();
-            (records, result.total)
+            let out = logyard_query::run(
+                &store.snapshot(),
+                &query,
+                &settings,
+                args.offset + args.limit,
+            )
+            .map_err(|e| syntax_error(&q, e))?;
+            if let Some(why) = &out.partial {
+                eprintln!("warning: the answer is partial: {why}");
+            }
+            match out.answer {
+                Answer::Records { records, total } => Output::Logs {
+                    records: records
+                        .iter()
+                        .skip(args.offset)
+                        .map(|r| r.to_json(true))
+                        .collect(),
+                    total,
+                },
+                Answer::Table(table) => Output::Table {
+                    columns: table.columns,
+                    rows: table
+                        .rows
+                        .iter()
+                        .map(|row| row.iter().map(Cell::to_json).collect())
+                        .collect(),
+                },
+            }
         }
     };
     let mut out = std::io::stdout().lock();
+    match output {
+        Output::Logs { records, total } => {
+            print_logs(&mut out, &args, &records, total)?;
+        }
+        Output::Table { columns, rows } => print_table(&mut out, &args, &columns, &rows)?,
+    }
+    Ok(())
+}
+
+/// What a query printed: entries or a table.
+enum Output {
+    Logs {
+        records: Vec<Value>,
+        total: u64,
+    },
+    Table {
+        columns: Vec<String>,
+        rows: Vec<Vec<Value>>,
+    },
+}
+
+fn print_logs(
+    out: &mut impl Write,
+    args: &QueryArgs,
+    records: &[Value],
+    total: u64,
+) -> anyhow::Result<()> {
     if args.ndjson {
-        for r in &records {
+        for r in records {
             writeln!(out, "{r}")?;
         }
     } else if args.json {
@@ -131,6 +205,44 @@ pub fn run(config: RawConfig, args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn print_table(
+    out: &mut impl Write,
+    args: &QueryArgs,
+    columns: &[String],
+    rows: &[Vec<Value>],
+) -> anyhow::Result<()> {
+    if args.ndjson {
+        for row in rows {
+            let object: serde_json::Map<String, Value> =
+                columns.iter().cloned().zip(row.iter().cloned()).collect();
+            writeln!(out, "{}", Value::Object(object))?;
+        }
+    } else if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"columns": columns, "rows": rows})
+        )?;
+    } else {
+        let text: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.replace('\n', "\\n"),
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        write!(out, "{}", crate::table::render(&header, &text))?;
+    }
+    Ok(())
+}
+
 /// Fetches `offset + limit` entries from a server, page by page with the cursor.
 fn fetch(
     url: &str,
@@ -139,7 +251,7 @@ fn fetch(
     end: Option<i64>,
     offset: usize,
     limit: usize,
-) -> anyhow::Result<(Vec<Value>, u64)> {
+) -> anyhow::Result<Output> {
     let client = reqwest::blocking::Client::new();
     let want = offset + limit;
     let mut got: Vec<Value> = Vec::new();
@@ -185,6 +297,21 @@ fn fetch(
             }
             bail!("the server answered {status}: {}", err["message"]);
         }
+        if let Some(columns) = value["columns"].as_array() {
+            let columns = columns
+                .iter()
+                .map(|c| c.as_str().unwrap_or("").to_string())
+                .collect();
+            let rows = value["rows"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| r.as_array().cloned().unwrap_or_default())
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Ok(Output::Table { columns, rows });
+        }
         if cursor.is_none() {
             total = value["total"].as_u64().unwrap_or(0);
         }
@@ -194,5 +321,8 @@ fn fetch(
             break;
         }
     }
-    Ok((got.into_iter().skip(offset).take(limit).collect(), total))
+    Ok(Output::Logs {
+        records: got.into_iter().skip(offset).take(limit).collect(),
+        total,
+    })
 }

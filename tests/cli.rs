@@ -167,3 +167,165 @@ fn ingest_and_query_work_against_a_server() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("logyard serve"), "{err}");
 }
+
+/// Entries of three agents, some errors, ingested into a server.
+fn seeded_server(dir: &std::path::Path) -> Server {
+    let server = Server::start(&dir.join("data"), &[]);
+    let body: Vec<Value> = (0..30)
+        .map(|i| {
+            let agent = ["web", "db", "auth"][i % 3];
+            serde_json::json!({
+                "agent": agent,
+                "level": if i % 5 == 0 { "ERROR" } else { "INFO" },
+                "message": format!("request {i} took {}ms", i * 10),
+                "response_time_ms": i * 10,
+            })
+        })
+        .collect();
+    let (status, _) = server.post(
+        "/api/logs",
+        "application/json",
+        serde_json::to_vec(&body).unwrap(),
+    );
+    assert_eq!(status, 200);
+    server
+}
+
+#[test]
+fn query_pipes_print_tables_from_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = seeded_server(dir.path());
+    let out = run(
+        dir.path(),
+        &[
+            "query",
+            "--server",
+            &server.url,
+            "level:ERROR | stats count() by (agent) | sort by (agent)",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("AGENT"), "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[1].starts_with("auth") && lines[1].trim_end().ends_with('2'),
+        "{text}"
+    );
+    // The --agent flag narrows the filter, not the pipes.
+    let out = run(
+        dir.path(),
+        &[
+            "query",
+            "--server",
+            &server.url,
+            "--agent",
+            "web",
+            "--json",
+            "* | stats count(), max(response_time_ms)",
+        ],
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["rows"], serde_json::json!([[10, 270]]), "{answer}");
+}
+
+#[test]
+fn export_errors_and_tail_work_against_a_server_and_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = seeded_server(dir.path());
+    let out = run(
+        dir.path(),
+        &[
+            "export",
+            "--server",
+            &server.url,
+            "--format",
+            "csv",
+            "agent:db",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.lines().next().unwrap().contains("message"), "{csv}");
+    assert_eq!(csv.lines().count(), 11, "a header and 10 rows: {csv}");
+
+    let out = run(dir.path(), &["errors", "--server", &server.url, "--json"]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["total_error_entries"], 6);
+    assert_eq!(summary["error_breakdown"]["web"]["error_count"], 2);
+
+    let out = run(dir.path(), &["tail", "--server", &server.url, "-n", "3"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[2].contains("request 29 "),
+        "oldest first, newest last: {text}"
+    );
+
+    // Follow: a line ingested after the tail started arrives.
+    let mut child = std::process::Command::new(util::bin())
+        .args([
+            "tail",
+            "-f",
+            "-n",
+            "0",
+            "--server",
+            &server.url,
+            "agent:late",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    server.post(
+        "/api/logs",
+        "application/json",
+        br#"{"agent": "late", "message": "arrived while following"}"#.to_vec(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.contains("arrived while following"), "{line}");
+
+    // The same summary and export from the data directory, once the server is gone.
+    server.stop();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = run(dir.path(), &["errors", "--data", data, "--json"]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["total_error_entries"], 6);
+    let out = run(
+        dir.path(),
+        &[
+            "export",
+            "--data",
+            data,
+            "--format",
+            "ndjson",
+            "level:ERROR",
+        ],
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 6);
+    let out = run(
+        dir.path(),
+        &["query", "--data", data, "* | top 1 agent", "--ndjson"],
+    );
+    let row: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Three agents have 10 entries each: ties go by value.
+    assert_eq!(row, serde_json::json!({"agent": "auth", "count": 10}));
+}

@@ -146,6 +146,11 @@ pub async fn errors_summary(
     let store = state.store.clone();
     let s =
         blocking(move || logyard_query::error_summary(&store.snapshot(), since, &settings)).await?;
+    Ok(Json(error_summary_json(&s, now, hours)))
+}
+
+/// Renders an error summary in the shape of `GET /api/errors/summary`.
+pub fn error_summary_json(s: &logyard_query::ErrorSummary, now: i64, hours: usize) -> Value {
     let breakdown: serde_json::Map<String, Value> = s
         .agents
         .iter()
@@ -163,7 +168,7 @@ pub async fn errors_summary(
         .iter()
         .map(|(p, n, e)| json!({"pattern": p, "count": n, "example": e}))
         .collect();
-    Ok(Json(json!({
+    json!({
         "timestamp": format_rfc3339(now),
         "analysis_period_hours": hours,
         "total_agents": s.total_agents,
@@ -172,7 +177,7 @@ pub async fn errors_summary(
         "error_breakdown": breakdown,
         "critical_issues": critical,
         "top_patterns": patterns,
-    })))
+    })
 }
 
 /// The most lines `before` and `after` accept.
