@@ -1,4 +1,4 @@
-//! The command line: `serve`, `ingest`, `query`, `tail`, `export`, `errors`, `rotate`,
+//! The command line: `serve`, `ingest`, `parse`, `query`, `tail`, `export`, `errors`, `rotate`,
 //! `check-config`, `version`.
 
 use std::path::{Path, PathBuf};
@@ -22,8 +22,11 @@ pub struct Cli {
 enum Command {
     /// Run the server: the store, the ingest and read API.
     Serve(ServeArgs),
-    /// Send log files (NDJSON or plain text lines) to a server or a data directory.
+    /// Parse log files (any common format, detected per line) and send the records to a
+    /// server or a data directory.
     Ingest(IngestArgs),
+    /// Print the records that lines become: check a format or a setting.
+    Parse(ParseCmdArgs),
     /// Search the logs of a server or a data directory.
     Query(QueryArgs),
     /// Print the newest entries of a server and, with -f, follow new ones as they arrive.
@@ -71,12 +74,24 @@ pub struct IngestArgs {
     /// Files to read, or `-` for standard input.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Agent of lines that do not name one (default: the file's stem).
-    #[arg(long)]
-    pub agent: Option<String>,
-    /// Lines per batch.
+    #[command(flatten)]
+    pub parse: crate::lines::ParseArgs,
+    /// Records per batch.
     #[arg(long, default_value_t = 5000)]
     pub batch: usize,
+}
+
+/// `logyard parse`.
+#[derive(Debug, Args)]
+pub struct ParseCmdArgs {
+    /// Files to read, or `-` for standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub parse: crate::lines::ParseArgs,
+    /// Print one JSON record per line, every field included.
+    #[arg(long)]
+    pub ndjson: bool,
 }
 
 /// `logyard query`.
@@ -204,6 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(config, args),
         Command::Ingest(args) => crate::ingest_cmd::run(config, args),
+        Command::Parse(args) => crate::parse_cmd::run(config, args),
         Command::Query(args) => crate::query_cmd::run(config, args),
         Command::Tail(args) => crate::analysis_cmd::tail(args),
         Command::Export(args) => crate::analysis_cmd::export(config, args),

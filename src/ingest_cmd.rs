@@ -1,14 +1,16 @@
-//! `logyard ingest`: send files or standard input to a server or straight into a data directory.
+//! `logyard ingest`: parse files or standard input and send the records to a server or
+//! straight into a data directory.
 
-use std::io::{BufRead, BufReader, IsTerminal, Read};
-use std::path::Path;
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use logyard_model::{format_rfc3339, Record};
 use serde_json::{json, Value};
 
 use crate::cli::IngestArgs;
 use crate::config::RawConfig;
+use crate::lines::{self, Origin};
 
 /// Where batches go.
 enum Sink {
@@ -16,16 +18,7 @@ enum Sink {
         client: reqwest::blocking::Client,
         url: String,
     },
-    Store {
-        store: logyard_store::Store,
-        opts: logyard_api::IngestOptions,
-    },
-}
-
-/// One line to send, with where it came from for error messages.
-struct Line {
-    entry: Value,
-    origin: String,
+    Store(logyard_store::Store),
 }
 
 /// Totals of a run.
@@ -35,34 +28,43 @@ struct Totals {
     rejected: u64,
 }
 
-/// Turns a line into an entry: a JSON object as it is (agent and source added when missing),
-/// anything else as a plain-text message.
-fn line_entry(bytes: &[u8], agent: &str, source: &str) -> Value {
-    let (text, lossy) = match std::str::from_utf8(bytes) {
-        Ok(t) => (std::borrow::Cow::Borrowed(t), false),
-        Err(_) => (String::from_utf8_lossy(bytes), true),
-    };
-    let text = text.trim_end_matches(['\r', '\n']);
-    let mut entry = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) if text.trim_start().starts_with('{') => Value::Object(map),
-        _ => json!({ "message": text, "raw": text }),
-    };
-    let obj = entry.as_object_mut().expect("an object");
-    obj.entry("agent").or_insert_with(|| agent.into());
-    obj.entry("source").or_insert_with(|| source.into());
-    if lossy {
-        obj.insert("invalid_utf8".into(), true.into());
+/// Renders a parsed record as an entry of `POST /api/logs`, which the server turns back
+/// into the same record.
+fn entry_of(r: &Record) -> Value {
+    let fields: serde_json::Map<String, Value> = r
+        .fields
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect();
+    let mut entry = json!({
+        "timestamp": format_rfc3339(r.timestamp),
+        "agent": r.agent,
+        "host": r.host,
+        "source": r.source,
+        "message": r.message,
+        "fields": fields,
+    });
+    if let Some(level) = r.level {
+        entry["level"] = level.as_str().into();
+    }
+    if let Some(raw) = &r.raw {
+        entry["raw"] = raw.clone().into();
     }
     entry
 }
 
 impl Sink {
-    fn send(&mut self, lines: &[Line], totals: &mut Totals) -> anyhow::Result<()> {
+    fn send(
+        &mut self,
+        records: Vec<Record>,
+        origins: &[Origin],
+        totals: &mut Totals,
+    ) -> anyhow::Result<()> {
         let rejections: Vec<(usize, String)> = match self {
             Sink::Server { client, url } => {
                 let mut body = String::new();
-                for l in lines {
-                    body.push_str(&l.entry.to_string());
+                for r in &records {
+                    body.push_str(&entry_of(r).to_string());
                     body.push('\n');
                 }
                 let answer = client
@@ -84,49 +86,26 @@ impl Sink {
                 totals.accepted += value["accepted"].as_u64().unwrap_or(0);
                 value["errors"]
                     .as_array()
-                    .map(|errs| {
-                        errs.iter()
-                            .map(|e| {
-                                (
-                                    e["index"].as_u64().unwrap_or(0) as usize,
-                                    e["reason"].as_str().unwrap_or("").to_string(),
-                                )
-                            })
-                            .collect()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        (
+                            e["index"].as_u64().unwrap_or(0) as usize,
+                            e["reason"].as_str().unwrap_or("").to_string(),
+                        )
                     })
-                    .unwrap_or_default()
+                    .collect()
             }
-            Sink::Store { store, opts } => {
-                let now = logyard_model::now_ns();
-                let mut records = Vec::with_capacity(lines.len());
-                let mut rejected = Vec::new();
-                for (i, l) in lines.iter().enumerate() {
-                    let text = l.entry.to_string();
-                    if text.len() > opts.max_line_bytes {
-                        rejected.push((i, format!("entry is {} bytes, over the limit of {} (setting limits.max_line_bytes)", text.len(), opts.max_line_bytes)));
-                        continue;
-                    }
-                    match logyard_api::ingest::entry_to_record(
-                        l.entry.clone(),
-                        Some(&text),
-                        opts,
-                        now,
-                    ) {
-                        Ok(r) => records.push(r),
-                        Err((_, reason)) => rejected.push((i, reason)),
-                    }
-                }
+            Sink::Store(store) => {
                 totals.accepted += records.len() as u64;
-                if !records.is_empty() {
-                    store.append(records).context("cannot write to the store")?;
-                }
-                rejected
+                store.append(records).context("cannot write to the store")?;
+                Vec::new()
             }
         };
         for (i, reason) in &rejections {
             totals.rejected += 1;
             if totals.rejected <= 10 {
-                let origin = lines.get(*i).map_or("?", |l| l.origin.as_str());
+                let origin = origins.get(*i).map_or("?", String::as_str);
                 eprintln!("rejected {origin}: {reason}");
             }
         }
@@ -136,6 +115,7 @@ impl Sink {
 
 /// Runs `logyard ingest`.
 pub fn run(config: RawConfig, args: IngestArgs) -> anyhow::Result<()> {
+    let mut parser = lines::parser(&config, &args.parse)?;
     let mut sink = match (&args.target.server, &args.target.data) {
         (Some(url), _) => Sink::Server {
             client: reqwest::blocking::Client::new(),
@@ -146,89 +126,64 @@ pub fn run(config: RawConfig, args: IngestArgs) -> anyhow::Result<()> {
             if let Some(d) = data {
                 c.server.data_dir = d.clone();
             }
-            let store = logyard_store::Store::open(c.store_config()).with_context(|| {
-                format!(
-                    "cannot open the data directory {}",
-                    c.server.data_dir.display()
-                )
-            })?;
-            Sink::Store {
-                store,
-                opts: config.ingest_options("cli"),
-            }
+            Sink::Store(
+                logyard_store::Store::open(c.store_config()).with_context(|| {
+                    format!(
+                        "cannot open the data directory {}",
+                        c.server.data_dir.display()
+                    )
+                })?,
+            )
         }
     };
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} lines ({per_sec}) {msg}")
+            indicatif::ProgressStyle::with_template("{spinner} {pos} records ({per_sec}) {msg}")
                 .expect("valid template"),
         );
         bar
     });
     let started = Instant::now();
     let mut totals = Totals::default();
-    let batch = args.batch.max(1);
+    let host = lines::host_name();
     for file in &args.files {
-        let (reader, stem, source): (Box<dyn Read>, String, String) = if file == Path::new("-") {
-            (Box::new(std::io::stdin()), "stdin".into(), "stdin".into())
-        } else {
-            let f = std::fs::File::open(file)
-                .with_context(|| format!("cannot open {}", file.display()))?;
-            let stem = file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (Box::new(f), stem, format!("file:{}", file.display()))
-        };
-        let agent = args.agent.clone().unwrap_or(stem);
-        let mut reader = BufReader::with_capacity(1 << 20, reader);
-        let mut buf = Vec::new();
-        let mut lines = Vec::with_capacity(batch);
-        let mut number = 0u64;
-        loop {
-            buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if buf.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            lines.push(Line {
-                entry: line_entry(&buf, &agent, &source),
-                origin: format!("{}:{number}", file.display()),
-            });
-            if lines.len() == batch {
-                sink.send(&lines, &mut totals)?;
+        if let Some(bar) = &progress {
+            bar.set_message(file.display().to_string());
+        }
+        lines::read_file(
+            file,
+            &mut parser,
+            &args.parse,
+            &host,
+            args.batch.max(1),
+            |records, origins| {
+                let n = records.len() as u64;
+                sink.send(records, &origins, &mut totals)?;
                 if let Some(bar) = &progress {
-                    bar.inc(lines.len() as u64);
+                    bar.inc(n);
                 }
-                lines.clear();
-            }
-        }
-        if !lines.is_empty() {
-            sink.send(&lines, &mut totals)?;
-            if let Some(bar) = &progress {
-                bar.inc(lines.len() as u64);
-            }
-        }
+                Ok(())
+            },
+        )?;
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "ingested {} lines ({} rejected) in {:.1}s, {:.0} lines/s",
+        "ingested {} records ({} rejected) in {:.1}s, {:.0} records/s",
         totals.accepted,
         totals.rejected,
         secs,
         totals.accepted as f64 / secs.max(1e-9)
     );
-    if let Sink::Store { store, .. } = sink {
+    for (kind, n) in parser.redaction_counts() {
+        if n > 0 {
+            eprintln!("redacted {n} {kind}");
+        }
+    }
+    if let Sink::Store(store) = sink {
         store.close();
     }
     Ok(())
@@ -237,18 +192,22 @@ pub fn run(config: RawConfig, args: IngestArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logyard_model::{Level, Value as FieldValue};
 
     #[test]
-    fn lines_become_entries() {
-        let e = line_entry(b"{\"message\":\"m\",\"agent\":\"a\"}\n", "file", "file:x");
-        assert_eq!(e["agent"], "a");
-        assert_eq!(e["source"], "file:x");
-        let e = line_entry(b"plain text\r\n", "web", "file:web.log");
-        assert_eq!(e["message"], "plain text");
-        assert_eq!(e["agent"], "web");
-        let e = line_entry(b"bad \xff byte", "web", "stdin");
-        assert_eq!(e["invalid_utf8"], true);
-        let e = line_entry(b"[1,2]", "web", "stdin");
-        assert_eq!(e["message"], "[1,2]");
+    fn an_entry_maps_back_to_the_record() {
+        let mut r = Record::new(1_705_312_200_123_000_000, "charge failed");
+        r.level = Some(Level::Error);
+        r.agent = "billing".into();
+        r.source = "file:/tmp/billing.log".into();
+        r.raw = Some("ERROR charge failed status=502".into());
+        r.fields.insert("status".into(), FieldValue::Int(502));
+        let opts = logyard_api::IngestOptions {
+            max_line_bytes: 1 << 20,
+            keep_raw: false,
+            default_source: "http".into(),
+        };
+        let back = logyard_api::ingest::entry_to_record(entry_of(&r), None, &opts, 0).unwrap();
+        assert_eq!(back, r);
     }
 }

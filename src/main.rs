@@ -5,6 +5,8 @@ mod analysis_cmd;
 mod cli;
 mod config;
 mod ingest_cmd;
+mod lines;
+mod parse_cmd;
 mod query_cmd;
 mod rotate_cmd;
 mod serve;

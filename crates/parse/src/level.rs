@@ -4,7 +4,7 @@
 use logyard_model::{Level, Record, Value};
 
 /// The field that keeps the level as written when it is not the canonical name.
-pub const LEVEL_ORIGINAL: &str = "level_original";
+pub const LEVEL_RAW: &str = "level_raw";
 
 /// Normalises level text like [`Level::normalize`], without allocating for the common
 /// spellings.
@@ -20,7 +20,7 @@ pub(crate) fn normalize(text: &str) -> Option<Level> {
     }
 }
 
-/// Sets the record's level from level text; keeps the text in `level_original` when it is
+/// Sets the record's level from level text; keeps the text in `level_raw` when it is
 /// unknown or differs from the canonical name (case aside).
 pub(crate) fn set_level(rec: &mut Record, text: &str) {
     let text = text.trim();
@@ -31,7 +31,7 @@ pub(crate) fn set_level(rec: &mut Record, text: &str) {
     rec.level = level;
     if level.is_none_or(|l| !l.as_str().eq_ignore_ascii_case(text)) {
         rec.fields
-            .insert(LEVEL_ORIGINAL.into(), Value::Str(text.to_string()));
+            .insert(LEVEL_RAW.into(), Value::Str(text.to_string()));
     }
 }
 
@@ -48,7 +48,7 @@ pub(crate) fn set_level_number(rec: &mut Record, n: i64) {
         60 => Some(Level::Critical),
         _ => None,
     };
-    rec.fields.insert(LEVEL_ORIGINAL.into(), Value::Int(n));
+    rec.fields.insert(LEVEL_RAW.into(), Value::Int(n));
 }
 
 /// Maps an HTTP status to a level: 5xx ERROR, 4xx WARNING, anything else INFO.
@@ -111,7 +111,7 @@ mod tests {
         let mut r = Record::default();
         set_level(&mut r, "warn");
         assert_eq!(r.level, Some(Level::Warning));
-        assert_eq!(r.fields[LEVEL_ORIGINAL], Value::Str("warn".into()));
+        assert_eq!(r.fields[LEVEL_RAW], Value::Str("warn".into()));
         let mut r = Record::default();
         set_level(&mut r, "error");
         assert_eq!(r.level, Some(Level::Error));
@@ -119,7 +119,7 @@ mod tests {
         let mut r = Record::default();
         set_level(&mut r, "verbose");
         assert_eq!(r.level, None);
-        assert_eq!(r.fields[LEVEL_ORIGINAL], Value::Str("verbose".into()));
+        assert_eq!(r.fields[LEVEL_RAW], Value::Str("verbose".into()));
         for (text, want) in [
             ("E", Level::Error),
             ("W", Level::Warning),

@@ -17,7 +17,7 @@
 //!
 //! | field | when |
 //! | --- | --- |
-//! | `level_original` | the level text was unknown or not the canonical name (`warn`, `E`, `30`) |
+//! | `level_raw` | the level text was unknown or not the canonical name (`warn`, `E`, `30`) |
 //! | `time_error` | the line's stamp was an impossible date or an unknown format; the time is the receive time |
 //! | `json_error` | a line starting with `{` was not valid JSON (or nested deeper than 128); it is plain text |
 //! | `truncated` | the line was longer than `max_line_bytes` and was cut at a character boundary |
@@ -68,7 +68,7 @@ pub use error::ParseError;
 pub use fields::RESPONSE_TIME_MS;
 pub use formats::TIME_ERROR;
 pub use grok::{pattern_names as grok_pattern_names, Grok, GrokDef};
-pub use level::LEVEL_ORIGINAL;
+pub use level::LEVEL_RAW;
 pub use multiline::{Multiline, MultilineConfig, MultilineMode};
 pub use parser::{agent_from_path, record_to_json, LineContext, Parser, ParserConfig};
 pub use redact::{RedactConfig, RedactPattern};

@@ -252,7 +252,22 @@ impl Parser {
 
     /// Parses a prepared (possibly joined) text into a record.
     pub(crate) fn finish(&mut self, text: &str, meta: Meta, ctx: &LineContext) -> Record {
-        let mut rec = self.parse_text(text, ctx, meta.flags, meta.time, meta.plain);
+        let text = self.redactor.redact(text);
+        let mut rec = match text.split_once('\n') {
+            // A joined record: its first line says what it is (time, level, fields), and the
+            // rest (a stack trace) continues its message.
+            Some((first, rest)) => {
+                let mut rec = self.parse_redacted(first, ctx, meta.flags, meta.time, meta.plain);
+                rec.message.push('\n');
+                rec.message.push_str(rest);
+                if let Some(raw) = &mut rec.raw {
+                    raw.push('\n');
+                    raw.push_str(rest);
+                }
+                rec
+            }
+            None => self.parse_redacted(&text, ctx, meta.flags, meta.time, meta.plain),
+        };
         if let Some(stream) = meta.stream {
             rec.fields.insert("stream".into(), Value::Str(stream));
         }
@@ -275,7 +290,18 @@ impl Parser {
         plain: bool,
     ) -> Record {
         let text = self.redactor.redact(text);
-        let text: &str = &text;
+        self.parse_redacted(&text, ctx, flags, wrapper_time, plain)
+    }
+
+    /// Parses a text whose secrets are already redacted.
+    fn parse_redacted(
+        &mut self,
+        text: &str,
+        ctx: &LineContext,
+        flags: Flags,
+        wrapper_time: Option<i64>,
+        plain: bool,
+    ) -> Record {
         let mut rec = Record {
             timestamp: UNSET,
             source: ctx.source.to_string(),
