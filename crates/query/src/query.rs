@@ -56,7 +56,8 @@ impl PartialEq for Query {
 }
 
 impl Query {
-    /// Returns a query of a filter alone.
+    /// Returns a query of a filter built in code (pipes may be pushed onto it). Such a
+    /// filter has no query text: the query prints as `*` followed by its pipes.
     pub fn of_filter(filter: Filter) -> Query {
         Query {
             filter,
