@@ -73,6 +73,11 @@ impl Query {
         self.filter = Filter::and(vec![filter, extra]);
     }
 
+    /// Returns the byte offset of a pipe's name in the parsed text.
+    pub fn pipe_position(&self, index: usize) -> Option<usize> {
+        self.positions.get(index).copied()
+    }
+
     /// Returns whether the answer is a table (a `stats`, `top`, `histogram`, `patterns` or
     /// `fields` pipe), not records.
     pub fn is_table(&self) -> bool {
