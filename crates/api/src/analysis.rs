@@ -36,8 +36,7 @@ pub(crate) fn filter_only(query: &logyard_query::Query, what: &str) -> Result<()
     if query.pipes.is_empty() {
         return Ok(());
     }
-    let text = query.to_string();
-    let position = text.find(" | ").map_or(0, |p| p + 1);
+    let position = query.pipe_position(0).unwrap_or(0);
     Err(QueryError::Syntax {
         message: format!("{what} takes a filter only: remove the pipes ('| …')"),
         position,

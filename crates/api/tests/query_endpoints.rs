@@ -203,6 +203,22 @@ async fn histogram_covers_the_range_with_empty_buckets() {
         json!({"CRITICAL": 2, "ERROR": 4, "INFO": 54})
     );
     assert_eq!(buckets[3]["counts"], json!({}));
+    let (_, a) = get(
+        &f,
+        "/api/histogram",
+        &[
+            ("q", "agent:db"),
+            ("start", "2024-01-15T00:00:00Z"),
+            ("end", "2024-01-15T04:00:00Z"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        a["step"], "5m",
+        "a round step near a hundredth of the range"
+    );
+    assert_eq!(a["buckets"].as_array().unwrap().len(), 48);
+    assert_eq!(a["buckets"][0]["counts"], json!({"INFO": 2}));
     let (s, a) = get(
         &f,
         "/api/histogram",
@@ -453,7 +469,8 @@ async fn tail_sends_new_matching_entries() {
     }
     assert!(text.contains("loud NEEDLE"), "{text}");
     assert!(!text.contains("quiet"), "{text}");
-    let (s, a) = get(&f, "/api/tail", &[("q", "* | stats count()")]).await;
+    let (s, a) = get(&f, "/api/tail", &[("q", "error|stats count()")]).await;
     assert_eq!(s, 400, "{a}");
     assert_eq!(a["error"]["code"], "query_syntax");
+    assert_eq!(a["error"]["position"], 6);
 }

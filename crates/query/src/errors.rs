@@ -21,7 +21,7 @@ pub struct AgentErrors {
     pub name: String,
     /// Its entries at ERROR and above.
     pub count: u64,
-    /// Its newest ones (only for the [`SUMMARY_AGENTS`] agents with the most errors).
+    /// Its newest ones (only for the 100 agents with the most errors).
     pub recent: Vec<Record>,
 }
 

@@ -9,18 +9,18 @@
 //! agent) for blocks the filter keeps whole; grouped by other dictionary-encoded columns
 //! (host, source, or several), it reads only those columns.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use arrow_array::types::Int32Type;
-use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
+use arrow_array::RecordBatch;
 use logyard_model::Record;
 use logyard_store::segment::{col, seqs, timestamps};
 use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
 
 use crate::cell::{columns_of, BlockFields, Cell, FieldKind, FieldRef};
-use crate::pipes::{Aggregator, Budget, Histogram, HistogramCounts, Pipe, Sort, Stats, Table};
-use crate::{candidate_blocks, search, Cost, Filter, Page, Query, QueryError, Settings};
+use crate::counts::count_by_dictionary;
+use crate::pipes::{Aggregator, Budget, Histogram, HistogramCounts, Pipe, Table};
+use crate::select::{select, sort_records};
+use crate::{candidate_blocks, Cost, Filter, Query, QueryError, Settings};
 
 /// What a query answers: records, or a table.
 #[derive(Debug, Clone)]
@@ -252,7 +252,7 @@ fn aggregator(
 }
 
 /// Reads columns of a block; a damaged segment is reported (and quarantined) and skipped.
-fn read_block(
+pub(crate) fn read_block(
     snapshot: &Snapshot,
     block: &BlockRef,
     columns: Columns,
@@ -273,7 +273,7 @@ fn read_block(
 }
 
 /// The columns a filter reads, without the timestamp and seq that every read used to add.
-fn filter_columns(filter: &Filter) -> Columns {
+pub(crate) fn filter_columns(filter: &Filter) -> Columns {
     match filter {
         Filter::All => Columns(0),
         f => f.columns(),
@@ -281,7 +281,7 @@ fn filter_columns(filter: &Filter) -> Columns {
 }
 
 /// Returns whether every record of a block matches a filter, judging by its time range only.
-fn keeps_whole(filter: &Filter, block: &BlockRef) -> bool {
+pub(crate) fn keeps_whole(filter: &Filter, block: &BlockRef) -> bool {
     match filter {
         Filter::All => true,
         Filter::Time { start, end } => {
@@ -352,249 +352,6 @@ fn scan<A: Aggregator + ?Sized>(
         }
     }
     Ok(())
-}
-
-/// `stats count() [by (dictionary columns)]`: blocks the filter keeps whole are counted
-/// from their metadata when it has the counts; others read only the grouping columns (and
-/// the filter's), counting per dictionary key.
-fn count_by_dictionary(
-    snapshot: &Snapshot,
-    filter: &Filter,
-    stats: &Stats,
-    budget: &mut Budget,
-    cost: &mut Cost,
-    partial: &mut Option<String>,
-) -> Result<Table, QueryError> {
-    let mut state = stats.state();
-    let by_columns: Vec<usize> = stats.by.iter().map(FieldRef::column).collect();
-    for block in candidate_blocks(snapshot, filter, cost) {
-        if let Err(reason) = budget.check_time() {
-            *partial = Some(reason);
-            break;
-        }
-        let whole = keeps_whole(filter, block);
-        if whole {
-            if let Some(counts) = metadata_counts(block, stats) {
-                for (key, n) in counts {
-                    if let Err(reason) = state.add_count(&key, n, budget) {
-                        *partial = Some(reason);
-                        return Ok(Box::new(state).finish());
-                    }
-                }
-                continue;
-            }
-        }
-        let mut columns = Columns::of(&by_columns);
-        if !whole {
-            columns.0 |= filter_columns(filter).0;
-        }
-        if columns.0 == 0 {
-            columns = Columns::of(&[col::SEQ]);
-        }
-        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
-            continue;
-        };
-        let mask = if whole {
-            vec![true; batch.num_rows()]
-        } else {
-            filter.eval(&batch)
-        };
-        let dicts: Vec<(Vec<Option<String>>, Vec<i32>)> = by_columns
-            .iter()
-            .map(|&c| dictionary_keys(&batch, c))
-            .collect();
-        let mut counts: HashMap<u128, u64> = HashMap::new();
-        for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
-            let mut key = 0u128;
-            for (_, keys) in &dicts {
-                key = (key << 32) | u128::from(keys[row] as u32);
-            }
-            *counts.entry(key).or_default() += 1;
-        }
-        let mut sorted: BTreeMap<u128, u64> = BTreeMap::new();
-        sorted.extend(counts);
-        for (mut key, n) in sorted {
-            let mut cells = vec![Cell::Null; dicts.len()];
-            for (i, (values, _)) in dicts.iter().enumerate().rev() {
-                let k = (key & 0xffff_ffff) as u32 as i32;
-                key >>= 32;
-                cells[i] = usize::try_from(k)
-                    .ok()
-                    .and_then(|k| values.get(k).cloned().flatten())
-                    .map_or(Cell::Null, Cell::Str);
-            }
-            if let Err(reason) = state.add_count(&cells, n, budget) {
-                *partial = Some(reason);
-                return Ok(Box::new(state).finish());
-            }
-        }
-    }
-    Ok(Box::new(state).finish())
-}
-
-/// Returns a block's counts per group from its metadata, when `stats` groups by nothing,
-/// by level alone or by agent alone and the block keeps those counts.
-fn metadata_counts(block: &BlockRef, stats: &Stats) -> Option<Vec<(Vec<Cell>, u64)>> {
-    let kinds: Vec<FieldKind> = stats.by.iter().map(FieldRef::kind).collect();
-    match kinds.as_slice() {
-        [] => Some(vec![(Vec::new(), block.rows() as u64)]),
-        [FieldKind::Level] => {
-            let counts = block.counts()?;
-            Some(
-                counts
-                    .levels
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &n)| n > 0)
-                    .map(|(rank, &n)| {
-                        let cell = logyard_model::Level::from_rank(rank as u8)
-                            .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
-                        (vec![cell], u64::from(n))
-                    })
-                    .collect(),
-            )
-        }
-        [FieldKind::Agent] => {
-            let agents = block.counts()?.agents.as_ref()?;
-            Some(
-                agents
-                    .iter()
-                    .map(|(a, n)| (vec![Cell::Str(a.clone())], u64::from(*n)))
-                    .collect(),
-            )
-        }
-        _ => None,
-    }
-}
-
-/// Returns a dictionary column's values and each row's key (-1 for null); a plain string
-/// column becomes its own dictionary.
-fn dictionary_keys(batch: &RecordBatch, column: usize) -> (Vec<Option<String>>, Vec<i32>) {
-    let array = batch
-        .column_by_name(col::NAMES[column])
-        .expect("grouping column read");
-    if let Some(dict) = array.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
-        if let Some(values) = dict.values().as_any().downcast_ref::<StringArray>() {
-            let vals = (0..values.len())
-                .map(|i| (!values.is_null(i)).then(|| values.value(i).to_string()))
-                .collect();
-            let keys = (0..dict.len())
-                .map(|i| {
-                    if dict.is_null(i) {
-                        -1
-                    } else {
-                        dict.keys().value(i)
-                    }
-                })
-                .collect();
-            return (vals, keys);
-        }
-    }
-    let mut vals: Vec<Option<String>> = Vec::new();
-    let mut index: HashMap<Option<String>, i32> = HashMap::new();
-    let keys = (0..array.len())
-        .map(|i| {
-            let v = logyard_store::segment::string_at(array.as_ref(), i).map(str::to_string);
-            *index.entry(v.clone()).or_insert_with(|| {
-                vals.push(v);
-                vals.len() as i32 - 1
-            })
-        })
-        .collect();
-    (vals, keys)
-}
-
-/// Picks the first `k` matching records in a sort's order (newest first without one) and
-/// counts every match.
-fn select(
-    snapshot: &Snapshot,
-    filter: &Filter,
-    sort: Option<&Sort>,
-    k: usize,
-    budget: &mut Budget,
-    cost: &mut Cost,
-    partial: &mut Option<String>,
-) -> Result<(Vec<Record>, u64), QueryError> {
-    let Some(sort) = sort else {
-        let r = search(
-            snapshot,
-            filter,
-            Page {
-                offset: 0,
-                limit: k,
-            },
-        )?;
-        *cost = r.cost;
-        return Ok((r.records, r.total));
-    };
-    let fields = sort.by.clone();
-    let mut columns = filter.columns();
-    columns.0 |= columns_of(&fields).0;
-    let blocks = candidate_blocks(snapshot, filter, cost);
-    type Candidate = (Vec<Cell>, i64, u64, usize, usize);
-    let cmp = |a: &Candidate, b: &Candidate| {
-        sort.cmp_keys(&a.0, &b.0).then_with(|| {
-            let o = (a.1, a.2).cmp(&(b.1, b.2));
-            if sort.desc {
-                o.reverse()
-            } else {
-                o
-            }
-        })
-    };
-    let mut best: Vec<Candidate> = Vec::new();
-    let mut total = 0u64;
-    let mut cells = Vec::new();
-    for (bi, block) in blocks.iter().enumerate() {
-        if let Err(reason) = budget.check_time() {
-            *partial = Some(reason);
-            break;
-        }
-        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
-            continue;
-        };
-        let mask = filter.eval(&batch);
-        let ts = timestamps(&batch);
-        let seq = seqs(&batch);
-        let reader = BlockFields::new(&batch, &fields);
-        for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
-            total += 1;
-            if k == 0 {
-                continue;
-            }
-            reader.row(row, &mut cells);
-            best.push((cells.clone(), ts[row], seq[row], bi, row));
-            if best.len() >= 2 * k + 64 {
-                best.sort_by(cmp);
-                best.truncate(k);
-            }
-        }
-    }
-    best.sort_by(cmp);
-    best.truncate(k);
-    let mut by_block: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for c in &best {
-        by_block.entry(c.3).or_default().push(c.4);
-    }
-    let mut found: HashMap<(i64, u64), Record> = HashMap::new();
-    for (bi, rows) in by_block {
-        for r in blocks[bi].records(&rows)? {
-            found.insert((r.timestamp, r.seq), r);
-        }
-    }
-    let records = best
-        .iter()
-        .filter_map(|c| found.remove(&(c.1, c.2)))
-        .collect();
-    Ok((records, total))
-}
-
-fn sort_records(records: &mut [Record], sort: &Sort) {
-    records.sort_by(|a, b| {
-        let ka: Vec<Cell> = sort.by.iter().map(|f| f.of_record(a)).collect();
-        let kb: Vec<Cell> = sort.by.iter().map(|f| f.of_record(b)).collect();
-        sort.cmp_keys(&ka, &kb)
-    });
 }
 
 /// Counts matching records per `step` bucket (and per value of `by`), for

@@ -31,6 +31,7 @@
 //! ```
 
 mod cell;
+mod counts;
 mod errors;
 mod exec;
 pub mod export;
@@ -38,6 +39,7 @@ mod filter;
 mod parse;
 pub mod pipes;
 mod query;
+mod select;
 mod stats;
 
 use std::cmp::Reverse;

@@ -56,7 +56,8 @@ impl PartialEq for Query {
 }
 
 impl Query {
-    /// Returns a query of a filter alone.
+    /// Returns a query of a filter built in code (pipes may be pushed onto it). Such a
+    /// filter has no query text: the query prints as `*` followed by its pipes.
     pub fn of_filter(filter: Filter) -> Query {
         Query {
             filter,
@@ -70,6 +71,11 @@ impl Query {
     pub fn and_filter(&mut self, extra: Filter) {
         let filter = std::mem::replace(&mut self.filter, Filter::All);
         self.filter = Filter::and(vec![filter, extra]);
+    }
+
+    /// Returns the byte offset of a pipe's name in the parsed text.
+    pub fn pipe_position(&self, index: usize) -> Option<usize> {
+        self.positions.get(index).copied()
     }
 
     /// Returns whether the answer is a table (a `stats`, `top`, `histogram`, `patterns` or

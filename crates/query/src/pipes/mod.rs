@@ -389,6 +389,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_name_parses_and_prints_its_name() {
+        let samples = [
+            "stats count()",
+            "top 3 agent",
+            "histogram 1h",
+            "patterns",
+            "sort by (timestamp)",
+            "limit 1",
+            "fields message",
+        ];
+        assert_eq!(samples.len(), super::NAMES.len());
+        for ((name, _), sample) in super::NAMES.iter().zip(samples) {
+            let q = parse_query(&format!("* | {sample}"), 0, &Settings::default()).unwrap();
+            assert_eq!(q.pipes[0].to_string().split(' ').next(), Some(*name));
+            round_trip(&format!("* | {sample}"));
+        }
+    }
+
+    #[test]
     fn unknown_pipes_list_the_known_ones() {
         let (m, p) = error("error | frobnicate 3");
         assert_eq!(p, 8);

@@ -108,6 +108,9 @@ impl Aggregator for PatternsState {
         if let Some(entry) = self.templates.get_mut(&t) {
             entry.0 += 1;
             if (ts, seq) > entry.1 {
+                if message.len() > entry.2.len() {
+                    budget.add_bytes(message.len() - entry.2.len())?;
+                }
                 entry.1 = (ts, seq);
                 entry.2 = message.to_string();
             }

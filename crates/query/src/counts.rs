@@ -1,0 +1,164 @@
+//! `stats count()` grouped by nothing or by dictionary-encoded columns, answered from block
+//! metadata where it can be and from the dictionary keys otherwise.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
+use logyard_store::segment::col;
+use logyard_store::{BlockRef, Columns, Snapshot};
+
+use crate::cell::{Cell, FieldKind, FieldRef};
+use crate::exec::{filter_columns, keeps_whole, read_block};
+use crate::pipes::{Aggregator, Budget, Stats, Table};
+use crate::{candidate_blocks, Cost, Filter, QueryError};
+
+/// `stats count() [by (dictionary columns)]`: blocks the filter keeps whole are counted
+/// from their metadata when it has the counts; others read only the grouping columns (and
+/// the filter's), counting per dictionary key.
+pub(crate) fn count_by_dictionary(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    stats: &Stats,
+    budget: &mut Budget,
+    cost: &mut Cost,
+    partial: &mut Option<String>,
+) -> Result<Table, QueryError> {
+    let mut state = stats.state();
+    let by_columns: Vec<usize> = stats.by.iter().map(FieldRef::column).collect();
+    for block in candidate_blocks(snapshot, filter, cost) {
+        if let Err(reason) = budget.check_time() {
+            *partial = Some(reason);
+            break;
+        }
+        let whole = keeps_whole(filter, block);
+        if whole {
+            if let Some(counts) = metadata_counts(block, stats) {
+                for (key, n) in counts {
+                    if let Err(reason) = state.add_count(&key, n, budget) {
+                        *partial = Some(reason);
+                        return Ok(Box::new(state).finish());
+                    }
+                }
+                continue;
+            }
+        }
+        let mut columns = Columns::of(&by_columns);
+        if !whole {
+            columns.0 |= filter_columns(filter).0;
+        }
+        if columns.0 == 0 {
+            columns = Columns::of(&[col::SEQ]);
+        }
+        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
+            continue;
+        };
+        let mask = if whole {
+            vec![true; batch.num_rows()]
+        } else {
+            filter.eval(&batch)
+        };
+        let dicts: Vec<(Vec<Option<String>>, Vec<i32>)> = by_columns
+            .iter()
+            .map(|&c| dictionary_keys(&batch, c))
+            .collect();
+        let mut counts: HashMap<u128, u64> = HashMap::new();
+        for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
+            let mut key = 0u128;
+            for (_, keys) in &dicts {
+                key = (key << 32) | u128::from(keys[row] as u32);
+            }
+            *counts.entry(key).or_default() += 1;
+        }
+        let mut sorted: BTreeMap<u128, u64> = BTreeMap::new();
+        sorted.extend(counts);
+        for (mut key, n) in sorted {
+            let mut cells = vec![Cell::Null; dicts.len()];
+            for (i, (values, _)) in dicts.iter().enumerate().rev() {
+                let k = (key & 0xffff_ffff) as u32 as i32;
+                key >>= 32;
+                cells[i] = usize::try_from(k)
+                    .ok()
+                    .and_then(|k| values.get(k).cloned().flatten())
+                    .map_or(Cell::Null, Cell::Str);
+            }
+            if let Err(reason) = state.add_count(&cells, n, budget) {
+                *partial = Some(reason);
+                return Ok(Box::new(state).finish());
+            }
+        }
+    }
+    Ok(Box::new(state).finish())
+}
+
+/// Returns a block's counts per group from its metadata, when `stats` groups by nothing,
+/// by level alone or by agent alone and the block keeps those counts.
+fn metadata_counts(block: &BlockRef, stats: &Stats) -> Option<Vec<(Vec<Cell>, u64)>> {
+    let kinds: Vec<FieldKind> = stats.by.iter().map(FieldRef::kind).collect();
+    match kinds.as_slice() {
+        [] => Some(vec![(Vec::new(), block.rows() as u64)]),
+        [FieldKind::Level] => {
+            let counts = block.counts()?;
+            Some(
+                counts
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(|(rank, &n)| {
+                        let cell = logyard_model::Level::from_rank(rank as u8)
+                            .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
+                        (vec![cell], u64::from(n))
+                    })
+                    .collect(),
+            )
+        }
+        [FieldKind::Agent] => {
+            let agents = block.counts()?.agents.as_ref()?;
+            Some(
+                agents
+                    .iter()
+                    .map(|(a, n)| (vec![Cell::Str(a.clone())], u64::from(*n)))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Returns a dictionary column's values and each row's key (-1 for null); a plain string
+/// column becomes its own dictionary.
+fn dictionary_keys(batch: &RecordBatch, column: usize) -> (Vec<Option<String>>, Vec<i32>) {
+    let array = batch
+        .column_by_name(col::NAMES[column])
+        .expect("grouping column read");
+    if let Some(dict) = array.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+        if let Some(values) = dict.values().as_any().downcast_ref::<StringArray>() {
+            let vals = (0..values.len())
+                .map(|i| (!values.is_null(i)).then(|| values.value(i).to_string()))
+                .collect();
+            let keys = (0..dict.len())
+                .map(|i| {
+                    if dict.is_null(i) {
+                        -1
+                    } else {
+                        dict.keys().value(i)
+                    }
+                })
+                .collect();
+            return (vals, keys);
+        }
+    }
+    let mut vals: Vec<Option<String>> = Vec::new();
+    let mut index: HashMap<Option<String>, i32> = HashMap::new();
+    let keys = (0..array.len())
+        .map(|i| {
+            let v = logyard_store::segment::string_at(array.as_ref(), i).map(str::to_string);
+            *index.entry(v.clone()).or_insert_with(|| {
+                vals.push(v);
+                vals.len() as i32 - 1
+            })
+        })
+        .collect();
+    (vals, keys)
+}
