@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use logyard_model::{now_ns, parse_time};
 use logyard_query::export::Format;
-use logyard_query::{parse_query, Filter, Settings};
+use logyard_query::{parse_query, Filter};
 use serde_json::Value;
 
 use crate::cli::{ErrorsArgs, ExportArgs, TailArgs, Target};
@@ -149,7 +149,7 @@ pub fn export(config: RawConfig, args: ExportArgs) -> anyhow::Result<()> {
         }
     } else {
         let store = open_store(&config, &args.target)?;
-        let settings = Settings::default();
+        let settings = config.query_settings();
         let mut query = parse_query(&args.query, now, &settings)
             .map_err(|e| anyhow::anyhow!("invalid query: {e}"))?;
         if let Some(s) = &args.since {
@@ -200,7 +200,7 @@ pub fn errors(config: RawConfig, args: ErrorsArgs) -> anyhow::Result<()> {
         let store = open_store(&config, &args.target)?;
         let now = now_ns();
         let since = now - args.hours as i64 * 3_600_000_000_000;
-        let s = logyard_query::error_summary(&store.snapshot(), since, &Settings::default())?;
+        let s = logyard_query::error_summary(&store.snapshot(), since, &config.query_settings())?;
         logyard_api::analysis::error_summary_json(&s, now, args.hours)
     };
     let mut out = std::io::stdout().lock();

@@ -188,6 +188,35 @@ impl Default for LimitsSection {
     }
 }
 
+/// `[query]`: budgets of one query.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySection {
+    /// Most groups a stats, top, histogram or patterns pipe may hold.
+    pub max_groups: NonZeroUsize,
+    /// Most bytes of state a query may hold.
+    pub max_state_bytes: Size,
+    /// How long a query may run before its answer is cut.
+    pub timeout: Dur,
+    /// The largest `limit N` and `top N`.
+    pub max_limit: NonZeroUsize,
+    /// Most buckets of a histogram.
+    pub max_buckets: NonZeroUsize,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        let d = logyard_query::Settings::default();
+        QuerySection {
+            max_groups: NonZeroUsize::new(d.max_groups).expect("nonzero"),
+            max_state_bytes: Size(d.max_state_bytes as u64),
+            timeout: Dur(d.timeout),
+            max_limit: NonZeroUsize::new(d.max_limit).expect("nonzero"),
+            max_buckets: NonZeroUsize::new(d.max_buckets).expect("nonzero"),
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -198,6 +227,8 @@ pub struct RawConfig {
     pub store: StoreSection,
     /// `[limits]`.
     pub limits: LimitsSection,
+    /// `[query]`.
+    pub query: QuerySection,
     /// `[[rotate]]`: the log files to rotate.
     pub rotate: Vec<logyard_rotate::RotateRuleConfig>,
     /// `[rotation]`: settings of rotation as a whole.
@@ -285,6 +316,19 @@ impl RawConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.rotation()?;
         Ok(())
+    }
+
+    /// Returns the budgets of one query.
+    pub fn query_settings(&self) -> logyard_query::Settings {
+        let q = &self.query;
+        logyard_query::Settings {
+            max_groups: q.max_groups.get(),
+            max_state_bytes: q.max_state_bytes.0 as usize,
+            timeout: q.timeout.0,
+            max_limit: q.max_limit.get(),
+            max_buckets: q.max_buckets.get(),
+            max_regex_bytes: self.limits.max_regex_bytes.0 as usize,
+        }
     }
 
     /// Returns the API's request limits.

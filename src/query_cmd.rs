@@ -109,7 +109,7 @@ pub fn run(config: RawConfig, args: QueryArgs) -> anyhow::Result<()> {
                     c.server.data_dir.display()
                 )
             })?;
-            let settings = logyard_query::Settings::default();
+            let settings = config.query_settings();
             let mut query = parse_query(&q, now, &settings).map_err(|e| syntax_error(&q, e))?;
             if start.is_some() || end.is_some() {
                 let filter = std::mem::replace(&mut query.filter, Filter::All);

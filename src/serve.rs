@@ -44,6 +44,7 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         config.limits(),
         config.ingest_options("http"),
     );
+    state.query = config.query_settings();
     if let Some((_, handle)) = &rotation_task {
         let handle = handle.clone();
         state = state.with_metrics_source(Arc::new(move || handle.metrics().render_prometheus()));

@@ -324,3 +324,54 @@ fn a_flood_over_max_connections_is_refused_reported_and_survived() {
     let recs = s.wait_for(1);
     assert_eq!(recs.last().unwrap().message, "still serving");
 }
+
+/// A sink that fails its first writes, as a store that is briefly unavailable.
+struct FlakySink {
+    failures_left: std::sync::atomic::AtomicU32,
+    inner: MemorySink,
+}
+
+impl logyard_sources::Sink for FlakySink {
+    fn write(&self, records: Vec<Record>) -> Result<(), logyard_sources::SinkError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(logyard_sources::SinkError("store unavailable".into()));
+        }
+        self.inner.write(records)
+    }
+}
+
+#[test]
+fn a_failing_sink_is_retried_and_nothing_is_dropped() {
+    let mut cfg = SyslogConfig::new(Some("127.0.0.1:0"), None);
+    cfg.batch_wait = Duration::from_millis(20);
+    let mut src = SyslogSource::new("syslog", cfg).unwrap();
+    let (udp, _) = src.bind().unwrap();
+    let sink = Arc::new(FlakySink {
+        failures_left: 3.into(),
+        inner: MemorySink::new(),
+    });
+    let state = tempfile::tempdir().unwrap();
+    let ctx = SourceContext::new(sink.clone(), state.path(), "collector");
+    let running = spawn(Box::new(src), ctx.clone());
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..50 {
+        let m = format!("<13>1 2024-01-15T10:30:00Z h app - - - msg {i}");
+        client.send_to(m.as_bytes(), udp.unwrap()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.inner.records().len() < 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = running.status.snapshot();
+    ctx.shutdown.trigger();
+    running.join().unwrap();
+    let msgs: Vec<String> = sink.inner.records().iter().map(|r| r.message.clone()).collect();
+    assert_eq!(msgs, (0..50).map(|i| format!("msg {i}")).collect::<Vec<_>>());
+    assert_eq!(st.errors_total, 3);
+    assert_eq!(st.state, logyard_sources::SourceState::Running);
+}

@@ -41,6 +41,7 @@ impl Tailer {
                     self.save_entry_change(e);
                 }
                 e.problem = None;
+                e.missing_since.get_or_insert_with(Instant::now);
                 return;
             }
             Err(err) => {

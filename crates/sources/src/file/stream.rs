@@ -11,6 +11,9 @@ use super::reader::LineReader;
 /// At most this many finished files are remembered per path.
 pub(crate) const DONE_KEPT: usize = 64;
 
+/// A path without a file for this long is forgotten.
+pub(crate) const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// An open file, how far it is delivered and its framing state.
 #[derive(Debug)]
 pub(crate) struct Stream {
@@ -81,6 +84,8 @@ pub(crate) struct Entry {
     pub problem: Option<String>,
     /// A file not to follow (binary), until the path holds another.
     pub skip_id: Option<FileId>,
+    /// Since when the path holds no file.
+    pub missing_since: Option<Instant>,
 }
 
 impl Entry {
@@ -99,6 +104,7 @@ impl Entry {
             had_stream: false,
             problem: None,
             skip_id: None,
+            missing_since: None,
         }
     }
 
@@ -126,6 +132,14 @@ impl Entry {
         if self.done.len() > DONE_KEPT {
             self.done.remove(0);
         }
+    }
+
+    /// True when the path held no file for `FORGET_AFTER` and nothing of it is left to
+    /// read: the entry (and its checkpoint) can go; a file that appears there later is new.
+    pub fn forgotten(&self) -> bool {
+        self.current.is_none()
+            && self.retired.is_empty()
+            && self.missing_since.is_some_and(|t| t.elapsed() >= FORGET_AFTER)
     }
 
     /// True when any stream holds bytes not yet given out.

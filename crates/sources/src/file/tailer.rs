@@ -151,6 +151,10 @@ impl Tailer {
                 continue;
             };
             let r = self.poll_entry(&mut e);
+            if e.forgotten() {
+                tracing::info!(source = %self.name, path = %key.display(), "forgetting a path without a file");
+                continue;
+            }
             self.entries.insert(key, e);
             if r.is_err() {
                 result = r;

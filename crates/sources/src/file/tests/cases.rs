@@ -134,9 +134,14 @@ fn a_deleted_file_is_read_to_its_end_and_others_go_on() {
 }
 
 #[test]
-fn a_directory_and_a_binary_file_are_reported_and_skipped() {
+fn a_directory_a_fifo_and_a_binary_file_are_reported_and_skipped() {
     let h = Harness::new();
     std::fs::create_dir(h.path("dir.log")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(h.path("pipe.log"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
     std::fs::write(h.path("blob.log"), b"\x7fELF\x00\x00\x01binary").unwrap();
     append(&h.path("ok.log"), "fine\n");
     let mut t = h.tailer();
@@ -153,7 +158,8 @@ fn a_directory_and_a_binary_file_are_reported_and_skipped() {
     };
     assert!(problem("dir.log").contains("is a directory"), "{st:?}");
     assert!(problem("blob.log").contains("binary"), "{st:?}");
-    assert_eq!(st.errors_total, 2, "reported once each: {st:?}");
+    assert!(problem("pipe.log").contains("not a regular file"), "{st:?}");
+    assert_eq!(st.errors_total, 3, "reported once each: {st:?}");
 }
 
 #[test]
