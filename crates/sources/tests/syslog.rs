@@ -370,8 +370,16 @@ fn a_failing_sink_is_retried_and_nothing_is_dropped() {
     let st = running.status.snapshot();
     ctx.shutdown.trigger();
     running.join().unwrap();
-    let msgs: Vec<String> = sink.inner.records().iter().map(|r| r.message.clone()).collect();
-    assert_eq!(msgs, (0..50).map(|i| format!("msg {i}")).collect::<Vec<_>>());
+    let msgs: Vec<String> = sink
+        .inner
+        .records()
+        .iter()
+        .map(|r| r.message.clone())
+        .collect();
+    assert_eq!(
+        msgs,
+        (0..50).map(|i| format!("msg {i}")).collect::<Vec<_>>()
+    );
     assert_eq!(st.errors_total, 3);
     assert_eq!(st.state, logyard_sources::SourceState::Running);
 }

@@ -49,11 +49,16 @@ impl Tailer {
                 return;
             }
         };
+        e.missing_since = None;
         if meta.is_dir() {
-            self.problem(
-                e,
-                format!("{} is a directory, not a file", e.path.display()),
-            );
+            let text = format!("{} is a directory, not a file", e.path.display());
+            self.problem(e, text);
+            return;
+        }
+        if !meta.is_file() {
+            // A FIFO or a device would block or never end: not followed.
+            let text = format!("{} is not a regular file", e.path.display());
+            self.problem(e, text);
             return;
         }
         let id = FileId::of(&meta);
@@ -308,6 +313,9 @@ impl Tailer {
                 .map(|(p, _)| (p, false)),
         );
         for (p, lenient) in tries {
+            if !fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
             let Ok(file) = File::open(&p) else {
                 continue;
             };

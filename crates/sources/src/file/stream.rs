@@ -139,7 +139,9 @@ impl Entry {
     pub fn forgotten(&self) -> bool {
         self.current.is_none()
             && self.retired.is_empty()
-            && self.missing_since.is_some_and(|t| t.elapsed() >= FORGET_AFTER)
+            && self
+                .missing_since
+                .is_some_and(|t| t.elapsed() >= FORGET_AFTER)
     }
 
     /// True when any stream holds bytes not yet given out.
