@@ -116,8 +116,13 @@ impl Tailer {
             return;
         };
         tracing::info!(source = %self.name, path = %e.path.display(), "file truncated; reading it from its start");
-        let id = cur.id;
+        let (id, fp, committed) = (cur.id, cur.fp, cur.committed);
         self.adopt_generations(e, id);
+        let copied = e.retired.iter().any(|s| same_first_line(s.fp, fp));
+        if !copied && committed > 0 {
+            // The old content may come back compressed (`app.log.1.gz`): read it from here.
+            self.lost.push((fp, committed));
+        }
         if let Some(cur) = e.current.as_mut() {
             cur.committed = 0;
             cur.reader.reset(0);

@@ -145,24 +145,29 @@ impl Tailer {
         }
         self.first_scan = false;
         let keys: Vec<PathBuf> = self.entries.keys().cloned().collect();
-        let mut result = Ok(());
+        // First every path is compared with what it held (rotations and truncations are
+        // known before any compressed copy is judged), then compressed files are read
+        // (older lines first), then what the followed files added.
+        for key in &keys {
+            if let Some(mut e) = self.entries.remove(key) {
+                self.check_path(&mut e);
+                self.entries.insert(key.clone(), e);
+            }
+        }
+        let mut result = self.read_gz_files(gz);
         for key in keys {
+            if result.is_err() {
+                break;
+            }
             let Some(mut e) = self.entries.remove(&key) else {
                 continue;
             };
-            let r = self.poll_entry(&mut e);
+            result = self.poll_entry(&mut e);
             if e.forgotten() {
                 tracing::info!(source = %self.name, path = %key.display(), "forgetting a path without a file");
                 continue;
             }
             self.entries.insert(key, e);
-            if r.is_err() {
-                result = r;
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = self.read_gz_files(gz);
         }
         self.publish_files();
         if result.is_ok() {
@@ -171,8 +176,8 @@ impl Tailer {
         result
     }
 
+    /// Reads the rotated files of a path, then the file at the path.
     fn poll_entry(&mut self, e: &mut Entry) -> Result<(), Halt> {
-        self.check_path(e);
         let mut i = 0;
         while i < e.retired.len() {
             let mut s = e.retired.remove(i);

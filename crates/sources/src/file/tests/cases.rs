@@ -313,3 +313,48 @@ fn multiline_auto_joins_a_traceback() {
     );
     assert_eq!(recs[1].message, "next");
 }
+
+#[test]
+fn a_file_replaced_while_stopped_is_read_from_zero_even_with_its_inode_reused() {
+    let h = Harness::new();
+    let p = h.path("app.log");
+    append(&p, "old 1\nold 2\nold 3\n");
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    drop(t);
+    std::fs::remove_file(&p).unwrap();
+    // The file system often hands the freed inode to the next file.
+    append(&p, "new 1\n");
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    assert_eq!(
+        h.sink.lines_of(&h.source("app.log")),
+        ["old 1", "old 2", "old 3", "new 1"]
+    );
+}
+
+#[test]
+fn a_file_rotated_and_compressed_while_stopped_is_read_from_its_gz_copy() {
+    use flate2::write::GzEncoder;
+    let mut h = Harness::new();
+    h.cfg.read_gz = true;
+    h.cfg.paths = vec![format!("{}/app.log*", h.logs.display())];
+    let p = h.path("app.log");
+    append(&p, "a 1\na 2\n");
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    drop(t);
+    append(&p, "a 3\na 4\n");
+    // logrotate with `compress` and no `delaycompress`, while logyard is stopped.
+    let mut enc = GzEncoder::new(
+        std::fs::File::create(h.path("app.log.1.gz")).unwrap(),
+        Default::default(),
+    );
+    enc.write_all(&std::fs::read(&p).unwrap()).unwrap();
+    enc.finish().unwrap();
+    std::fs::remove_file(&p).unwrap();
+    append(&p, "b 1\n");
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines(), ["a 1", "a 2", "a 3", "a 4", "b 1"]);
+}
