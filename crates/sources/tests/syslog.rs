@@ -383,3 +383,20 @@ fn a_failing_sink_is_retried_and_nothing_is_dropped() {
     assert_eq!(st.errors_total, 3);
     assert_eq!(st.state, logyard_sources::SourceState::Running);
 }
+
+#[test]
+fn newline_framed_lines_may_start_with_a_digit() {
+    let s = Server::start(|c| c.format = Some("auto".into()));
+    let mut c = TcpStream::connect(s.tcp).unwrap();
+    c.write_all(b"2024-01-15 10:30:00 - ERROR - api - first\n")
+        .unwrap();
+    c.write_all(b"12").unwrap();
+    c.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    c.write_all(b"34 plain digits\n").unwrap();
+    drop(c);
+    let recs = s.wait_for(2);
+    let msgs: Vec<&str> = recs.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(msgs, ["first", "1234 plain digits"]);
+    assert_eq!(recs[0].level, Some(Level::Error));
+}

@@ -55,6 +55,8 @@ pub(crate) struct Tailer {
     pub(crate) entries: BTreeMap<PathBuf, Entry>,
     pub(crate) gz_done: Vec<(super::fingerprint::FileId, super::fingerprint::Fingerprint)>,
     first_scan: bool,
+    /// The read buffer, kept between polls.
+    buf: Vec<u8>,
     /// Files of the checkpoint not found at start: first line and offset delivered, so that
     /// a compressed copy can be read from there.
     pub(crate) lost: Vec<(super::fingerprint::Fingerprint, u64)>,
@@ -106,6 +108,7 @@ impl Tailer {
             entries: BTreeMap::new(),
             gz_done: Vec::new(),
             first_scan: true,
+            buf: Vec::new(),
             lost: Vec::new(),
             status,
             shutdown,
@@ -217,10 +220,24 @@ impl Tailer {
         slot: Slot,
         last: bool,
     ) -> Result<(), Halt> {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(CHUNK, 0);
+        let r = self.drain_with(&mut buf, e, s, slot, last);
+        self.buf = buf;
+        r
+    }
+
+    fn drain_with(
+        &mut self,
+        buf: &mut [u8],
+        e: &mut Entry,
+        s: &mut Stream,
+        slot: Slot,
+        last: bool,
+    ) -> Result<(), Halt> {
         let mut lines: Vec<Vec<u8>> = Vec::new();
         loop {
-            let n = match super::fingerprint::read_full_at(&s.file, &mut buf, s.reader.pos) {
+            let n = match super::fingerprint::read_full_at(&s.file, buf, s.reader.pos) {
                 Ok(n) => n,
                 Err(err) => {
                     let text = format!("cannot read {}: {err}", s.path.display());

@@ -59,11 +59,57 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// The framing of a connection, chosen from its first byte.
+/// The framing of a connection, chosen from its first bytes.
 enum Framing {
-    Unknown,
+    /// Not known yet: the bytes so far are all digits.
+    Unknown(Vec<u8>),
     Octet(OctetCounting),
     Lines(LineSplitter),
+}
+
+impl Framing {
+    /// Splits bytes into messages; an error ends the connection.
+    fn push(&mut self, bytes: &mut [u8], max: usize, out: &mut Vec<Vec<u8>>) -> Result<(), String> {
+        if let Framing::Unknown(start) = self {
+            // Octet counting starts with digits and a space; anything else is lines (a
+            // line may start with a digit too: `2024-01-15 …`).
+            start.extend_from_slice(bytes);
+            let decided = match start.iter().position(|c| !c.is_ascii_digit()) {
+                Some(i) if i > 0 && start[i] == b' ' => Framing::Octet(OctetCounting::default()),
+                Some(_) => Framing::Lines(LineSplitter::new(max)),
+                None if start.len() > 10 => Framing::Lines(LineSplitter::new(max)),
+                None => return Ok(()),
+            };
+            let mut first = std::mem::take(start);
+            *self = decided;
+            return self.push(&mut first, max, out);
+        }
+        match self {
+            Framing::Octet(f) => f
+                .push(bytes, max, |m| out.push(m.to_vec()))
+                .map_err(|e| e.0),
+            Framing::Lines(s) => {
+                // Some clients end messages with NUL instead of a newline.
+                for b in bytes.iter_mut() {
+                    if *b == 0 {
+                        *b = b'\n';
+                    }
+                }
+                s.push(bytes, |m| out.push(m.to_vec()));
+                Ok(())
+            }
+            Framing::Unknown(_) => Ok(()),
+        }
+    }
+
+    /// The last message of a stream that ended without its newline.
+    fn finish(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Framing::Lines(s) => s.finish(),
+            Framing::Unknown(start) if !start.is_empty() => Some(std::mem::take(start)),
+            _ => None,
+        }
+    }
 }
 
 /// Reads one connection until it closes, idles too long, breaks the framing or the
@@ -76,7 +122,7 @@ async fn connection(
     cfg: &SyslogConfig,
     status: &StatusHandle,
 ) {
-    let mut framing = Framing::Unknown;
+    let mut framing = Framing::Unknown(Vec::new());
     let mut buf = vec![0u8; 64 * 1024];
     let mut held = 0usize;
     loop {
@@ -102,50 +148,24 @@ async fn connection(
                 return;
             }
             Ok(Ok(0)) => {
-                if let Framing::Lines(s) = &mut framing {
-                    if let Some(last) = s.finish() {
-                        send(&tx, &last, peer).await;
-                    }
+                if let Some(last) = framing.finish() {
+                    send(&tx, &last, peer).await;
                 }
                 return;
             }
             Ok(Ok(n)) => n,
         };
-        let bytes = &mut buf[..n];
-        if matches!(framing, Framing::Unknown) {
-            framing = if bytes[0].is_ascii_digit() {
-                Framing::Octet(OctetCounting::default())
-            } else {
-                Framing::Lines(LineSplitter::new(cfg.max_message_bytes))
-            };
-        }
         let mut frames: Vec<Vec<u8>> = Vec::new();
-        match &mut framing {
-            Framing::Octet(f) => {
-                if let Err(e) = f.push(bytes, cfg.max_message_bytes, |m| frames.push(m.to_vec())) {
-                    status.input_error(format!("closed the connection from {peer}: {}", e.0));
-                    for m in frames {
-                        send(&tx, &m, peer).await;
-                    }
-                    return;
-                }
-            }
-            Framing::Lines(s) => {
-                // Some clients end messages with NUL instead of a newline.
-                for b in bytes.iter_mut() {
-                    if *b == 0 {
-                        *b = b'\n';
-                    }
-                }
-                s.push(bytes, |m| frames.push(m.to_vec()));
-            }
-            Framing::Unknown => {}
-        }
+        let res = framing.push(&mut buf[..n], cfg.max_message_bytes, &mut frames);
         held = if frames.is_empty() { held + n } else { 0 };
         for m in frames {
             if !send(&tx, &m, peer).await {
                 return;
             }
+        }
+        if let Err(e) = res {
+            status.input_error(format!("closed the connection from {peer}: {e}"));
+            return;
         }
     }
 }
