@@ -25,6 +25,19 @@ pub enum LevelOp {
     Lt,
 }
 
+impl LevelOp {
+    /// Returns whether `value` stands in this relation to `bound`.
+    pub fn holds<T: PartialOrd>(self, value: T, bound: T) -> bool {
+        match self {
+            LevelOp::Eq => value == bound,
+            LevelOp::Ge => value >= bound,
+            LevelOp::Gt => value > bound,
+            LevelOp::Le => value <= bound,
+            LevelOp::Lt => value < bound,
+        }
+    }
+}
+
 /// A filter expression over records.
 #[derive(Debug, Clone)]
 pub enum Filter {
@@ -53,6 +66,16 @@ pub enum Filter {
         value: String,
         /// Match values that start with `value`.
         prefix: bool,
+    },
+    /// A field compared as a number with a bound (`status:>=500`, `response_time_ms:>1000`);
+    /// records whose field is absent or not a number never match.
+    FieldCmp {
+        /// The field's key.
+        name: String,
+        /// How the value compares with the bound.
+        op: LevelOp,
+        /// The bound.
+        bound: f64,
     },
     /// The level compared with a bound; records without a level never match.
     Level(LevelOp, Level),
@@ -122,7 +145,9 @@ impl Filter {
             Filter::Regex(_) => set.0 |= Columns::of(&[col::MESSAGE]).0,
             Filter::Label { column, .. } => set.0 |= Columns::of(&[column.index()]).0,
             Filter::Level(..) => set.0 |= Columns::of(&[col::LEVEL]).0,
-            Filter::Field { .. } => set.0 |= Columns::of(&[col::FIELDS]).0,
+            Filter::Field { .. } | Filter::FieldCmp { .. } => {
+                set.0 |= Columns::of(&[col::FIELDS]).0
+            }
             Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| f.add_columns(set)),
             Filter::Not(f) => f.add_columns(set),
         }
@@ -236,6 +261,18 @@ impl Filter {
                         string_at(column.as_ref(), i).is_some_and(|json| {
                             finder.find(json.as_bytes()).is_some()
                                 && field_matches(json, name, value, *prefix)
+                        })
+                    })
+                    .collect()
+            }
+            Filter::FieldCmp { name, op, bound } => {
+                let column = column(batch, col::FIELDS);
+                let key = memmem::Finder::new(name.as_bytes());
+                (0..n)
+                    .map(|i| {
+                        string_at(column.as_ref(), i).is_some_and(|json| {
+                            key.find(json.as_bytes()).is_some()
+                                && field_number(json, name).is_some_and(|x| op.holds(x, *bound))
                         })
                     })
                     .collect()
@@ -375,6 +412,18 @@ fn field_matches(json: &str, name: &str, value: &str, prefix: bool) -> bool {
             text == value
         }
     })
+}
+
+/// Returns a field of a fields JSON object as a number: a JSON number, or a string that is one.
+fn field_number(json: &str, name: &str) -> Option<f64> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return None;
+    };
+    match map.get(name)? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 fn is_token_byte(b: u8) -> bool {

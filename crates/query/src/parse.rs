@@ -309,6 +309,23 @@ impl<'a> Parser<'a> {
             }
             "_time" => self.time(),
             _ => {
+                let at = self.pos;
+                if let Some(op) = self.op().filter(|op| *op != LevelOp::Eq) {
+                    let value_at = self.pos;
+                    let value = self.value()?;
+                    let bound: f64 = value.parse().map_err(|_| QueryError::Syntax {
+                        message: format!(
+                            "expected a number after `{}`, got {value:?}",
+                            &self.text[at..value_at]
+                        ),
+                        position: value_at,
+                    })?;
+                    return Ok(Filter::FieldCmp {
+                        name: name.to_string(),
+                        op,
+                        bound,
+                    });
+                }
                 let quoted = self.rest().starts_with(['"', '\'']);
                 let mut value = self.value()?;
                 let prefix = !quoted && value.ends_with('*');
@@ -409,6 +426,15 @@ mod tests {
         assert!(matches!(parse("a OR b"), Filter::Or(_)));
         assert!(matches!(parse("NOT (a b)"), Filter::Not(_)));
         assert!(matches!(parse("~\"took \\\\d+ms\""), Filter::Regex(_)));
+        assert!(matches!(
+            parse("response_time_ms:>1000"),
+            Filter::FieldCmp { ref name, op: LevelOp::Gt, bound } if name == "response_time_ms" && bound == 1000.0
+        ));
+        assert!(matches!(parse("user:=ana"), Filter::Field { ref value, .. } if value == "ana"));
+        assert_eq!(
+            err("status:>=abc"),
+            ("expected a number after `>=`, got \"abc\"".to_string(), 9)
+        );
     }
 
     #[test]

@@ -65,6 +65,9 @@ fn term_strategy() -> impl Strategy<Value = String> {
         Just("\"disk full\"".to_string()),
         Just("status:500".to_string()),
         Just("status:4*".to_string()),
+        Just("status:>=404".to_string()),
+        Just("ms:<100".to_string()),
+        Just("ms:>=250.5".to_string()),
         Just("user:ana".to_string()),
         (0..AGENTS.len()).prop_map(|a| format!("agent:{}", AGENTS[a])),
         Just("agent:w*".to_string()),
@@ -177,6 +180,24 @@ fn matches(f: &Filter, r: &Record) -> bool {
             .fields
             .get(name)
             .is_some_and(|v| like(&text_of(v), value, *prefix)),
+        Filter::FieldCmp { name, op, bound } => r.fields.get(name).is_some_and(|v| {
+            let x = match v {
+                Value::Int(i) => *i as f64,
+                Value::Float(f) => *f,
+                Value::Str(s) => match s.trim().parse::<f64>() {
+                    Ok(x) => x,
+                    Err(_) => return false,
+                },
+                Value::Bool(_) => return false,
+            };
+            match op {
+                LevelOp::Eq => x == *bound,
+                LevelOp::Ge => x >= *bound,
+                LevelOp::Gt => x > *bound,
+                LevelOp::Le => x <= *bound,
+                LevelOp::Lt => x < *bound,
+            }
+        }),
         Filter::Level(op, bound) => r.level.is_some_and(|l| match op {
             LevelOp::Eq => l == *bound,
             LevelOp::Ge => l >= *bound,
