@@ -24,6 +24,9 @@ enum Action {
     CopyTruncate { file: usize },
     Truncate { file: usize },
     RestartCollector { crash: bool },
+    /// A crash that also loses the checkpoint writes of the last read (as if their renames
+    /// never reached the disk); only with a sink that keeps checkpoints with the records.
+    CrashLosingCheckpoints,
     Read { sink_fails: bool },
 }
 
@@ -34,6 +37,7 @@ fn action() -> impl Strategy<Value = Action> {
         2 => Just(Action::CopyTruncate { file: COPIED }),
         1 => (0..FILES.len()).prop_map(|file| Action::Truncate { file }),
         2 => any::<bool>().prop_map(|crash| Action::RestartCollector { crash }),
+        1 => Just(Action::CrashLosingCheckpoints),
         5 => prop::bool::weighted(0.2).prop_map(|sink_fails| Action::Read { sink_fails }),
     ]
 }
@@ -49,8 +53,11 @@ struct ModelFile {
     lost: HashSet<String>,
 }
 
-fn run(actions: Vec<Action>, keep_rotated_open: bool) {
+fn run(actions: Vec<Action>, keep_rotated_open: bool, sink_keeps_checkpoints: bool) {
     let mut h = Harness::new();
+    h.sink
+        .keep_tokens
+        .store(sink_keeps_checkpoints, Ordering::SeqCst);
     if keep_rotated_open {
         h.cfg.rotate_wait = Duration::from_secs(3600);
     }
@@ -65,6 +72,8 @@ fn run(actions: Vec<Action>, keep_rotated_open: bool) {
         t
     };
     let mut tailer = start();
+    let cp_path = tailer.checkpoint_path().to_path_buf();
+    let mut cp_before_read = std::fs::read(&cp_path).ok();
     let mut seq = 0;
     for a in actions {
         match a {
@@ -121,7 +130,20 @@ fn run(actions: Vec<Action>, keep_rotated_open: bool) {
                 drop(tailer);
                 tailer = start();
             }
+            Action::CrashLosingCheckpoints => {
+                drop(tailer);
+                if sink_keeps_checkpoints {
+                    match &cp_before_read {
+                        Some(b) => std::fs::write(&cp_path, b).unwrap(),
+                        None => {
+                            let _ = std::fs::remove_file(&cp_path);
+                        }
+                    }
+                }
+                tailer = start();
+            }
             Action::Read { sink_fails } => {
+                cp_before_read = std::fs::read(&cp_path).ok();
                 h.sink.fail.store(sink_fails, Ordering::SeqCst);
                 let r = tailer.poll();
                 h.sink.fail.store(false, Ordering::SeqCst);
@@ -159,8 +181,9 @@ proptest! {
     fn every_line_exactly_once_in_order(
         actions in prop::collection::vec(action(), 1..40),
         keep_rotated_open in any::<bool>(),
+        sink_keeps_checkpoints in any::<bool>(),
     ) {
-        run(actions, keep_rotated_open);
+        run(actions, keep_rotated_open, sink_keeps_checkpoints);
     }
 }
 
@@ -183,6 +206,7 @@ fn two_rotations_between_reads_lose_no_generation() {
             RestartCollector { crash: true },
             WriteLines { file: 0, n: 1 },
         ],
+        false,
         false,
     );
 }
