@@ -152,7 +152,7 @@ impl Default for StoreSection {
             fsync: Fsync::Batch,
             keep_raw: false,
             flush_interval: Dur(Duration::from_secs(1)),
-            flush_bytes: Size(64 << 20),
+            flush_bytes: Size(16 << 20),
             max_memtable_bytes: Size(512 << 20),
             block_rows: NonZeroUsize::new(8 * 1024).expect("nonzero"),
             merge_fanin: NonZeroUsize::new(8).expect("nonzero"),

@@ -103,12 +103,12 @@ impl StoreConfig {
             max_disk_bytes: 0,
             fsync: FsyncPolicy::Batch,
             flush_interval: Duration::from_secs(1),
-            flush_bytes: 64 << 20,
+            flush_bytes: 16 << 20,
             max_memtable_bytes: 512 << 20,
             block_rows: 8 * 1024,
             merge_fanin: 8,
             merge_small_rows: 64 * 1024,
-            merge_max_rows: 512 * 1024,
+            merge_max_rows: 128 * 1024,
             retention_interval: Duration::from_secs(60),
         }
     }
