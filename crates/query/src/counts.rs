@@ -31,6 +31,15 @@ pub(crate) fn count_by_dictionary(
             *partial = Some(reason);
             break;
         }
+        if let Some(counts) = level_filtered_counts(filter, block, stats) {
+            for (key, n) in counts {
+                if let Err(reason) = state.add_count(&key, n, budget) {
+                    *partial = Some(reason);
+                    return Ok(Box::new(state).finish());
+                }
+            }
+            continue;
+        }
         let whole = keeps_whole(filter, block);
         if whole {
             if let Some(counts) = metadata_counts(block, stats) {
@@ -89,6 +98,49 @@ pub(crate) fn count_by_dictionary(
         }
     }
     Ok(Box::new(state).finish())
+}
+
+/// Returns a block's counts from its metadata when the filter is a level comparison (with,
+/// at most, conditions the block meets whole, such as its time range) and `stats` groups by
+/// nothing or by level: `level:ERROR | stats count()` reads no row.
+fn level_filtered_counts(
+    filter: &Filter,
+    block: &BlockRef,
+    stats: &Stats,
+) -> Option<Vec<(Vec<Cell>, u64)>> {
+    let (op, bound) = match filter {
+        Filter::Level(op, bound) => (*op, *bound),
+        Filter::And(parts) => {
+            let mut level = None;
+            for p in parts {
+                match p {
+                    Filter::Level(op, bound) if level.is_none() => level = Some((*op, *bound)),
+                    other if keeps_whole(other, block) => {}
+                    _ => return None,
+                }
+            }
+            level?
+        }
+        _ => return None,
+    };
+    let kinds: Vec<FieldKind> = stats.by.iter().map(FieldRef::kind).collect();
+    let by_level = match kinds.as_slice() {
+        [] => false,
+        [FieldKind::Level] => true,
+        _ => return None,
+    };
+    let counts = block.counts()?;
+    let matching = counts.levels.iter().enumerate().filter_map(|(rank, &n)| {
+        let level = logyard_model::Level::from_rank(rank as u8)?;
+        (n > 0 && op.holds(level, bound)).then_some((level, u64::from(n)))
+    });
+    Some(if by_level {
+        matching
+            .map(|(l, n)| (vec![Cell::Str(l.as_str().to_string())], n))
+            .collect()
+    } else {
+        vec![(Vec::new(), matching.map(|(_, n)| n).sum())]
+    })
 }
 
 /// Returns a block's counts per group from its metadata, when `stats` groups by nothing,
