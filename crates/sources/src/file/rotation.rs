@@ -269,7 +269,7 @@ impl Tailer {
     }
 
     /// Reports a path that cannot be followed (once per distinct problem).
-    fn problem(&mut self, e: &mut Entry, text: String) {
+    pub(crate) fn problem(&mut self, e: &mut Entry, text: String) {
         if e.problem.as_deref() != Some(text.as_str()) {
             tracing::warn!(source = %self.name, "{text}");
             self.status.input_error(text.clone());

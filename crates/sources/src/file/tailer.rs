@@ -245,15 +245,14 @@ impl Tailer {
             let n = match super::fingerprint::read_full_at(&s.file, buf, s.reader.pos) {
                 Ok(n) => n,
                 Err(err) => {
-                    let text = format!("cannot read {}: {err}", s.path.display());
-                    tracing::warn!(source = %self.name, "{text}");
-                    self.status.input_error(text);
+                    self.problem(e, format!("cannot read {}: {err}", s.path.display()));
                     break;
                 }
             };
             if n == 0 {
                 break;
             }
+            e.problem = None;
             s.last_growth = Instant::now();
             let mut at = 0;
             while at < n {

@@ -385,3 +385,27 @@ fn a_stop_in_the_middle_of_a_gz_file_goes_on_after_the_last_delivered_line() {
     t.poll().unwrap();
     assert_eq!(h.sink.lines(), want);
 }
+
+#[test]
+fn an_unreadable_file_is_reported_once_and_others_go_on() {
+    let h = Harness::new();
+    // Reading the test's own memory at offset 0 fails with EIO, even for root.
+    std::os::unix::fs::symlink("/proc/self/mem", h.path("mem.log")).unwrap();
+    append(&h.path("ok.log"), "fine\n");
+    let mut t = h.tailer();
+    for _ in 0..3 {
+        t.poll().unwrap();
+    }
+    assert_eq!(h.sink.lines(), ["fine"]);
+    let st = t.status.snapshot();
+    let mem = st
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("mem.log"))
+        .unwrap();
+    assert!(
+        mem.problem.as_deref().unwrap_or("").contains("cannot read"),
+        "{st:?}"
+    );
+    assert_eq!(st.errors_total, 1, "{st:?}");
+}
