@@ -268,6 +268,8 @@ pub struct RawConfig {
     pub limits: LimitsSection,
     /// `[query]`.
     pub query: QuerySection,
+    /// `[[sources]]`: where logs are collected from.
+    pub sources: Vec<logyard_sources::SourceConfig>,
     /// `[[parsers]]`.
     pub parsers: Vec<ParserSection>,
     /// `[redact]`.
@@ -394,6 +396,7 @@ impl RawConfig {
     /// Checks what serde cannot: the settings that are built, not only read.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.rotation()?;
+        crate::collect::validate(&self.sources)?;
         logyard_parse::Parser::new(self.parser_config(
             logyard_parse::Format::Auto,
             logyard_parse::TimeZone::default(),
