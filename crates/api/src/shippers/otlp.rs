@@ -626,12 +626,27 @@ fn any_value(v: &serde_json::Value, depth: usize) -> Result<proto::AnyValue, Str
     Ok(proto::AnyValue { value })
 }
 
-/// Decodes the OTLP JSON encoding of an `ExportLogsServiceRequest`.
+/// Decodes the OTLP JSON encoding of an `ExportLogsServiceRequest`; several requests one
+/// after the other (as NDJSON) are merged.
 pub fn from_json(bytes: &[u8]) -> Result<proto::ExportLogsServiceRequest, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("the body is not JSON: {e}"))?;
-    let root = obj(&v, "the body")?;
     let mut request = proto::ExportLogsServiceRequest::default();
+    let mut any = false;
+    for v in serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>() {
+        let v = v.map_err(|e| format!("the body is not JSON: {e}"))?;
+        json_request(&v, &mut request)?;
+        any = true;
+    }
+    if !any {
+        return Err("the body is empty: send an ExportLogsServiceRequest".into());
+    }
+    Ok(request)
+}
+
+fn json_request(
+    v: &serde_json::Value,
+    request: &mut proto::ExportLogsServiceRequest,
+) -> Result<(), String> {
+    let root = obj(v, "the body")?;
     for rl in list(root, "resourceLogs", "resource_logs")? {
         let rl = obj(rl, "a resourceLogs item")?;
         let resource = match get(rl, "resource", "resource") {
@@ -671,7 +686,7 @@ pub fn from_json(bytes: &[u8]) -> Result<proto::ExportLogsServiceRequest, String
             scope_logs,
         });
     }
-    Ok(request)
+    Ok(())
 }
 
 fn json_log_record(o: &JsonMap) -> Result<proto::LogRecord, String> {
@@ -705,4 +720,56 @@ fn json_log_record(o: &JsonMap) -> Result<proto::LogRecord, String> {
         lr.event_name = e.as_str().unwrap_or("").to_string();
     }
     Ok(lr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_numbers() {
+        let levels: Vec<_> = [0, 1, 4, 5, 9, 13, 16, 17, 21, 24, 25]
+            .iter()
+            .map(|n| severity_level(*n))
+            .collect();
+        use Level::*;
+        assert_eq!(
+            levels,
+            [
+                None,
+                Some(Trace),
+                Some(Trace),
+                Some(Debug),
+                Some(Info),
+                Some(Warning),
+                Some(Warning),
+                Some(Error),
+                Some(Critical),
+                Some(Critical),
+                None
+            ]
+        );
+        assert_eq!(
+            severity_number_of(&serde_json::json!("SEVERITY_NUMBER_WARN2")),
+            Ok(14)
+        );
+        assert_eq!(severity_number_of(&serde_json::json!("9")), Ok(9));
+    }
+
+    #[test]
+    fn json_requests_one_after_the_other_are_merged() {
+        let one =
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"a"}}]}]}]}"#;
+        let r = from_json(format!("{one}\n{one}\n").as_bytes()).unwrap();
+        assert_eq!(r.resource_logs.len(), 2);
+        assert!(from_json(b"  ").is_err());
+        assert!(from_json(format!("{one}\n{{oops").as_bytes()).is_err());
+        let deep = format!(
+            "{{\"resourceLogs\":[{{\"scopeLogs\":[{{\"logRecords\":[{{\"body\":{}{}}}]}}]}}]}}",
+            "{\"arrayValue\":{\"values\":[".repeat(100),
+            "]}}".repeat(100)
+        );
+        // Refused (by the JSON parser's nesting limit), never a stack overflow.
+        assert!(from_json(deep.as_bytes()).is_err());
+    }
 }
