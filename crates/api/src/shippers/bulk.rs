@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -23,7 +23,7 @@ use axum::Router;
 use logyard_model::{parse_time, Fields, Level, Record, Value};
 use serde_json::json;
 
-use super::{read_body, store, store_error_text, BodyError};
+use super::{read_body, store, ShipperError};
 use crate::AppState;
 
 /// The Elasticsearch version the info probe announces.
@@ -108,13 +108,20 @@ pub async fn info_probe(req: Request, next: Next) -> Response {
 }
 
 /// An Elasticsearch error answer: `{"error": {"root_cause", "type", "reason"}, "status"}`.
-fn es_error(status: StatusCode, kind: &str, reason: String) -> Response {
-    let cause = json!({"type": kind, "reason": reason});
+fn es_error(e: &ShipperError) -> Response {
+    let kind = match e {
+        ShipperError::TooLarge(_) => "content_too_long_exception",
+        ShipperError::Invalid(_) | ShipperError::UnsupportedType(_) => "illegal_argument_exception",
+        ShipperError::Unavailable(_) => "unavailable_shards_exception",
+        ShipperError::Internal(_) => "exception",
+    };
+    let status = e.status();
+    let cause = json!({"type": kind, "reason": e.message()});
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
         json!({
-            "error": {"root_cause": [cause], "type": kind, "reason": reason},
+            "error": {"root_cause": [cause], "type": kind, "reason": e.message()},
             "status": status.as_u16(),
         })
         .to_string(),
@@ -141,24 +148,20 @@ async fn bulk(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    match accept(&state, index, headers, body).await {
+        Ok(response) => response,
+        Err(e) => es_error(&e),
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    index: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ShipperError> {
     let started = Instant::now();
-    let (bytes, wire) = match read_body(&state, &headers, body).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge(m)) => {
-            return es_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "content_too_long_exception",
-                m,
-            )
-        }
-        Err(e) => {
-            return es_error(
-                StatusCode::BAD_REQUEST,
-                "parse_exception",
-                e.message().into(),
-            )
-        }
-    };
+    let (bytes, wire) = read_body(state, &headers, body).await?;
     let max_line = state.ingest.max_line_bytes;
     let max_entries = state.limits.max_entries_per_request;
     let parsed = tokio::task::spawn_blocking(move || {
@@ -170,30 +173,15 @@ async fn bulk(
             logyard_model::now_ns(),
         )
     })
-    .await;
-    let parsed = match parsed {
-        Ok(Ok(p)) => p,
-        Ok(Err((status, m))) => {
+    .await?
+    .inspect_err(|e| {
+        if matches!(e, ShipperError::Invalid(_)) {
             state.metrics.add_rejected("invalid_bulk", 1);
-            return es_error(status, "illegal_argument_exception", m);
         }
-        Err(e) => {
-            return es_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "exception",
-                e.to_string(),
-            )
-        }
-    };
+    })?;
     let errors = parsed.items.iter().filter(|i| i.is_err()).count();
     state.metrics.add_rejected("invalid_entry", errors as u64);
-    if let Err(e) = store(&state, parsed.records, wire).await {
-        return es_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable_shards_exception",
-            store_error_text(&e),
-        );
-    }
+    store(state, parsed.records, wire).await?;
     let items: Vec<serde_json::Value> = parsed
         .items
         .into_iter()
@@ -217,7 +205,7 @@ async fn bulk(
             }}),
         })
         .collect();
-    (
+    Ok((
         [(header::CONTENT_TYPE, "application/json")],
         json!({
             "took": started.elapsed().as_millis() as u64,
@@ -226,7 +214,7 @@ async fn bulk(
         })
         .to_string(),
     )
-        .into_response()
+        .into_response())
 }
 
 /// A stored item of a bulk answer.
@@ -307,7 +295,7 @@ pub fn parse_bulk(
     max_line_bytes: usize,
     max_entries: usize,
     now: i64,
-) -> Result<Parsed, (StatusCode, String)> {
+) -> Result<Parsed, ShipperError> {
     let text = String::from_utf8_lossy(body);
     let lines: Vec<&str> = text
         .split('\n')
@@ -315,8 +303,7 @@ pub fn parse_bulk(
         .filter(|l| !l.trim().is_empty())
         .collect();
     if lines.is_empty() {
-        return Err((
-            StatusCode::BAD_REQUEST,
+        return Err(ShipperError::Invalid(
             "request body is required: send action and document lines (NDJSON)".into(),
         ));
     }
@@ -324,8 +311,7 @@ pub fn parse_bulk(
     let mut i = 0;
     while i < lines.len() {
         if out.items.len() >= max_entries {
-            return Err((
-                StatusCode::PAYLOAD_TOO_LARGE,
+            return Err(ShipperError::TooLarge(
                 format!("the body holds more than {max_entries} actions (setting limits.max_entries_per_request); send smaller batches"),
             ));
         }
@@ -598,9 +584,9 @@ mod tests {
         assert!(e.reason.contains("line 4"), "{}", e.reason);
         assert!(parse_bulk(b"\n\n", None, 10, 10, 0).is_err());
         let many = "{\"index\":{\"_index\":\"a\"}}\n{\"message\":\"m\"}\n".repeat(3);
-        assert_eq!(
-            parse_bulk(many.as_bytes(), None, 1000, 2, 0).unwrap_err().0,
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
+        assert!(matches!(
+            parse_bulk(many.as_bytes(), None, 1000, 2, 0),
+            Err(ShipperError::TooLarge(_))
+        ));
     }
 }

@@ -18,7 +18,7 @@ use logyard_model::{Level, Record, Value};
 use logyard_parse::{LineContext, Parser, ParserConfig};
 use prost::Message;
 
-use super::{read_body, store, store_error_text, unsnappy, BodyError};
+use super::{read_body, store, unsnappy, ShipperError};
 use crate::AppState;
 
 /// The protobuf messages of Loki's push API (`logproto`).
@@ -87,11 +87,12 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/loki/api/v1/push", post(push))
 }
 
-fn text(status: StatusCode, message: String) -> Response {
+/// An error answer: its text, as Loki answers.
+fn text(e: &ShipperError) -> Response {
     (
-        status,
+        e.status(),
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{message}\n"),
+        format!("{}\n", e.message()),
     )
         .into_response()
 }
@@ -103,62 +104,47 @@ type Stream = (
 );
 
 async fn push(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match accept(&state, headers, body).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => text(&e),
+    }
+}
+
+async fn accept(state: &AppState, headers: HeaderMap, body: Body) -> Result<(), ShipperError> {
     let json = super::content_type(&headers).contains("json");
-    let (bytes, wire) = match read_body(&state, &headers, body).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge(m)) => return text(StatusCode::PAYLOAD_TOO_LARGE, m),
-        Err(e) => return text(StatusCode::BAD_REQUEST, e.message().into()),
-    };
+    let (bytes, wire) = read_body(state, &headers, body).await?;
     let max_body = state.limits.max_body_bytes;
     let max_entries = state.limits.max_entries_per_request;
     let opts = state.ingest.clone();
-    let decoded = tokio::task::spawn_blocking(move || {
+    let records = tokio::task::spawn_blocking(move || {
         let streams = if json {
             from_json(&bytes)?
         } else {
-            from_protobuf(&unsnappy(&bytes, max_body).map_err(|e| {
-                (
-                    matches!(e, BodyError::TooLarge(_)),
-                    e.message().to_string(),
-                )
-            })?)?
+            from_protobuf(&unsnappy(&bytes, max_body)?)?
         };
         let n: usize = streams.iter().map(|s| s.1.len()).sum();
         if n > max_entries {
-            return Err((true, format!(
+            return Err(ShipperError::TooLarge(format!(
                 "the request holds {n} entries, over the limit of {max_entries} (setting limits.max_entries_per_request); send smaller batches"
             )));
         }
         Ok(to_records(streams, opts.max_line_bytes, opts.keep_raw))
     })
-    .await;
-    let records = match decoded {
-        Ok(Ok(r)) => r,
-        Ok(Err((too_large, m))) => {
-            return if too_large {
-                state.metrics.add_rejected("body_too_large", 1);
-                text(StatusCode::PAYLOAD_TOO_LARGE, m)
-            } else {
-                state.metrics.add_rejected("invalid_loki", 1);
-                text(StatusCode::BAD_REQUEST, m)
-            }
-        }
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    match store(&state, records, wire).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, store_error_text(&e)),
-    }
+    .await?
+    .inspect_err(|e| match e {
+        ShipperError::TooLarge(_) => state.metrics.add_rejected("body_too_large", 1),
+        ShipperError::Invalid(_) => state.metrics.add_rejected("invalid_loki", 1),
+        _ => {}
+    })?;
+    store(state, records, wire).await
 }
 
-type DecodeError = (bool, String);
-
-fn bad(m: String) -> DecodeError {
-    (false, m)
+fn bad(m: String) -> ShipperError {
+    ShipperError::Invalid(m)
 }
 
 /// Decodes a protobuf `PushRequest` (already decompressed).
-pub fn from_protobuf(bytes: &[u8]) -> Result<Vec<Stream>, DecodeError> {
+pub fn from_protobuf(bytes: &[u8]) -> Result<Vec<Stream>, ShipperError> {
     let request = proto::PushRequest::decode(bytes).map_err(|e| {
         bad(format!(
             "the body is not a Loki PushRequest in protobuf: {e}"
@@ -186,14 +172,14 @@ pub fn from_protobuf(bytes: &[u8]) -> Result<Vec<Stream>, DecodeError> {
                         .collect();
                     Ok((ns, e.line, meta))
                 })
-                .collect::<Result<_, DecodeError>>()?;
+                .collect::<Result<_, ShipperError>>()?;
             Ok((labels, entries))
         })
         .collect()
 }
 
 /// Decodes the JSON push body.
-pub fn from_json(bytes: &[u8]) -> Result<Vec<Stream>, DecodeError> {
+pub fn from_json(bytes: &[u8]) -> Result<Vec<Stream>, ShipperError> {
     #[derive(serde::Deserialize)]
     struct Push {
         streams: Vec<JsonStream>,
@@ -251,7 +237,7 @@ pub fn from_json(bytes: &[u8]) -> Result<Vec<Stream>, DecodeError> {
                     };
                     Ok((ns, line, meta))
                 })
-                .collect::<Result<_, DecodeError>>()?;
+                .collect::<Result<_, ShipperError>>()?;
             let labels = s
                 .stream
                 .into_iter()

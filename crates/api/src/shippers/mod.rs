@@ -13,33 +13,80 @@ pub mod otlp;
 use std::io::Read;
 
 use axum::body::{to_bytes, Body};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use logyard_model::Record;
 use logyard_store::StoreError;
 
 use crate::ingest::count_by_source_level;
 use crate::AppState;
 
-/// Why a request body could not be read.
-#[derive(Debug)]
-pub enum BodyError {
-    /// Over `limits.max_body_bytes`, before or after decompression.
+/// Why a shipper's request was refused. [`ShipperError::status`] is the one mapping from
+/// these kinds to HTTP statuses; each protocol renders the message in its own error format.
+#[derive(Debug, thiserror::Error)]
+pub enum ShipperError {
+    /// Over a limit of `[limits]`, before or after decompression.
+    #[error("{0}")]
     TooLarge(String),
-    /// A compressed body that does not decompress, or an unknown encoding.
-    Undecodable(String),
+    /// A body that does not decompress or decode.
+    #[error("{0}")]
+    Invalid(String),
+    /// A content type the protocol does not speak.
+    #[error("{0}")]
+    UnsupportedType(String),
+    /// Nothing could be stored (the server is stopping, or the WAL cannot be written).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug.
+    #[error("{0}")]
+    Internal(String),
 }
 
-impl BodyError {
+impl ShipperError {
+    /// The HTTP status of this kind of error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ShipperError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ShipperError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ShipperError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ShipperError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ShipperError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// The text of the error.
     pub fn message(&self) -> &str {
         match self {
-            BodyError::TooLarge(m) | BodyError::Undecodable(m) => m,
+            ShipperError::TooLarge(m)
+            | ShipperError::Invalid(m)
+            | ShipperError::UnsupportedType(m)
+            | ShipperError::Unavailable(m)
+            | ShipperError::Internal(m) => m,
         }
     }
 }
 
-fn too_large(max: usize, what: &str) -> BodyError {
-    BodyError::TooLarge(format!(
+impl From<StoreError> for ShipperError {
+    fn from(e: StoreError) -> ShipperError {
+        match e {
+            StoreError::Closed => ShipperError::Unavailable(
+                "the server is shutting down; retry against a running server".into(),
+            ),
+            StoreError::WriteFailed(m) => ShipperError::Unavailable(format!(
+                "{m}; nothing of this request was acknowledged, retry it"
+            )),
+            other => ShipperError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ShipperError {
+    fn from(e: tokio::task::JoinError) -> ShipperError {
+        ShipperError::Internal(format!("decoding the request failed: {e}"))
+    }
+}
+
+fn too_large(max: usize, what: &str) -> ShipperError {
+    ShipperError::TooLarge(format!(
         "the {what} is over {max} bytes (setting limits.max_body_bytes); send smaller batches"
     ))
 }
@@ -50,7 +97,7 @@ pub async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<u8>, u64), BodyError> {
+) -> Result<(Vec<u8>, u64), ShipperError> {
     let max = state.limits.max_body_bytes;
     let bytes = to_bytes(body, max).await.map_err(|_| {
         state.metrics.add_rejected("body_too_large", 1);
@@ -66,12 +113,12 @@ pub async fn read_body(
     let out = match encoding.as_str() {
         "" | "identity" => bytes.to_vec(),
         "gzip" | "x-gzip" => gunzip(&bytes, max).inspect_err(|e| {
-            if matches!(e, BodyError::TooLarge(_)) {
+            if matches!(e, ShipperError::TooLarge(_)) {
                 state.metrics.add_rejected("body_too_large", 1);
             }
         })?,
         other => {
-            return Err(BodyError::Undecodable(format!(
+            return Err(ShipperError::Invalid(format!(
                 "unsupported Content-Encoding {other:?}: send the body plain or gzip"
             )))
         }
@@ -80,12 +127,12 @@ pub async fn read_body(
 }
 
 /// Decompresses gzip, refusing to produce more than `max` bytes.
-pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, BodyError> {
+pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, ShipperError> {
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(data)
         .take(max as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| BodyError::Undecodable(format!("the gzip body does not decompress: {e}")))?;
+        .map_err(|e| ShipperError::Invalid(format!("the gzip body does not decompress: {e}")))?;
     if out.len() > max {
         return Err(too_large(max, "decompressed body"));
     }
@@ -94,9 +141,9 @@ pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, BodyError> {
 
 /// Decompresses a snappy block (the raw format Loki and Prometheus use), refusing to
 /// produce more than `max` bytes: the size the block announces is checked first.
-pub fn unsnappy(data: &[u8], max: usize) -> Result<Vec<u8>, BodyError> {
+pub fn unsnappy(data: &[u8], max: usize) -> Result<Vec<u8>, ShipperError> {
     let len = snap::raw::decompress_len(data).map_err(|e| {
-        BodyError::Undecodable(format!(
+        ShipperError::Invalid(format!(
             "the body is not snappy-compressed (block format): {e}"
         ))
     })?;
@@ -104,7 +151,7 @@ pub fn unsnappy(data: &[u8], max: usize) -> Result<Vec<u8>, BodyError> {
         return Err(too_large(max, "decompressed body"));
     }
     snap::raw::Decoder::new().decompress_vec(data).map_err(|e| {
-        BodyError::Undecodable(format!(
+        ShipperError::Invalid(format!(
             "the body is not snappy-compressed (block format): {e}"
         ))
     })
@@ -129,7 +176,7 @@ pub async fn store(
     state: &AppState,
     records: Vec<Record>,
     wire_bytes: u64,
-) -> Result<(), StoreError> {
+) -> Result<(), ShipperError> {
     let counts = count_by_source_level(&records);
     if !records.is_empty() {
         state
@@ -140,19 +187,6 @@ pub async fn store(
     }
     state.metrics.add_ingested(counts, wire_bytes);
     Ok(())
-}
-
-/// Text of a store error for a protocol's own error answer.
-pub fn store_error_text(e: &StoreError) -> String {
-    match e {
-        StoreError::Closed => {
-            "the server is shutting down; retry against a running server".to_string()
-        }
-        StoreError::WriteFailed(m) => {
-            format!("{m}; nothing of this request was acknowledged, retry it")
-        }
-        other => other.to_string(),
-    }
 }
 
 /// Lower-case hex of bytes (trace and span ids).

@@ -10,14 +10,14 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use logyard_model::{Fields, Level, Record, Value};
 use prost::Message;
 
-use super::{read_body, store, store_error_text, BodyError};
+use super::{read_body, store, ShipperError};
 use crate::AppState;
 
 /// The protobuf messages of OTLP logs (`opentelemetry/proto/...`), the fields logyard reads.
@@ -217,16 +217,24 @@ enum Encoding {
     Protobuf,
 }
 
-fn status(encoding: Encoding, http: StatusCode, code: i32, message: String) -> Response {
+/// An error answer: a `google.rpc.Status` in the request's encoding.
+fn status(encoding: Encoding, e: &ShipperError) -> Response {
+    let code = match e {
+        ShipperError::Invalid(_) | ShipperError::UnsupportedType(_) => 3, // INVALID_ARGUMENT
+        ShipperError::TooLarge(_) => 8,                                   // RESOURCE_EXHAUSTED
+        ShipperError::Unavailable(_) => 14,                               // UNAVAILABLE
+        ShipperError::Internal(_) => 13,                                  // INTERNAL
+    };
+    let message = e.message().to_string();
     match encoding {
         Encoding::Json => (
-            http,
+            e.status(),
             [(header::CONTENT_TYPE, "application/json")],
             serde_json::json!({"code": code, "message": message}).to_string(),
         )
             .into_response(),
         Encoding::Protobuf => (
-            http,
+            e.status(),
             [(header::CONTENT_TYPE, "application/x-protobuf")],
             proto::Status { code, message }.encode_to_vec(),
         )
@@ -235,34 +243,38 @@ fn status(encoding: Encoding, http: StatusCode, code: i32, message: String) -> R
 }
 
 async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let ct = super::content_type(&headers);
-    let encoding = match ct.as_str() {
+    let encoding = match super::content_type(&headers).as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" | "" => Encoding::Json,
         other => {
-            return status(
-                Encoding::Json,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                3,
-                format!("unsupported Content-Type {other:?}: send application/x-protobuf or application/json"),
-            )
+            let e = ShipperError::UnsupportedType(format!(
+                "unsupported Content-Type {other:?}: send application/x-protobuf or application/json"
+            ));
+            return status(Encoding::Json, &e);
         }
     };
-    let (bytes, wire) = match read_body(&state, &headers, body).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge(m)) => {
-            return status(encoding, StatusCode::PAYLOAD_TOO_LARGE, 8, m)
-        }
-        Err(e) => return status(encoding, StatusCode::BAD_REQUEST, 3, e.message().into()),
-    };
+    match accept(&state, encoding, headers, body).await {
+        Ok(response) => response,
+        Err(e) => status(encoding, &e),
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    encoding: Encoding,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ShipperError> {
+    let (bytes, wire) = read_body(state, &headers, body).await?;
     let opts = state.ingest.clone();
     let max_entries = state.limits.max_entries_per_request;
     let decoded = tokio::task::spawn_blocking(move || {
         let request = match encoding {
             Encoding::Protobuf => proto::ExportLogsServiceRequest::decode(bytes.as_slice())
-                .map_err(|e| format!("the body is not an OTLP ExportLogsServiceRequest in protobuf: {e}"))?,
-            Encoding::Json => from_json(&bytes)?,
-        };
+                .map_err(|e| format!("the body is not an OTLP ExportLogsServiceRequest in protobuf: {e}")),
+            Encoding::Json => from_json(&bytes),
+        }
+        .map_err(ShipperError::Invalid)?;
         let n: usize = request
             .resource_logs
             .iter()
@@ -270,36 +282,19 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             .map(|s| s.log_records.len())
             .sum();
         if n > max_entries {
-            return Err(format!(
+            return Err(ShipperError::TooLarge(format!(
                 "the request holds {n} log records, over the limit of {max_entries} (setting limits.max_entries_per_request); send smaller batches"
-            ));
+            )));
         }
         Ok(to_records(request, opts.max_line_bytes, logyard_model::now_ns()))
     })
-    .await;
-    let (records, rejected) = match decoded {
-        Ok(Ok(d)) => d,
-        Ok(Err(m)) => {
+    .await?;
+    let (records, rejected) = decoded.inspect_err(|e| {
+        if matches!(e, ShipperError::Invalid(_)) {
             state.metrics.add_rejected("invalid_otlp", 1);
-            return status(encoding, StatusCode::BAD_REQUEST, 3, m);
         }
-        Err(e) => {
-            return status(
-                encoding,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                13,
-                e.to_string(),
-            )
-        }
-    };
-    if let Err(e) = store(&state, records, wire).await {
-        return status(
-            encoding,
-            StatusCode::SERVICE_UNAVAILABLE,
-            14,
-            store_error_text(&e),
-        );
-    }
+    })?;
+    store(state, records, wire).await?;
     let partial = rejected.first().map(|first| {
         state
             .metrics
@@ -313,7 +308,7 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             },
         }
     });
-    match encoding {
+    Ok(match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],
             proto::ExportLogsServiceResponse {
@@ -336,7 +331,7 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             )
                 .into_response()
         }
-    }
+    })
 }
 
 /// Turns a request into records and the reasons of the rejected ones.
