@@ -193,6 +193,20 @@ async fn loki_bad_bodies_are_400_or_413_in_text() {
     let text = String::from_utf8(body_bytes(resp).await).unwrap();
     assert!(text.contains("streams[0].values[0]"), "{text}");
     assert!(logs(&f, "limit=10").await.is_empty());
+    // JSON sent with curl's default content type is still JSON.
+    let body = json!({"streams": [{"stream": {"job": "curl"}, "values": [["1705314600000000000", "hello"]]}]});
+    let (status, _) = send(
+        &f,
+        post(
+            "/loki/api/v1/push",
+            "application/x-www-form-urlencoded",
+            None,
+            body.to_string().into_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(logs(&f, "agent=curl").await[0]["message"], "hello");
 }
 
 #[tokio::test]

@@ -111,8 +111,14 @@ async fn push(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
 }
 
 async fn accept(state: &AppState, headers: HeaderMap, body: Body) -> Result<(), ShipperError> {
-    let json = super::content_type(&headers).contains("json");
+    let content_type = super::content_type(&headers);
     let (bytes, wire) = read_body(state, &headers, body).await?;
+    // Protobuf unless said JSON, as Loki decides; a JSON object sent with another type
+    // (curl's default form type) is taken as JSON too, since snappy never starts with `{`
+    // followed by `"` the way a push body does.
+    let json = content_type.contains("json")
+        || (content_type != "application/x-protobuf"
+            && bytes.trim_ascii_start().starts_with(b"{\""));
     let max_body = state.limits.max_body_bytes;
     let max_entries = state.limits.max_entries_per_request;
     let opts = state.ingest.clone();
