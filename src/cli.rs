@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8062 (overrides server.listen).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// Also collect the lines of standard input (`some-program | logyard serve --stdin`).
+    #[arg(long)]
+    pub stdin: bool,
 }
 
 /// Where a client command works: a running server or a data directory.

@@ -217,6 +217,45 @@ impl Default for QuerySection {
     }
 }
 
+/// `[[parsers]]`: a grok pattern tried before format detection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParserSection {
+    /// The parser's name, in errors.
+    pub name: String,
+    /// A pattern in Logstash's grok syntax.
+    pub grok: String,
+}
+
+/// `[[redact.patterns]]`: an extra secret to redact.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactPatternSection {
+    /// The kind, shown in the replacement `[REDACTED:<name>]` and the counts.
+    pub name: String,
+    /// The regex of the secret.
+    pub regex: String,
+}
+
+/// `[redact]`: what is removed from lines before they are stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactSection {
+    /// Apply the built-in rules (passwords, tokens, keys, card numbers).
+    pub builtin: bool,
+    /// Extra patterns.
+    pub patterns: Vec<RedactPatternSection>,
+}
+
+impl Default for RedactSection {
+    fn default() -> Self {
+        RedactSection {
+            builtin: true,
+            patterns: Vec::new(),
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -229,6 +268,12 @@ pub struct RawConfig {
     pub limits: LimitsSection,
     /// `[query]`.
     pub query: QuerySection,
+    /// `[[sources]]`: where logs are collected from.
+    pub sources: Vec<logyard_sources::SourceConfig>,
+    /// `[[parsers]]`.
+    pub parsers: Vec<ParserSection>,
+    /// `[redact]`.
+    pub redact: RedactSection,
     /// `[[rotate]]`: the log files to rotate.
     pub rotate: Vec<logyard_rotate::RotateRuleConfig>,
     /// `[rotation]`: settings of rotation as a whole.
@@ -312,9 +357,51 @@ impl RawConfig {
         Ok((rules, options))
     }
 
+    /// Returns the parser settings of `[[parsers]]`, `[redact]` and the limits, for a format
+    /// and a time zone.
+    pub fn parser_config(
+        &self,
+        format: logyard_parse::Format,
+        timezone: logyard_parse::TimeZone,
+    ) -> logyard_parse::ParserConfig {
+        logyard_parse::ParserConfig {
+            format,
+            timezone,
+            grok: self
+                .parsers
+                .iter()
+                .map(|p| logyard_parse::GrokDef {
+                    name: p.name.clone(),
+                    pattern: p.grok.clone(),
+                })
+                .collect(),
+            redact: logyard_parse::RedactConfig {
+                builtin: self.redact.builtin,
+                patterns: self
+                    .redact
+                    .patterns
+                    .iter()
+                    .map(|p| logyard_parse::RedactPattern {
+                        name: p.name.clone(),
+                        regex: p.regex.clone(),
+                    })
+                    .collect(),
+            },
+            max_line_bytes: self.limits.max_line_bytes.0 as usize,
+            keep_raw: self.store.keep_raw,
+            ..logyard_parse::ParserConfig::default()
+        }
+    }
+
     /// Checks what serde cannot: the settings that are built, not only read.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.rotation()?;
+        crate::collect::validate(&self.sources)?;
+        logyard_parse::Parser::new(self.parser_config(
+            logyard_parse::Format::Auto,
+            logyard_parse::TimeZone::default(),
+        ))
+        .context("invalid [[parsers]] or [redact] pattern")?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 use logyard_model::Record;
-use logyard_parse::{agent_from_path, Format, LineContext, Parser, ParserConfig, TimeZone};
+use logyard_parse::{agent_from_path, Format, LineContext, Parser, TimeZone};
 
 use crate::config::RawConfig;
 
@@ -40,13 +40,7 @@ pub fn parser(config: &RawConfig, args: &ParseArgs) -> anyhow::Result<Parser> {
         .timezone
         .parse()
         .map_err(|e| anyhow::anyhow!("--timezone {:?}: {e}", args.timezone))?;
-    Ok(Parser::new(ParserConfig {
-        format,
-        timezone,
-        max_line_bytes: config.limits.max_line_bytes.0 as usize,
-        keep_raw: config.store.keep_raw,
-        ..ParserConfig::default()
-    })?)
+    Ok(Parser::new(config.parser_config(format, timezone))?)
 }
 
 /// Returns this machine's host name, or an empty string.

@@ -3,6 +3,7 @@
 
 mod analysis_cmd;
 mod cli;
+mod collect;
 mod config;
 mod ingest_cmd;
 mod lines;

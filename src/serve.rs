@@ -23,6 +23,8 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         logyard_store::Store::open(store_config)
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
     );
+    let collectors =
+        crate::collect::Collectors::start(&config, store.clone(), &data_dir, args.stdin)?;
     let (rules, rotation) = config.rotation()?;
     let rotation_task = if rules.is_empty() {
         None
@@ -31,10 +33,13 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        let mut rotation = rotation;
+        // Let the collectors open the files they follow before any of them is renamed.
+        rotation.first_run_after = crate::collect::DRAIN_GRACE;
         let daemon = logyard_rotate::Daemon::new(
             rules,
             rotation,
-            Arc::new(logyard_rotate::NoopObserver),
+            Arc::new(crate::collect::DrainObserver::new(collectors.statuses())),
             Arc::new(logyard_rotate::SystemClock),
         );
         Some(daemon.spawn().context("cannot start the rotation task")?)
@@ -45,6 +50,14 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         config.ingest_options("http"),
     );
     state.query = config.query_settings();
+    state.sources = collectors.statuses();
+    {
+        let statuses = collectors.statuses();
+        state = state.with_metrics_source(Arc::new(move || {
+            let snapshots: Vec<_> = statuses.iter().map(|s| s.snapshot()).collect();
+            logyard_sources::render_prometheus(&snapshots)
+        }));
+    }
     if let Some((_, handle)) = &rotation_task {
         let handle = handle.clone();
         state = state.with_metrics_source(Arc::new(move || handle.metrics().render_prometheus()));
@@ -69,6 +82,8 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         logyard_api::serve(listener, state, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
+    tracing::info!("stopping: the collectors");
+    collectors.stop();
     if let Some((thread, handle)) = rotation_task {
         handle.stop();
         if thread.join().is_err() {

@@ -141,3 +141,64 @@ fn ingested_text_logs_are_found_by_their_parsed_fields() {
         assert!(raw.contains("password="), "{raw}");
     }
 }
+
+#[test]
+fn grok_parsers_and_redaction_patterns_come_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[parsers]]
+name = "myapp"
+grok = "%{TIMESTAMP_ISO8601:timestamp} \\[%{WORD:module}\\] %{LOGLEVEL:level} %{GREEDYDATA:message}"
+
+[[redact.patterns]]
+name = "employee_id"
+regex = "EMP-[0-9]{6}"
+"#,
+    )
+    .unwrap();
+    let file = dir.path().join("app.log");
+    std::fs::write(
+        &file,
+        "2024-01-15T10:30:00Z [billing] WARN refund for EMP-123456 delayed\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "parse",
+            "--ndjson",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["level"], "WARNING");
+    assert_eq!(r["fields"]["module"], "billing");
+    assert_eq!(r["message"], "refund for [REDACTED:employee_id] delayed");
+    assert!(!r["raw"].as_str().unwrap().contains("EMP-123456"));
+
+    std::fs::write(
+        &config,
+        "[[parsers]]\nname = \"broken\"\ngrok = \"%{NOSUCHPATTERN:x}\"\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "check-config"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken") && err.contains("NOSUCHPATTERN"),
+        "{err}"
+    );
+}

@@ -274,3 +274,46 @@ fn a_second_server_on_the_same_data_is_refused() {
     first.kill();
     Server::start(&data, &[]).stop();
 }
+
+#[test]
+fn damage_found_while_reading_makes_the_answer_say_it_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let body: Vec<Value> = (0..100)
+        .map(|i| json!({"agent": "d", "message": format!("line {i}")}))
+        .collect();
+    server.post(
+        "/api/logs",
+        "application/json",
+        serde_json::to_vec(&body).unwrap(),
+    );
+    server.stop();
+    let segment = std::fs::read_dir(data.join("parts"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[10] ^= 0xff; // inside the first page: the footer stays readable, the checksum fails
+    std::fs::write(&segment, bytes).unwrap();
+
+    let server = Server::start(&data, &[]);
+    let (status, answer) = server.get("/api/query?q=line%20%7C%20stats%20count()");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["partial"], true, "{answer}");
+    assert_eq!(answer["cost"]["blocks_unreadable"], 1, "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("damaged"),
+        "{answer}"
+    );
+    // The segment went to quarantine: the next answer is whole again, without its rows.
+    let (_, again) = server.get("/api/query?q=line%20%7C%20stats%20count()");
+    assert_eq!(again["cost"]["blocks_unreadable"], 0, "{again}");
+    assert!(again.get("partial").is_none_or(|p| p == false), "{again}");
+    assert_eq!(
+        metric(&server, "logyard_store_quarantined_segments_total"),
+        1.0
+    );
+}

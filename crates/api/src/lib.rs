@@ -106,6 +106,8 @@ pub struct AppState {
     pub started: Instant,
     /// Other components' metrics, appended to `/metrics`.
     pub metrics_sources: Vec<MetricsSource>,
+    /// The collectors of `[[sources]]`, for `GET /api/sources`.
+    pub sources: Vec<logyard_sources::StatusHandle>,
     /// Budgets and limits of queries (`[query]`).
     pub query: logyard_query::Settings,
 }
@@ -121,6 +123,7 @@ impl AppState {
             rate: Arc::new(RateMeter::default()),
             started: Instant::now(),
             metrics_sources: Vec::new(),
+            sources: Vec::new(),
             query: logyard_query::Settings::default(),
         }
     }
@@ -143,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/query", get(read::query))
         .route("/api/agents", get(read::get_agents))
         .route("/api/stats", get(read::get_stats))
+        .route("/api/sources", get(sources))
         .merge(analysis::routes())
         .merge(export::routes())
         .merge(tail::routes())
@@ -172,6 +176,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/api/query") => "/api/query",
         Some("/api/agents") => "/api/agents",
         Some("/api/stats") => "/api/stats",
+        Some("/api/sources") => "/api/sources",
         Some("/api/histogram") => "/api/histogram",
         Some("/api/errors/summary") => "/api/errors/summary",
         Some("/api/logs/{id}/context") => "/api/logs/context",
@@ -198,6 +203,14 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
         "uptime_s": state.started.elapsed().as_secs(),
         "records": stats.segment_rows + stats.memtable_rows,
     }))
+}
+
+/// `GET /api/sources`: every collector with its state, files and offsets, last line time,
+/// lines per second and errors.
+async fn sources(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let sources: Vec<logyard_sources::SourceStatus> =
+        state.sources.iter().map(|s| s.snapshot()).collect();
+    Json(serde_json::json!({ "sources": sources }))
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {

@@ -121,6 +121,7 @@ pub fn cost_json(cost: &Cost) -> Value {
         "bytes_scanned": cost.bytes_scanned,
         "blocks_skipped_by_time": cost.blocks_skipped_by_time,
         "blocks_skipped_by_filter": cost.blocks_skipped_by_filter,
+        "blocks_unreadable": cost.blocks_unreadable,
         "elapsed_ms": (cost.elapsed_ms * 1000.0).round() / 1000.0,
     })
 }

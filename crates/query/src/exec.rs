@@ -121,6 +121,7 @@ pub fn run(
             match next {
                 None => {
                     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+                    let partial = partial.or_else(|| cost.unreadable_reason());
                     return Ok(QueryOutput {
                         answer: Answer::Records { records, total },
                         cost,
@@ -164,6 +165,7 @@ pub fn run(
         });
     }
     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    let partial = partial.or_else(|| cost.unreadable_reason());
     Ok(QueryOutput {
         answer: Answer::Table(table.unwrap_or_default()),
         cost,
@@ -266,6 +268,7 @@ pub(crate) fn read_block(
         }
         Err(e @ (StoreError::Corrupt(_) | StoreError::Parquet(_))) => {
             snapshot.report_damaged(block, &e);
+            cost.blocks_unreadable += 1;
             Ok(None)
         }
         Err(e) => Err(e.into()),

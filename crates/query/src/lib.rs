@@ -85,8 +85,23 @@ pub struct Cost {
     pub blocks_skipped_by_time: u64,
     /// Blocks skipped because their token filter rules the query's words out.
     pub blocks_skipped_by_filter: u64,
+    /// Blocks that could not be read (a damaged segment) and are missing from the answer.
+    pub blocks_unreadable: u64,
     /// Wall time.
     pub elapsed_ms: f64,
+}
+
+impl Cost {
+    /// Returns why an answer misses rows, when blocks could not be read.
+    pub fn unreadable_reason(&self) -> Option<String> {
+        (self.blocks_unreadable > 0).then(|| {
+            format!(
+                "{} block(s) of damaged segments could not be read and are left out; \
+                 the segments are checked and moved to quarantine/ when their bytes are damaged",
+                self.blocks_unreadable
+            )
+        })
+    }
 }
 
 /// Which slice of the matches, newest first, to return.
@@ -147,6 +162,7 @@ pub(crate) fn eval_block(
         Ok(b) => b,
         Err(e @ (StoreError::Corrupt(_) | StoreError::Parquet(_))) => {
             snapshot.report_damaged(block, &e);
+            cost.blocks_unreadable += 1;
             return Ok(None);
         }
         Err(e) => return Err(e.into()),

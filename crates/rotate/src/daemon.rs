@@ -42,6 +42,9 @@ pub struct DaemonOptions {
     pub guard: Option<DiskGuard>,
     /// How long to wait for the collector to drain a renamed file.
     pub drain_timeout: Duration,
+    /// How long to wait after the start before the first run, so that the collectors have
+    /// opened the files before any of them is renamed (0 by default).
+    pub first_run_after: Duration,
 }
 
 impl DaemonOptions {
@@ -52,6 +55,7 @@ impl DaemonOptions {
             state_path: state_path.into(),
             guard: None,
             drain_timeout: Duration::from_secs(10),
+            first_run_after: Duration::ZERO,
         }
     }
 }
@@ -159,6 +163,25 @@ impl Daemon {
 
     /// Runs at once, then every interval or when asked, until [`DaemonHandle::stop`].
     pub fn run(self) {
+        {
+            let mut c = lock(&self.shared.control);
+            let start = std::time::Instant::now() + self.options.first_run_after;
+            loop {
+                if c.stop {
+                    return;
+                }
+                let left = start.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                c = self
+                    .shared
+                    .wake
+                    .wait_timeout(c, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
         let mut force = false;
         loop {
             let _ = self.run_once(force);

@@ -56,6 +56,24 @@ pub(crate) struct Checkpoint {
     /// Compressed files read once, never to be read again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gz_done: Vec<(FileId, Fingerprint)>,
+    /// The compressed file being read, and how far (in decompressed bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gz_partial: Option<GzProgress>,
+    /// Files gone (or truncated without a copy) before they were read to their end: their
+    /// first line and delivered offset, so that a compressed copy is read from there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<(Fingerprint, u64)>,
+}
+
+/// How far a compressed file is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct GzProgress {
+    /// Device and inode of the compressed file.
+    pub id: FileId,
+    /// The fingerprint of its decompressed first line.
+    pub fp: Fingerprint,
+    /// Decompressed bytes delivered.
+    pub offset: u64,
 }
 
 /// Reads and writes a source's checkpoint file.
@@ -96,11 +114,12 @@ impl CheckpointStore {
     /// Writes the checkpoint atomically; does nothing when only its sequence number
     /// changed.
     pub fn save(&mut self, cp: &Checkpoint) -> Result<(), SourceError> {
-        if self
-            .last_written
-            .as_ref()
-            .is_some_and(|l| l.paths == cp.paths && l.gz_done == cp.gz_done)
-        {
+        if self.last_written.as_ref().is_some_and(|l| {
+            Checkpoint {
+                seq: cp.seq,
+                ..l.clone()
+            } == *cp
+        }) {
             return Ok(());
         }
         let text = cp.encode();

@@ -3,8 +3,8 @@
 //! a file lost while logyard was stopped is read from the lost offset, any other is read
 //! whole. Each is then remembered in the checkpoint (`gz_done`), with the last batch.
 //!
-//! A stop in the middle of a compressed file reads it again from its start: such files are
-//! read at once, in batches, and only their end is checkpointed.
+//! Each batch of a compressed file is checkpointed with its decompressed offset
+//! (`gz_partial`), so a stop in the middle goes on after the last delivered line.
 
 use std::fs::File;
 use std::io::Read as _;
@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use flate2::read::MultiGzDecoder;
 
+use super::checkpoint::GzProgress;
 use super::fingerprint::{FileId, Fingerprint};
 use super::reader::LineReader;
 use super::rotation::same_first_line;
@@ -55,10 +56,13 @@ impl Tailer {
                             .chain(&e.retired)
                             .any(|s| same_first_line(s.fp, fp))
                 });
-            let start = match self.lost.iter().position(|(f, _)| same_first_line(*f, fp)) {
-                Some(i) => Some(self.lost.remove(i).1),
-                None if known || fp.len == 0 => None,
-                None => Some(0),
+            let partial = self.gz_partial.filter(|p| p.id == id && p.fp == fp);
+            let lost = self.lost.iter().position(|(f, _)| same_first_line(*f, fp));
+            let start = match (partial, lost) {
+                (Some(p), _) => Some(p.offset),
+                (None, Some(i)) => Some(self.lost.remove(i).1),
+                (None, None) if known || fp.len == 0 => None,
+                (None, None) => Some(0),
             };
             if let Some(start) = start {
                 tracing::info!(source = %self.name, path = %path.display(), start, "reading a compressed file");
@@ -79,34 +83,43 @@ impl Tailer {
         id: FileId,
         fp: Fingerprint,
     ) -> Result<(), Halt> {
-        let start = (start as usize).min(content.len());
+        let mut at = (start as usize).min(content.len());
         let mut reader = LineReader::new(
-            start as u64,
+            at as u64,
             self.settings.max_line_bytes,
             self.settings.partial_timeout,
             self.settings.multiline.clone(),
         );
-        let mut lines = Vec::new();
-        reader.feed(&content[start..], logyard_model::now_ns(), &mut lines);
-        reader.flush_all(logyard_model::now_ns(), &mut lines);
-        let batches: Vec<&[Vec<u8>]> = lines.chunks(self.settings.batch_lines.max(1)).collect();
-        let count = batches.len();
-        if count == 0 {
-            self.gz_done.push((id, fp));
-            self.save_checkpoint();
-        }
-        for (i, batch) in batches.into_iter().enumerate() {
-            let records = self.parse_lines(path, batch);
-            let bytes = batch.iter().map(|l| l.len() as u64 + 1).sum();
-            let cp = if i + 1 == count {
+        let limit = self.settings.batch_lines.max(1);
+        loop {
+            let mut lines = Vec::new();
+            let now = logyard_model::now_ns();
+            at += reader.feed_some(&content[at..], now, &mut lines, limit);
+            let end = at >= content.len();
+            if end {
+                reader.flush_all(now, &mut lines);
+            }
+            let records = self.parse_lines(path, &lines);
+            let bytes = lines.iter().map(|l| l.len() as u64 + 1).sum();
+            let before = self.gz_partial;
+            if end {
+                self.gz_partial = None;
                 self.gz_done.push((id, fp));
-                Some(self.checkpoint())
             } else {
-                None
-            };
+                self.gz_partial = Some(GzProgress {
+                    id,
+                    fp,
+                    offset: reader.done,
+                });
+            }
+            let cp = self.checkpoint();
             if let Err(h) = self.deliver_plain(records, bytes, cp) {
+                self.gz_partial = before;
                 self.gz_done.retain(|(d, _)| *d != id);
                 return Err(h);
+            }
+            if end {
+                break;
             }
         }
         Ok(())

@@ -66,6 +66,7 @@ impl LineReader {
     }
 
     /// Feeds the bytes read at `self.pos`; pushes completed records to `out`.
+    #[cfg(test)]
     pub fn feed(&mut self, chunk: &[u8], now_ns: i64, out: &mut Vec<Vec<u8>>) {
         self.feed_some(chunk, now_ns, out, usize::MAX);
     }

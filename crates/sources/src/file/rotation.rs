@@ -26,6 +26,9 @@ use super::tailer::Tailer;
 /// coarser than the clock).
 const MTIME_SLACK_NS: i64 = 1_000_000_000;
 
+/// Files gone before their end that are remembered for their compressed copies.
+const LOST_KEPT: usize = 16;
+
 /// Bytes looked at to tell a binary file.
 const BINARY_PROBE: usize = 1024;
 
@@ -121,7 +124,7 @@ impl Tailer {
         let copied = e.retired.iter().any(|s| same_first_line(s.fp, fp));
         if !copied && committed > 0 {
             // The old content may come back compressed (`app.log.1.gz`): read it from here.
-            self.lost.push((fp, committed));
+            self.remember_lost(fp, committed);
         }
         if let Some(cur) = e.current.as_mut() {
             cur.committed = 0;
@@ -266,7 +269,7 @@ impl Tailer {
     }
 
     /// Reports a path that cannot be followed (once per distinct problem).
-    fn problem(&mut self, e: &mut Entry, text: String) {
+    pub(crate) fn problem(&mut self, e: &mut Entry, text: String) {
         if e.problem.as_deref() != Some(text.as_str()) {
             tracing::warn!(source = %self.name, "{text}");
             self.status.input_error(text.clone());
@@ -303,7 +306,15 @@ impl Tailer {
         );
         tracing::warn!(source = %self.name, "{text}");
         self.status.input_error(text);
-        self.lost.push((sc.fp, sc.offset));
+        self.remember_lost(sc.fp, sc.offset);
+    }
+
+    /// Keeps the first line and offset of a file gone before its end (the newest few).
+    fn remember_lost(&mut self, fp: Fingerprint, offset: u64) {
+        self.lost.push((fp, offset));
+        if self.lost.len() > LOST_KEPT {
+            self.lost.remove(0);
+        }
     }
 
     /// Finds a checkpointed file by device and inode: at its last path, at the followed path

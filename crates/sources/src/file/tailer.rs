@@ -55,6 +55,8 @@ pub(crate) struct Tailer {
     pub(crate) entries: BTreeMap<PathBuf, Entry>,
     pub(crate) gz_done: Vec<(super::fingerprint::FileId, super::fingerprint::Fingerprint)>,
     first_scan: bool,
+    /// The compressed file being read, and how far.
+    pub(crate) gz_partial: Option<super::checkpoint::GzProgress>,
     /// The read buffer, kept between polls.
     buf: Vec<u8>,
     /// Files of the checkpoint not found at start: first line and offset delivered, so that
@@ -108,6 +110,7 @@ impl Tailer {
             entries: BTreeMap::new(),
             gz_done: Vec::new(),
             first_scan: true,
+            gz_partial: None,
             buf: Vec::new(),
             lost: Vec::new(),
             status,
@@ -116,6 +119,8 @@ impl Tailer {
         if let Some(cp) = cp {
             t.seq = cp.seq;
             t.gz_done = cp.gz_done.clone();
+            t.gz_partial = cp.gz_partial;
+            t.lost = cp.lost.clone();
             for (path, pc) in &cp.paths {
                 let entry = t.restore_entry(Path::new(path), pc);
                 t.entries.insert(PathBuf::from(path), entry);
@@ -240,15 +245,14 @@ impl Tailer {
             let n = match super::fingerprint::read_full_at(&s.file, buf, s.reader.pos) {
                 Ok(n) => n,
                 Err(err) => {
-                    let text = format!("cannot read {}: {err}", s.path.display());
-                    tracing::warn!(source = %self.name, "{text}");
-                    self.status.input_error(text);
+                    self.problem(e, format!("cannot read {}: {err}", s.path.display()));
                     break;
                 }
             };
             if n == 0 {
                 break;
             }
+            e.problem = None;
             s.last_growth = Instant::now();
             let mut at = 0;
             while at < n {
@@ -356,6 +360,8 @@ impl Tailer {
                 .map(|(p, e)| (p.display().to_string(), e.checkpoint()))
                 .collect(),
             gz_done: self.gz_done.clone(),
+            gz_partial: self.gz_partial,
+            lost: self.lost.clone(),
         }
     }
 
@@ -400,24 +406,18 @@ impl Tailer {
     }
 
     /// Delivers records that come from no followed path's stream (a compressed file read
-    /// once), committing `gz_done` with the last batch.
+    /// once) with the checkpoint they lead to.
     pub(crate) fn deliver_plain(
         &mut self,
         records: Vec<Record>,
         bytes: u64,
-        cp: Option<Checkpoint>,
+        cp: Checkpoint,
     ) -> Result<(), Halt> {
         let n = records.len() as u64;
-        let res = match &cp {
-            Some(cp) => self.write(records, cp),
-            None => self.sink.write(records).map_err(|e| e.to_string()),
-        };
-        match res {
+        match self.write(records, &cp) {
             Ok(()) => {
                 self.status.add_lines(n, bytes);
-                if let Some(cp) = cp {
-                    self.commit(cp);
-                }
+                self.commit(cp);
                 Ok(())
             }
             Err(text) => {

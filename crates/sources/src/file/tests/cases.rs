@@ -358,3 +358,54 @@ fn a_file_rotated_and_compressed_while_stopped_is_read_from_its_gz_copy() {
     t.poll().unwrap();
     assert_eq!(h.sink.lines(), ["a 1", "a 2", "a 3", "a 4", "b 1"]);
 }
+
+#[test]
+fn a_stop_in_the_middle_of_a_gz_file_goes_on_after_the_last_delivered_line() {
+    use flate2::write::GzEncoder;
+    let mut h = Harness::new();
+    h.cfg.read_gz = true;
+    h.cfg.batch_lines = 10;
+    h.cfg.paths = vec![format!("{}/app.log*", h.logs.display())];
+    let (text, want) = lines("archived", 0..35);
+    let mut enc = GzEncoder::new(
+        std::fs::File::create(h.path("app.log.1.gz")).unwrap(),
+        Default::default(),
+    );
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    // The store fails from the third batch on: two batches are delivered and checkpointed.
+    *h.sink.writes_left.lock().unwrap() = Some(2);
+    let mut t = h.tailer();
+    assert!(t.poll().is_err());
+    drop(t); // a crash
+    assert_eq!(h.sink.lines().len(), 20);
+    *h.sink.writes_left.lock().unwrap() = None;
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines(), want);
+}
+
+#[test]
+fn an_unreadable_file_is_reported_once_and_others_go_on() {
+    let h = Harness::new();
+    // Reading the test's own memory at offset 0 fails with EIO, even for root.
+    std::os::unix::fs::symlink("/proc/self/mem", h.path("mem.log")).unwrap();
+    append(&h.path("ok.log"), "fine\n");
+    let mut t = h.tailer();
+    for _ in 0..3 {
+        t.poll().unwrap();
+    }
+    assert_eq!(h.sink.lines(), ["fine"]);
+    let st = t.status.snapshot();
+    let mem = st
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("mem.log"))
+        .unwrap();
+    assert!(
+        mem.problem.as_deref().unwrap_or("").contains("cannot read"),
+        "{st:?}"
+    );
+    assert_eq!(st.errors_total, 1, "{st:?}");
+}

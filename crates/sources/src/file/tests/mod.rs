@@ -23,6 +23,8 @@ pub(crate) struct TestSink {
     pub fail: AtomicBool,
     pub delay_ms: AtomicU64,
     pub keep_tokens: AtomicBool,
+    /// When set, the sink takes this many more writes, then fails.
+    pub writes_left: Mutex<Option<u32>>,
     pub tokens: Mutex<Vec<CheckpointToken>>,
 }
 
@@ -55,6 +57,12 @@ impl Sink for TestSink {
         }
         if self.fail.load(Ordering::SeqCst) {
             return Err(SinkError("disk full (test)".into()));
+        }
+        if let Some(n) = self.writes_left.lock().unwrap().as_mut() {
+            if *n == 0 {
+                return Err(SinkError("disk full (test)".into()));
+            }
+            *n -= 1;
         }
         self.records.lock().unwrap().extend(records);
         Ok(())

@@ -24,8 +24,8 @@ enum Action {
     CopyTruncate { file: usize },
     Truncate { file: usize },
     RestartCollector { crash: bool },
-    /// A crash that also loses the checkpoint writes of the last read (as if their renames
-    /// never reached the disk); only with a sink that keeps checkpoints with the records.
+    // A crash that also loses the checkpoint writes of the last read (as if their renames
+    // never reached the disk); only with a sink that keeps checkpoints with the records.
     CrashLosingCheckpoints,
     Read { sink_fails: bool },
 }

@@ -1,0 +1,153 @@
+//! The collectors of `[[sources]]` (and `serve --stdin`), writing into the store.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use logyard_model::Record;
+use logyard_rotate::RotationObserver;
+use logyard_sources::{
+    build_all, spawn, RunningSource, Sink, SinkError, Source, SourceConfig, SourceContext,
+    StdinConfig, StdinSource,
+};
+use logyard_store::Store;
+
+use crate::config::RawConfig;
+
+/// The store as the collectors' sink: a write returns once its records are durable.
+struct StoreSink(Arc<Store>);
+
+impl Sink for StoreSink {
+    fn write(&self, records: Vec<Record>) -> Result<(), SinkError> {
+        self.0
+            .append(records)
+            .map(|_| ())
+            .map_err(|e| SinkError(e.to_string()))
+    }
+}
+
+/// The running collectors.
+pub struct Collectors {
+    running: Vec<RunningSource>,
+    context: SourceContext,
+}
+
+impl Collectors {
+    /// Builds and starts every `[[sources]]` entry, and a stdin source when asked.
+    pub fn start(
+        config: &RawConfig,
+        store: Arc<Store>,
+        data_dir: &Path,
+        stdin: bool,
+    ) -> anyhow::Result<Collectors> {
+        let mut sources: Vec<Box<dyn Source>> =
+            build_all(&config.sources).context("invalid [[sources]] entry")?;
+        if stdin {
+            sources.push(Box::new(StdinSource::new("stdin", StdinConfig::default())));
+        }
+        let mut context = SourceContext::new(
+            Arc::new(StoreSink(store)),
+            data_dir.join("state"),
+            &crate::lines::host_name(),
+        );
+        context.parser = config.parser_config(
+            logyard_parse::Format::Auto,
+            logyard_parse::TimeZone::default(),
+        );
+        let running = sources
+            .into_iter()
+            .map(|s| {
+                tracing::info!(source = s.name(), kind = s.kind(), "starting a collector");
+                spawn(s, context.clone())
+            })
+            .collect();
+        Ok(Collectors { running, context })
+    }
+
+    /// Returns the status handles, for `/api/sources` and `/metrics`.
+    pub fn statuses(&self) -> Vec<logyard_sources::StatusHandle> {
+        self.running.iter().map(|r| r.status.clone()).collect()
+    }
+
+    /// Stops every collector and waits for them.
+    pub fn stop(self) {
+        self.context.shutdown.trigger();
+        for r in self.running {
+            let name = r.name.clone();
+            if let Err(e) = r.join() {
+                tracing::error!(source = name, error = %e, "collector stopped with an error");
+            }
+        }
+    }
+}
+
+/// Tells rotation when the collectors have read a renamed file to its end, so that it is
+/// compressed (and its original removed) only once every line of it is stored.
+pub struct DrainObserver {
+    statuses: Vec<logyard_sources::StatusHandle>,
+    renames: Mutex<HashMap<PathBuf, PathBuf>>,
+}
+
+impl DrainObserver {
+    /// Watches the collectors of these statuses.
+    pub fn new(statuses: Vec<logyard_sources::StatusHandle>) -> DrainObserver {
+        DrainObserver {
+            statuses,
+            renames: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns whether some collector follows `original` and has not delivered all of the
+    /// file it has open there.
+    fn behind(&self, original: &Path) -> Option<bool> {
+        let mut followed = false;
+        let mut behind = false;
+        for status in &self.statuses {
+            for f in status.snapshot().files {
+                if Path::new(&f.path) == original {
+                    followed = true;
+                    behind |= f.offset < f.size;
+                }
+            }
+        }
+        followed.then_some(behind)
+    }
+}
+
+/// How long a renamed file is watched at least: a collector notices a rename within its
+/// poll interval (1 s by default), and a writer may still append until it reopens its file.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+impl RotationObserver for DrainObserver {
+    fn renamed(&self, original: &Path, rotated: &Path) {
+        self.renames
+            .lock()
+            .expect("renames lock")
+            .insert(rotated.to_path_buf(), original.to_path_buf());
+    }
+
+    fn wait_drained(&self, rotated: &Path, timeout: Duration) -> bool {
+        let original = self.renames.lock().expect("renames lock").remove(rotated);
+        let Some(original) = original else {
+            return true;
+        };
+        let started = Instant::now();
+        loop {
+            match self.behind(&original) {
+                // Nobody collects this file: nothing to wait for.
+                None => return true,
+                Some(false) if started.elapsed() >= DRAIN_GRACE => return true,
+                _ if started.elapsed() >= timeout => return false,
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+/// Checks the `[[sources]]` entries without starting them.
+pub fn validate(sources: &[SourceConfig]) -> anyhow::Result<()> {
+    build_all(sources).context("invalid [[sources]] entry")?;
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! Collection by the real server: files followed across its own rotations and restarts,
+//! syslog from a real client, and `GET /api/sources`.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use util::Server;
+
+/// Appends lines the way many applications do: open, append, close.
+fn append(path: &Path, from: usize, to: usize) {
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for i in from..to {
+        writeln!(f, "{now} - INFO - app - order {i:05} shipped to warehouse").unwrap();
+    }
+}
+
+fn stored_orders(server: &Server) -> Vec<String> {
+    server
+        .all_of_agent("app")
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn assert_exactly_once(stored: &[String], n: usize) {
+    let distinct: BTreeSet<&String> = stored.iter().collect();
+    assert_eq!(distinct.len(), stored.len(), "a line was stored twice");
+    assert_eq!(stored.len(), n, "lines are missing");
+}
+
+#[test]
+fn files_are_followed_across_rotations_and_restarts_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\ntype = \"file\"\nname = \"apps\"\npaths = [\"{0}/*.log\"]\nstart_at = \"beginning\"\n\n\
+             [[rotate]]\nname = \"apps\"\npaths = [\"{0}/*.log\"]\nsize = \"4KiB\"\nkeep = 50\ncompress = \"gzip\"\n\n\
+             [rotation]\ninterval = \"300ms\"\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let live = logs.join("app.log");
+    append(&live, 0, 100);
+    let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
+
+    // Write while the server rotates the file under the writer.
+    for batch in 1..30 {
+        append(&live, batch * 100, batch * 100 + 100);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stored_orders(&server).len() < 3000 {
+        if Instant::now() > deadline {
+            let stored: BTreeSet<String> = stored_orders(&server).into_iter().collect();
+            let missing: Vec<usize> = (0..3000)
+                .filter(|i| !stored.iter().any(|m| m.contains(&format!("order {i:05} "))))
+                .collect();
+            let (_, sources) = server.get("/api/sources");
+            let files: Vec<_> = std::fs::read_dir(&logs)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            let log = server.stop();
+            panic!("missing {missing:?}; sources {sources}; files {files:?}; log {log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_exactly_once(&stored_orders(&server), 3000);
+    // Rotated files, compressed or still being drained before compression.
+    let rotated = std::fs::read_dir(&logs)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "app.log")
+        .count();
+    assert!(
+        rotated >= 2,
+        "the server did not rotate the file ({rotated} rotated)"
+    );
+
+    let (status, sources) = server.get("/api/sources");
+    assert_eq!(status, 200);
+    let apps = &sources["sources"][0];
+    assert_eq!(apps["name"], "apps");
+    assert_eq!(apps["type"], "file");
+    assert!(apps["lines_total"].as_u64().unwrap() >= 3000, "{sources}");
+    assert!(
+        apps["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == live.display().to_string()),
+        "{sources}"
+    );
+
+    // Lines written while the server is down are read once it is back, and only those.
+    server.stop();
+    append(&live, 3000, 3100);
+    let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
+    wait_for("3100 lines", || stored_orders(&server).len() >= 3100);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_exactly_once(&stored_orders(&server), 3100);
+}
+
+#[test]
+fn syslog_from_logger_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!("[[sources]]\ntype = \"syslog\"\nlisten_udp = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let status = std::process::Command::new("logger")
+        .args([
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "-d",
+            "--rfc5424",
+        ])
+        .args([
+            "-t",
+            "billing",
+            "-p",
+            "user.err",
+            "payment declined for order 77",
+        ])
+        .status()
+        .expect("logger (util-linux) is installed");
+    assert!(status.success());
+    let mut found = Value::Null;
+    wait_for("the syslog line", || {
+        let (_, page) = server.get("/api/logs?agent=billing");
+        found = page["logs"][0].clone();
+        !found.is_null()
+    });
+    assert_eq!(found["message"], "payment declined for order 77");
+    assert_eq!(found["level"], "ERROR");
+    assert_eq!(found["source"], "syslog:udp");
+}
