@@ -13,6 +13,7 @@ pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod read;
+pub mod shippers;
 pub mod tail;
 
 use std::collections::VecDeque;
@@ -149,7 +150,11 @@ pub fn router(state: AppState) -> Router {
         .merge(analysis::routes())
         .merge(export::routes())
         .merge(tail::routes())
+        .merge(shippers::otlp::routes())
+        .merge(shippers::bulk::routes())
+        .merge(shippers::loki::routes())
         .fallback(not_found)
+        .layer(middleware::from_fn(shippers::bulk::info_probe))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -177,6 +182,9 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/api/logs/{id}/context") => "/api/logs/context",
         Some("/api/export") => "/api/export",
         Some("/api/tail") => "/api/tail",
+        Some("/v1/logs") => "/v1/logs",
+        Some("/loki/api/v1/push") => "/loki/api/v1/push",
+        Some("/_bulk") | Some("/{index}/_bulk") => "/_bulk",
         _ => "other",
     };
     state.metrics.observe_request(

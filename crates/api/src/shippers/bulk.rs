@@ -1,0 +1,592 @@
+//! Elasticsearch `_bulk`: `POST /_bulk` and `POST /{index}/_bulk`, NDJSON pairs of an action
+//! line and a document line, optionally gzip.
+//!
+//! `index` and `create` store the document; `delete` and `update` answer a per-item error.
+//! A document maps like a JSON entry: its nested objects are flattened (`a.b.c`), then
+//! `@timestamp` is the time, `log.level` (or `level`) the level, `message` the message,
+//! `service.name` the agent, `host.name` (or `host.hostname`) the host, and the rest fields,
+//! with the index kept as the field `index`. A document without `message` keeps its JSON
+//! text as the message. The answer is Elasticsearch's, item by item, and every answer of
+//! these routes carries `X-Elastic-Product: Elasticsearch`, which the official clients
+//! check. [`info_probe`] answers the clients' `GET /` version probe.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use logyard_model::{parse_time, Fields, Level, Record, Value};
+use serde_json::json;
+
+use super::{read_body, store, ShipperError};
+use crate::AppState;
+
+/// The Elasticsearch version the info probe announces.
+pub const VERSION: &str = "8.11.0";
+
+/// The routes of `_bulk`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/_bulk", post(bulk_default).put(bulk_default))
+        .route("/{index}/_bulk", post(bulk_index).put(bulk_index))
+        .layer(middleware::map_response(product_header))
+}
+
+async fn product_header(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        "x-elastic-product",
+        HeaderValue::from_static("Elasticsearch"),
+    );
+    response
+}
+
+/// Whether a request comes from an Elasticsearch client or shipper rather than a browser.
+fn is_es_client(headers: &HeaderMap) -> bool {
+    if headers.contains_key("x-elastic-client-meta") {
+        return true;
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("vnd.elasticsearch") {
+        return true;
+    }
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    [
+        "elasticsearch",
+        "elastic-",
+        "beat",
+        "logstash",
+        "vector/",
+        "fluent-bit",
+    ]
+    .iter()
+    .any(|k| ua.contains(k))
+}
+
+/// Answers `GET /` and `HEAD /` of Elasticsearch clients (`x-elastic-client-meta`, an
+/// `application/vnd.elasticsearch` `Accept`, or a shipper's `User-Agent`) with the cluster
+/// info they check the version from; every other request goes on (`GET /` is the web UI).
+pub async fn info_probe(req: Request, next: Next) -> Response {
+    let probe = req.uri().path() == "/"
+        && (req.method() == Method::GET || req.method() == Method::HEAD)
+        && is_es_client(req.headers());
+    if !probe {
+        return next.run(req).await;
+    }
+    let body = json!({
+        "name": "logyard",
+        "cluster_name": "logyard",
+        "cluster_uuid": "logyard",
+        "version": {
+            "number": VERSION,
+            "build_flavor": "default",
+            "lucene_version": "9.8.0",
+            "minimum_wire_compatibility_version": "7.17.0",
+            "minimum_index_compatibility_version": "7.0.0",
+        },
+        "tagline": "You Know, for Search",
+    });
+    product_header(
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response(),
+    )
+    .await
+}
+
+/// An Elasticsearch error answer: `{"error": {"root_cause", "type", "reason"}, "status"}`.
+fn es_error(e: &ShipperError) -> Response {
+    let kind = match e {
+        ShipperError::TooLarge(_) => "content_too_long_exception",
+        ShipperError::Invalid(_) | ShipperError::UnsupportedType(_) => "illegal_argument_exception",
+        ShipperError::Unavailable(_) => "unavailable_shards_exception",
+        ShipperError::Internal(_) => "exception",
+    };
+    let status = e.status();
+    let cause = json!({"type": kind, "reason": e.message()});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({
+            "error": {"root_cause": [cause], "type": kind, "reason": e.message()},
+            "status": status.as_u16(),
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+async fn bulk_default(state: State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    bulk(state, None, headers, body).await
+}
+
+async fn bulk_index(
+    state: State<AppState>,
+    Path(index): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    bulk(state, Some(index), headers, body).await
+}
+
+async fn bulk(
+    State(state): State<AppState>,
+    index: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match accept(&state, index, headers, body).await {
+        Ok(response) => response,
+        Err(e) => es_error(&e),
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    index: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ShipperError> {
+    let started = Instant::now();
+    let (bytes, wire) = read_body(state, &headers, body).await?;
+    let max_line = state.ingest.max_line_bytes;
+    let max_entries = state.limits.max_entries_per_request;
+    let parsed = tokio::task::spawn_blocking(move || {
+        parse_bulk(
+            &bytes,
+            index.as_deref(),
+            max_line,
+            max_entries,
+            logyard_model::now_ns(),
+        )
+    })
+    .await?
+    .inspect_err(|e| {
+        if matches!(e, ShipperError::Invalid(_)) {
+            state.metrics.add_rejected("invalid_bulk", 1);
+        }
+    })?;
+    let errors = parsed.items.iter().filter(|i| i.is_err()).count();
+    state.metrics.add_rejected("invalid_entry", errors as u64);
+    store(state, parsed.records, wire).await?;
+    let items: Vec<serde_json::Value> = parsed
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(seq, item)| match item {
+            Ok(ok) => json!({ok.op: {
+                "_index": ok.index,
+                "_id": ok.id,
+                "_version": 1,
+                "result": "created",
+                "_shards": {"total": 1, "successful": 1, "failed": 0},
+                "_seq_no": seq,
+                "_primary_term": 1,
+                "status": 201,
+            }}),
+            Err(e) => json!({e.op: {
+                "_index": e.index,
+                "_id": e.id,
+                "status": 400,
+                "error": {"type": e.kind, "reason": e.reason},
+            }}),
+        })
+        .collect();
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({
+            "took": started.elapsed().as_millis() as u64,
+            "errors": errors > 0,
+            "items": items,
+        })
+        .to_string(),
+    )
+        .into_response())
+}
+
+/// A stored item of a bulk answer.
+#[derive(Debug)]
+pub struct Created {
+    /// `index` or `create`.
+    pub op: String,
+    /// The index named.
+    pub index: String,
+    /// The document id, given or made.
+    pub id: String,
+}
+
+/// A rejected item of a bulk answer.
+#[derive(Debug)]
+pub struct ItemError {
+    /// The action (`index`, `create`, `update`, `delete`).
+    pub op: String,
+    /// The index named, if any.
+    pub index: String,
+    /// The id given, if any.
+    pub id: Option<String>,
+    /// Elasticsearch's error type.
+    pub kind: &'static str,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// A parsed bulk body.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The documents to store, in order.
+    pub records: Vec<Record>,
+    /// One item per action, in order.
+    pub items: Vec<Result<Created, ItemError>>,
+}
+
+const OPS: [&str; 4] = ["index", "create", "update", "delete"];
+
+/// Parses an action line: `{"<op>": {"_index": …, "_id": …}}`.
+fn action(line: &str) -> Result<(String, serde_json::Map<String, serde_json::Value>), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("the action line is not JSON: {e}"))?;
+    let serde_json::Value::Object(map) = v else {
+        return Err("the action line is not a JSON object".into());
+    };
+    if map.len() != 1 {
+        return Err(format!(
+            "an action line holds one of {OPS:?} as its only key, found {} keys",
+            map.len()
+        ));
+    }
+    let (op, meta) = map.into_iter().next().expect("one key");
+    if !OPS.contains(&op.as_str()) {
+        return Err(format!("unknown action [{op}]: expected one of {OPS:?}"));
+    }
+    match meta {
+        serde_json::Value::Object(m) => Ok((op, m)),
+        _ => Err(format!("the metadata of [{op}] is not a JSON object")),
+    }
+}
+
+static IDS: AtomicU64 = AtomicU64::new(0);
+
+/// Makes a document id: the receive time and a counter, in hex.
+fn new_id(now: i64) -> String {
+    format!(
+        "{now:x}{:06x}",
+        IDS.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
+    )
+}
+
+/// Parses a bulk body. A broken action or document line is a per-item error; the whole body
+/// is refused (with the status) only when it is empty or holds too many actions.
+pub fn parse_bulk(
+    body: &[u8],
+    default_index: Option<&str>,
+    max_line_bytes: usize,
+    max_entries: usize,
+    now: i64,
+) -> Result<Parsed, ShipperError> {
+    let text = String::from_utf8_lossy(body);
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return Err(ShipperError::Invalid(
+            "request body is required: send action and document lines (NDJSON)".into(),
+        ));
+    }
+    let mut out = Parsed::default();
+    let mut i = 0;
+    while i < lines.len() {
+        if out.items.len() >= max_entries {
+            return Err(ShipperError::TooLarge(
+                format!("the body holds more than {max_entries} actions (setting limits.max_entries_per_request); send smaller batches"),
+            ));
+        }
+        let line = lines[i];
+        i += 1;
+        let (op, meta) = match action(line) {
+            Ok(a) => a,
+            Err(reason) => {
+                // The line after a broken action is its document unless it is an action.
+                if i < lines.len() && action(lines[i]).is_err() {
+                    i += 1;
+                }
+                out.items.push(Err(ItemError {
+                    op: "index".into(),
+                    index: default_index.unwrap_or("").into(),
+                    id: None,
+                    kind: "action_request_validation_exception",
+                    reason: format!("line {}: {reason}", i),
+                }));
+                continue;
+            }
+        };
+        let index = meta
+            .get("_index")
+            .and_then(|v| v.as_str())
+            .or(default_index)
+            .unwrap_or("")
+            .to_string();
+        let id = meta.get("_id").map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let fail = |op: String, index: String, id: Option<String>, kind, reason| {
+            Err(ItemError {
+                op,
+                index,
+                id,
+                kind,
+                reason,
+            })
+        };
+        match op.as_str() {
+            "delete" => {
+                out.items.push(fail(
+                    op,
+                    index,
+                    id,
+                    "illegal_argument_exception",
+                    "delete is not supported: logyard stores logs append-only".into(),
+                ));
+                continue;
+            }
+            "update" => {
+                if i < lines.len() {
+                    i += 1;
+                }
+                out.items.push(fail(
+                    op,
+                    index,
+                    id,
+                    "illegal_argument_exception",
+                    "update is not supported: logyard stores logs append-only; send index or create".into(),
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        let Some(doc) = lines.get(i) else {
+            out.items.push(fail(
+                op,
+                index,
+                id,
+                "action_request_validation_exception",
+                format!("line {i}: the action has no document line after it"),
+            ));
+            continue;
+        };
+        i += 1;
+        if index.is_empty() {
+            out.items.push(fail(
+                op,
+                index,
+                id,
+                "action_request_validation_exception",
+                "index is missing: name it in the action's _index or the path /{index}/_bulk"
+                    .into(),
+            ));
+            continue;
+        }
+        match document(doc, &index, max_line_bytes, now) {
+            Ok(record) => {
+                out.records.push(record);
+                out.items.push(Ok(Created {
+                    op,
+                    index,
+                    id: id.unwrap_or_else(|| new_id(now)),
+                }));
+            }
+            Err((kind, reason)) => {
+                out.items
+                    .push(fail(op, index, id, kind, format!("line {i}: {reason}")))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Flattens nested objects into dotted keys (`{"a":{"b":1}}` → `a.b`).
+fn flatten(prefix: &str, value: serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other)),
+    }
+}
+
+fn text_of(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Maps one document line to a record.
+pub fn document(
+    line: &str,
+    index: &str,
+    max_line_bytes: usize,
+    now: i64,
+) -> Result<Record, (&'static str, String)> {
+    if line.len() > max_line_bytes {
+        return Err((
+            "document_parsing_exception",
+            format!(
+                "the document is {} bytes, over the limit of {max_line_bytes} (setting limits.max_line_bytes)",
+                line.len()
+            ),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+        (
+            "document_parsing_exception",
+            format!("the document is not JSON: {e}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err((
+            "document_parsing_exception",
+            "the document is not a JSON object".into(),
+        ));
+    }
+    let mut flat = Vec::new();
+    flatten("", value, &mut flat);
+    let mut record = Record::new(now, "");
+    record.source = "elasticsearch".into();
+    let mut message = None;
+    let mut fields = Fields::new();
+    for (key, value) in flat {
+        match key.as_str() {
+            "@timestamp" | "timestamp" if !value.is_null() => {
+                let text = text_of(&value);
+                record.timestamp = parse_time(&text, now).map_err(|e| {
+                    (
+                        "document_parsing_exception",
+                        format!("invalid @timestamp: {e}"),
+                    )
+                })?;
+            }
+            "log.level" | "level" if !value.is_null() => {
+                let name = text_of(&value);
+                match Level::normalize(&name) {
+                    Some(l) => record.level = Some(l),
+                    None => {
+                        fields.insert("level_raw".into(), Value::Str(name));
+                    }
+                }
+            }
+            "message" if !value.is_null() => message = Some(text_of(&value)),
+            "service.name" => record.agent = text_of(&value),
+            "host.name" => record.host = text_of(&value),
+            "host.hostname" if record.host.is_empty() => record.host = text_of(&value),
+            _ => {
+                fields.insert(key, Value::from_json(&value));
+            }
+        }
+    }
+    fields.insert("index".into(), Value::Str(index.to_string()));
+    record.message = message.unwrap_or_else(|| line.trim().to_string());
+    record.fields = fields;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_a_document() {
+        let r = document(
+            r#"{"@timestamp":"2024-01-15T10:30:00Z","log":{"level":"warn"},"message":"disk low","service":{"name":"billing"},"host":{"hostname":"db-1"},"disk":{"free":{"pct":3}}}"#,
+            "logs-a",
+            10_000,
+            0,
+        )
+        .unwrap();
+        assert_eq!(r.timestamp, 1_705_314_600_000_000_000);
+        assert_eq!(r.level, Some(Level::Warning));
+        assert_eq!(r.message, "disk low");
+        assert_eq!(r.agent, "billing");
+        assert_eq!(r.host, "db-1");
+        assert_eq!(r.source, "elasticsearch");
+        assert_eq!(r.fields["disk.free.pct"], Value::Int(3));
+        assert_eq!(r.fields["index"], Value::Str("logs-a".into()));
+        let r = document(
+            r#"{"log.level":"error","message":"x","host.name":"h"}"#,
+            "i",
+            1000,
+            0,
+        )
+        .unwrap();
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.host, "h");
+    }
+
+    #[test]
+    fn broken_lines_are_rejected_per_item() {
+        let body = concat!(
+            "{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"message\":\"one\"}\n",
+            "{\"index\":{\"_index\":\"a\"}}\n{\"message\": oops\n",
+            "not an action\n{\"message\":\"lost\"}\n",
+            "{\"delete\":{\"_index\":\"a\",\"_id\":\"1\"}}\n",
+            "{\"update\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"doc\":{}}\n",
+            "{\"create\":{}}\n{\"message\":\"two\",\"@timestamp\":\"never\"}\n",
+            "{\"create\":{}}\n{\"message\":\"three\"}\n",
+        );
+        let p = parse_bulk(body.as_bytes(), Some("d"), 10_000, 100, 0).unwrap();
+        let ops: Vec<(&str, bool)> = p
+            .items
+            .iter()
+            .map(|i| match i {
+                Ok(c) => (c.op.as_str(), true),
+                Err(e) => (e.op.as_str(), false),
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("index", true),
+                ("index", false),
+                ("index", false),
+                ("delete", false),
+                ("update", false),
+                ("create", false),
+                ("create", true),
+            ]
+        );
+        let msgs: Vec<&str> = p.records.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(msgs, ["one", "three"]);
+        assert_eq!(p.records[1].fields["index"], Value::Str("d".into()));
+        let Err(e) = &p.items[1] else { panic!() };
+        assert_eq!(e.kind, "document_parsing_exception");
+        assert!(e.reason.contains("line 4"), "{}", e.reason);
+        assert!(parse_bulk(b"\n\n", None, 10, 10, 0).is_err());
+        let many = "{\"index\":{\"_index\":\"a\"}}\n{\"message\":\"m\"}\n".repeat(3);
+        assert!(matches!(
+            parse_bulk(many.as_bytes(), None, 1000, 2, 0),
+            Err(ShipperError::TooLarge(_))
+        ));
+    }
+}

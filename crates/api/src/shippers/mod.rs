@@ -1,0 +1,200 @@
+//! The shippers' protocols, served beside the native API so that existing agents send here
+//! unchanged: Elasticsearch `_bulk` ([`bulk`]), Loki push ([`loki`]) and OTLP/HTTP logs
+//! ([`otlp`]).
+//!
+//! What they share lives here: reading a body within `limits.max_body_bytes` (the
+//! decompressed size included, so a small gzip or snappy body cannot expand past the limit),
+//! storing records and answering only once they are durable, and the ingest metrics.
+
+pub mod bulk;
+pub mod loki;
+pub mod otlp;
+
+use std::io::Read;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, HeaderMap, StatusCode};
+use logyard_model::Record;
+use logyard_store::StoreError;
+
+use crate::ingest::count_by_source_level;
+use crate::AppState;
+
+/// Why a shipper's request was refused. [`ShipperError::status`] is the one mapping from
+/// these kinds to HTTP statuses; each protocol renders the message in its own error format.
+#[derive(Debug, thiserror::Error)]
+pub enum ShipperError {
+    /// Over a limit of `[limits]`, before or after decompression.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A body that does not decompress or decode.
+    #[error("{0}")]
+    Invalid(String),
+    /// A content type the protocol does not speak.
+    #[error("{0}")]
+    UnsupportedType(String),
+    /// Nothing could be stored (the server is stopping, or the WAL cannot be written).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ShipperError {
+    /// The HTTP status of this kind of error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ShipperError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ShipperError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ShipperError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ShipperError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ShipperError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The text of the error.
+    pub fn message(&self) -> &str {
+        match self {
+            ShipperError::TooLarge(m)
+            | ShipperError::Invalid(m)
+            | ShipperError::UnsupportedType(m)
+            | ShipperError::Unavailable(m)
+            | ShipperError::Internal(m) => m,
+        }
+    }
+}
+
+impl From<StoreError> for ShipperError {
+    fn from(e: StoreError) -> ShipperError {
+        match e {
+            StoreError::Closed => ShipperError::Unavailable(
+                "the server is shutting down; retry against a running server".into(),
+            ),
+            StoreError::WriteFailed(m) => ShipperError::Unavailable(format!(
+                "{m}; nothing of this request was acknowledged, retry it"
+            )),
+            other => ShipperError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ShipperError {
+    fn from(e: tokio::task::JoinError) -> ShipperError {
+        ShipperError::Internal(format!("decoding the request failed: {e}"))
+    }
+}
+
+fn too_large(max: usize, what: &str) -> ShipperError {
+    ShipperError::TooLarge(format!(
+        "the {what} is over {max} bytes (setting limits.max_body_bytes); send smaller batches"
+    ))
+}
+
+/// Reads a body of at most `max` bytes and undoes its `Content-Encoding` (`gzip`, or
+/// `identity`), again within `max` bytes. Returns the bytes and the size on the wire.
+pub async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<u8>, u64), ShipperError> {
+    let max = state.limits.max_body_bytes;
+    let bytes = to_bytes(body, max).await.map_err(|_| {
+        state.metrics.add_rejected("body_too_large", 1);
+        too_large(max, "body")
+    })?;
+    let wire = bytes.len() as u64;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let out = match encoding.as_str() {
+        "" | "identity" => bytes.to_vec(),
+        "gzip" | "x-gzip" => gunzip(&bytes, max).inspect_err(|e| {
+            if matches!(e, ShipperError::TooLarge(_)) {
+                state.metrics.add_rejected("body_too_large", 1);
+            }
+        })?,
+        other => {
+            return Err(ShipperError::Invalid(format!(
+                "unsupported Content-Encoding {other:?}: send the body plain or gzip"
+            )))
+        }
+    };
+    Ok((out, wire))
+}
+
+/// Decompresses gzip, refusing to produce more than `max` bytes.
+pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, ShipperError> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ShipperError::Invalid(format!("the gzip body does not decompress: {e}")))?;
+    if out.len() > max {
+        return Err(too_large(max, "decompressed body"));
+    }
+    Ok(out)
+}
+
+/// Decompresses a snappy block (the raw format Loki and Prometheus use), refusing to
+/// produce more than `max` bytes: the size the block announces is checked first.
+pub fn unsnappy(data: &[u8], max: usize) -> Result<Vec<u8>, ShipperError> {
+    let len = snap::raw::decompress_len(data).map_err(|e| {
+        ShipperError::Invalid(format!(
+            "the body is not snappy-compressed (block format): {e}"
+        ))
+    })?;
+    if len > max {
+        return Err(too_large(max, "decompressed body"));
+    }
+    snap::raw::Decoder::new().decompress_vec(data).map_err(|e| {
+        ShipperError::Invalid(format!(
+            "the body is not snappy-compressed (block format): {e}"
+        ))
+    })
+}
+
+/// Returns the `Content-Type` without its parameters, lower-case.
+pub fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Stores records and returns once they are durable, then counts them in the ingest
+/// metrics (by their `source`, which each protocol sets to its name) with `wire_bytes`.
+pub async fn store(
+    state: &AppState,
+    records: Vec<Record>,
+    wire_bytes: u64,
+) -> Result<(), ShipperError> {
+    let counts = count_by_source_level(&records);
+    if !records.is_empty() {
+        state
+            .store
+            .submit(records)?
+            .await
+            .map_err(|_| StoreError::Closed)??;
+    }
+    state.metrics.add_ingested(counts, wire_bytes);
+    Ok(())
+}
+
+/// Lower-case hex of bytes (trace and span ids).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

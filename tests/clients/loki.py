@@ -1,0 +1,25 @@
+"""Sends logs with python-logging-loki's LokiHandler (JSON push, Loki API v1).
+
+Usage: python3 tests/clients/loki.py URL
+"""
+import logging
+import sys
+
+import logging_loki
+
+url = sys.argv[1]
+handler = logging_loki.LokiHandler(
+    url=f"{url}/loki/api/v1/push",
+    tags={"app": "inventory", "host": "db-2", "env": "test"},
+    version="1",
+)
+log = logging.getLogger("inventory.stock")
+log.setLevel(logging.DEBUG)
+log.addHandler(handler)
+log.propagate = False
+
+# The handler POSTs each record at once and raises unless the answer is 204.
+log.info("reserved stock sku=X1 qty=3")
+log.warning('{"message": "stock low", "sku": "X1", "level": "debug", "left": 2}')
+log.error("restock failed", extra={"tags": {"supplier": "acme"}})
+print("sent 3")
