@@ -3,7 +3,8 @@
 //! [`router`] builds the whole axum application from an [`AppState`]; [`serve`] runs it on
 //! a listener until a shutdown signal. Handlers live beside their routes: [`ingest`] for
 //! `POST /api/logs`, [`read`] for the searches, `/api/query` and statistics, [`analysis`]
-//! for histograms, error summaries and context, [`export`] for streamed exports and
+//! for histograms, error summaries and context, [`export`] for streamed exports, [`report`]
+//! for `/api/report`, and
 //! [`tail`] for the live tail. Every error answer goes
 //! through [`ApiError`], the one place where errors become statuses.
 
@@ -13,6 +14,7 @@ pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod read;
+pub mod report;
 pub mod tail;
 
 use std::collections::VecDeque;
@@ -107,6 +109,8 @@ pub struct AppState {
     pub metrics_sources: Vec<MetricsSource>,
     /// Budgets and limits of queries (`[query]`).
     pub query: logyard_query::Settings,
+    /// What `/api/report` looks at (`[report]`).
+    pub report: logyard_report::ReportSettings,
 }
 
 impl AppState {
@@ -121,6 +125,7 @@ impl AppState {
             started: Instant::now(),
             metrics_sources: Vec::new(),
             query: logyard_query::Settings::default(),
+            report: logyard_report::ReportSettings::default(),
         }
     }
 
@@ -145,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analysis::routes())
         .merge(export::routes())
         .merge(tail::routes())
+        .merge(report::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -172,6 +178,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/api/logs/{id}/context") => "/api/logs/context",
         Some("/api/export") => "/api/export",
         Some("/api/tail") => "/api/tail",
+        Some("/api/report") => "/api/report",
         _ => "other",
     };
     state.metrics.observe_request(
