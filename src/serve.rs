@@ -46,6 +46,21 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
     );
     state.query = config.query_settings();
     state.report = config.report_settings()?;
+    state.metrics.set_max_agents(config.metrics.max_agents);
+    {
+        let data_dir = data_dir.clone();
+        state =
+            state.with_metrics_source(Arc::new(move || {
+                match logyard_rotate::filesystem_usage(&data_dir) {
+                    Ok(u) => logyard_api::Metrics::render_filesystems(&[(
+                        "data",
+                        u.size,
+                        u.size.saturating_sub(u.used),
+                    )]),
+                    Err(_) => String::new(),
+                }
+            }));
+    }
     // The daily report; its delivery hook is where notifiers connect.
     let report_task = match config.report_schedule()? {
         Some(schedule) => {

@@ -203,6 +203,7 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state
         .metrics
         .render(&state.store.stats(), state.started.elapsed().as_secs_f64());
+    body.push_str(&Metrics::render_rate(state.rate.per_second()));
     for source in &state.metrics_sources {
         body.push_str(&source());
     }
