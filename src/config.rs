@@ -495,6 +495,31 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_report_section() {
+        let c = RawConfig::parse(
+            "[report]\ndaily_at = \"06:30\"\nkeep_days = 7\nformats = [\"json\"]\nslow_ms = 500\n",
+        )
+        .unwrap();
+        let s = c.report_schedule().unwrap().expect("scheduled");
+        assert_eq!(s.daily_at_minute, 6 * 60 + 30);
+        assert_eq!(s.keep_days, 7);
+        assert_eq!(s.dir, c.server.data_dir.join("reports"));
+        assert_eq!(s.report.slow_ms, 500.0);
+        assert!(RawConfig::parse("")
+            .unwrap()
+            .report_schedule()
+            .unwrap()
+            .is_none());
+        let bad = RawConfig::parse("[report]\ndaily_at = \"25:00\"\n").unwrap();
+        assert!(bad.validate().is_err());
+        let bad = RawConfig::parse("[report]\ndatabase_filter = \"(oops\"\n").unwrap();
+        assert!(bad.validate().is_err());
+        let bad =
+            RawConfig::parse("[report]\ndaily_at = \"06:00\"\nformats = [\"pdf\"]\n").unwrap();
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
     fn errors_name_line_and_hint() {
         let e = RawConfig::parse("[server]\nlisten = \"127.0.0.1:1\"\ncolour = \"blue\"\n")
             .unwrap_err();

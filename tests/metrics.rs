@@ -91,7 +91,7 @@ fn metrics_parse_and_match_what_was_ingested() {
     let config = tmp.path().join("logyard.toml");
     std::fs::write(
         &config,
-        "[store]\nretention_days = 0\n[metrics]\nmax_agents = 5\n",
+        "[store]\nretention_days = 0\n[metrics]\nmax_agents = 5\n[report]\ndaily_at = \"06:00\"\n",
     )
     .unwrap();
     let (body, levels, errors) = generated(tmp.path());
@@ -196,6 +196,9 @@ fn metrics_parse_and_match_what_was_ingested() {
         "logyard_store_segments",
         "logyard_store_merges_total",
         "logyard_ingest_lines_per_second",
+        // The daily report's scheduler runs (daily_at is set) and reports itself.
+        "logyard_reports_written_total",
+        "logyard_report_last_success_timestamp_seconds",
     ] {
         assert_eq!(samples(&families, name).len(), 1, "{name}");
     }
@@ -209,5 +212,7 @@ fn metrics_parse_and_match_what_was_ingested() {
             .as_f64()
             .unwrap();
     assert_eq!(rows as u64, 3000);
-    server.stop();
+    // The scheduler stops with the server.
+    let stderr = server.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -1,8 +1,8 @@
 //! Reports: the picture of a time range of logs, for people.
 //!
-//! [`build`] runs a fixed set of queries of the query language (`logyard_query::run`, the
+//! [`build()`] runs a fixed set of queries of the query language (`logyard_query::run`, the
 //! same executor as `/api/query`; each query is listed in [`queries`] and in
-//! `docs/reports.md`) over a store [`Snapshot`] and assembles a [`Report`]: counts by level
+//! `docs/reports.md`) over a store [`Snapshot`](logyard_store::Snapshot) and assembles a [`Report`]: counts by level
 //! and agent against the previous period, the top error patterns, slow requests and latency
 //! percentiles, logins and suspicious IPs, database errors, anomalies against a baseline of
 //! earlier periods, and errors over time. The report renders as JSON (the shape of
