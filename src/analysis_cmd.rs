@@ -14,7 +14,10 @@ use crate::cli::{ErrorsArgs, ExportArgs, TailArgs, Target};
 use crate::config::RawConfig;
 
 /// Opens the store of a data directory for a client command.
-fn open_store(config: &RawConfig, target: &Target) -> anyhow::Result<logyard_store::Store> {
+pub(crate) fn open_store(
+    config: &RawConfig,
+    target: &Target,
+) -> anyhow::Result<logyard_store::Store> {
     let mut c = config.clone();
     if let Some(d) = &target.data {
         c.server.data_dir = d.clone();
@@ -28,7 +31,7 @@ fn open_store(config: &RawConfig, target: &Target) -> anyhow::Result<logyard_sto
 }
 
 /// Sends a GET to a server; an error answer becomes an error with the server's message.
-fn get(
+pub(crate) fn get(
     url: &str,
     path: &str,
     params: &[(&str, String)],

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `ingest`, `parse`, `query`, `tail`, `export`, `errors`, `rotate`,
+//! The command line: `serve`, `ingest`, `parse`, `query`, `tail`, `export`, `errors`, `report`, `rotate`,
 //! `check-config`, `version`.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +35,8 @@ enum Command {
     Export(ExportArgs),
     /// Summarise the errors of the last hours: by agent, critical entries, top patterns.
     Errors(ErrorsArgs),
+    /// Write the report of a range: counts, error patterns, latency, logins, anomalies.
+    Report(ReportArgs),
     /// Rotate log files once: the `[[rotate]]` rules of the configuration and/or a logrotate
     /// configuration file.
     Rotate(RotateArgs),
@@ -184,6 +186,25 @@ pub struct ErrorsArgs {
     pub json: bool,
 }
 
+/// `logyard report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Start of the range: a duration before --until (24h, 7d) or a time (RFC 3339).
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// End of the range (excluded): `now` or a time.
+    #[arg(long, default_value = "now")]
+    pub until: String,
+    /// md, html or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
 /// `logyard rotate`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
@@ -227,6 +248,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => crate::analysis_cmd::tail(args),
         Command::Export(args) => crate::analysis_cmd::export(config, args),
         Command::Errors(args) => crate::analysis_cmd::errors(config, args),
+        Command::Report(args) => crate::report_cmd::run(config, args),
         Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
         Command::CheckConfig => {
             match &path {

@@ -256,6 +256,67 @@ impl Default for RedactSection {
     }
 }
 
+/// `[report]`: the report's settings and the daily schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSection {
+    /// `HH:MM`, UTC: when the daily report is written; absent: no daily report.
+    pub daily_at: Option<String>,
+    /// Where daily reports are written (default `<data_dir>/reports`).
+    pub dir: Option<PathBuf>,
+    /// Days a daily report is kept; 0 keeps them forever.
+    pub keep_days: u32,
+    /// Formats of the daily report: `md`, `html`, `json`.
+    pub formats: Vec<String>,
+    /// A request is slow above this many milliseconds.
+    pub slow_ms: f64,
+    /// Most slow requests listed.
+    pub slow_limit: NonZeroUsize,
+    /// An IP is suspicious with more failed logins than this in the range.
+    pub suspicious_failures: u64,
+    /// Most error patterns listed.
+    pub top_patterns: NonZeroUsize,
+    /// Earlier periods of the same length that make the anomaly baseline.
+    pub baseline_periods: usize,
+    /// Robust z-score above which an agent's volume or error rate is an anomaly.
+    pub anomaly_z: f64,
+    /// The filter (query language) of database errors.
+    pub database_filter: String,
+}
+
+impl Default for ReportSection {
+    fn default() -> Self {
+        let d = logyard_report::ReportSettings::default();
+        ReportSection {
+            daily_at: None,
+            dir: None,
+            keep_days: 30,
+            formats: vec!["html".into(), "md".into(), "json".into()],
+            slow_ms: d.slow_ms,
+            slow_limit: NonZeroUsize::new(d.slow_limit).expect("nonzero"),
+            suspicious_failures: d.suspicious_failures,
+            top_patterns: NonZeroUsize::new(d.top_patterns).expect("nonzero"),
+            baseline_periods: d.baseline_periods,
+            anomaly_z: d.anomaly_z,
+            database_filter: d.database_filter,
+        }
+    }
+}
+
+/// `[metrics]`: the labels of `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Agents with their own `agent` label in `logyard_log_errors_total`; the rest are `other`.
+    pub max_agents: usize,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { max_agents: 100 }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -278,6 +339,10 @@ pub struct RawConfig {
     pub rotate: Vec<logyard_rotate::RotateRuleConfig>,
     /// `[rotation]`: settings of rotation as a whole.
     pub rotation: logyard_rotate::RotateSettingsConfig,
+    /// `[report]`.
+    pub report: ReportSection,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
 }
 
 impl RawConfig {
@@ -402,7 +467,60 @@ impl RawConfig {
             logyard_parse::TimeZone::default(),
         ))
         .context("invalid [[parsers]] or [redact] pattern")?;
+        self.report_schedule()
+            .context("invalid [report] settings")?;
         Ok(())
+    }
+
+    /// Returns what a report looks at; an invalid `database_filter` is an error.
+    pub fn report_settings(&self) -> anyhow::Result<logyard_report::ReportSettings> {
+        let r = &self.report;
+        logyard_query::parse_filter(&r.database_filter, 0)
+            .map_err(|e| anyhow::anyhow!("database_filter: {e}"))?;
+        let positive = r.anomaly_z.is_finite() && r.anomaly_z > 0.0;
+        if !positive || r.slow_ms.is_nan() || r.slow_ms < 0.0 {
+            anyhow::bail!("anomaly_z must be above 0 and slow_ms 0 or more");
+        }
+        Ok(logyard_report::ReportSettings {
+            slow_ms: r.slow_ms,
+            slow_limit: r.slow_limit.get(),
+            suspicious_failures: r.suspicious_failures,
+            top_patterns: r.top_patterns.get(),
+            baseline_periods: r.baseline_periods,
+            anomaly_z: r.anomaly_z,
+            database_filter: r.database_filter.clone(),
+            ..logyard_report::ReportSettings::default()
+        })
+    }
+
+    /// Returns the daily report's schedule, or `None` without `daily_at`.
+    pub fn report_schedule(&self) -> anyhow::Result<Option<logyard_report::ScheduleSettings>> {
+        let report = self.report_settings()?;
+        let r = &self.report;
+        let Some(at) = &r.daily_at else {
+            return Ok(None);
+        };
+        let daily_at_minute =
+            logyard_report::parse_daily_at(at).map_err(|e| anyhow::anyhow!("daily_at: {e}"))?;
+        let formats = r
+            .formats
+            .iter()
+            .map(|f| {
+                logyard_report::Format::parse(f)
+                    .ok_or_else(|| anyhow::anyhow!("formats: {f:?} is not md, html or json"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(logyard_report::ScheduleSettings {
+            daily_at_minute,
+            dir: r
+                .dir
+                .clone()
+                .unwrap_or_else(|| self.server.data_dir.join("reports")),
+            keep_days: r.keep_days,
+            formats,
+            report,
+            query: self.query_settings(),
+        }))
     }
 
     /// Returns the budgets of one query.
@@ -461,6 +579,31 @@ mod tests {
         assert_eq!(c.store.flush_interval, Dur(Duration::from_millis(250)));
         assert_eq!(c.store.fsync, Fsync::Always);
         assert_eq!(c.limits.max_line_bytes, Size(4096));
+    }
+
+    #[test]
+    fn reads_the_report_section() {
+        let c = RawConfig::parse(
+            "[report]\ndaily_at = \"06:30\"\nkeep_days = 7\nformats = [\"json\"]\nslow_ms = 500\n",
+        )
+        .unwrap();
+        let s = c.report_schedule().unwrap().expect("scheduled");
+        assert_eq!(s.daily_at_minute, 6 * 60 + 30);
+        assert_eq!(s.keep_days, 7);
+        assert_eq!(s.dir, c.server.data_dir.join("reports"));
+        assert_eq!(s.report.slow_ms, 500.0);
+        assert!(RawConfig::parse("")
+            .unwrap()
+            .report_schedule()
+            .unwrap()
+            .is_none());
+        let bad = RawConfig::parse("[report]\ndaily_at = \"25:00\"\n").unwrap();
+        assert!(bad.validate().is_err());
+        let bad = RawConfig::parse("[report]\ndatabase_filter = \"(oops\"\n").unwrap();
+        assert!(bad.validate().is_err());
+        let bad =
+            RawConfig::parse("[report]\ndaily_at = \"06:00\"\nformats = [\"pdf\"]\n").unwrap();
+        assert!(bad.validate().is_err());
     }
 
     #[test]

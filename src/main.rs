@@ -9,6 +9,7 @@ mod ingest_cmd;
 mod lines;
 mod parse_cmd;
 mod query_cmd;
+mod report_cmd;
 mod rotate_cmd;
 mod serve;
 mod table;

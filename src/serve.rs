@@ -58,6 +58,41 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
             logyard_sources::render_prometheus(&snapshots)
         }));
     }
+    state.report = config.report_settings()?;
+    state.metrics.set_max_agents(config.metrics.max_agents);
+    {
+        let data_dir = data_dir.clone();
+        state =
+            state.with_metrics_source(Arc::new(move || {
+                match logyard_rotate::filesystem_usage(&data_dir) {
+                    Ok(u) => logyard_api::Metrics::render_filesystems(&[(
+                        "data",
+                        u.size,
+                        u.size.saturating_sub(u.used),
+                    )]),
+                    Err(_) => String::new(),
+                }
+            }));
+    }
+    // The daily report; its delivery hook is where notifiers connect.
+    let report_task = match config.report_schedule()? {
+        Some(schedule) => {
+            let scheduler = Arc::new(logyard_report::Scheduler::new(
+                store.clone(),
+                schedule,
+                Arc::new(logyard_report::SystemClock),
+                None,
+            ));
+            let metrics = scheduler.metrics();
+            state = state.with_metrics_source(Arc::new(move || metrics.render_prometheus()));
+            let thread = scheduler
+                .clone()
+                .spawn()
+                .context("cannot start the report scheduler")?;
+            Some((thread, scheduler))
+        }
+        None => None,
+    };
     if let Some((_, handle)) = &rotation_task {
         let handle = handle.clone();
         state = state.with_metrics_source(Arc::new(move || handle.metrics().render_prometheus()));
@@ -88,6 +123,12 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         handle.stop();
         if thread.join().is_err() {
             tracing::error!("the rotation task panicked");
+        }
+    }
+    if let Some((thread, scheduler)) = report_task {
+        scheduler.stop();
+        if thread.join().is_err() {
+            tracing::error!("the report scheduler panicked");
         }
     }
     tracing::info!("stopping: writing the memtable to segments");

@@ -310,6 +310,7 @@ pub async fn post_logs(
     }
     let accepted = decoded.records.len();
     let counts = count_by_source_level(&decoded.records);
+    let errors = crate::metrics::errors_by_agent(&decoded.records);
     if accepted > 0 {
         state
             .store
@@ -318,6 +319,7 @@ pub async fn post_logs(
             .map_err(|_| ApiError::from(logyard_store::StoreError::Closed))??;
     }
     state.metrics.add_ingested(counts, len);
+    state.metrics.add_log_errors(errors);
     let errors: Vec<serde_json::Value> = decoded
         .rejected
         .iter()

@@ -3,7 +3,8 @@
 //! [`router`] builds the whole axum application from an [`AppState`]; [`serve`] runs it on
 //! a listener until a shutdown signal. Handlers live beside their routes: [`ingest`] for
 //! `POST /api/logs`, [`read`] for the searches, `/api/query` and statistics, [`analysis`]
-//! for histograms, error summaries and context, [`export`] for streamed exports and
+//! for histograms, error summaries and context, [`export`] for streamed exports, [`report`]
+//! for `/api/report`, and
 //! [`tail`] for the live tail. Every error answer goes
 //! through [`ApiError`], the one place where errors become statuses.
 
@@ -13,6 +14,7 @@ pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod read;
+pub mod report;
 pub mod shippers;
 pub mod tail;
 
@@ -110,6 +112,8 @@ pub struct AppState {
     pub sources: Vec<logyard_sources::StatusHandle>,
     /// Budgets and limits of queries (`[query]`).
     pub query: logyard_query::Settings,
+    /// What `/api/report` looks at (`[report]`).
+    pub report: logyard_report::ReportSettings,
 }
 
 impl AppState {
@@ -125,6 +129,7 @@ impl AppState {
             metrics_sources: Vec::new(),
             sources: Vec::new(),
             query: logyard_query::Settings::default(),
+            report: logyard_report::ReportSettings::default(),
         }
     }
 
@@ -153,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .merge(shippers::otlp::routes())
         .merge(shippers::bulk::routes())
         .merge(shippers::loki::routes())
+        .merge(report::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(shippers::bulk::info_probe))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -185,6 +191,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/v1/logs") => "/v1/logs",
         Some("/loki/api/v1/push") => "/loki/api/v1/push",
         Some("/_bulk") | Some("/{index}/_bulk") => "/_bulk",
+        Some("/api/report") => "/api/report",
         _ => "other",
     };
     state.metrics.observe_request(
@@ -217,6 +224,7 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state
         .metrics
         .render(&state.store.stats(), state.started.elapsed().as_secs_f64());
+    body.push_str(&Metrics::render_rate(state.rate.per_second()));
     for source in &state.metrics_sources {
         body.push_str(&source());
     }

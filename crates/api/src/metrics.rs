@@ -2,21 +2,90 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use logyard_model::{Level, Record};
 use logyard_store::StoreStats;
+
+/// The label of the agents past [`Metrics::set_max_agents`] in `logyard_log_errors_total`.
+pub const OTHER_AGENT: &str = "other";
+
+/// Upper bounds of the query latency histogram, in seconds.
+const QUERY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Returns the kind of query a route runs, the `kind` label of
+/// `logyard_query_duration_seconds`; `None` for routes that run no query.
+pub fn query_kind(route: &str) -> Option<&'static str> {
+    Some(match route {
+        "/api/logs" | "/api/logs/agent" => "logs",
+        "/api/logs/search" => "search",
+        "/api/query" => "query",
+        "/api/agents" | "/api/stats" => "stats",
+        "/api/histogram" => "histogram",
+        "/api/errors/summary" => "errors_summary",
+        "/api/logs/context" => "context",
+        "/api/export" => "export",
+        "/api/report" => "report",
+        _ => return None,
+    })
+}
+
+/// Counts the entries at ERROR and above of a batch by agent.
+pub fn errors_by_agent(records: &[Record]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for r in records.iter().filter(|r| r.level >= Some(Level::Error)) {
+        *out.entry(r.agent.clone()).or_insert(0) += 1;
+    }
+    out
+}
 
 /// Upper bounds of the request latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; LATENCY_BUCKETS.len()],
+struct Histogram<const N: usize> {
+    buckets: [u64; N],
     count: u64,
     sum: f64,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            buckets: [0; N],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    fn observe(&mut self, bounds: &[f64; N], seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (i, &le) in bounds.iter().enumerate() {
+            if seconds <= le {
+                self.buckets[i] += 1;
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64; N]) {
+        for (i, le) in bounds.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{le}\"}} {}",
+                self.buckets[i]
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 /// Counters of ingest and requests. Labels have bounded cardinality: sources and levels are
@@ -26,7 +95,11 @@ pub struct Metrics {
     ingested_lines: Mutex<BTreeMap<(String, String), u64>>,
     ingested_bytes: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
-    requests: Mutex<BTreeMap<(&'static str, u16), Histogram>>,
+    requests: Mutex<BTreeMap<(&'static str, u16), Histogram<{ LATENCY_BUCKETS.len() }>>>,
+    queries: Mutex<BTreeMap<&'static str, Histogram<{ QUERY_BUCKETS.len() }>>>,
+    log_errors: Mutex<BTreeMap<String, u64>>,
+    /// Agents with their own label in `logyard_log_errors_total`; 0 means the default, 100.
+    max_agents: AtomicUsize,
 }
 
 impl Metrics {
@@ -54,13 +127,38 @@ impl Metrics {
     /// Records one request's latency.
     pub fn observe_request(&self, route: &'static str, status: u16, seconds: f64) {
         let mut map = self.requests.lock().expect("metrics lock");
-        let h = map.entry((route, status)).or_default();
-        h.count += 1;
-        h.sum += seconds;
-        for (i, &le) in LATENCY_BUCKETS.iter().enumerate() {
-            if seconds <= le {
-                h.buckets[i] += 1;
-            }
+        map.entry((route, status))
+            .or_default()
+            .observe(&LATENCY_BUCKETS, seconds);
+        drop(map);
+        if let Some(kind) = query_kind(route) {
+            self.queries
+                .lock()
+                .expect("metrics lock")
+                .entry(kind)
+                .or_default()
+                .observe(&QUERY_BUCKETS, seconds);
+        }
+    }
+
+    /// Sets how many agents get their own label in `logyard_log_errors_total`: the first
+    /// ones seen; later agents are counted under `other`, so the label stays bounded.
+    pub fn set_max_agents(&self, n: usize) {
+        self.max_agents.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Counts error entries (ERROR and above) by agent.
+    pub fn add_log_errors(&self, counts: BTreeMap<String, u64>) {
+        let max = match self.max_agents.load(Ordering::Relaxed) {
+            0 => 100,
+            n => n,
+        };
+        let mut map = self.log_errors.lock().expect("metrics lock");
+        for (agent, n) in counts {
+            let own =
+                map.contains_key(&agent) || map.keys().filter(|k| *k != OTHER_AGENT).count() < max;
+            let key = if own { agent } else { OTHER_AGENT.to_string() };
+            *map.entry(key).or_insert(0) += n;
         }
     }
 
@@ -198,18 +296,62 @@ impl Metrics {
         );
         for ((route, status), h) in self.requests.lock().expect("metrics lock").iter() {
             let labels = format!("route=\"{route}\",status=\"{status}\"");
-            for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{{labels},le=\"{le}\"}} {}",
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+            h.render(&mut out, name, &labels, &LATENCY_BUCKETS);
+        }
+        let name = "logyard_query_duration_seconds";
+        header(
+            &mut out,
+            name,
+            "histogram",
+            "Latency of the API's searches, queries, statistics, exports and reports, by kind.",
+        );
+        for (kind, h) in self.queries.lock().expect("metrics lock").iter() {
+            h.render(&mut out, name, &format!("kind=\"{kind}\""), &QUERY_BUCKETS);
+        }
+        let name = "logyard_log_errors_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Log entries at ERROR and above accepted, by agent (agents past [metrics] max_agents as \"other\").",
+        );
+        for (agent, v) in self.log_errors.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "{name}{{agent=\"{}\"}} {v}", escape(agent));
         }
         out
+    }
+
+    /// Renders the size and free space of the filesystems holding directories logyard
+    /// writes, as `(label, size bytes, available bytes)`: `dir="data"` is the data directory.
+    pub fn render_filesystems(dirs: &[(&str, u64, u64)]) -> String {
+        let mut out = String::new();
+        for (name, help, pick) in [
+            (
+                "logyard_filesystem_size_bytes",
+                "Size of the filesystem holding a directory logyard writes.",
+                0,
+            ),
+            (
+                "logyard_filesystem_avail_bytes",
+                "Bytes available to logyard on the filesystem holding a directory it writes.",
+                1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (dir, size, avail) in dirs {
+                let v = if pick == 0 { size } else { avail };
+                let _ = writeln!(out, "{name}{{dir=\"{}\"}} {v}", escape(dir));
+            }
+        }
+        out
+    }
+
+    /// Renders the ingest rate gauge: lines per second over the last minute.
+    pub fn render_rate(lines_per_second: f64) -> String {
+        let name = "logyard_ingest_lines_per_second";
+        format!(
+            "# HELP {name} Log lines accepted per second over the last minute (rate(logyard_ingested_lines_total[5m]) is the usual way).\n# TYPE {name} gauge\n{name} {lines_per_second}\n"
+        )
     }
 }
 

@@ -1,0 +1,63 @@
+//! `GET /api/report`: the report of a range (`docs/reports.md`) as JSON, Markdown or HTML.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use logyard_model::now_ns;
+use logyard_report::{build, render, Format, ReportError};
+
+use crate::error::ApiError;
+use crate::read::{query_settings, time_param};
+use crate::AppState;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/report", get(report))
+}
+
+/// `GET /api/report?since=&until=&format=`: `since` defaults to `24h` (before `until`),
+/// `until` to now, `format` to `json` (also `md`, `html`).
+pub async fn report(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let now = now_ns();
+    let format = match params.get("format").filter(|f| !f.is_empty()) {
+        None => Format::Json,
+        Some(f) => Format::parse(f).ok_or_else(|| {
+            ApiError::bad_param(format!("format {f:?} is not known: use json, md or html"))
+        })?,
+    };
+    let end = time_param(&params, &["until", "end"], now)?.unwrap_or(now);
+    let start = time_param(&params, &["since", "start"], end)?.unwrap_or(end - 86_400_000_000_000);
+    if start >= end {
+        return Err(ApiError::bad_param("since must be before until"));
+    }
+    let store = state.store.clone();
+    let settings = state.report.clone();
+    let qs = query_settings(&state);
+    let report =
+        tokio::task::spawn_blocking(move || build(&store.snapshot(), start, end, &settings, &qs))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    e.to_string(),
+                )
+            })?;
+    let report = match report {
+        Ok(r) => r,
+        Err(ReportError::Query { source, .. }) => return Err(source.into()),
+        Err(e) => return Err(ApiError::bad_param(e.to_string())),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, format.content_type())],
+        render(&report, format),
+    )
+        .into_response())
+}
