@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod read;
 pub mod tail;
+pub mod ui;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -145,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analysis::routes())
         .merge(export::routes())
         .merge(tail::routes())
+        .merge(ui::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
