@@ -283,7 +283,7 @@ await test('a syntax error is shown at its position', async () => {
   assert.equal(api.error.code, 'query_syntax');
   const text = await err.innerText();
   assert.match(text, new RegExp(`position ${api.error.position}`));
-  const caret = (await err.locator('pre.caret').innerText()).split('\n')[1];
+  const caret = (await err.locator('pre.where').innerText()).split('\n')[1];
   assert.equal(caret.indexOf('^'), api.error.position);
   assert.equal(await page.locator('#q').evaluate((el) => el.classList.contains('bad')), true);
   await shot('syntax-error');

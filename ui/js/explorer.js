@@ -60,7 +60,7 @@ function build(root) {
     custom.hidden = true;
     setState({ range: rangeSel.value });
   });
-  const zoomOut = h('button#zoomout', { type: 'button', title: 'zoom out: twice the range, same middle', hidden: true }, '−');
+  const zoomOut = h('button#zoomout', { type: 'button', title: 'zoom out: twice the range, same middle', hidden: true }, 'Zoom out');
   zoomOut.addEventListener('click', () => {
     const s = new URLSearchParams(location.search);
     const a = Date.parse(s.get('from') || ''), b = Date.parse(s.get('to') || '') || Date.now();
@@ -222,7 +222,7 @@ function showError(q, e) {
     const i = byteToIndex(q, e.position);
     mount(ui.qerror,
       h('div', null, h('strong', null, 'Syntax error'), ` at position ${e.position}: ${e.message}`),
-      h('pre.caret', null, q.slice(0, i), h('mark', null, q.slice(i, i + 1) || ' '), q.slice(i + 1), '\n', ' '.repeat(i) + '^'));
+      h('pre.where', null, q.slice(0, i), h('mark', null, q.slice(i, i + 1) || ' '), q.slice(i + 1), '\n', ' '.repeat(i) + '^'));
     if (document.activeElement === ui.input || !document.activeElement || document.activeElement === document.body) {
       ui.input.focus();
       ui.input.setSelectionRange(i, i);

@@ -51,6 +51,7 @@ export function drawHistogram(el, answer, onZoom, opts = {}) {
   // X labels: about one per 110 px.
   const every = Math.max(1, Math.ceil(110 / bw));
   for (let i = 0; i < buckets.length; i += every) {
+    if (padL + i * bw + 62 > width) break;
     root.append(svg('text', { x: padL + i * bw, y: height - 4, class: 'axis' }, fmtShort(buckets[i].t)));
   }
   const sel = svg('rect', { class: 'brush', y: padT, height: plotH, width: 0, x: 0, visibility: 'hidden' });
