@@ -289,6 +289,16 @@ await test('a syntax error is shown at its position', async () => {
   await shot('syntax-error');
 });
 
+await test('a table query shows a table', async () => {
+  await page.goto(base + '/?q=' + encodeURIComponent('level:ERROR | stats count() by (agent)'));
+  const tbl = page.locator('.tablebox table.data');
+  await tbl.waitFor();
+  assert.deepEqual(await tbl.locator('th').allInnerTexts(), ['agent', 'count()']);
+  assert.ok(await tbl.locator('tbody tr').count() >= 5);
+  assert.equal(await page.locator('.list').isVisible(), false);
+  await shot('explorer-table');
+});
+
 await test('keyboard: / focuses the search, Esc clears it', async () => {
   await page.goto(base + '/?q=agent%3Abilling');
   await waitIdle();
@@ -344,7 +354,11 @@ await test('dashboard shows volume, errors, patterns, slow requests, failed logi
   assert.match(await page.locator('#p-ips').innerText(), /10\.0\.0\.\d/);
   const slow = await page.locator('#p-slow tbody tr td.num').first().innerText();
   assert.ok(Number(slow) >= 3000, `slowest first: ${slow}`);
+  await page.locator('#p-critical :is(table, .empty)').first().waitFor();
+  await page.setViewportSize({ width: 1280, height: 1500 });
+  await page.waitForTimeout(200);
   await shot('dashboard');
+  await page.setViewportSize({ width: 1280, height: 800 });
 });
 
 await test('alerts and sources say when they are not configured', async () => {
@@ -368,6 +382,12 @@ await test('phone width and dark theme', async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal overflow at 390 px (${overflow})`);
   await shot('phone-explorer');
+  await page.locator('.facet-toggle').click();
+  await page.locator('.facet[data-field=agent] .fv').first().waitFor();
+  await page.waitForTimeout(250);
+  await shot('phone-facets');
+  await page.locator('.facet[data-field=agent] .fv', { hasText: 'worker' }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'agent:worker');
   await page.goto(base + '/?view=dashboard');
   await page.locator('#p-agents tbody tr').first().waitFor();
   await shot('phone-dashboard');
