@@ -7,7 +7,7 @@ import { fmtTime } from './time.js';
 
 export async function show(root) {
   const box = h('div.pbody', null, h('div.muted.small', null, 'Loading…'));
-  mount(root, h('div.dash', null, h('div.toolbar', null, h('h1', null, 'Sources')), h('section.panel.wide#p-sources', null, box)));
+  mount(root, h('div.dash', null, h('div.toolbar', null, h('h1', null, 'Sources')), h('div.grid', null, h('section.panel.wide#p-sources', null, box))));
   let res;
   try {
     res = await getJSON('/api/sources');
@@ -31,7 +31,7 @@ export async function show(root) {
 
 function value(k, v) {
   if (v === null || v === undefined) return '–';
-  if (typeof v === 'number') return /rate|per_s/.test(k) ? v.toFixed(1) : fmtCount(v);
+  if (typeof v === 'number') return /rate|per_s/.test(k) ? v.toFixed(1) : /offset|bytes|size/.test(k) ? String(v) : fmtCount(v);
   if (typeof v === 'string' && /time|seen|_at$/.test(k) && !isNaN(Date.parse(v))) return fmtTime(v).slice(0, 19);
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
