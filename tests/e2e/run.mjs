@@ -160,8 +160,12 @@ await test('serves the page with its modules', async () => {
 });
 
 await test('explorer shows the newest entries of all time, tail off', async () => {
+  const t0 = Date.now();
   await page.goto(base + '/');
   await page.locator('.list .row').first().waitFor();
+  const firstRows = Date.now() - t0;
+  console.log(`     first rows on screen ${firstRows} ms after navigation`);
+  assert.ok(firstRows < 5000, `first rows took ${firstRows} ms`);
   await waitIdle();
   assert.match(await rows().first().locator('.msg').innerText(), /the newest entry of all/);
   assert.equal(await page.locator('#tail').getAttribute('aria-pressed'), 'false');
@@ -316,6 +320,14 @@ await test('keyboard: / focuses the search, Esc clears it', async () => {
   assert.equal(await page.evaluate(() => document.activeElement.id), 'q');
   await page.keyboard.press('Escape');
   assert.equal(await page.locator('#q').inputValue(), '');
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('q'));
+  await waitIdle();
+  // Rows take the keyboard: ↓ moves to the next, Enter expands.
+  await rows().first().focus();
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  await page.locator('.entry.open .detail').waitFor();
+  assert.equal(await page.locator('.entry.open').getAttribute('data-id'), await page.locator('.list .entry').nth(1).getAttribute('data-id'));
   await page.waitForFunction(() => !new URLSearchParams(location.search).has('q'));
 });
 

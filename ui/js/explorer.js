@@ -140,7 +140,7 @@ async function search(s) {
     ui.tableBox.hidden = true;
     ui.list.el.hidden = false;
     ui.list.reset(res.logs, !!res.next_cursor);
-    ui.summary.textContent = `${fmtCount(res.total)} ${res.total === 1 ? 'entry' : 'entries'} · ${costText(res.cost)}`;
+    ui.summary.textContent = `${fmtCount(res.total)} ${res.total === 1 ? 'entry' : 'entries'} · ${costText(res.cost)}${res.partial ? ' · partial: ' + res.reason : ''}`;
     if (!res.logs.length) ui.list.setStatus(s.q ? 'No entry matches this query in this range.' : 'No entries yet. Send some with POST /api/logs.');
   } catch (e) {
     if (e.name === 'AbortError') return;

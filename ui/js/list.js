@@ -190,7 +190,16 @@ export class LogList {
       h('span.host', { title: e.host || '' }, e.host || ''),
       h('span.msg', null, e.message ?? ''));
     row.addEventListener('click', () => this.toggle(e));
-    row.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); this.toggle(e); } });
+    row.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); this.toggle(e); }
+      if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+        ev.preventDefault();
+        const entry = row.parentElement;
+        const next = ev.key === 'ArrowDown' ? entry.nextElementSibling : entry.previousElementSibling;
+        const target = next?.querySelector('.row');
+        if (target) { target.focus({ preventScroll: true }); target.scrollIntoView({ block: 'nearest' }); }
+      }
+    });
     const el = h('div.entry' + (open ? '.open' : '') + (e._new ? '.new' : ''), { dataset: { id: e.id } }, row);
     if (e._new) setTimeout(() => { e._new = false; }, 1500);
     if (open) el.append(this.detailEl(e));
