@@ -431,6 +431,14 @@ await test('phone width and dark theme', async () => {
   await shot('phone-facets');
   await page.locator('.facet[data-field=agent] .fv', { hasText: 'worker' }).click();
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'agent:worker');
+  await waitIdle();
+  await rows().first().click();
+  await page.locator('.detail pre.raw').waitFor();
+  await shot('phone-expanded');
+  await page.getByRole('button', { name: 'Show context' }).click();
+  await page.locator('dialog.ctx[open] .ctxline.anchor').waitFor();
+  await shot('phone-context');
+  await page.keyboard.press('Escape');
   await page.goto(base + '/?view=dashboard');
   await page.locator('#p-agents tbody tr').first().waitFor();
   await shot('phone-dashboard');

@@ -86,7 +86,7 @@ function build(root) {
     onFilter: (k, v) => setState({ q: addFilter(readQ(), k, v) }),
     onBackToTop: () => { ui.key = null; emit(); },
   });
-  const main = h('section.results', null, histo, h('div.bar', null, summary, facetBtn), qerror, tableBox, list.el);
+  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, facetBtn), qerror, tableBox, list.el);
   const el = h('div.explore', null,
     h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), tailBtn, pauseBtn),
     h('div.body', null, facets, main));
@@ -209,7 +209,7 @@ function facetGroup(title, field, rows, label, note) {
     h('h3', null, title),
     rows.length ? h('ul', null, rows.map(([v, n]) => h('li', null,
       h('button.fv', { type: 'button', title: `add ${field}:${v} to the query`, disabled: v === null || v === 'UNKNOWN',
-        onclick: () => setState({ q: addFilter(readQ(), field, v) }) },
+        onclick: () => { ui.facets.classList.remove('shown'); setState({ q: addFilter(readQ(), field, v) }); } },
         h('span.fl', null, label(v)), h('span.fn', null, fmtCount(n)),
         h('span.fb', { style: `width:${(n / max) * 100}%` }))))) : h('p.muted.small', null, 'none'),
     note ? h('p.muted.small', null, note) : null);

@@ -274,7 +274,7 @@ export function contextDialog(anchor, logs, onOpen) {
       h('button.icon.close', { onclick: () => dlg.close(), 'aria-label': 'close' }, '✕')),
     h('div.ctxlines', null, logs.map((e) =>
       h('div.ctxline' + (e.id === anchor.id ? '.anchor' : ''), { dataset: { id: e.id } },
-        h('time.ts', null, fmtTime(e.timestamp)),
+        timeEl(e.timestamp),
         h('span.lvl.' + levelClass(e.level), null, e.level || '—'),
         h('span.msg', null, e.raw ?? e.message)))),
     onOpen ? h('div.dlgfoot', null, h('button', { onclick: () => { dlg.close(); onOpen(); } }, 'Search this source around this time')) : null);
