@@ -7,7 +7,7 @@
 // Exits non-zero when a check fails. Runs in well under a minute.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ const bin = process.argv[2] || process.env.LOGYARD_BIN || join(process.env.CARGO
 const shots = join(repo, 'target/e2e-screenshots');
 const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
 mkdirSync(shots, { recursive: true });
+// A failure's screenshot from an earlier run would mislead.
+for (const f of readdirSync(shots)) if (f.startsWith('FAILED-')) rmSync(join(shots, f));
 
 const started = Date.now();
 const deadline = setTimeout(async () => {
