@@ -17,6 +17,7 @@ pub mod read;
 pub mod report;
 pub mod shippers;
 pub mod tail;
+pub mod ui;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .merge(shippers::bulk::routes())
         .merge(shippers::loki::routes())
         .merge(report::routes())
+        .merge(ui::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(shippers::bulk::info_probe))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -1,0 +1,472 @@
+// End-to-end tests of the web UI: starts the real `logyard serve` on a temporary data
+// directory, ingests entries over several agents, levels and times, and drives Debian's
+// Chromium in headless mode through every view. Screenshots go to target/e2e-screenshots/.
+//
+//   node tests/e2e/run.mjs [path/to/logyard]     (default: $LOGYARD_BIN, else target/debug/logyard)
+//
+// Exits non-zero when a check fails. Runs in well under a minute.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '../..');
+const bin = process.argv[2] || process.env.LOGYARD_BIN || join(process.env.CARGO_TARGET_DIR || join(repo, 'target'), 'debug/logyard');
+const shots = join(repo, 'target/e2e-screenshots');
+const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
+mkdirSync(shots, { recursive: true });
+// A failure's screenshot from an earlier run would mislead.
+for (const f of readdirSync(shots)) if (f.startsWith('FAILED-')) rmSync(join(shots, f));
+
+const started = Date.now();
+const deadline = setTimeout(async () => {
+  console.error('e2e: over 90 s, giving up');
+  await browser?.close().catch(() => {});
+  cleanup();
+  process.exit(1);
+}, 90_000);
+
+// --- the server ----------------------------------------------------------------------
+const data = mkdtempSync(join(tmpdir(), 'logyard-e2e-'));
+const profile = mkdtempSync(join(tmpdir(), 'logyard-e2e-chromium-'));
+const server = spawn(bin, ['serve', '--data', join(data, 'data'), '--listen', '127.0.0.1:0'], {
+  stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOGYARD_LOG: 'warn' },
+});
+let serverErr = '';
+server.stderr.on('data', (d) => { serverErr += d; });
+const base = await new Promise((ok, fail) => {
+  const rl = createInterface({ input: server.stdout });
+  rl.on('line', (line) => { const m = /^listening on (\S+)/.exec(line); if (m) ok(m[1]); });
+  server.on('exit', (code) => fail(new Error(`logyard serve exited (${code}): ${serverErr}`)));
+});
+let browser = null;
+function cleanup() {
+  try { server.kill('SIGTERM'); } catch { /* gone */ }
+  for (const dir of [data, profile]) {
+    try { rmSync(dir, { recursive: true, force: true, maxRetries: 3 }); } catch { /* left in the temp dir */ }
+  }
+}
+
+async function ingest(entries) {
+  const res = await fetch(base + '/api/logs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(entries) });
+  const body = await res.json();
+  assert.equal(body.rejected, 0, JSON.stringify(body.errors));
+  return body;
+}
+
+// --- the data: 2 500 entries over the last 6 hours, and a few marked ones -------------
+const AGENTS = ['web-app', 'api-gateway', 'billing', 'auth-service', 'worker'];
+const HOSTS = ['prod-1', 'prod-2', 'prod-3'];
+const now = Date.now();
+const iso = (t) => new Date(t).toISOString();
+const entries = [];
+let seed = 7;
+// mulberry32: a small seeded generator, so every run ingests the same entries.
+const rnd = (n) => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return (((t ^ (t >>> 14)) >>> 0) % n);
+};
+for (let i = 0; i < 2500; i++) {
+  const t = now - 6 * 3600e3 + i * (6 * 3600e3 / 2500);
+  const agent = AGENTS[rnd(AGENTS.length)];
+  const r = rnd(100);
+  const level = r < 3 ? 'CRITICAL' : r < 12 ? 'ERROR' : r < 25 ? 'WARNING' : r < 85 ? 'INFO' : 'DEBUG';
+  const e = { timestamp: iso(t), level, agent, host: HOSTS[rnd(3)], source: `file:/var/log/${agent}.log` };
+  if (agent === 'auth-service' && r < 20) {
+    e.message = `login failed for user u${rnd(9)} from 10.0.0.${rnd(4)}`;
+    e.ip = `10.0.0.${rnd(4)}`;
+    e.level = 'WARNING';
+  } else if (level === 'ERROR' || level === 'CRITICAL') {
+    e.message = rnd(2) ? `connection to 10.1.2.${rnd(9)}:5432 refused after ${rnd(900)}ms` : `payment ${rnd(99999)} failed: card declined`;
+  } else {
+    e.message = `GET /api/items/${rnd(5000)} 200 in ${rnd(400)}ms`;
+    e.response_time_ms = rnd(400) + (rnd(50) === 0 ? 3000 : 0);
+    e.status = 200;
+  }
+  entries.push(e);
+}
+// The needle, in a source of its own with five lines on each side (for the context).
+const needleAt = now - 2 * 3600e3;
+for (let i = -5; i <= 5; i++) {
+  entries.push({
+    timestamp: iso(needleAt + i * 1000), level: i === 0 ? 'ERROR' : 'INFO', agent: 'checkout', host: 'prod-9',
+    source: 'file:/var/log/checkout.log',
+    message: i === 0 ? 'NEEDLE-checkout-7731 order failed' : `checkout step ${i + 5}`,
+    raw: i === 0 ? '2026-01-01 ERROR [checkout] NEEDLE-checkout-7731 order failed order_id=7731' : undefined,
+    order_id: i === 0 ? 7731 : undefined,
+  });
+}
+// Two days ago, so that "all time" spans more than the recent hours.
+for (let i = 0; i < 20; i++) {
+  entries.push({ timestamp: iso(now - 48 * 3600e3 + i * 60e3), level: 'INFO', agent: 'worker', host: 'prod-1', message: `nightly batch step ${i}` });
+}
+// The newest of all.
+entries.push({ timestamp: iso(now - 1000), level: 'WARNING', agent: 'web-app', host: 'prod-1', message: 'the newest entry of all' });
+await ingest(entries);
+const TOTAL = entries.length;
+
+// --- the browser ---------------------------------------------------------------------
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: chromePath,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1280, height: 800 },
+});
+browser = context;
+const page = context.pages()[0] || await context.newPage();
+const pageErrors = [];
+page.on('pageerror', (e) => pageErrors.push(String(e)));
+page.on('console', (m) => { if (m.type() === 'error' && !/404|Failed to load resource/.test(m.text())) pageErrors.push(m.text()); });
+page.setDefaultTimeout(8000);
+
+const results = [];
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push([name, true]);
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push([name, false]);
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    await page.screenshot({ path: join(shots, `FAILED-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
+  }
+}
+const shot = (name) => page.screenshot({ path: join(shots, name + '.png') });
+const rows = () => page.locator('.list .row');
+const domRows = () => page.locator('.list .row').count();
+const param = (k) => new URL(page.url()).searchParams.get(k);
+const waitIdle = () => page.waitForFunction(() => !document.querySelector('.explore.busy'));
+
+await test('serves the page with its modules', async () => {
+  const res = await page.goto(base + '/');
+  assert.equal(res.status(), 200, `GET / answers 200: is ${bin} a build with the UI?`);
+  assert.match(res.headers()['content-type'], /text\/html/);
+  assert.ok(res.headers()['etag']);
+  const js = await fetch(base + '/ui/js/main.js');
+  assert.match(js.headers.get('content-type'), /javascript/);
+  const again = await fetch(base + '/ui/js/main.js', { headers: { 'if-none-match': js.headers.get('etag') } });
+  assert.equal(again.status, 304);
+  const api404 = await fetch(base + '/api/nope');
+  assert.equal(api404.status, 404);
+  assert.equal((await api404.json()).error.code, 'not_found');
+});
+
+await test('explorer shows the newest entries of all time, tail off', async () => {
+  const t0 = Date.now();
+  await page.goto(base + '/');
+  await page.locator('.list .row').first().waitFor();
+  const firstRows = Date.now() - t0;
+  console.log(`     first rows on screen ${firstRows} ms after navigation`);
+  assert.ok(firstRows < 5000, `first rows took ${firstRows} ms`);
+  await waitIdle();
+  assert.match(await rows().first().locator('.msg').innerText(), /the newest entry of all/);
+  assert.equal(await page.locator('#tail').getAttribute('aria-pressed'), 'false');
+  assert.equal(await page.locator('#range').inputValue(), 'all');
+  await page.locator('.histo .bar').first().waitFor();
+  await page.locator('.facet[data-field=agent] .fv').first().waitFor();
+  await page.locator('.facet[data-field=level] .fv').first().waitFor();
+  assert.match(await page.locator('.summary').innerText(), new RegExp(`^${TOTAL} entries`));
+  const agents = await page.locator('.facet[data-field=agent] .fl').allInnerTexts();
+  for (const a of AGENTS) assert.ok(agents.includes(a), `facet lists ${a}: ${agents}`);
+  await shot('explorer');
+});
+
+await test('infinite scroll keeps a bounded number of rows in the DOM', async () => {
+  const list = page.locator('.list');
+  let max = 0;
+  for (let i = 0; i < 14; i++) {
+    await list.evaluate((el) => { el.scrollTop = el.scrollHeight; });
+    await page.waitForTimeout(120);
+    max = Math.max(max, await domRows());
+  }
+  await page.waitForFunction(() => !/Loading/.test(document.querySelector('.list .foot').textContent));
+  const loaded = await list.evaluate((el) => el.scrollHeight / 28);
+  assert.ok(loaded > 900, `scrolling loaded more pages (height for ${loaded} rows)`);
+  assert.ok(max <= 160, `at most 160 rows in the DOM, saw ${max}`);
+  await list.evaluate((el) => { el.scrollTop = 0; });
+  await page.waitForTimeout(100);
+  assert.match(await rows().first().locator('.msg').innerText(), /the newest entry of all/);
+});
+
+await test('search finds an entry; expand shows fields and raw line', async () => {
+  await page.locator('#q').fill('NEEDLE-checkout-7731');
+  await page.locator('#q').press('Enter');
+  await page.waitForFunction(() => document.querySelectorAll('.list .row').length === 1);
+  assert.equal(param('q'), 'NEEDLE-checkout-7731');
+  await rows().first().click();
+  await page.locator('.detail pre.raw', { hasText: 'order_id=7731' }).waitFor();
+  const fields = await page.locator('.detail table.fields').innerText();
+  assert.match(fields, /agent\s+checkout/);
+  assert.match(fields, /order_id\s+7731/);
+  await shot('explorer-expanded');
+});
+
+await test('context shows the lines around the entry', async () => {
+  await page.getByRole('button', { name: 'Show context' }).click();
+  const dlg = page.locator('dialog.ctx[open]');
+  await dlg.waitFor();
+  assert.equal(await dlg.locator('.ctxline').count(), 11);
+  assert.match(await dlg.locator('.ctxline.anchor').innerText(), /NEEDLE-checkout-7731/);
+  const texts = await dlg.locator('.ctxline .msg').allInnerTexts();
+  assert.equal(texts[0], 'checkout step 0');
+  assert.equal(texts[10], 'checkout step 10');
+  await shot('context');
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'detached' });
+});
+
+await test('a facet click adds its filter', async () => {
+  await page.goto(base + '/?range=24h');
+  await page.locator('.facet[data-field=agent] .fv', { hasText: 'billing' }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'agent:billing');
+  await waitIdle();
+  const agents = await page.locator('.list .row .agent').allInnerTexts();
+  assert.ok(agents.length > 0 && agents.every((a) => a === 'billing'), agents.join());
+  assert.equal(param('range'), '24h');
+});
+
+await test('histogram: drag across bars and click a bar zoom the range', async () => {
+  await page.goto(base + '/?range=24h');
+  await page.locator('.histo .bar').first().waitFor();
+  await waitIdle();
+  const before = await page.locator('.summary').innerText();
+  const box = await page.locator('.histo').boundingBox();
+  // The data covers the last 6 of 24 hours: drag across the right third.
+  await page.mouse.move(box.x + box.width * 0.80, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.90, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => new URLSearchParams(location.search).has('from'));
+  const from = new Date(param('from')), to = new Date(param('to'));
+  assert.ok(to > from);
+  assert.ok(to - from < 6 * 3600e3, `zoomed to ${from.toISOString()}..${to.toISOString()}`);
+  assert.equal(await page.locator('#range').inputValue(), 'custom');
+  await waitIdle();
+  const after = await page.locator('.summary').innerText();
+  assert.notEqual(after, before);
+  for (const t of await page.locator('.list .row time').evaluateAll((els) => els.slice(0, 20).map((e) => e.getAttribute('datetime')))) {
+    const d = new Date(t);
+    assert.ok(d >= from && d < to, `${t} within the zoomed range`);
+  }
+  await shot('histogram-zoomed');
+  // One click on one bar zooms to that bar.
+  await page.locator('.histo .bar').first().waitFor();
+  const b2 = await page.locator('.histo').boundingBox();
+  const prevFrom = param('from');
+  await page.mouse.click(b2.x + b2.width * 0.5, b2.y + b2.height / 2);
+  await page.waitForFunction((f) => new URLSearchParams(location.search).get('from') !== f, prevFrom);
+  assert.ok(new Date(param('to')) - new Date(param('from')) < to - from);
+});
+
+await test('state in the URL is restored; back returns to the previous search', async () => {
+  await page.goto(base + '/?q=level%3AERROR&range=7d');
+  await waitIdle();
+  await rows().first().waitFor();
+  assert.equal(await page.locator('#q').inputValue(), 'level:ERROR');
+  assert.equal(await page.locator('#range').inputValue(), '7d');
+  const levels = await page.locator('.list .row .lvl').allInnerTexts();
+  assert.ok(levels.length > 10 && levels.every((l) => l === 'ERROR'), levels.join());
+  await page.locator('#q').fill('agent:worker');
+  await page.locator('#q').press('Enter');
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'agent:worker');
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelector('#q').value === 'level:ERROR');
+  await waitIdle();
+  assert.ok((await page.locator('.list .row .lvl').allInnerTexts()).every((l) => l === 'ERROR'));
+});
+
+await test('a syntax error is shown at its position', async () => {
+  const q = 'level:ERROR | stats count(';
+  await page.locator('#q').fill(q);
+  await page.locator('#q').press('Enter');
+  const err = page.locator('.qerror');
+  await err.waitFor({ state: 'visible' });
+  const api = await (await fetch(`${base}/api/query?q=${encodeURIComponent(q)}`)).json();
+  assert.equal(api.error.code, 'query_syntax');
+  const text = await err.innerText();
+  assert.match(text, new RegExp(`position ${api.error.position}`));
+  const caret = (await err.locator('pre.where').innerText()).split('\n')[1];
+  assert.equal(caret.indexOf('^'), api.error.position);
+  assert.equal(await page.locator('#q').evaluate((el) => el.classList.contains('bad')), true);
+  await shot('syntax-error');
+});
+
+await test('a table query shows a table', async () => {
+  await page.goto(base + '/?q=' + encodeURIComponent('level:ERROR | stats count() by (agent)'));
+  const tbl = page.locator('.tablebox table.data');
+  await tbl.waitFor();
+  assert.deepEqual(await tbl.locator('th').allInnerTexts(), ['agent', 'count()']);
+  assert.ok(await tbl.locator('tbody tr').count() >= 5);
+  assert.equal(await page.locator('.list').isVisible(), false);
+  await shot('explorer-table');
+});
+
+await test('keyboard: / focuses the search, Esc clears it', async () => {
+  await page.goto(base + '/?q=agent%3Abilling');
+  await waitIdle();
+  await page.locator('.list').click({ position: { x: 5, y: 5 } }).catch(() => {});
+  await page.keyboard.press('Escape');
+  await page.locator('body').focus();
+  await page.evaluate(() => document.activeElement.blur());
+  await page.keyboard.press('/');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'q');
+  await page.keyboard.press('Escape');
+  assert.equal(await page.locator('#q').inputValue(), '');
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('q'));
+  await waitIdle();
+  // Rows take the keyboard: ↓ moves to the next, Enter expands.
+  await rows().first().focus();
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  await page.locator('.entry.open .detail').waitFor();
+  assert.equal(await page.locator('.entry.open').getAttribute('data-id'), await page.locator('.list .entry').nth(1).getAttribute('data-id'));
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('q'));
+});
+
+await test('live tail streams new entries, pauses and resumes', async () => {
+  await page.goto(base + '/?q=agent%3Atailer');
+  await waitIdle();
+  await page.locator('#tail').click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('tail') === '1');
+  assert.equal(await page.locator('#tail').getAttribute('aria-pressed'), 'true');
+  // Give the EventSource a moment to connect, then ingest.
+  await page.waitForTimeout(400);
+  const line = (i) => ({ level: i % 2 ? 'ERROR' : 'INFO', agent: 'tailer', host: 'prod-1', message: `tail line ${i}` });
+  await ingest([line(1), line(2), { agent: 'other', message: 'tail line not matching' }]);
+  await page.locator('.list .row', { hasText: 'tail line 2' }).waitFor();
+  await ingest([line(3)]);
+  await page.locator('.list .row', { hasText: 'tail line 3' }).waitFor();
+  const msgs = await page.locator('.list .row .msg').allInnerTexts();
+  assert.deepEqual(msgs, ['tail line 3', 'tail line 2', 'tail line 1']);
+  await page.locator('#pause').click();
+  await ingest([line(4), line(5)]);
+  await page.waitForFunction(() => /Resume \(2 new\)/.test(document.querySelector('#pause').textContent));
+  assert.equal(await domRows(), 3);
+  await shot('live-tail-paused');
+  await page.locator('#pause').click();
+  await page.locator('.list .row', { hasText: 'tail line 5' }).waitFor();
+  assert.equal(await domRows(), 5);
+  await shot('live-tail');
+  await page.locator('#tail').click();
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('tail'));
+});
+
+await test('dashboard shows volume, errors, patterns, slow requests, failed logins', async () => {
+  await page.goto(base + '/?view=dashboard&range=24h');
+  await page.locator('#p-agents tbody tr').first().waitFor();
+  await page.locator('#p-patterns .barrow').first().waitFor();
+  await page.locator('#p-slow tbody tr').first().waitFor();
+  await page.locator('#p-p95 .barrow').first().waitFor();
+  await page.locator('#p-ips .barrow').first().waitFor();
+  await page.locator('#p-stats .kpi').first().waitFor();
+  await page.locator('#p-volume .histo').waitFor();
+  assert.match(await page.locator('#p-patterns').innerText(), /connection to <ip> refused after <num>ms|payment <num> failed: card declined/);
+  assert.match(await page.locator('#p-ips').innerText(), /10\.0\.0\.\d/);
+  const slow = await page.locator('#p-slow tbody tr td.num').first().innerText();
+  assert.ok(Number(slow) >= 3000, `slowest first: ${slow}`);
+  await page.locator('#p-critical :is(table, .empty)').first().waitFor();
+  await page.setViewportSize({ width: 1280, height: 1500 });
+  await page.waitForTimeout(200);
+  await shot('dashboard');
+  await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+await test('alerts and sources say when they are not configured', async () => {
+  for (const view of ['alerts', 'sources']) {
+    const res = await fetch(`${base}/api/${view}`);
+    await page.goto(`${base}/?view=${view}`);
+    if (res.status === 404) {
+      await page.locator('.empty', { hasText: 'not configured' }).waitFor();
+    } else {
+      await page.locator('.panel .pbody :is(table, .empty)').first().waitFor();
+    }
+    await shot(view);
+  }
+});
+
+await test('alerts and sources render what their endpoints answer', async () => {
+  // These endpoints may not exist on this server yet: answer them from the test.
+  const t = iso(now - 60e3);
+  const json = (body) => (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
+  await page.route('**/api/alerts', json({ alerts: [{ rule: 'many-errors', kind: 'threshold', group: { agent: 'billing' }, count: 12, suppressed: 3,
+    first_seen: t, last_seen: t, message: 'payment 4411 failed: card declined', notified: [{ notifier: 'slack', ok: true, attempts: 1, error: null }, { notifier: 'webhook', ok: false, attempts: 3, error: 'timeout' }] }] }));
+  await page.route('**/api/alerts/rules', json({ rules: [{ name: 'many-errors', kind: 'threshold', query: 'level:>=ERROR agent:billing', cooldown_until: iso(now + 600e3), last_fired: t },
+    { name: 'disk', kind: 'absence', query: 'agent:backup', cooldown_until: null, last_fired: null }] }));
+  await page.route('**/api/sources', json({ sources: [{ name: 'app-logs', kind: 'file', state: 'running', lines_per_s: 12.5, last_line_time: t, errors: 0,
+    files: [{ path: '/var/log/app.log', offset: 123456 }] }, { name: 'syslog', kind: 'syslog:udp', state: 'running', lines_per_s: 3, last_line_time: t, errors: 2 }] }));
+  await page.goto(base + '/?view=alerts');
+  await page.locator('#p-alerts tbody tr', { hasText: 'many-errors' }).waitFor();
+  assert.match(await page.locator('#p-alerts').innerText(), /billing[\s\S]*12 \(\+3 suppressed\)/);
+  assert.equal(await page.locator('#p-rules tbody tr').count(), 2);
+  assert.match(await page.locator('#p-rules').innerText(), /cooling down until[\s\S]*armed/);
+  await shot('alerts-configured');
+  await page.locator('#p-rules button', { hasText: 'level:>=ERROR agent:billing' }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'level:>=ERROR agent:billing');
+  await page.goto(base + '/?view=sources');
+  await page.locator('#p-sources tbody tr', { hasText: 'app-logs' }).waitFor();
+  assert.match(await page.locator('#p-sources').innerText(), /\/var\/log\/app\.log/);
+  await shot('sources-configured');
+  await page.unrouteAll();
+});
+
+await test('phone width and dark theme', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(base + '/');
+  await rows().first().waitFor();
+  await page.locator('.histo .bar').first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal overflow at 390 px (${overflow})`);
+  await shot('phone-explorer');
+  await page.locator('.facet-toggle').click();
+  await page.locator('.facet[data-field=agent] .fv').first().waitFor();
+  await page.waitForTimeout(250);
+  await shot('phone-facets');
+  await page.locator('.facet[data-field=agent] .fv', { hasText: 'worker' }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'agent:worker');
+  await waitIdle();
+  await rows().first().click();
+  await page.locator('.detail pre.raw').waitFor();
+  await shot('phone-expanded');
+  await page.getByRole('button', { name: 'Show context' }).click();
+  await page.locator('dialog.ctx[open] .ctxline.anchor').waitFor();
+  await shot('phone-context');
+  await page.keyboard.press('Escape');
+  await page.goto(base + '/?view=dashboard');
+  await page.locator('#p-agents tbody tr').first().waitFor();
+  await shot('phone-dashboard');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.goto(base + '/?q=level%3A%3E%3DWARNING');
+  await rows().first().waitFor();
+  await page.locator('.histo .bar').first().waitFor();
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(bg, 'rgb(15, 18, 24)');
+  await rows().nth(1).click();
+  await page.locator('.detail pre.raw').waitFor();
+  await shot('dark-explorer');
+  await page.goto(base + '/?view=dashboard');
+  await page.locator('#p-agents tbody tr').first().waitFor();
+  await shot('dark-dashboard');
+  await page.emulateMedia({ colorScheme: 'light' });
+});
+
+await test('no script error on any page', async () => {
+  assert.deepEqual(pageErrors, []);
+});
+
+await context.close();
+cleanup();
+clearTimeout(deadline);
+const failed = results.filter(([, ok]) => !ok);
+console.log(`\n${results.length - failed.length} passed, ${failed.length} failed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${shots}`);
+process.exit(failed.length ? 1 : 0);

@@ -1,0 +1,322 @@
+// The explorer: search box, time range, histogram, facets, the result list and live tail.
+// The list is fetched first; the histogram and facets run in parallel beside it.
+
+import { h, mount, emptyState, fmtCount, LEVELS, levelClass } from './dom.js';
+import { getJSON, query, rowsOf } from './api.js';
+import { setState, emit } from './state.js';
+import { rangeOf, rangeLabel, RELATIVE, toLocalInput } from './time.js';
+import { splitPipes, addFilter, byteToIndex } from './query.js';
+import { drawHistogram } from './histogram.js';
+import { LogList, contextDialog } from './list.js';
+import { table } from './charts.js';
+
+const PAGE = 100;
+const TAIL_QUEUE = 1000; // entries kept while the tail is paused
+
+let ui = null; // the explorer's elements while it is shown
+
+/** Shows the explorer for a state; rebuilds only what the state change needs. */
+export function showExplorer(root, s) {
+  if (!ui || !root.contains(ui.el)) ui = build(root);
+  const key = JSON.stringify([s.q, s.range, s.from, s.to]);
+  syncControls(s);
+  if (key !== ui.key) {
+    ui.key = key;
+    search(s);
+  }
+  setTail(s);
+}
+
+/** Stops what runs in the background (tail, requests) when another view shows. */
+export function leaveExplorer() {
+  if (!ui) return;
+  ui.abort?.abort();
+  stopTail();
+  ui = null;
+}
+
+function build(root) {
+  const input = h('input#q', { type: 'search', placeholder: 'Search: error agent:web-* level:>=WARNING "connection refused" | stats count() by (agent)', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'query' });
+  const form = h('form.search', { role: 'search' }, input, h('button.primary', { type: 'submit' }, 'Search'));
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); setState({ q: input.value.trim() }); });
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') { input.value = ''; clearError(); if (readQ()) setState({ q: '' }); }
+  });
+  const rangeSel = h('select#range', { 'aria-label': 'time range' },
+    RELATIVE.map(([k]) => h('option', { value: k }, 'Last ' + k)),
+    h('option', { value: 'all' }, 'All time'),
+    h('option', { value: 'custom' }, 'Custom…'));
+  const fromIn = h('input#from', { type: 'datetime-local', 'aria-label': 'from' });
+  const toIn = h('input#to', { type: 'datetime-local', 'aria-label': 'to' });
+  const custom = h('form.custom', { hidden: true },
+    fromIn, h('span.muted', null, '→'), toIn, h('button', { type: 'submit' }, 'Apply'));
+  custom.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const iso = (v) => (v ? new Date(v).toISOString() : '');
+    setState({ from: iso(fromIn.value), to: iso(toIn.value), range: '' });
+  });
+  rangeSel.addEventListener('change', () => {
+    if (rangeSel.value === 'custom') { custom.hidden = false; fromIn.focus(); return; }
+    custom.hidden = true;
+    setState({ range: rangeSel.value });
+  });
+  const zoomOut = h('button#zoomout', { type: 'button', title: 'zoom out: twice the range, same middle', hidden: true }, 'Zoom out');
+  zoomOut.addEventListener('click', () => {
+    const s = new URLSearchParams(location.search);
+    const a = Date.parse(s.get('from') || ''), b = Date.parse(s.get('to') || '') || Date.now();
+    if (isNaN(a)) return;
+    const mid = (a + b) / 2, half = Math.max(b - a, 60e3);
+    setState({ from: new Date(mid - half).toISOString(), to: new Date(Math.min(mid + half, Date.now())).toISOString(), range: '' });
+  });
+  const tailBtn = h('button#tail.toggle', { type: 'button', 'aria-pressed': 'false', title: 'stream new matching entries' }, h('i.dot'), 'Live');
+  tailBtn.addEventListener('click', () => setState({ tail: tailBtn.getAttribute('aria-pressed') === 'true' ? '' : '1' }));
+  const pauseBtn = h('button#pause', { type: 'button', hidden: true }, 'Pause');
+  pauseBtn.addEventListener('click', () => togglePause());
+  const qerror = h('div.qerror', { hidden: true, role: 'alert' });
+  const histo = h('div.histwrap#histogram');
+  const summary = h('div.summary');
+  const facets = h('aside.facets', { 'aria-label': 'facets' });
+  const facetBtn = h('button.facet-toggle', { type: 'button', onclick: () => facets.classList.toggle('shown') }, 'Facets');
+  const tableBox = h('div.tablebox', { hidden: true });
+  const list = new LogList({
+    fetchMore: () => more(),
+    expand: (e) => getJSON(`/api/logs/${encodeURIComponent(e.id)}/context`, { before: 0, after: 0, include_raw: 'true' })
+      .then((r) => r.logs.find((x) => x.id === e.id) || e),
+    onContext: (e) => openContext(e),
+    onFilter: (k, v) => setState({ q: addFilter(readQ(), k, v) }),
+    onBackToTop: () => { ui.key = null; emit(); },
+  });
+  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, facetBtn), qerror, tableBox, list.el);
+  const el = h('div.explore', null,
+    h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), tailBtn, pauseBtn),
+    h('div.body', null, facets, main));
+  mount(root, el);
+  return { el, input, form, rangeSel, custom, zoomOut, fromIn, toIn, tailBtn, pauseBtn, qerror, histo, summary, facets, tableBox, list, key: null };
+}
+
+function readQ() { return new URLSearchParams(location.search).get('q') || ''; }
+
+function syncControls(s) {
+  ui.input.value = s.q;
+  const custom = !!(s.from || s.to);
+  ui.rangeSel.value = custom ? 'custom' : (s.range || 'all');
+  ui.custom.hidden = !custom;
+  ui.zoomOut.hidden = !s.from;
+  if (custom) { ui.fromIn.value = toLocalInput(s.from); ui.toIn.value = toLocalInput(s.to); }
+  ui.rangeSel.title = rangeLabel(s);
+}
+
+/** Runs the search of a state: the list first, then histogram and facets in parallel. */
+async function search(s) {
+  ui.abort?.abort();
+  const abort = new AbortController();
+  ui.abort = abort;
+  const signal = abort.signal;
+  const q = s.q || '*';
+  const range = rangeOf(s);
+  ui.range = range;
+  ui.q = q;
+  clearError();
+  ui.list.loading = true;
+  ui.list.setStatus('');
+  ui.summary.textContent = 'Searching…';
+  ui.el.classList.add('busy');
+  const filter = splitPipes(q)[0] || '*';
+  const list = query(q, range, { limit: PAGE }, { signal });
+  // Started at once, drawn when they come: they never hold the list back.
+  histogram(filter, range, signal);
+  facets(filter, range, signal);
+  try {
+    const res = await list;
+    ui.el.classList.remove('busy');
+    ui.list.loading = false;
+    if (res.columns) {
+      ui.tableBox.hidden = false;
+      ui.list.el.hidden = true;
+      mount(ui.tableBox, res.rows.length ? table(res.columns, res.rows) : emptyState('No rows', 'The query matched nothing in this range.'));
+      ui.summary.textContent = `${res.rows.length} rows · ${costText(res.cost)}${res.partial ? ' · partial: ' + res.reason : ''}`;
+      return;
+    }
+    ui.tableBox.hidden = true;
+    ui.list.el.hidden = false;
+    ui.list.reset(res.logs, !!res.next_cursor);
+    ui.summary.textContent = `${fmtCount(res.total)} ${res.total === 1 ? 'entry' : 'entries'} · ${costText(res.cost)}${res.partial ? ' · partial: ' + res.reason : ''}`;
+    if (!res.logs.length) ui.list.setStatus(s.q ? 'No entry matches this query in this range.' : 'No entries yet. Send some with POST /api/logs.');
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    ui.el.classList.remove('busy');
+    ui.list.loading = false;
+    ui.list.reset([], false);
+    ui.summary.textContent = '';
+    showError(q, e);
+  }
+}
+
+function costText(c) {
+  if (!c) return '';
+  return `${fmtCount(c.rows_scanned)} rows scanned in ${c.elapsed_ms < 10 ? c.elapsed_ms.toFixed(1) : Math.round(c.elapsed_ms)} ms`;
+}
+
+async function more() {
+  const l = ui.list;
+  if (l.loading || !l.hasMore) return;
+  l.loading = true;
+  l.renderFoot();
+  const signal = ui.abort?.signal;
+  try {
+    const res = await query(ui.q, ui.range, { limit: PAGE, cursor: l.lastId() }, { signal });
+    l.loading = false;
+    l.append(res.logs || [], !!res.next_cursor);
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    l.loading = false;
+    l.setStatus('Cannot load more: ' + e.message, true);
+  }
+}
+
+async function histogram(filter, range, signal) {
+  ui.histo.classList.add('loading');
+  try {
+    const res = await getJSON('/api/histogram', { q: filter, start: range.start, end: range.end }, { signal });
+    ui.histo.classList.remove('loading');
+    drawHistogram(ui.histo, res, (start, end) => setState({ from: start, to: end, range: '' }), { height: innerWidth <= 760 ? 84 : 96 });
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    ui.histo.classList.remove('loading');
+    mount(ui.histo, h('div.muted.small', null, e.code === 'query_syntax' ? '' : 'No histogram: ' + e.message));
+  }
+}
+
+async function facets(filter, range, signal) {
+  const by = (f) => query(`${filter} | stats count() by (${f})`, range, {}, { signal }).then(rowsOf);
+  try {
+    const [levels, agents] = await Promise.all([by('level'), by('agent')]);
+    const lv = levels.map((r) => [r.level || 'UNKNOWN', r['count()']])
+      .sort((a, b) => LEVELS.indexOf(a[0]) - LEVELS.indexOf(b[0]));
+    const ag = agents.map((r) => [r.agent, r['count()']]).sort((a, b) => b[1] - a[1]);
+    mount(ui.facets,
+      facetGroup('Level', 'level', lv, (v) => h('span.lvl.' + levelClass(v), null, v)),
+      facetGroup('Agent', 'agent', ag.slice(0, 20), (v) => v ?? '(none)', ag.length > 20 ? `${ag.length - 20} more` : ''));
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    mount(ui.facets, h('div.muted.small', null, e.code === 'query_syntax' ? '' : 'No facets: ' + e.message));
+  }
+}
+
+function facetGroup(title, field, rows, label, note) {
+  const max = Math.max(1, ...rows.map((r) => r[1]));
+  return h('section.facet', { dataset: { field } },
+    h('h3', null, title),
+    rows.length ? h('ul', null, rows.map(([v, n]) => h('li', null,
+      h('button.fv', { type: 'button', title: `add ${field}:${v} to the query`, disabled: v === null || v === 'UNKNOWN',
+        onclick: () => { ui.facets.classList.remove('shown'); setState({ q: addFilter(readQ(), field, v) }); } },
+        h('span.fl', null, label(v)), h('span.fn', null, fmtCount(n)),
+        h('span.fb', { style: `width:${(n / max) * 100}%` }))))) : h('p.muted.small', null, 'none'),
+    note ? h('p.muted.small', null, note) : null);
+}
+
+function showError(q, e) {
+  ui.qerror.hidden = false;
+  ui.input.classList.toggle('bad', e.code === 'query_syntax');
+  if (e.code === 'query_syntax' && e.position !== undefined) {
+    const i = byteToIndex(q, e.position);
+    mount(ui.qerror,
+      h('div', null, h('strong', null, 'Syntax error'), ` at position ${e.position}: ${e.message}`),
+      h('pre.where', null, q.slice(0, i), h('mark', null, q.slice(i, i + 1) || ' '), q.slice(i + 1), '\n', ' '.repeat(i) + '^'));
+    if (document.activeElement === ui.input || !document.activeElement || document.activeElement === document.body) {
+      ui.input.focus();
+      ui.input.setSelectionRange(i, i);
+    }
+  } else {
+    mount(ui.qerror, h('div', null, h('strong', null, e.code === 'query_syntax' ? 'Syntax error' : 'Error'), ': ' + e.message));
+  }
+}
+
+function clearError() {
+  ui.qerror.hidden = true;
+  ui.input.classList.remove('bad');
+}
+
+async function openContext(e) {
+  try {
+    const res = await getJSON(`/api/logs/${encodeURIComponent(e.id)}/context`, { before: 25, after: 25, include_raw: 'true' });
+    contextDialog(e, res.logs, e.source ? () => {
+      const t = new Date(e.timestamp).getTime();
+      setState({ q: addFilter('', 'source', e.source), from: new Date(t - 5 * 60e3).toISOString(), to: new Date(t + 5 * 60e3).toISOString(), range: '' });
+    } : null);
+  } catch (err) {
+    alertBox('Cannot load the context: ' + err.message);
+  }
+}
+
+function alertBox(text) {
+  const d = h('div.toast', { role: 'status' }, text);
+  document.body.append(d);
+  setTimeout(() => d.remove(), 4000);
+}
+
+// Live tail ------------------------------------------------------------------------------
+
+let tail = null; // {es, q, queue, paused, dropped, timer}
+
+function setTail(s) {
+  const on = s.tail === '1';
+  const filter = splitPipes(s.q || '*')[0] || '*';
+  ui.tailBtn.setAttribute('aria-pressed', String(on));
+  ui.pauseBtn.hidden = !on;
+  if (!on) { stopTail(); return; }
+  if (tail && tail.q === filter) return;
+  stopTail();
+  const es = new EventSource('/api/tail?q=' + encodeURIComponent(filter));
+  tail = { es, q: filter, queue: [], paused: false, dropped: 0, timer: 0 };
+  ui.el.classList.add('live');
+  es.onmessage = (ev) => {
+    const t = tail;
+    if (!t || t.es !== es) return;
+    try { t.queue.unshift(JSON.parse(ev.data)); } catch { return; }
+    if (t.queue.length > TAIL_QUEUE) { t.dropped += t.queue.length - TAIL_QUEUE; t.queue.length = TAIL_QUEUE; }
+    if (!t.paused && !t.timer) t.timer = setTimeout(flushTail, 200);
+    if (t.paused) pauseLabel();
+  };
+  es.addEventListener('lagged', (ev) => {
+    try { if (tail) tail.dropped += JSON.parse(ev.data).missed_batches; } catch { /* ignore */ }
+  });
+  es.onerror = () => { ui?.tailBtn.classList.toggle('err', es.readyState !== EventSource.OPEN); };
+  es.onopen = () => ui?.tailBtn.classList.remove('err');
+  pauseLabel();
+}
+
+function flushTail() {
+  const t = tail;
+  if (!t || !ui) return;
+  t.timer = 0;
+  if (t.paused || !t.queue.length) return;
+  const batch = t.queue;
+  t.queue = [];
+  ui.list.el.hidden = false;
+  ui.tableBox.hidden = true;
+  ui.list.prepend(batch);
+  ui.list.setStatus('');
+  ui.summary.textContent = `Live · ${batch.length} new` + (t.dropped ? ` · ${t.dropped} skipped` : '');
+}
+
+function togglePause() {
+  if (!tail) return;
+  tail.paused = !tail.paused;
+  if (!tail.paused) flushTail();
+  pauseLabel();
+}
+
+function pauseLabel() {
+  if (!ui || !tail) return;
+  ui.pauseBtn.textContent = tail.paused ? `Resume${tail.queue.length ? ` (${tail.queue.length} new)` : ''}` : 'Pause';
+  ui.pauseBtn.setAttribute('aria-pressed', String(tail.paused));
+}
+
+function stopTail() {
+  if (!tail) return;
+  tail.es.close();
+  clearTimeout(tail.timer);
+  tail = null;
+  ui?.el.classList.remove('live');
+}

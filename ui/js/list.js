@@ -1,0 +1,286 @@
+// The result list: a window over any number of entries. Only the rows near the viewport
+// are in the DOM (spacers stand for the rest), loaded entries are bounded too (the far end
+// is dropped and can be fetched again), and the next page is fetched before the end shows.
+
+import { h, mount, levelClass } from './dom.js';
+import { fmtTime } from './time.js';
+
+const OVERSCAN = 30;        // rows rendered beyond each edge of the viewport
+export const MAX_DOM = 160; // never more rows than this in the DOM
+export const MAX_KEEP = 5000; // never more entries than this in memory
+
+export class LogList {
+  /**
+   * opts.fetchMore(): loads the next page (called near the end when hasMore);
+   * opts.expand(entry): a Promise of the entry with `raw`; opts.onContext(entry);
+   * opts.onFilter(field, value); opts.onBackToTop().
+   */
+  constructor(opts) {
+    this.opts = opts;
+    this.entries = [];
+    this.index = new Map();   // id → position
+    this.extra = new Map();   // id of an expanded entry → its extra height in px
+    this.details = new Map(); // id → entry with raw, once fetched
+    this.hasMore = false;
+    this.loading = false;
+    this.dropped = 0;         // newer entries dropped from the top
+    this.status = '';
+    this.rowH = 28;
+    this.top = h('div.spacer');
+    this.rows = h('div.rows', { role: 'list' });
+    this.bottom = h('div.spacer');
+    this.banner = h('div.banner', { hidden: true });
+    this.foot = h('div.foot');
+    this.el = h('div.list', { tabindex: '-1' }, this.banner, this.top, this.rows, this.bottom, this.foot);
+    this.el.addEventListener('scroll', () => this.schedule(), { passive: true });
+    new ResizeObserver(() => this.schedule()).observe(this.el);
+    this.rendered = [-1, -1];
+  }
+
+  /** Replaces every entry (a new search). */
+  reset(entries, hasMore) {
+    this.entries = entries.slice();
+    this.extra.clear();
+    this.dropped = 0;
+    this.hasMore = hasMore;
+    this.status = '';
+    this.reindex();
+    this.el.scrollTop = 0;
+    this.render(true);
+  }
+
+  /** Appends an older page. */
+  append(entries, hasMore) {
+    this.entries.push(...entries);
+    this.hasMore = hasMore;
+    if (this.entries.length > MAX_KEEP) {
+      const n = this.entries.length - MAX_KEEP + 1000;
+      const lost = this.heightOf(0, n);
+      for (const e of this.entries.slice(0, n)) this.extra.delete(e.id);
+      this.entries.splice(0, n);
+      this.dropped += n;
+      this.reindex();
+      this.el.scrollTop = Math.max(0, this.el.scrollTop - lost);
+    }
+    this.render(true);
+  }
+
+  /** Puts new entries (newest first) above the others, as the live tail receives them. */
+  prepend(entries) {
+    if (!entries.length) return;
+    const atTop = this.el.scrollTop < 4;
+    const before = this.el.scrollTop;
+    this.entries.unshift(...entries);
+    for (const e of entries) e._new = true;
+    if (this.entries.length > MAX_KEEP) {
+      for (const e of this.entries.slice(MAX_KEEP)) this.extra.delete(e.id);
+      this.entries.length = MAX_KEEP;
+      this.hasMore = true; // the dropped ones can be fetched again from the last id
+    }
+    this.reindex();
+    if (!atTop) this.el.scrollTop = before + entries.length * this.rowH;
+    this.render(true);
+  }
+
+  /** The id after which the next, older page starts. */
+  lastId() { return this.entries.length ? this.entries[this.entries.length - 1].id : null; }
+
+  setStatus(text, isError = false) {
+    this.status = text;
+    this.statusError = isError;
+    this.renderFoot();
+  }
+
+  reindex() {
+    this.index = new Map(this.entries.map((e, i) => [e.id, i]));
+  }
+
+  /** The expanded entries as sorted [position, extra px]. */
+  expandedSorted() {
+    const out = [];
+    for (const [id, px] of this.extra) {
+      const i = this.index.get(id);
+      if (i !== undefined) out.push([i, px]);
+    }
+    return out.sort((a, b) => a[0] - b[0]);
+  }
+
+  /** Height of entries [a, b). */
+  heightOf(a, b) {
+    let px = (b - a) * this.rowH;
+    for (const [i, x] of this.expandedSorted()) if (i >= a && i < b) px += x;
+    return px;
+  }
+
+  /** The position of the entry at y px from the top of the rows. */
+  indexAt(y) {
+    let acc = 0;
+    for (const [i, x] of this.expandedSorted()) {
+      const start = i * this.rowH + acc;
+      if (y < start) break;
+      if (y < start + this.rowH + x) return i;
+      acc += x;
+    }
+    return Math.max(0, Math.floor((y - acc) / this.rowH));
+  }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = requestAnimationFrame(() => { this.pending = 0; this.render(false); });
+  }
+
+  render(force) {
+    const n = this.entries.length;
+    const bannerH = this.banner.hidden ? 0 : this.banner.offsetHeight;
+    const scroll = Math.max(0, this.el.scrollTop - bannerH);
+    const view = this.el.clientHeight || 600;
+    let first = Math.max(0, this.indexAt(scroll) - OVERSCAN);
+    let last = Math.min(n, this.indexAt(scroll + view) + 1 + OVERSCAN);
+    if (last - first > MAX_DOM) last = first + MAX_DOM;
+    if (!force && first === this.rendered[0] && last === this.rendered[1]) {
+      this.maybeFetch(scroll, view);
+      return;
+    }
+    this.rendered = [first, last];
+    this.top.style.height = this.heightOf(0, first) + 'px';
+    this.bottom.style.height = this.heightOf(last, n) + 'px';
+    const frag = [];
+    for (let i = first; i < last; i++) frag.push(this.entryEl(this.entries[i]));
+    mount(this.rows, frag);
+    const sample = this.rows.querySelector('.entry:not(.open) > .row');
+    if (sample && sample.offsetHeight && Math.abs(sample.offsetHeight - this.rowH) > 0.5) {
+      this.rowH = sample.offsetHeight;
+      this.render(true);
+      return;
+    }
+    this.banner.hidden = this.dropped === 0;
+    if (this.dropped) {
+      mount(this.banner, `${this.dropped} newer entries were unloaded to keep the page light. `,
+        h('button.link', { onclick: () => this.opts.onBackToTop() }, 'Back to the newest'));
+    }
+    this.renderFoot();
+    this.maybeFetch(scroll, view);
+  }
+
+  renderFoot() {
+    const n = this.entries.length;
+    let text = this.status;
+    if (!text) {
+      if (this.loading) text = 'Loading…';
+      else if (this.hasMore) text = 'Scroll for more';
+      else text = n ? `End of results · ${n + this.dropped} ${n + this.dropped === 1 ? 'entry' : 'entries'}` : '';
+    }
+    this.foot.className = 'foot' + (this.statusError ? ' err' : '');
+    this.foot.textContent = text;
+  }
+
+  maybeFetch(scroll, view) {
+    if (!this.hasMore || this.loading) return;
+    const total = this.heightOf(0, this.entries.length);
+    if (scroll + view * 3 >= total) this.opts.fetchMore();
+  }
+
+  entryEl(e) {
+    const open = this.extra.has(e.id);
+    const row = h('div.row', { role: 'listitem', tabindex: '0', 'aria-expanded': open ? 'true' : 'false', dataset: { id: e.id } },
+      h('span.caret', { 'aria-hidden': 'true' }, open ? '▾' : '▸'),
+      timeEl(e.timestamp),
+      h('span.lvl.' + levelClass(e.level), null, e.level || '—'),
+      h('span.agent', { title: e.agent || '' }, e.agent || ''),
+      h('span.host', { title: e.host || '' }, e.host || ''),
+      h('span.msg', null, e.message ?? ''));
+    row.addEventListener('click', () => this.toggle(e));
+    row.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); this.toggle(e); }
+      if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+        ev.preventDefault();
+        const entry = row.parentElement;
+        const next = ev.key === 'ArrowDown' ? entry.nextElementSibling : entry.previousElementSibling;
+        const target = next?.querySelector('.row');
+        if (target) { target.focus({ preventScroll: true }); target.scrollIntoView({ block: 'nearest' }); }
+      }
+    });
+    const el = h('div.entry' + (open ? '.open' : '') + (e._new ? '.new' : ''), { dataset: { id: e.id } }, row);
+    if (e._new) setTimeout(() => { e._new = false; }, 1500);
+    if (open) el.append(this.detailEl(e));
+    return el;
+  }
+
+  detailEl(e) {
+    const full = this.details.get(e.id) || e;
+    const fields = [
+      ['timestamp', full.timestamp], ['level', full.level], ['agent', full.agent], ['host', full.host],
+      ['source', full.source], ['id', full.id],
+      ...Object.entries(full.fields || full.metadata || {}).sort(([a], [b]) => a.localeCompare(b)),
+    ].filter(([, v]) => v !== null && v !== undefined && v !== '');
+    const filterable = (k) => !['timestamp', 'id'].includes(k);
+    return h('div.detail', null,
+      h('div.actions', null,
+        h('button', { onclick: () => this.opts.onContext(full), title: 'the lines around this one, from the same source' }, 'Show context'),
+        h('button', { onclick: () => navigator.clipboard?.writeText(JSON.stringify(full, null, 2)) }, 'Copy JSON')),
+      h('div.msgfull', null, full.message ?? ''),
+      h('table.fields', null, h('tbody', null, fields.map(([k, v]) => h('tr', null,
+        h('th', null, k),
+        h('td', null, typeof v === 'object' ? JSON.stringify(v) : String(v)),
+        h('td.act', null, filterable(k) && typeof v !== 'object'
+          ? h('button.icon', { title: `filter ${k}:${v}`, 'aria-label': `filter ${k}`, onclick: () => this.opts.onFilter(k, v) }, '+')
+          : null))))),
+      h('div.rawlbl', null, 'raw'),
+      h('pre.raw', null, full.raw !== undefined ? (full.raw ?? '(no raw line stored)') : 'loading…'));
+  }
+
+  async toggle(e) {
+    if (this.extra.has(e.id)) {
+      this.extra.delete(e.id);
+      this.render(true);
+      return;
+    }
+    this.extra.set(e.id, 0);
+    this.render(true);
+    this.measure(e.id);
+    if (!this.details.has(e.id)) {
+      try {
+        const full = await this.opts.expand(e);
+        this.details.set(e.id, { ...full, raw: full.raw ?? null });
+        if (this.details.size > 200) this.details.delete(this.details.keys().next().value);
+      } catch (err) {
+        this.details.set(e.id, { ...e, raw: `(cannot load: ${err.message})` });
+      }
+      if (this.extra.has(e.id)) { this.render(true); this.measure(e.id); }
+    }
+  }
+
+  measure(id) {
+    const el = this.rows.querySelector(`.entry[data-id="${CSS.escape(id)}"]`);
+    if (!el) return;
+    this.extra.set(id, Math.max(0, el.offsetHeight - this.rowH));
+    this.bottom.style.height = this.heightOf(this.rendered[1], this.entries.length) + 'px';
+    this.top.style.height = this.heightOf(0, this.rendered[0]) + 'px';
+  }
+}
+
+/** The time of a row; the date part hides on narrow screens. */
+function timeEl(ts) {
+  const text = fmtTime(ts);
+  return h('time.ts', { datetime: ts, title: ts }, h('span.d', null, text.slice(0, 11)), text.slice(11));
+}
+
+/** The lines around an entry, in a dialog. */
+export function contextDialog(anchor, logs, onOpen) {
+  const dlg = h('dialog.ctx', { 'aria-label': 'context' },
+    h('div.dlghead', null,
+      h('strong', null, 'Context'),
+      h('span.muted', null, ` ${anchor.source || ''} · ${logs.length} lines around ${fmtTime(anchor.timestamp)}`),
+      h('button.icon.close', { onclick: () => dlg.close(), 'aria-label': 'close' }, '✕')),
+    h('div.ctxlines', null, logs.map((e) =>
+      h('div.ctxline' + (e.id === anchor.id ? '.anchor' : ''), { dataset: { id: e.id } },
+        timeEl(e.timestamp),
+        h('span.lvl.' + levelClass(e.level), null, e.level || '—'),
+        h('span.msg', null, e.raw ?? e.message)))),
+    onOpen ? h('div.dlgfoot', null, h('button', { onclick: () => { dlg.close(); onOpen(); } }, 'Search this source around this time')) : null);
+  dlg.addEventListener('close', () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
+  dlg.querySelector('.anchor')?.scrollIntoView({ block: 'center' });
+  return dlg;
+}
