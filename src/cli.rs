@@ -1,5 +1,5 @@
 //! The command line: `serve`, `ingest`, `parse`, `query`, `tail`, `export`, `errors`, `rotate`,
-//! `check-config`, `version`.
+//! `alerts`, `check-config`, `version`.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,8 @@ enum Command {
     /// Rotate log files once: the `[[rotate]]` rules of the configuration and/or a logrotate
     /// configuration file.
     Rotate(RotateArgs),
+    /// Print the recent alerts of a server as a table.
+    Alerts(AlertsArgs),
     /// Check the configuration file and exit.
     CheckConfig,
     /// Print the version.
@@ -181,6 +183,20 @@ pub struct ErrorsArgs {
     pub json: bool,
 }
 
+/// `logyard alerts`.
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8062")]
+    pub server: String,
+    /// Most alerts to print.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print the answer of GET /api/alerts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `logyard rotate`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
@@ -225,6 +241,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => crate::analysis_cmd::export(config, args),
         Command::Errors(args) => crate::analysis_cmd::errors(config, args),
         Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
+        Command::Alerts(args) => crate::alerts_cmd::run(args),
         Command::CheckConfig => {
             match &path {
                 Some(p) => println!("{}: configuration is valid", p.display()),

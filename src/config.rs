@@ -233,6 +233,8 @@ pub struct RawConfig {
     pub rotate: Vec<logyard_rotate::RotateRuleConfig>,
     /// `[rotation]`: settings of rotation as a whole.
     pub rotation: logyard_rotate::RotateSettingsConfig,
+    /// `[alerts]`, `[[alerts.rules]]`, `[[alerts.notifiers]]`.
+    pub alerts: logyard_alert::AlertsConfig,
 }
 
 impl RawConfig {
@@ -315,7 +317,16 @@ impl RawConfig {
     /// Checks what serde cannot: the settings that are built, not only read.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.rotation()?;
+        self.alerting()?;
         Ok(())
+    }
+
+    /// Builds the alert rules and notifiers; an error names the rule, the key or the query
+    /// position.
+    pub fn alerting(&self) -> anyhow::Result<logyard_alert::Built> {
+        self.alerts
+            .build(&self.query_settings())
+            .map_err(|e| anyhow::anyhow!("invalid [alerts] configuration: {e}"))
     }
 
     /// Returns the budgets of one query.

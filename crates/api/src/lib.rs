@@ -4,9 +4,10 @@
 //! a listener until a shutdown signal. Handlers live beside their routes: [`ingest`] for
 //! `POST /api/logs`, [`read`] for the searches, `/api/query` and statistics, [`analysis`]
 //! for histograms, error summaries and context, [`export`] for streamed exports and
-//! [`tail`] for the live tail. Every error answer goes
+//! [`tail`] for the live tail, [`alerts`] for the alert history and rules. Every error answer goes
 //! through [`ApiError`], the one place where errors become statuses.
 
+pub mod alerts;
 pub mod analysis;
 pub mod error;
 pub mod export;
@@ -107,6 +108,8 @@ pub struct AppState {
     pub metrics_sources: Vec<MetricsSource>,
     /// Budgets and limits of queries (`[query]`).
     pub query: logyard_query::Settings,
+    /// The running alerting, when started (`/api/alerts`).
+    pub alerts: Option<logyard_alert::AlertHandle>,
 }
 
 impl AppState {
@@ -121,6 +124,7 @@ impl AppState {
             started: Instant::now(),
             metrics_sources: Vec::new(),
             query: logyard_query::Settings::default(),
+            alerts: None,
         }
     }
 
@@ -145,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analysis::routes())
         .merge(export::routes())
         .merge(tail::routes())
+        .merge(alerts::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -172,6 +177,8 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/api/logs/{id}/context") => "/api/logs/context",
         Some("/api/export") => "/api/export",
         Some("/api/tail") => "/api/tail",
+        Some("/api/alerts") => "/api/alerts",
+        Some("/api/alerts/rules") => "/api/alerts/rules",
         _ => "other",
     };
     state.metrics.observe_request(
