@@ -17,6 +17,24 @@ pub const MAX_ENTRIES: usize = 10;
 /// The group that collects the records of groups beyond `max_groups`.
 pub const OVERFLOW_KEY: &str = "_overflow";
 
+/// The values of a rule's `group_by` keys.
+pub type Group = BTreeMap<String, String>;
+
+/// A rule's state, for `GET /api/alerts/rules`.
+#[derive(Debug, Clone)]
+pub struct RuleSummary<'a> {
+    /// The rule.
+    pub rule: &'a Rule,
+    /// The end of its latest cooldown, if one is running.
+    pub cooldown_until: Option<i64>,
+    /// When it last fired.
+    pub last_fired: Option<i64>,
+    /// Alerts fired.
+    pub fired: u64,
+    /// Entries held back by cooldowns.
+    pub suppressed: u64,
+}
+
 /// One fired alert, as the history and `GET /api/alerts` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
@@ -115,7 +133,7 @@ pub(crate) struct Persisted {
     pub(crate) version: u32,
     pub(crate) next_id: u64,
     /// rule name → (group values, state).
-    pub(crate) groups: BTreeMap<String, Vec<(BTreeMap<String, String>, GroupState)>>,
+    pub(crate) groups: BTreeMap<String, Vec<(Group, GroupState)>>,
     pub(crate) rules: BTreeMap<String, RuleState>,
     pub(crate) history: Vec<AlertRecord>,
     /// The engine clock when saved, so a restart sees the cooldowns as they were.
@@ -350,9 +368,8 @@ impl Engine {
         self.history.iter().rev()
     }
 
-    /// Returns, per rule: the rule, the end of its latest cooldown if still running, when it
-    /// last fired, alerts fired and entries held back since start.
-    pub fn rule_summaries(&self, now: i64) -> Vec<(&Rule, Option<i64>, Option<i64>, u64, u64)> {
+    /// Returns the state of every rule at `now`.
+    pub fn rule_summaries(&self, now: i64) -> Vec<RuleSummary<'_>> {
         self.rules
             .iter()
             .enumerate()
@@ -363,7 +380,13 @@ impl Engine {
                     .filter(|&u| u > now)
                     .max();
                 let s = &self.rule_state[i];
-                (r, until, s.last_fired, s.fired, s.suppressed)
+                RuleSummary {
+                    rule: r,
+                    cooldown_until: until,
+                    last_fired: s.last_fired,
+                    fired: s.fired,
+                    suppressed: s.suppressed,
+                }
             })
             .collect()
     }

@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Notify};
 
 pub use config::{AlertsConfig, Built, RuleConfig, DEFAULT_WEBHOOK};
-pub use engine::{AlertRecord, Engine, MAX_ENTRIES, OVERFLOW_KEY};
+pub use engine::{AlertRecord, Engine, Group, RuleSummary, MAX_ENTRIES, OVERFLOW_KEY};
 pub use metrics::Metrics;
 pub use rule::{default_rules, Rule, RuleKind, Severity, DEFAULT_RULES};
 
@@ -130,6 +130,9 @@ struct NotifierStatus {
 
 /// Alerts waiting for their notifications.
 const QUEUE: usize = 1024;
+
+/// How long a stop waits for the notifications under way.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 struct Shared {
     engine: Mutex<Engine>,
@@ -246,12 +249,20 @@ impl AlertHandle {
     pub async fn stop(&self, task: AlertTask) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.stop.notify_waiters();
-        let mut tasks = task.tasks.into_iter();
+        let mut tasks = task.tasks;
+        let notify = tasks.pop();
         // The stream and timer tasks hold the queue's senders; once they end, the
-        // notification task drains the queue and ends.
-        for t in tasks.by_ref() {
+        // notification task drains the queue, for a bounded time: a receiver that is down
+        // must not hold the shutdown (what is left unsent stays in the history).
+        for t in tasks {
             if t.await.is_err() {
                 tracing::error!("an alerting task panicked");
+            }
+        }
+        if let Some(mut n) = notify {
+            if tokio::time::timeout(STOP_GRACE, &mut n).await.is_err() {
+                n.abort();
+                tracing::warn!("stopped with notifications still being sent");
             }
         }
         self.save();
@@ -384,16 +395,16 @@ impl AlertHandle {
         let rules: Vec<Value> = engine
             .rule_summaries(now)
             .into_iter()
-            .map(|(r, until, last, fired, suppressed)| {
+            .map(|s| {
                 json!({
-                    "name": r.name,
-                    "kind": r.kind.as_str(),
-                    "query": r.query,
-                    "severity": r.severity.as_str(),
-                    "cooldown_until": until.map(format_rfc3339),
-                    "last_fired": last.map(format_rfc3339),
-                    "fired": fired,
-                    "suppressed": suppressed,
+                    "name": s.rule.name,
+                    "kind": s.rule.kind.as_str(),
+                    "query": s.rule.query,
+                    "severity": s.rule.severity.as_str(),
+                    "cooldown_until": s.cooldown_until.map(format_rfc3339),
+                    "last_fired": s.last_fired.map(format_rfc3339),
+                    "fired": s.fired,
+                    "suppressed": s.suppressed,
                 })
             })
             .collect();
@@ -424,7 +435,7 @@ impl AlertHandle {
             .engine()
             .rule_summaries(i64::MIN)
             .into_iter()
-            .map(|(r, _, _, _, s)| (r.name.clone(), s))
+            .map(|s| (s.rule.name.clone(), s.suppressed))
             .collect();
         self.shared.metrics.render_with(&suppressed)
     }

@@ -136,11 +136,10 @@ fn cooldown_holds_back_and_the_next_alert_carries_the_count() {
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].suppressed, 4);
     let rules = e.rule_summaries(T0 + 10 * MIN);
-    let (_, until, last, fired, suppressed) =
-        rules.iter().find(|r| r.0.name == "critical").unwrap();
-    assert_eq!(*until, Some(T0 + 20 * MIN));
-    assert_eq!(*last, Some(T0 + 10 * MIN));
-    assert_eq!((*fired, *suppressed), (2, 4));
+    let r = rules.iter().find(|r| r.rule.name == "critical").unwrap();
+    assert_eq!(r.cooldown_until, Some(T0 + 20 * MIN));
+    assert_eq!(r.last_fired, Some(T0 + 10 * MIN));
+    assert_eq!((r.fired, r.suppressed), (2, 4));
 }
 
 #[test]
