@@ -119,7 +119,8 @@ fn a_critical_line_reaches_the_webhook_and_the_alert_list() {
             "out-of-memory",
             "authentication-failures",
             "disk-full",
-            "timeouts"
+            "timeouts",
+            "error-anomaly"
         ]
     );
     assert!(rules["rules"][0]["cooldown_until"].is_string(), "{rules}");

@@ -9,6 +9,7 @@ use logyard_query::{parse_query, Settings};
 use serde::Deserialize;
 
 use crate::rule::{default_rules, Rule, RuleKind, Severity};
+
 use crate::AlertError;
 
 /// The receiver notified when no `[[alerts.notifiers]]` is configured.
@@ -54,7 +55,7 @@ pub struct RuleConfig {
     /// Which entries, in the query language (filters only).
     #[serde(default)]
     pub query: Option<String>,
-    /// immediate | threshold | pattern | absence.
+    /// immediate | threshold | pattern | absence | anomaly.
     pub kind: RuleKind,
     /// Matches within `window` that fire (threshold; default 5).
     #[serde(default)]
@@ -141,12 +142,6 @@ impl RuleConfig {
         let count = self.count.unwrap_or(d.count);
         if count == 0 {
             return Err(invalid("count must be at least 1".into()));
-        }
-        if self.kind == RuleKind::Anomaly {
-            return Err(invalid(
-                "kind = \"anomaly\" is not available in this version; use threshold or absence"
-                    .into(),
-            ));
         }
         let notify = self.notify.clone().unwrap_or_default();
         for n in &notify {

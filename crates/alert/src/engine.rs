@@ -2,9 +2,9 @@
 //! and keeps the history. Pure and synchronous: time comes in as an argument, so tests drive
 //! it with any clock.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use logyard_model::{format_rfc3339, Record};
+use logyard_model::{format_rfc3339, Level, Record};
 use logyard_notify::{Delivery, Notification};
 use logyard_store::MemBatch;
 use serde::{Deserialize, Serialize};
@@ -127,6 +127,39 @@ pub(crate) struct RuleState {
     pub(crate) suppressed: u64,
 }
 
+/// Most templates an anomaly rule remembers.
+const MAX_TEMPLATES: usize = 100_000;
+/// Most "new pattern" alerts of one rule per cooldown; further ones share the overflow group.
+const MAX_NEW_PATTERN_ALERTS: usize = 10;
+/// Past windows of the short baseline.
+const RECENT_WINDOWS: i64 = 12;
+/// Days of the same-hour baseline.
+const BASELINE_DAYS: i64 = 7;
+const DAY: i64 = 86_400_000_000_000;
+
+/// An anomaly rule's counts per window and the templates it knows.
+#[derive(Debug, Clone, Default)]
+struct AnomalyState {
+    /// Matches per window index (`now / window`).
+    buckets: BTreeMap<i64, u64>,
+    /// The last window evaluated.
+    evaluated: Option<i64>,
+    seen: HashSet<String>,
+    /// When recent "new pattern" alerts fired.
+    new_alerts: VecDeque<i64>,
+}
+
+/// Returns the median of values (sorted in place).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// The persisted part of the engine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Persisted {
@@ -136,6 +169,9 @@ pub(crate) struct Persisted {
     pub(crate) groups: BTreeMap<String, Vec<(Group, GroupState)>>,
     pub(crate) rules: BTreeMap<String, RuleState>,
     pub(crate) history: Vec<AlertRecord>,
+    /// Anomaly rules: the message templates seen at ERROR and above, by rule.
+    #[serde(default)]
+    pub(crate) templates: BTreeMap<String, Vec<String>>,
     /// The engine clock when saved, so a restart sees the cooldowns as they were.
     pub(crate) saved_at: i64,
 }
@@ -146,6 +182,7 @@ pub struct Engine {
     rules: Vec<Rule>,
     groups: Vec<HashMap<BTreeMap<String, String>, GroupState>>,
     rule_state: Vec<RuleState>,
+    anomaly: Vec<AnomalyState>,
     history: VecDeque<AlertRecord>,
     max_history: usize,
     max_groups: usize,
@@ -163,6 +200,7 @@ impl Engine {
             rules,
             groups: vec![HashMap::new(); n],
             rule_state: vec![RuleState::default(); n],
+            anomaly: vec![AnomalyState::default(); n],
             history: VecDeque::new(),
             max_history,
             max_groups,
@@ -217,6 +255,14 @@ impl Engine {
                 continue;
             }
             self.rule_state[ri].last_match = Some(now);
+            if self.rules[ri].kind == RuleKind::Anomaly {
+                for record in matches {
+                    if let Some(a) = self.anomaly_hit(ri, record, now) {
+                        fired.push(a);
+                    }
+                }
+                continue;
+            }
             if !self.rules[ri].kind.on_stream() {
                 continue;
             }
@@ -290,6 +336,143 @@ impl Engine {
         Some(self.push(ri, alert))
     }
 
+    /// Counts a match of an anomaly rule in its window; fires when its message pattern was
+    /// never seen at ERROR or above (after a first window of learning).
+    fn anomaly_hit(&mut self, ri: usize, record: &Record, now: i64) -> Option<AlertRecord> {
+        let rule = &self.rules[ri];
+        let a = &mut self.anomaly[ri];
+        *a.buckets.entry(now.div_euclid(rule.window)).or_default() += 1;
+        if record.level.is_none_or(|l| l < Level::Error) {
+            return None;
+        }
+        let t = logyard_query::template(&record.message);
+        if a.seen.contains(&t) || a.seen.len() >= MAX_TEMPLATES {
+            return None;
+        }
+        a.seen.insert(t.clone());
+        self.dirty = true;
+        if now - self.started < rule.window {
+            return None; // still learning what is usual
+        }
+        while a
+            .new_alerts
+            .front()
+            .is_some_and(|&f| f <= now - rule.cooldown)
+        {
+            a.new_alerts.pop_front();
+        }
+        let key = if a.new_alerts.len() >= MAX_NEW_PATTERN_ALERTS {
+            BTreeMap::from([(OVERFLOW_KEY.to_string(), "true".to_string())])
+        } else {
+            BTreeMap::from([("pattern".to_string(), t)])
+        };
+        let g = self.groups[ri].entry(key.clone()).or_default();
+        if now < g.cooldown_until {
+            g.suppressed += 1;
+            self.rule_state[ri].suppressed += 1;
+            return None;
+        }
+        a.new_alerts.push_back(now);
+        let alert = AlertRecord {
+            id: 0,
+            rule: rule.name.clone(),
+            kind: rule.kind.as_str().into(),
+            severity: rule.severity.as_str().into(),
+            group: key,
+            count: 1,
+            suppressed: std::mem::take(&mut g.suppressed),
+            first_seen: record.timestamp,
+            last_seen: record.timestamp,
+            fired_at: now,
+            message: format!("new error pattern: {}", record.message),
+            entries: vec![record.to_json(false)],
+            notified: Vec::new(),
+        };
+        g.cooldown_until = now + rule.cooldown;
+        g.last_fired = Some(now);
+        Some(self.push(ri, alert))
+    }
+
+    /// Compares the last closed window's count of an anomaly rule with its baseline: the
+    /// same window of the past days when there are 3 or more, else the last 12 windows
+    /// (at least 4). Fires when it is further from the median than 3 robust deviations
+    /// (1.4826 × MAD, at least √median and 1) and than `count`.
+    fn anomaly_tick(&mut self, ri: usize, now: i64) -> Option<AlertRecord> {
+        let rule = &self.rules[ri];
+        let w = rule.window;
+        let a = &mut self.anomaly[ri];
+        let idx = now.div_euclid(w) - 1;
+        let first_full = self.started.div_euclid(w) + 1;
+        if idx < first_full || a.evaluated.is_some_and(|e| e >= idx) {
+            return None;
+        }
+        a.evaluated = Some(idx);
+        let count = |i: i64| a.buckets.get(&i).copied().unwrap_or(0) as f64;
+        let per_day = if DAY % w == 0 { DAY / w } else { 0 };
+        let mut base: Vec<f64> = if per_day > 0 {
+            (1..=BASELINE_DAYS)
+                .map(|k| idx - k * per_day)
+                .filter(|&i| i >= first_full)
+                .map(count)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if base.len() < 3 {
+            base = (idx - RECENT_WINDOWS..idx)
+                .filter(|&i| i >= first_full)
+                .map(count)
+                .collect();
+        }
+        let x = count(idx);
+        let keep_from = idx - BASELINE_DAYS * per_day.max(1) - RECENT_WINDOWS;
+        a.buckets.retain(|&i, _| i >= keep_from);
+        if base.len() < 4 {
+            return None;
+        }
+        let m = median(&mut base);
+        let mut dev: Vec<f64> = base.iter().map(|b| (b - m).abs()).collect();
+        let mad = median(&mut dev);
+        let spread = (1.4826 * mad).max(m.sqrt()).max(1.0);
+        if (x - m).abs() <= (3.0 * spread).max(rule.count as f64) {
+            return None;
+        }
+        let direction = if x > m { "above" } else { "below" };
+        let g = self.groups[ri]
+            .entry(BTreeMap::from([(
+                "rate".to_string(),
+                direction.to_string(),
+            )]))
+            .or_default();
+        if now < g.cooldown_until {
+            g.suppressed += 1;
+            self.rule_state[ri].suppressed += 1;
+            return None;
+        }
+        let alert = AlertRecord {
+            id: 0,
+            rule: rule.name.clone(),
+            kind: rule.kind.as_str().into(),
+            severity: rule.severity.as_str().into(),
+            group: BTreeMap::from([("rate".to_string(), direction.to_string())]),
+            count: x as u64,
+            suppressed: std::mem::take(&mut g.suppressed),
+            first_seen: idx * w,
+            last_seen: (idx + 1) * w,
+            fired_at: now,
+            message: format!(
+                "{x} entries matching {} in {}, {direction} the usual {m} (MAD {mad})",
+                rule.query,
+                human(w)
+            ),
+            entries: Vec::new(),
+            notified: Vec::new(),
+        };
+        g.cooldown_until = now + rule.cooldown;
+        g.last_fired = Some(now);
+        Some(self.push(ri, alert))
+    }
+
     fn push(&mut self, ri: usize, mut alert: AlertRecord) -> AlertRecord {
         alert.id = self.next_id;
         self.next_id += 1;
@@ -308,6 +491,10 @@ impl Engine {
         let now = self.advance(now);
         let mut fired = Vec::new();
         for ri in 0..self.rules.len() {
+            if self.rules[ri].kind == RuleKind::Anomaly {
+                fired.extend(self.anomaly_tick(ri, now));
+                continue;
+            }
             let rule = &self.rules[ri];
             if rule.kind != RuleKind::Absence {
                 continue;
@@ -399,6 +586,7 @@ impl Engine {
     pub(crate) fn persisted(&self, now: i64) -> Persisted {
         let mut groups = BTreeMap::new();
         let mut rules = BTreeMap::new();
+        let mut templates = BTreeMap::new();
         for (i, r) in self.rules.iter().enumerate() {
             let live: Vec<_> = self.groups[i]
                 .iter()
@@ -409,6 +597,11 @@ impl Engine {
                 groups.insert(r.name.clone(), live);
             }
             rules.insert(r.name.clone(), self.rule_state[i].clone());
+            if r.kind == RuleKind::Anomaly && !self.anomaly[i].seen.is_empty() {
+                let mut t: Vec<String> = self.anomaly[i].seen.iter().cloned().collect();
+                t.sort();
+                templates.insert(r.name.clone(), t);
+            }
         }
         Persisted {
             version: 1,
@@ -416,6 +609,7 @@ impl Engine {
             groups,
             rules,
             history: self.history.iter().cloned().collect(),
+            templates,
             saved_at: now,
         }
     }
@@ -427,6 +621,9 @@ impl Engine {
                 for (k, g) in gs {
                     self.groups[i].insert(k.clone(), g.clone());
                 }
+            }
+            if let Some(t) = p.templates.get(&r.name) {
+                self.anomaly[i].seen = t.iter().cloned().collect();
             }
             if let Some(s) = p.rules.get(&r.name) {
                 let mut s = s.clone();

@@ -21,7 +21,7 @@ pub enum RuleKind {
     Pattern,
     /// When no entry matched for `window`.
     Absence,
-    /// A rate far from its baseline (refused by this version).
+    /// A rate far from its baseline, or a message pattern never seen at ERROR or above.
     Anomaly,
 }
 
@@ -109,7 +109,8 @@ impl Rule {
             RuleKind::Immediate => (1, vec!["agent", "pattern"], Severity::Critical),
             RuleKind::Threshold => (5, vec!["agent", "pattern"], Severity::Warning),
             RuleKind::Pattern => (1, vec!["agent"], Severity::Warning),
-            RuleKind::Absence | RuleKind::Anomaly => (1, vec![], Severity::Warning),
+            RuleKind::Absence => (1, vec![], Severity::Warning),
+            RuleKind::Anomaly => (10, vec![], Severity::Warning),
         };
         KindDefaults {
             count,
@@ -192,6 +193,12 @@ pub const DEFAULT_RULES: &[(&str, RuleKind, &str, Severity)] = &[
         "timeouts",
         RuleKind::Pattern,
         r#"NOT level:<=INFO ~"(?i)timed? ?out|deadline exceeded|ETIMEDOUT""#,
+        Severity::Warning,
+    ),
+    (
+        "error-anomaly",
+        RuleKind::Anomaly,
+        "level:>=ERROR",
         Severity::Warning,
     ),
 ];

@@ -259,3 +259,62 @@ fn a_broken_query_is_a_config_error_with_its_position() {
         .to_string()
         .contains("url"));
 }
+
+#[test]
+fn anomaly_fires_on_a_new_error_pattern_after_learning() {
+    let mut e = default_engine(T0);
+    let err = |t: i64, m: &str| batch(vec![rec(t, Level::Error, "api", m)]);
+    let anomalies = |f: Vec<logyard_alert::AlertRecord>| -> Vec<logyard_alert::AlertRecord> {
+        f.into_iter()
+            .filter(|a| a.rule == "error-anomaly")
+            .collect()
+    };
+    // The first window only learns.
+    assert!(anomalies(e.observe(&err(T0 + MIN, "job 1 failed"), T0 + MIN)).is_empty());
+    assert!(anomalies(e.observe(&err(T0 + 6 * MIN, "job 2 failed"), T0 + 6 * MIN)).is_empty());
+    let f = anomalies(e.observe(&err(T0 + 7 * MIN, "disk controller 3 reset"), T0 + 7 * MIN));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].group["pattern"], "disk controller <num> reset");
+    assert_eq!(f[0].message, "new error pattern: disk controller 3 reset");
+    assert!(
+        anomalies(e.observe(&err(T0 + 8 * MIN, "disk controller 4 reset"), T0 + 8 * MIN))
+            .is_empty()
+    );
+}
+
+#[test]
+fn anomaly_fires_when_the_rate_leaves_its_baseline() {
+    let cfg = alerts_config(
+        "[alerts]\n[[alerts.rules]]\nname = \"api-rate\"\nquery = \"agent:api\"\nkind = \"anomaly\"\nwindow = \"1m\"\ncount = 5\n",
+    );
+    let built = cfg.build(&Default::default()).unwrap();
+    let mut e = Engine::new(built.rules, 100, 100, T0);
+    let info = |t: i64, n: usize| {
+        batch(
+            (0..n)
+                .map(|_| rec(t, Level::Info, "api", "GET /"))
+                .collect(),
+        )
+    };
+    // Twelve ordinary minutes of 9 to 11 entries.
+    for m in 0..13 {
+        let t = T0 + m * MIN + SEC;
+        assert!(e.tick(t).is_empty(), "minute {m}");
+        assert!(e.observe(&info(t, 9 + (m % 3) as usize), t).is_empty());
+    }
+    let t = T0 + 13 * MIN + SEC;
+    assert!(e.tick(t).is_empty());
+    e.observe(&info(t, 60), t);
+    let f = e.tick(T0 + 14 * MIN + SEC);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].kind, "anomaly");
+    assert_eq!(f[0].count, 60);
+    assert_eq!(f[0].group["rate"], "above");
+    assert!(
+        f[0].message.contains("above the usual 10"),
+        "{}",
+        f[0].message
+    );
+    // One evaluation per window.
+    assert!(e.tick(T0 + 14 * MIN + 2 * SEC).is_empty());
+}
