@@ -55,7 +55,8 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
             config.alerting()?,
             Arc::new(logyard_alert::SystemClock),
             Some(state_path),
-        );
+        )
+        .with_store(store.clone());
         let metrics = handle.clone();
         state = state.with_metrics_source(Arc::new(move || metrics.render_metrics()));
         state.alerts = Some(handle.clone());

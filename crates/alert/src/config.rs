@@ -31,6 +31,9 @@ pub struct AlertsConfig {
     pub evaluate_every: String,
     /// Most groups one rule tracks; further groups share one overflow group.
     pub max_groups: usize,
+    /// When to send the daily error summary through the notifiers (`"06:00"`, UTC); off
+    /// when absent.
+    pub daily_summary_at: Option<String>,
 }
 
 impl Default for AlertsConfig {
@@ -42,6 +45,7 @@ impl Default for AlertsConfig {
             history: 1000,
             evaluate_every: "10s".into(),
             max_groups: 1000,
+            daily_summary_at: None,
         }
     }
 }
@@ -91,6 +95,17 @@ pub struct Built {
     pub evaluate_every: i64,
     /// Groups per rule.
     pub max_groups: usize,
+    /// Time of day (ns after midnight UTC) of the daily error summary.
+    pub daily_summary_at: Option<i64>,
+    /// Budgets of the summary's queries.
+    pub query: Settings,
+}
+
+/// Parses `HH:MM` into ns after midnight.
+fn time_of_day(text: &str) -> Option<i64> {
+    let (h, m) = text.trim().split_once(':')?;
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h * 60 + m) * 60_000_000_000)
 }
 
 fn duration(rule: &str, key: &str, text: &str) -> Result<i64, AlertError> {
@@ -210,7 +225,18 @@ impl AlertsConfig {
                 message: "history must be at least 1".into(),
             });
         }
+        let daily_summary_at = match &self.daily_summary_at {
+            None => None,
+            Some(text) => Some(time_of_day(text).ok_or_else(|| AlertError::Invalid {
+                rule: "[alerts]".into(),
+                message: format!(
+                    "daily_summary_at = {text:?} is not a time of day; write \"06:00\" (UTC)"
+                ),
+            })?),
+        };
         Ok(Built {
+            daily_summary_at,
+            query: settings.clone(),
             rules,
             notifiers,
             history: self.history,

@@ -172,6 +172,9 @@ pub(crate) struct Persisted {
     /// Anomaly rules: the message templates seen at ERROR and above, by rule.
     #[serde(default)]
     pub(crate) templates: BTreeMap<String, Vec<String>>,
+    /// When the last daily summary was made.
+    #[serde(default)]
+    pub(crate) last_summary: Option<i64>,
     /// The engine clock when saved, so a restart sees the cooldowns as they were.
     pub(crate) saved_at: i64,
 }
@@ -189,6 +192,8 @@ pub struct Engine {
     next_id: u64,
     started: i64,
     last_now: Option<i64>,
+    /// When the last daily summary was made.
+    pub(crate) last_summary: Option<i64>,
     dirty: bool,
 }
 
@@ -207,6 +212,7 @@ impl Engine {
             next_id: 1,
             started: now,
             last_now: None,
+            last_summary: None,
             dirty: false,
         }
     }
@@ -473,6 +479,18 @@ impl Engine {
         Some(self.push(ri, alert))
     }
 
+    /// Adds an alert that no rule made (the daily summary) to the history.
+    pub fn push_other(&mut self, mut alert: AlertRecord) -> AlertRecord {
+        alert.id = self.next_id;
+        self.next_id += 1;
+        self.history.push_back(alert.clone());
+        while self.history.len() > self.max_history {
+            self.history.pop_front();
+        }
+        self.dirty = true;
+        alert
+    }
+
     fn push(&mut self, ri: usize, mut alert: AlertRecord) -> AlertRecord {
         alert.id = self.next_id;
         self.next_id += 1;
@@ -610,12 +628,14 @@ impl Engine {
             rules,
             history: self.history.iter().cloned().collect(),
             templates,
+            last_summary: self.last_summary,
             saved_at: now,
         }
     }
 
     pub(crate) fn restore(&mut self, p: Persisted) {
         self.next_id = p.next_id.max(1);
+        self.last_summary = p.last_summary;
         for (i, r) in self.rules.iter().enumerate() {
             if let Some(gs) = p.groups.get(&r.name) {
                 for (k, g) in gs {

@@ -23,6 +23,7 @@ mod engine;
 mod metrics;
 mod rule;
 mod state;
+mod summary;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub use config::{AlertsConfig, Built, RuleConfig, DEFAULT_WEBHOOK};
 pub use engine::{AlertRecord, Engine, Group, RuleSummary, MAX_ENTRIES, OVERFLOW_KEY};
 pub use metrics::Metrics;
 pub use rule::{default_rules, Rule, RuleKind, Severity, DEFAULT_RULES};
+pub use summary::SUMMARY_RULE;
 
 /// Why the alerting configuration or state is refused.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +144,9 @@ struct Shared {
     clock: Arc<dyn Clock>,
     state_path: Option<PathBuf>,
     evaluate_every: i64,
+    daily_summary_at: Option<i64>,
+    query: logyard_query::Settings,
+    store: Mutex<Option<Arc<logyard_store::Store>>>,
     stopping: AtomicBool,
     stop: Notify,
 }
@@ -181,10 +186,19 @@ impl AlertHandle {
                 clock,
                 state_path,
                 evaluate_every: built.evaluate_every,
+                daily_summary_at: built.daily_summary_at,
+                query: built.query,
+                store: Mutex::new(None),
                 stopping: AtomicBool::new(false),
                 stop: Notify::new(),
             }),
         }
+    }
+
+    /// Gives the store the daily error summary is computed from.
+    pub fn with_store(self, store: Arc<logyard_store::Store>) -> AlertHandle {
+        *self.shared.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+        self
     }
 
     /// Starts the evaluation of the stream, the timer and the notification tasks on the
@@ -227,7 +241,11 @@ impl AlertHandle {
                     _ = s.shared.stop.notified() => break,
                     _ = interval.tick() => {}
                 }
-                let fired = s.evaluate_timers();
+                // The daily summary reads the store: off the async workers.
+                let step = s.clone();
+                let fired = tokio::task::spawn_blocking(move || step.evaluate_timers())
+                    .await
+                    .unwrap_or_default();
                 s.enqueue(&tx, fired);
                 if s.shared.stopping.load(Ordering::SeqCst) {
                     break;
@@ -279,13 +297,43 @@ impl AlertHandle {
     /// Evaluates the timer rules now and saves the state if it changed.
     pub fn evaluate_timers(&self) -> Vec<AlertRecord> {
         let now = self.shared.clock.now();
-        let fired = self.engine().tick(now);
+        let mut fired = self.engine().tick(now);
         self.count(&fired);
+        fired.extend(self.daily_summary(now));
         let dirty = self.engine().take_dirty();
         if dirty {
             self.save();
         }
         fired
+    }
+
+    /// Makes the daily error summary when its time of day has come (within the hour after
+    /// it, once a day).
+    fn daily_summary(&self, now: i64) -> Option<AlertRecord> {
+        let at = self.shared.daily_summary_at?;
+        let due = now.div_euclid(summary::DAY) * summary::DAY + at;
+        if now < due || now - due >= summary::HOUR {
+            return None;
+        }
+        if self.engine().last_summary.is_some_and(|l| l >= due) {
+            return None;
+        }
+        let store = self
+            .shared
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let alert = match summary::make(&store, now, &self.shared.query) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make the daily error summary");
+                return None;
+            }
+        };
+        let mut engine = self.engine();
+        engine.last_summary = Some(now);
+        Some(engine.push_other(alert))
     }
 
     fn count(&self, fired: &[AlertRecord]) {

@@ -364,3 +364,57 @@ to = ["ops@example.com", "dev@example.com"]
         mails[1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_error_summary_goes_out_once_at_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        logyard_store::Store::open(logyard_store::StoreConfig::new(dir.path().join("data")))
+            .unwrap(),
+    );
+    let mut records = vec![
+        rec(T0 - 3 * MIN, Level::Critical, "db", "primary down"),
+        rec(T0 - 2 * MIN, Level::Error, "api", "request 1 failed"),
+        rec(T0 - MIN, Level::Error, "api", "request 2 failed"),
+        rec(T0 - MIN, Level::Info, "web", "fine"),
+    ];
+    for r in &mut records {
+        r.host = "h".into();
+    }
+    tokio::task::block_in_place(|| store.append(records)).unwrap();
+    let webhook = Receiver::start(vec![]).await;
+    let clock = Arc::new(ManualClock::new(T0 - MIN));
+    let h = handle(
+        &format!(
+            "[alerts]\ndaily_summary_at = \"10:00\"\n[[alerts.notifiers]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            webhook.url
+        ),
+        clock.clone(),
+    )
+    .with_store(store.clone());
+    assert!(tokio::task::block_in_place(|| h.evaluate_timers()).is_empty());
+    clock.set(T0 + 5 * SEC);
+    let fired = tokio::task::block_in_place(|| h.evaluate_timers());
+    assert_eq!(fired.len(), 1);
+    h.deliver(&fired[0]).await;
+    clock.set(T0 + 10 * MIN);
+    assert!(
+        tokio::task::block_in_place(|| h.evaluate_timers()).is_empty(),
+        "one summary a day"
+    );
+    let got = webhook.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["rule"], "daily-summary");
+    assert_eq!(got[0]["kind"], "summary");
+    assert_eq!(got[0]["count"], 3);
+    let message = got[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "3 error entries from 2 of 3 agents in the last 24 h; most: api (2), db (1)"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("request <num> failed (2)"), "{message}");
+    assert_eq!(got[0]["entries"][0]["message"], "primary down");
+    tokio::task::block_in_place(|| store.close());
+}
