@@ -158,8 +158,12 @@ fn a_critical_line_reaches_the_webhook_and_the_alert_list() {
     let server = Server::start(&data, &["--config", &config]);
     let (status, _) = server.post("/api/logs", "application/json", line.to_vec());
     assert_eq!(status, 200);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(hook.wait_for(2).len(), 1, "re-fired after the restart");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        hook.got.lock().unwrap().len(),
+        1,
+        "re-fired after the restart"
+    );
     let alerts = server.get("/api/alerts").1;
     assert_eq!(alerts["alerts"].as_array().unwrap().len(), 1);
     server.stop();
