@@ -388,6 +388,24 @@ mod tests {
     }
 
     #[test]
+    fn reads_alert_rules_and_notifiers() {
+        let c = RawConfig::parse(
+            "[alerts]\nhistory = 50\n[[alerts.rules]]\nname = \"e\"\nquery = \"level:ERROR\"\nkind = \"threshold\"\ncount = 3\nnotify = [\"h\"]\n[[alerts.notifiers]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:8060\"\n",
+        )
+        .unwrap();
+        let built = c.alerting().unwrap();
+        assert_eq!(built.rules.len(), 1);
+        assert_eq!(built.rules[0].count, 3);
+        assert_eq!(built.history, 50);
+        assert_eq!(RawConfig::default().alerting().unwrap().rules.len(), 8);
+        let e =
+            RawConfig::parse("[[alerts.rules]]\nname = \"e\"\nkind = \"immediate\"\ncolour = 1\n")
+                .unwrap_err();
+        assert!(e.starts_with("line 1:") || e.starts_with("line 4:"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
     fn errors_name_line_and_hint() {
         let e = RawConfig::parse("[server]\nlisten = \"127.0.0.1:1\"\ncolour = \"blue\"\n")
             .unwrap_err();
