@@ -1,5 +1,5 @@
-//! The command line: `serve`, `ingest`, `parse`, `query`, `tail`, `export`, `errors`, `report`, `rotate`,
-//! `check-config`, `version`.
+//! The command line: `serve`, `ingest`, `parse`, `query`, `tail`, `export`, `errors`, `report`,
+//! `rotate`, `alerts`, `check-config`, `version`.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +40,8 @@ enum Command {
     /// Rotate log files once: the `[[rotate]]` rules of the configuration and/or a logrotate
     /// configuration file.
     Rotate(RotateArgs),
+    /// Print the recent alerts of a server as a table.
+    Alerts(AlertsArgs),
     /// Check the configuration file and exit.
     CheckConfig,
     /// Print the version.
@@ -205,6 +207,20 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 }
 
+/// `logyard alerts`.
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8062")]
+    pub server: String,
+    /// Most alerts to print.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print the answer of GET /api/alerts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `logyard rotate`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
@@ -250,6 +266,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Errors(args) => crate::analysis_cmd::errors(config, args),
         Command::Report(args) => crate::report_cmd::run(config, args),
         Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
+        Command::Alerts(args) => crate::alerts_cmd::run(args),
         Command::CheckConfig => {
             match &path {
                 Some(p) => println!("{}: configuration is valid", p.display()),

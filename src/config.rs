@@ -343,6 +343,8 @@ pub struct RawConfig {
     pub report: ReportSection,
     /// `[metrics]`.
     pub metrics: MetricsSection,
+    /// `[alerts]`, `[[alerts.rules]]`, `[[alerts.notifiers]]`.
+    pub alerts: logyard_alert::AlertsConfig,
 }
 
 impl RawConfig {
@@ -469,6 +471,7 @@ impl RawConfig {
         .context("invalid [[parsers]] or [redact] pattern")?;
         self.report_schedule()
             .context("invalid [report] settings")?;
+        self.alerting()?;
         Ok(())
     }
 
@@ -521,6 +524,14 @@ impl RawConfig {
             report,
             query: self.query_settings(),
         }))
+    }
+
+    /// Builds the alert rules and notifiers; an error names the rule, the key or the query
+    /// position.
+    pub fn alerting(&self) -> anyhow::Result<logyard_alert::Built> {
+        self.alerts
+            .build(&self.query_settings())
+            .map_err(|e| anyhow::anyhow!("invalid [alerts] configuration: {e}"))
     }
 
     /// Returns the budgets of one query.
@@ -604,6 +615,24 @@ mod tests {
         let bad =
             RawConfig::parse("[report]\ndaily_at = \"06:00\"\nformats = [\"pdf\"]\n").unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn reads_alert_rules_and_notifiers() {
+        let c = RawConfig::parse(
+            "[alerts]\nhistory = 50\n[[alerts.rules]]\nname = \"e\"\nquery = \"level:ERROR\"\nkind = \"threshold\"\ncount = 3\nnotify = [\"h\"]\n[[alerts.notifiers]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:8060\"\n",
+        )
+        .unwrap();
+        let built = c.alerting().unwrap();
+        assert_eq!(built.rules.len(), 1);
+        assert_eq!(built.rules[0].count, 3);
+        assert_eq!(built.history, 50);
+        assert_eq!(RawConfig::default().alerting().unwrap().rules.len(), 8);
+        let e =
+            RawConfig::parse("[[alerts.rules]]\nname = \"e\"\nkind = \"immediate\"\ncolour = 1\n")
+                .unwrap_err();
+        assert!(e.starts_with("line 1:") || e.starts_with("line 4:"), "{e}");
+        assert!(e.contains("colour"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `logyard`: log management in one binary. This is the composition root: it parses the
 //! command line, loads the configuration, and wires the crates together.
 
+mod alerts_cmd;
 mod analysis_cmd;
 mod cli;
 mod collect;

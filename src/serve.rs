@@ -97,11 +97,28 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         let handle = handle.clone();
         state = state.with_metrics_source(Arc::new(move || handle.metrics().render_prometheus()));
     }
+    let alerting = if config.alerts.enabled {
+        let state_path = data_dir.join("state").join("alerts.json");
+        let handle = logyard_alert::AlertHandle::new(
+            config.alerting()?,
+            Arc::new(logyard_alert::SystemClock),
+            Some(state_path),
+        )
+        .with_store(store.clone());
+        let metrics = handle.clone();
+        state = state.with_metrics_source(Arc::new(move || metrics.render_metrics()));
+        state.alerts = Some(handle.clone());
+        Some(handle)
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Subscribed before the port opens: no acknowledged batch escapes the rules.
+        let alert_task = alerting.as_ref().map(|a| a.spawn(store.subscribe()));
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| {
@@ -115,6 +132,9 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         logyard_api::serve(listener, state, shutdown_signal()).await?;
+        if let (Some(a), Some(task)) = (&alerting, alert_task) {
+            a.stop(task).await;
+        }
         anyhow::Ok(())
     })?;
     tracing::info!("stopping: the collectors");

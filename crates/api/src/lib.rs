@@ -4,10 +4,11 @@
 //! a listener until a shutdown signal. Handlers live beside their routes: [`ingest`] for
 //! `POST /api/logs`, [`read`] for the searches, `/api/query` and statistics, [`analysis`]
 //! for histograms, error summaries and context, [`export`] for streamed exports, [`report`]
-//! for `/api/report`, and
+//! for `/api/report`, [`alerts`] for the alert history and rules, and
 //! [`tail`] for the live tail. Every error answer goes
 //! through [`ApiError`], the one place where errors become statuses.
 
+pub mod alerts;
 pub mod analysis;
 pub mod error;
 pub mod export;
@@ -115,6 +116,8 @@ pub struct AppState {
     pub query: logyard_query::Settings,
     /// What `/api/report` looks at (`[report]`).
     pub report: logyard_report::ReportSettings,
+    /// The running alerting, when started (`/api/alerts`).
+    pub alerts: Option<logyard_alert::AlertHandle>,
 }
 
 impl AppState {
@@ -131,6 +134,7 @@ impl AppState {
             sources: Vec::new(),
             query: logyard_query::Settings::default(),
             report: logyard_report::ReportSettings::default(),
+            alerts: None,
         }
     }
 
@@ -161,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .merge(shippers::loki::routes())
         .merge(report::routes())
         .merge(ui::routes())
+        .merge(alerts::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(shippers::bulk::info_probe))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -194,6 +199,8 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/loki/api/v1/push") => "/loki/api/v1/push",
         Some("/_bulk") | Some("/{index}/_bulk") => "/_bulk",
         Some("/api/report") => "/api/report",
+        Some("/api/alerts") => "/api/alerts",
+        Some("/api/alerts/rules") => "/api/alerts/rules",
         _ => "other",
     };
     state.metrics.observe_request(

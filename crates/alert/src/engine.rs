@@ -1,0 +1,672 @@
+//! The evaluation: counts matches per rule and group, fires, holds back during the cooldown,
+//! and keeps the history. Pure and synchronous: time comes in as an argument, so tests drive
+//! it with any clock.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use logyard_model::{format_rfc3339, Level, Record};
+use logyard_notify::{Delivery, Notification};
+use logyard_store::MemBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::rule::{Rule, RuleKind};
+
+/// Entries carried by one alert.
+pub const MAX_ENTRIES: usize = 10;
+
+/// The group that collects the records of groups beyond `max_groups`.
+pub const OVERFLOW_KEY: &str = "_overflow";
+
+/// The values of a rule's `group_by` keys.
+pub type Group = BTreeMap<String, String>;
+
+/// A rule's state, for `GET /api/alerts/rules`.
+#[derive(Debug, Clone)]
+pub struct RuleSummary<'a> {
+    /// The rule.
+    pub rule: &'a Rule,
+    /// The end of its latest cooldown, if one is running.
+    pub cooldown_until: Option<i64>,
+    /// When it last fired.
+    pub last_fired: Option<i64>,
+    /// Alerts fired.
+    pub fired: u64,
+    /// Entries held back by cooldowns.
+    pub suppressed: u64,
+}
+
+/// One fired alert, as the history and `GET /api/alerts` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Unique within this data directory.
+    pub id: u64,
+    /// The rule's name.
+    pub rule: String,
+    /// The rule's kind.
+    pub kind: String,
+    /// The rule's severity.
+    pub severity: String,
+    /// The group's values.
+    pub group: BTreeMap<String, String>,
+    /// Entries counted.
+    pub count: u64,
+    /// Entries of this rule and group held back by the cooldown before this alert.
+    pub suppressed: u64,
+    /// First entry counted, ns.
+    pub first_seen: i64,
+    /// Last entry counted, ns.
+    pub last_seen: i64,
+    /// When it fired (the engine's clock), ns.
+    pub fired_at: i64,
+    /// The triggering message or a one-line summary.
+    pub message: String,
+    /// At most [`MAX_ENTRIES`] entries.
+    pub entries: Vec<serde_json::Value>,
+    /// One delivery per notifier, filled in once sent.
+    pub notified: Vec<Delivery>,
+}
+
+impl AlertRecord {
+    /// Returns what notifiers receive.
+    pub fn notification(&self) -> Notification {
+        Notification {
+            rule: self.rule.clone(),
+            kind: self.kind.clone(),
+            severity: self.severity.clone(),
+            group: self.group.clone(),
+            count: self.count,
+            suppressed: self.suppressed,
+            first_seen: format_rfc3339(self.first_seen),
+            last_seen: format_rfc3339(self.last_seen),
+            message: self.message.clone(),
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// Returns the JSON of `GET /api/alerts`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "rule": self.rule,
+            "kind": self.kind,
+            "severity": self.severity,
+            "group": self.group,
+            "count": self.count,
+            "suppressed": self.suppressed,
+            "first_seen": format_rfc3339(self.first_seen),
+            "last_seen": format_rfc3339(self.last_seen),
+            "fired_at": format_rfc3339(self.fired_at),
+            "message": self.message,
+            "notified": self.notified,
+        })
+    }
+}
+
+/// The state of one rule and group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct GroupState {
+    /// Engine times and record times of the matches in the window (at most `count`).
+    #[serde(skip)]
+    hits: VecDeque<(i64, i64)>,
+    #[serde(skip)]
+    entries: VecDeque<serde_json::Value>,
+    #[serde(skip)]
+    last_message: String,
+    pub(crate) cooldown_until: i64,
+    pub(crate) suppressed: u64,
+    pub(crate) last_fired: Option<i64>,
+}
+
+/// What a rule's state adds up to, for `GET /api/alerts/rules`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct RuleState {
+    pub(crate) last_fired: Option<i64>,
+    /// Last time (engine clock) an entry matched: absence rules.
+    pub(crate) last_match: Option<i64>,
+    pub(crate) fired: u64,
+    pub(crate) suppressed: u64,
+}
+
+/// Most templates an anomaly rule remembers.
+const MAX_TEMPLATES: usize = 100_000;
+/// Most "new pattern" alerts of one rule per cooldown; further ones share the overflow group.
+const MAX_NEW_PATTERN_ALERTS: usize = 10;
+/// Past windows of the short baseline.
+const RECENT_WINDOWS: i64 = 12;
+/// Days of the same-hour baseline.
+const BASELINE_DAYS: i64 = 7;
+const DAY: i64 = 86_400_000_000_000;
+
+/// An anomaly rule's counts per window and the templates it knows.
+#[derive(Debug, Clone, Default)]
+struct AnomalyState {
+    /// Matches per window index (`now / window`).
+    buckets: BTreeMap<i64, u64>,
+    /// The last window evaluated.
+    evaluated: Option<i64>,
+    seen: HashSet<String>,
+    /// When recent "new pattern" alerts fired.
+    new_alerts: VecDeque<i64>,
+}
+
+/// Returns the median of values (sorted in place).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The persisted part of the engine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Persisted {
+    pub(crate) version: u32,
+    pub(crate) next_id: u64,
+    /// rule name → (group values, state).
+    pub(crate) groups: BTreeMap<String, Vec<(Group, GroupState)>>,
+    pub(crate) rules: BTreeMap<String, RuleState>,
+    pub(crate) history: Vec<AlertRecord>,
+    /// Anomaly rules: the message templates seen at ERROR and above, by rule.
+    #[serde(default)]
+    pub(crate) templates: BTreeMap<String, Vec<String>>,
+    /// When the last daily summary was made.
+    #[serde(default)]
+    pub(crate) last_summary: Option<i64>,
+    /// The engine clock when saved, so a restart sees the cooldowns as they were.
+    pub(crate) saved_at: i64,
+}
+
+/// The evaluation state of every rule.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    groups: Vec<HashMap<BTreeMap<String, String>, GroupState>>,
+    rule_state: Vec<RuleState>,
+    anomaly: Vec<AnomalyState>,
+    history: VecDeque<AlertRecord>,
+    max_history: usize,
+    max_groups: usize,
+    next_id: u64,
+    started: i64,
+    last_now: Option<i64>,
+    /// When the last daily summary was made.
+    pub(crate) last_summary: Option<i64>,
+    dirty: bool,
+}
+
+impl Engine {
+    /// Creates an engine for rules, keeping `max_history` alerts, started at `now`.
+    pub fn new(rules: Vec<Rule>, max_history: usize, max_groups: usize, now: i64) -> Engine {
+        let n = rules.len();
+        Engine {
+            rules,
+            groups: vec![HashMap::new(); n],
+            rule_state: vec![RuleState::default(); n],
+            anomaly: vec![AnomalyState::default(); n],
+            history: VecDeque::new(),
+            max_history,
+            max_groups,
+            next_id: 1,
+            started: now,
+            last_now: None,
+            last_summary: None,
+            dirty: false,
+        }
+    }
+
+    /// Returns the rules.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Accepts a clock reading: when it went backwards, every stored time moves back by the
+    /// same amount, so cooldowns and windows keep their remaining length (a jump back neither
+    /// extends a cooldown nor replays a window). Returns the time to use.
+    fn advance(&mut self, now: i64) -> i64 {
+        if let Some(last) = self.last_now {
+            if now < last {
+                let back = last - now;
+                tracing::warn!(seconds = back / 1_000_000_000, "the clock went backwards");
+                for groups in &mut self.groups {
+                    for g in groups.values_mut() {
+                        g.cooldown_until -= back;
+                        for h in &mut g.hits {
+                            h.0 -= back;
+                        }
+                    }
+                }
+                for r in &mut self.rule_state {
+                    if let Some(m) = &mut r.last_match {
+                        *m -= back;
+                    }
+                }
+                self.started -= back;
+            }
+        }
+        self.last_now = Some(now);
+        now
+    }
+
+    /// Evaluates the stream rules on a batch of acknowledged records; returns the alerts
+    /// that fired (already in the history).
+    pub fn observe(&mut self, batch: &MemBatch, now: i64) -> Vec<AlertRecord> {
+        let now = self.advance(now);
+        let mut fired = Vec::new();
+        for ri in 0..self.rules.len() {
+            let matches = logyard_query::matching_records(&self.rules[ri].filter, batch);
+            if matches.is_empty() {
+                continue;
+            }
+            self.rule_state[ri].last_match = Some(now);
+            if self.rules[ri].kind == RuleKind::Anomaly {
+                for record in matches {
+                    if let Some(a) = self.anomaly_hit(ri, record, now) {
+                        fired.push(a);
+                    }
+                }
+                continue;
+            }
+            if !self.rules[ri].kind.on_stream() {
+                continue;
+            }
+            for record in matches {
+                if let Some(a) = self.hit(ri, record, now) {
+                    fired.push(a);
+                }
+            }
+        }
+        fired
+    }
+
+    fn hit(&mut self, ri: usize, record: &Record, now: i64) -> Option<AlertRecord> {
+        let rule = &self.rules[ri];
+        let mut key = rule.group_of(record);
+        let groups = &mut self.groups[ri];
+        if !groups.contains_key(&key) && groups.len() >= self.max_groups {
+            key = BTreeMap::from([(OVERFLOW_KEY.to_string(), "true".to_string())]);
+        }
+        let g = groups.entry(key.clone()).or_default();
+        if now < g.cooldown_until {
+            g.suppressed += 1;
+            self.rule_state[ri].suppressed += 1;
+            self.dirty = true;
+            return None;
+        }
+        g.hits.push_back((now, record.timestamp));
+        while g.hits.len() as u64 > rule.count
+            || g.hits.front().is_some_and(|h| h.0 <= now - rule.window)
+        {
+            g.hits.pop_front();
+        }
+        g.entries.push_back(record.to_json(false));
+        while g.entries.len() > MAX_ENTRIES.min(rule.count as usize) {
+            g.entries.pop_front();
+        }
+        g.last_message = record.message.clone();
+        if (g.hits.len() as u64) < rule.count {
+            return None;
+        }
+        let first = g.hits.iter().map(|h| h.1).min().unwrap_or(record.timestamp);
+        let count = g.hits.len() as u64;
+        let message = if rule.count == 1 {
+            g.last_message.clone()
+        } else {
+            format!(
+                "{count} entries matching {} within {}; the last: {}",
+                rule.query,
+                human(rule.window),
+                g.last_message
+            )
+        };
+        let alert = AlertRecord {
+            id: 0,
+            rule: rule.name.clone(),
+            kind: rule.kind.as_str().into(),
+            severity: rule.severity.as_str().into(),
+            group: key,
+            count,
+            suppressed: std::mem::take(&mut g.suppressed),
+            first_seen: first,
+            last_seen: record.timestamp,
+            fired_at: now,
+            message,
+            entries: g.entries.drain(..).collect(),
+            notified: Vec::new(),
+        };
+        g.hits.clear();
+        g.cooldown_until = now + rule.cooldown;
+        g.last_fired = Some(now);
+        Some(self.push(ri, alert))
+    }
+
+    /// Counts a match of an anomaly rule in its window; fires when its message pattern was
+    /// never seen at ERROR or above (after a first window of learning).
+    fn anomaly_hit(&mut self, ri: usize, record: &Record, now: i64) -> Option<AlertRecord> {
+        let rule = &self.rules[ri];
+        let a = &mut self.anomaly[ri];
+        *a.buckets.entry(now.div_euclid(rule.window)).or_default() += 1;
+        if record.level.is_none_or(|l| l < Level::Error) {
+            return None;
+        }
+        let t = logyard_query::template(&record.message);
+        if a.seen.contains(&t) || a.seen.len() >= MAX_TEMPLATES {
+            return None;
+        }
+        a.seen.insert(t.clone());
+        self.dirty = true;
+        if now - self.started < rule.window {
+            return None; // still learning what is usual
+        }
+        while a
+            .new_alerts
+            .front()
+            .is_some_and(|&f| f <= now - rule.cooldown)
+        {
+            a.new_alerts.pop_front();
+        }
+        let key = if a.new_alerts.len() >= MAX_NEW_PATTERN_ALERTS {
+            BTreeMap::from([(OVERFLOW_KEY.to_string(), "true".to_string())])
+        } else {
+            BTreeMap::from([("pattern".to_string(), t)])
+        };
+        let g = self.groups[ri].entry(key.clone()).or_default();
+        if now < g.cooldown_until {
+            g.suppressed += 1;
+            self.rule_state[ri].suppressed += 1;
+            return None;
+        }
+        a.new_alerts.push_back(now);
+        let alert = AlertRecord {
+            id: 0,
+            rule: rule.name.clone(),
+            kind: rule.kind.as_str().into(),
+            severity: rule.severity.as_str().into(),
+            group: key,
+            count: 1,
+            suppressed: std::mem::take(&mut g.suppressed),
+            first_seen: record.timestamp,
+            last_seen: record.timestamp,
+            fired_at: now,
+            message: format!("new error pattern: {}", record.message),
+            entries: vec![record.to_json(false)],
+            notified: Vec::new(),
+        };
+        g.cooldown_until = now + rule.cooldown;
+        g.last_fired = Some(now);
+        Some(self.push(ri, alert))
+    }
+
+    /// Compares the last closed window's count of an anomaly rule with its baseline: the
+    /// same window of the past days when there are 3 or more, else the last 12 windows
+    /// (at least 4). Fires when it is further from the median than 3 robust deviations
+    /// (1.4826 × MAD, at least √median and 1) and than `count`.
+    fn anomaly_tick(&mut self, ri: usize, now: i64) -> Option<AlertRecord> {
+        let rule = &self.rules[ri];
+        let w = rule.window;
+        let a = &mut self.anomaly[ri];
+        let idx = now.div_euclid(w) - 1;
+        let first_full = self.started.div_euclid(w) + 1;
+        if idx < first_full || a.evaluated.is_some_and(|e| e >= idx) {
+            return None;
+        }
+        a.evaluated = Some(idx);
+        let count = |i: i64| a.buckets.get(&i).copied().unwrap_or(0) as f64;
+        let per_day = if DAY % w == 0 { DAY / w } else { 0 };
+        let mut base: Vec<f64> = if per_day > 0 {
+            (1..=BASELINE_DAYS)
+                .map(|k| idx - k * per_day)
+                .filter(|&i| i >= first_full)
+                .map(count)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if base.len() < 3 {
+            base = (idx - RECENT_WINDOWS..idx)
+                .filter(|&i| i >= first_full)
+                .map(count)
+                .collect();
+        }
+        let x = count(idx);
+        let keep_from = idx - BASELINE_DAYS * per_day.max(1) - RECENT_WINDOWS;
+        a.buckets.retain(|&i, _| i >= keep_from);
+        if base.len() < 4 {
+            return None;
+        }
+        let m = median(&mut base);
+        let mut dev: Vec<f64> = base.iter().map(|b| (b - m).abs()).collect();
+        let mad = median(&mut dev);
+        let spread = (1.4826 * mad).max(m.sqrt()).max(1.0);
+        if (x - m).abs() <= (3.0 * spread).max(rule.count as f64) {
+            return None;
+        }
+        let direction = if x > m { "above" } else { "below" };
+        let g = self.groups[ri]
+            .entry(BTreeMap::from([(
+                "rate".to_string(),
+                direction.to_string(),
+            )]))
+            .or_default();
+        if now < g.cooldown_until {
+            g.suppressed += 1;
+            self.rule_state[ri].suppressed += 1;
+            return None;
+        }
+        let alert = AlertRecord {
+            id: 0,
+            rule: rule.name.clone(),
+            kind: rule.kind.as_str().into(),
+            severity: rule.severity.as_str().into(),
+            group: BTreeMap::from([("rate".to_string(), direction.to_string())]),
+            count: x as u64,
+            suppressed: std::mem::take(&mut g.suppressed),
+            first_seen: idx * w,
+            last_seen: (idx + 1) * w,
+            fired_at: now,
+            message: format!(
+                "{x} entries matching {} in {}, {direction} the usual {m} (MAD {mad})",
+                rule.query,
+                human(w)
+            ),
+            entries: Vec::new(),
+            notified: Vec::new(),
+        };
+        g.cooldown_until = now + rule.cooldown;
+        g.last_fired = Some(now);
+        Some(self.push(ri, alert))
+    }
+
+    /// Adds an alert that no rule made (the daily summary) to the history.
+    pub fn push_other(&mut self, mut alert: AlertRecord) -> AlertRecord {
+        alert.id = self.next_id;
+        self.next_id += 1;
+        self.history.push_back(alert.clone());
+        while self.history.len() > self.max_history {
+            self.history.pop_front();
+        }
+        self.dirty = true;
+        alert
+    }
+
+    fn push(&mut self, ri: usize, mut alert: AlertRecord) -> AlertRecord {
+        alert.id = self.next_id;
+        self.next_id += 1;
+        self.rule_state[ri].fired += 1;
+        self.rule_state[ri].last_fired = Some(alert.fired_at);
+        self.history.push_back(alert.clone());
+        while self.history.len() > self.max_history {
+            self.history.pop_front();
+        }
+        self.dirty = true;
+        alert
+    }
+
+    /// Evaluates the timer rules (absence); returns the alerts that fired.
+    pub fn tick(&mut self, now: i64) -> Vec<AlertRecord> {
+        let now = self.advance(now);
+        let mut fired = Vec::new();
+        for ri in 0..self.rules.len() {
+            if self.rules[ri].kind == RuleKind::Anomaly {
+                fired.extend(self.anomaly_tick(ri, now));
+                continue;
+            }
+            let rule = &self.rules[ri];
+            if rule.kind != RuleKind::Absence {
+                continue;
+            }
+            let since = self.rule_state[ri].last_match.unwrap_or(self.started);
+            if now - since < rule.window {
+                continue;
+            }
+            let g = self.groups[ri].entry(BTreeMap::new()).or_default();
+            if now < g.cooldown_until {
+                continue;
+            }
+            let alert = AlertRecord {
+                id: 0,
+                rule: rule.name.clone(),
+                kind: rule.kind.as_str().into(),
+                severity: rule.severity.as_str().into(),
+                group: BTreeMap::new(),
+                count: 0,
+                suppressed: std::mem::take(&mut g.suppressed),
+                first_seen: since,
+                last_seen: now,
+                fired_at: now,
+                message: format!(
+                    "no entry matching {} for {}",
+                    rule.query,
+                    human(now - since)
+                ),
+                entries: Vec::new(),
+                notified: Vec::new(),
+            };
+            g.cooldown_until = now + rule.cooldown;
+            g.last_fired = Some(now);
+            fired.push(self.push(ri, alert));
+        }
+        // Forget idle groups: nothing counted, cooldown over, nothing held back.
+        for (ri, groups) in self.groups.iter_mut().enumerate() {
+            let window = self.rules[ri].window;
+            groups.retain(|_, g| {
+                g.suppressed > 0
+                    || now < g.cooldown_until
+                    || g.hits.back().is_some_and(|h| h.0 > now - window)
+            });
+        }
+        fired
+    }
+
+    /// Records the deliveries of an alert in the history.
+    pub fn delivered(&mut self, id: u64, deliveries: Vec<Delivery>) {
+        if let Some(a) = self.history.iter_mut().rev().find(|a| a.id == id) {
+            a.notified = deliveries;
+            self.dirty = true;
+        }
+    }
+
+    /// Returns the history, newest first.
+    pub fn history(&self) -> impl Iterator<Item = &AlertRecord> {
+        self.history.iter().rev()
+    }
+
+    /// Returns the state of every rule at `now`.
+    pub fn rule_summaries(&self, now: i64) -> Vec<RuleSummary<'_>> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let until = self.groups[i]
+                    .values()
+                    .map(|g| g.cooldown_until)
+                    .filter(|&u| u > now)
+                    .max();
+                let s = &self.rule_state[i];
+                RuleSummary {
+                    rule: r,
+                    cooldown_until: until,
+                    last_fired: s.last_fired,
+                    fired: s.fired,
+                    suppressed: s.suppressed,
+                }
+            })
+            .collect()
+    }
+
+    /// Returns whether something changed since the last [`Engine::take_dirty`].
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    pub(crate) fn persisted(&self, now: i64) -> Persisted {
+        let mut groups = BTreeMap::new();
+        let mut rules = BTreeMap::new();
+        let mut templates = BTreeMap::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let live: Vec<_> = self.groups[i]
+                .iter()
+                .filter(|(_, g)| g.cooldown_until > now || g.suppressed > 0)
+                .map(|(k, g)| (k.clone(), g.clone()))
+                .collect();
+            if !live.is_empty() {
+                groups.insert(r.name.clone(), live);
+            }
+            rules.insert(r.name.clone(), self.rule_state[i].clone());
+            if r.kind == RuleKind::Anomaly && !self.anomaly[i].seen.is_empty() {
+                let mut t: Vec<String> = self.anomaly[i].seen.iter().cloned().collect();
+                t.sort();
+                templates.insert(r.name.clone(), t);
+            }
+        }
+        Persisted {
+            version: 1,
+            next_id: self.next_id,
+            groups,
+            rules,
+            history: self.history.iter().cloned().collect(),
+            templates,
+            last_summary: self.last_summary,
+            saved_at: now,
+        }
+    }
+
+    pub(crate) fn restore(&mut self, p: Persisted) {
+        self.next_id = p.next_id.max(1);
+        self.last_summary = p.last_summary;
+        for (i, r) in self.rules.iter().enumerate() {
+            if let Some(gs) = p.groups.get(&r.name) {
+                for (k, g) in gs {
+                    self.groups[i].insert(k.clone(), g.clone());
+                }
+            }
+            if let Some(t) = p.templates.get(&r.name) {
+                self.anomaly[i].seen = t.iter().cloned().collect();
+            }
+            if let Some(s) = p.rules.get(&r.name) {
+                let mut s = s.clone();
+                // The silence of an absence rule counts from this start.
+                s.last_match = None;
+                self.rule_state[i] = s;
+            }
+        }
+        self.history = p.history.into_iter().collect();
+        while self.history.len() > self.max_history {
+            self.history.pop_front();
+        }
+    }
+}
+
+/// Formats a duration in ns as `5m`, `90s`, `2h`.
+pub fn human(ns: i64) -> String {
+    let s = ns / 1_000_000_000;
+    if s % 3600 == 0 && s >= 3600 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 && s >= 60 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}

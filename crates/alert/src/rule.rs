@@ -1,0 +1,229 @@
+//! Rules: which entries, how many, grouped how, how quiet afterwards; and the shipped
+//! defaults that apply when `logyard.toml` configures none.
+
+use std::collections::BTreeMap;
+
+use logyard_model::Record;
+use logyard_query::{parse_query, Filter, Settings};
+use serde::{Deserialize, Serialize};
+
+const MINUTE: i64 = 60_000_000_000;
+
+/// When a rule fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// On every matching entry (subject to cooldown).
+    Immediate,
+    /// On `count` matching entries within `window`, per group.
+    Threshold,
+    /// On an entry of a known kind of issue (the query is usually a regex), per group.
+    Pattern,
+    /// When no entry matched for `window`.
+    Absence,
+    /// A rate far from its baseline, or a message pattern never seen at ERROR or above.
+    Anomaly,
+}
+
+impl RuleKind {
+    /// Returns the name written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Immediate => "immediate",
+            RuleKind::Threshold => "threshold",
+            RuleKind::Pattern => "pattern",
+            RuleKind::Absence => "absence",
+            RuleKind::Anomaly => "anomaly",
+        }
+    }
+
+    /// Returns whether the rule is evaluated on the stream of records (not on the timer).
+    pub fn on_stream(self) -> bool {
+        matches!(
+            self,
+            RuleKind::Immediate | RuleKind::Threshold | RuleKind::Pattern
+        )
+    }
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Worth a look soon.
+    Warning,
+    /// Worth waking up for.
+    Critical,
+}
+
+impl Severity {
+    /// Returns the name written in the configuration and notifications.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// A checked rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name.
+    pub name: String,
+    /// When it fires.
+    pub kind: RuleKind,
+    /// The query text.
+    pub query: String,
+    /// The compiled filter.
+    pub filter: Filter,
+    /// Matches needed within the window.
+    pub count: u64,
+    /// Window (threshold) or silence (absence), ns.
+    pub window: i64,
+    /// Keys splitting the rule into groups.
+    pub group_by: Vec<String>,
+    /// Quiet time after firing, ns.
+    pub cooldown: i64,
+    /// How urgent.
+    pub severity: Severity,
+    /// Notifier names; empty means all.
+    pub notify: Vec<String>,
+}
+
+/// The defaults of a kind's optional keys.
+pub(crate) struct KindDefaults {
+    pub(crate) count: u64,
+    pub(crate) window: i64,
+    pub(crate) cooldown: i64,
+    pub(crate) group_by: Vec<String>,
+    pub(crate) severity: Severity,
+}
+
+impl Rule {
+    pub(crate) fn defaults(kind: RuleKind) -> KindDefaults {
+        let (count, group_by, severity) = match kind {
+            RuleKind::Immediate => (1, vec!["agent", "pattern"], Severity::Critical),
+            RuleKind::Threshold => (5, vec!["agent", "pattern"], Severity::Warning),
+            RuleKind::Pattern => (1, vec!["agent"], Severity::Warning),
+            RuleKind::Absence => (1, vec![], Severity::Warning),
+            RuleKind::Anomaly => (10, vec![], Severity::Warning),
+        };
+        KindDefaults {
+            count,
+            window: 5 * MINUTE,
+            cooldown: 10 * MINUTE,
+            group_by: group_by.into_iter().map(String::from).collect(),
+            severity,
+        }
+    }
+
+    /// Returns the group of a record: the values of the `group_by` keys (`pattern` is the
+    /// message template; a missing field is the empty string).
+    pub fn group_of(&self, record: &Record) -> BTreeMap<String, String> {
+        self.group_by
+            .iter()
+            .map(|key| {
+                let value = match key.as_str() {
+                    "agent" => record.agent.clone(),
+                    "host" => record.host.clone(),
+                    "source" => record.source.clone(),
+                    "level" => record
+                        .level
+                        .map(|l| l.as_str().to_string())
+                        .unwrap_or_default(),
+                    "pattern" => logyard_query::template(&record.message),
+                    "message" => record.message.clone(),
+                    field => match record.fields.get(field) {
+                        Some(v) => match v.to_json() {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        },
+                        None => String::new(),
+                    },
+                };
+                (key.clone(), value)
+            })
+            .collect()
+    }
+}
+
+/// The shipped rules: (name, kind, query, severity).
+pub const DEFAULT_RULES: &[(&str, RuleKind, &str, Severity)] = &[
+    (
+        "critical",
+        RuleKind::Immediate,
+        "level:>=CRITICAL",
+        Severity::Critical,
+    ),
+    (
+        "many-errors",
+        RuleKind::Threshold,
+        "level:ERROR",
+        Severity::Warning,
+    ),
+    (
+        "database-connection",
+        RuleKind::Pattern,
+        r#"NOT level:<=INFO ~"(?i)(database|db|postgres|mysql|mongo|redis|sql).*connect.*(refused|failed|lost|closed|reset|timed? ?out|error)|(?i)could not connect to (the )?(server|database)|(?i)connection pool exhausted""#,
+        Severity::Critical,
+    ),
+    (
+        "out-of-memory",
+        RuleKind::Pattern,
+        r#"~"(?i)out of memory|OutOfMemoryError|oom[- ]?kill|cannot allocate memory|memory exhausted""#,
+        Severity::Critical,
+    ),
+    (
+        "authentication-failures",
+        RuleKind::Pattern,
+        r#"NOT level:<=DEBUG ~"(?i)authentication fail|failed password|invalid (user|credentials|password)|login failed|unauthori[sz]ed|permission denied [(]publickey""#,
+        Severity::Warning,
+    ),
+    (
+        "disk-full",
+        RuleKind::Pattern,
+        r#"~"(?i)no space left on device|disk (is )?full|disk quota exceeded|ENOSPC""#,
+        Severity::Critical,
+    ),
+    (
+        "timeouts",
+        RuleKind::Pattern,
+        r#"NOT level:<=INFO ~"(?i)timed? ?out|deadline exceeded|ETIMEDOUT""#,
+        Severity::Warning,
+    ),
+    (
+        "error-anomaly",
+        RuleKind::Anomaly,
+        "level:>=ERROR",
+        Severity::Warning,
+    ),
+];
+
+/// Returns the rules in effect when none is configured.
+pub fn default_rules(settings: &Settings) -> Vec<Rule> {
+    DEFAULT_RULES
+        .iter()
+        .map(|&(name, kind, query, severity)| {
+            let d = Rule::defaults(kind);
+            let filter = parse_query(query, 0, settings)
+                .expect("the default rules parse")
+                .filter;
+            Rule {
+                name: name.into(),
+                kind,
+                query: query.into(),
+                filter,
+                count: d.count,
+                window: d.window,
+                group_by: d.group_by,
+                cooldown: d.cooldown,
+                severity,
+                notify: Vec::new(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! `[[alerts.notifiers]]` tables: [`NotifierConfig`] mirrors the keys, [`NotifierConfig::build`]
+//! checks them into a [`Notifier`].
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::smtp::SmtpTarget;
+use crate::{Notifier, NotifyError, Retry, Target};
+
+/// The format a notifier speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifierKind {
+    /// A JSON POST of the notification itself.
+    Webhook,
+    /// A Slack incoming webhook.
+    Slack,
+    /// Alertmanager's `POST /api/v2/alerts`.
+    Alertmanager,
+    /// SMTP e-mail.
+    Email,
+}
+
+impl NotifierKind {
+    /// Returns the name written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifierKind::Webhook => "webhook",
+            NotifierKind::Slack => "slack",
+            NotifierKind::Alertmanager => "alertmanager",
+            NotifierKind::Email => "email",
+        }
+    }
+}
+
+/// One `[[alerts.notifiers]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierConfig {
+    /// The name rules refer to in `notify`.
+    pub name: String,
+    /// The format.
+    #[serde(rename = "type")]
+    pub kind: NotifierKind,
+    /// Where to POST (webhook, slack); for alertmanager, its base URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Attempts in all before giving up (default 4).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// First wait between attempts, doubled each time (default `500ms`).
+    #[serde(default)]
+    pub backoff: Option<String>,
+    /// Longest wait between attempts (default `30s`).
+    #[serde(default)]
+    pub max_backoff: Option<String>,
+    /// How long one attempt may take (default `10s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// E-mail: the SMTP server as `host:port`.
+    #[serde(default)]
+    pub smtp: Option<String>,
+    /// E-mail: the sender address.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// E-mail: the recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+impl NotifierConfig {
+    /// Returns a generic webhook notifier's configuration.
+    pub fn webhook(name: &str, url: &str) -> NotifierConfig {
+        NotifierConfig {
+            name: name.into(),
+            kind: NotifierKind::Webhook,
+            url: Some(url.into()),
+            attempts: None,
+            backoff: None,
+            max_backoff: None,
+            timeout: None,
+            smtp: None,
+            from: None,
+            to: Vec::new(),
+        }
+    }
+
+    /// Checks the keys and builds the notifier.
+    pub fn build(&self) -> Result<Notifier, NotifyError> {
+        let invalid = |message: String| NotifyError::Invalid {
+            name: self.name.clone(),
+            message,
+        };
+        if self.name.trim().is_empty() {
+            return Err(invalid(
+                "the name is empty; give every notifier a name".into(),
+            ));
+        }
+        let d = Retry::default();
+        let dur = |key: &str, v: &Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(text) => match logyard_model::parse_duration(text) {
+                Ok(ns) if ns > 0 => Ok(Duration::from_nanos(ns as u64)),
+                _ => Err(invalid(format!(
+                    "{key} = {text:?} is not a duration; write 500ms, 10s, 1m"
+                ))),
+            },
+        };
+        let retry = Retry {
+            attempts: match self.attempts {
+                Some(0) => return Err(invalid("attempts must be at least 1".into())),
+                Some(a) => a,
+                None => d.attempts,
+            },
+            backoff: dur("backoff", &self.backoff, d.backoff)?,
+            max_backoff: dur("max_backoff", &self.max_backoff, d.max_backoff)?,
+            timeout: dur("timeout", &self.timeout, d.timeout)?,
+        };
+        let target = match self.kind {
+            NotifierKind::Email => {
+                let server = self.smtp.clone().ok_or_else(|| {
+                    invalid("an email notifier needs smtp = \"host:port\"".into())
+                })?;
+                if !server.contains(':') {
+                    return Err(invalid(format!(
+                        "smtp = {server:?} needs a port, as in \"mail.example.com:25\""
+                    )));
+                }
+                let from = self
+                    .from
+                    .clone()
+                    .ok_or_else(|| invalid("an email notifier needs from = \"address\"".into()))?;
+                if self.to.is_empty() {
+                    return Err(invalid(
+                        "an email notifier needs to = [\"address\", …]".into(),
+                    ));
+                }
+                Target::Smtp(SmtpTarget {
+                    server,
+                    from,
+                    to: self.to.clone(),
+                })
+            }
+            kind => {
+                let url = self.url.clone().ok_or_else(|| {
+                    invalid(format!(
+                        "a {} notifier needs url = \"http://…\"",
+                        kind.as_str()
+                    ))
+                })?;
+                let parsed = reqwest::Url::parse(&url)
+                    .map_err(|e| invalid(format!("url = {url:?} is not a URL: {e}")))?;
+                if parsed.scheme() != "http" && parsed.scheme() != "https" {
+                    return Err(invalid(format!(
+                        "url = {url:?}: only http:// and https:// URLs are supported"
+                    )));
+                }
+                if parsed.scheme() == "https" {
+                    return Err(invalid(format!(
+                        "url = {url:?}: this build speaks plain http only; put a TLS proxy in front"
+                    )));
+                }
+                if kind == NotifierKind::Alertmanager {
+                    Target::Http(format!("{}/api/v2/alerts", url.trim_end_matches('/')))
+                } else {
+                    Target::Http(url)
+                }
+            }
+        };
+        Ok(Notifier {
+            name: self.name.clone(),
+            kind: self.kind,
+            target,
+            retry,
+            http: reqwest::Client::new(),
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! Notifier configurations: what is refused and why; the formats' bodies.
+
+use logyard_notify::{
+    alertmanager_body, email_text, slack_body, Notification, NotifierConfig, NotifierKind,
+};
+
+fn config(kind: NotifierKind) -> NotifierConfig {
+    let mut c = NotifierConfig::webhook("n", "http://127.0.0.1:9");
+    c.kind = kind;
+    c
+}
+
+#[test]
+fn bad_settings_are_refused_with_the_key() {
+    let mut c = config(NotifierKind::Webhook);
+    c.url = Some("localhost:8060".into());
+    assert!(c.build().unwrap_err().to_string().contains("url"));
+    c.url = Some("https://hooks.example.com/x".into());
+    assert!(c.build().unwrap_err().to_string().contains("plain http"));
+    c.url = None;
+    assert!(c.build().unwrap_err().to_string().contains("needs url"));
+    let mut c = config(NotifierKind::Slack);
+    c.backoff = Some("soon".into());
+    assert!(c.build().unwrap_err().to_string().contains("backoff"));
+    let mut c = config(NotifierKind::Webhook);
+    c.attempts = Some(0);
+    assert!(c.build().unwrap_err().to_string().contains("attempts"));
+    let mut c = config(NotifierKind::Email);
+    c.smtp = Some("mail.example.com".into());
+    c.from = Some("a@b".into());
+    c.to = vec!["c@d".into()];
+    assert!(c.build().unwrap_err().to_string().contains("port"));
+    c.smtp = Some("mail.example.com:25".into());
+    assert!(c.build().is_ok());
+    c.to.clear();
+    assert!(c.build().unwrap_err().to_string().contains("to ="));
+}
+
+#[test]
+fn the_formats_carry_the_same_facts() {
+    let n = Notification {
+        rule: "r".into(),
+        kind: "threshold".into(),
+        severity: "warning".into(),
+        group: [("agent".to_string(), "billing".to_string())].into(),
+        count: 5,
+        suppressed: 2,
+        first_seen: "2026-11-27T10:00:00Z".into(),
+        last_seen: "2026-11-27T10:01:00Z".into(),
+        message: "boom".into(),
+        entries: vec![serde_json::json!({"message": "boom"})],
+    };
+    assert_eq!(
+        slack_body(&n)["text"],
+        "[warning] r (threshold): boom [agent=billing]\ncount: 5, suppressed: 2, first seen: 2026-11-27T10:00:00Z, last seen: 2026-11-27T10:01:00Z"
+    );
+    let am = alertmanager_body(&n);
+    assert_eq!(am[0]["labels"]["alertname"], "r");
+    assert_eq!(am[0]["labels"]["agent"], "billing");
+    assert_eq!(am[0]["annotations"]["suppressed"], "2");
+    let (subject, body) = email_text(&n);
+    assert_eq!(subject, "[warning] r (threshold): boom [agent=billing]");
+    assert!(body.contains("count: 5, suppressed: 2") && body.contains("{\"message\":\"boom\"}"));
+    let json = serde_json::to_value(&n).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "count",
+            "entries",
+            "first_seen",
+            "group",
+            "kind",
+            "last_seen",
+            "message",
+            "rule",
+            "severity",
+            "suppressed"
+        ]
+    );
+}

@@ -1,0 +1,205 @@
+//! Alerting through the real binary: a CRITICAL line ingested over HTTP reaches the webhook,
+//! `GET /api/alerts` and `logyard alerts` list it, a restart keeps the cooldown, and
+//! `check-config` points at a broken rule query.
+
+mod util;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use util::{run, Server};
+
+/// A webhook receiver on 127.0.0.1 recording the JSON bodies it is sent.
+struct Webhook {
+    url: String,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new().fallback(move |body: String| {
+                    let sink = sink.clone();
+                    async move {
+                        sink.lock()
+                            .unwrap()
+                            .push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                        "ok"
+                    }
+                });
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Webhook { url, got }
+    }
+
+    fn wait_for(&self, n: usize) -> Vec<Value> {
+        for _ in 0..500 {
+            if self.got.lock().unwrap().len() >= n {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.got.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_critical_line_reaches_the_webhook_and_the_alert_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nevaluate_every = \"100ms\"\n[[alerts.notifiers]]\nname = \"hermes\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            hook.url
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--config", &config]);
+    let line =
+        br#"{"message": "payment database is gone", "level": "CRITICAL", "agent": "billing"}"#;
+    let (status, answer) = server.post("/api/logs", "application/json", line.to_vec());
+    assert_eq!(status, 200, "{answer}");
+
+    let got = hook.wait_for(1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["rule"], "critical");
+    assert_eq!(got[0]["kind"], "immediate");
+    assert_eq!(got[0]["severity"], "critical");
+    assert_eq!(got[0]["group"]["agent"], "billing");
+    assert_eq!(got[0]["message"], "payment database is gone");
+    assert_eq!(got[0]["count"], 1);
+    assert_eq!(got[0]["entries"][0]["message"], "payment database is gone");
+
+    let mut alerts = Value::Null;
+    for _ in 0..200 {
+        alerts = server.get("/api/alerts").1;
+        if alerts["alerts"][0]["notified"][0]["ok"] == true {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 1, "{alerts}");
+    let a = &alerts["alerts"][0];
+    assert_eq!(a["rule"], "critical");
+    assert_eq!(a["suppressed"], 0);
+    assert_eq!(a["notified"][0]["notifier"], "hermes");
+    assert_eq!(a["notified"][0]["attempts"], 1);
+
+    let (status, rules) = server.get("/api/alerts/rules");
+    assert_eq!(status, 200);
+    let names: Vec<&str> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "critical",
+            "many-errors",
+            "database-connection",
+            "out-of-memory",
+            "authentication-failures",
+            "disk-full",
+            "timeouts",
+            "error-anomaly"
+        ]
+    );
+    assert!(rules["rules"][0]["cooldown_until"].is_string(), "{rules}");
+
+    let out = run(dir.path(), &["alerts", "--server", &server.url]);
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("FIRED") && lines[0].contains("RULE"),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("critical") && lines[1].contains("hermes:ok"),
+        "{table}"
+    );
+    assert!(lines[1].contains("payment database is gone"), "{table}");
+    let out = run(dir.path(), &["alerts", "--json", "--server", &server.url]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["alerts"][0]["rule"], "critical");
+    let metrics = util::client()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("logyard_alerts_fired_total{rule=\"critical\"} 1"),
+        "{metrics}"
+    );
+    server.stop();
+
+    // A restart in the middle of the cooldown: the same line again is held back.
+    assert!(data.join("state").join("alerts.json").is_file());
+    let server = Server::start(&data, &["--config", &config]);
+    let (status, _) = server.post("/api/logs", "application/json", line.to_vec());
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        hook.got.lock().unwrap().len(),
+        1,
+        "re-fired after the restart"
+    );
+    let alerts = server.get("/api/alerts").1;
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 1);
+    server.stop();
+}
+
+#[test]
+fn check_config_points_at_a_broken_rule_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        "[[alerts.rules]]\nname = \"errors\"\nquery = \"level:ERROR AND (agent:x\"\nkind = \"threshold\"\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "check-config"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("logyard.toml"), "{err}");
+    assert!(
+        err.contains("rule \"errors\": invalid query at position"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+
+    std::fs::write(
+        &config,
+        "[[alerts.rules]]\nname = \"e\"\nkind = \"immediate\"\nnotify = [\"pager\"]\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "check-config"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("\"pager\""));
+}
