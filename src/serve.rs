@@ -50,6 +50,14 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         config.ingest_options("http"),
     );
     state.query = config.query_settings();
+    state.redactor = Arc::new(std::sync::Mutex::new(
+        logyard_parse::Redactor::new(
+            &config
+                .parser_config(Default::default(), Default::default())
+                .redact,
+        )
+        .context("invalid [redact] pattern")?,
+    ));
     state.sources = collectors.statuses();
     {
         let statuses = collectors.statuses();

@@ -271,3 +271,25 @@ fn metrics_count_what_was_ingested() {
         "{text}"
     );
 }
+
+#[test]
+fn secrets_in_entries_are_redacted_before_they_are_stored() {
+    let (_dir, server) = server();
+    let body = json!([
+        {"agent": "sec", "message": "login ok password=hunter2 for ana", "token": "abc123def456"},
+        {"agent": "sec", "message": "charged card 4111 1111 1111 1111", "metadata": {"api_key": "k-9f8e7d"}}
+    ]);
+    let (status, answer) = post_json(&server, &body);
+    assert_eq!(status, 200, "{answer}");
+    let (_, page) = server.get("/api/logs?agent=sec&include_raw=true");
+    let text = page.to_string();
+    for secret in ["hunter2", "abc123def456", "4111 1111 1111 1111", "k-9f8e7d"] {
+        assert!(!text.contains(secret), "{secret} was stored: {text}");
+    }
+    assert!(text.contains("[REDACTED:password]"), "{text}");
+    let (_, metrics) = metrics_text(&server);
+    assert!(
+        metrics.contains("logyard_redactions_total{kind=\"password\"} 1"),
+        "{metrics}"
+    );
+}

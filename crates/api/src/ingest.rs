@@ -285,8 +285,24 @@ pub async fn post_logs(
         .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-seq"));
     let opts = state.ingest.clone();
     let len = bytes.len() as u64;
+    let redactor = state.redactor.clone();
     let decoded = tokio::task::spawn_blocking(move || {
-        decode_body(&bytes, ndjson, &opts, logyard_model::now_ns())
+        // Secrets go before anything is decoded, so that no field, message or raw text keeps
+        // them; the rules keep JSON valid.
+        let lossy = std::str::from_utf8(&bytes).is_err();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = redactor
+            .lock()
+            .expect("redactor lock")
+            .redact(&text)
+            .into_owned();
+        let mut decoded = decode_body(text.as_bytes(), ndjson, &opts, logyard_model::now_ns());
+        if let (true, Ok(d)) = (lossy, &mut decoded) {
+            for r in &mut d.records {
+                r.fields.insert("invalid_utf8".into(), Value::Bool(true));
+            }
+        }
+        decoded
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?

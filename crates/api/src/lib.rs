@@ -110,6 +110,8 @@ pub struct AppState {
     pub started: Instant,
     /// Other components' metrics, appended to `/metrics`.
     pub metrics_sources: Vec<MetricsSource>,
+    /// Removes secrets from the entries of `POST /api/logs` before they are stored.
+    pub redactor: Arc<Mutex<logyard_parse::Redactor>>,
     /// The collectors of `[[sources]]`, for `GET /api/sources`.
     pub sources: Vec<logyard_sources::StatusHandle>,
     /// Budgets and limits of queries (`[query]`).
@@ -132,6 +134,10 @@ impl AppState {
             started: Instant::now(),
             metrics_sources: Vec::new(),
             sources: Vec::new(),
+            redactor: Arc::new(Mutex::new(
+                logyard_parse::Redactor::new(&logyard_parse::RedactConfig::default())
+                    .expect("the built-in redaction rules compile"),
+            )),
             query: logyard_query::Settings::default(),
             report: logyard_report::ReportSettings::default(),
             alerts: None,
@@ -234,6 +240,9 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         .metrics
         .render(&state.store.stats(), state.started.elapsed().as_secs_f64());
     body.push_str(&Metrics::render_rate(state.rate.per_second()));
+    body.push_str(&render_redactions(
+        &state.redactor.lock().expect("redactor lock").counts(),
+    ));
     for source in &state.metrics_sources {
         body.push_str(&source());
     }
@@ -244,6 +253,18 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+/// Renders the secrets removed from `POST /api/logs` entries, by kind.
+fn render_redactions(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let name = "logyard_redactions_total";
+    let mut out = format!(
+        "# HELP {name} Secrets replaced in ingested entries before they were stored, by kind.\n# TYPE {name} counter\n"
+    );
+    for (kind, n) in counts {
+        out.push_str(&format!("{name}{{kind=\"{kind}\"}} {n}\n"));
+    }
+    out
 }
 
 async fn not_found(req: Request) -> ApiError {

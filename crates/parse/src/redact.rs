@@ -69,7 +69,7 @@ const CARD: usize = 8;
 
 /// Rewrites lines and counts what it replaced.
 #[derive(Debug)]
-pub(crate) struct Redactor {
+pub struct Redactor {
     builtin: bool,
     /// Finds `-----BEGIN `, the start of a key block.
     begin: memchr::memmem::Finder<'static>,
