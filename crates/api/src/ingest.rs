@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -264,6 +264,29 @@ pub fn count_by_source_level(records: &[Record]) -> BTreeMap<(String, String), u
     counts
 }
 
+/// Reads a body of at most `max` bytes; `None` when it is bigger or cut. The rest of a body
+/// that is too big is still read, up to four times the limit, and dropped: a client that
+/// sends the whole body before it reads the answer then gets the `413`, not a reset
+/// connection.
+async fn read_body(body: Body, max: usize) -> Option<axum::body::Bytes> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= max {
+            out.extend_from_slice(&data);
+        } else if seen > max.saturating_mul(4) {
+            return None;
+        }
+    }
+    (seen <= max).then(|| out.into())
+}
+
 /// `POST /api/logs`.
 pub async fn post_logs(
     State(state): State<AppState>,
@@ -271,7 +294,7 @@ pub async fn post_logs(
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let max = state.limits.max_body_bytes;
-    let bytes = to_bytes(body, max).await.map_err(|_| {
+    let bytes = read_body(body, max).await.ok_or_else(|| {
         state.metrics.add_rejected("body_too_large", 1);
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
