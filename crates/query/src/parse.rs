@@ -195,6 +195,9 @@ impl<'a> Parser<'a> {
         if rest.starts_with('"') || rest.starts_with('\'') {
             return Ok(Filter::Text(self.string()?));
         }
+        if rest.starts_with("i(") {
+            return self.insensitive();
+        }
         let word = self.word();
         if word.is_empty() {
             return Err(self.error("expected a word, a phrase, a field:value or `(`"));
@@ -204,6 +207,49 @@ impl<'a> Parser<'a> {
             return self.field(word);
         }
         Ok(Filter::Text(word.to_string()))
+    }
+
+    /// `i(word)` or `i("phrase")`: the text in the message at token boundaries, whatever
+    /// its case; a regex underneath, so it reads every block's messages.
+    fn insensitive(&mut self) -> Result<Filter, QueryError> {
+        self.pos += 2;
+        self.skip_ws();
+        let at = self.pos;
+        let text = if self.rest().starts_with(['"', '\'']) {
+            self.string()?
+        } else {
+            self.word().to_string()
+        };
+        if text.is_empty() {
+            return Err(QueryError::Syntax {
+                message: "expected a word or a quoted phrase after `i(`".into(),
+                position: at,
+            });
+        }
+        self.skip_ws();
+        if !self.rest().starts_with(')') {
+            return Err(self.error("expected `)` to close `i(`"));
+        }
+        self.pos += 1;
+        // Token characters: ASCII letters, digits, `_` and anything outside ASCII.
+        const OUTSIDE: &str = r"(?:^|[^0-9A-Za-z_\x{80}-\x{10FFFF}])";
+        const AFTER: &str = r"(?:$|[^0-9A-Za-z_\x{80}-\x{10FFFF}])";
+        let is_token = |c: char| c.is_ascii_alphanumeric() || c == '_' || !c.is_ascii();
+        let before = if text.starts_with(is_token) {
+            OUTSIDE
+        } else {
+            ""
+        };
+        let after = if text.ends_with(is_token) { AFTER } else { "" };
+        let pattern = format!("(?i){before}{}{after}", regex::escape(&text));
+        regex::RegexBuilder::new(&pattern)
+            .size_limit(self.max_regex_bytes)
+            .build()
+            .map(Filter::Regex)
+            .map_err(|e| QueryError::Syntax {
+                message: format!("cannot match {text:?} case-insensitively: {e}"),
+                position: at,
+            })
     }
 
     pub(crate) fn word(&mut self) -> &'a str {
@@ -431,6 +477,31 @@ mod tests {
             Filter::FieldCmp { ref name, op: LevelOp::Gt, bound } if name == "response_time_ms" && bound == 1000.0
         ));
         assert!(matches!(parse("user:=ana"), Filter::Field { ref value, .. } if value == "ana"));
+        match parse("i(\"Connection Refused\")") {
+            Filter::Regex(re) => {
+                assert!(re.is_match("upstream: connection refused by peer"));
+                assert!(re.is_match("CONNECTION REFUSED"));
+                assert!(!re.is_match("connection refusedx"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse("i(error) agent:web") {
+            Filter::And(parts) => assert!(
+                matches!(&parts[0], Filter::Regex(re) if re.is_match("an Error:") && !re.is_match("errors"))
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            err("i(error"),
+            ("expected `)` to close `i(`".to_string(), 7)
+        );
+        assert_eq!(
+            err("i()"),
+            (
+                "expected a word or a quoted phrase after `i(`".to_string(),
+                2
+            )
+        );
         assert_eq!(
             err("status:>=abc"),
             ("expected a number after `>=`, got \"abc\"".to_string(), 9)
