@@ -6,7 +6,8 @@ use super::{set_time, word, Cx, Miss, Res};
 use crate::fields::extract;
 use crate::time::scan_iso;
 
-const FACILITIES: [&str; 24] = [
+/// Syslog facility names by number (RFC 5424, table 1).
+pub const SYSLOG_FACILITIES: [&str; 24] = [
     "kern",
     "user",
     "mail",
@@ -52,7 +53,7 @@ pub(crate) fn apply_pri(rec: &mut Record, pri: u8) {
     rec.level = Level::from_syslog_severity(pri & 7);
     rec.fields.insert(
         "facility".into(),
-        Value::Str(FACILITIES[usize::from(pri >> 3)].into()),
+        Value::Str(SYSLOG_FACILITIES[usize::from(pri >> 3)].into()),
     );
 }
 

@@ -3,33 +3,7 @@
 //! priority, the agent from the tag.
 
 use logyard_model::{Level, Record, Value};
-
-const FACILITIES: [&str; 24] = [
-    "kern",
-    "user",
-    "mail",
-    "daemon",
-    "auth",
-    "syslog",
-    "lpr",
-    "news",
-    "uucp",
-    "cron",
-    "authpriv",
-    "ftp",
-    "ntp",
-    "security",
-    "console",
-    "solaris-cron",
-    "local0",
-    "local1",
-    "local2",
-    "local3",
-    "local4",
-    "local5",
-    "local6",
-    "local7",
-];
+use logyard_parse::SYSLOG_FACILITIES;
 
 /// Completes a record that the syslog parsers did not recognise but that starts with a
 /// priority; other records are returned as they are.
@@ -57,7 +31,7 @@ pub(crate) fn pri_only(mut rec: Record, bytes: &[u8]) -> Record {
     }
     rec.fields.insert(
         "facility".into(),
-        Value::Str(FACILITIES[usize::from(pri >> 3)].into()),
+        Value::Str(SYSLOG_FACILITIES[usize::from(pri >> 3)].into()),
     );
     let body = body.trim_end_matches(['\0', '\n', '\r']);
     match body.split_once(": ") {
