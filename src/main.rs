@@ -13,6 +13,7 @@ mod query_cmd;
 mod report_cmd;
 mod rotate_cmd;
 mod serve;
+mod system_alerts;
 mod table;
 
 use clap::Parser;

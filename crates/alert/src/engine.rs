@@ -160,6 +160,35 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// An alert that no configured rule makes: a system event such as the daily report, the
+/// rotation's disk guard or a rotation rule that keeps failing. It goes to every notifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The name it carries in the history and notifications (`disk-guard`, `daily-report`).
+    pub rule: String,
+    /// Its kind (`report`, `rotation`).
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// What distinguishes one occurrence from another (a rule, a directory); the cooldown
+    /// is kept per name and group.
+    pub group: Group,
+    /// One line saying what happened and what to do.
+    pub message: String,
+    /// Further events of the same name and group within this many ns are held back and
+    /// counted; 0 sends every one.
+    pub cooldown: i64,
+}
+
+/// The cooldown of one name and group of [`Event`]s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EventCooldown {
+    pub(crate) rule: String,
+    pub(crate) group: Group,
+    pub(crate) until: i64,
+    pub(crate) suppressed: u64,
+}
+
 /// The persisted part of the engine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Persisted {
@@ -175,6 +204,9 @@ pub(crate) struct Persisted {
     /// When the last daily summary was made.
     #[serde(default)]
     pub(crate) last_summary: Option<i64>,
+    /// The cooldowns of system events.
+    #[serde(default)]
+    pub(crate) events: Vec<EventCooldown>,
     /// The engine clock when saved, so a restart sees the cooldowns as they were.
     pub(crate) saved_at: i64,
 }
@@ -194,6 +226,8 @@ pub struct Engine {
     last_now: Option<i64>,
     /// When the last daily summary was made.
     pub(crate) last_summary: Option<i64>,
+    /// The cooldowns of system events, by name and group.
+    events: HashMap<(String, Group), EventCooldown>,
     dirty: bool,
 }
 
@@ -213,6 +247,7 @@ impl Engine {
             started: now,
             last_now: None,
             last_summary: None,
+            events: HashMap::new(),
             dirty: false,
         }
     }
@@ -242,6 +277,9 @@ impl Engine {
                     if let Some(m) = &mut r.last_match {
                         *m -= back;
                     }
+                }
+                for e in self.events.values_mut() {
+                    e.until -= back;
                 }
                 self.started -= back;
             }
@@ -491,6 +529,41 @@ impl Engine {
         alert
     }
 
+    /// Fires a system event, unless its name and group are in their cooldown, in which case
+    /// it is counted and carried by the next one that fires.
+    pub fn raise(&mut self, event: Event, now: i64) -> Option<AlertRecord> {
+        let now = self.advance(now);
+        let key = (event.rule.clone(), event.group.clone());
+        let cooldown = self.events.entry(key).or_insert_with(|| EventCooldown {
+            rule: event.rule.clone(),
+            group: event.group.clone(),
+            until: i64::MIN,
+            suppressed: 0,
+        });
+        self.dirty = true;
+        if now < cooldown.until {
+            cooldown.suppressed += 1;
+            return None;
+        }
+        cooldown.until = now.saturating_add(event.cooldown);
+        let suppressed = std::mem::take(&mut cooldown.suppressed);
+        Some(self.push_other(AlertRecord {
+            id: 0,
+            rule: event.rule,
+            kind: event.kind,
+            severity: event.severity,
+            group: event.group,
+            count: 1,
+            suppressed,
+            first_seen: now,
+            last_seen: now,
+            fired_at: now,
+            message: event.message,
+            entries: Vec::new(),
+            notified: Vec::new(),
+        }))
+    }
+
     fn push(&mut self, ri: usize, mut alert: AlertRecord) -> AlertRecord {
         alert.id = self.next_id;
         self.next_id += 1;
@@ -629,6 +702,12 @@ impl Engine {
             history: self.history.iter().cloned().collect(),
             templates,
             last_summary: self.last_summary,
+            events: self
+                .events
+                .values()
+                .filter(|e| e.until > now || e.suppressed > 0)
+                .cloned()
+                .collect(),
             saved_at: now,
         }
     }
@@ -636,6 +715,11 @@ impl Engine {
     pub(crate) fn restore(&mut self, p: Persisted) {
         self.next_id = p.next_id.max(1);
         self.last_summary = p.last_summary;
+        self.events = p
+            .events
+            .into_iter()
+            .map(|e| ((e.rule.clone(), e.group.clone()), e))
+            .collect();
         for (i, r) in self.rules.iter().enumerate() {
             if let Some(gs) = p.groups.get(&r.name) {
                 for (k, g) in gs {
