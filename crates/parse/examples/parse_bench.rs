@@ -34,7 +34,7 @@ fn main() {
     let multiline = args.iter().any(|a| a == "--multiline");
     let redact = logyard_parse::RedactConfig {
         builtin: !args.iter().any(|a| a == "--no-redact"),
-        patterns: Vec::new(),
+        ..Default::default()
     };
     let files = args.iter().enumerate().filter(|(i, a)| {
         !a.starts_with("--")

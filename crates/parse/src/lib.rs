@@ -72,7 +72,7 @@ pub use grok::{pattern_names as grok_pattern_names, Grok, GrokDef};
 pub use level::LEVEL_RAW;
 pub use multiline::{Multiline, MultilineConfig, MultilineMode};
 pub use parser::{agent_from_path, record_to_json, LineContext, Parser, ParserConfig};
-pub use redact::{RedactConfig, RedactPattern, Redactor};
+pub use redact::{RedactConfig, RedactPattern, RedactionCounts, Redactor};
 pub use time::TimeZone;
 
 #[doc(no_inline)]
