@@ -62,6 +62,10 @@ pub struct LineContext<'a> {
     pub received_ns: i64,
 }
 
+/// The field that says why a line of a fixed container format (`docker`, `cri`) was kept
+/// as plain text: its wrapper was missing or malformed.
+pub const WRAPPER_ERROR: &str = "wrapper_error";
+
 /// Marks a timestamp no format has set yet.
 const UNSET: i64 = i64::MIN;
 
@@ -369,6 +373,15 @@ impl Parser {
         }
         if !matched {
             formats::plain::parse(text, &mut rec, &cx);
+        }
+        if plain {
+            let reason = if self.cfg.format == Format::Cri {
+                "not a CRI line"
+            } else {
+                "not a Docker json-file line"
+            };
+            rec.fields
+                .insert(WRAPPER_ERROR.into(), Value::Str(reason.into()));
         }
         if rec.timestamp == UNSET {
             rec.timestamp = wrapper_time.unwrap_or(ctx.received_ns);

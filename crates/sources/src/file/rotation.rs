@@ -263,7 +263,8 @@ impl Tailer {
                 self.settings.max_line_bytes,
                 self.settings.partial_timeout,
                 self.settings.multiline.clone(),
-            ),
+            )
+            .wrapped(self.settings.wrapped),
             last_growth: Instant::now(),
         }
     }
@@ -279,7 +280,8 @@ impl Tailer {
 
     /// Rebuilds an entry from its checkpoint, finding its files again.
     pub(crate) fn restore_entry(&mut self, path: &Path, pc: &PathCheckpoint) -> Entry {
-        let mut e = Entry::new(path, false, pc.seen_ns);
+        let meta = self.discover.describe(path);
+        let mut e = Entry::new(path, meta, false, pc.seen_ns);
         e.done = pc.done.clone();
         e.had_stream = pc.current.is_some() || !pc.retired.is_empty() || !pc.done.is_empty();
         for sc in &pc.retired {
