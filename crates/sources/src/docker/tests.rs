@@ -1,1 +1,222 @@
-//! Tests of the Docker source.
+//! Tests of the Docker source's settings, container filter and `config.v2.json` reading,
+//! and of the files mode driven through the real tailer on a temporary data root.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::container::{ContainerInfo, NameFilter};
+use super::files::read_config;
+use super::{DockerConfig, DockerMode, DockerSource};
+use crate::file::StartAt;
+use crate::{spawn, MemorySink, SourceConfig, SourceContext};
+
+#[test]
+fn settings_have_their_defaults_and_refuse_unknown_keys() {
+    let c: SourceConfig = toml::from_str("type = \"docker\"").unwrap();
+    let SourceConfig::Docker(d) = &c else {
+        panic!("{c:?}")
+    };
+    assert_eq!(*d, DockerConfig::default());
+    assert_eq!(d.mode, DockerMode::Auto);
+    assert_eq!(d.data_root, std::path::Path::new("/var/lib/docker"));
+    assert_eq!(d.socket, std::path::Path::new("/var/run/docker.sock"));
+    assert_eq!(d.start_at, StartAt::End);
+    assert_eq!(c.kind(), "docker");
+
+    let c: SourceConfig = toml::from_str(
+        "type = \"docker\"\nmode = \"api\"\ncontainers = [\"web-*\"]\nexclude = [\"web-debug\"]\n\
+         labels = [\"com.example.*\"]\npoll_interval = \"250ms\"\nmax_line_bytes = \"64KiB\"",
+    )
+    .unwrap();
+    let SourceConfig::Docker(d) = c else { panic!() };
+    assert_eq!(d.mode, DockerMode::Api);
+    assert_eq!(d.poll_interval, Duration::from_millis(250));
+    assert_eq!(d.max_line_bytes, Some(64 << 10));
+
+    let err = toml::from_str::<SourceConfig>("type = \"docker\"\ncontainer = [\"x\"]").unwrap_err();
+    assert!(err.to_string().contains("unknown field `container`"), "{err}");
+    let err = toml::from_str::<SourceConfig>("type = \"docker\"\nmode = \"socket\"").unwrap_err();
+    assert!(err.to_string().contains("unknown variant"), "{err}");
+}
+
+#[test]
+fn bad_globs_and_limits_are_refused_when_built() {
+    let cfg = DockerConfig {
+        containers: vec!["web-[".into()],
+        ..DockerConfig::default()
+    };
+    let err = DockerSource::new("docker", cfg).err().unwrap().to_string();
+    assert!(err.contains("`containers`"), "{err}");
+    let cfg = DockerConfig {
+        max_containers: 0,
+        ..DockerConfig::default()
+    };
+    assert!(DockerSource::new("docker", cfg).is_err());
+}
+
+#[test]
+fn the_filter_picks_containers_and_labels() {
+    let f = NameFilter::new(
+        &["web-*".into(), "api".into()],
+        &["web-debug".into()],
+        &["com.example.*".into()],
+    )
+    .unwrap();
+    assert!(f.wants("web-1") && f.wants("api"));
+    assert!(!f.wants("web-debug") && !f.wants("db") && !f.wants("api-2"));
+    let all = NameFilter::new(&[], &["db*".into()], &["*".into()]).unwrap();
+    assert!(all.wants("anything") && !all.wants("db-1"));
+
+    let c = ContainerInfo {
+        id: "0123456789abcdef0123".into(),
+        name: "web-1".into(),
+        image: "nginx:1.25".into(),
+        labels: [
+            ("com.example.team".to_string(), "payments".to_string()),
+            ("org.opencontainers.image.version".to_string(), "1.25".to_string()),
+        ]
+        .into(),
+    };
+    let meta = f.meta(&c);
+    assert_eq!(meta.source, "docker:web-1");
+    assert_eq!(meta.agent, "web-1");
+    let keys: Vec<&str> = meta.fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["container_id", "container_name", "image", "label.com.example.team"]
+    );
+    assert_eq!(meta.fields[0].1.to_string(), "0123456789ab");
+}
+
+#[test]
+fn config_v2_json_gives_the_name_image_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("config.v2.json");
+    std::fs::write(
+        &p,
+        r#"{"ID":"abc","Name":"/web-1","Config":{"Image":"nginx","Labels":{"a":"1","b":null}},"State":{}}"#,
+    )
+    .unwrap();
+    let c = read_config(&p, "abc").unwrap();
+    assert_eq!((c.name.as_str(), c.image.as_str()), ("web-1", "nginx"));
+    assert_eq!(c.labels["a"], "1");
+    assert_eq!(c.labels["b"], "");
+
+    std::fs::write(&p, r#"{"Config":{}}"#).unwrap();
+    assert!(read_config(&p, "abc").unwrap_err().contains("no container `Name`"));
+    std::fs::write(&p, "{\"Name\":").unwrap();
+    assert!(read_config(&p, "abc").unwrap_err().contains("not valid JSON"));
+    std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap();
+    assert!(read_config(&p, "abc").is_err());
+    let missing = dir.path().join("nope.json");
+    assert!(read_config(&missing, "abc").unwrap_err().contains("cannot read"));
+}
+
+fn wrapped(text: &str, stream: &str) -> String {
+    serde_json::json!({"log": text, "stream": stream, "time": "2024-01-15T10:30:00.123456789Z"})
+        .to_string()
+}
+
+#[test]
+fn files_mode_reads_json_file_logs_and_keeps_the_data_root_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("docker");
+    let id = "9".repeat(64);
+    let cdir = root.join("containers").join(&id);
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(
+        cdir.join("config.v2.json"),
+        r#"{"Name":"/billing","Config":{"Image":"billing:2","Labels":{"tier":"back"}}}"#,
+    )
+    .unwrap();
+    let lines = [
+        wrapped("2024-01-15 10:30:00 - ERROR - charge failed\n", "stderr"),
+        wrapped("first half ", "stdout"),
+        wrapped("second half\n", "stdout"),
+        "garbage".to_string(),
+    ];
+    std::fs::write(cdir.join(format!("{id}-json.log")), lines.join("\n") + "\n").unwrap();
+    let before = listing(&root);
+
+    let cfg = DockerConfig {
+        mode: DockerMode::Files,
+        data_root: root.clone(),
+        start_at: StartAt::Beginning,
+        poll_interval: Duration::from_millis(50),
+        ..DockerConfig::default()
+    };
+    let source = DockerSource::new("docker", cfg).unwrap();
+    let sink = Arc::new(MemorySink::new());
+    let ctx = SourceContext::new(sink.clone(), dir.path().join("state"), "host-1");
+    let running = spawn(Box::new(source), ctx.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.records().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ctx.shutdown.trigger();
+    let status = running.status.clone();
+    running.join().unwrap();
+    let recs = sink.records();
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    assert_eq!(recs[0].agent, "billing");
+    assert_eq!(recs[0].source, "docker:billing");
+    assert_eq!(recs[0].message, "charge failed");
+    assert_eq!(recs[0].fields["stream"].to_string(), "stderr");
+    assert_eq!(recs[0].fields["label.tier"].to_string(), "back");
+    assert_eq!(recs[1].message, "first half second half");
+    assert_eq!(recs[2].message, "garbage");
+    assert_eq!(
+        recs[2].fields["wrapper_error"].to_string(),
+        "not a Docker json-file line"
+    );
+    let snap = status.snapshot();
+    assert_eq!(snap.kind, "docker");
+    assert_eq!(snap.containers.len(), 1);
+    assert_eq!(snap.containers[0].name, "billing");
+    assert_eq!(snap.containers[0].lines_total, 3);
+    assert_eq!(listing(&root), before, "the data root was changed");
+}
+
+/// Every path under a folder with its size and modification time.
+fn listing(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                dirs.push(e.path());
+            }
+            out.push((e.path().display().to_string(), m.len(), m.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn api_mode_without_a_socket_keeps_trying_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DockerConfig {
+        mode: DockerMode::Api,
+        socket: dir.path().join("absent.sock"),
+        poll_interval: Duration::from_millis(50),
+        ..DockerConfig::default()
+    };
+    let source = DockerSource::new("docker", cfg).unwrap();
+    let sink = Arc::new(MemorySink::new());
+    let ctx = SourceContext::new(sink, dir.path().join("state"), "host-1");
+    let running = spawn(Box::new(source), ctx.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.status.snapshot().errors_total == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let snap = running.status.snapshot();
+    assert_eq!(snap.state, crate::SourceState::Failing);
+    assert_eq!(snap.errors_total, 1, "reported once, not at every try");
+    assert!(snap.last_error.unwrap().contains("absent.sock"));
+    assert!(!running.is_finished(), "the source stopped");
+    ctx.shutdown.trigger();
+    running.join().unwrap();
+}

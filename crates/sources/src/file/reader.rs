@@ -291,4 +291,37 @@ mod tests {
         assert_eq!(out[1], b"2 two");
         assert_eq!(r.done, r.pos);
     }
+
+    #[test]
+    fn wrapped_lines_keep_the_parts_of_a_split_line_together() {
+        let mut r = LineReader::new(0, 1000, Duration::from_secs(60), MultilineConfig::default())
+            .wrapped(true);
+        let part = br#"{"log":"head ","stream":"stdout","time":"t"}"#;
+        let last = br#"{"log":"tail\n","stream":"stdout","time":"t"}"#;
+        let mut bytes = Vec::new();
+        for l in [&part[..], &part[..], &last[..], b"  at not joined"] {
+            bytes.extend_from_slice(l);
+            bytes.push(b'\n');
+        }
+        let mut out = Vec::new();
+        r.feed(&bytes[..2 * (part.len() + 1)], 0, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(r.done, 0, "no checkpoint between the parts");
+        r.feed(&bytes[2 * (part.len() + 1)..], 0, &mut out);
+        assert_eq!(out.len(), 2, "a stack-trace line is not joined: {out:?}");
+        let group: Vec<&[u8]> = out[0].split(|&c| c == b'\n').collect();
+        assert_eq!(group, [&part[..], &part[..], &last[..]]);
+        assert_eq!(out[1], b"  at not joined");
+        assert_eq!(r.done, bytes.len() as u64);
+
+        // A group whose last part never comes is given out after the partial timeout.
+        let mut r = LineReader::new(0, 1000, Duration::from_millis(0), MultilineConfig::default())
+            .wrapped(true);
+        let mut out = Vec::new();
+        r.feed(&[&part[..], b"\n"].concat(), 0, &mut out);
+        assert!(out.is_empty() && r.has_pending());
+        r.flush_timeouts(0, &mut out);
+        assert_eq!(out, [part.to_vec()]);
+        assert_eq!(r.done, part.len() as u64 + 1);
+    }
 }
