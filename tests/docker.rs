@@ -25,6 +25,17 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
 fn messages(server: &Server, agent: &str) -> Vec<String> {
     server
         .all_of_agent(agent)
@@ -129,7 +140,9 @@ impl JsonFileContainer {
 }
 
 fn orders(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("{prefix} order {i:05} shipped")).collect()
+    range
+        .map(|i| format!("{prefix} order {i:05} shipped"))
+        .collect()
 }
 
 #[test]
@@ -197,7 +210,9 @@ fn files_mode_follows_containers_across_rotations_and_restarts_exactly_once() {
     // A container that appears later is read from its start; a removed one is dropped.
     let late = JsonFileContainer::create(&root, 'c', Some("web-2"));
     late.write("stdout", &orders("late", 0..5));
-    wait_for("the new container", || messages(&server, "web-2").len() >= 5);
+    wait_for("the new container", || {
+        messages(&server, "web-2").len() >= 5
+    });
     let (_, sources) = server.get("/api/sources");
     let src = source(&sources, "containers");
     assert_eq!(src["type"], "docker");
@@ -208,7 +223,10 @@ fn files_mode_follows_containers_across_rotations_and_restarts_exactly_once() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert!(names.contains(&"web-1") && names.contains(&"web-2"), "{src}");
+    assert!(
+        names.contains(&"web-1") && names.contains(&"web-2"),
+        "{src}"
+    );
     std::fs::remove_dir_all(&late.dir).unwrap();
     wait_for("the removed container to be dropped", || {
         let (_, sources) = server.get("/api/sources");
@@ -229,7 +247,11 @@ fn files_mode_keeps_bad_lines_as_text_and_goes_on_without_config() {
     let web = JsonFileContainer::create(&root, 'd', Some("api-1"));
     let nameless = JsonFileContainer::create(&root, 'e', None);
     let broken = JsonFileContainer::create(&root, 'f', Some("broken-1"));
-    std::fs::write(broken.dir.join("config.v2.json"), "{\"Name\": \"/broken-1\", ").unwrap();
+    std::fs::write(
+        broken.dir.join("config.v2.json"),
+        "{\"Name\": \"/broken-1\", ",
+    )
+    .unwrap();
     let t = docker_time();
     web.append_raw(&[
         "this line is not json".to_string(),
@@ -241,7 +263,10 @@ fn files_mode_keeps_bad_lines_as_text_and_goes_on_without_config() {
         ),
     ]);
     nameless.write("stdout", &["from a container without config".to_string()]);
-    broken.write("stdout", &["from a container with a broken config".to_string()]);
+    broken.write(
+        "stdout",
+        &["from a container with a broken config".to_string()],
+    );
     let config = dir.path().join("logyard.toml");
     std::fs::write(
         &config,
@@ -252,8 +277,13 @@ fn files_mode_keeps_bad_lines_as_text_and_goes_on_without_config() {
         ),
     )
     .unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
-    wait_for("the lines of api-1", || server.all_of_agent("api-1").len() >= 4);
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    wait_for("the lines of api-1", || {
+        server.all_of_agent("api-1").len() >= 4
+    });
     let entries = server.all_of_agent("api-1");
     let find = |m: &str| {
         entries
@@ -263,10 +293,19 @@ fn files_mode_keeps_bad_lines_as_text_and_goes_on_without_config() {
             .clone()
     };
     let bad = find("this line is not json");
-    assert_eq!(bad["fields"]["wrapper_error"], "not a Docker json-file line", "{bad}");
+    assert_eq!(
+        bad["fields"]["wrapper_error"], "not a Docker json-file line",
+        "{bad}"
+    );
     let cut = find("cut in the midd");
-    assert_eq!(cut["fields"]["wrapper_error"], "not a Docker json-file line", "{cut}");
-    assert_eq!(find("a long line split")["message"], "a long line split by the daemon");
+    assert_eq!(
+        cut["fields"]["wrapper_error"], "not a Docker json-file line",
+        "{cut}"
+    );
+    assert_eq!(
+        find("a long line split")["message"],
+        "a long line split by the daemon"
+    );
     let json = find("payment failed");
     assert_eq!(json["level"], "ERROR", "{json}");
     assert_eq!(json["fields"]["order"], 7, "{json}");
@@ -353,7 +392,13 @@ fn api_mode_reads_through_the_engine_api_exactly_once_across_restarts() {
     let base = chrono::Utc::now().timestamp_nanos_opt().unwrap() - 60_000_000_000;
     let mut web = Container::new('1', "api-web");
     // Lines 10 to 14 share one instant: the position must tell them apart.
-    let at = |i: usize| base + if (10..15).contains(&i) { 10_000 } else { i as i64 * 1000 };
+    let at = |i: usize| {
+        base + if (10..15).contains(&i) {
+            10_000
+        } else {
+            i as i64 * 1000
+        }
+    };
     web.lines = lines("web", 0..20, at);
     let mut tty = Container::new('2', "api-tty");
     tty.tty = true;
@@ -398,15 +443,27 @@ fn api_mode_reads_through_the_engine_api_exactly_once_across_restarts() {
     );
 
     // Lines written while it runs, some at the instant of the last ones.
-    let more = lines("web", 20..30, |i| base + if i < 23 { 19_000 } else { i as i64 * 1000 });
+    let more = lines("web", 20..30, |i| {
+        base + if i < 23 { 19_000 } else { i as i64 * 1000 }
+    });
     expected_web.extend(texts(&more));
     engine.write("api-web", more);
-    wait_for("30 lines", || messages(&server, "api-web").len() >= 30);
+    if !wait_until(|| messages(&server, "api-web").len() >= 30) {
+        let got = messages(&server, "api-web");
+        let (_, sources) = server.get("/api/sources");
+        let log = server.stop();
+        panic!(
+            "30 lines: got {got:?}\n{sources}\n{log}\n{:?}",
+            engine.requests()
+        );
+    }
 
     // Written while logyard is down: at the instant of the last delivered line, and later;
     // and a container that stops meanwhile is read to its end.
     server.stop();
-    let down = lines("web", 30..40, |i| base + if i < 33 { 29_000 } else { i as i64 * 1000 });
+    let down = lines("web", 30..40, |i| {
+        base + if i < 33 { 29_000 } else { i as i64 * 1000 }
+    });
     expected_web.extend(texts(&down));
     engine.write("api-web", down);
     engine.set_running("api-web", false);
@@ -415,7 +472,10 @@ fn api_mode_reads_through_the_engine_api_exactly_once_across_restarts() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_exactly(&messages(&server, "api-web"), &expected_web);
     assert_exactly(&messages(&server, "api-tty"), &expected_tty);
-    assert!(messages(&server, "other").is_empty(), "a container not in `containers` was read");
+    assert!(
+        messages(&server, "other").is_empty(),
+        "a container not in `containers` was read"
+    );
     assert!(
         messages(&server, "api-old").is_empty(),
         "a container stopped before the first start was read"
@@ -426,7 +486,9 @@ fn api_mode_reads_through_the_engine_api_exactly_once_across_restarts() {
     let mut late = Container::new('5', "api-late");
     late.lines = lines("late", 0..3, |i| base + 100_000 + i as i64);
     engine.add(late);
-    wait_for("a container started later", || messages(&server, "api-late").len() >= 3);
+    wait_for("a container started later", || {
+        messages(&server, "api-late").len() >= 3
+    });
     let (_, sources) = server.get("/api/sources");
     let src = source(&sources, "engine");
     assert_eq!(src["type"], "docker");
@@ -434,15 +496,21 @@ fn api_mode_reads_through_the_engine_api_exactly_once_across_restarts() {
     server.stop();
     assert_read_only(&engine.requests());
     assert!(
-        engine.requests().iter().any(|r| r.contains("/logs?") && r.contains("since=")),
+        engine
+            .requests()
+            .iter()
+            .any(|r| r.contains("/logs?") && r.contains("since=")),
         "{:?}",
         engine.requests()
     );
 }
 
 fn logyard_time(ns: i64) -> String {
-    let t = chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
-        .unwrap();
+    let t = chrono::DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap();
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
@@ -451,7 +519,10 @@ fn api_mode_without_a_daemon_reports_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
     let config = api_config(dir.path(), &socket);
-    let server = Server::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
     let mut src = Value::Null;
     wait_for("the source to report the missing socket", || {
         let (_, sources) = server.get("/api/sources");
@@ -459,7 +530,10 @@ fn api_mode_without_a_daemon_reports_and_recovers() {
         src["state"] == "failing"
     });
     assert!(
-        src["last_error"].as_str().unwrap_or_default().contains("docker.sock"),
+        src["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("docker.sock"),
         "{src}"
     );
     let (_, metrics) = {

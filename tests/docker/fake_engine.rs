@@ -120,9 +120,7 @@ impl FakeEngine {
             rt.block_on(async move {
                 let listener = tokio::net::UnixListener::bind(&socket).expect("bind the socket");
                 ready_tx.send(()).expect("ready");
-                let app = axum::Router::new()
-                    .fallback(handle)
-                    .with_state(engine);
+                let app = axum::Router::new().fallback(handle).with_state(engine);
                 axum::serve(listener, app).await.expect("serve");
             });
         });

@@ -177,13 +177,15 @@ impl<'a> ApiRun<'a> {
                 .batch_since
                 .is_some_and(|t| t.elapsed() >= cfg.batch_wait);
             if due || self.batch.len() >= cfg.batch_lines.max(1) {
-                self.deliver();
+                self.deliver().await;
                 self.publish();
             }
         }
         // What was taken is delivered once more before stopping; what the sink refuses
         // then is read again at the next start.
-        self.deliver_once();
+        if !self.batch_lines.is_empty() {
+            self.try_deliver().await;
+        }
     }
 
     /// Lists the containers and starts following those to read.
@@ -358,27 +360,27 @@ impl<'a> ApiRun<'a> {
     }
 
     /// Hands the batch to the sink, retrying until it takes it or the source stops.
-    fn deliver(&mut self) {
+    async fn deliver(&mut self) {
         let mut backoff = Duration::from_millis(100);
         while !self.batch_lines.is_empty() {
-            if self.try_deliver() {
+            if self.try_deliver().await {
                 return;
             }
-            if self.ctx.shutdown.wait_timeout(backoff) {
-                return;
+            let until = Instant::now() + backoff;
+            while Instant::now() < until {
+                if self.ctx.shutdown.is_triggered() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
-    fn deliver_once(&mut self) {
-        if !self.batch_lines.is_empty() {
-            self.try_deliver();
-        }
-    }
-
     /// One attempt; true when the sink took the batch (and the checkpoint was advanced).
-    fn try_deliver(&mut self) -> bool {
+    /// The sink blocks until the batch is durable: it runs on the blocking pool, off the
+    /// runtime's thread.
+    async fn try_deliver(&mut self) -> bool {
         let mut next = self.cp.clone();
         next.seq += 1;
         for (id, ns, hash) in &self.batch_lines {
@@ -393,11 +395,13 @@ impl<'a> ApiRun<'a> {
             data: next.encode(),
         };
         let n = self.batch.len() as u64;
-        match self
-            .ctx
-            .sink
-            .write_with_checkpoint(self.batch.clone(), token)
-        {
+        let sink = self.ctx.sink.clone();
+        let records = self.batch.clone();
+        let written =
+            tokio::task::spawn_blocking(move || sink.write_with_checkpoint(records, token))
+                .await
+                .unwrap_or_else(|e| Err(crate::SinkError(format!("the sink's call failed: {e}"))));
+        match written {
             Ok(_) => {
                 self.src.status.add_lines(n, self.batch_bytes);
                 for (id, _, _) in &self.batch_lines {
@@ -411,7 +415,9 @@ impl<'a> ApiRun<'a> {
                 self.batch_lines.clear();
                 self.batch_bytes = 0;
                 self.batch_since = None;
-                if self.failure.is_none() && self.src.status.snapshot().state == SourceState::Failing {
+                if self.failure.is_none()
+                    && self.src.status.snapshot().state == SourceState::Failing
+                {
                     self.src.status.set_state(SourceState::Running);
                 }
                 true

@@ -80,7 +80,10 @@ impl NameFilter {
     /// The fields every record of the container gets.
     pub fn fields(&self, c: &ContainerInfo) -> Vec<(String, Value)> {
         let mut out = vec![
-            ("container_id".to_string(), Value::Str(short_id(&c.id).into())),
+            (
+                "container_id".to_string(),
+                Value::Str(short_id(&c.id).into()),
+            ),
             ("container_name".to_string(), Value::Str(c.name.clone())),
         ];
         if !c.image.is_empty() {

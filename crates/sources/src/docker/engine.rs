@@ -94,9 +94,12 @@ impl Engine {
     /// socket does not exist.
     pub fn connect(socket: &Path, timeout: Duration) -> Result<Engine, EngineError> {
         let path = socket.to_string_lossy();
-        let docker =
-            Docker::connect_with_unix(&path, timeout.as_secs().max(1), bollard::API_DEFAULT_VERSION)
-                .map_err(|e| EngineError::Other(format!("cannot use {path}: {e}")))?;
+        let docker = Docker::connect_with_unix(
+            &path,
+            timeout.as_secs().max(1),
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| EngineError::Other(format!("cannot use {path}: {e}")))?;
         Ok(Engine { docker })
     }
 
@@ -153,7 +156,11 @@ impl Engine {
     /// Follows a container's log from `since` (epoch seconds), stdout and stderr, each line
     /// prefixed with the daemon's RFC 3339 time (`GET /containers/{id}/logs`). The stream
     /// ends when the container stops.
-    pub fn logs(&self, id: &str, since_secs: i64) -> BoxStream<'static, Result<Chunk, EngineError>> {
+    pub fn logs(
+        &self,
+        id: &str,
+        since_secs: i64,
+    ) -> BoxStream<'static, Result<Chunk, EngineError>> {
         let since = i32::try_from(since_secs.max(0)).unwrap_or(i32::MAX);
         let opts = LogsOptionsBuilder::new()
             .follow(true)
@@ -169,9 +176,7 @@ impl Engine {
                     bollard::container::LogOutput::StdOut { message } => Chunk::Stdout(message),
                     bollard::container::LogOutput::StdErr { message } => Chunk::Stderr(message),
                     bollard::container::LogOutput::StdIn { message }
-                    | bollard::container::LogOutput::Console { message } => {
-                        Chunk::Console(message)
-                    }
+                    | bollard::container::LogOutput::Console { message } => Chunk::Console(message),
                 })
             })
             .boxed()

@@ -186,8 +186,7 @@ fn container_of(path: &Path) -> String {
 
 /// Reads a container's name, image and labels from its `config.v2.json`.
 pub(crate) fn read_config(path: &Path, id: &str) -> Result<ContainerInfo, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let doc: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
     let name = doc

@@ -132,8 +132,7 @@ impl Assembler {
 fn split_time(bytes: &[u8]) -> Option<(i64, &[u8])> {
     let sp = bytes.iter().take(40).position(|&c| c == b' ')?;
     let stamp = std::str::from_utf8(&bytes[..sp]).ok()?;
-    if sp < 20 || !stamp.as_bytes()[0].is_ascii_digit() || stamp.as_bytes().get(10) != Some(&b'T')
-    {
+    if sp < 20 || !stamp.as_bytes()[0].is_ascii_digit() || stamp.as_bytes().get(10) != Some(&b'T') {
         return None;
     }
     let ns = logyard_model::parse_time(stamp, 0).ok()?;
@@ -215,13 +214,21 @@ mod tests {
         let mut out = Vec::new();
         let out_frame = |s: &str| Chunk::Stdout(Bytes::from(s.to_string()));
         a.push("c", &out_frame("2024-01-15T10:30:00.5Z hello\n"), &mut out);
-        a.push("c", &out_frame("2024-01-15T10:30:01Z first part "), &mut out);
+        a.push(
+            "c",
+            &out_frame("2024-01-15T10:30:01Z first part "),
+            &mut out,
+        );
         a.push(
             "c",
             &Chunk::Stderr(Bytes::from("2024-01-15T10:30:01.2Z oops\n")),
             &mut out,
         );
-        a.push("c", &out_frame("2024-01-15T10:30:02Z and the rest\n"), &mut out);
+        a.push(
+            "c",
+            &out_frame("2024-01-15T10:30:02Z and the rest\n"),
+            &mut out,
+        );
         assert_eq!(
             texts(&out),
             [
@@ -231,14 +238,21 @@ mod tests {
             ]
         );
         assert_eq!(out[0].ns, 1_705_314_600_500_000_000);
-        assert_eq!(out[2].ns, 1_705_314_601_000_000_000, "the first part's time");
+        assert_eq!(
+            out[2].ns, 1_705_314_601_000_000_000,
+            "the first part's time"
+        );
     }
 
     #[test]
     fn tty_output_is_split_at_newlines_wherever_pieces_end() {
         let mut a = Assembler::new(1 << 20);
         let mut out = Vec::new();
-        for piece in ["2024-01-15T10:30:00Z a\r", "\n2024-01-15T10:3", "0:01Z b\n2024-01-15T10:30:02Z c"] {
+        for piece in [
+            "2024-01-15T10:30:00Z a\r",
+            "\n2024-01-15T10:3",
+            "0:01Z b\n2024-01-15T10:30:02Z c",
+        ] {
             a.push("c", &Chunk::Console(Bytes::from(piece)), &mut out);
         }
         a.finish("c", &mut out);
@@ -256,7 +270,11 @@ mod tests {
     fn a_line_without_time_takes_the_last_one_and_long_lines_are_cut() {
         let mut a = Assembler::new(64);
         let mut out = Vec::new();
-        a.push("c", &Chunk::Stdout(Bytes::from("2024-01-15T10:30:00Z x\n")), &mut out);
+        a.push(
+            "c",
+            &Chunk::Stdout(Bytes::from("2024-01-15T10:30:00Z x\n")),
+            &mut out,
+        );
         a.push("c", &Chunk::Stdout(Bytes::from("no time here\n")), &mut out);
         assert_eq!(out[1].ns, out[0].ns);
         assert_eq!(out[1].text, b"no time here");

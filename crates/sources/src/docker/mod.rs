@@ -185,7 +185,10 @@ impl DockerSource {
             return Err(SourceError::config(name, "`poll_interval` must be above 0"));
         }
         if cfg.max_containers == 0 {
-            return Err(SourceError::config(name, "`max_containers` must be above 0"));
+            return Err(SourceError::config(
+                name,
+                "`max_containers` must be above 0",
+            ));
         }
         Ok(DockerSource {
             name: name.to_string(),

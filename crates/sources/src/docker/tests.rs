@@ -34,7 +34,10 @@ fn settings_have_their_defaults_and_refuse_unknown_keys() {
     assert_eq!(d.max_line_bytes, Some(64 << 10));
 
     let err = toml::from_str::<SourceConfig>("type = \"docker\"\ncontainer = [\"x\"]").unwrap_err();
-    assert!(err.to_string().contains("unknown field `container`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown field `container`"),
+        "{err}"
+    );
     let err = toml::from_str::<SourceConfig>("type = \"docker\"\nmode = \"socket\"").unwrap_err();
     assert!(err.to_string().contains("unknown variant"), "{err}");
 }
@@ -73,7 +76,10 @@ fn the_filter_picks_containers_and_labels() {
         image: "nginx:1.25".into(),
         labels: [
             ("com.example.team".to_string(), "payments".to_string()),
-            ("org.opencontainers.image.version".to_string(), "1.25".to_string()),
+            (
+                "org.opencontainers.image.version".to_string(),
+                "1.25".to_string(),
+            ),
         ]
         .into(),
     };
@@ -83,7 +89,12 @@ fn the_filter_picks_containers_and_labels() {
     let keys: Vec<&str> = meta.fields.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         keys,
-        ["container_id", "container_name", "image", "label.com.example.team"]
+        [
+            "container_id",
+            "container_name",
+            "image",
+            "label.com.example.team"
+        ]
     );
     assert_eq!(meta.fields[0].1.to_string(), "0123456789ab");
 }
@@ -103,13 +114,19 @@ fn config_v2_json_gives_the_name_image_and_labels() {
     assert_eq!(c.labels["b"], "");
 
     std::fs::write(&p, r#"{"Config":{}}"#).unwrap();
-    assert!(read_config(&p, "abc").unwrap_err().contains("no container `Name`"));
+    assert!(read_config(&p, "abc")
+        .unwrap_err()
+        .contains("no container `Name`"));
     std::fs::write(&p, "{\"Name\":").unwrap();
-    assert!(read_config(&p, "abc").unwrap_err().contains("not valid JSON"));
+    assert!(read_config(&p, "abc")
+        .unwrap_err()
+        .contains("not valid JSON"));
     std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap();
     assert!(read_config(&p, "abc").is_err());
     let missing = dir.path().join("nope.json");
-    assert!(read_config(&missing, "abc").unwrap_err().contains("cannot read"));
+    assert!(read_config(&missing, "abc")
+        .unwrap_err()
+        .contains("cannot read"));
 }
 
 fn wrapped(text: &str, stream: &str) -> String {
@@ -187,7 +204,11 @@ fn listing(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> 
             if m.is_dir() {
                 dirs.push(e.path());
             }
-            out.push((e.path().display().to_string(), m.len(), m.modified().unwrap()));
+            out.push((
+                e.path().display().to_string(),
+                m.len(),
+                m.modified().unwrap(),
+            ));
         }
     }
     out.sort();

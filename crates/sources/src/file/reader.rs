@@ -315,8 +315,13 @@ mod tests {
         assert_eq!(r.done, bytes.len() as u64);
 
         // A group whose last part never comes is given out after the partial timeout.
-        let mut r = LineReader::new(0, 1000, Duration::from_millis(0), MultilineConfig::default())
-            .wrapped(true);
+        let mut r = LineReader::new(
+            0,
+            1000,
+            Duration::from_millis(0),
+            MultilineConfig::default(),
+        )
+        .wrapped(true);
         let mut out = Vec::new();
         r.feed(&[&part[..], b"\n"].concat(), 0, &mut out);
         assert!(out.is_empty() && r.has_pending());

@@ -154,7 +154,8 @@ impl Tailer {
             if !self.entries.contains_key(&p) {
                 let initial = self.first_scan;
                 let meta = self.discover.describe(&p);
-                self.entries.insert(p.clone(), Entry::new(&p, meta, initial, now));
+                self.entries
+                    .insert(p.clone(), Entry::new(&p, meta, initial, now));
             }
         }
         for (p, e) in self.entries.iter_mut() {
