@@ -2,16 +2,17 @@
 //!
 //! `[[sources]] type = "docker"`: see [`DockerConfig`] for the keys. Two ways to read them:
 //!
-//! - **files** ([`files`]): the json-file logging driver's files under the data root,
+//! - **files** (module `files`): the json-file logging driver's files under the data root,
 //!   `<data_root>/containers/<id>/<id>-json.log`, followed by the file source's tailer
 //!   (checkpoints, rotation by the driver's `max-size`/`max-file`). The container's name,
 //!   image and labels come from `config.v2.json` beside the log. Nothing under the data root
 //!   is ever written.
-//! - **api** ([`api`]): the Docker Engine API over its unix socket: the containers are
+//! - **api** (module `api`): the Docker Engine API over its unix socket: the containers are
 //!   listed, inspected, and their logs followed with `since`, `timestamps` and `follow`. The
 //!   position of each container (the time of its last delivered line) is checkpointed after
-//!   the sink acknowledged it. [`engine`] is the only code that speaks to the daemon, and it
-//!   sends nothing but `GET` requests for listing, inspecting and reading logs.
+//!   the sink acknowledged it. The module `engine` is the only code that speaks to the
+//!   daemon, and it sends nothing but `GET` requests for listing, inspecting and reading
+//!   logs.
 //!
 //! Either way a record's `agent` is the container's name (unless the line names its own),
 //! its `source` is `docker:<name>`, and it carries the fields `container_id`,
