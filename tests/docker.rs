@@ -213,29 +213,25 @@ fn files_mode_follows_containers_across_rotations_and_restarts_exactly_once() {
     wait_for("the new container", || {
         messages(&server, "web-2").len() >= 5
     });
-    let (_, sources) = server.get("/api/sources");
-    let src = source(&sources, "containers");
-    assert_eq!(src["type"], "docker");
-    assert_eq!(src["state"], "running", "{src}");
-    let names: Vec<&str> = src["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    assert!(
-        names.contains(&"web-1") && names.contains(&"web-2"),
-        "{src}"
-    );
-    std::fs::remove_dir_all(&late.dir).unwrap();
-    wait_for("the removed container to be dropped", || {
+    let container_names = || -> Vec<String> {
         let (_, sources) = server.get("/api/sources");
         let src = source(&sources, "containers");
-        !src["containers"]
+        assert_eq!(src["type"], "docker");
+        assert_eq!(src["state"], "running", "{src}");
+        src["containers"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["name"] == "web-2")
+            .filter_map(|c| c["name"].as_str().map(String::from))
+            .collect()
+    };
+    wait_for("both containers in the status", || {
+        let names = container_names();
+        names.contains(&"web-1".to_string()) && names.contains(&"web-2".to_string())
+    });
+    std::fs::remove_dir_all(&late.dir).unwrap();
+    wait_for("the removed container to be dropped", || {
+        !container_names().contains(&"web-2".to_string())
     });
     assert_exactly(&messages(&server, "web-1"), &expected);
 }
@@ -317,18 +313,17 @@ fn files_mode_keeps_bad_lines_as_text_and_goes_on_without_config() {
     wait_for("the nameless containers", || {
         !server.all_of_agent(&short_e).is_empty() && !server.all_of_agent(&short_f).is_empty()
     });
-    let (_, sources) = server.get("/api/sources");
-    let src = source(&sources, "docker");
-    let problems: Vec<String> = src["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["problem"].as_str().map(String::from))
-        .collect();
-    assert!(
-        problems.iter().any(|p| p.contains("config.v2.json")),
-        "{src}"
-    );
+    let mut src = Value::Null;
+    wait_for("the problems of config.v2.json in the status", || {
+        let (_, sources) = server.get("/api/sources");
+        src = source(&sources, "docker").clone();
+        let problems = src["containers"].as_array().unwrap().iter().filter(|c| {
+            c["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("config.v2.json"))
+        });
+        problems.count() == 2
+    });
     assert!(src["errors_total"].as_u64().unwrap() >= 2, "{src}");
     assert_eq!(src["state"], "running", "{src}");
 }
@@ -493,6 +488,18 @@ fn api_mode_reads_through_the_engine_api_exactly_once_across_restarts() {
     let src = source(&sources, "engine");
     assert_eq!(src["type"], "docker");
     assert_eq!(src["state"], "running", "{src}");
+    let web = src["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "api-web")
+        .unwrap_or_else(|| panic!("{src}"));
+    assert_eq!(web["id"], "111111111111", "{src}");
+    assert_eq!(
+        web["following"], false,
+        "a stopped container read to its end: {src}"
+    );
+    assert_eq!(web["last_line_time"], logyard_time(base + 39_000), "{src}");
     server.stop();
     assert_read_only(&engine.requests());
     assert!(

@@ -44,6 +44,10 @@ pub struct ContainerStatus {
     pub name: String,
     /// Records delivered from the container since start.
     pub lines_total: u64,
+    /// The daemon's RFC 3339 time of the last line delivered (api mode): how far behind the
+    /// container's log the source is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_line_time: Option<String>,
     /// True while its log is followed (false once it stopped or was removed and read to
     /// its end, or while it waits for a place under `max_containers`).
     pub following: bool,

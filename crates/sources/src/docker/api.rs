@@ -480,6 +480,12 @@ impl<'a> ApiRun<'a> {
                 id: short_id(id).to_string(),
                 name: r.info.name.clone(),
                 lines_total: r.lines,
+                last_line_time: self
+                    .cp
+                    .containers
+                    .get(id)
+                    .filter(|p| !p.at_ns.is_empty())
+                    .map(|p| logyard_model::format_rfc3339(p.ns)),
                 following: self.tasks.contains_key(id),
                 problem: r.problem.clone(),
             })

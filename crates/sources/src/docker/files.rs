@@ -305,6 +305,7 @@ fn publish(tailer: &Tailer, known: &KnownMap, status: &StatusHandle) {
                 id: short_id(&id).to_string(),
                 name: e.agent.clone(),
                 lines_total: e.lines,
+                last_line_time: None,
                 following: e.current.is_some(),
                 problem: e
                     .problem

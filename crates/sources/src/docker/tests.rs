@@ -241,3 +241,60 @@ fn api_mode_without_a_socket_keeps_trying_and_reports() {
     ctx.shutdown.trigger();
     running.join().unwrap();
 }
+
+/// The crate's source files, with their paths relative to `src/`.
+fn sources_of_the_crate() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let rel = p.strip_prefix(&root).unwrap().display().to_string();
+                out.push((rel, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn only_the_engine_module_speaks_to_the_daemon_and_only_to_read() {
+    let sources = sources_of_the_crate();
+    assert!(sources.len() > 10);
+    for (path, text) in &sources {
+        if path != "docker/engine.rs" && path != "docker/tests.rs" {
+            assert!(
+                !text.contains("bollard"),
+                "{path} uses the Docker client: only docker/engine.rs may"
+            );
+        }
+    }
+    let engine = &sources
+        .iter()
+        .find(|(p, _)| p == "docker/engine.rs")
+        .expect("docker/engine.rs")
+        .1;
+    // Every call on the client is one of the three GET operations.
+    let code: String = engine.split_whitespace().collect();
+    let calls: Vec<&str> = code
+        .split("self.docker.")
+        .skip(1)
+        .map(|rest| &rest[..rest.find(['(', ':']).unwrap_or(rest.len())])
+        .collect();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for call in calls {
+        assert!(
+            matches!(call, "list_containers" | "inspect_container" | "logs"),
+            "docker/engine.rs calls `{call}` on the Docker client"
+        );
+    }
+    assert_eq!(
+        engine.matches("Docker::connect_with_unix").count(),
+        1,
+        "the client is made in one place"
+    );
+}
