@@ -571,3 +571,54 @@ fn api_mode_without_a_daemon_reports_and_recovers() {
     });
     assert_read_only(&engine.requests());
 }
+
+#[test]
+fn api_mode_survives_an_error_frame_of_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::default();
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let mut c = Container::new('7', "api-err");
+    c.lines = vec![
+        Line {
+            ns: now,
+            stream: 1,
+            text: "before the error".into(),
+        },
+        Line {
+            ns: now + 1,
+            stream: 3,
+            text: "error from daemon: log file is corrupt".into(),
+        },
+        Line {
+            ns: now + 2,
+            stream: 1,
+            text: "after the error".into(),
+        },
+    ];
+    engine.add(c);
+    let socket = engine.serve(&dir.path().join("docker.sock"));
+    let config = api_config(dir.path(), &socket);
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    wait_for("the line after the error frame", || {
+        messages(&server, "api-err").len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let expected: BTreeSet<String> = ["before the error", "after the error"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_exactly(&messages(&server, "api-err"), &expected);
+    let (_, sources) = server.get("/api/sources");
+    let src = source(&sources, "engine");
+    assert_eq!(src["state"], "running", "{src}");
+    assert!(
+        src["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("log file is corrupt")),
+        "{src}"
+    );
+    assert_read_only(&engine.requests());
+}

@@ -21,7 +21,8 @@ use serde_json::json;
 pub struct Line {
     /// The daemon's time, ns since the epoch.
     pub ns: i64,
-    /// 1 = stdout, 2 = stderr.
+    /// 1 = stdout, 2 = stderr, 3 = the daemon's own error frame (sent once, then the
+    /// response ends and the line is gone).
     pub stream: u8,
     /// The text, without a newline.
     pub text: String,
@@ -266,6 +267,14 @@ fn logs(engine: FakeEngine, id: String, query: BTreeMap<String, String>) -> Resp
                 (batch, c.tty, c.running)
             };
             for line in batch {
+                if line.stream == 3 {
+                    let _ = tx.send(encode(&line, false, timestamps)).await;
+                    let mut g = engine.lock();
+                    if let Some(c) = g.containers.iter_mut().find(|c| c.id == id) {
+                        c.lines.retain(|l| l.stream != 3);
+                    }
+                    return;
+                }
                 let wanted = (line.stream == 1 && stdout) || (line.stream == 2 && stderr);
                 if line.ns < since_ns || !wanted {
                     continue;

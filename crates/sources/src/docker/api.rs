@@ -47,6 +47,40 @@ struct Reading {
     problem: Option<String>,
 }
 
+/// Starts following a container. Should the reading task fail (a panic in the client of
+/// the daemon), it ends like a cut stream, and the container is followed again at the next
+/// listing.
+fn spawn_follow(
+    engine: Engine,
+    id: String,
+    tty: bool,
+    from: Position,
+    max_line_bytes: usize,
+    tx: mpsc::Sender<Event>,
+) -> JoinHandle<()> {
+    let inner = tokio::spawn(follow(
+        engine,
+        id.clone(),
+        tty,
+        from,
+        max_line_bytes,
+        tx.clone(),
+    ));
+    tokio::spawn(async move {
+        if let Err(e) = inner.await {
+            if e.is_panic() {
+                let error = EngineError::Other("the log stream's reader failed".into());
+                let _ = tx
+                    .send(Event::Ended {
+                        id,
+                        error: Some(error),
+                    })
+                    .await;
+            }
+        }
+    })
+}
+
 /// The state of the api mode's run loop.
 struct ApiRun<'a> {
     src: &'a DockerSource,
@@ -229,7 +263,7 @@ impl<'a> ApiRun<'a> {
             if self.tasks.len() >= self.src.cfg.max_containers {
                 let text = format!(
                     "not followed: {} containers are followed already (`max_containers`)",
-                    self.tasks.len()
+                    self.src.cfg.max_containers
                 );
                 self.problem(&c.id, &c.name, text);
                 continue;
@@ -257,7 +291,7 @@ impl<'a> ApiRun<'a> {
                     p
                 }
             };
-            let info = ins.info;
+            let info = ins.info.clone();
             let reading = self
                 .containers
                 .entry(c.id.clone())
@@ -273,13 +307,14 @@ impl<'a> ApiRun<'a> {
             reading.info = info;
             reading.problem = None;
             tracing::info!(source = %self.src.name, container = %reading.info.name, since = from.since_secs(), "following a container's log");
-            let task = tokio::spawn(follow(
+            let task = spawn_follow(
                 engine.clone(),
                 c.id.clone(),
+                ins.tty,
                 from,
                 self.max_line_bytes,
                 self.tx.clone(),
-            ));
+            );
             self.tasks.insert(c.id, task);
         }
         if dirty {

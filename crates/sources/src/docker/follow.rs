@@ -139,6 +139,16 @@ fn split_time(bytes: &[u8]) -> Option<(i64, &[u8])> {
     Some((ns, &bytes[sp + 1..]))
 }
 
+/// The text of a frame the daemon sent of its own (the 8-byte header, then the message).
+fn daemon_error(raw: &[u8]) -> String {
+    let body = match raw {
+        [3, 0, 0, 0, _, _, _, _, rest @ ..] => rest,
+        other => other,
+    };
+    let text = String::from_utf8_lossy(body);
+    text.trim().chars().take(512).collect()
+}
+
 /// FNV-1a of the stream's name and the line.
 fn line_hash(stream: &str, text: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -150,10 +160,14 @@ fn line_hash(stream: &str, text: &[u8]) -> u64 {
 }
 
 /// Follows a container's log from `from` until it ends, sending the lines not taken before,
-/// then [`Event::Ended`].
+/// then [`Event::Ended`]. For a container without a TTY, the daemon sends stdout and stderr
+/// frames only, and one frame of its own type when it fails to read the log; the client
+/// hands such a frame over as raw bytes: it ends the stream with the daemon's message as the
+/// error.
 pub(crate) async fn follow(
     engine: Engine,
     id: String,
+    tty: bool,
     from: Position,
     max_line_bytes: usize,
     tx: mpsc::Sender<Event>,
@@ -166,6 +180,13 @@ pub(crate) async fn follow(
     loop {
         let item = stream.next().await;
         match item {
+            Some(Ok(Chunk::Console(raw))) if !tty => {
+                error = Some(EngineError::Other(format!(
+                    "the daemon failed to read the log: {}",
+                    daemon_error(&raw)
+                )));
+                break;
+            }
             Some(Ok(chunk)) => asm.push(&id, &chunk, &mut lines),
             Some(Err(e)) => {
                 error = Some(e);
