@@ -174,6 +174,12 @@ impl Discover for DockerFiles {
             .map_or_else(|| ContainerInfo::unnamed(&id), |k| k.info.clone());
         self.filter.meta(&info)
     }
+
+    fn wants(&self, path: &Path) -> bool {
+        let id = container_of(path);
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(&id).is_none_or(|k| k.wanted)
+    }
 }
 
 /// The container id of a log path: the name of its folder.

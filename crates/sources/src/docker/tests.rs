@@ -298,3 +298,65 @@ fn only_the_engine_module_speaks_to_the_daemon_and_only_to_read() {
         "the client is made in one place"
     );
 }
+
+#[test]
+fn files_mode_follows_renames_and_drops_a_container_the_filter_now_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("docker");
+    let id = "7".repeat(64);
+    let cdir = root.join("containers").join(&id);
+    std::fs::create_dir_all(&cdir).unwrap();
+    let config = cdir.join("config.v2.json");
+    std::fs::write(&config, r#"{"Name":"/web-1"}"#).unwrap();
+    let log = cdir.join(format!("{id}-json.log"));
+    std::fs::write(&log, wrapped("one\n", "stdout") + "\n").unwrap();
+    let cfg = DockerConfig {
+        mode: DockerMode::Files,
+        data_root: root.clone(),
+        exclude: vec!["db-*".into()],
+        start_at: StartAt::Beginning,
+        poll_interval: Duration::from_millis(30),
+        ..DockerConfig::default()
+    };
+    let sink = Arc::new(MemorySink::new());
+    let ctx = SourceContext::new(sink.clone(), dir.path().join("state"), "host-1");
+    let running = spawn(
+        Box::new(DockerSource::new("docker", cfg).unwrap()),
+        ctx.clone(),
+    );
+    let wait = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.records().len() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait(1);
+    std::fs::write(&config, r#"{"Name":"/web-renamed"}"#).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, (wrapped(text, "stdout") + "\n").as_bytes()).unwrap();
+    };
+    append("two\n");
+    wait(2);
+    std::fs::write(&config, r#"{"Name":"/db-1"}"#).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    append("three\n");
+    std::thread::sleep(Duration::from_millis(300));
+    ctx.shutdown.trigger();
+    let status = running.status.clone();
+    running.join().unwrap();
+    let got: Vec<(String, String)> = sink
+        .records()
+        .iter()
+        .map(|r| (r.agent.clone(), r.message.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("web-1".to_string(), "one".to_string()),
+            ("web-renamed".to_string(), "two".to_string())
+        ]
+    );
+    assert!(status.snapshot().containers.is_empty());
+}

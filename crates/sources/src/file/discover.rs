@@ -29,6 +29,13 @@ pub(crate) trait Discover: Send {
 
     /// Returns the labels of a followed path (also of one restored from a checkpoint).
     fn describe(&mut self, path: &Path) -> PathMeta;
+
+    /// Returns false for a followed path that must no longer be followed (a container whose
+    /// name the filter now refuses): the tailer drops it with its checkpoint.
+    fn wants(&self, path: &Path) -> bool {
+        let _ = path;
+        true
+    }
 }
 
 /// The file source's discovery: glob patterns.

@@ -158,6 +158,14 @@ impl Tailer {
                     .insert(p.clone(), Entry::new(&p, meta, initial, now));
             }
         }
+        let discover = &self.discover;
+        self.entries.retain(|p, _| {
+            let keep = discover.wants(p);
+            if !keep {
+                tracing::info!(source = %self.name, path = %p.display(), "no longer followed");
+            }
+            keep
+        });
         for (p, e) in self.entries.iter_mut() {
             let meta = self.discover.describe(p);
             if meta.source != e.source || meta.agent != e.agent || meta.fields != e.fields {
