@@ -151,7 +151,10 @@ fn files_mode_follows_containers_across_rotations_and_restarts_exactly_once() {
     let root = dir.path().join("docker");
     let web = JsonFileContainer::create(&root, 'a', Some("web-1"));
     let db = JsonFileContainer::create(&root, 'b', Some("db-1"));
-    web.write("stdout", &orders("web", 0..50));
+    // Older lines in a rotated file: read first, as the container's log starts there.
+    web.write("stdout", &orders("web", 0..20));
+    web.rotate();
+    web.write("stdout", &orders("web", 20..50));
     db.write("stdout", &orders("db", 0..10));
     let config = dir.path().join("logyard.toml");
     std::fs::write(
@@ -209,10 +212,15 @@ fn files_mode_follows_containers_across_rotations_and_restarts_exactly_once() {
 
     // A container that appears later is read from its start; a removed one is dropped.
     let late = JsonFileContainer::create(&root, 'c', Some("web-2"));
-    late.write("stdout", &orders("late", 0..5));
+    late.write("stdout", &orders("late", 0..3));
+    late.rotate();
+    late.write("stdout", &orders("late", 3..5));
     wait_for("the new container", || {
         messages(&server, "web-2").len() >= 5
     });
+    std::thread::sleep(Duration::from_millis(500));
+    let late_expected: BTreeSet<String> = orders("late", 0..5).into_iter().collect();
+    assert_exactly(&messages(&server, "web-2"), &late_expected);
     let container_names = || -> Vec<String> {
         let (_, sources) = server.get("/api/sources");
         let src = source(&sources, "containers");

@@ -247,6 +247,7 @@ pub(crate) fn run(src: &DockerSource, ctx: SourceContext) -> Result<(), SourceEr
         rotate_wait: src.cfg.rotate_wait,
         // A removed container's log is dropped as soon as it is read to its end.
         forget_after: Duration::ZERO,
+        read_older_generations: true,
         wrapped: true,
     };
     let discover = DockerFiles::new(

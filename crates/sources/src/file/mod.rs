@@ -151,6 +151,9 @@ pub(crate) struct Settings {
     pub rotate_wait: Duration,
     /// A path without a file is forgotten after this long (once nothing is left to read).
     pub forget_after: Duration,
+    /// A path read from its start for the first time has its rotated files read first (the
+    /// Docker source: a container's older logs); file sources follow live names only.
+    pub read_older_generations: bool,
     /// Lines are Docker json-file lines: the parts of a line the daemon split are delivered
     /// together, and multi-line joining is off.
     pub wrapped: bool,
@@ -217,6 +220,7 @@ impl FileSource {
             batch_lines: self.cfg.batch_lines.max(1),
             rotate_wait: self.cfg.rotate_wait,
             forget_after: stream::FORGET_AFTER,
+            read_older_generations: false,
             wrapped: false,
         };
         let discover = GlobDiscover {

@@ -100,14 +100,20 @@ impl Tailer {
                 if e.skip_id == Some(id) {
                     return;
                 }
-                if e.had_stream {
-                    self.adopt_generations(e, id);
-                }
                 let start = if e.initial && !e.had_stream && self.settings.start_at_end {
                     meta.len()
                 } else {
                     0
                 };
+                if e.had_stream {
+                    self.adopt_generations(e, id);
+                } else if start == 0 && self.settings.read_older_generations {
+                    // A path read from its start for the first time: its rotated files hold
+                    // its older lines, to be read first.
+                    let seen = std::mem::replace(&mut e.seen_ns, i64::MIN / 2);
+                    self.adopt_generations(e, id);
+                    e.seen_ns = seen;
+                }
                 self.open_current(e, start);
             }
         }
