@@ -83,7 +83,8 @@ pub struct DockerConfig {
     /// The zone of stamps that carry none (`UTC` by default).
     #[serde(default)]
     pub timezone: Option<String>,
-    /// How often containers are listed and the log files looked at (default `1s`).
+    /// How often containers are listed and the log files looked at (default `1s`, at most
+    /// `1h`).
     #[serde(default = "one_second", deserialize_with = "duration")]
     pub poll_interval: Duration,
     /// Longer lines are cut and marked `truncated` (default: `[limits] max_line_bytes`).
@@ -113,6 +114,9 @@ pub struct DockerConfig {
     #[serde(default = "default_max_containers")]
     pub max_containers: usize,
 }
+
+/// The longest `poll_interval` accepted.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
 
 fn default_data_root() -> PathBuf {
     PathBuf::from("/var/lib/docker")
@@ -182,8 +186,11 @@ impl DockerSource {
     pub fn new(name: &str, cfg: DockerConfig) -> Result<DockerSource, SourceError> {
         let filter = NameFilter::new(&cfg.containers, &cfg.exclude, &cfg.labels)
             .map_err(|e| SourceError::config(name, e))?;
-        if cfg.poll_interval.is_zero() {
-            return Err(SourceError::config(name, "`poll_interval` must be above 0"));
+        if cfg.poll_interval.is_zero() || cfg.poll_interval > MAX_POLL_INTERVAL {
+            return Err(SourceError::config(
+                name,
+                "`poll_interval` must be above 0 and at most 1h",
+            ));
         }
         if cfg.max_containers == 0 {
             return Err(SourceError::config(

@@ -55,6 +55,14 @@ fn bad_globs_and_limits_are_refused_when_built() {
         ..DockerConfig::default()
     };
     assert!(DockerSource::new("docker", cfg).is_err());
+    for poll in [Duration::ZERO, Duration::from_secs(7200)] {
+        let cfg = DockerConfig {
+            poll_interval: poll,
+            ..DockerConfig::default()
+        };
+        let err = DockerSource::new("docker", cfg).err().unwrap().to_string();
+        assert!(err.contains("poll_interval"), "{err}");
+    }
 }
 
 #[test]
