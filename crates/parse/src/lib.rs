@@ -73,7 +73,8 @@ pub use grok::{pattern_names as grok_pattern_names, Grok, GrokDef};
 pub use level::LEVEL_RAW;
 pub use multiline::{Multiline, MultilineConfig, MultilineMode};
 pub use parser::{
-    agent_from_path, record_to_json, LineContext, Parser, ParserConfig, WRAPPER_ERROR,
+    agent_from_path, record_to_json, LineContext, Parser, ParserConfig, DOCKER_LINE_BYTES,
+    WRAPPER_ERROR,
 };
 pub use redact::{RedactConfig, RedactPattern, Redactor};
 pub use time::TimeZone;

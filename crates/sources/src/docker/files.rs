@@ -237,7 +237,11 @@ pub(crate) fn run(src: &DockerSource, ctx: SourceContext) -> Result<(), SourceEr
     parser.max_line_bytes = max_line_bytes;
     let settings = Settings {
         start_at_end: src.cfg.start_at == StartAt::End,
-        max_line_bytes,
+        // The limit applies to the container's line, which the parser cuts once unwrapped
+        // and joined; a json-file line carries the wrapper and JSON escapes besides: the
+        // reader keeps as much of it as the parser looks at.
+        max_line_bytes: logyard_parse::DOCKER_LINE_BYTES
+            .max(max_line_bytes.saturating_mul(6).saturating_add(4096)),
         partial_timeout: src.cfg.partial_timeout,
         multiline: MultilineConfig {
             mode: MultilineMode::None,

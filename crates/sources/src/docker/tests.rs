@@ -368,3 +368,45 @@ fn files_mode_follows_renames_and_drops_a_container_the_filter_now_refuses() {
     );
     assert!(status.snapshot().containers.is_empty());
 }
+
+#[test]
+fn files_mode_cuts_the_container_line_not_its_wrapper() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("docker");
+    let id = "5".repeat(64);
+    let cdir = root.join("containers").join(&id);
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(cdir.join("config.v2.json"), r#"{"Name":"/long"}"#).unwrap();
+    let long = format!("{}\n", "x".repeat(300));
+    std::fs::write(
+        cdir.join(format!("{id}-json.log")),
+        wrapped(&long, "stdout") + "\n",
+    )
+    .unwrap();
+    let cfg = DockerConfig {
+        mode: DockerMode::Files,
+        data_root: root,
+        start_at: StartAt::Beginning,
+        max_line_bytes: Some(64),
+        poll_interval: Duration::from_millis(30),
+        ..DockerConfig::default()
+    };
+    let sink = Arc::new(MemorySink::new());
+    let ctx = SourceContext::new(sink.clone(), dir.path().join("state"), "host-1");
+    let running = spawn(
+        Box::new(DockerSource::new("docker", cfg).unwrap()),
+        ctx.clone(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.records().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ctx.shutdown.trigger();
+    running.join().unwrap();
+    let recs = sink.records();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].message, "x".repeat(64));
+    assert_eq!(recs[0].fields["truncated"].to_string(), "true");
+    assert_eq!(recs[0].fields["stream"].to_string(), "stdout");
+    assert!(!recs[0].fields.contains_key("wrapper_error"));
+}
