@@ -306,4 +306,30 @@ mod tests {
         assert!(out.len() >= 2 + 5, "{}", out.len());
         assert!(out[2..].iter().all(|l| l.text.len() <= 64 + 64 + 100));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_become_lines_without_panic(
+            chunks in proptest::collection::vec(
+                (0u8..3, proptest::collection::vec(proptest::num::u8::ANY, 0..200)),
+                0..20,
+            )
+        ) {
+            let mut a = Assembler::new(64);
+            let mut out = Vec::new();
+            for (kind, bytes) in chunks {
+                let b = Bytes::from(bytes);
+                let chunk = match kind {
+                    0 => Chunk::Stdout(b),
+                    1 => Chunk::Stderr(b),
+                    _ => Chunk::Console(b),
+                };
+                a.push("c", &chunk, &mut out);
+            }
+            a.finish("c", &mut out);
+            for l in &out {
+                proptest::prop_assert!(l.text.len() <= 64 + 64 + 200);
+            }
+        }
+    }
 }
