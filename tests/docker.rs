@@ -630,3 +630,61 @@ fn api_mode_survives_an_error_frame_of_the_daemon() {
     );
     assert_read_only(&engine.requests());
 }
+
+#[test]
+fn api_mode_start_at_end_reads_only_new_lines_of_the_containers_there_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::default();
+    let old = chrono::Utc::now().timestamp_nanos_opt().unwrap() - 60_000_000_000;
+    let mut up = Container::new('8', "api-up");
+    up.lines = lines("up old", 0..5, |i| old + i as i64);
+    let mut down = Container::new('9', "api-down");
+    down.running = false;
+    down.lines = lines("down old", 0..5, |i| old + i as i64);
+    engine.add(up);
+    engine.add(down);
+    let socket = engine.serve(&dir.path().join("docker.sock"));
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\ntype = \"docker\"\nmode = \"api\"\nsocket = \"{}\"\npoll_interval = \"100ms\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    wait_for("the source to follow api-up", || {
+        let (_, sources) = server.get("/api/sources");
+        source(&sources, "docker")["containers"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["name"] == "api-up" && c["following"] == true)
+            })
+    });
+    let now = || chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    engine.write("api-up", lines("up new", 0..3, |i| now() + i as i64));
+    engine.write("api-down", lines("down new", 0..2, |i| now() + i as i64));
+    engine.set_running("api-down", true);
+    let mut late = Container::new('0', "api-late");
+    late.lines = lines("late", 0..2, |i| old + i as i64);
+    engine.add(late);
+    wait_for("the new lines", || {
+        messages(&server, "api-up").len() >= 3
+            && messages(&server, "api-down").len() >= 2
+            && messages(&server, "api-late").len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let want = |prefix: &str, n: usize| -> BTreeSet<String> {
+        (0..n)
+            .map(|i| format!("{prefix} line {i:05} done"))
+            .collect()
+    };
+    assert_exactly(&messages(&server, "api-up"), &want("up new", 3));
+    assert_exactly(&messages(&server, "api-down"), &want("down new", 2));
+    assert_exactly(&messages(&server, "api-late"), &want("late", 2));
+}

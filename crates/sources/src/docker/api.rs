@@ -5,8 +5,9 @@
 //!
 //! Which containers are read: those whose name passes the filter and that run, and those
 //! with a checkpoint that stopped while logyard was not reading them (their log is read to
-//! its end once). A container seen at the first listing after a start, without a
-//! checkpoint, starts where `start_at` says; one that appears later is read from its start.
+//! its end once). A container of the first listing after a start (running or not then),
+//! without a checkpoint, starts where `start_at` says (`end`: its lines from that listing
+//! on); one that appears later is read from its start.
 //! A container that is gone from the listing is forgotten, with its checkpoint.
 //!
 //! Failures do not stop the source: a missing socket, a daemon that does not answer or
@@ -98,6 +99,11 @@ struct ApiRun<'a> {
     caught_up: HashSet<String>,
     engine: Option<Engine>,
     listed_once: bool,
+    /// The containers of the first listing after the start: `start_at` applies to them.
+    initial: HashSet<String>,
+    /// The time of that first listing: with `start_at = "end"`, their lines from then on
+    /// are read.
+    initial_ns: i64,
     /// The last failure to reach the daemon, until it answers again.
     failure: Option<String>,
     batch: Vec<Record>,
@@ -173,6 +179,8 @@ impl<'a> ApiRun<'a> {
             caught_up: HashSet::new(),
             engine: None,
             listed_once: false,
+            initial: HashSet::new(),
+            initial_ns: 0,
             failure: None,
             batch: Vec::new(),
             batch_lines: Vec::new(),
@@ -248,8 +256,11 @@ impl<'a> ApiRun<'a> {
         if self.src.status.snapshot().state == SourceState::Failing {
             self.src.status.set_state(SourceState::Running);
         }
-        let first = !self.listed_once;
-        self.listed_once = true;
+        if !self.listed_once {
+            self.initial = listed.iter().map(|c| c.id.clone()).collect();
+            self.initial_ns = now_ns();
+            self.listed_once = true;
+        }
         self.forget_gone(&listed.iter().map(|c| c.id.clone()).collect());
         let mut dirty = false;
         for c in listed {
@@ -279,8 +290,9 @@ impl<'a> ApiRun<'a> {
             let from = match self.read.get(&c.id) {
                 Some(p) => p.clone(),
                 None => {
-                    let p = if first && self.src.cfg.start_at == StartAt::End {
-                        Position::at(now_ns())
+                    let p = if self.initial.contains(&c.id) && self.src.cfg.start_at == StartAt::End
+                    {
+                        Position::at(self.initial_ns)
                     } else {
                         Position::at(0)
                     };
@@ -333,6 +345,7 @@ impl<'a> ApiRun<'a> {
         self.read.retain(|id, _| keep(id, tasks));
         self.containers.retain(|id, _| keep(id, tasks));
         self.caught_up.retain(|id| keep(id, tasks));
+        self.initial.retain(|id| keep(id, tasks));
         if self.cp.containers.len() != before {
             self.save_positions();
         }
