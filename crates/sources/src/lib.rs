@@ -1,5 +1,6 @@
 //! Collects logs for logyard: files followed by glob with rotation awareness and
-//! checkpoints, syslog over UDP and TCP, and stdin.
+//! checkpoints, syslog over UDP and TCP, Docker containers (their json-file logs or the
+//! Engine API, read-only), and stdin.
 //!
 //! Sources sit at the head of the write path. They frame bytes into lines, join multi-line
 //! records and parse lines with `logyard-parse`, then hand batches of records to a [`Sink`]
@@ -41,6 +42,7 @@
 //! ```
 
 mod batch;
+pub mod docker;
 mod error;
 pub mod file;
 mod settings;
@@ -57,11 +59,14 @@ use std::thread::JoinHandle;
 use logyard_parse::ParserConfig;
 use serde::Deserialize;
 
+pub use docker::{DockerConfig, DockerMode, DockerSource};
 pub use error::{SinkError, SourceError};
 pub use file::{FileConfig, FileSource};
 pub use shutdown::Shutdown;
 pub use sink::{CheckpointToken, MemorySink, Sink};
-pub use status::{render_prometheus, FileStatus, SourceState, SourceStatus, StatusHandle};
+pub use status::{
+    render_prometheus, ContainerStatus, FileStatus, SourceState, SourceStatus, StatusHandle,
+};
 pub use stdin::{StdinConfig, StdinSource};
 pub use syslog::{SyslogConfig, SyslogSource};
 
@@ -99,7 +104,7 @@ pub trait Source: Send {
     /// Returns the source's unique name.
     fn name(&self) -> &str;
 
-    /// Returns the source's type (`file`, `syslog`, `stdin`).
+    /// Returns the source's type (`file`, `syslog`, `docker`, `stdin`).
     fn kind(&self) -> &'static str;
 
     /// Returns the handle on the source's status, which stays valid after `run` returns.
@@ -118,6 +123,8 @@ pub enum SourceConfig {
     File(FileConfig),
     /// Syslog over UDP and TCP.
     Syslog(SyslogConfig),
+    /// The logs of a Docker host's containers.
+    Docker(DockerConfig),
     /// Lines from standard input.
     Stdin(StdinConfig),
 }
@@ -128,6 +135,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(_) => "file",
             SourceConfig::Syslog(_) => "syslog",
+            SourceConfig::Docker(_) => "docker",
             SourceConfig::Stdin(_) => "stdin",
         }
     }
@@ -137,6 +145,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => c.name.as_deref(),
             SourceConfig::Syslog(c) => c.name.as_deref(),
+            SourceConfig::Docker(c) => c.name.as_deref(),
             SourceConfig::Stdin(c) => c.name.as_deref(),
         }
     }
@@ -146,6 +155,7 @@ impl SourceConfig {
         Ok(match self {
             SourceConfig::File(c) => Box::new(FileSource::new(name, c.clone())?),
             SourceConfig::Syslog(c) => Box::new(SyslogSource::new(name, c.clone())?),
+            SourceConfig::Docker(c) => Box::new(DockerSource::new(name, c.clone())?),
             SourceConfig::Stdin(c) => Box::new(StdinSource::new(name, c.clone())),
         })
     }

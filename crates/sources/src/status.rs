@@ -35,12 +35,33 @@ pub struct FileStatus {
     pub problem: Option<String>,
 }
 
+/// A container read by a Docker source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerStatus {
+    /// The container's short id (12 hex digits).
+    pub id: String,
+    /// The container's name: the agent and the `docker:<name>` source of its records.
+    pub name: String,
+    /// Records delivered from the container since start.
+    pub lines_total: u64,
+    /// The daemon's RFC 3339 time of the last line delivered (api mode): how far behind the
+    /// container's log the source is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_line_time: Option<String>,
+    /// True while its log is followed (false once it stopped or was removed and read to
+    /// its end, or while it waits for a place under `max_containers`).
+    pub following: bool,
+    /// Why the container is not read, or read without its name and labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
 /// A source's state and counters, serialised as one entry of `GET /api/sources`.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct SourceStatus {
     /// The source's name (unique; the label of its metrics).
     pub name: String,
-    /// The source's type: `file`, `syslog`, `stdin`.
+    /// The source's type: `file`, `syslog`, `docker`, `stdin`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Running, failing or stopped.
@@ -48,6 +69,9 @@ pub struct SourceStatus {
     /// Files followed, with offsets (file sources only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileStatus>,
+    /// Containers read (Docker sources only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerStatus>,
     /// Open connections (TCP syslog only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connections: Option<u64>,
@@ -156,6 +180,11 @@ impl StatusHandle {
     /// Replaces the list of followed files.
     pub fn set_files(&self, files: Vec<FileStatus>) {
         self.lock().status.files = files;
+    }
+
+    /// Replaces the list of containers read.
+    pub fn set_containers(&self, containers: Vec<ContainerStatus>) {
+        self.lock().status.containers = containers;
     }
 
     /// Sets the number of open connections.
