@@ -1,5 +1,6 @@
 //! Collects logs for logyard: files followed by glob with rotation awareness and
-//! checkpoints, syslog over UDP and TCP, and stdin.
+//! checkpoints, syslog over UDP and TCP, remote hosts over SSH (read-only, allow-listed and
+//! audited), and stdin.
 //!
 //! Sources sit at the head of the write path. They frame bytes into lines, join multi-line
 //! records and parse lines with `logyard-parse`, then hand batches of records to a [`Sink`]
@@ -46,6 +47,7 @@ pub mod file;
 mod settings;
 mod shutdown;
 mod sink;
+pub mod ssh;
 mod status;
 pub mod stdin;
 pub mod syslog;
@@ -61,7 +63,10 @@ pub use error::{SinkError, SourceError};
 pub use file::{FileConfig, FileSource};
 pub use shutdown::Shutdown;
 pub use sink::{CheckpointToken, MemorySink, Sink};
-pub use status::{render_prometheus, FileStatus, SourceState, SourceStatus, StatusHandle};
+pub use ssh::{SshConfig, SshSource};
+pub use status::{
+    render_prometheus, FileStatus, RemoteStatus, SourceState, SourceStatus, StatusHandle,
+};
 pub use stdin::{StdinConfig, StdinSource};
 pub use syslog::{SyslogConfig, SyslogSource};
 
@@ -99,7 +104,7 @@ pub trait Source: Send {
     /// Returns the source's unique name.
     fn name(&self) -> &str;
 
-    /// Returns the source's type (`file`, `syslog`, `stdin`).
+    /// Returns the source's type (`file`, `syslog`, `ssh`, `stdin`).
     fn kind(&self) -> &'static str;
 
     /// Returns the handle on the source's status, which stays valid after `run` returns.
@@ -118,6 +123,8 @@ pub enum SourceConfig {
     File(FileConfig),
     /// Syslog over UDP and TCP.
     Syslog(SyslogConfig),
+    /// A remote host's containers and files over SSH.
+    Ssh(SshConfig),
     /// Lines from standard input.
     Stdin(StdinConfig),
 }
@@ -128,6 +135,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(_) => "file",
             SourceConfig::Syslog(_) => "syslog",
+            SourceConfig::Ssh(_) => "ssh",
             SourceConfig::Stdin(_) => "stdin",
         }
     }
@@ -137,6 +145,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => c.name.as_deref(),
             SourceConfig::Syslog(c) => c.name.as_deref(),
+            SourceConfig::Ssh(c) => c.name.as_deref(),
             SourceConfig::Stdin(c) => c.name.as_deref(),
         }
     }
@@ -146,6 +155,7 @@ impl SourceConfig {
         Ok(match self {
             SourceConfig::File(c) => Box::new(FileSource::new(name, c.clone())?),
             SourceConfig::Syslog(c) => Box::new(SyslogSource::new(name, c.clone())?),
+            SourceConfig::Ssh(c) => Box::new(SshSource::new(name, c.clone())?),
             SourceConfig::Stdin(c) => Box::new(StdinSource::new(name, c.clone())),
         })
     }
