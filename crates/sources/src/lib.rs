@@ -165,6 +165,17 @@ impl SourceConfig {
 /// (`file`), or `file-2`, `file-3`… for later ones of the same type; names must be unique,
 /// as they name checkpoint files and metric labels.
 pub fn build_all(configs: &[SourceConfig]) -> Result<Vec<Box<dyn Source>>, SourceError> {
+    let names = source_names(configs)?;
+    configs
+        .iter()
+        .zip(&names)
+        .map(|(c, n)| c.build(n))
+        .collect()
+}
+
+/// Returns the name of each `[[sources]]` entry, as [`build_all`] gives them; an error when
+/// two are the same.
+pub fn source_names(configs: &[SourceConfig]) -> Result<Vec<String>, SourceError> {
     let mut names: Vec<String> = Vec::new();
     let mut per_kind: std::collections::HashMap<&str, usize> = Default::default();
     for c in configs {
@@ -185,11 +196,7 @@ pub fn build_all(configs: &[SourceConfig]) -> Result<Vec<Box<dyn Source>>, Sourc
         }
         names.push(name);
     }
-    configs
-        .iter()
-        .zip(&names)
-        .map(|(c, n)| c.build(n))
-        .collect()
+    Ok(names)
 }
 
 /// A source running on its own thread.

@@ -2,7 +2,8 @@
 //! line.
 //!
 //! A remote host only ever receives a command built here from a typed [`RemoteCommand`]:
-//! `docker ps`, `docker logs` (with `--since`, `--timestamps`, `--tail`), `docker inspect`,
+//! `docker ps`, `docker logs` (with `--since`, `--timestamps`, `--tail`; standard error
+//! joined to the output), `docker inspect`,
 //! `docker stats --no-stream`, and `tail`/`cat` of the paths configured for the host.
 //! Every argument is validated (container names `[A-Za-z0-9][A-Za-z0-9_.-]*`, paths among
 //! the configured ones, numbers as numbers) and shell-quoted; anything else is refused with
@@ -41,7 +42,8 @@ pub enum RemoteCommand {
     /// `docker ps --all --no-trunc --format '{{json .}}'`: every container, one JSON
     /// object per line.
     DockerPs,
-    /// `docker logs [--timestamps] [--since TIME] [--tail N] NAME`.
+    /// `docker logs [--timestamps] [--since TIME] [--tail N] NAME 2>&1` (the container's
+    /// standard error joined to its output).
     DockerLogs {
         /// The container's name or id.
         container: String,
@@ -146,6 +148,9 @@ impl AllowList {
                     push(&n.to_string());
                 }
                 push(container);
+                // Containers write to both streams, and `docker logs` gives each on its
+                // own: join them so that none is lost. The suffix is fixed text.
+                words.push("2>&1".into());
             }
             RemoteCommand::DockerInspect { containers } => {
                 if containers.is_empty() {

@@ -7,6 +7,7 @@
 //! timeout plus the command timeout, or when logyard stops. Every command is written to
 //! the [`AuditLog`], refused ones included.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,6 +20,10 @@ use crate::shutdown::Shutdown;
 
 /// The first bytes of the client's error output kept for messages.
 const STDERR_KEPT: usize = 16 * 1024;
+/// The last output lines kept for the message of a command that failed without error
+/// output, and how much of each.
+const LAST_LINES_KEPT: usize = 3;
+const LAST_LINE_CHARS: usize = 300;
 
 /// How to reach one host.
 #[derive(Debug, Clone, PartialEq)]
@@ -415,9 +420,17 @@ impl Remote {
         };
         let mut bytes = 0u64;
         let mut gave_up = false;
+        // The last lines of the output: the message of a command that failed without
+        // error output (`docker logs … 2>&1`).
+        let mut last: VecDeque<String> = VecDeque::new();
         let read = match stdout {
             Some(out) => split_lines(out, t.max_line_bytes, &mut |l| {
                 bytes += l.raw_len;
+                if last.len() == LAST_LINES_KEPT {
+                    last.pop_front();
+                }
+                let cut = &l.text[..l.text.len().min(LAST_LINE_CHARS)];
+                last.push_back(String::from_utf8_lossy(cut).into_owned());
                 if gave_up {
                     return false;
                 }
@@ -444,6 +457,7 @@ impl Remote {
         let code = status.and_then(|s| s.code());
         let killed = *killed.lock().unwrap_or_else(|e| e.into_inner());
         let target = t.display();
+        let last_text = Vec::from(last).join("; ");
         let fail = |e| Err((e, bytes, code));
         if let Some(timed_out) = killed {
             return fail(if timed_out {
@@ -469,11 +483,18 @@ impl Remote {
                 command: line.to_string(),
                 target,
                 status,
-                hint: hint(status, &stderr),
-                stderr: if stderr.is_empty() {
-                    "(no error output)".into()
-                } else {
-                    stderr
+                hint: hint(
+                    status,
+                    if stderr.is_empty() {
+                        &last_text
+                    } else {
+                        &stderr
+                    },
+                ),
+                stderr: match (stderr.is_empty(), last_text.is_empty()) {
+                    (false, _) => stderr,
+                    (true, false) => last_text.clone(),
+                    (true, true) => "(no error output)".into(),
                 },
             }),
             None => fail(RemoteError::Connection {

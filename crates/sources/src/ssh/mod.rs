@@ -283,11 +283,16 @@ impl SshSource {
             .cfg
             .remote(&self.name, data_dir, max_line)?
             .with_stop(ctx.shutdown.clone());
-        let containers = self.cfg.containers.as_ref().map(|list| {
-            list.iter()
-                .filter_map(|c| glob::Pattern::new(c).ok())
-                .collect()
-        });
+        // No `containers` key: every running container (no pattern); `[]`: none (no list).
+        let containers = match &self.cfg.containers {
+            None => Some(Vec::new()),
+            Some(list) if list.is_empty() => None,
+            Some(list) => Some(
+                list.iter()
+                    .filter_map(|c| glob::Pattern::new(c).ok())
+                    .collect(),
+            ),
+        };
         let settings = poll::PollSettings {
             name: self.name.clone(),
             host_name: self.cfg.host_name().to_string(),

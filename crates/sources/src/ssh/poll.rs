@@ -49,6 +49,8 @@ pub enum PollError {
 pub(crate) struct PollSettings {
     pub name: String,
     pub host_name: String,
+    /// The container patterns; empty: every container; `None`: no container (no
+    /// `docker ps` either).
     pub containers: Option<Vec<glob::Pattern>>,
     pub start_at_end: bool,
     pub multiline: MultilineConfig,
@@ -251,14 +253,17 @@ impl Poller {
             tail: None,
         };
         let mut batcher = Batcher::new(&self.s.multiline);
-        let mut last_ts = since.unwrap_or(i64::MIN);
         let mut failure: Option<PollError> = None;
         let mut parser = std::mem::replace(&mut self.parser, placeholder_parser());
         let batch = self.s.batch_lines;
         let result = {
             let remote = self.remote.clone();
             remote.run(&cmd, &mut |l: OutputLine<'_>| {
-                let (ts, text) = split_stamp(l.text).unwrap_or((last_ts, l.text));
+                let Some((ts, text)) = split_stamp(l.text) else {
+                    // Not a container line: Docker's own message (joined by `2>&1`), which
+                    // the error of the failed command carries.
+                    return true;
+                };
                 if since.is_some_and(|s| ts < s) {
                     report.duplicates += 1;
                     return true;
@@ -271,7 +276,6 @@ impl Poller {
                         return true;
                     }
                 }
-                last_ts = last_ts.max(ts);
                 let ctx = LineContext {
                     source: &source,
                     agent_hint: name,

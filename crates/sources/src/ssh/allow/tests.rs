@@ -26,7 +26,7 @@ fn builds_each_allowed_command() {
                 timestamps: true,
                 tail: None,
             },
-            "docker logs --timestamps --since 2024-01-15T10:30:00.000000000Z web-app",
+            "docker logs --timestamps --since 2024-01-15T10:30:00.000000000Z web-app 2>&1",
         ),
         (
             RemoteCommand::DockerLogs {
@@ -35,7 +35,7 @@ fn builds_each_allowed_command() {
                 timestamps: false,
                 tail: Some(50),
             },
-            "docker logs --tail 50 db_1.x",
+            "docker logs --tail 50 db_1.x 2>&1",
         ),
         (
             RemoteCommand::DockerInspect {
@@ -222,7 +222,7 @@ proptest! {
         let cmd = RemoteCommand::DockerLogs { container: name.clone(), since: None, timestamps: true, tail: None };
         match list().command_line(&cmd) {
             Ok(line) => {
-                let tail = format!(" {}", name);
+                let tail = format!(" {} 2>&1", name);
                 prop_assert!(line.ends_with(&tail));
                 prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
             }
@@ -238,7 +238,8 @@ proptest! {
         let typed = vec!["docker".to_string(), "logs".to_string(), a, b];
         if let Ok(cmd) = l.parse(&typed, NOW) {
             let line = l.command_line(&cmd).unwrap();
-            prop_assert!(!line.contains(['$', '`', ';', '|', '&', '\n']));
+            let line = line.trim_end_matches(" 2>&1");
+            prop_assert!(!line.contains(['$', '`', ';', '|', '&', '>', '<', '\n']));
         }
     }
 }
