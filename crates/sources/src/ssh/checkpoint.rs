@@ -6,7 +6,7 @@
 //!   `docker logs --since`, which includes lines of that very stamp) and the hashes of the
 //!   delivered lines that carry that stamp, so that they are not delivered twice.
 //! - For a file: the offset after the last delivered line, and a hash of the bytes just
-//!   before it (up to [`TAIL_BYTES`]). The next read starts that many bytes earlier; when
+//!   before it (up to 256 bytes). The next read starts that many bytes earlier; when
 //!   they differ, or the file is shorter, the file was truncated or replaced and is read
 //!   from its start.
 

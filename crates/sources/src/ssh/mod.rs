@@ -6,7 +6,7 @@
 //! container and `tail -c +N PATH` for each configured file, through OpenSSH's client (see
 //! [`client`]). Only the commands of the [`allow`] list can be built; each one run is
 //! written to the [`audit`] log. Lines delivered before are skipped at the boundary (see
-//! [`checkpoint`]), and a position is checkpointed only after the sink acknowledged the
+//! the checkpoint module), and a position is checkpointed only after the sink acknowledged the
 //! lines before it, so that neither a restart of logyard nor a connection lost in the
 //! middle of an output repeats or loses a line.
 //!
@@ -16,7 +16,7 @@
 
 pub mod allow;
 pub mod audit;
-pub mod checkpoint;
+mod checkpoint;
 pub mod client;
 pub mod docker;
 pub mod poll;
