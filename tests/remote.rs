@@ -458,6 +458,15 @@ fn refused_commands_never_reach_the_host() {
         .as_str()
         .unwrap()
         .contains("docker rm -f web-app"));
+    // A refused operation is audited as it was asked for, quoted, never as it would run.
+    assert!(
+        audit[5]["command"]
+            .as_str()
+            .unwrap()
+            .contains("'web-app;id'"),
+        "{}",
+        audit[5]
+    );
 
     // An allowed command typed by hand runs, and is the only call the host saw.
     let out = ok(w.remote(&["run", "docker", "logs", "--tail", "1", "web-app"]));

@@ -539,3 +539,6 @@ impl Poller {
 fn placeholder_parser() -> Parser {
     Parser::new(logyard_parse::ParserConfig::default()).expect("the default parser builds")
 }
+
+#[cfg(test)]
+mod tests;

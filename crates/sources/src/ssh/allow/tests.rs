@@ -112,6 +112,22 @@ fn refuses_bad_arguments_before_anything_is_built() {
 }
 
 #[test]
+fn prints_refused_requests_as_asked() {
+    let cmd = RemoteCommand::DockerLogs {
+        container: "web;id".into(),
+        since: None,
+        timestamps: true,
+        tail: None,
+    };
+    assert_eq!(cmd.to_string(), "docker logs --timestamps 'web;id' 2>&1");
+    let cat = RemoteCommand::Cat {
+        path: "/etc/shadow".into(),
+    };
+    assert_eq!(cat.to_string(), "cat /etc/shadow");
+    assert!(list().command_line(&cat).is_err());
+}
+
+#[test]
 fn refuses_configured_paths_with_metacharacters() {
     for p in [
         "relative.log",
