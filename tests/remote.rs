@@ -683,6 +683,36 @@ fn the_ssh_source_collects_periodically_without_duplicates_across_restarts() {
 }
 
 #[test]
+fn a_command_that_hangs_is_stopped_at_its_timeout() {
+    let sshd = Sshd::start();
+    std::fs::write(sshd.path("docker-data/hang-web-app"), "").unwrap();
+    let w = Workdir::new(&sshd.source(""));
+    let started = Instant::now();
+    let o = w.remote(&[
+        "container",
+        "web-app",
+        "--connect-timeout",
+        "2s",
+        "--command-timeout",
+        "1s",
+    ]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("did not end within 3s") && err.contains("was stopped"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let audit = w.audit();
+    assert_eq!(audit[0]["exit_status"], Value::Null);
+    assert!(audit[0]["duration_ms"].as_u64().unwrap() >= 3000);
+}
+
+#[test]
 fn an_unknown_host_key_is_refused_with_what_to_do() {
     let sshd = Sshd::start();
     std::fs::write(sshd.path("known_hosts"), "").unwrap();

@@ -9,6 +9,7 @@ as the test writes it, and records each call in calls.log there.
   <data>/containers/<name>.log     the json-file log driver's file: {"log","stream","time"}
   <data>/break-<name>              `docker logs <name>` prints two lines, then drops the
                                    SSH connection (the file is removed)
+  <data>/hang-<name>               `docker logs <name>` prints one line and hangs
 
 <data> is the folder `docker-data` beside the folder of this script.
 """
@@ -74,11 +75,14 @@ def logs(args):
     if tail is not None:
         entries = entries[-tail:] if tail > 0 else []
     brk = os.path.join(DATA, f"break-{name}")
+    hang = os.path.exists(os.path.join(DATA, f"hang-{name}"))
     for i, e in enumerate(entries):
         out = sys.stdout if e["stream"] == "stdout" else sys.stderr
         stamp = e["time"]
         out.write((stamp + " " if timestamps else "") + e["log"])
         out.flush()
+        if hang:
+            time.sleep(15)
         if i == 1 and os.path.exists(brk):
             os.remove(brk)
             # Let sshd pass the lines on before the connection goes.

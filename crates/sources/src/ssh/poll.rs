@@ -305,7 +305,20 @@ impl Poller {
         }
         // Lines read before a failure are whole lines: deliver them, then report.
         self.deliver_container(name, &mut batcher, report)?;
-        result.map(|_| ()).map_err(PollError::Remote)
+        result.map_err(PollError::Remote)?;
+        if let (None, Some(s)) = (self.cp.containers.get(name), since) {
+            // A container without new lines yet: the next poll goes on from this poll's
+            // start, not from its own "now", or lines between the two would be skipped.
+            self.cp.containers.insert(
+                name.to_string(),
+                ContainerPos {
+                    since_ns: s,
+                    at_since: Vec::new(),
+                },
+            );
+            self.file.save(&self.cp)?;
+        }
+        Ok(())
     }
 
     /// Hands a container's batch to the sink, then moves its checkpoint over it.
@@ -354,6 +367,11 @@ impl Poller {
             self.read_path(path, &PathPos::default(), false, floor, report)?;
         } else if pos.offset == 0 {
             self.read_path(path, &pos, skip_existing, floor, report)?;
+        }
+        if !self.cp.paths.contains_key(path) {
+            // An empty file, read once: it is known now, and what comes next is new.
+            self.cp.paths.insert(path.to_string(), PathPos::default());
+            self.file.save(&self.cp)?;
         }
         Ok(())
     }

@@ -181,6 +181,32 @@ fn files_resume_at_their_offset_and_restart_when_replaced() {
 }
 
 #[test]
+fn with_start_at_end_lines_after_the_first_poll_are_kept_even_after_quiet_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("billing.log");
+    std::fs::write(&file, "").unwrap();
+    let log = dir.path().join("web.log");
+    append(&log, "2000-01-01T00:00:00.000000001Z INFO - long ago\n");
+    let mut cfg = SshConfig::new("h");
+    cfg.ssh_program = host(dir.path());
+    cfg.paths = vec![file.display().to_string()];
+    cfg.multiline = "none".into();
+    let sink = Arc::new(Flaky::default());
+    let mut p = poller(dir.path(), cfg, sink.clone());
+    assert_eq!(p.poll(None).unwrap().records, 0);
+    // Written after the first poll, stamped before the second one starts.
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.9fZ");
+    append(&log, &format!("{now} INFO - after the first poll\n"));
+    append(&file, "INFO - first line of an empty file\n");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(p.poll(None).unwrap().records, 2);
+    assert_eq!(
+        messages(&sink),
+        ["after the first poll", "first line of an empty file"]
+    );
+}
+
+#[test]
 fn a_host_that_cannot_be_reached_is_an_error_of_the_poll() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = SshConfig::new("h");
