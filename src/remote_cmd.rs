@@ -332,8 +332,9 @@ impl Host<'_> {
             }
             let parts: Vec<String> = by.iter().map(|(c, n)| format!("{c} {n}")).collect();
             println!(
-                "{} errors in the last {hours}h on {}{}{}",
+                "{} error{} in the last {hours}h on {}{}{}",
                 rows.len(),
+                if rows.len() == 1 { "" } else { "s" },
                 self.cfg.host_name(),
                 if parts.is_empty() { "" } else { ": " },
                 parts.join(", ")

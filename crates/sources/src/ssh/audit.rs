@@ -24,7 +24,8 @@ pub struct AuditEntry {
     pub host: String,
     /// The SSH port.
     pub port: u16,
-    /// The user logged in as (empty: the client's default).
+    /// The user logged in as (without a configured one, the local user's name, which the
+    /// client uses; empty when unknown).
     pub user: String,
     /// The command line sent, or the text requested when it was refused.
     pub command: String,

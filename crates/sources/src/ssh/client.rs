@@ -169,7 +169,9 @@ pub enum RemoteError {
         detail: String,
     },
     /// The host could not be reached at all.
-    #[error("cannot connect to {target}: {detail}")]
+    #[error(
+        "cannot connect to {target}: {detail}; check the host and port, and that sshd runs there"
+    )]
     Unreachable {
         /// `user@host:port`.
         target: String,
@@ -286,7 +288,7 @@ impl Remote {
             time: logyard_model::format_rfc3339(logyard_model::now_ns()),
             host: self.target.host.clone(),
             port: self.target.port,
-            user: self.target.user.clone().unwrap_or_default(),
+            user: self.user(),
             command: requested.to_string(),
             sent: false,
             exit_status: None,
@@ -294,6 +296,16 @@ impl Remote {
             duration_ms: 0,
             error: Some(refused.to_string()),
         });
+    }
+
+    /// The user logged in as: the configured one, else the local user's name (the
+    /// client's default).
+    fn user(&self) -> String {
+        self.target.user.clone().unwrap_or_else(|| {
+            std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_default()
+        })
     }
 
     fn audit(&self, entry: AuditEntry) {
@@ -342,7 +354,7 @@ impl Remote {
             time,
             host: self.target.host.clone(),
             port: self.target.port,
-            user: self.target.user.clone().unwrap_or_default(),
+            user: self.user(),
             command: line,
             sent: true,
             exit_status,
