@@ -533,6 +533,16 @@ impl Remote {
                 port: t.port,
                 known_hosts: t.known_hosts_text(),
             }
+        } else if has("UNPROTECTED PRIVATE KEY FILE") || has("bad permissions") {
+            RemoteError::AuthFailed {
+                target: t.display(),
+                detail: format!(
+                    "the client ignores a private key that others may read: `chmod 600 {}`",
+                    t.identity_file
+                        .as_ref()
+                        .map_or("the key file".to_string(), |p| p.display().to_string())
+                ),
+            }
         } else if has("Permission denied") || has("Too many authentication failures") {
             RemoteError::AuthFailed {
                 target: t.display(),

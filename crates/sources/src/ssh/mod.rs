@@ -177,7 +177,7 @@ impl SshConfig {
                 && w.chars()
                     .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
         };
-        if !word_ok(&self.host, ".-_:[]") {
+        if !word_ok(&self.host, ".-_:") {
             return Err(bad(format!(
                 "`host` {:?} is not a host name or address",
                 self.host
