@@ -683,6 +683,43 @@ fn the_ssh_source_collects_periodically_without_duplicates_across_restarts() {
 }
 
 #[test]
+fn with_control_persist_the_commands_share_one_login() {
+    let sshd = Sshd::start();
+    let control = sshd.path("ctl");
+    let w = Workdir::new(&sshd.source(&format!(
+        "control_persist = \"30s\"\ncontrol_dir = \"{}\"",
+        control.display()
+    )));
+    let logins = || {
+        std::fs::read_to_string(sshd.path("sshd.log"))
+            .unwrap()
+            .matches("Accepted publickey")
+            .count()
+    };
+    ok(w.remote(&["status"]));
+    ok(w.remote(&["logs"]));
+    ok(w.remote(&["health"]));
+    assert!(sshd.calls().len() >= 6, "{:?}", sshd.calls());
+    assert_eq!(logins(), 1, "one login for every command");
+    let dir = std::fs::metadata(&control).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&dir.permissions()) & 0o777,
+        0o700
+    );
+    // Host keys are still checked: a new connection to an unknown key is refused.
+    let other = Workdir::new(
+        &sshd
+            .source(
+                "control_persist = \"30s\"\ncontrol_dir = \"/tmp/nonexistent-logyard-ctl-test\"",
+            )
+            .replace(&sshd.path("known_hosts").display().to_string(), "/dev/null"),
+    );
+    let (_, err) = text(&other.remote(&["status"]));
+    assert!(err.contains("is not in /dev/null"), "{err}");
+    let _ = std::fs::remove_dir_all("/tmp/nonexistent-logyard-ctl-test");
+}
+
+#[test]
 fn a_command_that_hangs_is_stopped_at_its_timeout() {
     let sshd = Sshd::start();
     std::fs::write(sshd.path("docker-data/hang-web-app"), "").unwrap();

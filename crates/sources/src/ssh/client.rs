@@ -4,7 +4,9 @@
 //! `known_hosts` file, never updated), key authentication (`BatchMode=yes`: no password or
 //! passphrase prompt) and the connect timeout (`ConnectTimeout`, which also bounds the
 //! banner exchange). Each command is killed when it has not ended within the connect
-//! timeout plus the command timeout, or when logyard stops. Every command is written to
+//! timeout plus the command timeout, or when logyard stops. With `control_persist`, the
+//! commands of a host share one connection (OpenSSH's `ControlMaster`), through a socket in
+//! a folder only the user can enter. Every command is written to
 //! the [`AuditLog`], refused ones included.
 
 use std::collections::VecDeque;
@@ -46,6 +48,11 @@ pub struct SshTarget {
     pub ssh_program: PathBuf,
     /// An `ssh_config` file to read; `None` reads none (`-F none`).
     pub ssh_config: Option<PathBuf>,
+    /// With a folder: commands share one connection through a control socket there, kept
+    /// open for `control_persist` after the last command. `None`: a connection per command.
+    pub control_dir: Option<PathBuf>,
+    /// How long a shared connection stays open without commands.
+    pub control_persist: Duration,
     /// Longer output lines are cut to this many bytes (plus one, which marks the cut).
     pub max_line_bytes: usize,
 }
@@ -95,7 +102,14 @@ impl SshTarget {
         o("ForwardAgent=no".into());
         o("ForwardX11=no".into());
         o("PermitLocalCommand=no".into());
-        o("ControlPath=none".into());
+        match &self.control_dir {
+            Some(dir) => {
+                o("ControlMaster=auto".into());
+                o(format!("ControlPath={}/%C", dir.display()));
+                o(format!("ControlPersist={}", secs(self.control_persist)));
+            }
+            None => o("ControlPath=none".into()),
+        }
         o("RequestTTY=no".into());
         if let Some(k) = &self.known_hosts_file {
             o(format!("UserKnownHostsFile={}", k.display()));
@@ -373,6 +387,23 @@ impl Remote {
         on_line: &mut dyn FnMut(OutputLine<'_>) -> bool,
     ) -> Result<(i32, Finished), (RemoteError, u64, Option<i32>)> {
         let t = &self.target;
+        if let Some(dir) = &t.control_dir {
+            // The control socket's folder is the user's alone: whoever can reach the socket
+            // runs commands on the host.
+            let made = std::fs::create_dir_all(dir).and_then(|()| {
+                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            });
+            if let Err(e) = made {
+                let e = RemoteError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot make the control socket folder {}: {e}",
+                        dir.display()
+                    ),
+                ));
+                return Err((e, 0, None));
+            }
+        }
         let mut child = Command::new(&t.ssh_program)
             .args(t.args())
             .arg("--")
@@ -700,6 +731,8 @@ mod tests {
             command_timeout: Duration::from_secs(60),
             ssh_program: "ssh".into(),
             ssh_config: None,
+            control_dir: None,
+            control_persist: Duration::ZERO,
             max_line_bytes: 1 << 20,
         };
         let a = t.args().join(" ");

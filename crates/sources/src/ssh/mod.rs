@@ -108,7 +108,19 @@ pub struct SshConfig {
     /// An ssh_config file for the client to read (default: none is read).
     #[serde(default)]
     pub ssh_config: Option<PathBuf>,
+    /// Commands share one SSH connection, kept open this long after the last one (default
+    /// `0s`: a connection per command).
+    #[serde(default = "zero", deserialize_with = "duration")]
+    pub control_persist: Duration,
+    /// The folder of the shared connections' sockets (default
+    /// `<data_dir>/state/ssh-control`); at most [`MAX_CONTROL_DIR`] bytes long.
+    #[serde(default)]
+    pub control_dir: Option<PathBuf>,
 }
+
+/// The longest `control_dir`: a UNIX socket's path holds at most 104 bytes on some
+/// systems, and the client adds a 40-character name and a 17-character temporary suffix.
+pub const MAX_CONTROL_DIR: usize = 46;
 
 fn default_port() -> u16 {
     22
@@ -121,6 +133,9 @@ fn ten_seconds() -> Duration {
 }
 fn sixty_seconds() -> Duration {
     Duration::from_secs(60)
+}
+fn zero() -> Duration {
+    Duration::ZERO
 }
 fn default_multiline() -> String {
     "auto".into()
@@ -160,6 +175,8 @@ impl SshConfig {
             audit_log: None,
             ssh_program: default_ssh(),
             ssh_config: None,
+            control_persist: zero(),
+            control_dir: None,
         }
     }
 
@@ -207,6 +224,28 @@ impl SshConfig {
         AllowList::new(&self.paths).map_err(|e| bad(format!("`paths`: {}", e.reason)))
     }
 
+    /// Returns the folder of the control sockets when connections are shared.
+    fn control_dir(&self, name: &str, data_dir: &Path) -> Result<Option<PathBuf>, SourceError> {
+        if self.control_persist.is_zero() {
+            return Ok(None);
+        }
+        let dir = self
+            .control_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("state").join("ssh-control"));
+        let len = dir.as_os_str().len();
+        if len > MAX_CONTROL_DIR {
+            return Err(SourceError::config(
+                name,
+                format!(
+                    "the control socket folder {} is {len} bytes long, more than {MAX_CONTROL_DIR}:                      a socket's path would be too long. Set `control_dir` to a shorter folder                      (e.g. /run/logyard/ssh)",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(Some(dir))
+    }
+
     /// Builds the runner of commands on the host; `data_dir` holds the default audit log.
     pub fn remote(
         &self,
@@ -225,6 +264,8 @@ impl SshConfig {
             command_timeout: self.command_timeout,
             ssh_program: self.ssh_program.clone(),
             ssh_config: self.ssh_config.clone(),
+            control_dir: self.control_dir(name, data_dir)?,
+            control_persist: self.control_persist,
             max_line_bytes: self.max_line_bytes.unwrap_or(max_line_bytes),
         };
         let audit = AuditLog::new(
@@ -428,5 +469,27 @@ mod tests {
         let mut c = SshConfig::new("h");
         c.interval = Duration::ZERO;
         assert!(SshSource::new("s", c).is_err());
+    }
+
+    #[test]
+    fn shares_connections_only_through_a_short_private_folder() {
+        let mut c = SshConfig::new("h");
+        assert!(c
+            .remote("s", Path::new("/d"), 1024)
+            .unwrap()
+            .target
+            .control_dir
+            .is_none());
+        c.control_persist = Duration::from_secs(60);
+        let r = c.remote("s", Path::new("/var/lib/logyard"), 1024).unwrap();
+        assert_eq!(
+            r.target.control_dir.as_deref(),
+            Some(Path::new("/var/lib/logyard/state/ssh-control"))
+        );
+        let long = Path::new("/srv/a-rather-long-folder-for-the-data/of-logyard");
+        let err = c.remote("s", long, 1024).unwrap_err().to_string();
+        assert!(err.contains("control_dir"), "{err}");
+        c.control_dir = Some("/run/logyard/ssh".into());
+        assert!(c.remote("s", long, 1024).is_ok());
     }
 }
