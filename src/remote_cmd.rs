@@ -113,7 +113,7 @@ fn host_config(config: &RawConfig, args: &RemoteArgs) -> anyhow::Result<(String,
         .into_iter()
         .zip(&config.sources)
         .filter_map(|(n, c)| match c {
-            SourceConfig::Ssh(s) => Some((n, s)),
+            SourceConfig::Ssh(s) => Some((n, &**s)),
             _ => None,
         })
         .collect();

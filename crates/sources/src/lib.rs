@@ -123,8 +123,9 @@ pub enum SourceConfig {
     File(FileConfig),
     /// Syslog over UDP and TCP.
     Syslog(SyslogConfig),
-    /// A remote host's containers and files over SSH.
-    Ssh(SshConfig),
+    /// A remote host's containers and files over SSH (boxed: its many keys would make
+    /// every entry as large).
+    Ssh(Box<SshConfig>),
     /// Lines from standard input.
     Stdin(StdinConfig),
 }
@@ -155,7 +156,7 @@ impl SourceConfig {
         Ok(match self {
             SourceConfig::File(c) => Box::new(FileSource::new(name, c.clone())?),
             SourceConfig::Syslog(c) => Box::new(SyslogSource::new(name, c.clone())?),
-            SourceConfig::Ssh(c) => Box::new(SshSource::new(name, c.clone())?),
+            SourceConfig::Ssh(c) => Box::new(SshSource::new(name, (**c).clone())?),
             SourceConfig::Stdin(c) => Box::new(StdinSource::new(name, c.clone())),
         })
     }
