@@ -687,7 +687,7 @@ fn with_control_persist_the_commands_share_one_login() {
     let sshd = Sshd::start();
     let control = sshd.path("ctl");
     let w = Workdir::new(&sshd.source(&format!(
-        "control_persist = \"30s\"\ncontrol_dir = \"{}\"",
+        "control_persist = \"10s\"\ncontrol_dir = \"{}\"",
         control.display()
     )));
     let logins = || {
@@ -709,14 +709,14 @@ fn with_control_persist_the_commands_share_one_login() {
     // Host keys are still checked: a new connection to an unknown key is refused.
     let other = Workdir::new(
         &sshd
-            .source(
-                "control_persist = \"30s\"\ncontrol_dir = \"/tmp/nonexistent-logyard-ctl-test\"",
-            )
+            .source(&format!(
+                "control_persist = \"10s\"\ncontrol_dir = \"{}\"",
+                sshd.path("ctl2").display()
+            ))
             .replace(&sshd.path("known_hosts").display().to_string(), "/dev/null"),
     );
     let (_, err) = text(&other.remote(&["status"]));
     assert!(err.contains("is not in /dev/null"), "{err}");
-    let _ = std::fs::remove_dir_all("/tmp/nonexistent-logyard-ctl-test");
 }
 
 #[test]
