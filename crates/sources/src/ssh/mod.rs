@@ -16,9 +16,11 @@
 
 pub mod allow;
 pub mod audit;
+mod batch;
 mod checkpoint;
 pub mod client;
 pub mod docker;
+mod error;
 pub mod poll;
 
 use std::path::{Path, PathBuf};

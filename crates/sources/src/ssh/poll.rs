@@ -2,13 +2,14 @@
 //! and handed to the sink in batches, each batch's position checkpointed once the sink
 //! acknowledged it. `logyard serve` polls every `interval`; `logyard remote save` polls once.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use logyard_model::{now_ns, Record};
-use logyard_parse::{agent_from_path, LineContext, Multiline, MultilineConfig, Parser};
+use logyard_parse::{agent_from_path, LineContext, MultilineConfig, Parser};
 
 use super::allow::RemoteCommand;
+use super::batch::{Batcher, Pos};
 use super::checkpoint::{fnv1a, CheckpointFile, ContainerPos, PathPos, SshCheckpoint, TAIL_BYTES};
 use super::client::{OutputLine, Remote, RemoteError};
 use super::docker::{parse_ps, split_stamp, Container};
@@ -67,78 +68,6 @@ pub struct Poller {
     cp: SshCheckpoint,
     live_before: BTreeSet<String>,
     status: StatusHandle,
-}
-
-/// A line waiting in the multi-line joiner, and where the position goes once it is
-/// delivered.
-#[derive(Debug, Clone)]
-enum Pos {
-    /// A container line: its stamp and hash.
-    Stamp(i64, u64),
-    /// A file line: its length in the file, and its bytes (`None` when it was cut).
-    Bytes(u64, Option<Vec<u8>>),
-}
-
-/// Joins lines into records and keeps the positions of the lines delivered with them.
-struct Batcher {
-    ml: Multiline,
-    queue: VecDeque<(i64, Pos)>,
-    records: Vec<Record>,
-    released: Vec<Pos>,
-    bytes: u64,
-}
-
-impl Batcher {
-    fn new(cfg: &MultilineConfig) -> Batcher {
-        Batcher {
-            ml: Multiline::new(cfg.clone()).unwrap_or_else(|_| {
-                Multiline::new(MultilineConfig::default()).expect("the default joiner builds")
-            }),
-            queue: VecDeque::new(),
-            records: Vec::new(),
-            released: Vec::new(),
-            bytes: 0,
-        }
-    }
-
-    /// Adds a line stamped `ts` (the time of lines that carry none).
-    fn push(&mut self, parser: &mut Parser, ctx: &LineContext, text: &[u8], ts: i64, pos: Pos) {
-        self.bytes += text.len() as u64 + 1;
-        self.queue.push_back((ts, pos));
-        let done = self.ml.push(text, ts);
-        self.release(parser, ctx, done);
-    }
-
-    /// Releases the pending record (at the end of a command's output).
-    fn finish(&mut self, parser: &mut Parser, ctx: &LineContext) {
-        let done: Vec<Vec<u8>> = self.ml.flush_all().into_iter().collect();
-        self.release(parser, ctx, done);
-    }
-
-    fn release(&mut self, parser: &mut Parser, ctx: &LineContext, done: Vec<Vec<u8>>) {
-        let n = self.queue.len().saturating_sub(self.ml.pending_lines());
-        if n == 0 {
-            return;
-        }
-        let first_ts = self.queue.front().map_or(ctx.received_ns, |(ts, _)| *ts);
-        let ctx = LineContext {
-            received_ns: first_ts,
-            ..*ctx
-        };
-        for text in done {
-            self.records.extend(parser.parse(&text, &ctx));
-        }
-        self.released
-            .extend(self.queue.drain(..n).map(|(_, pos)| pos));
-    }
-
-    fn take(&mut self) -> (Vec<Record>, Vec<Pos>, u64) {
-        (
-            std::mem::take(&mut self.records),
-            std::mem::take(&mut self.released),
-            std::mem::take(&mut self.bytes),
-        )
-    }
 }
 
 impl Poller {
