@@ -679,7 +679,43 @@ fn the_ssh_source_collects_periodically_without_duplicates_across_restarts() {
         messages_of(&server, "worker").is_empty(),
         "worker is not selected"
     );
-    server.stop();
+
+    // The host drops the connection in the middle of an output: reported, and the next
+    // poll goes on after the lines that came before the drop.
+    std::fs::write(sshd.path("docker-data/break-web-app"), "").unwrap();
+    let t2 = chrono::Utc::now();
+    for i in 0..4 {
+        sshd.log(
+            "web-app",
+            "stdout",
+            t2 + chrono::Duration::microseconds(i),
+            &format!("INFO - around the drop {i}"),
+        );
+    }
+    wait_for("the lines around the drop", 30, || {
+        messages_of(&server, "web-app").len() == 15
+    });
+    let status = ssh_status(&server);
+    assert!(
+        status["remote"]["polls_failed"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("SSH connection"),
+        "{status}"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let all = messages_of(&server, "web-app");
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 15, "{all:?}");
+    assert_eq!(distinct.len(), 15, "a line was stored twice: {all:?}");
+    assert_eq!(ssh_status(&server)["remote"]["reachable"], true);
+    let log = server.stop();
+    assert!(log.contains("remote poll failed"), "{log}");
+    assert!(log.contains("reachable again"), "{log}");
 }
 
 #[test]
