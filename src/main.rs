@@ -10,6 +10,7 @@ mod ingest_cmd;
 mod lines;
 mod parse_cmd;
 mod query_cmd;
+mod remote_cmd;
 mod report_cmd;
 mod rotate_cmd;
 mod serve;
