@@ -143,6 +143,75 @@ fn level_filtered_counts(
     })
 }
 
+/// The records of a block that match a filter, counted from its metadata alone.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MetaMatches {
+    /// Every match.
+    pub(crate) total: u64,
+    /// The matches by level rank (as in [`logyard_store::BlockCounts::levels`]: TRACE …
+    /// CRITICAL, then no level), when the metadata says.
+    pub(crate) by_level: Option<[u64; 7]>,
+}
+
+/// Counts a block's matches from its metadata, without reading a row: when the filter keeps
+/// the block whole (`*`, a time range around it), is a level comparison, or an agent's exact
+/// name (with, besides, only conditions the block meets whole). `None` when it cannot tell.
+pub(crate) fn metadata_matches(filter: &Filter, block: &BlockRef) -> Option<MetaMatches> {
+    fn levels_where(block: &BlockRef, keep: impl Fn(usize) -> bool) -> Option<MetaMatches> {
+        let counts = block.counts()?;
+        let mut by_level = [0u64; 7];
+        for (rank, &n) in counts.levels.iter().enumerate() {
+            if keep(rank) {
+                by_level[rank] = u64::from(n);
+            }
+        }
+        Some(MetaMatches {
+            total: by_level.iter().sum(),
+            by_level: Some(by_level),
+        })
+    }
+    if keeps_whole(filter, block) {
+        return levels_where(block, |_| true).or(Some(MetaMatches {
+            total: block.rows() as u64,
+            by_level: None,
+        }));
+    }
+    let parts: &[Filter] = match filter {
+        Filter::And(parts) => parts,
+        one => std::slice::from_ref(one),
+    };
+    let mut condition = None;
+    for p in parts {
+        if keeps_whole(p, block) {
+            continue;
+        }
+        if condition.is_some() {
+            return None;
+        }
+        condition = Some(p);
+    }
+    match condition? {
+        Filter::Level(op, bound) => levels_where(block, |rank| {
+            logyard_model::Level::from_rank(rank as u8).is_some_and(|l| op.holds(l, *bound))
+        }),
+        Filter::Label {
+            column: crate::filter::LabelColumn::Agent,
+            value,
+            prefix: false,
+        } => {
+            let agents = block.counts()?.agents.as_ref()?;
+            let n = agents
+                .binary_search_by(|(a, _)| a.as_str().cmp(value))
+                .map_or(0, |i| u64::from(agents[i].1));
+            Some(MetaMatches {
+                total: n,
+                by_level: None,
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Returns a block's counts per group from its metadata, when `stats` groups by nothing,
 /// by level alone or by agent alone and the block keeps those counts.
 fn metadata_counts(block: &BlockRef, stats: &Stats) -> Option<Vec<(Vec<Cell>, u64)>> {

@@ -51,7 +51,9 @@ use logyard_store::{BlockRef, Snapshot, StoreError};
 
 pub use cell::{Cell, FieldKind, FieldRef};
 pub use errors::{error_summary, AgentErrors, ErrorSummary};
-pub use exec::{check_buckets, for_each_match, histogram, nice_step, run, Answer, QueryOutput};
+pub use exec::{
+    check_buckets, for_each_match, histogram, nice_step, run, run_counting, Answer, QueryOutput,
+};
 pub use filter::{Filter, LabelColumn, LevelOp};
 pub use parse::parse_filter;
 pub use pipes::{template, Pipe, Table};
@@ -118,8 +120,11 @@ pub struct Page {
 pub struct SearchResult {
     /// The page of records, newest first, ties by id (descending).
     pub records: Vec<Record>,
-    /// Every match, not only the page.
+    /// Every match, not only the page; a lower bound when `total_exact` is false.
     pub total: u64,
+    /// False when counting stopped at blocks older than the page that only a read could
+    /// count (see [`search_counting`]).
+    pub total_exact: bool,
     /// What it cost.
     pub cost: Cost,
 }
@@ -195,15 +200,42 @@ pub fn search(
     filter: &Filter,
     page: Page,
 ) -> Result<SearchResult, QueryError> {
+    search_counting(snapshot, filter, page, true)
+}
+
+/// [`search`], newest blocks first. Once the page is full, older blocks cannot add to it:
+/// their matches are counted from block metadata where it can tell (`*`, levels, an agent),
+/// else read and counted when `exact_total`, else left uncounted (`total` is then a lower
+/// bound and `total_exact` false), which answers a broad search in the time of its page.
+pub fn search_counting(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    page: Page,
+    exact_total: bool,
+) -> Result<SearchResult, QueryError> {
     let started = Instant::now();
     let mut cost = Cost::default();
     let want = page.offset.saturating_add(page.limit);
     let columns = filter.columns();
-    let blocks = candidate_blocks(snapshot, filter, &mut cost);
+    let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
+    blocks.sort_by_key(|b| Reverse(b.max_ts));
     // The `want` newest matches: a min-heap on (timestamp, seq) of bounded size.
     let mut best: BinaryHeap<Reverse<(i64, u64, usize, usize)>> = BinaryHeap::new();
     let mut total = 0u64;
+    let mut total_exact = true;
     for (bi, block) in blocks.iter().enumerate() {
+        let full = best.len() >= want;
+        let older = full && best.peek().is_none_or(|Reverse(min)| block.max_ts < min.0);
+        if older {
+            if let Some(m) = counts::metadata_matches(filter, block) {
+                total += m.total;
+                continue;
+            }
+            if !exact_total {
+                total_exact = false;
+                continue;
+            }
+        }
         let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &mut cost)? else {
             continue;
         };
@@ -246,6 +278,7 @@ pub fn search(
     Ok(SearchResult {
         records,
         total,
+        total_exact,
         cost,
     })
 }
