@@ -102,16 +102,30 @@ impl AlertRecord {
     }
 }
 
+/// The message templates of one batch's records, made once however many rules group by
+/// pattern (records are told apart by address: they live in the batch being observed).
+#[derive(Default)]
+struct Templates(HashMap<usize, String>);
+
+impl Templates {
+    fn of(&mut self, record: &Record) -> String {
+        let key = record as *const Record as usize;
+        self.0
+            .entry(key)
+            .or_insert_with(|| logyard_query::template(&record.message))
+            .clone()
+    }
+}
+
 /// The state of one rule and group.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct GroupState {
     /// Engine times and record times of the matches in the window (at most `count`).
     #[serde(skip)]
     hits: VecDeque<(i64, i64)>,
+    /// The last matches, turned into JSON only when the group fires.
     #[serde(skip)]
-    entries: VecDeque<serde_json::Value>,
-    #[serde(skip)]
-    last_message: String,
+    entries: VecDeque<Record>,
     pub(crate) cooldown_until: i64,
     pub(crate) suppressed: u64,
     pub(crate) last_fired: Option<i64>,
@@ -293,6 +307,7 @@ impl Engine {
     pub fn observe(&mut self, batch: &MemBatch, now: i64) -> Vec<AlertRecord> {
         let now = self.advance(now);
         let mut fired = Vec::new();
+        let mut templates = Templates::default();
         for ri in 0..self.rules.len() {
             let matches = logyard_query::matching_records(&self.rules[ri].filter, batch);
             if matches.is_empty() {
@@ -301,7 +316,7 @@ impl Engine {
             self.rule_state[ri].last_match = Some(now);
             if self.rules[ri].kind == RuleKind::Anomaly {
                 for record in matches {
-                    if let Some(a) = self.anomaly_hit(ri, record, now) {
+                    if let Some(a) = self.anomaly_hit(ri, record, now, &mut templates) {
                         fired.push(a);
                     }
                 }
@@ -311,7 +326,7 @@ impl Engine {
                 continue;
             }
             for record in matches {
-                if let Some(a) = self.hit(ri, record, now) {
+                if let Some(a) = self.hit(ri, record, now, &mut templates) {
                     fired.push(a);
                 }
             }
@@ -319,9 +334,15 @@ impl Engine {
         fired
     }
 
-    fn hit(&mut self, ri: usize, record: &Record, now: i64) -> Option<AlertRecord> {
+    fn hit(
+        &mut self,
+        ri: usize,
+        record: &Record,
+        now: i64,
+        templates: &mut Templates,
+    ) -> Option<AlertRecord> {
         let rule = &self.rules[ri];
-        let mut key = rule.group_of(record);
+        let mut key = rule.group_with(record, &mut |r| templates.of(r));
         let groups = &mut self.groups[ri];
         if !groups.contains_key(&key) && groups.len() >= self.max_groups {
             key = BTreeMap::from([(OVERFLOW_KEY.to_string(), "true".to_string())]);
@@ -339,24 +360,23 @@ impl Engine {
         {
             g.hits.pop_front();
         }
-        g.entries.push_back(record.to_json(false));
+        g.entries.push_back(record.clone());
         while g.entries.len() > MAX_ENTRIES.min(rule.count as usize) {
             g.entries.pop_front();
         }
-        g.last_message = record.message.clone();
         if (g.hits.len() as u64) < rule.count {
             return None;
         }
         let first = g.hits.iter().map(|h| h.1).min().unwrap_or(record.timestamp);
         let count = g.hits.len() as u64;
         let message = if rule.count == 1 {
-            g.last_message.clone()
+            record.message.clone()
         } else {
             format!(
                 "{count} entries matching {} within {}; the last: {}",
                 rule.query,
                 human(rule.window),
-                g.last_message
+                record.message
             )
         };
         let alert = AlertRecord {
@@ -371,7 +391,7 @@ impl Engine {
             last_seen: record.timestamp,
             fired_at: now,
             message,
-            entries: g.entries.drain(..).collect(),
+            entries: g.entries.drain(..).map(|r| r.to_json(false)).collect(),
             notified: Vec::new(),
         };
         g.hits.clear();
@@ -382,14 +402,20 @@ impl Engine {
 
     /// Counts a match of an anomaly rule in its window; fires when its message pattern was
     /// never seen at ERROR or above (after a first window of learning).
-    fn anomaly_hit(&mut self, ri: usize, record: &Record, now: i64) -> Option<AlertRecord> {
+    fn anomaly_hit(
+        &mut self,
+        ri: usize,
+        record: &Record,
+        now: i64,
+        templates: &mut Templates,
+    ) -> Option<AlertRecord> {
         let rule = &self.rules[ri];
         let a = &mut self.anomaly[ri];
         *a.buckets.entry(now.div_euclid(rule.window)).or_default() += 1;
         if record.level.is_none_or(|l| l < Level::Error) {
             return None;
         }
-        let t = logyard_query::template(&record.message);
+        let t = templates.of(record);
         if a.seen.contains(&t) || a.seen.len() >= MAX_TEMPLATES {
             return None;
         }
