@@ -279,23 +279,35 @@ impl Filter {
             }
             Filter::Regex(re) => {
                 let column = column(batch, col::MESSAGE);
-                (0..n)
-                    .map(|i| string_at(column.as_ref(), i).is_some_and(|m| re.is_match(m)))
-                    .collect()
+                let mut mask = vec![false; n];
+                match required_prefix(re.as_str()) {
+                    // Only rows holding the pattern's literal start can match.
+                    Some(prefix) => {
+                        let finder = memmem::Finder::new(prefix.as_bytes());
+                        for_rows_containing(column.as_ref(), &finder, |row, m| {
+                            mask[row] = re.is_match(m);
+                        });
+                    }
+                    None => {
+                        for (row, m) in mask.iter_mut().enumerate() {
+                            *m = string_at(column.as_ref(), row).is_some_and(|s| re.is_match(s));
+                        }
+                    }
+                }
+                mask
             }
             Filter::Text(text) => {
                 let finder = memmem::Finder::new(text.as_bytes());
-                let cols = [col::MESSAGE, col::RAW].map(|c| column(batch, c));
-                let fields = column(batch, col::FIELDS);
-                (0..n)
-                    .map(|i| {
-                        cols.iter().any(|c| {
-                            string_at(c.as_ref(), i)
-                                .is_some_and(|s| contains_at_boundaries(&finder, s))
-                        }) || string_at(fields.as_ref(), i)
-                            .is_some_and(|json| in_field_values(&finder, json))
-                    })
-                    .collect()
+                let mut mask = vec![false; n];
+                for c in [col::MESSAGE, col::RAW] {
+                    for_rows_containing(column(batch, c).as_ref(), &finder, |row, s| {
+                        mask[row] = mask[row] || contains_at_boundaries(&finder, s);
+                    });
+                }
+                for_rows_containing(column(batch, col::FIELDS).as_ref(), &finder, |row, json| {
+                    mask[row] = mask[row] || in_field_values(&finder, json);
+                });
+                mask
             }
             Filter::And(fs) => {
                 let mut mask = vec![true; n];
@@ -380,6 +392,72 @@ fn dict_mask(column: &dyn Array, pred: impl Fn(Option<&str>) -> bool) -> Vec<boo
         .collect()
 }
 
+/// Calls `f` once for each row of a string column whose value contains the needle somewhere
+/// (not necessarily at token boundaries), in row order. A plain string column is searched
+/// in one pass over its whole value buffer; other columns value by value.
+fn for_rows_containing(
+    column: &dyn Array,
+    finder: &memmem::Finder<'_>,
+    mut f: impl FnMut(usize, &str),
+) {
+    let Some(strings) = column.as_any().downcast_ref::<StringArray>() else {
+        for row in 0..column.len() {
+            if let Some(s) = string_at(column, row) {
+                if finder.find(s.as_bytes()).is_some() {
+                    f(row, s);
+                }
+            }
+        }
+        return;
+    };
+    let offsets = strings.value_offsets();
+    let data = strings.value_data();
+    let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+        return;
+    };
+    let (first, last) = (first as usize, last as usize);
+    let len = finder.needle().len().max(1);
+    let mut row = 0;
+    // Rows below this are decided.
+    let mut next = 0;
+    for pos in finder.find_iter(&data[first..last]) {
+        let at = first + pos;
+        while offsets[row + 1] as usize <= at {
+            row += 1;
+        }
+        // A match across values is no match, and may hide one of the next values: each row
+        // it touches is searched on its own.
+        let mut touched = row;
+        while touched + 1 < offsets.len() - 1 && (offsets[touched + 1] as usize) < at + len {
+            touched += 1;
+        }
+        for r in row.max(next)..=touched {
+            if !strings.is_null(r) {
+                let value = strings.value(r);
+                if finder.find(value.as_bytes()).is_some() {
+                    f(r, value);
+                }
+            }
+        }
+        next = next.max(touched + 1);
+    }
+}
+
+/// Returns a literal that every match of a regex contains, taken from its start, when it is
+/// easy to tell: a run of plain characters at the start of a pattern without alternation (at
+/// least 3 bytes, the last dropped when a quantifier follows it).
+fn required_prefix(pattern: &str) -> Option<String> {
+    if pattern.contains('|') {
+        return None;
+    }
+    let special = |c: char| "\\.+*?()|[]{}^$".contains(c);
+    let mut prefix: String = pattern.chars().take_while(|&c| !special(c)).collect();
+    if matches!(pattern[prefix.len()..].chars().next(), Some('*' | '?' | '{' | '+')) {
+        prefix.pop();
+    }
+    (prefix.len() >= 3).then_some(prefix)
+}
+
 /// Returns whether a value of the fields object (JSON text) contains the needle at token
 /// boundaries; keys do not count, as the token index holds only values.
 fn in_field_values(finder: &memmem::Finder<'_>, json: &str) -> bool {
@@ -460,6 +538,72 @@ fn literal_of(pattern: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rows whose value contains the needle, found value by value.
+    fn naive(values: &[Option<&str>], needle: &str) -> Vec<usize> {
+        (0..values.len())
+            .filter(|&i| values[i].is_some_and(|v| v.contains(needle)))
+            .collect()
+    }
+
+    fn scanned(values: &[Option<&str>], needle: &str) -> Vec<usize> {
+        let array = StringArray::from(values.to_vec());
+        let finder = memmem::Finder::new(needle.as_bytes());
+        let mut rows = Vec::new();
+        for_rows_containing(&array, &finder, |row, v| {
+            assert_eq!(Some(v), values[row]);
+            rows.push(row);
+        });
+        rows
+    }
+
+    #[test]
+    fn a_column_scan_finds_each_row_once_and_no_match_across_rows() {
+        let values = [
+            Some("xxab"),
+            Some("abab"),
+            None,
+            Some("b"),
+            Some("abab abab"),
+            Some(""),
+            Some("a"),
+            Some("bab"),
+        ];
+        for needle in ["abab", "ab", "ba", "b", "xx", "zz"] {
+            assert_eq!(scanned(&values, needle), naive(&values, needle), "{needle}");
+        }
+        // A slice of a larger array: offsets do not start at 0.
+        let array = StringArray::from(vec!["abab", "xab", "abx"]);
+        let sliced = array.slice(1, 2);
+        let finder = memmem::Finder::new(b"ab");
+        let mut rows = Vec::new();
+        for_rows_containing(&sliced, &finder, |row, _| rows.push(row));
+        assert_eq!(rows, [0, 1]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn column_scan_equals_row_by_row(
+            values in proptest::collection::vec(proptest::option::of("[ab ]{0,6}"), 0..12),
+            needle in "[ab]{1,3}",
+        ) {
+            let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            proptest::prop_assert_eq!(scanned(&refs, &needle), naive(&refs, &needle));
+        }
+    }
+
+    #[test]
+    fn regex_prefixes_are_required_literals_only() {
+        assert_eq!(
+            required_prefix("response_time: [0-9]{4,}ms").as_deref(),
+            Some("response_time: ")
+        );
+        assert_eq!(required_prefix("abcd*").as_deref(), Some("abc"));
+        assert_eq!(required_prefix("ab"), None);
+        assert_eq!(required_prefix("foo|barbaz"), None);
+        assert_eq!(required_prefix("(?i)error"), None);
+        assert_eq!(required_prefix(".*timeout"), None);
+    }
 
     #[test]
     fn boundaries() {
