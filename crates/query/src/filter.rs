@@ -452,7 +452,10 @@ fn required_prefix(pattern: &str) -> Option<String> {
     }
     let special = |c: char| "\\.+*?()|[]{}^$".contains(c);
     let mut prefix: String = pattern.chars().take_while(|&c| !special(c)).collect();
-    if matches!(pattern[prefix.len()..].chars().next(), Some('*' | '?' | '{' | '+')) {
+    if matches!(
+        pattern[prefix.len()..].chars().next(),
+        Some('*' | '?' | '{' | '+')
+    ) {
         prefix.pop();
     }
     (prefix.len() >= 3).then_some(prefix)

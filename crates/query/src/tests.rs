@@ -261,3 +261,37 @@ fn histograms_count_blocks_inside_one_bucket_from_metadata() {
     };
     assert_eq!((sum(&fine), sum(&coarse)), (10, 10));
 }
+
+#[test]
+fn records_without_the_sort_field_come_last_in_both_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let records: Vec<Record> = (0..6)
+        .map(|i| {
+            let mut r = Record::new(T0 + i * 1_000_000_000, format!("request {i}"));
+            if i % 2 == 0 {
+                r.fields
+                    .insert("ms".into(), logyard_model::Value::Int(100 * i));
+            }
+            r
+        })
+        .collect();
+    s.append(records).unwrap();
+    let settings = Settings::default();
+    for (q, want) in [
+        (
+            "* | sort by (ms) desc",
+            ["request 4", "request 2", "request 0"],
+        ),
+        ("* | sort by (ms)", ["request 0", "request 2", "request 4"]),
+    ] {
+        let q = parse_query(q, T0, &settings).unwrap();
+        let out = crate::run(&s.snapshot(), &q, &settings, 100).unwrap();
+        let Answer::Records { records, .. } = out.answer else {
+            panic!("records expected");
+        };
+        let messages: Vec<&str> = records.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(messages[..3], want, "{messages:?}");
+        assert!(records[3..].iter().all(|r| !r.fields.contains_key("ms")));
+    }
+}
