@@ -226,6 +226,17 @@ fn a_page_reads_only_its_blocks_and_counts_the_rest_from_metadata() {
     assert_eq!(cheap.cost.rows_scanned, 10);
     let ts = |r: &SearchResult| r.records.iter().map(|r| r.timestamp).collect::<Vec<_>>();
     assert_eq!(ts(&cheap), ts(&exact));
+    // Counting reads every block (on as many threads as the machine has cores).
+    use crate::Cell::{Int, Str};
+    let (rows, cost) = table(&s, "served | stats count() by (agent)");
+    assert_eq!(
+        rows,
+        [
+            vec![Str("db".into()), Int(50)],
+            vec![Str("web".into()), Int(49)]
+        ]
+    );
+    assert_eq!(cost.rows_scanned, 100);
 }
 
 #[test]
