@@ -308,8 +308,14 @@ impl Engine {
         let now = self.advance(now);
         let mut fired = Vec::new();
         let mut templates = Templates::default();
+        // Rules with the same query share one evaluation per batch.
+        let mut evaluated: HashMap<String, Vec<&Record>> = HashMap::new();
         for ri in 0..self.rules.len() {
-            let matches = logyard_query::matching_records(&self.rules[ri].filter, batch);
+            let rule = &self.rules[ri];
+            let matches = evaluated
+                .entry(rule.query.clone())
+                .or_insert_with(|| logyard_query::matching_records(&rule.filter, batch))
+                .clone();
             if matches.is_empty() {
                 continue;
             }

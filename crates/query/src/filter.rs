@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
-use logyard_model::{hash_token, text_hashes, tokenize, Level, RecordId};
+use logyard_model::{hash_token, text_hashes, tokenize, Level, Record, RecordId};
 use logyard_store::segment::{col, string_at, timestamps};
 use logyard_store::Columns;
 use memchr::memmem;
@@ -206,6 +206,93 @@ impl Filter {
             }
             Filter::And(fs) => fs.iter().for_each(|f| f.add_required(out)),
             _ => {}
+        }
+    }
+
+    /// Says whether the filter reads only cheap columns: time, sequence and the
+    /// dictionary-encoded labels (level, agent, host, source).
+    pub fn is_cheap(&self) -> bool {
+        let cheap = Columns::of(&[
+            col::TIMESTAMP,
+            col::SEQ,
+            col::LEVEL,
+            col::AGENT,
+            col::HOST,
+            col::SOURCE,
+        ]);
+        self.columns().0 & !cheap.0 == 0
+    }
+
+    /// Evaluates the filter on one record; the same answer as [`Filter::eval`] on the
+    /// record's row.
+    pub fn matches_record(&self, r: &Record) -> bool {
+        let like = |actual: &str, value: &str, prefix: bool| {
+            if prefix {
+                actual.starts_with(value)
+            } else {
+                actual == value
+            }
+        };
+        fn text_of(v: &logyard_model::Value) -> std::borrow::Cow<'_, str> {
+            match v {
+                logyard_model::Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                other => std::borrow::Cow::Owned(other.to_json().to_string()),
+            }
+        }
+        match self {
+            Filter::All => true,
+            Filter::Text(t) => {
+                // Most texts do not hold the needle at all: a plain search first, the
+                // boundary check (and its searcher) only for those that do.
+                let found = |s: &str| {
+                    s.contains(t.as_str())
+                        && contains_at_boundaries(&memmem::Finder::new(t.as_bytes()), s)
+                };
+                found(&r.message)
+                    || r.raw.as_deref().is_some_and(found)
+                    || r.fields.values().any(|v| found(&text_of(v)))
+            }
+            Filter::Regex(re) => re.is_match(&r.message),
+            Filter::Label {
+                column,
+                value,
+                prefix,
+            } => {
+                let actual = match column {
+                    LabelColumn::Agent => &r.agent,
+                    LabelColumn::Host => &r.host,
+                    LabelColumn::Source => &r.source,
+                };
+                like(actual, value, *prefix)
+            }
+            Filter::Field {
+                name,
+                value,
+                prefix,
+            } => r
+                .fields
+                .get(name)
+                .is_some_and(|v| like(&text_of(v), value, *prefix)),
+            Filter::FieldCmp { name, op, bound } => r.fields.get(name).is_some_and(|v| {
+                let x = match v {
+                    logyard_model::Value::Int(i) => *i as f64,
+                    logyard_model::Value::Float(f) => *f,
+                    logyard_model::Value::Str(s) => match s.trim().parse::<f64>() {
+                        Ok(x) => x,
+                        Err(_) => return false,
+                    },
+                    logyard_model::Value::Bool(_) => return false,
+                };
+                op.holds(x, *bound)
+            }),
+            Filter::Level(op, bound) => r.level.is_some_and(|l| compare(l, *op, *bound)),
+            Filter::Time { start, end } => {
+                start.is_none_or(|s| r.timestamp >= s) && end.is_none_or(|e| r.timestamp < e)
+            }
+            Filter::Before(id) => (r.timestamp, r.seq) < (id.timestamp, id.seq),
+            Filter::And(fs) => fs.iter().all(|f| f.matches_record(r)),
+            Filter::Or(fs) => fs.iter().any(|f| f.matches_record(r)),
+            Filter::Not(f) => !f.matches_record(r),
         }
     }
 
@@ -447,7 +534,7 @@ fn for_rows_containing(
 /// easy to tell: a run of plain characters at the start of a pattern without alternation (at
 /// least 3 bytes, the last dropped when a quantifier follows it).
 fn required_prefix(pattern: &str) -> Option<String> {
-    if pattern.contains('|') {
+    if has_top_level_alternation(pattern) {
         return None;
     }
     let special = |c: char| "\\.+*?()|[]{}^$".contains(c);
@@ -459,6 +546,35 @@ fn required_prefix(pattern: &str) -> Option<String> {
         prefix.pop();
     }
     (prefix.len() >= 3).then_some(prefix)
+}
+
+/// Says whether a regex has a `|` outside every group (escapes and classes skipped), which
+/// makes no literal start required.
+fn has_top_level_alternation(pattern: &str) -> bool {
+    let mut depth = 0usize;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' => {
+                // A class: up to its closing `]` (a `]` first in it is literal).
+                let mut first = true;
+                for c in chars.by_ref() {
+                    if c == ']' && !first {
+                        break;
+                    }
+                    first = c == '^' && first;
+                }
+            }
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Returns whether a value of the fields object (JSON text) contains the needle at token
@@ -604,6 +720,12 @@ mod tests {
         assert_eq!(required_prefix("abcd*").as_deref(), Some("abc"));
         assert_eq!(required_prefix("ab"), None);
         assert_eq!(required_prefix("foo|barbaz"), None);
+        assert_eq!(
+            required_prefix("connection (refused|reset)").as_deref(),
+            Some("connection ")
+        );
+        assert_eq!(required_prefix("abc[|]|x"), None);
+        assert_eq!(required_prefix(r"abc\|d").as_deref(), Some("abc"));
         assert_eq!(required_prefix("(?i)error"), None);
         assert_eq!(required_prefix(".*timeout"), None);
     }

@@ -179,17 +179,38 @@ pub(crate) fn eval_block(
 }
 
 /// Returns the records of a memtable batch (as the store's `subscribe()` hands them out)
-/// that match a filter, in arrival order: the live tail.
+/// that match a filter, in arrival order: the live tail and the alert rules.
+///
+/// The cheap conditions of a conjunction (levels, labels, time) are evaluated on the
+/// batch's dictionary columns, shared by every caller; the others only on the records that
+/// pass them, one by one, so a rule such as `level:>=ERROR ~"timeout"` never builds the
+/// message column of a batch. A filter without a cheap condition is evaluated on columns.
 pub fn matching_records<'b>(
     filter: &Filter,
     batch: &'b logyard_store::MemBatch,
 ) -> Vec<&'b Record> {
-    let mask = filter.eval(&batch.columns(filter.columns()));
+    let parts: &[Filter] = match filter {
+        Filter::And(parts) => parts,
+        one => std::slice::from_ref(one),
+    };
+    let (cheap, rest): (Vec<&Filter>, Vec<&Filter>) = parts.iter().partition(|f| f.is_cheap());
+    if cheap.is_empty() {
+        let mask = filter.eval(&batch.columns(filter.columns()));
+        return batch
+            .records()
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| *m)
+            .map(|(r, _)| r)
+            .collect();
+    }
+    let cheap = Filter::And(cheap.into_iter().cloned().collect());
+    let mask = cheap.eval(&batch.columns(cheap.columns()));
     batch
         .records()
         .iter()
         .zip(mask)
-        .filter(|(_, m)| *m)
+        .filter(|(r, m)| *m && rest.iter().all(|f| f.matches_record(r)))
         .map(|(r, _)| r)
         .collect()
 }

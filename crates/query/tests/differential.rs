@@ -226,6 +226,28 @@ fn naive(records: &[Record], query: &str) -> Answer {
         matching.len(),
         "columnar and per-record evaluation differ on {query}"
     );
+    // So do the executor's own per-record evaluation and the memtable matching of the
+    // tail and the alert rules (cheap conditions on columns, the rest per record).
+    for (r, m) in records.iter().zip(&mask) {
+        assert_eq!(
+            q.filter.matches_record(r),
+            *m,
+            "matches_record differs on {query}: {r:?}"
+        );
+    }
+    let mut numbered = records.to_vec();
+    for (i, r) in numbered.iter_mut().enumerate() {
+        r.seq = i as u64;
+    }
+    let batch = logyard_store::MemBatch::new(numbered);
+    let matched: Vec<u64> = logyard_query::matching_records(&q.filter, &batch)
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    let want: Vec<u64> = (0..records.len() as u64)
+        .filter(|&i| mask[i as usize])
+        .collect();
+    assert_eq!(matched, want, "matching_records differs on {query}");
     let pipe = query.split(" | ").nth(1).unwrap_or("");
     let columns = q.columns();
     if pipe == "sort by (ms) desc" {
