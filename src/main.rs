@@ -3,6 +3,7 @@
 
 mod alerts_cmd;
 mod analysis_cmd;
+mod analyze_cmd;
 mod cli;
 mod collect;
 mod config;
@@ -13,6 +14,7 @@ mod query_cmd;
 mod report_cmd;
 mod rotate_cmd;
 mod serve;
+mod sql_cmd;
 mod table;
 
 use clap::Parser;

@@ -118,7 +118,9 @@ pub async fn execute(
             .with_allow_dml(false)
             .with_allow_statements(false)
             .verify_plan(&plan)
-            .map_err(|e| SqlError::NotAllowed(format!("{}; SQL here is read-only", root_message(&e))))?;
+            .map_err(|e| {
+                SqlError::NotAllowed(format!("{}; SQL here is read-only", root_message(&e)))
+            })?;
         let frame = ctx
             .execute_logical_plan(plan)
             .await
@@ -186,10 +188,17 @@ fn context(
         .with_memory_limit(settings.max_state_bytes.max(1 << 20), 1.0)
         // Nothing spills: a statement over its memory is refused, and no temporary files
         // appear beside the store.
-        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
         .build_arc()
         .map_err(|e| SqlError::Internal(e.strip_backtrace()))?;
-    let config = SessionConfig::new().with_information_schema(false);
+    // One partition: operators run on one thread, and no repartitioning buffers a fast
+    // input in memory (which, over the pool, would fail the statement rather than wait).
+    // The scan still reads several blocks at once.
+    let config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_target_partitions(1);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_table(TABLE, Arc::new(LogsTable::new(snapshot, cost)))
         .map_err(|e| SqlError::Internal(e.strip_backtrace()))?;
@@ -206,8 +215,8 @@ fn parse_one(sql: &str) -> Result<Statement, SqlError> {
             "the statement is empty: write a SELECT … FROM logs".into(),
         ));
     }
-    let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-        .map_err(|e| classify(sql, e))?;
+    let mut statements =
+        DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| classify(sql, e))?;
     if statements.len() != 1 {
         return Err(SqlError::NotAllowed(format!(
             "one statement at a time: found {}",

@@ -1,14 +1,15 @@
 //! Turns result batches into the rows of a JSON table: numbers as JSON numbers, times as
 //! RFC 3339 text, nulls as `null`, anything else as its text.
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{
-    Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type, Float64Type,
+    Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
+    UInt8Type,
 };
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{DataFusionError, Result};
 use serde_json::Value;
 
@@ -43,7 +44,13 @@ fn column_values(a: &dyn Array, n: usize) -> Result<Vec<Value>> {
         ($t:ty, $f:expr) => {{
             let p = a.as_primitive::<$t>();
             (0..n)
-                .map(|i| if p.is_null(i) { Value::Null } else { $f(p.value(i)) })
+                .map(|i| {
+                    if p.is_null(i) {
+                        Value::Null
+                    } else {
+                        $f(p.value(i))
+                    }
+                })
                 .collect()
         }};
     }
@@ -52,7 +59,13 @@ fn column_values(a: &dyn Array, n: usize) -> Result<Vec<Value>> {
         DataType::Boolean => {
             let b = a.as_boolean();
             (0..n)
-                .map(|i| if b.is_null(i) { Value::Null } else { Value::Bool(b.value(i)) })
+                .map(|i| {
+                    if b.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::Bool(b.value(i))
+                    }
+                })
                 .collect()
         }
         DataType::Int8 => prim!(Int8Type, |v: i8| Value::from(v)),
@@ -135,7 +148,9 @@ fn column_values(a: &dyn Array, n: usize) -> Result<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
+    use datafusion::arrow::array::{
+        Float64Array, Int64Array, StringArray, TimestampNanosecondArray,
+    };
     use std::sync::Arc;
 
     #[test]
@@ -146,7 +161,9 @@ mod tests {
             ("s", Arc::new(StringArray::from(vec![Some("a"), None])) as _),
             (
                 "t",
-                Arc::new(TimestampNanosecondArray::from(vec![0, 1_500_000_000]).with_timezone("UTC")) as _,
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![0, 1_500_000_000]).with_timezone("UTC"),
+                ) as _,
             ),
         ])
         .unwrap();

@@ -58,9 +58,9 @@ fn text_of(e: &Expr) -> Option<&str> {
 
 fn scalar_text(v: &ScalarValue) -> Option<&str> {
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Some(s)
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s),
         ScalarValue::Dictionary(_, inner) => scalar_text(inner),
         _ => None,
     }
@@ -340,8 +340,55 @@ mod tests {
             like_label(LabelColumn::Agent, "web"),
             Filter::Label { prefix: false, .. }
         ));
-        assert!(matches!(like_label(LabelColumn::Agent, "%web"), Filter::All));
-        assert!(matches!(like_label(LabelColumn::Agent, "w_b%"), Filter::All));
+        assert!(matches!(
+            like_label(LabelColumn::Agent, "%web"),
+            Filter::All
+        ));
+        assert!(matches!(
+            like_label(LabelColumn::Agent, "w_b%"),
+            Filter::All
+        ));
+    }
+
+    #[test]
+    fn translates_comparisons_lists_and_functions() {
+        use datafusion::prelude::{col, lit};
+        let t = |v| {
+            lit(ScalarValue::TimestampNanosecond(
+                Some(v),
+                Some("UTC".into()),
+            ))
+        };
+        let f = translate(&col("timestamp").gt_eq(t(5)).and(col("_time").lt(t(9))));
+        assert_eq!(time_bounds(&f), (Some(5), Some(9)));
+        // Reversed operands and `>`.
+        let f = translate(&t(5).lt(col("timestamp")));
+        assert_eq!(time_bounds(&f), (Some(6), None));
+        assert!(matches!(
+            translate(&col("agent").in_list(vec![lit("a"), lit("b")], false)),
+            Filter::Or(_)
+        ));
+        assert!(matches!(
+            translate(&col("agent").in_list(vec![lit("a")], true)),
+            Filter::All
+        ));
+        assert!(matches!(
+            translate(&col("level").eq(lit("error"))),
+            Filter::Level(LevelOp::Eq, Level::Error)
+        ));
+        // An OR with an untranslatable side implies nothing.
+        assert!(matches!(
+            translate(&col("agent").eq(lit("a")).or(col("fields").eq(lit("x")))),
+            Filter::All
+        ));
+        assert!(matches!(
+            translate(&col("message").not_eq(lit("x"))),
+            Filter::All
+        ));
+    }
+
+    fn time_bounds(f: &Filter) -> (Option<i64>, Option<i64>) {
+        f.time_bounds()
     }
 
     #[test]
@@ -354,7 +401,10 @@ mod tests {
             },
         ]);
         assert!(matches!(row_filter(&f), Filter::Time { .. }));
-        let or = Filter::Or(vec![Filter::Text("x".into()), Filter::Level(LevelOp::Eq, Level::Error)]);
+        let or = Filter::Or(vec![
+            Filter::Text("x".into()),
+            Filter::Level(LevelOp::Eq, Level::Error),
+        ]);
         assert!(matches!(row_filter(&or), Filter::All));
     }
 }

@@ -29,6 +29,7 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
     PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
 };
+use futures::StreamExt;
 use logyard_model::{format_rfc3339, RecordId};
 use logyard_query::{Cost, Filter, LabelColumn, LevelOp};
 use logyard_store::segment::{col, seqs, timestamps};
@@ -84,9 +85,10 @@ pub fn logs_schema() -> SchemaRef {
                     let t = match kind {
                         Kind::Time => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
                         Kind::Id | Kind::Text => DataType::Utf8,
-                        Kind::Dict => {
-                            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-                        }
+                        Kind::Dict => DataType::Dictionary(
+                            Box::new(DataType::Int32),
+                            Box::new(DataType::Utf8),
+                        ),
                     };
                     Field::new(*name, t, *nullable)
                 })
@@ -176,11 +178,7 @@ impl TableProvider for LogsTable {
             total_cost.blocks_skipped_by_time += cost.blocks_skipped_by_time;
             total_cost.blocks_skipped_by_filter += cost.blocks_skipped_by_filter;
         }
-        let n = state
-            .config()
-            .target_partitions()
-            .min(kept.len())
-            .max(1);
+        let n = state.config().target_partitions().min(kept.len()).max(1);
         let mut partitions = vec![Vec::new(); n];
         for (i, b) in kept.iter().enumerate() {
             partitions[i % n].push(*b);
@@ -213,6 +211,7 @@ impl TableProvider for LogsTable {
             },
             partitions,
             limit,
+            parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
             cache,
         }))
     }
@@ -362,7 +361,8 @@ impl ScanJob {
                     }
                 },
                 "id" => {
-                    let mut ids = StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 32);
+                    let mut ids =
+                        StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 32);
                     for (&timestamp, &seq) in timestamps(batch).iter().zip(seqs(batch)) {
                         ids.append_value(RecordId { timestamp, seq }.to_string());
                     }
@@ -400,6 +400,7 @@ pub struct LogsScan {
     pruning: Pruning,
     partitions: Vec<Vec<usize>>,
     limit: Option<usize>,
+    parallelism: usize,
     cache: Arc<PlanProperties>,
 }
 
@@ -482,50 +483,41 @@ impl ExecutionPlan for LogsScan {
         let blocks = self.partitions.get(partition).cloned().ok_or_else(|| {
             DataFusionError::Internal(format!("LogsScan has no partition {partition}"))
         })?;
-        let state = PartitionState {
-            job: self.job.clone(),
-            blocks: blocks.into_iter(),
-            left: self.limit,
-        };
-        let stream = futures::stream::unfold(state, |mut st| async move {
-            loop {
-                if st.left == Some(0) {
-                    return None;
-                }
-                let index = st.blocks.next()?;
-                let job = st.job.clone();
-                let read = tokio::task::spawn_blocking(move || job.read(index)).await;
-                let batch = match read {
-                    Ok(Ok(Some(b))) => b,
-                    Ok(Ok(None)) => continue,
-                    Ok(Err(e)) => {
-                        st.left = Some(0);
-                        return Some((Err(e), st));
+        let job = self.job.clone();
+        // Blocks are read on the blocking pool, several at once, and handed on in order.
+        let reads = futures::stream::iter(blocks)
+            .map(move |index| {
+                let job = job.clone();
+                async move {
+                    match tokio::task::spawn_blocking(move || job.read(index)).await {
+                        Ok(result) => result,
+                        Err(e) => Err(DataFusionError::ExecutionJoin(Box::new(e))),
                     }
-                    Err(e) => {
-                        st.left = Some(0);
-                        return Some((Err(DataFusionError::ExecutionJoin(Box::new(e))), st));
-                    }
-                };
-                let batch = match st.left {
-                    Some(left) if batch.num_rows() > left => batch.slice(0, left),
-                    _ => batch,
-                };
-                if let Some(left) = st.left.as_mut() {
-                    *left -= batch.num_rows();
                 }
-                return Some((Ok(batch), st));
-            }
+            })
+            .buffered(self.parallelism)
+            .filter_map(|r| async move { r.transpose() });
+        // A pushed LIMIT ends the stream once that many rows went out.
+        let stream = reads.scan(self.limit, |left, batch| {
+            let out = match batch {
+                Err(e) => Some(Err(e)),
+                Ok(_) if *left == Some(0) => None,
+                Ok(batch) => {
+                    let batch = match *left {
+                        Some(l) if batch.num_rows() > l => batch.slice(0, l),
+                        _ => batch,
+                    };
+                    if let Some(l) = left.as_mut() {
+                        *l -= batch.num_rows();
+                    }
+                    Some(Ok(batch))
+                }
+            };
+            futures::future::ready(out)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.job.schema.clone(),
             stream,
         )))
     }
-}
-
-struct PartitionState {
-    job: Arc<ScanJob>,
-    blocks: std::vec::IntoIter<usize>,
-    left: Option<usize>,
 }

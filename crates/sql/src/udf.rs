@@ -73,7 +73,9 @@ fn each_row(args: &[ColumnarValue], mut f: impl FnMut(Option<(&str, &str)>)) -> 
 
 fn scalar_or_array(n_args_scalar: bool, array: ArrayRef) -> Result<ColumnarValue> {
     if n_args_scalar {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &array, 0,
+        )?))
     } else {
         Ok(ColumnarValue::Array(array))
     }
@@ -93,7 +95,10 @@ pub fn functions() -> Vec<ScalarUDF> {
         Arc::new(|args: &[ColumnarValue]| {
             let mut out = StringBuilder::new();
             each_row(args, |row| {
-                out.append_option(row.and_then(|(json, key)| lookup(json, key)).and_then(as_text))
+                out.append_option(
+                    row.and_then(|(json, key)| lookup(json, key))
+                        .and_then(as_text),
+                )
             })?;
             scalar_or_array(all_scalar(args), Arc::new(out.finish()))
         }),
@@ -106,7 +111,10 @@ pub fn functions() -> Vec<ScalarUDF> {
         Arc::new(|args: &[ColumnarValue]| {
             let mut out = Float64Builder::new();
             each_row(args, |row| {
-                out.append_option(row.and_then(|(json, key)| lookup(json, key)).and_then(as_number))
+                out.append_option(
+                    row.and_then(|(json, key)| lookup(json, key))
+                        .and_then(as_number),
+                )
             })?;
             scalar_or_array(all_scalar(args), Arc::new(out.finish()))
         }),
@@ -121,9 +129,18 @@ mod tests {
     #[test]
     fn reads_values_as_text_and_numbers() {
         let json = r#"{"status": 503, "user": "ana", "ok": true, "ms": "12.5"}"#;
-        assert_eq!(lookup(json, "status").and_then(as_text).as_deref(), Some("503"));
-        assert_eq!(lookup(json, "user").and_then(as_text).as_deref(), Some("ana"));
-        assert_eq!(lookup(json, "ok").and_then(as_text).as_deref(), Some("true"));
+        assert_eq!(
+            lookup(json, "status").and_then(as_text).as_deref(),
+            Some("503")
+        );
+        assert_eq!(
+            lookup(json, "user").and_then(as_text).as_deref(),
+            Some("ana")
+        );
+        assert_eq!(
+            lookup(json, "ok").and_then(as_text).as_deref(),
+            Some("true")
+        );
         assert_eq!(lookup(json, "ms").and_then(as_number), Some(12.5));
         assert_eq!(lookup(json, "user").and_then(as_number), None);
         assert_eq!(lookup(json, "absent"), None);
