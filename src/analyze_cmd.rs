@@ -13,8 +13,11 @@ use crate::cli::{AnalysisRange, AuthArgs, DbArgs, SlowArgs};
 use crate::config::RawConfig;
 use crate::table::render;
 
+/// Query parameters for a server.
+type Params = Vec<(&'static str, String)>;
+
 /// Returns `[start, end)` of the flags, and the same as parameters for a server.
-fn range(r: &AnalysisRange) -> anyhow::Result<(i64, i64, Vec<(&'static str, String)>)> {
+fn range(r: &AnalysisRange) -> anyhow::Result<(i64, i64, Params)> {
     let now = now_ns();
     let end = match &r.until {
         Some(u) => parse_time(u, now).map_err(|e| anyhow::anyhow!("--until: {e}"))?,

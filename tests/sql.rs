@@ -373,6 +373,10 @@ fn sql_refuses_writes_and_reports_errors_with_positions() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "query_syntax");
     assert_eq!(answer["error"]["position"], 9, "{answer}");
+    // A statement cut short: the position is its end.
+    let (status, answer) = sql(&server, "SELECT * FROM logs WHERE");
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["position"], 24, "{answer}");
     // An unknown column or table: a planning error.
     let (status, answer) = sql(&server, "SELECT nope FROM logs");
     assert_eq!(status, 400, "{answer}");

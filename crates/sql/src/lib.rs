@@ -273,6 +273,8 @@ fn classify(sql: &str, e: DataFusionError) -> SqlError {
         .or_else(|| line_column(&e.strip_backtrace()))
         .and_then(|(line, column)| byte_offset(sql, line, column));
     let message = e.strip_backtrace();
+    // The parser names no place when the text ends too early: the end is the place.
+    let position = position.or_else(|| message.contains("found: EOF").then_some(sql.len()));
     match e.find_root() {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
