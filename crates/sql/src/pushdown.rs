@@ -15,6 +15,7 @@
 //!   must hold whole, looked up in each block's token filter (case-sensitive, so not for
 //!   `ILIKE`).
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::{InList, Like, ScalarFunction};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
@@ -41,10 +42,20 @@ fn column_of(e: &Expr) -> Option<Col> {
             "message" => Some(Col::Message),
             _ => None,
         },
-        // A cast of a column to its own kind (a dictionary to text) keeps its values.
-        Expr::Cast(c) => column_of(&c.expr).filter(|c| *c != Col::Time),
+        // A cast of a text column to text (a dictionary to plain text) keeps its values.
+        Expr::Cast(c) if is_text(c.field.data_type()) => {
+            column_of(&c.expr).filter(|c| *c != Col::Time)
+        }
         Expr::Alias(a) => column_of(&a.expr),
         _ => None,
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, value) => is_text(value),
+        _ => false,
     }
 }
 
@@ -383,6 +394,21 @@ mod tests {
         ));
         assert!(matches!(
             translate(&col("message").not_eq(lit("x"))),
+            Filter::All
+        ));
+        // A cast to another type may change what compares equal: not pushed.
+        let cast = |t| {
+            Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(col("host")),
+                t,
+            ))
+        };
+        assert!(matches!(
+            translate(&cast(DataType::Utf8).eq(lit("h1"))),
+            Filter::Label { .. }
+        ));
+        assert!(matches!(
+            translate(&cast(DataType::Int64).eq(lit("7"))),
             Filter::All
         ));
     }
