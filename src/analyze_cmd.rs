@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::bail;
-use logyard_model::{now_ns, parse_duration, parse_time};
+use logyard_model::{now_ns, parse_time};
 use logyard_report::analyses::{self, AuthParams, SlowParams};
 use serde_json::Value;
 
@@ -183,18 +183,12 @@ pub fn auth(config: RawConfig, args: AuthArgs) -> anyhow::Result<()> {
         }
         None => {
             let settings = config.query_settings();
-            let window = match &args.window {
-                None => None,
-                Some(w) => {
-                    let w = parse_duration(w).map_err(|e| anyhow::anyhow!("--window: {e}"))?;
-                    if w < 1_000_000_000 {
-                        bail!("--window must be 1s or more");
-                    }
-                    logyard_query::check_buckets(w, start, end, settings.max_buckets)
-                        .map_err(|e| anyhow::anyhow!("--window: {e}"))?;
-                    Some(w)
-                }
-            };
+            let window = args
+                .window
+                .as_deref()
+                .map(|w| analyses::parse_window(w, start, end, settings.max_buckets))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--{e}"))?;
             let store = open_store(&config, &args.range.target)?;
             let p = AuthParams {
                 min_failures,

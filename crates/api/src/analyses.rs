@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use logyard_model::{now_ns, parse_duration};
+use logyard_model::now_ns;
 use logyard_report::analyses::{self, Analysis, AuthParams, SlowParams};
 use logyard_report::ReportError;
 use serde::Serialize;
@@ -146,21 +146,12 @@ pub async fn auth(
     if min_failures == 0 {
         return Err(ApiError::bad_param("min_failures must be 1 or more"));
     }
-    let window = match params.get("window").filter(|w| !w.is_empty()) {
-        None => None,
-        Some(text) => {
-            let w =
-                parse_duration(text).map_err(|e| ApiError::bad_param(format!("window: {e}")))?;
-            if w < 1_000_000_000 {
-                return Err(ApiError::bad_param(format!(
-                    "window {text} is below the smallest window, 1s"
-                )));
-            }
-            logyard_query::check_buckets(w, start, end, settings.max_buckets)
-                .map_err(|e| ApiError::bad_param(format!("window: {e}")))?;
-            Some(w)
-        }
-    };
+    let window = params
+        .get("window")
+        .filter(|w| !w.is_empty())
+        .map(|w| analyses::parse_window(w, start, end, settings.max_buckets))
+        .transpose()
+        .map_err(ApiError::bad_param)?;
     let p = AuthParams {
         min_failures,
         window,

@@ -65,6 +65,17 @@ pub struct AuthParams {
     pub window: Option<i64>,
 }
 
+/// Reads the window of `auth` (`10m`, `1h`): at least 1 s, and at most `max_buckets`
+/// windows over `[start, end)`; the error says what to change.
+pub fn parse_window(text: &str, start: i64, end: i64, max_buckets: usize) -> Result<i64, String> {
+    let w = logyard_model::parse_duration(text).map_err(|e| format!("window: {e}"))?;
+    if w < 1_000_000_000 {
+        return Err(format!("window {text} is below the smallest window, 1s"));
+    }
+    logyard_query::check_buckets(w, start, end, max_buckets).map_err(|e| format!("window: {e}"))?;
+    Ok(w)
+}
+
 /// Logins and the IPs that fail them.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthAnalysis {
