@@ -8,7 +8,7 @@ same searches with `rg` on the raw file, in the same run. Every count is checked
 the truth computed from the file.
 
     cargo build --release
-    python3 bench/ingest_query.py [--lines 2000000] [--streams 1] [--batch-mib 4]
+    python3 bench/ingest_query.py [--lines 2000000] [--streams 1] [--batch-mib 4] [--ui]
 
 Needs `rg` (Debian: apt-get install ripgrep) for the comparison column.
 """
@@ -192,6 +192,8 @@ def main():
     ap.add_argument("--streams", type=int, default=1)
     ap.add_argument("--batch-mib", type=float, default=4)
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--ui", action="store_true",
+                    help="also time the web UI's first results (bench/ui_first_results.mjs)")
     args = ap.parse_args()
     if not os.path.exists(BIN):
         raise SystemExit("build first: cargo build --release")
@@ -268,6 +270,10 @@ def main():
                 raise SystemExit(f"{name}: wrong answer to {sql!r}: {json.dumps(answer)[:500]}")
             rows.append((name, median_ms(run_sql), None))
         rss_all = peak_rss_mib(proc.pid)
+        if args.ui:
+            print(f"\nweb UI, time to first results over {args.lines} lines (median of 5):")
+            subprocess.run(["node", os.path.join(ROOT, "bench", "ui_first_results.mjs"),
+                            f"http://{host}:{port}"], check=True)
     finally:
         proc.terminate()
         proc.wait()

@@ -1,5 +1,6 @@
 //! The command line: `serve`, `ingest`, `parse`, `query`, `sql`, `tail`, `export`, `errors`,
-//! `slow`, `auth`, `db-errors`, `report`, `rotate`, `alerts`, `check-config`, `version`.
+//! `slow`, `auth`, `db-errors`, `report`, `rotate`, `alerts`, `remote`, `check-config`,
+//! `version`.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,9 @@ enum Command {
     Rotate(RotateArgs),
     /// Print the recent alerts of a server as a table.
     Alerts(AlertsArgs),
+    /// Read a remote host's containers over SSH, read-only: status, logs, errors, one
+    /// container, health; save its logs into the local store.
+    Remote(crate::remote_cmd::RemoteArgs),
     /// Check the configuration file and exit.
     CheckConfig,
     /// Print the version.
@@ -350,6 +354,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DbErrors(args) => crate::analyze_cmd::db(config, args),
         Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
         Command::Alerts(args) => crate::alerts_cmd::run(args),
+        Command::Remote(args) => crate::remote_cmd::run(config, args),
         Command::CheckConfig => {
             match &path {
                 Some(p) => println!("{}: configuration is valid", p.display()),

@@ -17,7 +17,7 @@ use logyard_store::Store;
 use crate::config::RawConfig;
 
 /// The store as the collectors' sink: a write returns once its records are durable.
-struct StoreSink(Arc<Store>);
+pub(crate) struct StoreSink(pub(crate) Arc<Store>);
 
 impl Sink for StoreSink {
     fn write(&self, records: Vec<Record>) -> Result<(), SinkError> {

@@ -335,6 +335,9 @@ pub struct RawConfig {
     pub parsers: Vec<ParserSection>,
     /// `[redact]`.
     pub redact: RedactSection,
+    /// The redaction counts of every parser this configuration builds (not a key of the file).
+    #[serde(skip)]
+    pub redaction_counts: logyard_parse::RedactionCounts,
     /// `[[rotate]]`: the log files to rotate.
     pub rotate: Vec<logyard_rotate::RotateRuleConfig>,
     /// `[rotation]`: settings of rotation as a whole.
@@ -453,6 +456,7 @@ impl RawConfig {
                         regex: p.regex.clone(),
                     })
                     .collect(),
+                counts: self.redaction_counts.clone(),
             },
             max_line_bytes: self.limits.max_line_bytes.0 as usize,
             keep_raw: self.store.keep_raw,

@@ -11,10 +11,12 @@ mod ingest_cmd;
 mod lines;
 mod parse_cmd;
 mod query_cmd;
+mod remote_cmd;
 mod report_cmd;
 mod rotate_cmd;
 mod serve;
 mod sql_cmd;
+mod system_alerts;
 mod table;
 
 use clap::Parser;

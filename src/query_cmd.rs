@@ -126,7 +126,7 @@ pub fn run(config: RawConfig, args: QueryArgs) -> anyhow::Result<()> {
                 eprintln!("warning: the answer is partial: {why}");
             }
             match out.answer {
-                Answer::Records { records, total } => Output::Logs {
+                Answer::Records { records, total, .. } => Output::Logs {
                     records: records
                         .iter()
                         .skip(args.offset)

@@ -23,6 +23,20 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         logyard_store::Store::open(store_config)
             .with_context(|| format!("cannot open the store in {}", data_dir.display()))?,
     );
+    // Alerting first: rotation and the daily report send through its notifiers.
+    let alerting = if config.alerts.enabled {
+        let state_path = data_dir.join("state").join("alerts.json");
+        Some(
+            logyard_alert::AlertHandle::new(
+                config.alerting()?,
+                Arc::new(logyard_alert::SystemClock),
+                Some(state_path),
+            )
+            .with_store(store.clone()),
+        )
+    } else {
+        None
+    };
     let collectors =
         crate::collect::Collectors::start(&config, store.clone(), &data_dir, args.stdin)?;
     let (rules, rotation) = config.rotation()?;
@@ -36,12 +50,15 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         let mut rotation = rotation;
         // Let the collectors open the files they follow before any of them is renamed.
         rotation.first_run_after = crate::collect::DRAIN_GRACE;
-        let daemon = logyard_rotate::Daemon::new(
+        let mut daemon = logyard_rotate::Daemon::new(
             rules,
             rotation,
             Arc::new(crate::collect::DrainObserver::new(collectors.statuses())),
             Arc::new(logyard_rotate::SystemClock),
         );
+        if let Some(alerts) = &alerting {
+            daemon = daemon.with_alerts(crate::system_alerts::rotation(alerts.clone()));
+        }
         Some(daemon.spawn().context("cannot start the rotation task")?)
     };
     let mut state = logyard_api::AppState::new(
@@ -82,14 +99,16 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
                 }
             }));
     }
-    // The daily report; its delivery hook is where notifiers connect.
+    // The daily report, sent through the alert notifiers when alerting is on.
     let report_task = match config.report_schedule()? {
         Some(schedule) => {
             let scheduler = Arc::new(logyard_report::Scheduler::new(
                 store.clone(),
                 schedule,
                 Arc::new(logyard_report::SystemClock),
-                None,
+                alerting
+                    .as_ref()
+                    .map(|a| crate::system_alerts::report(a.clone())),
             ));
             let metrics = scheduler.metrics();
             state = state.with_metrics_source(Arc::new(move || metrics.render_prometheus()));
@@ -101,25 +120,15 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if let Some(handle) = &alerting {
+        let metrics = handle.clone();
+        state = state.with_metrics_source(Arc::new(move || metrics.render_metrics()));
+        state.alerts = Some(handle.clone());
+    }
     if let Some((_, handle)) = &rotation_task {
         let handle = handle.clone();
         state = state.with_metrics_source(Arc::new(move || handle.metrics().render_prometheus()));
     }
-    let alerting = if config.alerts.enabled {
-        let state_path = data_dir.join("state").join("alerts.json");
-        let handle = logyard_alert::AlertHandle::new(
-            config.alerting()?,
-            Arc::new(logyard_alert::SystemClock),
-            Some(state_path),
-        )
-        .with_store(store.clone());
-        let metrics = handle.clone();
-        state = state.with_metrics_source(Arc::new(move || metrics.render_metrics()));
-        state.alerts = Some(handle.clone());
-        Some(handle)
-    } else {
-        None
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -203,3 +203,105 @@ fn check_config_points_at_a_broken_rule_query() {
     assert!(!out.status.success());
     assert!(String::from_utf8(out.stderr).unwrap().contains("\"pager\""));
 }
+
+/// Writes a config with `body` and a webhook notifier to `hook`; returns its path.
+fn config_with_webhook(dir: &std::path::Path, hook: &Webhook, body: &str) -> String {
+    let config = dir.join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{body}\n[alerts]\nevaluate_every = \"100ms\"\n[[alerts.notifiers]]\nname = \"hermes\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            hook.url
+        ),
+    )
+    .unwrap();
+    config.to_str().unwrap().to_string()
+}
+
+#[test]
+fn the_rotation_disk_guard_alerts_through_the_notifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(logs.join("app.log"), "live line\n").unwrap();
+    std::fs::write(logs.join("app.log.1"), "old line\n".repeat(100)).unwrap();
+    let hook = Webhook::start();
+    let config = config_with_webhook(
+        dir.path(),
+        &hook,
+        &format!(
+            "[[rotate]]\nname = \"app\"\npaths = [\"{}/app.log\"]\nsize = \"1MiB\"\nkeep = 5\ncompress = \"none\"\n[rotation]\nmax_archive_bytes = \"10B\"\n",
+            logs.display()
+        ),
+    );
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]);
+    let got = hook.wait_for(1);
+    assert!(!got.is_empty(), "no alert for the disk guard");
+    assert_eq!(got[0]["rule"], "rotate-disk-guard");
+    assert_eq!(got[0]["kind"], "rotation");
+    let message = got[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("disk guard: rotated archives use"),
+        "{message}"
+    );
+    // The archive went; the live file stayed.
+    assert!(!logs.join("app.log.1").exists());
+    assert_eq!(
+        std::fs::read_to_string(logs.join("app.log")).unwrap(),
+        "live line\n"
+    );
+    let (_, alerts) = server.get("/api/alerts");
+    assert_eq!(alerts["alerts"][0]["rule"], "rotate-disk-guard");
+    server.stop();
+}
+
+#[test]
+fn the_daily_report_goes_out_through_the_notifiers_at_its_time() {
+    use chrono::{Duration as Span, Timelike, Utc};
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    // The next whole minute, with enough time left to start the server before it.
+    let now = Utc::now();
+    let at = now + Span::seconds(if now.second() > 50 { 120 } else { 60 });
+    let reports = dir.path().join("reports");
+    let config = config_with_webhook(
+        dir.path(),
+        &hook,
+        &format!(
+            "[report]\ndaily_at = \"{:02}:{:02}\"\ndir = \"{}\"\n",
+            at.hour(),
+            at.minute(),
+            reports.display()
+        ),
+    );
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]);
+    let line = br#"{"message": "checkout failed", "level": "ERROR", "agent": "shop"}"#;
+    let (status, answer) = server.post("/api/logs", "application/json", line.to_vec());
+    assert_eq!(status, 200, "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    let mut got = Vec::new();
+    while std::time::Instant::now() < deadline {
+        got = hook.got.lock().unwrap().clone();
+        if got.iter().any(|n| n["rule"] == "daily-report") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let report = got
+        .iter()
+        .find(|n| n["rule"] == "daily-report")
+        .unwrap_or_else(|| panic!("no report notification: {got:?}"));
+    assert_eq!(report["kind"], "report");
+    let message = report["message"].as_str().unwrap();
+    assert!(message.contains(": 1 entries, 1 errors"), "{message}");
+    assert!(
+        message.contains("top error: checkout failed (1)"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&reports.display().to_string()),
+        "{message}"
+    );
+    assert!(std::fs::read_dir(&reports).unwrap().count() >= 1);
+    server.stop();
+}

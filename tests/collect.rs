@@ -172,3 +172,58 @@ fn syslog_from_logger_is_stored() {
     assert_eq!(found["level"], "ERROR");
     assert_eq!(found["source"], "syslog:udp");
 }
+
+#[test]
+fn secrets_in_collected_lines_are_redacted_and_counted_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\ntype = \"file\"\npaths = [\"{}/*.log\"]\nstart_at = \"beginning\"\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("vault.log"),
+        "2026-11-27 10:00:00 - ERROR - vault - login failed password=hunter2 token=abc123\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut stored = Value::Null;
+    wait_for("the collected line", || {
+        let (_, page) = server.get("/api/logs?agent=vault&include_raw=true");
+        stored = page["logs"][0].clone();
+        !stored.is_null()
+    });
+    let text = stored.to_string();
+    assert!(
+        !text.contains("hunter2") && !text.contains("abc123"),
+        "{text}"
+    );
+    assert!(text.contains("password=[REDACTED:password]"), "{text}");
+    // One total per kind for the file collector and the HTTP endpoint together.
+    let body = br#"{"agent": "vault", "message": "retry password=swordfish"}"#;
+    let (status, answer) = server.post("/api/logs", "application/json", body.to_vec());
+    assert_eq!(status, 200, "{answer}");
+    let metrics = util::client()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("logyard_redactions_total{kind=\"password\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("logyard_redactions_total{kind=\"token\"} 1"),
+        "{metrics}"
+    );
+}

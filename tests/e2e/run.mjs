@@ -394,6 +394,20 @@ await test('alerts and sources say when they are not configured', async () => {
   }
 });
 
+await test('an alert fires while the alerts view is open', async () => {
+  await page.goto(base + '/?view=alerts');
+  await page.locator('#p-alerts .pbody :is(table, .empty)').first().waitFor();
+  const message = `e2e ledger replica lost ${Date.now()}`;
+  assert.ok(!(await page.locator('#p-alerts').innerText()).includes(message));
+  await ingest([{ timestamp: iso(Date.now()), level: 'CRITICAL', agent: 'ledger', host: 'prod-9', message }]);
+  // No reload: the view refreshes itself.
+  const row = page.locator('#p-alerts tbody tr', { hasText: message });
+  await row.waitFor({ timeout: 15_000 });
+  assert.match(await row.innerText(), /critical[\s\S]*immediate/);
+  await page.locator('#p-rules tbody tr', { hasText: 'cooling down until' }).first().waitFor({ timeout: 15_000 });
+  await shot('alert-fired');
+});
+
 await test('alerts and sources render what their endpoints answer', async () => {
   // These endpoints may not exist on this server yet: answer them from the test.
   const t = iso(now - 60e3);

@@ -6,16 +6,29 @@ import { getJSON } from './api.js';
 import { fmtTime } from './time.js';
 import { setState } from './state.js';
 
+/** How often the open view asks for new alerts. */
+const REFRESH_MS = 3000;
+
 export async function show(root) {
   const alertsBox = h('section.panel.wide#p-alerts', null, h('h2', null, 'Fired alerts'), h('div.pbody', null, h('div.muted.small', null, 'Loading…')));
   const rulesBox = h('section.panel.wide#p-rules', null, h('h2', null, 'Rules'), h('div.pbody', null, h('div.muted.small', null, 'Loading…')));
   mount(root, h('div.dash', null, h('div.toolbar', null, h('h1', null, 'Alerts')), h('div.grid', null, alertsBox, rulesBox)));
+  if (!(await render(root, alertsBox, rulesBox))) return;
+  // Alerts fire while the view is open: refresh until another view replaces it.
+  const timer = setInterval(() => {
+    if (!alertsBox.isConnected) return clearInterval(timer);
+    if (!document.hidden) render(root, alertsBox, rulesBox);
+  }, REFRESH_MS);
+}
+
+/** Fills both panels; answers false when alerting is not configured (nothing to refresh). */
+async function render(root, alertsBox, rulesBox) {
   const [alerts, rules] = await Promise.allSettled([getJSON('/api/alerts'), getJSON('/api/alerts/rules')]);
   const notConfigured = [alerts, rules].every((r) => r.status === 'rejected' && r.reason.status === 404);
   if (notConfigured) {
     mount(root, h('div.dash', null, h('div.toolbar', null, h('h1', null, 'Alerts')),
-      emptyState('Alerting is not configured', 'This server has no alert rules. Add [[alerts.rules]] to the configuration file and restart logyard serve; fired alerts and rule states will show here.', 'big')));
-    return;
+      emptyState('Alerting is not configured', 'Alerting is turned off on this server ([alerts] enabled = false). Remove that line from the configuration file and restart logyard serve; fired alerts and rule states will show here.', 'big')));
+    return false;
   }
   const body = (p) => p.querySelector('.pbody');
   if (alerts.status === 'rejected') {
@@ -52,4 +65,5 @@ export async function show(root) {
       }))))
       : emptyState('No rules', 'No alert rule is configured.', 'small'));
   }
+  return true;
 }

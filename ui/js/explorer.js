@@ -120,6 +120,8 @@ async function search(s) {
   ui.list.loading = true;
   ui.list.setStatus('');
   ui.summary.textContent = 'Searching…';
+  ui.listInfo = null;
+  ui.facetTotal = null;
   ui.el.classList.add('busy');
   const filter = splitPipes(q)[0] || '*';
   const list = query(q, range, { limit: PAGE }, { signal });
@@ -140,7 +142,8 @@ async function search(s) {
     ui.tableBox.hidden = true;
     ui.list.el.hidden = false;
     ui.list.reset(res.logs, !!res.next_cursor);
-    ui.summary.textContent = `${fmtCount(res.total)} ${res.total === 1 ? 'entry' : 'entries'} · ${costText(res.cost)}${res.partial ? ' · partial: ' + res.reason : ''}`;
+    ui.listInfo = res;
+    renderSummary();
     if (!res.logs.length) ui.list.setStatus(s.q ? 'No entry matches this query in this range.' : 'No entries yet. Send some with POST /api/logs.');
   } catch (e) {
     if (e.name === 'AbortError') return;
@@ -150,6 +153,19 @@ async function search(s) {
     ui.summary.textContent = '';
     showError(q, e);
   }
+}
+
+/** The count of matches and the cost of the list. A page counts its matches only as far as
+ *  is cheap (total_exact false): the level facet's counts, once they come, give the total. */
+function renderSummary() {
+  const res = ui.listInfo;
+  if (!res) return;
+  const exact = res.total_exact !== false;
+  const total = exact ? res.total : ui.facetTotal;
+  const count = total === null || total === undefined
+    ? `${fmtCount(res.total)}+ entries`
+    : `${fmtCount(total)} ${total === 1 ? 'entry' : 'entries'}`;
+  ui.summary.textContent = `${count} · ${costText(res.cost)}${res.partial ? ' · partial: ' + res.reason : ''}`;
 }
 
 function costText(c) {
@@ -191,6 +207,8 @@ async function facets(filter, range, signal) {
   const by = (f) => query(`${filter} | stats count() by (${f})`, range, {}, { signal }).then(rowsOf);
   try {
     const [levels, agents] = await Promise.all([by('level'), by('agent')]);
+    ui.facetTotal = levels.reduce((n, r) => n + r['count()'], 0);
+    renderSummary();
     const lv = levels.map((r) => [r.level || 'UNKNOWN', r['count()']])
       .sort((a, b) => LEVELS.indexOf(a[0]) - LEVELS.indexOf(b[0]));
     const ag = agents.map((r) => [r.agent, r['count()']]).sort((a, b) => b[1] - a[1]);

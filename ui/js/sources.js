@@ -19,13 +19,15 @@ export async function show(root) {
   }
   const list = Array.isArray(res) ? res : res.sources || Object.values(res).find(Array.isArray) || [];
   if (!list.length) return mount(box, emptyState('No sources', 'No collector is running.', 'big'));
-  const cols = [...new Set(list.flatMap((s) => Object.keys(s)))].filter((c) => c !== 'files');
+  // Files (file sources) and containers (Docker sources) are listed under their source.
+  const lists = ['files', 'containers'];
+  const cols = [...new Set(list.flatMap((s) => Object.keys(s)))].filter((c) => !lists.includes(c));
   mount(box, h('div.tablewrap', null, h('table.data', null,
     h('thead', null, h('tr', null, cols.map((c) => h('th', null, c.replace(/_/g, ' '))))),
     h('tbody', null, list.map((s) => [
       h('tr', null, cols.map((c) => h('td' + (typeof s[c] === 'number' ? '.num' : ''), null, value(c, s[c])))),
-      Array.isArray(s.files) && s.files.length ? h('tr.sub', null, h('td', { colspan: cols.length },
-        h('ul.files', null, s.files.map((f) => h('li', null, typeof f === 'object' ? Object.entries(f).map(([k, v]) => `${k}: ${value(k, v)}`).join(' · ') : String(f)))))) : null,
+      lists.map((l) => Array.isArray(s[l]) && s[l].length ? h('tr.sub', null, h('td', { colspan: cols.length },
+        h('ul.files', null, s[l].map((f) => h('li', null, typeof f === 'object' ? Object.entries(f).map(([k, v]) => `${k}: ${value(k, v)}`).join(' · ') : String(f)))))) : null),
     ])))));
 }
 

@@ -102,16 +102,30 @@ impl AlertRecord {
     }
 }
 
+/// The message templates of one batch's records, made once however many rules group by
+/// pattern (records are told apart by address: they live in the batch being observed).
+#[derive(Default)]
+struct Templates(HashMap<usize, String>);
+
+impl Templates {
+    fn of(&mut self, record: &Record) -> String {
+        let key = record as *const Record as usize;
+        self.0
+            .entry(key)
+            .or_insert_with(|| logyard_query::template(&record.message))
+            .clone()
+    }
+}
+
 /// The state of one rule and group.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct GroupState {
     /// Engine times and record times of the matches in the window (at most `count`).
     #[serde(skip)]
     hits: VecDeque<(i64, i64)>,
+    /// The last matches, turned into JSON only when the group fires.
     #[serde(skip)]
-    entries: VecDeque<serde_json::Value>,
-    #[serde(skip)]
-    last_message: String,
+    entries: VecDeque<Record>,
     pub(crate) cooldown_until: i64,
     pub(crate) suppressed: u64,
     pub(crate) last_fired: Option<i64>,
@@ -160,6 +174,35 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// An alert that no configured rule makes: a system event such as the daily report, the
+/// rotation's disk guard or a rotation rule that keeps failing. It goes to every notifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The name it carries in the history and notifications (`disk-guard`, `daily-report`).
+    pub rule: String,
+    /// Its kind (`report`, `rotation`).
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// What distinguishes one occurrence from another (a rule, a directory); the cooldown
+    /// is kept per name and group.
+    pub group: Group,
+    /// One line saying what happened and what to do.
+    pub message: String,
+    /// Further events of the same name and group within this many ns are held back and
+    /// counted; 0 sends every one.
+    pub cooldown: i64,
+}
+
+/// The cooldown of one name and group of [`Event`]s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EventCooldown {
+    pub(crate) rule: String,
+    pub(crate) group: Group,
+    pub(crate) until: i64,
+    pub(crate) suppressed: u64,
+}
+
 /// The persisted part of the engine.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Persisted {
@@ -175,6 +218,9 @@ pub(crate) struct Persisted {
     /// When the last daily summary was made.
     #[serde(default)]
     pub(crate) last_summary: Option<i64>,
+    /// The cooldowns of system events.
+    #[serde(default)]
+    pub(crate) events: Vec<EventCooldown>,
     /// The engine clock when saved, so a restart sees the cooldowns as they were.
     pub(crate) saved_at: i64,
 }
@@ -194,6 +240,8 @@ pub struct Engine {
     last_now: Option<i64>,
     /// When the last daily summary was made.
     pub(crate) last_summary: Option<i64>,
+    /// The cooldowns of system events, by name and group.
+    events: HashMap<(String, Group), EventCooldown>,
     dirty: bool,
 }
 
@@ -213,6 +261,7 @@ impl Engine {
             started: now,
             last_now: None,
             last_summary: None,
+            events: HashMap::new(),
             dirty: false,
         }
     }
@@ -243,6 +292,9 @@ impl Engine {
                         *m -= back;
                     }
                 }
+                for e in self.events.values_mut() {
+                    e.until -= back;
+                }
                 self.started -= back;
             }
         }
@@ -255,15 +307,22 @@ impl Engine {
     pub fn observe(&mut self, batch: &MemBatch, now: i64) -> Vec<AlertRecord> {
         let now = self.advance(now);
         let mut fired = Vec::new();
+        let mut templates = Templates::default();
+        // Rules with the same query share one evaluation per batch.
+        let mut evaluated: HashMap<String, Vec<&Record>> = HashMap::new();
         for ri in 0..self.rules.len() {
-            let matches = logyard_query::matching_records(&self.rules[ri].filter, batch);
+            let rule = &self.rules[ri];
+            let matches = evaluated
+                .entry(rule.query.clone())
+                .or_insert_with(|| logyard_query::matching_records(&rule.filter, batch))
+                .clone();
             if matches.is_empty() {
                 continue;
             }
             self.rule_state[ri].last_match = Some(now);
             if self.rules[ri].kind == RuleKind::Anomaly {
                 for record in matches {
-                    if let Some(a) = self.anomaly_hit(ri, record, now) {
+                    if let Some(a) = self.anomaly_hit(ri, record, now, &mut templates) {
                         fired.push(a);
                     }
                 }
@@ -273,7 +332,7 @@ impl Engine {
                 continue;
             }
             for record in matches {
-                if let Some(a) = self.hit(ri, record, now) {
+                if let Some(a) = self.hit(ri, record, now, &mut templates) {
                     fired.push(a);
                 }
             }
@@ -281,9 +340,15 @@ impl Engine {
         fired
     }
 
-    fn hit(&mut self, ri: usize, record: &Record, now: i64) -> Option<AlertRecord> {
+    fn hit(
+        &mut self,
+        ri: usize,
+        record: &Record,
+        now: i64,
+        templates: &mut Templates,
+    ) -> Option<AlertRecord> {
         let rule = &self.rules[ri];
-        let mut key = rule.group_of(record);
+        let mut key = rule.group_with(record, &mut |r| templates.of(r));
         let groups = &mut self.groups[ri];
         if !groups.contains_key(&key) && groups.len() >= self.max_groups {
             key = BTreeMap::from([(OVERFLOW_KEY.to_string(), "true".to_string())]);
@@ -301,24 +366,23 @@ impl Engine {
         {
             g.hits.pop_front();
         }
-        g.entries.push_back(record.to_json(false));
+        g.entries.push_back(record.clone());
         while g.entries.len() > MAX_ENTRIES.min(rule.count as usize) {
             g.entries.pop_front();
         }
-        g.last_message = record.message.clone();
         if (g.hits.len() as u64) < rule.count {
             return None;
         }
         let first = g.hits.iter().map(|h| h.1).min().unwrap_or(record.timestamp);
         let count = g.hits.len() as u64;
         let message = if rule.count == 1 {
-            g.last_message.clone()
+            record.message.clone()
         } else {
             format!(
                 "{count} entries matching {} within {}; the last: {}",
                 rule.query,
                 human(rule.window),
-                g.last_message
+                record.message
             )
         };
         let alert = AlertRecord {
@@ -333,7 +397,7 @@ impl Engine {
             last_seen: record.timestamp,
             fired_at: now,
             message,
-            entries: g.entries.drain(..).collect(),
+            entries: g.entries.drain(..).map(|r| r.to_json(false)).collect(),
             notified: Vec::new(),
         };
         g.hits.clear();
@@ -344,14 +408,20 @@ impl Engine {
 
     /// Counts a match of an anomaly rule in its window; fires when its message pattern was
     /// never seen at ERROR or above (after a first window of learning).
-    fn anomaly_hit(&mut self, ri: usize, record: &Record, now: i64) -> Option<AlertRecord> {
+    fn anomaly_hit(
+        &mut self,
+        ri: usize,
+        record: &Record,
+        now: i64,
+        templates: &mut Templates,
+    ) -> Option<AlertRecord> {
         let rule = &self.rules[ri];
         let a = &mut self.anomaly[ri];
         *a.buckets.entry(now.div_euclid(rule.window)).or_default() += 1;
         if record.level.is_none_or(|l| l < Level::Error) {
             return None;
         }
-        let t = logyard_query::template(&record.message);
+        let t = templates.of(record);
         if a.seen.contains(&t) || a.seen.len() >= MAX_TEMPLATES {
             return None;
         }
@@ -489,6 +559,41 @@ impl Engine {
         }
         self.dirty = true;
         alert
+    }
+
+    /// Fires a system event, unless its name and group are in their cooldown, in which case
+    /// it is counted and carried by the next one that fires.
+    pub fn raise(&mut self, event: Event, now: i64) -> Option<AlertRecord> {
+        let now = self.advance(now);
+        let key = (event.rule.clone(), event.group.clone());
+        let cooldown = self.events.entry(key).or_insert_with(|| EventCooldown {
+            rule: event.rule.clone(),
+            group: event.group.clone(),
+            until: i64::MIN,
+            suppressed: 0,
+        });
+        self.dirty = true;
+        if now < cooldown.until {
+            cooldown.suppressed += 1;
+            return None;
+        }
+        cooldown.until = now.saturating_add(event.cooldown);
+        let suppressed = std::mem::take(&mut cooldown.suppressed);
+        Some(self.push_other(AlertRecord {
+            id: 0,
+            rule: event.rule,
+            kind: event.kind,
+            severity: event.severity,
+            group: event.group,
+            count: 1,
+            suppressed,
+            first_seen: now,
+            last_seen: now,
+            fired_at: now,
+            message: event.message,
+            entries: Vec::new(),
+            notified: Vec::new(),
+        }))
     }
 
     fn push(&mut self, ri: usize, mut alert: AlertRecord) -> AlertRecord {
@@ -629,6 +734,12 @@ impl Engine {
             history: self.history.iter().cloned().collect(),
             templates,
             last_summary: self.last_summary,
+            events: self
+                .events
+                .values()
+                .filter(|e| e.until > now || e.suppressed > 0)
+                .cloned()
+                .collect(),
             saved_at: now,
         }
     }
@@ -636,6 +747,11 @@ impl Engine {
     pub(crate) fn restore(&mut self, p: Persisted) {
         self.next_id = p.next_id.max(1);
         self.last_summary = p.last_summary;
+        self.events = p
+            .events
+            .into_iter()
+            .map(|e| ((e.rule.clone(), e.group.clone()), e))
+            .collect();
         for (i, r) in self.rules.iter().enumerate() {
             if let Some(gs) = p.groups.get(&r.name) {
                 for (k, g) in gs {

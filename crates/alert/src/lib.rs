@@ -37,7 +37,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Notify};
 
 pub use config::{AlertsConfig, Built, RuleConfig, DEFAULT_WEBHOOK};
-pub use engine::{AlertRecord, Engine, Group, RuleSummary, MAX_ENTRIES, OVERFLOW_KEY};
+pub use engine::{AlertRecord, Engine, Event, Group, RuleSummary, MAX_ENTRIES, OVERFLOW_KEY};
 pub use metrics::Metrics;
 pub use rule::{default_rules, Rule, RuleKind, Severity, DEFAULT_RULES};
 pub use summary::SUMMARY_RULE;
@@ -147,6 +147,8 @@ struct Shared {
     daily_summary_at: Option<i64>,
     query: logyard_query::Settings,
     store: Mutex<Option<Arc<logyard_store::Store>>>,
+    /// The notification queue, once the tasks run.
+    queue: Mutex<Option<mpsc::Sender<AlertRecord>>>,
     stopping: AtomicBool,
     stop: Notify,
 }
@@ -189,6 +191,7 @@ impl AlertHandle {
                 daily_summary_at: built.daily_summary_at,
                 query: built.query,
                 store: Mutex::new(None),
+                queue: Mutex::new(None),
                 stopping: AtomicBool::new(false),
                 stop: Notify::new(),
             }),
@@ -205,6 +208,7 @@ impl AlertHandle {
     /// current tokio runtime.
     pub fn spawn(&self, mut rx: broadcast::Receiver<Arc<MemBatch>>) -> AlertTask {
         let (tx, mut queue) = mpsc::channel::<AlertRecord>(QUEUE);
+        *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
         let s = self.clone();
         let tx_stream = tx.clone();
         let stream = tokio::spawn(async move {
@@ -263,9 +267,35 @@ impl AlertHandle {
         }
     }
 
+    /// Fires a system event (the daily report, the rotation's disk guard…) through every
+    /// notifier, subject to its own cooldown; callable from any thread. Before
+    /// [`AlertHandle::spawn`] or after [`AlertHandle::stop`], it only enters the history.
+    /// Returns the alert when one fired.
+    pub fn raise(&self, event: Event) -> Option<AlertRecord> {
+        let now = self.shared.clock.now();
+        let alert = self.engine().raise(event, now)?;
+        self.count(std::slice::from_ref(&alert));
+        let queue = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(tx) = queue {
+            self.enqueue(&tx, vec![alert.clone()]);
+        }
+        Some(alert)
+    }
+
     /// Stops the tasks (notifications already queued are still sent) and saves the state.
     pub async fn stop(&self, task: AlertTask) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        // Events raised from now on stay in the history; the queue can then drain and close.
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         self.shared.stop.notify_waiters();
         let mut tasks = task.tasks;
         let notify = tasks.pop();

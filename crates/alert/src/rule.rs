@@ -124,6 +124,15 @@ impl Rule {
     /// Returns the group of a record: the values of the `group_by` keys (`pattern` is the
     /// message template; a missing field is the empty string).
     pub fn group_of(&self, record: &Record) -> BTreeMap<String, String> {
+        self.group_with(record, &mut |r| logyard_query::template(&r.message))
+    }
+
+    /// [`Rule::group_of`], with the message template made by `template` (a cache).
+    pub(crate) fn group_with(
+        &self,
+        record: &Record,
+        template: &mut dyn FnMut(&Record) -> String,
+    ) -> BTreeMap<String, String> {
         self.group_by
             .iter()
             .map(|key| {
@@ -135,7 +144,7 @@ impl Rule {
                         .level
                         .map(|l| l.as_str().to_string())
                         .unwrap_or_default(),
-                    "pattern" => logyard_query::template(&record.message),
+                    "pattern" => template(record),
                     "message" => record.message.clone(),
                     field => match record.fields.get(field) {
                         Some(v) => match v.to_json() {

@@ -418,3 +418,61 @@ async fn the_daily_error_summary_goes_out_once_at_its_time() {
     assert_eq!(got[0]["entries"][0]["message"], "primary down");
     tokio::task::block_in_place(|| store.close());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_events_reach_every_notifier_once_per_cooldown_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("alerts.json");
+    let webhook = Receiver::start(vec![]).await;
+    let clock = Arc::new(ManualClock::new(T0));
+    let config = format!(
+        "[alerts]\n[[alerts.notifiers]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+        webhook.url
+    );
+    let start = || {
+        let built = alerts_config(&config).build(&Default::default()).unwrap();
+        AlertHandle::new(built, clock.clone(), Some(state.clone()))
+    };
+    let event = |dir: &str| logyard_alert::Event {
+        rule: "disk-guard".into(),
+        kind: "rotation".into(),
+        severity: "warning".into(),
+        group: [("dir".to_string(), dir.to_string())].into(),
+        message: format!("{dir} is 93% full"),
+        cooldown: 10 * MIN,
+    };
+    let h = start();
+    let (_tx, rx) = broadcast::channel(16);
+    let task = h.spawn(rx);
+    assert!(h.raise(event("/var/log")).is_some());
+    clock.advance(MIN);
+    assert!(h.raise(event("/var/log")).is_none(), "in its cooldown");
+    assert!(h.raise(event("/srv/log")).is_some(), "another group");
+    let got = webhook.wait_for(2).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["rule"], "disk-guard");
+    assert_eq!(got[0]["kind"], "rotation");
+    assert_eq!(got[0]["group"]["dir"], "/var/log");
+    assert_eq!(got[0]["message"], "/var/log is 93% full");
+    assert_eq!(got[1]["group"]["dir"], "/srv/log");
+    h.stop(task).await;
+
+    // The cooldown and the held-back count survive a restart.
+    clock.advance(MIN);
+    let h = start();
+    assert!(
+        h.raise(event("/var/log")).is_none(),
+        "re-fired after restart"
+    );
+    clock.advance(10 * MIN);
+    let (_tx, rx) = broadcast::channel(16);
+    let task = h.spawn(rx);
+    let fired = h.raise(event("/var/log")).expect("the cooldown is over");
+    assert_eq!(fired.suppressed, 2);
+    let got = webhook.wait_for(3).await;
+    assert_eq!(got[2]["suppressed"], 2);
+    h.stop(task).await;
+    let history = h.alerts_json(10);
+    assert_eq!(history["alerts"].as_array().unwrap().len(), 3);
+    assert_eq!(history["alerts"][0]["notified"][0]["ok"], true);
+}

@@ -264,7 +264,7 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Renders the secrets removed from `POST /api/logs` entries, by kind.
+/// Renders the secrets removed from ingested entries (every source and endpoint), by kind.
 fn render_redactions(counts: &std::collections::BTreeMap<String, u64>) -> String {
     let name = "logyard_redactions_total";
     let mut out = format!(

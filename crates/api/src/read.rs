@@ -315,11 +315,20 @@ pub async fn query(
     let settings = query_settings(&state);
     let store = state.store.clone();
     let plain = query.pipes.is_empty();
-    let out =
-        blocking(move || logyard_query::run(&store.snapshot(), &query, &settings, limit)).await?;
+    // A page of records counts its matches only as far as it is cheap: `total_exact` says
+    // when the count stopped (the UI's facets give the exact count).
+    let out = blocking(move || {
+        logyard_query::run_counting(&store.snapshot(), &query, &settings, limit, false)
+    })
+    .await?;
     let mut body = match &out.answer {
-        Answer::Records { records, total } => {
-            let next_cursor = if plain && *total > records.len() as u64 {
+        Answer::Records {
+            records,
+            total,
+            total_exact,
+        } => {
+            let more = *total > records.len() as u64 || !*total_exact;
+            let next_cursor = if plain && more {
                 records.last().map(|r| r.id().to_string())
             } else {
                 None
@@ -328,6 +337,9 @@ pub async fn query(
             let mut m = serde_json::Map::new();
             m.insert("logs".into(), logs.into());
             m.insert("total".into(), (*total).into());
+            if !*total_exact {
+                m.insert("total_exact".into(), false.into());
+            }
             m.insert("next_cursor".into(), json!(next_cursor));
             add_partial(&mut m, out.partial.as_deref());
             m

@@ -7,7 +7,8 @@
 //!
 //! Formats: the generic webhook POSTs the [`Notification`] itself as JSON (the contract of
 //! `API.md`, "Notifications"); Slack gets an incoming-webhook `{"text": …}`; Alertmanager gets
-//! its API v2 list of alerts; e-mail goes over plain SMTP (no TLS).
+//! its API v2 list of alerts; e-mail goes over plain SMTP (no TLS). HTTP targets may be
+//! `https://` (rustls, the public roots of `webpki-roots` plus an optional `ca_file`).
 //!
 //! ```no_run
 //! # async fn f() {
@@ -203,12 +204,24 @@ impl Notifier {
     }
 }
 
+/// Says why a request failed, with its causes (a TLS error says which certificate check).
 fn describe_reqwest(e: &reqwest::Error) -> String {
     if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
+        return "timed out".to_string();
+    }
+    let mut text = if e.is_connect() {
         format!("cannot connect: {e}")
     } else {
         e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
     }
+    text
 }

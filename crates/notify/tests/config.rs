@@ -15,8 +15,19 @@ fn bad_settings_are_refused_with_the_key() {
     let mut c = config(NotifierKind::Webhook);
     c.url = Some("localhost:8060".into());
     assert!(c.build().unwrap_err().to_string().contains("url"));
+    c.url = Some("ftp://hooks.example.com/x".into());
+    assert!(c.build().unwrap_err().to_string().contains("http://"));
     c.url = Some("https://hooks.example.com/x".into());
-    assert!(c.build().unwrap_err().to_string().contains("plain http"));
+    assert!(c.build().is_ok());
+    c.ca_file = Some("/nonexistent/ca.pem".into());
+    assert!(c.build().unwrap_err().to_string().contains("ca_file"));
+    c.ca_file = Some("Cargo.toml".into());
+    assert!(c
+        .build()
+        .unwrap_err()
+        .to_string()
+        .contains("no PEM certificate"));
+    c.ca_file = None;
     c.url = None;
     assert!(c.build().unwrap_err().to_string().contains("needs url"));
     let mut c = config(NotifierKind::Slack);

@@ -24,6 +24,7 @@
 //! | `invalid_utf8` | the line was not UTF-8 and was decoded lossily |
 //! | `nul_bytes` | the line held NUL bytes, replaced by U+FFFD |
 //! | `stream` | `stdout` or `stderr` of a Docker or CRI line |
+//! | `wrapper_error` | with `format = "docker"` or `"cri"`, the line was not such a line (malformed or missing wrapper); it is plain text |
 //! | `response_time_ms` | a duration was found (`response_time: 12ms`, `took 1.2s`, `duration=35ms`, an access log's request time) |
 //!
 //! One [`Parser`] serves one configured source (its format, zone, grok parsers, redaction
@@ -71,8 +72,11 @@ pub use formats::TIME_ERROR;
 pub use grok::{pattern_names as grok_pattern_names, Grok, GrokDef};
 pub use level::LEVEL_RAW;
 pub use multiline::{Multiline, MultilineConfig, MultilineMode};
-pub use parser::{agent_from_path, record_to_json, LineContext, Parser, ParserConfig};
-pub use redact::{RedactConfig, RedactPattern, Redactor};
+pub use parser::{
+    agent_from_path, record_to_json, LineContext, Parser, ParserConfig, DOCKER_LINE_BYTES,
+    WRAPPER_ERROR,
+};
+pub use redact::{RedactConfig, RedactPattern, RedactionCounts, Redactor};
 pub use time::TimeZone;
 
 #[doc(no_inline)]

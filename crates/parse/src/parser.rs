@@ -62,6 +62,14 @@ pub struct LineContext<'a> {
     pub received_ns: i64,
 }
 
+/// The field that says why a line of a fixed container format (`docker`, `cri`) was kept
+/// as plain text: its wrapper was missing or malformed.
+pub const WRAPPER_ERROR: &str = "wrapper_error";
+
+/// A Docker json-file line (wrapper and escapes included) is read whole up to this size at
+/// least, whatever `max_line_bytes` says.
+pub const DOCKER_LINE_BYTES: usize = 128 << 10;
+
 /// Marks a timestamp no format has set yet.
 const UNSET: i64 = i64::MIN;
 
@@ -176,8 +184,16 @@ impl Parser {
         }
         let mut flags = Flags::default();
         let max = self.cfg.max_line_bytes.max(1);
-        if line.len() > max {
-            line = &line[..max];
+        // A Docker json-file wrapper and its JSON escapes do not count against the limit:
+        // the line it carries is cut instead, once unwrapped. The wrapper line itself is
+        // bounded by `DOCKER_LINE_BYTES` (the daemon splits lines at 16 KiB).
+        let room = if self.cfg.format.detects() && line.starts_with(b"{\"log\":") {
+            DOCKER_LINE_BYTES.max(max.saturating_mul(6).saturating_add(4096))
+        } else {
+            max
+        };
+        if line.len() > room {
+            line = &line[..room];
             flags.truncated = true;
         }
         let mut text = match std::str::from_utf8(line) {
@@ -209,7 +225,11 @@ impl Parser {
             }),
             _ => None,
         };
-        let Some((inner, stream, time, partial)) = wrapper else {
+        let Some((mut inner, stream, time, partial)) = wrapper else {
+            if text.len() > max {
+                text = Cow::Owned(cut_at(&text, max).to_string());
+                flags.truncated = true;
+            }
             let plain = matches!(self.cfg.format, Format::Docker | Format::Cri);
             return Some(Prepared {
                 text,
@@ -219,6 +239,10 @@ impl Parser {
                 plain,
             });
         };
+        if inner.len() > max {
+            inner = cut_at(&inner, max).to_string();
+            flags.truncated = true;
+        }
         let inner = match self.partial.remove(ctx.source) {
             Some(mut head) => {
                 if head.len() + inner.len() > max {
@@ -370,6 +394,15 @@ impl Parser {
         if !matched {
             formats::plain::parse(text, &mut rec, &cx);
         }
+        if plain {
+            let reason = if self.cfg.format == Format::Cri {
+                "not a CRI line"
+            } else {
+                "not a Docker json-file line"
+            };
+            rec.fields
+                .insert(WRAPPER_ERROR.into(), Value::Str(reason.into()));
+        }
         if rec.timestamp == UNSET {
             rec.timestamp = wrapper_time.unwrap_or(ctx.received_ns);
         }
@@ -393,6 +426,15 @@ impl Parser {
         }
         rec
     }
+}
+
+/// The longest start of `text` of at most `max` bytes that ends at a character boundary.
+fn cut_at(text: &str, max: usize) -> &str {
+    let end = (0..=max.min(text.len()))
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    &text[..end]
 }
 
 /// Clears what a parser that gave up may have written.

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use regex::Regex;
 
@@ -26,6 +27,9 @@ pub struct RedactConfig {
     pub builtin: bool,
     /// Extra patterns: every match is replaced by `[REDACTED:<name>]`.
     pub patterns: Vec<RedactPattern>,
+    /// Where the redactors built from this configuration (and its clones) count their
+    /// replacements: one total for every source of a process.
+    pub counts: RedactionCounts,
 }
 
 impl Default for RedactConfig {
@@ -33,9 +37,41 @@ impl Default for RedactConfig {
         RedactConfig {
             builtin: true,
             patterns: Vec::new(),
+            counts: RedactionCounts::default(),
         }
     }
 }
+
+/// Replacements made by kind, shared by every [`Redactor`] given the same counter (clones
+/// share it). Counters take no part in comparisons of configurations: any two are equal.
+#[derive(Debug, Clone, Default)]
+pub struct RedactionCounts(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RedactionCounts {
+    /// Adds `n` replacements of `kind`.
+    pub fn add(&self, kind: &str, n: u64) {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match counts.get_mut(kind) {
+            Some(c) => *c += n,
+            None => {
+                counts.insert(kind.to_string(), n);
+            }
+        }
+    }
+
+    /// Returns the counts so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl PartialEq for RedactionCounts {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RedactionCounts {}
 
 /// A named extra redaction pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +110,7 @@ pub struct Redactor {
     /// Finds `-----BEGIN `, the start of a key block.
     begin: memchr::memmem::Finder<'static>,
     custom: Vec<(String, Regex)>,
-    counts: [u64; KINDS.len()],
-    custom_counts: Vec<u64>,
+    counts: RedactionCounts,
 }
 
 impl Redactor {
@@ -96,24 +131,21 @@ impl Redactor {
         Ok(Redactor {
             builtin: cfg.builtin,
             begin: memchr::memmem::Finder::new(b"-----BEGIN ").into_owned(),
-            custom_counts: vec![0; custom.len()],
             custom,
-            counts: [0; KINDS.len()],
+            counts: cfg.counts.clone(),
         })
     }
 
-    /// Returns the number of replacements so far, by kind.
+    /// Returns the number of replacements so far, by kind: every built-in kind and every
+    /// configured pattern (0 when none happened), and what else the shared counter holds.
     pub fn counts(&self) -> BTreeMap<String, u64> {
-        let builtin = KINDS
+        let mut all: BTreeMap<String, u64> = KINDS
             .iter()
-            .zip(self.counts)
-            .map(|(k, n)| (k.to_string(), n));
-        let custom = self
-            .custom
-            .iter()
-            .zip(&self.custom_counts)
-            .map(|((k, _), n)| (k.clone(), *n));
-        builtin.chain(custom).collect()
+            .map(|k| (k.to_string(), 0))
+            .chain(self.custom.iter().map(|(k, _)| (k.clone(), 0)))
+            .collect();
+        all.extend(self.counts.snapshot());
+        all
     }
 
     /// Returns the text with secrets replaced (borrowed when there are none).
@@ -123,10 +155,10 @@ impl Redactor {
         } else {
             Cow::Borrowed(text)
         };
-        for (i, (name, re)) in self.custom.iter().enumerate() {
+        for (name, re) in &self.custom {
             let n = re.find_iter(&out).count();
             if n > 0 {
-                self.custom_counts[i] += n as u64;
+                self.counts.add(name, n as u64);
                 let replaced = re
                     .replace_all(&out, format!("[REDACTED:{name}]").as_str())
                     .into_owned();
@@ -158,6 +190,7 @@ impl Redactor {
             return Cow::Borrowed(text);
         }
         hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
+        let mut replaced = [0u64; KINDS.len()];
         let mut out = String::with_capacity(text.len() + 16);
         let mut copied = 0;
         for h in hits {
@@ -172,10 +205,15 @@ impl Redactor {
             out.push_str(KINDS[h.kind]);
             out.push(']');
             out.push_str(q);
-            self.counts[h.kind] += 1;
+            replaced[h.kind] += 1;
             copied = h.end;
         }
         out.push_str(&text[copied..]);
+        for (kind, n) in KINDS.iter().zip(replaced) {
+            if n > 0 {
+                self.counts.add(kind, n);
+            }
+        }
         Cow::Owned(out)
     }
 }

@@ -154,7 +154,7 @@ proptest! {
     #[test]
     fn records_round_trip_through_json(rec in record()) {
         let text = record_to_json(&rec).to_string();
-        let cfg = ParserConfig { format: Format::Json, redact: RedactConfig { builtin: false, patterns: vec![] }, ..ParserConfig::default() };
+        let cfg = ParserConfig { format: Format::Json, redact: RedactConfig { builtin: false, ..RedactConfig::default() }, ..ParserConfig::default() };
         let mut parser = Parser::new(cfg).unwrap();
         let back = parser.parse(text.as_bytes(), &ctx()).unwrap();
         prop_assert_eq!(back.timestamp, rec.timestamp);

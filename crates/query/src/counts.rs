@@ -15,7 +15,8 @@ use crate::{candidate_blocks, Cost, Filter, QueryError};
 
 /// `stats count() [by (dictionary columns)]`: blocks the filter keeps whole are counted
 /// from their metadata when it has the counts; others read only the grouping columns (and
-/// the filter's), counting per dictionary key.
+/// the filter's), counting per dictionary key. Blocks are counted on up to
+/// [`MAX_WORKERS`] threads, then folded into the groups.
 pub(crate) fn count_by_dictionary(
     snapshot: &Snapshot,
     filter: &Filter,
@@ -26,78 +27,141 @@ pub(crate) fn count_by_dictionary(
 ) -> Result<Table, QueryError> {
     let mut state = stats.state();
     let by_columns: Vec<usize> = stats.by.iter().map(FieldRef::column).collect();
-    for block in candidate_blocks(snapshot, filter, cost) {
-        if let Err(reason) = budget.check_time() {
-            *partial = Some(reason);
-            break;
-        }
-        if let Some(counts) = level_filtered_counts(filter, block, stats) {
-            for (key, n) in counts {
-                if let Err(reason) = state.add_count(&key, n, budget) {
-                    *partial = Some(reason);
-                    return Ok(Box::new(state).finish());
-                }
+    let blocks = candidate_blocks(snapshot, filter, cost);
+    let workers = workers_for(blocks.len());
+    let shared: &Budget = budget;
+    let count_some = |w: usize| -> Result<Counted, QueryError> {
+        let mut local = Cost::default();
+        let mut out = Vec::new();
+        for block in blocks.iter().skip(w).step_by(workers) {
+            if let Err(reason) = shared.check_time() {
+                return Ok((out, local, Some(reason)));
             }
-            continue;
+            out.push(block_groups(
+                snapshot,
+                filter,
+                block,
+                stats,
+                &by_columns,
+                &mut local,
+            )?);
         }
-        let whole = keeps_whole(filter, block);
-        if whole {
-            if let Some(counts) = metadata_counts(block, stats) {
-                for (key, n) in counts {
-                    if let Err(reason) = state.add_count(&key, n, budget) {
-                        *partial = Some(reason);
-                        return Ok(Box::new(state).finish());
-                    }
-                }
-                continue;
-            }
+        Ok((out, local, None))
+    };
+    let results = if workers == 1 {
+        vec![count_some(0)]
+    } else {
+        std::thread::scope(|scope| {
+            let count_some = &count_some;
+            let handles: Vec<_> = (0..workers)
+                .map(|w| scope.spawn(move || count_some(w)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Vec<_>>()
+        })
+    };
+    for result in results {
+        let (groups, local, cut) = result?;
+        cost.rows_scanned += local.rows_scanned;
+        cost.bytes_scanned += local.bytes_scanned;
+        cost.blocks_unreadable += local.blocks_unreadable;
+        if cut.is_some() {
+            *partial = cut;
         }
-        let mut columns = Columns::of(&by_columns);
-        if !whole {
-            columns.0 |= filter_columns(filter).0;
-        }
-        if columns.0 == 0 {
-            columns = Columns::of(&[col::SEQ]);
-        }
-        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
-            continue;
-        };
-        let mask = if whole {
-            vec![true; batch.num_rows()]
-        } else {
-            filter.eval(&batch)
-        };
-        let dicts: Vec<(Vec<Option<String>>, Vec<i32>)> = by_columns
-            .iter()
-            .map(|&c| dictionary_keys(&batch, c))
-            .collect();
-        let mut counts: HashMap<u128, u64> = HashMap::new();
-        for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
-            let mut key = 0u128;
-            for (_, keys) in &dicts {
-                key = (key << 32) | u128::from(keys[row] as u32);
-            }
-            *counts.entry(key).or_default() += 1;
-        }
-        let mut sorted: BTreeMap<u128, u64> = BTreeMap::new();
-        sorted.extend(counts);
-        for (mut key, n) in sorted {
-            let mut cells = vec![Cell::Null; dicts.len()];
-            for (i, (values, _)) in dicts.iter().enumerate().rev() {
-                let k = (key & 0xffff_ffff) as u32 as i32;
-                key >>= 32;
-                cells[i] = usize::try_from(k)
-                    .ok()
-                    .and_then(|k| values.get(k).cloned().flatten())
-                    .map_or(Cell::Null, Cell::Str);
-            }
-            if let Err(reason) = state.add_count(&cells, n, budget) {
+        for (key, n) in groups.into_iter().flatten() {
+            if let Err(reason) = state.add_count(&key, n, budget) {
                 *partial = Some(reason);
                 return Ok(Box::new(state).finish());
             }
         }
     }
     Ok(Box::new(state).finish())
+}
+
+/// Most threads one aggregation scans its blocks on.
+pub(crate) const MAX_WORKERS: usize = 4;
+
+/// Returns how many threads to scan `blocks` blocks on: one for a few blocks, else as many
+/// as the machine has cores, at most [`MAX_WORKERS`].
+fn workers_for(blocks: usize) -> usize {
+    if blocks < 8 {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_WORKERS)
+}
+
+/// One block's counts per group.
+type BlockGroups = Vec<(Vec<Cell>, u64)>;
+
+/// What one worker counted: its blocks' groups, its cost, and why it stopped early.
+type Counted = (Vec<BlockGroups>, Cost, Option<String>);
+
+/// Counts a block's matches per group: from its metadata when it can, else by reading the
+/// grouping columns (and the filter's).
+fn block_groups(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    block: &BlockRef,
+    stats: &Stats,
+    by_columns: &[usize],
+    cost: &mut Cost,
+) -> Result<BlockGroups, QueryError> {
+    if let Some(counts) = level_filtered_counts(filter, block, stats) {
+        return Ok(counts);
+    }
+    let whole = keeps_whole(filter, block);
+    if whole {
+        if let Some(counts) = metadata_counts(block, stats) {
+            return Ok(counts);
+        }
+    }
+    let mut columns = Columns::of(by_columns);
+    if !whole {
+        columns.0 |= filter_columns(filter).0;
+    }
+    if columns.0 == 0 {
+        columns = Columns::of(&[col::SEQ]);
+    }
+    let Some(batch) = read_block(snapshot, block, columns, cost)? else {
+        return Ok(Vec::new());
+    };
+    let mask = if whole {
+        vec![true; batch.num_rows()]
+    } else {
+        filter.eval(&batch)
+    };
+    let dicts: Vec<(Vec<Option<String>>, Vec<i32>)> = by_columns
+        .iter()
+        .map(|&c| dictionary_keys(&batch, c))
+        .collect();
+    let mut counts: HashMap<u128, u64> = HashMap::new();
+    for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
+        let mut key = 0u128;
+        for (_, keys) in &dicts {
+            key = (key << 32) | u128::from(keys[row] as u32);
+        }
+        *counts.entry(key).or_default() += 1;
+    }
+    let mut sorted: BTreeMap<u128, u64> = BTreeMap::new();
+    sorted.extend(counts);
+    let mut out = Vec::with_capacity(sorted.len());
+    for (mut key, n) in sorted {
+        let mut cells = vec![Cell::Null; dicts.len()];
+        for (i, (values, _)) in dicts.iter().enumerate().rev() {
+            let k = (key & 0xffff_ffff) as u32 as i32;
+            key >>= 32;
+            cells[i] = usize::try_from(k)
+                .ok()
+                .and_then(|k| values.get(k).cloned().flatten())
+                .map_or(Cell::Null, Cell::Str);
+        }
+        out.push((cells, n));
+    }
+    Ok(out)
 }
 
 /// Returns a block's counts from its metadata when the filter is a level comparison (with,
@@ -141,6 +205,75 @@ fn level_filtered_counts(
     } else {
         vec![(Vec::new(), matching.map(|(_, n)| n).sum())]
     })
+}
+
+/// The records of a block that match a filter, counted from its metadata alone.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MetaMatches {
+    /// Every match.
+    pub(crate) total: u64,
+    /// The matches by level rank (as in [`logyard_store::BlockCounts::levels`]: TRACE …
+    /// CRITICAL, then no level), when the metadata says.
+    pub(crate) by_level: Option<[u64; 7]>,
+}
+
+/// Counts a block's matches from its metadata, without reading a row: when the filter keeps
+/// the block whole (`*`, a time range around it), is a level comparison, or an agent's exact
+/// name (with, besides, only conditions the block meets whole). `None` when it cannot tell.
+pub(crate) fn metadata_matches(filter: &Filter, block: &BlockRef) -> Option<MetaMatches> {
+    fn levels_where(block: &BlockRef, keep: impl Fn(usize) -> bool) -> Option<MetaMatches> {
+        let counts = block.counts()?;
+        let mut by_level = [0u64; 7];
+        for (rank, &n) in counts.levels.iter().enumerate() {
+            if keep(rank) {
+                by_level[rank] = u64::from(n);
+            }
+        }
+        Some(MetaMatches {
+            total: by_level.iter().sum(),
+            by_level: Some(by_level),
+        })
+    }
+    if keeps_whole(filter, block) {
+        return levels_where(block, |_| true).or(Some(MetaMatches {
+            total: block.rows() as u64,
+            by_level: None,
+        }));
+    }
+    let parts: &[Filter] = match filter {
+        Filter::And(parts) => parts,
+        one => std::slice::from_ref(one),
+    };
+    let mut condition = None;
+    for p in parts {
+        if keeps_whole(p, block) {
+            continue;
+        }
+        if condition.is_some() {
+            return None;
+        }
+        condition = Some(p);
+    }
+    match condition? {
+        Filter::Level(op, bound) => levels_where(block, |rank| {
+            logyard_model::Level::from_rank(rank as u8).is_some_and(|l| op.holds(l, *bound))
+        }),
+        Filter::Label {
+            column: crate::filter::LabelColumn::Agent,
+            value,
+            prefix: false,
+        } => {
+            let agents = block.counts()?.agents.as_ref()?;
+            let n = agents
+                .binary_search_by(|(a, _)| a.as_str().cmp(value))
+                .map_or(0, |i| u64::from(agents[i].1));
+            Some(MetaMatches {
+                total: n,
+                by_level: None,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Returns a block's counts per group from its metadata, when `stats` groups by nothing,

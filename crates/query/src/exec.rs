@@ -17,8 +17,8 @@ use logyard_store::segment::{col, seqs, timestamps};
 use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
 
 use crate::cell::{columns_of, BlockFields, Cell, FieldKind, FieldRef};
-use crate::counts::count_by_dictionary;
-use crate::pipes::{Aggregator, Budget, Histogram, HistogramCounts, Pipe, Table};
+use crate::counts::{count_by_dictionary, metadata_matches};
+use crate::pipes::{Aggregator, Budget, Histogram, HistogramCounts, HistogramState, Pipe, Table};
 use crate::select::{select, sort_records};
 use crate::{candidate_blocks, Cost, Filter, Query, QueryError, Settings};
 
@@ -29,8 +29,11 @@ pub enum Answer {
     Records {
         /// The records.
         records: Vec<Record>,
-        /// Every match (up to a `limit` pipe), not only those returned.
+        /// Every match (up to a `limit` pipe), not only those returned; a lower bound when
+        /// `total_exact` is false.
         total: u64,
+        /// False when `total` stopped counting (see [`run_counting`]).
+        total_exact: bool,
     },
     /// A table made by a table pipe.
     Table(Table),
@@ -54,6 +57,20 @@ pub fn run(
     query: &Query,
     settings: &Settings,
     limit: usize,
+) -> Result<QueryOutput, QueryError> {
+    run_counting(snapshot, query, settings, limit, true)
+}
+
+/// [`run`]; without `exact_total`, a records answer without a sort stops counting matches
+/// at the blocks older than its records that block metadata cannot count (see
+/// [`crate::search_counting`]): the first page of a broad search over any volume costs
+/// about the blocks it shows.
+pub fn run_counting(
+    snapshot: &Snapshot,
+    query: &Query,
+    settings: &Settings,
+    limit: usize,
+    exact_total: bool,
 ) -> Result<QueryOutput, QueryError> {
     let started = Instant::now();
     let mut budget = Budget::new(settings, started);
@@ -94,11 +111,12 @@ pub fn run(
                 Some(Pipe::Limit(l)) => l.n.min(limit),
                 _ => limit,
             };
-            let (mut records, mut total) = select(
+            let (mut records, mut total, total_exact) = select(
                 snapshot,
                 &query.filter,
                 select_sort,
                 k,
+                exact_total,
                 &mut budget,
                 &mut cost,
                 &mut partial,
@@ -123,7 +141,11 @@ pub fn run(
                     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
                     let partial = partial.or_else(|| cost.unreadable_reason());
                     return Ok(QueryOutput {
-                        answer: Answer::Records { records, total },
+                        answer: Answer::Records {
+                            records,
+                            total,
+                            total_exact,
+                        },
                         cost,
                         partial,
                     });
@@ -309,6 +331,15 @@ fn aggregate(
             return count_by_dictionary(snapshot, filter, s, budget, cost, partial);
         }
     }
+    if let Pipe::Histogram(h) = pipe {
+        let range = match filter.time_bounds() {
+            (Some(s), Some(e)) => Some((s, e)),
+            _ => None,
+        };
+        let mut state = h.state(range, settings.max_buckets);
+        scan_histogram(snapshot, filter, &mut state, budget, cost, partial)?;
+        return Ok(Box::new(state).finish());
+    }
     let mut agg = aggregator(pipe, filter.time_bounds(), settings);
     scan(snapshot, filter, agg.as_mut(), budget, cost, partial)?;
     Ok(agg.finish())
@@ -330,6 +361,20 @@ fn scan<A: Aggregator + ?Sized>(
     cost: &mut Cost,
     partial: &mut Option<String>,
 ) -> Result<(), QueryError> {
+    scan_with(snapshot, filter, agg, budget, cost, partial, |_, _, _| None)
+}
+
+/// [`scan`], offering each block first to `from_metadata`, which answers `Some` when it
+/// counted the block without reading it (or `Some(Err)` when a budget was passed).
+fn scan_with<A: Aggregator + ?Sized>(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    agg: &mut A,
+    budget: &mut Budget,
+    cost: &mut Cost,
+    partial: &mut Option<String>,
+    mut from_metadata: impl FnMut(&BlockRef, &mut A, &mut Budget) -> Option<Result<(), String>>,
+) -> Result<(), QueryError> {
     let fields = agg.fields();
     let mut columns = filter_columns(filter);
     columns.0 |= columns_of(&fields).0 | Columns::of(&[col::TIMESTAMP, col::SEQ]).0;
@@ -338,6 +383,14 @@ fn scan<A: Aggregator + ?Sized>(
         if let Err(reason) = budget.check_time() {
             *partial = Some(reason);
             return Ok(());
+        }
+        match from_metadata(block, agg, budget) {
+            Some(Ok(())) => continue,
+            Some(Err(reason)) => {
+                *partial = Some(reason);
+                return Ok(());
+            }
+            None => {}
         }
         let Some(batch) = read_block(snapshot, block, columns, cost)? else {
             continue;
@@ -357,6 +410,50 @@ fn scan<A: Aggregator + ?Sized>(
     Ok(())
 }
 
+/// Feeds a histogram, counting from block metadata each block whose time range falls in one
+/// bucket when the metadata can count its matches (by level too, for `by level`).
+fn scan_histogram(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    state: &mut HistogramState,
+    budget: &mut Budget,
+    cost: &mut Cost,
+    partial: &mut Option<String>,
+) -> Result<(), QueryError> {
+    let by_level = match state.histogram().by.as_ref().map(FieldRef::kind) {
+        None => false,
+        Some(FieldKind::Level) => true,
+        Some(_) => return scan(snapshot, filter, state, budget, cost, partial),
+    };
+    scan_with(
+        snapshot,
+        filter,
+        state,
+        budget,
+        cost,
+        partial,
+        |block, state, budget| {
+            let h = state.histogram();
+            if h.bucket(block.min_ts) != h.bucket(block.max_ts) {
+                return None;
+            }
+            let m = metadata_matches(filter, block)?;
+            if !by_level {
+                return Some(state.add(block.min_ts, Cell::Null, m.total, budget));
+            }
+            let levels = m.by_level?;
+            for (rank, n) in levels.iter().enumerate() {
+                let cell = logyard_model::Level::from_rank(rank as u8)
+                    .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
+                if let Err(e) = state.add(block.min_ts, cell, *n, budget) {
+                    return Some(Err(e));
+                }
+            }
+            Some(Ok(()))
+        },
+    )
+}
+
 /// Counts matching records per `step` bucket (and per value of `by`), for
 /// `GET /api/histogram`; refuses a range that makes more than `max_buckets` buckets.
 pub fn histogram(
@@ -372,7 +469,7 @@ pub fn histogram(
     let mut partial = None;
     let h = Histogram { step, by };
     let mut state = h.state(None, settings.max_buckets);
-    scan(
+    scan_histogram(
         snapshot,
         filter,
         &mut state,

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
-use logyard_model::{hash_token, text_hashes, tokenize, Level, RecordId};
+use logyard_model::{hash_token, text_hashes, tokenize, Level, Record, RecordId};
 use logyard_store::segment::{col, string_at, timestamps};
 use logyard_store::Columns;
 use memchr::memmem;
@@ -209,6 +209,93 @@ impl Filter {
         }
     }
 
+    /// Says whether the filter reads only cheap columns: time, sequence and the
+    /// dictionary-encoded labels (level, agent, host, source).
+    pub fn is_cheap(&self) -> bool {
+        let cheap = Columns::of(&[
+            col::TIMESTAMP,
+            col::SEQ,
+            col::LEVEL,
+            col::AGENT,
+            col::HOST,
+            col::SOURCE,
+        ]);
+        self.columns().0 & !cheap.0 == 0
+    }
+
+    /// Evaluates the filter on one record; the same answer as [`Filter::eval`] on the
+    /// record's row.
+    pub fn matches_record(&self, r: &Record) -> bool {
+        let like = |actual: &str, value: &str, prefix: bool| {
+            if prefix {
+                actual.starts_with(value)
+            } else {
+                actual == value
+            }
+        };
+        fn text_of(v: &logyard_model::Value) -> std::borrow::Cow<'_, str> {
+            match v {
+                logyard_model::Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                other => std::borrow::Cow::Owned(other.to_json().to_string()),
+            }
+        }
+        match self {
+            Filter::All => true,
+            Filter::Text(t) => {
+                // Most texts do not hold the needle at all: a plain search first, the
+                // boundary check (and its searcher) only for those that do.
+                let found = |s: &str| {
+                    s.contains(t.as_str())
+                        && contains_at_boundaries(&memmem::Finder::new(t.as_bytes()), s)
+                };
+                found(&r.message)
+                    || r.raw.as_deref().is_some_and(found)
+                    || r.fields.values().any(|v| found(&text_of(v)))
+            }
+            Filter::Regex(re) => re.is_match(&r.message),
+            Filter::Label {
+                column,
+                value,
+                prefix,
+            } => {
+                let actual = match column {
+                    LabelColumn::Agent => &r.agent,
+                    LabelColumn::Host => &r.host,
+                    LabelColumn::Source => &r.source,
+                };
+                like(actual, value, *prefix)
+            }
+            Filter::Field {
+                name,
+                value,
+                prefix,
+            } => r
+                .fields
+                .get(name)
+                .is_some_and(|v| like(&text_of(v), value, *prefix)),
+            Filter::FieldCmp { name, op, bound } => r.fields.get(name).is_some_and(|v| {
+                let x = match v {
+                    logyard_model::Value::Int(i) => *i as f64,
+                    logyard_model::Value::Float(f) => *f,
+                    logyard_model::Value::Str(s) => match s.trim().parse::<f64>() {
+                        Ok(x) => x,
+                        Err(_) => return false,
+                    },
+                    logyard_model::Value::Bool(_) => return false,
+                };
+                op.holds(x, *bound)
+            }),
+            Filter::Level(op, bound) => r.level.is_some_and(|l| compare(l, *op, *bound)),
+            Filter::Time { start, end } => {
+                start.is_none_or(|s| r.timestamp >= s) && end.is_none_or(|e| r.timestamp < e)
+            }
+            Filter::Before(id) => (r.timestamp, r.seq) < (id.timestamp, id.seq),
+            Filter::And(fs) => fs.iter().all(|f| f.matches_record(r)),
+            Filter::Or(fs) => fs.iter().any(|f| f.matches_record(r)),
+            Filter::Not(f) => !f.matches_record(r),
+        }
+    }
+
     /// Evaluates the filter on a block read with at least [`Filter::columns`].
     pub fn eval(&self, batch: &RecordBatch) -> Vec<bool> {
         let n = batch.num_rows();
@@ -279,23 +366,35 @@ impl Filter {
             }
             Filter::Regex(re) => {
                 let column = column(batch, col::MESSAGE);
-                (0..n)
-                    .map(|i| string_at(column.as_ref(), i).is_some_and(|m| re.is_match(m)))
-                    .collect()
+                let mut mask = vec![false; n];
+                match required_prefix(re.as_str()) {
+                    // Only rows holding the pattern's literal start can match.
+                    Some(prefix) => {
+                        let finder = memmem::Finder::new(prefix.as_bytes());
+                        for_rows_containing(column.as_ref(), &finder, |row, m| {
+                            mask[row] = re.is_match(m);
+                        });
+                    }
+                    None => {
+                        for (row, m) in mask.iter_mut().enumerate() {
+                            *m = string_at(column.as_ref(), row).is_some_and(|s| re.is_match(s));
+                        }
+                    }
+                }
+                mask
             }
             Filter::Text(text) => {
                 let finder = memmem::Finder::new(text.as_bytes());
-                let cols = [col::MESSAGE, col::RAW].map(|c| column(batch, c));
-                let fields = column(batch, col::FIELDS);
-                (0..n)
-                    .map(|i| {
-                        cols.iter().any(|c| {
-                            string_at(c.as_ref(), i)
-                                .is_some_and(|s| contains_at_boundaries(&finder, s))
-                        }) || string_at(fields.as_ref(), i)
-                            .is_some_and(|json| in_field_values(&finder, json))
-                    })
-                    .collect()
+                let mut mask = vec![false; n];
+                for c in [col::MESSAGE, col::RAW] {
+                    for_rows_containing(column(batch, c).as_ref(), &finder, |row, s| {
+                        mask[row] = mask[row] || contains_at_boundaries(&finder, s);
+                    });
+                }
+                for_rows_containing(column(batch, col::FIELDS).as_ref(), &finder, |row, json| {
+                    mask[row] = mask[row] || in_field_values(&finder, json);
+                });
+                mask
             }
             Filter::And(fs) => {
                 let mut mask = vec![true; n];
@@ -380,6 +479,104 @@ fn dict_mask(column: &dyn Array, pred: impl Fn(Option<&str>) -> bool) -> Vec<boo
         .collect()
 }
 
+/// Calls `f` once for each row of a string column whose value contains the needle somewhere
+/// (not necessarily at token boundaries), in row order. A plain string column is searched
+/// in one pass over its whole value buffer; other columns value by value.
+fn for_rows_containing(
+    column: &dyn Array,
+    finder: &memmem::Finder<'_>,
+    mut f: impl FnMut(usize, &str),
+) {
+    let Some(strings) = column.as_any().downcast_ref::<StringArray>() else {
+        for row in 0..column.len() {
+            if let Some(s) = string_at(column, row) {
+                if finder.find(s.as_bytes()).is_some() {
+                    f(row, s);
+                }
+            }
+        }
+        return;
+    };
+    let offsets = strings.value_offsets();
+    let data = strings.value_data();
+    let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+        return;
+    };
+    let (first, last) = (first as usize, last as usize);
+    let len = finder.needle().len().max(1);
+    let mut row = 0;
+    // Rows below this are decided.
+    let mut next = 0;
+    for pos in finder.find_iter(&data[first..last]) {
+        let at = first + pos;
+        while offsets[row + 1] as usize <= at {
+            row += 1;
+        }
+        // A match across values is no match, and may hide one of the next values: each row
+        // it touches is searched on its own.
+        let mut touched = row;
+        while touched + 1 < offsets.len() - 1 && (offsets[touched + 1] as usize) < at + len {
+            touched += 1;
+        }
+        for r in row.max(next)..=touched {
+            if !strings.is_null(r) {
+                let value = strings.value(r);
+                if finder.find(value.as_bytes()).is_some() {
+                    f(r, value);
+                }
+            }
+        }
+        next = next.max(touched + 1);
+    }
+}
+
+/// Returns a literal that every match of a regex contains, taken from its start, when it is
+/// easy to tell: a run of plain characters at the start of a pattern without alternation (at
+/// least 3 bytes, the last dropped when a quantifier follows it).
+fn required_prefix(pattern: &str) -> Option<String> {
+    if has_top_level_alternation(pattern) {
+        return None;
+    }
+    let special = |c: char| "\\.+*?()|[]{}^$".contains(c);
+    let mut prefix: String = pattern.chars().take_while(|&c| !special(c)).collect();
+    if matches!(
+        pattern[prefix.len()..].chars().next(),
+        Some('*' | '?' | '{' | '+')
+    ) {
+        prefix.pop();
+    }
+    (prefix.len() >= 3).then_some(prefix)
+}
+
+/// Says whether a regex has a `|` outside every group (escapes and classes skipped), which
+/// makes no literal start required.
+fn has_top_level_alternation(pattern: &str) -> bool {
+    let mut depth = 0usize;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' => {
+                // A class: up to its closing `]` (a `]` first in it is literal).
+                let mut first = true;
+                for c in chars.by_ref() {
+                    if c == ']' && !first {
+                        break;
+                    }
+                    first = c == '^' && first;
+                }
+            }
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Returns whether a value of the fields object (JSON text) contains the needle at token
 /// boundaries; keys do not count, as the token index holds only values.
 fn in_field_values(finder: &memmem::Finder<'_>, json: &str) -> bool {
@@ -460,6 +657,78 @@ fn literal_of(pattern: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rows whose value contains the needle, found value by value.
+    fn naive(values: &[Option<&str>], needle: &str) -> Vec<usize> {
+        (0..values.len())
+            .filter(|&i| values[i].is_some_and(|v| v.contains(needle)))
+            .collect()
+    }
+
+    fn scanned(values: &[Option<&str>], needle: &str) -> Vec<usize> {
+        let array = StringArray::from(values.to_vec());
+        let finder = memmem::Finder::new(needle.as_bytes());
+        let mut rows = Vec::new();
+        for_rows_containing(&array, &finder, |row, v| {
+            assert_eq!(Some(v), values[row]);
+            rows.push(row);
+        });
+        rows
+    }
+
+    #[test]
+    fn a_column_scan_finds_each_row_once_and_no_match_across_rows() {
+        let values = [
+            Some("xxab"),
+            Some("abab"),
+            None,
+            Some("b"),
+            Some("abab abab"),
+            Some(""),
+            Some("a"),
+            Some("bab"),
+        ];
+        for needle in ["abab", "ab", "ba", "b", "xx", "zz"] {
+            assert_eq!(scanned(&values, needle), naive(&values, needle), "{needle}");
+        }
+        // A slice of a larger array: offsets do not start at 0.
+        let array = StringArray::from(vec!["abab", "xab", "abx"]);
+        let sliced = array.slice(1, 2);
+        let finder = memmem::Finder::new(b"ab");
+        let mut rows = Vec::new();
+        for_rows_containing(&sliced, &finder, |row, _| rows.push(row));
+        assert_eq!(rows, [0, 1]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn column_scan_equals_row_by_row(
+            values in proptest::collection::vec(proptest::option::of("[ab ]{0,6}"), 0..12),
+            needle in "[ab]{1,3}",
+        ) {
+            let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            proptest::prop_assert_eq!(scanned(&refs, &needle), naive(&refs, &needle));
+        }
+    }
+
+    #[test]
+    fn regex_prefixes_are_required_literals_only() {
+        assert_eq!(
+            required_prefix("response_time: [0-9]{4,}ms").as_deref(),
+            Some("response_time: ")
+        );
+        assert_eq!(required_prefix("abcd*").as_deref(), Some("abc"));
+        assert_eq!(required_prefix("ab"), None);
+        assert_eq!(required_prefix("foo|barbaz"), None);
+        assert_eq!(
+            required_prefix("connection (refused|reset)").as_deref(),
+            Some("connection ")
+        );
+        assert_eq!(required_prefix("abc[|]|x"), None);
+        assert_eq!(required_prefix(r"abc\|d").as_deref(), Some("abc"));
+        assert_eq!(required_prefix("(?i)error"), None);
+        assert_eq!(required_prefix(".*timeout"), None);
+    }
 
     #[test]
     fn boundaries() {

@@ -51,7 +51,9 @@ use logyard_store::{BlockRef, Snapshot, StoreError};
 
 pub use cell::{Cell, FieldKind, FieldRef};
 pub use errors::{error_summary, AgentErrors, ErrorSummary};
-pub use exec::{check_buckets, for_each_match, histogram, nice_step, run, Answer, QueryOutput};
+pub use exec::{
+    check_buckets, for_each_match, histogram, nice_step, run, run_counting, Answer, QueryOutput,
+};
 pub use filter::{Filter, LabelColumn, LevelOp};
 pub use parse::parse_filter;
 pub use pipes::{template, Pipe, Table};
@@ -118,8 +120,11 @@ pub struct Page {
 pub struct SearchResult {
     /// The page of records, newest first, ties by id (descending).
     pub records: Vec<Record>,
-    /// Every match, not only the page.
+    /// Every match, not only the page; a lower bound when `total_exact` is false.
     pub total: u64,
+    /// False when counting stopped at blocks older than the page that only a read could
+    /// count (see [`search_counting`]).
+    pub total_exact: bool,
     /// What it cost.
     pub cost: Cost,
 }
@@ -186,17 +191,38 @@ pub(crate) fn eval_block(
 }
 
 /// Returns the records of a memtable batch (as the store's `subscribe()` hands them out)
-/// that match a filter, in arrival order: the live tail.
+/// that match a filter, in arrival order: the live tail and the alert rules.
+///
+/// The cheap conditions of a conjunction (levels, labels, time) are evaluated on the
+/// batch's dictionary columns, shared by every caller; the others only on the records that
+/// pass them, one by one, so a rule such as `level:>=ERROR ~"timeout"` never builds the
+/// message column of a batch. A filter without a cheap condition is evaluated on columns.
 pub fn matching_records<'b>(
     filter: &Filter,
     batch: &'b logyard_store::MemBatch,
 ) -> Vec<&'b Record> {
-    let mask = filter.eval(&batch.columns(filter.columns()));
+    let parts: &[Filter] = match filter {
+        Filter::And(parts) => parts,
+        one => std::slice::from_ref(one),
+    };
+    let (cheap, rest): (Vec<&Filter>, Vec<&Filter>) = parts.iter().partition(|f| f.is_cheap());
+    if cheap.is_empty() {
+        let mask = filter.eval(&batch.columns(filter.columns()));
+        return batch
+            .records()
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| *m)
+            .map(|(r, _)| r)
+            .collect();
+    }
+    let cheap = Filter::And(cheap.into_iter().cloned().collect());
+    let mask = cheap.eval(&batch.columns(cheap.columns()));
     batch
         .records()
         .iter()
         .zip(mask)
-        .filter(|(_, m)| *m)
+        .filter(|(r, m)| *m && rest.iter().all(|f| f.matches_record(r)))
         .map(|(r, _)| r)
         .collect()
 }
@@ -207,15 +233,42 @@ pub fn search(
     filter: &Filter,
     page: Page,
 ) -> Result<SearchResult, QueryError> {
+    search_counting(snapshot, filter, page, true)
+}
+
+/// [`search`], newest blocks first. Once the page is full, older blocks cannot add to it:
+/// their matches are counted from block metadata where it can tell (`*`, levels, an agent),
+/// else read and counted when `exact_total`, else left uncounted (`total` is then a lower
+/// bound and `total_exact` false), which answers a broad search in the time of its page.
+pub fn search_counting(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    page: Page,
+    exact_total: bool,
+) -> Result<SearchResult, QueryError> {
     let started = Instant::now();
     let mut cost = Cost::default();
     let want = page.offset.saturating_add(page.limit);
     let columns = filter.columns();
-    let blocks = candidate_blocks(snapshot, filter, &mut cost);
+    let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
+    blocks.sort_by_key(|b| Reverse(b.max_ts));
     // The `want` newest matches: a min-heap on (timestamp, seq) of bounded size.
     let mut best: BinaryHeap<Reverse<(i64, u64, usize, usize)>> = BinaryHeap::new();
     let mut total = 0u64;
+    let mut total_exact = true;
     for (bi, block) in blocks.iter().enumerate() {
+        let full = best.len() >= want;
+        let older = full && best.peek().is_none_or(|Reverse(min)| block.max_ts < min.0);
+        if older {
+            if let Some(m) = counts::metadata_matches(filter, block) {
+                total += m.total;
+                continue;
+            }
+            if !exact_total {
+                total_exact = false;
+                continue;
+            }
+        }
         let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &mut cost)? else {
             continue;
         };
@@ -258,6 +311,7 @@ pub fn search(
     Ok(SearchResult {
         records,
         total,
+        total_exact,
         cost,
     })
 }

@@ -9,30 +9,34 @@ use logyard_store::Snapshot;
 use crate::cell::{columns_of, BlockFields, Cell};
 use crate::exec::read_block;
 use crate::pipes::{Budget, Sort};
-use crate::{candidate_blocks, search, Cost, Filter, Page, QueryError};
+use crate::{candidate_blocks, search_counting, Cost, Filter, Page, QueryError};
 
 /// Picks the first `k` matching records in a sort's order (newest first without one) and
-/// counts every match.
+/// counts every match (newest first without `exact_total`: see [`search_counting`]);
+/// answers the records, the count and whether it is exact.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn select(
     snapshot: &Snapshot,
     filter: &Filter,
     sort: Option<&Sort>,
     k: usize,
+    exact_total: bool,
     budget: &mut Budget,
     cost: &mut Cost,
     partial: &mut Option<String>,
-) -> Result<(Vec<Record>, u64), QueryError> {
+) -> Result<(Vec<Record>, u64, bool), QueryError> {
     let Some(sort) = sort else {
-        let r = search(
+        let r = search_counting(
             snapshot,
             filter,
             Page {
                 offset: 0,
                 limit: k,
             },
+            exact_total,
         )?;
         *cost = r.cost;
-        return Ok((r.records, r.total));
+        return Ok((r.records, r.total, r.total_exact));
     };
     let fields = sort.by.clone();
     let mut columns = filter.columns();
@@ -93,7 +97,7 @@ pub(crate) fn select(
         .iter()
         .filter_map(|c| found.remove(&(c.1, c.2)))
         .collect();
-    Ok((records, total))
+    Ok((records, total, true))
 }
 
 pub(crate) fn sort_records(records: &mut [Record], sort: &Sort) {

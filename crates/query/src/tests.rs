@@ -191,3 +191,118 @@ fn counts_by_level_and_agent_come_from_block_metadata() {
     assert_eq!(rows, [vec![Str(String::new()), Int(100)]]);
     assert_eq!(cost.rows_scanned, 100);
 }
+
+#[test]
+fn a_page_reads_only_its_blocks_and_counts_the_rest_from_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    s.flush().unwrap();
+    // 10 blocks of 10 records, one second apart: the newest 5 are in the newest block.
+    // (one ERROR in each block, so 5 of them take 5 blocks).
+    for (q, total, rows) in [
+        ("*", 100, 10),
+        ("level:ERROR", 10, 50),
+        ("agent:web", 50, 10),
+    ] {
+        let r = run(&s, q, 0, 5);
+        assert_eq!(r.total, total, "{q}");
+        assert!(r.total_exact);
+        assert_eq!(r.records.len(), 5);
+        assert_eq!(r.cost.rows_scanned, rows, "{q}: {:?}", r.cost);
+    }
+    // A filter the metadata cannot count: exact when asked, else a lower bound.
+    let f = parse_filter("served", T0).unwrap();
+    let page = Page {
+        offset: 0,
+        limit: 5,
+    };
+    let exact = search_counting(&s.snapshot(), &f, page, true).unwrap();
+    assert_eq!((exact.total, exact.total_exact), (99, true));
+    assert_eq!(exact.cost.rows_scanned, 100);
+    let cheap = search_counting(&s.snapshot(), &f, page, false).unwrap();
+    assert!(!cheap.total_exact);
+    assert_eq!(cheap.total, 10);
+    assert_eq!(cheap.cost.rows_scanned, 10);
+    let ts = |r: &SearchResult| r.records.iter().map(|r| r.timestamp).collect::<Vec<_>>();
+    assert_eq!(ts(&cheap), ts(&exact));
+    // Counting reads every block (on as many threads as the machine has cores).
+    use crate::Cell::{Int, Str};
+    let (rows, cost) = table(&s, "served | stats count() by (agent)");
+    assert_eq!(
+        rows,
+        [
+            vec![Str("db".into()), Int(50)],
+            vec![Str("web".into()), Int(49)]
+        ]
+    );
+    assert_eq!(cost.rows_scanned, 100);
+}
+
+#[test]
+fn histograms_count_blocks_inside_one_bucket_from_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    s.flush().unwrap();
+    let settings = Settings::default();
+    let by_level = Some(FieldRef::new("level"));
+    // Buckets of 1 minute: blocks of 10 seconds fall in one, except none here cross.
+    let (counts, cost, _) = histogram(
+        &s.snapshot(),
+        &Filter::All,
+        60_000_000_000,
+        by_level.clone(),
+        &settings,
+    )
+    .unwrap();
+    assert_eq!(cost.rows_scanned, 0, "{cost:?}");
+    let minute = |m: i64| &counts.buckets[&(T0 + m * 60_000_000_000)];
+    assert_eq!(minute(0)[&Some("ERROR".to_string())], 6);
+    assert_eq!(minute(0)[&Some("INFO".to_string())], 54);
+    assert_eq!(minute(1)[&Some("INFO".to_string())], 36);
+    // Buckets of 5 seconds cut every block: they are read, and count the same.
+    let f = parse_filter("level:ERROR", T0).unwrap();
+    let (fine, cost, _) = histogram(&s.snapshot(), &f, 5_000_000_000, None, &settings).unwrap();
+    assert_eq!(cost.rows_scanned, 100);
+    let (coarse, cost, _) = histogram(&s.snapshot(), &f, 60_000_000_000, None, &settings).unwrap();
+    assert_eq!(cost.rows_scanned, 0);
+    let sum = |c: &crate::pipes::HistogramCounts| -> u64 {
+        c.buckets.values().flat_map(|m| m.values()).sum()
+    };
+    assert_eq!((sum(&fine), sum(&coarse)), (10, 10));
+}
+
+#[test]
+fn records_without_the_sort_field_come_last_in_both_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let records: Vec<Record> = (0..6)
+        .map(|i| {
+            let mut r = Record::new(T0 + i * 1_000_000_000, format!("request {i}"));
+            if i % 2 == 0 {
+                r.fields
+                    .insert("ms".into(), logyard_model::Value::Int(100 * i));
+            }
+            r
+        })
+        .collect();
+    s.append(records).unwrap();
+    let settings = Settings::default();
+    for (q, want) in [
+        (
+            "* | sort by (ms) desc",
+            ["request 4", "request 2", "request 0"],
+        ),
+        ("* | sort by (ms)", ["request 0", "request 2", "request 4"]),
+    ] {
+        let q = parse_query(q, T0, &settings).unwrap();
+        let out = crate::run(&s.snapshot(), &q, &settings, 100).unwrap();
+        let Answer::Records { records, .. } = out.answer else {
+            panic!("records expected");
+        };
+        let messages: Vec<&str> = records.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(messages[..3], want, "{messages:?}");
+        assert!(records[3..].iter().all(|r| !r.fields.contains_key("ms")));
+    }
+}

@@ -197,6 +197,46 @@ pub struct Report {
     pub partial: Vec<String>,
 }
 
+impl Report {
+    /// Returns the report in one line, as notifications carry it: the range, entries,
+    /// errors, the top error pattern, suspicious IPs and anomalies.
+    pub fn headline(&self) -> String {
+        let errors: u64 = self
+            .counts
+            .by_level
+            .iter()
+            .filter(|(level, _)| matches!(level.as_str(), "ERROR" | "CRITICAL" | "FATAL"))
+            .map(|(_, n)| n)
+            .sum();
+        let mut line = format!(
+            "report {} to {}: {} entries, {} errors",
+            self.range.start, self.range.end, self.counts.total, errors
+        );
+        if let Some(p) = self.top_error_patterns.first() {
+            line.push_str(&format!("; top error: {} ({})", p.pattern, p.count));
+        }
+        if self.requests.count > 0 {
+            line.push_str(&format!("; {} requests", self.requests.count));
+            if let Some(p95) = self.requests.latency_ms.p95 {
+                line.push_str(&format!(", p95 {p95:.0} ms"));
+            }
+        }
+        if self.auth.failed > 0 {
+            line.push_str(&format!("; {} failed logins", self.auth.failed));
+        }
+        if !self.auth.suspicious_ips.is_empty() {
+            line.push_str(&format!(
+                "; {} suspicious IPs",
+                self.auth.suspicious_ips.len()
+            ));
+        }
+        if !self.anomalies.is_empty() {
+            line.push_str(&format!("; {} anomalies", self.anomalies.len()));
+        }
+        line
+    }
+}
+
 /// Counts of entries.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Counts {

@@ -212,6 +212,8 @@ pub struct RotateSettingsConfig {
     /// Disk guard: percentage of a filesystem used above which the oldest archives on it are
     /// compressed, then removed.
     pub max_used_percent: Option<f64>,
+    /// A rule that has not succeeded for this long raises an alert (default `"24h"`).
+    pub alert_after: Option<String>,
 }
 
 impl RotateSettingsConfig {
@@ -234,6 +236,12 @@ impl RotateSettingsConfig {
         }
         if let Some(t) = &self.drain_timeout {
             o.drain_timeout = parse_duration(t).map_err(|m| err(format!("drain_timeout: {m}")))?;
+        }
+        if let Some(t) = &self.alert_after {
+            o.alert_after = parse_duration(t).map_err(|m| err(format!("alert_after: {m}")))?;
+            if o.alert_after.is_zero() {
+                return Err(err("alert_after: must be above zero, as in \"24h\"".into()));
+            }
         }
         let bytes = self
             .max_archive_bytes
@@ -330,6 +338,9 @@ create = { mode = "0640", owner = "root" }
         assert_eq!(o.interval, std::time::Duration::from_secs(60));
         assert_eq!(o.state_path, Path::new("/data/state/rotate.json"));
         assert_eq!(o.guard.unwrap().max_archive_bytes, Some(1 << 30));
+        assert_eq!(o.alert_after, std::time::Duration::from_secs(86_400));
+        let s: RotateSettingsConfig = toml::from_str("alert_after = \"0s\"\n").unwrap();
+        assert!(s.build(Path::new("/d")).is_err());
         let s: RotateSettingsConfig = toml::from_str("max_used_percent = 120.0\n").unwrap();
         assert!(s.build(Path::new("/d")).is_err());
     }

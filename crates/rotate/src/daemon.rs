@@ -31,6 +31,29 @@ impl Clock for SystemClock {
     }
 }
 
+/// Something about rotation that a person should act on; the server sends it through the
+/// alert notifiers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RotationAlert {
+    /// The disk guard acted on archives, or could not free enough.
+    DiskGuard {
+        /// What it found and did.
+        message: String,
+    },
+    /// A rule has not had a successful run for [`DaemonOptions::alert_after`] or longer.
+    RuleFailing {
+        /// The rule.
+        rule: String,
+        /// Since when it has not succeeded (its last success, or the daemon's start).
+        since: SystemTime,
+        /// The latest failure, if a run reported one.
+        last_error: Option<String>,
+    },
+}
+
+/// Where the daemon sends its [`RotationAlert`]s.
+pub type AlertSink = Arc<dyn Fn(RotationAlert) + Send + Sync>;
+
 /// Settings of the daemon.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -45,6 +68,9 @@ pub struct DaemonOptions {
     /// How long to wait after the start before the first run, so that the collectors have
     /// opened the files before any of them is renamed (0 by default).
     pub first_run_after: Duration,
+    /// A rule without a successful run for this long raises [`RotationAlert::RuleFailing`]
+    /// (default 24 hours).
+    pub alert_after: Duration,
 }
 
 impl DaemonOptions {
@@ -56,6 +82,7 @@ impl DaemonOptions {
             guard: None,
             drain_timeout: Duration::from_secs(10),
             first_run_after: Duration::ZERO,
+            alert_after: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -87,6 +114,9 @@ pub struct Daemon {
     observer: Arc<dyn RotationObserver>,
     clock: Arc<dyn Clock>,
     shared: Arc<Shared>,
+    alerts: Option<AlertSink>,
+    /// Per rule, the last success (or the start) and the latest failure's message.
+    health: Mutex<std::collections::HashMap<String, (SystemTime, Option<String>)>>,
 }
 
 /// The task under its other name: the server runs it in a thread.
@@ -106,11 +136,18 @@ impl Daemon {
         observer: Arc<dyn RotationObserver>,
         clock: Arc<dyn Clock>,
     ) -> Daemon {
+        let start = clock.now();
+        let health = rules
+            .iter()
+            .map(|r| (r.name.clone(), (start, None)))
+            .collect();
         Daemon {
             rules,
             options,
             observer,
             clock,
+            alerts: None,
+            health: Mutex::new(health),
             shared: Arc::new(Shared {
                 control: Mutex::new(Control::default()),
                 wake: Condvar::new(),
@@ -120,6 +157,12 @@ impl Daemon {
                 run_done: Condvar::new(),
             }),
         }
+    }
+
+    /// Sends the disk guard's alerts and those of failing rules to `sink`.
+    pub fn with_alerts(mut self, sink: AlertSink) -> Daemon {
+        self.alerts = Some(sink);
+        self
     }
 
     /// Returns a handle to stop the daemon, ask for a run and read its metrics.
@@ -151,14 +194,52 @@ impl Daemon {
             Ok(r) => {
                 for a in &r.guard_alerts {
                     tracing::warn!("rotate disk guard: {a}");
+                    self.alert(RotationAlert::DiskGuard { message: a.clone() });
                 }
                 *lock(&self.shared.last_report) = Some(r.clone());
             }
             Err(e) => tracing::error!("rotation run failed: {e}"),
         }
+        self.check_health(&result, now);
         *lock(&self.shared.runs_done) += 1;
         self.shared.run_done.notify_all();
         result
+    }
+
+    /// Records which rules succeeded and raises an alert for each rule without a success for
+    /// `alert_after`. A dry or failed run counts as a failure of every rule.
+    fn check_health(&self, result: &Result<RunReport, RotateError>, now: SystemTime) {
+        let mut health = lock(&self.health);
+        for rule in &self.rules {
+            let entry = health.entry(rule.name.clone()).or_insert((now, None));
+            match result {
+                Ok(r) if r.rules_ok.contains(&rule.name) => *entry = (now, None),
+                Ok(r) => {
+                    if let Some(f) = r.failures.iter().rev().find(|f| f.rule == rule.name) {
+                        entry.1 = Some(format!("{}: {}", f.path.display(), f.message));
+                    }
+                }
+                Err(e) => entry.1 = Some(e.to_string()),
+            }
+            let stale = now
+                .duration_since(entry.0)
+                .is_ok_and(|d| d >= self.options.alert_after);
+            if stale {
+                let alert = RotationAlert::RuleFailing {
+                    rule: rule.name.clone(),
+                    since: entry.0,
+                    last_error: entry.1.clone(),
+                };
+                tracing::error!(rule = %rule.name, "rotation rule has not succeeded for {:?}", self.options.alert_after);
+                self.alert(alert);
+            }
+        }
+    }
+
+    fn alert(&self, alert: RotationAlert) {
+        if let Some(sink) = &self.alerts {
+            sink(alert);
+        }
     }
 
     /// Runs at once, then every interval or when asked, until [`DaemonHandle::stop`].

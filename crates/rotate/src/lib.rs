@@ -51,7 +51,9 @@ pub use compress::{open_decoder, read_archive};
 pub use config::{
     CreateConfig, CreateSpecConfig, RotateRuleConfig, RotateSettingsConfig, SizeValue,
 };
-pub use daemon::{Clock, Daemon, DaemonHandle, DaemonOptions, RotationTask, SystemClock};
+pub use daemon::{
+    AlertSink, Clock, Daemon, DaemonHandle, DaemonOptions, RotationAlert, RotationTask, SystemClock,
+};
 pub use error::RotateError;
 pub use guard::{filesystem_usage, DiskGuard, FsUsage};
 pub use logrotate_conf::{parse_logrotate_conf, parse_logrotate_str};

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use logyard_rotate::{
-    parse_logrotate_conf, read_archive, run, Clock, Daemon, DaemonOptions, NoopObserver,
-    RotateError, RunOptions,
+    parse_logrotate_conf, read_archive, run, Clock, Daemon, DaemonOptions, DiskGuard, NoopObserver,
+    RotateError, RotationAlert, RunOptions,
 };
 
 #[test]
@@ -303,4 +303,70 @@ fn the_daemon_runs_on_demand_and_counts() {
     );
     assert!(text.contains("logyard_rotate_files_total 1"), "{text}");
     assert!(handle.last_report().unwrap().is_success());
+}
+
+#[test]
+fn the_daemon_alerts_on_the_disk_guard_and_on_a_rule_failing_for_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rules = rules(
+        d,
+        "[[rotate]]\nname = \"bad\"\npaths = [\"@DIR@/bad.log\"]\nsize = \"1\"\npostrotate = \"exit 3\"\n\n[[rotate]]\nname = \"good\"\npaths = [\"@DIR@/good.log\"]\nsize = \"1MiB\"\nkeep = 5\ncompress = \"none\"\n",
+    );
+    append(&p(d, "good.log"), "live", 5);
+    append(&p(d, "good.log.1"), "old", 50);
+    let clock = Arc::new(Manual(std::sync::Mutex::new(t0())));
+    let opts = DaemonOptions {
+        guard: Some(DiskGuard {
+            max_archive_bytes: Some(0),
+            max_used_percent: None,
+        }),
+        ..DaemonOptions::new(p(d, "state.json"))
+    };
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let daemon = Daemon::new(rules, opts, Arc::new(NoopObserver), clock.clone())
+        .with_alerts(Arc::new(move |a| sink.lock().unwrap().push(a)));
+
+    append(&p(d, "bad.log"), "a", 5);
+    daemon.run_once(false).unwrap();
+    let first = std::mem::take(&mut *got.lock().unwrap());
+    assert!(
+        matches!(&first[..], [RotationAlert::DiskGuard { message }] if message.contains("removing the oldest")),
+        "{first:?}"
+    );
+    // A budget of zero: every archive goes, the live files stay.
+    assert_eq!(names(d), ["bad.log", "good.log"]);
+
+    // Failing for less than a day: nothing; from a day on: the rule, since when, and why.
+    *clock.0.lock().unwrap() = t0() + Duration::from_secs(23 * 3600);
+    append(&p(d, "bad.log"), "b", 5);
+    daemon.run_once(false).unwrap();
+    let quiet = std::mem::take(&mut *got.lock().unwrap());
+    assert!(
+        quiet
+            .iter()
+            .all(|a| matches!(a, RotationAlert::DiskGuard { .. })),
+        "{quiet:?}"
+    );
+    *clock.0.lock().unwrap() = t0() + Duration::from_secs(25 * 3600);
+    append(&p(d, "bad.log"), "c", 5);
+    daemon.run_once(false).unwrap();
+    let late = std::mem::take(&mut *got.lock().unwrap());
+    let failing: Vec<_> = late
+        .iter()
+        .filter_map(|a| match a {
+            RotationAlert::RuleFailing {
+                rule,
+                since,
+                last_error,
+            } => Some((rule.clone(), *since, last_error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failing.len(), 1, "{late:?}");
+    assert_eq!(failing[0].0, "bad");
+    assert_eq!(failing[0].1, t0());
+    let why = failing[0].2.clone().unwrap_or_default();
+    assert!(why.contains("postrotate"), "{why}");
 }

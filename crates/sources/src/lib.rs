@@ -1,5 +1,7 @@
 //! Collects logs for logyard: files followed by glob with rotation awareness and
-//! checkpoints, syslog over UDP and TCP, and stdin.
+//! checkpoints, syslog over UDP and TCP, Docker containers (their json-file logs or the
+//! Engine API, read-only), remote hosts over SSH (read-only, allow-listed and audited), and
+//! stdin.
 //!
 //! Sources sit at the head of the write path. They frame bytes into lines, join multi-line
 //! records and parse lines with `logyard-parse`, then hand batches of records to a [`Sink`]
@@ -41,11 +43,13 @@
 //! ```
 
 mod batch;
+pub mod docker;
 mod error;
 pub mod file;
 mod settings;
 mod shutdown;
 mod sink;
+pub mod ssh;
 mod status;
 pub mod stdin;
 pub mod syslog;
@@ -57,11 +61,16 @@ use std::thread::JoinHandle;
 use logyard_parse::ParserConfig;
 use serde::Deserialize;
 
+pub use docker::{DockerConfig, DockerMode, DockerSource};
 pub use error::{SinkError, SourceError};
 pub use file::{FileConfig, FileSource};
 pub use shutdown::Shutdown;
 pub use sink::{CheckpointToken, MemorySink, Sink};
-pub use status::{render_prometheus, FileStatus, SourceState, SourceStatus, StatusHandle};
+pub use ssh::{SshConfig, SshSource};
+pub use status::{
+    render_prometheus, ContainerStatus, FileStatus, RemoteStatus, SourceState, SourceStatus,
+    StatusHandle,
+};
 pub use stdin::{StdinConfig, StdinSource};
 pub use syslog::{SyslogConfig, SyslogSource};
 
@@ -99,7 +108,7 @@ pub trait Source: Send {
     /// Returns the source's unique name.
     fn name(&self) -> &str;
 
-    /// Returns the source's type (`file`, `syslog`, `stdin`).
+    /// Returns the source's type (`file`, `syslog`, `docker`, `ssh`, `stdin`).
     fn kind(&self) -> &'static str;
 
     /// Returns the handle on the source's status, which stays valid after `run` returns.
@@ -118,6 +127,11 @@ pub enum SourceConfig {
     File(FileConfig),
     /// Syslog over UDP and TCP.
     Syslog(SyslogConfig),
+    /// The logs of a Docker host's containers.
+    Docker(DockerConfig),
+    /// A remote host's containers and files over SSH (boxed: its many keys would make
+    /// every entry as large).
+    Ssh(Box<SshConfig>),
     /// Lines from standard input.
     Stdin(StdinConfig),
 }
@@ -128,6 +142,8 @@ impl SourceConfig {
         match self {
             SourceConfig::File(_) => "file",
             SourceConfig::Syslog(_) => "syslog",
+            SourceConfig::Docker(_) => "docker",
+            SourceConfig::Ssh(_) => "ssh",
             SourceConfig::Stdin(_) => "stdin",
         }
     }
@@ -137,6 +153,8 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => c.name.as_deref(),
             SourceConfig::Syslog(c) => c.name.as_deref(),
+            SourceConfig::Docker(c) => c.name.as_deref(),
+            SourceConfig::Ssh(c) => c.name.as_deref(),
             SourceConfig::Stdin(c) => c.name.as_deref(),
         }
     }
@@ -146,6 +164,8 @@ impl SourceConfig {
         Ok(match self {
             SourceConfig::File(c) => Box::new(FileSource::new(name, c.clone())?),
             SourceConfig::Syslog(c) => Box::new(SyslogSource::new(name, c.clone())?),
+            SourceConfig::Docker(c) => Box::new(DockerSource::new(name, c.clone())?),
+            SourceConfig::Ssh(c) => Box::new(SshSource::new(name, (**c).clone())?),
             SourceConfig::Stdin(c) => Box::new(StdinSource::new(name, c.clone())),
         })
     }
@@ -155,6 +175,17 @@ impl SourceConfig {
 /// (`file`), or `file-2`, `file-3`… for later ones of the same type; names must be unique,
 /// as they name checkpoint files and metric labels.
 pub fn build_all(configs: &[SourceConfig]) -> Result<Vec<Box<dyn Source>>, SourceError> {
+    let names = source_names(configs)?;
+    configs
+        .iter()
+        .zip(&names)
+        .map(|(c, n)| c.build(n))
+        .collect()
+}
+
+/// Returns the name of each `[[sources]]` entry, as [`build_all`] gives them; an error when
+/// two are the same.
+pub fn source_names(configs: &[SourceConfig]) -> Result<Vec<String>, SourceError> {
     let mut names: Vec<String> = Vec::new();
     let mut per_kind: std::collections::HashMap<&str, usize> = Default::default();
     for c in configs {
@@ -175,11 +206,7 @@ pub fn build_all(configs: &[SourceConfig]) -> Result<Vec<Box<dyn Source>>, Sourc
         }
         names.push(name);
     }
-    configs
-        .iter()
-        .zip(&names)
-        .map(|(c, n)| c.build(n))
-        .collect()
+    Ok(names)
 }
 
 /// A source running on its own thread.

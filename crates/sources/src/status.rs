@@ -35,12 +35,53 @@ pub struct FileStatus {
     pub problem: Option<String>,
 }
 
+/// A container read by a Docker source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerStatus {
+    /// The container's short id (12 hex digits).
+    pub id: String,
+    /// The container's name: the agent and the `docker:<name>` source of its records.
+    pub name: String,
+    /// Records delivered from the container since start.
+    pub lines_total: u64,
+    /// The daemon's RFC 3339 time of the last line delivered (api mode): how far behind the
+    /// container's log the source is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_line_time: Option<String>,
+    /// True while its log is followed (false once it stopped or was removed and read to
+    /// its end, or while it waits for a place under `max_containers`).
+    pub following: bool,
+    /// Why the container is not read, or read without its name and labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// The state of a remote host collected over SSH.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RemoteStatus {
+    /// The host as configured.
+    pub host: String,
+    /// Whether the last poll reached the host.
+    pub reachable: bool,
+    /// The RFC 3339 time of the last poll that reached the host.
+    pub last_poll: Option<String>,
+    /// Polls that reached the host since start.
+    pub polls_ok: u64,
+    /// Polls that failed to reach it (unreachable, refused key, closed mid-stream).
+    pub polls_failed: u64,
+    /// The containers collected at the last poll.
+    pub containers: Vec<String>,
+    /// The remote files collected, with the offset delivered (`size` is that offset too:
+    /// the remote size is not asked for).
+    pub paths: Vec<FileStatus>,
+}
+
 /// A source's state and counters, serialised as one entry of `GET /api/sources`.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct SourceStatus {
     /// The source's name (unique; the label of its metrics).
     pub name: String,
-    /// The source's type: `file`, `syslog`, `stdin`.
+    /// The source's type: `file`, `syslog`, `docker`, `stdin`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Running, failing or stopped.
@@ -48,9 +89,15 @@ pub struct SourceStatus {
     /// Files followed, with offsets (file sources only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileStatus>,
+    /// Containers read (Docker sources only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerStatus>,
     /// Open connections (TCP syslog only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connections: Option<u64>,
+    /// The remote host and what is collected from it (SSH sources only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteStatus>,
     /// The RFC 3339 time the last line was read.
     pub last_line_time: Option<String>,
     /// Lines (records) read since start.
@@ -158,6 +205,16 @@ impl StatusHandle {
         self.lock().status.files = files;
     }
 
+    /// Replaces the list of containers read.
+    pub fn set_containers(&self, containers: Vec<ContainerStatus>) {
+        self.lock().status.containers = containers;
+    }
+
+    /// Replaces the state of the remote host (SSH sources).
+    pub fn set_remote(&self, remote: RemoteStatus) {
+        self.lock().status.remote = Some(remote);
+    }
+
     /// Sets the number of open connections.
     pub fn set_connections(&self, n: u64) {
         self.lock().status.connections = Some(n);
@@ -221,6 +278,39 @@ pub fn render_prometheus(statuses: &[SourceStatus]) -> String {
                 escape(&s.kind),
                 get(s)
             );
+        }
+    }
+    let remote: Vec<&SourceStatus> = statuses.iter().filter(|s| s.remote.is_some()).collect();
+    if !remote.is_empty() {
+        type RemoteGetter = fn(&RemoteStatus) -> f64;
+        let metrics: [(&str, &str, &str, RemoteGetter); 2] = [
+            (
+                "logyard_source_remote_reachable",
+                "gauge",
+                "1 when the last poll of an SSH source reached its host, else 0.",
+                |r| f64::from(u8::from(r.reachable)),
+            ),
+            (
+                "logyard_source_remote_polls_failed_total",
+                "counter",
+                "Polls of an SSH source that did not reach its host or lost it mid-stream.",
+                |r| r.polls_failed as f64,
+            ),
+        ];
+        for (name, kind, help, get) in metrics {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for s in &remote {
+                if let Some(r) = &s.remote {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{source=\"{}\",type=\"{}\"}} {}",
+                        escape(&s.name),
+                        escape(&s.kind),
+                        get(r)
+                    );
+                }
+            }
         }
     }
     out

@@ -8,7 +8,6 @@
 //! (format `syslog` by default) and handed to the sink in batches (up to `batch_lines` or
 //! `batch_wait`) from a blocking thread; while the sink is slow, reading waits.
 
-mod fallback;
 mod tcp;
 
 use std::net::SocketAddr;
@@ -323,7 +322,7 @@ async fn batch_loop(
                     received_ns: now_ns(),
                 };
                 if let Some(rec) = parser.parse(&m.bytes, &lctx) {
-                    batch.push(fallback::pri_only(rec, &m.bytes));
+                    batch.push(rec);
                 }
                 first.get_or_insert_with(Instant::now);
             }
@@ -353,7 +352,7 @@ async fn batch_loop(
             received_ns: now_ns(),
         };
         if let Some(rec) = parser.parse(&m.bytes, &lctx) {
-            batch.push(fallback::pri_only(rec, &m.bytes));
+            batch.push(rec);
         }
     }
     if !batch.is_empty() {

@@ -47,6 +47,10 @@ listen_udp = "127.0.0.1:5514"
 listen_tcp = "127.0.0.1:5514"
 
 [[sources]]
+type = "docker"
+containers = ["web-*"]
+
+[[sources]]
 type = "stdin"
 "#,
     )
@@ -58,7 +62,13 @@ type = "stdin"
         .collect();
     assert_eq!(
         names,
-        ["file:file", "file:file-2", "syslog:syslog", "stdin:stdin"]
+        [
+            "file:file",
+            "file:file-2",
+            "syslog:syslog",
+            "docker:docker",
+            "stdin:stdin"
+        ]
     );
     match &cfgs[1] {
         SourceConfig::File(f) => {

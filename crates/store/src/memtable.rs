@@ -2,10 +2,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, RecordBatch};
 use logyard_model::Record;
 
-use crate::segment::{self, BlockCounts, Columns};
+use crate::segment::{self, col, BlockCounts, Columns};
 
 /// One acknowledged batch of records, kept in memory until a flush writes it to a segment.
 #[derive(Debug)]
@@ -14,7 +14,9 @@ pub struct MemBatch {
     min_ts: i64,
     max_ts: i64,
     bytes: usize,
-    columnar: OnceLock<RecordBatch>,
+    /// Each column of the segment schema, built on first use (alert rules and queries of the
+    /// memtable build only the columns they read).
+    columnar: [OnceLock<ArrayRef>; col::NAMES.len()],
     counts: OnceLock<BlockCounts>,
 }
 
@@ -29,7 +31,7 @@ impl MemBatch {
             min_ts,
             max_ts,
             bytes,
-            columnar: OnceLock::new(),
+            columnar: Default::default(),
             counts: OnceLock::new(),
         })
     }
@@ -59,17 +61,25 @@ impl MemBatch {
         self.counts.get_or_init(|| BlockCounts::of(&self.records))
     }
 
-    /// Returns some columns of the batch in the segment schema, built once on first use.
+    /// Returns some columns of the batch in the segment schema, each built once on first use.
     pub fn columns(&self, columns: Columns) -> RecordBatch {
-        let full = self
-            .columnar
-            .get_or_init(|| segment::records_to_batch(&self.records));
-        if columns == Columns::ALL {
-            return full.clone();
-        }
-        let indices: Vec<usize> = (0..segment::col::NAMES.len())
-            .filter(|&i| columns.has(i))
+        let indices: Vec<usize> = (0..col::NAMES.len()).filter(|&i| columns.has(i)).collect();
+        let arrays: Vec<ArrayRef> = indices
+            .iter()
+            .map(|&i| {
+                self.columnar[i]
+                    .get_or_init(|| segment::record_column(&self.records, i))
+                    .clone()
+            })
             .collect();
-        full.project(&indices).expect("indices are in the schema")
+        let schema = Arc::new(
+            segment::schema()
+                .project(&indices)
+                .expect("indices are in the schema"),
+        );
+        let options =
+            arrow_array::RecordBatchOptions::new().with_row_count(Some(self.records.len()));
+        RecordBatch::try_new_with_options(schema, arrays, &options)
+            .expect("columns match the schema")
     }
 }

@@ -187,52 +187,69 @@ pub fn schema() -> SchemaRef {
 
 /// Builds the columnar form of records, in the order given.
 pub fn records_to_batch<R: Borrow<Record>>(records: &[R]) -> RecordBatch {
+    let columns: Vec<ArrayRef> = (0..col::NAMES.len())
+        .map(|c| record_column(records, c))
+        .collect();
+    RecordBatch::try_new(schema(), columns).expect("columns match the schema")
+}
+
+/// Builds one column (a [`col`] index) of records, in the order given, as in the segment
+/// schema.
+pub fn record_column<R: Borrow<Record>>(records: &[R], column: usize) -> ArrayRef {
     let n = records.len();
-    let mut ts = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut seq = UInt64Builder::with_capacity(n);
-    let mut level = StringDictionaryBuilder::<Int32Type>::new();
-    let mut agent = StringDictionaryBuilder::<Int32Type>::new();
-    let mut host = StringDictionaryBuilder::<Int32Type>::new();
-    let mut source = StringDictionaryBuilder::<Int32Type>::new();
-    let mut message = StringBuilder::with_capacity(n, n * 64);
-    let mut raw = StringBuilder::new();
-    let mut fields = StringBuilder::new();
-    for r in records {
-        let r = r.borrow();
-        ts.append_value(r.timestamp);
-        seq.append_value(r.seq);
-        match r.level {
-            Some(l) => level.append_value(l.as_str()),
-            None => level.append_null(),
+    let rows = records.iter().map(Borrow::borrow);
+    let dictionary = |values: &mut dyn Iterator<Item = Option<&str>>| -> ArrayRef {
+        let mut b = StringDictionaryBuilder::<Int32Type>::new();
+        for v in values {
+            match v {
+                Some(v) => b.append_value(v),
+                None => b.append_null(),
+            }
         }
-        agent.append_value(&r.agent);
-        host.append_value(&r.host);
-        source.append_value(&r.source);
-        message.append_value(&r.message);
-        raw.append_option(r.raw.as_deref());
-        if r.fields.is_empty() {
-            fields.append_null();
-        } else {
-            let obj: serde_json::Map<String, serde_json::Value> = r
-                .fields
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect();
-            fields.append_value(serde_json::Value::Object(obj).to_string());
+        Arc::new(b.finish())
+    };
+    match column {
+        col::TIMESTAMP => {
+            let mut b = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
+            rows.for_each(|r| b.append_value(r.timestamp));
+            Arc::new(b.finish())
+        }
+        col::SEQ => {
+            let mut b = UInt64Builder::with_capacity(n);
+            rows.for_each(|r| b.append_value(r.seq));
+            Arc::new(b.finish())
+        }
+        col::LEVEL => dictionary(&mut rows.map(|r| r.level.map(|l| l.as_str()))),
+        col::AGENT => dictionary(&mut rows.map(|r| Some(r.agent.as_str()))),
+        col::HOST => dictionary(&mut rows.map(|r| Some(r.host.as_str()))),
+        col::SOURCE => dictionary(&mut rows.map(|r| Some(r.source.as_str()))),
+        col::MESSAGE => {
+            let mut b = StringBuilder::with_capacity(n, n * 64);
+            rows.for_each(|r| b.append_value(&r.message));
+            Arc::new(b.finish())
+        }
+        col::RAW => {
+            let mut b = StringBuilder::new();
+            rows.for_each(|r| b.append_option(r.raw.as_deref()));
+            Arc::new(b.finish())
+        }
+        _ => {
+            let mut b = StringBuilder::new();
+            for r in rows {
+                if r.fields.is_empty() {
+                    b.append_null();
+                } else {
+                    let obj: serde_json::Map<String, serde_json::Value> = r
+                        .fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_json()))
+                        .collect();
+                    b.append_value(serde_json::Value::Object(obj).to_string());
+                }
+            }
+            Arc::new(b.finish())
         }
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(ts.finish()),
-        Arc::new(seq.finish()),
-        Arc::new(level.finish()),
-        Arc::new(agent.finish()),
-        Arc::new(host.finish()),
-        Arc::new(source.finish()),
-        Arc::new(message.finish()),
-        Arc::new(raw.finish()),
-        Arc::new(fields.finish()),
-    ];
-    RecordBatch::try_new(schema(), columns).expect("columns match the schema")
 }
 
 /// Reads a string column (plain or dictionary) at a row; `None` for null.

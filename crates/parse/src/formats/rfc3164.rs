@@ -1,6 +1,9 @@
 //! Syslog RFC 3164 (BSD): `<38>Jan 15 10:30:00 host sshd[1234]: message`, also without the
 //! priority (as in `/var/log/syslog`) or with an ISO stamp (rsyslog's high-precision form).
 //! The year is inferred: the one that puts the stamp nearest before the receive time + 1 day.
+//! A priority with no header at all (`<11>myapp[42]: disk failed`, as Python's
+//! `SysLogHandler` and some devices send) keeps the receive time; level and facility come
+//! from the priority, the agent from the tag.
 
 use logyard_model::Record;
 
@@ -25,6 +28,33 @@ fn tag(w: &str) -> Option<(&str, Option<&str>)> {
     ok.then_some((name, pid))
 }
 
+/// Says whether what follows the priority starts like RFC 5424's version (`1 `), which
+/// the RFC 5424 parser handles (also when its stamp is bad).
+fn looks_like_rfc5424(rest: &[u8]) -> bool {
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    (1..=2).contains(&digits) && rest.get(digits) == Some(&b' ')
+}
+
+/// Completes a record of a priority followed directly by `tag: message` or a message.
+fn headerless(body: &str, pri: u8, rec: &mut Record) -> Res {
+    apply_pri(rec, pri);
+    let body = body.trim_end_matches(['\0', '\n', '\r']);
+    let (first, after_first) = word(body);
+    let msg = match tag(first) {
+        Some((name, pid)) => {
+            rec.agent = name.to_string();
+            if let Some(p) = pid {
+                rec.fields.insert("pid".into(), super::id_value(p));
+            }
+            after_first
+        }
+        None => body,
+    };
+    rec.message = msg.to_string();
+    extract(rec, msg);
+    Ok(())
+}
+
 /// Parses an RFC 3164 line.
 pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     let b = line.as_bytes();
@@ -39,6 +69,8 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     } else if let (Some(_), Some((c, n))) = (pri, scan_iso(rest)) {
         super::set_time(rec, &c, &rest[..n], cx)?;
         n
+    } else if let Some(p) = pri.filter(|_| !looks_like_rfc5424(rest)) {
+        return headerless(&line[used..], p, rec);
     } else {
         return Err(Miss::No);
     };

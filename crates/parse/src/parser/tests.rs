@@ -290,3 +290,53 @@ fn a_broken_json_line_keeps_the_context_source() {
     );
     assert!(r.fields.contains_key("json_error"));
 }
+
+#[test]
+fn a_fixed_container_format_says_why_a_line_is_plain_text() {
+    let docker = ParserConfig {
+        format: Format::Docker,
+        ..ParserConfig::default()
+    };
+    for line in ["not json", "{\"log\":\"cut in the midd", "{\"other\":1}"] {
+        let rec = parse_with(docker.clone(), line);
+        assert_eq!(rec.message, line);
+        assert_eq!(
+            rec.fields[WRAPPER_ERROR].to_string(),
+            "not a Docker json-file line",
+            "{line}"
+        );
+    }
+    let ok = parse_with(
+        docker,
+        r#"{"log":"fine\n","stream":"stdout","time":"2024-01-15T10:30:00Z"}"#,
+    );
+    assert!(!ok.fields.contains_key(WRAPPER_ERROR));
+    let cri = ParserConfig {
+        format: Format::Cri,
+        ..ParserConfig::default()
+    };
+    let rec = parse_with(cri, "no cri prefix");
+    assert_eq!(rec.fields[WRAPPER_ERROR].to_string(), "not a CRI line");
+    assert!(!parse("plain text").fields.contains_key(WRAPPER_ERROR));
+}
+
+#[test]
+fn the_limit_cuts_a_docker_line_not_its_wrapper() {
+    let cfg = ParserConfig {
+        max_line_bytes: 16,
+        ..ParserConfig::default()
+    };
+    let line = format!(
+        r#"{{"log":"{}\n","stream":"stderr","time":"2024-01-15T10:30:00Z"}}"#,
+        "é".repeat(20)
+    );
+    let rec = parse_with(cfg.clone(), &line);
+    assert_eq!(rec.message, "é".repeat(8));
+    assert_eq!(rec.fields["truncated"].to_string(), "true");
+    assert_eq!(rec.fields["stream"].to_string(), "stderr");
+    assert_eq!(rec.timestamp, T);
+    // Not a wrapper after all: the text is cut at the limit.
+    let rec = parse_with(cfg, &format!("{{\"log\":{}", "x".repeat(100)));
+    assert_eq!(rec.message.len(), 16);
+    assert_eq!(rec.fields["truncated"].to_string(), "true");
+}

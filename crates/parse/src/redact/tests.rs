@@ -106,6 +106,7 @@ fn custom_patterns_and_counts() {
             name: "ssn".into(),
             regex: r"\b\d{3}-\d{2}-\d{4}\b".into(),
         }],
+        ..RedactConfig::default()
     };
     let mut r = Redactor::new(&cfg).unwrap();
     assert_eq!(
@@ -115,12 +116,21 @@ fn custom_patterns_and_counts() {
     assert_eq!(r.counts()["ssn"], 1);
     assert_eq!(r.counts()["password"], 1);
     assert_eq!(r.counts()["card"], 0);
+    // A second redactor of the same configuration adds to the same counts.
+    let mut other = Redactor::new(&cfg.clone()).unwrap();
+    other.redact("password=y token=z");
+    assert_eq!(r.counts()["password"], 2);
+    assert_eq!(r.counts()["token"], 1);
+    // A configuration of its own counts on its own.
+    let fresh = Redactor::new(&RedactConfig::default()).unwrap();
+    assert_eq!(fresh.counts()["password"], 0);
     let bad = RedactConfig {
         builtin: true,
         patterns: vec![RedactPattern {
             name: "x".into(),
             regex: "(".into(),
         }],
+        ..RedactConfig::default()
     };
     assert!(matches!(Redactor::new(&bad), Err(ParseError::Regex { .. })));
 }

@@ -114,6 +114,33 @@ pub(crate) struct HistogramState {
 }
 
 impl HistogramState {
+    /// Returns the histogram being counted.
+    pub(crate) fn histogram(&self) -> &Histogram {
+        &self.histogram
+    }
+
+    /// Adds `n` records of the bucket holding `ts` whose `by` value is `cell` at once (counted
+    /// from block metadata).
+    pub(crate) fn add(
+        &mut self,
+        ts: i64,
+        cell: Cell,
+        n: u64,
+        budget: &mut Budget,
+    ) -> Result<(), String> {
+        if n == 0 {
+            return Ok(());
+        }
+        let key = (self.histogram.bucket(ts), cell.key_text());
+        if let Some(entry) = self.counts.get_mut(&key) {
+            entry.1 += n;
+            return Ok(());
+        }
+        budget.add_group(cell.size() * 2 + 64)?;
+        self.counts.insert(key, (cell, n));
+        Ok(())
+    }
+
     /// Returns the counts of the non-empty buckets.
     pub(crate) fn counts(self) -> HistogramCounts {
         let mut out = HistogramCounts::default();

@@ -20,6 +20,7 @@ use std::fmt;
 use std::time::Instant;
 
 pub use fields::Fields;
+pub(crate) use histogram::HistogramState;
 pub use histogram::{format_duration, Histogram, HistogramCounts};
 pub use limit::Limit;
 pub use patterns::{template, Patterns};

@@ -32,19 +32,20 @@ impl Sort {
         Ok(Sort { by, desc })
     }
 
-    /// Compares two rows of key cells in this sort's direction.
+    /// Compares two rows of key cells in this sort's direction; absent values (nulls) go
+    /// last in either direction, so `sort by (response_time_ms) desc` starts with the slowest.
     pub(crate) fn cmp_keys(&self, a: &[Cell], b: &[Cell]) -> Ordering {
-        let ord = a
-            .iter()
+        a.iter()
             .zip(b)
-            .map(|(x, y)| x.total_cmp(y))
+            .map(|(x, y)| match (x, y) {
+                (Cell::Null, Cell::Null) => Ordering::Equal,
+                (Cell::Null, _) => Ordering::Greater,
+                (_, Cell::Null) => Ordering::Less,
+                _ if self.desc => x.total_cmp(y).reverse(),
+                _ => x.total_cmp(y),
+            })
             .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal);
-        if self.desc {
-            ord.reverse()
-        } else {
-            ord
-        }
+            .unwrap_or(Ordering::Equal)
     }
 
     /// Sorts a table's rows (stable: equal rows keep their order).

@@ -86,9 +86,8 @@ pub(crate) struct CheckpointStore {
 impl CheckpointStore {
     /// The store of a source's checkpoints under `state_dir`.
     pub fn new(state_dir: &Path, source: &str) -> CheckpointStore {
-        let file = format!("{}.json", sanitize(source));
         CheckpointStore {
-            path: state_dir.join("checkpoints").join(file),
+            path: checkpoint_path(state_dir, source),
             last_written: None,
         }
     }
@@ -123,19 +122,8 @@ impl CheckpointStore {
             return Ok(());
         }
         let text = cp.encode();
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let err = |e| SourceError::io("write checkpoints to", &self.path, e);
-        fs::create_dir_all(dir).map_err(err)?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = fs::File::create(&tmp).map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        drop(f);
-        fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Ok(d) = fs::File::open(dir) {
-            // The rename is durable once the folder is synced.
-            let _ = d.sync_all();
-        }
+        write_atomic(&self.path, text.as_bytes())
+            .map_err(|e| SourceError::io("write checkpoints to", &self.path, e))?;
         self.last_written = Some(cp.clone());
         Ok(())
     }
@@ -162,6 +150,32 @@ impl Checkpoint {
         }
         Ok(cp)
     }
+}
+
+/// Writes a file atomically: a temporary file beside it, fsync, rename, fsync of the folder.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    if let Ok(d) = fs::File::open(dir) {
+        // The rename is durable once the folder is synced.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The path of a source's checkpoint file under `state_dir`.
+pub(crate) fn checkpoint_path(state_dir: &Path, source: &str) -> PathBuf {
+    state_dir
+        .join("checkpoints")
+        .join(format!("{}.json", sanitize(source)))
 }
 
 /// Keeps a source name usable as a file name.

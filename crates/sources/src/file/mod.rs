@@ -5,7 +5,8 @@
 //! at every path per poll; the run loop polls when `notify` reports a change in a watched
 //! folder, and every `poll_interval` in any case (or only then, with `watch = "poll"`).
 
-mod checkpoint;
+pub(crate) mod checkpoint;
+pub(crate) mod discover;
 mod fingerprint;
 mod gz;
 mod reader;
@@ -25,6 +26,7 @@ use crate::settings::{duration, parser_config, size};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
+pub(crate) use discover::{Discover, GlobDiscover, PathMeta};
 pub(crate) use tailer::{Halt, Tailer};
 
 /// Where to start in a file seen for the first time.
@@ -141,14 +143,20 @@ impl FileConfig {
 /// Settings resolved from a [`FileConfig`] and the context.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub patterns: Vec<String>,
     pub start_at_end: bool,
     pub max_line_bytes: usize,
     pub partial_timeout: Duration,
     pub multiline: MultilineConfig,
     pub batch_lines: usize,
-    pub read_gz: bool,
     pub rotate_wait: Duration,
+    /// A path without a file is forgotten after this long (once nothing is left to read).
+    pub forget_after: Duration,
+    /// A path read from its start for the first time has its rotated files read first (the
+    /// Docker source: a container's older logs); file sources follow live names only.
+    pub read_older_generations: bool,
+    /// Lines are Docker json-file lines: the parts of a line the daemon split are delivered
+    /// together, and multi-line joining is off.
+    pub wrapped: bool,
 }
 
 /// Follows files by glob; see the module documentation.
@@ -200,7 +208,6 @@ impl FileSource {
         let mut parser = parser;
         parser.max_line_bytes = max_line_bytes;
         let settings = Settings {
-            patterns: self.cfg.paths.clone(),
             start_at_end: self.cfg.start_at == StartAt::End,
             max_line_bytes,
             partial_timeout: self.cfg.partial_timeout,
@@ -211,12 +218,19 @@ impl FileSource {
                 ..MultilineConfig::default()
             },
             batch_lines: self.cfg.batch_lines.max(1),
-            read_gz: self.cfg.read_gz,
             rotate_wait: self.cfg.rotate_wait,
+            forget_after: stream::FORGET_AFTER,
+            read_older_generations: false,
+            wrapped: false,
+        };
+        let discover = GlobDiscover {
+            patterns: self.cfg.paths.clone(),
+            read_gz: self.cfg.read_gz,
         };
         Tailer::new(
             &self.name,
             settings,
+            Box::new(discover),
             parser,
             &ctx.host,
             ctx.sink.clone(),
@@ -340,33 +354,6 @@ fn wait_for_change(rx: &mpsc::Receiver<()>, ctx: &SourceContext, wait: Duration)
                 return;
             }
         }
-    }
-}
-
-impl Tailer {
-    /// Expands the globs into live files to follow and compressed files to read once.
-    pub(crate) fn expand(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
-        let mut live = std::collections::BTreeSet::new();
-        let mut gz = std::collections::BTreeSet::new();
-        for pattern in &self.settings.patterns {
-            let Ok(paths) = glob::glob(pattern) else {
-                continue;
-            };
-            for p in paths.flatten() {
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if name.ends_with(".gz") {
-                    if self.settings.read_gz && p.is_file() {
-                        gz.insert(p);
-                    }
-                } else if !rotation::is_rotated_name(&name) {
-                    live.insert(p);
-                }
-            }
-        }
-        (live.into_iter().collect(), gz.into_iter().collect())
     }
 }
 

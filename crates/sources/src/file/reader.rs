@@ -3,7 +3,13 @@
 //! is held until its newline comes or a timeout passes, and lines are joined by the
 //! source's [`Multiline`] joiner. The reader knows through which offset the records it gave
 //! out reach, which is what a checkpoint may commit once they are delivered.
+//!
+//! A reader of Docker json-file lines ([`LineReader::wrapped`]) does not join lines: it
+//! keeps the parts of one container line that the daemon split (a `log` without its final
+//! newline) and gives them out together, one record of several wrapper lines, so that a
+//! checkpoint never falls between two parts of a line.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use logyard_parse::{Multiline, MultilineConfig, MultilineMode};
@@ -27,6 +33,12 @@ pub(crate) struct LineReader {
     partial_timeout: Duration,
     ml_cfg: MultilineConfig,
     multiline: Multiline,
+    /// Docker json-file lines: no joining, split parts kept together.
+    wrapped: bool,
+    /// Wrapper lines of a split container line, each ending with `\n`.
+    group: Vec<u8>,
+    /// Since when the group waits for its last part.
+    group_since: Option<Instant>,
 }
 
 impl LineReader {
@@ -51,13 +63,24 @@ impl LineReader {
             partial_timeout,
             ml_cfg,
             multiline,
+            wrapped: false,
+            group: Vec::new(),
+            group_since: None,
         }
+    }
+
+    /// Reads Docker json-file lines (see the module documentation) when `on`.
+    pub fn wrapped(mut self, on: bool) -> LineReader {
+        self.wrapped = on;
+        self
     }
 
     /// Forgets everything not given out and goes back to `offset` (after a failed delivery
     /// or a truncation).
     pub fn reset(&mut self, offset: u64) {
-        *self = LineReader::new(offset, self.max, self.partial_timeout, self.ml_cfg.clone());
+        let wrapped = self.wrapped;
+        *self = LineReader::new(offset, self.max, self.partial_timeout, self.ml_cfg.clone())
+            .wrapped(wrapped);
     }
 
     /// True when bytes are held: a partial line or a multi-line record not yet given out.
@@ -112,6 +135,18 @@ impl LineReader {
 
     /// Hands one line (ending at `self.pos`) to the joiner.
     fn line(&mut self, line: &[u8], now_ns: i64, out: &mut Vec<Vec<u8>>) {
+        if self.wrapped {
+            let rec = self.wrapped_line(line);
+            if self.group.is_empty() {
+                // The line ended a container line: everything before it is given out.
+                self.done = self.pos;
+            }
+            self.last_line_end = self.pos;
+            self.line_start = self.pos;
+            self.partial_since = None;
+            out.extend(rec);
+            return;
+        }
         let start = self.line_start;
         let recs = self.multiline.push(line, now_ns);
         if self.ml_cfg.mode == MultilineMode::None {
@@ -124,6 +159,23 @@ impl LineReader {
         self.last_line_end = self.pos;
         self.line_start = self.pos;
         self.partial_since = None;
+    }
+
+    /// Keeps a split part in the group, or returns the group ended by `line`.
+    fn wrapped_line(&mut self, line: &[u8]) -> Option<Vec<u8>> {
+        // The group is bounded: the parser cuts a joined line at `max_line_bytes` anyway,
+        // and the wrappers and JSON escapes add to the raw size.
+        let room = self.max.saturating_mul(2).saturating_add(4096);
+        if is_split_part(line) && self.group.len() + line.len() < room {
+            self.group.extend_from_slice(line);
+            self.group.push(b'\n');
+            self.group_since.get_or_insert_with(Instant::now);
+            return None;
+        }
+        let mut rec = std::mem::take(&mut self.group);
+        rec.extend_from_slice(line);
+        self.group_since = None;
+        Some(rec)
     }
 
     /// Gives out what waited too long: a partial line past the partial timeout, and a
@@ -139,7 +191,16 @@ impl LineReader {
             if let Some(rec) = self.multiline.flush_all() {
                 out.push(rec);
             }
+            self.take_group(out);
             self.done = self.pos;
+        }
+        if self
+            .group_since
+            .is_some_and(|t| t.elapsed() >= self.partial_timeout)
+        {
+            // The last part of a split line never came: give out the parts.
+            self.take_group(out);
+            self.done = self.last_line_end;
         }
         if self.last_line_end > self.done {
             if let Some(rec) = self.multiline.flush(now_ns) {
@@ -158,8 +219,31 @@ impl LineReader {
         if let Some(rec) = self.multiline.flush_all() {
             out.push(rec);
         }
+        self.take_group(out);
         self.done = self.pos;
     }
+
+    /// Gives out the parts of a split line held so far.
+    fn take_group(&mut self, out: &mut Vec<Vec<u8>>) {
+        if !self.group.is_empty() {
+            let mut rec = std::mem::take(&mut self.group);
+            rec.pop();
+            out.push(rec);
+        }
+        self.group_since = None;
+    }
+}
+
+/// True for a Docker json-file line whose `log` does not end with a newline: a part of a
+/// longer line that the daemon split (at 16 KiB).
+fn is_split_part(line: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Wrapper<'a> {
+        #[serde(borrow)]
+        log: Cow<'a, str>,
+    }
+    line.starts_with(b"{\"log\":")
+        && serde_json::from_slice::<Wrapper>(line).is_ok_and(|w| !w.log.ends_with('\n'))
 }
 
 #[cfg(test)]
@@ -206,5 +290,43 @@ mod tests {
         r.flush_all(0, &mut out);
         assert_eq!(out[1], b"2 two");
         assert_eq!(r.done, r.pos);
+    }
+
+    #[test]
+    fn wrapped_lines_keep_the_parts_of_a_split_line_together() {
+        let mut r = LineReader::new(0, 1000, Duration::from_secs(60), MultilineConfig::default())
+            .wrapped(true);
+        let part = br#"{"log":"head ","stream":"stdout","time":"t"}"#;
+        let last = br#"{"log":"tail\n","stream":"stdout","time":"t"}"#;
+        let mut bytes = Vec::new();
+        for l in [&part[..], &part[..], &last[..], b"  at not joined"] {
+            bytes.extend_from_slice(l);
+            bytes.push(b'\n');
+        }
+        let mut out = Vec::new();
+        r.feed(&bytes[..2 * (part.len() + 1)], 0, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(r.done, 0, "no checkpoint between the parts");
+        r.feed(&bytes[2 * (part.len() + 1)..], 0, &mut out);
+        assert_eq!(out.len(), 2, "a stack-trace line is not joined: {out:?}");
+        let group: Vec<&[u8]> = out[0].split(|&c| c == b'\n').collect();
+        assert_eq!(group, [&part[..], &part[..], &last[..]]);
+        assert_eq!(out[1], b"  at not joined");
+        assert_eq!(r.done, bytes.len() as u64);
+
+        // A group whose last part never comes is given out after the partial timeout.
+        let mut r = LineReader::new(
+            0,
+            1000,
+            Duration::from_millis(0),
+            MultilineConfig::default(),
+        )
+        .wrapped(true);
+        let mut out = Vec::new();
+        r.feed(&[&part[..], b"\n"].concat(), 0, &mut out);
+        assert!(out.is_empty() && r.has_pending());
+        r.flush_timeouts(0, &mut out);
+        assert_eq!(out, [part.to_vec()]);
+        assert_eq!(r.done, part.len() as u64 + 1);
     }
 }

@@ -100,14 +100,20 @@ impl Tailer {
                 if e.skip_id == Some(id) {
                     return;
                 }
-                if e.had_stream {
-                    self.adopt_generations(e, id);
-                }
                 let start = if e.initial && !e.had_stream && self.settings.start_at_end {
                     meta.len()
                 } else {
                     0
                 };
+                if e.had_stream {
+                    self.adopt_generations(e, id);
+                } else if start == 0 && self.settings.read_older_generations {
+                    // A path read from its start for the first time: its rotated files hold
+                    // its older lines, to be read first.
+                    let seen = std::mem::replace(&mut e.seen_ns, i64::MIN / 2);
+                    self.adopt_generations(e, id);
+                    e.seen_ns = seen;
+                }
                 self.open_current(e, start);
             }
         }
@@ -263,7 +269,8 @@ impl Tailer {
                 self.settings.max_line_bytes,
                 self.settings.partial_timeout,
                 self.settings.multiline.clone(),
-            ),
+            )
+            .wrapped(self.settings.wrapped),
             last_growth: Instant::now(),
         }
     }
@@ -279,7 +286,8 @@ impl Tailer {
 
     /// Rebuilds an entry from its checkpoint, finding its files again.
     pub(crate) fn restore_entry(&mut self, path: &Path, pc: &PathCheckpoint) -> Entry {
-        let mut e = Entry::new(path, false, pc.seen_ns);
+        let meta = self.discover.describe(path);
+        let mut e = Entry::new(path, meta, false, pc.seen_ns);
         e.done = pc.done.clone();
         e.had_stream = pc.current.is_some() || !pc.retired.is_empty() || !pc.done.is_empty();
         for sc in &pc.retired {

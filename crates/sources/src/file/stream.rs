@@ -4,14 +4,17 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use logyard_model::Value;
+
 use super::checkpoint::{PathCheckpoint, StreamCheckpoint};
+use super::discover::PathMeta;
 use super::fingerprint::{FileId, Fingerprint};
 use super::reader::LineReader;
 
 /// At most this many finished files are remembered per path.
 pub(crate) const DONE_KEPT: usize = 64;
 
-/// A path without a file for this long is forgotten.
+/// A path without a file for this long is forgotten (file sources).
 pub(crate) const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// An open file, how far it is delivered and its framing state.
@@ -65,6 +68,10 @@ pub(crate) struct Entry {
     pub source: String,
     /// The agent when a line names none: the file's stem.
     pub agent: String,
+    /// Fields given to every record of the path (a container's id, name and labels).
+    pub fields: Vec<(String, Value)>,
+    /// Records delivered from the path since start.
+    pub lines: u64,
     /// The file at the path.
     pub current: Option<Stream>,
     /// Rotated files still read, oldest first.
@@ -89,12 +96,14 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// A newly found path.
-    pub fn new(path: &Path, initial: bool, now_ns: i64) -> Entry {
+    /// A newly found path, labelled by `meta`.
+    pub fn new(path: &Path, meta: PathMeta, initial: bool, now_ns: i64) -> Entry {
         Entry {
             path: path.to_path_buf(),
-            source: format!("file:{}", path.display()),
-            agent: logyard_parse::agent_from_path(path),
+            source: meta.source,
+            agent: meta.agent,
+            fields: meta.fields,
+            lines: 0,
             current: None,
             retired: Vec::new(),
             done: Vec::new(),
@@ -134,14 +143,19 @@ impl Entry {
         }
     }
 
-    /// True when the path held no file for `FORGET_AFTER` and nothing of it is left to
-    /// read: the entry (and its checkpoint) can go; a file that appears there later is new.
-    pub fn forgotten(&self) -> bool {
+    /// Relabels the path (a container renamed or relabelled).
+    pub fn relabel(&mut self, meta: PathMeta) {
+        self.source = meta.source;
+        self.agent = meta.agent;
+        self.fields = meta.fields;
+    }
+
+    /// True when the path held no file for `after` and nothing of it is left to read: the
+    /// entry (and its checkpoint) can go; a file that appears there later is new.
+    pub fn forgotten(&self, after: std::time::Duration) -> bool {
         self.current.is_none()
             && self.retired.is_empty()
-            && self
-                .missing_since
-                .is_some_and(|t| t.elapsed() >= FORGET_AFTER)
+            && self.missing_since.is_some_and(|t| t.elapsed() >= after)
     }
 
     /// True when any stream holds bytes not yet given out.

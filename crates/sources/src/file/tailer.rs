@@ -12,6 +12,7 @@ use logyard_model::{now_ns, Record};
 use logyard_parse::{LineContext, Parser, ParserConfig};
 
 use super::checkpoint::{Checkpoint, CheckpointStore, VERSION};
+use super::discover::Discover;
 use super::stream::{Entry, Slot, Stream};
 use super::Settings;
 use crate::error::SourceError;
@@ -47,6 +48,8 @@ fn truncated_retired(s: &mut Stream) {
 pub(crate) struct Tailer {
     pub(crate) name: String,
     pub(crate) settings: Settings,
+    /// Which files to follow and how to label them.
+    pub(crate) discover: Box<dyn Discover>,
     parser: Parser,
     host: String,
     sink: Arc<dyn Sink>,
@@ -73,6 +76,7 @@ impl Tailer {
     pub fn new(
         name: &str,
         settings: Settings,
+        discover: Box<dyn Discover>,
         parser: ParserConfig,
         host: &str,
         sink: Arc<dyn Sink>,
@@ -102,6 +106,7 @@ impl Tailer {
         let mut t = Tailer {
             name: name.to_string(),
             settings,
+            discover,
             parser,
             host: host.to_string(),
             sink,
@@ -144,11 +149,27 @@ impl Tailer {
     /// reads and delivers what was added.
     pub fn poll(&mut self) -> Result<(), Halt> {
         let now = now_ns();
-        let (paths, gz) = self.expand();
+        let (paths, gz) = self.discover.expand();
         for p in paths {
             if !self.entries.contains_key(&p) {
                 let initial = self.first_scan;
-                self.entries.insert(p.clone(), Entry::new(&p, initial, now));
+                let meta = self.discover.describe(&p);
+                self.entries
+                    .insert(p.clone(), Entry::new(&p, meta, initial, now));
+            }
+        }
+        let discover = &self.discover;
+        self.entries.retain(|p, _| {
+            let keep = discover.wants(p);
+            if !keep {
+                tracing::info!(source = %self.name, path = %p.display(), "no longer followed");
+            }
+            keep
+        });
+        for (p, e) in self.entries.iter_mut() {
+            let meta = self.discover.describe(p);
+            if meta.source != e.source || meta.agent != e.agent || meta.fields != e.fields {
+                e.relabel(meta);
             }
         }
         self.first_scan = false;
@@ -171,7 +192,7 @@ impl Tailer {
                 continue;
             };
             result = self.poll_entry(&mut e);
-            if e.forgotten() {
+            if e.forgotten(self.settings.forget_after) {
                 tracing::info!(source = %self.name, path = %key.display(), "forgetting a path without a file");
                 continue;
             }
@@ -300,7 +321,21 @@ impl Tailer {
         let mut records: Vec<Record> = Vec::with_capacity(lines.len());
         for line in lines.drain(..) {
             bytes += line.len() as u64 + 1;
-            records.extend(self.parser.parse(&line, &ctx));
+            if self.settings.wrapped {
+                // The parts of one line split by the Docker daemon come as one group: the
+                // parser joins them, and gives out a part left alone at the group's end.
+                for part in line.split(|&c| c == b'\n') {
+                    records.extend(self.parser.parse(part, &ctx));
+                }
+                records.extend(self.parser.flush_partial(&ctx));
+            } else {
+                records.extend(self.parser.parse(&line, &ctx));
+            }
+        }
+        for rec in &mut records {
+            for (k, v) in &e.fields {
+                rec.fields.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         let before = s.committed;
         s.committed = s.reader.done;
@@ -310,6 +345,7 @@ impl Tailer {
         match self.write(records, &cp) {
             Ok(()) => {
                 self.status.add_lines(n, bytes);
+                e.lines += n;
                 self.commit(cp);
                 Ok(())
             }

@@ -1,0 +1,65 @@
+// Time to first results in the web UI: for a few searches, the time from navigation to the
+// first rows of the result list on screen, and to the histogram's bars, in headless
+// Chromium against a running server (median of 5 navigations after one warm-up).
+//
+//   node bench/ui_first_results.mjs http://127.0.0.1:8062
+//
+// bench/ingest_query.py --ui runs it on the data it ingested. Needs
+// `npm ci --prefix tests/e2e` (playwright-core) and Debian's chromium (or $CHROMIUM).
+
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { chromium } = createRequire(join(repo, 'tests/e2e/package.json'))('playwright-core');
+const base = process.argv[2];
+if (!base) {
+  console.error('usage: node bench/ui_first_results.mjs BASE_URL');
+  process.exit(2);
+}
+const RUNS = 5;
+const searches = [
+  ['newest of all time', ''],
+  ['needle word', 'NEEDLE-42-5'],
+  ['level:ERROR', 'level:ERROR'],
+  ['agent:HERMES', 'agent:HERMES'],
+  ['phrase', '"connection refused"'],
+  ['regex', '~"response_time: [0-9]{4,}ms"'],
+];
+
+const profile = mkdtempSync(join(tmpdir(), 'logyard-bench-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  viewport: { width: 1280, height: 800 },
+});
+const page = context.pages()[0] || await context.newPage();
+page.setDefaultTimeout(30_000);
+
+const median = (v) => { const s = [...v].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+console.log(`${'search'.padEnd(22)} ${'first rows'.padStart(11)} ${'histogram'.padStart(11)}`);
+try {
+  for (const [name, q] of searches) {
+    const url = base + '/' + (q ? '?q=' + encodeURIComponent(q) : '');
+    const rows = [];
+    const bars = [];
+    for (let i = 0; i <= RUNS; i++) {
+      await page.goto('about:blank');
+      const t0 = performance.now();
+      await page.goto(url, { waitUntil: 'commit' });
+      await page.locator('.list .row').first().waitFor();
+      const r = performance.now() - t0;
+      await page.locator('.histo .bar').first().waitFor();
+      const b = performance.now() - t0;
+      if (i > 0) { rows.push(r); bars.push(b); }
+    }
+    console.log(`${name.padEnd(22)} ${median(rows).toFixed(0).padStart(8)} ms ${median(bars).toFixed(0).padStart(8)} ms`);
+  }
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
