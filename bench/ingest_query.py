@@ -250,6 +250,25 @@ def main():
                 raise SystemExit(f"{name}: wrong answer to {query!r}: {json.dumps(answer)[:500]}")
             ms = median_ms(lambda: q("/api/query?limit=100&q=" + enc(query)))
             rows.append((name, ms, rg_cmd))
+        # The same counts in SQL over the `logs` table.
+        sql_queries = [
+            ("S2 count ERROR (SQL)", "SELECT count(*) FROM logs WHERE level = 'ERROR'",
+             lambda a: a["rows"] == [[want["levels"]["ERROR"]]]),
+            ("S4 count by level (SQL)", "SELECT level, count(*) FROM logs GROUP BY level",
+             lambda a: {r[0]: r[1] for r in a["rows"]} == want["levels"]),
+            ("S5 count by agent (SQL)", "SELECT agent, count(*) FROM logs GROUP BY agent",
+             lambda a: {r[0]: r[1] for r in a["rows"]} == want["agents"]),
+        ]
+        for name, sql, ok in sql_queries:
+            body = json.dumps({"sql": sql})
+
+            def run_sql(body=body):
+                return request(host, port, "POST", "/api/sql", body,
+                               {"Content-Type": "application/json"})
+            answer = run_sql()
+            if not ok(answer):
+                raise SystemExit(f"{name}: wrong answer to {sql!r}: {json.dumps(answer)[:500]}")
+            rows.append((name, median_ms(run_sql), None))
         rss_all = peak_rss_mib(proc.pid)
         if args.ui:
             print(f"\nweb UI, time to first results over {args.lines} lines (median of 5):")

@@ -1,5 +1,6 @@
-//! The command line: `serve`, `ingest`, `parse`, `query`, `tail`, `export`, `errors`, `report`,
-//! `rotate`, `alerts`, `remote`, `check-config`, `version`.
+//! The command line: `serve`, `ingest`, `parse`, `query`, `sql`, `tail`, `export`, `errors`,
+//! `slow`, `auth`, `db-errors`, `report`, `rotate`, `alerts`, `remote`, `check-config`,
+//! `version`.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,14 @@ enum Command {
     Errors(ErrorsArgs),
     /// Write the report of a range: counts, error patterns, latency, logins, anomalies.
     Report(ReportArgs),
+    /// Run one read-only SQL statement over the `logs` table (SELECT, WITH, EXPLAIN).
+    Sql(SqlArgs),
+    /// Slow requests and latency percentiles by agent and path.
+    Slow(SlowArgs),
+    /// Failed and successful logins, and the IPs with many failures (brute force).
+    Auth(AuthArgs),
+    /// Database errors by agent and template, and connection failures.
+    DbErrors(DbArgs),
     /// Rotate log files once: the `[[rotate]]` rules of the configuration and/or a logrotate
     /// configuration file.
     Rotate(RotateArgs),
@@ -210,6 +219,77 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 }
 
+/// `logyard sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The statement, e.g. `SELECT level, count(*) FROM logs GROUP BY level` (docs/query.md).
+    pub sql: String,
+    #[command(flatten)]
+    pub target: Target,
+    /// table, json or csv.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+/// The range and target of an analysis.
+#[derive(Debug, Args)]
+pub struct AnalysisRange {
+    #[command(flatten)]
+    pub target: Target,
+    /// The period: this many hours back from --until.
+    #[arg(long, default_value_t = 24)]
+    pub hours: usize,
+    /// Start of the range instead of --hours: a duration before --until (7d) or a time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End of the range (excluded): `now` (default) or a time.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+/// `logyard slow`.
+#[derive(Debug, Args)]
+pub struct SlowArgs {
+    #[command(flatten)]
+    pub range: AnalysisRange,
+    /// A request is slow above this `response_time_ms` (default: report.slow_ms).
+    #[arg(long)]
+    pub threshold_ms: Option<f64>,
+    /// Most slow requests listed (default: report.slow_limit).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print the answer of GET /api/analyses/slow as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `logyard auth`.
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    #[command(flatten)]
+    pub range: AnalysisRange,
+    /// List the IPs with at least this many failed logins in one window (default: one
+    /// more than report.suspicious_failures).
+    #[arg(long)]
+    pub min_failures: Option<u64>,
+    /// Count failures per window of this length (10m, 1h); default: the whole range.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Print the answer of GET /api/analyses/auth as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `logyard db-errors`.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    #[command(flatten)]
+    pub range: AnalysisRange,
+    /// Print the answer of GET /api/analyses/db as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `logyard alerts`.
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
@@ -268,6 +348,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => crate::analysis_cmd::export(config, args),
         Command::Errors(args) => crate::analysis_cmd::errors(config, args),
         Command::Report(args) => crate::report_cmd::run(config, args),
+        Command::Sql(args) => crate::sql_cmd::run(config, args),
+        Command::Slow(args) => crate::analyze_cmd::slow(config, args),
+        Command::Auth(args) => crate::analyze_cmd::auth(config, args),
+        Command::DbErrors(args) => crate::analyze_cmd::db(config, args),
         Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
         Command::Alerts(args) => crate::alerts_cmd::run(args),
         Command::Remote(args) => crate::remote_cmd::run(config, args),

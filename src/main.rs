@@ -3,6 +3,7 @@
 
 mod alerts_cmd;
 mod analysis_cmd;
+mod analyze_cmd;
 mod cli;
 mod collect;
 mod config;
@@ -14,6 +15,7 @@ mod remote_cmd;
 mod report_cmd;
 mod rotate_cmd;
 mod serve;
+mod sql_cmd;
 mod system_alerts;
 mod table;
 

@@ -4,11 +4,13 @@
 //! a listener until a shutdown signal. Handlers live beside their routes: [`ingest`] for
 //! `POST /api/logs`, [`read`] for the searches, `/api/query` and statistics, [`analysis`]
 //! for histograms, error summaries and context, [`export`] for streamed exports, [`report`]
-//! for `/api/report`, [`alerts`] for the alert history and rules, and
+//! for `/api/report`, [`sql`] for `POST /api/sql`,
+//! [`analyses`] for `/api/analyses/*` (slow requests, logins, database errors), [`alerts`] for the alert history and rules, and
 //! [`tail`] for the live tail. Every error answer goes
 //! through [`ApiError`], the one place where errors become statuses.
 
 pub mod alerts;
+pub mod analyses;
 pub mod analysis;
 pub mod error;
 pub mod export;
@@ -17,6 +19,8 @@ pub mod metrics;
 pub mod read;
 pub mod report;
 pub mod shippers;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod tail;
 pub mod ui;
 
@@ -153,8 +157,11 @@ impl AppState {
 
 /// Builds the application with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health))
+    let app = Router::new();
+    // SQL (DataFusion) is a default feature; builds that fuzz the decoders leave it out.
+    #[cfg(feature = "sql")]
+    let app = app.merge(sql::routes());
+    app.route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/api/logs", post(ingest::post_logs).get(read::get_logs))
         .route("/api/logs/search", get(read::search_logs))
@@ -164,6 +171,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stats", get(read::get_stats))
         .route("/api/sources", get(sources))
         .merge(analysis::routes())
+        .merge(analyses::routes())
         .merge(export::routes())
         .merge(tail::routes())
         .merge(shippers::otlp::routes())
@@ -205,6 +213,10 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/loki/api/v1/push") => "/loki/api/v1/push",
         Some("/_bulk") | Some("/{index}/_bulk") => "/_bulk",
         Some("/api/report") => "/api/report",
+        Some("/api/sql") => "/api/sql",
+        Some("/api/analyses/slow") => "/api/analyses/slow",
+        Some("/api/analyses/auth") => "/api/analyses/auth",
+        Some("/api/analyses/db") => "/api/analyses/db",
         Some("/api/alerts") => "/api/alerts",
         Some("/api/alerts/rules") => "/api/alerts/rules",
         _ => "other",

@@ -135,12 +135,23 @@ pub(crate) fn candidate_blocks<'s>(
     filter: &Filter,
     cost: &mut Cost,
 ) -> Vec<&'s BlockRef> {
+    candidate_indices(snapshot, filter, cost)
+        .into_iter()
+        .map(|i| &snapshot.blocks[i])
+        .collect()
+}
+
+/// Returns the indices of the blocks of a snapshot that may hold matches of a filter: those
+/// whose time range meets the filter's and whose token filter may hold every word the filter
+/// requires. The skipped blocks are counted in `cost`.
+pub fn candidate_indices(snapshot: &Snapshot, filter: &Filter, cost: &mut Cost) -> Vec<usize> {
     let (start, end) = filter.time_bounds();
     let tokens = filter.required_tokens();
     snapshot
         .blocks
         .iter()
-        .filter(|b| {
+        .enumerate()
+        .filter(|(_, b)| {
             if start.is_some_and(|s| b.max_ts < s) || end.is_some_and(|e| b.min_ts >= e) {
                 cost.blocks_skipped_by_time += 1;
                 return false;
@@ -151,6 +162,7 @@ pub(crate) fn candidate_blocks<'s>(
             }
             true
         })
+        .map(|(i, _)| i)
         .collect()
 }
 

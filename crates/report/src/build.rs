@@ -3,20 +3,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use logyard_model::format_rfc3339;
-use logyard_query::{nice_step, parse_query, run, Answer, Cell, Settings, Table};
+use logyard_query::{nice_step, Cell, Settings};
 use logyard_store::Snapshot;
 
+use crate::analyses::{self, AuthParams, SlowParams, NO_AGENT};
 use crate::anomalies::{agent_anomalies, Baseline};
 use crate::queries as q;
+use crate::runner::Runner;
 use crate::{
-    Auth, Change, Counts, ErrorBucket, ErrorPattern, ErrorSeries, Latency, PathLatency,
-    PreviousPeriod, Range, Report, ReportError, ReportSettings, Requests, SuspiciousIp,
+    Change, Counts, ErrorBucket, ErrorSeries, PreviousPeriod, Range, Report, ReportError,
+    ReportSettings,
 };
 
 /// The key of entries without a level.
 const NO_LEVEL: &str = "UNKNOWN";
-/// The key of entries without an agent.
-const NO_AGENT: &str = "(none)";
 /// Most baseline error templates compared against.
 const BASELINE_PATTERNS: usize = 10_000;
 /// Most new error patterns reported.
@@ -33,12 +33,7 @@ pub fn build(
     if start >= end {
         return Err(ReportError::EmptyRange);
     }
-    let mut r = Runner {
-        snapshot,
-        settings: query_settings,
-        now: end,
-        partial: Vec::new(),
-    };
+    let mut r = Runner::new(snapshot, query_settings, end);
     let len = end - start;
     let range = q::time_range(start, end);
     let prev_start = start.saturating_sub(len);
@@ -72,8 +67,24 @@ pub fn build(
 
     let top_error_patterns = r.patterns(&q::error_patterns(&range, settings.top_patterns))?;
 
-    let requests = r.requests(&range, settings)?;
-    let auth = r.auth(&range, settings)?;
+    let requests = analyses::requests(
+        &mut r,
+        &range,
+        &SlowParams {
+            threshold_ms: settings.slow_ms,
+            limit: settings.slow_limit,
+            top_paths: settings.top_paths,
+        },
+    )?;
+    // The report lists the IPs with more failures than the setting.
+    let auth = analyses::logins(
+        &mut r,
+        &range,
+        &AuthParams {
+            min_failures: settings.suspicious_failures.saturating_add(1),
+            window: None,
+        },
+    )?;
     let database_errors = r.count(&q::database_errors(&range, &settings.database_filter))?;
 
     // Anomalies: agents against the earlier periods; error templates against all of them.
@@ -161,189 +172,6 @@ pub fn build(
         },
         partial: r.partial,
     })
-}
-
-/// Runs queries, keeping note of cut answers.
-struct Runner<'a> {
-    snapshot: &'a Snapshot,
-    settings: &'a Settings,
-    now: i64,
-    partial: Vec<String>,
-}
-
-impl Runner<'_> {
-    fn run(&mut self, text: &str, limit: usize) -> Result<Answer, ReportError> {
-        let err = |source| ReportError::Query {
-            query: text.to_string(),
-            source,
-        };
-        let query = parse_query(text, self.now, self.settings).map_err(err)?;
-        let out = run(self.snapshot, &query, self.settings, limit).map_err(err)?;
-        if let Some(reason) = out.partial {
-            tracing::warn!(query = text, %reason, "a report query was cut short");
-            self.partial.push(format!("{text}: {reason}"));
-        }
-        Ok(out.answer)
-    }
-
-    fn table(&mut self, text: &str) -> Result<Table, ReportError> {
-        match self.run(text, 0)? {
-            Answer::Table(t) => Ok(t),
-            Answer::Records { .. } => Ok(Table {
-                columns: Vec::new(),
-                rows: Vec::new(),
-            }),
-        }
-    }
-
-    /// A `stats count() by (x)` table as a map; a null key becomes `none`.
-    fn counts(&mut self, text: &str, none: &str) -> Result<BTreeMap<String, u64>, ReportError> {
-        let t = self.table(text)?;
-        Ok(t.rows
-            .iter()
-            .filter_map(|row| {
-                let n = row.last()?.as_f64()? as u64;
-                let key = row
-                    .first()?
-                    .key_text()
-                    .filter(|k| !k.is_empty())
-                    .unwrap_or_else(|| none.to_string());
-                (n > 0).then_some((key, n))
-            })
-            .fold(BTreeMap::new(), |mut m, (k, n)| {
-                *m.entry(k).or_insert(0) += n;
-                m
-            }))
-    }
-
-    /// The single number of a `stats count()` query.
-    fn count(&mut self, text: &str) -> Result<u64, ReportError> {
-        let t = self.table(text)?;
-        Ok(t.rows
-            .first()
-            .and_then(|r| r.last())
-            .and_then(Cell::as_f64)
-            .unwrap_or(0.0) as u64)
-    }
-
-    fn patterns(&mut self, text: &str) -> Result<Vec<ErrorPattern>, ReportError> {
-        let t = self.table(text)?;
-        let (p, c, e) = (t.column("pattern"), t.column("count"), t.column("example"));
-        Ok(t.rows
-            .iter()
-            .map(|row| {
-                let text = |i: Option<usize>| match i.and_then(|i| row.get(i)) {
-                    Some(Cell::Str(s)) => s.clone(),
-                    Some(other) => other.key_text().unwrap_or_default(),
-                    None => String::new(),
-                };
-                ErrorPattern {
-                    pattern: text(p),
-                    count: c
-                        .and_then(|i| row.get(i))
-                        .and_then(Cell::as_f64)
-                        .unwrap_or(0.0) as u64,
-                    example: text(e),
-                }
-            })
-            .collect())
-    }
-
-    /// Latency rows keyed by their first column (or by nothing).
-    fn latencies(&mut self, text: &str) -> Result<Vec<(Option<String>, Latency)>, ReportError> {
-        let t = self.table(text)?;
-        let col = |name: &str| t.column(name);
-        let (n, p50, p95, p99) = (col("requests"), col("p50"), col("p95"), col("p99"));
-        let keyed = t.columns.len() > 4;
-        Ok(t.rows
-            .iter()
-            .map(|row| {
-                let get = |i: Option<usize>| i.and_then(|i| row.get(i)).and_then(Cell::as_f64);
-                let key = if keyed {
-                    row.first().and_then(Cell::key_text)
-                } else {
-                    None
-                };
-                (
-                    key,
-                    Latency {
-                        count: get(n).unwrap_or(0.0) as u64,
-                        p50: get(p50),
-                        p95: get(p95),
-                        p99: get(p99),
-                    },
-                )
-            })
-            .collect())
-    }
-
-    fn requests(&mut self, range: &str, s: &ReportSettings) -> Result<Requests, ReportError> {
-        let overall = self
-            .latencies(&q::latency(range))?
-            .into_iter()
-            .next()
-            .map(|(_, l)| l)
-            .unwrap_or_default();
-        let by_agent = self
-            .latencies(&q::latency_by_agent(range))?
-            .into_iter()
-            .filter(|(_, l)| l.count > 0)
-            .map(|(k, l)| (k.unwrap_or_else(|| NO_AGENT.into()), l))
-            .collect();
-        let by_path = self
-            .latencies(&q::latency_by_path(range, s.top_paths))?
-            .into_iter()
-            .filter_map(|(k, l)| {
-                Some(PathLatency {
-                    path: k?,
-                    latency: l,
-                })
-            })
-            .filter(|p| p.latency.count > 0)
-            .collect();
-        let slow = match self.run(&q::slow_requests(range, s.slow_limit), s.slow_limit)? {
-            Answer::Records { records, .. } => records
-                .iter()
-                .filter(|r| {
-                    r.fields
-                        .get("response_time_ms")
-                        .and_then(|v| Cell::from_value(v).as_f64())
-                        .is_some_and(|ms| ms > s.slow_ms)
-                })
-                .map(|r| r.to_json(false))
-                .collect(),
-            Answer::Table(_) => Vec::new(),
-        };
-        Ok(Requests {
-            count: overall.count,
-            slow,
-            latency_ms: overall,
-            by_agent,
-            by_path,
-        })
-    }
-
-    fn auth(&mut self, range: &str, s: &ReportSettings) -> Result<Auth, ReportError> {
-        let failed = self.count(&q::failed_logins(range))?;
-        let succeeded = self.count(&q::succeeded_logins(range))?;
-        let t = self.table(&q::failures_by_ip(range))?;
-        let suspicious_ips = t
-            .rows
-            .iter()
-            .filter_map(|row| {
-                let ip = row.first()?.key_text()?;
-                let failures = row.last()?.as_f64()? as u64;
-                (failures > s.suspicious_failures).then_some(SuspiciousIp { ip, failures })
-            })
-            .collect();
-        Ok(Auth {
-            failed,
-            succeeded,
-            success_rate: (failed + succeeded > 0)
-                .then(|| succeeded as f64 / (failed + succeeded) as f64),
-            suspicious_ips,
-        })
-    }
 }
 
 /// The change from `before` to `now` in percent; `None` when `before` is 0.

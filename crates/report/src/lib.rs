@@ -27,12 +27,14 @@
 //! println!("{}", logyard_report::render_markdown(&report));
 //! ```
 
+pub mod analyses;
 mod anomalies;
 mod build;
 mod html;
 mod markdown;
 pub mod metrics;
 pub mod queries;
+mod runner;
 mod schedule;
 mod svg;
 
@@ -341,8 +343,11 @@ pub struct Auth {
 pub struct SuspiciousIp {
     /// The address.
     pub ip: String,
-    /// Its failed logins in the range.
+    /// Its failed logins in the range, or in its busiest window.
     pub failures: u64,
+    /// The start of that window, when the analysis looks at windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<String>,
 }
 
 /// Something far from the usual.

@@ -27,10 +27,16 @@ pub fn agent_of_message(range: &str, message: &str) -> String {
     format!("{range} level:>=ERROR {} | top 1 agent", quote(message))
 }
 
-/// The slowest requests, slowest first; the report keeps those above the threshold
-/// (the language compares field values as text, so the threshold is applied to the answer).
-pub fn slow_requests(range: &str, n: usize) -> String {
-    format!("{range} response_time_ms:* | sort by (response_time_ms) desc | limit {n}")
+/// The `n` slowest requests above a threshold (ms), slowest first.
+pub fn slow_requests(range: &str, threshold_ms: f64, n: usize) -> String {
+    format!(
+        "{range} response_time_ms:>{threshold_ms} | sort by (response_time_ms) desc | limit {n}"
+    )
+}
+
+/// Requests above a threshold (ms).
+pub fn slow_count(range: &str, threshold_ms: f64) -> String {
+    format!("{range} response_time_ms:>{threshold_ms} | stats count()")
 }
 
 /// The stats of latency: the request count and percentiles, optionally grouped.
@@ -84,6 +90,11 @@ pub fn failures_by_ip(range: &str) -> String {
     )
 }
 
+/// Failed logins by the `ip` field per window of `step` (a duration such as `10m`).
+pub fn failures_by_ip_per_window(range: &str, step: &str) -> String {
+    format!("{range} {FAILED_LOGIN} ip:* | histogram {step} by ip")
+}
+
 /// The default filter of database errors: errors that say "database", or errors of the
 /// usual database agents.
 pub const DATABASE_FILTER: &str = "level:>=ERROR (database OR Database OR agent:postgres OR \
@@ -92,6 +103,26 @@ pub const DATABASE_FILTER: &str = "level:>=ERROR (database OR Database OR agent:
 /// Database errors.
 pub fn database_errors(range: &str, filter: &str) -> String {
     format!("{range} ({filter}) | stats count()")
+}
+
+/// Database errors by agent.
+pub fn database_errors_by_agent(range: &str, filter: &str) -> String {
+    format!("{range} ({filter}) | stats count() by (agent)")
+}
+
+/// The most frequent templates of database errors.
+pub fn database_patterns(range: &str, filter: &str, n: usize) -> String {
+    format!("{range} ({filter}) | patterns | limit {n}")
+}
+
+/// Lines at WARNING and above that say a connection failed: refused, reset, timed out,
+/// lost, or over the server's limit (PostgreSQL, MySQL, Redis, HTTP clients, Node's
+/// `ECONNREFUSED`).
+pub const CONNECTION_FAILURE: &str = r#"level:>=WARNING (i("connection refused") OR i("connection reset") OR i("connection timed out") OR i("could not connect") OR i("too many connections") OR i("connection lost") OR i("lost connection") OR ECONNREFUSED OR ECONNRESET)"#;
+
+/// Connection failures by agent.
+pub fn connection_failures_by_agent(range: &str) -> String {
+    format!("{range} {CONNECTION_FAILURE} | stats count() by (agent)")
 }
 
 /// Errors per bucket of `step` (a duration such as `30m`).
