@@ -2,14 +2,16 @@
 //! and keeps the history. Pure and synchronous: time comes in as an argument, so tests drive
 //! it with any clock.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 
 use logyard_model::{format_rfc3339, Level, Record};
 use logyard_notify::{Delivery, Notification};
 use logyard_store::MemBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::rule::{Rule, RuleKind};
+use crate::rule::{group_value, Rule, RuleKind};
 
 /// Entries carried by one alert.
 pub const MAX_ENTRIES: usize = 10;
@@ -105,17 +107,77 @@ impl AlertRecord {
 /// The message templates of one batch's records, made once however many rules group by
 /// pattern (records are told apart by address: they live in the batch being observed).
 #[derive(Default)]
-struct Templates(HashMap<usize, String>);
+struct Templates(hashbrown::HashMap<usize, String>);
 
 impl Templates {
-    fn of(&mut self, record: &Record) -> String {
+    fn of(&mut self, record: &Record) -> &str {
         let key = record as *const Record as usize;
         self.0
             .entry(key)
             .or_insert_with(|| logyard_query::template(&record.message))
-            .clone()
     }
 }
+
+/// A group as the engine's maps hold it. It hashes as its (key, value) pairs in key order,
+/// as [`GroupRef`] does, so a record's group is looked up from borrowed values and built
+/// only when it is new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GroupKey(Group);
+
+impl Hash for GroupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for (k, v) in &self.0 {
+            k.as_str().hash(state);
+            v.as_str().hash(state);
+        }
+    }
+}
+
+/// A record's group, borrowed: (key, value) pairs sorted by key, without duplicates.
+struct GroupRef<'a>(&'a [(&'a str, Cow<'a, str>)]);
+
+impl GroupRef<'_> {
+    fn to_group(&self) -> Group {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+impl Hash for GroupRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for (k, v) in self.0 {
+            k.hash(state);
+            v.as_ref().hash(state);
+        }
+    }
+}
+
+impl hashbrown::Equivalent<GroupKey> for GroupRef<'_> {
+    fn equivalent(&self, key: &GroupKey) -> bool {
+        key.0.len() == self.0.len()
+            && key
+                .0
+                .iter()
+                .zip(self.0)
+                .all(|((k, v), (rk, rv))| k == rk && v == rv)
+    }
+}
+
+impl From<&GroupRef<'_>> for GroupKey {
+    fn from(r: &GroupRef<'_>) -> GroupKey {
+        GroupKey(r.to_group())
+    }
+}
+
+/// The group that collects the records of groups beyond `max_groups`.
+fn overflow_group() -> Group {
+    BTreeMap::from([(OVERFLOW_KEY.to_string(), "true".to_string())])
+}
+
+/// The groups of one rule.
+type Groups = hashbrown::HashMap<GroupKey, GroupState>;
 
 /// The state of one rule and group.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -229,7 +291,9 @@ pub(crate) struct Persisted {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Rule>,
-    groups: Vec<HashMap<BTreeMap<String, String>, GroupState>>,
+    /// Each rule's `group_by` keys, sorted and without duplicates (the order of a group).
+    group_keys: Vec<Vec<String>>,
+    groups: Vec<Groups>,
     rule_state: Vec<RuleState>,
     anomaly: Vec<AnomalyState>,
     history: VecDeque<AlertRecord>,
@@ -249,9 +313,19 @@ impl Engine {
     /// Creates an engine for rules, keeping `max_history` alerts, started at `now`.
     pub fn new(rules: Vec<Rule>, max_history: usize, max_groups: usize, now: i64) -> Engine {
         let n = rules.len();
+        let group_keys = rules
+            .iter()
+            .map(|r| {
+                let mut keys = r.group_by.clone();
+                keys.sort();
+                keys.dedup();
+                keys
+            })
+            .collect();
         Engine {
             rules,
-            groups: vec![HashMap::new(); n],
+            group_keys,
+            groups: vec![Groups::default(); n],
             rule_state: vec![RuleState::default(); n],
             anomaly: vec![AnomalyState::default(); n],
             history: VecDeque::new(),
@@ -309,19 +383,26 @@ impl Engine {
         let mut fired = Vec::new();
         let mut templates = Templates::default();
         // Rules with the same query share one evaluation per batch.
-        let mut evaluated: HashMap<String, Vec<&Record>> = HashMap::new();
+        let mut matches: Vec<Vec<&Record>> = Vec::new();
+        let mut of_rule = Vec::with_capacity(self.rules.len());
+        {
+            let mut evaluated: HashMap<&str, usize> = HashMap::new();
+            for rule in &self.rules {
+                let i = *evaluated.entry(rule.query.as_str()).or_insert_with(|| {
+                    matches.push(logyard_query::matching_records(&rule.filter, batch));
+                    matches.len() - 1
+                });
+                of_rule.push(i);
+            }
+        }
         for ri in 0..self.rules.len() {
-            let rule = &self.rules[ri];
-            let matches = evaluated
-                .entry(rule.query.clone())
-                .or_insert_with(|| logyard_query::matching_records(&rule.filter, batch))
-                .clone();
+            let matches = &matches[of_rule[ri]];
             if matches.is_empty() {
                 continue;
             }
             self.rule_state[ri].last_match = Some(now);
             if self.rules[ri].kind == RuleKind::Anomaly {
-                for record in matches {
+                for &record in matches {
                     if let Some(a) = self.anomaly_hit(ri, record, now, &mut templates) {
                         fired.push(a);
                     }
@@ -331,7 +412,7 @@ impl Engine {
             if !self.rules[ri].kind.on_stream() {
                 continue;
             }
-            for record in matches {
+            for &record in matches {
                 if let Some(a) = self.hit(ri, record, now, &mut templates) {
                     fired.push(a);
                 }
@@ -348,12 +429,29 @@ impl Engine {
         templates: &mut Templates,
     ) -> Option<AlertRecord> {
         let rule = &self.rules[ri];
-        let mut key = rule.group_with(record, &mut |r| templates.of(r));
+        let pattern = if self.group_keys[ri].iter().any(|k| k == "pattern") {
+            templates.of(record)
+        } else {
+            ""
+        };
+        let values: Vec<(&str, Cow<'_, str>)> = self.group_keys[ri]
+            .iter()
+            .map(|k| {
+                let v = match k.as_str() {
+                    "pattern" => Cow::Borrowed(pattern),
+                    other => group_value(other, record),
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        let probe = GroupRef(&values);
         let groups = &mut self.groups[ri];
-        if !groups.contains_key(&key) && groups.len() >= self.max_groups {
-            key = BTreeMap::from([(OVERFLOW_KEY.to_string(), "true".to_string())]);
-        }
-        let g = groups.entry(key.clone()).or_default();
+        let overflow = groups.len() >= self.max_groups && !groups.contains_key(&probe);
+        let g = if overflow {
+            groups.entry(GroupKey(overflow_group())).or_default()
+        } else {
+            groups.entry_ref(&probe).or_default()
+        };
         if now < g.cooldown_until {
             g.suppressed += 1;
             self.rule_state[ri].suppressed += 1;
@@ -366,12 +464,22 @@ impl Engine {
         {
             g.hits.pop_front();
         }
-        g.entries.push_back(record.clone());
-        while g.entries.len() > MAX_ENTRIES.min(rule.count as usize) {
+        let keep = MAX_ENTRIES.min(rule.count as usize);
+        if (g.hits.len() as u64) < rule.count {
+            // Kept until the group fires; a record that fires at once is never copied.
+            g.entries.push_back(record.clone());
+            while g.entries.len() > keep {
+                g.entries.pop_front();
+            }
+            return None;
+        }
+        while g.entries.len() + 1 > keep && !g.entries.is_empty() {
             g.entries.pop_front();
         }
-        if (g.hits.len() as u64) < rule.count {
-            return None;
+        let mut entries: Vec<serde_json::Value> =
+            g.entries.drain(..).map(|r| r.to_json(false)).collect();
+        if keep > 0 {
+            entries.push(record.to_json(false));
         }
         let first = g.hits.iter().map(|h| h.1).min().unwrap_or(record.timestamp);
         let count = g.hits.len() as u64;
@@ -390,14 +498,18 @@ impl Engine {
             rule: rule.name.clone(),
             kind: rule.kind.as_str().into(),
             severity: rule.severity.as_str().into(),
-            group: key,
+            group: if overflow {
+                overflow_group()
+            } else {
+                probe.to_group()
+            },
             count,
             suppressed: std::mem::take(&mut g.suppressed),
             first_seen: first,
             last_seen: record.timestamp,
             fired_at: now,
             message,
-            entries: g.entries.drain(..).map(|r| r.to_json(false)).collect(),
+            entries,
             notified: Vec::new(),
         };
         g.hits.clear();
@@ -422,9 +534,10 @@ impl Engine {
             return None;
         }
         let t = templates.of(record);
-        if a.seen.contains(&t) || a.seen.len() >= MAX_TEMPLATES {
+        if a.seen.contains(t) || a.seen.len() >= MAX_TEMPLATES {
             return None;
         }
+        let t = t.to_string();
         a.seen.insert(t.clone());
         self.dirty = true;
         if now - self.started < rule.window {
@@ -438,11 +551,11 @@ impl Engine {
             a.new_alerts.pop_front();
         }
         let key = if a.new_alerts.len() >= MAX_NEW_PATTERN_ALERTS {
-            BTreeMap::from([(OVERFLOW_KEY.to_string(), "true".to_string())])
+            overflow_group()
         } else {
             BTreeMap::from([("pattern".to_string(), t)])
         };
-        let g = self.groups[ri].entry(key.clone()).or_default();
+        let g = self.groups[ri].entry(GroupKey(key.clone())).or_default();
         if now < g.cooldown_until {
             g.suppressed += 1;
             self.rule_state[ri].suppressed += 1;
@@ -515,10 +628,10 @@ impl Engine {
         }
         let direction = if x > m { "above" } else { "below" };
         let g = self.groups[ri]
-            .entry(BTreeMap::from([(
+            .entry(GroupKey(BTreeMap::from([(
                 "rate".to_string(),
                 direction.to_string(),
-            )]))
+            )])))
             .or_default();
         if now < g.cooldown_until {
             g.suppressed += 1;
@@ -626,7 +739,7 @@ impl Engine {
             if now - since < rule.window {
                 continue;
             }
-            let g = self.groups[ri].entry(BTreeMap::new()).or_default();
+            let g = self.groups[ri].entry(GroupKey(Group::new())).or_default();
             if now < g.cooldown_until {
                 continue;
             }
@@ -714,7 +827,7 @@ impl Engine {
             let live: Vec<_> = self.groups[i]
                 .iter()
                 .filter(|(_, g)| g.cooldown_until > now || g.suppressed > 0)
-                .map(|(k, g)| (k.clone(), g.clone()))
+                .map(|(k, g)| (k.0.clone(), g.clone()))
                 .collect();
             if !live.is_empty() {
                 groups.insert(r.name.clone(), live);
@@ -755,7 +868,7 @@ impl Engine {
         for (i, r) in self.rules.iter().enumerate() {
             if let Some(gs) = p.groups.get(&r.name) {
                 for (k, g) in gs {
-                    self.groups[i].insert(k.clone(), g.clone());
+                    self.groups[i].insert(GroupKey(k.clone()), g.clone());
                 }
             }
             if let Some(t) = p.templates.get(&r.name) {
@@ -784,5 +897,36 @@ pub fn human(ns: i64) -> String {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn a_borrowed_group_finds_the_group_it_was_made_into() {
+        let pairs = [
+            ("agent", Cow::Borrowed("api")),
+            ("status", Cow::Owned("500".to_string())),
+        ];
+        let probe = GroupRef(&pairs);
+        let key = GroupKey::from(&probe);
+        assert_eq!(
+            key.0,
+            BTreeMap::from([
+                ("agent".to_string(), "api".to_string()),
+                ("status".to_string(), "500".to_string()),
+            ])
+        );
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        assert_eq!(hasher.hash_one(&probe), hasher.hash_one(&key));
+        let mut groups = Groups::default();
+        groups.insert(key, GroupState::default());
+        assert!(groups.contains_key(&probe));
+        let other = [("agent", Cow::Borrowed("api"))];
+        assert!(!groups.contains_key(&GroupRef(&other)));
     }
 }

@@ -1,9 +1,10 @@
 //! Rules: which entries, how many, grouped how, how quiet afterwards; and the shipped
 //! defaults that apply when `logyard.toml` configures none.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use logyard_model::Record;
+use logyard_model::{Record, Value};
 use logyard_query::{parse_query, Filter, Settings};
 use serde::{Deserialize, Serialize};
 
@@ -137,26 +138,32 @@ impl Rule {
             .iter()
             .map(|key| {
                 let value = match key.as_str() {
-                    "agent" => record.agent.clone(),
-                    "host" => record.host.clone(),
-                    "source" => record.source.clone(),
-                    "level" => record
-                        .level
-                        .map(|l| l.as_str().to_string())
-                        .unwrap_or_default(),
                     "pattern" => template(record),
-                    "message" => record.message.clone(),
-                    field => match record.fields.get(field) {
-                        Some(v) => match v.to_json() {
-                            serde_json::Value::String(s) => s,
-                            other => other.to_string(),
-                        },
-                        None => String::new(),
-                    },
+                    other => group_value(other, record).into_owned(),
                 };
                 (key.clone(), value)
             })
             .collect()
+    }
+}
+
+/// Returns the value of a `group_by` key other than `pattern` for a record, borrowed where
+/// the record holds it as text (a missing field is the empty string).
+pub(crate) fn group_value<'r>(key: &str, record: &'r Record) -> Cow<'r, str> {
+    match key {
+        "agent" => Cow::Borrowed(&record.agent),
+        "host" => Cow::Borrowed(&record.host),
+        "source" => Cow::Borrowed(&record.source),
+        "level" => Cow::Borrowed(record.level.map(|l| l.as_str()).unwrap_or_default()),
+        "message" => Cow::Borrowed(&record.message),
+        field => match record.fields.get(field) {
+            Some(Value::Str(s)) => Cow::Borrowed(s),
+            Some(v) => Cow::Owned(match v.to_json() {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            }),
+            None => Cow::Borrowed(""),
+        },
     }
 }
 
