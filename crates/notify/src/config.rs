@@ -1,11 +1,12 @@
 //! `[[alerts.notifiers]]` tables: [`NotifierConfig`] mirrors the keys, [`NotifierConfig::build`]
 //! checks them into a [`Notifier`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::smtp::SmtpTarget;
+use crate::smtp::{Credentials, Secret, SmtpTarget, SmtpTls};
 use crate::{Notifier, NotifyError, Retry, Target};
 
 /// The format a notifier speaks.
@@ -67,8 +68,20 @@ pub struct NotifierConfig {
     /// E-mail: the recipients.
     #[serde(default)]
     pub to: Vec<String>,
-    /// HTTPS: a PEM file of certificate authorities trusted besides the public ones (a
-    /// private CA, a self-signed receiver).
+    /// E-mail: STARTTLS when offered (default), required, implicit TLS, or none.
+    #[serde(default)]
+    pub tls: Option<SmtpTls>,
+    /// E-mail: the user name to log in with (AUTH PLAIN or LOGIN).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// E-mail: the environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// E-mail: a file holding the password (a trailing newline is ignored).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// HTTPS and e-mail over TLS: a PEM file of certificate authorities trusted besides the
+    /// public ones (a private CA, a self-signed receiver).
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
 }
@@ -87,6 +100,10 @@ impl NotifierConfig {
             smtp: None,
             from: None,
             to: Vec::new(),
+            tls: None,
+            username: None,
+            password_env: None,
+            password_file: None,
             ca_file: None,
         }
     }
@@ -122,6 +139,36 @@ impl NotifierConfig {
             max_backoff: dur("max_backoff", &self.max_backoff, d.max_backoff)?,
             timeout: dur("timeout", &self.timeout, d.timeout)?,
         };
+        // Read once, trusted by the HTTP client and by SMTP over TLS.
+        let ca_pem = match &self.ca_file {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                invalid(format!(
+                    "ca_file = {:?} cannot be read: {e}",
+                    path.display()
+                ))
+            })?),
+        };
+        let no_pem = |path: &std::path::Path| {
+            invalid(format!(
+                "ca_file = {:?} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ))
+        };
+        if self.kind != NotifierKind::Email {
+            let email_only = [
+                ("tls", self.tls.is_some()),
+                ("username", self.username.is_some()),
+                ("password_env", self.password_env.is_some()),
+                ("password_file", self.password_file.is_some()),
+            ];
+            if let Some((key, _)) = email_only.iter().find(|k| k.1) {
+                return Err(invalid(format!(
+                    "{key} is a key of email notifiers, not of {}",
+                    self.kind.as_str()
+                )));
+            }
+        }
         let target = match self.kind {
             NotifierKind::Email => {
                 let server = self.smtp.clone().ok_or_else(|| {
@@ -141,10 +188,47 @@ impl NotifierConfig {
                         "an email notifier needs to = [\"address\", …]".into(),
                     ));
                 }
+                let tls = self.tls.unwrap_or_default();
+                let credentials = self.credentials(&invalid)?;
+                let mut roots = tokio_rustls::rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                if let (Some(pem), Some(path)) = (&ca_pem, &self.ca_file) {
+                    use rustls_pki_types::pem::PemObject;
+                    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| {
+                            invalid(format!(
+                                "ca_file = {:?} is not valid PEM: {e}",
+                                path.display()
+                            ))
+                        })?;
+                    if certs.is_empty() {
+                        return Err(no_pem(path));
+                    }
+                    for cert in certs {
+                        roots.add(cert).map_err(|e| {
+                            invalid(format!(
+                                "ca_file = {:?} holds a certificate that cannot be trusted: {e}",
+                                path.display()
+                            ))
+                        })?;
+                    }
+                }
+                let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+                let tls_config =
+                    tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+                        .with_safe_default_protocol_versions()
+                        .map_err(|e| invalid(format!("cannot set up TLS: {e}")))?
+                        .with_root_certificates(roots)
+                        .with_no_client_auth();
                 Target::Smtp(SmtpTarget {
                     server,
                     from,
                     to: self.to.clone(),
+                    tls,
+                    credentials,
+                    tls_config: Arc::new(tls_config),
                 })
             }
             kind => {
@@ -169,22 +253,11 @@ impl NotifierConfig {
             }
         };
         let mut http = reqwest::Client::builder().use_rustls_tls();
-        if let Some(path) = &self.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                invalid(format!(
-                    "ca_file = {:?} cannot be read: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        if let (Some(pem), Some(path)) = (&ca_pem, &self.ca_file) {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .ok()
                 .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "ca_file = {:?} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-                        path.display()
-                    ))
-                })?;
+                .ok_or_else(|| no_pem(path))?;
             for cert in certs {
                 http = http.add_root_certificate(cert);
             }
@@ -199,5 +272,59 @@ impl NotifierConfig {
             retry,
             http,
         })
+    }
+
+    /// Reads the password of `username` from `password_env` or `password_file` (never from
+    /// the configuration itself).
+    fn credentials(
+        &self,
+        invalid: &dyn Fn(String) -> NotifyError,
+    ) -> Result<Option<Credentials>, NotifyError> {
+        let Some(username) = &self.username else {
+            if self.password_env.is_some() || self.password_file.is_some() {
+                return Err(invalid(
+                    "password_env and password_file need username = \"…\"".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if username.is_empty() {
+            return Err(invalid("username is empty".into()));
+        }
+        let password = match (&self.password_env, &self.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "set password_env or password_file, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "username needs a password: password_env = \"VARIABLE\" or password_file = \"/path\""
+                        .into(),
+                ))
+            }
+            (Some(var), None) => std::env::var(var).map_err(|e| {
+                invalid(format!("password_env = {var:?}: the variable cannot be read: {e}"))
+            })?,
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(format!(
+                        "password_file = {:?} cannot be read: {e}",
+                        path.display()
+                    ))
+                })?;
+                text.strip_suffix('\n')
+                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                    .unwrap_or(&text)
+                    .to_string()
+            }
+        };
+        if password.is_empty() {
+            return Err(invalid("the password is empty".into()));
+        }
+        Ok(Some(Credentials {
+            username: username.clone(),
+            password: Secret(password),
+        }))
     }
 }

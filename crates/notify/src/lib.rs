@@ -7,8 +7,9 @@
 //!
 //! Formats: the generic webhook POSTs the [`Notification`] itself as JSON (the contract of
 //! `API.md`, "Notifications"); Slack gets an incoming-webhook `{"text": …}`; Alertmanager gets
-//! its API v2 list of alerts; e-mail goes over plain SMTP (no TLS). HTTP targets may be
-//! `https://` (rustls, the public roots of `webpki-roots` plus an optional `ca_file`).
+//! its API v2 list of alerts; e-mail goes over SMTP, with STARTTLS or implicit TLS and AUTH
+//! PLAIN or LOGIN. HTTP targets may be `https://`; TLS is rustls, trusting the public roots
+//! of `webpki-roots` plus an optional `ca_file`.
 //!
 //! ```no_run
 //! # async fn f() {
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{NotifierConfig, NotifierKind};
 pub use format::{alertmanager_body, email_text, slack_body};
+pub use smtp::SmtpTls;
 
 /// Why a notifier configuration is refused.
 #[derive(Debug, thiserror::Error)]

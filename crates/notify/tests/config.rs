@@ -1,7 +1,7 @@
 //! Notifier configurations: what is refused and why; the formats' bodies.
 
 use logyard_notify::{
-    alertmanager_body, email_text, slack_body, Notification, NotifierConfig, NotifierKind,
+    alertmanager_body, email_text, slack_body, Notification, NotifierConfig, NotifierKind, SmtpTls,
 };
 
 fn config(kind: NotifierKind) -> NotifierConfig {
@@ -45,6 +45,38 @@ fn bad_settings_are_refused_with_the_key() {
     assert!(c.build().is_ok());
     c.to.clear();
     assert!(c.build().unwrap_err().to_string().contains("to ="));
+}
+
+#[test]
+fn smtp_credentials_come_from_the_environment_or_a_file_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = |c: &NotifierConfig| c.build().unwrap_err().to_string();
+    let mut c = config(NotifierKind::Email);
+    c.smtp = Some("mail.example.com:587".into());
+    c.from = Some("a@b".into());
+    c.to = vec!["c@d".into()];
+    c.username = Some("alerts".into());
+    assert!(err(&c).contains("password_env"), "{}", err(&c));
+    c.password_env = Some("LOGYARD_TEST_NO_SUCH_VARIABLE".into());
+    assert!(err(&c).contains("LOGYARD_TEST_NO_SUCH_VARIABLE"));
+    let file = dir.path().join("password");
+    std::fs::write(&file, "hunter2\n").unwrap();
+    c.password_file = Some(file.clone());
+    assert!(err(&c).contains("not both"));
+    c.password_env = None;
+    let built = c.build().unwrap();
+    assert!(!format!("{built:?}").contains("hunter2"));
+    c.password_file = Some(dir.path().join("missing"));
+    assert!(err(&c).contains("password_file"));
+    c.username = None;
+    assert!(err(&c).contains("need username"));
+    c.password_file = None;
+    c.ca_file = Some("Cargo.toml".into());
+    assert!(err(&c).contains("no PEM certificate"));
+
+    let mut c = config(NotifierKind::Webhook);
+    c.tls = Some(SmtpTls::Starttls);
+    assert!(err(&c).contains("tls is a key of email notifiers"));
 }
 
 #[test]

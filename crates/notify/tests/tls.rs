@@ -2,6 +2,8 @@
 //! certificate made by `openssl` for the test. Trusted through `ca_file`, the notification
 //! arrives; without it, the delivery fails and says why.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -61,22 +63,8 @@ impl Drop for Receiver {
 async fn a_webhook_over_https_trusts_its_ca_file_and_refuses_an_unknown_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (cert, key, ca) = (d.join("cert.pem"), d.join("key.pem"), d.join("ca.pem"));
-    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    // A test CA, and the receiver's certificate signed by it.
-    for args in [
-        "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=logyard-test-ca -keyout ca.key -out ca.pem",
-        "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out req.csr",
-        "x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out cert.pem",
-    ] {
-        let status = Command::new("openssl")
-            .args(args.split(' '))
-            .current_dir(d)
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl makes the test certificates");
-        assert!(status.success(), "openssl {args}");
-    }
+    let certs = common::make_certs(d);
+    let (cert, key, ca) = (certs.cert, certs.key, certs.ca);
     let mut receiver = Receiver::start(&cert, &key);
     let url = format!("https://127.0.0.1:{}/hook", receiver.port);
     let notification = Notification {
