@@ -9,14 +9,15 @@ use logyard_store::segment::col;
 use logyard_store::{BlockRef, Columns, Snapshot};
 
 use crate::cell::{Cell, FieldKind, FieldRef};
-use crate::exec::{filter_columns, keeps_whole, read_block};
+use crate::exec::{keeps_whole, read_block};
+use crate::parallel::workers_for;
 use crate::pipes::{Aggregator, Budget, Stats, Table};
-use crate::{candidate_blocks, Cost, Filter, QueryError};
+use crate::{candidate_blocks, eval_block, Cost, Filter, QueryError};
 
 /// `stats count() [by (dictionary columns)]`: blocks the filter keeps whole are counted
 /// from their metadata when it has the counts; others read only the grouping columns (and
 /// the filter's), counting per dictionary key. Blocks are counted on up to
-/// [`MAX_WORKERS`] threads, then folded into the groups.
+/// [`crate::parallel::MAX_WORKERS`] threads, then folded into the groups.
 pub(crate) fn count_by_dictionary(
     snapshot: &Snapshot,
     filter: &Filter,
@@ -80,20 +81,6 @@ pub(crate) fn count_by_dictionary(
     Ok(Box::new(state).finish())
 }
 
-/// Most threads one aggregation scans its blocks on.
-pub(crate) const MAX_WORKERS: usize = 4;
-
-/// Returns how many threads to scan `blocks` blocks on: one for a few blocks, else as many
-/// as the machine has cores, at most [`MAX_WORKERS`].
-fn workers_for(blocks: usize) -> usize {
-    if blocks < 8 {
-        return 1;
-    }
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_WORKERS)
-}
-
 /// One block's counts per group.
 type BlockGroups = Vec<(Vec<Cell>, u64)>;
 
@@ -120,19 +107,19 @@ fn block_groups(
         }
     }
     let mut columns = Columns::of(by_columns);
-    if !whole {
-        columns.0 |= filter_columns(filter).0;
-    }
-    if columns.0 == 0 {
-        columns = Columns::of(&[col::SEQ]);
-    }
-    let Some(batch) = read_block(snapshot, block, columns, cost)? else {
-        return Ok(Vec::new());
-    };
-    let mask = if whole {
-        vec![true; batch.num_rows()]
+    let read = if whole {
+        if columns.0 == 0 {
+            columns = Columns::of(&[col::SEQ]);
+        }
+        read_block(snapshot, block, columns, cost)?.map(|b| {
+            let n = b.num_rows();
+            (b, vec![true; n])
+        })
     } else {
-        filter.eval(&batch)
+        eval_block(snapshot, block, filter, columns, cost)?
+    };
+    let Some((batch, mask)) = read else {
+        return Ok(Vec::new());
     };
     let dicts: Vec<(Vec<Option<String>>, Vec<i32>)> = by_columns
         .iter()

@@ -20,7 +20,7 @@ use crate::cell::{columns_of, BlockFields, Cell, FieldKind, FieldRef};
 use crate::counts::{count_by_dictionary, metadata_matches};
 use crate::pipes::{Aggregator, Budget, Histogram, HistogramCounts, HistogramState, Pipe, Table};
 use crate::select::{select, sort_records};
-use crate::{candidate_blocks, Cost, Filter, Query, QueryError, Settings};
+use crate::{candidate_blocks, eval_block, Cost, Filter, Query, QueryError, Settings};
 
 /// What a query answers: records, or a table.
 #[derive(Debug, Clone)]
@@ -275,14 +275,15 @@ fn aggregator(
     }
 }
 
-/// Reads columns of a block; a damaged segment is reported (and quarantined) and skipped.
+/// Reads columns of a block (the message as a dictionary where the segment stores it so); a
+/// damaged segment is reported (and quarantined) and skipped.
 pub(crate) fn read_block(
     snapshot: &Snapshot,
     block: &BlockRef,
     columns: Columns,
     cost: &mut Cost,
 ) -> Result<Option<RecordBatch>, QueryError> {
-    match block.read(columns) {
+    match block.read(columns.with(Columns::MESSAGE_DICTIONARY)) {
         Ok(batch) => {
             cost.rows_scanned += batch.num_rows() as u64;
             cost.bytes_scanned += batch.get_array_memory_size() as u64;
@@ -294,14 +295,6 @@ pub(crate) fn read_block(
             Ok(None)
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// The columns a filter reads, without the timestamp and seq that every read used to add.
-pub(crate) fn filter_columns(filter: &Filter) -> Columns {
-    match filter {
-        Filter::All => Columns(0),
-        f => f.columns(),
     }
 }
 
@@ -361,11 +354,37 @@ fn scan<A: Aggregator + ?Sized>(
     cost: &mut Cost,
     partial: &mut Option<String>,
 ) -> Result<(), QueryError> {
-    scan_with(snapshot, filter, agg, budget, cost, partial, |_, _, _| None)
+    scan_with(
+        snapshot,
+        filter,
+        agg,
+        budget,
+        cost,
+        partial,
+        |_| None,
+        |_, _, _, _, _| Ok(()),
+    )
 }
 
-/// [`scan`], offering each block first to `from_metadata`, which answers `Some` when it
-/// counted the block without reading it (or `Some(Err)` when a budget was passed).
+/// What the scan made of one block.
+enum BlockRows {
+    /// Counted from the block's metadata: `(value of the grouping field, count)` pairs, all
+    /// at the block's first timestamp.
+    Counted(Vec<(Cell, u64)>),
+    /// The matching rows: their cells (one per field, row after row), times and seqs.
+    Rows {
+        cells: Vec<Cell>,
+        ts: Vec<i64>,
+        seq: Vec<u64>,
+    },
+}
+
+/// [`scan`], offering each block first to `from_metadata`, which answers `Some` with counts
+/// when it can count the block's matches without reading it; `add_counted` adds those counts
+/// to the aggregator. Blocks are read and filtered on several threads
+/// ([`crate::parallel::scan_blocks`]) and their rows fed to the aggregator in block order,
+/// so the answer is the serial one.
+#[allow(clippy::too_many_arguments)]
 fn scan_with<A: Aggregator + ?Sized>(
     snapshot: &Snapshot,
     filter: &Filter,
@@ -373,39 +392,55 @@ fn scan_with<A: Aggregator + ?Sized>(
     budget: &mut Budget,
     cost: &mut Cost,
     partial: &mut Option<String>,
-    mut from_metadata: impl FnMut(&BlockRef, &mut A, &mut Budget) -> Option<Result<(), String>>,
+    from_metadata: impl Fn(&BlockRef) -> Option<Vec<(Cell, u64)>> + Sync,
+    mut add_counted: impl FnMut(&mut A, i64, Cell, u64, &mut Budget) -> Result<(), String>,
 ) -> Result<(), QueryError> {
     let fields = agg.fields();
-    let mut columns = filter_columns(filter);
-    columns.0 |= columns_of(&fields).0 | Columns::of(&[col::TIMESTAMP, col::SEQ]).0;
-    let mut cells = Vec::with_capacity(fields.len());
-    for block in candidate_blocks(snapshot, filter, cost) {
-        if let Err(reason) = budget.check_time() {
-            *partial = Some(reason);
-            return Ok(());
+    let columns = columns_of(&fields).with(Columns::of(&[col::TIMESTAMP, col::SEQ]));
+    let blocks = candidate_blocks(snapshot, filter, cost);
+    let width = fields.len();
+    let work = |block: &BlockRef, cost: &mut Cost| -> Result<Option<BlockRows>, QueryError> {
+        if let Some(counts) = from_metadata(block) {
+            return Ok(Some(BlockRows::Counted(counts)));
         }
-        match from_metadata(block, agg, budget) {
-            Some(Ok(())) => continue,
-            Some(Err(reason)) => {
-                *partial = Some(reason);
-                return Ok(());
-            }
-            None => {}
-        }
-        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
-            continue;
+        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, cost)? else {
+            return Ok(None);
         };
-        let mask = filter.eval(&batch);
-        let ts = timestamps(&batch);
-        let seq = seqs(&batch);
+        let all_ts = timestamps(&batch);
+        let all_seq = seqs(&batch);
         let reader = BlockFields::new(&batch, &fields);
+        let matches = mask.iter().filter(|&&m| m).count();
+        let mut cells = Vec::with_capacity(matches * width);
+        let (mut ts, mut seq) = (Vec::with_capacity(matches), Vec::with_capacity(matches));
+        let mut row_cells = Vec::with_capacity(width);
         for row in (0..batch.num_rows()).filter(|&r| mask[r]) {
-            reader.row(row, &mut cells);
-            if let Err(reason) = agg.push(&cells, ts[row], seq[row], budget) {
-                *partial = Some(reason);
-                return Ok(());
-            }
+            reader.row(row, &mut row_cells);
+            cells.append(&mut row_cells);
+            ts.push(all_ts[row]);
+            seq.push(all_seq[row]);
         }
+        Ok(Some(BlockRows::Rows { cells, ts, seq }))
+    };
+    let deadline = budget.deadline();
+    let cut =
+        crate::parallel::scan_blocks(&blocks, deadline, cost, work, |block, rows| match rows {
+            None => Ok(()),
+            Some(BlockRows::Counted(counts)) => {
+                for (cell, n) in counts {
+                    add_counted(agg, block.min_ts, cell, n, budget)?;
+                }
+                Ok(())
+            }
+            Some(BlockRows::Rows { cells, ts, seq }) => {
+                for (i, (&t, &s)) in ts.iter().zip(&seq).enumerate() {
+                    let row = cells.get(i * width..(i + 1) * width).unwrap_or(&[]);
+                    agg.push(row, t, s, budget)?;
+                }
+                Ok(())
+            }
+        })?;
+    if cut.is_some() {
+        *partial = cut;
     }
     Ok(())
 }
@@ -425,6 +460,7 @@ fn scan_histogram(
         Some(FieldKind::Level) => true,
         Some(_) => return scan(snapshot, filter, state, budget, cost, partial),
     };
+    let h = state.histogram().clone();
     scan_with(
         snapshot,
         filter,
@@ -432,25 +468,28 @@ fn scan_histogram(
         budget,
         cost,
         partial,
-        |block, state, budget| {
-            let h = state.histogram();
+        |block| {
             if h.bucket(block.min_ts) != h.bucket(block.max_ts) {
                 return None;
             }
             let m = metadata_matches(filter, block)?;
             if !by_level {
-                return Some(state.add(block.min_ts, Cell::Null, m.total, budget));
+                return Some(vec![(Cell::Null, m.total)]);
             }
             let levels = m.by_level?;
-            for (rank, n) in levels.iter().enumerate() {
-                let cell = logyard_model::Level::from_rank(rank as u8)
-                    .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
-                if let Err(e) = state.add(block.min_ts, cell, *n, budget) {
-                    return Some(Err(e));
-                }
-            }
-            Some(Ok(()))
+            Some(
+                levels
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, n)| {
+                        let cell = logyard_model::Level::from_rank(rank as u8)
+                            .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
+                        (cell, *n)
+                    })
+                    .collect(),
+            )
         },
+        |state, ts, cell, n, budget| state.add(ts, cell, n, budget),
     )
 }
 
@@ -492,13 +531,11 @@ pub fn for_each_match(
     let mut cost = Cost::default();
     let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
     blocks.sort_by_key(|b| (b.min_ts, b.max_ts));
-    let columns = filter.columns();
     for block in blocks {
-        let Some(batch) = read_block(snapshot, block, columns, &mut cost)? else {
+        let Some((_, mask)) = eval_block(snapshot, block, filter, Columns(0), &mut cost)? else {
             continue;
         };
-        let mask = filter.eval(&batch);
-        let rows: Vec<usize> = (0..batch.num_rows()).filter(|&r| mask[r]).collect();
+        let rows: Vec<usize> = (0..mask.len()).filter(|&r| mask[r]).collect();
         if rows.is_empty() {
             continue;
         }

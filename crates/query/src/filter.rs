@@ -6,7 +6,7 @@ use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
 use logyard_model::{hash_token, text_hashes, tokenize, Level, Record, RecordId};
 use logyard_store::segment::{col, string_at, timestamps};
-use logyard_store::Columns;
+use logyard_store::{BlockRef, Columns};
 use memchr::memmem;
 use regex::Regex;
 
@@ -96,6 +96,14 @@ pub enum Filter {
     Not(Box<Filter>),
 }
 
+/// What a block's token filters tell of a filter's words and phrases.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BlockTexts {
+    /// The words and phrases certainly absent from the block's raw lines and field values:
+    /// only its messages can hold them.
+    message_only: Vec<String>,
+}
+
 /// The dictionary-encoded label columns a filter can compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelColumn {
@@ -133,14 +141,50 @@ impl Filter {
 
     /// Returns the columns the filter reads (timestamp and seq always included).
     pub fn columns(&self) -> Columns {
+        self.columns_in(&BlockTexts::default())
+    }
+
+    /// Returns the columns the filter reads in a block of which `texts` is known.
+    pub(crate) fn columns_in(&self, texts: &BlockTexts) -> Columns {
         let mut set = Columns::of(&[col::TIMESTAMP, col::SEQ]);
-        self.add_columns(&mut set);
+        self.add_columns(&mut set, texts);
         set
     }
 
-    fn add_columns(&self, set: &mut Columns) {
+    /// Returns what a block's token filters tell of the filter's words and phrases: those
+    /// certainly absent from its raw lines and field values.
+    pub(crate) fn block_texts(&self, block: &BlockRef) -> BlockTexts {
+        let mut out = BlockTexts::default();
+        self.add_block_texts(block, &mut out);
+        out
+    }
+
+    fn add_block_texts(&self, block: &BlockRef, out: &mut BlockTexts) {
+        match self {
+            Filter::Text(t) => {
+                let mut hashes = Vec::new();
+                text_hashes(t, |h| hashes.push(h));
+                if !hashes.is_empty()
+                    && !block.others_may_contain_all(&hashes)
+                    && !out.message_only.contains(t)
+                {
+                    out.message_only.push(t.clone());
+                }
+            }
+            Filter::And(fs) | Filter::Or(fs) => {
+                fs.iter().for_each(|f| f.add_block_texts(block, out))
+            }
+            Filter::Not(f) => f.add_block_texts(block, out),
+            _ => {}
+        }
+    }
+
+    fn add_columns(&self, set: &mut Columns, texts: &BlockTexts) {
         match self {
             Filter::All | Filter::Time { .. } | Filter::Before(_) => {}
+            Filter::Text(t) if texts.message_only.contains(t) => {
+                set.0 |= Columns::of(&[col::MESSAGE]).0
+            }
             Filter::Text(_) => set.0 |= Columns::of(&[col::MESSAGE, col::RAW, col::FIELDS]).0,
             Filter::Regex(_) => set.0 |= Columns::of(&[col::MESSAGE]).0,
             Filter::Label { column, .. } => set.0 |= Columns::of(&[column.index()]).0,
@@ -148,8 +192,8 @@ impl Filter {
             Filter::Field { .. } | Filter::FieldCmp { .. } => {
                 set.0 |= Columns::of(&[col::FIELDS]).0
             }
-            Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| f.add_columns(set)),
-            Filter::Not(f) => f.add_columns(set),
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| f.add_columns(set, texts)),
+            Filter::Not(f) => f.add_columns(set, texts),
         }
     }
 
@@ -298,6 +342,13 @@ impl Filter {
 
     /// Evaluates the filter on a block read with at least [`Filter::columns`].
     pub fn eval(&self, batch: &RecordBatch) -> Vec<bool> {
+        self.eval_in(batch, &BlockTexts::default())
+    }
+
+    /// Evaluates the filter on a block read with at least [`Filter::columns_in`] `texts`,
+    /// searching the words and phrases `texts` proves absent from the raw lines and field
+    /// values in the message alone.
+    pub(crate) fn eval_in(&self, batch: &RecordBatch, texts: &BlockTexts) -> Vec<bool> {
         let n = batch.num_rows();
         match self {
             Filter::All => vec![true; n],
@@ -365,35 +416,44 @@ impl Filter {
                     .collect()
             }
             Filter::Regex(re) => {
-                let column = column(batch, col::MESSAGE);
                 let mut mask = vec![false; n];
-                match required_prefix(re.as_str()) {
-                    // Only rows holding the pattern's literal start can match.
-                    Some(prefix) => {
-                        let finder = memmem::Finder::new(prefix.as_bytes());
-                        for_rows_containing(column.as_ref(), &finder, |row, m| {
-                            mask[row] = re.is_match(m);
-                        });
-                    }
-                    None => {
-                        for (row, m) in mask.iter_mut().enumerate() {
-                            *m = string_at(column.as_ref(), row).is_some_and(|s| re.is_match(s));
-                        }
-                    }
-                }
+                // Only rows holding the pattern's literal start can match.
+                let prefix = required_prefix(re.as_str());
+                let finder = prefix.as_ref().map(|p| memmem::Finder::new(p.as_bytes()));
+                mark_rows(
+                    column(batch, col::MESSAGE).as_ref(),
+                    finder.as_ref(),
+                    |m| re.is_match(m),
+                    &mut mask,
+                );
                 mask
             }
             Filter::Text(text) => {
                 let finder = memmem::Finder::new(text.as_bytes());
                 let mut mask = vec![false; n];
-                for c in [col::MESSAGE, col::RAW] {
-                    for_rows_containing(column(batch, c).as_ref(), &finder, |row, s| {
-                        mask[row] = mask[row] || contains_at_boundaries(&finder, s);
-                    });
+                if texts.message_only.contains(text) {
+                    mark_rows(
+                        column(batch, col::MESSAGE).as_ref(),
+                        Some(&finder),
+                        |s| contains_at_boundaries(&finder, s),
+                        &mut mask,
+                    );
+                    return mask;
                 }
-                for_rows_containing(column(batch, col::FIELDS).as_ref(), &finder, |row, json| {
-                    mask[row] = mask[row] || in_field_values(&finder, json);
-                });
+                for c in [col::MESSAGE, col::RAW] {
+                    mark_rows(
+                        column(batch, c).as_ref(),
+                        Some(&finder),
+                        |s| contains_at_boundaries(&finder, s),
+                        &mut mask,
+                    );
+                }
+                mark_rows(
+                    column(batch, col::FIELDS).as_ref(),
+                    Some(&finder),
+                    |json| in_field_values(&finder, json),
+                    &mut mask,
+                );
                 mask
             }
             Filter::And(fs) => {
@@ -402,7 +462,7 @@ impl Filter {
                     if !mask.iter().any(|&m| m) {
                         break;
                     }
-                    for (m, v) in mask.iter_mut().zip(f.eval(batch)) {
+                    for (m, v) in mask.iter_mut().zip(f.eval_in(batch, texts)) {
                         *m &= v;
                     }
                 }
@@ -411,13 +471,13 @@ impl Filter {
             Filter::Or(fs) => {
                 let mut mask = vec![false; n];
                 for f in fs {
-                    for (m, v) in mask.iter_mut().zip(f.eval(batch)) {
+                    for (m, v) in mask.iter_mut().zip(f.eval_in(batch, texts)) {
                         *m |= v;
                     }
                 }
                 mask
             }
-            Filter::Not(f) => f.eval(batch).into_iter().map(|m| !m).collect(),
+            Filter::Not(f) => f.eval_in(batch, texts).into_iter().map(|m| !m).collect(),
         }
     }
 }
@@ -477,6 +537,54 @@ fn dict_mask(column: &dyn Array, pred: impl Fn(Option<&str>) -> bool) -> Vec<boo
     (0..column.len())
         .map(|i| pred(string_at(column, i)))
         .collect()
+}
+
+/// Sets `mask[row]` for every row of a string column (plain or dictionary) whose value
+/// `decide` accepts, offering it only the values that contain the needle when there is one.
+/// A dictionary column is decided once per distinct value, then row by row from its keys.
+fn mark_rows(
+    column: &dyn Array,
+    finder: Option<&memmem::Finder<'_>>,
+    decide: impl Fn(&str) -> bool,
+    mask: &mut [bool],
+) {
+    if let Some(dict) = column.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+        if let Some(values) = dict.values().as_any().downcast_ref::<StringArray>() {
+            let mut per_value = vec![false; values.len()];
+            match finder {
+                Some(finder) => for_rows_containing(values, finder, |v, s| {
+                    per_value[v] = decide(s);
+                }),
+                None => {
+                    for (v, slot) in per_value.iter_mut().enumerate() {
+                        *slot = !values.is_null(v) && decide(values.value(v));
+                    }
+                }
+            }
+            if !per_value.iter().any(|&m| m) {
+                return;
+            }
+            for (row, (m, key)) in mask.iter_mut().zip(dict.keys().values()).enumerate() {
+                if !*m && !dict.is_null(row) {
+                    *m = usize::try_from(*key)
+                        .ok()
+                        .and_then(|k| per_value.get(k).copied())
+                        .unwrap_or(false);
+                }
+            }
+            return;
+        }
+    }
+    match finder {
+        Some(finder) => for_rows_containing(column, finder, |row, s| {
+            mask[row] = mask[row] || decide(s);
+        }),
+        None => {
+            for (row, m) in mask.iter_mut().enumerate() {
+                *m = *m || string_at(column, row).is_some_and(&decide);
+            }
+        }
+    }
 }
 
 /// Calls `f` once for each row of a string column whose value contains the needle somewhere
@@ -708,6 +816,72 @@ mod tests {
         ) {
             let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
             proptest::prop_assert_eq!(scanned(&refs, &needle), naive(&refs, &needle));
+        }
+    }
+
+    /// A block of records with the message column dictionary-encoded, as segments read it.
+    fn with_dictionary_messages(batch: &RecordBatch) -> RecordBatch {
+        use arrow_array::builder::StringDictionaryBuilder;
+        let plain = batch.column_by_name("message").unwrap();
+        let mut b = StringDictionaryBuilder::<Int32Type>::new();
+        for row in 0..plain.len() {
+            b.append_option(string_at(plain.as_ref(), row));
+        }
+        let mut fields: Vec<arrow_schema::Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        let i = batch.schema().index_of("message").unwrap();
+        fields[i] = fields[i]
+            .clone()
+            .with_data_type(arrow_schema::DataType::Dictionary(
+                Box::new(arrow_schema::DataType::Int32),
+                Box::new(arrow_schema::DataType::Utf8),
+            ));
+        columns[i] = std::sync::Arc::new(b.finish());
+        RecordBatch::try_new(
+            std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+            columns,
+        )
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dictionary_messages_filter_as_plain_ones(
+            messages in proptest::collection::vec("(ab|a b|b-a|xa|c){1,4}", 1..40),
+            raw in proptest::collection::vec(proptest::option::of("[ab ]{0,5}"), 40),
+            pattern in 0..6usize,
+        ) {
+            let records: Vec<Record> = messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let mut r = Record::new(i as i64, m.clone());
+                    r.raw = raw[i].clone();
+                    if i % 3 == 0 {
+                        r.fields.insert("k".into(), logyard_model::Value::Str(m.clone()));
+                    }
+                    r
+                })
+                .collect();
+            let plain = logyard_store::segment::records_to_batch(&records);
+            let dict = with_dictionary_messages(&plain);
+            let filters = [
+                Filter::Text("ab".into()),
+                Filter::Text("a b".into()),
+                Filter::Text("b-a".into()),
+                Filter::Regex(Regex::new("a.b").unwrap()),
+                Filter::Regex(Regex::new("xab+c").unwrap()),
+                Filter::Not(Box::new(Filter::Regex(Regex::new("^ab").unwrap()))),
+            ];
+            let f = &filters[pattern];
+            let want: Vec<bool> = records.iter().map(|r| f.matches_record(r)).collect();
+            proptest::prop_assert_eq!(f.eval(&plain), want.clone());
+            proptest::prop_assert_eq!(f.eval(&dict), want);
         }
     }
 

@@ -36,6 +36,7 @@ mod errors;
 mod exec;
 pub mod export;
 mod filter;
+mod parallel;
 mod parse;
 pub mod pipes;
 mod query;
@@ -166,27 +167,24 @@ pub fn candidate_indices(snapshot: &Snapshot, filter: &Filter, cost: &mut Cost) 
         .collect()
 }
 
-/// Reads the columns a filter needs from a block and evaluates it; a damaged segment is
-/// reported to the store (which quarantines it) and skipped.
+/// Reads from a block the columns `extra` and those the filter needs there, and evaluates
+/// it. The block's token filters may spare columns: a word or phrase they prove absent from
+/// the raw lines and field values is searched in the messages alone, without reading `raw`
+/// and `fields`. A damaged segment is reported to the store (which quarantines it) and
+/// skipped.
 pub(crate) fn eval_block(
     snapshot: &Snapshot,
     block: &BlockRef,
     filter: &Filter,
-    columns: logyard_store::Columns,
+    extra: logyard_store::Columns,
     cost: &mut Cost,
 ) -> Result<Option<(arrow_array::RecordBatch, Vec<bool>)>, QueryError> {
-    let batch = match block.read(columns) {
-        Ok(b) => b,
-        Err(e @ (StoreError::Corrupt(_) | StoreError::Parquet(_))) => {
-            snapshot.report_damaged(block, &e);
-            cost.blocks_unreadable += 1;
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
+    let texts = filter.block_texts(block);
+    let columns = filter.columns_in(&texts).with(extra);
+    let Some(batch) = exec::read_block(snapshot, block, columns, cost)? else {
+        return Ok(None);
     };
-    cost.rows_scanned += batch.num_rows() as u64;
-    cost.bytes_scanned += batch.get_array_memory_size() as u64;
-    let mask = filter.eval(&batch);
+    let mask = filter.eval_in(&batch, &texts);
     Ok(Some((batch, mask)))
 }
 
@@ -249,7 +247,7 @@ pub fn search_counting(
     let started = Instant::now();
     let mut cost = Cost::default();
     let want = page.offset.saturating_add(page.limit);
-    let columns = filter.columns();
+    let columns = logyard_store::Columns(0);
     let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
     blocks.sort_by_key(|b| Reverse(b.max_ts));
     // The `want` newest matches: a min-heap on (timestamp, seq) of bounded size.

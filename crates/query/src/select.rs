@@ -7,9 +7,8 @@ use logyard_store::segment::{seqs, timestamps};
 use logyard_store::Snapshot;
 
 use crate::cell::{columns_of, BlockFields, Cell};
-use crate::exec::read_block;
 use crate::pipes::{Budget, Sort};
-use crate::{candidate_blocks, search_counting, Cost, Filter, Page, QueryError};
+use crate::{candidate_blocks, eval_block, search_counting, Cost, Filter, Page, QueryError};
 
 /// Picks the first `k` matching records in a sort's order (newest first without one) and
 /// counts every match (newest first without `exact_total`: see [`search_counting`]);
@@ -39,8 +38,7 @@ pub(crate) fn select(
         return Ok((r.records, r.total, r.total_exact));
     };
     let fields = sort.by.clone();
-    let mut columns = filter.columns();
-    columns.0 |= columns_of(&fields).0;
+    let columns = columns_of(&fields);
     let blocks = candidate_blocks(snapshot, filter, cost);
     type Candidate = (Vec<Cell>, i64, u64, usize, usize);
     let cmp = |a: &Candidate, b: &Candidate| {
@@ -61,10 +59,9 @@ pub(crate) fn select(
             *partial = Some(reason);
             break;
         }
-        let Some(batch) = read_block(snapshot, block, columns, cost)? else {
+        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, cost)? else {
             continue;
         };
-        let mask = filter.eval(&batch);
         let ts = timestamps(&batch);
         let seq = seqs(&batch);
         let reader = BlockFields::new(&batch, &fields);

@@ -94,8 +94,7 @@ struct GridResult {
 fn grid(snapshot: &Snapshot, filter: &Filter) -> Result<GridResult, QueryError> {
     let started = Instant::now();
     let mut cost = Cost::default();
-    let mut columns = filter.columns();
-    columns.0 |= Columns::of(&[col::LEVEL, col::AGENT]).0;
+    let columns = Columns::of(&[col::LEVEL, col::AGENT]);
     let (mut agents, mut agent_index) = (Vec::new(), BTreeMap::new());
     let (mut levels, mut level_index) = (Vec::new(), BTreeMap::new());
     let mut grid = Grid::new();

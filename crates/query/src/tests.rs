@@ -306,3 +306,169 @@ fn records_without_the_sort_field_come_last_in_both_directions() {
         assert!(records[3..].iter().all(|r| !r.fields.contains_key("ms")));
     }
 }
+
+/// Random records over 48 hours in many small blocks, some flushed to segments (with their
+/// messages dictionary-encoded), the rest in the memtable.
+fn random_store(dir: &std::path::Path, seed: u64) -> Store {
+    let mut c = StoreConfig::new(dir);
+    c.retention_days = 0;
+    c.block_rows = 16;
+    c.flush_interval = std::time::Duration::from_secs(3600);
+    let s = Store::open(c).unwrap();
+    let words = [
+        "error",
+        "timeout",
+        "connection",
+        "refused",
+        "user",
+        "disk",
+        "full",
+    ];
+    let agents = ["web", "db", "api"];
+    let mut x = seed | 1;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for batch in 0..4 {
+        let records: Vec<Record> = (0..300)
+            .map(|_| {
+                let n = 1 + next(4) as usize;
+                let message: Vec<&str> = (0..n).map(|_| words[next(7) as usize]).collect();
+                let mut r = Record::new(
+                    T0 + next(48 * 3600) as i64 * 1_000_000_000,
+                    message.join(" "),
+                );
+                r.agent = agents[next(3) as usize].into();
+                r.level = Level::from_rank(next(7) as u8);
+                r.fields
+                    .insert("ms".into(), logyard_model::Value::Int(next(1000) as i64));
+                if next(3) == 0 {
+                    r.fields
+                        .insert("user".into(), logyard_model::Value::Str("ana".into()));
+                }
+                r
+            })
+            .collect();
+        s.append(records).unwrap();
+        if batch < 3 {
+            s.flush().unwrap();
+        }
+    }
+    s
+}
+
+#[test]
+fn parallel_scans_answer_as_the_serial_one() {
+    let queries = [
+        "\"connection refused\" | histogram 1h",
+        "error | histogram 30m by level",
+        "~\"time.*user\" | stats count(), sum(ms), avg(ms), p95(ms) by (agent)",
+        "* | top 3 agent",
+        "level:>=WARNING | patterns",
+        "disk | stats count_distinct(user), min(ms), max(ms) by (level, agent)",
+        "* | histogram 1h",
+        "user:ana | histogram 2h by agent",
+        "refused | sort by (ms) desc | limit 5",
+    ];
+    for seed in [1, 7, 42] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = random_store(dir.path(), seed);
+        let snapshot = s.snapshot();
+        assert!(snapshot.blocks.len() > 40, "{}", snapshot.blocks.len());
+        let settings = Settings::default();
+        for text in queries {
+            let q = parse_query(text, T0, &settings).unwrap();
+            let answer = |workers| {
+                crate::parallel::tests::with_workers(workers, || {
+                    let out = crate::run(&snapshot, &q, &settings, 100).unwrap();
+                    assert!(out.partial.is_none(), "{text}: {:?}", out.partial);
+                    (format!("{:?}", out.answer), out.cost.rows_scanned)
+                })
+            };
+            let serial = answer(1);
+            for workers in [2, 3, 4] {
+                assert_eq!(answer(workers), serial, "{text} on {workers} threads");
+            }
+        }
+        // The histogram of the API too.
+        let f = parse_filter("error OR timeout", T0).unwrap();
+        let counts = |workers| {
+            crate::parallel::tests::with_workers(workers, || {
+                let (c, _, partial) =
+                    histogram(&snapshot, &f, 3_600_000_000_000, None, &settings).unwrap();
+                assert!(partial.is_none());
+                c
+            })
+        };
+        assert_eq!(counts(4), counts(1));
+    }
+}
+
+#[test]
+fn a_parallel_scan_stops_at_the_same_group_budget_as_the_serial_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = random_store(dir.path(), 3);
+    let snapshot = s.snapshot();
+    let settings = Settings {
+        max_groups: 40,
+        ..Settings::default()
+    };
+    let q = parse_query("* | stats count() by (ms)", T0, &settings).unwrap();
+    let answer = |workers| {
+        crate::parallel::tests::with_workers(workers, || {
+            let out = crate::run(&snapshot, &q, &settings, 100).unwrap();
+            let reason = out.partial.expect("cut by max_groups");
+            assert!(reason.contains("max_groups"), "{reason}");
+            format!("{:?}", out.answer)
+        })
+    };
+    let serial = answer(1);
+    assert_eq!(answer(2), serial);
+    assert_eq!(answer(4), serial);
+}
+
+#[test]
+fn words_absent_from_raw_lines_and_fields_read_only_the_messages() {
+    use logyard_store::segment::col;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    s.flush().unwrap();
+    let snapshot = s.snapshot();
+    let block = &snapshot.blocks[0];
+    let columns = |q: &str| {
+        let f = parse_filter(q, T0).unwrap();
+        let c = f.columns_in(&f.block_texts(block));
+        (c.has(col::MESSAGE), c.has(col::RAW), c.has(col::FIELDS))
+    };
+    // `served` is in every message and no field value; `300` is a status value.
+    assert_eq!(columns("served"), (true, false, false));
+    assert_eq!(columns("-served"), (true, false, false));
+    assert_eq!(columns("\"request 3 served\""), (true, false, false));
+    assert_eq!(columns("300"), (true, true, true));
+    assert_eq!(columns("served OR 300"), (true, true, true));
+    // The answers are those of every column read.
+    for (q, want) in [
+        ("served", 99),
+        ("-served", 1),
+        ("\"request 3 served\"", 1),
+        ("300", 33),
+        ("served 300", 33),
+        ("NOT (served OR 300)", 1),
+    ] {
+        assert_eq!(run(&s, q, 0, 0).total, want, "{q}");
+        let f = parse_filter(q, T0).unwrap();
+        let whole: usize = snapshot
+            .blocks
+            .iter()
+            .map(|b| {
+                let batch = b.read(f.columns()).unwrap();
+                f.eval(&batch).iter().filter(|m| **m).count()
+            })
+            .sum();
+        assert_eq!(whole as u64, want, "{q}");
+    }
+}

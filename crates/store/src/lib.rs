@@ -975,6 +975,15 @@ impl BlockRef {
         }
     }
 
+    /// Returns whether the block's raw lines and field values may hold every token hash
+    /// (memtable blocks: always).
+    pub fn others_may_contain_all(&self, hashes: &[u64]) -> bool {
+        match &self.source {
+            BlockSource::Segment(seg, i) => seg.blocks[*i].others_may_contain_all(hashes),
+            BlockSource::Mem(_) => true,
+        }
+    }
+
     /// Returns the block's rows by level and agent, when known without reading rows (every
     /// memtable batch; segment blocks written by this version).
     pub fn counts(&self) -> Option<&BlockCounts> {

@@ -7,14 +7,19 @@
 //! for a rare word opens only the blocks that may hold it. Any Parquet reader (DuckDB, Spark,
 //! DataFusion) reads the `.parquet` file alone.
 //!
-//! The `.idx` layout: magic `LYIDX\0\0` and a version byte (2; version 1 files are read
-//! too), `u32` block count, then per block `i64 min_ts`, `i64 max_ts`, `u32 rows`,
+//! The `.idx` layout: magic `LYIDX\0\0` and a version byte (3; versions 1 and 2 are read
+//! too), `u32` block count, then per block `i64 min_ts`, `i64 max_ts`, `u32 rows`, then its
+//! token filters. Up to version 2 a block has one filter over the tokens of every text:
 //! `u64 seed`, `u32 segment_length`, `u32 segment_length_mask`, `u32 segment_count_length`,
 //! `u32` fingerprint count and the fingerprints (count 0 means "no filter": every token may
-//! be there); from version 2, the block's [`BlockCounts`]: 7 `u32` row counts by level
-//! (TRACE … CRITICAL, then none), a `u32` agent count (`u32::MAX`: not kept, the block has
-//! too many agents) and per agent a `u16` name length, the name and a `u32` row count;
-//! last, the CRC32C of all preceding bytes.
+//! be there). From version 3 it has two, each a tag byte (0: no filter, every token may be
+//! there; 1: no token at all; 2: a filter in the layout above follows): first the tokens
+//! of the message and the labels, then those of the raw line and the field values, so that
+//! a word proved absent from the second spares reading the `raw` and `fields` columns. From
+//! version 2, the block's [`BlockCounts`]: 7 `u32` row counts by level (TRACE … CRITICAL,
+//! then none), a `u32` agent count (`u32::MAX`: not kept, the block has too many agents)
+//! and per agent a `u16` name length, the name and a `u32` row count; last, the CRC32C of
+//! all preceding bytes.
 
 use std::borrow::Borrow;
 use std::fs::{self, File};
@@ -30,7 +35,7 @@ use arrow_array::{
     TimestampNanosecondArray, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use logyard_model::{tokens_of, Fields, Level, Record, Value};
+use logyard_model::{text_hashes, Fields, Level, Record, Value};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -48,9 +53,10 @@ use crate::pread::PreadFile;
 /// The magic of an index file without its version byte.
 const IDX_MAGIC: &[u8; 7] = b"LYIDX\0\0";
 /// The index format this version writes: 2 adds the pairs of adjacent tokens to the filter
-/// (`logyard_model::text_hashes`) and row counts by level and agent. Version 1 filters lack
-/// the pairs that searches now require, so their blocks are never skipped by filter.
-const IDX_VERSION: u8 = 2;
+/// (`logyard_model::text_hashes`) and row counts by level and agent; 3 splits the filter in
+/// two (message and labels; raw line and field values). Version 1 filters lack the pairs
+/// that searches now require, so their blocks are never skipped by filter.
+const IDX_VERSION: u8 = 3;
 /// Blocks with more distinct agents than this keep no agent counts.
 pub const MAX_COUNTED_AGENTS: usize = 256;
 
@@ -145,6 +151,16 @@ impl Columns {
     /// Every column.
     pub const ALL: Columns = Columns((1 << 9) - 1);
 
+    /// Not a column but a way to read: the message column of a segment block comes as a
+    /// dictionary array (`Dictionary(Int32, Utf8)`) when its pages are dictionary-encoded,
+    /// so that a filter looks at each distinct message once. Other reads give it as `Utf8`.
+    pub const MESSAGE_DICTIONARY: Columns = Columns(1 << 15);
+
+    /// Returns the set with the columns (and read options) of both.
+    pub fn with(self, other: Columns) -> Columns {
+        Columns(self.0 | other.0)
+    }
+
     /// Returns the set holding the given column indices.
     pub fn of(indices: &[usize]) -> Columns {
         Columns(indices.iter().fold(0, |m, &i| m | (1 << i)))
@@ -153,6 +169,11 @@ impl Columns {
     /// Returns whether a column is in the set.
     pub fn has(self, index: usize) -> bool {
         self.0 & (1 << index) != 0
+    }
+
+    /// Returns whether every column (and read option) of `other` is in the set.
+    pub fn has_all(self, other: Columns) -> bool {
+        self.0 & other.0 == other.0
     }
 
     fn indices(self) -> impl Iterator<Item = usize> {
@@ -183,6 +204,25 @@ pub fn schema() -> SchemaRef {
             ]))
         })
         .clone()
+}
+
+/// Returns a segment's Arrow schema with the message column as `Dictionary(Int32, Utf8)`.
+fn dictionary_message_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == col::NAMES[col::MESSAGE] && f.data_type() == &DataType::Utf8 {
+                f.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(DataType::Utf8),
+                ))
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Builds the columnar form of records, in the order given.
@@ -395,17 +435,61 @@ pub struct BlockMeta {
     pub max_ts: i64,
     /// Number of rows.
     pub rows: u32,
-    filter: Option<BinaryFuse8>,
+    filters: TokenFilters,
     /// Rows by level and agent; `None` for blocks written by an older version.
     pub counts: Option<BlockCounts>,
+}
+
+/// What a block's index knows of its tokens.
+#[derive(Debug, Clone)]
+enum TokenFilters {
+    /// Nothing: every token may be there.
+    Unknown,
+    /// One filter over the tokens of every text (index versions 1 and 2).
+    Whole(BinaryFuse8),
+    /// The tokens of the message and labels, and those of the raw line and field values.
+    Split { message: TokenSet, others: TokenSet },
+}
+
+/// The tokens of some texts of a block.
+#[derive(Debug, Clone)]
+enum TokenSet {
+    /// Not known: every token may be there.
+    Unknown,
+    /// No token at all.
+    Empty,
+    /// The tokens in a filter (with its false positives).
+    Filter(BinaryFuse8),
+}
+
+impl TokenSet {
+    fn may_contain(&self, hash: u64) -> bool {
+        match self {
+            TokenSet::Unknown => true,
+            TokenSet::Empty => false,
+            TokenSet::Filter(f) => f.contains(&hash),
+        }
+    }
 }
 
 impl BlockMeta {
     /// Returns false only if some token hash is certainly absent from the block.
     pub fn may_contain_all(&self, hashes: &[u64]) -> bool {
-        match &self.filter {
-            None => true,
-            Some(f) => hashes.iter().all(|h| f.contains(h)),
+        match &self.filters {
+            TokenFilters::Unknown => true,
+            TokenFilters::Whole(f) => hashes.iter().all(|h| f.contains(h)),
+            TokenFilters::Split { message, others } => hashes
+                .iter()
+                .all(|&h| message.may_contain(h) || others.may_contain(h)),
+        }
+    }
+
+    /// Returns whether the raw lines and field values of the block may hold every token
+    /// hash (false only when some is certainly absent from them all).
+    pub fn others_may_contain_all(&self, hashes: &[u64]) -> bool {
+        match &self.filters {
+            TokenFilters::Split { others, .. } => hashes.iter().all(|&h| others.may_contain(h)),
+            _ => self.may_contain_all(hashes),
         }
     }
 }
@@ -444,30 +528,34 @@ pub fn write<R: Borrow<Record>>(
     idx.push(IDX_VERSION);
     let blocks = records.chunks(block_rows.max(1));
     idx.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
-    let mut hashes = Vec::new();
+    let (mut message, mut others) = (Vec::new(), Vec::new());
     for chunk in blocks {
         writer.write(&records_to_batch(chunk))?;
         writer.flush()?;
-        hashes.clear();
+        message.clear();
+        others.clear();
         for r in chunk {
-            tokens_of(r.borrow(), |h| hashes.push(h));
+            let r = r.borrow();
+            for text in [&r.message, &r.agent, &r.host, &r.source] {
+                text_hashes(text, |h| message.push(h));
+            }
+            if let Some(raw) = &r.raw {
+                text_hashes(raw, |h| others.push(h));
+            }
+            for value in r.fields.values() {
+                match value {
+                    Value::Str(s) => text_hashes(s, |h| others.push(h)),
+                    other => text_hashes(&other.to_string(), |h| others.push(h)),
+                }
+            }
         }
-        hashes.sort_unstable();
-        hashes.dedup();
         idx.extend_from_slice(&chunk[0].borrow().timestamp.to_le_bytes());
         idx.extend_from_slice(&chunk[chunk.len() - 1].borrow().timestamp.to_le_bytes());
         idx.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
-        match BinaryFuse8::try_from(&hashes) {
-            Ok(f) if !hashes.is_empty() => {
-                let d = &f.descriptor;
-                idx.extend_from_slice(&d.seed.to_le_bytes());
-                idx.extend_from_slice(&d.segment_length.to_le_bytes());
-                idx.extend_from_slice(&d.segment_length_mask.to_le_bytes());
-                idx.extend_from_slice(&d.segment_count_length.to_le_bytes());
-                idx.extend_from_slice(&(f.fingerprints.len() as u32).to_le_bytes());
-                idx.extend_from_slice(&f.fingerprints);
-            }
-            _ => idx.extend_from_slice(&[0u8; 24]),
+        for hashes in [&mut message, &mut others] {
+            hashes.sort_unstable();
+            hashes.dedup();
+            encode_token_set(hashes, &mut idx);
         }
         BlockCounts::of(chunk).encode(&mut idx);
     }
@@ -501,6 +589,27 @@ pub fn write<R: Borrow<Record>>(
     Ok(meta)
 }
 
+/// Appends a tagged token filter (index version 3) of sorted, distinct hashes.
+fn encode_token_set(hashes: &[u64], idx: &mut Vec<u8>) {
+    if hashes.is_empty() {
+        idx.push(1);
+        return;
+    }
+    match BinaryFuse8::try_from(hashes) {
+        Ok(f) => {
+            idx.push(2);
+            let d = &f.descriptor;
+            idx.extend_from_slice(&d.seed.to_le_bytes());
+            idx.extend_from_slice(&d.segment_length.to_le_bytes());
+            idx.extend_from_slice(&d.segment_length_mask.to_le_bytes());
+            idx.extend_from_slice(&d.segment_count_length.to_le_bytes());
+            idx.extend_from_slice(&(f.fingerprints.len() as u32).to_le_bytes());
+            idx.extend_from_slice(&f.fingerprints);
+        }
+        Err(_) => idx.push(0),
+    }
+}
+
 fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
     if data.len() < 16 || &data[..7] != IDX_MAGIC {
         return Err("index file has no valid header".into());
@@ -528,16 +637,25 @@ fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
         let min_ts = i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
         let max_ts = i64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
         let rows = u32_of(take(4)?);
-        let seed = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
-        let segment_length = u32_of(take(4)?);
-        let segment_length_mask = u32_of(take(4)?);
-        let segment_count_length = u32_of(take(4)?);
-        let n = u32_of(take(4)?) as usize;
-        let fingerprints = take(n)?;
-        let filter = if n == 0 || version == 1 {
-            None
-        } else {
-            Some(BinaryFuse8 {
+        // A filter: tagged (version 3) or not (a filter follows, count 0 meaning none).
+        let mut read_set = |tagged: bool| -> Result<TokenSet, String> {
+            let tag = if tagged { take(1)?[0] } else { 2 };
+            match tag {
+                0 => return Ok(TokenSet::Unknown),
+                1 => return Ok(TokenSet::Empty),
+                2 => {}
+                tag => return Err(format!("index file has an unknown token filter tag {tag}")),
+            }
+            let seed = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
+            let segment_length = u32_of(take(4)?);
+            let segment_length_mask = u32_of(take(4)?);
+            let segment_count_length = u32_of(take(4)?);
+            let n = u32_of(take(4)?) as usize;
+            let fingerprints = take(n)?;
+            if n == 0 {
+                return Ok(TokenSet::Unknown);
+            }
+            Ok(TokenSet::Filter(BinaryFuse8 {
                 descriptor: Descriptor {
                     seed,
                     segment_length,
@@ -545,7 +663,17 @@ fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
                     segment_count_length,
                 },
                 fingerprints: fingerprints.to_vec().into_boxed_slice(),
-            })
+            }))
+        };
+        let filters = if version >= 3 {
+            let message = read_set(true)?;
+            let others = read_set(true)?;
+            TokenFilters::Split { message, others }
+        } else {
+            match read_set(false)? {
+                TokenSet::Filter(f) if version == 2 => TokenFilters::Whole(f),
+                _ => TokenFilters::Unknown,
+            }
         };
         let counts = if version >= 2 {
             let mut levels = [0u32; 7];
@@ -574,7 +702,7 @@ fn parse_index(data: &[u8]) -> Result<Vec<BlockMeta>, String> {
             min_ts,
             max_ts,
             rows,
-            filter,
+            filters,
             counts,
         });
     }
@@ -593,6 +721,8 @@ pub struct Segment {
     pub blocks: Vec<BlockMeta>,
     file: PreadFile,
     reader_meta: ArrowReaderMetadata,
+    /// The same metadata, reading the message column as a dictionary array.
+    dict_meta: ArrowReaderMetadata,
     verified: OnceLock<bool>,
 }
 
@@ -604,6 +734,11 @@ impl Segment {
         let blocks = parse_index(&fs::read(meta.index_path(parts))?).map_err(corrupt)?;
         let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| corrupt(e.to_string()))?;
+        let dict_meta = ArrowReaderMetadata::try_new(
+            reader_meta.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(dictionary_message_schema(reader_meta.schema())),
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
         if reader_meta.metadata().num_row_groups() != blocks.len() {
             return Err(corrupt(
                 "index and data disagree on the number of blocks".into(),
@@ -614,6 +749,7 @@ impl Segment {
             blocks,
             file,
             reader_meta,
+            dict_meta,
             verified: OnceLock::new(),
         })
     }
@@ -648,21 +784,25 @@ impl Segment {
         hasher == self.meta.crc32c
     }
 
-    /// Reads some columns of one block.
+    /// Reads some columns of one block (the message as a dictionary array when `columns`
+    /// holds [`Columns::MESSAGE_DICTIONARY`]).
     pub fn read_block(&self, block: usize, columns: Columns) -> Result<RecordBatch, StoreError> {
         self.verify()?;
         let mask = ProjectionMask::roots(
             self.reader_meta.metadata().file_metadata().schema_descr(),
             columns.indices(),
         );
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.file.clone(),
-            self.reader_meta.clone(),
-        )
-        .with_row_groups(vec![block])
-        .with_projection(mask)
-        .with_batch_size(self.blocks[block].rows.max(1) as usize)
-        .build()?;
+        let meta = if columns.has_all(Columns::MESSAGE_DICTIONARY) && columns.has(col::MESSAGE) {
+            &self.dict_meta
+        } else {
+            &self.reader_meta
+        };
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), meta.clone())
+                .with_row_groups(vec![block])
+                .with_projection(mask)
+                .with_batch_size(self.blocks[block].rows.max(1) as usize)
+                .build()?;
         let mut batches = Vec::new();
         for batch in reader {
             batches.push(batch?);
@@ -747,6 +887,37 @@ mod tests {
     }
 
     #[test]
+    fn messages_read_as_a_dictionary_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recs = records(250);
+        for (i, r) in recs.iter_mut().enumerate() {
+            r.message = format!("message {}", i % 7);
+        }
+        let meta = write(dir.path(), 5, "1970-01-01", &recs, 100).unwrap();
+        let seg = Segment::open(dir.path(), meta).unwrap();
+        let columns = Columns::of(&[col::MESSAGE, col::AGENT]);
+        let plain = seg.read_block(1, columns).unwrap();
+        let dict = seg
+            .read_block(1, columns.with(Columns::MESSAGE_DICTIONARY))
+            .unwrap();
+        let (p, d) = (
+            plain.column_by_name("message").unwrap(),
+            dict.column_by_name("message").unwrap(),
+        );
+        assert_eq!(p.data_type(), &DataType::Utf8);
+        let keys = d
+            .as_any()
+            .downcast_ref::<DictionaryArray<Int32Type>>()
+            .expect("a dictionary array");
+        assert!(keys.values().len() <= 7, "{}", keys.values().len());
+        for row in 0..100 {
+            assert_eq!(string_at(p.as_ref(), row), string_at(d.as_ref(), row));
+        }
+        // Whole records read the same either way.
+        assert_eq!(seg.read_all().unwrap(), recs);
+    }
+
+    #[test]
     fn blocks_keep_counts_by_level_and_agent() {
         let dir = tempfile::tempdir().unwrap();
         let recs = records(250);
@@ -782,6 +953,72 @@ mod tests {
         idx[7] = 9;
         let err = parse_index(&idx).unwrap_err();
         assert!(err.contains("version 9 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn raw_lines_and_field_values_have_their_own_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recs = records(250);
+        recs[120]
+            .fields
+            .insert("note".into(), Value::Str("alpha beta".into()));
+        let meta = write(dir.path(), 6, "1970-01-01", &recs, 100).unwrap();
+        let seg = Segment::open(dir.path(), meta).unwrap();
+        let alpha = [hash_token("alpha")];
+        let served = [hash_token("served")];
+        let raw = [hash_token("raw"), hash_token("text")];
+        let (b0, b1) = (&seg.blocks[0], &seg.blocks[1]);
+        // In a field value of block 1 only.
+        assert!(b1.may_contain_all(&alpha) && b1.others_may_contain_all(&alpha));
+        assert!(!b0.may_contain_all(&alpha) && !b0.others_may_contain_all(&alpha));
+        // In messages only.
+        assert!(b0.may_contain_all(&served) && !b0.others_may_contain_all(&served));
+        // In the raw line of row 7, block 0.
+        assert!(b0.others_may_contain_all(&raw) && !b1.others_may_contain_all(&raw));
+        // A word of a message and a word of a field value, in one block.
+        assert!(b1.may_contain_all(&[hash_token("served"), hash_token("alpha")]));
+        // Field values that are numbers, by their text.
+        assert!(b0.others_may_contain_all(&[hash_token("204")]));
+    }
+
+    #[test]
+    fn version_2_indexes_keep_one_filter_for_every_text() {
+        let hashes: Vec<u64> = ["alpha", "beta", "gamma"].map(hash_token).to_vec();
+        let f = BinaryFuse8::try_from(&hashes).unwrap();
+        let mut idx = b"LYIDX\0\0\x02".to_vec();
+        idx.extend_from_slice(&1u32.to_le_bytes());
+        idx.extend_from_slice(&5i64.to_le_bytes());
+        idx.extend_from_slice(&9i64.to_le_bytes());
+        idx.extend_from_slice(&3u32.to_le_bytes());
+        let d = &f.descriptor;
+        idx.extend_from_slice(&d.seed.to_le_bytes());
+        idx.extend_from_slice(&d.segment_length.to_le_bytes());
+        idx.extend_from_slice(&d.segment_length_mask.to_le_bytes());
+        idx.extend_from_slice(&d.segment_count_length.to_le_bytes());
+        idx.extend_from_slice(&(f.fingerprints.len() as u32).to_le_bytes());
+        idx.extend_from_slice(&f.fingerprints);
+        BlockCounts::default().encode(&mut idx);
+        let crc = crc32c::crc32c(&idx);
+        idx.extend_from_slice(&crc.to_le_bytes());
+        let blocks = parse_index(&idx).unwrap();
+        let b = &blocks[0];
+        assert_eq!((b.min_ts, b.max_ts, b.rows), (5, 9, 3));
+        assert_eq!(b.counts, Some(BlockCounts::default()));
+        assert!(b.may_contain_all(&hashes));
+        assert!(!b.may_contain_all(&[hash_token("delta")]));
+        // One filter for every text: what it holds may be in the raw lines or fields too.
+        assert!(b.others_may_contain_all(&hashes));
+        assert!(!b.others_may_contain_all(&[hash_token("delta")]));
+        // A version 3 tag this version does not know is refused.
+        let mut v3 = b"LYIDX\0\0\x03".to_vec();
+        v3.extend_from_slice(&1u32.to_le_bytes());
+        v3.extend_from_slice(&[0u8; 20]);
+        v3.push(7);
+        v3.extend_from_slice(&[0u8; 40]);
+        let crc = crc32c::crc32c(&v3);
+        v3.extend_from_slice(&crc.to_le_bytes());
+        let err = parse_index(&v3).unwrap_err();
+        assert!(err.contains("unknown token filter tag 7"), "{err}");
     }
 
     #[test]

@@ -196,6 +196,14 @@ impl Budget {
         Ok(())
     }
 
+    /// Returns the deadline alone, for the threads of a parallel scan.
+    pub(crate) fn deadline(&self) -> crate::parallel::Deadline {
+        crate::parallel::Deadline {
+            at: self.deadline,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
     /// Fails once the deadline has passed.
     pub(crate) fn check_time(&self) -> Result<(), String> {
         if Instant::now() > self.deadline {
