@@ -8,6 +8,7 @@ line stored, and the lines lost (syslog over UDP may lose datagrams; nothing els
 
     cargo build --release
     python3 bench/collect.py [--lines 1000000] [--chunk-mib 4] [--parts file,udp,tcp,bulk]
+                             [--bin path/to/logyard]   (another build, to compare two)
 
 - file: the lines are appended to a followed file in chunks of `--chunk-mib` (one write
   each), as a busy application does;
@@ -84,7 +85,9 @@ def main():
     ap.add_argument("--chunk-mib", type=float, default=4)
     ap.add_argument("--parts", default="file,udp,tcp,bulk",
                     help="which parts to run, comma-separated (default: all)")
+    ap.add_argument("--bin", default=iq.BIN, help="the logyard binary to run")
     args = ap.parse_args()
+    iq.BIN = args.bin
     parts = set(args.parts.split(","))
     unknown = parts - {"file", "udp", "tcp", "bulk"}
     if unknown:
