@@ -7,7 +7,8 @@ Each part starts the release binary on a fresh data directory, sends the same
 line stored, and the lines lost (syslog over UDP may lose datagrams; nothing else may).
 
     cargo build --release
-    python3 bench/collect.py [--lines 1000000] [--chunk-mib 4]
+    python3 bench/collect.py [--lines 1000000] [--chunk-mib 4] [--parts file,udp,tcp,bulk]
+                             [--bin path/to/logyard]   (another build, to compare two)
 
 - file: the lines are appended to a followed file in chunks of `--chunk-mib` (one write
   each), as a busy application does;
@@ -82,7 +83,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--chunk-mib", type=float, default=4)
+    ap.add_argument("--parts", default="file,udp,tcp,bulk",
+                    help="which parts to run, comma-separated (default: all)")
+    ap.add_argument("--bin", default=iq.BIN, help="the logyard binary to run")
     args = ap.parse_args()
+    iq.BIN = args.bin
+    parts = set(args.parts.split(","))
+    unknown = parts - {"file", "udp", "tcp", "bulk"}
+    if unknown:
+        raise SystemExit(f"unknown parts: {', '.join(sorted(unknown))}")
     if not os.path.exists(iq.BIN):
         raise SystemExit("build first: cargo build --release")
     path = iq.generate(args.lines, 42)
@@ -109,8 +118,9 @@ def main():
         time.sleep(1.0)
         file_send(work)
 
-    run("file", '[[sources]]\ntype = "file"\npaths = ["@WORK@/logs/*.log"]\n'
-        'start_at = "beginning"\n', prepare_file, len(lines), nbytes)
+    if "file" in parts:
+        run("file", '[[sources]]\ntype = "file"\npaths = ["@WORK@/logs/*.log"]\n'
+            'start_at = "beginning"\n', prepare_file, len(lines), nbytes)
 
     messages = [b"<14>1 2024-01-15T00:00:00Z host app - - - " + line for line in lines]
     udp_port = free_port()
@@ -122,8 +132,9 @@ def main():
             s.sendto(m, ("127.0.0.1", udp_port))
         s.close()
 
-    run("syslog UDP", f'[[sources]]\ntype = "syslog"\nlisten_udp = "127.0.0.1:{udp_port}"\n',
-        udp_send, len(lines), nbytes)
+    if "udp" in parts:
+        run("syslog UDP", f'[[sources]]\ntype = "syslog"\nlisten_udp = "127.0.0.1:{udp_port}"\n',
+            udp_send, len(lines), nbytes)
 
     tcp_port = free_port()
 
@@ -140,8 +151,9 @@ def main():
         s.sendall(b"".join(batch))
         s.close()
 
-    run("syslog TCP", f'[[sources]]\ntype = "syslog"\nlisten_tcp = "127.0.0.1:{tcp_port}"\n',
-        tcp_send, len(lines), nbytes)
+    if "tcp" in parts:
+        run("syslog TCP", f'[[sources]]\ntype = "syslog"\nlisten_tcp = "127.0.0.1:{tcp_port}"\n',
+            tcp_send, len(lines), nbytes)
 
     def bulk_send_to(host, port):
         body, size = [], 0
@@ -157,6 +169,8 @@ def main():
             iq.request(host, port, "POST", "/_bulk", b"".join(body),
                        {"content-type": "application/x-ndjson"})
 
+    if "bulk" not in parts:
+        return
     # _bulk needs the server's address: run it by hand.
     work = tempfile.mkdtemp(prefix="collect-bench-", dir=iq.OUT)
     try:

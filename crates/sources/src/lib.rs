@@ -65,7 +65,7 @@ pub use docker::{DockerConfig, DockerMode, DockerSource};
 pub use error::{SinkError, SourceError};
 pub use file::{FileConfig, FileSource};
 pub use shutdown::Shutdown;
-pub use sink::{CheckpointToken, MemorySink, Sink};
+pub use sink::{CheckpointToken, MemorySink, Receipt, Sink};
 pub use ssh::{SshConfig, SshSource};
 pub use status::{
     render_prometheus, ContainerStatus, FileStatus, RemoteStatus, SourceState, SourceStatus,

@@ -9,6 +9,10 @@
 //! ([`Sink::write_with_checkpoint`]); a source then restarts from whichever of its own
 //! checkpoint file and the sink's copy is newer, which closes the window between the
 //! sink's acknowledgement and the checkpoint file's rename.
+//!
+//! [`Sink::submit`] hands a batch over without waiting and returns a [`Receipt`]: a source
+//! can then read and parse its next batch while the sink makes the previous one durable
+//! (the file source does), and still commits its position only once the receipt says so.
 
 use logyard_model::Record;
 
@@ -23,6 +27,63 @@ pub struct CheckpointToken {
     pub seq: u64,
     /// The source's position, in its own encoding (JSON for the file source).
     pub data: Vec<u8>,
+}
+
+/// The answer to a batch handed over by [`Sink::submit`], to be waited for.
+pub struct Receipt(ReceiptState);
+
+enum ReceiptState {
+    /// The answer is known (or was already taken).
+    Ready(Option<Result<bool, SinkError>>),
+    /// Asks the sink: without blocking (`false`), `None` means not yet.
+    Pending(Box<dyn FnMut(bool) -> Option<Result<bool, SinkError>> + Send>),
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            ReceiptState::Ready(r) => f.debug_tuple("Receipt").field(r).finish(),
+            ReceiptState::Pending(_) => f.write_str("Receipt(pending)"),
+        }
+    }
+}
+
+impl Receipt {
+    /// A receipt whose answer is known: the sink wrote the batch before returning.
+    pub fn ready(result: Result<bool, SinkError>) -> Receipt {
+        Receipt(ReceiptState::Ready(Some(result)))
+    }
+
+    /// A receipt answered later: `poll(block)` returns the answer once known, and must
+    /// return it when `block` is true.
+    pub fn pending(
+        poll: impl FnMut(bool) -> Option<Result<bool, SinkError>> + Send + 'static,
+    ) -> Receipt {
+        Receipt(ReceiptState::Pending(Box::new(poll)))
+    }
+
+    /// Returns true once the answer is known ([`Receipt::wait`] will not block).
+    pub fn is_ready(&mut self) -> bool {
+        if let ReceiptState::Pending(poll) = &mut self.0 {
+            if let Some(r) = poll(false) {
+                self.0 = ReceiptState::Ready(Some(r));
+            }
+        }
+        matches!(self.0, ReceiptState::Ready(_))
+    }
+
+    /// Waits for the answer: `Ok(kept)` once the records are durable, `kept` telling
+    /// whether the checkpoint token was kept with them.
+    pub fn wait(self) -> Result<bool, SinkError> {
+        match self.0 {
+            ReceiptState::Ready(r) => {
+                r.unwrap_or_else(|| Err(SinkError("the answer was already taken".into())))
+            }
+            ReceiptState::Pending(mut poll) => {
+                poll(true).unwrap_or_else(|| Err(SinkError("the sink gave no answer".into())))
+            }
+        }
+    }
 }
 
 /// Where records go: blocking, returns once the records are durable.
@@ -43,6 +104,19 @@ pub trait Sink: Send + Sync {
     ) -> Result<bool, SinkError> {
         let _ = token;
         self.write(records).map(|()| false)
+    }
+
+    /// Hands the records (and the source's position, if any) over and returns at once,
+    /// or as soon as the sink has room; the receipt tells when they are durable. Batches
+    /// of one source are made durable in the order they were submitted.
+    ///
+    /// The default writes them before returning, with [`Sink::write_with_checkpoint`] or
+    /// [`Sink::write`].
+    fn submit(&self, records: Vec<Record>, token: Option<CheckpointToken>) -> Receipt {
+        Receipt::ready(match token {
+            Some(token) => self.write_with_checkpoint(records, token),
+            None => self.write(records).map(|()| false),
+        })
     }
 
     /// Returns the newest token kept by [`Sink::write_with_checkpoint`] for a source.

@@ -110,6 +110,10 @@ pub struct SourceStatus {
     pub errors_total: u64,
     /// The text of the last error.
     pub last_error: Option<String>,
+    /// Datagrams the kernel dropped because the socket's receive buffer was full (UDP
+    /// syslog on Linux, read from `/proc/net/udp` every second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped_total: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -193,6 +197,11 @@ impl StatusHandle {
         let mut g = self.lock();
         g.status.errors_total += 1;
         g.status.last_error = Some(text.into());
+    }
+
+    /// Sets the count of input the kernel dropped before the source could read it.
+    pub fn set_dropped(&self, n: u64) {
+        self.lock().status.dropped_total = Some(n);
     }
 
     /// Sets the life state.
@@ -311,6 +320,26 @@ pub fn render_prometheus(statuses: &[SourceStatus]) -> String {
                     );
                 }
             }
+        }
+    }
+    let dropping: Vec<(&SourceStatus, u64)> = statuses
+        .iter()
+        .filter_map(|s| s.dropped_total.map(|d| (s, d)))
+        .collect();
+    if !dropping.is_empty() {
+        let name = "logyard_source_dropped_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Datagrams the kernel dropped before a UDP syslog source read them (receive buffer full)."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (s, d) in dropping {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\",type=\"{}\"}} {d}",
+                escape(&s.name),
+                escape(&s.kind),
+            );
         }
     }
     out

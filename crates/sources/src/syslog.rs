@@ -61,6 +61,11 @@ pub struct SyslogConfig {
     /// `100ms`).
     #[serde(default = "hundred_ms", deserialize_with = "duration")]
     pub batch_wait: Duration,
+    /// The receive buffer asked of the kernel for the UDP socket (`SO_RCVBUF`), which holds
+    /// the datagrams that arrive while logyard is busy; default `8MiB`. Linux grants at most
+    /// `net.core.rmem_max` (the size granted is logged).
+    #[serde(default = "eight_mib", deserialize_with = "size")]
+    pub receive_buffer: usize,
 }
 
 fn thousand() -> usize {
@@ -74,6 +79,9 @@ fn sixty_four_k() -> usize {
 }
 fn hundred_ms() -> Duration {
     Duration::from_millis(100)
+}
+fn eight_mib() -> usize {
+    8 << 20
 }
 
 impl SyslogConfig {
@@ -90,6 +98,7 @@ impl SyslogConfig {
             max_message_bytes: sixty_four_k(),
             batch_lines: thousand(),
             batch_wait: hundred_ms(),
+            receive_buffer: eight_mib(),
         }
     }
 }
@@ -139,11 +148,7 @@ impl SyslogSource {
     /// configuration gets a free port.
     pub fn bind(&mut self) -> Result<(Option<SocketAddr>, Option<SocketAddr>), SourceError> {
         if let (Some(addr), None) = (&self.cfg.listen_udp, &self.udp) {
-            let s = std::net::UdpSocket::bind(addr)
-                .map_err(|e| SourceError::io("bind UDP", addr.as_str(), e))?;
-            s.set_nonblocking(true)
-                .map_err(|e| SourceError::io("configure", addr.as_str(), e))?;
-            self.udp = Some(s);
+            self.udp = Some(bind_udp(&self.name, addr, self.cfg.receive_buffer)?);
         }
         if let (Some(addr), None) = (&self.cfg.listen_tcp, &self.tcp) {
             let l = std::net::TcpListener::bind(addr)
@@ -157,6 +162,80 @@ impl SyslogSource {
             self.tcp.as_ref().and_then(|l| l.local_addr().ok()),
         ))
     }
+}
+
+/// Binds a non-blocking UDP socket with the receive buffer asked for, and logs the size the
+/// kernel granted (Linux doubles the size asked for its own bookkeeping, and caps it at twice
+/// `net.core.rmem_max`).
+fn bind_udp(
+    name: &str,
+    addr: &str,
+    receive_buffer: usize,
+) -> Result<std::net::UdpSocket, SourceError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let parsed: SocketAddr = addr
+        .parse()
+        .map_err(|e| SourceError::config(name, format!("invalid listen address {addr:?}: {e}")))?;
+    let sock = Socket::new(
+        Domain::for_address(parsed),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(|e| SourceError::io("open a UDP socket for", addr, e))?;
+    if receive_buffer > 0 {
+        if let Err(e) = sock.set_recv_buffer_size(receive_buffer) {
+            tracing::warn!(source = name, asked = receive_buffer, error = %e, "cannot set the UDP receive buffer");
+        }
+    }
+    let granted = sock.recv_buffer_size().unwrap_or(0);
+    if granted < receive_buffer {
+        tracing::warn!(
+            source = name,
+            asked = receive_buffer,
+            granted,
+            "the kernel granted a smaller UDP receive buffer than `receive_buffer`: raise `net.core.rmem_max` (sysctl) to allow it"
+        );
+    } else {
+        tracing::info!(
+            source = name,
+            asked = receive_buffer,
+            granted,
+            "UDP receive buffer"
+        );
+    }
+    sock.bind(&parsed.into())
+        .map_err(|e| SourceError::io("bind UDP", addr, e))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| SourceError::io("configure", addr, e))?;
+    Ok(sock.into())
+}
+
+/// Reads how many datagrams the kernel dropped on a UDP socket because its receive buffer
+/// was full: the `drops` column of the socket's line in `/proc/net/udp` or `/proc/net/udp6`
+/// (Linux). `None` where that cannot be read.
+fn kernel_drops(inode: u64) -> Option<u64> {
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            if cols.len() >= 13 && cols[9].parse::<u64>().ok() == Some(inode) {
+                return cols[12].parse().ok();
+            }
+        }
+    }
+    None
+}
+
+/// The inode of a socket, which names it in `/proc/net/udp`.
+fn socket_inode(sock: &tokio::net::UdpSocket) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
+        .ok()
+        .map(|m| m.ino())
 }
 
 impl Source for SyslogSource {
@@ -258,6 +337,9 @@ async fn udp_loop(
     status: StatusHandle,
 ) {
     let mut buf = vec![0u8; 65536];
+    let inode = socket_inode(&sock);
+    let mut drops_check = tokio::time::interval(Duration::from_secs(1));
+    drops_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (n, peer) = tokio::select! {
             r = sock.recv_from(&mut buf) => match r {
@@ -267,6 +349,13 @@ async fn udp_loop(
                     continue;
                 }
             },
+            _ = drops_check.tick() => {
+                if let Some(drops) = inode.and_then(kernel_drops) {
+                    // The socket was opened by the source: all its drops are the source's.
+                    status.set_dropped(drops);
+                }
+                continue;
+            }
             _ = stop.changed() => return,
         };
         let mut msg = &buf[..n];

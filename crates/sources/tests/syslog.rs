@@ -400,3 +400,59 @@ fn newline_framed_lines_may_start_with_a_digit() {
     assert_eq!(msgs, ["first", "1234 plain digits"]);
     assert_eq!(recs[0].level, Some(Level::Error));
 }
+
+/// A sink that takes its time: the source stops reading while it writes.
+struct SlowSink {
+    inner: MemorySink,
+}
+
+impl logyard_sources::Sink for SlowSink {
+    fn write(&self, records: Vec<Record>) -> Result<(), logyard_sources::SinkError> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.inner.write(records)
+    }
+}
+
+#[test]
+fn datagrams_the_kernel_drops_are_counted() {
+    let mut cfg = SyslogConfig::new(Some("127.0.0.1:0"), None);
+    cfg.batch_wait = Duration::from_millis(20);
+    cfg.receive_buffer = 4096;
+    let mut src = SyslogSource::new("syslog", cfg).unwrap();
+    let (udp, _) = src.bind().unwrap();
+    let sink = Arc::new(SlowSink {
+        inner: MemorySink::new(),
+    });
+    let state = tempfile::tempdir().unwrap();
+    let ctx = SourceContext::new(sink.clone(), state.path(), "collector");
+    let running = spawn(Box::new(src), ctx.clone());
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = 20_000u64;
+    for i in 0..sent {
+        let m = format!("<13>1 2024-01-15T10:30:00Z h app - - - msg {i}");
+        client.send_to(m.as_bytes(), udp.unwrap()).unwrap();
+    }
+    // Every datagram sent is either stored or counted as dropped by the kernel.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut stored, mut dropped) = (0, 0);
+    while Instant::now() < deadline {
+        stored = sink.inner.records().len() as u64;
+        dropped = running.status.snapshot().dropped_total.unwrap_or(0);
+        if stored + dropped == sent {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = running.status.snapshot();
+    ctx.shutdown.trigger();
+    running.join().unwrap();
+    assert!(dropped > 0, "a 4 KiB buffer overflows: {stored} stored");
+    assert_eq!(stored + dropped, sent);
+    let text = logyard_sources::render_prometheus(&[status]);
+    assert!(
+        text.contains(&format!(
+            "logyard_source_dropped_total{{source=\"syslog\",type=\"syslog\"}} {dropped}"
+        )),
+        "{text}"
+    );
+}

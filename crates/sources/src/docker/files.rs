@@ -248,6 +248,7 @@ pub(crate) fn run(src: &DockerSource, ctx: SourceContext) -> Result<(), SourceEr
             ..MultilineConfig::default()
         },
         batch_lines: src.cfg.batch_lines.max(1),
+        max_batch_bytes: src.cfg.max_batch_bytes,
         rotate_wait: src.cfg.rotate_wait,
         // A removed container's log is dropped as soon as it is read to its end.
         forget_after: Duration::ZERO,

@@ -93,6 +93,13 @@ pub struct DockerConfig {
     /// Records per batch handed to the sink (default 1000).
     #[serde(default = "default_batch")]
     pub batch_lines: usize,
+    /// Files mode: while the sink is still writing the previous batch, the next one grows
+    /// past `batch_lines` up to this many bytes of lines (default `8MiB`).
+    #[serde(
+        default = "crate::file::default_max_batch_bytes",
+        deserialize_with = "size"
+    )]
+    pub max_batch_bytes: usize,
     /// A batch is handed over at the latest this long after its first line (api mode,
     /// default `100ms`).
     #[serde(default = "hundred_ms", deserialize_with = "duration")]
@@ -164,6 +171,7 @@ impl Default for DockerConfig {
             poll_interval: one_second(),
             max_line_bytes: None,
             batch_lines: default_batch(),
+            max_batch_bytes: crate::file::default_max_batch_bytes(),
             batch_wait: hundred_ms(),
             partial_timeout: one_second(),
             rotate_wait: five_seconds(),

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::{FileId, Fingerprint};
 use crate::error::SourceError;
+use crate::status::StatusHandle;
 
 /// The format version of checkpoint files.
 pub(crate) const VERSION: u32 = 1;
@@ -92,12 +94,6 @@ impl CheckpointStore {
         }
     }
 
-    /// The checkpoint file's path.
-    #[cfg(test)]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Loads the checkpoint; a missing file is an empty checkpoint.
     pub fn load(&self) -> Result<Option<Checkpoint>, SourceError> {
         let text = match fs::read_to_string(&self.path) {
@@ -149,6 +145,103 @@ impl Checkpoint {
             ));
         }
         Ok(cp)
+    }
+}
+
+/// Writes a source's checkpoints on a thread of its own, so that reading and parsing go on
+/// during the fsyncs. Checkpoints queued while one is being written are coalesced: only the
+/// newest is written next. Every queued checkpoint must already be safe to commit (its
+/// lines acknowledged by the sink).
+pub(crate) struct CheckpointWriter {
+    #[cfg(test)]
+    path: PathBuf,
+    shared: Arc<(Mutex<WriterState>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct WriterState {
+    next: Option<Checkpoint>,
+    busy: bool,
+    stop: bool,
+}
+
+impl CheckpointWriter {
+    /// Starts the writer of a checkpoint store; write errors are logged and reported in
+    /// the source's status.
+    pub fn start(mut store: CheckpointStore, name: &str, status: StatusHandle) -> CheckpointWriter {
+        #[cfg(test)]
+        let path = store.path.clone();
+        let shared: Arc<(Mutex<WriterState>, Condvar)> = Arc::default();
+        let theirs = shared.clone();
+        let name = name.to_string();
+        let thread = std::thread::Builder::new()
+            .name(format!("checkpoint-{name}"))
+            .spawn(move || {
+                let (lock, cv) = &*theirs;
+                loop {
+                    let cp = {
+                        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        while st.next.is_none() && !st.stop {
+                            st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                        }
+                        match st.next.take() {
+                            Some(cp) => {
+                                st.busy = true;
+                                cp
+                            }
+                            None => return,
+                        }
+                    };
+                    if let Err(err) = store.save(&cp) {
+                        tracing::warn!(source = %name, error = %err, "checkpoint not written");
+                        status.error(err.to_string());
+                    }
+                    lock.lock().unwrap_or_else(|e| e.into_inner()).busy = false;
+                    cv.notify_all();
+                }
+            })
+            .expect("the OS refused to start a thread");
+        CheckpointWriter {
+            #[cfg(test)]
+            path,
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// The checkpoint file's path.
+    #[cfg(test)]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a checkpoint; it replaces one queued and not yet being written.
+    pub fn save(&self, cp: Checkpoint) {
+        let (lock, cv) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).next = Some(cp);
+        cv.notify_all();
+    }
+
+    /// Waits until every queued checkpoint is written.
+    pub fn flush(&self) {
+        let (lock, cv) = &*self.shared;
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while st.next.is_some() || st.busy {
+            st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        // What was queued is written before the thread ends.
+        let (lock, cv) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

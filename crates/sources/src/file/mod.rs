@@ -94,6 +94,10 @@ pub struct FileConfig {
     /// Records per batch handed to the sink (default 1000).
     #[serde(default = "default_batch")]
     pub batch_lines: usize,
+    /// While the sink is still writing the previous batch, the next one grows past
+    /// `batch_lines` up to this many bytes of lines (default `8MiB`).
+    #[serde(default = "default_max_batch_bytes", deserialize_with = "size")]
+    pub max_batch_bytes: usize,
     /// Reads compressed rotated files (`app.log.1.gz`) matching `paths` once (default false).
     #[serde(default)]
     pub read_gz: bool,
@@ -113,6 +117,10 @@ fn five_seconds() -> Duration {
 }
 fn default_batch() -> usize {
     1000
+}
+/// The default of `max_batch_bytes` (file and Docker sources).
+pub(crate) fn default_max_batch_bytes() -> usize {
+    8 << 20
 }
 fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     size(d).map(Some)
@@ -135,6 +143,7 @@ impl FileConfig {
             rotate_wait: five_seconds(),
             max_line_bytes: None,
             batch_lines: default_batch(),
+            max_batch_bytes: default_max_batch_bytes(),
             read_gz: false,
         }
     }
@@ -148,6 +157,8 @@ pub(crate) struct Settings {
     pub partial_timeout: Duration,
     pub multiline: MultilineConfig,
     pub batch_lines: usize,
+    /// A batch grows up to this many bytes of lines while the previous one is in flight.
+    pub max_batch_bytes: usize,
     pub rotate_wait: Duration,
     /// A path without a file is forgotten after this long (once nothing is left to read).
     pub forget_after: Duration,
@@ -218,6 +229,7 @@ impl FileSource {
                 ..MultilineConfig::default()
             },
             batch_lines: self.cfg.batch_lines.max(1),
+            max_batch_bytes: self.cfg.max_batch_bytes,
             rotate_wait: self.cfg.rotate_wait,
             forget_after: stream::FORGET_AFTER,
             read_older_generations: false,

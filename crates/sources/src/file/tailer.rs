@@ -1,6 +1,8 @@
 //! The [`Tailer`]: one look at every followed path per [`Tailer::poll`], reading what was
 //! added, delivering it to the sink in batches and committing checkpoints after each
-//! acknowledged batch. The file source's run loop calls `poll` when a file changes or the
+//! acknowledged batch. One batch is in flight at most: the next is read and parsed while
+//! the sink makes it durable, and grows meanwhile; checkpoints are written by a thread of
+//! their own, and a poll returns once the last one is on disk. The file source's run loop calls `poll` when a file changes or the
 //! polling interval passes; tests call it directly.
 
 use std::collections::BTreeMap;
@@ -11,13 +13,13 @@ use std::time::Instant;
 use logyard_model::{now_ns, Record};
 use logyard_parse::{LineContext, Parser, ParserConfig};
 
-use super::checkpoint::{Checkpoint, CheckpointStore, VERSION};
+use super::checkpoint::{Checkpoint, CheckpointStore, CheckpointWriter, VERSION};
 use super::discover::Discover;
 use super::stream::{Entry, Slot, Stream};
 use super::Settings;
 use crate::error::SourceError;
 use crate::shutdown::Shutdown;
-use crate::sink::{CheckpointToken, Sink};
+use crate::sink::{CheckpointToken, Receipt, Sink};
 use crate::status::{FileStatus, StatusHandle};
 
 /// Bytes read from a file at once.
@@ -53,7 +55,8 @@ pub(crate) struct Tailer {
     parser: Parser,
     host: String,
     sink: Arc<dyn Sink>,
-    store: CheckpointStore,
+    /// Writes the checkpoints after their lines are acknowledged.
+    writer: CheckpointWriter,
     seq: u64,
     pub(crate) entries: BTreeMap<PathBuf, Entry>,
     pub(crate) gz_done: Vec<(super::fingerprint::FileId, super::fingerprint::Fingerprint)>,
@@ -67,6 +70,23 @@ pub(crate) struct Tailer {
     pub(crate) lost: Vec<(super::fingerprint::Fingerprint, u64)>,
     pub(crate) status: StatusHandle,
     shutdown: Shutdown,
+    /// The records parsed and not yet handed over.
+    batch: Vec<Record>,
+    /// The bytes of the lines of `batch`.
+    batch_bytes: u64,
+    /// The batch handed over and not yet acknowledged.
+    in_flight: Option<InFlight>,
+}
+
+/// A batch handed to the sink and not yet acknowledged.
+struct InFlight {
+    receipt: Receipt,
+    /// The stream's committed offset before the batch: where reading resumes if it fails.
+    before: u64,
+    /// The checkpoint to commit once it is acknowledged.
+    cp: Checkpoint,
+    lines: u64,
+    bytes: u64,
 }
 
 impl Tailer {
@@ -103,6 +123,7 @@ impl Tailer {
             name: name.to_string(),
             source,
         })?;
+        let writer = CheckpointWriter::start(store, name, status.clone());
         let mut t = Tailer {
             name: name.to_string(),
             settings,
@@ -110,7 +131,7 @@ impl Tailer {
             parser,
             host: host.to_string(),
             sink,
-            store,
+            writer,
             seq: 0,
             entries: BTreeMap::new(),
             gz_done: Vec::new(),
@@ -120,6 +141,9 @@ impl Tailer {
             lost: Vec::new(),
             status,
             shutdown,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            in_flight: None,
         };
         if let Some(cp) = cp {
             t.seq = cp.seq;
@@ -137,7 +161,7 @@ impl Tailer {
     /// The checkpoint file's path.
     #[cfg(test)]
     pub fn checkpoint_path(&self) -> &Path {
-        self.store.path()
+        self.writer.path()
     }
 
     /// True when some file holds a partial line or multi-line record not yet given out.
@@ -261,6 +285,29 @@ impl Tailer {
         slot: Slot,
         last: bool,
     ) -> Result<(), Halt> {
+        match self.read_to_end(buf, e, s, slot, last) {
+            Ok(()) => self.settle(e, s),
+            Err(halt) => {
+                // What is acknowledged is committed; what was read after it is read again.
+                let _ = self.settle(e, s);
+                self.batch.clear();
+                self.batch_bytes = 0;
+                s.reader.reset(s.committed);
+                Err(halt)
+            }
+        }
+    }
+
+    /// Reads a stream to its current end, handing batches over as they fill; the last one
+    /// may still be in flight on return.
+    fn read_to_end(
+        &mut self,
+        buf: &mut [u8],
+        e: &mut Entry,
+        s: &mut Stream,
+        slot: Slot,
+        last: bool,
+    ) -> Result<(), Halt> {
         let mut lines: Vec<Vec<u8>> = Vec::new();
         loop {
             let n = match super::fingerprint::read_full_at(&s.file, buf, s.reader.pos) {
@@ -280,7 +327,8 @@ impl Tailer {
                 let limit = self.settings.batch_lines;
                 at += s.reader.feed_some(&buf[at..n], now_ns(), &mut lines, limit);
                 if lines.len() >= limit {
-                    self.deliver(e, s, slot, &mut lines)?;
+                    self.parse_into_batch(e, &mut lines);
+                    self.hand_over(e, s, slot, false)?;
                     if self.shutdown.is_triggered() {
                         return Err(Halt::Shutdown);
                     }
@@ -295,63 +343,110 @@ impl Tailer {
         } else {
             s.reader.flush_timeouts(now_ns(), &mut lines);
         }
-        if !lines.is_empty() || s.reader.done > s.committed {
-            self.deliver(e, s, slot, &mut lines)?;
+        self.parse_into_batch(e, &mut lines);
+        if !self.batch.is_empty() || s.reader.done > s.committed {
+            self.hand_over(e, s, slot, true)?;
         }
         Ok(())
     }
 
-    /// Parses the lines, hands the records to the sink with the checkpoint they lead to, and
-    /// commits that checkpoint once the sink acknowledged them.
-    fn deliver(
-        &mut self,
-        e: &mut Entry,
-        s: &mut Stream,
-        slot: Slot,
-        lines: &mut Vec<Vec<u8>>,
-    ) -> Result<(), Halt> {
-        let received = now_ns();
+    /// Parses lines into the batch being built.
+    fn parse_into_batch(&mut self, e: &Entry, lines: &mut Vec<Vec<u8>>) {
+        if lines.is_empty() {
+            return;
+        }
         let ctx = LineContext {
             source: &e.source,
             agent_hint: &e.agent,
             host: &self.host,
-            received_ns: received,
+            received_ns: now_ns(),
         };
-        let mut bytes = 0u64;
-        let mut records: Vec<Record> = Vec::with_capacity(lines.len());
+        let start = self.batch.len();
         for line in lines.drain(..) {
-            bytes += line.len() as u64 + 1;
+            self.batch_bytes += line.len() as u64 + 1;
             if self.settings.wrapped {
                 // The parts of one line split by the Docker daemon come as one group: the
                 // parser joins them, and gives out a part left alone at the group's end.
                 for part in line.split(|&c| c == b'\n') {
-                    records.extend(self.parser.parse(part, &ctx));
+                    self.batch.extend(self.parser.parse(part, &ctx));
                 }
-                records.extend(self.parser.flush_partial(&ctx));
+                self.batch.extend(self.parser.flush_partial(&ctx));
             } else {
-                records.extend(self.parser.parse(&line, &ctx));
+                self.batch.extend(self.parser.parse(&line, &ctx));
             }
         }
-        for rec in &mut records {
-            for (k, v) in &e.fields {
-                rec.fields.entry(k.clone()).or_insert_with(|| v.clone());
+        if !e.fields.is_empty() {
+            for rec in &mut self.batch[start..] {
+                for (k, v) in &e.fields {
+                    rec.fields.entry(k.clone()).or_insert_with(|| v.clone());
+                }
             }
         }
+    }
+
+    /// Hands the batch to the sink with the checkpoint it leads to. While the previous
+    /// batch is still being made durable, the batch grows instead (up to `max_batch_bytes`
+    /// of lines), unless `force`: the sink's latency sets the batch size, and reading and
+    /// parsing go on during its fsyncs.
+    fn hand_over(
+        &mut self,
+        e: &mut Entry,
+        s: &mut Stream,
+        slot: Slot,
+        force: bool,
+    ) -> Result<(), Halt> {
+        if let Some(f) = &mut self.in_flight {
+            if !force
+                && self.batch_bytes < self.settings.max_batch_bytes as u64
+                && !f.receipt.is_ready()
+            {
+                return Ok(());
+            }
+        }
+        self.settle(e, s)?;
+        let records = std::mem::take(&mut self.batch);
+        let bytes = std::mem::take(&mut self.batch_bytes);
         let before = s.committed;
         s.committed = s.reader.done;
         e.cp_seen_ns = e.seen_ns;
         let cp = self.checkpoint_with(e, s, slot);
-        let n = records.len() as u64;
-        match self.write(records, &cp) {
-            Ok(()) => {
-                self.status.add_lines(n, bytes);
-                e.lines += n;
-                self.commit(cp);
+        let lines = records.len() as u64;
+        let token = CheckpointToken {
+            key: self.name.clone(),
+            seq: cp.seq,
+            data: cp.encode().into_bytes(),
+        };
+        let receipt = self.sink.submit(records, Some(token));
+        self.in_flight = Some(InFlight {
+            receipt,
+            before,
+            cp,
+            lines,
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, if any: commits its checkpoint once acknowledged, or
+    /// goes back to where it started when the sink failed (nothing after it was handed
+    /// over).
+    fn settle(&mut self, e: &mut Entry, s: &mut Stream) -> Result<(), Halt> {
+        let Some(f) = self.in_flight.take() else {
+            return Ok(());
+        };
+        match f.receipt.wait() {
+            Ok(_) => {
+                self.status.add_lines(f.lines, f.bytes);
+                e.lines += f.lines;
+                self.commit(f.cp);
                 Ok(())
             }
-            Err(text) => {
-                s.committed = before;
-                s.reader.reset(before);
+            Err(err) => {
+                let text = err.to_string();
+                s.committed = f.before;
+                s.reader.reset(f.before);
+                self.batch.clear();
+                self.batch_bytes = 0;
                 self.status.error(text.clone());
                 Err(Halt::Sink(text))
             }
@@ -401,11 +496,9 @@ impl Tailer {
         }
     }
 
+    /// Queues a checkpoint whose lines are acknowledged; it is written in the background.
     fn commit(&mut self, cp: Checkpoint) {
-        if let Err(err) = self.store.save(&cp) {
-            tracing::warn!(source = %self.name, error = %err, "checkpoint not written");
-            self.status.error(err.to_string());
-        }
+        self.writer.save(cp);
     }
 
     /// Writes the checkpoint when an entry out of the map changed shape (a rotated file
@@ -417,10 +510,12 @@ impl Tailer {
         self.commit(cp);
     }
 
-    /// Writes the checkpoint of every entry (only when it changed).
+    /// Writes the checkpoint of every entry (only when it changed), and waits until it and
+    /// those queued before it are written.
     pub(crate) fn save_checkpoint(&mut self) {
         let cp = self.checkpoint();
         self.commit(cp);
+        self.writer.flush();
     }
 
     fn publish_files(&self) {

@@ -258,6 +258,55 @@ fn a_failing_sink_loses_and_repeats_nothing() {
 }
 
 #[test]
+fn batches_grow_while_the_sink_is_busy_and_checkpoints_follow_the_acks() {
+    let mut h = Harness::new();
+    h.cfg.batch_lines = 100;
+    h.sink.ack_delay_ms.store(30, Ordering::SeqCst);
+    let p = h.path("app.log");
+    let (text, all) = lines("x", 0..20_000);
+    append(&p, &text);
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines(), all, "every line once, in order");
+    let sizes = h.sink.batch_sizes.lock().unwrap().clone();
+    assert!(
+        sizes.iter().any(|&n| n > 100),
+        "batches grow while one is in flight: {sizes:?}"
+    );
+    assert!(sizes.len() < 200, "{} batches", sizes.len());
+    // The checkpoint on disk covers the whole file once the poll returned.
+    let cp = std::fs::read_to_string(t.checkpoint_path()).unwrap();
+    assert!(cp.contains(&format!("\"offset\": {}", text.len())), "{cp}");
+    // A restart reads nothing again.
+    drop(t);
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines().len(), all.len());
+}
+
+#[test]
+fn a_batch_refused_while_the_next_is_read_is_read_again_with_it() {
+    let mut h = Harness::new();
+    h.cfg.batch_lines = 100;
+    h.cfg.max_batch_bytes = 1000;
+    h.sink.ack_delay_ms.store(5, Ordering::SeqCst);
+    *h.sink.writes_left.lock().unwrap() = Some(3);
+    let p = h.path("app.log");
+    let (text, all) = lines("x", 0..5000);
+    append(&p, &text);
+    let mut t = h.tailer();
+    assert!(t.poll().is_err());
+    let taken = h.sink.lines();
+    assert!(!taken.is_empty() && taken.len() < all.len());
+    assert_eq!(taken[..], all[..taken.len()]);
+    // Nothing was submitted after the refused batch.
+    assert_eq!(h.sink.batch_sizes.lock().unwrap().len(), 4);
+    *h.sink.writes_left.lock().unwrap() = None;
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines(), all, "nothing lost, nothing repeated");
+}
+
+#[test]
 fn partial_lines_wait_for_their_newline_or_the_timeout() {
     let mut h = Harness::new();
     h.cfg.partial_timeout = Duration::from_millis(200);

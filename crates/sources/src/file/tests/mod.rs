@@ -12,7 +12,7 @@ use std::time::Duration;
 use logyard_model::Record;
 
 use super::{FileConfig, FileSource, StartAt, Tailer};
-use crate::sink::{CheckpointToken, Sink};
+use crate::sink::{CheckpointToken, Receipt, Sink};
 use crate::{SinkError, SourceContext};
 
 /// A sink that records what it receives; it can be made to fail, to be slow, and to keep
@@ -26,6 +26,11 @@ pub(crate) struct TestSink {
     /// When set, the sink takes this many more writes, then fails.
     pub writes_left: Mutex<Option<u32>>,
     pub tokens: Mutex<Vec<CheckpointToken>>,
+    /// When above 0, `submit` writes at once but answers only this long after (a sink
+    /// whose fsync takes that long), so that the source reads on meanwhile.
+    pub ack_delay_ms: AtomicU64,
+    /// The size of every batch submitted.
+    pub batch_sizes: Mutex<Vec<usize>>,
 }
 
 impl TestSink {
@@ -79,6 +84,30 @@ impl Sink for TestSink {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    fn submit(&self, records: Vec<Record>, token: Option<CheckpointToken>) -> Receipt {
+        self.batch_sizes.lock().unwrap().push(records.len());
+        let result = match token {
+            Some(token) => self.write_with_checkpoint(records, token),
+            None => self.write(records).map(|()| false),
+        };
+        let delay = self.ack_delay_ms.load(Ordering::SeqCst);
+        if delay == 0 {
+            return Receipt::ready(result);
+        }
+        let due = std::time::Instant::now() + Duration::from_millis(delay);
+        let mut result = Some(result);
+        Receipt::pending(move |block| {
+            let now = std::time::Instant::now();
+            if now < due {
+                if !block {
+                    return None;
+                }
+                std::thread::sleep(due - now);
+            }
+            result.take()
+        })
     }
 
     fn stored_checkpoint(&self, key: &str) -> Option<CheckpointToken> {
