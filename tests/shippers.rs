@@ -140,3 +140,60 @@ fn loki_push_json_from_python_logging_loki() {
     assert_eq!(failed["level"], "ERROR");
     assert_eq!(failed["fields"]["supplier"], "acme");
 }
+
+#[test]
+fn secrets_sent_by_shippers_are_redacted_and_counted() {
+    let (_dir, server) = server();
+    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let bulk = concat!(
+        "{\"index\":{}}\n",
+        "{\"agent\":\"shipsec\",\"message\":\"db login password=bulkpw1\",\"api_key\":\"k-bulk-77\"}\n"
+    );
+    let (status, answer) = server.post("/_bulk", "application/x-ndjson", bulk.into());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["errors"], false, "{answer}");
+    let loki = serde_json::json!({"streams": [{
+        "stream": {"app": "shipsec"},
+        "values": [[now_ns.to_string(), "pushed token=lokisecret1", {"authorization": "Basic Zm9vOmJhcg=="}]]
+    }]});
+    let (status, answer) = server.post(
+        "/loki/api/v1/push",
+        "application/json",
+        loki.to_string().into(),
+    );
+    assert!(status == 204 || status == 200, "{status} {answer}");
+    let otlp = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shipsec"}}]},
+        "scopeLogs": [{"logRecords": [{
+            "timeUnixNano": now_ns.to_string(),
+            "severityText": "INFO",
+            "body": {"stringValue": "called with Authorization: Bearer eyJotlpsecret"},
+            "attributes": [{"key": "db.password", "value": {"stringValue": "otlppw2"}}]
+        }]}]
+    }]});
+    let (status, answer) = server.post("/v1/logs", "application/json", otlp.to_string().into());
+    assert_eq!(status, 200, "{answer}");
+
+    let logs = entries(&server, "shipsec");
+    assert_eq!(logs.len(), 3, "{logs:#?}");
+    let text = serde_json::to_string(&logs).unwrap();
+    for secret in [
+        "bulkpw1",
+        "k-bulk-77",
+        "lokisecret1",
+        "Zm9vOmJhcg",
+        "eyJotlpsecret",
+        "otlppw2",
+    ] {
+        assert!(!text.contains(secret), "{secret} was stored: {text}");
+    }
+    let bulk = by_message(&logs, "db login password=[REDACTED:password]");
+    assert_eq!(bulk["fields"]["api_key"], "[REDACTED:api_key]", "{bulk}");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", server.url))
+        .and_then(|r| r.text())
+        .expect("GET /metrics");
+    assert!(
+        metrics.contains("logyard_redactions_total{kind=\"password\"} 2"),
+        "{metrics}"
+    );
+}

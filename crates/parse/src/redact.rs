@@ -6,12 +6,14 @@
 //! `"key": "value"`), bearer tokens, AWS access key ids (`AKIA…`), private key blocks and
 //! card numbers (13 to 19 digits, spaces or dashes allowed, a known issuer prefix and a
 //! valid Luhn check digit). Extra patterns are regexes with a name. Each replacement reads
-//! `[REDACTED:<kind>]` and is counted per kind.
+//! `[REDACTED:<kind>]` and is counted per kind. Records that arrive decoded (the shippers'
+//! protocols) go through [`Redactor::redact_record`] instead.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use logyard_model::{Record, Value};
 use regex::Regex;
 
 use crate::error::ParseError;
@@ -166,6 +168,47 @@ impl Redactor {
             }
         }
         out
+    }
+
+    /// Redacts a record decoded from something other than a text line (the shippers'
+    /// protocols): the message, the raw line and every text field by the same rules, and
+    /// the whole value of a field whose key names a secret (`password`, `api_key`, …, as
+    /// in `key=value` text) when the built-in rules are on. Booleans are left alone.
+    pub fn redact_record(&mut self, record: &mut Record) {
+        self.redact_in_place(&mut record.message);
+        if let Some(raw) = &mut record.raw {
+            self.redact_in_place(raw);
+        }
+        for (key, value) in record.fields.iter_mut() {
+            let kind = if self.builtin {
+                key_kind(key.as_bytes())
+            } else {
+                None
+            };
+            match (kind, value) {
+                (Some(kind), value @ (Value::Int(_) | Value::Float(_))) => {
+                    *value = Value::Str(format!("[REDACTED:{}]", KINDS[kind]));
+                    self.counts.add(KINDS[kind], 1);
+                }
+                (Some(kind), Value::Str(s)) if !s.is_empty() && !s.starts_with("[REDACTED") => {
+                    *s = format!("[REDACTED:{}]", KINDS[kind]);
+                    self.counts.add(KINDS[kind], 1);
+                }
+                (None, Value::Str(s)) => self.redact_in_place(s),
+                _ => {}
+            }
+        }
+    }
+
+    /// Replaces the text by its redacted form when something was found.
+    fn redact_in_place(&mut self, text: &mut String) {
+        let redacted = match self.redact(text) {
+            Cow::Owned(out) => Some(out),
+            Cow::Borrowed(_) => None,
+        };
+        if let Some(out) = redacted {
+            *text = out;
+        }
     }
 
     fn builtin_pass<'a>(&mut self, text: &'a str) -> Cow<'a, str> {

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use logyard_model::{Level, Record, Value};
-use logyard_parse::{LineContext, Parser, ParserConfig};
+use logyard_parse::{LineContext, Parser, ParserConfig, RedactConfig};
 use prost::Message;
 
 use super::{read_body, store, unsnappy, ShipperError};
@@ -308,9 +308,14 @@ pub fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
 
 /// Parses every line and applies the labels.
 pub fn to_records(streams: Vec<Stream>, max_line_bytes: usize, keep_raw: bool) -> Vec<Record> {
+    // Secrets are removed once, from the whole record, by `store` with the server's rules.
     let cfg = ParserConfig {
         max_line_bytes,
         keep_raw,
+        redact: RedactConfig {
+            builtin: false,
+            ..RedactConfig::default()
+        },
         ..ParserConfig::default()
     };
     let mut parser = Parser::new(cfg).expect("the default parser configuration is valid");

@@ -170,13 +170,21 @@ pub fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-/// Stores records and returns once they are durable, then counts them in the ingest
-/// metrics (by their `source`, which each protocol sets to its name) with `wire_bytes`.
+/// Redacts secrets from the records by the `[redact]` rules (counted in
+/// `logyard_redactions_total`), stores them and returns once they are durable, then counts
+/// them in the ingest metrics (by their `source`, which each protocol sets to its name)
+/// with `wire_bytes`.
 pub async fn store(
     state: &AppState,
-    records: Vec<Record>,
+    mut records: Vec<Record>,
     wire_bytes: u64,
 ) -> Result<(), ShipperError> {
+    {
+        let mut redactor = state.redactor.lock().expect("redactor lock");
+        for record in &mut records {
+            redactor.redact_record(record);
+        }
+    }
     let counts = count_by_source_level(&records);
     if !records.is_empty() {
         state

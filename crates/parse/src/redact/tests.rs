@@ -134,3 +134,60 @@ fn custom_patterns_and_counts() {
     };
     assert!(matches!(Redactor::new(&bad), Err(ParseError::Regex { .. })));
 }
+
+#[test]
+fn records_from_other_decoders_lose_their_secrets() {
+    use logyard_model::{Record, Value};
+    let mut r = Redactor::new(&RedactConfig::default()).unwrap();
+    let mut rec = Record::new(1, "login password=hunter2 for ana");
+    rec.raw = Some("{\"msg\": \"Authorization: Bearer abc.def.ghi\"}".into());
+    rec.fields
+        .insert("db.password".into(), Value::Str("s3cr3t".into()));
+    rec.fields.insert("api_key".into(), Value::Int(424242));
+    rec.fields
+        .insert("note".into(), Value::Str("token=zz9plural".into()));
+    rec.fields.insert("token_valid".into(), Value::Bool(true));
+    rec.fields.insert("user".into(), Value::Str("ana".into()));
+    rec.fields
+        .insert("secret".into(), Value::Str("[REDACTED:secret]".into()));
+    r.redact_record(&mut rec);
+    assert_eq!(rec.message, "login password=[REDACTED:password] for ana");
+    let raw = rec.raw.as_deref().unwrap();
+    assert!(!raw.contains("abc.def.ghi"), "{raw}");
+    assert_eq!(
+        rec.fields["db.password"],
+        Value::Str("[REDACTED:password]".into())
+    );
+    assert_eq!(
+        rec.fields["api_key"],
+        Value::Str("[REDACTED:api_key]".into())
+    );
+    assert_eq!(
+        rec.fields["note"],
+        Value::Str("token=[REDACTED:token]".into())
+    );
+    assert_eq!(rec.fields["token_valid"], Value::Bool(true));
+    assert_eq!(rec.fields["user"], Value::Str("ana".into()));
+    // What was already redacted is neither changed nor counted again.
+    assert_eq!(rec.fields["secret"], Value::Str("[REDACTED:secret]".into()));
+    assert_eq!(r.counts()["password"], 2);
+    assert_eq!(r.counts()["api_key"], 1);
+    assert_eq!(r.counts()["token"], 1);
+    assert_eq!(r.counts()["secret"], 0);
+
+    // Without the built-in rules, only the configured patterns apply, keys or not.
+    let cfg = RedactConfig {
+        builtin: false,
+        patterns: vec![RedactPattern {
+            name: "ssn".into(),
+            regex: r"\b\d{3}-\d{2}-\d{4}\b".into(),
+        }],
+        ..RedactConfig::default()
+    };
+    let mut r = Redactor::new(&cfg).unwrap();
+    let mut rec = Record::new(1, "ssn 123-45-6789 password=x");
+    rec.fields.insert("password".into(), Value::Str("y".into()));
+    r.redact_record(&mut rec);
+    assert_eq!(rec.message, "ssn [REDACTED:ssn] password=x");
+    assert_eq!(rec.fields["password"], Value::Str("y".into()));
+}
