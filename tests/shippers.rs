@@ -149,7 +149,7 @@ fn secrets_sent_by_shippers_are_redacted_and_counted() {
         "{\"index\":{}}\n",
         "{\"agent\":\"shipsec\",\"message\":\"db login password=bulkpw1\",\"api_key\":\"k-bulk-77\"}\n"
     );
-    let (status, answer) = server.post("/_bulk", "application/x-ndjson", bulk.into());
+    let (status, answer) = server.post("/logs/_bulk", "application/x-ndjson", bulk.into());
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["errors"], false, "{answer}");
     let loki = serde_json::json!({"streams": [{
