@@ -147,7 +147,7 @@ fn secrets_sent_by_shippers_are_redacted_and_counted() {
     let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap();
     let bulk = concat!(
         "{\"index\":{}}\n",
-        "{\"agent\":\"shipsec\",\"message\":\"db login password=bulkpw1\",\"api_key\":\"k-bulk-77\"}\n"
+        "{\"service\":{\"name\":\"shipsec\"},\"message\":\"db login password=bulkpw1\",\"api_key\":\"k-bulk-77\"}\n"
     );
     let (status, answer) = server.post("/logs/_bulk", "application/x-ndjson", bulk.into());
     assert_eq!(status, 200, "{answer}");
