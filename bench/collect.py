@@ -50,7 +50,17 @@ def wait_count(host, port, want, started, timeout=600):
     return last, time.time() - started
 
 
-def run(name, config_text, send, lines, nbytes):
+def wait_flushed(host, port, started, timeout=600):
+    """Polls until the memtable is empty: every stored line is in a segment."""
+    while time.time() - started < timeout:
+        if iq.metrics(host, port).get("logyard_store_memtable_rows", 0) == 0:
+            break
+        time.sleep(0.05)
+    return time.time() - started
+
+
+def run(name, config_text, send, lines, nbytes, prepare=None):
+    """Starts a server, calls `prepare(work)` untimed, then times `send(work)` until stored."""
     work = tempfile.mkdtemp(prefix="collect-bench-", dir=iq.OUT)
     try:
         config = os.path.join(work, "logyard.toml")
@@ -60,9 +70,13 @@ def run(name, config_text, send, lines, nbytes):
         proc, host, port = iq.start_server(os.path.join(work, "data"), config)
         try:
             time.sleep(1.0)  # the collectors open their files and sockets
+            if prepare:
+                prepare(work)
             started = time.time()
             send(work)
             stored, secs = wait_count(host, port, lines, started)
+            flushed = wait_flushed(host, port, started)
+            m = iq.metrics(host, port)
         finally:
             proc.terminate()
             proc.wait()
@@ -70,7 +84,9 @@ def run(name, config_text, send, lines, nbytes):
         shutil.rmtree(work, ignore_errors=True)
     lost = lines - stored
     print(f"{name:12} {stored / secs:>12,.0f} lines/s {nbytes / secs / 1e6:>8.1f} MB/s "
-          f"{secs:>7.1f} s   lost {lost:,}", flush=True)
+          f"{secs:>7.1f} s   lost {lost:,}   in segments after {flushed:.1f} s "
+          f"({m.get('logyard_store_flushes_total', 0):.0f} flushes, "
+          f"{m.get('logyard_store_merges_total', 0):.0f} merges)", flush=True)
 
 
 def free_port():
@@ -115,12 +131,12 @@ def main():
     def prepare_file(work):
         os.makedirs(os.path.join(work, "logs"), exist_ok=True)
         open(os.path.join(work, "logs", "app.log"), "wb").close()
-        time.sleep(1.0)
-        file_send(work)
+        time.sleep(1.0)  # the source finds the new file
 
     if "file" in parts:
         run("file", '[[sources]]\ntype = "file"\npaths = ["@WORK@/logs/*.log"]\n'
-            'start_at = "beginning"\n', prepare_file, len(lines), nbytes)
+            'start_at = "beginning"\n', file_send, len(lines), nbytes,
+            prepare=prepare_file)
 
     messages = [b"<14>1 2024-01-15T00:00:00Z host app - - - " + line for line in lines]
     udp_port = free_port()

@@ -6,8 +6,11 @@
 //! indented frames, up to the `SomeError: …` line, and chained tracebacks), Java stack
 //! traces (`java.lang.X: …`, `\tat …`, `Caused by: …`, `... N more`), and Go panics and
 //! goroutine dumps to the line that starts them (`panic: …`, `goroutine 1 [running]:`). A
-//! line that is neither part of a trace nor starts one is a record of its own. With a
-//! start regex, every line that does not match it continues the record before.
+//! line that is neither part of a trace nor starts one is a record of its own. A line that
+//! is a JSON object (`{…}`) is given out at once and nothing is joined to it: JSON loggers
+//! put a trace inside the object, so no line can continue it, and the last line of a
+//! burst does not wait for the timeout. With a start regex, every line that does not match
+//! it continues the record before.
 
 use std::str::FromStr;
 
@@ -138,6 +141,11 @@ impl Multiline {
                 Some(re) => !re.is_match(line),
                 None => self.continues(line),
             };
+        if !cont && self.start.is_none() && is_json_object(line) {
+            out.extend(self.take());
+            out.push(line.to_string());
+            return out;
+        }
         let fits = self.lines < self.cfg.max_lines
             && self.buf.len() + 1 + line.len() <= self.cfg.max_bytes;
         if cont && fits {
@@ -244,6 +252,12 @@ impl Multiline {
             _ => false,
         }
     }
+}
+
+/// True for a line that is a JSON object: `{` first and `}` last, spaces aside.
+fn is_json_object(line: &str) -> bool {
+    let t = line.trim();
+    t.len() >= 2 && t.starts_with('{') && t.ends_with('}')
 }
 
 /// The state of a record started by this line.
@@ -367,6 +381,33 @@ mod tests {
         let out = join(MultilineMode::Auto, &go);
         assert_eq!(out.len(), 2, "{out:?}");
         assert!(out[0].ends_with("exit status 2"));
+    }
+
+    #[test]
+    fn json_lines_are_records_at_once() {
+        let mut m = Multiline::new(MultilineConfig::default()).unwrap();
+        assert_eq!(m.push(b"plain before", 0), Vec::<Vec<u8>>::new());
+        let out = m.push(br#"{"level":"ERROR","msg":"boom"}"#, 0);
+        assert_eq!(out.len(), 2, "the pending line, then the JSON line");
+        assert_eq!(m.pending_lines(), 0, "nothing waits for the timeout");
+        // A trace line after a JSON line is a record of its own, not joined to it.
+        assert_eq!(
+            join(
+                MultilineMode::Auto,
+                &["{\"a\":1}", "\tat com.x.A.f(A.java:10)"]
+            )
+            .len(),
+            2
+        );
+        // Inside a Python traceback an indented `{…}` source line still continues it.
+        let py = [
+            "ERROR failed",
+            "Traceback (most recent call last):",
+            "  File \"/app/x.py\", line 3, in f",
+            "    {\"a\": 1}",
+            "KeyError: 'b'",
+        ];
+        assert_eq!(join(MultilineMode::Auto, &py).len(), 1);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! all preceding bytes.
 
 use std::borrow::Borrow;
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -45,6 +46,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use xorf::{BinaryFuse8, Descriptor, Filter};
+
+use hashbrown::HashSet;
 
 use crate::error::StoreError;
 use crate::fsutil::{sync_dir, tmp_path};
@@ -528,31 +531,18 @@ pub fn write<R: Borrow<Record>>(
     idx.push(IDX_VERSION);
     let blocks = records.chunks(block_rows.max(1));
     idx.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
-    let (mut message, mut others) = (Vec::new(), Vec::new());
+    let mut tokens = BlockTokens::default();
     for chunk in blocks {
         writer.write(&records_to_batch(chunk))?;
         writer.flush()?;
-        message.clear();
-        others.clear();
+        tokens.clear();
         for r in chunk {
-            let r = r.borrow();
-            for text in [&r.message, &r.agent, &r.host, &r.source] {
-                text_hashes(text, |h| message.push(h));
-            }
-            if let Some(raw) = &r.raw {
-                text_hashes(raw, |h| others.push(h));
-            }
-            for value in r.fields.values() {
-                match value {
-                    Value::Str(s) => text_hashes(s, |h| others.push(h)),
-                    other => text_hashes(&other.to_string(), |h| others.push(h)),
-                }
-            }
+            tokens.add(r.borrow());
         }
         idx.extend_from_slice(&chunk[0].borrow().timestamp.to_le_bytes());
         idx.extend_from_slice(&chunk[chunk.len() - 1].borrow().timestamp.to_le_bytes());
         idx.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
-        for hashes in [&mut message, &mut others] {
+        for hashes in [&mut tokens.message, &mut tokens.others] {
             hashes.sort_unstable();
             hashes.dedup();
             encode_token_set(hashes, &mut idx);
@@ -587,6 +577,62 @@ pub fn write<R: Borrow<Record>>(
     }
     sync_dir(&dir)?;
     Ok(meta)
+}
+
+/// The token hashes of one block's two filters (index version 3): messages, agents, hosts
+/// and sources in the first; raw texts and field values in the second. A block repeats most
+/// of its texts (a few thousand distinct messages in 8,192 rows, a handful of agents), so
+/// each distinct text is tokenized once.
+#[derive(Default)]
+struct BlockTokens<'a> {
+    message: Vec<u64>,
+    others: Vec<u64>,
+    seen_message: HashSet<&'a str>,
+    seen_others: HashSet<&'a str>,
+    seen_numbers: HashSet<String>,
+    number: String,
+}
+
+impl<'a> BlockTokens<'a> {
+    /// Forgets the block before, keeping the allocations.
+    fn clear(&mut self) {
+        self.message.clear();
+        self.others.clear();
+        self.seen_message.clear();
+        self.seen_others.clear();
+        self.seen_numbers.clear();
+    }
+
+    /// Adds the texts of one record.
+    fn add(&mut self, r: &'a Record) {
+        for text in [&r.message, &r.agent, &r.host, &r.source] {
+            if self.seen_message.insert(text) {
+                text_hashes(text, |h| self.message.push(h));
+            }
+        }
+        if let Some(raw) = &r.raw {
+            if self.seen_others.insert(raw) {
+                text_hashes(raw, |h| self.others.push(h));
+            }
+        }
+        for value in r.fields.values() {
+            match value {
+                Value::Str(s) => {
+                    if self.seen_others.insert(s) {
+                        text_hashes(s, |h| self.others.push(h));
+                    }
+                }
+                other => {
+                    self.number.clear();
+                    write!(self.number, "{other}").expect("writing to a String");
+                    if !self.seen_numbers.contains(&self.number) {
+                        text_hashes(&self.number, |h| self.others.push(h));
+                        self.seen_numbers.insert(self.number.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Appends a tagged token filter (index version 3) of sorted, distinct hashes.

@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use logyard_parse::{Multiline, MultilineConfig, MultilineMode};
+use logyard_parse::{Multiline, MultilineConfig};
 
 /// Splits a file's bytes into records; see the module documentation.
 #[derive(Debug)]
@@ -149,11 +149,11 @@ impl LineReader {
         }
         let start = self.line_start;
         let recs = self.multiline.push(line, now_ns);
-        if self.ml_cfg.mode == MultilineMode::None {
-            out.extend(recs);
+        let emitted = !recs.is_empty();
+        out.extend(recs);
+        if self.multiline.pending_lines() == 0 {
             self.done = self.pos;
-        } else if !recs.is_empty() {
-            out.extend(recs);
+        } else if emitted {
             self.done = start;
         }
         self.last_line_end = self.pos;
@@ -249,6 +249,7 @@ fn is_split_part(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logyard_parse::MultilineMode;
 
     fn reader(mode: MultilineMode) -> LineReader {
         let cfg = MultilineConfig {
@@ -290,6 +291,19 @@ mod tests {
         r.flush_all(0, &mut out);
         assert_eq!(out[1], b"2 two");
         assert_eq!(r.done, r.pos);
+    }
+
+    #[test]
+    fn a_json_line_commits_at_once_in_auto_mode() {
+        let mut r = LineReader::new(0, 1000, Duration::from_secs(60), MultilineConfig::default());
+        let mut out = Vec::new();
+        r.feed(b"plain\n{\"msg\":\"x\"}\n", 0, &mut out);
+        assert_eq!(out, [b"plain".to_vec(), br#"{"msg":"x"}"#.to_vec()]);
+        assert_eq!(r.done, r.pos, "the JSON line does not wait for the timeout");
+        assert!(!r.has_pending());
+        r.feed(b"plain again\n", 0, &mut out);
+        assert_eq!(out.len(), 2, "a plain line may still take a trace");
+        assert_eq!(r.done, 18);
     }
 
     #[test]
