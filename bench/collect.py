@@ -86,7 +86,8 @@ def run(name, config_text, send, lines, nbytes, prepare=None):
     print(f"{name:12} {stored / secs:>12,.0f} lines/s {nbytes / secs / 1e6:>8.1f} MB/s "
           f"{secs:>7.1f} s   lost {lost:,}   in segments after {flushed:.1f} s "
           f"({m.get('logyard_store_flushes_total', 0):.0f} flushes, "
-          f"{m.get('logyard_store_merges_total', 0):.0f} merges)", flush=True)
+          f"{m.get('logyard_store_merges_total', 0):.0f} merges, "
+          f"{m.get('logyard_store_bytes', 0) / (1 << 20):.1f} MiB)", flush=True)
 
 
 def free_port():

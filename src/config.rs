@@ -48,6 +48,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((num * mult) as u64)
 }
 
+/// A zstd compression level: 1 (fastest) to 22 (smallest files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevel(pub i32);
+
+impl<'de> Deserialize<'de> for CompressionLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let level = i64::deserialize(d)?;
+        if (1..=22).contains(&level) {
+            Ok(CompressionLevel(level as i32))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "compression level {level} is out of range: use 1 (fastest) to 22 (smallest files)"
+            )))
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -140,6 +157,8 @@ pub struct StoreSection {
     pub max_memtable_bytes: Size,
     /// Rows per block of a segment.
     pub block_rows: NonZeroUsize,
+    /// The zstd level of segment files.
+    pub compression_level: CompressionLevel,
     /// Merge a day's small segments once there are this many.
     pub merge_fanin: NonZeroUsize,
 }
@@ -155,6 +174,7 @@ impl Default for StoreSection {
             flush_bytes: Size(16 << 20),
             max_memtable_bytes: Size(512 << 20),
             block_rows: NonZeroUsize::new(8 * 1024).expect("nonzero"),
+            compression_level: CompressionLevel(3),
             merge_fanin: NonZeroUsize::new(8).expect("nonzero"),
         }
     }
@@ -402,6 +422,7 @@ impl RawConfig {
         c.flush_bytes = s.flush_bytes.0 as usize;
         c.max_memtable_bytes = s.max_memtable_bytes.0 as usize;
         c.block_rows = s.block_rows.get();
+        c.compression_level = s.compression_level.0;
         c.merge_fanin = s.merge_fanin.get();
         c
     }
@@ -653,5 +674,7 @@ mod tests {
         assert!(e.starts_with("line 2:"), "{e}");
         let e = RawConfig::parse("[store]\nblock_rows = 0\n").unwrap_err();
         assert!(e.starts_with("line 2:"), "{e}");
+        let e = RawConfig::parse("[store]\ncompression_level = 23\n").unwrap_err();
+        assert!(e.starts_with("line 2:") && e.contains("1 (fastest)"), "{e}");
     }
 }

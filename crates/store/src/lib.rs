@@ -84,6 +84,8 @@ pub struct StoreConfig {
     pub max_memtable_bytes: usize,
     /// Rows per block (Parquet row group), the unit of skipping.
     pub block_rows: usize,
+    /// The zstd level of segment files, 1 (fastest) to 22 (smallest).
+    pub compression_level: i32,
     /// A day's small segments are merged once there are this many.
     pub merge_fanin: usize,
     /// Segments with fewer rows than this are small.
@@ -106,6 +108,7 @@ impl StoreConfig {
             flush_bytes: 16 << 20,
             max_memtable_bytes: 512 << 20,
             block_rows: 8 * 1024,
+            compression_level: 3,
             merge_fanin: 8,
             merge_small_rows: 64 * 1024,
             merge_max_rows: 128 * 1024,
@@ -765,7 +768,7 @@ impl Inner {
         for (day, recs) in by_day {
             let id = catalog.next_segment_id;
             catalog.next_segment_id += 1;
-            let meta = segment::write(&self.parts, id, &day, &recs, self.config.block_rows)?;
+            let meta = segment::write(&self.parts, id, &day, &recs, self.layout())?;
             new.push(Arc::new(Segment::open(&self.parts, meta)?));
         }
         let mut next = catalog.clone();
@@ -775,6 +778,14 @@ impl Inner {
         *catalog = next;
         self.view.write().expect("view lock").segments.extend(new);
         Ok(())
+    }
+
+    /// How segments are cut and compressed.
+    fn layout(&self) -> segment::Layout {
+        segment::Layout {
+            block_rows: self.config.block_rows,
+            compression_level: self.config.compression_level,
+        }
     }
 
     /// Merges the small segments of the first day that has `merge_fanin` of them.
@@ -823,7 +834,7 @@ impl Inner {
         let id = catalog.next_segment_id;
         catalog.next_segment_id += 1;
         let day = victims[0].meta.day.clone();
-        let meta = segment::write(&self.parts, id, &day, &records, self.config.block_rows)?;
+        let meta = segment::write(&self.parts, id, &day, &records, self.layout())?;
         let merged = Arc::new(Segment::open(&self.parts, meta)?);
         let mut next = catalog.clone();
         next.segments

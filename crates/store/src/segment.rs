@@ -497,14 +497,24 @@ impl BlockMeta {
     }
 }
 
+/// How a segment is cut into blocks and compressed.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Rows per block (Parquet row group).
+    pub block_rows: usize,
+    /// The zstd level, 1 (fastest) to 22 (smallest); clamped to that range.
+    pub compression_level: i32,
+}
+
 /// Writes a segment for records of one day, already sorted by `(timestamp, seq)`.
 pub fn write<R: Borrow<Record>>(
     parts: &Path,
     id: u64,
     day: &str,
     records: &[R],
-    block_rows: usize,
+    layout: Layout,
 ) -> Result<SegmentMeta, StoreError> {
+    let block_rows = layout.block_rows;
     debug_assert!(records.windows(2).all(|w| {
         let (a, b) = (w[0].borrow(), w[1].borrow());
         (a.timestamp, a.seq) <= (b.timestamp, b.seq)
@@ -513,7 +523,7 @@ pub fn write<R: Borrow<Record>>(
     fs::create_dir_all(&dir)?;
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(6).expect("valid level"),
+            ZstdLevel::try_new(layout.compression_level.clamp(1, 22)).expect("a level in 1..=22"),
         ))
         .set_max_row_group_row_count(Some(block_rows));
     // Times are sorted and sequence numbers nearly consecutive: their deltas take a few
@@ -881,6 +891,13 @@ impl Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn layout(block_rows: usize) -> Layout {
+        Layout {
+            block_rows,
+            compression_level: 3,
+        }
+    }
     use logyard_model::hash_token;
 
     fn records(n: usize) -> Vec<Record> {
@@ -909,7 +926,7 @@ mod tests {
     fn write_open_read_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let recs = records(250);
-        let meta = write(dir.path(), 1, "1970-01-01", &recs, 100).unwrap();
+        let meta = write(dir.path(), 1, "1970-01-01", &recs, layout(100)).unwrap();
         let seg = Segment::open(dir.path(), meta).unwrap();
         assert_eq!(seg.blocks.len(), 3);
         assert_eq!(seg.read_all().unwrap(), recs);
@@ -939,7 +956,7 @@ mod tests {
         for (i, r) in recs.iter_mut().enumerate() {
             r.message = format!("message {}", i % 7);
         }
-        let meta = write(dir.path(), 5, "1970-01-01", &recs, 100).unwrap();
+        let meta = write(dir.path(), 5, "1970-01-01", &recs, layout(100)).unwrap();
         let seg = Segment::open(dir.path(), meta).unwrap();
         let columns = Columns::of(&[col::MESSAGE, col::AGENT]);
         let plain = seg.read_block(1, columns).unwrap();
@@ -967,7 +984,7 @@ mod tests {
     fn blocks_keep_counts_by_level_and_agent() {
         let dir = tempfile::tempdir().unwrap();
         let recs = records(250);
-        let meta = write(dir.path(), 3, "1970-01-01", &recs, 100).unwrap();
+        let meta = write(dir.path(), 3, "1970-01-01", &recs, layout(100)).unwrap();
         let seg = Segment::open(dir.path(), meta).unwrap();
         let c = seg.blocks[0].counts.as_ref().unwrap();
         assert_eq!(c.levels[Level::Error.rank() as usize], 10);
@@ -1008,7 +1025,7 @@ mod tests {
         recs[120]
             .fields
             .insert("note".into(), Value::Str("alpha beta".into()));
-        let meta = write(dir.path(), 6, "1970-01-01", &recs, 100).unwrap();
+        let meta = write(dir.path(), 6, "1970-01-01", &recs, layout(100)).unwrap();
         let seg = Segment::open(dir.path(), meta).unwrap();
         let alpha = [hash_token("alpha")];
         let served = [hash_token("served")];
@@ -1080,7 +1097,7 @@ mod tests {
         assert!(c.agents.is_none());
         assert_eq!(c.levels[6], 300);
         let dir = tempfile::tempdir().unwrap();
-        let meta = write(dir.path(), 4, "1970-01-01", &recs, 1000).unwrap();
+        let meta = write(dir.path(), 4, "1970-01-01", &recs, layout(1000)).unwrap();
         let seg = Segment::open(dir.path(), meta).unwrap();
         assert_eq!(seg.blocks[0].counts, Some(c));
     }
@@ -1088,7 +1105,7 @@ mod tests {
     #[test]
     fn garbage_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = write(dir.path(), 2, "1970-01-01", &records(10), 100).unwrap();
+        let meta = write(dir.path(), 2, "1970-01-01", &records(10), layout(100)).unwrap();
         let path = meta.data_path(dir.path());
         let mut data = fs::read(&path).unwrap();
         let mid = data.len() / 2;

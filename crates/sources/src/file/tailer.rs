@@ -405,6 +405,8 @@ impl Tailer {
         }
         self.settle(e, s)?;
         let records = std::mem::take(&mut self.batch);
+        // The next batch is likely as long: growing it step by step would copy it each time.
+        self.batch.reserve(records.len());
         let bytes = std::mem::take(&mut self.batch_bytes);
         let before = s.committed;
         s.committed = s.reader.done;
