@@ -69,6 +69,23 @@ pub(crate) fn bad_time(text: &[u8], reason: &str) -> Miss {
     )
 }
 
+/// Sets the message of a syslog line. A message that is a JSON object is read like a JSON
+/// line: its keys override the header's time, level, agent and host, its message becomes
+/// the message, its other keys become fields. Any other message (or one whose JSON is
+/// broken) is text, from which `key=value` pairs and the like are extracted.
+pub(crate) fn syslog_message(rec: &mut Record, msg: &str, cx: &Cx) {
+    rec.message = msg.to_string();
+    let body = msg.trim_end();
+    if body.starts_with('{') && body.ends_with('}') {
+        let mut inner = rec.clone();
+        if json::parse(body, &mut inner, cx).is_ok() {
+            *rec = inner;
+            return;
+        }
+    }
+    crate::fields::extract(rec, msg);
+}
+
 /// Returns the text up to the next space and the rest after it.
 pub(crate) fn word(s: &str) -> (&str, &str) {
     match memchr::memchr(b' ', s.as_bytes()) {

@@ -9,7 +9,6 @@ use logyard_model::Record;
 
 use super::rfc5424::{apply_pri, scan_pri};
 use super::{bad_time, word, Cx, Miss, Res};
-use crate::fields::extract;
 use crate::level::find_level;
 use crate::time::{infer_year, scan_iso, scan_syslog};
 
@@ -36,7 +35,7 @@ fn looks_like_rfc5424(rest: &[u8]) -> bool {
 }
 
 /// Completes a record of a priority followed directly by `tag: message` or a message.
-fn headerless(body: &str, pri: u8, rec: &mut Record) -> Res {
+fn headerless(body: &str, pri: u8, rec: &mut Record, cx: &Cx) -> Res {
     apply_pri(rec, pri);
     let body = body.trim_end_matches(['\0', '\n', '\r']);
     let (first, after_first) = word(body);
@@ -50,8 +49,7 @@ fn headerless(body: &str, pri: u8, rec: &mut Record) -> Res {
         }
         None => body,
     };
-    rec.message = msg.to_string();
-    extract(rec, msg);
+    super::syslog_message(rec, msg, cx);
     Ok(())
 }
 
@@ -70,7 +68,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
         super::set_time(rec, &c, &rest[..n], cx)?;
         n
     } else if let Some(p) = pri.filter(|_| !looks_like_rfc5424(rest)) {
-        return headerless(&line[used..], p, rec);
+        return headerless(&line[used..], p, rec, cx);
     } else {
         return Err(Miss::No);
     };
@@ -103,7 +101,6 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
             rec.fields.insert("pid".into(), super::id_value(p));
         }
     }
-    rec.message = msg.to_string();
-    extract(rec, msg);
+    super::syslog_message(rec, msg, cx);
     Ok(())
 }

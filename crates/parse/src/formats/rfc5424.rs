@@ -3,7 +3,6 @@
 use logyard_model::{Level, Record, Value};
 
 use super::{set_time, word, Cx, Miss, Res};
-use crate::fields::extract;
 use crate::time::scan_iso;
 
 /// Syslog facility names by number (RFC 5424, table 1).
@@ -107,8 +106,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
         rec.fields.insert("msgid".into(), Value::Str(m.to_string()));
     }
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
-    rec.message = msg.to_string();
-    extract(rec, msg);
+    super::syslog_message(rec, msg, cx);
     Ok(())
 }
 
