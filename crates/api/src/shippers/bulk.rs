@@ -10,6 +10,7 @@
 //! these routes carries `X-Elastic-Product: Elasticsearch`, which the official clients
 //! check. [`info_probe`] answers the clients' `GET /` version probe.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -182,39 +183,63 @@ async fn accept(
     let errors = parsed.items.iter().filter(|i| i.is_err()).count();
     state.metrics.add_rejected("invalid_entry", errors as u64);
     store(state, parsed.records, wire).await?;
-    let items: Vec<serde_json::Value> = parsed
-        .items
-        .into_iter()
-        .enumerate()
-        .map(|(seq, item)| match item {
-            Ok(ok) => json!({ok.op: {
-                "_index": ok.index,
-                "_id": ok.id,
-                "_version": 1,
-                "result": "created",
-                "_shards": {"total": 1, "successful": 1, "failed": 0},
-                "_seq_no": seq,
-                "_primary_term": 1,
-                "status": 201,
-            }}),
-            Err(e) => json!({e.op: {
-                "_index": e.index,
-                "_id": e.id,
-                "status": 400,
-                "error": {"type": e.kind, "reason": e.reason},
-            }}),
-        })
-        .collect();
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({
-            "took": started.elapsed().as_millis() as u64,
-            "errors": errors > 0,
-            "items": items,
-        })
-        .to_string(),
-    )
-        .into_response())
+    let took = started.elapsed().as_millis() as u64;
+    let answer = tokio::task::spawn_blocking(move || answer(&parsed.items, took)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
+/// Writes Elasticsearch's bulk answer: `took`, `errors` and one item per action. Written
+/// as text directly: a `serde_json::Value` tree of tens of thousands of items cost more
+/// than parsing the documents.
+pub fn answer(items: &[Result<Created, ItemError>], took: u64) -> String {
+    let errors = items.iter().any(|i| i.is_err());
+    let mut out = String::with_capacity(64 + items.len() * 200);
+    let _ = write!(out, "{{\"took\":{took},\"errors\":{errors},\"items\":[");
+    for (seq, item) in items.iter().enumerate() {
+        if seq > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        match item {
+            Ok(ok) => {
+                json_string(&mut out, &ok.op);
+                out.push_str(":{\"_index\":");
+                json_string(&mut out, &ok.index);
+                out.push_str(",\"_id\":");
+                json_string(&mut out, &ok.id);
+                let _ = write!(
+                    out,
+                    ",\"_version\":1,\"result\":\"created\",\
+                     \"_shards\":{{\"total\":1,\"successful\":1,\"failed\":0}},\
+                     \"_seq_no\":{seq},\"_primary_term\":1,\"status\":201}}"
+                );
+            }
+            Err(e) => {
+                json_string(&mut out, &e.op);
+                out.push_str(":{\"_index\":");
+                json_string(&mut out, &e.index);
+                out.push_str(",\"_id\":");
+                match &e.id {
+                    Some(id) => json_string(&mut out, id),
+                    None => out.push_str("null"),
+                }
+                out.push_str(",\"status\":400,\"error\":{\"type\":");
+                json_string(&mut out, e.kind);
+                out.push_str(",\"reason\":");
+                json_string(&mut out, &e.reason);
+                out.push_str("}}");
+            }
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Appends a JSON string literal.
+fn json_string(out: &mut String, s: &str) {
+    // Serializing a &str cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
 /// A stored item of a bulk answer.
@@ -588,5 +613,44 @@ mod tests {
             parse_bulk(many.as_bytes(), None, 1000, 2, 0),
             Err(ShipperError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn the_answer_is_elasticsearchs_shape() {
+        let items = vec![
+            Ok(Created {
+                op: "index".into(),
+                index: "logs".into(),
+                id: "a\"1".into(),
+            }),
+            Err(ItemError {
+                op: "create".into(),
+                index: "logs".into(),
+                id: None,
+                kind: "document_parsing_exception",
+                reason: "the document is not JSON: line 1 \u{1}".into(),
+            }),
+            Err(ItemError {
+                op: "delete".into(),
+                index: "x".into(),
+                id: Some("7".into()),
+                kind: "action_request_validation_exception",
+                reason: "no".into(),
+            }),
+        ];
+        let got: serde_json::Value = serde_json::from_str(&answer(&items, 12)).unwrap();
+        let want = json!({"took": 12, "errors": true, "items": [
+            {"index": {"_index": "logs", "_id": "a\"1", "_version": 1, "result": "created",
+                "_shards": {"total": 1, "successful": 1, "failed": 0},
+                "_seq_no": 0, "_primary_term": 1, "status": 201}},
+            {"create": {"_index": "logs", "_id": null, "status": 400,
+                "error": {"type": "document_parsing_exception",
+                          "reason": "the document is not JSON: line 1 \u{1}"}}},
+            {"delete": {"_index": "x", "_id": "7", "status": 400,
+                "error": {"type": "action_request_validation_exception", "reason": "no"}}},
+        ]});
+        assert_eq!(got, want);
+        let empty: serde_json::Value = serde_json::from_str(&answer(&[], 0)).unwrap();
+        assert_eq!(empty, json!({"took": 0, "errors": false, "items": []}));
     }
 }
