@@ -8,13 +8,14 @@ line stored, and the lines lost (syslog over UDP may lose datagrams; nothing els
 
     cargo build --release
     python3 bench/collect.py [--lines 1000000] [--chunk-mib 4] [--parts file,udp,tcp,bulk]
-                             [--bin path/to/logyard]   (another build, to compare two)
+                             [--bin path/to/logyard] [--bulk-clients 2]
 
 - file: the lines are appended to a followed file in chunks of `--chunk-mib` (one write
   each), as a busy application does;
 - syslog UDP / TCP: each line is one RFC 5424 message (TCP with newline framing), sent
   as fast as one Python client can;
-- `_bulk`: NDJSON of action and document lines, 4 MiB per request, one stream.
+- `_bulk`: NDJSON of action and document lines, 4 MiB per request (made before the clock
+  starts), over `--bulk-clients` connections (default 2).
 """
 import argparse
 import json
@@ -23,6 +24,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +105,8 @@ def main():
     ap.add_argument("--parts", default="file,udp,tcp,bulk",
                     help="which parts to run, comma-separated (default: all)")
     ap.add_argument("--bin", default=iq.BIN, help="the logyard binary to run")
+    ap.add_argument("--bulk-clients", type=int, default=2,
+                    help="concurrent _bulk connections (default 2)")
     args = ap.parse_args()
     iq.BIN = args.bin
     parts = set(args.parts.split(","))
@@ -172,19 +176,40 @@ def main():
         run("syslog TCP", f'[[sources]]\ntype = "syslog"\nlisten_tcp = "127.0.0.1:{tcp_port}"\n',
             tcp_send, len(lines), nbytes)
 
-    def bulk_send_to(host, port):
-        body, size = [], 0
+    def bulk_bodies():
+        """The requests, made before the clock starts: 4 MiB of action and document lines."""
+        bodies, body, size = [], [], 0
         action = b'{"index":{"_index":"logs"}}\n'
         for line in lines:
             body.append(action + line + b"\n")
             size += len(line) + len(action) + 1
             if size > (4 << 20):
-                iq.request(host, port, "POST", "/_bulk", b"".join(body),
-                           {"content-type": "application/x-ndjson"})
+                bodies.append(b"".join(body))
                 body, size = [], 0
         if body:
-            iq.request(host, port, "POST", "/_bulk", b"".join(body),
-                       {"content-type": "application/x-ndjson"})
+            bodies.append(b"".join(body))
+        return bodies
+
+    def bulk_send_to(host, port, bodies):
+        """Posts the bodies over `--bulk-clients` connections, as a shipper's workers do."""
+        def client(mine):
+            conn = iq.http.client.HTTPConnection(host, port, timeout=600)
+            for body in mine:
+                conn.request("POST", "/_bulk", body=body,
+                             headers={"content-type": "application/x-ndjson"})
+                resp = conn.getresponse()
+                answer = resp.read()
+                # The answer's head says whether any item failed; the items are not parsed
+                # (that would time this client's JSON decoder).
+                if resp.status != 200 or b'"errors":false' not in answer[:64]:
+                    raise SystemExit(f"_bulk: {resp.status} {answer[:300]!r}")
+            conn.close()
+        n = max(1, args.bulk_clients)
+        threads = [threading.Thread(target=client, args=(bodies[i::n],)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     if "bulk" not in parts:
         return
@@ -194,10 +219,11 @@ def main():
         config = os.path.join(work, "logyard.toml")
         with open(config, "w") as f:
             f.write("[store]\nretention_days = 0\n[alerts]\nenabled = false\n")
+        bodies = bulk_bodies()
         proc, host, port = iq.start_server(os.path.join(work, "data"), config)
         try:
             started = time.time()
-            bulk_send_to(host, port)
+            bulk_send_to(host, port, bodies)
             stored, secs = wait_count(host, port, len(lines), started)
         finally:
             proc.terminate()
