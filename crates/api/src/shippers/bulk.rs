@@ -22,6 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use logyard_model::{parse_time, Fields, Level, Record, Value};
+use serde::de::value::SeqAccessDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize as _;
 use serde_json::json;
 
 use super::{read_body, store, ShipperError};
@@ -444,21 +447,127 @@ pub fn parse_bulk(
     Ok(out)
 }
 
-/// Flattens nested objects into dotted keys (`{"a":{"b":1}}` → `a.b`).
-fn flatten(prefix: &str, value: serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        other => out.push((prefix.to_string(), other)),
+/// Reads a JSON object straight into dotted keys (`{"a":{"b":1}}` → `a.b`) and their
+/// scalar or array values, without building the object's maps.
+struct FlatObject<'a> {
+    prefix: &'a str,
+    out: &'a mut Vec<(String, serde_json::Value)>,
+}
+
+impl<'de> Visitor<'de> for FlatObject<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
     }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            let key = if self.prefix.is_empty() {
+                key
+            } else {
+                format!("{}.{key}", self.prefix)
+            };
+            map.next_value_seed(FlatValue { key, out: self.out })?;
+        }
+        Ok(())
+    }
+}
+
+/// One value of a [`FlatObject`]: an object is flattened under its key, anything else kept.
+struct FlatValue<'a> {
+    key: String,
+    out: &'a mut Vec<(String, serde_json::Value)>,
+}
+
+impl<'de> DeserializeSeed<'de> for FlatValue<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FlatValue<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        FlatObject {
+            prefix: &self.key,
+            out: self.out,
+        }
+        .visit_map(map)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        let array = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
+        self.out.push((self.key, array));
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.visit_string(v.to_string())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.out.push((self.key, serde_json::Value::String(v)));
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.out.push((self.key, v.into()));
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.out.push((self.key, v.into()));
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.out.push((self.key, v.into()));
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.out.push((self.key, v.into()));
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.out.push((self.key, serde_json::Value::Null));
+        Ok(())
+    }
+}
+
+/// Flattens a document line; an error says why it is not a JSON object.
+fn flatten_document(line: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
+    if !line.trim_start().starts_with('{') {
+        // Whatever JSON it may be, it is not an object.
+        return Err(match serde_json::from_str::<de::IgnoredAny>(line) {
+            Ok(_) => "the document is not a JSON object".into(),
+            Err(e) => format!("the document is not JSON: {e}"),
+        });
+    }
+    let mut flat = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(line);
+    de.deserialize_map(FlatObject {
+        prefix: "",
+        out: &mut flat,
+    })
+    .and_then(|()| de.end())
+    .map_err(|e| format!("the document is not JSON: {e}"))?;
+    // Keys in order, each once with its last value, as an object's map holds them: the
+    // mapping below (`host.name` after `host.hostname`, the last of repeated keys) relies
+    // on it.
+    flat.reverse();
+    flat.sort_by(|a, b| a.0.cmp(&b.0));
+    flat.dedup_by(|a, b| a.0 == b.0);
+    Ok(flat)
 }
 
 fn text_of(value: &serde_json::Value) -> String {
@@ -484,20 +593,7 @@ pub fn document(
             ),
         ));
     }
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-        (
-            "document_parsing_exception",
-            format!("the document is not JSON: {e}"),
-        )
-    })?;
-    if !value.is_object() {
-        return Err((
-            "document_parsing_exception",
-            "the document is not a JSON object".into(),
-        ));
-    }
-    let mut flat = Vec::new();
-    flatten("", value, &mut flat);
+    let flat = flatten_document(line).map_err(|e| ("document_parsing_exception", e))?;
     let mut record = Record::new(now, "");
     record.source = "elasticsearch".into();
     let mut message = None;
@@ -652,5 +748,55 @@ mod tests {
         assert_eq!(got, want);
         let empty: serde_json::Value = serde_json::from_str(&answer(&[], 0)).unwrap();
         assert_eq!(empty, json!({"took": 0, "errors": false, "items": []}));
+    }
+
+    /// The flattening of a parsed `serde_json::Value` tree, as a reference.
+    fn flatten_tree(
+        prefix: &str,
+        v: serde_json::Value,
+        out: &mut Vec<(String, serde_json::Value)>,
+    ) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten_tree(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other)),
+        }
+    }
+
+    #[test]
+    fn documents_flatten_as_their_tree_does() {
+        for doc in [
+            r#"{"b":1,"a":{"y":"x","x":[1,{"k":2}]},"c":null,"d":true,"e":-2.5,"f":{}}"#,
+            r#"{"host":{"name":"n","hostname":"h"},"message":"m\u00e9\n","n":18446744073709551615}"#,
+            r#"{"a":{"b":1},"a.b":2}"#,
+            r#"{"k":1,"k":2,"j":{"z":3},"j":{"z":4}}"#,
+            r#"  {"deep":{"a":{"b":{"c":{"d":{"e":"f"}}}}}}  "#,
+        ] {
+            let mut want = Vec::new();
+            flatten_tree("", serde_json::from_str(doc).unwrap(), &mut want);
+            // A map keeps each key once (the last value) in key order; the dotted keys a
+            // tree yields may repeat (`a.b` from `a` and from `a.b`): the last one counts.
+            want.reverse();
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            want.dedup_by(|a, b| a.0 == b.0);
+            assert_eq!(flatten_document(doc).unwrap(), want, "{doc}");
+        }
+        assert_eq!(
+            flatten_document("[1]").unwrap_err(),
+            "the document is not a JSON object"
+        );
+        assert!(flatten_document("nope")
+            .unwrap_err()
+            .starts_with("the document is not JSON"));
+        assert!(flatten_document("{} x").unwrap_err().contains("trailing"));
+        assert!(flatten_document(r#"{"a":"#).is_err());
     }
 }
