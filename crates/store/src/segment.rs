@@ -923,6 +923,27 @@ mod tests {
     }
 
     #[test]
+    fn the_compression_level_is_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(20_000);
+        let mut sizes = Vec::new();
+        for (id, level) in [(1, 1), (2, 19)] {
+            let layout = Layout {
+                block_rows: 8192,
+                compression_level: level,
+            };
+            let meta = write(dir.path(), id, "1970-01-01", &recs, layout).unwrap();
+            let seg = Segment::open(dir.path(), meta.clone()).unwrap();
+            assert_eq!(seg.read_all().unwrap().len(), recs.len());
+            sizes.push(fs::metadata(meta.data_path(dir.path())).unwrap().len());
+        }
+        assert!(
+            sizes[1] < sizes[0],
+            "level 19 is smaller than level 1: {sizes:?}"
+        );
+    }
+
+    #[test]
     fn write_open_read_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let recs = records(250);
