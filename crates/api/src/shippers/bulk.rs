@@ -505,8 +505,7 @@ impl<'de> Visitor<'de> for FlatValue<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         let array = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
-        self.out.push((self.key, array));
-        Ok(())
+        self.keep(array)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
@@ -514,32 +513,34 @@ impl<'de> Visitor<'de> for FlatValue<'_> {
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.out.push((self.key, serde_json::Value::String(v)));
-        Ok(())
+        self.keep(v.into())
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.out.push((self.key, v.into()));
-        Ok(())
+        self.keep(v.into())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.out.push((self.key, v.into()));
-        Ok(())
+        self.keep(v.into())
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.out.push((self.key, v.into()));
-        Ok(())
+        self.keep(v.into())
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.out.push((self.key, v.into()));
-        Ok(())
+        self.keep(v.into())
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.out.push((self.key, serde_json::Value::Null));
+        self.keep(serde_json::Value::Null)
+    }
+}
+
+impl FlatValue<'_> {
+    /// Keeps a scalar under the value's key.
+    fn keep<E>(self, value: serde_json::Value) -> Result<(), E> {
+        self.out.push((self.key, value));
         Ok(())
     }
 }
