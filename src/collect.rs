@@ -82,6 +82,13 @@ impl Collectors {
             logyard_parse::Format::Auto,
             logyard_parse::TimeZone::default(),
         );
+        // Listeners bind here, before the HTTP port opens: what is sent once the server
+        // says it is ready reaches them, and a port in use stops the start.
+        for s in &mut sources {
+            let name = s.name().to_string();
+            s.prepare()
+                .with_context(|| format!("cannot start the source {name:?}"))?;
+        }
         let running = sources
             .into_iter()
             .map(|s| {

@@ -174,6 +174,31 @@ fn syslog_from_logger_is_stored() {
 }
 
 #[test]
+fn a_syslog_port_in_use_stops_the_start_with_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!("[[sources]]\ntype = \"syslog\"\nname = \"net\"\nlisten_tcp = \"{addr}\"\n"),
+    )
+    .unwrap();
+    let err = match Server::try_start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    ) {
+        Ok(server) => {
+            server.stop();
+            panic!("the server started although {addr} is taken");
+        }
+        Err(e) => e,
+    };
+    assert!(err.contains("\"net\""), "{err}");
+    assert!(err.contains(&addr.to_string()), "{err}");
+}
+
+#[test]
 fn secrets_in_collected_lines_are_redacted_and_counted_in_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");

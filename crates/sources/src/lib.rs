@@ -114,6 +114,13 @@ pub trait Source: Send {
     /// Returns the handle on the source's status, which stays valid after `run` returns.
     fn status(&self) -> StatusHandle;
 
+    /// Acquires what the source must hold before the server says it is ready (the syslog
+    /// listeners' ports), so that a port in use is an error at start and nothing sent after
+    /// start is lost. Sources with nothing to acquire keep the default.
+    fn prepare(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// Runs until `ctx.shutdown` is set or the input ends; blocks the calling thread (run it
     /// on a thread of its own, see [`spawn`]).
     fn run(self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError>;

@@ -251,6 +251,10 @@ impl Source for SyslogSource {
         self.status.clone()
     }
 
+    fn prepare(&mut self) -> Result<(), SourceError> {
+        self.bind().map(|_| ())
+    }
+
     fn run(mut self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
         self.bind()?;
         let parser = parser_config(
