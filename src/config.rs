@@ -161,6 +161,8 @@ pub struct StoreSection {
     pub compression_level: CompressionLevel,
     /// Merge a day's small segments once there are this many.
     pub merge_fanin: NonZeroUsize,
+    /// Most bytes of decoded text columns kept for the next search; 0 keeps none.
+    pub cache_bytes: Size,
 }
 
 impl Default for StoreSection {
@@ -176,6 +178,7 @@ impl Default for StoreSection {
             block_rows: NonZeroUsize::new(8 * 1024).expect("nonzero"),
             compression_level: CompressionLevel(3),
             merge_fanin: NonZeroUsize::new(8).expect("nonzero"),
+            cache_bytes: Size(256 << 20),
         }
     }
 }
@@ -424,6 +427,7 @@ impl RawConfig {
         c.block_rows = s.block_rows.get();
         c.compression_level = s.compression_level.0;
         c.merge_fanin = s.merge_fanin.get();
+        c.cache_bytes = s.cache_bytes.0;
         c
     }
 

@@ -216,3 +216,68 @@ fn metrics_parse_and_match_what_was_ingested() {
     let stderr = server.stop();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Returns the value of an unlabelled sample in Prometheus text.
+fn sample_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Runs a phrase search twice over data in segments, and returns the answers and the text
+/// of `/metrics` after them.
+fn search_twice(cache_bytes: &str) -> (Value, Value, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!("[store]\nretention_days = 0\nflush_interval = \"100ms\"\ncache_bytes = \"{cache_bytes}\"\n"),
+    )
+    .unwrap();
+    let (body, _, _) = generated(tmp.path());
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let (status, answer) = server.post("/api/logs", "application/x-ndjson", body);
+    assert_eq!(status, 200, "{answer}");
+    let metrics = || {
+        reqwest::blocking::get(format!("{}/metrics", server.url))
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sample_value(&metrics(), "logyard_store_rows") != Some(3000.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lines never reached a segment"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let q = "/api/query?q=%22connection%20refused%22%20%7C%20stats%20count()";
+    let (status, first) = server.get(q);
+    assert_eq!(status, 200, "{first}");
+    let (_, second) = server.get(q);
+    let text = metrics();
+    server.stop();
+    (first, second, text)
+}
+
+#[test]
+fn repeated_searches_take_decoded_columns_from_the_cache() {
+    let (first, second, text) = search_twice("64MiB");
+    assert_eq!(first["rows"], second["rows"]);
+    assert!(first["rows"][0][0].as_u64().unwrap() > 0, "{first}");
+    let value = |name| sample_value(&text, name).unwrap_or_else(|| panic!("no {name}"));
+    assert!(value("logyard_store_cache_misses_total") >= 1.0, "{text}");
+    assert!(value("logyard_store_cache_hits_total") >= 1.0, "{text}");
+    assert!(value("logyard_store_cache_bytes") > 0.0, "{text}");
+
+    let (off, _, text) = search_twice("0");
+    assert_eq!(off["rows"], first["rows"]);
+    assert_eq!(
+        sample_value(&text, "logyard_store_cache_hits_total"),
+        Some(0.0)
+    );
+    assert_eq!(sample_value(&text, "logyard_store_cache_bytes"), Some(0.0));
+}

@@ -192,7 +192,7 @@ impl Metrics {
                 escape(level)
             );
         }
-        let simple: [(&str, &str, &str, f64); 14] = [
+        let simple: [(&str, &str, &str, f64); 17] = [
             (
                 "logyard_ingested_bytes_total",
                 "counter",
@@ -270,6 +270,24 @@ impl Metrics {
                 "counter",
                 "Days of data dropped by retention.",
                 store.retention_dropped_days as f64,
+            ),
+            (
+                "logyard_store_cache_bytes",
+                "gauge",
+                "Bytes of decoded text columns held for the next search.",
+                store.cache.bytes as f64,
+            ),
+            (
+                "logyard_store_cache_hits_total",
+                "counter",
+                "Block columns read from the cache of decoded text columns.",
+                store.cache.hits as f64,
+            ),
+            (
+                "logyard_store_cache_misses_total",
+                "counter",
+                "Block columns the cache did not hold, decoded from their segment.",
+                store.cache.misses as f64,
             ),
             (
                 "logyard_uptime_seconds",

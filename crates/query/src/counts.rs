@@ -28,7 +28,13 @@ pub(crate) fn count_by_dictionary(
 ) -> Result<Table, QueryError> {
     let mut state = stats.state();
     let by_columns: Vec<usize> = stats.by.iter().map(FieldRef::column).collect();
-    let blocks = candidate_blocks(snapshot, filter, cost);
+    let mut blocks = candidate_blocks(snapshot, filter, cost);
+    if let [FieldKind::Agent] = stats.by.iter().map(FieldRef::kind).collect::<Vec<_>>()[..] {
+        if let Err(reason) = add_agent_counts(filter, &mut blocks, &mut state, budget) {
+            *partial = Some(reason);
+            return Ok(Box::new(state).finish());
+        }
+    }
     let workers = workers_for(blocks.len());
     let shared: &Budget = budget;
     let count_some = |w: usize| -> Result<Counted, QueryError> {
@@ -79,6 +85,37 @@ pub(crate) fn count_by_dictionary(
         }
     }
     Ok(Box::new(state).finish())
+}
+
+/// Counts by agent the blocks kept whole whose metadata has their agents' counts, summing
+/// names borrowed from the metadata (one group per agent, not one per agent and block), and
+/// leaves only the other blocks in `blocks`: `* | stats count() by (agent)` reads no row
+/// and makes a string per agent once.
+fn add_agent_counts(
+    filter: &Filter,
+    blocks: &mut Vec<&BlockRef>,
+    state: &mut crate::pipes::StatsState,
+    budget: &mut Budget,
+) -> Result<(), String> {
+    let mut sums: HashMap<&str, u64> = HashMap::new();
+    blocks.retain(|block| {
+        if !keeps_whole(filter, block) {
+            return true;
+        }
+        let Some(agents) = block.counts().and_then(|c| c.agents.as_ref()) else {
+            return true;
+        };
+        for (agent, n) in agents {
+            *sums.entry(agent.as_str()).or_default() += u64::from(*n);
+        }
+        false
+    });
+    let mut sums: Vec<(&str, u64)> = sums.into_iter().collect();
+    sums.sort_unstable();
+    for (agent, n) in sums {
+        state.add_count(&[Cell::Str(agent.to_string())], n, budget)?;
+    }
+    Ok(())
 }
 
 /// One block's counts per group.

@@ -186,6 +186,22 @@ fn counts_by_level_and_agent_come_from_block_metadata() {
     );
     assert_eq!(cost.rows_scanned, 10, "{cost:?}");
     assert_eq!(cost.blocks_skipped_by_time, 4);
+    // By agent too: the blocks inside the range summed from metadata, the cut one read,
+    // both into the same groups.
+    let (rows, cost) = table(
+        &s,
+        "_time:[2024-01-15T00:00:05Z, 2024-01-15T00:01:00Z) | stats count() by (agent)",
+    );
+    let counted: i64 = rows
+        .iter()
+        .map(|r| match r[1] {
+            Int(n) => n,
+            _ => panic!("{r:?}"),
+        })
+        .sum();
+    assert_eq!(counted, 55, "{rows:?}");
+    assert_eq!(rows.len(), 2, "one group per agent: {rows:?}");
+    assert_eq!(cost.rows_scanned, 10, "{cost:?}");
     // Grouping by host reads only the host column.
     let (rows, cost) = table(&s, "* | stats count() by (host)");
     assert_eq!(rows, [vec![Str(String::new()), Int(100)]]);

@@ -24,6 +24,7 @@
 //! assert!(snapshot.blocks.iter().map(|b| b.rows()).sum::<usize>() >= 1);
 //! ```
 
+mod cache;
 mod catalog;
 pub mod codec;
 mod error;
@@ -45,6 +46,7 @@ use arrow_array::RecordBatch;
 use logyard_model::Record;
 use tokio::sync::{broadcast, oneshot};
 
+pub use cache::{CacheStats, ColumnCache};
 pub use catalog::Catalog;
 pub use error::StoreError;
 pub use fsutil::DirLock;
@@ -94,6 +96,9 @@ pub struct StoreConfig {
     pub merge_max_rows: u64,
     /// How often retention runs.
     pub retention_interval: Duration,
+    /// Most bytes of decoded text columns kept for the next search ([`ColumnCache`]); 0
+    /// keeps none.
+    pub cache_bytes: u64,
 }
 
 impl StoreConfig {
@@ -113,6 +118,7 @@ impl StoreConfig {
             merge_small_rows: 64 * 1024,
             merge_max_rows: 128 * 1024,
             retention_interval: Duration::from_secs(60),
+            cache_bytes: 256 << 20,
         }
     }
 }
@@ -161,6 +167,8 @@ pub struct StoreStats {
     pub oldest_ts: Option<i64>,
     /// Latest timestamp stored, if any.
     pub newest_ts: Option<i64>,
+    /// The cache of decoded text columns (zero when it is off).
+    pub cache: CacheStats,
 }
 
 #[derive(Default)]
@@ -218,6 +226,7 @@ struct Inner {
     flush_signal: (Mutex<bool>, Condvar),
     shutdown: AtomicBool,
     tail: broadcast::Sender<Arc<MemBatch>>,
+    cache: Option<Arc<ColumnCache>>,
 }
 
 /// The store. Cheap to share behind an `Arc`; closing happens on drop.
@@ -267,11 +276,12 @@ impl Store {
         remove_orphans(&parts, &catalog)?;
 
         let counters = Counters::default();
+        let cache = ColumnCache::new(config.cache_bytes);
         let mut segments = Vec::new();
         let mut damaged = Vec::new();
         for meta in &catalog.segments {
             match Segment::open(&parts, meta.clone()) {
-                Ok(seg) => segments.push(Arc::new(seg)),
+                Ok(seg) => segments.push(Arc::new(seg.with_cache(cache.clone()))),
                 Err(e) => {
                     tracing::warn!(segment = meta.id, error = %e, "damaged segment moved to quarantine");
                     damaged.push(meta.clone());
@@ -345,6 +355,7 @@ impl Store {
             flush_signal: (Mutex::new(false), Condvar::new()),
             shutdown: AtomicBool::new(false),
             tail,
+            cache,
             config,
         });
         inner.apply_retention()?;
@@ -469,6 +480,12 @@ impl Store {
             wal_damaged_frames: c.wal_damaged_frames.load(Ordering::Relaxed),
             wal_replayed_records: c.wal_replayed_records.load(Ordering::Relaxed),
             retention_dropped_days: c.retention_dropped_days.load(Ordering::Relaxed),
+            cache: self
+                .inner
+                .cache
+                .as_ref()
+                .map(|c| c.stats())
+                .unwrap_or_default(),
             ..StoreStats::default()
         };
         let ranges = view
@@ -769,7 +786,9 @@ impl Inner {
             let id = catalog.next_segment_id;
             catalog.next_segment_id += 1;
             let meta = segment::write(&self.parts, id, &day, &recs, self.layout())?;
-            new.push(Arc::new(Segment::open(&self.parts, meta)?));
+            new.push(Arc::new(
+                Segment::open(&self.parts, meta)?.with_cache(self.cache.clone()),
+            ));
         }
         let mut next = catalog.clone();
         next.segments.extend(new.iter().map(|s| s.meta.clone()));
@@ -835,7 +854,7 @@ impl Inner {
         catalog.next_segment_id += 1;
         let day = victims[0].meta.day.clone();
         let meta = segment::write(&self.parts, id, &day, &records, self.layout())?;
-        let merged = Arc::new(Segment::open(&self.parts, meta)?);
+        let merged = Arc::new(Segment::open(&self.parts, meta)?.with_cache(self.cache.clone()));
         let mut next = catalog.clone();
         next.segments
             .retain(|m| !victims.iter().any(|v| v.meta.id == m.id));

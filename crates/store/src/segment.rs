@@ -49,6 +49,7 @@ use xorf::{BinaryFuse8, Descriptor, Filter};
 
 use hashbrown::HashSet;
 
+use crate::cache::ColumnCache;
 use crate::error::StoreError;
 use crate::fsutil::{sync_dir, tmp_path};
 use crate::pread::PreadFile;
@@ -780,6 +781,7 @@ pub struct Segment {
     /// The same metadata, reading the message column as a dictionary array.
     dict_meta: ArrowReaderMetadata,
     verified: OnceLock<bool>,
+    cache: Option<Arc<ColumnCache>>,
 }
 
 impl Segment {
@@ -807,7 +809,15 @@ impl Segment {
             reader_meta,
             dict_meta,
             verified: OnceLock::new(),
+            cache: None,
         })
+    }
+
+    /// Keeps the text columns this segment's reads decode in `cache`, and reads them from
+    /// there when held.
+    pub fn with_cache(mut self, cache: Option<Arc<ColumnCache>>) -> Segment {
+        self.cache = cache;
+        self
     }
 
     /// Checks the data file against the checksum in the catalog (once; the answer is kept).
@@ -841,18 +851,76 @@ impl Segment {
     }
 
     /// Reads some columns of one block (the message as a dictionary array when `columns`
-    /// holds [`Columns::MESSAGE_DICTIONARY`]).
+    /// holds [`Columns::MESSAGE_DICTIONARY`]). Text columns held by the segment's cache are
+    /// taken from it; those decoded here are left in it.
     pub fn read_block(&self, block: usize, columns: Columns) -> Result<RecordBatch, StoreError> {
         self.verify()?;
-        let mask = ProjectionMask::roots(
-            self.reader_meta.metadata().file_metadata().schema_descr(),
-            columns.indices(),
-        );
-        let meta = if columns.has_all(Columns::MESSAGE_DICTIONARY) && columns.has(col::MESSAGE) {
+        let dict = columns.has_all(Columns::MESSAGE_DICTIONARY) && columns.has(col::MESSAGE);
+        let meta = if dict {
             &self.dict_meta
         } else {
             &self.reader_meta
         };
+        let Some(cache) = &self.cache else {
+            return self.decode_block(meta, block, columns);
+        };
+        let dict_of = |c: usize| dict && c == col::MESSAGE;
+        let mut held = Vec::new();
+        let mut to_read = columns;
+        for c in columns.indices().filter(|&c| ColumnCache::keeps(c)) {
+            if let Some(array) = cache.get(self.meta.id, block, c, dict_of(c)) {
+                held.push((c, array));
+                to_read = Columns(to_read.0 & !(1 << c));
+            }
+        }
+        if held.is_empty() {
+            let batch = self.decode_block(meta, block, columns)?;
+            for (i, c) in columns.indices().enumerate() {
+                if ColumnCache::keeps(c) {
+                    cache.insert(self.meta.id, block, c, dict_of(c), batch.column(i).clone());
+                }
+            }
+            return Ok(batch);
+        }
+        let read = match to_read.indices().next() {
+            Some(_) => Some(self.decode_block(meta, block, to_read)?),
+            None => None,
+        };
+        let mut read_columns = read.iter().flat_map(|b| b.columns().iter().cloned());
+        let mut arrays = Vec::new();
+        for c in columns.indices() {
+            match held.iter().position(|(h, _)| *h == c) {
+                Some(i) => arrays.push(held[i].1.clone()),
+                None => {
+                    let array = read_columns.next().ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "segment {}: a column is missing",
+                            self.meta.id
+                        ))
+                    })?;
+                    if ColumnCache::keeps(c) {
+                        cache.insert(self.meta.id, block, c, dict_of(c), array.clone());
+                    }
+                    arrays.push(array);
+                }
+            }
+        }
+        let indices: Vec<usize> = columns.indices().collect();
+        let schema = meta.schema().project(&indices)?;
+        Ok(RecordBatch::try_new(Arc::new(schema), arrays)?)
+    }
+
+    /// Decodes some columns of one block from the file.
+    fn decode_block(
+        &self,
+        meta: &ArrowReaderMetadata,
+        block: usize,
+        columns: Columns,
+    ) -> Result<RecordBatch, StoreError> {
+        let mask = ProjectionMask::roots(
+            self.reader_meta.metadata().file_metadata().schema_descr(),
+            columns.indices(),
+        );
         let reader =
             ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), meta.clone())
                 .with_row_groups(vec![block])
@@ -999,6 +1067,54 @@ mod tests {
         }
         // Whole records read the same either way.
         assert_eq!(seg.read_all().unwrap(), recs);
+    }
+
+    #[test]
+    fn cached_columns_read_as_the_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recs = records(250);
+        for (i, r) in recs.iter_mut().enumerate() {
+            r.message = format!("message {}", i % 7);
+        }
+        let meta = write(dir.path(), 6, "1970-01-01", &recs, layout(100)).unwrap();
+        let uncached = Segment::open(dir.path(), meta.clone()).unwrap();
+        let cache = ColumnCache::new(64 << 20);
+        let seg = Segment::open(dir.path(), meta)
+            .unwrap()
+            .with_cache(cache.clone());
+        let cache = cache.unwrap();
+        let dict = Columns::MESSAGE_DICTIONARY;
+        // The message alone first, then more columns around it: some from the cache, some
+        // from the file, in the schema's order either way; the plain and dictionary messages
+        // are kept apart.
+        let reads = [
+            Columns::of(&[col::MESSAGE]).with(dict),
+            Columns::of(&[col::TIMESTAMP, col::MESSAGE, col::FIELDS]).with(dict),
+            Columns::of(&[col::MESSAGE, col::AGENT]),
+            Columns::ALL.with(dict),
+            Columns::ALL,
+            Columns::of(&[col::SEQ]),
+        ];
+        for round in 0..2 {
+            for columns in reads {
+                for block in 0..3 {
+                    let want = uncached.read_block(block, columns).unwrap();
+                    let got = seg.read_block(block, columns).unwrap();
+                    assert_eq!(got, want, "round {round}, block {block}, {columns:?}");
+                }
+            }
+        }
+        let stats = cache.stats();
+        assert!(stats.hits > 0 && stats.misses > 0, "{stats:?}");
+        assert!(stats.bytes > 0 && stats.bytes <= 64 << 20, "{stats:?}");
+        // Every text column of every block was decoded once, then only read from memory:
+        // 3 blocks x (dictionary message, plain message, raw, fields).
+        assert_eq!(stats.misses, 3 * 4, "{stats:?}");
+    }
+
+    #[test]
+    fn no_cache_when_its_size_is_zero() {
+        assert!(ColumnCache::new(0).is_none());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub use histogram::{format_duration, Histogram, HistogramCounts};
 pub use limit::Limit;
 pub use patterns::{template, Patterns};
 pub use sort::Sort;
+pub(crate) use stats::StatsState;
 pub use stats::{Stat, StatFn, Stats};
 pub use top::Top;
 
