@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
 use logyard_store::segment::col;
-use logyard_store::{BlockRef, Columns, Snapshot};
+use logyard_store::{BlockRef, BlockSource, Columns, Snapshot};
 
 use crate::cell::{Cell, FieldKind, FieldRef};
 use crate::exec::{keeps_whole, read_block};
@@ -29,8 +29,10 @@ pub(crate) fn count_by_dictionary(
     let mut state = stats.state();
     let by_columns: Vec<usize> = stats.by.iter().map(FieldRef::column).collect();
     let mut blocks = candidate_blocks(snapshot, filter, cost);
-    if let [FieldKind::Agent] = stats.by.iter().map(FieldRef::kind).collect::<Vec<_>>()[..] {
-        if let Err(reason) = add_agent_counts(filter, &mut blocks, &mut state, budget) {
+    if let [kind @ (FieldKind::Agent | FieldKind::Level)] =
+        stats.by.iter().map(FieldRef::kind).collect::<Vec<_>>()[..]
+    {
+        if let Err(reason) = add_metadata_counts(filter, kind, &mut blocks, &mut state, budget) {
             *partial = Some(reason);
             return Ok(Box::new(state).finish());
         }
@@ -87,33 +89,89 @@ pub(crate) fn count_by_dictionary(
     Ok(Box::new(state).finish())
 }
 
-/// Counts by agent the blocks kept whole whose metadata has their agents' counts, summing
-/// names borrowed from the metadata (one group per agent, not one per agent and block), and
-/// leaves only the other blocks in `blocks`: `* | stats count() by (agent)` reads no row
-/// and makes a string per agent once.
-fn add_agent_counts(
+/// Counts by level or by agent (`kind`) the blocks kept whole whose metadata has those
+/// counts, and leaves only the other blocks in `blocks`: a segment all of whose blocks are
+/// kept whole adds its totals ([`logyard_store::Segment::counts`]), other blocks their own
+/// counts, summed under names borrowed from the metadata, so that `* | stats count() by
+/// (agent)` reads no row and makes one group per agent, not one per agent and block.
+fn add_metadata_counts(
     filter: &Filter,
+    kind: FieldKind,
     blocks: &mut Vec<&BlockRef>,
     state: &mut crate::pipes::StatsState,
     budget: &mut Budget,
 ) -> Result<(), String> {
-    let mut sums: HashMap<&str, u64> = HashMap::new();
-    blocks.retain(|block| {
+    let mut whole_blocks: HashMap<u64, usize> = HashMap::new();
+    for block in blocks.iter() {
+        if let BlockSource::Segment(seg, _) = &block.source {
+            if keeps_whole(filter, block) {
+                *whole_blocks.entry(seg.meta.id).or_default() += 1;
+            }
+        }
+    }
+    let mut levels = [0u64; 7];
+    let mut agents: HashMap<&str, u64> = HashMap::new();
+    blocks.retain(|&block| {
         if !keeps_whole(filter, block) {
             return true;
         }
-        let Some(agents) = block.counts().and_then(|c| c.agents.as_ref()) else {
+        if let BlockSource::Segment(seg, i) = &block.source {
+            let totals = seg
+                .counts()
+                .filter(|_| whole_blocks.get(&seg.meta.id) == Some(&seg.blocks.len()))
+                .filter(|t| kind == FieldKind::Level || t.agents.is_some());
+            if let Some(totals) = totals {
+                // Added once, at the segment's first block; its other blocks are dropped.
+                if *i == 0 {
+                    for (sum, n) in levels.iter_mut().zip(totals.levels) {
+                        *sum += n;
+                    }
+                    for (agent, n) in totals.agents.iter().flatten() {
+                        *agents.entry(agent.as_str()).or_default() += n;
+                    }
+                }
+                return false;
+            }
+        }
+        let Some(counts) = block.counts() else {
             return true;
         };
-        for (agent, n) in agents {
-            *sums.entry(agent.as_str()).or_default() += u64::from(*n);
+        match (kind, &counts.agents) {
+            (FieldKind::Level, _) => {
+                for (sum, &n) in levels.iter_mut().zip(&counts.levels) {
+                    *sum += u64::from(n);
+                }
+            }
+            (_, Some(of_block)) => {
+                for (agent, n) in of_block {
+                    *agents.entry(agent.as_str()).or_default() += u64::from(*n);
+                }
+            }
+            (_, None) => return true,
         }
         false
     });
-    let mut sums: Vec<(&str, u64)> = sums.into_iter().collect();
-    sums.sort_unstable();
-    for (agent, n) in sums {
-        state.add_count(&[Cell::Str(agent.to_string())], n, budget)?;
+    let groups: Vec<(Cell, u64)> = if kind == FieldKind::Level {
+        levels
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(rank, &n)| {
+                let cell = logyard_model::Level::from_rank(rank as u8)
+                    .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
+                (cell, n)
+            })
+            .collect()
+    } else {
+        let mut sorted: Vec<(&str, u64)> = agents.into_iter().collect();
+        sorted.sort_unstable();
+        sorted
+            .into_iter()
+            .map(|(agent, n)| (Cell::Str(agent.to_string()), n))
+            .collect()
+    };
+    for (cell, n) in groups {
+        state.add_count(&[cell], n, budget)?;
     }
     Ok(())
 }

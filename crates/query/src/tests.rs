@@ -488,3 +488,44 @@ fn words_absent_from_raw_lines_and_fields_read_only_the_messages() {
         assert_eq!(whole as u64, want, "{q}");
     }
 }
+
+#[test]
+fn counts_add_whole_segments_partial_segments_and_the_memtable_alike() {
+    use crate::Cell::{Int, Str};
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    // Two segments and a memtable batch with the same 100 records each.
+    fill(&s);
+    s.flush().unwrap();
+    fill(&s);
+    s.flush().unwrap();
+    fill(&s);
+    let count = |rows: &[Vec<crate::Cell>], key: &str| {
+        rows.iter()
+            .find(|r| r[0] == Str(key.into()))
+            .map(|r| r[1].clone())
+    };
+    let (rows, cost) = table(&s, "* | stats count() by (agent)");
+    assert_eq!(count(&rows, "web"), Some(Int(150)), "{rows:?}");
+    assert_eq!(count(&rows, "db"), Some(Int(150)), "{rows:?}");
+    assert_eq!(cost.rows_scanned, 0, "{cost:?}");
+    let (rows, cost) = table(&s, "* | stats count() by (level)");
+    assert_eq!(count(&rows, "ERROR"), Some(Int(30)), "{rows:?}");
+    assert_eq!(count(&rows, "INFO"), Some(Int(270)), "{rows:?}");
+    assert_eq!(cost.rows_scanned, 0, "{cost:?}");
+    // A range that cuts a block of each segment and the memtable batch (one block): the
+    // blocks inside it counted from metadata, the cut ones read.
+    let (rows, cost) = table(
+        &s,
+        "_time:[2024-01-15T00:00:05Z, 2024-01-15T00:01:00Z) | stats count() by (agent)",
+    );
+    let total: i64 = rows
+        .iter()
+        .map(|r| match r[1] {
+            Int(n) => n,
+            _ => panic!("{r:?}"),
+        })
+        .sum();
+    assert_eq!(total, 3 * 55, "{rows:?}");
+    assert_eq!(cost.rows_scanned, 2 * 10 + 100, "{cost:?}");
+}

@@ -51,7 +51,7 @@ pub use catalog::Catalog;
 pub use error::StoreError;
 pub use fsutil::DirLock;
 pub use memtable::MemBatch;
-pub use segment::{BlockCounts, Columns, Segment, SegmentMeta};
+pub use segment::{BlockCounts, Columns, Segment, SegmentCounts, SegmentMeta};
 pub use wal::ReplayReport;
 
 use wal::Wal;

@@ -782,6 +782,16 @@ pub struct Segment {
     dict_meta: ArrowReaderMetadata,
     verified: OnceLock<bool>,
     cache: Option<Arc<ColumnCache>>,
+    totals: OnceLock<Option<SegmentCounts>>,
+}
+
+/// Row counts of a whole segment by level and agent: the sums of its blocks' counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentCounts {
+    /// Rows per level rank (TRACE … CRITICAL), then rows without a level.
+    pub levels: [u64; 7],
+    /// Rows per agent, sorted by name; `None` when a block keeps no agent counts.
+    pub agents: Option<Vec<(String, u64)>>,
 }
 
 impl Segment {
@@ -810,7 +820,39 @@ impl Segment {
             dict_meta,
             verified: OnceLock::new(),
             cache: None,
+            totals: OnceLock::new(),
         })
+    }
+
+    /// Returns the segment's rows by level and agent, summed from its blocks' counts on the
+    /// first call; `None` when a block has no counts (written by an older version).
+    pub fn counts(&self) -> Option<&SegmentCounts> {
+        self.totals
+            .get_or_init(|| {
+                let mut levels = [0u64; 7];
+                let mut agents: Option<std::collections::BTreeMap<&str, u64>> =
+                    Some(Default::default());
+                for block in &self.blocks {
+                    let counts = block.counts.as_ref()?;
+                    for (sum, &n) in levels.iter_mut().zip(&counts.levels) {
+                        *sum += u64::from(n);
+                    }
+                    match (&mut agents, &counts.agents) {
+                        (Some(sums), Some(of_block)) => {
+                            for (agent, n) in of_block {
+                                *sums.entry(agent.as_str()).or_default() += u64::from(*n);
+                            }
+                        }
+                        _ => agents = None,
+                    }
+                }
+                Some(SegmentCounts {
+                    levels,
+                    agents: agents
+                        .map(|a| a.into_iter().map(|(k, n)| (k.to_string(), n)).collect()),
+                })
+            })
+            .as_ref()
     }
 
     /// Keeps the text columns this segment's reads decode in `cache`, and reads them from
@@ -1135,6 +1177,19 @@ mod tests {
             ]
         );
         assert_eq!(seg.blocks[2].counts, Some(BlockCounts::of(&recs[200..])));
+        // The segment's totals are the whole file's counts.
+        let whole = BlockCounts::of(&recs);
+        let totals = seg.counts().unwrap();
+        assert_eq!(totals.levels, whole.levels.map(u64::from));
+        assert_eq!(
+            totals.agents.as_deref().unwrap(),
+            whole
+                .agents
+                .unwrap()
+                .into_iter()
+                .map(|(a, n)| (a, u64::from(n)))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
