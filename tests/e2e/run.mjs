@@ -28,7 +28,7 @@ const started = Date.now();
 const deadline = setTimeout(async () => {
   console.error('e2e: over 90 s, giving up');
   await browser?.close().catch(() => {});
-  cleanup();
+  await cleanup();
   process.exit(1);
 }, 90_000);
 
@@ -46,8 +46,14 @@ const base = await new Promise((ok, fail) => {
   server.on('exit', (code) => fail(new Error(`logyard serve exited (${code}): ${serverErr}`)));
 });
 let browser = null;
-function cleanup() {
-  try { server.kill('SIGTERM'); } catch { /* gone */ }
+// Stops the server and waits for it (its last flush writes into the data directory)
+// before the temporary directories are removed.
+async function cleanup() {
+  if (server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise((ok) => server.once('exit', ok));
+    try { server.kill('SIGTERM'); } catch { /* gone */ }
+    await Promise.race([exited, new Promise((ok) => setTimeout(ok, 10_000))]);
+  }
   for (const dir of [data, profile]) {
     try { rmSync(dir, { recursive: true, force: true, maxRetries: 3 }); } catch { /* left in the temp dir */ }
   }
@@ -479,7 +485,7 @@ await test('no script error on any page', async () => {
 });
 
 await context.close();
-cleanup();
+await cleanup();
 clearTimeout(deadline);
 const failed = results.filter(([, ok]) => !ok);
 console.log(`\n${results.length - failed.length} passed, ${failed.length} failed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${shots}`);
