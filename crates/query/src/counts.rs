@@ -196,10 +196,10 @@ fn block_groups(
         return Ok(counts);
     }
     let whole = keeps_whole(filter, block);
-    if whole {
-        if let Some(counts) = metadata_counts(block, stats) {
-            return Ok(counts);
-        }
+    // Grouped by nothing: a block kept whole counts its rows. (By level or agent, the blocks
+    // whose metadata can tell were counted before: [`add_metadata_counts`].)
+    if whole && stats.by.is_empty() {
+        return Ok(vec![(Vec::new(), block.rows() as u64)]);
     }
     let mut columns = Columns::of(by_columns);
     let read = if whole {
@@ -353,41 +353,6 @@ pub(crate) fn metadata_matches(filter: &Filter, block: &BlockRef) -> Option<Meta
                 total: n,
                 by_level: None,
             })
-        }
-        _ => None,
-    }
-}
-
-/// Returns a block's counts per group from its metadata, when `stats` groups by nothing,
-/// by level alone or by agent alone and the block keeps those counts.
-fn metadata_counts(block: &BlockRef, stats: &Stats) -> Option<Vec<(Vec<Cell>, u64)>> {
-    let kinds: Vec<FieldKind> = stats.by.iter().map(FieldRef::kind).collect();
-    match kinds.as_slice() {
-        [] => Some(vec![(Vec::new(), block.rows() as u64)]),
-        [FieldKind::Level] => {
-            let counts = block.counts()?;
-            Some(
-                counts
-                    .levels
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &n)| n > 0)
-                    .map(|(rank, &n)| {
-                        let cell = logyard_model::Level::from_rank(rank as u8)
-                            .map_or(Cell::Null, |l| Cell::Str(l.as_str().to_string()));
-                        (vec![cell], u64::from(n))
-                    })
-                    .collect(),
-            )
-        }
-        [FieldKind::Agent] => {
-            let agents = block.counts()?.agents.as_ref()?;
-            Some(
-                agents
-                    .iter()
-                    .map(|(a, n)| (vec![Cell::Str(a.clone())], u64::from(*n)))
-                    .collect(),
-            )
         }
         _ => None,
     }
