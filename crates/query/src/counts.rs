@@ -116,9 +116,10 @@ fn add_metadata_counts(
             return true;
         }
         if let BlockSource::Segment(seg, i) = &block.source {
-            let totals = seg
-                .counts()
-                .filter(|_| whole_blocks.get(&seg.meta.id) == Some(&seg.blocks.len()))
+            // Totals are summed only for a segment the filter keeps whole.
+            let totals = (whole_blocks.get(&seg.meta.id) == Some(&seg.blocks.len()))
+                .then(|| seg.counts())
+                .flatten()
                 .filter(|t| kind == FieldKind::Level || t.agents.is_some());
             if let Some(totals) = totals {
                 // Added once, at the segment's first block; its other blocks are dropped.

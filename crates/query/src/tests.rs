@@ -140,6 +140,16 @@ fn table(store: &Store, q: &str) -> (Vec<Vec<crate::Cell>>, Cost) {
     }
 }
 
+/// Sums the counts of a `stats count() by (…)` table (its second column).
+fn summed_counts(rows: &[Vec<crate::Cell>]) -> i64 {
+    rows.iter()
+        .map(|r| match r[1] {
+            crate::Cell::Int(n) => n,
+            _ => panic!("not a count: {r:?}"),
+        })
+        .sum()
+}
+
 #[test]
 fn counts_by_level_and_agent_come_from_block_metadata() {
     use crate::Cell::{Int, Str};
@@ -192,14 +202,7 @@ fn counts_by_level_and_agent_come_from_block_metadata() {
         &s,
         "_time:[2024-01-15T00:00:05Z, 2024-01-15T00:01:00Z) | stats count() by (agent)",
     );
-    let counted: i64 = rows
-        .iter()
-        .map(|r| match r[1] {
-            Int(n) => n,
-            _ => panic!("{r:?}"),
-        })
-        .sum();
-    assert_eq!(counted, 55, "{rows:?}");
+    assert_eq!(summed_counts(&rows), 55, "{rows:?}");
     assert_eq!(rows.len(), 2, "one group per agent: {rows:?}");
     assert_eq!(cost.rows_scanned, 10, "{cost:?}");
     // Grouping by host reads only the host column.
@@ -519,13 +522,6 @@ fn counts_add_whole_segments_partial_segments_and_the_memtable_alike() {
         &s,
         "_time:[2024-01-15T00:00:05Z, 2024-01-15T00:01:00Z) | stats count() by (agent)",
     );
-    let total: i64 = rows
-        .iter()
-        .map(|r| match r[1] {
-            Int(n) => n,
-            _ => panic!("{r:?}"),
-        })
-        .sum();
-    assert_eq!(total, 3 * 55, "{rows:?}");
+    assert_eq!(summed_counts(&rows), 3 * 55, "{rows:?}");
     assert_eq!(cost.rows_scanned, 2 * 10 + 100, "{cost:?}");
 }

@@ -915,15 +915,6 @@ impl Segment {
                 to_read = Columns(to_read.0 & !(1 << c));
             }
         }
-        if held.is_empty() {
-            let batch = self.decode_block(meta, block, columns)?;
-            for (i, c) in columns.indices().enumerate() {
-                if ColumnCache::keeps(c) {
-                    cache.insert(self.meta.id, block, c, dict_of(c), batch.column(i).clone());
-                }
-            }
-            return Ok(batch);
-        }
         let read = match to_read.indices().next() {
             Some(_) => Some(self.decode_block(meta, block, to_read)?),
             None => None,
@@ -931,8 +922,8 @@ impl Segment {
         let mut read_columns = read.iter().flat_map(|b| b.columns().iter().cloned());
         let mut arrays = Vec::new();
         for c in columns.indices() {
-            match held.iter().position(|(h, _)| *h == c) {
-                Some(i) => arrays.push(held[i].1.clone()),
+            let array = match held.iter().find(|(h, _)| *h == c) {
+                Some((_, array)) => array.clone(),
                 None => {
                     let array = read_columns.next().ok_or_else(|| {
                         StoreError::Corrupt(format!(
@@ -943,13 +934,20 @@ impl Segment {
                     if ColumnCache::keeps(c) {
                         cache.insert(self.meta.id, block, c, dict_of(c), array.clone());
                     }
-                    arrays.push(array);
+                    array
                 }
+            };
+            arrays.push(array);
+        }
+        match read {
+            // Nothing came from the cache: the decoded batch is the answer as it is.
+            Some(batch) if held.is_empty() => Ok(batch),
+            _ => {
+                let indices: Vec<usize> = columns.indices().collect();
+                let schema = meta.schema().project(&indices)?;
+                Ok(RecordBatch::try_new(Arc::new(schema), arrays)?)
             }
         }
-        let indices: Vec<usize> = columns.indices().collect();
-        let schema = meta.schema().project(&indices)?;
-        Ok(RecordBatch::try_new(Arc::new(schema), arrays)?)
     }
 
     /// Decodes some columns of one block from the file.
