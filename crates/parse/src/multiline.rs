@@ -12,6 +12,7 @@
 //! burst does not wait for the timeout. With a start regex, every line that does not match
 //! it continues the record before.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use regex::Regex;
@@ -122,19 +123,40 @@ impl Multiline {
     /// Feeds one line (its line ending is dropped); returns the records it completed (at most
     /// two: the pending one, and this line when the mode is `none`).
     pub fn push(&mut self, line: &[u8], now_ns: i64) -> Vec<Vec<u8>> {
-        let text = String::from_utf8_lossy(line);
-        let out = self.push_str(&text, now_ns);
-        out.into_iter().map(String::into_bytes).collect()
+        let mut out = Vec::new();
+        self.push_into(line, now_ns, &mut out);
+        out
+    }
+
+    /// [`Multiline::push`] appending the completed records to `out`; returns how many.
+    /// Invalid UTF-8 is replaced by U+FFFD.
+    pub fn push_into(&mut self, line: &[u8], now_ns: i64, out: &mut Vec<Vec<u8>>) -> usize {
+        let before = out.len();
+        // Valid text (nearly every line) is checked by the fast validator, not copied.
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        self.push_text(&text, now_ns, &mut |rec| out.push(rec.into_bytes()));
+        out.len() - before
     }
 
     /// [`Multiline::push`] for text.
     pub(crate) fn push_str(&mut self, line: &str, now_ns: i64) -> Vec<String> {
-        let line = line.trim_end_matches(['\n', '\r']);
         let mut out = Vec::new();
+        self.push_text(line, now_ns, &mut |rec| out.push(rec));
+        out
+    }
+
+    /// Feeds one line, giving each completed record to `emit`.
+    fn push_text(&mut self, line: &str, now_ns: i64, emit: &mut dyn FnMut(String)) {
+        let line = line.trim_end_matches(['\n', '\r']);
         if self.cfg.mode == MultilineMode::None {
-            out.extend(self.take());
-            out.push(line.to_string());
-            return out;
+            if let Some(rec) = self.take() {
+                emit(rec);
+            }
+            emit(line.to_string());
+            return;
         }
         let cont = self.lines > 0
             && match &self.start {
@@ -142,9 +164,11 @@ impl Multiline {
                 None => self.continues(line),
             };
         if !cont && self.start.is_none() && is_json_object(line) {
-            out.extend(self.take());
-            out.push(line.to_string());
-            return out;
+            if let Some(rec) = self.take() {
+                emit(rec);
+            }
+            emit(line.to_string());
+            return;
         }
         let fits = self.lines < self.cfg.max_lines
             && self.buf.len() + 1 + line.len() <= self.cfg.max_bytes;
@@ -153,7 +177,9 @@ impl Multiline {
             self.buf.push_str(line);
             self.lines += 1;
         } else {
-            out.extend(self.take());
+            if let Some(rec) = self.take() {
+                emit(rec);
+            }
             self.buf.push_str(line);
             self.lines = 1;
             self.state = if cont {
@@ -163,7 +189,6 @@ impl Multiline {
             };
         }
         self.last_ns = now_ns;
-        out
     }
 
     /// Returns how many lines the pending record holds (0 when none is pending).

@@ -277,7 +277,8 @@ impl Parser {
     /// Parses a prepared (possibly joined) text into a record.
     pub(crate) fn finish(&mut self, text: &str, meta: Meta, ctx: &LineContext) -> Record {
         let text = self.redactor.redact(text);
-        let mut rec = match text.split_once('\n') {
+        let joined = memchr::memchr(b'\n', text.as_bytes()).map(|i| (&text[..i], &text[i + 1..]));
+        let mut rec = match joined {
             // A joined record: its first line says what it is (time, level, fields), and the
             // rest (a stack trace) continues its message.
             Some((first, rest)) => {

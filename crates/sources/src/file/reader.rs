@@ -104,15 +104,22 @@ impl LineReader {
         limit: usize,
     ) -> usize {
         let total = chunk.len();
-        while let Some(nl) = chunk.iter().position(|&c| c == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', chunk) {
             if out.len() >= limit {
                 return total - chunk.len();
             }
             let part = &chunk[..nl];
-            self.take_bytes(part);
             self.pos += nl as u64 + 1;
-            let line = std::mem::take(&mut self.buf);
-            self.line(&line, now_ns, out);
+            if self.buf.is_empty() {
+                // A whole line in the chunk goes to the joiner as it is, cut to the limit.
+                self.line(&part[..part.len().min(self.max + 1)], now_ns, out);
+            } else {
+                self.take_bytes(part);
+                let mut line = std::mem::take(&mut self.buf);
+                self.line(&line, now_ns, out);
+                line.clear();
+                self.buf = line;
+            }
             chunk = &chunk[nl + 1..];
         }
         if out.len() >= limit && !chunk.is_empty() {
@@ -148,9 +155,7 @@ impl LineReader {
             return;
         }
         let start = self.line_start;
-        let recs = self.multiline.push(line, now_ns);
-        let emitted = !recs.is_empty();
-        out.extend(recs);
+        let emitted = self.multiline.push_into(line, now_ns, out) > 0;
         if self.multiline.pending_lines() == 0 {
             self.done = self.pos;
         } else if emitted {
