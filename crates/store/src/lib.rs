@@ -583,7 +583,6 @@ impl Inner {
     }
 
     fn run_writer(&self, receiver: mpsc::Receiver<Request>, mut next_seq: u64) {
-        let mut payload = Vec::new();
         let mut frame = Vec::new();
         while let Ok(first) = receiver.recv() {
             let mut group = vec![first];
@@ -617,9 +616,9 @@ impl Inner {
                 if req.records.is_empty() {
                     continue;
                 }
-                payload.clear();
-                codec::encode_batch(first_seq, &req.records, &mut payload);
-                if let Err(e) = wal.append(&payload, &mut frame) {
+                Wal::begin_frame(&mut frame);
+                codec::encode_batch(first_seq, &req.records, &mut frame);
+                if let Err(e) = wal.append_frame(&mut frame) {
                     result = Err(e);
                     break;
                 }

@@ -21,6 +21,8 @@ use crate::fsutil::sync_dir;
 
 const MAGIC: &[u8; 8] = b"LYWAL\0\0\x01";
 const HEADER: usize = 8;
+/// A frame's header: payload length and CRC-32C.
+const FRAME_HEADER: usize = 8;
 /// The largest payload replay accepts; a bigger length field means a damaged frame.
 const MAX_FRAME: usize = 1 << 30;
 
@@ -137,16 +139,16 @@ enum Frame<'a> {
 }
 
 fn frame_at(data: &[u8], pos: usize) -> Frame<'_> {
-    if data.len() - pos < 8 {
+    if data.len() - pos < FRAME_HEADER {
         return Frame::Bad(None);
     }
     let len = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().expect("4 bytes"));
-    let end = pos + 8 + len;
+    let end = pos + FRAME_HEADER + len;
     if len > MAX_FRAME || end > data.len() {
         return Frame::Bad(None);
     }
-    let payload = &data[pos + 8..end];
+    let payload = &data[pos + FRAME_HEADER..end];
     if crc32c::crc32c(payload) == crc {
         Frame::Good(payload, end)
     } else {
@@ -190,14 +192,21 @@ impl Wal {
         self.bytes
     }
 
-    /// Appends one frame for a payload; call [`Wal::sync`] to make it durable.
-    pub fn append(&mut self, payload: &[u8], frame_buf: &mut Vec<u8>) -> io::Result<()> {
-        frame_buf.clear();
-        frame_buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame_buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-        frame_buf.extend_from_slice(payload);
-        self.file.write_all(frame_buf)?;
-        self.bytes += frame_buf.len() as u64;
+    /// Starts a frame in `frame`: room for its header, then the payload is appended to it
+    /// (written by [`Wal::append_frame`]).
+    pub fn begin_frame(frame: &mut Vec<u8>) {
+        frame.clear();
+        frame.extend_from_slice(&[0; FRAME_HEADER]);
+    }
+
+    /// Appends a frame begun by [`Wal::begin_frame`], filling in its header (payload length
+    /// and CRC-32C); call [`Wal::sync`] to make it durable.
+    pub fn append_frame(&mut self, frame: &mut [u8]) -> io::Result<()> {
+        let (header, payload) = frame.split_at_mut(FRAME_HEADER);
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        self.file.write_all(frame)?;
+        self.bytes += frame.len() as u64;
         Ok(())
     }
 
@@ -234,9 +243,9 @@ mod tests {
         let mut frame = Vec::new();
         for i in 0..n {
             let rec = Record::new(i as i64, format!("line {i}"));
-            let mut payload = Vec::new();
-            codec::encode_batch(i as u64 + 1, &[rec], &mut payload);
-            wal.append(&payload, &mut frame).unwrap();
+            Wal::begin_frame(&mut frame);
+            codec::encode_batch(i as u64 + 1, &[rec], &mut frame);
+            wal.append_frame(&mut frame).unwrap();
         }
         wal.sync().unwrap();
         dir.join(file_name(wal.number()))
