@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{
-    StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder, UInt64Builder,
+    Int32Builder, StringBuilder, TimestampNanosecondBuilder, UInt64Builder,
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{
@@ -47,7 +47,7 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use xorf::{BinaryFuse8, Descriptor, Filter};
 
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 
 use crate::cache::ColumnCache;
 use crate::error::StoreError;
@@ -242,16 +242,6 @@ pub fn records_to_batch<R: Borrow<Record>>(records: &[R]) -> RecordBatch {
 pub fn record_column<R: Borrow<Record>>(records: &[R], column: usize) -> ArrayRef {
     let n = records.len();
     let rows = records.iter().map(Borrow::borrow);
-    let dictionary = |values: &mut dyn Iterator<Item = Option<&str>>| -> ArrayRef {
-        let mut b = StringDictionaryBuilder::<Int32Type>::new();
-        for v in values {
-            match v {
-                Some(v) => b.append_value(v),
-                None => b.append_null(),
-            }
-        }
-        Arc::new(b.finish())
-    };
     match column {
         col::TIMESTAMP => {
             let mut b = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
@@ -263,10 +253,10 @@ pub fn record_column<R: Borrow<Record>>(records: &[R], column: usize) -> ArrayRe
             rows.for_each(|r| b.append_value(r.seq));
             Arc::new(b.finish())
         }
-        col::LEVEL => dictionary(&mut rows.map(|r| r.level.map(|l| l.as_str()))),
-        col::AGENT => dictionary(&mut rows.map(|r| Some(r.agent.as_str()))),
-        col::HOST => dictionary(&mut rows.map(|r| Some(r.host.as_str()))),
-        col::SOURCE => dictionary(&mut rows.map(|r| Some(r.source.as_str()))),
+        col::LEVEL => dictionary(n, rows.map(|r| r.level.map(|l| l.as_str()))),
+        col::AGENT => dictionary(n, rows.map(|r| Some(r.agent.as_str()))),
+        col::HOST => dictionary(n, rows.map(|r| Some(r.host.as_str()))),
+        col::SOURCE => dictionary(n, rows.map(|r| Some(r.source.as_str()))),
         col::MESSAGE => {
             let mut b = StringBuilder::with_capacity(n, n * 64);
             rows.for_each(|r| b.append_value(&r.message));
@@ -294,6 +284,36 @@ pub fn record_column<R: Borrow<Record>>(records: &[R], column: usize) -> ArrayRe
             Arc::new(b.finish())
         }
     }
+}
+
+/// A dictionary column of few distinct values, keys in order of first appearance. Rows
+/// come in runs of one agent, host or source: a value equal to the row before takes its key
+/// without a lookup.
+fn dictionary<'a>(n: usize, values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut keys = Int32Builder::with_capacity(n);
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut index: HashMap<&str, i32> = HashMap::new();
+    let mut last: Option<(&str, i32)> = None;
+    for v in values {
+        let Some(v) = v else {
+            keys.append_null();
+            continue;
+        };
+        let key = match last {
+            Some((text, key)) if text == v => key,
+            _ => {
+                let key = *index.entry(v).or_insert_with(|| {
+                    distinct.push(v);
+                    (distinct.len() - 1) as i32
+                });
+                last = Some((v, key));
+                key
+            }
+        };
+        keys.append_value(key);
+    }
+    let values: ArrayRef = Arc::new(StringArray::from(distinct));
+    Arc::new(DictionaryArray::<Int32Type>::try_new(keys.finish(), values).expect("keys in range"))
 }
 
 /// Reads a string column (plain or dictionary) at a row; `None` for null.
@@ -602,6 +622,8 @@ struct BlockTokens<'a> {
     seen_others: HashSet<&'a str>,
     seen_numbers: HashSet<String>,
     number: String,
+    /// The record added before: an agent, host or source equal to its own is known.
+    prev: Option<&'a Record>,
 }
 
 impl<'a> BlockTokens<'a> {
@@ -612,12 +634,20 @@ impl<'a> BlockTokens<'a> {
         self.seen_message.clear();
         self.seen_others.clear();
         self.seen_numbers.clear();
+        self.prev = None;
     }
 
     /// Adds the texts of one record.
     fn add(&mut self, r: &'a Record) {
-        for text in [&r.message, &r.agent, &r.host, &r.source] {
-            if self.seen_message.insert(text) {
+        let prev = self.prev.replace(r);
+        let labels = [
+            (&r.message, None),
+            (&r.agent, prev.map(|p| &p.agent)),
+            (&r.host, prev.map(|p| &p.host)),
+            (&r.source, prev.map(|p| &p.source)),
+        ];
+        for (text, before) in labels {
+            if before != Some(text) && self.seen_message.insert(text) {
                 text_hashes(text, |h| self.message.push(h));
             }
         }
