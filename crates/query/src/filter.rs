@@ -142,11 +142,14 @@ impl Filter {
     /// Returns the columns the filter reads (timestamp and seq always included).
     pub fn columns(&self) -> Columns {
         self.columns_in(&BlockTexts::default())
+            .with(Columns::of(&[col::TIMESTAMP, col::SEQ]))
     }
 
-    /// Returns the columns the filter reads in a block of which `texts` is known.
+    /// Returns the columns the filter itself reads in a block of which `texts` is known:
+    /// the timestamp (and seq) only when it filters by time, so that a count of a phrase
+    /// decodes the messages alone.
     pub(crate) fn columns_in(&self, texts: &BlockTexts) -> Columns {
-        let mut set = Columns::of(&[col::TIMESTAMP, col::SEQ]);
+        let mut set = Columns(0);
         self.add_columns(&mut set, texts);
         set
     }
@@ -181,7 +184,9 @@ impl Filter {
 
     fn add_columns(&self, set: &mut Columns, texts: &BlockTexts) {
         match self {
-            Filter::All | Filter::Time { .. } | Filter::Before(_) => {}
+            Filter::All => {}
+            Filter::Time { .. } => set.0 |= Columns::of(&[col::TIMESTAMP]).0,
+            Filter::Before(_) => set.0 |= Columns::of(&[col::TIMESTAMP, col::SEQ]).0,
             Filter::Text(t) if texts.message_only.contains(t) => {
                 set.0 |= Columns::of(&[col::MESSAGE]).0
             }

@@ -48,7 +48,8 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
 
 use logyard_model::Record;
-use logyard_store::{BlockRef, Snapshot, StoreError};
+use logyard_store::segment::col;
+use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
 
 pub use cell::{Cell, FieldKind, FieldRef};
 pub use errors::{error_summary, AgentErrors, ErrorSummary};
@@ -180,7 +181,11 @@ pub(crate) fn eval_block(
     cost: &mut Cost,
 ) -> Result<Option<(arrow_array::RecordBatch, Vec<bool>)>, QueryError> {
     let texts = filter.block_texts(block);
-    let columns = filter.columns_in(&texts).with(extra);
+    let mut columns = filter.columns_in(&texts).with(extra);
+    if !(0..col::NAMES.len()).any(|c| columns.has(c)) {
+        // A batch has rows only with a column: the smallest one gives the count.
+        columns = columns.with(Columns::of(&[col::SEQ]));
+    }
     let Some(batch) = exec::read_block(snapshot, block, columns, cost)? else {
         return Ok(None);
     };
@@ -247,7 +252,7 @@ pub fn search_counting(
     let started = Instant::now();
     let mut cost = Cost::default();
     let want = page.offset.saturating_add(page.limit);
-    let columns = logyard_store::Columns(0);
+    let columns = Columns::of(&[col::TIMESTAMP, col::SEQ]);
     let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
     blocks.sort_by_key(|b| Reverse(b.max_ts));
     // The `want` newest matches: a min-heap on (timestamp, seq) of bounded size.

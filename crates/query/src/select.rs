@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use logyard_model::Record;
-use logyard_store::segment::{seqs, timestamps};
-use logyard_store::Snapshot;
+use logyard_store::segment::{col, seqs, timestamps};
+use logyard_store::{Columns, Snapshot};
 
 use crate::cell::{columns_of, BlockFields, Cell};
 use crate::pipes::{Budget, Sort};
@@ -38,7 +38,7 @@ pub(crate) fn select(
         return Ok((r.records, r.total, r.total_exact));
     };
     let fields = sort.by.clone();
-    let columns = columns_of(&fields);
+    let columns = columns_of(&fields).with(Columns::of(&[col::TIMESTAMP, col::SEQ]));
     let blocks = candidate_blocks(snapshot, filter, cost);
     type Candidate = (Vec<Cell>, i64, u64, usize, usize);
     let cmp = |a: &Candidate, b: &Candidate| {

@@ -94,7 +94,7 @@ struct GridResult {
 fn grid(snapshot: &Snapshot, filter: &Filter) -> Result<GridResult, QueryError> {
     let started = Instant::now();
     let mut cost = Cost::default();
-    let columns = Columns::of(&[col::LEVEL, col::AGENT]);
+    let columns = Columns::of(&[col::TIMESTAMP, col::LEVEL, col::AGENT]);
     let (mut agents, mut agent_index) = (Vec::new(), BTreeMap::new());
     let (mut levels, mut level_index) = (Vec::new(), BTreeMap::new());
     let mut grid = Grid::new();

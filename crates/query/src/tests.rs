@@ -493,6 +493,38 @@ fn words_absent_from_raw_lines_and_fields_read_only_the_messages() {
 }
 
 #[test]
+fn a_count_reads_the_timestamps_only_when_it_filters_by_time() {
+    use crate::Cell::Int;
+    use logyard_store::segment::col;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    fill(&s);
+    s.flush().unwrap();
+    let snapshot = s.snapshot();
+    let block = &snapshot.blocks[0];
+    let time_columns = |q: &str| {
+        let f = parse_filter(q, T0).unwrap();
+        let c = f.columns_in(&f.block_texts(block));
+        (c.has(col::TIMESTAMP), c.has(col::SEQ))
+    };
+    let range = "_time:[2024-01-15T00:00:05Z, 2024-01-15T00:01:00Z)";
+    assert_eq!(time_columns("served"), (false, false));
+    assert_eq!(time_columns("~\"request [0-9]+\""), (false, false));
+    assert_eq!(time_columns(&format!("{range} served")), (true, false));
+    assert_eq!(time_columns(&format!("served OR {range}")), (true, false));
+    // Records 5 to 59 are in the range; record 42's message is the needle's.
+    for (q, want) in [
+        ("served | stats count()".to_string(), 99),
+        ("NOT served | stats count()".to_string(), 1),
+        (format!("{range} served | stats count()"), 54),
+        (format!("served -{range} | stats count()"), 45),
+    ] {
+        let (rows, _) = table(&s, &q);
+        assert_eq!(rows, [vec![Int(want)]], "{q}");
+    }
+}
+
+#[test]
 fn counts_add_whole_segments_partial_segments_and_the_memtable_alike() {
     use crate::Cell::{Int, Str};
     let dir = tempfile::tempdir().unwrap();
