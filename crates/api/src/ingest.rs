@@ -4,13 +4,16 @@
 //! rejected alone with its index and reason, the rest go to the store, and the answer is
 //! sent once they are durable.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use logyard_model::{parse_time, Fields, Level, Record, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -100,6 +103,12 @@ pub fn decode_body(
             });
             continue;
         }
+        if let Some(entry) = read_entry(line) {
+            // An object read without building a `serde_json::Value`: the same record.
+            parsed_any = true;
+            push_result(&mut out, i, record_of(entry, Some(line), opts, now), lossy);
+            continue;
+        }
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(value) => {
                 parsed_any = true;
@@ -141,7 +150,16 @@ fn push_entry(
     opts: &IngestOptions,
     now: i64,
 ) {
-    match entry_to_record(value, text, opts, now) {
+    push_result(out, index, entry_to_record(value, text, opts, now), lossy);
+}
+
+fn push_result(
+    out: &mut Decoded,
+    index: usize,
+    result: Result<Record, (&'static str, String)>,
+    lossy: bool,
+) {
+    match result {
         Ok(mut record) => {
             if lossy {
                 record
@@ -158,13 +176,6 @@ fn push_entry(
     }
 }
 
-fn text_of(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Turns one JSON entry into a record (see `API.md`): `message` is required; `timestamp`
 /// defaults to `now`, `source` to the default; `metadata` and unknown keys become fields.
 pub fn entry_to_record(
@@ -176,32 +187,48 @@ pub fn entry_to_record(
     let serde_json::Value::Object(map) = value else {
         return Err(("invalid_entry", "entry is not a JSON object".into()));
     };
+    let entry = map
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k), EntryValue::from_json(v)))
+        .collect();
+    record_of(entry, text, opts, now)
+}
+
+/// The record of an entry's keys in sorted order, each once (as a `serde_json` object holds
+/// them: where aliases meet, the one sorted last wins, as `ts` over `timestamp`).
+fn record_of(
+    entry: Vec<(Cow<'_, str>, EntryValue<'_>)>,
+    text: Option<&str>,
+    opts: &IngestOptions,
+    now: i64,
+) -> Result<Record, (&'static str, String)> {
     let mut record = Record::new(now, "");
     record.source = opts.default_source.clone();
     let mut have_message = false;
     let mut fields = Fields::new();
-    for (key, value) in map {
-        match key.as_str() {
+    for (key, value) in entry {
+        match key.as_ref() {
             "message" | "msg" if !have_message => {
                 if value.is_null() {
                     continue;
                 }
-                record.message = text_of(&value);
+                record.message = value.into_text();
                 have_message = true;
             }
             "timestamp" | "@timestamp" | "time" | "ts" => {
-                record.timestamp = match &value {
-                    serde_json::Value::Null => now,
-                    serde_json::Value::String(s) => parse_time(s, now).map_err(|e| {
-                        ("invalid_entry", format!("invalid timestamp: {e}"))
-                    })?,
-                    serde_json::Value::Number(n) => parse_time(&n.to_string(), now).map_err(|e| {
-                        ("invalid_entry", format!("invalid timestamp: {e}"))
-                    })?,
+                record.timestamp = match value {
+                    EntryValue::Null => now,
+                    EntryValue::Str(s) => parse_time(&s, now)
+                        .map_err(|e| ("invalid_entry", format!("invalid timestamp: {e}")))?,
+                    EntryValue::Num(n) => parse_time(&n.to_string(), now)
+                        .map_err(|e| ("invalid_entry", format!("invalid timestamp: {e}")))?,
                     other => {
                         return Err((
                             "invalid_entry",
-                            format!("invalid timestamp {other}: expected an RFC 3339 string or epoch number"),
+                            format!(
+                                "invalid timestamp {}: expected an RFC 3339 string or epoch number",
+                                other.into_text()
+                            ),
                         ))
                     }
                 };
@@ -210,7 +237,7 @@ pub fn entry_to_record(
                 if value.is_null() {
                     continue;
                 }
-                let name = text_of(&value);
+                let name = value.into_text();
                 match Level::normalize(&name) {
                     Some(l) => record.level = Some(l),
                     None => {
@@ -218,24 +245,24 @@ pub fn entry_to_record(
                     }
                 }
             }
-            "agent" => record.agent = text_of(&value),
-            "host" => record.host = text_of(&value),
-            "source" => record.source = text_of(&value),
+            "agent" => record.agent = value.into_text(),
+            "host" => record.host = value.into_text(),
+            "source" => record.source = value.into_text(),
             // The original line, as a shipper or `logyard ingest` read it.
-            "raw" if value.is_string() => record.raw = Some(text_of(&value)),
+            "raw" if matches!(value, EntryValue::Str(_)) => record.raw = Some(value.into_text()),
             "metadata" | "fields" => match value {
-                serde_json::Value::Object(meta) => {
+                EntryValue::Json(serde_json::Value::Object(meta)) => {
                     for (k, v) in meta {
                         fields.insert(k, Value::from_json(&v));
                     }
                 }
-                serde_json::Value::Null => {}
+                EntryValue::Null => {}
                 other => {
-                    fields.insert(key, Value::from_json(&other));
+                    fields.insert(key.into_owned(), other.into_field());
                 }
             },
             _ => {
-                fields.insert(key, Value::from_json(&value));
+                fields.insert(key.into_owned(), value.into_field());
             }
         }
     }
@@ -251,6 +278,161 @@ pub fn entry_to_record(
         return Err(("too_large", too_large(size, opts)));
     }
     Ok(record)
+}
+
+/// A value of an entry as read: text borrowed from the body when it has no escapes, numbers
+/// as JSON numbers, arrays and objects as JSON values.
+#[derive(Debug)]
+enum EntryValue<'a> {
+    Str(Cow<'a, str>),
+    Num(serde_json::Number),
+    Bool(bool),
+    Null,
+    Json(serde_json::Value),
+}
+
+impl EntryValue<'_> {
+    fn from_json(value: serde_json::Value) -> EntryValue<'static> {
+        match value {
+            serde_json::Value::String(s) => EntryValue::Str(Cow::Owned(s)),
+            serde_json::Value::Number(n) => EntryValue::Num(n),
+            serde_json::Value::Bool(b) => EntryValue::Bool(b),
+            serde_json::Value::Null => EntryValue::Null,
+            other => EntryValue::Json(other),
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self, EntryValue::Null)
+    }
+
+    /// A string as it is, anything else as its JSON text.
+    fn into_text(self) -> String {
+        match self {
+            EntryValue::Str(s) => s.into_owned(),
+            EntryValue::Num(n) => n.to_string(),
+            EntryValue::Bool(b) => b.to_string(),
+            EntryValue::Null => "null".into(),
+            EntryValue::Json(v) => v.to_string(),
+        }
+    }
+
+    /// The field value, as [`Value::from_json`] makes it.
+    fn into_field(self) -> Value {
+        match self {
+            EntryValue::Str(s) => Value::Str(s.into_owned()),
+            EntryValue::Num(n) => Value::from_json(&serde_json::Value::Number(n)),
+            EntryValue::Bool(b) => Value::Bool(b),
+            EntryValue::Null => Value::Str(String::new()),
+            EntryValue::Json(v) => Value::from_json(&v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EntryValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EntryValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<EntryValue<'de>, E> {
+                Ok(EntryValue::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<EntryValue<'de>, E> {
+                Ok(EntryValue::Num(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<EntryValue<'de>, E> {
+                Ok(EntryValue::Num(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<EntryValue<'de>, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(EntryValue::Null, EntryValue::Num))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<EntryValue<'de>, E> {
+                Ok(EntryValue::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EntryValue<'de>, E> {
+                Ok(EntryValue::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<EntryValue<'de>, E> {
+                Ok(EntryValue::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<EntryValue<'de>, E> {
+                Ok(EntryValue::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EntryValue<'de>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                    items.push(v);
+                }
+                Ok(EntryValue::Json(serde_json::Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EntryValue<'de>, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    object.insert(k, v);
+                }
+                Ok(EntryValue::Json(serde_json::Value::Object(object)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A key, borrowed from the body when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Reads one NDJSON line that is a JSON object into its keys, sorted, each once (the last
+/// of a repeated key, as `serde_json` keeps it); `None` for anything else, which the
+/// `serde_json::Value` path then judges.
+fn read_entry(line: &str) -> Option<Vec<(Cow<'_, str>, EntryValue<'_>)>> {
+    struct Entry;
+    impl<'de> Visitor<'de> for Entry {
+        type Value = Vec<(Cow<'de, str>, EntryValue<'de>)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                out.push((k, map.next_value::<EntryValue<'de>>()?));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(line);
+    let mut entry = de.deserialize_map(Entry).ok()?;
+    de.end().ok()?;
+    // Stable: of a repeated key, the last read stays last, and only it is kept.
+    entry.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut kept = Vec::with_capacity(entry.len());
+    let mut iter = entry.into_iter().peekable();
+    while let Some(kv) = iter.next() {
+        if iter.peek().is_none_or(|next| next.0 != kv.0) {
+            kept.push(kv);
+        }
+    }
+    Some(kept)
 }
 
 /// Counts records by `(source kind, level)` for the ingest metric.
@@ -477,6 +659,37 @@ mod props {
                     prop_assert!(!r.reason.is_empty());
                 }
             }
+        }
+
+        /// An object line read directly gives the record (or the rejection) that its
+        /// `serde_json::Value` gives: aliases and repeated keys, nulls, numbers, escapes,
+        /// nested objects and arrays alike.
+        #[test]
+        fn direct_entries_read_as_json_values_do(
+            keys in proptest::collection::vec(prop_oneof![
+                Just("message"), Just("msg"), Just("timestamp"), Just("ts"), Just("@timestamp"),
+                Just("time"), Just("level"), Just("severity"), Just("agent"), Just("host"),
+                Just("source"), Just("raw"), Just("metadata"), Just("fields"), Just("user"),
+                Just("a\\u0041"), Just("n"),
+            ], 0..10),
+            values in proptest::collection::vec(prop_oneof![
+                Just("null"), Just("true"), Just("12"), Just("-3"), Just("1.5"),
+                Just("18446744073709551615"), Just("1e3"), Just("1705314600"),
+                Just("\"2024-01-15T10:30:00Z\""), Just("\"warn\""), Just("\"no such\""),
+                Just("\"t\\u00e9\\n\""), Just("[1,\"x\",{\"k\":null}]"),
+                Just("{\"user\":\"ana\",\"n\":3,\"d\":{\"e\":[true]}}"), Just("{}"),
+            ], 10),
+        ) {
+            let body: Vec<String> = keys
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            let line = format!("{{{}}}", body.join(","));
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let want = entry_to_record(value, Some(&line), &opts(), 5);
+            let entry = read_entry(&line).expect("an object");
+            prop_assert_eq!(record_of(entry, Some(&line), &opts(), 5), want, "{}", line);
         }
 
         /// Valid NDJSON entries are all accepted, in order.
