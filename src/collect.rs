@@ -12,7 +12,7 @@ use logyard_sources::{
     build_all, spawn, CheckpointToken, Receipt, RunningSource, Sink, SinkError, Source,
     SourceConfig, SourceContext, StdinConfig, StdinSource,
 };
-use logyard_store::Store;
+use logyard_store::{Store, StoredCheckpoint};
 
 use crate::config::RawConfig;
 
@@ -27,11 +27,32 @@ impl Sink for StoreSink {
             .map_err(|e| SinkError(e.to_string()))
     }
 
-    /// Hands the batch to the store's writer at once: the receipt is answered after the
-    /// WAL's fsync (with other batches waiting then: group commit). The store does not keep
-    /// checkpoint tokens.
-    fn submit(&self, records: Vec<Record>, _token: Option<CheckpointToken>) -> Receipt {
-        let mut answer = match self.0.submit(records) {
+    /// Keeps the token in the same WAL frame as the records.
+    fn write_with_checkpoint(
+        &self,
+        records: Vec<Record>,
+        token: CheckpointToken,
+    ) -> Result<bool, SinkError> {
+        self.submit(records, Some(token)).wait()
+    }
+
+    /// Hands the batch (and the source's checkpoint token, kept in the same WAL frame) to
+    /// the store's writer at once: the receipt is answered after the WAL's fsync (with
+    /// other batches waiting then: group commit).
+    fn submit(&self, records: Vec<Record>, token: Option<CheckpointToken>) -> Receipt {
+        let kept = token.is_some();
+        let submitted = match token {
+            Some(t) => self.0.submit_with_checkpoint(
+                records,
+                &t.key,
+                StoredCheckpoint {
+                    seq: t.seq,
+                    data: t.data,
+                },
+            ),
+            None => self.0.submit(records),
+        };
+        let mut answer = match submitted {
             Ok(rx) => Some(rx),
             Err(e) => return Receipt::ready(Err(SinkError(e.to_string()))),
         };
@@ -46,10 +67,18 @@ impl Sink for StoreSink {
                 },
             };
             Some(match got {
-                Some(Ok(_)) => Ok(false),
+                Some(Ok(_)) => Ok(kept),
                 Some(Err(e)) => Err(SinkError(e.to_string())),
                 None => Err(SinkError(logyard_store::StoreError::Closed.to_string())),
             })
+        })
+    }
+
+    fn stored_checkpoint(&self, key: &str) -> Option<CheckpointToken> {
+        self.0.checkpoint(key).map(|cp| CheckpointToken {
+            key: key.to_string(),
+            seq: cp.seq,
+            data: cp.data,
         })
     }
 }

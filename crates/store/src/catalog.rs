@@ -1,9 +1,11 @@
-//! The catalog: which segments make up the store, and how far the WAL has been flushed.
+//! The catalog: which segments make up the store, how far the WAL has been flushed, and the
+//! sources' checkpoints kept with their batches.
 //!
 //! Kept in `state/catalog.json`, replaced atomically. A segment file that is not in the
 //! catalog was written by a flush or merge that did not finish; it is removed at start, and
 //! its records are still in the WAL or in the segments it was to replace.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::fsutil::write_atomic;
 use crate::segment::SegmentMeta;
+use crate::StoredCheckpoint;
 
 /// The catalog's content.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -23,6 +26,10 @@ pub struct Catalog {
     pub next_segment_id: u64,
     /// The live segments.
     pub segments: Vec<SegmentMeta>,
+    /// The newest checkpoint each source kept with its batches, as of the last flush (newer
+    /// ones are in the WAL).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checkpoints: BTreeMap<String, StoredCheckpoint>,
 }
 
 impl Catalog {

@@ -5,10 +5,18 @@
 //! `u32 len` + UTF-8 bytes), `u8 has_raw` [+ string], `u32 field_count`, then per field a
 //! key string, a `u8` tag (0 string, 1 int, 2 float, 3 bool) and the value. Sequence numbers
 //! are implied: `first_seq + index`.
+//!
+//! Version 2 is version 1 followed by a source's checkpoint kept with the batch (written by
+//! [`encode_batch_with_checkpoint`]): the key string, `u64 seq`, and the data (`u32 len` +
+//! bytes). The frame's checksum covers both: the batch and its checkpoint are durable
+//! together or not at all.
 
 use logyard_model::{Level, Record, Value};
 
+use crate::{KeyedCheckpoint, StoredCheckpoint};
+
 const VERSION: u8 = 1;
+const VERSION_WITH_CHECKPOINT: u8 = 2;
 
 /// Appends the encoding of `records` (whose sequence numbers start at `first_seq`) to `out`.
 pub fn encode_batch(first_seq: u64, records: &[Record], out: &mut Vec<u8>) {
@@ -96,10 +104,36 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a payload written by [`encode_batch`], giving every record its sequence number.
+/// [`encode_batch`] followed by the checkpoint of the source the batch came from, under
+/// its key.
+pub fn encode_batch_with_checkpoint(
+    first_seq: u64,
+    records: &[Record],
+    key: &str,
+    checkpoint: &StoredCheckpoint,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    encode_batch(first_seq, records, out);
+    out[start] = VERSION_WITH_CHECKPOINT;
+    put_str(out, key);
+    out.extend_from_slice(&checkpoint.seq.to_le_bytes());
+    out.extend_from_slice(&(checkpoint.data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&checkpoint.data);
+}
+
+/// Decodes a payload written by [`encode_batch`], giving every record its sequence number
+/// (the checkpoint of a version 2 payload is read and dropped).
 pub fn decode_batch(buf: &[u8]) -> Result<Vec<Record>, DecodeError> {
+    decode_frame(buf).map(|(records, _)| records)
+}
+
+/// Decodes a payload of either version: the records and, for version 2, the checkpoint
+/// under its key.
+pub fn decode_frame(buf: &[u8]) -> Result<(Vec<Record>, Option<KeyedCheckpoint>), DecodeError> {
     let mut r = Reader { buf };
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if version != VERSION && version != VERSION_WITH_CHECKPOINT {
         return Err(DecodeError("unknown version"));
     }
     let first_seq = r.u64()?;
@@ -148,10 +182,19 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Record>, DecodeError> {
             raw,
         });
     }
+    let checkpoint = if version == VERSION_WITH_CHECKPOINT {
+        let key = r.string()?;
+        let seq = r.u64()?;
+        let len = r.u32()? as usize;
+        let data = r.take(len)?.to_vec();
+        Some((key, StoredCheckpoint { seq, data }))
+    } else {
+        None
+    };
     if !r.buf.is_empty() {
         return Err(DecodeError("trailing bytes"));
     }
-    Ok(records)
+    Ok((records, checkpoint))
 }
 
 #[cfg(test)]
@@ -202,6 +245,25 @@ mod tests {
                 .map(|(i, mut r)| { r.seq = first + i as u64; r })
                 .collect();
             prop_assert_eq!(back, want);
+        }
+
+        #[test]
+        fn a_checkpoint_round_trips_with_its_batch(
+            records in proptest::collection::vec(arb_record(), 0..4),
+            key in any::<String>(),
+            seq in any::<u64>(),
+            data in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let cp = StoredCheckpoint { seq, data };
+            let mut buf = Vec::new();
+            encode_batch_with_checkpoint(7, &records, &key, &cp, &mut buf);
+            let (back, got) = decode_frame(&buf).unwrap();
+            prop_assert_eq!(back.len(), records.len());
+            prop_assert_eq!(got, Some((key, cp)));
+            // Cut anywhere, the payload is refused rather than read without its checkpoint.
+            for cut in 0..buf.len() {
+                prop_assert!(decode_frame(&buf[..cut]).is_err());
+            }
         }
 
         #[test]

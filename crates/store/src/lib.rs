@@ -211,7 +211,33 @@ impl View {
 
 struct Request {
     records: Vec<Record>,
+    /// A source's checkpoint (under its key) to keep with the batch.
+    checkpoint: Option<KeyedCheckpoint>,
     reply: oneshot::Sender<Result<AppendAck, StoreError>>,
+}
+
+/// A source's checkpoint kept by the store in the same WAL frame as the batch it follows,
+/// so that the source can restart after the last batch the store holds even when its own
+/// checkpoint file was not written yet ([`Store::submit_with_checkpoint`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredCheckpoint {
+    /// The source's sequence number of the checkpoint: the higher one is the newer.
+    pub seq: u64,
+    /// The source's encoding of it.
+    pub data: Vec<u8>,
+}
+
+/// A checkpoint under the key of its source.
+pub type KeyedCheckpoint = (String, StoredCheckpoint);
+
+/// Keeps the newer of two checkpoints of a key.
+fn keep_newer(map: &mut BTreeMap<String, StoredCheckpoint>, key: String, cp: StoredCheckpoint) {
+    match map.get(&key) {
+        Some(have) if have.seq >= cp.seq => {}
+        _ => {
+            map.insert(key, cp);
+        }
+    }
 }
 
 struct Inner {
@@ -222,6 +248,9 @@ struct Inner {
     wal: Mutex<Wal>,
     view: RwLock<View>,
     catalog: Mutex<Catalog>,
+    /// The newest acknowledged checkpoint of each source; saved in the catalog at each
+    /// flush, before the WAL files holding them are removed.
+    checkpoints: Mutex<BTreeMap<String, StoredCheckpoint>>,
     counters: Counters,
     flush_signal: (Mutex<bool>, Condvar),
     shutdown: AtomicBool,
@@ -309,7 +338,11 @@ impl Store {
             .max(flushed);
         let mut active = Vec::new();
         let mut active_bytes = 0;
-        let report = wal::replay(&wal_dir, |mut records| {
+        let mut checkpoints = catalog.checkpoints.clone();
+        let report = wal::replay(&wal_dir, |mut records, checkpoint| {
+            if let Some((key, cp)) = checkpoint {
+                keep_newer(&mut checkpoints, key, cp);
+            }
             records.retain(|r| r.seq > flushed);
             if let Some(m) = records.iter().map(|r| r.seq).max() {
                 max_seq = max_seq.max(m);
@@ -351,6 +384,7 @@ impl Store {
                 segments,
             }),
             catalog: Mutex::new(catalog),
+            checkpoints: Mutex::new(checkpoints),
             counters,
             flush_signal: (Mutex::new(false), Condvar::new()),
             shutdown: AtomicBool::new(false),
@@ -386,14 +420,48 @@ impl Store {
         &self,
         records: Vec<Record>,
     ) -> Result<oneshot::Receiver<Result<AppendAck, StoreError>>, StoreError> {
+        self.send(records, None)
+    }
+
+    fn send(
+        &self,
+        records: Vec<Record>,
+        checkpoint: Option<KeyedCheckpoint>,
+    ) -> Result<oneshot::Receiver<Result<AppendAck, StoreError>>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let sender = self.sender.lock().expect("sender lock");
         sender
             .as_ref()
             .ok_or(StoreError::Closed)?
-            .send(Request { records, reply })
+            .send(Request {
+                records,
+                checkpoint,
+                reply,
+            })
             .map_err(|_| StoreError::Closed)?;
         Ok(rx)
+    }
+
+    /// [`Store::submit`] keeping a source's checkpoint in the same WAL frame as the batch:
+    /// once the batch is acknowledged, [`Store::checkpoint`] returns it (or a newer one),
+    /// across restarts.
+    pub fn submit_with_checkpoint(
+        &self,
+        records: Vec<Record>,
+        key: &str,
+        checkpoint: StoredCheckpoint,
+    ) -> Result<oneshot::Receiver<Result<AppendAck, StoreError>>, StoreError> {
+        self.send(records, Some((key.to_string(), checkpoint)))
+    }
+
+    /// The newest checkpoint kept for a source key, if any.
+    pub fn checkpoint(&self, key: &str) -> Option<StoredCheckpoint> {
+        self.inner
+            .checkpoints
+            .lock()
+            .expect("checkpoints lock")
+            .get(key)
+            .cloned()
     }
 
     /// Appends a batch and waits until it is durable and queryable. Not for async contexts:
@@ -613,11 +681,20 @@ impl Inner {
                     first_seq,
                     count: req.records.len(),
                 });
-                if req.records.is_empty() {
+                if req.records.is_empty() && req.checkpoint.is_none() {
                     continue;
                 }
                 Wal::begin_frame(&mut frame);
-                codec::encode_batch(first_seq, &req.records, &mut frame);
+                match &req.checkpoint {
+                    Some((key, cp)) => codec::encode_batch_with_checkpoint(
+                        first_seq,
+                        &req.records,
+                        key,
+                        cp,
+                        &mut frame,
+                    ),
+                    None => codec::encode_batch(first_seq, &req.records, &mut frame),
+                }
                 if let Err(e) = wal.append_frame(&mut frame) {
                     result = Err(e);
                     break;
@@ -646,7 +723,11 @@ impl Inner {
             let mut replies = Vec::with_capacity(group.len());
             {
                 let mut view = self.view.write().expect("view lock");
+                let mut checkpoints = self.checkpoints.lock().expect("checkpoints lock");
                 for req in group {
+                    if let Some((key, cp)) = req.checkpoint {
+                        keep_newer(&mut checkpoints, key, cp);
+                    }
                     if !req.records.is_empty() {
                         let batch = MemBatch::new(req.records);
                         view.active_bytes += batch.bytes();
@@ -792,6 +873,8 @@ impl Inner {
         let mut next = catalog.clone();
         next.segments.extend(new.iter().map(|s| s.meta.clone()));
         next.flushed_seq = next.flushed_seq.max(max_seq);
+        // The WAL files about to be removed may hold the newest checkpoints: kept here.
+        next.checkpoints = self.checkpoints.lock().expect("checkpoints lock").clone();
         next.save(&self.catalog_path)?;
         *catalog = next;
         self.view.write().expect("view lock").segments.extend(new);

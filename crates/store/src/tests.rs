@@ -343,3 +343,53 @@ fn close_flushes_everything() {
     let catalog = Catalog::load(&dir.path().join("state/catalog.json")).unwrap();
     assert_eq!(catalog.segments.len(), 1);
 }
+
+#[test]
+fn checkpoints_kept_with_batches_survive_a_crash_and_a_flush() {
+    let cp = |seq: u64| StoredCheckpoint {
+        seq,
+        data: format!("offset {seq}").into_bytes(),
+    };
+    let append = |store: &Store, msg: &str, seq: u64| {
+        store
+            .submit_with_checkpoint(vec![rec(T0 + seq as i64, msg)], "file:app", cp(seq))
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(config(dir.path())).unwrap();
+        assert_eq!(store.checkpoint("file:app"), None);
+        append(&store, "a", 1);
+        append(&store, "b", 2);
+        assert_eq!(store.checkpoint("file:app"), Some(cp(2)));
+        assert_eq!(store.checkpoint("file:other"), None);
+        // Only in the WAL: a crash now keeps them (the store is not closed).
+        std::mem::forget(store);
+    }
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    {
+        let store = Store::open(config(copy.path())).unwrap();
+        assert_eq!(store.checkpoint("file:app"), Some(cp(2)));
+        assert_eq!(all_messages(&store), ["a", "b"]);
+        // A flush removes the WAL files that held them: the catalog keeps them.
+        store.flush().unwrap();
+        append(&store, "c", 3);
+        store.flush().unwrap();
+        // An older checkpoint (a source restarted from an older file) does not win.
+        append(&store, "d", 1);
+        assert_eq!(store.checkpoint("file:app"), Some(cp(3)));
+    }
+    let wal_files = std::fs::read_dir(copy.path().join("wal")).unwrap().count();
+    let store = Store::open(config(copy.path())).unwrap();
+    assert_eq!(
+        store.checkpoint("file:app"),
+        Some(cp(3)),
+        "{wal_files} WAL files"
+    );
+    // By time: "d" was written with its checkpoint's second.
+    assert_eq!(all_messages(&store), ["a", "d", "b", "c"]);
+}

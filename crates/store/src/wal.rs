@@ -18,6 +18,7 @@ use logyard_model::Record;
 
 use crate::codec;
 use crate::fsutil::sync_dir;
+use crate::KeyedCheckpoint;
 
 const MAGIC: &[u8; 8] = b"LYWAL\0\0\x01";
 const HEADER: usize = 8;
@@ -71,7 +72,10 @@ pub fn list_files(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Reads every WAL file in `dir` in order, repairing damaged tails, and calls `on_batch` with
 /// each intact batch.
-pub fn replay(dir: &Path, mut on_batch: impl FnMut(Vec<Record>)) -> io::Result<ReplayReport> {
+pub fn replay(
+    dir: &Path,
+    mut on_batch: impl FnMut(Vec<Record>, Option<KeyedCheckpoint>),
+) -> io::Result<ReplayReport> {
     let mut report = ReplayReport::default();
     for n in list_files(dir)? {
         let path = dir.join(file_name(n));
@@ -88,10 +92,10 @@ pub fn replay(dir: &Path, mut on_batch: impl FnMut(Vec<Record>)) -> io::Result<R
         let mut good_end = HEADER;
         while pos < data.len() {
             match frame_at(&data, pos) {
-                Frame::Good(payload, next) => match codec::decode_batch(payload) {
-                    Ok(records) => {
+                Frame::Good(payload, next) => match codec::decode_frame(payload) {
+                    Ok((records, checkpoint)) => {
                         report.frames += 1;
-                        on_batch(records);
+                        on_batch(records, checkpoint);
                         pos = next;
                         good_end = next;
                     }
@@ -253,7 +257,7 @@ mod tests {
 
     fn messages(dir: &Path) -> (Vec<String>, ReplayReport) {
         let mut got = Vec::new();
-        let report = replay(dir, |b| got.extend(b.into_iter().map(|r| r.message))).unwrap();
+        let report = replay(dir, |b, _| got.extend(b.into_iter().map(|r| r.message))).unwrap();
         (got, report)
     }
 
