@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use logyard_model::{parse_time, Fields, Level, Record, Value};
+use logyard_parse::JsonStr;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
 
@@ -380,28 +381,6 @@ impl<'de> Deserialize<'de> for EntryValue<'de> {
     }
 }
 
-/// A key, borrowed from the body when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// Reads one NDJSON line that is a JSON object into its keys, sorted, each once (the last
 /// of a repeated key, as `serde_json` keeps it); `None` for anything else, which the
 /// `serde_json::Value` path then judges.
@@ -414,7 +393,7 @@ fn read_entry(line: &str) -> Option<Vec<(Cow<'_, str>, EntryValue<'_>)>> {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            while let Some(JsonStr(k)) = map.next_key::<JsonStr<'de>>()? {
                 out.push((k, map.next_value::<EntryValue<'de>>()?));
             }
             Ok(out)

@@ -67,6 +67,7 @@ mod time;
 pub use detect::Format;
 pub use error::ParseError;
 pub use fields::RESPONSE_TIME_MS;
+pub use formats::json::JsonStr;
 pub use formats::rfc5424::SYSLOG_FACILITIES;
 pub use formats::TIME_ERROR;
 pub use grok::{pattern_names as grok_pattern_names, Grok, GrokDef};

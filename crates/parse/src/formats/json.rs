@@ -160,7 +160,7 @@ impl<'de> Visitor<'de> for Object<'_, '_, '_, '_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+        while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
             // The exported form of a record keeps its fields under `fields` (and `metadata`).
             let merge = self.depth == 0 && (key == "fields" || key == "metadata");
             let full: Cow<str> = if merge {
@@ -265,22 +265,23 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_, '_, '_, '_> {
     }
 }
 
-/// A key or string, borrowed when it has no escapes.
-struct Text<'de>(Cow<'de, str>);
+/// A JSON key or string, borrowed from the input when it has no escapes (`serde_json`
+/// gives an owned copy only for escaped text).
+pub struct JsonStr<'de>(pub Cow<'de, str>);
 
-impl<'de> de::Deserialize<'de> for Text<'de> {
+impl<'de> de::Deserialize<'de> for JsonStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Text<'de>;
+            type Value = JsonStr<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Borrowed(v)))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_string())))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Owned(v.to_string())))
             }
         }
         d.deserialize_str(V)
