@@ -5,7 +5,7 @@ mod util;
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -38,6 +38,23 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Writes `logs/` and a `logyard.toml` with a file source reading `logs/*.log` from the
+/// beginning; returns both paths.
+fn follow_logs(dir: &Path) -> (PathBuf, PathBuf) {
+    let logs = dir.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let config = dir.join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\ntype = \"file\"\npaths = [\"{}/*.log\"]\nstart_at = \"beginning\"\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    (logs, config)
 }
 
 fn assert_exactly_once(stored: &[String], n: usize) {
@@ -201,17 +218,7 @@ fn a_syslog_port_in_use_stops_the_start_with_its_address() {
 #[test]
 fn secrets_in_collected_lines_are_redacted_and_counted_in_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let config = dir.path().join("logyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[sources]]\ntype = \"file\"\npaths = [\"{}/*.log\"]\nstart_at = \"beginning\"\n",
-            logs.display()
-        ),
-    )
-    .unwrap();
+    let (logs, config) = follow_logs(dir.path());
     std::fs::write(
         logs.join("vault.log"),
         "2026-11-27 10:00:00 - ERROR - vault - login failed password=hunter2 token=abc123\n",
@@ -259,17 +266,7 @@ fn an_old_checkpoint_file_after_a_crash_repeats_no_line() {
     // crash between the store's acknowledgement and the checkpoint file's rename (an older
     // checkpoint file put back here), the source restarts from the store's copy.
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let config = dir.path().join("logyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[sources]]\ntype = \"file\"\nname = \"apps\"\npaths = [\"{}/*.log\"]\nstart_at = \"beginning\"\n",
-            logs.display()
-        ),
-    )
-    .unwrap();
+    let (logs, config) = follow_logs(dir.path());
     let data = dir.path().join("data");
     let checkpoints = data.join("state").join("checkpoints");
     let checkpoint_file = || {

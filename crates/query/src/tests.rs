@@ -449,6 +449,12 @@ fn a_parallel_scan_stops_at_the_same_group_budget_as_the_serial_one() {
     assert_eq!(answer(4), serial);
 }
 
+/// The columns a filter reads in a block, as the executor asks for them.
+fn columns_read(block: &logyard_store::BlockRef, q: &str) -> logyard_store::Columns {
+    let f = parse_filter(q, T0).unwrap();
+    f.columns_in(&f.block_texts(block))
+}
+
 #[test]
 fn words_absent_from_raw_lines_and_fields_read_only_the_messages() {
     use logyard_store::segment::col;
@@ -459,8 +465,7 @@ fn words_absent_from_raw_lines_and_fields_read_only_the_messages() {
     let snapshot = s.snapshot();
     let block = &snapshot.blocks[0];
     let columns = |q: &str| {
-        let f = parse_filter(q, T0).unwrap();
-        let c = f.columns_in(&f.block_texts(block));
+        let c = columns_read(block, q);
         (c.has(col::MESSAGE), c.has(col::RAW), c.has(col::FIELDS))
     };
     // `served` is in every message and no field value; `300` is a status value.
@@ -503,8 +508,7 @@ fn a_count_reads_the_timestamps_only_when_it_filters_by_time() {
     let snapshot = s.snapshot();
     let block = &snapshot.blocks[0];
     let time_columns = |q: &str| {
-        let f = parse_filter(q, T0).unwrap();
-        let c = f.columns_in(&f.block_texts(block));
+        let c = columns_read(block, q);
         (c.has(col::TIMESTAMP), c.has(col::SEQ))
     };
     let range = "_time:[2024-01-15T00:00:05Z, 2024-01-15T00:01:00Z)";
