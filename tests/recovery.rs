@@ -308,12 +308,292 @@ fn damage_found_while_reading_makes_the_answer_say_it_is_partial() {
         answer["reason"].as_str().unwrap().contains("damaged"),
         "{answer}"
     );
-    // The segment went to quarantine: the next answer is whole again, without its rows.
+    // The segment went to quarantine: later answers over its time range still say that
+    // rows are missing, and why; those over other times do not.
     let (_, again) = server.get("/api/query?q=line%20%7C%20stats%20count()");
     assert_eq!(again["cost"]["blocks_unreadable"], 0, "{again}");
-    assert!(again.get("partial").is_none_or(|p| p == false), "{again}");
+    assert_eq!(again["partial"], true, "{again}");
+    let reason = again["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("100 row(s)") && reason.contains("quarantine"),
+        "{again}"
+    );
+    let (_, elsewhere) =
+        server.get("/api/query?q=_time%3A%5B2001-01-01T00%3A00%3A00Z%2C%202001-01-02T00%3A00%3A00Z)%20%7C%20stats%20count()");
+    assert!(
+        elsewhere.get("partial").is_none_or(|p| p == false),
+        "{elsewhere}"
+    );
     assert_eq!(
         metric(&server, "logyard_store_quarantined_segments_total"),
         1.0
     );
+    // After a restart too.
+    server.stop();
+    let server = Server::start(&data, &[]);
+    let (_, restarted) = server.get("/api/query?q=line%20%7C%20stats%20count()");
+    assert_eq!(restarted["partial"], true, "{restarted}");
+}
+
+/// Ingests `batches` batches of `agent`, each flushed to its own segment (a short flush
+/// interval and a pause), and stops the server: data in segments only.
+fn fill_segments(data: &Path, agent: &str, batches: usize) -> BTreeSet<String> {
+    let config = data.with_extension("toml");
+    std::fs::write(&config, "[store]\nflush_interval = \"100ms\"\n").unwrap();
+    let server = Server::start(data, &["--config", config.to_str().unwrap()]);
+    let mut sent = BTreeSet::new();
+    for b in 0..batches {
+        let messages: Vec<String> = (0..100).map(|i| format!("{agent} {b}-{i}")).collect();
+        let body: Vec<Value> = messages
+            .iter()
+            .map(|m| json!({"agent": agent, "message": m}))
+            .collect();
+        let (status, answer) = server.post(
+            "/api/logs",
+            "application/json",
+            serde_json::to_vec(&body).unwrap(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        sent.extend(messages);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    server.stop();
+    sent
+}
+
+fn messages_of(server: &Server, agent: &str) -> BTreeSet<String> {
+    let stored = server.all_of_agent(agent);
+    let set: BTreeSet<String> = stored
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(set.len(), stored.len(), "an entry is stored twice");
+    set
+}
+
+#[test]
+fn a_removed_catalog_is_rebuilt_and_every_row_kept() {
+    for remove in ["state/catalog.json", "state"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut sent = fill_segments(&data, "kept", 3);
+        // And rows that are only in the WAL.
+        let config = data.with_extension("toml");
+        std::fs::write(&config, "[store]\nflush_interval = \"1h\"\n").unwrap();
+        let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
+        let body = json!({"agent": "kept", "message": "only in the wal"});
+        server.post(
+            "/api/logs",
+            "application/json",
+            serde_json::to_vec(&body).unwrap(),
+        );
+        sent.insert("only in the wal".into());
+        server.kill();
+
+        let path = data.join(remove);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+        let server = Server::start(&data, &[]);
+        assert_eq!(messages_of(&server, "kept"), sent, "{remove} removed");
+        let log = server.stop();
+        assert!(
+            log.contains("the catalog was rebuilt from the segment files"),
+            "{log}"
+        );
+        // And again, from the catalog written at that start.
+        let server = Server::start(&data, &[]);
+        assert_eq!(
+            messages_of(&server, "kept"),
+            sent,
+            "{remove} removed, second start"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_wal_header_keeps_the_files_frames() {
+    for byte in [0, 3, 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fill_wal(&data, 10);
+        let file = wal_files(&data).pop().unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[byte] ^= 0x5a;
+        std::fs::write(&file, &bytes).unwrap();
+        let server = Server::start(&data, &[]);
+        assert_eq!(server.all_of_agent("w").len(), 10, "header byte {byte}");
+    }
+}
+
+#[test]
+fn a_flipped_length_field_loses_only_its_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fill_wal(&data, 10);
+    let file = wal_files(&data).pop().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    // The fifth frame's length field: after the 8-byte header, frames of `u32 len | u32
+    // crc | payload`.
+    let mut pos = 8;
+    for _ in 0..4 {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += 8 + len;
+    }
+    bytes[pos] ^= 0x04;
+    std::fs::write(&file, &bytes).unwrap();
+    let server = Server::start(&data, &[]);
+    let stored = messages_of(&server, "w");
+    let expected: BTreeSet<String> = (0..10)
+        .filter(|&i| i != 4)
+        .map(|i| format!("frame {i}"))
+        .collect();
+    assert_eq!(stored, expected);
+}
+
+#[test]
+fn a_removed_or_damaged_index_is_rebuilt_from_its_segment() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 3] = [
+        ("removed", |p| std::fs::remove_file(p).unwrap()),
+        ("cut", |p| {
+            let b = std::fs::read(p).unwrap();
+            std::fs::write(p, &b[..b.len() / 2]).unwrap();
+        }),
+        ("flipped", |p| {
+            let mut b = std::fs::read(p).unwrap();
+            let at = b.len() / 2;
+            b[at] ^= 0x08;
+            std::fs::write(p, b).unwrap();
+        }),
+    ];
+    for (how, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let sent = fill_segments(&data, "indexed", 1);
+        let index = std::fs::read_dir(data.join("parts"))
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "idx"))
+            .unwrap();
+        damage(&index);
+        let server = Server::start(&data, &[]);
+        assert_eq!(messages_of(&server, "indexed"), sent, "index {how}");
+        assert_eq!(
+            metric(&server, "logyard_store_quarantined_segments_total"),
+            0.0,
+            "index {how}"
+        );
+        let log = server.stop();
+        assert!(log.contains("segment index rebuilt"), "{how}: {log}");
+        assert!(index.is_file(), "{how}");
+    }
+}
+
+/// A tmpfs mounted for the length of a test (as root; `None` otherwise).
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, size: &str) -> Option<SmallDisk> {
+        // SAFETY: geteuid has no preconditions.
+        #[allow(unsafe_code)]
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        std::fs::create_dir_all(path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .ok()?;
+        status.success().then(|| SmallDisk {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Writes a file until the file system is full.
+fn fill_disk(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0x55u8; 64 << 10];
+    while f.write_all(&chunk).is_ok() {}
+    let one = [0u8; 1];
+    while f.write_all(&one).is_ok() {}
+    let _ = f.sync_all();
+}
+
+fn post_batch(server: &Server, agent: &str, batch: usize, size: usize) -> (u16, Vec<String>) {
+    let messages: Vec<String> = (0..size).map(|i| format!("{agent} {batch}-{i}")).collect();
+    let body: Vec<Value> = messages
+        .iter()
+        .map(|m| json!({"agent": agent, "message": m}))
+        .collect();
+    let resp = util::client()
+        .post(format!("{}/api/logs", server.url))
+        .json(&body)
+        .send()
+        .unwrap();
+    (resp.status().as_u16(), messages)
+}
+
+#[test]
+fn acknowledged_lines_survive_a_full_disk_and_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("disk"), "24m") else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let data = disk.path.join("data");
+    let server = Server::start(&data, &[]);
+    let mut acked = BTreeSet::new();
+    let (status, messages) = post_batch(&server, "full", 0, 1000);
+    assert_eq!(status, 200);
+    acked.extend(messages);
+    fill_disk(&disk.path.join("filler"));
+    // Full: writes are refused, and the flusher fails to start new files meanwhile.
+    let mut refused = 0;
+    for b in 1..20 {
+        let (status, messages) = post_batch(&server, "full", b, 1000);
+        match status {
+            200 => acked.extend(messages),
+            503 => refused += 1,
+            other => panic!("answered {other} on a full disk"),
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(refused > 0, "nothing was refused on a full disk");
+    std::fs::remove_file(disk.path.join("filler")).unwrap();
+    for b in 100..120 {
+        let (status, messages) = post_batch(&server, "full", b, 1000);
+        assert_eq!(status, 200, "space is free again");
+        acked.extend(messages);
+    }
+    server.kill();
+    let server = Server::start(&data, &[]);
+    let stored = messages_of(&server, "full");
+    let lost: Vec<&String> = acked.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged lines lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    let log = server.stop();
+    drop(disk);
+    let _ = log;
 }

@@ -91,6 +91,8 @@ pub struct Cost {
     pub blocks_skipped_by_filter: u64,
     /// Blocks that could not be read (a damaged segment) and are missing from the answer.
     pub blocks_unreadable: u64,
+    /// Rows of segments in quarantine over the query's time range, missing from the answer.
+    pub rows_quarantined: u64,
     /// Wall time.
     pub elapsed_ms: f64,
 }
@@ -98,11 +100,19 @@ pub struct Cost {
 impl Cost {
     /// Returns why an answer misses rows, when blocks could not be read.
     pub fn unreadable_reason(&self) -> Option<String> {
-        (self.blocks_unreadable > 0).then(|| {
-            format!(
+        if self.blocks_unreadable > 0 {
+            return Some(format!(
                 "{} block(s) of damaged segments could not be read and are left out; \
                  the segments are checked and moved to quarantine/ when their bytes are damaged",
                 self.blocks_unreadable
+            ));
+        }
+        (self.rows_quarantined > 0).then(|| {
+            format!(
+                "{} row(s) of damaged segments moved to quarantine/ fall in this time range and \
+                 are left out; restore them from a backup, or remove their files from \
+                 quarantine/ to stop this notice",
+                self.rows_quarantined
             )
         })
     }
@@ -148,6 +158,9 @@ pub(crate) fn candidate_blocks<'s>(
 /// requires. The skipped blocks are counted in `cost`.
 pub fn candidate_indices(snapshot: &Snapshot, filter: &Filter, cost: &mut Cost) -> Vec<usize> {
     let (start, end) = filter.time_bounds();
+    cost.rows_quarantined = cost
+        .rows_quarantined
+        .max(snapshot.quarantined_rows(start, end));
     let tokens = filter.required_tokens();
     snapshot
         .blocks

@@ -18,6 +18,11 @@ use crate::{KeyedCheckpoint, StoredCheckpoint};
 const VERSION: u8 = 1;
 const VERSION_WITH_CHECKPOINT: u8 = 2;
 
+/// Returns whether `byte` is the version byte of a payload this version reads.
+pub fn is_version(byte: u8) -> bool {
+    byte == VERSION || byte == VERSION_WITH_CHECKPOINT
+}
+
 /// Appends the encoding of `records` (whose sequence numbers start at `first_seq`) to `out`.
 pub fn encode_batch(first_seq: u64, records: &[Record], out: &mut Vec<u8>) {
     out.push(VERSION);

@@ -10,9 +10,13 @@
 //! Read path: [`Store::snapshot`] returns the blocks (segment row groups and memtable batches)
 //! visible at that instant; each can be skipped by time or token filter and read by column.
 //!
-//! On [`Store::open`] the catalog is loaded, unfinished files are removed, segments are
-//! opened (a damaged one is moved to `quarantine/`), and the WAL is replayed, skipping what
-//! is already in segments: nothing acknowledged is lost and nothing is stored twice.
+//! On [`Store::open`] the catalog is loaded (or rebuilt from the segment files when it is
+//! missing or damaged), segments are opened (a damaged index is rebuilt from its data file,
+//! a damaged data file is moved to `quarantine/`), segment files the catalog does not list
+//! are removed only when other segments hold all their rows and kept otherwise, and the WAL
+//! is replayed, skipping what is already in segments: nothing acknowledged is lost and
+//! nothing is stored twice. Files are only ever deleted by retention, by a merge replacing
+//! its inputs, or as provably redundant.
 //!
 //! ```no_run
 //! use logyard_model::Record;
@@ -28,11 +32,13 @@ mod cache;
 mod catalog;
 pub mod codec;
 mod error;
+pub mod fileops;
 mod fsutil;
 mod memtable;
 mod pread;
+mod recover;
 pub mod segment;
-mod wal;
+pub mod wal;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -195,6 +201,8 @@ struct View {
     active_bytes: usize,
     frozen: Vec<Frozen>,
     segments: Vec<Arc<Segment>>,
+    /// Time ranges and rows of the segments in quarantine.
+    quarantined: Vec<(i64, i64, u64)>,
 }
 
 impl View {
@@ -301,33 +309,14 @@ impl Store {
             std::fs::create_dir_all(d)?;
         }
         let catalog_path = state.join("catalog.json");
-        let mut catalog = Catalog::load(&catalog_path)?;
-        remove_orphans(&parts, &catalog)?;
-
         let counters = Counters::default();
         let cache = ColumnCache::new(config.cache_bytes);
-        let mut segments = Vec::new();
-        let mut damaged = Vec::new();
-        for meta in &catalog.segments {
-            match Segment::open(&parts, meta.clone()) {
-                Ok(seg) => segments.push(Arc::new(seg.with_cache(cache.clone()))),
-                Err(e) => {
-                    tracing::warn!(segment = meta.id, error = %e, "damaged segment moved to quarantine");
-                    damaged.push(meta.clone());
-                }
-            }
-        }
-        if !damaged.is_empty() {
-            for meta in &damaged {
-                move_to_quarantine(&parts, &quarantine_dir, meta)?;
-                counters.quarantined.fetch_add(1, Ordering::Relaxed);
-            }
-            catalog
-                .segments
-                .retain(|m| !damaged.iter().any(|d| d.id == m.id));
-            catalog.save(&catalog_path)?;
-        }
-
+        let opened = recover::open_segments(&parts, &quarantine_dir, &catalog_path, &cache)?;
+        let mut catalog = opened.catalog;
+        let segments = opened.segments;
+        counters
+            .quarantined
+            .fetch_add(opened.quarantined, Ordering::Relaxed);
         let flushed = catalog.flushed_seq;
         let mut max_seq = catalog
             .segments
@@ -339,11 +328,11 @@ impl Store {
         let mut active = Vec::new();
         let mut active_bytes = 0;
         let mut checkpoints = catalog.checkpoints.clone();
-        let report = wal::replay(&wal_dir, |mut records, checkpoint| {
+        let report = wal::replay(&wal_dir, &quarantine_dir, |mut records, checkpoint| {
             if let Some((key, cp)) = checkpoint {
                 keep_newer(&mut checkpoints, key, cp);
             }
-            records.retain(|r| r.seq > flushed);
+            records.retain(|r| r.seq > flushed && !opened.adopted.contains(r.seq));
             if let Some(m) = records.iter().map(|r| r.seq).max() {
                 max_seq = max_seq.max(m);
             }
@@ -356,9 +345,10 @@ impl Store {
                 active.push(batch);
             }
         })?;
-        if report.damaged_frames > 0 {
+        if report.damaged_frames > 0 || report.damaged_headers > 0 {
             tracing::warn!(
                 damaged_frames = report.damaged_frames,
+                damaged_headers = report.damaged_headers,
                 truncated_bytes = report.truncated_bytes,
                 "the WAL had damaged frames; the intact ones were recovered"
             );
@@ -367,6 +357,15 @@ impl Store {
             .wal_damaged_frames
             .store(report.damaged_frames as u64, Ordering::Relaxed);
         let wal = Wal::create(&wal_dir)?;
+        // The catalog changed at this start (files adopted, or rebuilt): it is saved only when
+        // every replayed row is in a segment, so that a crash in between replays nothing twice.
+        let recovered_rows = !active.is_empty();
+        if opened.changed {
+            catalog.flushed_seq = max_seq;
+            if !recovered_rows {
+                catalog.save(&catalog_path)?;
+            }
+        }
         counters
             .wal_bytes
             .store(fsutil::dir_size(&wal_dir), Ordering::Relaxed);
@@ -382,6 +381,7 @@ impl Store {
                 active_bytes,
                 frozen: Vec::new(),
                 segments,
+                quarantined: quarantined_ranges(&catalog),
             }),
             catalog: Mutex::new(catalog),
             checkpoints: Mutex::new(checkpoints),
@@ -392,6 +392,9 @@ impl Store {
             cache,
             config,
         });
+        if opened.changed && recovered_rows {
+            inner.flush_once()?;
+        }
         inner.apply_retention()?;
 
         let (sender, receiver) = mpsc::channel();
@@ -501,6 +504,7 @@ impl Store {
         }
         Snapshot {
             blocks,
+            quarantined: view.quarantined.clone(),
             inner: self.inner.clone(),
         }
     }
@@ -593,56 +597,6 @@ impl Drop for Store {
     }
 }
 
-/// Removes files under `parts/` that the catalog does not know, and empty day directories.
-fn remove_orphans(parts: &Path, catalog: &Catalog) -> Result<(), StoreError> {
-    let known: std::collections::HashSet<PathBuf> = catalog
-        .segments
-        .iter()
-        .flat_map(|m| [m.data_path(parts), m.index_path(parts)])
-        .collect();
-    for day in std::fs::read_dir(parts)? {
-        let day = day?.path();
-        if !day.is_dir() {
-            continue;
-        }
-        let mut left = 0;
-        for file in std::fs::read_dir(&day)? {
-            let file = file?.path();
-            if known.contains(&file) {
-                left += 1;
-            } else {
-                tracing::info!(file = %file.display(), "removing a file of an unfinished flush or merge");
-                std::fs::remove_file(&file)?;
-            }
-        }
-        if left == 0 {
-            std::fs::remove_dir(&day)?;
-        }
-    }
-    Ok(())
-}
-
-fn move_to_quarantine(
-    parts: &Path,
-    quarantine: &Path,
-    meta: &SegmentMeta,
-) -> Result<(), StoreError> {
-    std::fs::create_dir_all(quarantine)?;
-    for path in [meta.data_path(parts), meta.index_path(parts)] {
-        let name = format!(
-            "{}-{}",
-            meta.day,
-            path.file_name().unwrap_or_default().to_string_lossy()
-        );
-        match std::fs::rename(&path, quarantine.join(name)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 impl Inner {
     fn signal_flush(&self) {
         let (lock, cv) = &self.flush_signal;
@@ -668,7 +622,8 @@ impl Inner {
             }
             self.wait_for_room();
             let mut wal = self.wal.lock().expect("wal lock");
-            let before = wal.bytes();
+            let group_start = wal.position();
+            let mut written = 0;
             let mut result = Ok(());
             let mut acks = Vec::with_capacity(group.len());
             for req in &mut group {
@@ -695,9 +650,12 @@ impl Inner {
                     ),
                     None => codec::encode_batch(first_seq, &req.records, &mut frame),
                 }
-                if let Err(e) = wal.append_frame(&mut frame) {
-                    result = Err(e);
-                    break;
+                match wal.append_frame(&mut frame) {
+                    Ok(n) => written += n,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
             if result.is_ok() && self.config.fsync != FsyncPolicy::Never {
@@ -705,10 +663,9 @@ impl Inner {
             }
             if let Err(e) = result {
                 tracing::error!(error = %e, "WAL write failed; the batches are refused");
-                // Start a fresh file so that a half-written frame is never followed by good ones.
-                if let Err(e) = wal.rotate() {
-                    tracing::error!(error = %e, "cannot start a new WAL file");
-                }
+                // Never write after a torn frame: the group is cut off its file, and the next
+                // batch starts a fresh file (refused while none can be started).
+                wal.abandon(group_start);
                 for req in group {
                     let _ = req.reply.send(Err(StoreError::WriteFailed(format!(
                         "cannot write the WAL: {e}"
@@ -718,7 +675,7 @@ impl Inner {
             }
             self.counters
                 .wal_bytes
-                .fetch_add(wal.bytes() - before, Ordering::Relaxed);
+                .fetch_add(written, Ordering::Relaxed);
             let mut batches = Vec::with_capacity(group.len());
             let mut replies = Vec::with_capacity(group.len());
             {
@@ -862,20 +819,31 @@ impl Inner {
         }
         let mut catalog = self.catalog.lock().expect("catalog lock");
         let mut new = Vec::new();
-        for (day, recs) in by_day {
-            let id = catalog.next_segment_id;
-            catalog.next_segment_id += 1;
-            let meta = segment::write(&self.parts, id, &day, &recs, self.layout())?;
-            new.push(Arc::new(
-                Segment::open(&self.parts, meta)?.with_cache(self.cache.clone()),
-            ));
-        }
-        let mut next = catalog.clone();
-        next.segments.extend(new.iter().map(|s| s.meta.clone()));
-        next.flushed_seq = next.flushed_seq.max(max_seq);
-        // The WAL files about to be removed may hold the newest checkpoints: kept here.
-        next.checkpoints = self.checkpoints.lock().expect("checkpoints lock").clone();
-        next.save(&self.catalog_path)?;
+        let written = (|| {
+            for (day, recs) in by_day {
+                let id = catalog.next_segment_id;
+                catalog.next_segment_id += 1;
+                let meta = segment::write(&self.parts, id, &day, &recs, self.layout())?;
+                new.push(Arc::new(
+                    Segment::open(&self.parts, meta)?.with_cache(self.cache.clone()),
+                ));
+            }
+            let mut next = catalog.clone();
+            next.segments.extend(new.iter().map(|s| s.meta.clone()));
+            next.flushed_seq = next.flushed_seq.max(max_seq);
+            // The WAL files about to be removed may hold the newest checkpoints: kept here.
+            next.checkpoints = self.checkpoints.lock().expect("checkpoints lock").clone();
+            next.save(&self.catalog_path)?;
+            Ok(next)
+        })();
+        let next = match written {
+            Ok(next) => next,
+            Err(e) => {
+                // Not in the catalog, and every row still in the WAL: redundant.
+                self.remove_unlisted(new.iter().map(|s| &s.meta));
+                return Err(e);
+            }
+        };
         *catalog = next;
         self.view.write().expect("view lock").segments.extend(new);
         Ok(())
@@ -936,12 +904,20 @@ impl Inner {
         catalog.next_segment_id += 1;
         let day = victims[0].meta.day.clone();
         let meta = segment::write(&self.parts, id, &day, &records, self.layout())?;
-        let merged = Arc::new(Segment::open(&self.parts, meta)?.with_cache(self.cache.clone()));
         let mut next = catalog.clone();
         next.segments
             .retain(|m| !victims.iter().any(|v| v.meta.id == m.id));
-        next.segments.push(merged.meta.clone());
-        next.save(&self.catalog_path)?;
+        next.segments.push(meta.clone());
+        let opened = Segment::open(&self.parts, meta.clone())
+            .and_then(|seg| next.save(&self.catalog_path).map(|()| seg));
+        let merged = match opened {
+            Ok(seg) => Arc::new(seg.with_cache(self.cache.clone())),
+            Err(e) => {
+                // Not in the catalog, and every row still in the segments it was to replace.
+                self.remove_unlisted(std::iter::once(&meta));
+                return Err(e);
+            }
+        };
         *catalog = next;
         {
             let mut view = self.view.write().expect("view lock");
@@ -950,25 +926,38 @@ impl Inner {
             view.segments.push(merged);
         }
         drop(catalog);
-        for v in &victims {
-            for path in [
-                v.meta.data_path(&self.parts),
-                v.meta.index_path(&self.parts),
-            ] {
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot remove a merged segment");
-                }
-            }
-        }
+        self.remove_unlisted(victims.iter().map(|v| &v.meta));
         self.counters.merges.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(segments = victims.len(), day, "merged small segments");
         Ok(true)
     }
 
+    /// Removes the files of segments the catalog does not list, whose rows are elsewhere (a
+    /// merge's inputs, a failed flush's or merge's output); a file left behind is settled at
+    /// the next start.
+    fn remove_unlisted<'a>(&self, metas: impl Iterator<Item = &'a SegmentMeta>) {
+        for meta in metas {
+            for path in [meta.data_path(&self.parts), meta.index_path(&self.parts)] {
+                match fileops::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), error = %e, "cannot remove a segment file whose rows are elsewhere; it is settled at the next start")
+                    }
+                }
+            }
+        }
+    }
+
     /// Drops whole days past the retention, then the oldest days while over the disk budget.
     fn apply_retention(&self) -> Result<(), StoreError> {
         let mut catalog = self.catalog.lock().expect("catalog lock");
-        let mut days: Vec<String> = catalog.segments.iter().map(|m| m.day.clone()).collect();
+        let mut days: Vec<String> = catalog
+            .segments
+            .iter()
+            .chain(&catalog.quarantined)
+            .map(|m| m.day.clone())
+            .collect();
         days.sort();
         days.dedup();
         let mut drop_days = Vec::new();
@@ -1007,16 +996,18 @@ impl Inner {
         }
         let mut next = catalog.clone();
         next.segments.retain(|m| !drop_days.contains(&m.day));
+        next.quarantined.retain(|m| !drop_days.contains(&m.day));
         next.save(&self.catalog_path)?;
+        let ranges = quarantined_ranges(&next);
         *catalog = next;
-        self.view
-            .write()
-            .expect("view lock")
-            .segments
-            .retain(|s| !drop_days.contains(&s.meta.day));
+        {
+            let mut view = self.view.write().expect("view lock");
+            view.segments.retain(|s| !drop_days.contains(&s.meta.day));
+            view.quarantined = ranges;
+        }
         for day in &drop_days {
             tracing::info!(day, "retention drops a day");
-            if let Err(e) = std::fs::remove_dir_all(self.parts.join(day)) {
+            if let Err(e) = fileops::remove_dir_all(&self.parts.join(day)) {
                 tracing::warn!(day, error = %e, "cannot remove a dropped day's directory");
             }
         }
@@ -1035,17 +1026,21 @@ impl Inner {
         tracing::warn!(segment = id, error = %reason, "damaged segment moved to quarantine");
         let mut next = catalog.clone();
         next.segments.retain(|m| m.id != id);
+        next.quarantined.push(meta.clone());
         if let Err(e) = next.save(&self.catalog_path) {
             tracing::error!(error = %e, "cannot update the catalog for a quarantined segment");
             return;
         }
+        let ranges = quarantined_ranges(&next);
         *catalog = next;
-        self.view
-            .write()
-            .expect("view lock")
-            .segments
-            .retain(|s| s.meta.id != id);
-        if let Err(e) = move_to_quarantine(&self.parts, &self.quarantine_dir, &meta) {
+        {
+            let mut view = self.view.write().expect("view lock");
+            view.segments.retain(|s| s.meta.id != id);
+            view.quarantined = ranges;
+        }
+        if let Err(e) =
+            recover::quarantine_files(&self.parts, &self.quarantine_dir, &meta.day, meta.id)
+        {
             tracing::error!(error = %e, "cannot move a damaged segment to quarantine");
         }
         self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
@@ -1130,10 +1125,31 @@ impl BlockRef {
 pub struct Snapshot {
     /// Segment blocks first (by segment), then memtable batches in arrival order.
     pub blocks: Vec<BlockRef>,
+    /// Time range and rows of each segment in quarantine.
+    quarantined: Vec<(i64, i64, u64)>,
     inner: Arc<Inner>,
 }
 
+/// The time ranges and rows of a catalog's quarantined segments.
+fn quarantined_ranges(catalog: &Catalog) -> Vec<(i64, i64, u64)> {
+    catalog
+        .quarantined
+        .iter()
+        .map(|m| (m.min_ts, m.max_ts, m.rows))
+        .collect()
+}
+
 impl Snapshot {
+    /// Returns the rows of quarantined segments (damaged, moved aside, not searched) whose
+    /// time range meets `[start, end)`: an answer over that range misses them.
+    pub fn quarantined_rows(&self, start: Option<i64>, end: Option<i64>) -> u64 {
+        self.quarantined
+            .iter()
+            .filter(|(lo, hi, _)| start.is_none_or(|s| *hi >= s) && end.is_none_or(|e| *lo < e))
+            .map(|(_, _, rows)| rows)
+            .sum()
+    }
+
     /// Reports a block whose read failed as damaged: its segment goes to quarantine.
     ///
     /// A decoding error quarantines the segment only if its file also fails its checksum

@@ -51,7 +51,7 @@ use hashbrown::{HashMap, HashSet};
 
 use crate::cache::ColumnCache;
 use crate::error::StoreError;
-use crate::fsutil::{sync_dir, tmp_path};
+use crate::fileops;
 use crate::pread::PreadFile;
 
 /// The magic of an index file without its version byte.
@@ -566,19 +566,7 @@ pub fn write<R: Borrow<Record>>(
     for chunk in blocks {
         writer.write(&records_to_batch(chunk))?;
         writer.flush()?;
-        tokens.clear();
-        for r in chunk {
-            tokens.add(r.borrow());
-        }
-        idx.extend_from_slice(&chunk[0].borrow().timestamp.to_le_bytes());
-        idx.extend_from_slice(&chunk[chunk.len() - 1].borrow().timestamp.to_le_bytes());
-        idx.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
-        for hashes in [&mut tokens.message, &mut tokens.others] {
-            hashes.sort_unstable();
-            hashes.dedup();
-            encode_token_set(hashes, &mut idx);
-        }
-        BlockCounts::of(chunk).encode(&mut idx);
+        encode_block(chunk, &mut tokens, &mut idx);
     }
     writer.close()?;
     let crc = crc32c::crc32c(&idx);
@@ -598,16 +586,188 @@ pub fn write<R: Borrow<Record>>(
         (meta.data_path(parts), &buf),
         (meta.index_path(parts), &idx),
     ] {
-        let tmp = tmp_path(&path);
-        {
-            let f = File::create(&tmp)?;
-            std::io::Write::write_all(&mut &f, bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
+        write_file(&path, bytes)?;
     }
-    sync_dir(&dir)?;
+    fileops::sync_dir(&dir)?;
     Ok(meta)
+}
+
+/// Writes a file under its temporary name, fsyncs it and renames it into place (the
+/// directory is synced by the caller); the temporary file is removed when a step fails.
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = fileops::tmp_path(path);
+    let written = (|| {
+        let mut f = fileops::create(&tmp)?;
+        fileops::write_all(&mut f, &tmp, bytes)?;
+        fileops::sync_all(&f, &tmp)?;
+        fileops::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Appends one block's entry to an index: its time range, row count, token filters and
+/// counts by level and agent.
+fn encode_block<'a, R: Borrow<Record>>(
+    chunk: &'a [R],
+    tokens: &mut BlockTokens<'a>,
+    idx: &mut Vec<u8>,
+) {
+    tokens.clear();
+    for r in chunk {
+        tokens.add(r.borrow());
+    }
+    idx.extend_from_slice(&chunk[0].borrow().timestamp.to_le_bytes());
+    idx.extend_from_slice(&chunk[chunk.len() - 1].borrow().timestamp.to_le_bytes());
+    idx.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+    for hashes in [&mut tokens.message, &mut tokens.others] {
+        hashes.sort_unstable();
+        hashes.dedup();
+        encode_token_set(hashes, idx);
+    }
+    BlockCounts::of(chunk).encode(idx);
+}
+
+/// Writes the index of a segment anew from its data file (read row group by row group),
+/// and returns its blocks. For an index found missing or damaged beside an intact file.
+fn rebuild_index(
+    path: &Path,
+    file: &PreadFile,
+    reader_meta: &ArrowReaderMetadata,
+) -> Result<Vec<BlockMeta>, StoreError> {
+    let groups = reader_meta.metadata().num_row_groups();
+    let mut idx = Vec::new();
+    idx.extend_from_slice(IDX_MAGIC);
+    idx.push(IDX_VERSION);
+    idx.extend_from_slice(&(groups as u32).to_le_bytes());
+    for group in 0..groups {
+        let records = read_row_group(file, reader_meta, group)?;
+        if records.is_empty() {
+            return Err(StoreError::Corrupt("an empty row group".into()));
+        }
+        let mut tokens = BlockTokens::default();
+        encode_block(&records, &mut tokens, &mut idx);
+    }
+    let crc = crc32c::crc32c(&idx);
+    idx.extend_from_slice(&crc.to_le_bytes());
+    write_file(path, &idx)?;
+    fileops::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    parse_index(&idx).map_err(StoreError::Corrupt)
+}
+
+/// Reads every record of one row group.
+fn read_row_group(
+    file: &PreadFile,
+    reader_meta: &ArrowReaderMetadata,
+    group: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let reader =
+        ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), reader_meta.clone())
+            .with_row_groups(vec![group])
+            .build()?;
+    let mut records = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let rows: Vec<usize> = (0..batch.num_rows()).collect();
+        records.extend(batch_to_records(&batch, &rows)?);
+    }
+    Ok(records)
+}
+
+/// Returns the CRC32C of a whole file.
+fn file_crc(file: &PreadFile) -> std::io::Result<u32> {
+    let mut crc = 0u32;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    loop {
+        match file.read_at(&mut buf, offset)? {
+            0 => return Ok(crc),
+            n => {
+                crc = crc32c::crc32c_append(crc, &buf[..n]);
+                offset += n as u64;
+            }
+        }
+    }
+}
+
+/// What a segment data file found without a catalog entry holds: the entry it would have,
+/// and its sequence numbers, sorted.
+#[derive(Debug)]
+pub struct Inspected {
+    /// The catalog entry, made from the file (the index size included when it is readable).
+    pub meta: SegmentMeta,
+    /// Every row's sequence number, ascending.
+    pub seqs: Vec<u64>,
+}
+
+/// Reads a segment data file that the catalog does not list (`parts/<day>/seg-<id>.parquet`)
+/// and makes its catalog entry from it: time and sequence ranges and row count from its
+/// columns, its checksum from its bytes.
+pub fn inspect(parts: &Path, day: &str, id: u64) -> Result<Inspected, StoreError> {
+    let mut meta = SegmentMeta {
+        id,
+        day: day.to_string(),
+        min_ts: 0,
+        max_ts: 0,
+        min_seq: 0,
+        max_seq: 0,
+        rows: 0,
+        bytes: 0,
+        crc32c: 0,
+    };
+    let corrupt = |what: String| StoreError::Corrupt(format!("segment {id}: {what}"));
+    let path = meta.data_path(parts);
+    let file = PreadFile::new(File::open(&path)?)?;
+    let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| corrupt(e.to_string()))?;
+    let expected = schema();
+    let same = |name: &str| {
+        expected.field_with_name(name).ok().map(|f| f.data_type())
+            == reader_meta
+                .schema()
+                .field_with_name(name)
+                .ok()
+                .map(|f| f.data_type())
+    };
+    if !same("timestamp") || !same("seq") {
+        return Err(corrupt(
+            "the data file is not a segment of this store".into(),
+        ));
+    }
+    let mask = ProjectionMask::roots(
+        reader_meta.metadata().file_metadata().schema_descr(),
+        [col::TIMESTAMP, col::SEQ],
+    );
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), reader_meta)
+        .with_projection(mask)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut all_seqs = Vec::new();
+    let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        for &ts in timestamps(&batch) {
+            min_ts = min_ts.min(ts);
+            max_ts = max_ts.max(ts);
+        }
+        all_seqs.extend_from_slice(seqs(&batch));
+    }
+    let mut seqs = all_seqs;
+    if seqs.is_empty() {
+        return Err(corrupt("the data file holds no row".into()));
+    }
+    seqs.sort_unstable();
+    meta.min_ts = min_ts;
+    meta.max_ts = max_ts;
+    meta.min_seq = seqs[0];
+    meta.max_seq = seqs[seqs.len() - 1];
+    meta.rows = seqs.len() as u64;
+    meta.crc32c = file_crc(&file)?;
+    meta.bytes = parquet::file::reader::Length::len(&file)
+        + fs::metadata(meta.index_path(parts)).map_or(0, |m| m.len());
+    Ok(Inspected { meta, seqs })
 }
 
 /// The token hashes of one block's two filters (index version 3): messages, agents, hosts
@@ -829,9 +989,29 @@ impl Segment {
     pub fn open(parts: &Path, meta: SegmentMeta) -> Result<Segment, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt(format!("segment {}: {what}", meta.id));
         let file = PreadFile::new(File::open(meta.data_path(parts))?)?;
-        let blocks = parse_index(&fs::read(meta.index_path(parts))?).map_err(corrupt)?;
         let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| corrupt(e.to_string()))?;
+        let index_path = meta.index_path(parts);
+        let index = match fs::read(&index_path) {
+            Ok(bytes) => parse_index(&bytes),
+            Err(e) => Err(format!("index file cannot be read: {e}")),
+        };
+        let blocks = match index {
+            Ok(blocks) => blocks,
+            // The index only repeats what the data file holds: rebuilt from it when intact.
+            Err(why) => {
+                if file_crc(&file)? != meta.crc32c {
+                    return Err(corrupt(format!(
+                        "{why}, and the data file fails its checksum"
+                    )));
+                }
+                tracing::warn!(segment = meta.id, file = %index_path.display(), problem = %why, "segment index rebuilt from its data file");
+                rebuild_index(&index_path, &file, &reader_meta).map_err(|e| match e {
+                    StoreError::Io(e) => StoreError::Io(e),
+                    e => corrupt(format!("{why}; rebuilding it failed: {e}")),
+                })?
+            }
+        };
         let dict_meta = ArrowReaderMetadata::try_new(
             reader_meta.metadata().clone(),
             ArrowReaderOptions::new().with_schema(dictionary_message_schema(reader_meta.schema())),
@@ -906,20 +1086,7 @@ impl Segment {
 
     /// Reads the whole data file and compares its checksum with the catalog's, now.
     pub fn checksum_matches(&self) -> bool {
-        let mut hasher = 0u32;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut offset = 0u64;
-        loop {
-            match self.file.read_at(&mut buf, offset) {
-                Ok(0) => break,
-                Ok(n) => {
-                    hasher = crc32c::crc32c_append(hasher, &buf[..n]);
-                    offset += n as u64;
-                }
-                Err(_) => return false,
-            }
-        }
-        hasher == self.meta.crc32c
+        file_crc(&self.file).is_ok_and(|crc| crc == self.meta.crc32c)
     }
 
     /// Reads some columns of one block (the message as a dictionary array when `columns`
@@ -1012,6 +1179,15 @@ impl Segment {
                 &batches,
             )?),
         }
+    }
+
+    /// Reads every row's sequence number, in file order.
+    pub fn read_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::with_capacity(self.meta.rows as usize);
+        for b in 0..self.blocks.len() {
+            out.extend_from_slice(seqs(&self.read_block(b, Columns::of(&[col::SEQ]))?));
+        }
+        Ok(out)
     }
 
     /// Reads every record of the segment, in file order.

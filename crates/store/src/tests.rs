@@ -134,18 +134,303 @@ fn nothing_is_stored_twice_when_wal_outlives_its_flush() {
 }
 
 #[test]
-fn orphan_segment_files_are_removed_at_open() {
+fn unfinished_writes_are_removed_and_unreadable_unlisted_files_quarantined_at_open() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(config(dir.path())).unwrap();
         store.append(vec![rec(T0, "kept")]).unwrap();
         store.flush().unwrap();
     }
-    let orphan = dir.path().join("parts/2024-01-15/seg-000000000099.parquet");
-    std::fs::write(&orphan, b"half written").unwrap();
+    let day = dir.path().join("parts/2024-01-15");
+    let tmp = day.join("seg-000000000098.parquet.tmp");
+    std::fs::write(&tmp, b"half written").unwrap();
+    let lone_index = day.join("seg-000000000097.idx");
+    std::fs::write(&lone_index, b"an index without data").unwrap();
+    let unreadable = day.join("seg-000000000099.parquet");
+    std::fs::write(&unreadable, b"not parquet").unwrap();
     let store = Store::open(config(dir.path())).unwrap();
-    assert!(std::fs::metadata(&orphan).is_err());
+    assert!(std::fs::metadata(&tmp).is_err());
+    assert!(std::fs::metadata(&lone_index).is_err());
+    assert!(std::fs::metadata(&unreadable).is_err());
+    assert!(dir
+        .path()
+        .join("quarantine/2024-01-15-seg-000000000099.parquet")
+        .is_file());
     assert_eq!(all_messages(&store), ["kept"]);
+}
+
+fn catalog_of(dir: &Path) -> Catalog {
+    match Catalog::load(&dir.join("state/catalog.json")).unwrap() {
+        catalog::Loaded::Found(c) => c,
+        other => panic!("no catalog: {other:?}"),
+    }
+}
+
+/// Every message of the store, each checked to be there once, every block read whole.
+fn unique_messages(store: &Store) -> Vec<String> {
+    let messages = all_messages(store);
+    let mut seen = std::collections::HashSet::new();
+    for m in &messages {
+        assert!(seen.insert(m), "{m} is stored twice");
+    }
+    messages
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for day in std::fs::read_dir(dir.join("parts")).unwrap() {
+        for f in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            files.push(f.unwrap().path());
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A store of two days, three flushes on the first (merged), rows left in the WAL.
+fn varied_store(dir: &Path) -> Vec<String> {
+    let mut c = config(dir);
+    c.merge_fanin = 2;
+    let store = Store::open(c).unwrap();
+    let mut want = Vec::new();
+    for flush in 0..3 {
+        let batch: Vec<Record> = (0..5)
+            .map(|i| rec(T0 + flush * 10 + i, &format!("f{flush}-{i}")))
+            .chain([rec(T0 + DAY + flush, &format!("d2-f{flush}"))])
+            .collect();
+        want.extend(batch.iter().map(|r| r.message.clone()));
+        store.append(batch).unwrap();
+        store.flush().unwrap();
+    }
+    assert!(store.merge().unwrap());
+    store.append(vec![rec(T0 + 100, "in the wal")]).unwrap();
+    want.push("in the wal".into());
+    std::mem::forget(store);
+    want.sort();
+    want
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn a_missing_catalog_is_rebuilt_from_the_segment_files() {
+    for remove in ["state/catalog.json", "state"] {
+        let crashed = tempfile::tempdir().unwrap();
+        let want = varied_store(crashed.path());
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(crashed.path(), dir.path());
+        let files = segment_files(dir.path());
+        let path = dir.path().join(remove);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+        let store = Store::open(config(dir.path())).unwrap();
+        assert_eq!(sorted(unique_messages(&store)), want, "{remove}");
+        assert_eq!(store.stats().quarantined, 0);
+        drop(store);
+        // Nothing was deleted that held a row: every file is still there or was a replaced one.
+        let catalog = catalog_of(dir.path());
+        // The merged day, the three of the second day, and the WAL's row written at the start.
+        assert_eq!(catalog.segments.len(), 5, "{:?}", catalog.segments);
+        assert_eq!(
+            segment_files(dir.path()).len(),
+            files.len() + 2,
+            "{files:?}"
+        );
+        let store = Store::open(config(dir.path())).unwrap();
+        assert_eq!(sorted(unique_messages(&store)), want, "{remove}, reopened");
+        assert_eq!(store.stats().wal_replayed_records, 0);
+    }
+}
+
+#[test]
+fn a_damaged_catalog_is_moved_aside_and_rebuilt() {
+    let crashed = tempfile::tempdir().unwrap();
+    let want = varied_store(crashed.path());
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(crashed.path(), dir.path());
+    std::fs::write(
+        dir.path().join("state/catalog.json"),
+        b"{\"version\": 1, garbage",
+    )
+    .unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(sorted(unique_messages(&store)), want);
+    drop(store);
+    let aside = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("catalog.json.damaged-"))
+        .count();
+    assert_eq!(aside, 1);
+    // A catalog of a newer format is not rebuilt over: the start fails and says why.
+    std::fs::write(
+        dir.path().join("state/catalog.json"),
+        br#"{"version": 2, "flushed_seq": 0, "next_segment_id": 1, "segments": []}"#,
+    )
+    .unwrap();
+    let err = Store::open(config(dir.path())).unwrap_err().to_string();
+    assert!(err.contains("format version 2"), "{err}");
+}
+
+/// Runs a merge, then puts back the state a crash would leave at one of its steps:
+/// `catalog_before` restores the catalog of before the merge (crash before its save),
+/// `inputs_back` restores the merged segments' files (crash before their removal);
+/// `catalog_lost` removes the catalog as well.
+fn interrupted_merge(catalog_before: bool, inputs_back: bool, catalog_lost: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.merge_fanin = 3;
+    let store = Store::open(c.clone()).unwrap();
+    for i in 0..3 {
+        store.append(vec![rec(T0 + i, &format!("m{i}"))]).unwrap();
+        store.flush().unwrap();
+    }
+    let saved: Vec<(PathBuf, Vec<u8>)> = segment_files(dir.path())
+        .into_iter()
+        .chain([dir.path().join("state/catalog.json")])
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    assert!(store.merge().unwrap());
+    drop(store);
+    for (p, b) in saved {
+        let is_catalog = p.ends_with("catalog.json");
+        if (is_catalog && catalog_before) || (!is_catalog && inputs_back) {
+            std::fs::write(p, b).unwrap();
+        }
+    }
+    if catalog_lost {
+        std::fs::remove_file(dir.path().join("state/catalog.json")).unwrap();
+    }
+    let store = Store::open(c.clone()).unwrap();
+    assert_eq!(unique_messages(&store), ["m0", "m1", "m2"]);
+    drop(store);
+    let store = Store::open(c).unwrap();
+    assert_eq!(unique_messages(&store), ["m0", "m1", "m2"]);
+    assert_eq!(store.stats().quarantined, 0);
+    let kept_inputs = catalog_before && !catalog_lost;
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        if kept_inputs { 6 } else { 2 }
+    );
+}
+
+#[test]
+fn a_merge_interrupted_at_any_step_keeps_each_row_once() {
+    interrupted_merge(true, true, false); // merged file written, catalog not saved
+    interrupted_merge(false, true, false); // catalog saved, inputs not removed
+    interrupted_merge(true, true, true); // both, and the catalog lost: the merged file wins
+}
+
+#[test]
+fn a_flush_interrupted_before_its_catalog_keeps_each_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    store.append(vec![rec(T0, "first")]).unwrap();
+    store.flush().unwrap();
+    store
+        .append(vec![rec(T0 + 1, "day one"), rec(T0 + DAY, "day two")])
+        .unwrap();
+    let keep = |p: PathBuf| {
+        let b = std::fs::read(&p).unwrap();
+        (p, b)
+    };
+    let wal: Vec<_> = std::fs::read_dir(dir.path().join("wal"))
+        .unwrap()
+        .map(|e| keep(e.unwrap().path()))
+        .collect();
+    let catalog = keep(dir.path().join("state/catalog.json"));
+    store.flush().unwrap();
+    drop(store);
+    // A crash after both days' segments were written, before the catalog listed them.
+    for (p, b) in wal.into_iter().chain([catalog]) {
+        std::fs::write(p, b).unwrap();
+    }
+    for _ in 0..2 {
+        let store = Store::open(config(dir.path())).unwrap();
+        assert_eq!(unique_messages(&store), ["first", "day one", "day two"]);
+    }
+}
+
+#[test]
+fn a_missing_or_damaged_index_is_rebuilt_from_its_segment() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("removed", |p| std::fs::remove_file(p).unwrap()),
+        ("emptied", |p| std::fs::write(p, b"").unwrap()),
+        ("cut", |p| {
+            let b = std::fs::read(p).unwrap();
+            std::fs::write(p, &b[..b.len() / 2]).unwrap();
+        }),
+        ("flipped", |p| {
+            let mut b = std::fs::read(p).unwrap();
+            let at = b.len() / 3;
+            b[at] ^= 0x10;
+            std::fs::write(p, b).unwrap();
+        }),
+    ];
+    for (how, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(config(dir.path())).unwrap();
+            store
+                .append((0..250).map(|i| rec(T0 + i, &format!("row{i}"))).collect())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let index = segment_files(dir.path())
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "idx"))
+            .unwrap();
+        let intact = std::fs::read(&index).unwrap();
+        damage(&index);
+        let store = Store::open(config(dir.path())).unwrap();
+        assert_eq!(unique_messages(&store).len(), 250, "{how}");
+        assert_eq!(store.stats().quarantined, 0, "{how}");
+        assert_eq!(
+            std::fs::read(&index).unwrap(),
+            intact,
+            "{how}: the same index again"
+        );
+        // The rebuilt filters still skip blocks.
+        let snap = store.snapshot();
+        let hashes: Vec<u64> = {
+            let mut h = Vec::new();
+            logyard_model::text_hashes("row7", |x| h.push(x));
+            h
+        };
+        let may: Vec<bool> = snap
+            .blocks
+            .iter()
+            .map(|b| b.may_contain_all(&hashes))
+            .collect();
+        assert!(
+            may[0] && may.iter().filter(|&&m| m).count() < may.len(),
+            "{how}: {may:?}"
+        );
+    }
+    // An index damaged beside a damaged data file: the segment goes to quarantine.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(config(dir.path())).unwrap();
+        store.append(vec![rec(T0, "x")]).unwrap();
+        store.flush().unwrap();
+    }
+    for file in segment_files(dir.path()) {
+        let mut b = std::fs::read(&file).unwrap();
+        b[4] ^= 0xff;
+        std::fs::write(&file, b).unwrap();
+    }
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(store.stats().quarantined, 1);
 }
 
 #[test]
@@ -199,6 +484,30 @@ fn damage_found_at_read_time_quarantines() {
     snap.report_damaged(block, &err);
     assert_eq!(store.snapshot().blocks.len(), 0);
     assert_eq!(store.stats().quarantined, 1);
+    // Later snapshots still know which rows are missing, over their time range only.
+    let t0 = T0 * 1_000_000_000;
+    assert_eq!(store.snapshot().quarantined_rows(None, None), 50);
+    assert_eq!(
+        store.snapshot().quarantined_rows(Some(t0), Some(t0 + 1)),
+        50
+    );
+    assert_eq!(
+        store
+            .snapshot()
+            .quarantined_rows(Some(t0 + DAY * 1_000_000_000), None),
+        0
+    );
+    drop(snap);
+    drop(store);
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(store.snapshot().quarantined_rows(None, None), 50);
+    drop(store);
+    // Once its files are taken out of quarantine/, the segment is forgotten.
+    for f in std::fs::read_dir(dir.path().join("quarantine")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(store.snapshot().quarantined_rows(None, None), 0);
 }
 
 #[test]
@@ -340,8 +649,7 @@ fn close_flushes_everything() {
     store.close();
     assert!(store.append(vec![rec(T0, "late")]).is_err());
     drop(store);
-    let catalog = Catalog::load(&dir.path().join("state/catalog.json")).unwrap();
-    assert_eq!(catalog.segments.len(), 1);
+    assert_eq!(catalog_of(dir.path()).segments.len(), 1);
 }
 
 #[test]
@@ -392,4 +700,154 @@ fn checkpoints_kept_with_batches_survive_a_crash_and_a_flush() {
     );
     // By time: "d" was written with its checkpoint's second.
     assert_eq!(all_messages(&store), ["a", "d", "b", "c"]);
+}
+
+/// What the store is doing when a file operation fails.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Ingest,
+    Flush,
+    Merge,
+    Retention,
+}
+
+/// Runs `phase` with `fault` armed under the data directory, then writes once more with the
+/// fault gone. Returns the messages acknowledged while the fault was armed and in all, and
+/// the final directory with, in its `crash/`, the directory as a crash while the fault was
+/// armed would have left it.
+fn run_faulty_phase(
+    dir: &Path,
+    phase: Phase,
+    fault: fileops::Fault,
+) -> (Vec<String>, Vec<String>, tempfile::TempDir) {
+    let now_s = logyard_model::now_ns() / 1_000_000_000;
+    let mut c = config(dir);
+    c.merge_fanin = 2;
+    let mut acked = Vec::new();
+    let append = |store: &Store, acked: &mut Vec<String>, ts: i64, name: String| {
+        let batch: Vec<Record> = (0..3)
+            .map(|i| rec(ts + i, &format!("{name}-{i}")))
+            .collect();
+        let names: Vec<String> = batch.iter().map(|r| r.message.clone()).collect();
+        if store.append(batch).is_ok() {
+            acked.extend(names);
+        }
+    };
+    // What is there before the fault.
+    {
+        let store = Store::open(c.clone()).unwrap();
+        for i in 0..3 {
+            append(&store, &mut acked, now_s - 30 * DAY + i, format!("old{i}"));
+            append(&store, &mut acked, now_s + i, format!("before{i}"));
+            store.flush().unwrap();
+        }
+        append(&store, &mut acked, now_s + 10, "unflushed".into());
+        std::mem::forget(store);
+    }
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(dir, work.path());
+    let dir = work.path();
+    let c = StoreConfig {
+        data_dir: dir.to_path_buf(),
+        ..c
+    };
+    let fault = fileops::Fault {
+        under: dir.to_path_buf(),
+        ..fault
+    };
+    let crashed = tempfile::tempdir().unwrap();
+    let guard = fileops::inject(fault);
+    let store = match phase {
+        Phase::Retention => {
+            // Retention runs at open: the open itself may fail, and that is a clear error.
+            let mut retained = c.clone();
+            retained.retention_days = 7;
+            Store::open(retained)
+        }
+        _ => Store::open(c.clone()),
+    };
+    if let Ok(store) = &store {
+        match phase {
+            Phase::Ingest => {
+                for i in 0..4 {
+                    append(store, &mut acked, now_s + 20 + i, format!("during{i}"));
+                }
+            }
+            Phase::Flush => {
+                let _ = store.flush();
+                append(store, &mut acked, now_s + 20, "during".into());
+                let _ = store.flush();
+            }
+            Phase::Merge => {
+                let _ = store.merge();
+                let _ = store.merge();
+            }
+            Phase::Retention => {
+                let _ = store.apply_retention();
+            }
+        }
+    }
+    copy_dir(dir, crashed.path());
+    let acked_at_crash = acked.clone();
+    drop(guard);
+    if let Ok(store) = &store {
+        // The fault is gone: writes succeed again.
+        let batch = vec![rec(now_s + 40, "after")];
+        store
+            .append(batch)
+            .expect("a write after the fault is gone");
+        acked.push("after".into());
+    }
+    drop(store);
+    // The work directory is checked by the caller through `dir`: keep it alive there.
+    let kept = tempfile::tempdir().unwrap();
+    copy_dir(dir, kept.path());
+    (acked_at_crash, acked, merge_dirs(kept, crashed))
+}
+
+/// Puts the crashed image beside the final one: `<kept>/crash` (ignored by the store).
+fn merge_dirs(kept: tempfile::TempDir, crashed: tempfile::TempDir) -> tempfile::TempDir {
+    copy_dir(crashed.path(), &kept.path().join("crash"));
+    kept
+}
+
+#[test]
+fn a_failing_disk_at_any_file_operation_loses_no_acknowledged_row() {
+    let mut cases = 0;
+    for phase in [Phase::Ingest, Phase::Flush, Phase::Merge, Phase::Retention] {
+        for op in fileops::Op::ALL {
+            for errno in [libc::ENOSPC, libc::EIO] {
+                for (skip, times) in [(0, 1), (0, u64::MAX), (2, u64::MAX)] {
+                    cases += 1;
+                    let what = format!("{phase:?} {op:?} errno {errno} skip {skip} times {times}");
+                    let seed = tempfile::tempdir().unwrap();
+                    let fault = fileops::Fault {
+                        op,
+                        under: PathBuf::new(),
+                        errno,
+                        skip,
+                        times,
+                    };
+                    let (at_crash, acked, image) = run_faulty_phase(seed.path(), phase, fault);
+                    let crash = image.path().join("crash");
+                    for (dir, acked) in [(image.path(), &acked), (crash.as_path(), &at_crash)] {
+                        let store = Store::open(config(dir))
+                            .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+                        let stored = unique_messages(&store);
+                        for m in acked {
+                            // Retention may drop the old days: that is its job.
+                            if m.starts_with("old") {
+                                continue;
+                            }
+                            assert!(
+                                stored.contains(m),
+                                "{what}: acknowledged {m} lost ({dir:?})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 4 * 6 * 2 * 3);
 }

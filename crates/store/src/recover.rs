@@ -1,0 +1,355 @@
+//! Opening the segments at start: the catalog's, and the files it does not list.
+//!
+//! The store deletes only what it can prove redundant. A segment file that the catalog does
+//! not list is read: when every one of its rows (by sequence number) is in other segments
+//! (a merge or flush that did not finish, or whose old files could not be removed) it is
+//! removed; when none is, it is kept and added to the catalog (its rows would be lost
+//! otherwise); a file that overlaps others in part, or cannot be read, goes to
+//! `quarantine/`. Without a catalog, or with an unreadable one (moved aside first), every
+//! segment file is such a file: the catalog is rebuilt from them, newest first, so that a
+//! merged segment is kept and the segments it replaced are recognised as redundant. A missing
+//! or damaged index beside an intact data file is rebuilt from it ([`Segment::open`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache::ColumnCache;
+use crate::catalog::{Catalog, Loaded};
+use crate::error::StoreError;
+use crate::fileops;
+use crate::segment::{self, Segment};
+
+/// A set of sequence numbers, kept as sorted, disjoint, inclusive ranges.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SeqSet {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl SeqSet {
+    /// Adds sequence numbers given in ascending order.
+    pub fn add_sorted(&mut self, seqs: &[u64]) {
+        let mut added: Vec<(u64, u64)> = Vec::new();
+        for &s in seqs {
+            match added.last_mut() {
+                Some((_, hi)) if s <= *hi + 1 => *hi = (*hi).max(s),
+                _ => added.push((s, s)),
+            }
+        }
+        self.ranges.extend(added);
+        self.ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.ranges.len());
+        for &(lo, hi) in &self.ranges {
+            match merged.last_mut() {
+                Some((_, end)) if lo <= end.saturating_add(1) => *end = (*end).max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        self.ranges = merged;
+    }
+
+    /// Returns whether `seq` is in the set.
+    pub fn contains(&self, seq: u64) -> bool {
+        let i = self.ranges.partition_point(|&(lo, _)| lo <= seq);
+        i > 0 && self.ranges[i - 1].1 >= seq
+    }
+}
+
+/// The segments found at start.
+pub(crate) struct Opened {
+    /// The catalog, with what was adopted, quarantined or rebuilt.
+    pub catalog: Catalog,
+    /// The open segments, one per catalog entry.
+    pub segments: Vec<Arc<Segment>>,
+    /// The rows of segment files adopted at this start: their copies in the WAL are not
+    /// replayed.
+    pub adopted: SeqSet,
+    /// The catalog differs from the file: it must be saved once the WAL's rows are in
+    /// segments (saving it before would make the WAL replay rows the adopted files hold).
+    pub changed: bool,
+    /// Segments moved to quarantine.
+    pub quarantined: u64,
+}
+
+/// A segment file of `parts/<day>/`.
+struct Found {
+    day: String,
+    id: u64,
+}
+
+/// Loads the catalog, opens its segments, and settles the segment files it does not list.
+pub(crate) fn open_segments(
+    parts: &Path,
+    quarantine: &Path,
+    catalog_path: &Path,
+    cache: &Option<Arc<ColumnCache>>,
+) -> Result<Opened, StoreError> {
+    let (mut catalog, rebuilding) = match Catalog::load(catalog_path)? {
+        Loaded::Found(catalog) => (catalog, None),
+        Loaded::Missing => (Catalog::empty(), Some("missing".to_string())),
+        Loaded::Damaged(why) => {
+            let aside = aside_path(catalog_path);
+            fileops::rename(catalog_path, &aside)?;
+            tracing::error!(catalog = %catalog_path.display(), moved_to = %aside.display(), problem = %why,
+                "the catalog is damaged: it is moved aside and rebuilt from the segment files");
+            (Catalog::empty(), Some(format!("damaged ({why})")))
+        }
+    };
+    let mut opened = Opened {
+        catalog: Catalog::empty(),
+        segments: Vec::new(),
+        adopted: SeqSet::default(),
+        changed: rebuilding.is_some(),
+        quarantined: 0,
+    };
+    for meta in std::mem::take(&mut catalog.segments) {
+        match Segment::open(parts, meta.clone()) {
+            Ok(seg) => {
+                opened
+                    .segments
+                    .push(Arc::new(seg.with_cache(cache.clone())));
+                catalog.segments.push(meta);
+            }
+            Err(e) => {
+                let e = damage_only(e)?;
+                tracing::error!(segment = meta.id, error = %e, "damaged segment moved to quarantine");
+                quarantine_files(parts, quarantine, &meta.day, meta.id)?;
+                catalog.quarantined.push(meta);
+                opened.quarantined += 1;
+                opened.changed = true;
+            }
+        }
+    }
+
+    // A quarantined segment whose files were removed from `quarantine/` is forgotten.
+    let before = catalog.quarantined.len();
+    catalog.quarantined.retain(|m| {
+        quarantine
+            .join(format!("{}-seg-{:012}.parquet", m.day, m.id))
+            .exists()
+    });
+    opened.changed |= catalog.quarantined.len() != before;
+    let mut found = list_uncatalogued(parts, &catalog)?;
+    if let Some(max) = found.iter().map(|f| f.id).max() {
+        catalog.next_segment_id = catalog.next_segment_id.max(max + 1);
+    }
+    // Newest first: a merged segment comes before the ones it replaced.
+    found.sort_by_key(|f| std::cmp::Reverse(f.id));
+    let mut by_day: HashMap<String, SeqSet> = HashMap::new();
+    let (mut kept, mut kept_rows, mut removed) = (0u64, 0u64, 0u64);
+    for file in &found {
+        if !by_day.contains_key(&file.day) {
+            let mut set = SeqSet::default();
+            for seg in opened.segments.iter().filter(|s| s.meta.day == file.day) {
+                let mut seqs = seg.read_seqs()?;
+                seqs.sort_unstable();
+                set.add_sorted(&seqs);
+            }
+            by_day.insert(file.day.clone(), set);
+        }
+        let day_rows = by_day.get_mut(&file.day).expect("inserted above");
+        let inspected = match segment::inspect(parts, &file.day, file.id) {
+            Ok(i) => i,
+            Err(e) => {
+                let e = damage_only(e)?;
+                tracing::error!(day = file.day, segment = file.id, error = %e,
+                    "a segment file the catalog does not list cannot be read: moved to quarantine");
+                quarantine_files(parts, quarantine, &file.day, file.id)?;
+                opened.quarantined += 1;
+                continue;
+            }
+        };
+        let covered = inspected
+            .seqs
+            .iter()
+            .filter(|&&s| day_rows.contains(s))
+            .count();
+        if covered == inspected.seqs.len() {
+            tracing::info!(day = file.day, segment = file.id, rows = covered,
+                "removing a segment file whose rows are all in other segments (an unfinished flush or merge)");
+            for path in [
+                inspected.meta.data_path(parts),
+                inspected.meta.index_path(parts),
+            ] {
+                remove_if_present(&path)?;
+            }
+            removed += 1;
+            continue;
+        }
+        if covered > 0 {
+            tracing::error!(day = file.day, segment = file.id, rows = inspected.seqs.len(), covered,
+                "a segment file the catalog does not list shares some rows with other segments: moved to quarantine");
+            quarantine_files(parts, quarantine, &file.day, file.id)?;
+            opened.quarantined += 1;
+            continue;
+        }
+        match Segment::open(parts, inspected.meta.clone()) {
+            Ok(seg) => {
+                tracing::warn!(
+                    day = file.day,
+                    segment = file.id,
+                    rows = inspected.meta.rows,
+                    "a segment file the catalog does not list is kept and added to it"
+                );
+                kept_rows += inspected.meta.rows;
+                day_rows.add_sorted(&inspected.seqs);
+                opened.adopted.add_sorted(&inspected.seqs);
+                opened
+                    .segments
+                    .push(Arc::new(seg.with_cache(cache.clone())));
+                catalog.segments.push(inspected.meta);
+                opened.changed = true;
+                kept += 1;
+            }
+            Err(e) => {
+                let e = damage_only(e)?;
+                tracing::error!(day = file.day, segment = file.id, error = %e,
+                    "a segment file the catalog does not list cannot be opened: moved to quarantine");
+                quarantine_files(parts, quarantine, &file.day, file.id)?;
+                opened.quarantined += 1;
+            }
+        }
+    }
+    if let Some(why) = rebuilding {
+        if !found.is_empty() {
+            tracing::error!(catalog = %catalog_path.display(), state = why, segments = kept, rows = kept_rows,
+                redundant_removed = removed, "the catalog was rebuilt from the segment files");
+        }
+    }
+    catalog.segments.sort_by_key(|m| m.id);
+    opened.segments.sort_by_key(|s| s.meta.id);
+    opened.catalog = catalog;
+    Ok(opened)
+}
+
+/// Fails on an error of the machine (too many open files, a permission): only damage
+/// sends a segment to quarantine, never a reason that may pass.
+fn damage_only(e: StoreError) -> Result<StoreError, StoreError> {
+    match e {
+        StoreError::Io(io) if io.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io(io)),
+        other => Ok(other),
+    }
+}
+
+/// Where a damaged catalog is moved: beside it, named with the time.
+fn aside_path(path: &Path) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".damaged-{stamp}"));
+    path.with_file_name(name)
+}
+
+/// Lists the segment data files under `parts/` that the catalog does not list; removes what
+/// provably holds nothing: temporary files of writes that did not finish (never renamed into
+/// place), index files without a data file, empty day directories.
+fn list_uncatalogued(parts: &Path, catalog: &Catalog) -> Result<Vec<Found>, StoreError> {
+    let known: BTreeMap<u64, &str> = catalog
+        .segments
+        .iter()
+        .map(|m| (m.id, m.day.as_str()))
+        .collect();
+    let mut found = Vec::new();
+    for day in std::fs::read_dir(parts)? {
+        let day = day?.path();
+        if !day.is_dir() {
+            continue;
+        }
+        let day_name = day
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let mut left = 0;
+        let mut indexes = Vec::new();
+        let mut data = Vec::new();
+        for file in std::fs::read_dir(&day)? {
+            let file = file?.path();
+            let name = file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if name.ends_with(".tmp") {
+                tracing::info!(file = %file.display(), "removing the temporary file of a write that did not finish");
+                fileops::remove_file(&file)?;
+                continue;
+            }
+            left += 1;
+            let id_of = |ext: &str| {
+                name.strip_prefix("seg-")
+                    .and_then(|n| n.strip_suffix(ext))
+                    .and_then(|n| n.parse::<u64>().ok())
+            };
+            if let Some(id) = id_of(".parquet") {
+                data.push(id);
+                if known.get(&id) != Some(&day_name.as_str()) {
+                    found.push(Found {
+                        day: day_name.clone(),
+                        id,
+                    });
+                }
+            } else if let Some(id) = id_of(".idx") {
+                indexes.push((id, file));
+            } else {
+                tracing::warn!(file = %file.display(), "a file the store does not know is left in place");
+            }
+        }
+        for (id, file) in indexes {
+            if !data.contains(&id) && known.get(&id) != Some(&day_name.as_str()) {
+                tracing::info!(file = %file.display(), "removing an index file without its data file");
+                fileops::remove_file(&file)?;
+                left -= 1;
+            }
+        }
+        if left == 0 {
+            fileops::remove_dir(&day)?;
+        }
+    }
+    Ok(found)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fileops::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Moves a segment's two files (those present) to `quarantine/`, named after their day.
+pub(crate) fn quarantine_files(
+    parts: &Path,
+    quarantine: &Path,
+    day: &str,
+    id: u64,
+) -> Result<(), StoreError> {
+    std::fs::create_dir_all(quarantine)?;
+    for ext in ["parquet", "idx"] {
+        let name = format!("seg-{id:012}.{ext}");
+        let from = parts.join(day).join(&name);
+        match fileops::rename(&from, &quarantine.join(format!("{day}-{name}"))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqSet;
+
+    #[test]
+    fn a_seq_set_holds_what_was_added() {
+        let mut set = SeqSet::default();
+        set.add_sorted(&[1, 2, 3, 7, 9, 10]);
+        set.add_sorted(&[4, 8, 20]);
+        for s in [1, 2, 3, 4, 7, 8, 9, 10, 20] {
+            assert!(set.contains(s), "{s}");
+        }
+        for s in [0, 5, 6, 11, 19, 21] {
+            assert!(!set.contains(s), "{s}");
+        }
+        assert_eq!(set.ranges, [(1, 4), (7, 10), (20, 20)]);
+    }
+}
