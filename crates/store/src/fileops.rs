@@ -1,7 +1,7 @@
 //! The one way the store touches its files: create, write, fsync, rename, remove and
 //! directory fsync go through these functions, so that tests can make any of them fail.
 //!
-//! With the `failpoints` feature (and in this crate's tests), [`inject`] arms a failure of
+//! With the `failpoints` feature (and in this crate's tests), `inject` arms a failure of
 //! one operation under one directory: the next matching calls return the given OS error
 //! (`ENOSPC`, `EIO`, …) as if the disk had. Without it the checks compile to nothing.
 
