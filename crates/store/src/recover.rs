@@ -148,14 +148,16 @@ pub(crate) fn open_segments(
             by_day.insert(file.day.clone(), set);
         }
         let day_rows = by_day.get_mut(&file.day).expect("inserted above");
+        let mut to_quarantine = |why: &str, error: Option<&StoreError>| {
+            tracing::error!(day = file.day, segment = file.id, error = ?error.map(ToString::to_string),
+                "a segment file the catalog does not list {why}: moved to quarantine");
+            opened.quarantined += 1;
+            quarantine_files(parts, quarantine, &file.day, file.id)
+        };
         let inspected = match segment::inspect(parts, &file.day, file.id) {
             Ok(i) => i,
             Err(e) => {
-                let e = damage_only(e)?;
-                tracing::error!(day = file.day, segment = file.id, error = %e,
-                    "a segment file the catalog does not list cannot be read: moved to quarantine");
-                quarantine_files(parts, quarantine, &file.day, file.id)?;
-                opened.quarantined += 1;
+                to_quarantine("cannot be read", Some(&damage_only(e)?))?;
                 continue;
             }
         };
@@ -177,10 +179,7 @@ pub(crate) fn open_segments(
             continue;
         }
         if covered > 0 {
-            tracing::error!(day = file.day, segment = file.id, rows = inspected.seqs.len(), covered,
-                "a segment file the catalog does not list shares some rows with other segments: moved to quarantine");
-            quarantine_files(parts, quarantine, &file.day, file.id)?;
-            opened.quarantined += 1;
+            to_quarantine("shares some of its rows with other segments", None)?;
             continue;
         }
         match Segment::open(parts, inspected.meta.clone()) {
@@ -201,13 +200,7 @@ pub(crate) fn open_segments(
                 opened.changed = true;
                 kept += 1;
             }
-            Err(e) => {
-                let e = damage_only(e)?;
-                tracing::error!(day = file.day, segment = file.id, error = %e,
-                    "a segment file the catalog does not list cannot be opened: moved to quarantine");
-                quarantine_files(parts, quarantine, &file.day, file.id)?;
-                opened.quarantined += 1;
-            }
+            Err(e) => to_quarantine("cannot be opened", Some(&damage_only(e)?))?,
         }
     }
     if let Some(why) = rebuilding {
