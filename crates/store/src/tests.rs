@@ -817,7 +817,7 @@ fn a_failing_disk_at_any_file_operation_loses_no_acknowledged_row() {
     for phase in [Phase::Ingest, Phase::Flush, Phase::Merge, Phase::Retention] {
         for op in fileops::Op::ALL {
             for errno in [libc::ENOSPC, libc::EIO] {
-                for (skip, times) in [(0, 1), (0, u64::MAX), (2, u64::MAX)] {
+                for (skip, times) in [(0, 1), (3, 1), (0, u64::MAX), (2, u64::MAX)] {
                     cases += 1;
                     let what = format!("{phase:?} {op:?} errno {errno} skip {skip} times {times}");
                     let seed = tempfile::tempdir().unwrap();
@@ -844,10 +844,16 @@ fn a_failing_disk_at_any_file_operation_loses_no_acknowledged_row() {
                                 "{what}: acknowledged {m} lost ({dir:?})"
                             );
                         }
+                        // A refused batch is cut off the WAL, when the disk lets it be cut.
+                        if times == 1 {
+                            for m in stored.iter().filter(|m| m.starts_with("during")) {
+                                assert!(acked.contains(m), "{what}: refused {m} stored ({dir:?})");
+                            }
+                        }
                     }
                 }
             }
         }
     }
-    assert_eq!(cases, 4 * 6 * 2 * 3);
+    assert_eq!(cases, 4 * 6 * 2 * 4);
 }
