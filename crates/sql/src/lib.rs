@@ -378,6 +378,13 @@ fn classify(sql: &str, e: DataFusionError) -> SqlError {
     let message = e.strip_backtrace();
     // The parser names no place when the text ends too early: the end is the place.
     let position = position.or_else(|| message.contains("found: EOF").then_some(sql.len()));
+    if message.contains("Recursive CTEs are not enabled") {
+        return SqlError::NotAllowed(
+            "recursive CTEs (WITH RECURSIVE) are refused: their rounds keep rows outside the \
+             memory budget and have no bound; write the steps out, or use generate_series"
+                .into(),
+        );
+    }
     match e.find_root() {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
