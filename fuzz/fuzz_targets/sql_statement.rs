@@ -24,7 +24,10 @@ fn fixture() -> &'static Fixture {
         let store = Store::open(StoreConfig::new(dir.path())).expect("open store");
         let records = (0..200)
             .map(|i| {
-                let mut r = Record::new(1_705_276_800_000_000_000 + i * 1_000_000_000, format!("line {i} of agent {}", i % 3));
+                let mut r = Record::new(
+                    1_705_276_800_000_000_000 + i * 1_000_000_000,
+                    format!("line {i} of agent {}", i % 3),
+                );
                 r.agent = ["web", "db", "auth"][(i % 3) as usize].to_string();
                 r.host = "h1".into();
                 r.level = Some([Level::Info, Level::Error][(i % 2) as usize]);
@@ -40,7 +43,11 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .expect("runtime");
-        Fixture { store, runtime, _dir: dir }
+        Fixture {
+            store,
+            runtime,
+            _dir: dir,
+        }
     })
 }
 
