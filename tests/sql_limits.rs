@@ -81,7 +81,7 @@ fn pid_of(server: &Server) -> u32 {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.iter().any(|a| *a == b"serve") && args.iter().any(|a| *a == data.as_bytes()) {
+        if args.contains(&b"serve".as_slice()) && args.contains(&data.as_bytes()) {
             return pid;
         }
     }
@@ -116,10 +116,10 @@ fn nested_statements_are_refused_or_answered_and_the_server_stays_up() {
         .map(|i| format!("message = 'm{i}'"))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let unions = vec!["SELECT 1 AS one"; 3000].join(" UNION ALL ");
+    let unions = ["SELECT 1 AS one"; 3000].join(" UNION ALL ");
     for text in [
         format!("SELECT {} AS n", chain("+", 2000)),
-        format!("SELECT {} AS s", vec!["'x'"; 3000].join(" || ")),
+        format!("SELECT {} AS s", ["'x'"; 3000].join(" || ")),
         format!("SELECT count(*) FROM logs WHERE {ors}"),
         unions,
     ] {
@@ -142,7 +142,7 @@ fn nested_statements_are_refused_or_answered_and_the_server_stays_up() {
     assert_eq!(answer["rows"], json!([[500]]));
     let (status, answer) = sql(
         &server,
-        &format!("SELECT length({}) AS n", vec!["'x'"; 499].join(" || ")),
+        &format!("SELECT length({}) AS n", ["'x'"; 499].join(" || ")),
     );
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["rows"], json!([[499]]));
@@ -154,7 +154,7 @@ fn nested_statements_are_refused_or_answered_and_the_server_stays_up() {
     let (status, answer) = sql(&server, &format!("SELECT count(*) FROM logs WHERE {ors}"));
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["rows"], json!([[498]]));
-    let unions = vec!["SELECT 1 AS one"; 501].join(" UNION ALL ");
+    let unions = ["SELECT 1 AS one"; 501].join(" UNION ALL ");
     let (status, answer) = sql(&server, &format!("SELECT count(*) FROM ({unions})"));
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["rows"], json!([[501]]));

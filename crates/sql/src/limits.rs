@@ -232,7 +232,7 @@ mod tests {
         assert!(shape(&format!("SELECT {}", chain("+", 100)), 100).is_ok());
         let e = shape(&format!("SELECT {}", chain("+", 102)), 100).unwrap_err();
         assert!(e.to_string().contains("query.sql_max_depth"), "{e}");
-        let unions = vec!["SELECT 1"; 11].join(" UNION ALL ");
+        let unions = ["SELECT 1"; 11].join(" UNION ALL ");
         assert!(shape(&unions, 10).is_ok());
         assert!(shape(&format!("{unions} UNION ALL SELECT 2"), 10).is_err());
         let joins = format!(
