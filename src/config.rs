@@ -225,6 +225,14 @@ pub struct QuerySection {
     pub max_limit: NonZeroUsize,
     /// Most buckets of a histogram.
     pub max_buckets: NonZeroUsize,
+    /// Threads that plan and run SQL statements, apart from those that answer requests.
+    pub sql_threads: NonZeroUsize,
+    /// SQL statements that may run at once.
+    pub sql_concurrency: NonZeroUsize,
+    /// How long a SQL statement waits for a free slot before it is refused with a 503.
+    pub sql_queue_timeout: Dur,
+    /// Deepest nesting of a SQL statement's expressions, and most set operations plus joins.
+    pub sql_max_depth: NonZeroUsize,
 }
 
 impl Default for QuerySection {
@@ -236,6 +244,10 @@ impl Default for QuerySection {
             timeout: Dur(d.timeout),
             max_limit: NonZeroUsize::new(d.max_limit).expect("nonzero"),
             max_buckets: NonZeroUsize::new(d.max_buckets).expect("nonzero"),
+            sql_threads: NonZeroUsize::new(2).expect("nonzero"),
+            sql_concurrency: NonZeroUsize::new(2).expect("nonzero"),
+            sql_queue_timeout: Dur(Duration::from_secs(5)),
+            sql_max_depth: NonZeroUsize::new(logyard_sql::DEFAULT_MAX_DEPTH).expect("nonzero"),
         }
     }
 }
@@ -573,6 +585,17 @@ impl RawConfig {
             max_limit: q.max_limit.get(),
             max_buckets: q.max_buckets.get(),
             max_regex_bytes: self.limits.max_regex_bytes.0 as usize,
+        }
+    }
+
+    /// Returns how the SQL threads are set up.
+    pub fn sql_pool(&self) -> logyard_sql::PoolConfig {
+        let q = &self.query;
+        logyard_sql::PoolConfig {
+            threads: q.sql_threads.get(),
+            concurrency: q.sql_concurrency.get(),
+            queue_timeout: q.sql_queue_timeout.0,
+            max_depth: q.sql_max_depth.get(),
         }
     }
 

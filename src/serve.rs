@@ -67,6 +67,7 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         config.ingest_options("http"),
     );
     state.query = config.query_settings();
+    state.sql = Arc::new(logyard_sql::SqlPool::new(config.sql_pool()));
     state.redactor = Arc::new(std::sync::Mutex::new(
         logyard_parse::Redactor::new(
             &config

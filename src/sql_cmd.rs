@@ -20,13 +20,14 @@ pub fn run(config: RawConfig, args: SqlArgs) -> anyhow::Result<()> {
         None => {
             let store = crate::analysis_cmd::open_store(&config, &args.target)?;
             let settings = config.query_settings();
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the SQL engine's runtime")?;
+            let pool = logyard_sql::SqlPool::new(config.sql_pool());
             let snapshot = std::sync::Arc::new(store.snapshot());
             let answer = runtime
-                .block_on(logyard_sql::execute(snapshot, &args.sql, &settings))
+                .block_on(pool.execute(snapshot, args.sql.clone(), settings))
                 .map_err(|e| match e {
                     logyard_sql::SqlError::Syntax {
                         message,

@@ -124,6 +124,9 @@ pub struct AppState {
     pub report: logyard_report::ReportSettings,
     /// The running alerting, when started (`/api/alerts`).
     pub alerts: Option<logyard_alert::AlertHandle>,
+    /// The threads `POST /api/sql` runs statements on (`[query] sql_*`).
+    #[cfg(feature = "sql")]
+    pub sql: Arc<logyard_sql::SqlPool>,
 }
 
 impl AppState {
@@ -145,6 +148,8 @@ impl AppState {
             query: logyard_query::Settings::default(),
             report: logyard_report::ReportSettings::default(),
             alerts: None,
+            #[cfg(feature = "sql")]
+            sql: Arc::new(logyard_sql::SqlPool::default()),
         }
     }
 

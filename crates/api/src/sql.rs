@@ -29,6 +29,7 @@ impl From<SqlError> for ApiError {
             },
             SqlError::Budget(m) => ApiError::new(StatusCode::BAD_REQUEST, "query_budget", m),
             SqlError::Execution(m) => ApiError::new(StatusCode::BAD_REQUEST, "sql_error", m),
+            SqlError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sql_busy", m),
             SqlError::Internal(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
             }
@@ -69,13 +70,11 @@ pub async fn sql(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
     }
     let settings = query_settings(&state);
     let snapshot = std::sync::Arc::new(state.store.snapshot());
-    let text = text.to_string();
-    // A task of its own: a panic in the engine answers 500 instead of dropping the connection.
-    let answer =
-        tokio::spawn(async move { logyard_sql::execute(snapshot, &text, &settings).await })
-            .await
-            .map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            })??;
+    // On the SQL threads, never on the threads that answer requests: a panic there answers
+    // 500, and the answer comes by the deadline whatever the statement does.
+    let answer = state
+        .sql
+        .execute(snapshot, text.to_string(), settings)
+        .await?;
     Ok(Json(answer_json(&answer)))
 }

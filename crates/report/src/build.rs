@@ -22,6 +22,33 @@ const BASELINE_PATTERNS: usize = 10_000;
 /// Most new error patterns reported.
 const MAX_NEW_PATTERNS: usize = 10;
 
+/// 1678-01-01T00:00:00Z: the first whole year of the times logyard represents (nanoseconds
+/// since 1970 in 64 bits reach back to 1677-09-21).
+const EARLIEST_NS: i64 = -9_214_560_000 * 1_000_000_000;
+
+/// Refuses a range whose previous period and baseline periods, each as long as the range,
+/// would begin before [`EARLIEST_NS`].
+fn check_range(start: i64, end: i64, baseline_periods: usize) -> Result<(), ReportError> {
+    let periods = baseline_periods.max(1) as i128 + 1;
+    let len = i128::from(end) - i128::from(start);
+    if i128::from(end) - periods * len >= i128::from(EARLIEST_NS) {
+        return Ok(());
+    }
+    let day = 86_400_000_000_000_i128;
+    let max_days = (i128::from(end) - i128::from(EARLIEST_NS)) / periods / day;
+    Err(ReportError::RangeTooLong(format!(
+        "the range from since {} to until {} is {} days long; the report compares it with the \
+         {} periods of the same length before it (setting report.baseline_periods), which would \
+         begin before {}, the earliest time logyard represents: choose since and until at most \
+         {max_days} days apart for this until",
+        format_rfc3339(start),
+        format_rfc3339(end),
+        len / day,
+        periods - 1,
+        format_rfc3339(EARLIEST_NS),
+    )))
+}
+
 /// Runs the report's queries over `[start, end)` of a snapshot.
 pub fn build(
     snapshot: &Snapshot,
@@ -33,6 +60,7 @@ pub fn build(
     if start >= end {
         return Err(ReportError::EmptyRange);
     }
+    check_range(start, end, settings.baseline_periods)?;
     let mut r = Runner::new(snapshot, query_settings, end);
     let len = end - start;
     let range = q::time_range(start, end);

@@ -64,6 +64,10 @@ pub enum ReportError {
     /// The range is empty or reversed.
     #[error("the report's range is empty: start must be before end")]
     EmptyRange,
+    /// The range is so long that the periods the report compares it with reach back before
+    /// the earliest time logyard represents.
+    #[error("{0}")]
+    RangeTooLong(String),
     /// A report file could not be written.
     #[error("cannot write the report {path}: {source}")]
     Io {

@@ -2,10 +2,12 @@
 //! budgets.
 //!
 //! [`execute`] parses one statement, refuses anything but `SELECT`, `WITH`, `EXPLAIN` and
-//! `DESCRIBE`, plans it against a `logs` table over a [`Snapshot`] of the store
-//! ([`LogsTable`]), runs it within [`Settings::timeout`], a memory pool of
-//! [`Settings::max_state_bytes`] and at most [`Settings::max_limit`] answered rows, and
-//! answers a table with its [`Cost`]. Time ranges, labels, levels and message words in the
+//! `DESCRIBE`, and anything nested deeper than [`SqlSettings::max_depth`], plans it against a
+//! `logs` table over a [`Snapshot`] of the store ([`LogsTable`]), runs it within
+//! [`Settings::timeout`], a memory pool of [`Settings::max_state_bytes`] and at most
+//! [`Settings::max_limit`] answered rows, and answers a table with its [`Cost`]. A server runs
+//! statements through a [`SqlPool`]: threads of their own with deep stacks, and a bound on
+//! how many statements run at once. Time ranges, labels, levels and message words in the
 //! `WHERE` clause are pushed into the scan, which skips blocks by time range, token filter and
 //! level/agent counts before reading only the columns the query needs.
 //!
@@ -18,7 +20,7 @@
 //! let answer = logyard_sql::execute(
 //!     Arc::new(store.snapshot()),
 //!     "SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC",
-//!     &logyard_query::Settings::default(),
+//!     &logyard_sql::SqlSettings::default(),
 //! )
 //! .await
 //! .unwrap();
@@ -26,8 +28,12 @@
 //! # }
 //! ```
 
+mod bounded;
 mod bridge;
+mod deadline;
+mod limits;
 mod output;
+mod pool;
 pub mod pushdown;
 mod table;
 mod udf;
@@ -47,7 +53,35 @@ use logyard_query::{Cost, Settings};
 use logyard_store::Snapshot;
 use serde_json::Value;
 
+pub use pool::{PoolConfig, SqlPool, STACK_BYTES};
 pub use table::{logs_schema, LogsScan, LogsTable};
+
+/// The budgets of one statement: those of any query, and how deep it may nest.
+#[derive(Debug, Clone)]
+pub struct SqlSettings {
+    /// Time, memory, answer size and regex budgets.
+    pub query: Settings,
+    /// Deepest nesting of expressions, and most set operations plus joins, of one statement.
+    pub max_depth: usize,
+}
+
+/// The default of [`SqlSettings::max_depth`].
+pub const DEFAULT_MAX_DEPTH: usize = 500;
+
+impl Default for SqlSettings {
+    fn default() -> SqlSettings {
+        SqlSettings::from(Settings::default())
+    }
+}
+
+impl From<Settings> for SqlSettings {
+    fn from(query: Settings) -> SqlSettings {
+        SqlSettings {
+            query,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
 
 /// The answer of a statement: a table, its cost, and why it is partial when it is.
 #[derive(Debug, Clone)]
@@ -82,6 +116,9 @@ pub enum SqlError {
     /// The statement failed while running (a bad cast, a division by zero, …).
     #[error("{0}")]
     Execution(String),
+    /// As many statements as may run at once are running, and none ended in time.
+    #[error("{0}")]
+    Busy(String),
     /// The store or the engine failed.
     #[error("{0}")]
     Internal(String),
@@ -91,22 +128,28 @@ pub enum SqlError {
 pub const TABLE: &str = "logs";
 
 /// Runs one read-only statement over a snapshot within the budgets of `settings`.
+///
+/// Planning and running recurse once per level of the statement's nesting: call it on a
+/// thread with [`STACK_BYTES`] of stack, as [`SqlPool::execute`] does.
 pub async fn execute(
     snapshot: Arc<Snapshot>,
     sql: &str,
-    settings: &Settings,
+    sql_settings: &SqlSettings,
 ) -> Result<SqlAnswer, SqlError> {
+    let settings = &sql_settings.query;
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + settings.timeout;
     let statement = parse_one(sql)?;
+    check_shape(
+        &statement,
+        limits::ShapeLimits {
+            max_depth: sql_settings.max_depth,
+            max_regex_bytes: settings.max_regex_bytes,
+        },
+    )?;
     let cost = Arc::new(Mutex::new(Cost::default()));
     let ctx = context(snapshot, cost.clone(), settings)?;
-    let timeout_reason = || {
-        format!(
-            "the statement ran longer than {:?} (setting query.timeout); the rows so far are answered",
-            settings.timeout
-        )
-    };
+    let timeout_reason = || timeout_reason(settings.timeout);
     let planned = tokio::time::timeout_at(deadline, async {
         let plan = ctx
             .state()
@@ -131,7 +174,14 @@ pub async fn execute(
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let stream = frame.execute_stream().await.map_err(|e| classify(sql, e))?;
+        let task = frame.task_ctx();
+        let plan = frame
+            .create_physical_plan()
+            .await
+            .map_err(|e| classify(sql, e))?;
+        let plan = deadline::guard(plan, deadline.into_std()).map_err(|e| classify(sql, e))?;
+        let stream = datafusion::physical_plan::execute_stream(plan, Arc::new(task))
+            .map_err(|e| classify(sql, e))?;
         Ok::<_, SqlError>((columns, stream))
     })
     .await;
@@ -159,6 +209,10 @@ pub async fn execute(
                 break;
             }
             Ok(None) => break,
+            Ok(Some(Err(_))) if tokio::time::Instant::now() >= deadline => {
+                partial = Some(timeout_reason());
+                break;
+            }
             Ok(Some(Err(e))) => return Err(classify(sql, e)),
             Ok(Some(Ok(batch))) => {
                 let room = max - rows.len();
@@ -176,6 +230,36 @@ pub async fn execute(
     // Dropping the stream cancels whatever still runs.
     drop(stream);
     Ok(finish(columns, rows, partial))
+}
+
+/// Why an answer cut at the deadline is partial.
+fn timeout_reason(timeout: std::time::Duration) -> String {
+    format!(
+        "the statement ran longer than {timeout:?} (setting query.timeout); the rows so far are answered"
+    )
+}
+
+/// The answer of a statement stopped at its deadline before it answered any row.
+pub(crate) fn timed_out(timeout: std::time::Duration) -> SqlAnswer {
+    SqlAnswer {
+        columns: Vec::new(),
+        rows: Vec::new(),
+        cost: Cost {
+            elapsed_ms: timeout.as_secs_f64() * 1e3,
+            ..Cost::default()
+        },
+        partial: Some(timeout_reason(timeout)),
+    }
+}
+
+/// Refuses a statement nested deeper, or with more set operations and joins, than the
+/// limits allow, or with a literal regex over the size limit.
+fn check_shape(statement: &Statement, limits: limits::ShapeLimits) -> Result<(), SqlError> {
+    match statement {
+        Statement::Statement(s) => limits::check(s.as_ref(), limits),
+        Statement::Explain(e) => check_shape(&e.statement, limits),
+        _ => Ok(()),
+    }
 }
 
 /// Builds a session with the `logs` table, the field functions and the budgets.
@@ -196,17 +280,27 @@ fn context(
     // One partition: operators run on one thread, and no repartitioning buffers a fast
     // input in memory (which, over the pool, would fail the statement rather than wait).
     // The scan still reads several blocks at once.
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_target_partitions(1);
+    // A recursive CTE keeps every round's rows outside the memory pool, and its rounds are
+    // unbounded: it is refused at planning.
+    config.options_mut().execution.enable_recursive_ctes = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_table(TABLE, Arc::new(LogsTable::new(snapshot, cost)))
         .map_err(|e| SqlError::Internal(e.strip_backtrace()))?;
-    for f in udf::functions() {
+    for f in udf::functions()
+        .into_iter()
+        .chain(bounded::functions(settings.max_state_bytes))
+    {
         ctx.register_udf(f);
     }
     Ok(ctx)
 }
+
+/// How deep the parser lets parentheses, subqueries and unary operators nest (DataFusion's
+/// default).
+const PARSER_NESTING: usize = 50;
 
 /// Parses the text as exactly one read-only statement.
 fn parse_one(sql: &str) -> Result<Statement, SqlError> {
@@ -216,7 +310,16 @@ fn parse_one(sql: &str) -> Result<Statement, SqlError> {
         ));
     }
     let mut statements =
-        DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| classify(sql, e))?;
+        DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| {
+            if e.to_string().to_lowercase().contains("recursion limit") {
+                return SqlError::NotAllowed(format!(
+                    "the statement nests parentheses, subqueries or unary operators more than {} \
+                 deep: flatten it",
+                    PARSER_NESTING
+                ));
+            }
+            classify(sql, e)
+        })?;
     if statements.len() != 1 {
         return Err(SqlError::NotAllowed(format!(
             "one statement at a time: found {}",
@@ -275,6 +378,13 @@ fn classify(sql: &str, e: DataFusionError) -> SqlError {
     let message = e.strip_backtrace();
     // The parser names no place when the text ends too early: the end is the place.
     let position = position.or_else(|| message.contains("found: EOF").then_some(sql.len()));
+    if message.contains("Recursive CTEs are not enabled") {
+        return SqlError::NotAllowed(
+            "recursive CTEs (WITH RECURSIVE) are refused: their rounds keep rows outside the \
+             memory budget and have no bound; write the steps out, or use generate_series"
+                .into(),
+        );
+    }
     match e.find_root() {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
@@ -286,6 +396,12 @@ fn classify(sql: &str, e: DataFusionError) -> SqlError {
         )),
         DataFusionError::Execution(_) | DataFusionError::ArrowError(..) => {
             SqlError::Execution(message)
+        }
+        // A regex that is not a literal of the statement, compiled while running.
+        DataFusionError::External(inner) if inner.downcast_ref::<regex::Error>().is_some() => {
+            SqlError::Execution(format!(
+                "{message}: simplify the regex (fewer or smaller repetitions)"
+            ))
         }
         _ => SqlError::Internal(message),
     }
