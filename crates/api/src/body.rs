@@ -88,7 +88,7 @@ impl std::fmt::Display for BodyTimeout {
 impl std::error::Error for BodyTimeout {}
 
 /// Finds a [`BodyTimeout`] in an error's chain.
-fn timeout_in(e: &(dyn std::error::Error + 'static)) -> Option<&BodyTimeout> {
+fn timeout_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimeout> {
     let mut cur = Some(e);
     while let Some(e) = cur {
         if let Some(t) = e.downcast_ref::<BodyTimeout>() {
