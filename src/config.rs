@@ -114,6 +114,14 @@ pub struct ServerSection {
     pub listen: SocketAddr,
     /// Where the store lives.
     pub data_dir: PathBuf,
+    /// The longest wait for a request head once its first byte arrived.
+    pub header_timeout: Dur,
+    /// The longest time for a request body to arrive whole.
+    pub body_timeout: Dur,
+    /// A connection waiting for a request is closed after this long without a byte.
+    pub idle_timeout: Dur,
+    /// Most connections open at once (at most half the descriptor limit).
+    pub max_connections: NonZeroUsize,
 }
 
 impl Default for ServerSection {
@@ -121,6 +129,10 @@ impl Default for ServerSection {
         ServerSection {
             listen: "127.0.0.1:8062".parse().expect("valid address"),
             data_dir: PathBuf::from("./logyard-data"),
+            header_timeout: Dur(Duration::from_secs(10)),
+            body_timeout: Dur(Duration::from_secs(60)),
+            idle_timeout: Dur(Duration::from_secs(60)),
+            max_connections: NonZeroUsize::new(1024).expect("nonzero"),
         }
     }
 }
@@ -193,6 +205,8 @@ pub struct LimitsSection {
     pub max_line_bytes: Size,
     /// Most entries in one ingest request.
     pub max_entries_per_request: NonZeroUsize,
+    /// Most bytes the entries of one ingest request may decode to.
+    pub max_decoded_bytes: Size,
     /// Longest query text.
     pub max_query_bytes: Size,
     /// Largest compiled regex.
@@ -205,6 +219,7 @@ impl Default for LimitsSection {
             max_body_bytes: Size(16 << 20),
             max_line_bytes: Size(1 << 20),
             max_entries_per_request: NonZeroUsize::new(100_000).expect("nonzero"),
+            max_decoded_bytes: Size(64 << 20),
             max_query_bytes: Size(64 << 10),
             max_regex_bytes: Size(1 << 20),
         }
@@ -605,8 +620,20 @@ impl RawConfig {
         logyard_api::Limits {
             max_body_bytes: l.max_body_bytes.0 as usize,
             max_entries_per_request: l.max_entries_per_request.get(),
+            max_decoded_bytes: l.max_decoded_bytes.0 as usize,
             max_query_bytes: l.max_query_bytes.0 as usize,
             max_regex_bytes: l.max_regex_bytes.0 as usize,
+        }
+    }
+
+    /// Returns the settings of the server's connections.
+    pub fn server_options(&self) -> logyard_api::ServerOptions {
+        let s = &self.server;
+        logyard_api::ServerOptions {
+            header_timeout: s.header_timeout.0,
+            body_timeout: s.body_timeout.0,
+            idle_timeout: s.idle_timeout.0,
+            max_connections: s.max_connections.get(),
         }
     }
 

@@ -149,7 +149,7 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(data_dir = %data_dir.display(), %addr, "logyard is ready");
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
-        logyard_api::serve(listener, state, shutdown_signal()).await?;
+        logyard_api::serve(listener, state, config.server_options(), shutdown_signal()).await?;
         if let (Some(a), Some(task)) = (&alerting, alert_task) {
             a.stop(task).await;
         }

@@ -43,8 +43,25 @@ impl Server {
 
     /// Starts a server; an error carries what it wrote to stderr.
     pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(bin())
-            .arg("serve")
+        let mut command = Command::new(bin());
+        command.arg("serve");
+        Server::try_start_with(command, data, extra)
+    }
+
+    /// Starts a server whose process may open at most `nofile` descriptors (`ulimit -n`).
+    pub fn start_with_descriptor_limit(data: &Path, extra: &[&str], nofile: u32) -> Server {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(bin())
+            .arg("serve");
+        Server::try_start_with(command, data, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `command` (the binary and `serve`) on `data` with a free port.
+    fn try_start_with(mut command: Command, data: &Path, extra: &[&str]) -> Result<Server, String> {
+        let mut child = command
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
@@ -84,6 +101,24 @@ impl Server {
             data: data.to_path_buf(),
             stderr: Some(stderr),
         })
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The peak resident memory of the server process so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM in /proc/<pid>/status");
+        kib * 1024
     }
 
     /// Kills the server with SIGKILL, as a crash would.

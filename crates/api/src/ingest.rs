@@ -16,7 +16,10 @@ use logyard_model::{parse_time, Fields, Level, Record, Value};
 use logyard_parse::JsonStr;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
+use serde_json::value::RawValue;
 
+use crate::body::BodyReadError;
+use crate::decode::{for_each_element, Budget, ElementsError, OverLimit};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -53,15 +56,35 @@ pub struct Decoded {
 
 /// Why a whole body was refused.
 #[derive(Debug, PartialEq, Eq)]
-pub struct BodyError(pub String);
+pub enum BodyError {
+    /// Not JSON or NDJSON at all (`400 invalid_json`).
+    Invalid(String),
+    /// Over a limit of `[limits]` (`413`), found while decoding.
+    OverLimit(OverLimit),
+}
 
-/// Decodes a body: NDJSON when `ndjson` is set or when it is not one JSON document but
-/// has several lines; else one entry or an array of entries. Invalid UTF-8 is replaced by
-/// U+FFFD and the entries are flagged with the field `invalid_utf8: true`.
+/// Decodes a body without limits on its entries (see [`decode_body_within`]).
 pub fn decode_body(
     body: &[u8],
     ndjson: bool,
     opts: &IngestOptions,
+    now: i64,
+) -> Result<Decoded, BodyError> {
+    decode_body_within(body, ndjson, opts, &mut Budget::unlimited(), now)
+}
+
+/// Decodes a body: NDJSON when `ndjson` is set or when it is not one JSON document but
+/// has several lines; else one entry or an array of entries. Invalid UTF-8 is replaced by
+/// U+FFFD and the entries are flagged with the field `invalid_utf8: true`.
+///
+/// Entries are read one at a time and counted against `budget` as they are read: the
+/// body is refused as soon as it holds too many entries or they decode to too many
+/// bytes. An entry whose text is over `max_line_bytes` is rejected without being decoded.
+pub fn decode_body_within(
+    body: &[u8],
+    ndjson: bool,
+    opts: &IngestOptions,
+    budget: &mut Budget,
     now: i64,
 ) -> Result<Decoded, BodyError> {
     let (text, lossy) = match std::str::from_utf8(body) {
@@ -70,19 +93,46 @@ pub fn decode_body(
     };
     let mut out = Decoded::default();
     if !ndjson {
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(serde_json::Value::Array(items)) => {
-                for (i, item) in items.into_iter().enumerate() {
-                    push_entry(&mut out, i, item, None, lossy, opts, now);
+        match one_value(&text) {
+            Ok(()) => {
+                let value = text.trim();
+                if value.starts_with('[') {
+                    let read = for_each_element(value, |i, raw| {
+                        budget.entry()?;
+                        let item = raw.get();
+                        if item.len() > opts.max_line_bytes {
+                            out.rejected.push(Rejection {
+                                index: i,
+                                reason: too_large(item.len(), opts),
+                                kind: "too_large",
+                            });
+                            return Ok(());
+                        }
+                        push_text(&mut out, i, item, None, lossy, opts, budget, now)
+                    });
+                    return match read {
+                        Ok(()) => Ok(out),
+                        Err(ElementsError::Stopped(e)) => Err(BodyError::OverLimit(e)),
+                        Err(ElementsError::Json(e)) => Err(BodyError::Invalid(format!(
+                            "the body is not JSON ({e}); send an entry object, an array of them, or NDJSON"
+                        ))),
+                    };
                 }
-                return Ok(out);
-            }
-            Ok(value) => {
-                push_entry(&mut out, 0, value, None, lossy, opts, now);
+                budget.entry().map_err(BodyError::OverLimit)?;
+                if value.len() > opts.max_line_bytes {
+                    out.rejected.push(Rejection {
+                        index: 0,
+                        reason: too_large(value.len(), opts),
+                        kind: "too_large",
+                    });
+                    return Ok(out);
+                }
+                push_text(&mut out, 0, value, None, lossy, opts, budget, now)
+                    .map_err(BodyError::OverLimit)?;
                 return Ok(out);
             }
             Err(e) if text.trim_end().lines().nth(1).is_none() => {
-                return Err(BodyError(format!(
+                return Err(BodyError::Invalid(format!(
                     "the body is not JSON ({e}); send an entry object, an array of them, or NDJSON"
                 )))
             }
@@ -96,6 +146,7 @@ pub fn decode_body(
         if line.is_empty() {
             continue;
         }
+        budget.entry().map_err(BodyError::OverLimit)?;
         if line.len() > opts.max_line_bytes {
             out.rejected.push(Rejection {
                 index: i,
@@ -107,13 +158,15 @@ pub fn decode_body(
         if let Some(entry) = read_entry(line) {
             // An object read without building a `serde_json::Value`: the same record.
             parsed_any = true;
-            push_result(&mut out, i, record_of(entry, Some(line), opts, now), lossy);
+            let record = record_of(entry, Some(line), opts, now);
+            push_counted(&mut out, i, record, lossy, budget).map_err(BodyError::OverLimit)?;
             continue;
         }
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(value) => {
                 parsed_any = true;
-                push_entry(&mut out, i, value, Some(line), lossy, opts, now);
+                let record = entry_to_record(value, Some(line), opts, now);
+                push_counted(&mut out, i, record, lossy, budget).map_err(BodyError::OverLimit)?;
             }
             Err(e) => {
                 first_error.get_or_insert_with(|| e.to_string());
@@ -127,7 +180,7 @@ pub fn decode_body(
     }
     if !parsed_any && out.rejected.iter().all(|r| r.kind == "invalid_json") {
         if let Some(e) = first_error {
-            return Err(BodyError(format!(
+            return Err(BodyError::Invalid(format!(
                 "the body is not JSON or NDJSON ({e}); send an entry object, an array of them, or one object per line"
             )));
         }
@@ -135,23 +188,55 @@ pub fn decode_body(
     Ok(out)
 }
 
+/// Checks that a text is exactly one JSON value, without building it.
+fn one_value(text: &str) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::de::IgnoredAny::deserialize(&mut de)?;
+    de.end()
+}
+
+/// Decodes one entry's JSON text and adds it, accepted or rejected, to `out`.
+#[allow(clippy::too_many_arguments)]
+fn push_text(
+    out: &mut Decoded,
+    index: usize,
+    item: &str,
+    text: Option<&str>,
+    lossy: bool,
+    opts: &IngestOptions,
+    budget: &mut Budget,
+    now: i64,
+) -> Result<(), OverLimit> {
+    let record = match read_entry(item) {
+        Some(entry) => record_of(entry, text, opts, now),
+        None => match serde_json::from_str::<serde_json::Value>(item) {
+            Ok(value) => entry_to_record(value, text, opts, now),
+            Err(e) => Err(("invalid_json", format!("entry is not JSON: {e}"))),
+        },
+    };
+    push_counted(out, index, record, lossy, budget)
+}
+
+/// Adds a decoded entry to `out`, counting an accepted one's size against the budget.
+fn push_counted(
+    out: &mut Decoded,
+    index: usize,
+    result: Result<Record, (&'static str, String)>,
+    lossy: bool,
+    budget: &mut Budget,
+) -> Result<(), OverLimit> {
+    if let Ok(r) = &result {
+        budget.decoded(r.approx_size())?;
+    }
+    push_result(out, index, result, lossy);
+    Ok(())
+}
+
 fn too_large(len: usize, opts: &IngestOptions) -> String {
     format!(
         "entry is {len} bytes, over the limit of {} (setting limits.max_line_bytes)",
         opts.max_line_bytes
     )
-}
-
-fn push_entry(
-    out: &mut Decoded,
-    index: usize,
-    value: serde_json::Value,
-    text: Option<&str>,
-    lossy: bool,
-    opts: &IngestOptions,
-    now: i64,
-) {
-    push_result(out, index, entry_to_record(value, text, opts, now), lossy);
 }
 
 fn push_result(
@@ -223,6 +308,8 @@ fn record_of(
                         .map_err(|e| ("invalid_entry", format!("invalid timestamp: {e}")))?,
                     EntryValue::Num(n) => parse_time(&n.to_string(), now)
                         .map_err(|e| ("invalid_entry", format!("invalid timestamp: {e}")))?,
+                    EntryValue::BigInt(n) => parse_time(&n, now)
+                        .map_err(|e| ("invalid_entry", format!("invalid timestamp: {e}")))?,
                     other => {
                         return Err((
                             "invalid_entry",
@@ -254,7 +341,13 @@ fn record_of(
             "metadata" | "fields" => match value {
                 EntryValue::Json(serde_json::Value::Object(meta)) => {
                     for (k, v) in meta {
-                        fields.insert(k, Value::from_json(&v));
+                        fields.insert(k, field_of_json(&v));
+                    }
+                }
+                EntryValue::Meta(meta) => {
+                    // As a `serde_json::Map` would keep them: sorted, the last of a key.
+                    for (k, v) in meta {
+                        fields.insert(k.into_owned(), v.into_field());
                     }
                 }
                 EntryValue::Null => {}
@@ -287,6 +380,10 @@ fn record_of(
 enum EntryValue<'a> {
     Str(Cow<'a, str>),
     Num(serde_json::Number),
+    /// An integer outside the 64-bit range, as its text: kept exact, stored as a string.
+    BigInt(Cow<'a, str>),
+    /// The keys of a `metadata` or `fields` object read with [`EntryValue::BigInt`]s.
+    Meta(Vec<(Cow<'a, str>, EntryValue<'a>)>),
     Bool(bool),
     Null,
     Json(serde_json::Value),
@@ -312,21 +409,121 @@ impl EntryValue<'_> {
         match self {
             EntryValue::Str(s) => s.into_owned(),
             EntryValue::Num(n) => n.to_string(),
+            EntryValue::BigInt(s) => s.into_owned(),
             EntryValue::Bool(b) => b.to_string(),
             EntryValue::Null => "null".into(),
             EntryValue::Json(v) => v.to_string(),
+            EntryValue::Meta(m) => {
+                let object: serde_json::Map<String, serde_json::Value> = m
+                    .into_iter()
+                    .map(|(k, v)| (k.into_owned(), v.into_json()))
+                    .collect();
+                serde_json::Value::Object(object).to_string()
+            }
         }
     }
 
-    /// The field value, as [`Value::from_json`] makes it.
+    /// The value as JSON; a big integer becomes its text.
+    fn into_json(self) -> serde_json::Value {
+        match self {
+            EntryValue::Str(s) | EntryValue::BigInt(s) => serde_json::Value::String(s.into_owned()),
+            EntryValue::Num(n) => serde_json::Value::Number(n),
+            EntryValue::Bool(b) => serde_json::Value::Bool(b),
+            EntryValue::Null => serde_json::Value::Null,
+            EntryValue::Json(v) => v,
+            EntryValue::Meta(m) => serde_json::Value::Object(
+                m.into_iter()
+                    .map(|(k, v)| (k.into_owned(), v.into_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The field value, as [`field_of_json`] makes it.
     fn into_field(self) -> Value {
         match self {
-            EntryValue::Str(s) => Value::Str(s.into_owned()),
-            EntryValue::Num(n) => Value::from_json(&serde_json::Value::Number(n)),
+            EntryValue::Str(s) | EntryValue::BigInt(s) => Value::Str(s.into_owned()),
+            EntryValue::Num(n) => field_of_json(&serde_json::Value::Number(n)),
             EntryValue::Bool(b) => Value::Bool(b),
             EntryValue::Null => Value::Str(String::new()),
-            EntryValue::Json(v) => Value::from_json(&v),
+            EntryValue::Json(v) => field_of_json(&v),
+            other => Value::Str(other.into_text()),
         }
+    }
+}
+
+/// A field's value from JSON, as [`Value::from_json`] makes it, except that an integer
+/// outside the signed 64-bit range is kept exact as its text instead of a float.
+fn field_of_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_some() => {
+            Value::Str(n.to_string())
+        }
+        other => Value::from_json(other),
+    }
+}
+
+/// Whether a text holds 19 digits in a row: the only way a JSON integer can be outside the
+/// 64-bit range, which the entry's slower reading ([`raw_entry`]) then keeps exact.
+fn has_long_number(text: &str) -> bool {
+    let mut run = 0;
+    for b in text.bytes() {
+        if b.is_ascii_digit() {
+            run += 1;
+            if run >= 19 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// Reads one value from its JSON text, an integer outside the signed 64-bit range as a
+/// [`EntryValue::BigInt`] of its text; `meta` reads an object's values that way too.
+fn raw_value<'de>(raw: &'de RawValue, meta: bool) -> Result<EntryValue<'de>, serde_json::Error> {
+    let text = raw.get();
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if text.parse::<i64>().is_err() {
+            return Ok(EntryValue::BigInt(Cow::Borrowed(text)));
+        }
+        return Ok(EntryValue::Num(
+            text.parse::<i64>().unwrap_or_default().into(),
+        ));
+    }
+    if meta && text.starts_with('{') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let object = de.deserialize_map(RawObject { meta: false })?;
+        de.end()?;
+        return Ok(EntryValue::Meta(object));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = EntryValue::deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// An object read key by key with [`raw_value`]; `meta` for the top level of an entry,
+/// whose `metadata` and `fields` objects are read that way too.
+struct RawObject {
+    meta: bool,
+}
+
+impl<'de> Visitor<'de> for RawObject {
+    type Value = Vec<(Cow<'de, str>, EntryValue<'de>)>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(JsonStr(k)) = map.next_key::<JsonStr<'de>>()? {
+            let raw = map.next_value::<&'de RawValue>()?;
+            let meta = self.meta && matches!(k.as_ref(), "metadata" | "fields");
+            out.push((k, raw_value(raw, meta).map_err(de::Error::custom)?));
+        }
+        Ok(out)
     }
 }
 
@@ -400,7 +597,11 @@ fn read_entry(line: &str) -> Option<Vec<(Cow<'_, str>, EntryValue<'_>)>> {
         }
     }
     let mut de = serde_json::Deserializer::from_str(line);
-    let mut entry = de.deserialize_map(Entry).ok()?;
+    let mut entry = if has_long_number(line) {
+        de.deserialize_map(RawObject { meta: true }).ok()?
+    } else {
+        de.deserialize_map(Entry).ok()?
+    };
     de.end().ok()?;
     // Stable: of a repeated key, the last read stays last, and only it is kept.
     entry.sort_by(|a, b| a.0.cmp(&b.0));
@@ -425,44 +626,18 @@ pub fn count_by_source_level(records: &[Record]) -> BTreeMap<(String, String), u
     counts
 }
 
-/// Reads a body of at most `max` bytes; `None` when it is bigger or cut. The rest of a body
-/// that is too big is still read, up to four times the limit, and dropped: a client that
-/// sends the whole body before it reads the answer then gets the `413`, not a reset
-/// connection.
-async fn read_body(body: Body, max: usize) -> Option<axum::body::Bytes> {
-    use http_body_util::BodyExt;
-    let mut body = body;
-    let mut out = Vec::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.ok()?.into_data() else {
-            continue;
-        };
-        seen = seen.saturating_add(data.len());
-        if seen <= max {
-            out.extend_from_slice(&data);
-        } else if seen > max.saturating_mul(4) {
-            return None;
-        }
-    }
-    (seen <= max).then(|| out.into())
-}
-
 /// `POST /api/logs`.
 pub async fn post_logs(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let max = state.limits.max_body_bytes;
-    let bytes = read_body(body, max).await.ok_or_else(|| {
-        state.metrics.add_rejected("body_too_large", 1);
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is over {max} bytes (setting limits.max_body_bytes); send smaller batches"),
-        )
-    })?;
+    let bytes = crate::body::read(body, state.limits.max_body_bytes)
+        .await
+        .map_err(|e: BodyReadError| {
+            state.metrics.add_rejected(e.code(), 1);
+            ApiError::from(e)
+        })?;
     let ndjson = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -470,17 +645,27 @@ pub async fn post_logs(
     let opts = state.ingest.clone();
     let len = bytes.len() as u64;
     let redactor = state.redactor.clone();
+    let mut budget = Budget::new(&state.limits);
     let decoded = tokio::task::spawn_blocking(move || {
         // Secrets go before anything is decoded, so that no field, message or raw text keeps
         // them; the rules keep JSON valid.
         let lossy = std::str::from_utf8(&bytes).is_err();
-        let text = String::from_utf8_lossy(&bytes);
-        let text = redactor
-            .lock()
-            .expect("redactor lock")
-            .redact(&text)
-            .into_owned();
-        let mut decoded = decode_body(text.as_bytes(), ndjson, &opts, logyard_model::now_ns());
+        let text = {
+            let text = String::from_utf8_lossy(&bytes);
+            redactor
+                .lock()
+                .expect("redactor lock")
+                .redact(&text)
+                .into_owned()
+        };
+        drop(bytes);
+        let mut decoded = decode_body_within(
+            text.as_bytes(),
+            ndjson,
+            &opts,
+            &mut budget,
+            logyard_model::now_ns(),
+        );
         if let (true, Ok(d)) = (lossy, &mut decoded) {
             for r in &mut d.records {
                 r.fields.insert("invalid_utf8".into(), Value::Bool(true));
@@ -490,21 +675,16 @@ pub async fn post_logs(
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-    .map_err(|BodyError(m)| {
-        state.metrics.add_rejected("invalid_json", 1);
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", m)
+    .map_err(|e| match e {
+        BodyError::Invalid(m) => {
+            state.metrics.add_rejected("invalid_json", 1);
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", m)
+        }
+        BodyError::OverLimit(e) => {
+            state.metrics.add_rejected(e.code, 1);
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.code, e.message)
+        }
     })?;
-    if decoded.records.len() + decoded.rejected.len() > state.limits.max_entries_per_request {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_entries",
-            format!(
-                "the body holds {} entries, over the limit of {} (setting limits.max_entries_per_request); send smaller batches",
-                decoded.records.len() + decoded.rejected.len(),
-                state.limits.max_entries_per_request
-            ),
-        ));
-    }
     for r in &decoded.rejected {
         state.metrics.add_rejected(r.kind, 1);
     }
@@ -612,6 +792,58 @@ mod tests {
         let d = decode_body(b"{\"message\":\"caf\xe9\"}", false, &opts(), 0).unwrap();
         assert_eq!(d.records[0].message, "caf\u{fffd}");
         assert_eq!(d.records[0].fields["invalid_utf8"], Value::Bool(true));
+    }
+
+    #[test]
+    fn bodies_are_counted_as_they_are_read() {
+        let limits = crate::Limits {
+            max_entries_per_request: 3,
+            max_decoded_bytes: 1000,
+            ..crate::Limits::default()
+        };
+        let over = |body: &[u8], ndjson| {
+            let mut budget = Budget::new(&limits);
+            match decode_body_within(body, ndjson, &opts(), &mut budget, 0) {
+                Err(BodyError::OverLimit(e)) => e.code,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(over(&b"{}\n".repeat(4), true), "too_many_entries");
+        assert_eq!(over(b"[{}, {}, 1, 2]", false), "too_many_entries");
+        let big = format!("{{\"message\":\"{}\"}}\n", "x".repeat(400));
+        assert_eq!(over(big.repeat(3).as_bytes(), true), "body_too_large");
+        // Within the limits, and an array element over max_line_bytes rejected undecoded.
+        let mut budget = Budget::new(&limits);
+        let body = format!(
+            "[{{\"message\":\"a\"}}, {{\"message\":\"{}\"}}]",
+            "y".repeat(2000)
+        );
+        let d = decode_body_within(body.as_bytes(), false, &opts(), &mut budget, 0).unwrap();
+        assert_eq!(d.records.len(), 1);
+        assert_eq!(d.rejected[0].index, 1);
+        assert_eq!(d.rejected[0].kind, "too_large");
+    }
+
+    #[test]
+    fn integers_past_64_bits_stay_exact() {
+        for body in [
+            &b"{\"message\":\"m\",\"n\":123456789012345678901234567890,\"metadata\":{\"u\":18446744073709551615}}"[..],
+            b"[{\"message\":\"m\",\"n\":123456789012345678901234567890,\"metadata\":{\"u\":18446744073709551615}}]",
+        ] {
+            let d = decode_body(body, false, &opts(), 0).unwrap();
+            let f = &d.records[0].fields;
+            assert_eq!(f["n"], Value::Str("123456789012345678901234567890".into()));
+            assert_eq!(f["u"], Value::Str("18446744073709551615".into()));
+        }
+        let d = decode_body(
+            b"{\"message\":-99999999999999999999,\"i\":-9223372036854775808}\n",
+            true,
+            &opts(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(d.records[0].message, "-99999999999999999999");
+        assert_eq!(d.records[0].fields["i"], Value::Int(i64::MIN));
     }
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP API of logyard: ingest, search, statistics, health and metrics.
 //!
 //! [`router`] builds the whole axum application from an [`AppState`]; [`serve`] runs it on
-//! a listener until a shutdown signal. Handlers live beside their routes: [`ingest`] for
+//! a listener until a shutdown signal, with the connection limits and timeouts of
+//! [`server`]. Request bodies are read by [`body`] and decoded within the limits of
+//! [`decode`]. Handlers live beside their routes: [`ingest`] for
 //! `POST /api/logs`, [`read`] for the searches, `/api/query` and statistics, [`analysis`]
 //! for histograms, error summaries and context, [`export`] for streamed exports, [`report`]
 //! for `/api/report`, [`sql`] for `POST /api/sql`,
@@ -12,12 +14,15 @@
 pub mod alerts;
 pub mod analyses;
 pub mod analysis;
+pub mod body;
+pub mod decode;
 pub mod error;
 pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod read;
 pub mod report;
+pub mod server;
 pub mod shippers;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -39,6 +44,7 @@ use logyard_store::Store;
 pub use error::ApiError;
 pub use ingest::IngestOptions;
 pub use metrics::Metrics;
+pub use server::ServerOptions;
 
 /// Limits on what a request may ask for; every one is a setting of `[limits]`.
 #[derive(Debug, Clone)]
@@ -47,6 +53,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most entries in one ingest request.
     pub max_entries_per_request: usize,
+    /// Most bytes that the entries of one ingest request may decode to (by
+    /// [`logyard_model::Record::approx_size`]).
+    pub max_decoded_bytes: usize,
     /// Longest query text.
     pub max_query_bytes: usize,
     /// Largest compiled regex.
@@ -58,6 +67,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 16 << 20,
             max_entries_per_request: 100_000,
+            max_decoded_bytes: 64 << 20,
             max_query_bytes: 64 << 10,
             max_regex_bytes: 1 << 20,
         }
@@ -296,11 +306,12 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
-/// Serves the application on a bound listener until `shutdown` completes, sampling the
-/// ingest rate meanwhile.
+/// Serves the application on a bound listener with the connection settings until
+/// `shutdown` completes (see [`server`]), sampling the ingest rate meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    options: ServerOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sampler = {
@@ -313,9 +324,7 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = server::run(listener, router(state), options, shutdown).await;
     sampler.abort();
     result
 }

@@ -2,7 +2,9 @@
 //!
 //! A filter (with `limit` and `fields` pipes) streams block by block: one block is held at
 //! a time whatever the size of the export. Other pipes (`sort`, `stats`, …) run as a query
-//! whose answer (at most [`Settings::max_limit`] records, or its table) is then written.
+//! whose answer (at most [`Settings::max_limit`] records, or its table) is then written;
+//! when that answer was cut (by `max_limit` or a budget), the export ends with a sign of it
+//! ([`Encoder::partial`]).
 
 use logyard_model::Record;
 use logyard_store::Snapshot;
@@ -154,6 +156,19 @@ impl Encoder {
         out.extend_from_slice(b"\r\n");
     }
 
+    /// Writes the sign that the export was cut short, after its rows: the object
+    /// `{"partial": true, "reason": "…"}` as the last line (NDJSON) or the last element of
+    /// the array (JSON), the line `# partial: …` (CSV).
+    pub fn partial(&mut self, out: &mut Vec<u8>, reason: &str) {
+        if self.format == Format::Csv {
+            let reason = reason.replace(['\r', '\n'], " ");
+            out.extend_from_slice(format!("# partial: {reason}\r\n").as_bytes());
+        } else {
+            let sign = serde_json::json!({"partial": true, "reason": reason});
+            self.json_value(out, &sign);
+        }
+    }
+
     /// Returns the last bytes (`]` for JSON).
     pub fn finish(&self) -> Vec<u8> {
         match self.format {
@@ -247,6 +262,13 @@ fn stream_answer(
     mut send: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<(), QueryError> {
     let out = run(snapshot, query, settings, settings.max_limit)?;
+    let cut = out.partial.clone().or_else(|| match &out.answer {
+        Answer::Records { records, total, .. } if (records.len() as u64) < *total => Some(format!(
+            "the export holds the first {} of {total} matching entries (setting query.max_limit): narrow the query, or export a filter without sort or table pipes, which streams every match",
+            records.len()
+        )),
+        _ => None,
+    });
     let (mut enc, mut buf) = match &out.answer {
         Answer::Table(t) => Encoder::new(format, t.columns.clone()),
         Answer::Records { .. } => Encoder::new(
@@ -271,6 +293,9 @@ fn stream_answer(
                 }
             }
         }
+    }
+    if let Some(reason) = &cut {
+        enc.partial(&mut buf, reason);
     }
     buf.extend(enc.finish());
     send(buf);
@@ -310,8 +335,25 @@ mod tests {
             out.extend(enc.finish());
             assert_eq!(String::from_utf8(out).unwrap(), want, "{format:?}");
         }
-        let (enc, mut out) = Encoder::new(Format::Json, cols);
+        let (enc, mut out) = Encoder::new(Format::Json, cols.clone());
         out.extend(enc.finish());
         assert_eq!(out, b"[]\n");
+        for (format, want) in [
+            (Format::Csv, "a,n\r\n\"x,y\",3\r\n# partial: cut by x\r\n"),
+            (
+                Format::Ndjson,
+                "{\"a\":\"x,y\",\"n\":3}\n{\"partial\":true,\"reason\":\"cut by x\"}\n",
+            ),
+            (
+                Format::Json,
+                "[{\"a\":\"x,y\",\"n\":3},{\"partial\":true,\"reason\":\"cut by x\"}]\n",
+            ),
+        ] {
+            let (mut enc, mut out) = Encoder::new(format, cols.clone());
+            enc.row(&mut out, &row);
+            enc.partial(&mut out, "cut by x");
+            out.extend(enc.finish());
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{format:?}");
+        }
     }
 }

@@ -28,6 +28,7 @@ use serde::Deserialize as _;
 use serde_json::json;
 
 use super::{read_body, store, ShipperError};
+use crate::decode::Budget;
 use crate::AppState;
 
 /// The Elasticsearch version the info probe announces.
@@ -115,6 +116,7 @@ pub async fn info_probe(req: Request, next: Next) -> Response {
 fn es_error(e: &ShipperError) -> Response {
     let kind = match e {
         ShipperError::TooLarge(_) => "content_too_long_exception",
+        ShipperError::TimedOut(_) => "timeout_exception",
         ShipperError::Invalid(_) | ShipperError::UnsupportedType(_) => "illegal_argument_exception",
         ShipperError::Unavailable(_) => "unavailable_shards_exception",
         ShipperError::Internal(_) => "exception",
@@ -167,13 +169,13 @@ async fn accept(
     let started = Instant::now();
     let (bytes, wire) = read_body(state, &headers, body).await?;
     let max_line = state.ingest.max_line_bytes;
-    let max_entries = state.limits.max_entries_per_request;
+    let mut budget = Budget::new(&state.limits);
     let parsed = tokio::task::spawn_blocking(move || {
-        parse_bulk(
+        parse_bulk_within(
             &bytes,
             index.as_deref(),
             max_line,
-            max_entries,
+            &mut budget,
             logyard_model::now_ns(),
         )
     })
@@ -315,8 +317,7 @@ fn new_id(now: i64) -> String {
     )
 }
 
-/// Parses a bulk body. A broken action or document line is a per-item error; the whole body
-/// is refused (with the status) only when it is empty or holds too many actions.
+/// Parses a bulk body with at most `max_entries` actions (see [`parse_bulk_within`]).
 pub fn parse_bulk(
     body: &[u8],
     default_index: Option<&str>,
@@ -324,32 +325,45 @@ pub fn parse_bulk(
     max_entries: usize,
     now: i64,
 ) -> Result<Parsed, ShipperError> {
+    let mut budget = Budget::with(max_entries, usize::MAX);
+    parse_bulk_within(body, default_index, max_line_bytes, &mut budget, now)
+}
+
+/// Parses a bulk body line by line. A broken action or document line is a per-item error;
+/// the whole body is refused (with the status) only when it is empty, holds too many
+/// actions or its documents decode to too many bytes (by the request's `budget`).
+pub fn parse_bulk_within(
+    body: &[u8],
+    default_index: Option<&str>,
+    max_line_bytes: usize,
+    budget: &mut Budget,
+    now: i64,
+) -> Result<Parsed, ShipperError> {
     let text = String::from_utf8_lossy(body);
-    let lines: Vec<&str> = text
+    let mut lines = text
         .split('\n')
         .map(|l| l.trim_end_matches('\r'))
         .filter(|l| !l.trim().is_empty())
-        .collect();
-    if lines.is_empty() {
+        .peekable();
+    if lines.peek().is_none() {
         return Err(ShipperError::Invalid(
             "request body is required: send action and document lines (NDJSON)".into(),
         ));
     }
     let mut out = Parsed::default();
+    // Lines read so far.
     let mut i = 0;
-    while i < lines.len() {
-        if out.items.len() >= max_entries {
-            return Err(ShipperError::TooLarge(
-                format!("the body holds more than {max_entries} actions (setting limits.max_entries_per_request); send smaller batches"),
-            ));
-        }
-        let line = lines[i];
+    while let Some(line) = lines.next() {
+        budget
+            .entry()
+            .map_err(|e| ShipperError::TooLarge(e.message.replace(" entries ", " actions ")))?;
         i += 1;
         let (op, meta) = match action(line) {
             Ok(a) => a,
             Err(reason) => {
                 // The line after a broken action is its document unless it is an action.
-                if i < lines.len() && action(lines[i]).is_err() {
+                if lines.peek().is_some_and(|next| action(next).is_err()) {
+                    lines.next();
                     i += 1;
                 }
                 out.items.push(Err(ItemError {
@@ -393,7 +407,7 @@ pub fn parse_bulk(
                 continue;
             }
             "update" => {
-                if i < lines.len() {
+                if lines.next().is_some() {
                     i += 1;
                 }
                 out.items.push(fail(
@@ -407,7 +421,7 @@ pub fn parse_bulk(
             }
             _ => {}
         }
-        let Some(doc) = lines.get(i) else {
+        let Some(doc) = lines.next() else {
             out.items.push(fail(
                 op,
                 index,
@@ -431,6 +445,7 @@ pub fn parse_bulk(
         }
         match document(doc, &index, max_line_bytes, now) {
             Ok(record) => {
+                budget.decoded(record.approx_size())?;
                 out.records.push(record);
                 out.items.push(Ok(Created {
                     op,

@@ -12,11 +12,13 @@ pub mod otlp;
 
 use std::io::Read;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use logyard_model::Record;
 use logyard_store::StoreError;
 
+use crate::body::BodyReadError;
+use crate::decode::OverLimit;
 use crate::ingest::count_by_source_level;
 use crate::AppState;
 
@@ -27,9 +29,12 @@ pub enum ShipperError {
     /// Over a limit of `[limits]`, before or after decompression.
     #[error("{0}")]
     TooLarge(String),
-    /// A body that does not decompress or decode.
+    /// A body that does not decompress or decode, or was cut.
     #[error("{0}")]
     Invalid(String),
+    /// A body that did not arrive within `server.body_timeout`.
+    #[error("{0}")]
+    TimedOut(String),
     /// A content type the protocol does not speak.
     #[error("{0}")]
     UnsupportedType(String),
@@ -47,6 +52,7 @@ impl ShipperError {
         match self {
             ShipperError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ShipperError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ShipperError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             ShipperError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ShipperError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ShipperError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -58,6 +64,7 @@ impl ShipperError {
         match self {
             ShipperError::TooLarge(m)
             | ShipperError::Invalid(m)
+            | ShipperError::TimedOut(m)
             | ShipperError::UnsupportedType(m)
             | ShipperError::Unavailable(m)
             | ShipperError::Internal(m) => m,
@@ -76,6 +83,12 @@ impl From<StoreError> for ShipperError {
             )),
             other => ShipperError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<OverLimit> for ShipperError {
+    fn from(e: OverLimit) -> ShipperError {
+        ShipperError::TooLarge(e.message)
     }
 }
 
@@ -99,9 +112,13 @@ pub async fn read_body(
     body: Body,
 ) -> Result<(Vec<u8>, u64), ShipperError> {
     let max = state.limits.max_body_bytes;
-    let bytes = to_bytes(body, max).await.map_err(|_| {
-        state.metrics.add_rejected("body_too_large", 1);
-        too_large(max, "body")
+    let bytes = crate::body::read(body, max).await.map_err(|e| {
+        state.metrics.add_rejected(e.code(), 1);
+        match e {
+            BodyReadError::TooLarge { .. } => ShipperError::TooLarge(e.message()),
+            BodyReadError::TimedOut { .. } => ShipperError::TimedOut(e.message()),
+            BodyReadError::Incomplete { .. } => ShipperError::Invalid(e.message()),
+        }
     })?;
     let wire = bytes.len() as u64;
     let encoding = headers

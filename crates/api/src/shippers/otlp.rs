@@ -17,7 +17,10 @@ use axum::Router;
 use logyard_model::{Fields, Level, Record, Value};
 use prost::Message;
 
+use serde_json::value::RawValue;
+
 use super::{read_body, store, ShipperError};
+use crate::decode::{count_nested, for_each_element, wire_fields, Budget, ElementsError, Wire};
 use crate::AppState;
 
 /// The protobuf messages of OTLP logs (`opentelemetry/proto/...`), the fields logyard reads.
@@ -222,6 +225,7 @@ fn status(encoding: Encoding, e: &ShipperError) -> Response {
     let code = match e {
         ShipperError::Invalid(_) | ShipperError::UnsupportedType(_) => 3, // INVALID_ARGUMENT
         ShipperError::TooLarge(_) => 8,                                   // RESOURCE_EXHAUSTED
+        ShipperError::TimedOut(_) => 4,                                   // DEADLINE_EXCEEDED
         ShipperError::Unavailable(_) => 14,                               // UNAVAILABLE
         ShipperError::Internal(_) => 13,                                  // INTERNAL
     };
@@ -266,33 +270,21 @@ async fn accept(
     body: Body,
 ) -> Result<Response, ShipperError> {
     let (bytes, wire) = read_body(state, &headers, body).await?;
-    let opts = state.ingest.clone();
-    let max_entries = state.limits.max_entries_per_request;
+    let max_line_bytes = state.ingest.max_line_bytes;
+    let budget = Budget::new(&state.limits);
     let decoded = tokio::task::spawn_blocking(move || {
-        let request = match encoding {
-            Encoding::Protobuf => proto::ExportLogsServiceRequest::decode(bytes.as_slice())
-                .map_err(|e| format!("the body is not an OTLP ExportLogsServiceRequest in protobuf: {e}")),
-            Encoding::Json => from_json(&bytes),
+        let mut c = Collect::new(budget, max_line_bytes, logyard_model::now_ns());
+        match encoding {
+            Encoding::Protobuf => decode_protobuf(&bytes, &mut c)?,
+            Encoding::Json => decode_json(&bytes, &mut c)?,
         }
-        .map_err(ShipperError::Invalid)?;
-        let n: usize = request
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum();
-        if n > max_entries {
-            return Err(ShipperError::TooLarge(format!(
-                "the request holds {n} log records, over the limit of {max_entries} (setting limits.max_entries_per_request); send smaller batches"
-            )));
-        }
-        Ok(to_records(request, opts.max_line_bytes, logyard_model::now_ns()))
+        Ok::<_, ShipperError>((c.records, c.rejected))
     })
     .await?;
-    let (records, rejected) = decoded.inspect_err(|e| {
-        if matches!(e, ShipperError::Invalid(_)) {
-            state.metrics.add_rejected("invalid_otlp", 1);
-        }
+    let (records, rejected) = decoded.inspect_err(|e| match e {
+        ShipperError::Invalid(_) => state.metrics.add_rejected("invalid_otlp", 1),
+        ShipperError::TooLarge(_) => state.metrics.add_rejected("body_too_large", 1),
+        _ => {}
     })?;
     store(state, records, wire).await?;
     let partial = rejected.first().map(|first| {
@@ -334,19 +326,59 @@ async fn accept(
     })
 }
 
-/// Turns a request into records and the reasons of the rejected ones.
-pub fn to_records(
-    request: proto::ExportLogsServiceRequest,
+/// Turns log records into records one at a time, within the request's [`Budget`].
+pub struct Collect {
+    budget: Budget,
     max_line_bytes: usize,
     now: i64,
-) -> (Vec<Record>, Vec<String>) {
-    let mut records = Vec::new();
-    let mut rejected = Vec::new();
-    for rl in request.resource_logs {
-        let mut base = Record::new(now, "");
+    /// The records to store.
+    pub records: Vec<Record>,
+    /// Why the others were rejected.
+    pub rejected: Vec<String>,
+}
+
+impl Collect {
+    /// Starts with a budget, the entries' size limit and the receive time.
+    pub fn new(budget: Budget, max_line_bytes: usize, now: i64) -> Collect {
+        Collect {
+            budget,
+            max_line_bytes,
+            now,
+            records: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Checks the size of a resource or scope before it is decoded: its attributes are
+    /// copied into each of its records.
+    fn fits(&self, what: &str, len: usize) -> Result<(), ShipperError> {
+        if len > self.max_line_bytes {
+            return Err(ShipperError::TooLarge(format!(
+                "{what} is {len} bytes, over the limit of {} (setting limits.max_line_bytes): its attributes go into each of its records",
+                self.max_line_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a log record of `len` encoded bytes is too big to decode: it is then rejected.
+    fn too_big_to_decode(&mut self, len: usize) -> bool {
+        if len <= self.max_line_bytes.saturating_add(1024) {
+            return false;
+        }
+        self.rejected.push(format!(
+            "a log record is {len} bytes, over the limit of {} (setting limits.max_line_bytes)",
+            self.max_line_bytes
+        ));
+        true
+    }
+
+    /// The record every log record of a resource starts from, and the resource's fields.
+    fn base(&self, resource: Option<proto::Resource>) -> (Record, Fields) {
+        let mut base = Record::new(self.now, "");
         base.source = "otlp".into();
         let mut base_fields = Fields::new();
-        for kv in rl.resource.map(|r| r.attributes).unwrap_or_default() {
+        for kv in resource.map(|r| r.attributes).unwrap_or_default() {
             match (kv.key.as_str(), text_value(&kv.value)) {
                 ("service.name", Some(s)) => base.agent = s,
                 ("host.name", Some(s)) => base.host = s,
@@ -355,25 +387,125 @@ pub fn to_records(
                 }
             }
         }
-        for sl in rl.scope_logs {
-            let mut scope_fields = base_fields.clone();
-            if let Some(scope) = sl.scope {
-                if !scope.name.is_empty() {
-                    scope_fields.insert("scope.name".into(), Value::Str(scope.name));
-                }
-                for kv in scope.attributes {
-                    scope_fields.insert(kv.key, field_value(kv.value));
-                }
+        (base, base_fields)
+    }
+
+    /// The fields of a scope's log records: the resource's and the scope's.
+    fn scope(base_fields: &Fields, scope: Option<proto::InstrumentationScope>) -> Fields {
+        let mut scope_fields = base_fields.clone();
+        if let Some(scope) = scope {
+            if !scope.name.is_empty() {
+                scope_fields.insert("scope.name".into(), Value::Str(scope.name));
             }
+            for kv in scope.attributes {
+                scope_fields.insert(kv.key, field_value(kv.value));
+            }
+        }
+        scope_fields
+    }
+
+    /// Adds one log record, accepted or rejected.
+    fn add(
+        &mut self,
+        base: &Record,
+        scope_fields: &Fields,
+        lr: proto::LogRecord,
+    ) -> Result<(), ShipperError> {
+        match log_record(base, scope_fields, lr, self.max_line_bytes, self.now) {
+            Ok(r) => {
+                self.budget.decoded(r.approx_size())?;
+                self.records.push(r);
+            }
+            Err(m) => self.rejected.push(m),
+        }
+        Ok(())
+    }
+}
+
+/// Turns a request into records and the reasons of the rejected ones, without limits but
+/// the records' size.
+pub fn to_records(
+    request: proto::ExportLogsServiceRequest,
+    max_line_bytes: usize,
+    now: i64,
+) -> (Vec<Record>, Vec<String>) {
+    let mut c = Collect::new(Budget::unlimited(), max_line_bytes, now);
+    for rl in request.resource_logs {
+        let (base, base_fields) = c.base(rl.resource);
+        for sl in rl.scope_logs {
+            let scope_fields = Collect::scope(&base_fields, sl.scope);
             for lr in sl.log_records {
-                match log_record(&base, &scope_fields, lr, max_line_bytes, now) {
-                    Ok(r) => records.push(r),
-                    Err(m) => rejected.push(m),
-                }
+                // Without a budget, only a rejection can happen, which is counted.
+                let _ = c.add(&base, &scope_fields, lr);
             }
         }
     }
-    (records, rejected)
+    (c.records, c.rejected)
+}
+
+fn not_otlp(e: impl std::fmt::Display) -> ShipperError {
+    ShipperError::Invalid(format!(
+        "the body is not an OTLP ExportLogsServiceRequest in protobuf: {e}"
+    ))
+}
+
+/// Decodes a protobuf `ExportLogsServiceRequest` into `c`, log record by log record: the
+/// records are counted on the wire first, and a request with too many is refused before
+/// any is decoded.
+pub fn decode_protobuf(bytes: &[u8], c: &mut Collect) -> Result<(), ShipperError> {
+    let n = count_nested(bytes, &[1, 2, 2]).map_err(not_otlp)?;
+    c.budget
+        .entries_ahead(n)
+        .map_err(|e| ShipperError::TooLarge(e.message.replace(" entries,", " log records,")))?;
+    for field in wire_fields(bytes) {
+        let rl = match field.map_err(not_otlp)? {
+            (1, Wire::Len(rl)) => rl,
+            (1, _) => return Err(not_otlp("resource_logs is not a message")),
+            _ => continue,
+        };
+        let mut resource: Option<proto::Resource> = None;
+        for field in wire_fields(rl) {
+            if let (1, Wire::Len(b)) = field.map_err(not_otlp)? {
+                c.fits("a resource", b.len())?;
+                resource
+                    .get_or_insert_with(Default::default)
+                    .merge(b)
+                    .map_err(not_otlp)?;
+            }
+        }
+        let (base, base_fields) = c.base(resource);
+        for field in wire_fields(rl) {
+            let sl = match field.map_err(not_otlp)? {
+                (2, Wire::Len(sl)) => sl,
+                (2, _) => return Err(not_otlp("scope_logs is not a message")),
+                _ => continue,
+            };
+            let mut scope: Option<proto::InstrumentationScope> = None;
+            for field in wire_fields(sl) {
+                if let (1, Wire::Len(b)) = field.map_err(not_otlp)? {
+                    c.fits("a scope", b.len())?;
+                    scope
+                        .get_or_insert_with(Default::default)
+                        .merge(b)
+                        .map_err(not_otlp)?;
+                }
+            }
+            let scope_fields = Collect::scope(&base_fields, scope);
+            for field in wire_fields(sl) {
+                let lr = match field.map_err(not_otlp)? {
+                    (2, Wire::Len(lr)) => lr,
+                    (2, _) => return Err(not_otlp("log_records is not a message")),
+                    _ => continue,
+                };
+                if c.too_big_to_decode(lr.len()) {
+                    continue;
+                }
+                let lr = proto::LogRecord::decode(lr).map_err(not_otlp)?;
+                c.add(&base, &scope_fields, lr)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn log_record(
@@ -619,6 +751,136 @@ fn any_value(v: &serde_json::Value, depth: usize) -> Result<proto::AnyValue, Str
         None
     };
     Ok(proto::AnyValue { value })
+}
+
+/// Decodes the OTLP JSON encoding into `c`, one log record at a time (several requests one
+/// after the other, as NDJSON, are read in turn). Log records are counted as they are read.
+pub fn decode_json(bytes: &[u8], c: &mut Collect) -> Result<(), ShipperError> {
+    #[derive(serde::Deserialize)]
+    struct Root<'a> {
+        #[serde(default, borrow, rename = "resourceLogs", alias = "resource_logs")]
+        resource_logs: Option<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ResourceLogs<'a> {
+        #[serde(default, borrow)]
+        resource: Option<&'a RawValue>,
+        #[serde(default, borrow, rename = "scopeLogs", alias = "scope_logs")]
+        scope_logs: Option<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ScopeLogs<'a> {
+        #[serde(default, borrow)]
+        scope: Option<&'a RawValue>,
+        #[serde(default, borrow, rename = "logRecords", alias = "log_records")]
+        log_records: Option<&'a RawValue>,
+    }
+    fn invalid(e: impl std::fmt::Display) -> ShipperError {
+        ShipperError::Invalid(e.to_string())
+    }
+    fn parse<'a, T: serde::Deserialize<'a>>(
+        raw: &'a RawValue,
+        what: &str,
+    ) -> Result<T, ShipperError> {
+        serde_json::from_str(raw.get()).map_err(|e| invalid(format!("{what} is not valid: {e}")))
+    }
+    fn each<'a>(
+        raw: &'a RawValue,
+        what: &str,
+        f: impl FnMut(usize, &'a RawValue) -> Result<(), ShipperError>,
+    ) -> Result<(), ShipperError> {
+        if raw.get() == "null" {
+            return Ok(());
+        }
+        match for_each_element(raw.get(), f) {
+            Ok(()) => Ok(()),
+            Err(ElementsError::Stopped(e)) => Err(e),
+            Err(ElementsError::Json(e)) => Err(invalid(format!("{what} is not a JSON array: {e}"))),
+        }
+    }
+    let mut any = false;
+    for v in serde_json::Deserializer::from_slice(bytes).into_iter::<&RawValue>() {
+        let v = v.map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+        any = true;
+        let root: Root = parse(v, "the body")?;
+        let Some(resource_logs) = root.resource_logs else {
+            continue;
+        };
+        each(resource_logs, "resourceLogs", |_, rl| {
+            let rl: ResourceLogs = parse(rl, "a resourceLogs item")?;
+            let resource = match rl.resource.filter(|r| r.get() != "null") {
+                Some(r) => {
+                    c.fits("a resource", r.get().len())?;
+                    let r: serde_json::Value = parse(r, "resource")?;
+                    Some(proto::Resource {
+                        attributes: kv_list(
+                            list(
+                                obj(&r, "resource").map_err(invalid)?,
+                                "attributes",
+                                "attributes",
+                            )
+                            .map_err(invalid)?,
+                            0,
+                        )
+                        .map_err(invalid)?,
+                    })
+                }
+                None => None,
+            };
+            let (base, base_fields) = c.base(resource);
+            let Some(scope_logs) = rl.scope_logs else {
+                return Ok(());
+            };
+            each(scope_logs, "scopeLogs", |_, sl| {
+                let sl: ScopeLogs = parse(sl, "a scopeLogs item")?;
+                let scope = match sl.scope.filter(|s| s.get() != "null") {
+                    Some(s) => {
+                        c.fits("a scope", s.get().len())?;
+                        let s: serde_json::Value = parse(s, "scope")?;
+                        Some(json_scope(&s).map_err(invalid)?)
+                    }
+                    None => None,
+                };
+                let scope_fields = Collect::scope(&base_fields, scope);
+                let Some(log_records) = sl.log_records else {
+                    return Ok(());
+                };
+                each(log_records, "logRecords", |_, lr| {
+                    c.budget.entry().map_err(|e| {
+                        ShipperError::TooLarge(e.message.replace(" entries ", " log records "))
+                    })?;
+                    if c.too_big_to_decode(lr.get().len()) {
+                        return Ok(());
+                    }
+                    let lr: serde_json::Value = parse(lr, "a logRecords item")?;
+                    let lr = json_log_record(obj(&lr, "a logRecords item").map_err(invalid)?)
+                        .map_err(invalid)?;
+                    c.add(&base, &scope_fields, lr)
+                })
+            })
+        })?;
+    }
+    if !any {
+        return Err(invalid(
+            "the body is empty: send an ExportLogsServiceRequest",
+        ));
+    }
+    Ok(())
+}
+
+fn json_scope(s: &serde_json::Value) -> Result<proto::InstrumentationScope, String> {
+    let s = obj(s, "scope")?;
+    let text = |k| {
+        get(s, k, k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    Ok(proto::InstrumentationScope {
+        name: text("name"),
+        version: text("version"),
+        attributes: kv_list(list(s, "attributes", "attributes")?, 0)?,
+    })
 }
 
 /// Decodes the OTLP JSON encoding of an `ExportLogsServiceRequest`; several requests one

@@ -1,0 +1,410 @@
+//! The HTTP/1 server: an accept loop bounded by `server.max_connections`, and per connection
+//! the timeouts that keep slow or silent clients from holding descriptors and memory.
+//!
+//! - A connection waiting for a request (just opened, or after an answer) that receives
+//!   nothing for `idle_timeout` is closed.
+//! - Once the first byte of a request arrives, its head (request line and headers) must be
+//!   complete within `header_timeout`, or the connection is closed.
+//! - A request body must arrive whole within `body_timeout` of its head: reading it then
+//!   fails with [`BodyTimeout`](crate::body::BodyTimeout), which the handlers answer with
+//!   `408 body_timeout`.
+//! - At most `max_connections` connections are open at once: past that the accept loop
+//!   pauses, and new connections wait in the kernel's backlog until one closes.
+//!
+//! On shutdown the listener closes, idle connections close at once, and the server waits
+//! for the answers in progress.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::Router;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
+
+use crate::body::BodyTimeout;
+
+/// Settings of the server's connections (`[server]`).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The longest wait for a request head once its first byte arrived.
+    pub header_timeout: Duration,
+    /// The longest time for a request body to arrive, from the end of its head.
+    pub body_timeout: Duration,
+    /// A connection waiting for a request is closed after this long without a byte.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// What a connection's watchdog reads: the requests in progress and when the connection
+/// last became idle or started receiving a request head.
+#[derive(Debug)]
+struct Activity {
+    state: Mutex<ActivityState>,
+}
+
+#[derive(Debug)]
+struct ActivityState {
+    in_flight: usize,
+    idle_since: Instant,
+    head_started: Option<Instant>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            state: Mutex::new(ActivityState {
+                in_flight: 0,
+                idle_since: Instant::now(),
+                head_started: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes were read: between requests, they start a request head.
+    fn read(&self) {
+        let mut s = self.lock();
+        if s.in_flight == 0 && s.head_started.is_none() {
+            s.head_started = Some(Instant::now());
+        }
+    }
+
+    /// Returns why the connection should be closed now, if it should.
+    fn expired(&self, opts: &ServerOptions) -> Option<&'static str> {
+        let s = self.lock();
+        if s.in_flight > 0 {
+            return None;
+        }
+        match s.head_started {
+            Some(t) if t.elapsed() > opts.header_timeout => Some("header_timeout"),
+            None if s.idle_since.elapsed() > opts.idle_timeout => Some("idle_timeout"),
+            _ => None,
+        }
+    }
+}
+
+/// Marks a request in progress until its answer is written (or dropped).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> InFlight {
+        let mut s = activity.lock();
+        s.in_flight += 1;
+        s.head_started = None;
+        drop(s);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if s.in_flight == 0 {
+            s.idle_since = Instant::now();
+            s.head_started = None;
+        }
+    }
+}
+
+/// A socket that tells its [`Activity`] when it reads.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A request body that fails with [`BodyTimeout`] once its deadline has passed.
+struct TimedBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(self.timeout))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An answer's body that keeps its request counted as in progress until it is written.
+struct Answer {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The most descriptors a process may open (its soft `RLIMIT_NOFILE`), read from
+/// `/proc/self/limits`; `None` where that cannot be read.
+fn descriptor_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The connection limit in force: `max_connections`, but at most half the process's
+/// descriptor limit, so that the store's files and the collectors always have descriptors
+/// left.
+pub fn effective_max_connections(configured: usize) -> usize {
+    let cap = descriptor_limit().map_or(usize::MAX, |n| (n / 2).max(1));
+    configured
+        .clamp(1, cap)
+        .min(Semaphore::MAX_PERMITS)
+        .min(u32::MAX as usize)
+}
+
+/// Serves `app` on `listener` with the connection settings until `shutdown` completes,
+/// then waits for the answers in progress.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let max = effective_max_connections(opts.max_connections);
+    if max < opts.max_connections {
+        tracing::warn!(
+            configured = opts.max_connections,
+            max,
+            "server.max_connections is above half the descriptor limit (ulimit -n); serving at most {max} connections at once"
+        );
+    }
+    let permits = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let opts = Arc::new(opts);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // Waits while `max` connections are open: new ones stay in the kernel's backlog.
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Most often EMFILE/ENFILE: wait for descriptors to be freed.
+                    tracing::warn!(error = %e, "cannot accept a connection; retrying in 100 ms");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let opts = opts.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            connection(stream, app, &opts, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection holds a permit until it ends.
+    let _ = permits.acquire_many(max as u32).await;
+    Ok(())
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Serves one connection until it ends, times out, or the server stops.
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    opts: &ServerOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let body_timeout = opts.body_timeout;
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let in_flight = InFlight::start(&activity);
+            let req = req.map(|inner| {
+                Body::new(TimedBody {
+                    inner,
+                    deadline: Box::pin(tokio::time::sleep(body_timeout)),
+                    timeout: body_timeout,
+                })
+            });
+            let app = app.clone();
+            async move {
+                let response = match app.oneshot(req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                };
+                Ok::<_, Infallible>(response.map(|inner| {
+                    Body::new(Answer {
+                        inner,
+                        _in_flight: in_flight,
+                    })
+                }))
+            }
+        })
+    };
+    // Half-closed: a client that shuts its side after a (cut) body still gets its answer.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .half_close(true)
+        .serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let check_every = (opts.header_timeout.min(opts.idle_timeout) / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(check_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stopping = *stop.borrow();
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = stop.changed(), if !stopping => {
+                let _ = changed;
+                stopping = true;
+                // Closes the connection now if it is idle, else after the answer in progress.
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick() => {
+                if let Some(why) = activity.expired(opts) {
+                    tracing::debug!(reason = why, "closing a connection");
+                    return;
+                }
+            }
+        }
+    }
+}
