@@ -103,14 +103,12 @@ fn ndjson_of_millions_of_tiny_entries_is_refused_within_bounded_memory() {
 #[test]
 fn otlp_body_of_millions_of_empty_records_is_refused_within_bounded_memory() {
     let (_dir, server) = start("");
-    // ExportLogsServiceRequest { resource_logs { scope_logs { log_records {} × N } } }.
+    // ExportLogsServiceRequest { resource_logs (1) { scope_logs (2) { log_records (2) {} × N } } }:
+    // `records` is the content of one ScopeLogs, N empty log records.
     let records = [0x12u8, 0x00].repeat((BODY - 16) / 2);
-    let mut scope_logs = Vec::new();
-    len_field(2, &records, &mut scope_logs);
-    drop(records);
     let mut resource_logs = Vec::new();
-    len_field(2, &scope_logs, &mut resource_logs);
-    drop(scope_logs);
+    len_field(2, &records, &mut resource_logs);
+    drop(records);
     let mut body = Vec::new();
     len_field(1, &resource_logs, &mut body);
     drop(resource_logs);
