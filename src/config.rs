@@ -122,6 +122,8 @@ pub struct ServerSection {
     pub idle_timeout: Dur,
     /// Most connections open at once (at most half the descriptor limit).
     pub max_connections: NonZeroUsize,
+    /// At shutdown, the longest wait for answers in progress.
+    pub shutdown_timeout: Dur,
 }
 
 impl Default for ServerSection {
@@ -133,6 +135,7 @@ impl Default for ServerSection {
             body_timeout: Dur(Duration::from_secs(60)),
             idle_timeout: Dur(Duration::from_secs(60)),
             max_connections: NonZeroUsize::new(1024).expect("nonzero"),
+            shutdown_timeout: Dur(Duration::from_secs(10)),
         }
     }
 }
@@ -634,6 +637,7 @@ impl RawConfig {
             body_timeout: s.body_timeout.0,
             idle_timeout: s.idle_timeout.0,
             max_connections: s.max_connections.get(),
+            shutdown_timeout: s.shutdown_timeout.0,
         }
     }
 

@@ -137,6 +137,8 @@ pub struct AppState {
     /// The threads `POST /api/sql` runs statements on (`[query] sql_*`).
     #[cfg(feature = "sql")]
     pub sql: Arc<logyard_sql::SqlPool>,
+    /// Becomes `true` when the server begins to stop: endless answers (live tails) end.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -160,6 +162,7 @@ impl AppState {
             alerts: None,
             #[cfg(feature = "sql")]
             sql: Arc::new(logyard_sql::SqlPool::default()),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -323,6 +326,11 @@ pub async fn serve(
                 state.rate.sample(state.store.stats().appended_records);
             }
         })
+    };
+    let stopping = state.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.send_replace(true);
     };
     let result = server::run(listener, router(state), options, shutdown).await;
     sampler.abort();

@@ -12,7 +12,7 @@
 //!   pauses, and new connections wait in the kernel's backlog until one closes.
 //!
 //! On shutdown the listener closes, idle connections close at once, and the server waits
-//! for the answers in progress.
+//! for the answers in progress, at most `shutdown_timeout`: then their connections close.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,6 +43,9 @@ pub struct ServerOptions {
     pub idle_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// At shutdown, how long answers in progress (exports, live tails) may take before their
+    /// connections are closed.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +55,7 @@ impl Default for ServerOptions {
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -382,8 +386,13 @@ async fn connection(
     let mut tick = tokio::time::interval(check_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopping = *stop.borrow();
+    let drain = tokio::time::sleep(Duration::MAX / 4);
+    let mut drain = std::pin::pin!(drain);
     if stopping {
         conn.as_mut().graceful_shutdown();
+        drain
+            .as_mut()
+            .reset(tokio::time::Instant::now() + opts.shutdown_timeout);
     }
     loop {
         tokio::select! {
@@ -396,8 +405,14 @@ async fn connection(
             changed = stop.changed(), if !stopping => {
                 let _ = changed;
                 stopping = true;
-                // Closes the connection now if it is idle, else after the answer in progress.
+                // Closes the connection now if it is idle, else after the answer in progress
+                // or at the end of the drain, whichever comes first.
                 conn.as_mut().graceful_shutdown();
+                drain.as_mut().reset(tokio::time::Instant::now() + opts.shutdown_timeout);
+            }
+            _ = drain.as_mut(), if stopping => {
+                tracing::debug!("closing a connection whose answer outlasted server.shutdown_timeout");
+                return;
             }
             _ = tick.tick() => {
                 if let Some(why) = activity.expired(opts) {

@@ -31,17 +31,23 @@ pub async fn tail(
     filter_only(&query, "/api/tail")?;
     let raw = include_raw(&params);
     let receiver = state.store.subscribe();
+    let stopping = state.stopping.subscribe();
     let filter = query.filter;
     let stream = futures_util::stream::unfold(
-        (receiver, VecDeque::new()),
-        move |(mut receiver, mut pending)| {
+        (receiver, VecDeque::new(), stopping),
+        move |(mut receiver, mut pending, mut stopping)| {
             let filter = filter.clone();
             async move {
                 loop {
                     if let Some(event) = pending.pop_front() {
-                        return Some((Ok(event), (receiver, pending)));
+                        return Some((Ok(event), (receiver, pending, stopping)));
                     }
-                    match receiver.recv().await {
+                    let received = tokio::select! {
+                        r = receiver.recv() => r,
+                        // The server stops: the tail ends, so that the stop need not wait.
+                        _ = stopping.wait_for(|s| *s) => return None,
+                    };
+                    match received {
                         Ok(batch) => {
                             for r in logyard_query::matching_records(&filter, &batch) {
                                 pending.push_back(

@@ -238,7 +238,7 @@ mod tests {
         let joins = format!(
             "SELECT 1 FROM logs a {}",
             (0..5)
-                .map(|i| format!("JOIN logs b{i} ON a.id = b{i}.id"))
+                .map(|i| format!(" JOIN logs b{i} ON a.id = b{i}.id"))
                 .collect::<String>()
         );
         assert!(shape(&joins, 5).is_ok());
