@@ -483,12 +483,15 @@ pub fn decode_json(bytes: &[u8], conv: &mut Converter) -> Result<(), ShipperErro
     }
 }
 
+/// An entry's structured metadata: names and values.
+type Metadata = Vec<(String, String)>;
+
 /// One entry of the JSON push body: `["<unix ns>", "line"]` or with structured metadata.
 fn json_value(
     si: usize,
     vi: usize,
     raw: &RawValue,
-) -> Result<(i64, String, Vec<(String, String)>), ShipperError> {
+) -> Result<(i64, String, Metadata), ShipperError> {
     let at = || format!("streams[{si}].values[{vi}]");
     let v: Vec<serde_json::Value> = serde_json::from_str(raw.get()).map_err(|e| {
         bad(format!(
