@@ -60,7 +60,7 @@ fn samples<'a>(families: &'a [Value], sample: &str) -> Vec<&'a Value> {
 
 /// 3 000 generated lines, their counts by level and their errors by agent.
 fn generated(dir: &Path) -> (Vec<u8>, BTreeMap<String, u64>, BTreeMap<String, u64>) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_logs.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gen_logs.py");
     let out = Command::new("python3")
         .arg(&script)
         .args([

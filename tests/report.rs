@@ -20,7 +20,7 @@ const RANGE: [&str; 4] = [
 
 /// Writes 20 000 lines of `gen_logs.py --seed 3 --format jsonl` into `dir`.
 fn generate(dir: &Path) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_logs.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gen_logs.py");
     let out = dir.join("logs.jsonl");
     let status = Command::new("python3")
         .arg(&script)

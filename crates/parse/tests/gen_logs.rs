@@ -2,8 +2,8 @@
 //! (line i carries 2024-01-15T00:00:00Z + i × span / N, at the precision its format
 //! writes), the level, the agent, and the HTTP fields of request lines.
 //!
-//! Needs `python3` and `shared/bench/gen_logs.py` beside the repository (or its path in
-//! `LOGYARD_GEN_LOGS`); the test is skipped without them.
+//! Runs the repository's copy of the generator, `tests/data/gen_logs.py` (or the one named
+//! by `LOGYARD_GEN_LOGS`) with `python3`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,13 +15,14 @@ const N: usize = 3000;
 const START_MS: i64 = 1_705_276_800_000;
 const RECEIVED: i64 = 1_705_400_000_000_000_000;
 
-fn generator() -> Option<PathBuf> {
+fn generator() -> PathBuf {
     let path = std::env::var_os("LOGYARD_GEN_LOGS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen_logs.py")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/gen_logs.py")
         });
-    path.exists().then_some(path)
+    assert!(path.exists(), "{} is missing", path.display());
+    path
 }
 
 fn level_word(s: &str) -> Option<Level> {
@@ -30,10 +31,7 @@ fn level_word(s: &str) -> Option<Level> {
 
 #[test]
 fn every_mixed_line_shape_parses_right() {
-    let Some(gen) = generator() else {
-        eprintln!("gen_logs.py not found: skipped");
-        return;
-    };
+    let gen = generator();
     let out = std::env::temp_dir().join(format!("logyard-parse-mixed-{}.log", std::process::id()));
     let status = Command::new("python3")
         .arg(&gen)
