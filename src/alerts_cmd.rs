@@ -10,7 +10,8 @@ use crate::cli::AlertsArgs;
 /// Prints `GET /api/alerts` of a server.
 pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
     let url = format!("{}/api/alerts", args.server.trim_end_matches('/'));
-    let resp = reqwest::blocking::Client::new()
+    let resp = crate::cli::http()
+        .build()?
         .get(&url)
         .query(&[("limit", args.limit.to_string())])
         .send()

@@ -36,7 +36,7 @@ pub(crate) fn get(
     path: &str,
     params: &[(&str, String)],
 ) -> anyhow::Result<reqwest::blocking::Response> {
-    let resp = reqwest::blocking::Client::builder()
+    let resp = crate::cli::http()
         .timeout(None)
         .build()?
         .get(format!("{}{path}", url.trim_end_matches('/')))

@@ -15,8 +15,28 @@ pub struct Cli {
     /// Configuration file (default: ./logyard.toml when it exists).
     #[arg(long, global = true, env = "LOGYARD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The token sent to a server (`--server`) as `Authorization: Bearer`.
+    #[arg(long, global = true, env = "LOGYARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The token of `--token` / `LOGYARD_TOKEN`, set once when the command line is read.
+static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// An HTTP client for a server, sending the command line's token with every request.
+pub fn http() -> reqwest::blocking::ClientBuilder {
+    let builder = reqwest::blocking::Client::builder();
+    let Some(Some(token)) = TOKEN.get() else {
+        return builder;
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    builder.default_headers(headers)
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,10 +74,45 @@ enum Command {
     /// Read a remote host's containers over SSH, read-only: status, logs, errors, one
     /// container, health; save its logs into the local store.
     Remote(crate::remote_cmd::RemoteArgs),
+    /// Make tokens for `[[auth.tokens]]`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Check the configuration file and exit.
     CheckConfig,
     /// Print the version.
     Version,
+}
+
+/// `logyard token …`.
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new random token once, and the `[[auth.tokens]]` lines (with its hash only) to
+    /// add to logyard.toml.
+    New {
+        /// The token's name: HTTP Basic's user, and what logs and errors call it.
+        #[arg(long)]
+        name: String,
+        /// ingest (the ingest endpoints), read (every read and the UI) or admin (everything).
+        #[arg(long)]
+        role: String,
+    },
+}
+
+/// Prints a new token and its configuration lines.
+fn new_token(name: &str, role: &str) -> anyhow::Result<()> {
+    use logyard_api::auth;
+    if auth::Role::parse(role).is_none() {
+        anyhow::bail!("--role {role}: a role is one of ingest, read, admin");
+    }
+    if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
+        anyhow::bail!("--name: a name is needed, without `:` or spaces");
+    }
+    let secret = auth::new_secret();
+    let hash = auth::format_hash(&auth::sha256(secret.as_bytes()));
+    println!("token (shown once; give it to the client, keep it secret):\n\n  {secret}\n");
+    println!("add to logyard.toml (the hash only, never the token):\n");
+    println!("[[auth.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nhash = \"{hash}\"");
+    Ok(())
 }
 
 /// `logyard serve`.
@@ -337,6 +392,10 @@ fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = TOKEN.set(cli.token.filter(|t| !t.is_empty()));
+    if let Command::Token(TokenCommand::New { name, role }) = &cli.command {
+        return new_token(name, role);
+    }
     let path = config_path(cli.config);
     let config = RawConfig::load(path.as_deref())?;
     match cli.command {
@@ -355,6 +414,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
         Command::Alerts(args) => crate::alerts_cmd::run(args),
         Command::Remote(args) => crate::remote_cmd::run(config, args),
+        Command::Token(_) => unreachable!("answered before the configuration is read"),
         Command::CheckConfig => {
             match &path {
                 Some(p) => println!("{}: configuration is valid", p.display()),

@@ -124,6 +124,8 @@ pub struct ServerSection {
     pub max_connections: NonZeroUsize,
     /// At shutdown, the longest wait for answers in progress.
     pub shutdown_timeout: Dur,
+    /// Serve a non-loopback address without any token, on purpose.
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for ServerSection {
@@ -136,6 +138,7 @@ impl Default for ServerSection {
             idle_timeout: Dur(Duration::from_secs(60)),
             max_connections: NonZeroUsize::new(1024).expect("nonzero"),
             shutdown_timeout: Dur(Duration::from_secs(10)),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -370,6 +373,35 @@ impl Default for MetricsSection {
     }
 }
 
+/// `[auth]`: the tokens requests present.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// `[[auth.tokens]]`.
+    pub tokens: Vec<TokenSection>,
+    /// `/metrics` answers without a token.
+    pub public_metrics: bool,
+}
+
+/// One `[[auth.tokens]]`: a name, a role, and where its secret's hash comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// HTTP Basic's user; what audit records and errors call the token.
+    pub name: String,
+    /// `ingest`, `read` or `admin`.
+    pub role: String,
+    /// `sha256:<hex>` of the token.
+    pub hash: Option<String>,
+    /// A file holding the token (its first line).
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the token.
+    pub token_env: Option<String>,
+}
+
+/// The fewest characters of a token read from a file or the environment.
+const MIN_TOKEN_CHARS: usize = 16;
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -401,6 +433,8 @@ pub struct RawConfig {
     pub metrics: MetricsSection,
     /// `[alerts]`, `[[alerts.rules]]`, `[[alerts.notifiers]]`.
     pub alerts: logyard_alert::AlertsConfig,
+    /// `[auth]`, `[[auth.tokens]]`.
+    pub auth: AuthSection,
 }
 
 impl RawConfig {
@@ -531,7 +565,79 @@ impl RawConfig {
         self.report_schedule()
             .context("invalid [report] settings")?;
         self.alerting()?;
+        self.auth()?;
         Ok(())
+    }
+
+    /// Returns the tokens of `[[auth.tokens]]`, each with its secret's hash read from the
+    /// file, the environment or the configuration; an error names the token, never a secret.
+    pub fn auth(&self) -> anyhow::Result<logyard_api::auth::Auth> {
+        use logyard_api::auth::{parse_hash, Role, Token};
+        let mut tokens = Vec::new();
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            let what = format!("[[auth.tokens]] #{} (`{}`)", i + 1, t.name);
+            if t.name.is_empty() || t.name.contains(':') || t.name.chars().any(char::is_whitespace)
+            {
+                anyhow::bail!(
+                    "{what}: a name is needed, without `:` or spaces (it is HTTP Basic's user)"
+                );
+            }
+            if self.auth.tokens[..i].iter().any(|o| o.name == t.name) {
+                anyhow::bail!("{what}: another token has the same name");
+            }
+            let role = Role::parse(&t.role).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{what}: role `{}` is not one of ingest, read, admin",
+                    t.role
+                )
+            })?;
+            let given = [
+                t.hash.is_some(),
+                t.token_file.is_some(),
+                t.token_env.is_some(),
+            ];
+            if given.iter().filter(|g| **g).count() != 1 {
+                anyhow::bail!(
+                    "{what}: give exactly one of hash = \"sha256:…\", token_file or token_env \
+                     (`logyard token new` prints a hash)"
+                );
+            }
+            let secret = |text: String, from: &str| -> anyhow::Result<Token> {
+                let text = text.lines().next().unwrap_or("").trim().to_string();
+                if text.chars().count() < MIN_TOKEN_CHARS {
+                    anyhow::bail!(
+                        "{what}: the token in {from} is shorter than {MIN_TOKEN_CHARS} characters; \
+                         `logyard token new` makes one"
+                    );
+                }
+                Ok(Token::from_secret(t.name.clone(), role, &text))
+            };
+            let token = if let Some(hash) = &t.hash {
+                Token::from_hash(
+                    t.name.clone(),
+                    role,
+                    parse_hash(hash).map_err(|e| anyhow::anyhow!("{what}: {e}"))?,
+                )
+            } else if let Some(path) = &t.token_file {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("{what}: cannot read token_file {}", path.display())
+                })?;
+                secret(text, &format!("token_file {}", path.display()))?
+            } else {
+                let name = t.token_env.as_deref().unwrap_or_default();
+                let text = std::env::var(name).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{what}: the environment variable {name} (token_env) is not set"
+                    )
+                })?;
+                secret(text, &format!("${name}"))?
+            };
+            tokens.push(token);
+        }
+        Ok(logyard_api::auth::Auth::new(
+            tokens,
+            self.auth.public_metrics,
+        ))
     }
 
     /// Returns what a report looks at; an invalid `database_filter` is an error.

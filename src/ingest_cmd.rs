@@ -118,7 +118,7 @@ pub fn run(config: RawConfig, args: IngestArgs) -> anyhow::Result<()> {
     let mut parser = lines::parser(&config, &args.parse)?;
     let mut sink = match (&args.target.server, &args.target.data) {
         (Some(url), _) => Sink::Server {
-            client: reqwest::blocking::Client::new(),
+            client: crate::cli::http().build()?,
             url: url.trim_end_matches('/').to_string(),
         },
         (None, data) => {

@@ -252,7 +252,7 @@ fn fetch(
     offset: usize,
     limit: usize,
 ) -> anyhow::Result<Output> {
-    let client = reqwest::blocking::Client::new();
+    let client = crate::cli::http().build()?;
     let want = offset + limit;
     let mut got: Vec<Value> = Vec::new();
     let mut cursor: Option<String> = None;

@@ -16,6 +16,16 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    let auth = config.auth()?;
+    let listen = config.server.listen;
+    if !auth.enabled() && !listen.ip().is_loopback() && !config.server.allow_unauthenticated {
+        anyhow::bail!(
+            "{listen} is reachable from other hosts, and no token is configured: anyone could \
+             read every log. Add a token (`logyard token new --name NAME --role admin` prints \
+             the [[auth.tokens]] lines to add to logyard.toml), listen on 127.0.0.1, or set \
+             [server] allow_unauthenticated = true to serve without tokens on purpose"
+        );
+    }
     let store_config = config.store_config();
     let data_dir = store_config.data_dir.clone();
     // Recovery (WAL replay) happens here, before the port opens.
@@ -68,6 +78,7 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
     );
     state.query = config.query_settings();
     state.sql = Arc::new(logyard_sql::SqlPool::new(config.sql_pool()));
+    state.auth = Arc::new(auth);
     state.redactor = Arc::new(std::sync::Mutex::new(
         logyard_parse::Redactor::new(
             &config

@@ -116,7 +116,7 @@ fn with_caret(sql: &str, message: &str, position: usize) -> String {
 
 /// Sends the statement to a server.
 fn fetch(url: &str, sql: &str) -> anyhow::Result<Value> {
-    let resp = reqwest::blocking::Client::builder()
+    let resp = crate::cli::http()
         .timeout(None)
         .build()?
         .post(format!("{}/api/sql", url.trim_end_matches('/')))

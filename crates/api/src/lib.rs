@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod analyses;
 pub mod analysis;
+pub mod auth;
 pub mod body;
 pub mod decode;
 pub mod error;
@@ -139,6 +140,8 @@ pub struct AppState {
     pub sql: Arc<logyard_sql::SqlPool>,
     /// Becomes `true` when the server begins to stop: endless answers (live tails) end.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The tokens requests must present (`[auth]`); none means no authentication.
+    pub auth: Arc<auth::Auth>,
 }
 
 impl AppState {
@@ -163,6 +166,7 @@ impl AppState {
             #[cfg(feature = "sql")]
             sql: Arc::new(logyard_sql::SqlPool::default()),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            auth: Arc::new(auth::Auth::default()),
         }
     }
 
@@ -200,6 +204,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(shippers::bulk::info_probe))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::check))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -100,6 +100,7 @@ pub struct Metrics {
     log_errors: Mutex<BTreeMap<String, u64>>,
     /// Agents with their own label in `logyard_log_errors_total`; 0 means the default, 100.
     max_agents: AtomicUsize,
+    auth_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -110,6 +111,11 @@ impl Metrics {
             *map.entry(k).or_default() += v;
         }
         self.ingested_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused for want of a valid token.
+    pub fn auth_failed(&self) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts rejected lines by reason.
@@ -192,12 +198,18 @@ impl Metrics {
                 escape(level)
             );
         }
-        let simple: [(&str, &str, &str, f64); 17] = [
+        let simple: [(&str, &str, &str, f64); 18] = [
             (
                 "logyard_ingested_bytes_total",
                 "counter",
                 "Bytes of accepted request bodies.",
                 self.ingested_bytes.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "logyard_auth_failures_total",
+                "counter",
+                "Requests refused with 401: no token, or one that matches none.",
+                self.auth_failures.load(Ordering::Relaxed) as f64,
             ),
             (
                 "logyard_wal_bytes",
