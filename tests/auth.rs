@@ -270,15 +270,13 @@ fn tokens_come_as_bearer_basic_and_api_key_and_failures_are_counted_without_the_
         .parse()
         .unwrap();
     assert_eq!(failures, 2.0, "{metrics}");
-    let (_, page) = (0, {
-        client()
-            .get(format!("{}/api/logs?agent=forms", server.url))
-            .bearer_auth(READ)
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap()
-    });
+    let page: Value = client()
+        .get(format!("{}/api/logs?agent=forms", server.url))
+        .bearer_auth(READ)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(page["total"], 3, "{page}");
     let log = server.stop();
     for secret in [INGEST, READ, ADMIN, wrong] {
@@ -372,32 +370,23 @@ fn a_non_loopback_address_without_tokens_stops_the_start_with_what_to_do() {
     );
     // Configuration mistakes name the token and the key, never a secret.
     let config = dir.path().join("bad.toml");
-    std::fs::write(
-        &config,
+    let check = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        let out = util::run(
+            dir.path(),
+            &["--config", config.to_str().unwrap(), "check-config"],
+        );
+        assert!(!out.status.success(), "{text} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = check(
         "[[auth.tokens]]\nname = \"a\"\nrole = \"read\"\ntoken_env = \"LOGYARD_TEST_UNSET_TOKEN\"\n",
-    )
-    .unwrap();
-    let out = util::run(
-        dir.path(),
-        &["--config", config.to_str().unwrap(), "check-config"],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("LOGYARD_TEST_UNSET_TOKEN") && err.contains("`a`"),
         "{err}"
     );
-    std::fs::write(
-        &config,
-        "[[auth.tokens]]\nname = \"a\"\nrole = \"read\"\nhash = \"plain-secret\"\n",
-    )
-    .unwrap();
-    let out = util::run(
-        dir.path(),
-        &["--config", config.to_str().unwrap(), "check-config"],
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = check("[[auth.tokens]]\nname = \"a\"\nrole = \"read\"\nhash = \"plain-secret\"\n");
     assert!(
         err.contains("sha256:") && !err.contains("plain-secret"),
         "{err}"

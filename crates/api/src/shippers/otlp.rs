@@ -452,6 +452,26 @@ fn not_otlp(e: impl std::fmt::Display) -> ShipperError {
 /// Decodes a protobuf `ExportLogsServiceRequest` into `c`, log record by log record: the
 /// records are counted on the wire first, and a request with too many is refused before
 /// any is decoded.
+/// Field 1 of a ResourceLogs or ScopeLogs message (its resource or scope), merged as protobuf
+/// merges repeated occurrences; each occurrence is held to `limits.max_line_bytes`.
+fn header_message<M: Message + Default>(
+    bytes: &[u8],
+    what: &str,
+    c: &Collect,
+) -> Result<Option<M>, ShipperError> {
+    let mut message: Option<M> = None;
+    for field in wire_fields(bytes) {
+        if let (1, Wire::Len(b)) = field.map_err(not_otlp)? {
+            c.fits(what, b.len())?;
+            message
+                .get_or_insert_with(Default::default)
+                .merge(b)
+                .map_err(not_otlp)?;
+        }
+    }
+    Ok(message)
+}
+
 pub fn decode_protobuf(bytes: &[u8], c: &mut Collect) -> Result<(), ShipperError> {
     let n = count_nested(bytes, &[1, 2, 2]).map_err(not_otlp)?;
     c.budget
@@ -463,16 +483,7 @@ pub fn decode_protobuf(bytes: &[u8], c: &mut Collect) -> Result<(), ShipperError
             (1, _) => return Err(not_otlp("resource_logs is not a message")),
             _ => continue,
         };
-        let mut resource: Option<proto::Resource> = None;
-        for field in wire_fields(rl) {
-            if let (1, Wire::Len(b)) = field.map_err(not_otlp)? {
-                c.fits("a resource", b.len())?;
-                resource
-                    .get_or_insert_with(Default::default)
-                    .merge(b)
-                    .map_err(not_otlp)?;
-            }
-        }
+        let resource = header_message::<proto::Resource>(rl, "a resource", c)?;
         let (base, base_fields) = c.base(resource);
         for field in wire_fields(rl) {
             let sl = match field.map_err(not_otlp)? {
@@ -480,16 +491,7 @@ pub fn decode_protobuf(bytes: &[u8], c: &mut Collect) -> Result<(), ShipperError
                 (2, _) => return Err(not_otlp("scope_logs is not a message")),
                 _ => continue,
             };
-            let mut scope: Option<proto::InstrumentationScope> = None;
-            for field in wire_fields(sl) {
-                if let (1, Wire::Len(b)) = field.map_err(not_otlp)? {
-                    c.fits("a scope", b.len())?;
-                    scope
-                        .get_or_insert_with(Default::default)
-                        .merge(b)
-                        .map_err(not_otlp)?;
-                }
-            }
+            let scope = header_message::<proto::InstrumentationScope>(sl, "a scope", c)?;
             let scope_fields = Collect::scope(&base_fields, scope);
             for field in wire_fields(sl) {
                 let lr = match field.map_err(not_otlp)? {
