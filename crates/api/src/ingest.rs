@@ -464,7 +464,7 @@ fn field_of_json(v: &serde_json::Value) -> Value {
 }
 
 /// Whether a text holds 19 digits in a row: the only way a JSON integer can be outside the
-/// 64-bit range, which the entry's slower reading ([`raw_entry`]) then keeps exact.
+/// 64-bit range, which the entry's slower reading ([`raw_value`]) then keeps exact.
 fn has_long_number(text: &str) -> bool {
     let mut run = 0;
     for b in text.bytes() {

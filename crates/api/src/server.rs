@@ -6,7 +6,7 @@
 //! - Once the first byte of a request arrives, its head (request line and headers) must be
 //!   complete within `header_timeout`, or the connection is closed.
 //! - A request body must arrive whole within `body_timeout` of its head: reading it then
-//!   fails with [`BodyTimeout`](crate::body::BodyTimeout), which the handlers answer with
+//!   fails with [`BodyTimeout`], which the handlers answer with
 //!   `408 body_timeout`.
 //! - At most `max_connections` connections are open at once: past that the accept loop
 //!   pauses, and new connections wait in the kernel's backlog until one closes.

@@ -449,9 +449,6 @@ fn not_otlp(e: impl std::fmt::Display) -> ShipperError {
     ))
 }
 
-/// Decodes a protobuf `ExportLogsServiceRequest` into `c`, log record by log record: the
-/// records are counted on the wire first, and a request with too many is refused before
-/// any is decoded.
 /// Field 1 of a ResourceLogs or ScopeLogs message (its resource or scope), merged as protobuf
 /// merges repeated occurrences; each occurrence is held to `limits.max_line_bytes`.
 fn header_message<M: Message + Default>(
@@ -472,6 +469,9 @@ fn header_message<M: Message + Default>(
     Ok(message)
 }
 
+/// Decodes a protobuf `ExportLogsServiceRequest` into `c`, log record by log record: the
+/// records are counted on the wire first, and a request with too many is refused before
+/// any is decoded.
 pub fn decode_protobuf(bytes: &[u8], c: &mut Collect) -> Result<(), ShipperError> {
     let n = count_nested(bytes, &[1, 2, 2]).map_err(not_otlp)?;
     c.budget
