@@ -203,7 +203,12 @@ pub fn errors(config: RawConfig, args: ErrorsArgs) -> anyhow::Result<()> {
         let store = open_store(&config, &args.target)?;
         let now = now_ns();
         let since = now - args.hours as i64 * 3_600_000_000_000;
-        let s = logyard_query::error_summary(&store.snapshot(), since, &config.query_settings())?;
+        let s = logyard_query::error_summary(
+            &store.snapshot(),
+            since,
+            &logyard_query::Filter::All,
+            &config.query_settings(),
+        )?;
         logyard_api::analysis::error_summary_json(&s, now, args.hours)
     };
     let mut out = std::io::stdout().lock();

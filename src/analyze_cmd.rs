@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::bail;
 use logyard_model::{now_ns, parse_time};
+use logyard_query::Filter;
 use logyard_report::analyses::{self, AuthParams, SlowParams};
 use serde_json::Value;
 
@@ -101,7 +102,14 @@ pub fn slow(config: RawConfig, args: SlowArgs) -> anyhow::Result<()> {
                 limit: limit.min(config.query_settings().max_limit),
                 top_paths: report.top_paths,
             };
-            let a = analyses::slow(&store.snapshot(), start, end, &p, &config.query_settings())?;
+            let a = analyses::slow(
+                &store.snapshot(),
+                start,
+                end,
+                &Filter::All,
+                &p,
+                &config.query_settings(),
+            )?;
             logyard_api::analyses::analysis_json(&a)
         }
     };
@@ -194,7 +202,7 @@ pub fn auth(config: RawConfig, args: AuthArgs) -> anyhow::Result<()> {
                 min_failures,
                 window,
             };
-            let a = analyses::auth(&store.snapshot(), start, end, &p, &settings)?;
+            let a = analyses::auth(&store.snapshot(), start, end, &Filter::All, &p, &settings)?;
             logyard_api::analyses::analysis_json(&a)
         }
     };
@@ -254,6 +262,7 @@ pub fn db(config: RawConfig, args: DbArgs) -> anyhow::Result<()> {
                 &store.snapshot(),
                 start,
                 end,
+                &Filter::All,
                 &report.database_filter,
                 report.top_patterns,
                 &config.query_settings(),

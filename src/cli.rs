@@ -95,24 +95,70 @@ enum TokenCommand {
         /// ingest (the ingest endpoints), read (every read and the UI) or admin (everything).
         #[arg(long)]
         role: String,
+        /// A read token's filter, ANDed into every read it makes (e.g. `agent:billing-*`).
+        #[arg(long)]
+        scope: Option<String>,
+        /// An ingest token's fixed label, NAME=VALUE (agent, host or source); repeatable.
+        #[arg(long = "label", value_name = "NAME=VALUE")]
+        labels: Vec<String>,
     },
 }
 
 /// Prints a new token and its configuration lines.
-fn new_token(name: &str, role: &str) -> anyhow::Result<()> {
+fn new_token(name: &str, role: &str, scope: Option<&str>, labels: &[String]) -> anyhow::Result<()> {
     use logyard_api::auth;
-    if auth::Role::parse(role).is_none() {
+    let Some(parsed_role) = auth::Role::parse(role) else {
         anyhow::bail!("--role {role}: a role is one of ingest, read, admin");
-    }
+    };
     if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
         anyhow::bail!("--name: a name is needed, without `:` or spaces");
+    }
+    if let Some(scope) = scope {
+        if parsed_role != auth::Role::Read {
+            anyhow::bail!("--scope: only a read token may have a scope");
+        }
+        auth::Scope::parse(scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+    }
+    if !labels.is_empty() && parsed_role != auth::Role::Ingest {
+        anyhow::bail!("--label: only an ingest token may fix labels");
+    }
+    let mut fixed = Vec::new();
+    for label in labels {
+        let Some((key, value)) = label.split_once('=') else {
+            anyhow::bail!("--label {label}: write NAME=VALUE, e.g. host=web-1");
+        };
+        auth::Labels::default()
+            .set(key, value.to_string())
+            .map_err(|e| anyhow::anyhow!("--label {label}: {e}"))?;
+        fixed.push(format!("{key} = {}", toml_string(value)));
     }
     let secret = auth::new_secret();
     let hash = auth::format_hash(&auth::sha256(secret.as_bytes()));
     println!("token (shown once; give it to the client, keep it secret):\n\n  {secret}\n");
     println!("add to logyard.toml (the hash only, never the token):\n");
     println!("[[auth.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nhash = \"{hash}\"");
+    if let Some(scope) = scope {
+        println!("scope = {}", toml_string(scope));
+    }
+    if !fixed.is_empty() {
+        println!("labels = {{ {} }}", fixed.join(", "));
+    }
     Ok(())
+}
+
+/// A TOML basic string of `text`, quotes and backslashes escaped.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// `logyard serve`.
@@ -393,8 +439,14 @@ fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = TOKEN.set(cli.token.filter(|t| !t.is_empty()));
-    if let Command::Token(TokenCommand::New { name, role }) = &cli.command {
-        return new_token(name, role);
+    if let Command::Token(TokenCommand::New {
+        name,
+        role,
+        scope,
+        labels,
+    }) = &cli.command
+    {
+        return new_token(name, role, scope.as_deref(), labels);
     }
     let path = config_path(cli.config);
     let config = RawConfig::load(path.as_deref())?;

@@ -5,6 +5,7 @@
 //! [`RawConfig::store_config`] and friends turn it into the settings each crate takes.
 //! `docs/configuration.md` is the reference of every key.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -397,6 +398,11 @@ pub struct TokenSection {
     pub token_file: Option<PathBuf>,
     /// An environment variable holding the token.
     pub token_env: Option<String>,
+    /// A `read` token's filter, ANDed into every read it makes.
+    pub scope: Option<String>,
+    /// An `ingest` token's labels (`agent`, `host`, `source`), written over its entries'.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The fewest characters of a token read from a file or the environment.
@@ -572,7 +578,7 @@ impl RawConfig {
     /// Returns the tokens of `[[auth.tokens]]`, each with its secret's hash read from the
     /// file, the environment or the configuration; an error names the token, never a secret.
     pub fn auth(&self) -> anyhow::Result<logyard_api::auth::Auth> {
-        use logyard_api::auth::{parse_hash, Role, Token};
+        use logyard_api::auth::{parse_hash, Labels, Role, Scope, Token};
         let mut tokens = Vec::new();
         for (i, t) in self.auth.tokens.iter().enumerate() {
             let what = format!("[[auth.tokens]] #{} (`{}`)", i + 1, t.name);
@@ -632,7 +638,26 @@ impl RawConfig {
                 })?;
                 secret(text, &format!("${name}"))?
             };
-            tokens.push(token);
+            let token = match &t.scope {
+                Some(_) if role != Role::Read => anyhow::bail!(
+                    "{what}: only a `read` token may have a scope (an `{}` token reads everything \
+                     or nothing)",
+                    role.name()
+                ),
+                Some(text) => token
+                    .with_scope(Scope::parse(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))?),
+                None => token,
+            };
+            if !t.labels.is_empty() && role != Role::Ingest {
+                anyhow::bail!("{what}: only an `ingest` token may fix labels");
+            }
+            let mut labels = Labels::default();
+            for (name, value) in &t.labels {
+                labels
+                    .set(name, value.clone())
+                    .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+            }
+            tokens.push(token.with_labels(labels));
         }
         Ok(logyard_api::auth::Auth::new(
             tokens,

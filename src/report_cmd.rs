@@ -39,6 +39,7 @@ pub fn run(config: RawConfig, args: ReportArgs) -> anyhow::Result<()> {
                 &store.snapshot(),
                 start,
                 end,
+                &logyard_query::Filter::All,
                 &settings,
                 &config.query_settings(),
             )?;

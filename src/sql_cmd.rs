@@ -27,7 +27,12 @@ pub fn run(config: RawConfig, args: SqlArgs) -> anyhow::Result<()> {
             let pool = logyard_sql::SqlPool::new(config.sql_pool());
             let snapshot = std::sync::Arc::new(store.snapshot());
             let answer = runtime
-                .block_on(pool.execute(snapshot, args.sql.clone(), settings))
+                .block_on(pool.execute(
+                    snapshot,
+                    logyard_query::Filter::All,
+                    args.sql.clone(),
+                    settings,
+                ))
                 .map_err(|e| match e {
                     logyard_sql::SqlError::Syntax {
                         message,

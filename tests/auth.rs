@@ -136,8 +136,8 @@ fn every_route_needs_its_role_and_answers_as_without_tokens_with_it() {
             "{what}"
         );
         let wrong = match access {
-            Access::Role(Role::Ingest) => Some(READ),
-            Access::Role(Role::Read) => Some(INGEST),
+            Access::Role(Role::Ingest) | Access::Whole(Role::Ingest) => Some(READ),
+            Access::Role(Role::Read) | Access::Whole(Role::Read) => Some(INGEST),
             _ => None,
         };
         if let Some(wrong) = wrong {
@@ -148,7 +148,7 @@ fn every_route_needs_its_role_and_answers_as_without_tokens_with_it() {
             assert!(!text.contains(wrong), "{what}: the secret echoed: {text}");
         }
         let right = match access {
-            Access::Role(r) => token_of(*r),
+            Access::Role(r) | Access::Whole(r) => token_of(*r),
             _ => INGEST,
         };
         let (expected, _) = status(request(&open, method, pattern, &open_id));

@@ -66,7 +66,7 @@ fuzz_target!(|text: &str| {
     let sql = text.to_string();
     let task = f
         .runtime
-        .spawn(async move { logyard_sql::execute(snapshot, &sql, &settings).await });
+        .spawn(async move { logyard_sql::execute(snapshot, logyard_query::Filter::All, &sql, &settings).await });
     match f.runtime.block_on(task) {
         Ok(Err(SqlError::Syntax {
             position: Some(p), ..

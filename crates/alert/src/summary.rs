@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use logyard_query::{error_summary, QueryError, Settings};
+use logyard_query::{error_summary, Filter, QueryError, Settings};
 use logyard_store::Store;
 
 use crate::engine::{AlertRecord, MAX_ENTRIES};
@@ -21,7 +21,7 @@ pub(crate) fn make(
     settings: &Settings,
 ) -> Result<AlertRecord, QueryError> {
     let since = now - DAY;
-    let s = error_summary(&store.snapshot(), since, settings)?;
+    let s = error_summary(&store.snapshot(), since, &Filter::All, settings)?;
     let mut message = format!(
         "{} error entries from {} of {} agents in the last 24 h",
         s.total_error_entries,

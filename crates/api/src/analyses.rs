@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::analysis::MAX_HOURS;
+use crate::auth::ReadScope;
 use crate::error::ApiError;
 use crate::read::{add_partial, cost_json, query_settings, time_param, usize_param};
 use crate::AppState;
@@ -108,6 +109,7 @@ async fn run<T: Send + 'static>(
 /// percentiles overall, by agent and by path.
 pub async fn slow(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let (start, end) = range_params(&params, now_ns())?;
@@ -128,7 +130,9 @@ pub async fn slow(
         )?,
     };
     let store = state.store.clone();
-    let a = run(move || analyses::slow(&store.snapshot(), start, end, &slow, &settings)).await?;
+    let within = scope.filter();
+    let a = run(move || analyses::slow(&store.snapshot(), start, end, &within, &slow, &settings))
+        .await?;
     Ok(Json(analysis_json(&a)))
 }
 
@@ -137,6 +141,7 @@ pub async fn slow(
 /// (the whole range without `window`).
 pub async fn auth(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let (start, end) = range_params(&params, now_ns())?;
@@ -157,7 +162,9 @@ pub async fn auth(
         window,
     };
     let store = state.store.clone();
-    let a = run(move || analyses::auth(&store.snapshot(), start, end, &p, &settings)).await?;
+    let within = scope.filter();
+    let a =
+        run(move || analyses::auth(&store.snapshot(), start, end, &within, &p, &settings)).await?;
     Ok(Json(analysis_json(&a)))
 }
 
@@ -165,6 +172,7 @@ pub async fn auth(
 /// and connection failures by agent.
 pub async fn db(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let (start, end) = range_params(&params, now_ns())?;
@@ -177,7 +185,18 @@ pub async fn db(
     )?;
     let filter = state.report.database_filter.clone();
     let store = state.store.clone();
-    let a = run(move || analyses::database(&store.snapshot(), start, end, &filter, top, &settings))
-        .await?;
+    let within = scope.filter();
+    let a = run(move || {
+        analyses::database(
+            &store.snapshot(),
+            start,
+            end,
+            &within,
+            &filter,
+            top,
+            &settings,
+        )
+    })
+    .await?;
     Ok(Json(analysis_json(&a)))
 }

@@ -14,6 +14,7 @@ use logyard_query::{
 };
 use serde_json::{json, Value};
 
+use crate::auth::ReadScope;
 use crate::error::ApiError;
 use crate::read::{add_partial, blocking, cost_json, parse_q, query_settings, usize_param};
 use crate::AppState;
@@ -48,6 +49,7 @@ pub(crate) fn filter_only(query: &logyard_query::Query, what: &str) -> Result<()
 /// empty buckets included.
 pub async fn histogram(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let now = now_ns();
@@ -86,6 +88,7 @@ pub async fn histogram(
         start: Some(start),
         end: Some(end),
     });
+    query.and_filter(scope.filter());
     let store = state.store.clone();
     let filter = query.filter.clone();
     let s2 = settings.clone();
@@ -133,6 +136,7 @@ pub const MAX_HOURS: usize = 24 * 365 * 100;
 /// with the critical entries and the most frequent error templates.
 pub async fn errors_summary(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let hours = usize_param(&params, "hours", 24, Some(MAX_HOURS))?;
@@ -143,8 +147,11 @@ pub async fn errors_summary(
     let since = now - hours as i64 * 3_600_000_000_000;
     let settings = query_settings(&state);
     let store = state.store.clone();
-    let s =
-        blocking(move || logyard_query::error_summary(&store.snapshot(), since, &settings)).await?;
+    let within = scope.filter();
+    let s = blocking(move || {
+        logyard_query::error_summary(&store.snapshot(), since, &within, &settings)
+    })
+    .await?;
     Ok(Json(error_summary_json(&s, now, hours)))
 }
 
@@ -186,6 +193,7 @@ pub const MAX_CONTEXT: usize = 1000;
 /// entry, oldest first, the entry included.
 pub async fn context(
     State(state): State<AppState>,
+    scope: ReadScope,
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
@@ -202,13 +210,13 @@ pub async fn context(
             timestamp: id.timestamp,
             seq: id.seq.saturating_add(1),
         };
-        let at = Filter::and(vec![
+        let at = scope.narrow(Filter::and(vec![
             Filter::Time {
                 start: Some(id.timestamp),
                 end: Some(id.timestamp.saturating_add(1)),
             },
             Filter::Before(next),
-        ]);
+        ]));
         let found = logyard_query::search(
             &snapshot,
             &at,
@@ -225,7 +233,7 @@ pub async fn context(
             value: entry.source.clone(),
             prefix: false,
         };
-        let older = Filter::and(vec![same_source.clone(), Filter::Before(id)]);
+        let older = scope.narrow(Filter::and(vec![same_source.clone(), Filter::Before(id)]));
         let mut logs = logyard_query::search(
             &snapshot,
             &older,
@@ -237,14 +245,14 @@ pub async fn context(
         .records;
         logs.reverse();
         logs.push(entry);
-        let newer = Filter::and(vec![
+        let newer = scope.narrow(Filter::and(vec![
             same_source,
             Filter::Time {
                 start: Some(id.timestamp),
                 end: None,
             },
             Filter::Not(Box::new(Filter::Before(next))),
-        ]);
+        ]));
         let mut q = logyard_query::Query::of_filter(newer);
         q.pipes.push(Pipe::Sort(Sort {
             by: vec![FieldRef::new("timestamp")],

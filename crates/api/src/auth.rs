@@ -14,14 +14,25 @@
 //! endpoint, `403 forbidden`. What each role may use is [`access`], one table for every route,
 //! so that a route missing from it is an administrator's alone.
 //!
+//! A `read` token may carry a [`Scope`]: a filter of the query language ANDed into every read
+//! it makes ([`ReadScope`], which the read handlers take), and refused on the answers that
+//! cover every agent at once (`/metrics`, alerts, sources: [`Access::Whole`]). An `ingest`
+//! token may carry [`Labels`] that overwrite those of every entry it sends ([`IngestLabels`]),
+//! so that a compromised agent cannot write as another.
+//!
 //! Secrets are held as SHA-256 hashes only, compared in constant time, and never logged or
 //! echoed: errors name the token, never its secret.
 
-use axum::extract::{MatchedPath, Request, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use logyard_model::Record;
+use logyard_query::Filter;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -63,7 +74,90 @@ impl Role {
     }
 }
 
-/// A configured token: its name, role and the SHA-256 of its secret.
+/// The rows a `read` token may see: `scope = "<filter>"`, e.g. `agent:billing-* OR host:web-*`.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The filter as configured.
+    pub text: String,
+    /// The parsed filter, ANDed into every read.
+    pub filter: Filter,
+}
+
+impl Scope {
+    /// Parses a scope: a filter of the query language, without pipes. Relative times in it
+    /// (`_time:>now-1d`) are anchored when the configuration is read.
+    pub fn parse(text: &str) -> Result<Scope, String> {
+        let filter =
+            logyard_query::parse_filter(text, logyard_model::now_ns()).map_err(|e| match e {
+                logyard_query::QueryError::Syntax { message, position } => {
+                    format!("scope {text:?}: {message} (at byte {position})")
+                }
+                other => format!("scope {text:?}: {other}"),
+            })?;
+        if matches!(filter, Filter::All) {
+            return Err(format!(
+                "scope {text:?} keeps every entry: remove it, or write the filter the token may read"
+            ));
+        }
+        Ok(Scope {
+            text: text.to_string(),
+            filter,
+        })
+    }
+}
+
+/// The labels an `ingest` token writes whatever its entries say: `labels = { host = "…" }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels {
+    /// Overwrites every entry's `agent`.
+    pub agent: Option<String>,
+    /// Overwrites every entry's `host`.
+    pub host: Option<String>,
+    /// Overwrites every entry's `source`.
+    pub source: Option<String>,
+}
+
+impl Labels {
+    /// Sets one label by name (`agent`, `host` or `source`); any other name is an error.
+    pub fn set(&mut self, name: &str, value: String) -> Result<(), String> {
+        let slot = match name {
+            "agent" => &mut self.agent,
+            "host" => &mut self.host,
+            "source" => &mut self.source,
+            other => {
+                return Err(format!(
+                    "labels: `{other}` is not a label; a token may fix agent, host and source"
+                ))
+            }
+        };
+        *slot = Some(value);
+        Ok(())
+    }
+
+    /// Whether no label is fixed.
+    pub fn is_empty(&self) -> bool {
+        self.agent.is_none() && self.host.is_none() && self.source.is_none()
+    }
+
+    /// Overwrites the fixed labels of a record, and drops the fields of the same names (a
+    /// Loki stream's labels), which would claim what the token may not.
+    pub fn apply(&self, record: &mut Record) {
+        if let Some(agent) = &self.agent {
+            record.agent.clone_from(agent);
+            record.fields.remove("agent");
+        }
+        if let Some(host) = &self.host {
+            record.host.clone_from(host);
+            record.fields.remove("host");
+        }
+        if let Some(source) = &self.source {
+            record.source.clone_from(source);
+            record.fields.remove("source");
+        }
+    }
+}
+
+/// A configured token: its name, role, the SHA-256 of its secret, and what narrows it.
 #[derive(Clone)]
 pub struct Token {
     /// The name: HTTP Basic's user, and what logs and errors call the token.
@@ -71,6 +165,8 @@ pub struct Token {
     /// What it may do.
     pub role: Role,
     sha256: [u8; 32],
+    scope: Option<Arc<Scope>>,
+    labels: Arc<Labels>,
 }
 
 impl std::fmt::Debug for Token {
@@ -85,12 +181,30 @@ impl std::fmt::Debug for Token {
 impl Token {
     /// A token whose secret has the given SHA-256.
     pub fn from_hash(name: String, role: Role, sha256: [u8; 32]) -> Token {
-        Token { name, role, sha256 }
+        Token {
+            name,
+            role,
+            sha256,
+            scope: None,
+            labels: Arc::default(),
+        }
     }
 
     /// A token whose clear secret is known (read from `token_file` or `token_env`).
     pub fn from_secret(name: String, role: Role, secret: &str) -> Token {
         Token::from_hash(name, role, sha256(secret.as_bytes()))
+    }
+
+    /// Narrows every read of the token to a scope (a `read` token's).
+    pub fn with_scope(mut self, scope: Scope) -> Token {
+        self.scope = Some(Arc::new(scope));
+        self
+    }
+
+    /// Fixes labels of every entry the token sends (an `ingest` token's).
+    pub fn with_labels(mut self, labels: Labels) -> Token {
+        self.labels = Arc::new(labels);
+        self
     }
 }
 
@@ -158,6 +272,10 @@ pub struct Identity {
     pub name: String,
     /// Its role.
     pub role: Role,
+    /// What its reads are narrowed to, if anything.
+    pub scope: Option<Arc<Scope>>,
+    /// The labels it writes whatever its entries say.
+    pub labels: Arc<Labels>,
 }
 
 impl Auth {
@@ -190,6 +308,8 @@ impl Auth {
         found.map(|t| Identity {
             name: t.name.clone(),
             role: t.role,
+            scope: t.scope.clone(),
+            labels: t.labels.clone(),
         })
     }
 }
@@ -255,6 +375,9 @@ pub enum Access {
     Anyone,
     /// A token of this role, or an administrator's.
     Role(Role),
+    /// A token of this role (or an administrator's) without a scope: the answer covers every
+    /// agent at once, so a scoped token could read past its scope there.
+    Whole(Role),
 }
 
 /// Every route of the router, with the method and what it needs. `/metrics` is listed as
@@ -262,7 +385,7 @@ pub enum Access {
 /// administrator's alone ([`access`]).
 pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/health", Access::Open),
-    (Method::GET, "/metrics", Access::Role(Role::Read)),
+    (Method::GET, "/metrics", Access::Whole(Role::Read)),
     // The UI's page (a browser signs in with Basic) and the Elasticsearch clients' version
     // probe, which ingest tokens send.
     (Method::GET, "/", Access::Anyone),
@@ -293,7 +416,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/query", Access::Role(Role::Read)),
     (Method::GET, "/api/agents", Access::Role(Role::Read)),
     (Method::GET, "/api/stats", Access::Role(Role::Read)),
-    (Method::GET, "/api/sources", Access::Role(Role::Read)),
+    (Method::GET, "/api/sources", Access::Whole(Role::Read)),
     (Method::GET, "/api/histogram", Access::Role(Role::Read)),
     (Method::GET, "/api/errors/summary", Access::Role(Role::Read)),
     (Method::GET, "/api/export", Access::Role(Role::Read)),
@@ -303,8 +426,8 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/analyses/auth", Access::Role(Role::Read)),
     (Method::GET, "/api/analyses/db", Access::Role(Role::Read)),
     (Method::POST, "/api/sql", Access::Role(Role::Read)),
-    (Method::GET, "/api/alerts", Access::Role(Role::Read)),
-    (Method::GET, "/api/alerts/rules", Access::Role(Role::Read)),
+    (Method::GET, "/api/alerts", Access::Whole(Role::Read)),
+    (Method::GET, "/api/alerts/rules", Access::Whole(Role::Read)),
 ];
 
 /// What a request for `path` (the route's pattern, e.g. `/api/logs/{id}/context`) with
@@ -357,7 +480,7 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
         );
         return response;
     };
-    if let Access::Role(role) = need {
+    if let Access::Role(role) | Access::Whole(role) = need {
         if !identity.role.allows(role) {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -374,8 +497,99 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
             .into_response();
         }
     }
+    if let (Access::Whole(_), Some(scope)) = (need, &identity.scope) {
+        state.metrics.scope_refused();
+        tracing::warn!(
+            token = %identity.name,
+            path = %req.uri().path(),
+            "a scoped token asked for an answer that covers every agent; refused"
+        );
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the token `{}` reads only `{}`, and {} {} answers for every agent: ask for a \
+                 token without a scope",
+                identity.name,
+                scope.text,
+                req.method(),
+                req.uri().path()
+            ),
+        )
+        .into_response();
+    }
     req.extensions_mut().insert(identity);
     next.run(req).await
+}
+
+/// The scope of the request's token: what every read handler ANDs into its filter. Without
+/// a token, or with one that has no scope, every entry.
+#[derive(Debug, Clone, Default)]
+pub struct ReadScope(Option<Arc<Scope>>);
+
+impl ReadScope {
+    /// A scope of a filter (for the CLI and tests); `Filter::All` is no scope.
+    pub fn of(scope: Option<Scope>) -> ReadScope {
+        ReadScope(scope.map(Arc::new))
+    }
+
+    /// The filter every read is narrowed to (`Filter::All` without a scope).
+    pub fn filter(&self) -> Filter {
+        self.0.as_ref().map_or(Filter::All, |s| s.filter.clone())
+    }
+
+    /// A filter narrowed to the scope.
+    pub fn narrow(&self, filter: Filter) -> Filter {
+        match &self.0 {
+            None => filter,
+            Some(scope) => Filter::and(vec![filter, scope.filter.clone()]),
+        }
+    }
+
+    /// Whether reads are narrowed.
+    pub fn is_scoped(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadScope {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ReadScope(
+            parts
+                .extensions
+                .get::<Identity>()
+                .and_then(|i| i.scope.clone()),
+        ))
+    }
+}
+
+/// The labels the request's token fixes on every entry it sends (none without a token).
+#[derive(Debug, Clone, Default)]
+pub struct IngestLabels(pub Arc<Labels>);
+
+impl IngestLabels {
+    /// Overwrites the fixed labels of every record.
+    pub fn apply(&self, records: &mut [Record]) {
+        if !self.0.is_empty() {
+            records.iter_mut().for_each(|r| self.0.apply(r));
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IngestLabels {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IngestLabels(
+            parts
+                .extensions
+                .get::<Identity>()
+                .map(|i| i.labels.clone())
+                .unwrap_or_default(),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -447,7 +661,7 @@ mod tests {
         let post = Method::POST;
         assert_eq!(access(&get, "/health", false), Access::Open);
         assert_eq!(access(&get, "/metrics", true), Access::Open);
-        assert_eq!(access(&get, "/metrics", false), Access::Role(Role::Read));
+        assert_eq!(access(&get, "/metrics", false), Access::Whole(Role::Read));
         assert_eq!(
             access(&post, "/api/logs", false),
             Access::Role(Role::Ingest)

@@ -16,6 +16,7 @@ use logyard_model::now_ns;
 use logyard_query::export::{export as write_export, Format};
 use tokio::sync::mpsc;
 
+use crate::auth::ReadScope;
 use crate::error::ApiError;
 use crate::read::{add_range, parse_q, query_settings};
 use crate::AppState;
@@ -30,11 +31,13 @@ type Chunk = Result<Vec<u8>, std::io::Error>;
 /// `GET /api/export`.
 pub async fn export(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let now = now_ns();
     let mut query = parse_q(&state, &params, now)?;
     add_range(&mut query, &params, now)?;
+    query.and_filter(scope.filter());
     let name = params.get("format").map_or("ndjson", String::as_str);
     let format = Format::parse(name).ok_or_else(|| {
         ApiError::bad_param(format!("format {name:?} is not one of ndjson, csv, json"))

@@ -629,6 +629,7 @@ pub fn count_by_source_level(records: &[Record]) -> BTreeMap<(String, String), u
 /// `POST /api/logs`.
 pub async fn post_logs(
     State(state): State<AppState>,
+    labels: crate::auth::IngestLabels,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -646,7 +647,7 @@ pub async fn post_logs(
     let len = bytes.len() as u64;
     let redactor = state.redactor.clone();
     let mut budget = Budget::new(&state.limits);
-    let decoded = tokio::task::spawn_blocking(move || {
+    let mut decoded = tokio::task::spawn_blocking(move || {
         // Secrets go before anything is decoded, so that no field, message or raw text keeps
         // them; the rules keep JSON valid.
         let lossy = std::str::from_utf8(&bytes).is_err();
@@ -688,6 +689,7 @@ pub async fn post_logs(
     for r in &decoded.rejected {
         state.metrics.add_rejected(r.kind, 1);
     }
+    labels.apply(&mut decoded.records);
     let accepted = decoded.records.len();
     let counts = count_by_source_level(&decoded.records);
     let errors = crate::metrics::errors_by_agent(&decoded.records);

@@ -101,6 +101,7 @@ pub struct Metrics {
     /// Agents with their own label in `logyard_log_errors_total`; 0 means the default, 100.
     max_agents: AtomicUsize,
     auth_failures: AtomicU64,
+    scope_refusals: AtomicU64,
 }
 
 impl Metrics {
@@ -116,6 +117,11 @@ impl Metrics {
     /// Counts a request refused for want of a valid token.
     pub fn auth_failed(&self) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request of a scoped token refused because its answer covers every agent.
+    pub fn scope_refused(&self) {
+        self.scope_refusals.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts rejected lines by reason.
@@ -198,7 +204,7 @@ impl Metrics {
                 escape(level)
             );
         }
-        let simple: [(&str, &str, &str, f64); 18] = [
+        let simple: [(&str, &str, &str, f64); 19] = [
             (
                 "logyard_ingested_bytes_total",
                 "counter",
@@ -210,6 +216,12 @@ impl Metrics {
                 "counter",
                 "Requests refused with 401: no token, or one that matches none.",
                 self.auth_failures.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "logyard_scope_refusals_total",
+                "counter",
+                "Requests of scoped tokens refused because their answer covers every agent.",
+                self.scope_refusals.load(Ordering::Relaxed) as f64,
             ),
             (
                 "logyard_wal_bytes",

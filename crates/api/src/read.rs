@@ -11,6 +11,7 @@ use logyard_query::{
 use regex::RegexBuilder;
 use serde_json::{json, Value};
 
+use crate::auth::ReadScope;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -166,25 +167,28 @@ async fn logs_page(
 /// `GET /api/logs`.
 pub async fn get_logs(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = seed_filter(&params, None, now_ns())?;
+    let filter = scope.narrow(seed_filter(&params, None, now_ns())?);
     logs_page(state, params, filter).await
 }
 
 /// `GET /api/logs/agent/{agent_name}`.
 pub async fn get_agent_logs(
     State(state): State<AppState>,
+    scope: ReadScope,
     Path(agent): Path<String>,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = seed_filter(&params, Some(agent), now_ns())?;
+    let filter = scope.narrow(seed_filter(&params, Some(agent), now_ns())?);
     logs_page(state, params, filter).await
 }
 
 /// `GET /api/logs/search`: `q` is a regular expression over the message.
 pub async fn search_logs(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let q = params.get("q").filter(|q| !q.is_empty()).ok_or_else(|| {
@@ -201,10 +205,10 @@ pub async fn search_logs(
         .size_limit(state.limits.max_regex_bytes)
         .build()
         .map_err(|e| ApiError::bad_param(format!("q is not a valid regular expression: {e}")))?;
-    let filter = Filter::and(vec![
+    let filter = scope.narrow(Filter::and(vec![
         seed_filter(&params, None, now_ns())?,
         Filter::Regex(regex),
-    ]);
+    ]));
     logs_page(state, params, filter).await
 }
 
@@ -297,11 +301,13 @@ pub fn add_partial(out: &mut serde_json::Map<String, Value>, partial: Option<&st
 /// a table pipe makes the answer `{"columns", "rows"}`.
 pub async fn query(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let now = now_ns();
     let mut query = parse_q(&state, &params, now)?;
     add_range(&mut query, &params, now)?;
+    query.and_filter(scope.filter());
     if let Some(cursor) = params.get("cursor").filter(|c| !c.is_empty()) {
         let id: RecordId = cursor.parse().map_err(|e: String| {
             ApiError::bad_param(format!(
@@ -353,9 +359,10 @@ pub async fn query(
 /// `GET /api/agents`.
 pub async fn get_agents(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = seed_filter(&params, None, now_ns())?;
+    let filter = scope.narrow(seed_filter(&params, None, now_ns())?);
     let store = state.store.clone();
     let agents =
         tokio::task::spawn_blocking(move || logyard_query::agents(&store.snapshot(), &filter))
@@ -384,9 +391,10 @@ pub async fn get_agents(
 /// `GET /api/stats`.
 pub async fn get_stats(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let filter = seed_filter(&params, None, now_ns())?;
+    let filter = scope.narrow(seed_filter(&params, None, now_ns())?);
     let store = state.store.clone();
     let summary =
         tokio::task::spawn_blocking(move || logyard_query::summary(&store.snapshot(), &filter))

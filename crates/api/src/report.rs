@@ -10,6 +10,7 @@ use axum::Router;
 use logyard_model::now_ns;
 use logyard_report::{build, render, Format, ReportError};
 
+use crate::auth::ReadScope;
 use crate::error::ApiError;
 use crate::read::{query_settings, time_param};
 use crate::AppState;
@@ -23,6 +24,7 @@ pub fn routes() -> Router<AppState> {
 /// `until` to now, `format` to `json` (also `md`, `html`).
 pub async fn report(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let now = now_ns();
@@ -40,16 +42,18 @@ pub async fn report(
     let store = state.store.clone();
     let settings = state.report.clone();
     let qs = query_settings(&state);
-    let report =
-        tokio::task::spawn_blocking(move || build(&store.snapshot(), start, end, &settings, &qs))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    e.to_string(),
-                )
-            })?;
+    let within = scope.filter();
+    let report = tokio::task::spawn_blocking(move || {
+        build(&store.snapshot(), start, end, &within, &settings, &qs)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })?;
     let report = match report {
         Ok(r) => r,
         Err(ReportError::Query { source, .. }) => return Err(source.into()),

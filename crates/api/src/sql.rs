@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use logyard_sql::{SqlAnswer, SqlError};
 use serde_json::{json, Value};
 
+use crate::auth::ReadScope;
 use crate::error::ApiError;
 use crate::read::{add_partial, cost_json, query_settings};
 use crate::AppState;
@@ -48,7 +49,13 @@ pub fn answer_json(answer: &SqlAnswer) -> Value {
 }
 
 /// `POST /api/sql` with `{"sql": "SELECT … FROM logs …"}`: the answer as a table.
-pub async fn sql(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// A scoped token's statements see only the rows of its scope: the `logs` table itself holds
+/// no other.
+pub async fn sql(
+    State(state): State<AppState>,
+    scope: ReadScope,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let request: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -74,7 +81,7 @@ pub async fn sql(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
     // 500, and the answer comes by the deadline whatever the statement does.
     let answer = state
         .sql
-        .execute(snapshot, text.to_string(), settings)
+        .execute(snapshot, scope.filter(), text.to_string(), settings)
         .await?;
     Ok(Json(answer_json(&answer)))
 }

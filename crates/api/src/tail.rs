@@ -12,6 +12,7 @@ use logyard_model::now_ns;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::analysis::filter_only;
+use crate::auth::ReadScope;
 use crate::error::ApiError;
 use crate::read::{include_raw, parse_q};
 use crate::AppState;
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
 /// as batches are acknowledged; an event `lagged` says how many batches a slow reader missed.
 pub async fn tail(
     State(state): State<AppState>,
+    scope: ReadScope,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let query = parse_q(&state, &params, now_ns())?;
@@ -32,7 +34,7 @@ pub async fn tail(
     let raw = include_raw(&params);
     let receiver = state.store.subscribe();
     let stopping = state.stopping.subscribe();
-    let filter = query.filter;
+    let filter = scope.narrow(query.filter);
     let stream = futures_util::stream::unfold(
         (receiver, VecDeque::new(), stopping),
         move |(mut receiver, mut pending, mut stopping)| {

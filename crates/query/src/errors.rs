@@ -40,16 +40,21 @@ pub struct ErrorSummary {
     pub top_patterns: Vec<(String, u64, String)>,
 }
 
-/// Summarises the entries at ERROR and above since a time.
+/// Summarises the entries at ERROR and above since a time, among those of `within`
+/// (`Filter::All` for every entry; a token's scope).
 pub fn error_summary(
     snapshot: &Snapshot,
     since: i64,
+    within: &Filter,
     settings: &Settings,
 ) -> Result<ErrorSummary, QueryError> {
-    let range = Filter::Time {
-        start: Some(since),
-        end: None,
-    };
+    let range = Filter::and(vec![
+        Filter::Time {
+            start: Some(since),
+            end: None,
+        },
+        within.clone(),
+    ]);
     let total_agents = summary(snapshot, &range)?.by_agent.len();
     let errors = Filter::and(vec![
         range.clone(),

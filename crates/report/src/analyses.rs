@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use logyard_model::format_rfc3339;
-use logyard_query::{Answer, Cell, Cost, Settings};
+use logyard_query::{Answer, Cell, Cost, Filter, Settings};
 use logyard_store::Snapshot;
 use serde::Serialize;
 
@@ -127,13 +127,14 @@ fn analysis<T>(
     snapshot: &Snapshot,
     start: i64,
     end: i64,
+    within: &Filter,
     settings: &Settings,
     f: impl FnOnce(&mut Runner, &str) -> Result<T, ReportError>,
 ) -> Result<Analysis<T>, ReportError> {
     if start >= end {
         return Err(ReportError::EmptyRange);
     }
-    let mut runner = Runner::new(snapshot, settings, end);
+    let mut runner = Runner::new(snapshot, within, settings, end);
     let range = q::time_range(start, end);
     let result = f(&mut runner, &range)?;
     Ok(Analysis {
@@ -149,15 +150,16 @@ fn analysis<T>(
 }
 
 /// Slow requests (above `threshold_ms`, slowest first) and latency percentiles overall, by
-/// agent and by path, over `[start, end)`.
+/// agent and by path, over `[start, end)` and the entries of `within` (`Filter::All`: all).
 pub fn slow(
     snapshot: &Snapshot,
     start: i64,
     end: i64,
+    within: &Filter,
     params: &SlowParams,
     settings: &Settings,
 ) -> Result<Analysis<SlowRequests>, ReportError> {
-    analysis(snapshot, start, end, settings, |r, range| {
+    analysis(snapshot, start, end, within, settings, |r, range| {
         let slow_count = r.count(&q::slow_count(range, params.threshold_ms))?;
         Ok(SlowRequests {
             threshold_ms: params.threshold_ms,
@@ -168,15 +170,16 @@ pub fn slow(
 }
 
 /// Failed and successful logins, and the IPs with at least `min_failures` failures in one
-/// window, over `[start, end)`.
+/// window, over `[start, end)` and the entries of `within`.
 pub fn auth(
     snapshot: &Snapshot,
     start: i64,
     end: i64,
+    within: &Filter,
     params: &AuthParams,
     settings: &Settings,
 ) -> Result<Analysis<AuthAnalysis>, ReportError> {
-    analysis(snapshot, start, end, settings, |r, range| {
+    analysis(snapshot, start, end, within, settings, |r, range| {
         Ok(AuthAnalysis {
             auth: logins(r, range, params)?,
             min_failures: params.min_failures,
@@ -186,16 +189,17 @@ pub fn auth(
 }
 
 /// Database errors (by `database_filter`) by agent and template, and connection failures,
-/// over `[start, end)`.
+/// over `[start, end)` and the entries of `within`.
 pub fn database(
     snapshot: &Snapshot,
     start: i64,
     end: i64,
+    within: &Filter,
     database_filter: &str,
     top_patterns: usize,
     settings: &Settings,
 ) -> Result<Analysis<DatabaseAnalysis>, ReportError> {
-    analysis(snapshot, start, end, settings, |r, range| {
+    analysis(snapshot, start, end, within, settings, |r, range| {
         let by_agent = agent_counts(r.counts(
             &q::database_errors_by_agent(range, database_filter),
             NO_AGENT,

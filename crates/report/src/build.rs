@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use logyard_model::format_rfc3339;
-use logyard_query::{nice_step, Cell, Settings};
+use logyard_query::{nice_step, Cell, Filter, Settings};
 use logyard_store::Snapshot;
 
 use crate::analyses::{self, AuthParams, SlowParams, NO_AGENT};
@@ -49,11 +49,13 @@ fn check_range(start: i64, end: i64, baseline_periods: usize) -> Result<(), Repo
     )))
 }
 
-/// Runs the report's queries over `[start, end)` of a snapshot.
+/// Runs the report's queries over `[start, end)` of a snapshot, over the entries of `within`
+/// (`Filter::All`: every entry; a token's scope).
 pub fn build(
     snapshot: &Snapshot,
     start: i64,
     end: i64,
+    within: &Filter,
     settings: &ReportSettings,
     query_settings: &Settings,
 ) -> Result<Report, ReportError> {
@@ -61,7 +63,7 @@ pub fn build(
         return Err(ReportError::EmptyRange);
     }
     check_range(start, end, settings.baseline_periods)?;
-    let mut r = Runner::new(snapshot, query_settings, end);
+    let mut r = Runner::new(snapshot, within, query_settings, end);
     let len = end - start;
     let range = q::time_range(start, end);
     let prev_start = start.saturating_sub(len);

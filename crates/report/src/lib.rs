@@ -20,6 +20,7 @@
 //!     &store.snapshot(),
 //!     now - 86_400_000_000_000,
 //!     now,
+//!     &logyard_query::Filter::All,
 //!     &ReportSettings::default(),
 //!     &logyard_query::Settings::default(),
 //! )

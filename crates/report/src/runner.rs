@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use logyard_query::{parse_query, run, Answer, Cell, Cost, Settings, Table};
+use logyard_query::{parse_query, run, Answer, Cell, Cost, Filter, Settings, Table};
 use logyard_store::Snapshot;
 
 use crate::{ErrorPattern, ReportError};
@@ -11,6 +11,7 @@ use crate::{ErrorPattern, ReportError};
 /// of their costs, and a note of the answers cut by a budget.
 pub(crate) struct Runner<'a> {
     snapshot: &'a Snapshot,
+    within: &'a Filter,
     settings: &'a Settings,
     now: i64,
     /// The queries run, in order.
@@ -22,10 +23,17 @@ pub(crate) struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    /// Creates a runner; `now` anchors relative times.
-    pub fn new(snapshot: &'a Snapshot, settings: &'a Settings, now: i64) -> Runner<'a> {
+    /// Creates a runner whose every query is narrowed to `within` (`Filter::All`: every
+    /// entry; a token's scope); `now` anchors relative times.
+    pub fn new(
+        snapshot: &'a Snapshot,
+        within: &'a Filter,
+        settings: &'a Settings,
+        now: i64,
+    ) -> Runner<'a> {
         Runner {
             snapshot,
+            within,
             settings,
             now,
             queries: Vec::new(),
@@ -41,7 +49,8 @@ impl<'a> Runner<'a> {
             source,
         };
         self.queries.push(text.to_string());
-        let query = parse_query(text, self.now, self.settings).map_err(err)?;
+        let mut query = parse_query(text, self.now, self.settings).map_err(err)?;
+        query.and_filter(self.within.clone());
         let out = run(self.snapshot, &query, self.settings, limit).map_err(err)?;
         let c = &mut self.cost;
         c.rows_scanned += out.cost.rows_scanned;

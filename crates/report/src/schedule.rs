@@ -144,6 +144,7 @@ impl Scheduler {
             &self.store.snapshot(),
             due - DAY_NS,
             due,
+            &logyard_query::Filter::All,
             &s.report,
             &s.query,
         )?;

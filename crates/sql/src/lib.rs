@@ -19,6 +19,7 @@
 //! # let store = logyard_store::Store::open(logyard_store::StoreConfig::new("d")).unwrap();
 //! let answer = logyard_sql::execute(
 //!     Arc::new(store.snapshot()),
+//!     logyard_query::Filter::All,
 //!     "SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC",
 //!     &logyard_sql::SqlSettings::default(),
 //! )
@@ -49,7 +50,7 @@ use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::StreamExt;
-use logyard_query::{Cost, Settings};
+use logyard_query::{Cost, Filter, Settings};
 use logyard_store::Snapshot;
 use serde_json::Value;
 
@@ -127,12 +128,14 @@ pub enum SqlError {
 /// The name of the one table.
 pub const TABLE: &str = "logs";
 
-/// Runs one read-only statement over a snapshot within the budgets of `settings`.
+/// Runs one read-only statement over the rows of a snapshot that `scope` keeps
+/// (`Filter::All`: every row) within the budgets of `settings`.
 ///
 /// Planning and running recurse once per level of the statement's nesting: call it on a
 /// thread with [`STACK_BYTES`] of stack, as [`SqlPool::execute`] does.
 pub async fn execute(
     snapshot: Arc<Snapshot>,
+    scope: Filter,
     sql: &str,
     sql_settings: &SqlSettings,
 ) -> Result<SqlAnswer, SqlError> {
@@ -148,7 +151,7 @@ pub async fn execute(
         },
     )?;
     let cost = Arc::new(Mutex::new(Cost::default()));
-    let ctx = context(snapshot, cost.clone(), settings)?;
+    let ctx = context(snapshot, scope, cost.clone(), settings)?;
     let timeout_reason = || timeout_reason(settings.timeout);
     let planned = tokio::time::timeout_at(deadline, async {
         let plan = ctx
@@ -265,6 +268,7 @@ fn check_shape(statement: &Statement, limits: limits::ShapeLimits) -> Result<(),
 /// Builds a session with the `logs` table, the field functions and the budgets.
 fn context(
     snapshot: Arc<Snapshot>,
+    scope: Filter,
     cost: Arc<Mutex<Cost>>,
     settings: &Settings,
 ) -> Result<SessionContext, SqlError> {
@@ -287,7 +291,7 @@ fn context(
     // unbounded: it is refused at planning.
     config.options_mut().execution.enable_recursive_ctes = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
-    ctx.register_table(TABLE, Arc::new(LogsTable::new(snapshot, cost)))
+    ctx.register_table(TABLE, Arc::new(LogsTable::new(snapshot, scope, cost)))
         .map_err(|e| SqlError::Internal(e.strip_backtrace()))?;
     for f in udf::functions()
         .into_iter()

@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use logyard_query::Settings;
+use logyard_query::{Filter, Settings};
 use logyard_store::Snapshot;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{oneshot, Semaphore};
@@ -106,12 +106,13 @@ impl SqlPool {
         Ok(runtime.as_ref().expect("started").handle().clone())
     }
 
-    /// Runs one statement on the pool within the budgets of `query` and the pool's
+    /// Runs one statement over the rows `scope` keeps on the pool within the budgets of `query` and the pool's
     /// [`PoolConfig::max_depth`], answering by its deadline ([`Settings::timeout`]) at the
     /// latest.
     pub async fn execute(
         &self,
         snapshot: Arc<Snapshot>,
+        scope: Filter,
         sql: String,
         query: Settings,
     ) -> Result<SqlAnswer, SqlError> {
@@ -142,7 +143,7 @@ impl SqlPool {
         let task = handle.spawn(async move {
             let _slot = slot;
             tokio::select! {
-                answer = crate::execute(snapshot, &sql, &settings) => answer,
+                answer = crate::execute(snapshot, scope, &sql, &settings) => answer,
                 _ = cancelled => Ok(crate::timed_out(timeout)),
             }
         });

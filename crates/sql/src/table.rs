@@ -98,11 +98,12 @@ pub fn logs_schema() -> SchemaRef {
         .clone()
 }
 
-/// The `logs` table over one snapshot of the store. Every scan adds what it read and
-/// skipped to a shared [`Cost`].
+/// The `logs` table over one snapshot of the store, holding only the rows of a scope. Every
+/// scan adds what it read and skipped to a shared [`Cost`].
 #[derive(Clone)]
 pub struct LogsTable {
     snapshot: Arc<Snapshot>,
+    scope: Filter,
     cost: Arc<Mutex<Cost>>,
 }
 
@@ -115,9 +116,17 @@ impl fmt::Debug for LogsTable {
 }
 
 impl LogsTable {
-    /// Creates the table over a snapshot; scans add their cost to `cost`.
-    pub fn new(snapshot: Arc<Snapshot>, cost: Arc<Mutex<Cost>>) -> LogsTable {
-        LogsTable { snapshot, cost }
+    /// Creates the table over the rows of a snapshot that `scope` keeps (`Filter::All`:
+    /// every row); scans add their cost to `cost`.
+    ///
+    /// The scope is evaluated exactly on every row every scan reads, before anything else
+    /// sees it, so that no statement can reach a row outside it.
+    pub fn new(snapshot: Arc<Snapshot>, scope: Filter, cost: Arc<Mutex<Cost>>) -> LogsTable {
+        LogsTable {
+            snapshot,
+            scope,
+            cost,
+        }
     }
 }
 
@@ -160,8 +169,9 @@ impl TableProvider for LogsTable {
             None => (0..schema.fields().len()).collect(),
         };
         let out_schema = Arc::new(schema.project(&projection)?);
-        let filter = Filter::and(filters.iter().map(pushdown::translate).collect());
-        let rows = pushdown::row_filter(&filter);
+        let pushed = Filter::and(filters.iter().map(pushdown::translate).collect());
+        let rows = Filter::and(vec![self.scope.clone(), pushdown::row_filter(&pushed)]);
+        let filter = Filter::and(vec![self.scope.clone(), pushed]);
         let mut cost = Cost::default();
         let total = self.snapshot.blocks.len();
         let mut kept = Vec::new();

@@ -10,6 +10,7 @@
 //! (JSON), and decoded one at a time; an entry over `limits.max_line_bytes` is rejected
 //! alone, the others stored, and the answer is then a `400` that says so.
 
+use crate::auth::IngestLabels;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -108,14 +109,24 @@ type Stream = (
     Vec<(i64, String, Vec<(String, String)>)>,
 );
 
-async fn push(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match accept(&state, headers, body).await {
+async fn push(
+    State(state): State<AppState>,
+    labels: IngestLabels,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match accept(&state, &labels, headers, body).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => text(&e),
     }
 }
 
-async fn accept(state: &AppState, headers: HeaderMap, body: Body) -> Result<(), ShipperError> {
+async fn accept(
+    state: &AppState,
+    labels: &IngestLabels,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(), ShipperError> {
     let content_type = super::content_type(&headers);
     let (bytes, wire) = read_body(state, &headers, body).await?;
     // Protobuf unless said JSON, as Loki decides; a JSON object sent with another type
@@ -145,7 +156,7 @@ async fn accept(state: &AppState, headers: HeaderMap, body: Body) -> Result<(), 
         _ => {}
     })?;
     let rejected = pushed.rejected.len();
-    store(state, pushed.records, wire).await?;
+    store(state, labels, pushed.records, wire).await?;
     match pushed.rejected.first() {
         None => Ok(()),
         Some(first) => {

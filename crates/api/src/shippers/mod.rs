@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod loki;
 pub mod otlp;
 
+use crate::auth::IngestLabels;
 use std::io::Read;
 
 use axum::body::Body;
@@ -187,15 +188,17 @@ pub fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-/// Redacts secrets from the records by the `[redact]` rules (counted in
-/// `logyard_redactions_total`), stores them and returns once they are durable, then counts
-/// them in the ingest metrics (by their `source`, which each protocol sets to its name)
-/// with `wire_bytes`.
+/// Writes the labels the token fixes over the records', redacts secrets from them by the
+/// `[redact]` rules (counted in `logyard_redactions_total`), stores them and returns once
+/// they are durable, then counts them in the ingest metrics (by their `source`, which each
+/// protocol sets to its name) with `wire_bytes`.
 pub async fn store(
     state: &AppState,
+    labels: &IngestLabels,
     mut records: Vec<Record>,
     wire_bytes: u64,
 ) -> Result<(), ShipperError> {
+    labels.apply(&mut records);
     {
         let mut redactor = state.redactor.lock().expect("redactor lock");
         for record in &mut records {

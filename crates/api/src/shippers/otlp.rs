@@ -8,6 +8,7 @@
 //! request's encoding, with `partialSuccess` when some records were rejected; a request that
 //! does not decode is a `400` with a `google.rpc.Status`.
 
+use crate::auth::IngestLabels;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -246,7 +247,12 @@ fn status(encoding: Encoding, e: &ShipperError) -> Response {
     }
 }
 
-async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn export(
+    State(state): State<AppState>,
+    labels: IngestLabels,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let encoding = match super::content_type(&headers).as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" | "" => Encoding::Json,
@@ -257,7 +263,7 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             return status(Encoding::Json, &e);
         }
     };
-    match accept(&state, encoding, headers, body).await {
+    match accept(&state, &labels, encoding, headers, body).await {
         Ok(response) => response,
         Err(e) => status(encoding, &e),
     }
@@ -265,6 +271,7 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -
 
 async fn accept(
     state: &AppState,
+    labels: &IngestLabels,
     encoding: Encoding,
     headers: HeaderMap,
     body: Body,
@@ -286,7 +293,7 @@ async fn accept(
         ShipperError::TooLarge(_) => state.metrics.add_rejected("body_too_large", 1),
         _ => {}
     })?;
-    store(state, records, wire).await?;
+    store(state, labels, records, wire).await?;
     let partial = rejected.first().map(|first| {
         state
             .metrics
