@@ -403,6 +403,12 @@ pub struct TokenSection {
     /// An `ingest` token's labels (`agent`, `host`, `source`), written over its entries'.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Entries per second the token may send (no limit when absent).
+    pub max_lines_per_second: Option<f64>,
+    /// Request bytes per second the token may send, e.g. `"10MiB"` (no limit when absent).
+    pub max_bytes_per_second: Option<Size>,
+    /// Queries the token may run at once (no limit when absent).
+    pub max_concurrent_queries: Option<usize>,
 }
 
 /// The fewest characters of a token read from a file or the environment.
@@ -579,6 +585,7 @@ impl RawConfig {
     /// file, the environment or the configuration; an error names the token, never a secret.
     pub fn auth(&self) -> anyhow::Result<logyard_api::auth::Auth> {
         use logyard_api::auth::{parse_hash, Labels, Role, Scope, Token};
+        use logyard_api::quota::QuotaConfig;
         let mut tokens = Vec::new();
         for (i, t) in self.auth.tokens.iter().enumerate() {
             let what = format!("[[auth.tokens]] #{} (`{}`)", i + 1, t.name);
@@ -657,12 +664,27 @@ impl RawConfig {
                     .set(name, value.clone())
                     .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
             }
-            tokens.push(token.with_labels(labels));
+            if t.max_lines_per_second
+                .is_some_and(|n| !(n > 0.0 && n.is_finite()))
+                || t.max_bytes_per_second.is_some_and(|s| s.0 == 0)
+                || t.max_concurrent_queries == Some(0)
+            {
+                anyhow::bail!(
+                    "{what}: max_lines_per_second, max_bytes_per_second and \
+                     max_concurrent_queries are above 0; leave one out for no limit"
+                );
+            }
+            let quota = QuotaConfig {
+                lines_per_second: t.max_lines_per_second,
+                bytes_per_second: t.max_bytes_per_second.map(|s| s.0 as f64),
+                concurrent_queries: t.max_concurrent_queries,
+            };
+            tokens.push(token.with_labels(labels).with_quota(quota));
         }
-        Ok(logyard_api::auth::Auth::new(
-            tokens,
-            self.auth.public_metrics,
-        ))
+        Ok(
+            logyard_api::auth::Auth::new(tokens, self.auth.public_metrics)
+                .with_max_failures(self.report.suspicious_failures),
+        )
     }
 
     /// Returns what a report looks at; an invalid `database_filter` is an error.

@@ -442,16 +442,19 @@ fn a_scoped_token_reads_exactly_the_unscoped_answer_filtered_by_its_scope() {
                 assert!(!plan.contains(agent), "{}: {plan}", what(explain));
             }
         }
-
-        // What covers every agent is refused; an unscoped read token gets it.
+    }
+    // What covers every agent is refused (after the comparisons above: each refusal writes
+    // an audit entry); an unscoped read token gets it.
+    for scope in scopes() {
+        let token = secret_of(scope.name);
         for path in [
             "/metrics",
             "/api/alerts",
             "/api/alerts/rules",
             "/api/sources",
         ] {
-            let (status, body) = get(&server, token, path);
-            assert_eq!(status, 403, "{}: {body}", what(path));
+            let (status, body) = get(&server, &token, path);
+            assert_eq!(status, 403, "{}, {path}: {body}", scope.text);
             assert!(body["error"]["message"]
                 .as_str()
                 .unwrap()
@@ -473,7 +476,7 @@ fn a_scoped_token_reads_exactly_the_unscoped_answer_filtered_by_its_scope() {
         .text()
         .unwrap();
     assert!(
-        metrics.contains("logyard_scope_refusals_total 16"),
+        metrics.contains("logyard_audit_events_total{event=\"scope_refused\"} 16"),
         "{metrics}"
     );
 }

@@ -17,15 +17,17 @@
 //! A `read` token may carry a [`Scope`]: a filter of the query language ANDed into every read
 //! it makes ([`ReadScope`], which the read handlers take), and refused on the answers that
 //! cover every agent at once (`/metrics`, alerts, sources: [`Access::Whole`]). An `ingest`
-//! token may carry [`Labels`] that overwrite those of every entry it sends ([`IngestLabels`]),
+//! token may carry [`Labels`] that overwrite those of every entry it sends ([`Ingester`]),
 //! so that a compromised agent cannot write as another.
 //!
 //! Secrets are held as SHA-256 hashes only, compared in constant time, and never logged or
 //! echoed: errors name the token, never its secret.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -34,7 +36,9 @@ use base64::Engine as _;
 use logyard_model::Record;
 use logyard_query::Filter;
 
+use crate::audit::{Audit, Event, Subject};
 use crate::error::ApiError;
+use crate::quota::{Quota, QuotaConfig, Refusal};
 use crate::AppState;
 
 /// What a token may do.
@@ -167,6 +171,7 @@ pub struct Token {
     sha256: [u8; 32],
     scope: Option<Arc<Scope>>,
     labels: Arc<Labels>,
+    quota: Arc<Quota>,
 }
 
 impl std::fmt::Debug for Token {
@@ -187,6 +192,7 @@ impl Token {
             sha256,
             scope: None,
             labels: Arc::default(),
+            quota: Arc::default(),
         }
     }
 
@@ -198,6 +204,12 @@ impl Token {
     /// Narrows every read of the token to a scope (a `read` token's).
     pub fn with_scope(mut self, scope: Scope) -> Token {
         self.scope = Some(Arc::new(scope));
+        self
+    }
+
+    /// Limits the token's rates and concurrent queries.
+    pub fn with_quota(mut self, quota: QuotaConfig) -> Token {
+        self.quota = Arc::new(Quota::new(quota));
         self
     }
 
@@ -257,13 +269,25 @@ pub fn new_secret() -> String {
     )
 }
 
-/// The configured tokens and what needs one.
-#[derive(Debug, Clone, Default)]
+/// The configured tokens, what needs one, and the audit of their use.
+#[derive(Debug)]
 pub struct Auth {
     tokens: Vec<Token>,
     /// `/metrics` answers without a token.
     pub public_metrics: bool,
+    /// Audit records, and the brake on addresses that fail too often.
+    pub audit: Audit,
 }
+
+impl Default for Auth {
+    fn default() -> Auth {
+        Auth::new(Vec::new(), false)
+    }
+}
+
+/// Failed logins an address may make within [`crate::audit::FAILURE_WINDOW`] before it is
+/// held: the default of `report.suspicious_failures`.
+pub const DEFAULT_MAX_FAILURES: u64 = 5;
 
 /// Who made a request.
 #[derive(Debug, Clone)]
@@ -276,6 +300,8 @@ pub struct Identity {
     pub scope: Option<Arc<Scope>>,
     /// The labels it writes whatever its entries say.
     pub labels: Arc<Labels>,
+    /// Its rates and concurrent queries.
+    pub quota: Arc<Quota>,
 }
 
 impl Auth {
@@ -284,7 +310,15 @@ impl Auth {
         Auth {
             tokens,
             public_metrics,
+            audit: Audit::new(DEFAULT_MAX_FAILURES),
         }
+    }
+
+    /// Holds an address after more than `n` failed logins within the audit's window
+    /// (`report.suspicious_failures`, the auth analysis's rule).
+    pub fn with_max_failures(mut self, n: u64) -> Auth {
+        self.audit = Audit::new(n);
+        self
     }
 
     /// Whether requests must present a token.
@@ -310,6 +344,7 @@ impl Auth {
             role: t.role,
             scope: t.scope.clone(),
             labels: t.labels.clone(),
+            quota: t.quota.clone(),
         })
     }
 }
@@ -447,8 +482,9 @@ pub fn access(method: &Method, path: &str, public_metrics: bool) -> Access {
         .map_or(Access::Role(Role::Admin), |(_, _, a)| *a)
 }
 
-/// The middleware: answers 401 or 403 before the handler runs, or lets the request through
-/// with its [`Identity`] in the request's extensions.
+/// The middleware: answers 401, 403 or 429 before the handler runs, or lets the request
+/// through with its [`Identity`] in the request's extensions (holding a query slot of the
+/// token while the handler runs), writing the audit records of [`crate::audit`].
 pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let auth = &state.auth;
     if !auth.enabled() {
@@ -456,29 +492,31 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
     }
     // An unknown path (the fallback) has no pattern: it needs a token, so that nobody learns
     // which paths exist without one.
-    let need = match req.extensions().get::<MatchedPath>() {
-        Some(p) => access(req.method(), p.as_str(), auth.public_metrics),
+    let pattern = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let need = match &pattern {
+        Some(p) => access(req.method(), p, auth.public_metrics),
         None => Access::Anyone,
     };
     if need == Access::Open {
         return next.run(req).await;
     }
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
     let Some(identity) = auth.identify(req.headers()) else {
-        let why = if req.headers().contains_key(header::AUTHORIZATION) {
-            "the token presented is not valid: check it, or ask for a new one (`logyard token new`)"
-        } else {
-            "this endpoint needs a token: send `Authorization: Bearer <token>` (or HTTP Basic \
-             with the token's name as user and the token as password)"
-        };
-        state.metrics.auth_failed();
-        tracing::info!(path = %req.uri().path(), "request without a valid token refused");
-        let mut response =
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why).into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer, Basic realm=\"logyard\""),
-        );
-        return response;
+        return refuse_unidentified(&state, req.headers(), ip, &method, &path);
+    };
+    let who = Subject {
+        ip,
+        token: Some(&identity.name),
+        method: &method,
+        path: &path,
     };
     if let Access::Role(role) | Access::Whole(role) = need {
         if !identity.role.allows(role) {
@@ -486,11 +524,9 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
-                    "the token `{}` has the role `{}`; {} {} needs a token of the role `{}`",
+                    "the token `{}` has the role `{}`; {method} {path} needs a token of the role `{}`",
                     identity.name,
                     identity.role.name(),
-                    req.method(),
-                    req.uri().path(),
                     role.name()
                 ),
             )
@@ -498,28 +534,139 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     }
     if let (Access::Whole(_), Some(scope)) = (need, &identity.scope) {
-        state.metrics.scope_refused();
-        tracing::warn!(
-            token = %identity.name,
-            path = %req.uri().path(),
-            "a scoped token asked for an answer that covers every agent; refused"
-        );
+        auth.audit.record(&state.store, Event::ScopeRefused, &who);
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "the token `{}` reads only `{}`, and {} {} answers for every agent: ask for a \
-                 token without a scope",
-                identity.name,
-                scope.text,
-                req.method(),
-                req.uri().path()
+                "the token `{}` reads only `{}`, and {method} {path} answers for every agent: ask \
+                 for a token without a scope",
+                identity.name, scope.text,
             ),
         )
         .into_response();
     }
+    if need == Access::Role(Role::Admin) && pattern.is_some() {
+        auth.audit.record(&state.store, Event::AdminAction, &who);
+    }
+    if need == Access::Role(Role::Ingest) {
+        if let Err(refusal) = identity.quota.admit_ingest() {
+            state.metrics.token_limited();
+            return limited(&identity.name, &refusal);
+        }
+    }
+    let _query_slot = if matches!(need, Access::Role(Role::Read) | Access::Whole(Role::Read))
+        && path.starts_with("/api/")
+        && path != "/api/tail"
+    {
+        match identity.quota.start_query() {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                state.metrics.token_limited();
+                return limited(&identity.name, &refusal);
+            }
+        }
+    } else {
+        None
+    };
     req.extensions_mut().insert(identity);
     next.run(req).await
+}
+
+/// The answer to a request without a valid token: `401`, or `429` while its address is held
+/// for failing too often; a token presented and wrong is audited as a failed login.
+fn refuse_unidentified(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+    method: &str,
+    path: &str,
+) -> Response {
+    let auth = &state.auth;
+    state.metrics.auth_failed();
+    let presented = presented(headers);
+    if presented.is_some() {
+        if let Some(wait) = ip.and_then(|ip| auth.audit.held(ip)) {
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                "this address presented wrong tokens too often: wait, then send a valid token",
+            )
+            .into_response();
+            retry_after(&mut response, wait);
+            return response;
+        }
+        if let Some(ip) = ip {
+            auth.audit.failed(ip);
+        }
+        let name = presented.as_ref().and_then(|p| p.name.as_deref());
+        auth.audit.record(
+            &state.store,
+            Event::LoginFailed,
+            &Subject {
+                ip,
+                token: name,
+                method,
+                path,
+            },
+        );
+    }
+    let why = if presented.is_some() {
+        "the token presented is not valid: check it, or ask for a new one (`logyard token new`)"
+    } else {
+        "this endpoint needs a token: send `Authorization: Bearer <token>` (or HTTP Basic \
+         with the token's name as user and the token as password)"
+    };
+    tracing::info!(path, "request without a valid token refused");
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer, Basic realm=\"logyard\""),
+    );
+    response
+}
+
+/// The `429` of a token over one of its limits.
+fn limited(token: &str, refusal: &Refusal) -> Response {
+    match refusal {
+        Refusal::Rate {
+            retry_after: wait,
+            setting,
+        } => {
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "the token `{token}` sent more than its {setting}: retry after {:.1} s",
+                    wait.as_secs_f64()
+                ),
+            )
+            .into_response();
+            retry_after(&mut response, *wait);
+            response
+        }
+        Refusal::Queries(n) => {
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_queries",
+                format!(
+                    "the token `{token}` runs {n} queries already (its max_concurrent_queries): \
+                     retry when one ends"
+                ),
+            )
+            .into_response();
+            retry_after(&mut response, Duration::from_secs(1));
+            response
+        }
+    }
+}
+
+/// Sets `Retry-After` in whole seconds, rounded up.
+fn retry_after(response: &mut Response, wait: Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
 }
 
 /// The scope of the request's token: what every read handler ANDs into its filter. Without
@@ -565,30 +712,37 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadScope {
     }
 }
 
-/// The labels the request's token fixes on every entry it sends (none without a token).
+/// What the request's token fixes and limits on ingest: its labels, written over every
+/// entry, and its rates, charged with what the request brought (nothing without a token).
 #[derive(Debug, Clone, Default)]
-pub struct IngestLabels(pub Arc<Labels>);
+pub struct Ingester {
+    labels: Arc<Labels>,
+    quota: Arc<Quota>,
+}
 
-impl IngestLabels {
-    /// Overwrites the fixed labels of every record.
-    pub fn apply(&self, records: &mut [Record]) {
-        if !self.0.is_empty() {
-            records.iter_mut().for_each(|r| self.0.apply(r));
+impl Ingester {
+    /// Writes the fixed labels over every record, and counts the records and `wire_bytes`
+    /// against the token's rates (the next request waits when they are over).
+    pub fn admit(&self, records: &mut [Record], wire_bytes: u64) {
+        if !self.labels.is_empty() {
+            records.iter_mut().for_each(|r| self.labels.apply(r));
         }
+        self.quota.charge_ingest(records.len() as u64, wire_bytes);
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for IngestLabels {
+impl<S: Send + Sync> FromRequestParts<S> for Ingester {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(IngestLabels(
-            parts
-                .extensions
-                .get::<Identity>()
-                .map(|i| i.labels.clone())
-                .unwrap_or_default(),
-        ))
+        Ok(parts
+            .extensions
+            .get::<Identity>()
+            .map(|i| Ingester {
+                labels: i.labels.clone(),
+                quota: i.quota.clone(),
+            })
+            .unwrap_or_default())
     }
 }
 

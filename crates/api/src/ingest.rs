@@ -629,7 +629,7 @@ pub fn count_by_source_level(records: &[Record]) -> BTreeMap<(String, String), u
 /// `POST /api/logs`.
 pub async fn post_logs(
     State(state): State<AppState>,
-    labels: crate::auth::IngestLabels,
+    ingester: crate::auth::Ingester,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -689,7 +689,7 @@ pub async fn post_logs(
     for r in &decoded.rejected {
         state.metrics.add_rejected(r.kind, 1);
     }
-    labels.apply(&mut decoded.records);
+    ingester.admit(&mut decoded.records, len);
     let accepted = decoded.records.len();
     let counts = count_by_source_level(&decoded.records);
     let errors = crate::metrics::errors_by_agent(&decoded.records);

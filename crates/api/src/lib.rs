@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod analyses;
 pub mod analysis;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod decode;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod export;
 pub mod ingest;
 pub mod metrics;
+pub mod quota;
 pub mod read;
 pub mod report;
 pub mod server;
@@ -278,6 +280,7 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     body.push_str(&render_redactions(
         &state.redactor.lock().expect("redactor lock").counts(),
     ));
+    body.push_str(&state.auth.audit.render_prometheus());
     for source in &state.metrics_sources {
         body.push_str(&source());
     }

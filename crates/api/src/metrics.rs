@@ -101,7 +101,7 @@ pub struct Metrics {
     /// Agents with their own label in `logyard_log_errors_total`; 0 means the default, 100.
     max_agents: AtomicUsize,
     auth_failures: AtomicU64,
-    scope_refusals: AtomicU64,
+    token_limited: AtomicU64,
 }
 
 impl Metrics {
@@ -119,9 +119,9 @@ impl Metrics {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a request of a scoped token refused because its answer covers every agent.
-    pub fn scope_refused(&self) {
-        self.scope_refusals.fetch_add(1, Ordering::Relaxed);
+    /// Counts a request refused `429` for a token's own limits.
+    pub fn token_limited(&self) {
+        self.token_limited.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts rejected lines by reason.
@@ -218,10 +218,10 @@ impl Metrics {
                 self.auth_failures.load(Ordering::Relaxed) as f64,
             ),
             (
-                "logyard_scope_refusals_total",
+                "logyard_token_limited_total",
                 "counter",
-                "Requests of scoped tokens refused because their answer covers every agent.",
-                self.scope_refusals.load(Ordering::Relaxed) as f64,
+                "Requests refused 429 by a token's own rate or query limits.",
+                self.token_limited.load(Ordering::Relaxed) as f64,
             ),
             (
                 "logyard_wal_bytes",

@@ -300,7 +300,7 @@ pub async fn run(
         let stream = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     // Most often EMFILE/ENFILE: wait for descriptors to be freed.
@@ -312,12 +312,13 @@ pub async fn run(
                 }
             },
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let opts = opts.clone();
         let stop = stop_rx.clone();
         tokio::spawn(async move {
-            connection(stream, app, &opts, stop).await;
+            connection(stream, peer, app, &opts, stop).await;
             drop(permit);
         });
     }
@@ -340,6 +341,7 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 /// Serves one connection until it ends, times out, or the server stops.
 async fn connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     app: Router,
     opts: &ServerOptions,
     mut stop: watch::Receiver<bool>,
@@ -354,6 +356,10 @@ async fn connection(
         let activity = activity.clone();
         hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let in_flight = InFlight::start(&activity);
+            let mut req = req;
+            // The client's address, for the audit records and the brake on failed logins.
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let req = req.map(|inner| {
                 Body::new(TimedBody {
                     inner,

@@ -10,7 +10,7 @@
 //! these routes carries `X-Elastic-Product: Elasticsearch`, which the official clients
 //! check. [`info_probe`] answers the clients' `GET /` version probe.
 
-use crate::auth::IngestLabels;
+use crate::auth::Ingester;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -138,31 +138,31 @@ fn es_error(e: &ShipperError) -> Response {
 
 async fn bulk_default(
     state: State<AppState>,
-    labels: IngestLabels,
+    ingester: Ingester,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    bulk(state, labels, None, headers, body).await
+    bulk(state, ingester, None, headers, body).await
 }
 
 async fn bulk_index(
     state: State<AppState>,
-    labels: IngestLabels,
+    ingester: Ingester,
     Path(index): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    bulk(state, labels, Some(index), headers, body).await
+    bulk(state, ingester, Some(index), headers, body).await
 }
 
 async fn bulk(
     State(state): State<AppState>,
-    labels: IngestLabels,
+    ingester: Ingester,
     index: Option<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match accept(&state, &labels, index, headers, body).await {
+    match accept(&state, &ingester, index, headers, body).await {
         Ok(response) => response,
         Err(e) => es_error(&e),
     }
@@ -170,7 +170,7 @@ async fn bulk(
 
 async fn accept(
     state: &AppState,
-    labels: &IngestLabels,
+    ingester: &Ingester,
     index: Option<String>,
     headers: HeaderMap,
     body: Body,
@@ -196,7 +196,7 @@ async fn accept(
     })?;
     let errors = parsed.items.iter().filter(|i| i.is_err()).count();
     state.metrics.add_rejected("invalid_entry", errors as u64);
-    store(state, labels, parsed.records, wire).await?;
+    store(state, ingester, parsed.records, wire).await?;
     let took = started.elapsed().as_millis() as u64;
     let answer = tokio::task::spawn_blocking(move || answer(&parsed.items, took)).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())

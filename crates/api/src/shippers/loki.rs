@@ -10,7 +10,7 @@
 //! (JSON), and decoded one at a time; an entry over `limits.max_line_bytes` is rejected
 //! alone, the others stored, and the answer is then a `400` that says so.
 
-use crate::auth::IngestLabels;
+use crate::auth::Ingester;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -111,11 +111,11 @@ type Stream = (
 
 async fn push(
     State(state): State<AppState>,
-    labels: IngestLabels,
+    ingester: Ingester,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match accept(&state, &labels, headers, body).await {
+    match accept(&state, &ingester, headers, body).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => text(&e),
     }
@@ -123,7 +123,7 @@ async fn push(
 
 async fn accept(
     state: &AppState,
-    labels: &IngestLabels,
+    ingester: &Ingester,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(), ShipperError> {
@@ -156,7 +156,7 @@ async fn accept(
         _ => {}
     })?;
     let rejected = pushed.rejected.len();
-    store(state, labels, pushed.records, wire).await?;
+    store(state, ingester, pushed.records, wire).await?;
     match pushed.rejected.first() {
         None => Ok(()),
         Some(first) => {

@@ -10,7 +10,7 @@ pub mod bulk;
 pub mod loki;
 pub mod otlp;
 
-use crate::auth::IngestLabels;
+use crate::auth::Ingester;
 use std::io::Read;
 
 use axum::body::Body;
@@ -194,11 +194,11 @@ pub fn content_type(headers: &HeaderMap) -> String {
 /// protocol sets to its name) with `wire_bytes`.
 pub async fn store(
     state: &AppState,
-    labels: &IngestLabels,
+    ingester: &Ingester,
     mut records: Vec<Record>,
     wire_bytes: u64,
 ) -> Result<(), ShipperError> {
-    labels.apply(&mut records);
+    ingester.admit(&mut records, wire_bytes);
     {
         let mut redactor = state.redactor.lock().expect("redactor lock");
         for record in &mut records {

@@ -8,7 +8,7 @@
 //! request's encoding, with `partialSuccess` when some records were rejected; a request that
 //! does not decode is a `400` with a `google.rpc.Status`.
 
-use crate::auth::IngestLabels;
+use crate::auth::Ingester;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -249,7 +249,7 @@ fn status(encoding: Encoding, e: &ShipperError) -> Response {
 
 async fn export(
     State(state): State<AppState>,
-    labels: IngestLabels,
+    ingester: Ingester,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -263,7 +263,7 @@ async fn export(
             return status(Encoding::Json, &e);
         }
     };
-    match accept(&state, &labels, encoding, headers, body).await {
+    match accept(&state, &ingester, encoding, headers, body).await {
         Ok(response) => response,
         Err(e) => status(encoding, &e),
     }
@@ -271,7 +271,7 @@ async fn export(
 
 async fn accept(
     state: &AppState,
-    labels: &IngestLabels,
+    ingester: &Ingester,
     encoding: Encoding,
     headers: HeaderMap,
     body: Body,
@@ -293,7 +293,7 @@ async fn accept(
         ShipperError::TooLarge(_) => state.metrics.add_rejected("body_too_large", 1),
         _ => {}
     })?;
-    store(state, labels, records, wire).await?;
+    store(state, ingester, records, wire).await?;
     let partial = rejected.first().map(|first| {
         state
             .metrics
