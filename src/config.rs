@@ -375,13 +375,25 @@ impl Default for MetricsSection {
 }
 
 /// `[auth]`: the tokens requests present.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
     /// `[[auth.tokens]]`.
     pub tokens: Vec<TokenSection>,
     /// `/metrics` answers without a token.
     pub public_metrics: bool,
+    /// How long a sign-in of the web UI lasts.
+    pub session_ttl: Dur,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            tokens: Vec::new(),
+            public_metrics: false,
+            session_ttl: Dur(logyard_api::auth::DEFAULT_SESSION_TTL),
+        }
+    }
 }
 
 /// One `[[auth.tokens]]`: a name, a role, and where its secret's hash comes from.
@@ -683,7 +695,8 @@ impl RawConfig {
         }
         Ok(
             logyard_api::auth::Auth::new(tokens, self.auth.public_metrics)
-                .with_max_failures(self.report.suspicious_failures),
+                .with_max_failures(self.report.suspicious_failures)
+                .with_session_ttl(self.auth.session_ttl.0),
         )
     }
 

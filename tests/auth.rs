@@ -77,6 +77,10 @@ fn request(server: &Server, method: &Method, pattern: &str, id: &str) -> Request
             "application/json",
             r#"{"sql": "SELECT count(*) FROM logs"}"#,
         ),
+        "/api/session" if *method == Method::POST => (
+            "application/json",
+            r#"{"token": "read-secret-0123456789abc"}"#,
+        ),
         _ => return builder,
     };
     builder
@@ -390,5 +394,112 @@ fn a_non_loopback_address_without_tokens_stops_the_start_with_what_to_do() {
     assert!(
         err.contains("sha256:") && !err.contains("plain-secret"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_ui_signs_in_with_a_token_and_then_uses_a_session_cookie_with_csrf() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_tokens(dir.path());
+    let url = |path: &str| format!("{}{path}", server.url);
+    // The UI's files and the sign-in are open; data is not.
+    assert_eq!(
+        client().get(url("/")).send().unwrap().status().as_u16(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(url("/api/logs"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let wrong = client()
+        .post(url("/api/session"))
+        .json(&serde_json::json!({"token": "not-a-token-at-all-0000"}))
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let signed = client()
+        .post(url("/api/session"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={READ}"))
+        .send()
+        .unwrap();
+    assert_eq!(signed.status().as_u16(), 200);
+    let set_cookie = signed.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "no TLS: {set_cookie}");
+    let session: Value = signed.json().unwrap();
+    assert_eq!(session["name"], "team");
+    assert_eq!(session["role"], "read");
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    assert!(!cookie.contains(READ) && !set_cookie.contains(READ));
+    let with_cookie = |b: RequestBuilder| b.header("cookie", cookie.clone());
+    // Reads with the cookie; the role holds (no ingest), and so does CSRF on changes.
+    let (code, _) = status(with_cookie(client().get(url("/api/logs"))));
+    assert_eq!(code, 200);
+    let who: Value = with_cookie(client().get(url("/api/session")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(who["name"], "team");
+    assert_eq!(who["csrf"], csrf.as_str());
+    let sql = |b: RequestBuilder| {
+        b.header("content-type", "application/json")
+            .body(r#"{"sql": "SELECT count(*) FROM logs"}"#)
+    };
+    let (code, resp) = status(sql(with_cookie(client().post(url("/api/sql")))));
+    assert_eq!(code, 403);
+    assert!(resp.text().unwrap().contains("\"csrf\""));
+    let (code, _) =
+        status(sql(with_cookie(client().post(url("/api/sql")))).header("x-csrf-token", "wrong"));
+    assert_eq!(code, 403);
+    let (code, _) =
+        status(sql(with_cookie(client().post(url("/api/sql")))).header("x-csrf-token", &csrf));
+    assert_eq!(code, 200);
+    let (code, _) = status(
+        with_cookie(client().post(url("/api/logs")))
+            .header("x-csrf-token", &csrf)
+            .header("content-type", "application/json")
+            .body(r#"{"message": "m"}"#),
+    );
+    assert_eq!(code, 403, "a read session may not ingest");
+    // Sign out: CSRF needed, then the cookie opens nothing.
+    let (code, _) = status(with_cookie(client().delete(url("/api/session"))));
+    assert_eq!(code, 403);
+    let (code, resp) =
+        status(with_cookie(client().delete(url("/api/session"))).header("x-csrf-token", &csrf));
+    assert_eq!(code, 204);
+    assert!(resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let (code, _) = status(with_cookie(client().get(url("/api/logs"))));
+    assert_eq!(code, 401);
+    // The sign-in and the failure are audit entries.
+    let audit: Value = client()
+        .get(url("/api/logs?agent=logyard-audit"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let events: Vec<&str> = audit["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["fields"]["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"sign_in") && events.contains(&"login_failed"),
+        "{audit}"
     );
 }

@@ -1,7 +1,8 @@
 //! Audit records, and the brake on addresses that keep presenting wrong tokens.
 //!
-//! Every login that fails (a request presenting a token that matches none: the client's
-//! address, the token's name when Basic or ApiKey carried one, never the secret), every
+//! Every sign-in of the UI, every login that fails (a request presenting a token that matches
+//! none: the client's address, the token's name when Basic or ApiKey carried one, never the
+//! secret), every
 //! administrator's request to an administrator's endpoint, and every request of a scoped
 //! token refused because its answer covers every agent is written to the store as an entry
 //! of the agent [`AGENT`], and counted in `logyard_audit_events_total`. A request without any
@@ -41,6 +42,8 @@ pub enum Event {
     AdminAction,
     /// A scoped token asked for an answer that covers every agent.
     ScopeRefused,
+    /// A browser signed in with a token.
+    SignIn,
 }
 
 impl Event {
@@ -50,6 +53,7 @@ impl Event {
             Event::LoginFailed => "login_failed",
             Event::AdminAction => "admin_action",
             Event::ScopeRefused => "scope_refused",
+            Event::SignIn => "sign_in",
         }
     }
 }
@@ -72,7 +76,7 @@ pub struct Subject<'a> {
 pub struct Audit {
     max_failures: u64,
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
-    events: [AtomicU64; 3],
+    events: [AtomicU64; 4],
     throttled: AtomicU64,
 }
 
@@ -118,10 +122,14 @@ impl Audit {
                 who.method,
                 who.path
             ),
+            Event::SignIn => format!(
+                "sign-in: the token {} from {ip}",
+                token.as_deref().unwrap_or("?")
+            ),
         };
         let mut record = Record::new(logyard_model::now_ns(), message);
         record.level = Some(match event {
-            Event::AdminAction => Level::Info,
+            Event::AdminAction | Event::SignIn => Level::Info,
             _ => Level::Warning,
         });
         record.agent = AGENT.into();
@@ -189,7 +197,12 @@ impl Audit {
             "# HELP logyard_audit_events_total Audit records written, by event.\n\
              # TYPE logyard_audit_events_total counter\n",
         );
-        for event in [Event::LoginFailed, Event::AdminAction, Event::ScopeRefused] {
+        for event in [
+            Event::LoginFailed,
+            Event::AdminAction,
+            Event::ScopeRefused,
+            Event::SignIn,
+        ] {
             out.push_str(&format!(
                 "logyard_audit_events_total{{event=\"{}\"}} {}\n",
                 event.name(),

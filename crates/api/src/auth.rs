@@ -39,6 +39,7 @@ use logyard_query::Filter;
 use crate::audit::{Audit, Event, Subject};
 use crate::error::ApiError;
 use crate::quota::{Quota, QuotaConfig, Refusal};
+use crate::session::{Sessions, CSRF_HEADER};
 use crate::AppState;
 
 /// What a token may do.
@@ -277,6 +278,8 @@ pub struct Auth {
     pub public_metrics: bool,
     /// Audit records, and the brake on addresses that fail too often.
     pub audit: Audit,
+    /// The UI's signed-in browsers.
+    pub sessions: Sessions,
 }
 
 impl Default for Auth {
@@ -288,6 +291,9 @@ impl Default for Auth {
 /// Failed logins an address may make within [`crate::audit::FAILURE_WINDOW`] before it is
 /// held: the default of `report.suspicious_failures`.
 pub const DEFAULT_MAX_FAILURES: u64 = 5;
+
+/// How long a sign-in of the UI lasts: the default of `auth.session_ttl`.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// Who made a request.
 #[derive(Debug, Clone)]
@@ -311,7 +317,14 @@ impl Auth {
             tokens,
             public_metrics,
             audit: Audit::new(DEFAULT_MAX_FAILURES),
+            sessions: Sessions::new(DEFAULT_SESSION_TTL),
         }
+    }
+
+    /// Ends the UI's sessions `ttl` after their sign-in (`auth.session_ttl`).
+    pub fn with_session_ttl(mut self, ttl: Duration) -> Auth {
+        self.sessions = Sessions::new(ttl);
+        self
     }
 
     /// Holds an address after more than `n` failed logins within the audit's window
@@ -330,24 +343,51 @@ impl Auth {
     /// constant time, whatever matches first.
     pub fn identify(&self, headers: &HeaderMap) -> Option<Identity> {
         let presented = presented(headers)?;
-        let hash = sha256(presented.secret.as_bytes());
+        self.find(&presented.secret, presented.name.as_deref())
+    }
+
+    /// The token whose secret this is (the UI's sign-in).
+    pub fn identify_secret(&self, secret: &str) -> Option<Identity> {
+        self.find(secret, None)
+    }
+
+    /// The identity of the token of this name (a session's), if it is still configured.
+    pub fn identity_named(&self, name: &str) -> Option<Identity> {
+        self.tokens
+            .iter()
+            .find(|t| t.name == name)
+            .map(Token::identity)
+    }
+
+    fn find(&self, secret: &str, name: Option<&str>) -> Option<Identity> {
+        let hash = sha256(secret.as_bytes());
         let mut found: Option<&Token> = None;
         for token in &self.tokens {
             let same: bool = subtle::ConstantTimeEq::ct_eq(&token.sha256[..], &hash[..]).into();
-            let name_ok = presented.name.as_deref().is_none_or(|n| n == token.name);
+            let name_ok = name.is_none_or(|n| n == token.name);
             if same && name_ok && found.is_none() {
                 found = Some(token);
             }
         }
-        found.map(|t| Identity {
-            name: t.name.clone(),
-            role: t.role,
-            scope: t.scope.clone(),
-            labels: t.labels.clone(),
-            quota: t.quota.clone(),
-        })
+        found.map(Token::identity)
     }
 }
+
+impl Token {
+    fn identity(&self) -> Identity {
+        Identity {
+            name: self.name.clone(),
+            role: self.role,
+            scope: self.scope.clone(),
+            labels: self.labels.clone(),
+            quota: self.quota.clone(),
+        }
+    }
+}
+
+/// Marks a request that came over TLS (the session cookie is then `Secure`).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
 
 /// A secret as a request presents it, with the name Basic and ApiKey carry.
 struct Presented {
@@ -423,8 +463,11 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/metrics", Access::Whole(Role::Read)),
     // The UI's page (a browser signs in with Basic) and the Elasticsearch clients' version
     // probe, which ingest tokens send.
-    (Method::GET, "/", Access::Anyone),
-    (Method::GET, "/ui/{*path}", Access::Role(Role::Read)),
+    (Method::GET, "/", Access::Open),
+    (Method::GET, "/ui/{*path}", Access::Open),
+    (Method::POST, "/api/session", Access::Open),
+    (Method::GET, "/api/session", Access::Anyone),
+    (Method::DELETE, "/api/session", Access::Anyone),
     (Method::POST, "/api/logs", Access::Role(Role::Ingest)),
     (Method::POST, "/_bulk", Access::Role(Role::Ingest)),
     (Method::PUT, "/_bulk", Access::Role(Role::Ingest)),
@@ -509,8 +552,16 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
         .map(|c| c.0.ip());
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let Some(identity) = auth.identify(req.headers()) else {
-        return refuse_unidentified(&state, req.headers(), ip, &method, &path);
+    let identity = match auth.identify(req.headers()) {
+        Some(identity) => identity,
+        None if !req.headers().contains_key(header::AUTHORIZATION) => {
+            match session_identity(auth, req.headers(), req.method()) {
+                Some(Ok(identity)) => identity,
+                Some(Err(refused)) => return refused,
+                None => return refuse_unidentified(&state, req.headers(), ip, &method, &path),
+            }
+        }
+        None => return refuse_unidentified(&state, req.headers(), ip, &method, &path),
     };
     let who = Subject {
         ip,
@@ -571,6 +622,31 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
     };
     req.extensions_mut().insert(identity);
     next.run(req).await
+}
+
+/// The identity of a request's session cookie, if it has an open one whose token is still
+/// configured; a state-changing request without the session's CSRF token is refused.
+fn session_identity(
+    auth: &Auth,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Option<Result<Identity, Response>> {
+    let found = auth.sessions.find(headers)?;
+    let identity = auth.identity_named(&found.token)?;
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let csrf_ok = headers
+        .get(CSRF_HEADER)
+        .is_some_and(|v| subtle::ConstantTimeEq::ct_eq(v.as_bytes(), found.csrf.as_bytes()).into());
+    if !safe && !csrf_ok {
+        return Some(Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "a request signed in by the session cookie that changes something must carry the \
+             session's X-CSRF-Token (GET /api/session gives it)",
+        )
+        .into_response()));
+    }
+    Some(Ok(identity))
 }
 
 /// The answer to a request without a valid token: `401`, or `429` while its address is held

@@ -26,6 +26,7 @@ pub mod quota;
 pub mod read;
 pub mod report;
 pub mod server;
+pub mod session;
 pub mod shippers;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -204,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         .merge(report::routes())
         .merge(ui::routes())
         .merge(alerts::routes())
+        .merge(session::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(shippers::bulk::info_probe))
         .layer(middleware::from_fn_with_state(state.clone(), auth::check))
