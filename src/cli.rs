@@ -101,11 +101,20 @@ enum TokenCommand {
         /// An ingest token's fixed label, NAME=VALUE (agent, host or source); repeatable.
         #[arg(long = "label", value_name = "NAME=VALUE")]
         labels: Vec<String>,
+        /// Print an Argon2id hash instead of a SHA-256 one.
+        #[arg(long)]
+        argon2: bool,
     },
 }
 
 /// Prints a new token and its configuration lines.
-fn new_token(name: &str, role: &str, scope: Option<&str>, labels: &[String]) -> anyhow::Result<()> {
+fn new_token(
+    name: &str,
+    role: &str,
+    scope: Option<&str>,
+    labels: &[String],
+    argon2: bool,
+) -> anyhow::Result<()> {
     use logyard_api::auth;
     let Some(parsed_role) = auth::Role::parse(role) else {
         anyhow::bail!("--role {role}: a role is one of ingest, read, admin");
@@ -133,7 +142,11 @@ fn new_token(name: &str, role: &str, scope: Option<&str>, labels: &[String]) -> 
         fixed.push(format!("{key} = {}", toml_string(value)));
     }
     let secret = auth::new_secret();
-    let hash = auth::format_hash(&auth::sha256(secret.as_bytes()));
+    let hash = if argon2 {
+        auth::argon2_hash(&secret)
+    } else {
+        auth::format_hash(&auth::sha256(secret.as_bytes()))
+    };
     println!("token (shown once; give it to the client, keep it secret):\n\n  {secret}\n");
     println!("add to logyard.toml (the hash only, never the token):\n");
     println!("[[auth.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nhash = \"{hash}\"");
@@ -444,9 +457,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         role,
         scope,
         labels,
+        argon2,
     }) = &cli.command
     {
-        return new_token(name, role, scope.as_deref(), labels);
+        return new_token(name, role, scope.as_deref(), labels, *argon2);
     }
     let path = config_path(cli.config);
     let config = RawConfig::load(path.as_deref())?;

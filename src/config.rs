@@ -404,7 +404,7 @@ pub struct TokenSection {
     pub name: String,
     /// `ingest`, `read` or `admin`.
     pub role: String,
-    /// `sha256:<hex>` of the token.
+    /// `sha256:<hex>` of the token, or its Argon2 hash (`$argon2id$…`).
     pub hash: Option<String>,
     /// A file holding the token (its first line).
     pub token_file: Option<PathBuf>,
@@ -637,7 +637,10 @@ impl RawConfig {
                 }
                 Ok(Token::from_secret(t.name.clone(), role, &text))
             };
-            let token = if let Some(hash) = &t.hash {
+            let token = if let Some(phc) = t.hash.as_deref().filter(|h| h.starts_with("$argon2")) {
+                Token::from_argon2(t.name.clone(), role, phc)
+                    .map_err(|e| anyhow::anyhow!("{what}: {e}"))?
+            } else if let Some(hash) = &t.hash {
                 Token::from_hash(
                     t.name.clone(),
                     role,

@@ -503,3 +503,54 @@ fn the_ui_signs_in_with_a_token_and_then_uses_a_session_cookie_with_csrf() {
         "{audit}"
     );
 }
+
+#[test]
+fn an_argon2_token_is_checked_once_then_found_by_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-person-chose-this-passphrase";
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[auth.tokens]]\nname = \"ops\"\nrole = \"read\"\nhash = '{}'\n\n\
+             [[auth.tokens]]\nname = \"bad\"\nrole = \"read\"\nhash = \"sha256:{}\"\n",
+            logyard_api::auth::argon2_hash(secret),
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let get = |b: RequestBuilder| status(b).0;
+    let logs = || client().get(format!("{}/api/logs", server.url));
+    assert_eq!(get(logs().bearer_auth("a-wrong-passphrase")), 401);
+    assert_eq!(get(logs().bearer_auth(secret)), 200);
+    assert_eq!(get(logs().bearer_auth(secret)), 200);
+    assert_eq!(get(logs().basic_auth("ops", Some(secret))), 200);
+    assert_eq!(get(logs().basic_auth("bad", Some(secret))), 401);
+    // A malformed Argon2 hash stops the start with the token's name.
+    std::fs::write(
+        &config,
+        "[[auth.tokens]]\nname = \"ops\"\nrole = \"read\"\nhash = '$argon2id$v=19$broken'\n",
+    )
+    .unwrap();
+    let err = Server::try_start(
+        &dir.path().join("data2"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .err()
+    .unwrap();
+    assert!(err.contains("`ops`") && err.contains("argon2"), "{err}");
+    // `logyard token new --argon2` prints such a hash.
+    let out = util::run(
+        dir.path(),
+        &["token", "new", "--name", "n", "--role", "read", "--argon2"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("hash = \"$argon2id$v=19$"),
+        "{text}"
+    );
+}

@@ -162,14 +162,37 @@ impl Labels {
     }
 }
 
-/// A configured token: its name, role, the SHA-256 of its secret, and what narrows it.
+/// How a token's secret is checked.
+#[derive(Debug)]
+enum Secret {
+    /// Its SHA-256, compared in constant time.
+    Sha256([u8; 32]),
+    /// An Argon2 hash in the PHC string format; once a secret verifies, its SHA-256 is kept
+    /// so that later requests cost a comparison, not a derivation.
+    Argon2 {
+        phc: String,
+        verified: std::sync::Mutex<Option<[u8; 32]>>,
+    },
+}
+
+impl Secret {
+    /// The SHA-256 a presented secret is compared with, when known.
+    fn digest(&self) -> Option<[u8; 32]> {
+        match self {
+            Secret::Sha256(h) => Some(*h),
+            Secret::Argon2 { verified, .. } => *verified.lock().expect("argon2 lock"),
+        }
+    }
+}
+
+/// A configured token: its name, role, how its secret is checked, and what narrows it.
 #[derive(Clone)]
 pub struct Token {
     /// The name: HTTP Basic's user, and what logs and errors call the token.
     pub name: String,
     /// What it may do.
     pub role: Role,
-    sha256: [u8; 32],
+    secret: Arc<Secret>,
     scope: Option<Arc<Scope>>,
     labels: Arc<Labels>,
     quota: Arc<Quota>,
@@ -187,10 +210,40 @@ impl std::fmt::Debug for Token {
 impl Token {
     /// A token whose secret has the given SHA-256.
     pub fn from_hash(name: String, role: Role, sha256: [u8; 32]) -> Token {
+        Token::with_secret(name, role, Secret::Sha256(sha256))
+    }
+
+    /// A token whose secret has the given Argon2 hash (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+    pub fn from_argon2(name: String, role: Role, phc: &str) -> Result<Token, String> {
+        let parsed = argon2::PasswordHash::new(phc)
+            .map_err(|e| format!("the argon2 hash does not parse ({e}): write it in the PHC form `$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>`"))?;
+        if parsed.hash.is_none() || parsed.salt.is_none() {
+            return Err(
+                "the argon2 hash has no salt or no hash: write it in the PHC form `$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>`"
+                    .into(),
+            );
+        }
+        if !parsed.algorithm.as_str().starts_with("argon2") {
+            return Err(format!(
+                "`{}` is not an argon2 hash; use argon2id, or `sha256:`",
+                parsed.algorithm
+            ));
+        }
+        Ok(Token::with_secret(
+            name,
+            role,
+            Secret::Argon2 {
+                phc: phc.to_string(),
+                verified: std::sync::Mutex::new(None),
+            },
+        ))
+    }
+
+    fn with_secret(name: String, role: Role, secret: Secret) -> Token {
         Token {
             name,
             role,
-            sha256,
+            secret: Arc::new(secret),
             scope: None,
             labels: Arc::default(),
             quota: Arc::default(),
@@ -232,7 +285,7 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// Parses a configured `hash`: `sha256:` and 64 hexadecimal digits.
 pub fn parse_hash(text: &str) -> Result<[u8; 32], String> {
     let hex = text.strip_prefix("sha256:").ok_or_else(|| {
-        "a token hash is written `sha256:<64 hex digits>` (`logyard token new` prints one)"
+        "a token hash is written `sha256:<64 hex digits>` or `$argon2id$…` (`logyard token new` prints one)"
             .to_string()
     })?;
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -363,7 +416,10 @@ impl Auth {
         let hash = sha256(secret.as_bytes());
         let mut found: Option<&Token> = None;
         for token in &self.tokens {
-            let same: bool = subtle::ConstantTimeEq::ct_eq(&token.sha256[..], &hash[..]).into();
+            let Some(digest) = token.secret.digest() else {
+                continue;
+            };
+            let same: bool = subtle::ConstantTimeEq::ct_eq(&digest[..], &hash[..]).into();
             let name_ok = name.is_none_or(|n| n == token.name);
             if same && name_ok && found.is_none() {
                 found = Some(token);
@@ -371,6 +427,82 @@ impl Auth {
         }
         found.map(Token::identity)
     }
+
+    /// [`Auth::identify`], then the Argon2 tokens no secret has verified yet, derived on a
+    /// blocking thread (each costs milliseconds by design). Once a token's secret verifies,
+    /// it is found by [`Auth::identify`] alone.
+    pub async fn identify_slow(self: Arc<Self>, headers: &HeaderMap) -> Option<Identity> {
+        if let Some(identity) = self.identify(headers) {
+            return Some(identity);
+        }
+        let presented = presented(headers)?;
+        self.verify_argon2(presented.secret, presented.name).await
+    }
+
+    /// [`Auth::identify_secret`], then the Argon2 tokens not verified yet.
+    pub async fn identify_secret_slow(self: Arc<Self>, secret: &str) -> Option<Identity> {
+        if let Some(identity) = self.identify_secret(secret) {
+            return Some(identity);
+        }
+        self.verify_argon2(secret.to_string(), None).await
+    }
+
+    async fn verify_argon2(
+        self: Arc<Self>,
+        secret: String,
+        name: Option<String>,
+    ) -> Option<Identity> {
+        let unverified = self
+            .tokens
+            .iter()
+            .any(|t| matches!(&*t.secret, Secret::Argon2 { .. }) && t.secret.digest().is_none());
+        if !unverified {
+            return None;
+        }
+        tokio::task::spawn_blocking(move || {
+            use argon2::PasswordVerifier as _;
+            for token in &self.tokens {
+                let Secret::Argon2 { phc, verified } = &*token.secret else {
+                    continue;
+                };
+                if name.as_deref().is_some_and(|n| n != token.name)
+                    || verified.lock().expect("argon2 lock").is_some()
+                {
+                    continue;
+                }
+                let Ok(parsed) = argon2::PasswordHash::new(phc) else {
+                    continue;
+                };
+                if argon2::Argon2::default()
+                    .verify_password(secret.as_bytes(), &parsed)
+                    .is_ok()
+                {
+                    *verified.lock().expect("argon2 lock") = Some(sha256(secret.as_bytes()));
+                    return Some(token.identity());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+/// An Argon2id hash of a secret in the PHC string format, with a random salt and the
+/// `argon2` crate's default cost (19 MiB, 2 passes).
+pub fn argon2_hash(secret: &str) -> String {
+    use argon2::PasswordHasher as _;
+    use ring::rand::SecureRandom as _;
+    let mut salt = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut salt)
+        .expect("the system's random source works");
+    let salt = argon2::password_hash::SaltString::encode_b64(&salt).expect("16 bytes of salt");
+    argon2::Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .expect("argon2 hashes any secret with the default parameters")
+        .to_string()
 }
 
 impl Token {
@@ -552,7 +684,7 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
         .map(|c| c.0.ip());
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let identity = match auth.identify(req.headers()) {
+    let identity = match state.auth.clone().identify_slow(req.headers()).await {
         Some(identity) => identity,
         None if !req.headers().contains_key(header::AUTHORIZATION) => {
             match session_identity(auth, req.headers(), req.method()) {

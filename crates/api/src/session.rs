@@ -190,7 +190,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
             ),
         ));
     }
-    let Some(identity) = auth.identify_secret(&secret) else {
+    let Some(identity) = auth.clone().identify_secret_slow(&secret).await else {
         if let Some(ip) = ip {
             auth.audit.failed(ip);
         }
