@@ -19,12 +19,23 @@ fn server() -> (tempfile::TempDir, Server) {
 
 /// Runs `python3 tests/clients/NAME URL` and asserts it succeeded.
 fn run_client(name: &str, url: &str) {
+    run_client_with(name, url, &[]);
+}
+
+/// Runs `python3 tests/clients/NAME URL` with the given environment (the client's credentials).
+fn client_output(name: &str, url: &str, env: &[(&str, &str)]) -> std::process::Output {
     let script = format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
+    Command::new("python3")
         .arg(&script)
         .arg(url)
+        .envs(env.iter().copied())
         .output()
-        .expect("run python3");
+        .expect("run python3")
+}
+
+/// [`client_output`], asserting it succeeded.
+fn run_client_with(name: &str, url: &str, env: &[(&str, &str)]) {
+    let out = client_output(name, url, env);
     assert!(
         out.status.success(),
         "{name} failed ({}); install the clients with .ci/test's pip line.\nstdout: {}\nstderr: {}",
@@ -196,4 +207,57 @@ fn secrets_sent_by_shippers_are_redacted_and_counted() {
         metrics.contains("logyard_redactions_total{kind=\"password\"} 2"),
         "{metrics}"
     );
+}
+
+#[test]
+fn the_clients_authenticate_as_their_libraries_offer() {
+    const INGEST: &str = "shipper-secret-0123456789";
+    const ADMIN: &str = "admin-secret-0123456789ab";
+    let hash = |s: &str| logyard_api::auth::format_hash(&logyard_api::auth::sha256(s.as_bytes()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[auth.tokens]]\nname = \"shipper\"\nrole = \"ingest\"\nhash = \"{}\"\n\n\
+             [[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\nhash = \"{}\"\n",
+            hash(INGEST),
+            hash(ADMIN)
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let basic = format!("shipper:{INGEST}");
+    let wrong = "shipper:not-the-secret-000000";
+    // Elasticsearch: HTTP Basic and an API key; Loki: Basic; OTLP: a header.
+    run_client_with("es_bulk.py", &server.url, &[("LOGYARD_BASIC", &basic)]);
+    run_client_with("es_bulk.py", &server.url, &[("LOGYARD_API_KEY", &basic)]);
+    run_client_with("loki.py", &server.url, &[("LOGYARD_BASIC", &basic)]);
+    run_client_with("otlp.py", &server.url, &[("LOGYARD_TOKEN", INGEST)]);
+    // Each refused with a wrong secret or none.
+    for (name, env) in [
+        ("es_bulk.py", vec![("LOGYARD_BASIC", wrong)]),
+        ("es_bulk.py", vec![]),
+        ("loki.py", vec![("LOGYARD_BASIC", wrong)]),
+        ("otlp.py", vec![("LOGYARD_TOKEN", "not-the-secret-000000")]),
+    ] {
+        let out = client_output(name, &server.url, &env);
+        assert!(
+            !out.status.success(),
+            "{name} with {env:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let answer: Value = reqwest::blocking::Client::new()
+        .get(format!("{}/api/query", server.url))
+        .query(&[("q", "NOT agent:logyard-audit | stats count()")])
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer["rows"][0][0], 12, "{answer}");
 }

@@ -1,13 +1,22 @@
 """Sends documents with the official Elasticsearch Python client's `helpers.bulk`.
 
 Usage: python3 tests/clients/es_bulk.py URL
+
+With LOGYARD_BASIC=name:token it authenticates with HTTP Basic, with LOGYARD_API_KEY=name:token
+with an API key (id, key), as the client's own options do.
 """
+import os
 import sys
 
 from elasticsearch import Elasticsearch, helpers
 
 url = sys.argv[1]
-es = Elasticsearch(url, request_timeout=30)
+credentials = {}
+if os.environ.get("LOGYARD_BASIC"):
+    credentials["basic_auth"] = tuple(os.environ["LOGYARD_BASIC"].split(":", 1))
+if os.environ.get("LOGYARD_API_KEY"):
+    credentials["api_key"] = tuple(os.environ["LOGYARD_API_KEY"].split(":", 1))
+es = Elasticsearch(url, request_timeout=30, **credentials)
 docs = [
     {
         "_index": "logs-shop",

@@ -1,8 +1,11 @@
 """Sends logs with the OpenTelemetry Python SDK's OTLP/HTTP (protobuf) exporter.
 
 Usage: python3 tests/clients/otlp.py URL
+
+With LOGYARD_TOKEN=token it sends `Authorization: Bearer <token>` as an exporter header.
 """
 import logging
+import os
 import sys
 
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -25,7 +28,8 @@ class CheckedExporter(OTLPLogExporter):
         return result
 
 
-exporter = CheckedExporter(endpoint=f"{url}/v1/logs")
+headers = {"authorization": f"Bearer {os.environ['LOGYARD_TOKEN']}"} if os.environ.get("LOGYARD_TOKEN") else None
+exporter = CheckedExporter(endpoint=f"{url}/v1/logs", headers=headers)
 provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
 handler = LoggingHandler(level=logging.DEBUG, logger_provider=provider)
 log = logging.getLogger("shop.checkout")
