@@ -131,7 +131,7 @@ def wait_flushed(host, port):
         time.sleep(1)
 
 
-def ingest(host, port, path, streams, batch):
+def ingest(host, port, path, streams, batch, headers=None):
     queue = list(chunks(path, batch))
     lock = threading.Lock()
     accepted = [0]
@@ -144,7 +144,7 @@ def ingest(host, port, path, streams, batch):
                     break
                 body = queue.pop(0)
             conn.request("POST", "/api/logs", body=body,
-                         headers={"Content-Type": "application/x-ndjson"})
+                         headers={"Content-Type": "application/x-ndjson", **(headers or {})})
             resp = conn.getresponse()
             answer = json.loads(resp.read())
             if resp.status != 200 or answer["rejected"]:

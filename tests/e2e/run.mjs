@@ -7,7 +7,8 @@
 // Exits non-zero when a check fails. Runs in well under a minute.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -484,6 +485,58 @@ await test('no script error on any page', async () => {
   assert.deepEqual(pageErrors, []);
 });
 
+// --- a server with tokens: the sign-in ---------------------------------------------------
+const READ = 'e2e-read-token-0123456789';
+const ADMIN = 'e2e-admin-token-0123456789';
+const sha = (t) => 'sha256:' + createHash('sha256').update(t).digest('hex');
+const config2 = join(data, 'tokens.toml');
+writeFileSync(config2, `[[auth.tokens]]\nname = "team"\nrole = "read"\nhash = "${sha(READ)}"\nscope = "agent:billing"\n\n`
+  + `[[auth.tokens]]\nname = "root"\nrole = "admin"\nhash = "${sha(ADMIN)}"\n`);
+const server2 = spawn(bin, ['--config', config2, 'serve', '--data', join(data, 'data2'), '--listen', '127.0.0.1:0'], {
+  stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOGYARD_LOG: 'warn' },
+});
+const base2 = await new Promise((ok, fail) => {
+  const rl = createInterface({ input: server2.stdout });
+  rl.on('line', (line) => { const m = /^listening on (\S+)/.exec(line); if (m) ok(m[1]); });
+  server2.on('exit', (code) => fail(new Error(`logyard serve with tokens exited (${code})`)));
+});
+{
+  const res = await fetch(base2 + '/api/logs', {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+    body: JSON.stringify(entries.slice(0, 400)),
+  });
+  assert.equal(res.status, 200);
+}
+
+await test('signs in with a token, reads within its scope, signs out', async () => {
+  await page.goto(base2 + '/');
+  await page.locator('#signin').waitFor();
+  assert.equal(await page.locator('#nav').isVisible(), false);
+  await shot('sign-in');
+  await page.fill('#token', 'not-a-valid-token-000000');
+  await page.click('#signin button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('signin-error')?.textContent.length > 0);
+  await page.fill('#token', READ);
+  await page.click('#signin button[type=submit]');
+  await rows().first().waitFor();
+  assert.match(await page.locator('#who').textContent(), /team · read · agent:billing/);
+  assert.equal(await page.locator('#nav a[data-view=alerts]').isVisible(), false);
+  assert.equal(await page.locator('#nav a[data-view=sources]').isVisible(), false);
+  assert.equal(await page.locator('#nav a[data-view=explore]').isVisible(), true);
+  // The cookie is HttpOnly, and the page's own requests read within the scope only.
+  assert.equal(await page.evaluate(() => document.cookie), '');
+  const agents = await page.evaluate(async () => {
+    const r = await fetch('/api/query?q=*&limit=1000');
+    return [...new Set((await r.json()).logs.map((e) => e.agent))];
+  });
+  assert.deepEqual(agents, ['billing']);
+  await shot('signed-in-scoped');
+  await page.click('#signout');
+  await page.locator('#signin').waitFor();
+  assert.equal(await page.evaluate(async () => (await fetch('/api/logs')).status), 401);
+});
+
+server2.kill('SIGTERM');
 await context.close();
 await cleanup();
 clearTimeout(deadline);

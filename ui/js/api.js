@@ -25,6 +25,7 @@ export async function getJSON(path, params = {}, { signal } = {}) {
   }
   let body = null;
   try { body = await res.json(); } catch { /* not JSON */ }
+  if (res.status === 401) dispatchEvent(new Event('logyard:unauthorized'));
   if (!res.ok) {
     const err = body && body.error;
     throw new ApiError(res.status, err?.code || 'http_' + res.status,

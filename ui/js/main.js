@@ -2,6 +2,7 @@
 
 import { readState, onState, setState, emit } from './state.js';
 import { showExplorer, leaveExplorer } from './explorer.js';
+import { whoami, signIn, showIdentity } from './session.js';
 
 const app = document.getElementById('app');
 let current = null;
@@ -39,6 +40,12 @@ document.addEventListener('keydown', (ev) => {
   }
 });
 
+// A server with tokens: sign in first (the cookie then goes with every request).
+let me = await whoami();
+if (!me) me = await signIn(app);
+showIdentity(me);
+// A session that ends (signed out elsewhere, its token removed) shows the sign-in again.
+addEventListener('logyard:unauthorized', () => location.reload());
 onState(show);
 emit();
 window.__logyard = { readState };

@@ -827,9 +827,18 @@ fn refuse_unidentified(
     };
     tracing::info!(path, "request without a valid token refused");
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why).into_response();
+    // A script's fetch in a browser (the UI, which signs in with its own form) gets no Basic
+    // challenge, which would open the browser's password dialog over the page.
+    let scripted = headers
+        .get("sec-fetch-mode")
+        .is_some_and(|m| m.as_bytes() != b"navigate");
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer, Basic realm=\"logyard\""),
+        HeaderValue::from_static(if scripted {
+            "Bearer realm=\"logyard\""
+        } else {
+            "Bearer, Basic realm=\"logyard\""
+        }),
     );
     response
 }

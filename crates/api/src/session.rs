@@ -228,6 +228,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         auth.sessions.ttl.as_secs()
     );
     let mut body = identity_json(&identity);
+    body["auth"] = true.into();
     body["csrf"] = csrf.into();
     let mut response = Json(body).into_response();
     response.headers_mut().insert(

@@ -51,6 +51,7 @@ static ASSETS: &[Asset] = assets![
     "js/dashboard.js",
     "js/alerts.js",
     "js/sources.js",
+    "js/session.js",
 ];
 
 /// The routes of the UI; they use no state.
