@@ -9,6 +9,7 @@ mod collect;
 mod config;
 mod ingest_cmd;
 mod lines;
+mod notify;
 mod parse_cmd;
 mod query_cmd;
 mod remote_cmd;

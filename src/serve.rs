@@ -160,7 +160,44 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(data_dir = %data_dir.display(), %addr, "logyard is ready");
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
-        logyard_api::serve(listener, state, config.server_options(), shutdown_signal()).await?;
+        // The configuration is read at start; a SIGHUP (a terminal closing, a reload by habit)
+        // must not stop the server.
+        let hangups = tokio::spawn(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP ignored: the configuration is read at start; restart the server to apply a change"
+                );
+            }
+        });
+        // Recovered and listening: systemd may now call the service started.
+        let notifier = Arc::new(crate::notify::Notifier::from_env());
+        notifier.send("READY=1");
+        let watchdog = notifier.watchdog_interval().map(|every| {
+            let notifier = notifier.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    notifier.send("WATCHDOG=1");
+                }
+            })
+        });
+        let stop = {
+            let notifier = notifier.clone();
+            async move {
+                shutdown_signal().await;
+                notifier.send("STOPPING=1");
+            }
+        };
+        logyard_api::serve(listener, state, config.server_options(), stop).await?;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        hangups.abort();
         if let (Some(a), Some(task)) = (&alerting, alert_task) {
             a.stop(task).await;
         }

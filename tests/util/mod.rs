@@ -48,6 +48,13 @@ impl Server {
         Server::try_start_with(command, data, extra)
     }
 
+    /// Starts a server with more environment variables (e.g. systemd's `NOTIFY_SOCKET`).
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(bin());
+        command.arg("serve").envs(env.iter().copied());
+        Server::try_start_with(command, data, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Starts a server whose process may open at most `nofile` descriptors (`ulimit -n`).
     pub fn start_with_descriptor_limit(data: &Path, extra: &[&str], nofile: u32) -> Server {
         let mut command = Command::new("sh");
