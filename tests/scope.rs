@@ -350,6 +350,7 @@ fn a_scoped_token_reads_exactly_the_unscoped_answer_filtered_by_its_scope() {
         assert_eq!(got, count_by(&all, "agent"), "{}", what("/api/agents"));
         let stats = get_ok(&server, token, "/api/stats");
         assert_eq!(stats["total"], all.len(), "{}", what("/api/stats"));
+        assert!(stats["bytes_stored"].is_null() && stats["ingest_rate_per_s"].is_null());
 
         // The error summary, the report and the analyses.
         let errors = all

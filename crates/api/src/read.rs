@@ -407,14 +407,16 @@ pub async fn get_stats(
                 )
             })??;
     let stats = state.store.stats();
+    // The store's size and rate cover every agent: a scoped token gets null.
+    let whole = !scope.is_scoped();
     Ok(Json(json!({
         "total": summary.total,
         "by_level": summary.by_level,
         "by_agent": summary.by_agent,
-        "bytes_stored": stats.segment_bytes + stats.wal_bytes,
+        "bytes_stored": whole.then_some(stats.segment_bytes + stats.wal_bytes),
         "oldest": summary.oldest.map(format_rfc3339),
         "newest": summary.newest.map(format_rfc3339),
-        "ingest_rate_per_s": state.rate.per_second(),
+        "ingest_rate_per_s": whole.then(|| state.rate.per_second()),
         "cost": cost_json(&summary.cost),
     })))
 }
