@@ -26,6 +26,15 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
              [server] allow_unauthenticated = true to serve without tokens on purpose"
         );
     }
+    // The certificate is read before anything else starts: a bad file stops the start.
+    let tls = config.server_tls()?;
+    if tls.as_ref().is_some_and(|t| t.client_ca()) && !auth.enabled() {
+        tracing::warn!(
+            "[server] tls_client_ca is set but no [[auth.tokens]]: without tokens every client \
+             may do everything, so client certificates change nothing; add tokens to make them \
+             the only way to ingest without one"
+        );
+    }
     let store_config = config.store_config();
     let data_dir = store_config.data_dir.clone();
     // Recovery (WAL replay) happens here, before the port opens.
@@ -158,9 +167,12 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
             })?;
         let addr = listener.local_addr()?;
         tracing::info!(data_dir = %data_dir.display(), %addr, "logyard is ready");
-        println!("listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{addr}");
         std::io::stdout().flush()?;
-        logyard_api::serve(listener, state, config.server_options(), shutdown_signal()).await?;
+        let mut options = config.server_options();
+        options.tls = tls;
+        logyard_api::serve(listener, state, options, shutdown_signal()).await?;
         if let (Some(a), Some(task)) = (&alerting, alert_task) {
             a.stop(task).await;
         }

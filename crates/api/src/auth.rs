@@ -9,6 +9,13 @@
 //! - `Authorization: ApiKey <base64 of name:token>`, or the token itself, as the
 //!   Elasticsearch clients send an API key.
 //!
+//! With `[server] tls_client_ca`, a client may instead present a TLS client certificate
+//! signed by that CA: a request that carries no `Authorization` header on such a connection
+//! is the role `ingest`, named after the certificate (its CN, else its first DNS name; see
+//! [`crate::ConnectionInfo`]). A request that carries a token is judged by the token alone,
+//! so an agent holding both may still read with a `read` token, and a bad token is refused
+//! even on a connection with a certificate.
+//!
 //! Without a valid token a request is answered `401 unauthorized` (with
 //! `WWW-Authenticate: Bearer, Basic realm="logyard"`); with a token whose role may not use the
 //! endpoint, `403 forbidden`. What each role may use is [`access`], one table for every route,
@@ -324,6 +331,20 @@ pub fn access(method: &Method, path: &str, public_metrics: bool) -> Access {
         .map_or(Access::Role(Role::Admin), |(_, _, a)| *a)
 }
 
+/// The identity of a verified client certificate on the request's connection: the role
+/// `ingest`, named after the certificate.
+fn certified(req: &Request) -> Option<Identity> {
+    let name = req
+        .extensions()
+        .get::<crate::ConnectionInfo>()?
+        .client_cert
+        .clone()?;
+    Some(Identity {
+        name,
+        role: Role::Ingest,
+    })
+}
+
 /// The middleware: answers 401 or 403 before the handler runs, or lets the request through
 /// with its [`Identity`] in the request's extensions.
 pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -340,7 +361,13 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
     if need == Access::Open {
         return next.run(req).await;
     }
-    let Some(identity) = auth.identify(req.headers()) else {
+    let by_token = req.headers().contains_key(header::AUTHORIZATION);
+    let identity = if by_token {
+        auth.identify(req.headers())
+    } else {
+        certified(&req)
+    };
+    let Some(identity) = identity else {
         let why = if req.headers().contains_key(header::AUTHORIZATION) {
             "the token presented is not valid: check it, or ask for a new one (`logyard token new`)"
         } else {
@@ -363,7 +390,12 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
-                    "the token `{}` has the role `{}`; {} {} needs a token of the role `{}`",
+                    "the {} `{}` has the role `{}`; {} {} needs a token of the role `{}`",
+                    if by_token {
+                        "token"
+                    } else {
+                        "client certificate"
+                    },
                     identity.name,
                     identity.role.name(),
                     req.method(),

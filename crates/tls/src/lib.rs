@@ -329,6 +329,19 @@ impl ServerTls {
     /// Reads the files and builds the configuration; `alpn` lists the application protocols
     /// offered (`http/1.1`), none for a listener without ALPN (syslog).
     pub fn new(files: &TlsFiles, alpn: &[&[u8]]) -> Result<ServerTls, TlsError> {
+        ServerTls::build(files, alpn, true)
+    }
+
+    /// Reads the files and builds the configuration of a listener whose clients only send
+    /// (syslog, RFC 5425): no ALPN, and no TLS 1.3 session tickets. A ticket is the only
+    /// thing the server would write; a client that closes without reading it makes its
+    /// kernel reset the connection, and the reset discards the messages the server had not
+    /// read yet.
+    pub fn one_way(files: &TlsFiles) -> Result<ServerTls, TlsError> {
+        ServerTls::build(files, &[], false)
+    }
+
+    fn build(files: &TlsFiles, alpn: &[&[u8]], tickets: bool) -> Result<ServerTls, TlsError> {
         let cert = Arc::new(ReloadingCert::load(&files.cert, &files.key)?);
         let provider = provider();
         let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -359,6 +372,9 @@ impl ServerTls {
         };
         let mut config = builder.with_cert_resolver(cert.clone());
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        if !tickets {
+            config.send_tls13_tickets = 0;
+        }
         Ok(ServerTls {
             config: Arc::new(config),
             cert,
