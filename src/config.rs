@@ -127,6 +127,12 @@ pub struct ServerSection {
     pub shutdown_timeout: Dur,
     /// Serve a non-loopback address without any token, on purpose.
     pub allow_unauthenticated: bool,
+    /// The PEM certificate chain of HTTPS; with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificates of the CAs whose client certificates identify ingest clients.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -140,6 +146,9 @@ impl Default for ServerSection {
             max_connections: NonZeroUsize::new(1024).expect("nonzero"),
             shutdown_timeout: Dur(Duration::from_secs(10)),
             allow_unauthenticated: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -590,7 +599,37 @@ impl RawConfig {
             .context("invalid [report] settings")?;
         self.alerting()?;
         self.auth()?;
+        self.server_tls()?;
         Ok(())
+    }
+
+    /// Returns the HTTPS setup of `[server] tls_cert`, `tls_key` and `tls_client_ca`, with the
+    /// files read: `None` without them; an error names the file or the missing key.
+    pub fn server_tls(&self) -> anyhow::Result<Option<logyard_tls::ServerTls>> {
+        let s = &self.server;
+        let (cert, key) = match (&s.tls_cert, &s.tls_key) {
+            (Some(cert), Some(key)) => (cert, key),
+            (None, None) if s.tls_client_ca.is_some() => anyhow::bail!(
+                "[server] tls_client_ca needs tls_cert and tls_key: client certificates are \
+                 only asked for over HTTPS"
+            ),
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                anyhow::bail!("[server] tls_cert is set but not tls_key: give both, or neither")
+            }
+            (None, Some(_)) => {
+                anyhow::bail!("[server] tls_key is set but not tls_cert: give both, or neither")
+            }
+        };
+        let files = logyard_tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: s.tls_client_ca.clone(),
+        };
+        Ok(Some(
+            logyard_tls::ServerTls::new(&files, &[b"http/1.1"])
+                .map_err(|e| anyhow::anyhow!("[server]: {e}"))?,
+        ))
     }
 
     /// Returns the tokens of `[[auth.tokens]]`, each with its secret's hash read from the
@@ -807,6 +846,7 @@ impl RawConfig {
             idle_timeout: s.idle_timeout.0,
             max_connections: s.max_connections.get(),
             shutdown_timeout: s.shutdown_timeout.0,
+            tls: None,
         }
     }
 

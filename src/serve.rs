@@ -26,6 +26,15 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
              [server] allow_unauthenticated = true to serve without tokens on purpose"
         );
     }
+    // The certificate is read before anything else starts: a bad file stops the start.
+    let tls = config.server_tls()?;
+    if tls.as_ref().is_some_and(|t| t.client_ca()) && !auth.enabled() {
+        tracing::warn!(
+            "[server] tls_client_ca is set but no [[auth.tokens]]: without tokens every client \
+             may do everything, so client certificates change nothing; add tokens to make them \
+             the only way to ingest without one"
+        );
+    }
     let store_config = config.store_config();
     let data_dir = store_config.data_dir.clone();
     // Recovery (WAL replay) happens here, before the port opens.
@@ -158,7 +167,8 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
             })?;
         let addr = listener.local_addr()?;
         tracing::info!(data_dir = %data_dir.display(), %addr, "logyard is ready");
-        println!("listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{addr}");
         std::io::stdout().flush()?;
         // The configuration is read at start; a SIGHUP (a terminal closing, a reload by habit)
         // must not stop the server.
@@ -193,7 +203,9 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
                 notifier.send("STOPPING=1");
             }
         };
-        logyard_api::serve(listener, state, config.server_options(), stop).await?;
+        let mut options = config.server_options();
+        options.tls = tls;
+        logyard_api::serve(listener, state, options, stop).await?;
         if let Some(w) = watchdog {
             w.abort();
         }

@@ -9,6 +9,13 @@
 //! - `Authorization: ApiKey <base64 of name:token>`, or the token itself, as the
 //!   Elasticsearch clients send an API key.
 //!
+//! With `[server] tls_client_ca`, a client may instead present a TLS client certificate
+//! signed by that CA: a request that carries no `Authorization` header on such a connection
+//! is the role `ingest`, named after the certificate (its CN, else its first DNS name; see
+//! [`crate::ConnectionInfo`]). A request that carries a token is judged by the token alone,
+//! so an agent holding both may still read with a `read` token, and a bad token is refused
+//! even on a connection with a certificate.
+//!
 //! Without a valid token a request is answered `401 unauthorized` (with
 //! `WWW-Authenticate: Bearer, Basic realm="logyard"`); with a token whose role may not use the
 //! endpoint, `403 forbidden`. What each role may use is [`access`], one table for every route,
@@ -23,11 +30,11 @@
 //! Secrets are held as SHA-256 hashes only, compared in constant time, and never logged or
 //! echoed: errors name the token, never its secret.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -517,9 +524,6 @@ impl Token {
     }
 }
 
-/// Marks a request that came over TLS (the session cookie is then `Secure`).
-#[derive(Debug, Clone, Copy)]
-pub struct OverTls;
 
 /// A secret as a request presents it, with the name Basic and ApiKey carry.
 struct Presented {
@@ -657,6 +661,23 @@ pub fn access(method: &Method, path: &str, public_metrics: bool) -> Access {
         .map_or(Access::Role(Role::Admin), |(_, _, a)| *a)
 }
 
+/// The identity of a verified client certificate on the request's connection: the role
+/// `ingest`, named after the certificate.
+fn certified(req: &Request) -> Option<Identity> {
+    let name = req
+        .extensions()
+        .get::<crate::ConnectionInfo>()?
+        .client_cert
+        .clone()?;
+    Some(Identity {
+        name,
+        role: Role::Ingest,
+        scope: None,
+        labels: Arc::default(),
+        quota: Arc::default(),
+    })
+}
+
 /// The middleware: answers 401, 403 or 429 before the handler runs, or lets the request
 /// through with its [`Identity`] in the request's extensions (holding a query slot of the
 /// token while the handler runs), writing the audit records of [`crate::audit`].
@@ -680,14 +701,17 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
     }
     let ip = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<crate::ConnectionInfo>()
+        .map(|c| c.peer.ip());
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let by_token = req.headers().contains_key(header::AUTHORIZATION);
     let identity = match state.auth.clone().identify_slow(req.headers()).await {
         Some(identity) => identity,
-        None if !req.headers().contains_key(header::AUTHORIZATION) => {
-            match session_identity(auth, req.headers(), req.method()) {
+        None if !by_token => {
+            match session_identity(auth, req.headers(), req.method())
+                .or_else(|| certified(&req).map(Ok))
+            {
                 Some(Ok(identity)) => identity,
                 Some(Err(refused)) => return refused,
                 None => return refuse_unidentified(&state, req.headers(), ip, &method, &path),
@@ -707,7 +731,12 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
-                    "the token `{}` has the role `{}`; {method} {path} needs a token of the role `{}`",
+                    "the {} `{}` has the role `{}`; {method} {path} needs a token of the role `{}`",
+                    if by_token || identity.role != Role::Ingest {
+                        "token"
+                    } else {
+                        "client certificate"
+                    },
                     identity.name,
                     identity.role.name(),
                     role.name()

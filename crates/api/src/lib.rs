@@ -48,7 +48,7 @@ use logyard_store::Store;
 pub use error::ApiError;
 pub use ingest::IngestOptions;
 pub use metrics::Metrics;
-pub use server::ServerOptions;
+pub use server::{ConnectionInfo, ServerOptions};
 
 /// Limits on what a request may ask for; every one is a setting of `[limits]`.
 #[derive(Debug, Clone)]

@@ -13,9 +13,18 @@
 //!
 //! On shutdown the listener closes, idle connections close at once, and the server waits
 //! for the answers in progress, at most `shutdown_timeout`: then their connections close.
+//!
+//! With [`ServerOptions::tls`] (`[server] tls_cert` and `tls_key`) the server speaks HTTPS
+//! only: each connection's TLS handshake must end within `header_timeout`, and a client that
+//! speaks plain HTTP to the port has its connection closed. The certificate is read again
+//! when its files change (`logyard-tls`), so a renewal needs no restart and drops no
+//! connection. Every request carries a [`ConnectionInfo`] in its extensions: the client's
+//! address, whether the connection is TLS, and the name of a verified client certificate
+//! (`tls_client_ca`), which [`crate::auth::check`] takes as an ingest identity.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -46,6 +55,22 @@ pub struct ServerOptions {
     /// At shutdown, how long answers in progress (exports, live tails) may take before their
     /// connections are closed.
     pub shutdown_timeout: Duration,
+    /// HTTPS with this certificate (and client CA); `None` serves plain HTTP.
+    pub tls: Option<logyard_tls::ServerTls>,
+}
+
+/// What the server knows of the connection a request came on: in every request's
+/// extensions (absent only when a router is called without the server, as in unit tests).
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The connection is TLS (`[server] tls_cert`): what the server sets, a cookie for
+    /// one, may be marked `Secure`.
+    pub tls: bool,
+    /// The name (CN, else first DNS name) of the client certificate the client presented,
+    /// verified against `tls_client_ca`.
+    pub client_cert: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -56,6 +81,7 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             shutdown_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -135,13 +161,13 @@ impl Drop for InFlight {
     }
 }
 
-/// A socket that tells its [`Activity`] when it reads.
-struct Tracked {
-    inner: TcpStream,
+/// A connection (TCP, or TLS over TCP) that tells its [`Activity`] when it reads.
+struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -156,7 +182,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -297,7 +323,7 @@ pub async fn run(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(accepted) => accepted,
@@ -312,13 +338,28 @@ pub async fn run(
                 }
             },
         };
-        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let opts = opts.clone();
         let stop = stop_rx.clone();
         tokio::spawn(async move {
-            connection(stream, peer, app, &opts, stop).await;
+            match &opts.tls {
+                None => {
+                    let info = ConnectionInfo {
+                        peer,
+                        tls: false,
+                        client_cert: None,
+                    };
+                    connection(stream, info, app, &opts, stop).await;
+                }
+                Some(tls) => {
+                    if let Some((stream, info)) =
+                        handshake(tls, stream, peer, &opts, stop.clone()).await
+                    {
+                        connection(stream, info, app, &opts, stop).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -338,14 +379,52 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// Serves one connection until it ends, times out, or the server stops.
-async fn connection(
+/// Performs the server's side of a TLS handshake, within `header_timeout` and until the
+/// server stops; a failed handshake (a plain HTTP client, an untrusted client certificate)
+/// closes the connection.
+async fn handshake(
+    tls: &logyard_tls::ServerTls,
     stream: TcpStream,
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
+    opts: &ServerOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Option<(logyard_tls::TlsStream<TcpStream>, ConnectionInfo)> {
+    if *stop.borrow() {
+        return None;
+    }
+    let accept = tokio::time::timeout(opts.header_timeout, tls.acceptor().accept(stream));
+    let stream = tokio::select! {
+        r = accept => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed; closing the connection");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake outlasted server.header_timeout; closing the connection");
+                return None;
+            }
+        },
+        _ = stop.changed() => return None,
+    };
+    let info = ConnectionInfo {
+        peer,
+        tls: true,
+        client_cert: logyard_tls::client_name(stream.get_ref().1),
+    };
+    Some((stream, info))
+}
+
+/// Serves one connection until it ends, times out, or the server stops.
+async fn connection<S>(
+    stream: S,
+    info: ConnectionInfo,
     app: Router,
     opts: &ServerOptions,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked {
         inner: stream,
@@ -354,12 +433,9 @@ async fn connection(
     let body_timeout = opts.body_timeout;
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let in_flight = InFlight::start(&activity);
-            let mut req = req;
-            // The client's address, for the audit records and the brake on failed logins.
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
+            req.extensions_mut().insert(info.clone());
             let req = req.map(|inner| {
                 Body::new(TimedBody {
                     inner,

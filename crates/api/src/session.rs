@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::audit::{Event, Subject};
-use crate::auth::{new_secret, sha256, Identity, OverTls};
+use crate::auth::{new_secret, sha256, Identity};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -152,11 +152,9 @@ fn identity_json(identity: &Identity) -> Value {
 
 /// `POST /api/session`: signs in with a token (JSON `{"token"}` or a form field `token`).
 pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|p| p.0.ip());
-    let tls = req.extensions().get::<OverTls>().is_some();
+    let connection = req.extensions().get::<crate::ConnectionInfo>();
+    let ip = connection.map(|c| c.peer.ip());
+    let tls = connection.is_some_and(|c| c.tls);
     let body = axum::body::to_bytes(req.into_body(), MAX_SIGN_IN_BYTES)
         .await
         .map_err(|_| ApiError::bad_param("the sign-in body is over 4 KiB: send the token only"))?;

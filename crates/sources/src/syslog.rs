@@ -3,7 +3,10 @@
 //! `[[sources]] type = "syslog"`: see [`SyslogConfig`]. A datagram is one message. On TCP
 //! the framing is chosen per connection from its first byte: a digit means octet counting
 //! (RFC 6587, `LEN SP MSG`), anything else newline framing (a NUL also ends a message, as
-//! some clients send). Records get `source` = `syslog:udp` or `syslog:tcp`, and the host
+//! some clients send). With `tls_cert` and `tls_key` the TCP listener speaks TLS only
+//! (RFC 5425, whose octet-counted framing the first byte detects as on plain TCP), and its
+//! certificate is read again when its files change (`logyard-tls`). Records get `source` =
+//! `syslog:udp`, `syslog:tcp` or `syslog:tls`, and the host
 //! named in the message or else the peer's address. Messages are parsed by `logyard-parse`
 //! (format `syslog` by default) and handed to the sink in batches (up to `batch_lines` or
 //! `batch_wait`) from a blocking thread; while the sink is slow, reading waits.
@@ -11,6 +14,7 @@
 mod tcp;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,6 +70,13 @@ pub struct SyslogConfig {
     /// `net.core.rmem_max` (the size granted is logged).
     #[serde(default = "eight_mib", deserialize_with = "size")]
     pub receive_buffer: usize,
+    /// The PEM certificate chain of the TCP listener; with `tls_key`, it speaks TLS only
+    /// (RFC 5425).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn thousand() -> usize {
@@ -99,6 +110,8 @@ impl SyslogConfig {
             batch_lines: thousand(),
             batch_wait: hundred_ms(),
             receive_buffer: eight_mib(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -107,7 +120,8 @@ impl SyslogConfig {
 #[derive(Debug)]
 pub(crate) struct Message {
     pub bytes: Vec<u8>,
-    pub tcp: bool,
+    /// `syslog:udp`, `syslog:tcp` or `syslog:tls`: the records' `source`.
+    pub source: &'static str,
     pub peer: SocketAddr,
 }
 
@@ -117,6 +131,7 @@ pub struct SyslogSource {
     cfg: SyslogConfig,
     udp: Option<std::net::UdpSocket>,
     tcp: Option<std::net::TcpListener>,
+    tls: Option<logyard_tls::ServerTls>,
     status: StatusHandle,
 }
 
@@ -135,11 +150,34 @@ impl SyslogSource {
                 SourceError::config(name, format!("invalid listen address {addr:?}: {e}"))
             })?;
         }
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                if cfg.listen_tcp.is_none() {
+                    return Err(SourceError::config(
+                        name,
+                        "tls_cert and tls_key secure the TCP listener: give `listen_tcp` too",
+                    ));
+                }
+                let files = logyard_tls::TlsFiles::new(cert, key);
+                Some(
+                    logyard_tls::ServerTls::one_way(&files)
+                        .map_err(|e| SourceError::config(name, e.to_string()))?,
+                )
+            }
+            _ => {
+                return Err(SourceError::config(
+                    name,
+                    "give both tls_cert and tls_key, or neither",
+                ))
+            }
+        };
         Ok(SyslogSource {
             name: name.to_string(),
             cfg,
             udp: None,
             tcp: None,
+            tls,
             status: StatusHandle::new(name, "syslog"),
         })
     }
@@ -308,6 +346,7 @@ impl SyslogSource {
                 .map_err(|e| SourceError::io("listen on", format!("{addr:?}"), e))?;
             tasks.push(tokio::spawn(tcp::accept_loop(
                 listener,
+                self.tls.as_ref().map(|t| t.acceptor()),
                 tx.clone(),
                 stop.clone(),
                 cfg.clone(),
@@ -379,7 +418,7 @@ async fn udp_loop(
         }
         let m = Message {
             bytes: msg.to_vec(),
-            tcp: false,
+            source: "syslog:udp",
             peer,
         };
         if tx.send(m).await.is_err() {
@@ -409,7 +448,7 @@ async fn batch_loop(
                 bytes += m.bytes.len() as u64;
                 let peer = m.peer.ip().to_string();
                 let lctx = LineContext {
-                    source: if m.tcp { "syslog:tcp" } else { "syslog:udp" },
+                    source: m.source,
                     agent_hint: "",
                     host: &peer,
                     received_ns: now_ns(),
@@ -439,7 +478,7 @@ async fn batch_loop(
     while let Ok(m) = rx.try_recv() {
         let peer = m.peer.ip().to_string();
         let lctx = LineContext {
-            source: if m.tcp { "syslog:tcp" } else { "syslog:udp" },
+            source: m.source,
             agent_hint: "",
             host: &peer,
             received_ns: now_ns(),

@@ -1,13 +1,14 @@
-//! Syslog over TCP: accepting connections up to `max_connections`, and framing each one by
-//! octet counting or newlines, chosen from its first byte.
+//! Syslog over TCP: accepting connections up to `max_connections`, with a TLS handshake
+//! first when the listener has a certificate (RFC 5425), and framing each one by octet
+//! counting or newlines, chosen from its first byte.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use logyard_parse::framing::{LineSplitter, OctetCounting};
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::{Message, SyslogConfig};
@@ -16,6 +17,7 @@ use crate::status::StatusHandle;
 /// Accepts connections; refuses (closes) those over the limit and reports them.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
+    tls: Option<logyard_tls::TlsAcceptor>,
     tx: mpsc::Sender<Message>,
     mut stop: watch::Receiver<bool>,
     cfg: Arc<SyslogConfig>,
@@ -45,19 +47,40 @@ pub(crate) async fn accept_loop(
             continue;
         }
         status.set_connections(open.fetch_add(1, Ordering::SeqCst) + 1);
-        let (tx, stop, cfg, status, open) = (
+        let (tx, stop, cfg, status, open, tls) = (
             tx.clone(),
             stop.clone(),
             cfg.clone(),
             status.clone(),
             open.clone(),
+            tls.clone(),
         );
         tokio::spawn(async move {
-            connection(stream, peer, tx, stop, &cfg, &status).await;
+            match tls {
+                None => connection(stream, "syslog:tcp", peer, tx, stop, &cfg, &status).await,
+                Some(tls) => {
+                    // A handshake is short: a client silent for long holds a slot for nothing.
+                    let limit = cfg.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                    match tokio::time::timeout(limit, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            connection(stream, "syslog:tls", peer, tx, stop, &cfg, &status).await
+                        }
+                        Ok(Err(e)) => {
+                            status.input_error(format!("TLS handshake with {peer} failed: {e}"))
+                        }
+                        Err(_) => status.input_error(format!(
+                            "TLS handshake with {peer} took longer than {limit:?}"
+                        )),
+                    }
+                }
+            }
             status.set_connections(open.fetch_sub(1, Ordering::SeqCst) - 1);
         });
     }
 }
+
+/// The longest a TLS handshake may take (less if `idle_timeout` is shorter).
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The framing of a connection, chosen from its first bytes.
 enum Framing {
@@ -114,8 +137,9 @@ impl Framing {
 
 /// Reads one connection until it closes, idles too long, breaks the framing or the
 /// source stops.
-async fn connection(
-    mut stream: TcpStream,
+async fn connection<S: AsyncRead + Unpin>(
+    mut stream: S,
+    source: &'static str,
     peer: SocketAddr,
     tx: mpsc::Sender<Message>,
     mut stop: watch::Receiver<bool>,
@@ -149,7 +173,7 @@ async fn connection(
             }
             Ok(Ok(0)) => {
                 if let Some(last) = framing.finish() {
-                    send(&tx, &last, peer).await;
+                    send(&tx, &last, source, peer).await;
                 }
                 return;
             }
@@ -159,7 +183,7 @@ async fn connection(
         let res = framing.push(&mut buf[..n], cfg.max_message_bytes, &mut frames);
         held = if frames.is_empty() { held + n } else { 0 };
         for m in frames {
-            if !send(&tx, &m, peer).await {
+            if !send(&tx, &m, source, peer).await {
                 return;
             }
         }
@@ -171,7 +195,12 @@ async fn connection(
 }
 
 /// Queues a message (waiting while the queue is full); false when the source stopped.
-async fn send(tx: &mpsc::Sender<Message>, bytes: &[u8], peer: SocketAddr) -> bool {
+async fn send(
+    tx: &mpsc::Sender<Message>,
+    bytes: &[u8],
+    source: &'static str,
+    peer: SocketAddr,
+) -> bool {
     let mut m = bytes;
     while let [rest @ .., b'\n' | b'\r' | 0] = m {
         m = rest;
@@ -181,7 +210,7 @@ async fn send(tx: &mpsc::Sender<Message>, bytes: &[u8], peer: SocketAddr) -> boo
     }
     tx.send(Message {
         bytes: m.to_vec(),
-        tcp: true,
+        source,
         peer,
     })
     .await
