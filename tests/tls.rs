@@ -167,6 +167,27 @@ fn curl_and_requests_trust_the_test_ca_and_refuse_without_it() {
     let (code, out) = curl(&["--cacert", cacert, &format!("{url}/health")]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"status\":\"ok\""), "{out}");
+    // Over TLS the UI's session cookie is Secure.
+    let (code, out) = curl(&[
+        "--cacert",
+        cacert,
+        "-D",
+        "-",
+        "-H",
+        "content-type: application/json",
+        "--data",
+        &format!(r#"{{"token": "{READ}"}}"#),
+        &format!("{url}/api/session"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let cookie = out
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {out}"));
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     let (code, out) = curl(&[
         "--cacert",
         cacert,

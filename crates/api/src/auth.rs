@@ -524,7 +524,6 @@ impl Token {
     }
 }
 
-
 /// A secret as a request presents it, with the name Basic and ApiKey carry.
 struct Presented {
     name: Option<String>,
