@@ -126,6 +126,10 @@ pub struct ServerSection {
     pub shutdown_timeout: Dur,
     /// Serve a non-loopback address without any token, on purpose.
     pub allow_unauthenticated: bool,
+    /// Extra `Host` names the server answers to (`name` or `name:port`), beside its address.
+    pub allowed_hosts: Vec<String>,
+    /// Origins of other sites whose pages may send state-changing requests.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -139,6 +143,8 @@ impl Default for ServerSection {
             max_connections: NonZeroUsize::new(1024).expect("nonzero"),
             shutdown_timeout: Dur(Duration::from_secs(10)),
             allow_unauthenticated: false,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -297,8 +303,10 @@ pub struct RedactPatternSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedactSection {
-    /// Apply the built-in rules (passwords, tokens, keys, card numbers).
+    /// Apply the built-in rules (passwords, tokens, keys, card numbers, URL passwords).
     pub builtin: bool,
+    /// Also redact personal data (e-mail addresses).
+    pub pii: bool,
     /// Extra patterns.
     pub patterns: Vec<RedactPatternSection>,
 }
@@ -307,6 +315,7 @@ impl Default for RedactSection {
     fn default() -> Self {
         RedactSection {
             builtin: true,
+            pii: false,
             patterns: Vec::new(),
         }
     }
@@ -536,6 +545,7 @@ impl RawConfig {
                 .collect(),
             redact: logyard_parse::RedactConfig {
                 builtin: self.redact.builtin,
+                pii: self.redact.pii,
                 patterns: self
                     .redact
                     .patterns
@@ -745,6 +755,15 @@ impl RawConfig {
             max_connections: s.max_connections.get(),
             shutdown_timeout: s.shutdown_timeout.0,
         }
+    }
+
+    /// Returns the `Host` and `Origin` checks of a server bound to `bound` (its real port).
+    pub fn guard(&self, bound: SocketAddr) -> logyard_api::guard::Guard {
+        logyard_api::guard::Guard::new(
+            bound,
+            self.server.allowed_hosts.clone(),
+            self.server.allowed_origins.clone(),
+        )
     }
 
     /// Returns the entry decoding settings.
