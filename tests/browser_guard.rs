@@ -479,3 +479,19 @@ fn personal_data_is_redacted_when_asked() {
     let text = Value::Array(stored(&server)).to_string();
     assert!(text.contains("ana.lopez@example.com"), "{text}");
 }
+
+#[test]
+fn a_rejected_entry_does_not_echo_its_secret() {
+    let (_dir, server) = start("");
+    let (status, answer) = server.post(
+        "/api/logs",
+        "application/json",
+        br#"[{"message": "m", "timestamp": "Bearer abcdefSecretTail42"}]"#.to_vec(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rejected"], 1, "{answer}");
+    assert!(
+        !answer.to_string().contains("SecretTail42"),
+        "the secret echoed: {answer}"
+    );
+}

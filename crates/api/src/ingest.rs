@@ -657,6 +657,12 @@ pub async fn post_logs(
             for r in &mut d.records {
                 redactor.redact_record(r);
             }
+            // A reason may quote a value of the entry (a bad timestamp): never a secret.
+            for r in &mut d.rejected {
+                if let std::borrow::Cow::Owned(reason) = redactor.redact(&r.reason) {
+                    r.reason = reason;
+                }
+            }
         }
         decoded
     })
