@@ -133,6 +133,10 @@ pub struct ServerSection {
     pub tls_key: Option<PathBuf>,
     /// PEM certificates of the CAs whose client certificates identify ingest clients.
     pub tls_client_ca: Option<PathBuf>,
+    /// Extra `Host` names the server answers to (`name` or `name:port`), beside its address.
+    pub allowed_hosts: Vec<String>,
+    /// Origins of other sites whose pages may send state-changing requests.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -149,6 +153,8 @@ impl Default for ServerSection {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -307,8 +313,10 @@ pub struct RedactPatternSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedactSection {
-    /// Apply the built-in rules (passwords, tokens, keys, card numbers).
+    /// Apply the built-in rules (passwords, tokens, keys, card numbers, URL passwords).
     pub builtin: bool,
+    /// Also redact personal data (e-mail addresses).
+    pub pii: bool,
     /// Extra patterns.
     pub patterns: Vec<RedactPatternSection>,
 }
@@ -317,6 +325,7 @@ impl Default for RedactSection {
     fn default() -> Self {
         RedactSection {
             builtin: true,
+            pii: false,
             patterns: Vec::new(),
         }
     }
@@ -569,6 +578,7 @@ impl RawConfig {
                 .collect(),
             redact: logyard_parse::RedactConfig {
                 builtin: self.redact.builtin,
+                pii: self.redact.pii,
                 patterns: self
                     .redact
                     .patterns
@@ -848,6 +858,15 @@ impl RawConfig {
             shutdown_timeout: s.shutdown_timeout.0,
             tls: None,
         }
+    }
+
+    /// Returns the `Host` and `Origin` checks of a server bound to `bound` (its real port).
+    pub fn guard(&self, bound: SocketAddr) -> logyard_api::guard::Guard {
+        logyard_api::guard::Guard::new(
+            bound,
+            self.server.allowed_hosts.clone(),
+            self.server.allowed_origins.clone(),
+        )
     }
 
     /// Returns the entry decoding settings.

@@ -166,6 +166,14 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
                 )
             })?;
         let addr = listener.local_addr()?;
+        state.guard = Arc::new(config.guard(addr));
+        if addr.ip().is_unspecified() && config.server.allowed_hosts.is_empty() {
+            tracing::warn!(
+                %addr,
+                "listening on every address without [server] allowed_hosts: requests naming any \
+                 Host are answered; list this server's names there to refuse the others"
+            );
+        }
         tracing::info!(data_dir = %data_dir.display(), %addr, "logyard is ready");
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("listening on {scheme}://{addr}");

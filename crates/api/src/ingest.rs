@@ -1,8 +1,8 @@
 //! Native JSON ingest: `POST /api/logs` with one entry, an array, or NDJSON.
 //!
 //! The body is decoded into records here (also used by `logyard ingest`); a bad entry is
-//! rejected alone with its index and reason, the rest go to the store, and the answer is
-//! sent once they are durable.
+//! rejected alone with its index and reason, the rest are redacted string by string and go
+//! to the store, and the answer is sent once they are durable.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -365,7 +365,8 @@ fn record_of(
     }
     record.fields = fields;
     if opts.keep_raw && record.raw.is_none() {
-        record.raw = text.map(str::to_string);
+        // Its escapes decoded, so that redaction reads the raw text as it reads the rest.
+        record.raw = text.map(|t| logyard_parse::unescape_json(t).into_owned());
     }
     let size = record.approx_size();
     if size > opts.max_line_bytes {
@@ -648,28 +649,20 @@ pub async fn post_logs(
     let redactor = state.redactor.clone();
     let mut budget = Budget::new(&state.limits);
     let mut decoded = tokio::task::spawn_blocking(move || {
-        // Secrets go before anything is decoded, so that no field, message or raw text keeps
-        // them; the rules keep JSON valid.
-        let lossy = std::str::from_utf8(&bytes).is_err();
-        let text = {
-            let text = String::from_utf8_lossy(&bytes);
-            redactor
-                .lock()
-                .expect("redactor lock")
-                .redact(&text)
-                .into_owned()
-        };
-        drop(bytes);
-        let mut decoded = decode_body_within(
-            text.as_bytes(),
-            ndjson,
-            &opts,
-            &mut budget,
-            logyard_model::now_ns(),
-        );
-        if let (true, Ok(d)) = (lossy, &mut decoded) {
+        let mut decoded =
+            decode_body_within(&bytes, ndjson, &opts, &mut budget, logyard_model::now_ns());
+        // Secrets go from the decoded strings, so that no JSON escape (`pass\u0077ord`,
+        // `\/`, `\u00e9` inside a secret) hides them from the rules.
+        if let Ok(d) = &mut decoded {
+            let mut redactor = redactor.lock().expect("redactor lock");
             for r in &mut d.records {
-                r.fields.insert("invalid_utf8".into(), Value::Bool(true));
+                redactor.redact_record(r);
+            }
+            // A reason may quote a value of the entry (a bad timestamp): never a secret.
+            for r in &mut d.rejected {
+                if let std::borrow::Cow::Owned(reason) = redactor.redact(&r.reason) {
+                    r.reason = reason;
+                }
             }
         }
         decoded

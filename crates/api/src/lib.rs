@@ -8,7 +8,9 @@
 //! for histograms, error summaries and context, [`export`] for streamed exports, [`report`]
 //! for `/api/report`, [`sql`] for `POST /api/sql`,
 //! [`analyses`] for `/api/analyses/*` (slow requests, logins, database errors), [`alerts`] for the alert history and rules, and
-//! [`tail`] for the live tail. Every error answer goes
+//! [`tail`] for the live tail. Before any handler, [`guard`] refuses what a web page of
+//! another site would send (a foreign `Host`, cross-origin writes) and [`auth`] checks the
+//! token. Every error answer goes
 //! through [`ApiError`], the one place where errors become statuses.
 
 pub mod alerts;
@@ -20,6 +22,7 @@ pub mod body;
 pub mod decode;
 pub mod error;
 pub mod export;
+pub mod guard;
 pub mod ingest;
 pub mod metrics;
 pub mod quota;
@@ -145,6 +148,8 @@ pub struct AppState {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// The tokens requests must present (`[auth]`); none means no authentication.
     pub auth: Arc<auth::Auth>,
+    /// The `Host` names and origins browsers may use (`[server] allowed_hosts`, …).
+    pub guard: Arc<guard::Guard>,
 }
 
 impl AppState {
@@ -170,6 +175,7 @@ impl AppState {
             sql: Arc::new(logyard_sql::SqlPool::default()),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             auth: Arc::new(auth::Auth::default()),
+            guard: Arc::new(guard::Guard::default()),
         }
     }
 
@@ -209,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(shippers::bulk::info_probe))
         .layer(middleware::from_fn_with_state(state.clone(), auth::check))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -59,8 +59,15 @@ pub async fn report(
         Err(ReportError::Query { source, .. }) => return Err(source.into()),
         Err(e) => return Err(ApiError::bad_param(e.to_string())),
     };
+    // The HTML report carries its style inline and loads nothing: its own policy.
     Ok((
-        [(header::CONTENT_TYPE, format.content_type())],
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+            ),
+        ],
         render(&report, format),
     )
         .into_response())

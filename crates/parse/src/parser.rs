@@ -276,7 +276,7 @@ impl Parser {
 
     /// Parses a prepared (possibly joined) text into a record.
     pub(crate) fn finish(&mut self, text: &str, meta: Meta, ctx: &LineContext) -> Record {
-        let text = self.redactor.redact(text);
+        let text = self.redactor.redact_line(text);
         let joined = memchr::memchr(b'\n', text.as_bytes()).map(|i| (&text[..i], &text[i + 1..]));
         let mut rec = match joined {
             // A joined record: its first line says what it is (time, level, fields), and the
@@ -314,7 +314,7 @@ impl Parser {
         wrapper_time: Option<i64>,
         plain: bool,
     ) -> Record {
-        let text = self.redactor.redact(text);
+        let text = self.redactor.redact_line(text);
         self.parse_redacted(&text, ctx, flags, wrapper_time, plain)
     }
 

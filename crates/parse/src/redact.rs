@@ -5,9 +5,15 @@
 //! `secret`, `token`, `api_key` and `authorization` keys (`key=value`, `key: value`, JSON
 //! `"key": "value"`), bearer tokens, AWS access key ids (`AKIA…`), private key blocks and
 //! card numbers (13 to 19 digits, spaces or dashes allowed, a known issuer prefix and a
-//! valid Luhn check digit). Extra patterns are regexes with a name. Each replacement reads
-//! `[REDACTED:<kind>]` and is counted per kind. Records that arrive decoded (the shippers'
-//! protocols) go through [`Redactor::redact_record`] instead.
+//! valid Luhn check digit), and the password of a URL (`postgres://admin:…@db`, the user
+//! kept). With `pii`, e-mail addresses too. Extra patterns are regexes with a name. Each
+//! replacement reads `[REDACTED:<kind>]` and is counted per kind. Records that arrive decoded
+//! (HTTP ingest, the shippers' protocols) go through [`Redactor::redact_record`] instead.
+//!
+//! The rules read text as it is meant, never as it is escaped: a JSON line's escapes
+//! (`pass\u0077ord`, `\/`, Python's `\u00e9` in the middle of a secret) are decoded by
+//! [`unescape_json`] before the rules run ([`Redactor::redact_line`]), and decoded records
+//! are redacted string by string.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -27,6 +33,8 @@ use cards::cards;
 pub struct RedactConfig {
     /// Applies the built-in rules (default true).
     pub builtin: bool,
+    /// Also redacts personal data: e-mail addresses (default false).
+    pub pii: bool,
     /// Extra patterns: every match is replaced by `[REDACTED:<name>]`.
     pub patterns: Vec<RedactPattern>,
     /// Where the redactors built from this configuration (and its clones) count their
@@ -38,6 +46,7 @@ impl Default for RedactConfig {
     fn default() -> Self {
         RedactConfig {
             builtin: true,
+            pii: false,
             patterns: Vec::new(),
             counts: RedactionCounts::default(),
         }
@@ -84,7 +93,7 @@ pub struct RedactPattern {
     pub regex: String,
 }
 
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 11] = [
     "password",
     "secret",
     "token",
@@ -94,6 +103,8 @@ const KINDS: [&str; 9] = [
     "aws_key",
     "private_key",
     "card",
+    "url_password",
+    "email",
 ];
 const PASSWORD: usize = 0;
 const SECRET: usize = 1;
@@ -104,11 +115,15 @@ const BEARER: usize = 5;
 const AWS_KEY: usize = 6;
 const PRIVATE_KEY: usize = 7;
 const CARD: usize = 8;
+const URL_PASSWORD: usize = 9;
+/// The first kind of the `pii` rules: counted (and listed) only when they are on.
+const EMAIL: usize = 10;
 
 /// Rewrites lines and counts what it replaced.
 #[derive(Debug)]
 pub struct Redactor {
     builtin: bool,
+    pii: bool,
     /// Finds `-----BEGIN `, the start of a key block.
     begin: memchr::memmem::Finder<'static>,
     custom: Vec<(String, Regex)>,
@@ -132,6 +147,7 @@ impl Redactor {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Redactor {
             builtin: cfg.builtin,
+            pii: cfg.pii,
             begin: memchr::memmem::Finder::new(b"-----BEGIN ").into_owned(),
             custom,
             counts: cfg.counts.clone(),
@@ -141,7 +157,8 @@ impl Redactor {
     /// Returns the number of replacements so far, by kind: every built-in kind and every
     /// configured pattern (0 when none happened), and what else the shared counter holds.
     pub fn counts(&self) -> BTreeMap<String, u64> {
-        let mut all: BTreeMap<String, u64> = KINDS
+        let listed = if self.pii { KINDS.len() } else { EMAIL };
+        let mut all: BTreeMap<String, u64> = KINDS[..listed]
             .iter()
             .map(|k| (k.to_string(), 0))
             .chain(self.custom.iter().map(|(k, _)| (k.clone(), 0)))
@@ -152,7 +169,7 @@ impl Redactor {
 
     /// Returns the text with secrets replaced (borrowed when there are none).
     pub fn redact<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
-        let mut out: Cow<'a, str> = if self.builtin {
+        let mut out: Cow<'a, str> = if self.builtin || self.pii {
             self.builtin_pass(text)
         } else {
             Cow::Borrowed(text)
@@ -170,10 +187,25 @@ impl Redactor {
         out
     }
 
-    /// Redacts a record decoded from something other than a text line (the shippers'
-    /// protocols): the message, the raw line and every text field by the same rules, and
-    /// the whole value of a field whose key names a secret (`password`, `api_key`, …, as
-    /// in `key=value` text) when the built-in rules are on. Booleans are left alone.
+    /// Redacts a line as [`Redactor::redact`] does, after decoding the escapes of its JSON
+    /// strings when it is a JSON object or array (see [`unescape_json`]), so that no escape
+    /// hides a secret from the rules.
+    pub fn redact_line<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+        let json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+        match (json, memchr::memchr(b'\\', text.as_bytes())) {
+            (true, Some(_)) => match unescape_json(text) {
+                Cow::Borrowed(t) => self.redact(t),
+                Cow::Owned(t) => Cow::Owned(self.redact(&t).into_owned()),
+            },
+            _ => self.redact(text),
+        }
+    }
+
+    /// Redacts a record decoded from something other than a text line (HTTP ingest, the
+    /// shippers' protocols): the message, the raw line and every text field by the same
+    /// rules, a number that is a card number, and the whole value of a field whose key names
+    /// a secret (`password`, `api_key`, …, as in `key=value` text) when the built-in rules
+    /// are on. Booleans are left alone.
     pub fn redact_record(&mut self, record: &mut Record) {
         self.redact_in_place(&mut record.message);
         if let Some(raw) = &mut record.raw {
@@ -195,6 +227,12 @@ impl Redactor {
                     self.counts.add(KINDS[kind], 1);
                 }
                 (None, Value::Str(s)) => self.redact_in_place(s),
+                (None, value @ Value::Int(_)) if self.builtin => {
+                    let text = value.to_string();
+                    if let Cow::Owned(out) = self.redact(&text) {
+                        *value = Value::Str(out);
+                    }
+                }
                 _ => {}
             }
         }
@@ -214,6 +252,13 @@ impl Redactor {
     fn builtin_pass<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
         let b = text.as_bytes();
         let mut hits: Vec<Hit> = Vec::new();
+        if self.pii {
+            hits.extend(memchr::memchr_iter(b'@', b).filter_map(|i| email(b, i)));
+        }
+        if !self.builtin {
+            return self.replace(text, hits);
+        }
+        hits.extend(memchr::memmem::find_iter(b, b"://").filter_map(|i| url_password(b, i)));
         // Vectorised searches for the bytes that separate a key from its value or start a
         // secret (a bearer token is `Bearer`: `bearer` in lower case is found by its key).
         for i in memchr::memchr2_iter(b'=', b':', b) {
@@ -229,6 +274,11 @@ impl Redactor {
         }
         hits.extend(self.begin.find_iter(b).filter_map(|i| private_key(b, i)));
         cards(b, &mut hits);
+        self.replace(text, hits)
+    }
+
+    /// Writes the text with the hits replaced, the first and longest of overlapping ones.
+    fn replace<'a>(&mut self, text: &'a str, mut hits: Vec<Hit>) -> Cow<'a, str> {
         if hits.is_empty() {
             return Cow::Borrowed(text);
         }
@@ -259,6 +309,165 @@ impl Redactor {
         }
         Cow::Owned(out)
     }
+}
+
+/// Returns the text with the escapes of its JSON strings decoded: `\uXXXX` (surrogate
+/// pairs included), `\/` and the one-letter escapes become the characters they stand for,
+/// except those that must stay escaped for the text to remain the same JSON (`\"`, `\\`
+/// and control characters). Text outside strings, and escapes that are not valid, are kept
+/// as they are. Borrowed when there is nothing to decode.
+pub fn unescape_json(text: &str) -> Cow<'_, str> {
+    let b = text.as_bytes();
+    if memchr::memchr(b'\\', b).is_none() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                in_string = !in_string;
+                i += 1;
+            }
+            b'\\' if in_string => {
+                let (decoded, len) = match b.get(i + 1) {
+                    Some(b'u') => match hex4(b, i + 2) {
+                        Some(hi @ 0xD800..=0xDBFF) => match (b.get(i + 6..i + 8), hex4(b, i + 8)) {
+                            (Some(b"\\u"), Some(lo @ 0xDC00..=0xDFFF)) => (
+                                char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)),
+                                12,
+                            ),
+                            _ => (None, 6),
+                        },
+                        Some(c) => (char::from_u32(c), 6),
+                        None => (None, 2),
+                    },
+                    Some(b'/') => (Some('/'), 2),
+                    Some(b'b') => (Some('\u{8}'), 2),
+                    Some(b'f') => (Some('\u{c}'), 2),
+                    Some(b'n') => (Some('\n'), 2),
+                    Some(b'r') => (Some('\r'), 2),
+                    Some(b't') => (Some('\t'), 2),
+                    _ => (None, 2),
+                };
+                out.push_str(&text[copied..i]);
+                match decoded {
+                    Some('"') => out.push_str("\\\""),
+                    Some('\\') => out.push_str("\\\\"),
+                    Some('\n') => out.push_str("\\n"),
+                    Some('\r') => out.push_str("\\r"),
+                    Some('\t') => out.push_str("\\t"),
+                    Some(c) if c.is_control() => {
+                        out.push_str(&format!("\\u{:04x}", u32::from(c)));
+                    }
+                    Some(c) => out.push(c),
+                    None => out.push_str(&text[i..(i + len).min(b.len())]),
+                }
+                i = (i + len).min(b.len());
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// Four hex digits at `i`.
+fn hex4(b: &[u8], i: usize) -> Option<u32> {
+    let digits = std::str::from_utf8(b.get(i..i + 4)?).ok()?;
+    if !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, 16).ok()
+}
+
+/// The password of `scheme://user:password@host`, around the `://` at `i`: the user stays.
+fn url_password(b: &[u8], i: usize) -> Option<Hit> {
+    // A scheme: a letter, then letters, digits, `+`, `-`, `.`.
+    let mut s = i;
+    while s > 0 && (b[s - 1].is_ascii_alphanumeric() || matches!(b[s - 1], b'+' | b'-' | b'.')) {
+        s -= 1;
+    }
+    if s == i || !b[s].is_ascii_alphabetic() {
+        return None;
+    }
+    // The authority ends at a path, a query, a fragment, a space or a quote; its userinfo
+    // at its last `@` (a password may hold an unescaped `@`).
+    let start = i + 3;
+    let mut end = start;
+    while end < b.len()
+        && !b[end].is_ascii_whitespace()
+        && !matches!(
+            b[end],
+            b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'\\'
+        )
+    {
+        end += 1;
+    }
+    let at = start + memchr::memrchr(b'@', &b[start..end])?;
+    let colon = start + memchr::memchr(b':', &b[start..at])?;
+    let password = &b[colon + 1..at];
+    if password.is_empty() || password.starts_with(b"[REDACTED") {
+        return None;
+    }
+    Some(Hit {
+        start: colon + 1,
+        end: at,
+        kind: URL_PASSWORD,
+        quote: false,
+    })
+}
+
+/// An e-mail address around the `@` at `i`: a local part of letters, digits and `._%+-`, and
+/// a domain of at least two labels whose last is letters only. The userinfo of a URL
+/// (`scheme://user:password@host`) is not an address.
+fn email(b: &[u8], i: usize) -> Option<Hit> {
+    let local = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
+    let mut s = i;
+    while s > 0 && i - s < 64 && local(b[s - 1]) {
+        s -= 1;
+    }
+    while s < i && b[s] == b'.' {
+        s += 1;
+    }
+    if s == i {
+        return None;
+    }
+    let mut t = s;
+    while t > 0 && !b[t - 1].is_ascii_whitespace() && !matches!(b[t - 1], b'"' | b'\'' | b'<') {
+        t -= 1;
+    }
+    if memchr::memmem::find(&b[t..s], b"://").is_some() {
+        return None;
+    }
+    let mut e = i + 1;
+    while e < b.len() && (b[e].is_ascii_alphanumeric() || matches!(b[e], b'.' | b'-')) {
+        e += 1;
+    }
+    while e > i + 1 && matches!(b[e - 1], b'.' | b'-') {
+        e -= 1;
+    }
+    let domain = &b[i + 1..e];
+    let last = domain.rsplit(|c| *c == b'.').next()?;
+    let labels = domain.split(|c| *c == b'.').count();
+    if labels < 2 || last.len() < 2 || !last.iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    if domain.split(|c| *c == b'.').any(<[u8]>::is_empty) {
+        return None;
+    }
+    Some(Hit {
+        start: s,
+        end: e,
+        kind: EMAIL,
+        quote: false,
+    })
 }
 
 /// A span to replace.

@@ -191,3 +191,183 @@ fn records_from_other_decoders_lose_their_secrets() {
     assert_eq!(rec.message, "ssn [REDACTED:ssn] password=x");
     assert_eq!(rec.fields["password"], Value::Str("y".into()));
 }
+
+#[test]
+fn url_passwords_keep_the_user() {
+    assert_eq!(
+        red("connecting to postgres://admin:S3cr3t@db/app?x=1"),
+        "connecting to postgres://admin:[REDACTED:url_password]@db/app?x=1"
+    );
+    assert_eq!(
+        red("redis://:p@ss@cache:6379 up"),
+        "redis://:[REDACTED:url_password]@cache:6379 up"
+    );
+    assert_eq!(
+        red(r#"{"dsn":"mysql://u:pw@h:3306/d"}"#),
+        r#"{"dsn":"mysql://u:[REDACTED:url_password]@h:3306/d"}"#
+    );
+    // No password, or no userinfo at all: nothing to hide.
+    for kept in [
+        "https://ana@example.com/x",
+        "see https://example.com:8443/a@b",
+        "http://h/p?u=a:b@c",
+        "not a url :// x:y@z",
+    ] {
+        assert_eq!(red(kept), kept);
+    }
+}
+
+#[test]
+fn emails_only_with_pii() {
+    let text = "mail ana.lopez@example.com, mailto:bo+x@mail.example.org. ok";
+    assert_eq!(red(text), text, "off by default");
+    let mut r = Redactor::new(&RedactConfig {
+        pii: true,
+        ..RedactConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        r.redact(text),
+        "mail [REDACTED:email], mailto:[REDACTED:email]. ok"
+    );
+    assert_eq!(r.counts()["email"], 2);
+    for kept in ["user@localhost", "a@b.c1", "@example.com", "x@.com"] {
+        assert_eq!(r.redact(kept), kept);
+    }
+    // The userinfo of a URL is its password's business, not an address.
+    assert_eq!(
+        r.redact("postgres://admin:pw@db.example.com/app"),
+        "postgres://admin:[REDACTED:url_password]@db.example.com/app"
+    );
+    assert!(!Redactor::new(&RedactConfig::default())
+        .unwrap()
+        .counts()
+        .contains_key("email"));
+}
+
+#[test]
+fn json_escapes_are_decoded_but_json_stays_json() {
+    let cases = [
+        (r#"{"m":"pass\u0077ord=x"}"#, r#"{"m":"password=x"}"#),
+        (r#"{"m":"a\/b \u00e9 \ud83d\ude00"}"#, r#"{"m":"a/b é 😀"}"#),
+        (
+            r#"{"m":"q\"\\ \n\u0001\u0022"}"#,
+            r#"{"m":"q\"\\ \n\u0001\""}"#,
+        ),
+        (
+            r#"{"m":"bad \uZZZZ \ud800 x"}"#,
+            r#"{"m":"bad \uZZZZ \ud800 x"}"#,
+        ),
+        (r#"{"k\u0065y": 1} \u0041"#, r#"{"key": 1} \u0041"#),
+        ("plain", "plain"),
+    ];
+    for (text, want) in cases {
+        let got = unescape_json(text);
+        assert_eq!(got, want, "{text}");
+        if text.starts_with('{') && !text.contains("\\u0041") {
+            let a: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+            let b: serde_json::Value = serde_json::from_str(&got).unwrap_or_default();
+            assert_eq!(a, b, "{text}");
+        }
+    }
+}
+
+/// Every escape form a JSON writer may use, on lines where the secret would otherwise pass.
+#[test]
+fn escaped_secrets_are_redacted_in_json_lines() {
+    let mut r = Redactor::new(&RedactConfig::default()).unwrap();
+    let cases = [
+        (r#"{"msg":"pass\u0077ord=Hunter2Tail"}"#, "Hunter2Tail"),
+        (r#"{"msg":"\u0070\u0061ssword=Hunter2Tail"}"#, "Hunter2Tail"),
+        (
+            r#"{"msg":"card \u0034111111111111111"}"#,
+            "4111111111111111",
+        ),
+        (r#"{"msg":"Bearer abc\/def.ghiTail123"}"#, "ghiTail123"),
+        (r#"{"msg":"token=abc\u0064efTail99"}"#, "Tail99"),
+        (
+            r#"{"msg":"caf\u00e9 password=s3cr\u00e9tTail77"}"#,
+            "Tail77",
+        ),
+        (r#"{"msg":"api_key\u003dQwErTy123456"}"#, "QwErTy123456"),
+        (r#"{"dsn":"postgres:\/\/admin:S3cr3t@db\/x"}"#, "S3cr3t"),
+        (r#"{"pass\u0077ord":"Hunter2Tail"}"#, "Hunter2Tail"),
+    ];
+    for (line, secret) in cases {
+        let out = r.redact_line(line);
+        assert!(!out.contains(secret), "{line} → {out}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&out).is_ok(),
+            "{line} → {out}"
+        );
+    }
+}
+
+#[test]
+fn records_are_redacted_string_by_string_and_numbers_too() {
+    let mut r = Redactor::new(&RedactConfig::default()).unwrap();
+    let mut rec = Record::new(1, "db postgres://u:S3cr3t@h/d");
+    rec.fields.insert("n".into(), Value::Int(4111111111111111));
+    rec.fields.insert("port".into(), Value::Int(5432));
+    r.redact_record(&mut rec);
+    assert_eq!(rec.message, "db postgres://u:[REDACTED:url_password]@h/d");
+    assert_eq!(rec.fields["n"], Value::Str("[REDACTED:card]".into()));
+    assert_eq!(rec.fields["port"], Value::Int(5432));
+}
+
+mod escapes {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A JSON string literal of `text` with each character written plainly or as `\uXXXX`
+    /// (surrogate pairs beyond the BMP), and `/` as `\/`, as `pick` says.
+    fn escaped(text: &str, pick: &[bool]) -> String {
+        let mut out = String::from("\"");
+        for (c, escape) in text.chars().zip(pick.iter().cycle()) {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '/' if *escape => out.push_str("\\/"),
+                c if *escape || c.is_control() => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest! {
+        /// However a JSON writer escapes a line, the secret in it is redacted as it is in
+        /// the plain line, and the line stays the same JSON otherwise.
+        #[test]
+        fn any_escaping_redacts_as_the_plain_text(
+            prefix in "[a-zA-Z é/]{0,8}",
+            form in 0usize..5,
+            secret in "[A-Za-z0-9]{4,6}[0-9][A-Za-z0-9é]{4,10}",
+            pick in proptest::collection::vec(any::<bool>(), 1..16),
+        ) {
+            let text = match form {
+                0 => format!("{prefix} password={secret}"),
+                1 => format!("{prefix} token: {secret}"),
+                2 => format!("{prefix} Authorization: Bearer ab/{secret}"),
+                3 => format!("{prefix} postgres://admin:{secret}@db/x"),
+                _ => format!("{prefix} card 4111111111111111 ok {secret}"),
+            };
+            let line = format!("{{\"message\":{}}}", escaped(&text, &pick));
+            let plain = format!("{{\"message\":{}}}", serde_json::to_string(&text).unwrap());
+            let mut r = Redactor::new(&RedactConfig::default()).unwrap();
+            let got = r.redact_line(&line).into_owned();
+            let want = r.redact_line(&plain).into_owned();
+            prop_assert_eq!(&got, &want, "{}", line);
+            prop_assert!(form == 4 || !got.contains(&secret), "{}", got);
+            prop_assert!(!got.contains("4111111111111111"), "{}", got);
+            let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+            prop_assert!(v["message"].is_string());
+        }
+    }
+}
