@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -483,6 +484,41 @@ await test('phone width and dark theme', async () => {
 
 await test('no script error on any page', async () => {
   assert.deepEqual(pageErrors, []);
+});
+
+await test('a page of another origin can neither write into the store nor read it', async () => {
+  // The attacker's page, served from another port of 127.0.0.1 (another origin).
+  const evil = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(`<!doctype html><script>
+      (async () => {
+        const out = {};
+        const post = async (path, body) => {
+          try {
+            await fetch(${JSON.stringify(base)} + path, { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body });
+            return 'sent';
+          } catch (e) { return 'failed'; }
+        };
+        out.write = await post('/api/logs', JSON.stringify({ agent: 'evil-page', message: 'written from another origin' }));
+        out.sql = await post('/api/sql', JSON.stringify({ sql: "SELECT count(*) FROM logs" }));
+        try { await (await fetch(${JSON.stringify(base)} + '/api/export')).text(); out.read = 'read'; }
+        catch (e) { out.read = 'blocked'; }
+        window.results = out;
+      })();
+    </script>`);
+  });
+  await new Promise((ok) => evil.listen(0, '127.0.0.1', ok));
+  try {
+    await page.goto(`http://127.0.0.1:${evil.address().port}/`);
+    await page.waitForFunction(() => window.results);
+    const results = await page.evaluate(() => window.results);
+    assert.equal(results.read, 'blocked', JSON.stringify(results));
+    // The no-cors POSTs left the browser; the server refused them (nothing stored).
+    const r = await fetch(base + '/api/query?q=agent:evil-page');
+    assert.equal((await r.json()).logs.length, 0);
+  } finally {
+    evil.close();
+  }
 });
 
 // --- a server with tokens: the sign-in ---------------------------------------------------
