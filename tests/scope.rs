@@ -438,7 +438,11 @@ fn a_scoped_token_reads_exactly_the_unscoped_answer_filtered_by_its_scope() {
             "EXPLAIN ANALYZE SELECT count(*) FROM logs",
         ] {
             let plan = sql(&server, token, explain).to_string();
-            // The plan names the scope's own filter, and no agent outside it.
+            // The plan names the scope's own filter (with its level operator), and no agent
+            // outside it.
+            if scope.text.contains("level:>=WARNING") {
+                assert!(plan.contains("level >= WARNING"), "{plan}");
+            }
             for agent in outside.iter().filter(|a| !scope.text.contains(**a)) {
                 assert!(!plan.contains(agent), "{}: {plan}", what(explain));
             }

@@ -269,7 +269,16 @@ fn describe(f: &Filter) -> String {
             format!("{column:?}").to_lowercase(),
             if *prefix { "starts with" } else { "=" }
         ),
-        Filter::Level(_, level) => format!("level = {level}"),
+        Filter::Level(op, level) => {
+            let op = match op {
+                LevelOp::Eq => "=",
+                LevelOp::Ge => ">=",
+                LevelOp::Gt => ">",
+                LevelOp::Le => "<=",
+                LevelOp::Lt => "<",
+            };
+            format!("level {op} {level}")
+        }
         Filter::Text(t) => format!("words {t:?}"),
         Filter::And(parts) => parts.iter().map(describe).collect::<Vec<_>>().join(" AND "),
         Filter::Or(parts) => format!(
