@@ -159,19 +159,9 @@ fn new_token(
     Ok(())
 }
 
-/// A TOML basic string of `text`, quotes and backslashes escaped.
+/// A TOML string of `text`, quoted and escaped.
 fn toml_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    toml::Value::String(text.to_string()).to_string()
 }
 
 /// `logyard serve`.

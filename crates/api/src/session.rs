@@ -170,9 +170,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
         .ok()
         .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_string))
         .or_else(|| {
-            url_form(&body)
-                .into_iter()
-                .find_map(|(k, v)| (k == "token").then_some(v))
+            form_urlencoded::parse(&body).find_map(|(k, v)| (k == "token").then(|| v.into_owned()))
         })
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
@@ -265,33 +263,4 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Resp
         .expect("a plain cookie"),
     );
     response
-}
-
-/// The pairs of an `application/x-www-form-urlencoded` body.
-fn url_form(body: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(body);
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let (b'%', Some(b)) = (bytes[i], hex) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    text.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
 }
