@@ -176,6 +176,10 @@ pub struct ServeArgs {
     /// Also collect the lines of standard input (`some-program | logyard serve --stdin`).
     #[arg(long)]
     pub stdin: bool,
+    /// Follow the files matching this glob (repeatable; quote it: `--follow '/tmp/*.log'`),
+    /// as a file source named `follow` with every other key at its default.
+    #[arg(long, value_name = "GLOB")]
+    pub follow: Vec<String>,
 }
 
 /// Where a client command works: a running server or a data directory.

@@ -16,6 +16,14 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    if !args.follow.is_empty() {
+        let globs: Vec<&str> = args.follow.iter().map(String::as_str).collect();
+        let mut follow = logyard_sources::FileConfig::new(&globs);
+        follow.name = Some("follow".into());
+        config
+            .sources
+            .push(logyard_sources::SourceConfig::File(follow));
+    }
     let auth = config.auth()?;
     let listen = config.server.listen;
     if !auth.enabled() && !listen.ip().is_loopback() && !config.server.allow_unauthenticated {

@@ -302,3 +302,47 @@ fn an_old_checkpoint_file_after_a_crash_repeats_no_line() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_exactly_once(&stored_orders(&server), 350);
 }
+
+#[test]
+fn serve_follow_reads_files_from_their_beginning_and_continues_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let data = dir.path().join("data");
+    let live = logs.join("app.log");
+    // Written before the server ever ran: read from the file's beginning.
+    append(&live, 0, 200);
+    // Unchanged for two days: followed from its end (ignore_older, one day by default).
+    let stale = logs.join("old.log");
+    std::fs::write(&stale, "2020-01-01 00:00:00 - INFO - old - from long ago\n").unwrap();
+    std::fs::File::options()
+        .append(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(2 * 86_400))
+        .unwrap();
+    let glob = format!("{}/*.log", logs.display());
+    let follow = ["--follow", glob.as_str()];
+    let server = Server::start(&data, &follow);
+    append(&live, 200, 400);
+    wait_for("400 lines", || stored_orders(&server).len() >= 400);
+    let log = server.stop();
+    // Written while no server runs: read after the restart, from the checkpoint.
+    append(&live, 400, 600);
+    let server = Server::start(&data, &follow);
+    append(&live, 600, 800);
+    wait_for("800 lines", || stored_orders(&server).len() >= 800);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Newest first, ties by id: reversed, the order the lines were written in.
+    let mut stored = stored_orders(&server);
+    stored.reverse();
+    assert_exactly_once(&stored, 800);
+    let expected: Vec<String> = (0..800)
+        .map(|i| format!("order {i:05} shipped to warehouse"))
+        .collect();
+    assert_eq!(stored, expected, "out of order; first run's log: {log}");
+    assert!(server.all_of_agent("old").is_empty());
+    // The source is named `follow` in /api/sources.
+    let (_, sources) = server.get("/api/sources");
+    assert!(sources.to_string().contains("\"follow\""), "{sources}");
+}

@@ -237,6 +237,8 @@ pub(crate) fn run(src: &DockerSource, ctx: SourceContext) -> Result<(), SourceEr
     parser.max_line_bytes = max_line_bytes;
     let settings = Settings {
         start_at_end: src.cfg.start_at == StartAt::End,
+        // A container's log is read whatever its age: `start_at` says where.
+        ignore_older: None,
         // The limit applies to the container's line, which the parser cuts once unwrapped
         // and joined; a json-file line carries the wrapper and JSON escapes besides: the
         // reader keeps as much of it as the parser looks at.

@@ -33,10 +33,11 @@ pub(crate) use tailer::{Halt, Tailer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {
-    /// At its end: only lines written from now on (the default).
+    /// At its end: only lines written from now on (the default of the Docker and SSH
+    /// sources).
     #[default]
     End,
-    /// At its start: everything it holds.
+    /// At its start: everything it holds (the default of the file source).
     Beginning,
 }
 
@@ -60,9 +61,14 @@ pub struct FileConfig {
     pub name: Option<String>,
     /// Glob patterns of the files to follow (`/var/log/*.log`); new files are picked up.
     pub paths: Vec<String>,
-    /// Where to start in files seen for the first time: `end` (default) or `beginning`.
-    #[serde(default)]
+    /// Where to start in files seen for the first time: `beginning` (default) or `end`.
+    #[serde(default = "beginning")]
     pub start_at: StartAt,
+    /// A file never seen before whose last change is older than this is followed from its
+    /// end (its old lines are skipped); `0s` reads every file whatever its age (default
+    /// `1d`).
+    #[serde(default = "one_day", deserialize_with = "duration")]
+    pub ignore_older: Duration,
     /// Multi-line joining: `auto` (stack traces, the default), `none`, or a regex that
     /// matches the first line of each record.
     #[serde(default = "default_multiline")]
@@ -103,6 +109,12 @@ pub struct FileConfig {
     pub read_gz: bool,
 }
 
+fn beginning() -> StartAt {
+    StartAt::Beginning
+}
+fn one_day() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
 fn default_multiline() -> String {
     "auto".into()
 }
@@ -132,7 +144,8 @@ impl FileConfig {
         FileConfig {
             name: None,
             paths: paths.iter().map(|p| p.to_string()).collect(),
-            start_at: StartAt::End,
+            start_at: StartAt::Beginning,
+            ignore_older: one_day(),
             multiline: default_multiline(),
             format: None,
             timezone: None,
@@ -153,6 +166,9 @@ impl FileConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub start_at_end: bool,
+    /// A path never read before whose file changed longer ago than this is read from its
+    /// end; `None` reads files of any age.
+    pub ignore_older: Option<Duration>,
     pub max_line_bytes: usize,
     pub partial_timeout: Duration,
     pub multiline: MultilineConfig,
@@ -220,6 +236,7 @@ impl FileSource {
         parser.max_line_bytes = max_line_bytes;
         let settings = Settings {
             start_at_end: self.cfg.start_at == StartAt::End,
+            ignore_older: Some(self.cfg.ignore_older).filter(|d| !d.is_zero()),
             max_line_bytes,
             partial_timeout: self.cfg.partial_timeout,
             multiline: MultilineConfig {

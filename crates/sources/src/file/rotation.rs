@@ -16,6 +16,8 @@ use std::fs::{self, File, Metadata};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
+use logyard_model::now_ns;
+
 use super::checkpoint::{PathCheckpoint, StreamCheckpoint};
 use super::fingerprint::{read_full_at, FileId, Fingerprint};
 use super::reader::LineReader;
@@ -100,7 +102,17 @@ impl Tailer {
                 if e.skip_id == Some(id) {
                     return;
                 }
-                let start = if e.initial && !e.had_stream && self.settings.start_at_end {
+                let stale = self.settings.ignore_older.is_some_and(|age| {
+                    mtime_ns(&meta) < now_ns().saturating_sub(age.as_nanos() as i64)
+                });
+                let start = if !e.had_stream && (e.initial && self.settings.start_at_end || stale) {
+                    if stale {
+                        tracing::info!(
+                            source = %self.name,
+                            path = %e.path.display(),
+                            "not changed within ignore_older: following it from its end"
+                        );
+                    }
                     meta.len()
                 } else {
                     0

@@ -97,6 +97,68 @@ fn start_at_end_skips_old_lines_but_new_files_are_read_whole() {
     assert_eq!(h.sink.lines().len(), 3);
 }
 
+/// Sets a file's last change `age` in the past.
+fn age(path: &std::path::Path, age: Duration) {
+    let f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+#[test]
+fn the_file_source_reads_new_files_from_their_beginning_by_default() {
+    let cfg: crate::FileConfig = toml::from_str("paths = [\"/tmp/*.log\"]").unwrap();
+    assert_eq!(cfg.start_at, StartAt::Beginning);
+    assert_eq!(cfg.ignore_older, Duration::from_secs(86_400));
+    assert_eq!(
+        crate::FileConfig::new(&["/tmp/*.log"]).start_at,
+        StartAt::Beginning
+    );
+}
+
+#[test]
+fn files_unchanged_within_ignore_older_are_followed_from_their_end() {
+    let mut h = Harness::new();
+    h.cfg.ignore_older = Duration::from_secs(3600);
+    append(&h.path("stale.log"), "last week\n");
+    age(&h.path("stale.log"), Duration::from_secs(7 * 86_400));
+    append(&h.path("recent.log"), "a minute ago\n");
+    age(&h.path("recent.log"), Duration::from_secs(60));
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines_of(&h.source("recent.log")), ["a minute ago"]);
+    assert!(h.sink.lines_of(&h.source("stale.log")).is_empty());
+    // What is written to the old file afterwards is read.
+    append(&h.path("stale.log"), "today\n");
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines_of(&h.source("stale.log")), ["today"]);
+    // A file that appears later with an old time is skipped as well (a copy, an unpacked
+    // archive), and a restart continues from the checkpoints.
+    append(&h.path("unpacked.log"), "archived\n");
+    age(&h.path("unpacked.log"), Duration::from_secs(30 * 86_400));
+    t.poll().unwrap();
+    drop(t);
+    append(&h.path("unpacked.log"), "appended\n");
+    append(&h.path("stale.log"), "later\n");
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines_of(&h.source("unpacked.log")), ["appended"]);
+    assert_eq!(h.sink.lines_of(&h.source("stale.log")), ["today", "later"]);
+    assert_eq!(h.sink.lines().len(), 4);
+}
+
+#[test]
+fn ignore_older_of_zero_reads_files_of_any_age() {
+    let mut h = Harness::new();
+    h.cfg.ignore_older = Duration::ZERO;
+    append(&h.path("ancient.log"), "from 2001\n");
+    age(
+        &h.path("ancient.log"),
+        Duration::from_secs(25 * 365 * 86_400),
+    );
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines_of(&h.source("ancient.log")), ["from 2001"]);
+}
+
 #[test]
 fn start_at_beginning_reads_everything_and_sets_agent_and_source() {
     let h = Harness::new();
