@@ -216,7 +216,7 @@ fn journal_entries_are_stored_once_with_their_fields_across_a_sigkill() {
     first[5].message = b"not utf-8: \xff\xfe end".to_vec();
     first[7].message = b"login ok password=hunter2 user=ann".to_vec();
     write_journal(&journal.join("remote.journal"), &first);
-    let config = config(dir.path(), &journal, "batch_lines = 20\n");
+    let config = config(dir.path(), &journal, "batch_lines = 5\n");
     let data = dir.path().join("data");
     let mut want: Vec<String> = first
         .iter()

@@ -294,7 +294,7 @@ impl Follower<'_> {
                 }
                 delivered = true;
             }
-            if !running && (delivered || started.elapsed() >= STARTED_AFTER) {
+            if !running && started.elapsed() >= STARTED_AFTER {
                 running = true;
                 self.status.set_state(SourceState::Running);
             }
@@ -458,5 +458,139 @@ mod tests {
         let a = args(&cfg, &at);
         assert!(a.contains(&"--after-cursor=s=1;i=2".to_string()), "{a:?}");
         assert!(!a.iter().any(|x| x.starts_with("--since")), "{a:?}");
+    }
+
+    /// A stand-in for journalctl: writes its arguments to `args`, prints `out`, then sleeps
+    /// (or exits with `exit`).
+    fn fake_journalctl(dir: &std::path::Path, out: &str, exit: Option<&str>) -> JournaldConfig {
+        let script = dir.join("journalctl");
+        let end = match exit {
+            Some(text) => format!("echo '{text}' >&2\nexit 3\n"),
+            None => "exec sleep 30\n".to_string(),
+        };
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> '{}'\ncat <<'EOF'\n{out}\nEOF\n{end}",
+                dir.join("args").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        JournaldConfig {
+            journalctl: script,
+            start_at: StartAt::Beginning,
+            max_entry_bytes: 1024,
+            batch_wait: Duration::from_millis(20),
+            ..JournaldConfig::default()
+        }
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn skips_bad_lines_counts_them_and_goes_on_after_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!(r#"{{"MESSAGE":"{}"}}"#, "x".repeat(2000));
+        let out = format!(
+            "{{\"__CURSOR\":\"c1\",\"MESSAGE\":\"one password=hunter2\",\"PRIORITY\":\"3\"}}\n\
+             not json\n{long}\n{{\"__CURSOR\":\"c2\",\"MESSAGE\":\"two\"}}"
+        );
+        let cfg = fake_journalctl(dir.path(), &out, None);
+        let sink = std::sync::Arc::new(crate::MemorySink::new());
+        let ctx = SourceContext::new(sink.clone(), dir.path().join("state"), "here");
+        let src = super::super::JournaldSource::new("j", cfg.clone()).unwrap();
+        let running = crate::spawn(Box::new(src), ctx.clone());
+        wait_until("two records", || sink.records().len() == 2);
+        let status = running.status.snapshot();
+        assert_eq!(status.errors_total, 2, "{status:?}");
+        assert_eq!(status.lines_total, 2);
+        let recs = sink.records();
+        assert_eq!(recs[0].level, Some(logyard_model::Level::Error));
+        assert!(!recs[0].message.contains("hunter2"), "{}", recs[0].message);
+        assert_eq!(recs[1].message, "two");
+        assert_eq!(recs[1].host, "here");
+        assert_eq!(recs[1].source, "journald");
+
+        // Stopping kills journalctl at once, though it would sleep on.
+        let stopping = Instant::now();
+        ctx.shutdown.trigger();
+        running.join().unwrap();
+        assert!(stopping.elapsed() < Duration::from_secs(2));
+        let cp = CheckpointFile::new(&ctx.state_dir, "j")
+            .load()
+            .unwrap()
+            .unwrap();
+        assert_eq!(cp.cursor.as_deref(), Some("c2"));
+
+        // The next start goes on after the cursor.
+        let ctx = SourceContext::new(sink.clone(), dir.path().join("state"), "here");
+        let src = super::super::JournaldSource::new("j", cfg).unwrap();
+        let running = crate::spawn(Box::new(src), ctx.clone());
+        wait_until("a second start", || {
+            std::fs::read_to_string(dir.path().join("args"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+                == 2
+        });
+        ctx.shutdown.trigger();
+        running.join().unwrap();
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        let second = args.lines().nth(1).unwrap();
+        assert!(second.contains("--after-cursor=c2"), "{second}");
+    }
+
+    #[test]
+    fn reports_an_exit_and_starts_journalctl_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = fake_journalctl(
+            dir.path(),
+            r#"{"__CURSOR":"c1","MESSAGE":"one"}"#,
+            Some("Failed to open /nowhere: No such file or directory"),
+        );
+        let sink = std::sync::Arc::new(crate::MemorySink::new());
+        let ctx = SourceContext::new(sink.clone(), dir.path().join("state"), "here");
+        let src = super::super::JournaldSource::new("j", cfg).unwrap();
+        let running = crate::spawn(Box::new(src), ctx.clone());
+        // Each exit is reported once the entries read before it are delivered.
+        wait_until("two exits", || running.status.snapshot().errors_total >= 2);
+        let status = running.status.snapshot();
+        assert_eq!(status.state, SourceState::Failing, "{status:?}");
+        let err = status.last_error.unwrap();
+        assert!(err.contains("exit status: 3"), "{err}");
+        assert!(err.contains("/nowhere"), "{err}");
+        // The entry read before the exit was delivered once; the restart went on after it.
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert!(args.lines().nth(1).unwrap().contains("--after-cursor=c1"));
+        ctx.shutdown.trigger();
+        running.join().unwrap();
+        assert_eq!(sink.records().len(), 2, "each start printed the entry once");
+
+        let mut cfg = JournaldConfig {
+            journalctl: dir.path().join("no-such-program"),
+            ..JournaldConfig::default()
+        };
+        cfg.restart_wait = Duration::from_secs(1);
+        let ctx = SourceContext::new(sink, dir.path().join("state2"), "here");
+        let src = super::super::JournaldSource::new("j", cfg).unwrap();
+        let running = crate::spawn(Box::new(src), ctx.clone());
+        wait_until("a failure", || {
+            running.status.snapshot().state == SourceState::Failing
+        });
+        let err = running.status.snapshot().last_error.unwrap();
+        assert!(
+            err.contains("no-such-program") && err.contains("`journalctl`"),
+            "{err}"
+        );
+        ctx.shutdown.trigger();
+        running.join().unwrap();
     }
 }
