@@ -21,8 +21,8 @@ use crate::SourceContext;
 
 /// The first bytes of journalctl's error output kept for messages.
 const STDERR_KEPT: usize = 16 * 1024;
-/// Lines read ahead of the batch being delivered.
-const CHANNEL_LINES: usize = 1024;
+/// Lines read ahead of the batch being delivered (each at most `max_entry_bytes`).
+const CHANNEL_LINES: usize = 64;
 /// How often the loop looks at the stop flag and the batch's age.
 const TICK: Duration = Duration::from_millis(50);
 /// journalctl running this long without exiting counts as started.
@@ -237,7 +237,9 @@ impl Follower<'_> {
             let end = match rx.recv_timeout(TICK) {
                 Ok(Msg::Line(line)) => {
                     self.push(&line, &mut batch);
-                    if batch.records.len() >= self.cfg.batch_lines {
+                    if batch.records.len() >= self.cfg.batch_lines
+                        || batch.bytes >= self.cfg.max_batch_bytes as u64
+                    {
                         if !self.deliver(&mut batch) {
                             return Ended::Stop;
                         }
@@ -256,13 +258,19 @@ impl Follower<'_> {
                     None
                 }
                 Ok(Msg::End(e)) => Some(e),
-                Err(RecvTimeoutError::Disconnected) => Some(None),
+                Err(RecvTimeoutError::Disconnected) => {
+                    Some(Some(std::io::Error::other("the reading thread stopped")))
+                }
                 Err(RecvTimeoutError::Timeout) => None,
             };
             if let Some(err) = end {
                 // The lines read are whole entries: deliver them before reporting.
                 if !self.deliver(&mut batch) {
                     return Ended::Stop;
+                }
+                if err.is_some() {
+                    // Its output cannot be read any more: it must not run on unread.
+                    let _ = child.0.kill();
                 }
                 let exit = child.0.wait();
                 let said = stderr

@@ -5,7 +5,7 @@
 //! journal files of another host, and `--unit` per unit of the filter), as the SSH source
 //! runs OpenSSH's client, and turns each entry into a record (see [`entry`]). A batch's last
 //! `__CURSOR` is handed to the sink with the batch, in the same durable write (see
-//! [`checkpoint`]); on start the source goes on `--after-cursor` it, so that entries are
+//! the `checkpoint` module); on start the source goes on `--after-cursor` it, so that entries are
 //! stored exactly once across restarts and crashes. When journalctl exits or cannot be run
 //! the source says so in its status and starts it again after a wait that doubles up to
 //! `restart_wait`.
@@ -54,6 +54,13 @@ pub struct JournaldConfig {
     /// Records per batch handed to the sink (default 1000).
     #[serde(default = "default_batch")]
     pub batch_lines: usize,
+    /// A batch is handed over once its entries' JSON text reaches this many bytes, even
+    /// with fewer than `batch_lines` entries (default `8MiB`).
+    #[serde(
+        default = "crate::file::default_max_batch_bytes",
+        deserialize_with = "size"
+    )]
+    pub max_batch_bytes: usize,
     /// A batch is handed over at the latest this long after its first entry (default
     /// `100ms`).
     #[serde(default = "hundred_ms", deserialize_with = "duration")]
@@ -100,6 +107,7 @@ impl Default for JournaldConfig {
             start_at: StartAt::End,
             keep_fields: Vec::new(),
             batch_lines: default_batch(),
+            max_batch_bytes: crate::file::default_max_batch_bytes(),
             batch_wait: hundred_ms(),
             max_line_bytes: None,
             max_entry_bytes: default_max_entry(),
@@ -136,6 +144,9 @@ impl JournaldConfig {
         }
         if self.batch_lines == 0 {
             return bad("`batch_lines` must be at least 1".into());
+        }
+        if self.max_batch_bytes == 0 {
+            return bad("`max_batch_bytes` must be at least 1".into());
         }
         if self.max_entry_bytes < 1024 {
             return bad("`max_entry_bytes` must be at least 1KiB".into());
@@ -210,6 +221,7 @@ mod tests {
             "type = \"journald\"\nname = \"j\"\nunits = [\"nginx.service\", \"cron\"]\n\
              directory = \"/var/log/journal/remote\"\njournalctl = \"/usr/bin/journalctl\"\n\
              start_at = \"beginning\"\nkeep_fields = [\"_UID\"]\nbatch_lines = 10\n\
+             max_batch_bytes = \"1MiB\"\n\
              batch_wait = \"1s\"\nmax_line_bytes = \"64KiB\"\nmax_entry_bytes = \"1MiB\"\n\
              restart_wait = \"5s\"\n",
         )
@@ -221,6 +233,7 @@ mod tests {
         assert_eq!(j.start_at, StartAt::Beginning);
         assert_eq!(j.max_line_bytes, Some(64 << 10));
         assert_eq!(j.max_entry_bytes, 1 << 20);
+        assert_eq!(j.max_batch_bytes, 1 << 20);
         assert_eq!(j.restart_wait, Duration::from_secs(5));
         assert_eq!(j.source_label(), "journald:/var/log/journal/remote");
         assert_eq!(c.kind(), "journald");
