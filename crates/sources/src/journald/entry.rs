@@ -188,6 +188,7 @@ fn parse_realtime(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     fn mapping() -> Mapping {
         Mapping {
@@ -328,5 +329,40 @@ mod tests {
         assert_eq!(d.record.fields["_UID"], Value::Int(0));
         assert_eq!(d.record.fields["CONTAINER_NAME"], Value::Str("web".into()));
         assert_eq!(d.record.fields["_PID"], Value::Str("x".into()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_line_decodes_or_is_refused_without_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)
+        ) {
+            let _ = decode(&bytes, &mapping(), 0);
+        }
+
+        #[test]
+        fn any_object_of_journal_values_becomes_a_record(
+            fields in proptest::collection::btree_map(
+                proptest::sample::select(vec![
+                    "MESSAGE", "PRIORITY", "__REALTIME_TIMESTAMP", "_PID", "_SYSTEMD_UNIT",
+                    "_HOSTNAME", "SYSLOG_IDENTIFIER", "__CURSOR",
+                ]),
+                proptest::prop_oneof![
+                    ".{0,40}".prop_map(Json::String),
+                    proptest::collection::vec(0u64..400, 0..40)
+                        .prop_map(|v| Json::Array(v.into_iter().map(Json::from).collect())),
+                    proptest::num::i64::ANY.prop_map(Json::from),
+                    proptest::strategy::Just(Json::Null),
+                ],
+                0..8,
+            )
+        ) {
+            let mut m = mapping();
+            m.max_message_bytes = 16;
+            let line = serde_json::to_vec(&fields).unwrap();
+            let d = decode(&line, &m, 7).unwrap();
+            proptest::prop_assert!(d.record.message.len() <= 16);
+            proptest::prop_assert!(!d.record.agent.is_empty());
+            proptest::prop_assert!(!d.record.host.is_empty());
+        }
     }
 }
