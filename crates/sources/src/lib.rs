@@ -1,7 +1,7 @@
 //! Collects logs for logyard: files followed by glob with rotation awareness and
 //! checkpoints, syslog over UDP and TCP, Docker containers (their json-file logs or the
-//! Engine API, read-only), remote hosts over SSH (read-only, allow-listed and audited), and
-//! stdin.
+//! Engine API, read-only), remote hosts over SSH (read-only, allow-listed and audited), the
+//! systemd journal (through `journalctl`), and stdin.
 //!
 //! Sources sit at the head of the write path. They frame bytes into lines, join multi-line
 //! records and parse lines with `logyard-parse`, then hand batches of records to a [`Sink`]
@@ -46,6 +46,7 @@ mod batch;
 pub mod docker;
 mod error;
 pub mod file;
+pub mod journald;
 mod settings;
 mod shutdown;
 mod sink;
@@ -64,6 +65,7 @@ use serde::Deserialize;
 pub use docker::{DockerConfig, DockerMode, DockerSource};
 pub use error::{SinkError, SourceError};
 pub use file::{FileConfig, FileSource};
+pub use journald::{JournaldConfig, JournaldSource};
 pub use shutdown::Shutdown;
 pub use sink::{CheckpointToken, MemorySink, Receipt, Sink};
 pub use ssh::{SshConfig, SshSource};
@@ -108,7 +110,7 @@ pub trait Source: Send {
     /// Returns the source's unique name.
     fn name(&self) -> &str;
 
-    /// Returns the source's type (`file`, `syslog`, `docker`, `ssh`, `stdin`).
+    /// Returns the source's type (`file`, `syslog`, `docker`, `ssh`, `journald`, `stdin`).
     fn kind(&self) -> &'static str;
 
     /// Returns the handle on the source's status, which stays valid after `run` returns.
@@ -139,6 +141,8 @@ pub enum SourceConfig {
     /// A remote host's containers and files over SSH (boxed: its many keys would make
     /// every entry as large).
     Ssh(Box<SshConfig>),
+    /// The systemd journal, through `journalctl`.
+    Journald(JournaldConfig),
     /// Lines from standard input.
     Stdin(StdinConfig),
 }
@@ -151,6 +155,7 @@ impl SourceConfig {
             SourceConfig::Syslog(_) => "syslog",
             SourceConfig::Docker(_) => "docker",
             SourceConfig::Ssh(_) => "ssh",
+            SourceConfig::Journald(_) => "journald",
             SourceConfig::Stdin(_) => "stdin",
         }
     }
@@ -162,6 +167,7 @@ impl SourceConfig {
             SourceConfig::Syslog(c) => c.name.as_deref(),
             SourceConfig::Docker(c) => c.name.as_deref(),
             SourceConfig::Ssh(c) => c.name.as_deref(),
+            SourceConfig::Journald(c) => c.name.as_deref(),
             SourceConfig::Stdin(c) => c.name.as_deref(),
         }
     }
@@ -173,6 +179,7 @@ impl SourceConfig {
             SourceConfig::Syslog(c) => Box::new(SyslogSource::new(name, c.clone())?),
             SourceConfig::Docker(c) => Box::new(DockerSource::new(name, c.clone())?),
             SourceConfig::Ssh(c) => Box::new(SshSource::new(name, (**c).clone())?),
+            SourceConfig::Journald(c) => Box::new(JournaldSource::new(name, c.clone())?),
             SourceConfig::Stdin(c) => Box::new(StdinSource::new(name, c.clone())),
         })
     }

@@ -81,7 +81,7 @@ pub struct RemoteStatus {
 pub struct SourceStatus {
     /// The source's name (unique; the label of its metrics).
     pub name: String,
-    /// The source's type: `file`, `syslog`, `docker`, `stdin`.
+    /// The source's type: `file`, `syslog`, `docker`, `ssh`, `journald`, `stdin`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Running, failing or stopped.

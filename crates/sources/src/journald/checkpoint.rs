@@ -1,0 +1,144 @@
+//! The position of a journald source: the cursor of the last entry delivered.
+//!
+//! It is kept in two places. The sink keeps it in the same durable write as the batch it
+//! ends ([`crate::Sink::write_with_checkpoint`]: the store's WAL frame), which is what makes
+//! a crash between the two impossible; the file `<state_dir>/checkpoints/<source>.json`
+//! keeps it for sinks that keep no token. On start the newer of the two (the larger `seq`)
+//! wins.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SourceError;
+
+/// The format version of the checkpoint.
+const VERSION: u32 = 1;
+
+/// Where a journald source goes on from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JournalCheckpoint {
+    /// [`VERSION`].
+    pub version: u32,
+    /// Grows by one with every delivered batch.
+    pub seq: u64,
+    /// The `__CURSOR` of the last entry delivered: journalctl goes on `--after-cursor`.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// With no cursor yet: the time (µs since the epoch) of the first start with
+    /// `start_at = "end"`, so that entries written before the first one is delivered are
+    /// not skipped by a restart.
+    #[serde(default)]
+    pub since_us: Option<u64>,
+}
+
+impl JournalCheckpoint {
+    /// An empty position: nothing delivered yet.
+    pub fn empty() -> JournalCheckpoint {
+        JournalCheckpoint {
+            version: VERSION,
+            ..JournalCheckpoint::default()
+        }
+    }
+
+    /// Encodes the position as the sink's token.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes a position written by [`JournalCheckpoint::encode`].
+    pub fn decode(data: &[u8]) -> Result<JournalCheckpoint, String> {
+        let cp: JournalCheckpoint =
+            serde_json::from_slice(data).map_err(|e| format!("invalid checkpoint: {e}"))?;
+        if cp.version != VERSION {
+            return Err(format!(
+                "checkpoint format version {} is not the supported version {VERSION}",
+                cp.version
+            ));
+        }
+        Ok(cp)
+    }
+}
+
+/// The checkpoint file of a source.
+#[derive(Debug)]
+pub(crate) struct CheckpointFile {
+    path: PathBuf,
+}
+
+impl CheckpointFile {
+    /// The checkpoint file of `source` under `state_dir`.
+    pub fn new(state_dir: &Path, source: &str) -> CheckpointFile {
+        let name: String = source
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        CheckpointFile {
+            path: state_dir.join("checkpoints").join(format!("{name}.json")),
+        }
+    }
+
+    /// Loads the checkpoint; `None` when there is no file.
+    pub fn load(&self) -> Result<Option<JournalCheckpoint>, SourceError> {
+        match std::fs::read(&self.path) {
+            Ok(data) => JournalCheckpoint::decode(&data).map(Some).map_err(|e| {
+                SourceError::io(
+                    "decode checkpoints from",
+                    &self.path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SourceError::io("read checkpoints from", &self.path, e)),
+        }
+    }
+
+    /// Writes the checkpoint atomically (temporary file, fsync, rename, fsync of the folder).
+    pub fn save(&self, cp: &JournalCheckpoint) -> Result<(), SourceError> {
+        let err = |e| SourceError::io("write checkpoints to", &self.path, e);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&cp.encode()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            // The rename is durable once the folder is synced.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_loads_and_refuses_other_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = CheckpointFile::new(dir.path(), "journal/1");
+        assert_eq!(f.load().unwrap(), None);
+        let cp = JournalCheckpoint {
+            seq: 3,
+            cursor: Some("s=a;i=1".into()),
+            ..JournalCheckpoint::empty()
+        };
+        f.save(&cp).unwrap();
+        assert_eq!(f.load().unwrap(), Some(cp.clone()));
+        assert!(dir.path().join("checkpoints/journal_1.json").is_file());
+        assert_eq!(JournalCheckpoint::decode(&cp.encode()).unwrap(), cp);
+        let err = JournalCheckpoint::decode(br#"{"version":9,"seq":1}"#).unwrap_err();
+        assert!(err.contains("version 9"), "{err}");
+        assert!(JournalCheckpoint::decode(b"garbage").is_err());
+    }
+}
