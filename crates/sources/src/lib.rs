@@ -1,5 +1,5 @@
 //! Collects logs for logyard: files followed by glob with rotation awareness and
-//! checkpoints, syslog over UDP and TCP, Docker containers (their json-file logs or the
+//! checkpoints, syslog over UDP, TCP and RELP, Docker containers (their json-file logs or the
 //! Engine API, read-only), remote hosts over SSH (read-only, allow-listed and audited), and
 //! stdin.
 //!
@@ -132,7 +132,7 @@ pub trait Source: Send {
 pub enum SourceConfig {
     /// Files followed by glob.
     File(FileConfig),
-    /// Syslog over UDP and TCP.
+    /// Syslog over UDP, TCP and RELP.
     Syslog(SyslogConfig),
     /// The logs of a Docker host's containers.
     Docker(DockerConfig),
