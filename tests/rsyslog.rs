@@ -2,7 +2,8 @@
 //! file and ports) receives lines on an `imtcp` input and forwards them to the real
 //! `logyard` binary, with `omfwd` (TCP, RFC 5424) and with `omrelp` (RELP). Every line must
 //! arrive once with its host, program, severity and time; with RELP, nothing may be lost
-//! across a SIGKILL of logyard.
+//! across a SIGKILL of logyard (a line whose answer the kill cut off may come twice), and
+//! every line comes exactly once across a SIGTERM.
 //!
 //! Needs `rsyslogd` (Debian package `rsyslog`) and its `omrelp` module (`rsyslog-relp`);
 //! `.ci/test` installs both.
@@ -14,6 +15,8 @@ use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -291,11 +294,17 @@ fn omfwd_forwards_every_line_once_with_host_program_severity_and_time() {
     assert_eq!(source, "syslog:tcp");
 }
 
-#[test]
-fn omrelp_forwards_every_line_once_and_loses_nothing_across_a_sigkill() {
-    if !have_rsyslog("omrelp") {
-        return;
-    }
+/// How logyard goes down in the middle of a RELP stream.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Crash {
+    Sigkill,
+    Sigterm,
+}
+
+/// Forwards 300 lines with omrelp and checks each arrived once; then sends 2700 more
+/// while logyard is stopped with `how` and started again on the same port and data
+/// folder. Checks that no line is lost and returns the lines stored twice.
+fn relp_across(how: Crash) -> Vec<usize> {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), &format!("listen_relp = \"127.0.0.1:{port}\""));
@@ -326,7 +335,7 @@ fn omrelp_forwards_every_line_once_and_loses_nothing_across_a_sigkill() {
     } else {
         seen
     };
-    assert_eq!(seen.len(), first, "lines missing before the kill");
+    assert_eq!(seen.len(), first, "lines missing before the {how:?}");
     assert!(
         seen.values().all(|c| *c == 1),
         "a line stored twice without a crash: {seen:?}"
@@ -338,13 +347,16 @@ fn omrelp_forwards_every_line_once_and_loses_nothing_across_a_sigkill() {
 
     // Lines sent continuously while logyard is killed and started again on the same port
     // and data folder.
+    // About 3 s of sending; logyard is killed after the first 400 of them are stored, and
+    // the sender goes on while it is down and after it is back.
     let total = 3000;
+    let sent = Arc::new(AtomicUsize::new(first));
+    let progress = sent.clone();
     let sender = std::thread::spawn(move || {
         for i in first..total {
             conn.write_all(legacy_line(i, "relp").as_bytes()).unwrap();
-            if i.is_multiple_of(10) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            progress.store(i + 1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1));
         }
         conn.flush().unwrap();
         conn
@@ -354,7 +366,19 @@ fn omrelp_forwards_every_line_once_and_loses_nothing_across_a_sigkill() {
         assert!(Instant::now() < deadline, "lines stopped arriving");
         std::thread::sleep(Duration::from_millis(20));
     }
-    server.kill();
+    let at_kill = sent.load(Ordering::SeqCst);
+    let stopping = Instant::now();
+    match how {
+        Crash::Sigkill => server.kill(),
+        Crash::Sigterm => {
+            server.stop();
+        }
+    }
+    eprintln!("logyard went down in {:?}", stopping.elapsed());
+    assert!(
+        at_kill < total - 500,
+        "the sender was nearly done ({at_kill} of {total}) when logyard went down"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let server = Server::start(&data, &args);
     let _conn = sender.join().unwrap();
@@ -368,20 +392,22 @@ fn omrelp_forwards_every_line_once_and_loses_nothing_across_a_sigkill() {
     let missing: Vec<usize> = (0..total).filter(|i| !seen.contains_key(i)).collect();
     assert!(
         missing.is_empty(),
-        "{} lines lost across the SIGKILL, the first: {:?}",
+        "{} lines lost across the {how:?}, the first: {:?}",
         missing.len(),
         &missing[..missing.len().min(20)]
     );
-    // A line made durable whose answer the kill cut off is sent again by omrelp: at most
-    // one window (omrelp's 128 unanswered messages) can be stored twice.
-    let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+    let twice: Vec<(usize, usize)> = seen
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(i, c)| (*i, *c))
+        .collect();
     eprintln!(
-        "{} lines stored twice across the SIGKILL: {twice:?}",
+        "{} lines stored twice across the {how:?}: {twice:?}",
         twice.len()
     );
     assert!(
-        twice.len() <= 128 && twice.iter().all(|(_, c)| **c == 2),
-        "more duplicates than one RELP window: {twice:?}"
+        twice.iter().all(|(_, c)| *c == 2),
+        "a line stored more than twice: {twice:?}"
     );
     // rsyslogd stopping closes its session with `close`: logyard sees no error.
     drop(rsyslog);
@@ -389,4 +415,29 @@ fn omrelp_forwards_every_line_once_and_loses_nothing_across_a_sigkill() {
     let source = &sources["sources"][0];
     assert_eq!(source["errors_total"], 0, "{sources}");
     assert_eq!(source["connections"], 0, "{sources}");
+    twice.into_iter().map(|(i, _)| i).collect()
+}
+
+#[test]
+fn omrelp_forwards_every_line_once_and_loses_nothing_across_a_sigkill() {
+    if !have_rsyslog("omrelp") {
+        return;
+    }
+    // A line made durable whose answer the kill cut off is sent again by omrelp: only
+    // those, at most one window (omrelp's 128 unanswered messages), can be stored twice.
+    let twice = relp_across(Crash::Sigkill);
+    assert!(
+        twice.len() <= 128,
+        "more duplicates than one RELP window: {twice:?}"
+    );
+}
+
+#[test]
+fn omrelp_forwards_every_line_exactly_once_across_a_sigterm() {
+    if !have_rsyslog("omrelp") {
+        return;
+    }
+    // Stopping, logyard answers every message it stored before it says `serverclose`.
+    let twice = relp_across(Crash::Sigterm);
+    assert!(twice.is_empty(), "stored twice across a SIGTERM: {twice:?}");
 }

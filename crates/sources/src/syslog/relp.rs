@@ -64,6 +64,8 @@ impl FrameError {
 #[derive(Debug)]
 pub(crate) struct Framer {
     buf: Vec<u8>,
+    /// Where the unread frames start in `buf` (the frames before were taken).
+    start: usize,
     /// The longest DATA accepted (`max_message_bytes`, or the open offers' room).
     max_data: usize,
 }
@@ -81,18 +83,22 @@ impl Framer {
     pub(crate) fn new(max_data: usize) -> Framer {
         Framer {
             buf: Vec::new(),
+            start: 0,
             max_data,
         }
     }
 
     /// Adds received bytes.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
+        // Taken frames are dropped here, once per read rather than once per frame.
+        self.buf.drain(..self.start);
+        self.start = 0;
         self.buf.extend_from_slice(bytes);
     }
 
     /// Bytes received and not yet part of a whole frame.
     pub(crate) fn held(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Returns the next whole frame, `None` until one is complete, or why the bytes are
@@ -114,7 +120,8 @@ impl Framer {
                     ),
                 ));
             }
-            match self.buf.get(at) {
+            let b = &self.buf[self.start..];
+            match b.get(at) {
                 None => return Ok(None),
                 Some(b' ') => {}
                 Some(_) => {
@@ -125,12 +132,12 @@ impl Framer {
                 }
             }
             let end = at + 1 + len;
-            if self.buf.len() <= end {
+            if b.len() <= end {
                 return Ok(None);
             }
-            (self.buf[at + 1..end].to_vec(), end)
+            (b[at + 1..end].to_vec(), end)
         };
-        match self.buf.get(end) {
+        match self.buf[self.start..].get(end) {
             None => return Ok(None),
             Some(b'\n') => {}
             Some(_) => {
@@ -140,7 +147,7 @@ impl Framer {
                 ))
             }
         }
-        self.buf.drain(..=end);
+        self.start += end + 1;
         Ok(Some(Frame {
             txnr,
             command,
@@ -150,7 +157,7 @@ impl Framer {
 
     /// Reads `TXNR SP COMMAND SP DATALEN` from the start of the buffer.
     fn header(&self) -> Result<Header, FrameError> {
-        let b = &self.buf;
+        let b = &self.buf[self.start..];
         let digits = |from: usize, what: &str, txnr: Option<u32>| {
             let n = b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
             if n > 9 {
@@ -542,6 +549,19 @@ mod tests {
             }
         );
         assert_eq!(got[2].data, b"");
+        // In one read, and in two reads split inside the second frame.
+        for cut in [input.len(), 40] {
+            let mut f = Framer::new(100);
+            let mut got = Vec::new();
+            for part in [&input[..cut], &input[cut..]] {
+                f.push(part);
+                while let Some(fr) = f.next_frame().unwrap() {
+                    got.push(fr.txnr);
+                }
+            }
+            assert_eq!(got, [1, 2, 3]);
+            assert_eq!(f.held(), 0);
+        }
         // Data may hold newlines and spaces: DATALEN counts them.
         let (got, err) = frames(b"7 syslog 6 a\nb c\n\n", 100);
         assert_eq!(err, None);
