@@ -294,6 +294,16 @@ fn omfwd_forwards_every_line_once_with_host_program_severity_and_time() {
     assert_eq!(source, "syslog:tcp");
 }
 
+/// The omrelp action of docs/sources.md, to logyard's RELP port.
+fn omrelp(port: u16) -> String {
+    format!(
+        "action(type=\"omrelp\" target=\"127.0.0.1\" port=\"{port}\"\n\
+         template=\"RSYSLOG_SyslogProtocol23Format\"\n\
+         queue.type=\"LinkedList\" queue.filename=\"logyard-relp\" queue.saveOnShutdown=\"on\"\n\
+         action.resumeRetryCount=\"-1\" action.resumeInterval=\"1\")"
+    )
+}
+
 /// How logyard goes down in the middle of a RELP stream.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Crash {
@@ -311,16 +321,7 @@ fn relp_across(how: Crash) -> Vec<usize> {
     let data = dir.path().join("data");
     let args = ["--config", config.to_str().unwrap()];
     let server = Server::start(&data, &args);
-    let rsyslog = Rsyslogd::start(
-        dir.path(),
-        "module(load=\"omrelp\")",
-        &format!(
-            "action(type=\"omrelp\" target=\"127.0.0.1\" port=\"{port}\"\n\
-             template=\"RSYSLOG_SyslogProtocol23Format\"\n\
-             queue.type=\"LinkedList\" queue.filename=\"logyard-relp\" queue.saveOnShutdown=\"on\"\n\
-             action.resumeRetryCount=\"-1\" action.resumeInterval=\"1\")"
-        ),
-    );
+    let rsyslog = Rsyslogd::start(dir.path(), "module(load=\"omrelp\")", &omrelp(port));
     // Quiet delivery first: every line once.
     let first = 300;
     let mut conn = rsyslog.connect();
@@ -440,4 +441,53 @@ fn omrelp_forwards_every_line_exactly_once_across_a_sigterm() {
     // Stopping, logyard answers every message it stored before it says `serverclose`.
     let twice = relp_across(Crash::Sigterm);
     assert!(twice.is_empty(), "stored twice across a SIGTERM: {twice:?}");
+}
+
+#[test]
+fn omrelp_sends_again_after_logyard_closed_its_idle_session() {
+    if !have_rsyslog("omrelp") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!("listen_relp = \"127.0.0.1:{port}\"\nidle_timeout = \"1s\""),
+    );
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let rsyslog = Rsyslogd::start(dir.path(), "module(load=\"omrelp\")", &omrelp(port));
+    let mut conn = rsyslog.connect();
+    let n = 100;
+    for i in 0..n / 2 {
+        conn.write_all(legacy_line(i, "idle").as_bytes()).unwrap();
+    }
+    conn.flush().unwrap();
+    assert_eq!(
+        wait_for_lines(&server, "idle", n / 2, Duration::from_secs(30)).len(),
+        n / 2
+    );
+    // logyard closes the quiet session (`serverclose`); the next lines open a new one.
+    std::thread::sleep(Duration::from_millis(2500));
+    for i in n / 2..n {
+        conn.write_all(legacy_line(i, "idle").as_bytes()).unwrap();
+    }
+    conn.flush().unwrap();
+    let seen = wait_for_lines(&server, "idle", n, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = if seen.len() == n {
+        stored(&server, "idle")
+    } else {
+        seen
+    };
+    let missing: Vec<usize> = (0..n).filter(|i| !seen.contains_key(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "missing after the idle close: {missing:?}"
+    );
+    assert!(seen.values().all(|c| *c == 1), "{seen:?}");
+    let (_, sources) = server.get("/api/sources");
+    assert_eq!(sources["sources"][0]["errors_total"], 0, "{sources}");
 }

@@ -303,3 +303,27 @@ fn stopping_answers_what_was_stored_then_says_serverclose() {
     assert_eq!(got, [(0, "serverclose".to_string(), String::new())]);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn an_idle_session_is_closed_without_an_error_and_a_half_frame_with_one() {
+    let s = Server::start(|c| c.idle_timeout = Duration::from_millis(300));
+    let mut c = Client::connect(s.relp);
+    c.open();
+    c.send(2, "syslog", &message(0));
+    assert_eq!(c.answer().unwrap(), (2, "rsp".into(), "200 OK".into()));
+    assert_eq!(c.rest(), [(0, "serverclose".to_string(), String::new())]);
+    assert_eq!(s.status().errors_total, 0);
+
+    let mut c = Client::connect(s.relp);
+    c.open();
+    c.out.write_all(b"2 syslog 50 <11>1 - h").unwrap();
+    assert_eq!(c.rest(), [(0, "serverclose".to_string(), String::new())]);
+    let status = s.status();
+    assert_eq!(status.errors_total, 1);
+    assert!(
+        status.last_error.unwrap().contains("unfinished frame"),
+        "{:?}",
+        s.status()
+    );
+    assert_eq!(s.sink.inner.records().len(), 1);
+}

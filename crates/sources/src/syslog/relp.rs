@@ -392,15 +392,18 @@ async fn read_commands(
             }
         };
         let n = match read {
+            Err(_) if framer.held() == 0 => {
+                // A quiet sender is no error: its next message opens a new session.
+                tracing::debug!(peer = %peer, "RELP: closing a session idle for idle_timeout");
+                let _ = answers.send(Answer::Now(SERVERCLOSE.to_vec())).await;
+                let _ = answers.send(Answer::Close).await;
+                return;
+            }
             Err(_) => {
                 let why = format!(
-                    "nothing received for {:?} (idle_timeout){}",
+                    "nothing received for {:?} (idle_timeout), with {} bytes of an unfinished frame",
                     cfg.idle_timeout,
-                    if framer.held() > 0 {
-                        format!(", with {} bytes of an unfinished frame", framer.held())
-                    } else {
-                        String::new()
-                    }
+                    framer.held()
                 );
                 fail(None, why).await;
                 return;
