@@ -9,7 +9,7 @@
 //! `syslog:udp`, `syslog:tcp`, `syslog:tls` or `syslog:relp`, and the host
 //! named in the message or else the peer's address. With `listen_relp`, a third listener
 //! speaks RELP (rsyslog's `omrelp`) and acknowledges each message once it is durable
-//! (see [`relp`]). Messages are parsed by `logyard-parse`
+//! (module `relp`). Messages are parsed by `logyard-parse`
 //! (format `syslog` by default) and handed to the sink in batches (up to `batch_lines` or
 //! `batch_wait`) from a blocking thread; while the sink is slow, reading waits.
 

@@ -600,6 +600,55 @@ mod tests {
         assert_eq!((got.len(), err), (1, None));
     }
 
+    proptest::proptest! {
+        /// Any bytes, in any reads: frames within the limit or an error, never a panic.
+        #[test]
+        fn any_bytes_give_frames_or_an_error(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            cut in 0usize..400,
+        ) {
+            let mut f = Framer::new(64);
+            let cut = cut.min(bytes.len());
+            'reads: for part in [&bytes[..cut], &bytes[cut..]] {
+                f.push(part);
+                loop {
+                    match f.next_frame() {
+                        Ok(Some(fr)) => proptest::prop_assert!(fr.data.len() <= 64),
+                        Ok(None) => break,
+                        Err(_) => break 'reads,
+                    }
+                }
+            }
+        }
+
+        /// Frames written as librelp writes them are read back whole, however split.
+        #[test]
+        fn written_frames_read_back(
+            msgs in proptest::collection::vec("[ -~\n]{0,40}", 1..8),
+            cut in 0usize..400,
+        ) {
+            let mut wire = Vec::new();
+            for (i, m) in msgs.iter().enumerate() {
+                let frame = if m.is_empty() {
+                    format!("{} syslog 0\n", i + 1)
+                } else {
+                    format!("{} syslog {} {m}\n", i + 1, m.len())
+                };
+                wire.extend_from_slice(frame.as_bytes());
+            }
+            let cut = cut.min(wire.len());
+            let mut f = Framer::new(64);
+            let mut got = Vec::new();
+            for part in [&wire[..cut], &wire[cut..]] {
+                f.push(part);
+                while let Some(fr) = f.next_frame().unwrap() {
+                    got.push(String::from_utf8(fr.data).unwrap());
+                }
+            }
+            proptest::prop_assert_eq!(got, msgs);
+        }
+    }
+
     #[test]
     fn answers_and_transaction_numbers() {
         assert_eq!(rsp(3, "200 OK"), b"3 rsp 6 200 OK\n");
