@@ -1,7 +1,7 @@
 //! Collects logs for logyard: files followed by glob with rotation awareness and
-//! checkpoints, syslog over UDP and TCP, Docker containers (their json-file logs or the
-//! Engine API, read-only), remote hosts over SSH (read-only, allow-listed and audited), the
-//! systemd journal (through `journalctl`), and stdin.
+//! checkpoints, syslog over UDP, TCP and RELP, Docker containers (their json-file logs or
+//! the Engine API, read-only), remote hosts over SSH (read-only, allow-listed and audited),
+//! the systemd journal (through `journalctl`), and stdin.
 //!
 //! Sources sit at the head of the write path. They frame bytes into lines, join multi-line
 //! records and parse lines with `logyard-parse`, then hand batches of records to a [`Sink`]
@@ -134,7 +134,7 @@ pub trait Source: Send {
 pub enum SourceConfig {
     /// Files followed by glob.
     File(FileConfig),
-    /// Syslog over UDP and TCP.
+    /// Syslog over UDP, TCP and RELP.
     Syslog(SyslogConfig),
     /// The logs of a Docker host's containers.
     Docker(DockerConfig),

@@ -6,22 +6,26 @@
 //! some clients send). With `tls_cert` and `tls_key` the TCP listener speaks TLS only
 //! (RFC 5425, whose octet-counted framing the first byte detects as on plain TCP), and its
 //! certificate is read again when its files change (`logyard-tls`). Records get `source` =
-//! `syslog:udp`, `syslog:tcp` or `syslog:tls`, and the host
-//! named in the message or else the peer's address. Messages are parsed by `logyard-parse`
+//! `syslog:udp`, `syslog:tcp`, `syslog:tls` or `syslog:relp`, and the host
+//! named in the message or else the peer's address. With `listen_relp`, a third listener
+//! speaks RELP (rsyslog's `omrelp`) and acknowledges each message once it is durable
+//! (module `relp`). Messages are parsed by `logyard-parse`
 //! (format `syslog` by default) and handed to the sink in batches (up to `batch_lines` or
 //! `batch_wait`) from a blocking thread; while the sink is slow, reading waits.
 
+pub(crate) mod relp;
 mod tcp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logyard_model::now_ns;
 use logyard_parse::{Format, LineContext, Parser};
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::batch::deliver_retrying;
 use crate::error::SourceError;
@@ -42,20 +46,25 @@ pub struct SyslogConfig {
     /// The TCP address to listen on (`127.0.0.1:5514`); none by default.
     #[serde(default)]
     pub listen_tcp: Option<String>,
+    /// The TCP address of the RELP listener (`127.0.0.1:2514`): each message is
+    /// acknowledged once durable; none by default.
+    #[serde(default)]
+    pub listen_relp: Option<String>,
     /// The messages' format: `syslog` (RFC 5424 or 3164, the default), `auto`, or any other.
     #[serde(default)]
     pub format: Option<String>,
     /// The zone of RFC 3164 stamps (they carry none); `UTC` by default.
     #[serde(default)]
     pub timezone: Option<String>,
-    /// Open TCP connections at most; more are refused and reported (default 1000).
+    /// Open TCP and RELP connections at most, together; more are refused and reported
+    /// (default 1000).
     #[serde(default = "thousand")]
     pub max_connections: usize,
     /// A TCP connection that sends nothing for this long is closed (default `5m`).
     #[serde(default = "five_minutes", deserialize_with = "duration")]
     pub idle_timeout: Duration,
     /// Longer messages are cut (datagrams, newline frames) or end the connection
-    /// (octet-counted frames); default `64KiB`.
+    /// (octet-counted frames, RELP frames); default `64KiB`.
     #[serde(default = "sixty_four_k", deserialize_with = "size")]
     pub max_message_bytes: usize,
     /// Records per batch handed to the sink (default 1000).
@@ -102,6 +111,7 @@ impl SyslogConfig {
             name: None,
             listen_udp: listen_udp.map(str::to_string),
             listen_tcp: listen_tcp.map(str::to_string),
+            listen_relp: None,
             format: None,
             timezone: None,
             max_connections: thousand(),
@@ -120,9 +130,12 @@ impl SyslogConfig {
 #[derive(Debug)]
 pub(crate) struct Message {
     pub bytes: Vec<u8>,
-    /// `syslog:udp`, `syslog:tcp` or `syslog:tls`: the records' `source`.
+    /// `syslog:udp`, `syslog:tcp`, `syslog:tls` or `syslog:relp`: the records' `source`.
     pub source: &'static str,
     pub peer: SocketAddr,
+    /// Told whether the message was made durable (RELP answers only then); none for the
+    /// listeners that do not acknowledge.
+    pub ack: Option<oneshot::Sender<bool>>,
 }
 
 /// Listens for syslog messages; see the module documentation.
@@ -131,6 +144,7 @@ pub struct SyslogSource {
     cfg: SyslogConfig,
     udp: Option<std::net::UdpSocket>,
     tcp: Option<std::net::TcpListener>,
+    relp: Option<std::net::TcpListener>,
     tls: Option<logyard_tls::ServerTls>,
     status: StatusHandle,
 }
@@ -139,13 +153,18 @@ impl SyslogSource {
     /// Checks the configuration and builds the source (it binds when it runs, or at
     /// [`SyslogSource::bind`]).
     pub fn new(name: &str, cfg: SyslogConfig) -> Result<SyslogSource, SourceError> {
-        if cfg.listen_udp.is_none() && cfg.listen_tcp.is_none() {
+        if cfg.listen_udp.is_none() && cfg.listen_tcp.is_none() && cfg.listen_relp.is_none() {
             return Err(SourceError::config(
                 name,
-                "give `listen_udp`, `listen_tcp` or both (e.g. \"127.0.0.1:5514\")",
+                "give at least one of `listen_udp`, `listen_tcp` and `listen_relp` (e.g. \"127.0.0.1:5514\")",
             ));
         }
-        for addr in cfg.listen_udp.iter().chain(&cfg.listen_tcp) {
+        for addr in cfg
+            .listen_udp
+            .iter()
+            .chain(&cfg.listen_tcp)
+            .chain(&cfg.listen_relp)
+        {
             addr.parse::<SocketAddr>().map_err(|e| {
                 SourceError::config(name, format!("invalid listen address {addr:?}: {e}"))
             })?;
@@ -177,13 +196,14 @@ impl SyslogSource {
             cfg,
             udp: None,
             tcp: None,
+            relp: None,
             tls,
             status: StatusHandle::new(name, "syslog"),
         })
     }
 
     /// Binds the listeners now and returns their addresses (UDP, TCP): a port 0 in the
-    /// configuration gets a free port.
+    /// configuration gets a free port. The RELP listener's is [`SyslogSource::relp_addr`].
     pub fn bind(&mut self) -> Result<(Option<SocketAddr>, Option<SocketAddr>), SourceError> {
         if let (Some(addr), None) = (&self.cfg.listen_udp, &self.udp) {
             self.udp = Some(bind_udp(&self.name, addr, self.cfg.receive_buffer)?);
@@ -195,10 +215,24 @@ impl SyslogSource {
                 .map_err(|e| SourceError::io("configure", addr.as_str(), e))?;
             self.tcp = Some(l);
         }
+        if let (Some(addr), None) = (&self.cfg.listen_relp, &self.relp) {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| SourceError::io("bind the RELP listener on", addr.as_str(), e))?;
+            l.set_nonblocking(true)
+                .map_err(|e| SourceError::io("configure", addr.as_str(), e))?;
+            self.relp = Some(l);
+        }
         Ok((
             self.udp.as_ref().and_then(|s| s.local_addr().ok()),
             self.tcp.as_ref().and_then(|l| l.local_addr().ok()),
         ))
+    }
+}
+
+impl SyslogSource {
+    /// The address of the RELP listener once bound ([`SyslogSource::bind`]).
+    pub fn relp_addr(&self) -> Option<SocketAddr> {
+        self.relp.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -310,23 +344,40 @@ impl Source for SyslogSource {
             .enable_all()
             .build()
             .map_err(|e| SourceError::io("start the runtime of", self.name.as_str(), e))?;
-        let udp = self.udp.take();
-        let tcp = self.tcp.take();
-        rt.block_on(self.serve(udp, tcp, parser, ctx))
+        let listeners = Listeners {
+            udp: self.udp.take(),
+            tcp: self.tcp.take(),
+            relp: self.relp.take(),
+        };
+        rt.block_on(self.serve(listeners, parser, ctx))
     }
 }
+
+/// The bound sockets of a source.
+struct Listeners {
+    udp: Option<std::net::UdpSocket>,
+    tcp: Option<std::net::TcpListener>,
+    relp: Option<std::net::TcpListener>,
+}
+
+/// How long a stopping source waits for its RELP sessions to send their last answers.
+const RELP_DRAIN: Duration = Duration::from_secs(5);
 
 impl SyslogSource {
     async fn serve(
         self: Box<Self>,
-        udp: Option<std::net::UdpSocket>,
-        tcp: Option<std::net::TcpListener>,
+        listeners: Listeners,
         parser: Parser,
         ctx: SourceContext,
     ) -> Result<(), SourceError> {
+        let Listeners { udp, tcp, relp } = listeners;
         let (stop_tx, stop) = watch::channel(false);
         let (tx, rx) = mpsc::channel::<Message>(4096);
         let cfg = Arc::new(self.cfg.clone());
+        let open = Arc::new(AtomicU64::new(0));
+        self.status.set_connections(0);
+        // Held by each RELP session until its last answer is sent.
+        let (live, mut sessions_done) = mpsc::channel::<()>(1);
         let mut tasks = Vec::new();
         if let Some(s) = udp {
             let addr = s.local_addr().ok();
@@ -351,9 +402,25 @@ impl SyslogSource {
                 stop.clone(),
                 cfg.clone(),
                 self.status.clone(),
+                open.clone(),
+            )));
+        }
+        if let Some(l) = relp {
+            let addr = l.local_addr().ok();
+            let listener = tokio::net::TcpListener::from_std(l)
+                .map_err(|e| SourceError::io("listen on", format!("{addr:?}"), e))?;
+            tasks.push(tokio::spawn(relp::accept_loop(
+                listener,
+                tx.clone(),
+                stop.clone(),
+                cfg.clone(),
+                self.status.clone(),
+                open.clone(),
+                live.clone(),
             )));
         }
         drop(tx);
+        drop(live);
         let shutdown = ctx.shutdown.clone();
         tokio::spawn(async move {
             while !shutdown.is_triggered() {
@@ -366,6 +433,8 @@ impl SyslogSource {
         for t in tasks {
             t.abort();
         }
+        // RELP sessions answer what the last batch made durable, then say `serverclose`.
+        let _ = tokio::time::timeout(RELP_DRAIN, sessions_done.recv()).await;
         self.status.set_state(SourceState::Stopped);
         Ok(())
     }
@@ -420,6 +489,7 @@ async fn udp_loop(
             bytes: msg.to_vec(),
             source: "syslog:udp",
             peer,
+            ack: None,
         };
         if tx.send(m).await.is_err() {
             return;
@@ -427,7 +497,9 @@ async fn udp_loop(
     }
 }
 
-/// Parses messages into records and hands them to the sink in batches.
+/// Parses messages into records and hands them to the sink in batches. A batch holding
+/// messages whose sender waits for an acknowledgement (RELP) is handed over as soon as no
+/// more messages are queued, and each of them is told once the batch is durable.
 async fn batch_loop(
     mut rx: mpsc::Receiver<Message>,
     mut parser: Parser,
@@ -436,6 +508,7 @@ async fn batch_loop(
     ctx: &SourceContext,
 ) {
     let mut batch = Vec::new();
+    let mut acks: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut bytes = 0u64;
     let mut first: Option<Instant> = None;
     let mut open = true;
@@ -446,53 +519,70 @@ async fn batch_loop(
         match tokio::time::timeout(wait, rx.recv()).await {
             Ok(Some(m)) => {
                 bytes += m.bytes.len() as u64;
-                let peer = m.peer.ip().to_string();
-                let lctx = LineContext {
-                    source: m.source,
-                    agent_hint: "",
-                    host: &peer,
-                    received_ns: now_ns(),
-                };
-                if let Some(rec) = parser.parse(&m.bytes, &lctx) {
-                    batch.push(rec);
-                }
+                take(&mut parser, m, &mut batch, &mut acks);
                 first.get_or_insert_with(Instant::now);
             }
             Ok(None) => open = false,
             Err(_) => {}
         }
         let due = first.is_some_and(|t| t.elapsed() >= cfg.batch_wait);
-        if !batch.is_empty() && (due || !open || batch.len() >= cfg.batch_lines) {
+        // Senders waiting for answers send no more until answered: do not wait for them.
+        let awaited = !acks.is_empty() && rx.is_empty();
+        let full = batch.len() >= cfg.batch_lines;
+        if (!batch.is_empty() || !acks.is_empty()) && (due || !open || full || awaited) {
             let records = std::mem::take(&mut batch);
             let (sink, st, stop) = (ctx.sink.clone(), status.clone(), ctx.shutdown.clone());
             let n = bytes;
-            let _ = tokio::task::spawn_blocking(move || {
+            let kept = tokio::task::spawn_blocking(move || {
                 deliver_retrying(&*sink, records, n, &st, &stop)
             })
-            .await;
+            .await
+            .unwrap_or(false);
+            for ack in acks.drain(..) {
+                let _ = ack.send(kept);
+            }
             bytes = 0;
             first = None;
         }
     }
     // Stopping: what was received is still handed over once.
     while let Ok(m) = rx.try_recv() {
-        let peer = m.peer.ip().to_string();
-        let lctx = LineContext {
-            source: m.source,
-            agent_hint: "",
-            host: &peer,
-            received_ns: now_ns(),
-        };
-        if let Some(rec) = parser.parse(&m.bytes, &lctx) {
-            batch.push(rec);
+        bytes += m.bytes.len() as u64;
+        take(&mut parser, m, &mut batch, &mut acks);
+    }
+    if !batch.is_empty() || !acks.is_empty() {
+        let (sink, st) = (ctx.sink.clone(), status.clone());
+        let kept = tokio::task::spawn_blocking(move || {
+            let n = batch.len() as u64;
+            sink.write(batch).map(|()| st.add_lines(n, bytes)).is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        for ack in acks {
+            let _ = ack.send(kept);
         }
     }
-    if !batch.is_empty() {
-        let (sink, st) = (ctx.sink.clone(), status.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            sink.write(batch.clone())
-                .map(|()| st.add_lines(batch.len() as u64, bytes))
-        })
-        .await;
+}
+
+/// Parses a message into the batch and keeps its acknowledgement, if any (a message that
+/// gives no record is acknowledged with the batch all the same).
+fn take(
+    parser: &mut Parser,
+    m: Message,
+    batch: &mut Vec<logyard_model::Record>,
+    acks: &mut Vec<oneshot::Sender<bool>>,
+) {
+    let peer = m.peer.ip().to_string();
+    let lctx = LineContext {
+        source: m.source,
+        agent_hint: "",
+        host: &peer,
+        received_ns: now_ns(),
+    };
+    if let Some(rec) = parser.parse(&m.bytes, &lctx) {
+        batch.push(rec);
+    }
+    if let Some(ack) = m.ack {
+        acks.push(ack);
     }
 }

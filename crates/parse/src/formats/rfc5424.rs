@@ -106,6 +106,9 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
         rec.fields.insert("msgid".into(), Value::Str(m.to_string()));
     }
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
+    // rsyslog's RFC 5424 templates write `%STRUCTURED-DATA% %msg%`, and the `msg` of a line
+    // it received in RFC 3164 keeps the space that followed `tag:`: that one space goes.
+    let msg = msg.strip_prefix(' ').unwrap_or(msg);
     super::syslog_message(rec, msg, cx);
     Ok(())
 }

@@ -340,3 +340,23 @@ fn the_limit_cuts_a_docker_line_not_its_wrapper() {
     assert_eq!(rec.message.len(), 16);
     assert_eq!(rec.fields["truncated"].to_string(), "true");
 }
+
+/// rsyslog's RFC 5424 forwarding template (`RSYSLOG_SyslogProtocol23Format`) writes
+/// `%STRUCTURED-DATA% %msg%`, and the `msg` of a line it received in RFC 3164 keeps the
+/// space after `tag:`: the message arrives with two spaces before it. One is dropped, and
+/// only one.
+#[test]
+fn the_space_rsyslog_adds_before_a_forwarded_message_is_dropped() {
+    let syslog = ParserConfig {
+        format: Format::Syslog,
+        ..ParserConfig::default()
+    };
+    let forwarded = "<11>1 2026-03-07T10:00:05+00:00 web-7 billing 42 - -  line 5";
+    assert_eq!(parse_with(syslog.clone(), forwarded).message, "line 5");
+    let sd = "<11>1 2026-03-07T10:00:05Z web-7 billing 42 - [a x=\"1\"]  line 5";
+    assert_eq!(parse_with(syslog.clone(), sd).message, "line 5");
+    let indented = "<11>1 2026-03-07T10:00:05Z web-7 billing 42 - -    indented";
+    assert_eq!(parse_with(syslog.clone(), indented).message, "  indented");
+    let plain = "<11>1 2026-03-07T10:00:05Z web-7 billing 42 - - line 5";
+    assert_eq!(parse_with(syslog, plain).message, "line 5");
+}

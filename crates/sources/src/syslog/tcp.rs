@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, watch};
 use super::{Message, SyslogConfig};
 use crate::status::StatusHandle;
 
-/// Accepts connections; refuses (closes) those over the limit and reports them.
+/// Accepts connections; refuses (closes) those over the limit (counted in `open` with the
+/// RELP listener's) and reports them.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<logyard_tls::TlsAcceptor>,
@@ -22,9 +23,8 @@ pub(crate) async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     cfg: Arc<SyslogConfig>,
     status: StatusHandle,
+    open: Arc<AtomicU64>,
 ) {
-    let open = Arc::new(AtomicU64::new(0));
-    status.set_connections(0);
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -212,6 +212,7 @@ async fn send(
         bytes: m.to_vec(),
         source,
         peer,
+        ack: None,
     })
     .await
     .is_ok()
