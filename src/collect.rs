@@ -133,6 +133,12 @@ impl Collectors {
         self.running.iter().map(|r| r.status.clone()).collect()
     }
 
+    /// Returns the collectors' stop flag: set, they finish their batch and stop (a stop
+    /// sets it when the signal comes, so they stop while the HTTP server drains).
+    pub fn shutdown(&self) -> logyard_sources::Shutdown {
+        self.context.shutdown.clone()
+    }
+
     /// Stops every collector and waits for them.
     pub fn stop(self) {
         self.context.shutdown.trigger();

@@ -214,9 +214,13 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         });
         let stop = {
             let notifier = notifier.clone();
+            let collectors = collectors.shutdown();
             async move {
                 shutdown_signal().await;
                 notifier.send("STOPPING=1");
+                // The collectors stop reading now: what they hand over from here is their
+                // last batch, made durable before the store closes.
+                collectors.trigger();
             }
         };
         let mut options = config.server_options();

@@ -18,8 +18,12 @@ struct Webhook {
 
 impl Webhook {
     fn start() -> Webhook {
+        Webhook::on(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    /// Answers on a listener bound already.
+    fn on(listener: std::net::TcpListener) -> Webhook {
         let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let sink = got.clone();
@@ -304,4 +308,76 @@ fn the_daily_report_goes_out_through_the_notifiers_at_its_time() {
     );
     assert!(std::fs::read_dir(&reports).unwrap().count() >= 1);
     server.stop();
+}
+
+#[test]
+fn a_stop_does_not_wait_for_an_unanswering_receiver_and_the_next_start_sends_what_was_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    // A receiver that takes connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    silent.set_nonblocking(true).unwrap();
+    let hush = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let silent = silent.try_clone().unwrap();
+        let hush = hush.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !hush.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok((conn, _)) = silent.accept() {
+                    held.push(conn);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Closed unread: the cut request never reaches the receiver.
+        })
+    };
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nevaluate_every = \"100ms\"\n[[alerts.notifiers]]\nname = \"hermes\"\ntype = \"webhook\"\nurl = \"{url}\"\ntimeout = \"30s\"\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--config", &config]);
+    let line = br#"{"message": "ledger replica is gone", "level": "CRITICAL", "agent": "ledger"}"#;
+    let (status, answer) = server.post("/api/logs", "application/json", line.to_vec());
+    assert_eq!(status, 200, "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.get("/api/alerts").1["alerts"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        assert!(std::time::Instant::now() < deadline, "no alert fired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // The notification is under way and will not be answered: the stop does not wait for it.
+    let asked = std::time::Instant::now();
+    let log = server.stop();
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "the stop took {took:?}; log: {log}"
+    );
+    assert!(log.contains("kept for the next start"), "{log}");
+
+    // The receiver answers now: the next start sends the pending notification, once.
+    hush.store(true, std::sync::atomic::Ordering::SeqCst);
+    holder.join().unwrap();
+    let hook = Webhook::on(silent);
+    let server = Server::start(&data, &["--config", &config]);
+    let got = hook.wait_for(1);
+    assert_eq!(got.len(), 1, "the pending notification was not sent");
+    assert_eq!(got[0]["rule"], "critical", "{}", got[0]);
+    std::thread::sleep(Duration::from_millis(500));
+    let log = server.stop();
+    // Delivered: a third start sends nothing again.
+    let server = Server::start(&data, &["--config", &config]);
+    std::thread::sleep(Duration::from_millis(1000));
+    server.stop();
+    assert_eq!(hook.got.lock().unwrap().len(), 1, "sent twice; log: {log}");
 }

@@ -3,7 +3,7 @@
 //! it with any clock.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use logyard_model::{format_rfc3339, Level, Record};
@@ -285,6 +285,10 @@ pub(crate) struct Persisted {
     pub(crate) events: Vec<EventCooldown>,
     /// The engine clock when saved, so a restart sees the cooldowns as they were.
     pub(crate) saved_at: i64,
+    /// Alerts of the history whose notifications were queued and not yet sent when saved
+    /// (a stop cut them short): the next start sends them.
+    #[serde(default)]
+    pub(crate) pending: Vec<u64>,
 }
 
 /// The evaluation state of every rule.
@@ -306,6 +310,8 @@ pub struct Engine {
     pub(crate) last_summary: Option<i64>,
     /// The cooldowns of system events, by name and group.
     events: HashMap<(String, Group), EventCooldown>,
+    /// Alerts queued for their notifications and not delivered yet.
+    pending: BTreeSet<u64>,
     dirty: bool,
 }
 
@@ -336,6 +342,7 @@ impl Engine {
             last_now: None,
             last_summary: None,
             events: HashMap::new(),
+            pending: BTreeSet::new(),
             dirty: false,
         }
     }
@@ -778,8 +785,27 @@ impl Engine {
         fired
     }
 
+    /// Notes that an alert's notifications are queued: until [`Engine::delivered`], it is
+    /// pending, and a state saved meanwhile sends it again at the next start.
+    pub fn enqueued(&mut self, id: u64) {
+        if self.pending.insert(id) {
+            self.dirty = true;
+        }
+    }
+
+    /// Returns the alerts of the history still waiting for their notifications, oldest
+    /// first.
+    pub fn pending(&self) -> Vec<AlertRecord> {
+        self.history
+            .iter()
+            .filter(|a| self.pending.contains(&a.id))
+            .cloned()
+            .collect()
+    }
+
     /// Records the deliveries of an alert in the history.
     pub fn delivered(&mut self, id: u64, deliveries: Vec<Delivery>) {
+        self.pending.remove(&id);
         if let Some(a) = self.history.iter_mut().rev().find(|a| a.id == id) {
             a.notified = deliveries;
             self.dirty = true;
@@ -854,6 +880,7 @@ impl Engine {
                 .cloned()
                 .collect(),
             saved_at: now,
+            pending: self.pending.iter().copied().collect(),
         }
     }
 
@@ -885,6 +912,12 @@ impl Engine {
         while self.history.len() > self.max_history {
             self.history.pop_front();
         }
+        let kept: BTreeSet<u64> = self.history.iter().map(|a| a.id).collect();
+        self.pending = p
+            .pending
+            .into_iter()
+            .filter(|id| kept.contains(id))
+            .collect();
     }
 }
 

@@ -133,8 +133,9 @@ struct NotifierStatus {
 /// Alerts waiting for their notifications.
 const QUEUE: usize = 1024;
 
-/// How long a stop waits for the notifications under way.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long a stop waits for the notifications under way; what is not sent by then is
+/// saved as pending and sent at the next start.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 struct Shared {
     engine: Mutex<Engine>,
@@ -209,6 +210,15 @@ impl AlertHandle {
     pub fn spawn(&self, mut rx: broadcast::Receiver<Arc<MemBatch>>) -> AlertTask {
         let (tx, mut queue) = mpsc::channel::<AlertRecord>(QUEUE);
         *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
+        // What the last run queued and could not send before it stopped goes first.
+        let pending = self.engine().pending();
+        if !pending.is_empty() {
+            tracing::info!(
+                alerts = pending.len(),
+                "sending the notifications left pending by the last stop"
+            );
+            self.enqueue(&tx, pending);
+        }
         let s = self.clone();
         let tx_stream = tx.clone();
         let stream = tokio::spawn(async move {
@@ -287,7 +297,9 @@ impl AlertHandle {
         Some(alert)
     }
 
-    /// Stops the tasks (notifications already queued are still sent) and saves the state.
+    /// Stops the tasks and saves the state: notifications under way get a short grace
+    /// (half a second); those still queued or being sent are saved as pending and sent at
+    /// the next start.
     pub async fn stop(&self, task: AlertTask) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Events raised from now on stay in the history; the queue can then drain and close.
@@ -310,7 +322,11 @@ impl AlertHandle {
         if let Some(mut n) = notify {
             if tokio::time::timeout(STOP_GRACE, &mut n).await.is_err() {
                 n.abort();
-                tracing::warn!("stopped with notifications still being sent");
+                let left = self.engine().pending().len();
+                tracing::warn!(
+                    alerts = left,
+                    "stopped with notifications still being sent: kept for the next start"
+                );
             }
         }
         self.save();
@@ -378,6 +394,10 @@ impl AlertHandle {
 
     fn enqueue(&self, tx: &mpsc::Sender<AlertRecord>, fired: Vec<AlertRecord>) {
         for a in fired {
+            if self.targets(&a.rule).is_empty() {
+                continue;
+            }
+            self.engine().enqueued(a.id);
             if let Err(mpsc::error::TrySendError::Full(a)) = tx.try_send(a) {
                 // Never wait on the notifiers here: the alert stays in the history.
                 self.shared.metrics.dropped();
