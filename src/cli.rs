@@ -77,6 +77,9 @@ enum Command {
     /// Make tokens for `[[auth.tokens]]`.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Make a running server read its configuration file again and put it in effect
+    /// (sources, parsers, alert rules and notifiers, rotation rules, limits, tokens).
+    Reload(ReloadArgs),
     /// Check the configuration file and exit.
     CheckConfig,
     /// Print the version.
@@ -412,6 +415,14 @@ pub struct AlertsArgs {
     pub json: bool,
 }
 
+/// `logyard reload`.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8062")]
+    pub server: String,
+}
+
 /// `logyard rotate`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
@@ -456,10 +467,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return new_token(name, role, scope.as_deref(), labels, *argon2);
     }
+    // The server reads its own file: a broken local one (the case a reload reports) must
+    // not stop the request.
+    if let Command::Reload(args) = cli.command {
+        return crate::serve::reload_remote(args);
+    }
     let path = config_path(cli.config);
     let config = RawConfig::load(path.as_deref())?;
     match cli.command {
-        Command::Serve(args) => crate::serve::run(config, args),
+        Command::Serve(args) => crate::serve::run(config, path, args),
         Command::Ingest(args) => crate::ingest_cmd::run(config, args),
         Command::Parse(args) => crate::parse_cmd::run(config, args),
         Command::Query(args) => crate::query_cmd::run(config, args),
@@ -472,6 +488,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Auth(args) => crate::analyze_cmd::auth(config, args),
         Command::DbErrors(args) => crate::analyze_cmd::db(config, args),
         Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
+        Command::Reload(_) => unreachable!("handled before the configuration is read"),
         Command::Alerts(args) => crate::alerts_cmd::run(args),
         Command::Remote(args) => crate::remote_cmd::run(config, args),
         Command::Token(_) => unreachable!("answered before the configuration is read"),

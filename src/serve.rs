@@ -1,17 +1,21 @@
-//! `logyard serve`: open the store (recovery first), then open the port.
+//! `logyard serve`: open the store (recovery first), then open the port; a reload (SIGHUP,
+//! `logyard reload`) puts a changed configuration file in effect without a restart.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use serde_json::{json, Value};
 
 use crate::cli::ServeArgs;
+use crate::collect::Collectors;
 use crate::config::RawConfig;
 
-/// Runs the server until SIGINT or SIGTERM.
-pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(data) = args.data {
-        config.server.data_dir = data;
+/// Writes the command line's settings over the file's (they win at a reload too).
+fn apply_args(config: &mut RawConfig, args: &ServeArgs) {
+    if let Some(data) = &args.data {
+        config.server.data_dir = data.clone();
     }
     if let Some(listen) = args.listen {
         config.server.listen = listen;
@@ -24,6 +28,40 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
             .sources
             .push(logyard_sources::SourceConfig::File(follow));
     }
+}
+
+/// The parts of the API's state a reload replaces, built from `config` over `base` (whose
+/// store, metrics, sessions and stop signal every version shares).
+fn app_state(
+    config: &RawConfig,
+    mut base: logyard_api::AppState,
+    auth: logyard_api::auth::Auth,
+    collectors: &Collectors,
+) -> anyhow::Result<logyard_api::AppState> {
+    base.limits = config.limits();
+    base.ingest = config.ingest_options("http");
+    base.query = config.query_settings();
+    base.auth = Arc::new(auth);
+    base.redactor = Arc::new(std::sync::Mutex::new(
+        logyard_parse::Redactor::new(
+            &config
+                .parser_config(Default::default(), Default::default())
+                .redact,
+        )
+        .context("invalid [redact] pattern")?,
+    ));
+    base.sources = collectors.statuses();
+    base.report = config.report_settings()?;
+    Ok(base)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(
+    mut config: RawConfig,
+    config_path: Option<PathBuf>,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
+    apply_args(&mut config, &args);
     let auth = config.auth()?;
     let listen = config.server.listen;
     if !auth.enabled() && !listen.ip().is_loopback() && !config.server.allow_unauthenticated {
@@ -64,8 +102,7 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let collectors =
-        crate::collect::Collectors::start(&config, store.clone(), &data_dir, args.stdin)?;
+    let collectors = Collectors::start(&config, store.clone(), &data_dir, args.stdin)?;
     let (rules, rotation) = config.rotation()?;
     let rotation_task = if rules.is_empty() {
         None
@@ -80,7 +117,7 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         let mut daemon = logyard_rotate::Daemon::new(
             rules,
             rotation,
-            Arc::new(crate::collect::DrainObserver::new(collectors.statuses())),
+            Arc::new(crate::collect::DrainObserver::new(collectors.clone())),
             Arc::new(logyard_rotate::SystemClock),
         );
         if let Some(alerts) = &alerting {
@@ -93,26 +130,15 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         config.limits(),
         config.ingest_options("http"),
     );
-    state.query = config.query_settings();
     state.sql = Arc::new(logyard_sql::SqlPool::new(config.sql_pool()));
-    state.auth = Arc::new(auth);
-    state.redactor = Arc::new(std::sync::Mutex::new(
-        logyard_parse::Redactor::new(
-            &config
-                .parser_config(Default::default(), Default::default())
-                .redact,
-        )
-        .context("invalid [redact] pattern")?,
-    ));
-    state.sources = collectors.statuses();
+    let mut state = app_state(&config, state, auth, &collectors)?;
     {
-        let statuses = collectors.statuses();
+        let collectors = collectors.clone();
         state = state.with_metrics_source(Arc::new(move || {
-            let snapshots: Vec<_> = statuses.iter().map(|s| s.snapshot()).collect();
+            let snapshots: Vec<_> = collectors.statuses().iter().map(|s| s.snapshot()).collect();
             logyard_sources::render_prometheus(&snapshots)
         }));
     }
-    state.report = config.report_settings()?;
     state.metrics.set_max_agents(config.metrics.max_agents);
     {
         let data_dir = data_dir.clone();
@@ -186,21 +212,45 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("listening on {scheme}://{addr}");
         std::io::stdout().flush()?;
-        // The configuration is read at start; a SIGHUP (a terminal closing, a reload by habit)
-        // must not stop the server.
-        let hangups = tokio::spawn(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                tracing::warn!(
-                    "SIGHUP ignored: the configuration is read at start; restart the server to apply a change"
-                );
-            }
-        });
-        // Recovered and listening: systemd may now call the service started.
         let notifier = Arc::new(crate::notify::Notifier::from_env());
+        let reloader = Arc::new(Reloader {
+            path: config_path,
+            args,
+            running: Mutex::new(config.clone()),
+            collectors: collectors.clone(),
+            alerting: alerting.clone(),
+            rotation: rotation_task.as_ref().map(|(_, h)| h.clone()),
+            app: logyard_api::LiveApp::new(state.clone()),
+            state: Mutex::new(state.clone()),
+            addr,
+        });
+        {
+            let r = reloader.clone();
+            let hook: logyard_api::Reloader = Arc::new(move || r.reload());
+            let mut with_hook = reloader.state.lock().expect("state lock").clone();
+            with_hook.reload = Some(hook);
+            reloader.app.replace(with_hook.clone());
+            *reloader.state.lock().expect("state lock") = with_hook;
+        }
+        // SIGHUP (systemd's ExecReload) reads the configuration file again.
+        let hangups = {
+            let reloader = reloader.clone();
+            let notifier = notifier.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    notifier.send("RELOADING=1");
+                    let r = reloader.clone();
+                    // The outcome is logged by the reload itself.
+                    let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+                    notifier.send("READY=1");
+                }
+            })
+        };
+        // Recovered and listening: systemd may now call the service started.
         notifier.send("READY=1");
         let watchdog = notifier.watchdog_interval().map(|every| {
             let notifier = notifier.clone();
@@ -214,18 +264,18 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
         });
         let stop = {
             let notifier = notifier.clone();
-            let collectors = collectors.shutdown();
+            let collectors = collectors.clone();
             async move {
                 shutdown_signal().await;
                 notifier.send("STOPPING=1");
                 // The collectors stop reading now: what they hand over from here is their
                 // last batch, made durable before the store closes.
-                collectors.trigger();
+                collectors.trigger_stop();
             }
         };
         let mut options = config.server_options();
         options.tls = tls;
-        logyard_api::serve(listener, state, options, stop).await?;
+        logyard_api::serve_live(listener, &reloader.app, state, options, stop).await?;
         if let Some(w) = watchdog {
             w.abort();
         }
@@ -261,4 +311,208 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Puts a changed configuration file in effect in a running server; see
+/// `docs/configuration.md#reload`.
+struct Reloader {
+    /// The file read at start (none: nothing to read again).
+    path: Option<PathBuf>,
+    /// The command line, whose settings win over the file's.
+    args: ServeArgs,
+    /// The configuration in effect.
+    running: Mutex<RawConfig>,
+    collectors: Collectors,
+    alerting: Option<logyard_alert::AlertHandle>,
+    rotation: Option<logyard_rotate::DaemonHandle>,
+    /// The application requests go to.
+    app: logyard_api::LiveApp,
+    /// The API's state in effect.
+    state: Mutex<logyard_api::AppState>,
+    /// The address the server listens on.
+    addr: std::net::SocketAddr,
+}
+
+impl Reloader {
+    /// Reads the file again and puts it in effect, or refuses it whole; logs the outcome
+    /// and returns what changed (or why the file was refused).
+    fn reload(&self) -> Result<Value, String> {
+        // One reload at a time: the lock on the configuration in effect orders them.
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.apply(&mut running);
+        match &result {
+            Ok(changes) => tracing::info!(%changes, "configuration reloaded"),
+            Err(e) => tracing::error!("configuration not reloaded: {e}"),
+        }
+        result
+    }
+
+    fn apply(&self, running: &mut RawConfig) -> Result<Value, String> {
+        let Some(path) = &self.path else {
+            return Err(
+                "the server was started without a configuration file (--config or \
+                 LOGYARD_CONFIG): there is no file to read again"
+                    .into(),
+            );
+        };
+        let refused = |e: anyhow::Error| format!("{e:#}\nthe running configuration stays");
+        let mut next = RawConfig::load(Some(path)).map_err(refused)?;
+        apply_args(&mut next, &self.args);
+        next.redaction_counts = running.redaction_counts.clone();
+        // Everything is built before anything changes: a bad part refuses the whole file.
+        let current = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let auth = next.auth().map_err(refused)?.carry_over(&current.auth);
+        let alert_config = match &self.alerting {
+            Some(_) if next.alerts.enabled => Some(next.alerting().map_err(refused)?),
+            _ => None,
+        };
+        let (rotate_rules, _) = next.rotation().map_err(refused)?;
+        crate::collect::validate(&next.sources).map_err(refused)?;
+        let mut restart_needed = restart_needed(running, &next);
+        if self.rotation.is_none() && !rotate_rules.is_empty() {
+            restart_needed.push("[[rotate]] (no rotation ran at start)".to_string());
+        }
+        // Put in effect: collectors first (their ports), then alerting, rotation, the API.
+        let sources = self.collectors.reconcile(&next).map_err(|e| {
+            format!(
+                "{e:#}\nthe other sources run with the new configuration; fix the file and \
+                 reload again"
+            )
+        })?;
+        let alert_rules = match (&self.alerting, alert_config) {
+            (Some(handle), Some(built)) => {
+                let n = built.rules.len();
+                handle.reconfigure(built);
+                Some(n)
+            }
+            _ => None,
+        };
+        let rotate_count = rotate_rules.len();
+        if let Some(handle) = &self.rotation {
+            handle.set_rules(rotate_rules);
+        }
+        let mut state = app_state(&next, current, auth, &self.collectors).map_err(refused)?;
+        state.guard = Arc::new(next.guard(self.addr));
+        self.app.replace(state.clone());
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        *running = next;
+        Ok(json!({
+            "reloaded": true,
+            "sources": sources,
+            "alert_rules": alert_rules,
+            "rotate_rules": rotate_count,
+            "tokens": running.auth.tokens.len(),
+            "restart_needed": restart_needed,
+        }))
+    }
+}
+
+/// The sections that changed and that only a restart puts in effect.
+fn restart_needed(running: &RawConfig, next: &RawConfig) -> Vec<String> {
+    let mut sections = Vec::new();
+    let mut differs = |name: &str, a: String, b: String| {
+        if a != b {
+            sections.push(name.to_string());
+        }
+    };
+    differs(
+        "[server]",
+        format!("{:?}", running.server),
+        format!("{:?}", next.server),
+    );
+    differs(
+        "[store]",
+        format!("{:?}", running.store),
+        format!("{:?}", next.store),
+    );
+    differs(
+        "[rotation]",
+        format!("{:?}", running.rotation),
+        format!("{:?}", next.rotation),
+    );
+    differs(
+        "[metrics]",
+        format!("{:?}", running.metrics),
+        format!("{:?}", next.metrics),
+    );
+    let schedule = |c: &RawConfig| {
+        format!(
+            "{:?} {:?} {:?}",
+            c.report.daily_at, c.report.dir, c.report.formats
+        )
+    };
+    differs(
+        "[report] daily_at/dir/formats",
+        schedule(running),
+        schedule(next),
+    );
+    let alert_settings = |c: &RawConfig| {
+        let mut a = c.alerts.clone();
+        a.rules.clear();
+        a.notifiers.clear();
+        format!("{a:?}")
+    };
+    differs("[alerts]", alert_settings(running), alert_settings(next));
+    let sql = |c: &RawConfig| format!("{:?}", c.sql_pool());
+    differs("[query] sql_*", sql(running), sql(next));
+    let sessions = |c: &RawConfig| format!("{:?}", c.auth.session_ttl);
+    differs("[auth] session_ttl", sessions(running), sessions(next));
+    sections
+}
+
+/// `logyard reload`: asks a running server to read its configuration file again; prints
+/// what changed, or why the file was refused.
+pub fn reload_remote(args: crate::cli::ReloadArgs) -> anyhow::Result<()> {
+    let url = format!("{}/api/admin/reload", args.server.trim_end_matches('/'));
+    let resp = crate::cli::http()
+        .build()?
+        .post(&url)
+        .send()
+        .with_context(|| {
+            format!(
+                "cannot reach the server at {}; is `logyard serve` running? (or send it SIGHUP: \
+                 systemctl reload logyard)",
+                args.server
+            )
+        })?;
+    let status = resp.status();
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    if !status.is_success() {
+        let message = body["error"]["message"]
+            .as_str()
+            .or_else(|| body["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| body.to_string());
+        anyhow::bail!("the server refused the reload ({status}): {message}");
+    }
+    let names = |key: &str| {
+        body["sources"][key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let mut rows = vec![
+        vec!["sources added".to_string(), names("added")],
+        vec!["sources restarted".to_string(), names("changed")],
+        vec!["sources stopped".to_string(), names("removed")],
+        vec![
+            "alert rules".to_string(),
+            body["alert_rules"]
+                .as_u64()
+                .map_or("(alerting off)".into(), |n| n.to_string()),
+        ],
+        vec!["rotate rules".to_string(), body["rotate_rules"].to_string()],
+        vec!["tokens".to_string(), body["tokens"].to_string()],
+    ];
+    if let Some(needed) = body["restart_needed"].as_array().filter(|a| !a.is_empty()) {
+        let list: Vec<&str> = needed.iter().filter_map(Value::as_str).collect();
+        rows.push(vec!["needs a restart".to_string(), list.join(", ")]);
+    }
+    print!("{}", crate::table::render(&["RELOADED", ""], &rows));
+    Ok(())
 }

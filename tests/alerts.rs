@@ -4,61 +4,11 @@
 
 mod util;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{run, Server};
-
-/// A webhook receiver on 127.0.0.1 recording the JSON bodies it is sent.
-struct Webhook {
-    url: String,
-    got: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Webhook {
-    fn start() -> Webhook {
-        Webhook::on(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-    }
-
-    /// Answers on a listener bound already.
-    fn on(listener: std::net::TcpListener) -> Webhook {
-        let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let sink = got.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let app = axum::Router::new().fallback(move |body: String| {
-                    let sink = sink.clone();
-                    async move {
-                        sink.lock()
-                            .unwrap()
-                            .push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                        "ok"
-                    }
-                });
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        Webhook { url, got }
-    }
-
-    fn wait_for(&self, n: usize) -> Vec<Value> {
-        for _ in 0..500 {
-            if self.got.lock().unwrap().len() >= n {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.got.lock().unwrap().clone()
-    }
-}
+use util::{run, Server, Webhook};
 
 #[test]
 fn a_critical_line_reaches_the_webhook_and_the_alert_list() {

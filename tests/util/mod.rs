@@ -217,3 +217,57 @@ pub fn client() -> reqwest::blocking::Client {
         .build()
         .expect("client")
 }
+
+/// A webhook receiver on 127.0.0.1 recording the JSON bodies it is sent.
+pub struct Webhook {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The bodies received, in order.
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Webhook {
+    /// Starts a receiver on a free port.
+    pub fn start() -> Webhook {
+        Webhook::on(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    /// Answers on a listener bound already.
+    pub fn on(listener: std::net::TcpListener) -> Webhook {
+        let got: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = std::sync::Arc::default();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new().fallback(move |body: String| {
+                    let sink = sink.clone();
+                    async move {
+                        sink.lock()
+                            .unwrap()
+                            .push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                        "ok"
+                    }
+                });
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Webhook { url, got }
+    }
+
+    /// Waits up to 10 s for `n` bodies; returns those received.
+    pub fn wait_for(&self, n: usize) -> Vec<Value> {
+        for _ in 0..500 {
+            if self.got.lock().unwrap().len() >= n {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.got.lock().unwrap().clone()
+    }
+}

@@ -139,7 +139,8 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 struct Shared {
     engine: Mutex<Engine>,
-    notifiers: Vec<Notifier>,
+    /// Replaced whole by [`AlertHandle::reconfigure`].
+    notifiers: Mutex<Vec<Notifier>>,
     status: Mutex<HashMap<String, NotifierStatus>>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
@@ -183,7 +184,7 @@ impl AlertHandle {
         AlertHandle {
             shared: Arc::new(Shared {
                 engine: Mutex::new(engine),
-                notifiers: built.notifiers,
+                notifiers: Mutex::new(built.notifiers),
                 status: Mutex::new(HashMap::new()),
                 metrics,
                 clock,
@@ -197,6 +198,35 @@ impl AlertHandle {
                 stop: Notify::new(),
             }),
         }
+    }
+
+    fn notifiers(&self) -> Vec<Notifier> {
+        self.shared
+            .notifiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts new rules and notifiers in effect while running (a reload): a rule that keeps
+    /// its name keeps its cooldowns, counters and history; alerts already queued go to the
+    /// notifiers of the new configuration. The other settings of `built` (history size,
+    /// timer, daily summary) are those of the start.
+    pub fn reconfigure(&self, built: Built) {
+        let now = self.shared.clock.now();
+        {
+            let mut engine = self.engine();
+            let kept = engine.persisted(now);
+            let mut next = Engine::new(built.rules, built.history, built.max_groups, now);
+            next.restore(kept);
+            *engine = next;
+        }
+        *self
+            .shared
+            .notifiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = built.notifiers;
+        self.save();
     }
 
     /// Gives the store the daily error summary is computed from.
@@ -424,8 +454,7 @@ impl AlertHandle {
             .find(|r| r.name == rule)
             .map(|r| r.notify.clone())
             .unwrap_or_default();
-        self.shared
-            .notifiers
+        self.notifiers()
             .iter()
             .filter(|n| notify.is_empty() || notify.iter().any(|x| x == n.name()))
             .cloned()
@@ -509,8 +538,7 @@ impl AlertHandle {
         drop(engine);
         let status = self.shared.status.lock().unwrap_or_else(|p| p.into_inner());
         let notifiers: Vec<Value> = self
-            .shared
-            .notifiers
+            .notifiers()
             .iter()
             .map(|n| {
                 let s = status.get(n.name()).cloned().unwrap_or_default();

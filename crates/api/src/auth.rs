@@ -337,9 +337,9 @@ pub struct Auth {
     /// `/metrics` answers without a token.
     pub public_metrics: bool,
     /// Audit records, and the brake on addresses that fail too often.
-    pub audit: Audit,
+    pub audit: Arc<Audit>,
     /// The UI's signed-in browsers.
-    pub sessions: Sessions,
+    pub sessions: Arc<Sessions>,
 }
 
 impl Default for Auth {
@@ -376,21 +376,30 @@ impl Auth {
         Auth {
             tokens,
             public_metrics,
-            audit: Audit::new(DEFAULT_MAX_FAILURES),
-            sessions: Sessions::new(DEFAULT_SESSION_TTL),
+            audit: Arc::new(Audit::new(DEFAULT_MAX_FAILURES)),
+            sessions: Arc::new(Sessions::new(DEFAULT_SESSION_TTL)),
         }
+    }
+
+    /// Keeps the signed-in sessions and the audit's counters of `running` (a reload): a
+    /// session lasts while its token is still configured, and an address held for its
+    /// failures stays held. `session_ttl` and `suspicious_failures` are those of the start.
+    pub fn carry_over(mut self, running: &Auth) -> Auth {
+        self.audit = running.audit.clone();
+        self.sessions = running.sessions.clone();
+        self
     }
 
     /// Ends the UI's sessions `ttl` after their sign-in (`auth.session_ttl`).
     pub fn with_session_ttl(mut self, ttl: Duration) -> Auth {
-        self.sessions = Sessions::new(ttl);
+        self.sessions = Arc::new(Sessions::new(ttl));
         self
     }
 
     /// Holds an address after more than `n` failed logins within the audit's window
     /// (`report.suspicious_failures`, the auth analysis's rule).
     pub fn with_max_failures(mut self, n: u64) -> Auth {
-        self.audit = Audit::new(n);
+        self.audit = Arc::new(Audit::new(n));
         self
     }
 

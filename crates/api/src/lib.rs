@@ -114,6 +114,39 @@ impl RateMeter {
 /// returning Prometheus text with its `# HELP` and `# TYPE` lines.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Re-reads the configuration file and puts it in effect while running (set by the binary;
+/// `POST /api/admin/reload` and SIGHUP call it): the answer says what changed, an error says
+/// why the file was refused (the running configuration then stays).
+pub type Reloader = Arc<dyn Fn() -> Result<serde_json::Value, String> + Send + Sync>;
+
+/// The application as it is served: a reload replaces it whole, and each request is
+/// answered by the application current when it arrives.
+#[derive(Clone)]
+pub struct LiveApp {
+    current: Arc<tokio::sync::watch::Sender<Router>>,
+}
+
+impl LiveApp {
+    /// Serves `state`'s application until [`LiveApp::replace`].
+    pub fn new(state: AppState) -> LiveApp {
+        LiveApp {
+            current: Arc::new(tokio::sync::watch::Sender::new(router(state))),
+        }
+    }
+
+    /// Answers the requests that arrive from now on with `state` (a reload). The state's
+    /// shared parts (store, metrics, sessions, the stop signal) are those it was cloned from.
+    pub fn replace(&self, state: AppState) {
+        // The application replaced is dropped once its requests in progress end.
+        drop(self.current.send_replace(router(state)));
+    }
+
+    /// Returns the application requests go to now.
+    pub fn router(&self) -> Router {
+        self.current.borrow().clone()
+    }
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -150,6 +183,9 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// The `Host` names and origins browsers may use (`[server] allowed_hosts`, …).
     pub guard: Arc<guard::Guard>,
+    /// Puts a changed configuration file in effect (`POST /api/admin/reload`); `None` when
+    /// the server was started without a way to reload.
+    pub reload: Option<Reloader>,
 }
 
 impl AppState {
@@ -176,6 +212,7 @@ impl AppState {
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             auth: Arc::new(auth::Auth::default()),
             guard: Arc::new(guard::Guard::default()),
+            reload: None,
         }
     }
 
@@ -212,6 +249,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::routes())
         .merge(alerts::routes())
         .merge(session::routes())
+        .route("/api/admin/reload", post(reload))
         .fallback(not_found)
         .layer(middleware::from_fn(shippers::bulk::info_probe))
         .layer(middleware::from_fn_with_state(state.clone(), auth::check))
@@ -326,10 +364,47 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
+/// `POST /api/admin/reload`: re-reads the configuration file (admin only, audited).
+async fn reload(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let Some(reload) = state.reload.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this server cannot reload its configuration: restart it to apply a change",
+        ));
+    };
+    match tokio::task::spawn_blocking(move || reload()).await {
+        Ok(Ok(changes)) => Ok(Json(changes)),
+        Ok(Err(message)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_config",
+            message,
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the reload failed unexpectedly; the running configuration stays",
+        )),
+    }
+}
+
 /// Serves the application on a bound listener with the connection settings until
 /// `shutdown` completes (see [`server`]), sampling the ingest rate meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    state: AppState,
+    options: ServerOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = LiveApp::new(state.clone());
+    serve_live(listener, &app, state, options, shutdown).await
+}
+
+/// [`serve`] for an application that a reload may replace: `state` gives the parts every
+/// version shares (the store and its rate meter, the stop signal).
+pub async fn serve_live(
+    listener: tokio::net::TcpListener,
+    app: &LiveApp,
     state: AppState,
     options: ServerOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -349,7 +424,7 @@ pub async fn serve(
         shutdown.await;
         stopping.send_replace(true);
     };
-    let result = server::run(listener, router(state), options, shutdown).await;
+    let result = server::run(listener, app.clone(), options, shutdown).await;
     sampler.abort();
     result
 }

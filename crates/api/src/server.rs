@@ -31,7 +31,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -298,7 +297,7 @@ pub fn effective_max_connections(configured: usize) -> usize {
 /// then waits for the answers in progress.
 pub async fn run(
     listener: tokio::net::TcpListener,
-    app: Router,
+    app: crate::LiveApp,
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -419,7 +418,7 @@ async fn handshake(
 async fn connection<S>(
     stream: S,
     info: ConnectionInfo,
-    app: Router,
+    app: crate::LiveApp,
     opts: &ServerOptions,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -443,7 +442,8 @@ async fn connection<S>(
                     timeout: body_timeout,
                 })
             });
-            let app = app.clone();
+            // The application current now: a reload changes it for the next request.
+            let app = app.router();
             async move {
                 let response = match app.oneshot(req).await {
                     Ok(r) => r,

@@ -92,6 +92,8 @@ struct Control {
     stop: bool,
     /// A run was asked for; `true` means forced.
     requested: Option<bool>,
+    /// Rules that replace the running ones before the next run (a reload).
+    next_rules: Option<Vec<RotateRule>>,
 }
 
 struct Shared {
@@ -243,7 +245,7 @@ impl Daemon {
     }
 
     /// Runs at once, then every interval or when asked, until [`DaemonHandle::stop`].
-    pub fn run(self) {
+    pub fn run(mut self) {
         {
             let mut c = lock(&self.shared.control);
             let start = std::time::Instant::now() + self.options.first_run_after;
@@ -265,6 +267,17 @@ impl Daemon {
         }
         let mut force = false;
         loop {
+            if let Some(rules) = lock(&self.shared.control).next_rules.take() {
+                let start = self.clock.now();
+                let mut health = lock(&self.health);
+                health.retain(|name, _| rules.iter().any(|r| &r.name == name));
+                for r in &rules {
+                    health.entry(r.name.clone()).or_insert((start, None));
+                }
+                drop(health);
+                tracing::info!(rules = rules.len(), "rotation rules replaced");
+                self.rules = rules;
+            }
             let _ = self.run_once(force);
             let mut c = lock(&self.shared.control);
             let deadline = std::time::Instant::now() + self.options.interval;
@@ -305,6 +318,17 @@ impl DaemonHandle {
     /// Asks the daemon to stop after the current run.
     pub fn stop(&self) {
         lock(&self.shared.control).stop = true;
+        self.shared.wake.notify_all();
+    }
+
+    /// Replaces the rules (a reload): the daemon takes them before its next run, which
+    /// this asks for now (not forced: only what is due rotates). Rotation state is kept per
+    /// file, so a rule that keeps its files keeps its history.
+    pub fn set_rules(&self, rules: Vec<RotateRule>) {
+        let mut c = lock(&self.shared.control);
+        c.next_rules = Some(rules);
+        c.requested = Some(c.requested.unwrap_or(false));
+        drop(c);
         self.shared.wake.notify_all();
     }
 
