@@ -107,9 +107,12 @@ pub fn run(mut config: RawConfig, args: ServeArgs) -> anyhow::Result<()> {
     state.sources = collectors.statuses();
     {
         let statuses = collectors.statuses();
+        let max_files = config.metrics.max_file_series;
         state = state.with_metrics_source(Arc::new(move || {
             let snapshots: Vec<_> = statuses.iter().map(|s| s.snapshot()).collect();
-            logyard_sources::render_prometheus(&snapshots)
+            let mut text = logyard_sources::render_prometheus(&snapshots);
+            text.push_str(&logyard_sources::render_file_metrics(&snapshots, max_files));
+            text
         }));
     }
     state.report = config.report_settings()?;
