@@ -202,12 +202,21 @@ fn example_alert_rules_check_and_fire_on_a_real_scrape() {
     }
     let small = logs.join("small.log");
     std::fs::write(&small, "2026-01-01 00:00:00 INFO started\n").unwrap();
+    // A rotation rule and a daily report as well, so that their metrics, which the rules
+    // use, are there too. The rule rotates another folder: not the 2 GiB file.
+    let rotated = tmp.path().join("rotated");
+    std::fs::create_dir(&rotated).unwrap();
+    std::fs::write(rotated.join("app.log"), "a line\n").unwrap();
     let config = tmp.path().join("logyard.toml");
     std::fs::write(
         &config,
         format!(
-            "[[sources]]\ntype = \"file\"\nname = \"app\"\npaths = [\"{}/*.log\"]\nstart_at = \"end\"\n",
-            logs.display()
+            "[[sources]]\ntype = \"file\"\nname = \"app\"\npaths = [\"{}/*.log\"]\nstart_at = \"end\"\n\n\
+             [[rotate]]\npaths = [\"{}/*.log\"]\nsize = \"10MB\"\n\n\
+             [report]\ndaily_at = \"06:00\"\ndir = \"{}\"\n",
+            logs.display(),
+            rotated.display(),
+            tmp.path().join("reports").display()
         ),
     )
     .unwrap();
@@ -219,6 +228,16 @@ fn example_alert_rules_check_and_fire_on_a_real_scrape() {
 
     ingest(&server, 50, 1);
     wait_read(&server, &big);
+    // The first rotation run starts 2 s after the server; its rule's timestamp follows.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !Scrape::take(&server)
+        .samples
+        .keys()
+        .any(|s| s.starts_with("logyard_rotate_last_success_timestamp_seconds{"))
+    {
+        assert!(Instant::now() < deadline, "no rotation run within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let first = Scrape::take(&server);
     // Between the scrapes: 2 % errors through the API, new lines in the big file.
     ingest(&server, 100, 2);
@@ -231,6 +250,23 @@ fn example_alert_rules_check_and_fire_on_a_real_scrape() {
     std::thread::sleep(Duration::from_secs(3));
     wait_read(&server, &big);
     let second = Scrape::take(&server);
+
+    // Every logyard metric the rules use is one that /metrics answers.
+    let rules_text = std::fs::read_to_string(rules_file()).unwrap();
+    let used: BTreeSet<&str> = rules_text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("logyard_"))
+        .collect();
+    let scraped: BTreeSet<&str> = second
+        .samples
+        .keys()
+        .map(|s| s.split('{').next().unwrap())
+        .collect();
+    let missing: Vec<&&str> = used.difference(&scraped).collect();
+    assert!(
+        missing.is_empty(),
+        "the rules use metrics /metrics does not answer: {missing:?}"
+    );
 
     // The new metric is in the scrape, with the file's real size.
     let size_series = |path: &Path| {
