@@ -336,7 +336,7 @@ impl Host<'_> {
             Some(n) => vec![n],
             None => self.selected()?,
         };
-        let since = now_ns().saturating_sub(hours_ns(hours));
+        let since = hours_before(now_ns(), hours);
         let rows = self.read_lines(&names, since, errors_only)?;
         let shown = rows.len().saturating_sub(limit);
         let table: Vec<Vec<String>> = rows[shown..]
@@ -380,7 +380,7 @@ impl Host<'_> {
     fn error_summary(&self, hours: u32, top: usize) -> anyhow::Result<()> {
         let names = self.selected()?;
         let until = now_ns();
-        let since = until.saturating_sub(hours_ns(hours));
+        let since = hours_before(until, hours);
         let rows = self.read_lines(&names, since, false)?;
         let summary = crate::remote_json::summarize(self.cfg.host_name(), &names, &rows, top);
         let mut doc = serde_json::json!({
@@ -469,9 +469,11 @@ impl Host<'_> {
     }
 }
 
-/// Nanoseconds in `hours` hours.
-fn hours_ns(hours: u32) -> i64 {
-    i64::from(hours) * 3_600_000_000_000
+/// The time `hours` hours before `now` (ns), no earlier than 1970: a huge `HOURS` means
+/// "everything".
+fn hours_before(now: i64, hours: u32) -> i64 {
+    now.saturating_sub(i64::from(hours).saturating_mul(3_600_000_000_000))
+        .max(0)
 }
 
 /// `logyard remote save`: one poll of the host's source into the local store. It shares the
@@ -514,7 +516,7 @@ fn save(
     );
     let mut poller = source.poller(&ctx)?;
     let started = now_ns();
-    let floor = started.saturating_sub(hours_ns(hours));
+    let floor = hours_before(started, hours);
     let result = poller.poll(Some(floor));
     store.close();
     let report = result?;

@@ -1089,6 +1089,11 @@ fn errors_json_counts_levels_and_patterns_of_the_last_hour() {
     let wide: Value = serde_json::from_str(&ok(w.remote(&["errors", "3", "--json"]))).unwrap();
     assert_eq!(wide["total_errors"], 4, "{wide:#}");
     assert_eq!(wide["hours"], 3);
+    // The largest HOURS is "everything", not an overflow.
+    let all: Value =
+        serde_json::from_str(&ok(w.remote(&["errors", "4294967295", "--json"]))).unwrap();
+    assert_eq!(all["total_errors"], 4, "{all:#}");
+    assert_eq!(all["since"], "1970-01-01T00:00:00Z", "{all:#}");
     let text_form = ok(w.remote(&["errors"]));
     assert!(
         text_form.contains("3 errors in the last 1h on prod-1: web-app 2, worker 1"),
