@@ -384,11 +384,17 @@ impl Default for ReportSection {
 pub struct MetricsSection {
     /// Agents with their own `agent` label in `logyard_log_errors_total`; the rest are `other`.
     pub max_agents: usize,
+    /// Followed files with their own `logyard_source_file_size_bytes` and
+    /// `logyard_source_file_offset_bytes` series (the largest ones past this).
+    pub max_file_series: usize,
 }
 
 impl Default for MetricsSection {
     fn default() -> Self {
-        MetricsSection { max_agents: 100 }
+        MetricsSection {
+            max_agents: 100,
+            max_file_series: logyard_sources::DEFAULT_MAX_FILE_SERIES,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod notify;
 mod parse_cmd;
 mod query_cmd;
 mod remote_cmd;
+mod remote_json;
 mod report_cmd;
 mod rotate_cmd;
 mod serve;

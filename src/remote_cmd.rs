@@ -6,7 +6,7 @@
 //! command goes through the allow-list of `logyard_sources::ssh::allow` and is written to
 //! the audit log, as the `ssh` source's are.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,14 +69,21 @@ pub enum RemoteCommandArg {
         #[arg(long, default_value_t = 500)]
         limit: usize,
     },
-    /// The ERROR and CRITICAL lines of every selected container.
+    /// The ERROR and CRITICAL lines of every selected container, or with `--json` a summary
+    /// per container: lines by level, the most frequent error patterns, first and last times.
     Errors {
         /// Hours back from now.
-        #[arg(default_value_t = 24)]
+        #[arg(default_value_t = 1)]
         hours: u32,
-        /// Newest lines to print at most.
+        /// Newest lines to print at most (text form).
         #[arg(long, default_value_t = 500)]
         limit: usize,
+        /// Print the summary per container as one JSON document instead of the lines.
+        #[arg(long)]
+        json: bool,
+        /// Error patterns listed per container at most (with `--json`).
+        #[arg(long, default_value_t = 10)]
+        top: usize,
     },
     /// The recent lines of one container.
     Container {
@@ -92,8 +99,12 @@ pub enum RemoteCommandArg {
     /// Store the host's logs in the local data directory; a second run adds only new lines.
     Save {
         /// Hours back from now, for what was never saved.
-        #[arg(default_value_t = 24)]
+        #[arg(default_value_t = 1)]
         hours: u32,
+        /// Also write the lines this run stores as one JSON document to FILE (replaced
+        /// whole: written beside it, then renamed).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// CPU, memory, state, health and restarts of every running container.
     Health,
@@ -181,11 +192,17 @@ pub fn run(mut config: RawConfig, args: RemoteArgs) -> anyhow::Result<()> {
     match args.command {
         RemoteCommandArg::Status => h.status(),
         RemoteCommandArg::Logs { hours, limit } => h.print_logs(None, hours, limit, false),
-        RemoteCommandArg::Errors { hours, limit } => h.print_logs(None, hours, limit, true),
+        RemoteCommandArg::Errors {
+            hours,
+            json: true,
+            top,
+            ..
+        } => h.error_summary(hours, top),
+        RemoteCommandArg::Errors { hours, limit, .. } => h.print_logs(None, hours, limit, true),
         RemoteCommandArg::Container { name, hours, limit } => {
             h.print_logs(Some(name), hours, limit, false)
         }
-        RemoteCommandArg::Save { hours } => save(&config, &name, &cfg, hours),
+        RemoteCommandArg::Save { hours, out } => save(&config, &name, &cfg, hours, out.as_deref()),
         RemoteCommandArg::Health => h.health(),
         RemoteCommandArg::Run { words } => {
             let cmd = match remote.allow_list().parse(&words, now_ns()) {
@@ -263,24 +280,20 @@ impl Host<'_> {
         Ok(())
     }
 
-    fn print_logs(
+    /// Reads the lines of `names` since `since` (ns), parsed; with `errors_only`, only those
+    /// at ERROR and above. Returns them with their container's name, oldest first.
+    fn read_lines(
         &self,
-        one: Option<String>,
-        hours: u32,
-        limit: usize,
+        names: &[String],
+        since: i64,
         errors_only: bool,
-    ) -> anyhow::Result<()> {
-        let names = match one {
-            Some(n) => vec![n],
-            None => self.selected()?,
-        };
-        let since = now_ns().saturating_sub(i64::from(hours) * 3_600_000_000_000);
+    ) -> anyhow::Result<Vec<(Record, String)>> {
         let mut parser = Parser::new(self.config.parser_config(
             logyard_parse::Format::Auto,
             logyard_parse::TimeZone::default(),
         ))?;
         let mut rows: Vec<(Record, String)> = Vec::new();
-        for name in &names {
+        for name in names {
             let source = format!("ssh:{}/{name}", self.cfg.host_name());
             let cmd = RemoteCommand::DockerLogs {
                 container: name.clone(),
@@ -309,6 +322,22 @@ impl Host<'_> {
             })?;
         }
         rows.sort_by_key(|(r, _)| r.timestamp);
+        Ok(rows)
+    }
+
+    fn print_logs(
+        &self,
+        one: Option<String>,
+        hours: u32,
+        limit: usize,
+        errors_only: bool,
+    ) -> anyhow::Result<()> {
+        let names = match one {
+            Some(n) => vec![n],
+            None => self.selected()?,
+        };
+        let since = hours_before(now_ns(), hours);
+        let rows = self.read_lines(&names, since, errors_only)?;
         let shown = rows.len().saturating_sub(limit);
         let table: Vec<Vec<String>> = rows[shown..]
             .iter()
@@ -343,6 +372,27 @@ impl Host<'_> {
         if shown > 0 {
             eprintln!("{shown} older lines not shown (--limit {limit})");
         }
+        Ok(())
+    }
+
+    /// `logyard remote errors --json`: per selected container, its lines by level and its
+    /// most frequent error patterns, as one JSON document on stdout.
+    fn error_summary(&self, hours: u32, top: usize) -> anyhow::Result<()> {
+        let names = self.selected()?;
+        let until = now_ns();
+        let since = hours_before(until, hours);
+        let rows = self.read_lines(&names, since, false)?;
+        let summary = crate::remote_json::summarize(self.cfg.host_name(), &names, &rows, top);
+        let mut doc = serde_json::json!({
+            "host": self.cfg.host_name(),
+            "hours": hours,
+            "since": format_rfc3339(since),
+            "until": format_rfc3339(until),
+        });
+        if let (Some(d), serde_json::Value::Object(s)) = (doc.as_object_mut(), summary) {
+            d.extend(s);
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
         Ok(())
     }
 
@@ -419,9 +469,26 @@ impl Host<'_> {
     }
 }
 
+/// The time `hours` hours before `now` (ns), no earlier than 1970: a huge `HOURS` means
+/// "everything".
+fn hours_before(now: i64, hours: u32) -> i64 {
+    now.saturating_sub(i64::from(hours).saturating_mul(3_600_000_000_000))
+        .max(0)
+}
+
 /// `logyard remote save`: one poll of the host's source into the local store. It shares the
 /// source's checkpoint, so neither a second run nor `logyard serve` stores a line twice.
-fn save(config: &RawConfig, name: &str, cfg: &SshConfig, hours: u32) -> anyhow::Result<()> {
+/// With `out`, the lines stored by this run are also written there as one JSON document.
+fn save(
+    config: &RawConfig,
+    name: &str,
+    cfg: &SshConfig,
+    hours: u32,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    if let Some(out) = out {
+        crate::remote_json::check_out(out)?;
+    }
     let store = Arc::new(
         logyard_store::Store::open(config.store_config()).with_context(|| {
             format!(
@@ -431,8 +498,15 @@ fn save(config: &RawConfig, name: &str, cfg: &SshConfig, hours: u32) -> anyhow::
         })?,
     );
     let source = SshSource::new(name, cfg.clone())?;
+    let tee = Arc::new(crate::remote_json::TeeSink::new(Arc::new(
+        crate::collect::StoreSink(store.clone()),
+    )));
+    let sink: Arc<dyn logyard_sources::Sink> = match out {
+        Some(_) => tee.clone(),
+        None => Arc::new(crate::collect::StoreSink(store.clone())),
+    };
     let mut ctx = SourceContext::new(
-        Arc::new(crate::collect::StoreSink(store.clone())),
+        sink,
         config.server.data_dir.join("state"),
         &crate::lines::host_name(),
     );
@@ -441,7 +515,8 @@ fn save(config: &RawConfig, name: &str, cfg: &SshConfig, hours: u32) -> anyhow::
         logyard_parse::TimeZone::default(),
     );
     let mut poller = source.poller(&ctx)?;
-    let floor = now_ns().saturating_sub(i64::from(hours) * 3_600_000_000_000);
+    let started = now_ns();
+    let floor = hours_before(started, hours);
     let result = poller.poll(Some(floor));
     store.close();
     let report = result?;
@@ -456,6 +531,22 @@ fn save(config: &RawConfig, name: &str, cfg: &SshConfig, hours: u32) -> anyhow::
         cfg.host_name(),
         report.duplicates
     );
+    if let Some(out) = out {
+        let window = crate::remote_json::Window {
+            collected_at: started,
+            since: floor,
+            until: now_ns(),
+        };
+        let doc = crate::remote_json::save_document(
+            cfg.host_name(),
+            &window,
+            &report.containers,
+            poller.remote().allow_list().paths(),
+            tee.take(),
+        );
+        crate::remote_json::write_atomic(out, &serde_json::to_vec_pretty(&doc)?)?;
+        println!("wrote them to {}", out.display());
+    }
     if source.status().snapshot().errors_total > 0 || !report.errors.is_empty() {
         bail!("some containers or files could not be read");
     }

@@ -134,9 +134,12 @@ pub fn run(
     let mut state = app_state(&config, state, auth, &collectors)?;
     {
         let collectors = collectors.clone();
+        let max_files = config.metrics.max_file_series;
         state = state.with_metrics_source(Arc::new(move || {
             let snapshots: Vec<_> = collectors.statuses().iter().map(|s| s.snapshot()).collect();
-            logyard_sources::render_prometheus(&snapshots)
+            let mut text = logyard_sources::render_prometheus(&snapshots);
+            text.push_str(&logyard_sources::render_file_metrics(&snapshots, max_files));
+            text
         }));
     }
     state.metrics.set_max_agents(config.metrics.max_agents);

@@ -363,7 +363,7 @@ fn remote_commands_read_status_logs_errors_one_container_and_health() {
     );
     assert!(!errors.contains("GET /health"), "{errors}");
     assert!(
-        errors.contains("2 errors in the last 24h on prod-1: web-app 1, worker 1"),
+        errors.contains("2 errors in the last 1h on prod-1: web-app 1, worker 1"),
         "{errors}"
     );
 
@@ -894,4 +894,209 @@ fn a_port_that_never_answers_times_out_and_the_source_keeps_going() {
     let log = server.stop();
     assert!(log.contains("remote poll failed"), "{log}");
     drop(silent);
+}
+
+/// Reads a JSON file written by `save --out`.
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Parses an RFC 3339 time of a document.
+fn time_of(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
+        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {v}"))
+        .with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn save_out_writes_one_json_document_of_the_last_hour() {
+    let sshd = Sshd::start();
+    let app_log = sshd.path("app.log");
+    let now = chrono::Utc::now();
+    std::fs::write(
+        &app_log,
+        format!(
+            "{} - ERROR - billing - invoice 2 failed\n",
+            now.format("%Y-%m-%d %H:%M:%S")
+        ),
+    )
+    .unwrap();
+    let w = Workdir::new(&sshd.source(&format!("paths = [\"{}\"]", app_log.display())));
+    let out = w.dir.path().join("reports").join("prod-1.json");
+    std::fs::create_dir(out.parent().unwrap()).unwrap();
+
+    // No HOURS: the last hour. worker's "worker started" is five hours old.
+    let said = ok(w.remote(&["save", "--out", out.to_str().unwrap()]));
+    assert!(
+        said.contains("saved 6 records from 2 containers and 1 files of prod-1"),
+        "{said}"
+    );
+    assert!(said.contains(out.to_str().unwrap()), "says where: {said}");
+    let doc = read_json(&out);
+    assert_eq!(doc["host"], "prod-1", "{doc:#}");
+    let collected = time_of(&doc["collected_at"]);
+    let since = time_of(&doc["since"]);
+    let until = time_of(&doc["until"]);
+    assert!(collected >= now - chrono::Duration::seconds(5), "{doc:#}");
+    let window = until - since;
+    assert!(
+        (window - chrono::Duration::hours(1)).num_seconds().abs() <= 5,
+        "the default window is an hour: {doc:#}"
+    );
+
+    let containers = doc["containers"].as_array().expect("containers");
+    let names: BTreeSet<&str> = containers
+        .iter()
+        .map(|c| c["container"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["web-app", "worker"]), "{doc:#}");
+    for c in containers {
+        assert_eq!(c["host"], "prod-1", "{c:#}");
+        assert_eq!(c["collection_source"], "ssh:docker logs", "{c:#}");
+        let lines = c["lines"].as_array().unwrap();
+        let first = time_of(&c["first"]);
+        let last = time_of(&c["last"]);
+        assert_eq!(first, time_of(&lines[0]["timestamp"]), "{c:#}");
+        assert_eq!(last, time_of(&lines[lines.len() - 1]["timestamp"]), "{c:#}");
+        assert!(first >= since && last <= until, "{c:#}");
+        for l in lines {
+            assert!(
+                l["message"].is_string() && l["timestamp"].is_string(),
+                "{l}"
+            );
+        }
+    }
+    let messages = |name: &str| -> Vec<String> {
+        containers.iter().find(|c| c["container"] == name).unwrap()["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let web = messages("web-app");
+    assert_eq!(web.len(), 3, "{web:?}");
+    assert!(web[0].contains("GET /health"), "oldest first: {web:?}");
+    assert!(web[2].contains("cache warmed"), "{web:?}");
+    let worker = messages("worker");
+    assert_eq!(worker.len(), 2, "{worker:?}");
+    assert!(
+        !worker.iter().any(|m| m.contains("worker started")),
+        "older than an hour: {worker:?}"
+    );
+    let web_error = &containers
+        .iter()
+        .find(|c| c["container"] == "web-app")
+        .unwrap()["lines"]
+        .as_array()
+        .unwrap()[1];
+    assert_eq!(web_error["level"], "ERROR", "{web_error}");
+
+    let files = doc["files"].as_array().expect("files");
+    assert_eq!(files.len(), 1, "{doc:#}");
+    assert_eq!(files[0]["path"], app_log.to_str().unwrap());
+    assert_eq!(files[0]["collection_source"], "ssh:tail");
+    assert_eq!(files[0]["lines"][0]["level"], "ERROR");
+
+    // Written whole: nothing else is left in the folder.
+    let left: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // The store holds what the document holds.
+    assert_eq!(w.stored().len(), 6);
+
+    // A folder that does not exist: refused with what to do, before the host is asked.
+    let calls = sshd.calls().len();
+    let bad = w.remote(&["save", "--out", "/nonexistent-dir/x.json"]);
+    let (_, err) = text(&bad);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("/nonexistent-dir") && err.contains("create it"),
+        "{err}"
+    );
+    assert_eq!(sshd.calls().len(), calls, "{err}");
+}
+
+#[test]
+fn errors_json_counts_levels_and_patterns_of_the_last_hour() {
+    let sshd = Sshd::start();
+    let now = chrono::Utc::now();
+    let ago = |mins: i64| now - chrono::Duration::minutes(mins);
+    sshd.log(
+        "web-app",
+        "stderr",
+        ago(15),
+        "ERROR payment gateway timeout order=A-18",
+    );
+    // Two hours old: outside the default hour.
+    sshd.log(
+        "web-app",
+        "stderr",
+        ago(120),
+        "ERROR payment gateway timeout order=A-01",
+    );
+    let w = Workdir::new(&sshd.source(""));
+
+    let doc: Value = serde_json::from_str(&ok(w.remote(&["errors", "--json"]))).unwrap();
+    assert_eq!(doc["host"], "prod-1", "{doc:#}");
+    assert_eq!(doc["hours"], 1, "{doc:#}");
+    assert_eq!(doc["total_errors"], 3, "{doc:#}");
+    let window = time_of(&doc["until"]) - time_of(&doc["since"]);
+    assert_eq!(window.num_minutes(), 60, "{doc:#}");
+    let containers = doc["containers"].as_array().unwrap();
+    let of = |name: &str| containers.iter().find(|c| c["container"] == name).unwrap();
+
+    let web = of("web-app");
+    assert_eq!(web["host"], "prod-1");
+    assert_eq!(web["lines"], 4, "{web:#}");
+    assert_eq!(web["errors"], 2, "{web:#}");
+    assert_eq!(web["levels"]["ERROR"], 2, "{web:#}");
+    assert_eq!(web["levels"]["INFO"], 1, "{web:#}");
+    let top = &web["top_errors"][0];
+    assert_eq!(top["count"], 2, "{web:#}");
+    assert!(
+        top["pattern"]
+            .as_str()
+            .unwrap()
+            .contains("payment gateway timeout order=A-<num>"),
+        "{web:#}"
+    );
+    assert_eq!(time_of(&top["first"]), time_of(&web["first_error"]));
+    let first_error = time_of(&web["first_error"]);
+    assert!(
+        (first_error - ago(20)).num_seconds().abs() <= 1,
+        "the oldest error of the hour: {web:#}"
+    );
+    assert!(time_of(&web["first"]) <= first_error && time_of(&web["last"]) >= first_error);
+
+    let worker = of("worker");
+    assert_eq!(worker["errors"], 1, "{worker:#}");
+    assert_eq!(worker["levels"]["CRITICAL"], 1, "{worker:#}");
+    assert_eq!(
+        worker["levels"]["INFO"], 1,
+        "worker started is 5 h old: {worker:#}"
+    );
+    assert!(worker["top_errors"][0]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains("out of memory in job <num>"));
+
+    // HOURS still widens the window; the text form says the same counts.
+    let wide: Value = serde_json::from_str(&ok(w.remote(&["errors", "3", "--json"]))).unwrap();
+    assert_eq!(wide["total_errors"], 4, "{wide:#}");
+    assert_eq!(wide["hours"], 3);
+    // The largest HOURS is "everything", not an overflow.
+    let all: Value =
+        serde_json::from_str(&ok(w.remote(&["errors", "4294967295", "--json"]))).unwrap();
+    assert_eq!(all["total_errors"], 4, "{all:#}");
+    assert_eq!(all["since"], "1970-01-01T00:00:00Z", "{all:#}");
+    let text_form = ok(w.remote(&["errors"]));
+    assert!(
+        text_form.contains("3 errors in the last 1h on prod-1: web-app 2, worker 1"),
+        "{text_form}"
+    );
 }

@@ -70,8 +70,8 @@ pub use shutdown::Shutdown;
 pub use sink::{CheckpointToken, MemorySink, Receipt, Sink};
 pub use ssh::{SshConfig, SshSource};
 pub use status::{
-    render_prometheus, ContainerStatus, FileStatus, RemoteStatus, SourceState, SourceStatus,
-    StatusHandle,
+    render_file_metrics, render_prometheus, ContainerStatus, FileStatus, RemoteStatus, SourceState,
+    SourceStatus, StatusHandle, DEFAULT_MAX_FILE_SERIES,
 };
 pub use stdin::{StdinConfig, StdinSource};
 pub use syslog::{SyslogConfig, SyslogSource};

@@ -240,7 +240,8 @@ fn roll_rate(g: &mut Inner) {
 }
 
 /// Renders the sources' counters as Prometheus text (HELP and TYPE lines included). Labels
-/// are the source's name and type only, never file paths, so that series stay bounded.
+/// are the source's name and type only, never file paths, so that series stay bounded; the
+/// per-file series are [`render_file_metrics`]'s, under their own bound.
 pub fn render_prometheus(statuses: &[SourceStatus]) -> String {
     let mut out = String::new();
     type Getter = fn(&SourceStatus) -> f64;
@@ -345,8 +346,121 @@ pub fn render_prometheus(statuses: &[SourceStatus]) -> String {
     out
 }
 
+/// The default of `[metrics] max_file_series`: files with their own series in
+/// [`render_file_metrics`].
+pub const DEFAULT_MAX_FILE_SERIES: usize = 1000;
+
+/// Renders the size and the read offset of each file followed by the sources, labelled with
+/// the source's name and type and the file's path. There is one series per followed file
+/// (a file that is no longer followed loses its series), and at most `max_files` files get
+/// them: the largest ones, so that an alert on a file's size still sees the biggest. Files
+/// that are not followed (`problem` set) have no size and get none.
+pub fn render_file_metrics(statuses: &[SourceStatus], max_files: usize) -> String {
+    let mut files: Vec<(&SourceStatus, &FileStatus)> = statuses
+        .iter()
+        .flat_map(|s| s.files.iter().map(move |f| (s, f)))
+        .filter(|(_, f)| f.problem.is_none())
+        .collect();
+    if files.is_empty() {
+        return String::new();
+    }
+    if files.len() > max_files {
+        files.sort_by_key(|f| std::cmp::Reverse(f.1.size));
+        files.truncate(max_files);
+    }
+    files.sort_by(|a, b| (&a.0.name, &a.1.path).cmp(&(&b.0.name, &b.1.path)));
+    type FileGetter = fn(&FileStatus) -> u64;
+    let metrics: [(&str, &str, FileGetter); 2] = [
+        (
+            "logyard_source_file_size_bytes",
+            "The size of a file followed by a file source, at its last look.",
+            |f| f.size,
+        ),
+        (
+            "logyard_source_file_offset_bytes",
+            "The offset up to which a followed file's lines are stored (size minus this is the backlog).",
+            |f| f.offset,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, get) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (s, f) in &files {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\",type=\"{}\",path=\"{}\"}} {}",
+                escape(&s.name),
+                escape(&s.kind),
+                escape(&f.path),
+                get(f)
+            );
+        }
+    }
+    out
+}
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, files: &[(&str, u64)]) -> SourceStatus {
+        SourceStatus {
+            name: name.into(),
+            kind: "file".into(),
+            files: files
+                .iter()
+                .map(|(p, size)| FileStatus {
+                    path: (*p).into(),
+                    offset: size / 2,
+                    size: *size,
+                    problem: None,
+                })
+                .collect(),
+            ..SourceStatus::default()
+        }
+    }
+
+    #[test]
+    fn file_metrics_have_one_series_per_followed_file() {
+        let mut s = source("app", &[("/var/log/a\"b.log", 10), ("/var/log/c.log", 30)]);
+        s.files.push(FileStatus {
+            path: "/var/log/core".into(),
+            offset: 0,
+            size: 0,
+            problem: Some("binary file".into()),
+        });
+        let text = render_file_metrics(&[s], DEFAULT_MAX_FILE_SERIES);
+        assert!(text.contains(
+            "logyard_source_file_size_bytes{source=\"app\",type=\"file\",path=\"/var/log/a\\\"b.log\"} 10\n"
+        ), "{text}");
+        assert!(text.contains(
+            "logyard_source_file_offset_bytes{source=\"app\",type=\"file\",path=\"/var/log/c.log\"} 15\n"
+        ), "{text}");
+        assert!(!text.contains("core"), "{text}");
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 4);
+    }
+
+    #[test]
+    fn past_the_bound_the_largest_files_keep_their_series() {
+        let a = source("a", &[("/a/1", 5), ("/a/2", 50)]);
+        let b = source("b", &[("/b/1", 20)]);
+        let text = render_file_metrics(&[a, b], 2);
+        let sizes: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("logyard_source_file_size_bytes"))
+            .collect();
+        assert_eq!(sizes.len(), 2, "{text}");
+        assert!(
+            sizes[0].contains("/a/2") && sizes[1].contains("/b/1"),
+            "{text}"
+        );
+        assert_eq!(render_file_metrics(&[], 2), "");
+    }
 }
