@@ -88,13 +88,21 @@ fn ready_comes_after_recovery_then_the_watchdog_pings_and_a_stop_says_stopping()
         pings += 1;
     }
     assert!(started.elapsed() >= Duration::from_millis(400));
-    // A SIGHUP does not stop it.
+    // A SIGHUP does not stop it: it reads the configuration again.
     // SAFETY: kill(2) on the pid of our own child with a valid signal.
     #[allow(unsafe_code)]
     unsafe {
         libc::kill(server.pid() as libc::pid_t, libc::SIGHUP);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // It is a reload: RELOADING=1, then READY=1 once done (here a refusal: no file to read).
+    let mut reload = Vec::new();
+    while reload.len() < 2 {
+        let message = receive(&socket, Duration::from_secs(5)).expect("the reload's messages");
+        if message != "WATCHDOG=1" {
+            reload.push(message);
+        }
+    }
+    assert_eq!(reload, ["RELOADING=1", "READY=1"]);
     assert_eq!(server.get("/health").0, 200);
     server.stop();
     let mut last = String::new();
