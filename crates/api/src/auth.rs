@@ -650,6 +650,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/sql", Access::Role(Role::Read)),
     (Method::GET, "/api/alerts", Access::Whole(Role::Read)),
     (Method::GET, "/api/alerts/rules", Access::Whole(Role::Read)),
+    (Method::POST, "/api/admin/reload", Access::Role(Role::Admin)),
 ];
 
 /// What a request for `path` (the route's pattern, e.g. `/api/logs/{id}/context`) with
