@@ -70,18 +70,8 @@ pub(crate) struct CheckpointFile {
 impl CheckpointFile {
     /// The checkpoint file of `source` under `state_dir`.
     pub fn new(state_dir: &Path, source: &str) -> CheckpointFile {
-        let name: String = source
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
         CheckpointFile {
-            path: state_dir.join("checkpoints").join(format!("{name}.json")),
+            path: crate::settings::checkpoint_path(state_dir, source),
         }
     }
 
