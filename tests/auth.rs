@@ -108,7 +108,13 @@ fn every_route_needs_its_role_and_answers_as_without_tokens_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_with_tokens(dir.path());
     let open_dir = tempfile::tempdir().unwrap();
-    let open = Server::start(&open_dir.path().join("data"), &[]);
+    // A config file of its own, empty, so that a reload has something to read on both.
+    let open_config = open_dir.path().join("logyard.toml");
+    std::fs::write(&open_config, "").unwrap();
+    let open = Server::start(
+        &open_dir.path().join("data"),
+        &["--config", open_config.to_str().unwrap()],
+    );
     for s in [&server, &open] {
         let (code, _) = status(
             client()
