@@ -55,14 +55,15 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
         vec!["files".into(), n("files")],
         vec![
             "bytes".into(),
-            format!("{} ({})", n("bytes"), human(body["bytes"].as_u64().unwrap_or(0))),
+            format!(
+                "{} ({})",
+                n("bytes"),
+                human(body["bytes"].as_u64().unwrap_or(0))
+            ),
         ],
         vec!["linked files".into(), n("linked_files")],
         vec!["copied files".into(), n("copied_files")],
-        vec![
-            "quarantined left out".into(),
-            n("quarantined_left_out"),
-        ],
+        vec!["quarantined left out".into(), n("quarantined_left_out")],
         vec![
             "elapsed".into(),
             format!("{:.0} ms", body["elapsed_ms"].as_f64().unwrap_or(0.0)),
@@ -93,14 +94,20 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         vec!["from".into(), args.from.display().to_string()],
         vec!["data".into(), args.data.display().to_string()],
         vec!["backup created".into(), manifest.created.clone()],
-        vec!["written by".into(), format!("logyard {}", manifest.logyard_version)],
+        vec![
+            "written by".into(),
+            format!("logyard {}", manifest.logyard_version),
+        ],
         vec!["files".into(), manifest.files.len().to_string()],
         vec![
             "bytes".into(),
             format!("{} ({})", manifest.bytes(), human(manifest.bytes())),
         ],
         vec!["segments".into(), stats.segments.to_string()],
-        vec!["wal rows replayed".into(), stats.wal_replayed_records.to_string()],
+        vec![
+            "wal rows replayed".into(),
+            stats.wal_replayed_records.to_string(),
+        ],
         vec![
             "rows".into(),
             (stats.segment_rows + stats.memtable_rows).to_string(),

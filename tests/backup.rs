@@ -179,7 +179,14 @@ fn a_backup_under_ingest_restores_every_acknowledged_entry_once() {
         "only {} entries before the backup",
         before.len()
     );
-    assert!(after > 0, "no batch was acknowledged while or after the backup ran");
+    assert!(
+        after > 0,
+        "no batch was acknowledged while or after the backup ran"
+    );
+    eprintln!(
+        "{} entries acknowledged before the backup, {after} batches after it began\n{report}",
+        before.len()
+    );
     assert!(backup_dir.join("manifest.json").is_file());
 
     let restored = dir.path().join("restored");
@@ -251,7 +258,13 @@ fn backup_to(dir: &Path, server: &Server, to: &Path) -> Output {
     logyard(
         dir,
         Some(ADMIN),
-        &["backup", "--server", &server.url, "--to", to.to_str().unwrap()],
+        &[
+            "backup",
+            "--server",
+            &server.url,
+            "--to",
+            to.to_str().unwrap(),
+        ],
     )
 }
 
@@ -413,7 +426,13 @@ fn only_an_administrator_may_back_up_and_it_is_audited() {
     let out = logyard(
         dir.path(),
         Some(READ),
-        &["backup", "--server", &server.url, "--to", to.to_str().unwrap()],
+        &[
+            "backup",
+            "--server",
+            &server.url,
+            "--to",
+            to.to_str().unwrap(),
+        ],
     );
     assert!(!out.status.success());
     assert!(
@@ -432,8 +451,9 @@ fn only_an_administrator_may_back_up_and_it_is_audited() {
     assert!((300..=301).contains(&rows), "{report}");
     let audit = all_of(&server.url, "logyard-audit");
     assert!(
-        audit.iter().any(|e| e["fields"]["path"] == "/api/admin/backup"
-            && e["fields"]["token"] == "root"),
+        audit
+            .iter()
+            .any(|e| e["fields"]["path"] == "/api/admin/backup" && e["fields"]["token"] == "root"),
         "{audit:?}"
     );
     server.stop();

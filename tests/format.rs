@@ -25,10 +25,12 @@ fn entry(i: usize) -> Value {
     // Five seconds apart from 23:50 UTC: the segments cover two days.
     let ts = chrono::DateTime::parse_from_rfc3339("2024-01-15T23:50:00Z").unwrap()
         + chrono::Duration::seconds(5 * i as i64);
+    let level = ["INFO", "WARNING", "ERROR", "DEBUG"][i % 4];
+    let agent = ["api", "db", "worker"][i % 3];
     json!({
         "timestamp": ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "level": ["INFO", "WARNING", "ERROR", "DEBUG"][i % 4],
-        "agent": ["api", "db", "worker"][i % 3],
+        "level": level,
+        "agent": agent,
         "host": "fixture-host",
         "message": format!("fixture entry {i} user_id={}", i * 7),
         "metadata": {"n": i, "user": format!("u{}", i % 7)},
@@ -166,6 +168,8 @@ fn generate_store_v1() {
     post(&server, FLUSHED..ENTRIES);
     std::thread::sleep(Duration::from_millis(100));
     server.kill();
+    // Not part of the store: the lock, and the alerting's state.
     std::fs::remove_file(data.join("LOCK")).unwrap();
+    let _ = std::fs::remove_file(data.join("state/alerts.json"));
     copy_tree(&data, &out);
 }

@@ -642,11 +642,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/alerts", Access::Whole(Role::Read)),
     (Method::GET, "/api/alerts/rules", Access::Whole(Role::Read)),
     // Writes files on the server's host: an administrator's alone, and audited.
-    (
-        Method::POST,
-        "/api/admin/backup",
-        Access::Role(Role::Admin),
-    ),
+    (Method::POST, "/api/admin/backup", Access::Role(Role::Admin)),
 ];
 
 /// What a request for `path` (the route's pattern, e.g. `/api/logs/{id}/context`) with

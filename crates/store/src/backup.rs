@@ -250,10 +250,13 @@ pub(crate) fn write(
     let mut files = Vec::new();
     let (mut linked, mut copied) = (0u64, 0u64);
     let mut synced_dirs = Vec::new();
+    let parts_to = to.join("parts");
+    make_dir(&parts_to).map_err(|e| fail(format!("cannot create {}", parts_to.display()), e))?;
     for meta in &catalog.segments {
         let day_dir = to.join("parts").join(&meta.day);
         if !synced_dirs.contains(&day_dir) {
-            make_dir(&day_dir).map_err(|e| fail(format!("cannot create {}", day_dir.display()), e))?;
+            make_dir(&day_dir)
+                .map_err(|e| fail(format!("cannot create {}", day_dir.display()), e))?;
             synced_dirs.push(day_dir.clone());
         }
         for from in [meta.data_path(&parts), meta.index_path(&parts)] {
@@ -332,7 +335,7 @@ pub(crate) fn write(
         bytes: bytes.len() as u64,
         crc32c: crc32c::crc32c(&bytes),
     });
-    for dir in synced_dirs.iter().chain([&to.join("parts"), &wal_to, &state]) {
+    for dir in synced_dirs.iter().chain([&parts_to, &wal_to, &state]) {
         fileops::sync_dir(dir).map_err(|e| fail(format!("cannot fsync {}", dir.display()), e))?;
     }
     let manifest = Manifest {
@@ -405,11 +408,18 @@ pub fn verify(from: &Path, checksums: bool) -> Result<Manifest, StoreError> {
             )));
         }
     }
-    let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| bad(format!("{MANIFEST} is damaged ({e}); restore from another backup")))?;
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
+        bad(format!(
+            "{MANIFEST} is damaged ({e}); restore from another backup"
+        ))
+    })?;
     for f in &manifest.files {
-        let file = safe_join(from, &f.path)
-            .ok_or_else(|| bad(format!("{MANIFEST} names a path outside the backup: {}", f.path)))?;
+        let file = safe_join(from, &f.path).ok_or_else(|| {
+            bad(format!(
+                "{MANIFEST} names a path outside the backup: {}",
+                f.path
+            ))
+        })?;
         let len = match fs::metadata(&file) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -452,7 +462,10 @@ pub fn verify(from: &Path, checksums: bool) -> Result<Manifest, StoreError> {
         Err(e) => return Err(bad(e.to_string())),
     };
     for meta in &catalog.segments {
-        for path in [meta.data_path(Path::new("parts")), meta.index_path(Path::new("parts"))] {
+        for path in [
+            meta.data_path(Path::new("parts")),
+            meta.index_path(Path::new("parts")),
+        ] {
             let name = path.to_string_lossy().replace('\\', "/");
             if !manifest.files.iter().any(|f| f.path == name) {
                 return Err(bad(format!(

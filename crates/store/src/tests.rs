@@ -957,3 +957,16 @@ fn a_failed_backup_removes_what_it_wrote() {
     assert!(!to.exists(), "the partial backup is removed");
     store.backup(&to).unwrap();
 }
+
+#[test]
+fn an_empty_store_backs_up_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(&dir.path().join("data"))).unwrap();
+    let to = dir.path().join("b");
+    let report = store.backup(&to).unwrap();
+    assert_eq!(report.manifest.segments, 0);
+    let restored = dir.path().join("r");
+    backup::restore(&to, &restored).unwrap();
+    let copy = Store::open(config(&restored)).unwrap();
+    assert!(all_messages(&copy).is_empty());
+}
