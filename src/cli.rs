@@ -1,6 +1,6 @@
 //! The command line: `serve`, `ingest`, `parse`, `query`, `sql`, `tail`, `export`, `errors`,
-//! `slow`, `auth`, `db-errors`, `report`, `rotate`, `alerts`, `remote`, `check-config`,
-//! `version`.
+//! `slow`, `auth`, `db-errors`, `report`, `rotate`, `alerts`, `remote`, `backup`, `restore`,
+//! `token`, `check-config`, `version`.
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +74,12 @@ enum Command {
     /// Read a remote host's containers over SSH, read-only: status, logs, errors, one
     /// container, health; save its logs into the local store.
     Remote(crate::remote_cmd::RemoteArgs),
+    /// Write a consistent copy of a running server's data into a directory on its host
+    /// (segments, catalog, WAL), without stopping ingest; needs an administrator's token.
+    Backup(BackupArgs),
+    /// Check a backup and restore it into a new data directory (offline; no server runs on
+    /// it), then open it once to prove it recovers.
+    Restore(RestoreArgs),
     /// Make tokens for `[[auth.tokens]]`.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -423,6 +429,32 @@ pub struct ReloadArgs {
     pub server: String,
 }
 
+/// `logyard backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8062")]
+    pub server: String,
+    /// A new or empty directory on the server's host (a relative one is made absolute
+    /// against this command's current directory).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Print the answer of POST /api/admin/backup as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `logyard restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup directory (`logyard backup --to`).
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The new data directory: missing or empty.
+    #[arg(long, value_name = "NEWDIR")]
+    pub data: PathBuf,
+}
+
 /// `logyard rotate`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
@@ -491,6 +523,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reload(_) => unreachable!("handled before the configuration is read"),
         Command::Alerts(args) => crate::alerts_cmd::run(args),
         Command::Remote(args) => crate::remote_cmd::run(config, args),
+        Command::Backup(args) => crate::backup_cmd::backup(args),
+        Command::Restore(args) => crate::backup_cmd::restore(args),
         Command::Token(_) => unreachable!("answered before the configuration is read"),
         Command::CheckConfig => {
             match &path {

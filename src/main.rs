@@ -4,6 +4,7 @@
 mod alerts_cmd;
 mod analysis_cmd;
 mod analyze_cmd;
+mod backup_cmd;
 mod cli;
 mod collect;
 mod config;

@@ -651,6 +651,8 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/alerts", Access::Whole(Role::Read)),
     (Method::GET, "/api/alerts/rules", Access::Whole(Role::Read)),
     (Method::POST, "/api/admin/reload", Access::Role(Role::Admin)),
+    // Writes files on the server's host: an administrator's alone, and audited.
+    (Method::POST, "/api/admin/backup", Access::Role(Role::Admin)),
 ];
 
 /// What a request for `path` (the route's pattern, e.g. `/api/logs/{id}/context`) with

@@ -13,6 +13,7 @@
 //! token. Every error answer goes
 //! through [`ApiError`], the one place where errors become statuses.
 
+pub mod admin;
 pub mod alerts;
 pub mod analyses;
 pub mod analysis;
@@ -250,6 +251,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::routes())
         .merge(session::routes())
         .route("/api/admin/reload", post(reload))
+        .merge(admin::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(shippers::bulk::info_probe))
         .layer(middleware::from_fn_with_state(state.clone(), auth::check))
@@ -291,6 +293,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/api/analyses/db") => "/api/analyses/db",
         Some("/api/alerts") => "/api/alerts",
         Some("/api/alerts/rules") => "/api/alerts/rules",
+        Some("/api/admin/backup") => "/api/admin/backup",
         _ => "other",
     };
     state.metrics.observe_request(

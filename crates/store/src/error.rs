@@ -29,4 +29,14 @@ pub enum StoreError {
     /// The store refused the write because the disk is failing; the message says why.
     #[error("write failed: {0}")]
     WriteFailed(String),
+    /// A backup or restore target that cannot be used (not empty, a file, inside the data
+    /// directory); the message says which and why.
+    #[error("{0}")]
+    BackupTarget(String),
+    /// A backup could not be written or restored; the message says what failed.
+    #[error("{0}")]
+    Backup(String),
+    /// A backup is damaged or incomplete; the message names the file.
+    #[error("damaged backup {0}")]
+    BadBackup(String),
 }

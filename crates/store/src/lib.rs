@@ -28,6 +28,7 @@
 //! assert!(snapshot.blocks.iter().map(|b| b.rows()).sum::<usize>() >= 1);
 //! ```
 
+pub mod backup;
 mod cache;
 mod catalog;
 pub mod codec;
@@ -52,6 +53,7 @@ use arrow_array::RecordBatch;
 use logyard_model::Record;
 use tokio::sync::{broadcast, oneshot};
 
+pub use backup::{BackupReport, Manifest};
 pub use cache::{CacheStats, ColumnCache};
 pub use catalog::Catalog;
 pub use error::StoreError;
@@ -264,6 +266,59 @@ struct Inner {
     shutdown: AtomicBool,
     tail: broadcast::Sender<Arc<MemBatch>>,
     cache: Option<Arc<ColumnCache>>,
+    /// Backups in progress, and the deletions that wait for them.
+    pins: Mutex<Pins>,
+}
+
+/// While a backup runs no file of the store is deleted: the deletions wait here and happen
+/// when the last backup ends ([`Store::backup`]).
+#[derive(Debug, Default)]
+struct Pins {
+    /// Backups in progress.
+    count: usize,
+    /// Segment files to remove (a merge's inputs).
+    files: Vec<PathBuf>,
+    /// WAL files up to this number to remove (their records are in segments).
+    wal_upto: Option<u64>,
+}
+
+/// Holds the store's files in place while it lives; its drop does the deletions that waited.
+struct Pin<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Pin<'a> {
+    fn new(inner: &'a Inner) -> Pin<'a> {
+        inner.pins.lock().expect("pins lock").count += 1;
+        Pin { inner }
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        let inner = self.inner;
+        // The WAL lock first, as the flusher takes it before the pins.
+        let wal = inner.wal.lock().expect("wal lock");
+        let (files, wal_upto) = {
+            let mut pins = inner.pins.lock().expect("pins lock");
+            pins.count -= 1;
+            if pins.count > 0 {
+                return;
+            }
+            (std::mem::take(&mut pins.files), pins.wal_upto.take())
+        };
+        if let Some(upto) = wal_upto {
+            if let Err(e) = wal.remove_upto(upto) {
+                tracing::warn!(error = %e, "cannot remove WAL files whose records are in segments; the next flush tries again");
+            }
+            inner.counters.wal_bytes.store(
+                fsutil::dir_size(&inner.config.data_dir.join("wal")),
+                Ordering::Relaxed,
+            );
+        }
+        drop(wal);
+        inner.remove_files(files);
+    }
 }
 
 /// The store. Cheap to share behind an `Arc`; closing happens on drop.
@@ -391,6 +446,7 @@ impl Store {
             tail,
             cache,
             config,
+            pins: Mutex::new(Pins::default()),
         });
         if opened.changed && recovered_rows {
             inner.flush_once()?;
@@ -578,6 +634,37 @@ impl Store {
     /// Returns the data directory.
     pub fn data_dir(&self) -> &Path {
         &self.inner.config.data_dir
+    }
+
+    /// Writes a consistent copy of the store into `to` (missing or empty, outside the data
+    /// directory) while ingest goes on: every entry acknowledged before the call is in it, and
+    /// recovery of the copy stores none twice ([`backup`] says how). Merges and retention wait
+    /// while it runs, and no file is deleted until it ends. A failed backup removes what it
+    /// wrote.
+    pub fn backup(&self, to: &Path) -> Result<BackupReport, StoreError> {
+        let started = Instant::now();
+        let created = backup::prepare_target(to, &self.inner.config.data_dir)?;
+        let written = {
+            let _pin = Pin::new(&self.inner);
+            // Taken after the pin: every WAL file removed before it held only records that
+            // this catalog's segments hold.
+            let catalog = self.inner.catalog.lock().expect("catalog lock").clone();
+            let wal_parts = self.inner.wal.lock().expect("wal lock").written_parts();
+            wal_parts.map_err(StoreError::from).and_then(|parts| {
+                backup::write(&self.inner.config.data_dir, to, &catalog, &parts, started)
+            })
+        };
+        match written {
+            Ok(report) => {
+                tracing::info!(to = %to.display(), segments = report.manifest.segments,
+                    files = report.manifest.files.len(), bytes = report.manifest.bytes(), "backup written");
+                Ok(report)
+            }
+            Err(e) => {
+                backup::remove_partial(to, created);
+                Err(e)
+            }
+        }
     }
 
     /// Stops accepting writes, writes what is acknowledged to segments, and stops the threads.
@@ -791,7 +878,9 @@ impl Inner {
                 view.frozen.remove(0);
             }
             let wal = self.wal.lock().expect("wal lock");
-            wal.remove_upto(wal_upto)?;
+            if !self.defer(|pins| pins.wal_upto = pins.wal_upto.max(Some(wal_upto))) {
+                wal.remove_upto(wal_upto)?;
+            }
             self.counters.wal_bytes.store(
                 fsutil::dir_size(&self.config.data_dir.join("wal")),
                 Ordering::Relaxed,
@@ -859,6 +948,9 @@ impl Inner {
 
     /// Merges the small segments of the first day that has `merge_fanin` of them.
     fn merge_once(&self) -> Result<bool, StoreError> {
+        if self.pinned() {
+            return Ok(false);
+        }
         let victims: Vec<Arc<Segment>> = {
             let view = self.view.read().expect("view lock");
             let mut by_day: BTreeMap<&str, Vec<&Arc<Segment>>> = BTreeMap::new();
@@ -936,14 +1028,39 @@ impl Inner {
     /// merge's inputs, a failed flush's or merge's output); a file left behind is settled at
     /// the next start.
     fn remove_unlisted<'a>(&self, metas: impl Iterator<Item = &'a SegmentMeta>) {
-        for meta in metas {
-            for path in [meta.data_path(&self.parts), meta.index_path(&self.parts)] {
-                match fileops::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        tracing::warn!(file = %path.display(), error = %e, "cannot remove a segment file whose rows are elsewhere; it is settled at the next start")
-                    }
+        let paths: Vec<PathBuf> = metas
+            .flat_map(|m| [m.data_path(&self.parts), m.index_path(&self.parts)])
+            .collect();
+        if !self.defer(|pins| pins.files.extend(paths.iter().cloned())) {
+            self.remove_files(paths);
+        }
+    }
+
+    /// Returns whether a backup is in progress.
+    fn pinned(&self) -> bool {
+        self.pins.lock().expect("pins lock").count > 0
+    }
+
+    /// Records a deletion to do once the backups in progress end, and returns true; returns
+    /// false (recording nothing) when none is in progress.
+    fn defer(&self, record: impl FnOnce(&mut Pins)) -> bool {
+        let mut pins = self.pins.lock().expect("pins lock");
+        if pins.count == 0 {
+            return false;
+        }
+        record(&mut pins);
+        true
+    }
+
+    /// Removes segment files whose rows are elsewhere; one left behind is settled at the next
+    /// start.
+    fn remove_files(&self, paths: Vec<PathBuf>) {
+        for path in paths {
+            match fileops::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove a segment file whose rows are elsewhere; it is settled at the next start")
                 }
             }
         }
@@ -952,6 +1069,11 @@ impl Inner {
     /// Drops whole days past the retention, then the oldest days while over the disk budget.
     fn apply_retention(&self) -> Result<(), StoreError> {
         let mut catalog = self.catalog.lock().expect("catalog lock");
+        // Checked under the catalog's lock, which a backup takes after pinning: a run that
+        // started first is over before the backup reads the catalog.
+        if self.pinned() {
+            return Ok(());
+        }
         let mut days: Vec<String> = catalog
             .segments
             .iter()

@@ -857,3 +857,116 @@ fn a_failing_disk_at_any_file_operation_loses_no_acknowledged_row() {
     }
     assert_eq!(cases, 4 * 6 * 2 * 4);
 }
+
+/// Backups taken while a thread appends and the flusher flushes and merges: each restores
+/// every batch acknowledged before it began, and no row twice.
+#[test]
+fn a_backup_under_ingest_holds_every_acknowledged_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir.path().join("data"));
+    c.flush_interval = Duration::from_millis(5);
+    c.merge_fanin = 2;
+    let store = Arc::new(Store::open(c).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let (store, stop, acked) = (store.clone(), stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let msgs: Vec<String> = (0..10).map(|j| format!("m-{n}-{j}")).collect();
+                n += 1;
+                let recs = msgs.iter().map(|m| rec(T0 + n, m)).collect();
+                store.append(recs).unwrap();
+                acked.lock().unwrap().extend(msgs);
+            }
+        })
+    };
+    let mut backups = Vec::new();
+    for i in 0..5 {
+        std::thread::sleep(Duration::from_millis(60));
+        let before = acked.lock().unwrap().clone();
+        let to = dir.path().join(format!("backup-{i}"));
+        let report = store.backup(&to).unwrap();
+        assert!(to.join(backup::MANIFEST).is_file());
+        backups.push((to, before, report));
+    }
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(store.stats().merges > 0, "merges ran meanwhile");
+    for (to, before, report) in backups {
+        let restored = dir.path().join("restored").join(to.file_name().unwrap());
+        let manifest = backup::restore(&to, &restored).unwrap();
+        assert_eq!(manifest, report.manifest);
+        let copy = Store::open(config(&restored)).unwrap();
+        let got = all_messages(&copy);
+        let unique: std::collections::HashSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "{}: a row twice", to.display());
+        for m in &before {
+            assert!(unique.contains(m), "{}: {m} missing", to.display());
+        }
+        assert_eq!(
+            got.len() as u64,
+            report.manifest.segment_rows + report.manifest.wal_rows
+        );
+    }
+    // The deletions held off by the backups are done: no WAL file is left behind the flushes.
+    store.flush().unwrap();
+    assert!(wal::list_files(&dir.path().join("data/wal")).unwrap().len() <= 2);
+}
+
+#[test]
+fn a_backup_target_must_be_empty_and_outside_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(&dir.path().join("data"))).unwrap();
+    store.append(vec![rec(T0, "a")]).unwrap();
+    let used = dir.path().join("used");
+    std::fs::create_dir(&used).unwrap();
+    std::fs::write(used.join("x"), "x").unwrap();
+    let err = store.backup(&used).unwrap_err().to_string();
+    assert!(err.contains("not empty"), "{err}");
+    let inside = dir.path().join("data/backup");
+    let err = store.backup(&inside).unwrap_err().to_string();
+    assert!(err.contains("inside the data directory"), "{err}");
+    assert!(!inside.exists());
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = store.backup(&file).unwrap_err().to_string();
+    assert!(err.contains("is a file"), "{err}");
+}
+
+#[test]
+fn a_failed_backup_removes_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(&dir.path().join("data"))).unwrap();
+    store.append(vec![rec(T0, "a")]).unwrap();
+    store.flush().unwrap();
+    store.append(vec![rec(T0, "b")]).unwrap();
+    let to = dir.path().join("b");
+    let guard = fileops::inject(fileops::Fault {
+        op: fileops::Op::Fsync,
+        under: to.join("wal"),
+        errno: libc::ENOSPC,
+        skip: 0,
+        times: u64::MAX,
+    });
+    let err = store.backup(&to).unwrap_err().to_string();
+    drop(guard);
+    assert!(err.contains("No space left"), "{err}");
+    assert!(err.contains("run the backup again"), "{err}");
+    assert!(!to.exists(), "the partial backup is removed");
+    store.backup(&to).unwrap();
+}
+
+#[test]
+fn an_empty_store_backs_up_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(&dir.path().join("data"))).unwrap();
+    let to = dir.path().join("b");
+    let report = store.backup(&to).unwrap();
+    assert_eq!(report.manifest.segments, 0);
+    let restored = dir.path().join("r");
+    backup::restore(&to, &restored).unwrap();
+    let copy = Store::open(config(&restored)).unwrap();
+    assert!(all_messages(&copy).is_empty());
+}

@@ -70,7 +70,8 @@ pub struct Wal {
     number: u64,
 }
 
-fn file_name(n: u64) -> String {
+/// The name of WAL file number `n`.
+pub(crate) fn file_name(n: u64) -> String {
     format!("{n:016}.wal")
 }
 
@@ -306,6 +307,20 @@ impl Wal {
             bytes: HEADER as u64,
         });
         Ok(())
+    }
+
+    /// Returns every WAL file with how many of its bytes hold frames written so far: the one
+    /// being written up to the end of its last frame (`Some(len)`), the others whole
+    /// (`None`). A backup copies exactly these.
+    pub fn written_parts(&self) -> io::Result<Vec<(u64, Option<u64>)>> {
+        let current = self.current.as_ref().map(|c| (c.number, c.bytes));
+        Ok(list_files(&self.dir)?
+            .into_iter()
+            .map(|n| match current {
+                Some((c, bytes)) if c == n => (n, Some(bytes)),
+                _ => (n, None),
+            })
+            .collect())
     }
 
     /// Returns the number of the newest file started.

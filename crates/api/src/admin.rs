@@ -1,0 +1,89 @@
+//! `POST /api/admin/backup`: a consistent copy of the running server's data, written on the
+//! server's host ([`logyard_store::Store::backup`]). An administrator's route (it is not in
+//! [`crate::auth::ROUTES`]), so every call is audited.
+
+use std::path::PathBuf;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use logyard_store::{BackupReport, StoreError};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/admin/backup", post(backup))
+}
+
+/// The JSON answer of a backup.
+pub fn report_json(report: &BackupReport) -> Value {
+    let m = &report.manifest;
+    json!({
+        "to": report.to.display().to_string(),
+        "created": m.created,
+        "logyard_version": m.logyard_version,
+        "segments": m.segments,
+        "segment_rows": m.segment_rows,
+        "wal_files": m.wal_files,
+        "wal_rows": m.wal_rows,
+        "wal_bytes": m.wal_bytes(),
+        "files": m.files.len(),
+        "bytes": m.bytes(),
+        "linked_files": report.linked_files,
+        "copied_files": report.copied_files,
+        "quarantined_left_out": m.quarantined_left_out,
+        "elapsed_ms": report.elapsed.as_secs_f64() * 1000.0,
+    })
+}
+
+/// `POST /api/admin/backup` with `{"to": "/absolute/dir"}`: runs the backup on a blocking
+/// thread while ingest goes on, and answers its report.
+pub async fn backup(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let hint = "send {\"to\": \"/absolute/path/on/the/server\"}";
+    let request: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not JSON ({e}); {hint}"),
+        )
+    })?;
+    let Some(to) = request.get("to").and_then(Value::as_str) else {
+        return Err(ApiError::bad_param(format!(
+            "the body has no \"to\" directory; {hint}"
+        )));
+    };
+    let to = PathBuf::from(to);
+    if !to.is_absolute() {
+        return Err(ApiError::bad_param(format!(
+            "\"to\" must be an absolute path on the server's host, not {}; {hint}",
+            to.display()
+        )));
+    }
+    let store = state.store.clone();
+    let done = tokio::task::spawn_blocking(move || store.backup(&to))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the backup stopped: {e}"),
+            )
+        })?;
+    match done {
+        Ok(report) => Ok(Json(report_json(&report))),
+        Err(StoreError::BackupTarget(m)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "backup_target", m))
+        }
+        Err(StoreError::Backup(m)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "backup_failed",
+            m,
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
