@@ -1,6 +1,11 @@
 //! The Docker source by the real server: the json-file logs of a data root laid out as
 //! Docker lays it out, and the Engine API of a fake daemon on a unix socket; across the
 //! json-file driver's rotations and restarts of logyard, nothing lost or stored twice.
+//!
+//! `tests/docker_daemon.rs` is the test of record against a real Docker daemon, in both
+//! modes. The fake engine and fake data roots stay for what a real daemon cannot easily be
+//! made to do: torn and hand-edited json-file lines, a broken `config.v2.json`, error frames
+//! in a log stream, many lines of one nanosecond, a daemon that is not there yet.
 
 mod util;
 
