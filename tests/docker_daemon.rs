@@ -7,10 +7,13 @@
 //! IP forwarding or masquerading, so the host's network is untouched), imports an image made
 //! of `busybox-static`'s `/bin/busybox` (no registry is needed), and runs containers with
 //! `--network none`: one started before logyard, one that stopped before logyard started,
-//! one started after it that stops while followed, and one that writes while logyard is
-//! stopped and started again. Every line must be stored once, with the container's name as
-//! agent and its id, name, image, stream and labels as fields. A system Docker daemon is
-//! never used nor touched.
+//! one started after it that stops while followed, one with a TTY, one with a line longer
+//! than the daemon's 16 KiB parts, logs rotated by the json-file driver, and lines written
+//! while logyard is stopped; then a container restarted by its restart policy, the daemon
+//! itself restarted under a running container (`--live-restore`), containers renamed (to a
+//! name the filters keep, and to one they refuse) and removed. Every line must be stored
+//! once, with the container's name as agent and its id, name, image, stream and labels as
+//! fields. A system Docker daemon is never used nor touched.
 //!
 //! Not root: skipped with a message. A machine that cannot create containers at all (no
 //! namespaces or no cgroups, as inside an unprivileged container) is skipped loudly; a
@@ -118,33 +121,49 @@ impl Daemon {
     fn start(dir: &Path) -> Daemon {
         let dir = dir.join("dockerd");
         let data_root = dir.join("data");
-        let exec_root = dir.join("exec");
         std::fs::create_dir_all(&data_root).unwrap();
-        std::fs::create_dir_all(&exec_root).unwrap();
+        std::fs::create_dir_all(dir.join("exec")).unwrap();
         std::fs::create_dir_all(dir.join("cli")).unwrap();
         // An empty configuration: a host's /etc/docker/daemon.json must not apply.
-        let config = dir.join("daemon.json");
-        std::fs::write(&config, "{}\n").unwrap();
-        let socket = dir.join("docker.sock");
-        let log = dir.join("dockerd.log");
-        let out = std::fs::File::create(&log).unwrap();
+        std::fs::write(dir.join("daemon.json"), "{}\n").unwrap();
+        let mut daemon = Daemon {
+            child: None,
+            socket: dir.join("docker.sock"),
+            log: dir.join("dockerd.log"),
+            data_root,
+            dir,
+        };
+        daemon.spawn();
+        daemon.import_busybox();
+        daemon
+    }
+
+    /// Starts dockerd and waits until it answers. `--live-restore`: its containers run on
+    /// while it is stopped and restarted.
+    fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new("dockerd")
             .arg("--config-file")
-            .arg(&config)
+            .arg(self.dir.join("daemon.json"))
             .arg("--data-root")
-            .arg(&data_root)
+            .arg(&self.data_root)
             .arg("--exec-root")
-            .arg(&exec_root)
+            .arg(self.dir.join("exec"))
             .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
+            .arg(self.dir.join("docker.pid"))
             .arg("--host")
-            .arg(format!("unix://{}", socket.display()))
+            .arg(format!("unix://{}", self.socket.display()))
             .args([
                 "--iptables=false",
                 "--ip6tables=false",
                 "--bridge=none",
                 "--ip-forward=false",
                 "--ip-masq=false",
+                "--live-restore",
             ])
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -156,35 +175,50 @@ impl Daemon {
                      or run the tests as a user other than root to skip this one"
                 )
             });
-        let mut daemon = Daemon {
-            child: Some(child),
-            dir,
-            data_root,
-            socket,
-            log,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if daemon.docker(&["version"]).is_ok() {
-                break;
+            if self.docker(&["version"]).is_ok() {
+                return;
             }
-            let exited = daemon
+            let exited = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
-                panic!("dockerd exited ({status}):\n{}", daemon.log_text());
+                panic!("dockerd exited ({status}):\n{}", self.log_text());
             }
             assert!(
                 Instant::now() < deadline,
                 "dockerd did not answer on {} within 30 s:\n{}",
-                daemon.socket.display(),
-                daemon.log_text()
+                self.socket.display(),
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        daemon.import_busybox();
-        daemon
+    }
+
+    /// Stops dockerd (SIGTERM, then SIGKILL after 20 s); its containers run on.
+    fn stop_daemon(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            // SAFETY: kill(2) with the pid of our own child and a valid signal number.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     fn log_text(&self) -> String {
@@ -296,12 +330,9 @@ impl Daemon {
             == "true"
     }
 
-    /// Removes every container, stops the daemon (SIGTERM, then SIGKILL after 20 s) and
-    /// unmounts what is left mounted under its folder.
+    /// Removes every container, stops the daemon and unmounts what is left mounted under
+    /// its folder.
     fn shut_down(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
         if let Ok(ids) = self.docker(&["ps", "-aq"]) {
             let ids: Vec<&str> = ids.split_whitespace().collect();
             if !ids.is_empty() {
@@ -310,24 +341,7 @@ impl Daemon {
                 let _ = self.docker(&args);
             }
         }
-        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-            // SAFETY: kill(2) with the pid of our own child and a valid signal number.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !matches!(child.try_wait(), Ok(Some(_))) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop_daemon();
         unmount_under(&self.dir);
     }
 }
@@ -599,6 +613,144 @@ fn files_mode_reads_a_real_daemons_containers_exactly_once() {
 fn api_mode_reads_a_real_daemons_containers_exactly_once() {
     containers_before_during_and_after_logyard(
         "api_mode_reads_a_real_daemons_containers_exactly_once",
+        "api",
+    );
+}
+
+/// The names of the containers a source shows in `GET /api/sources`.
+fn shown_containers(server: &Server) -> Vec<String> {
+    let (_, sources) = server.get("/api/sources");
+    let src = source(&sources, "real");
+    assert_eq!(src["state"], "running", "{src}");
+    src["containers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{src}"))
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(String::from))
+        .collect()
+}
+
+/// A container restarted by its restart policy, the daemon restarted under a running
+/// container, a renamed container and a removed one.
+fn restarts_renames_and_removals(test: &str, mode: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut daemon) = daemon_or_skip(dir.path(), test) else {
+        return;
+    };
+    let mode_keys = match mode {
+        "files" => format!(
+            "mode = \"files\"\ndata_root = \"{}\"\n",
+            daemon.data_root.display()
+        ),
+        _ => format!("mode = \"api\"\nsocket = \"{}\"\n", daemon.socket.display()),
+    };
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\ntype = \"docker\"\nname = \"real\"\n{mode_keys}\
+             exclude = [\"*-ignored\"]\npoll_interval = \"200ms\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+
+    // Five runs of one container (its restart policy), ten lines each.
+    daemon.run(
+        "phoenix",
+        &["--restart", "on-failure:4"],
+        "n=$(cat /runs 2>/dev/null || echo 0); echo $((n+1)) > /runs; i=0; \
+         while [ $i -lt 10 ]; do echo \"phoenix run $n line $i\"; i=$((i+1)); done; \
+         sleep 0.3; exit 1",
+    );
+    let phoenix: BTreeSet<String> = (0..5)
+        .flat_map(|n| (0..10).map(move |i| format!("phoenix run {n} line {i}")))
+        .collect();
+    wait_for("the five runs of phoenix", || {
+        messages(&server, "phoenix").len() >= 50
+    });
+
+    // The daemon stopped and started again while a container writes (live restore).
+    daemon.run("steady", &[], &script("steady", 300, "0.01", "sleep 3600"));
+    wait_for("the first lines of steady", || {
+        messages(&server, "steady").len() >= 30
+    });
+    daemon.stop_daemon();
+    std::thread::sleep(Duration::from_millis(1000));
+    daemon.spawn();
+    wait_for("every line of steady", || {
+        messages(&server, "steady").len() >= 300
+    });
+
+    // Renamed while read: the lines after the rename carry the new name; renamed to a name
+    // that `exclude` refuses, it is no longer read.
+    let wait_go = |name: &str| {
+        format!(
+            "echo {name} line 0; while [ ! -f /go ]; do sleep 0.05; done; \
+             echo {name} line 1; sleep 3600"
+        )
+    };
+    daemon.run("named", &[], &wait_go("named"));
+    daemon.run("muted", &[], &wait_go("muted"));
+    wait_for("the first lines of named and muted", || {
+        !messages(&server, "named").is_empty() && !messages(&server, "muted").is_empty()
+    });
+    daemon.must(&["rename", "named", "renamed"]);
+    daemon.must(&["rename", "muted", "muted-ignored"]);
+    wait_for("the new names in the source's status", || {
+        let shown = shown_containers(&server);
+        shown.contains(&"renamed".to_string()) && !shown.iter().any(|n| n.starts_with("muted"))
+    });
+    daemon.must(&["exec", "renamed", "busybox", "touch", "/go"]);
+    daemon.must(&["exec", "muted-ignored", "busybox", "touch", "/go"]);
+    wait_for("the line after the rename", || {
+        !messages(&server, "renamed").is_empty()
+    });
+
+    // Removed: dropped from the status, the source goes on.
+    daemon.must(&["rm", "-f", "steady"]);
+    wait_for("steady to be dropped from the status", || {
+        !shown_containers(&server).contains(&"steady".to_string())
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_exactly("phoenix", &messages(&server, "phoenix"), &phoenix);
+    assert_exactly(
+        "steady",
+        &messages(&server, "steady"),
+        &expected("steady", 300),
+    );
+    assert_exactly("named", &messages(&server, "named"), &expected("named", 1));
+    assert_exactly("muted", &messages(&server, "muted"), &expected("muted", 1));
+    assert!(
+        messages(&server, "muted-ignored").is_empty(),
+        "a container renamed to an excluded name was read"
+    );
+    assert_exactly(
+        "renamed",
+        &messages(&server, "renamed"),
+        &["named line 1".to_string()].into_iter().collect(),
+    );
+    let renamed = &server.all_of_agent("renamed")[0];
+    assert_eq!(renamed["source"], "docker:renamed", "{renamed}");
+    assert_eq!(renamed["fields"]["container_name"], "renamed", "{renamed}");
+    server.stop();
+}
+
+#[test]
+fn files_mode_follows_restarts_renames_and_removals_of_a_real_daemon() {
+    restarts_renames_and_removals(
+        "files_mode_follows_restarts_renames_and_removals_of_a_real_daemon",
+        "files",
+    );
+}
+
+#[test]
+fn api_mode_follows_restarts_renames_and_removals_of_a_real_daemon() {
+    restarts_renames_and_removals(
+        "api_mode_follows_restarts_renames_and_removals_of_a_real_daemon",
         "api",
     );
 }
