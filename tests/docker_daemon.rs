@@ -276,8 +276,8 @@ impl Daemon {
         self.must(&["import", tar.to_str().unwrap(), "busybox:local"]);
     }
 
-    /// Starts a detached container logging with json-file, with more `docker run` options;
-    /// returns its full id.
+    /// Starts a detached container with more `docker run` options, logging with json-file
+    /// unless they name another `--log-driver`; returns its full id.
     fn run(&self, name: &str, options: &[&str], script: &str) -> String {
         let mut args = vec![
             "run",
@@ -286,11 +286,12 @@ impl Daemon {
             name,
             "--network",
             "none",
-            "--log-driver",
-            "json-file",
             "--label",
             TEAM_LABEL,
         ];
+        if !options.contains(&"--log-driver") {
+            args.extend(["--log-driver", "json-file"]);
+        }
         args.extend(options);
         args.extend(["busybox:local", "sh", "-c", script]);
         self.must(&args).trim().to_string()
@@ -532,6 +533,12 @@ fn containers_before_during_and_after_logyard(test: &str, mode: &str) {
         &[],
         "head -c 40000 /dev/zero | tr '\\0' x; echo; echo big line 1; sleep 3600",
     );
+    // With the `local` logging driver: no json-file log, only the Engine API can read it.
+    daemon.run(
+        "compact",
+        &["--log-driver", "local"],
+        &script("compact", 20, "0", "sleep 3600"),
+    );
     wait_for("the lines of early, late, tty and big", || {
         messages(&server, "early").len() >= 200
             && messages(&server, "late").len() >= 100
@@ -572,6 +579,10 @@ fn containers_before_during_and_after_logyard(test: &str, mode: &str) {
     assert_eq!(big[0], "big line 1");
     assert_eq!(big[1], "x".repeat(40000), "the long line, joined again");
     if mode == "files" {
+        assert!(
+            messages(&server, "compact").is_empty(),
+            "files mode read a container without a json-file log"
+        );
         // The json-file log of a stopped container is still there, and read from its start.
         wait_for("the lines of gone", || {
             messages(&server, "gone").len() >= 20
@@ -579,6 +590,11 @@ fn containers_before_during_and_after_logyard(test: &str, mode: &str) {
         assert_exactly("gone", &messages(&server, "gone"), &expected("gone", 20));
         assert_labelled(&server, "gone", &gone, started);
     } else {
+        assert_exactly(
+            "compact",
+            &messages(&server, "compact"),
+            &expected("compact", 20),
+        );
         // A container stopped before the first start is left alone (as documented).
         assert!(
             messages(&server, "gone").is_empty(),
