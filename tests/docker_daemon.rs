@@ -770,3 +770,69 @@ fn api_mode_follows_restarts_renames_and_removals_of_a_real_daemon() {
         "api",
     );
 }
+
+#[test]
+fn files_mode_as_an_unprivileged_user_needs_cap_dac_read_search() {
+    let test = "files_mode_as_an_unprivileged_user_needs_cap_dac_read_search";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(daemon) = daemon_or_skip(dir.path(), test) else {
+        return;
+    };
+    let id = daemon.run("web", &[], &script("web", 20, "0", "sleep 3600"));
+    wait_for("the lines of web", || daemon.logged_lines("web") >= 20);
+    // logyard as `nobody`, with a data directory of its own.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\ntype = \"docker\"\nname = \"real\"\nmode = \"files\"\n\
+             data_root = \"{}\"\nstart_at = \"beginning\"\npoll_interval = \"200ms\"\n",
+            daemon.data_root.display()
+        ),
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+
+    // Without the capability, the data root (root's alone) cannot be listed.
+    let server = Server::start_wrapped(&nobody, &data, &args);
+    let mut src = Value::Null;
+    wait_for("the source to report the data root", || {
+        let (_, sources) = server.get("/api/sources");
+        src = source(&sources, "real").clone();
+        src["state"] == "failing"
+    });
+    let error = src["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("ermission denied") && error.contains("containers"),
+        "{src}"
+    );
+    server.stop();
+
+    // With CAP_DAC_READ_SEARCH (and nothing else), everything is read, names included.
+    let mut with_cap = nobody.to_vec();
+    with_cap.extend([
+        "--inh-caps=+dac_read_search",
+        "--ambient-caps=+dac_read_search",
+    ]);
+    let server = Server::start_wrapped(&with_cap, &data, &args);
+    wait_for("the lines of web", || messages(&server, "web").len() >= 20);
+    assert_exactly("web", &messages(&server, "web"), &expected("web", 20));
+    assert_labelled(
+        &server,
+        "web",
+        &id,
+        chrono::Utc::now() - chrono::Duration::seconds(60),
+    );
+    server.stop();
+}
