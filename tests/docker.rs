@@ -1,6 +1,11 @@
 //! The Docker source by the real server: the json-file logs of a data root laid out as
 //! Docker lays it out, and the Engine API of a fake daemon on a unix socket; across the
 //! json-file driver's rotations and restarts of logyard, nothing lost or stored twice.
+//!
+//! `tests/docker_daemon.rs` is the test of record against a real Docker daemon, in both
+//! modes. The fake engine and fake data roots stay for what a real daemon cannot easily be
+//! made to do: torn and hand-edited json-file lines, a broken `config.v2.json`, error frames
+//! in a log stream, many lines of one nanosecond, a daemon that is not there yet.
 
 mod util;
 
@@ -687,4 +692,66 @@ fn api_mode_start_at_end_reads_only_new_lines_of_the_containers_there_at_start()
     assert_exactly(&messages(&server, "api-up"), &want("up new", 3));
     assert_exactly(&messages(&server, "api-down"), &want("down new", 2));
     assert_exactly(&messages(&server, "api-late"), &want("late", 2));
+}
+
+#[test]
+fn api_mode_follows_a_rename_and_stops_at_a_refused_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::default();
+    let now = || chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let t0 = now();
+    let mut kept = Container::new('a', "api-kept");
+    kept.lines = lines("kept", 0..2, |i| t0 + i as i64);
+    let mut dropped = Container::new('b', "api-dropped");
+    dropped.lines = lines("dropped", 0..2, |i| t0 + i as i64);
+    engine.add(kept);
+    engine.add(dropped);
+    let socket = engine.serve(&dir.path().join("docker.sock"));
+    // `containers = ["api-*"]`: a name outside it is refused.
+    let config = api_config(dir.path(), &socket);
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    wait_for("the first lines", || {
+        messages(&server, "api-kept").len() >= 2 && messages(&server, "api-dropped").len() >= 2
+    });
+    engine.rename("api-kept", "api-renamed");
+    engine.rename("api-dropped", "refused");
+    wait_for("the new names in the status", || {
+        let (_, sources) = server.get("/api/sources");
+        let names: Vec<String> = source(&sources, "engine")["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(String::from))
+            .collect();
+        names.contains(&"api-renamed".to_string())
+            && !names.iter().any(|n| n == "api-dropped" || n == "refused")
+    });
+    engine.write("api-renamed", lines("kept", 2..4, |i| now() + i as i64));
+    engine.write("refused", lines("dropped", 2..4, |i| now() + i as i64));
+    wait_for("the lines after the rename", || {
+        messages(&server, "api-renamed").len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let want = |prefix: &str, r: std::ops::Range<usize>| -> BTreeSet<String> {
+        r.map(|i| format!("{prefix} line {i:05} done")).collect()
+    };
+    assert_exactly(&messages(&server, "api-kept"), &want("kept", 0..2));
+    assert_exactly(&messages(&server, "api-renamed"), &want("kept", 2..4));
+    let e = &server.all_of_agent("api-renamed")[0];
+    assert_eq!(e["source"], "docker:api-renamed", "{e}");
+    assert_eq!(e["fields"]["container_name"], "api-renamed", "{e}");
+    assert_exactly(&messages(&server, "api-dropped"), &want("dropped", 0..2));
+    assert!(
+        messages(&server, "refused").is_empty(),
+        "a refused name was read"
+    );
+    // Its position is dropped with it.
+    let cp =
+        std::fs::read_to_string(dir.path().join("data/state/checkpoints/engine.api.json")).unwrap();
+    assert!(!cp.contains(&"b".repeat(64)), "{cp}");
+    assert!(cp.contains(&"a".repeat(64)), "{cp}");
+    assert_read_only(&engine.requests());
 }

@@ -96,6 +96,14 @@ impl FakeEngine {
         }
     }
 
+    /// Renames a container (`docker rename`).
+    pub fn rename(&self, name: &str, new_name: &str) {
+        let mut g = self.lock();
+        if let Some(c) = g.containers.iter_mut().find(|c| c.name == name) {
+            c.name = new_name.to_string();
+        }
+    }
+
     /// Removes a container.
     pub fn remove(&self, name: &str) {
         self.lock().containers.retain(|c| c.name != name);

@@ -66,6 +66,14 @@ impl Server {
         Server::try_start_with(command, data, extra).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Starts a server through a wrapper program and its arguments (e.g. `setpriv` with
+    /// other credentials), which runs the binary with `serve` and the rest.
+    pub fn start_wrapped(wrapper: &[&str], data: &Path, extra: &[&str]) -> Server {
+        let mut command = Command::new(wrapper[0]);
+        command.args(&wrapper[1..]).arg(bin()).arg("serve");
+        Server::try_start_with(command, data, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Starts `command` (the binary and `serve`) on `data` with a free port.
     fn try_start_with(mut command: Command, data: &Path, extra: &[&str]) -> Result<Server, String> {
         let mut child = command

@@ -8,7 +8,10 @@
 //! its end once). A container of the first listing after a start (running or not then),
 //! without a checkpoint, starts where `start_at` says (`end`: its lines from that listing
 //! on); one that appears later is read from its start.
-//! A container that is gone from the listing is forgotten, with its checkpoint.
+//! A container that is gone from the listing is forgotten, with its checkpoint. A renamed
+//! container's next lines carry its new name; one whose name the filters refuse (renamed,
+//! or the filters changed since its checkpoint) is no longer read, and its position is
+//! dropped.
 //!
 //! Failures do not stop the source: a missing socket, a daemon that does not answer or
 //! refuses (permission denied), a stream cut in the middle — each is logged once, counted,
@@ -68,7 +71,9 @@ fn spawn_follow(
         tx.clone(),
     ));
     tokio::spawn(async move {
-        if let Err(e) = inner.await {
+        // Aborting this task (the container is no longer to be read) aborts the reader too.
+        let mut inner = AbortOnDrop(inner);
+        if let Err(e) = (&mut inner.0).await {
             if e.is_panic() {
                 let error = EngineError::Other("the log stream's reader failed".into());
                 let _ = tx
@@ -80,6 +85,15 @@ fn spawn_follow(
             }
         }
     })
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The state of the api mode's run loop.
@@ -263,6 +277,14 @@ impl<'a> ApiRun<'a> {
         }
         self.forget_gone(&listed.iter().map(|c| c.id.clone()).collect());
         let mut dirty = false;
+        for c in &listed {
+            if self.src.filter.wants(&c.name) {
+                self.renamed(&c.id, &c.name);
+            } else if self.read.contains_key(&c.id) || self.tasks.contains_key(&c.id) {
+                self.stop_reading(&c.id, &c.name);
+                dirty = true;
+            }
+        }
         for c in listed {
             if !self.src.filter.wants(&c.name) || self.tasks.contains_key(&c.id) {
                 continue;
@@ -332,6 +354,33 @@ impl<'a> ApiRun<'a> {
         if dirty {
             self.save_positions();
         }
+    }
+
+    /// Takes a container's new name (`docker rename`): its next lines carry it.
+    fn renamed(&mut self, id: &str, name: &str) {
+        let Some(r) = self.containers.get_mut(id) else {
+            return;
+        };
+        if r.info.name == name {
+            return;
+        }
+        tracing::info!(source = %self.src.name, container = %name, old = %r.info.name, "container renamed");
+        r.info.name = name.to_string();
+        r.source = format!("docker:{name}");
+        r.fields = self.src.filter.fields(&r.info);
+    }
+
+    /// Stops reading a container whose name the filters refuse (renamed, or the filters
+    /// changed since its checkpoint was written), and drops its position.
+    fn stop_reading(&mut self, id: &str, name: &str) {
+        tracing::info!(source = %self.src.name, container = %name, "the filters refuse the container's name: no longer read");
+        if let Some(t) = self.tasks.remove(id) {
+            t.abort();
+        }
+        self.read.remove(id);
+        self.cp.containers.remove(id);
+        self.containers.remove(id);
+        self.caught_up.remove(id);
     }
 
     /// Forgets containers that are gone from the listing (and read to their end).
@@ -432,6 +481,11 @@ impl<'a> ApiRun<'a> {
         let mut next = self.cp.clone();
         next.seq += 1;
         for (id, ns, hash) in &self.batch_lines {
+            // A container no longer read (removed, or refused by the filters) gets no
+            // position back.
+            if !self.read.contains_key(id) {
+                continue;
+            }
             next.containers
                 .entry(id.clone())
                 .or_default()
