@@ -76,12 +76,19 @@ impl Server {
 
     /// Starts `command` (the binary and `serve`) on `data` with a free port.
     fn try_start_with(mut command: Command, data: &Path, extra: &[&str]) -> Result<Server, String> {
-        let mut child = command
+        command
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            .current_dir(data.parent().unwrap_or(data))
+            .current_dir(data.parent().unwrap_or(data));
+        Server::try_spawn(command, data)
+    }
+
+    /// Starts `command`, a whole `serve` command line whose data directory is `data` (as its
+    /// configuration says), and waits for its `listening on` line.
+    pub fn try_spawn(mut command: Command, data: &Path) -> Result<Server, String> {
+        let mut child = command
             .env("LOGYARD_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
