@@ -6,7 +6,6 @@
 //! `docs/configuration.md` is the reference of every key.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -16,38 +15,7 @@ use anyhow::Context;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-/// A byte size written as a number or `64KiB`, `100MB`, `2GiB`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
-
-/// Parses `64KiB`, `100MB`, `2GiB`, `512` (bytes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: f64 = num.parse().map_err(|_| {
-        format!("invalid size {text:?}: expected a number and a unit, as in 64KiB, 100MB, 2GiB")
-    })?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        _ => {
-            return Err(format!(
-                "invalid size {text:?}: unknown unit {unit:?}; use B, KB, MB, GB, KiB, MiB, GiB"
-            ))
-        }
-    };
-    Ok((num * mult) as u64)
-}
+pub use logyard_model::units::Size;
 
 /// A zstd compression level: 1 (fastest) to 22 (smallest files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,44 +34,18 @@ impl<'de> Deserialize<'de> for CompressionLevel {
     }
 }
 
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Size;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size such as \"64KiB\", \"100MB\" or a number of bytes")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v)
-                    .map(Size)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
-                Ok(Size(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                parse_size(v).map(Size).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A duration written as `500ms`, `30s`, `5m`, `1h`, `7d`.
+/// A duration above zero, written as [`logyard_model::units::Duration`] reads it (`500ms`,
+/// `30s`, `5m`, `1h`, `7d`, or a number of seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let ns = logyard_model::parse_duration(&text).map_err(de::Error::custom)?;
-        if ns <= 0 {
-            return Err(de::Error::custom(format!(
-                "duration {text:?} must be above zero"
-            )));
+        let logyard_model::units::Duration(d) = Deserialize::deserialize(d)?;
+        if d.is_zero() {
+            return Err(de::Error::custom("a duration must be above zero"));
         }
-        Ok(Dur(Duration::from_nanos(ns as u64)))
+        Ok(Dur(d))
     }
 }
 
@@ -907,6 +849,23 @@ mod tests {
         assert_eq!(c.store.flush_interval, Dur(Duration::from_millis(250)));
         assert_eq!(c.store.fsync, Fsync::Always);
         assert_eq!(c.limits.max_line_bytes, Size(4096));
+    }
+
+    #[test]
+    fn a_size_means_one_thing_in_every_section() {
+        let c = RawConfig::parse(
+            "[store]\nmax_disk_bytes = \"10M\"\nflush_bytes = \"10m\"\n\
+             [limits]\nmax_body_bytes = \"10MiB\"\n\
+             [[rotate]]\npaths = [\"/var/log/a.log\"]\nsize = \"10m\"\nmaxsize = \"10MB\"\n",
+        )
+        .unwrap();
+        let mib10 = 10 << 20;
+        assert_eq!(c.store.max_disk_bytes, Size(mib10));
+        assert_eq!(c.store.flush_bytes, Size(mib10));
+        assert_eq!(c.limits.max_body_bytes, Size(mib10));
+        let rule = c.rotate[0].build().unwrap();
+        assert_eq!(rule.size, Some(mib10));
+        assert_eq!(rule.max_size, Some(10_000_000));
     }
 
     #[test]

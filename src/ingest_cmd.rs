@@ -26,7 +26,13 @@ enum Sink {
 struct Totals {
     accepted: u64,
     rejected: u64,
+    /// Of the rejected, those older than what the retention keeps.
+    expired: u64,
 }
+
+/// How the reason of an entry refused as past the retention begins
+/// ([`logyard_store::expired_reason`]), in a server's answer as in the store's.
+const EXPIRED_PREFIX: &str = "older than the retention of";
 
 /// Renders a parsed record as an entry of `POST /api/logs`, which the server turns back
 /// into the same record.
@@ -97,13 +103,19 @@ impl Sink {
                     .collect()
             }
             Sink::Store(store) => {
+                let mut records = records;
+                let expired = store.refuse_expired(&mut records);
                 totals.accepted += records.len() as u64;
                 store.append(records).context("cannot write to the store")?;
-                Vec::new()
+                let reason = store.expired_reason();
+                expired.into_iter().map(|i| (i, reason.clone())).collect()
             }
         };
         for (i, reason) in &rejections {
             totals.rejected += 1;
+            if reason.starts_with(EXPIRED_PREFIX) {
+                totals.expired += 1;
+            }
             if totals.rejected <= 10 {
                 let origin = origins.get(*i).map_or("?", String::as_str);
                 eprintln!("rejected {origin}: {reason}");
@@ -178,6 +190,17 @@ pub fn run(config: RawConfig, args: IngestArgs) -> anyhow::Result<()> {
         secs,
         totals.accepted as f64 / secs.max(1e-9)
     );
+    if totals.expired > 0 {
+        let whose = match &sink {
+            Sink::Server { .. } => "the server's",
+            Sink::Store(_) => "this",
+        };
+        eprintln!(
+            "{} of the rejected records were older than the retention: raise [store] \
+             retention_days (0 keeps everything) in {whose} configuration to store them",
+            totals.expired
+        );
+    }
     for (kind, n) in parser.redaction_counts() {
         if n > 0 {
             eprintln!("redacted {n} {kind}");

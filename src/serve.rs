@@ -81,7 +81,9 @@ pub fn run(
              the only way to ingest without one"
         );
     }
-    let store_config = config.store_config();
+    let mut store_config = config.store_config();
+    // The server alone deletes by retention and disk budget.
+    store_config.prune = true;
     let data_dir = store_config.data_dir.clone();
     // Recovery (WAL replay) happens here, before the port opens.
     let store = Arc::new(

@@ -331,3 +331,68 @@ fn a_stop_does_not_wait_for_an_unanswering_receiver_and_the_next_start_sends_wha
     server.stop();
     assert_eq!(hook.got.lock().unwrap().len(), 1, "sent twice; log: {log}");
 }
+
+#[test]
+fn the_default_webhook_and_any_notifier_url_can_come_from_the_environment() {
+    // Without notifiers: the default webhook goes to HERMES_URL when it is set.
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(&config, "[alerts]\nevaluate_every = \"100ms\"\n").unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &["--config", &config],
+        &[("HERMES_URL", &hook.url)],
+    );
+    let line = br#"{"message": "disk gone", "level": "CRITICAL", "agent": "db"}"#;
+    assert_eq!(
+        server
+            .post("/api/logs", "application/json", line.to_vec())
+            .0,
+        200
+    );
+    let got = hook.wait_for(1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["message"], "disk gone");
+    drop(server);
+
+    // A notifier's url_env: its value is used and never shown, even when it fails.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        "[alerts]\nevaluate_every = \"100ms\"\n[[alerts.notifiers]]\nname = \"chat\"\n\
+         type = \"slack\"\nurl_env = \"CHAT_HOOK\"\nattempts = 1\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let secret_url = "http://127.0.0.1:9/services/T000/B000/secret-path-0123";
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &["--config", &config],
+        &[("CHAT_HOOK", secret_url)],
+    );
+    server.post("/api/logs", "application/json", line.to_vec());
+    let mut rules = Value::Null;
+    for _ in 0..250 {
+        rules = server.get("/api/alerts/rules").1;
+        if rules["notifiers"][0]["failed"].as_u64() >= Some(1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let chat = &rules["notifiers"][0];
+    assert_eq!(chat["name"], "chat", "{rules}");
+    assert_eq!(chat["failed"], 1, "{rules}");
+    let error = chat["last_error"].as_str().unwrap_or_default();
+    assert!(!error.is_empty(), "{rules}");
+    assert!(!rules.to_string().contains("secret-path"), "{rules}");
+    assert!(!server.stop().contains("secret-path"), "the URL in the log");
+
+    // Unset: the start is refused, naming the key and the variable.
+    let out = run(dir.path(), &["--config", &config, "check-config"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("url_env = \"CHAT_HOOK\""), "{err}");
+}

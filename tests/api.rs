@@ -5,7 +5,20 @@ mod util;
 use serde_json::{json, Value};
 use util::Server;
 
+/// A server that keeps everything: the entries of these tests have fixed past times.
 fn server() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(&config, "[store]\nretention_days = 0\n").unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    (dir, server)
+}
+
+/// A server with the default retention (7 days).
+fn server_with_default_retention() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     (dir, server)
@@ -203,8 +216,8 @@ fn invalid_utf8_is_stored_lossily_with_a_flag() {
 }
 
 #[test]
-fn unknown_level_and_extreme_times_are_kept() {
-    let (_dir, server) = server();
+fn unknown_level_and_extreme_times_are_kept_or_refused_by_the_retention() {
+    let (_dir, server) = server_with_default_retention();
     let body = json!([
         {"message": "odd level", "level": "NOTICE-ME", "agent": "edge"},
         {"message": "from the future", "timestamp": "2099-01-01T00:00:00Z", "agent": "edge"},
@@ -212,15 +225,16 @@ fn unknown_level_and_extreme_times_are_kept() {
     ]);
     let (status, answer) = post_json(&server, &body);
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["accepted"], 3);
-    let (_, page) = server.get("/api/logs?agent=edge");
+    assert_eq!(answer["accepted"], 2);
+    // Older than the 7 days kept: refused, rather than stored and deleted a minute later.
     assert_eq!(
-        page["total"], 3,
-        "data older than the retention is not dropped at ingest"
+        answer["errors"],
+        json!([{"index": 2, "reason": "older than the retention of 7 days"}])
     );
+    let (_, page) = server.get("/api/logs?agent=edge");
+    assert_eq!(page["total"], 2);
     let logs = page["logs"].as_array().unwrap();
     assert_eq!(logs[0]["message"], "from the future");
-    assert_eq!(logs[2]["message"], "from the past");
     let odd = logs.iter().find(|e| e["message"] == "odd level").unwrap();
     assert_eq!(odd["level"], Value::Null);
     assert_eq!(odd["fields"]["level_raw"], "NOTICE-ME");

@@ -60,7 +60,7 @@ fn a_bad_config_is_refused_with_file_line_and_hint() {
 fn ingest_and_query_work_on_a_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("billing.log");
-    // A recent time: older days would be dropped by the 7-day retention when the store opens.
+    // A recent time: entries older than the 7-day retention keeps are refused.
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
     std::fs::write(
         &log,

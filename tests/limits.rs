@@ -194,9 +194,10 @@ fn idle_connections_are_closed_so_health_and_ingest_answer_under_a_low_descripto
 fn loki_rejects_a_line_over_the_limit_and_stores_the_others() {
     let (_dir, server) = start("[limits]\nmax_line_bytes = \"1KiB\"\n");
     let long = "x".repeat(2000);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
     let body = json!({"streams": [{"stream": {"job": "lokilong"}, "values": [
-        ["1700000000000000000", "a short line"],
-        ["1700000000000000001", long],
+        [now.to_string(), "a short line"],
+        [(now + 1).to_string(), long],
     ]}]});
     let (status, answer) = post_raw(
         &server,

@@ -15,6 +15,10 @@ use crate::AlertError;
 /// The receiver notified when no `[[alerts.notifiers]]` is configured.
 pub const DEFAULT_WEBHOOK: &str = "http://localhost:8060";
 
+/// The environment variable whose value, when set and not empty, replaces
+/// [`DEFAULT_WEBHOOK`] as the default webhook's URL (the teams' alert receiver).
+pub const DEFAULT_WEBHOOK_ENV: &str = "HERMES_URL";
+
 /// `[alerts]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -186,7 +190,12 @@ impl AlertsConfig {
     /// without notifiers, the default webhook.
     pub fn build(&self, settings: &Settings) -> Result<Built, AlertError> {
         let notifier_configs = if self.notifiers.is_empty() {
-            vec![NotifierConfig::webhook("default", DEFAULT_WEBHOOK)]
+            let mut default = NotifierConfig::webhook("default", DEFAULT_WEBHOOK);
+            if std::env::var(DEFAULT_WEBHOOK_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+                default.url = None;
+                default.url_env = Some(DEFAULT_WEBHOOK_ENV.into());
+            }
+            vec![default]
         } else {
             self.notifiers.clone()
         };

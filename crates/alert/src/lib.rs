@@ -36,7 +36,7 @@ use logyard_store::MemBatch;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Notify};
 
-pub use config::{AlertsConfig, Built, RuleConfig, DEFAULT_WEBHOOK};
+pub use config::{AlertsConfig, Built, RuleConfig, DEFAULT_WEBHOOK, DEFAULT_WEBHOOK_ENV};
 pub use engine::{AlertRecord, Engine, Event, Group, RuleSummary, MAX_ENTRIES, OVERFLOW_KEY};
 pub use metrics::Metrics;
 pub use rule::{default_rules, Rule, RuleKind, Severity, DEFAULT_RULES};

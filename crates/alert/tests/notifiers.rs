@@ -368,10 +368,10 @@ to = ["ops@example.com", "dev@example.com"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_error_summary_goes_out_once_at_its_time() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        logyard_store::Store::open(logyard_store::StoreConfig::new(dir.path().join("data")))
-            .unwrap(),
-    );
+    // Entries of a fixed past day: a store that keeps everything.
+    let mut config = logyard_store::StoreConfig::new(dir.path().join("data"));
+    config.retention_days = 0;
+    let store = Arc::new(logyard_store::Store::open(config).unwrap());
     let mut records = vec![
         rec(T0 - 3 * MIN, Level::Critical, "db", "primary down"),
         rec(T0 - 2 * MIN, Level::Error, "api", "request 1 failed"),

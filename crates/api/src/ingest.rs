@@ -41,7 +41,7 @@ pub struct Rejection {
     pub index: usize,
     /// What was wrong.
     pub reason: String,
-    /// A fixed code for metrics: `invalid_json`, `invalid_entry`, `too_large`.
+    /// A fixed code for metrics: `invalid_json`, `invalid_entry`, `too_large`, `expired`.
     pub kind: &'static str,
 }
 
@@ -52,6 +52,38 @@ pub struct Decoded {
     pub records: Vec<Record>,
     /// The rejected ones.
     pub rejected: Vec<Rejection>,
+}
+
+impl Decoded {
+    /// Records as rejections the entries behind the records refused after decoding
+    /// (`refused`: ascending indices among [`Decoded::records`] as they were before being
+    /// removed), at their index in the body; keeps [`Decoded::rejected`] in body order.
+    pub fn refuse(&mut self, refused: &[usize], kind: &'static str, reason: &str) {
+        let mut already = self.rejected.iter().map(|r| r.index).peekable();
+        let mut refused = refused.iter().peekable();
+        let mut index = 0;
+        let mut record = 0;
+        let mut added = Vec::with_capacity(refused.len());
+        while let Some(&&want) = refused.peek() {
+            // Skip the body indices that were rejected while decoding: they have no record.
+            if already.peek() == Some(&index) {
+                already.next();
+            } else {
+                if record == want {
+                    added.push(Rejection {
+                        index,
+                        reason: reason.to_string(),
+                        kind,
+                    });
+                    refused.next();
+                }
+                record += 1;
+            }
+            index += 1;
+        }
+        self.rejected.extend(added);
+        self.rejected.sort_by_key(|r| r.index);
+    }
 }
 
 /// Why a whole body was refused.
@@ -681,6 +713,11 @@ pub async fn post_logs(
     })?;
     for r in &decoded.rejected {
         state.metrics.add_rejected(r.kind, 1);
+    }
+    let expired = state.store.refuse_expired(&mut decoded.records);
+    if !expired.is_empty() {
+        let reason = state.store.expired_reason();
+        decoded.refuse(&expired, "expired", &reason);
     }
     ingester.admit(&mut decoded.records, len);
     let accepted = decoded.records.len();

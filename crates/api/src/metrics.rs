@@ -326,7 +326,10 @@ impl Metrics {
         }
         let name = "logyard_rejected_lines_total";
         header(&mut out, name, "counter", "Log lines refused, by reason.");
-        for (reason, v) in self.rejected.lock().expect("metrics lock").iter() {
+        let mut rejected = self.rejected.lock().expect("metrics lock").clone();
+        // Counted by the store, which refuses them on every way in (sources included).
+        rejected.insert("expired", store.refused_expired);
+        for (reason, v) in &rejected {
             let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
         }
         let name = "logyard_http_request_duration_seconds";

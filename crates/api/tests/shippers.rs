@@ -25,7 +25,10 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    // The fixtures' times are fixed past days: a store that keeps everything.
+    let mut config = StoreConfig::new(dir.path());
+    config.retention_days = 0;
+    let store = Store::open(config).unwrap();
     let limits = Limits {
         max_body_bytes: LIMIT,
         ..Limits::default()

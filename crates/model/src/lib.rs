@@ -17,6 +17,7 @@ mod level;
 mod record;
 mod time;
 mod tokens;
+pub mod units;
 
 pub use level::{Level, ParseLevelError};
 pub use record::{Fields, Record, RecordId, Value};

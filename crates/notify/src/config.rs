@@ -47,6 +47,10 @@ pub struct NotifierConfig {
     /// Where to POST (webhook, slack); for alertmanager, its base URL.
     #[serde(default)]
     pub url: Option<String>,
+    /// The environment variable holding `url` instead (a service unit's `HERMES_URL`, a
+    /// Slack URL kept out of the file); its value never appears in an error.
+    #[serde(default)]
+    pub url_env: Option<String>,
     /// Attempts in all before giving up (default 4).
     #[serde(default)]
     pub attempts: Option<u32>,
@@ -93,6 +97,7 @@ impl NotifierConfig {
             name: name.into(),
             kind: NotifierKind::Webhook,
             url: Some(url.into()),
+            url_env: None,
             attempts: None,
             backoff: None,
             max_backoff: None,
@@ -232,17 +237,34 @@ impl NotifierConfig {
                 })
             }
             kind => {
-                let url = self.url.clone().ok_or_else(|| {
-                    invalid(format!(
-                        "a {} notifier needs url = \"http://…\"",
-                        kind.as_str()
-                    ))
-                })?;
+                // How errors name the URL: a value from the environment is not shown, as it
+                // may hold a secret (Slack's webhook URLs do).
+                let (url, named) = match (&self.url, &self.url_env) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid("set url or url_env, not both".into()));
+                    }
+                    (Some(url), None) => (url.clone(), format!("url = {url:?}")),
+                    (None, Some(var)) => {
+                        let url = std::env::var(var).map_err(|_| {
+                            invalid(format!(
+                                "url_env = {var:?}: the variable is not set (or not UTF-8); \
+                                 set it in the server's environment, or write url = \"http://…\""
+                            ))
+                        })?;
+                        (url, format!("the URL in {var}"))
+                    }
+                    (None, None) => {
+                        return Err(invalid(format!(
+                            "a {} notifier needs url = \"http://…\" or url_env = \"VARIABLE\"",
+                            kind.as_str()
+                        )));
+                    }
+                };
                 let parsed = reqwest::Url::parse(&url)
-                    .map_err(|e| invalid(format!("url = {url:?} is not a URL: {e}")))?;
+                    .map_err(|e| invalid(format!("{named} is not a URL: {e}")))?;
                 if parsed.scheme() != "http" && parsed.scheme() != "https" {
                     return Err(invalid(format!(
-                        "url = {url:?}: only http:// and https:// URLs are supported"
+                        "{named}: only http:// and https:// URLs are supported"
                     )));
                 }
                 if kind == NotifierKind::Alertmanager {

@@ -191,12 +191,13 @@ impl Notifier {
                     .json(&body)
                     .send()
                     .await
-                    .map_err(|e| describe_reqwest(&e))?;
+                    // Without the URL: its path or query may be a secret (Slack's are).
+                    .map_err(|e| describe_reqwest(&e.without_url()))?;
                 let status = resp.status();
                 if status.is_success() {
                     Ok(())
                 } else {
-                    Err(format!("{url} answered {status}"))
+                    Err(format!("{} answered {status}", origin_of(url)))
                 }
             }
             Target::Smtp(t) => tokio::time::timeout(self.retry.timeout, t.send(n))
@@ -204,6 +205,14 @@ impl Notifier {
                 .map_err(|_| format!("smtp {} timed out", t.server))?,
         }
     }
+}
+
+/// The scheme, host and port of a URL: what an error may show of it.
+fn origin_of(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(
+        |_| "the receiver".to_string(),
+        |u| u.origin().ascii_serialization(),
+    )
 }
 
 /// Says why a request failed, with its causes (a TLS error says which certificate check).

@@ -235,42 +235,7 @@ impl RotateRule {
     }
 }
 
-/// Parses a size in logyard's notation: `512`, `64KiB`, `100MB`, `2GiB`, or logrotate's `100k`,
-/// `10M`, `1G` (powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let bad = || {
-        format!(
-            "invalid size {text:?}: expected a number and a unit, as in 64KiB, 100MB, 2GiB or 100k"
-        )
-    };
-    let num: f64 = num.parse().map_err(|_| bad())?;
-    let mult: f64 = match unit.trim() {
-        "" | "b" | "B" => 1.0,
-        "k" | "K" | "KiB" | "kib" => 1024.0,
-        "M" | "MiB" | "mib" => 1024.0 * 1024.0,
-        "G" | "GiB" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "KB" | "kB" | "kb" => 1e3,
-        "MB" | "mb" => 1e6,
-        "GB" | "gb" => 1e9,
-        "TB" | "tb" => 1e12,
-        "TiB" | "tib" => 1024f64.powi(4),
-        u => {
-            return Err(format!(
-                "invalid size {text:?}: unknown unit {u:?}; use B, KB, MB, GB, KiB, MiB, GiB (or k, M, G)"
-            ))
-        }
-    };
-    let v = num * mult;
-    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(v as u64)
-}
+pub use logyard_model::units::parse_size;
 
 /// Parses a duration such as `30s`, `12h`, `30d`, `2w`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -287,6 +252,12 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_size("100k").unwrap(), 102_400);
+        assert_eq!(parse_size("10M").unwrap(), 10 << 20);
+        assert_eq!(
+            parse_size("10m").unwrap(),
+            10 << 20,
+            "as logyard.toml reads it"
+        );
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
         assert_eq!(parse_size("512").unwrap(), 512);

@@ -7,57 +7,17 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::SourceError;
 
-/// Deserialises a duration written as `500ms`, `1s`, `5m` (or a number of seconds).
+/// Deserialises a duration written as `500ms`, `1s`, `5m` (or a number of seconds), as
+/// [`logyard_model::units::Duration`] reads it.
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => logyard_model::parse_duration(&t)
-            .map(|ns| Duration::from_nanos(ns.max(0) as u64))
-            .map_err(serde::de::Error::custom),
-    }
+    logyard_model::units::Duration::deserialize(d).map(|x| x.0)
 }
 
-/// Deserialises a size written as `64KiB`, `1MB`, `1MiB` (or a number of bytes).
+/// Deserialises a size written as `64KiB`, `1MB`, `10M` (or a number of bytes), as
+/// [`logyard_model::units::Size`] reads it.
 pub(crate) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Bytes(usize),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Bytes(n) => Ok(n),
-        Raw::Text(t) => parse_size(&t).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "invalid size {t:?}: expected a number and a unit, as in 64KiB, 1MB, 1MiB"
-            ))
-        }),
-    }
-}
-
-/// Parses `64KiB`, `1MB`, `2GiB`, `512` (bytes).
-pub(crate) fn parse_size(text: &str) -> Option<usize> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: usize = num.parse().ok()?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "kib" | "k" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" | "m" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" | "g" => 1 << 30,
-        _ => return None,
-    };
-    num.checked_mul(mult)
+    let logyard_model::units::Size(n) = Deserialize::deserialize(d)?;
+    usize::try_from(n).map_err(|_| serde::de::Error::custom(format!("size {n} is too large")))
 }
 
 /// Applies a source's `format` and `timezone` settings over the binary's base parser

@@ -43,7 +43,7 @@ pub mod wal;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -80,8 +80,14 @@ pub enum FsyncPolicy {
 pub struct StoreConfig {
     /// Where everything lives.
     pub data_dir: PathBuf,
-    /// Days to keep; 0 keeps data forever.
+    /// Days to keep; 0 keeps data forever. Entries older than the oldest day kept are
+    /// refused at append ([`Store::refuse_expired`]) in every process; whole days are
+    /// deleted only where [`StoreConfig::prune`] is set.
     pub retention_days: u32,
+    /// Whether this process deletes by `retention_days` and `max_disk_bytes`. Only the
+    /// server sets it: a command that opens a data directory to read it (or to add to it)
+    /// never changes what it keeps. Off by default.
+    pub prune: bool,
     /// Drop the oldest days while the store is bigger than this; 0 means no limit.
     pub max_disk_bytes: u64,
     /// When the WAL is fsynced.
@@ -115,6 +121,7 @@ impl StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             retention_days: 7,
+            prune: false,
             max_disk_bytes: 0,
             fsync: FsyncPolicy::Batch,
             flush_interval: Duration::from_secs(1),
@@ -171,6 +178,8 @@ pub struct StoreStats {
     pub wal_replayed_records: u64,
     /// Days dropped by retention since start.
     pub retention_dropped_days: u64,
+    /// Entries refused since start because retention would not keep them.
+    pub refused_expired: u64,
     /// Earliest timestamp stored, if any.
     pub oldest_ts: Option<i64>,
     /// Latest timestamp stored, if any.
@@ -189,6 +198,7 @@ struct Counters {
     wal_damaged_frames: AtomicU64,
     wal_replayed_records: AtomicU64,
     retention_dropped_days: AtomicU64,
+    refused_expired: AtomicU64,
     wal_bytes: AtomicU64,
 }
 
@@ -268,6 +278,10 @@ struct Inner {
     cache: Option<Arc<ColumnCache>>,
     /// Backups in progress, and the deletions that wait for them.
     pins: Mutex<Pins>,
+    /// Entries refused as expired and not yet in a log message ([`Inner::warn_refused`]).
+    refused_unlogged: AtomicU64,
+    /// When the last such message was logged (ns; 0: never).
+    refused_logged_at: AtomicI64,
 }
 
 /// While a backup runs no file of the store is deleted: the deletions wait here and happen
@@ -340,6 +354,23 @@ impl std::fmt::Debug for Store {
 /// Days since the epoch, UTC.
 fn day_number(ts: i64) -> i64 {
     ts.div_euclid(86_400 * 1_000_000_000)
+}
+
+/// The first instant of the oldest day that `retention_days` keeps at `now`, or `None` when
+/// it keeps everything. Retention drops whole days older than the day of `now -
+/// retention_days`, so an entry before this instant would be deleted at its next pass.
+pub fn oldest_kept(retention_days: u32, now: i64) -> Option<i64> {
+    if retention_days == 0 {
+        return None;
+    }
+    let cutoff = now.saturating_sub(i64::from(retention_days) * 86_400 * 1_000_000_000);
+    Some(cutoff - cutoff.rem_euclid(86_400 * 1_000_000_000))
+}
+
+/// Why an entry older than what `retention_days` keeps is refused.
+pub fn expired_reason(retention_days: u32) -> String {
+    let unit = if retention_days == 1 { "day" } else { "days" };
+    format!("older than the retention of {retention_days} {unit}")
 }
 
 fn day_of(ts: i64) -> String {
@@ -447,11 +478,15 @@ impl Store {
             cache,
             config,
             pins: Mutex::new(Pins::default()),
+            refused_unlogged: AtomicU64::new(0),
+            refused_logged_at: AtomicI64::new(0),
         });
         if opened.changed && recovered_rows {
             inner.flush_once()?;
         }
-        inner.apply_retention()?;
+        if inner.config.prune {
+            inner.apply_retention()?;
+        }
 
         let (sender, receiver) = mpsc::channel();
         let writer = {
@@ -482,11 +517,48 @@ impl Store {
         self.send(records, None)
     }
 
+    /// Removes from `records` the entries retention would not keep (older than
+    /// [`oldest_kept`]), counts them, and returns their indices in `records` as given.
+    /// Every append does this; a caller that answers per entry calls it first to say which.
+    pub fn refuse_expired(&self, records: &mut Vec<Record>) -> Vec<usize> {
+        let Some(floor) = oldest_kept(self.inner.config.retention_days, logyard_model::now_ns())
+        else {
+            return Vec::new();
+        };
+        if records.iter().all(|r| r.timestamp >= floor) {
+            return Vec::new();
+        }
+        let mut refused = Vec::new();
+        let mut index = 0;
+        records.retain(|r| {
+            let keep = r.timestamp >= floor;
+            if !keep {
+                refused.push(index);
+            }
+            index += 1;
+            keep
+        });
+        self.inner
+            .counters
+            .refused_expired
+            .fetch_add(refused.len() as u64, Ordering::Relaxed);
+        refused
+    }
+
+    /// The reason given for an entry [`Store::refuse_expired`] refused.
+    pub fn expired_reason(&self) -> String {
+        expired_reason(self.inner.config.retention_days)
+    }
+
     fn send(
         &self,
-        records: Vec<Record>,
+        mut records: Vec<Record>,
         checkpoint: Option<KeyedCheckpoint>,
     ) -> Result<oneshot::Receiver<Result<AppendAck, StoreError>>, StoreError> {
+        let refused = self.refuse_expired(&mut records).len();
+        if refused > 0 {
+            self.inner.warn_refused(refused);
+        }
         let (reply, rx) = oneshot::channel();
         let sender = self.sender.lock().expect("sender lock");
         sender
@@ -608,6 +680,7 @@ impl Store {
             wal_damaged_frames: c.wal_damaged_frames.load(Ordering::Relaxed),
             wal_replayed_records: c.wal_replayed_records.load(Ordering::Relaxed),
             retention_dropped_days: c.retention_dropped_days.load(Ordering::Relaxed),
+            refused_expired: c.refused_expired.load(Ordering::Relaxed),
             cache: self
                 .inner
                 .cache
@@ -843,7 +916,7 @@ impl Inner {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "merge failed; will retry"),
             }
-            if last_retention.elapsed() >= self.config.retention_interval {
+            if self.config.prune && last_retention.elapsed() >= self.config.retention_interval {
                 last_retention = Instant::now();
                 if let Err(e) = self.apply_retention() {
                     tracing::error!(error = %e, "retention failed; will retry");
@@ -1063,6 +1136,28 @@ impl Inner {
                     tracing::warn!(file = %path.display(), error = %e, "cannot remove a segment file whose rows are elsewhere; it is settled at the next start")
                 }
             }
+        }
+    }
+
+    /// Logs entries refused on their way in by a path that does not answer per entry (a
+    /// source), at most once a minute, with the total since the last message.
+    fn warn_refused(&self, n: usize) {
+        const EVERY_NS: i64 = 60 * 1_000_000_000;
+        self.refused_unlogged.fetch_add(n as u64, Ordering::Relaxed);
+        let now = logyard_model::now_ns();
+        let last = self.refused_logged_at.load(Ordering::Relaxed);
+        if now - last >= EVERY_NS
+            && self
+                .refused_logged_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let entries = self.refused_unlogged.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                entries,
+                "{}; raise [store] retention_days (0 keeps everything) to store them",
+                expired_reason(self.config.retention_days)
+            );
         }
     }
 

@@ -594,13 +594,52 @@ fn retention_drops_old_days_and_keeps_recent() {
         .append(vec![rec(now_s - 30 * DAY, "old"), rec(now_s, "new")])
         .unwrap();
     store.flush().unwrap();
-    // Accepted at ingest even though it is past the retention.
+    // Accepted: this store keeps everything.
     assert_eq!(all_messages(&store), ["old", "new"]);
     drop(store);
     c.retention_days = 7;
+    // A process that does not prune (a command reading the directory) deletes nothing.
+    let store = Store::open(c.clone()).unwrap();
+    assert_eq!(all_messages(&store), ["old", "new"]);
+    assert_eq!(store.stats().retention_dropped_days, 0);
+    drop(store);
+    c.prune = true;
     let store = Store::open(c).unwrap();
     assert_eq!(all_messages(&store), ["new"]);
     assert_eq!(store.stats().retention_dropped_days, 1);
+}
+
+#[test]
+fn entries_past_the_retention_are_refused_at_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let now_s = logyard_model::now_ns() / 1_000_000_000;
+    let mut c = config(dir.path());
+    c.retention_days = 7;
+    let store = Store::open(c).unwrap();
+    let mut batch = vec![
+        rec(now_s - 30 * DAY, "old"),
+        rec(now_s, "new"),
+        rec(now_s - 8 * DAY - DAY / 2, "older than the oldest day kept"),
+        rec(now_s - 6 * DAY, "within"),
+    ];
+    assert_eq!(store.refuse_expired(&mut batch), [0, 2]);
+    assert_eq!(batch.len(), 2);
+    // Submitted as they are, the old ones are refused all the same.
+    store
+        .append(vec![rec(now_s - 30 * DAY, "old"), rec(now_s, "kept")])
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(all_messages(&store), ["kept"]);
+    assert_eq!(store.stats().refused_expired, 3);
+    assert_eq!(store.expired_reason(), "older than the retention of 7 days");
+}
+
+#[test]
+fn the_oldest_day_kept_starts_at_midnight() {
+    let day = 86_400 * 1_000_000_000i64;
+    let now = 20_000 * day + 3 * 3_600 * 1_000_000_000;
+    assert_eq!(crate::oldest_kept(0, now), None);
+    assert_eq!(crate::oldest_kept(7, now), Some((20_000 - 7) * day));
 }
 
 #[test]
@@ -617,6 +656,7 @@ fn disk_budget_drops_oldest_days() {
     let one_day = store.stats().segment_bytes / 3;
     drop(store);
     c.max_disk_bytes = one_day * 2 + one_day / 2 + 200;
+    c.prune = true;
     let store = Store::open(c).unwrap();
     let left = all_messages(&store);
     assert!(!left.contains(&"d0".to_string()), "{left:?}");
@@ -762,6 +802,7 @@ fn run_faulty_phase(
             // Retention runs at open: the open itself may fail, and that is a clear error.
             let mut retained = c.clone();
             retained.retention_days = 7;
+            retained.prune = true;
             Store::open(retained)
         }
         _ => Store::open(c.clone()),

@@ -196,10 +196,36 @@ async fn accept(
     })?;
     let errors = parsed.items.iter().filter(|i| i.is_err()).count();
     state.metrics.add_rejected("invalid_entry", errors as u64);
-    store(state, ingester, parsed.records, wire).await?;
+    let mut items = parsed.items;
+    let expired = store(state, ingester, parsed.records, wire).await?;
+    if !expired.is_empty() {
+        refuse_items(&mut items, &expired, &state.store.expired_reason());
+    }
     let took = started.elapsed().as_millis() as u64;
-    let answer = tokio::task::spawn_blocking(move || answer(&parsed.items, took)).await?;
+    let answer = tokio::task::spawn_blocking(move || answer(&items, took)).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
+/// Turns the stored items whose records the store refused (`refused`: indices among the
+/// records, which follow the `Ok` items in order) into errors that say why.
+fn refuse_items(items: &mut [Result<Created, ItemError>], refused: &[usize], reason: &str) {
+    let mut refused = refused.iter().peekable();
+    let stored = items.iter_mut().filter(|i| i.is_ok()).enumerate();
+    for (record, item) in stored {
+        if refused.peek() != Some(&&record) {
+            continue;
+        }
+        refused.next();
+        if let Ok(created) = item {
+            *item = Err(ItemError {
+                op: std::mem::take(&mut created.op),
+                index: std::mem::take(&mut created.index),
+                id: Some(std::mem::take(&mut created.id)),
+                kind: "illegal_argument_exception",
+                reason: reason.to_string(),
+            });
+        }
+    }
 }
 
 /// Writes Elasticsearch's bulk answer: `took`, `errors` and one item per action. Written

@@ -155,25 +155,31 @@ async fn accept(
         ShipperError::Invalid(_) => state.metrics.add_rejected("invalid_loki", 1),
         _ => {}
     })?;
-    let rejected = pushed.rejected.len();
-    store(state, ingester, pushed.records, wire).await?;
-    match pushed.rejected.first() {
-        None => Ok(()),
-        Some(first) => {
-            state.metrics.add_rejected("too_large", rejected as u64);
-            // As Loki answers a push with invalid entries: the valid ones are stored and
-            // the answer is a 400 that says what was rejected (agents do not retry a 4xx).
-            Err(ShipperError::Invalid(format!(
-                "{rejected} of {} entries were rejected, the others were stored: {first}{}",
-                pushed.total,
-                if rejected > 1 {
-                    format!(" (and {} more)", rejected - 1)
-                } else {
-                    String::new()
-                }
-            )))
-        }
+    let too_large = pushed.rejected.len();
+    let expired = store(state, ingester, pushed.records, wire).await?.len();
+    state.metrics.add_rejected("too_large", too_large as u64);
+    let mut why = Vec::new();
+    if let Some(first) = pushed.rejected.first() {
+        why.push(match too_large {
+            1 => first.clone(),
+            n => format!("{first} (and {} more)", n - 1),
+        });
     }
+    if expired > 0 {
+        // As Loki refuses samples older than `reject_old_samples_max_age`.
+        why.push(format!("{expired} {}", state.store.expired_reason()));
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    // As Loki answers a push with invalid entries: the valid ones are stored and the answer
+    // is a 400 that says what was rejected (agents do not retry a 4xx).
+    Err(ShipperError::Invalid(format!(
+        "{} of {} entries were rejected, the others were stored: {}",
+        too_large + expired,
+        pushed.total,
+        why.join("; ")
+    )))
 }
 
 fn bad(m: String) -> ShipperError {

@@ -188,16 +188,18 @@ pub fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-/// Writes the labels the token fixes over the records', redacts secrets from them by the
-/// `[redact]` rules (counted in `logyard_redactions_total`), stores them and returns once
-/// they are durable, then counts them in the ingest metrics (by their `source`, which each
-/// protocol sets to its name) with `wire_bytes`.
+/// Refuses the records the retention would not keep (their indices are returned, for the
+/// protocol's answer), writes the labels the token fixes over the others, redacts secrets
+/// from them by the `[redact]` rules (counted in `logyard_redactions_total`), stores them
+/// and returns once they are durable, then counts them in the ingest metrics (by their
+/// `source`, which each protocol sets to its name) with `wire_bytes`.
 pub async fn store(
     state: &AppState,
     ingester: &Ingester,
     mut records: Vec<Record>,
     wire_bytes: u64,
-) -> Result<(), ShipperError> {
+) -> Result<Vec<usize>, ShipperError> {
+    let expired = state.store.refuse_expired(&mut records);
     ingester.admit(&mut records, wire_bytes);
     {
         let mut redactor = state.redactor.lock().expect("redactor lock");
@@ -214,7 +216,7 @@ pub async fn store(
             .map_err(|_| StoreError::Closed)??;
     }
     state.metrics.add_ingested(counts, wire_bytes);
-    Ok(())
+    Ok(expired)
 }
 
 /// Lower-case hex of bytes (trace and span ids).

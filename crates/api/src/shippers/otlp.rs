@@ -293,19 +293,23 @@ async fn accept(
         ShipperError::TooLarge(_) => state.metrics.add_rejected("body_too_large", 1),
         _ => {}
     })?;
-    store(state, ingester, records, wire).await?;
-    let partial = rejected.first().map(|first| {
-        state
-            .metrics
-            .add_rejected("invalid_entry", rejected.len() as u64);
-        proto::ExportLogsPartialSuccess {
-            rejected_log_records: rejected.len() as i64,
-            error_message: if rejected.len() > 1 {
-                format!("{first} (and {} more)", rejected.len() - 1)
-            } else {
-                first.clone()
-            },
-        }
+    let expired = store(state, ingester, records, wire).await?.len();
+    state
+        .metrics
+        .add_rejected("invalid_entry", rejected.len() as u64);
+    let mut why = Vec::new();
+    if let Some(first) = rejected.first() {
+        why.push(match rejected.len() {
+            1 => first.clone(),
+            n => format!("{first} (and {} more)", n - 1),
+        });
+    }
+    if expired > 0 {
+        why.push(format!("{expired} {}", state.store.expired_reason()));
+    }
+    let partial = (!why.is_empty()).then(|| proto::ExportLogsPartialSuccess {
+        rejected_log_records: (rejected.len() + expired) as i64,
+        error_message: why.join("; "),
     });
     Ok(match encoding {
         Encoding::Protobuf => (

@@ -173,6 +173,7 @@ pub(crate) async fn follow(
     tx: mpsc::Sender<Event>,
 ) {
     let mut skipper = Skipper::new(&from);
+    let mut floors = Floors::default();
     let mut asm = Assembler::new(max_line_bytes);
     let mut stream = engine.logs(&id, from.since_secs());
     let mut error = None;
@@ -194,21 +195,52 @@ pub(crate) async fn follow(
             }
             None => break,
         }
-        if !send(&tx, &mut skipper, &mut lines).await {
+        if !send(&tx, &mut skipper, &mut floors, &mut lines).await {
             return;
         }
     }
     asm.finish(&id, &mut lines);
-    if !send(&tx, &mut skipper, &mut lines).await {
+    if !send(&tx, &mut skipper, &mut floors, &mut lines).await {
         return;
     }
     let _ = tx.send(Event::Ended { id, error }).await;
 }
 
+/// The time of the last line sent of each stream of one follow. The daemon times a stream's
+/// lines in the order it writes them, so a line older than its stream's last one is one the
+/// daemon sent again (as it can while it rotates the log under a follow); stdout and stderr
+/// are timed by two writers and may interleave out of order, so each has its own floor.
+#[derive(Debug, Default)]
+struct Floors {
+    stdout: i64,
+    stderr: i64,
+}
+
+impl Floors {
+    /// True when `line` is older than the last line sent of its stream; else moves the floor.
+    fn sent_before(&mut self, line: &LogLine) -> bool {
+        let floor = if line.stream == "stderr" {
+            &mut self.stderr
+        } else {
+            &mut self.stdout
+        };
+        if line.ns < *floor {
+            return true;
+        }
+        *floor = line.ns;
+        false
+    }
+}
+
 /// Sends the lines not taken before; false when the run loop is gone.
-async fn send(tx: &mpsc::Sender<Event>, skipper: &mut Skipper, lines: &mut Vec<LogLine>) -> bool {
+async fn send(
+    tx: &mpsc::Sender<Event>,
+    skipper: &mut Skipper,
+    floors: &mut Floors,
+    lines: &mut Vec<LogLine>,
+) -> bool {
     for line in lines.drain(..) {
-        if skipper.skip(line.ns, line.hash) {
+        if skipper.skip(line.ns, line.hash) || floors.sent_before(&line) {
             continue;
         }
         if tx.send(Event::Line(line)).await.is_err() {
@@ -221,6 +253,28 @@ async fn send(tx: &mpsc::Sender<Event>, skipper: &mut Skipper, lines: &mut Vec<L
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_older_than_its_streams_last_is_a_resend() {
+        let line = |stream: &'static str, ns: i64| LogLine {
+            id: "c".into(),
+            ns,
+            hash: 0,
+            stream,
+            text: Vec::new(),
+        };
+        let mut floors = Floors::default();
+        assert!(!floors.sent_before(&line("stdout", 10)));
+        assert!(!floors.sent_before(&line("stdout", 20)));
+        // stderr's writer may time a line before stdout's last one: still new.
+        assert!(!floors.sent_before(&line("stderr", 15)));
+        assert!(floors.sent_before(&line("stdout", 15)), "sent again");
+        assert!(
+            !floors.sent_before(&line("stdout", 20)),
+            "the same time twice"
+        );
+        assert!(floors.sent_before(&line("stderr", 14)));
+    }
 
     fn texts(lines: &[LogLine]) -> Vec<(&str, String)> {
         lines
