@@ -81,7 +81,9 @@ fn at(b: &[u8], i: usize, now_ns: i64) -> Option<(Found, usize, usize)> {
     let hit = if first.is_ascii_digit() {
         return digits_first(s, now_ns).map(|(f, n)| (f, i, i + n));
     } else if matches!(first, b'I' | b'W' | b'E' | b'F') {
-        scan_glog(s).or_else(|| scan_syslog(s))
+        scan_glog(s)
+            .or_else(|| scan_ctime(s))
+            .or_else(|| scan_syslog(s))
     } else if first.is_ascii_alphabetic() {
         scan_ctime(s).or_else(|| scan_syslog(s))
     } else {
@@ -309,6 +311,8 @@ mod tests {
         assert_eq!((c.month, c.day, c.nanos), (1, 15, 500_000_000));
         let (c, t) = civil("app.log.2017-05-16_13:53:08 2017-05-16 00:00:00.008 25746 INFO");
         assert_eq!((c.hour, t), (0, "2017-05-16 00:00:00.008"));
+        let (c, _) = civil("Wed Jan 15 00:00:00 2003 x");
+        assert_eq!((c.year, c.day), (2003, 15));
         let (c, _) = civil("myapp: 2009/11/10 23:00:00 hello");
         assert_eq!((c.year, c.hour), (2009, 23));
     }
