@@ -220,3 +220,69 @@ fn a_bad_timestamp_format_in_the_config_stops_the_start() {
     };
     assert!(err.contains("%d.%m.%Y") && err.contains("no hour"), "{err}");
 }
+
+#[test]
+fn timestamp_options_of_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("billing.log");
+    // Recent times: the store keeps 7 days by default.
+    let t = chrono::Utc::now() - chrono::Duration::hours(1);
+    let day_first = t.format("%d.%m.%Y %H:%M:%S").to_string();
+    let json = (t - chrono::Duration::minutes(5))
+        .format("%d.%m.%Y %H:%M:%S")
+        .to_string();
+    std::fs::write(
+        &file,
+        format!(
+            "{day_first} charge accepted\n{{\"when\": \"{json}\", \"msg\": \"refund sent\"}}\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "ingest",
+            "--data",
+            data,
+            "--timestamp-format",
+            "%d.%m.%Y %H:%M:%S",
+            "--timestamp-field",
+            "when",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        dir.path(),
+        &["query", "--data", data, "--ndjson", "agent:billing"],
+    );
+    let mut found: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["message"].as_str().unwrap().to_string(),
+                v["timestamp"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    let rfc = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(
+        found,
+        [
+            (format!("{day_first} charge accepted"), rfc(t)),
+            (
+                "refund sent".to_string(),
+                rfc(t - chrono::Duration::minutes(5))
+            ),
+        ]
+    );
+}
