@@ -32,7 +32,8 @@ impl Eq for TimeFormat {}
 impl FromStr for TimeFormat {
     type Err = ParseError;
 
-    /// Checks the layout: valid strftime, with an hour or an epoch number in it.
+    /// Checks the layout: valid strftime, with a day, a month and an hour, or an epoch
+    /// number.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |reason: &str| ParseError::TimeFormat {
             text: s.to_string(),
@@ -50,6 +51,27 @@ impl FromStr for TimeFormat {
         });
         if !timed {
             return Err(err("it has no hour (%H, %I, %T) nor epoch seconds (%s)"));
+        }
+        let has = |want: fn(&Item) -> bool| items.iter().any(want);
+        let whole = has(|i| {
+            matches!(
+                i,
+                Item::Numeric(Numeric::Timestamp | Numeric::Ordinal, _)
+                    | Item::Fixed(Fixed::RFC3339 | Fixed::RFC2822)
+            )
+        });
+        let day = has(|i| matches!(i, Item::Numeric(Numeric::Day, _)));
+        let month = has(|i| {
+            matches!(
+                i,
+                Item::Numeric(Numeric::Month, _)
+                    | Item::Fixed(Fixed::ShortMonthName | Fixed::LongMonthName)
+            )
+        });
+        if !(whole || (day && month)) {
+            return Err(err(
+                "it has no day (%d, %e) and month (%m, %b): times of day alone are not read",
+            ));
         }
         Ok(TimeFormat {
             text: s.to_string(),
@@ -169,7 +191,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_layouts() {
-        for bad in ["%Y-%m-%d", "%Q %H", ""] {
+        for bad in ["%Y-%m-%d", "%Q %H", "", "%H:%M:%S%.3f", "%d %H:%M"] {
             let e = bad.parse::<TimeFormat>().unwrap_err().to_string();
             assert!(e.contains("strftime"), "{e}");
         }
