@@ -248,6 +248,12 @@ proptest! {
         // A time without a year is from the last 300 days, where syslog's rule finds its year.
         let ns = if layout.has_year { old_secs * SEC + nanos } else { received - ago_ns };
         let t = chrono::DateTime::from_timestamp_nanos(ns);
+        // An epoch number after a lower-case word is an id (`user 1234567890`), not a time.
+        let lead = if layout.name.starts_with("epoch") && lead.bytes().any(|c| c.is_ascii_lowercase()) {
+            "- "
+        } else {
+            lead
+        };
         let line = format!("{lead}{} {words}{}", (layout.render)(&t), second.unwrap_or(""));
         let mut parser = Parser::new(ParserConfig::default()).unwrap();
         let rec = parser.parse(line.as_bytes(), &ctx()).unwrap();

@@ -14,7 +14,7 @@
 //! | `20171223-22:15:29:606`, `20171224-0:2:5:85` (`yyyyMMdd-H:m:s:SSS`, unpadded) | compact Android and embedded loggers |
 //! | `240115 10:30:00`, `081109 203615`, `20240115T103000Z` | MySQL, HDFS, compact ISO |
 //! | `Jun 14 15:16:01` (no year), `Sun Dec 04 04:47:44 2005` | syslog, ctime |
-//! | `1705314600`, `1705314600.123`, `1705314600123` | epoch seconds or milliseconds, when plausible |
+//! | `1705314600`, `1705314600.123`, `1705314600123` | epoch seconds or milliseconds, when plausible (after a leading token, only when that token is no lower-case word) |
 //!
 //! A stamp counts only where a token starts: a date inside a word (a rotated file's name
 //! `app.log.2017-05-16_13:53:08`) is skipped for the stamp that follows it. A stamp without
@@ -45,7 +45,7 @@ pub(crate) enum Found {
 /// `now_ns` (the receive time) bounds the epoch numbers taken as times: from 2000 to a day
 /// after it.
 pub(crate) fn find(b: &[u8], now_ns: i64) -> Option<(Found, usize, usize)> {
-    if let Some(hit) = at(b, 0, now_ns) {
+    if let Some(hit) = at(b, 0, now_ns, true) {
         return Some(hit);
     }
     let lead = b
@@ -60,11 +60,14 @@ pub(crate) fn find(b: &[u8], now_ns: i64) -> Option<(Found, usize, usize)> {
             .iter()
             .take_while(|&&c| c == b' ' || c == b'\t')
             .count();
-    at(b, start, now_ns)
+    // `user 1234567890 logged in` holds an id, not a time: an epoch number counts after a
+    // leading token only when that token is no lower-case word (`-`, `42`, `KERNDTLB`).
+    let epoch_ok = !b[..lead].iter().any(u8::is_ascii_lowercase);
+    at(b, start, now_ns, epoch_ok)
 }
 
 /// Tries every layout at `i` (a token's start).
-fn at(b: &[u8], i: usize, now_ns: i64) -> Option<(Found, usize, usize)> {
+fn at(b: &[u8], i: usize, now_ns: i64, epoch_ok: bool) -> Option<(Found, usize, usize)> {
     let s = b.get(i..)?;
     let first = *s.first()?;
     if first == b'[' {
@@ -79,7 +82,7 @@ fn at(b: &[u8], i: usize, now_ns: i64) -> Option<(Found, usize, usize)> {
         return (inner.get(n) == Some(&b']')).then_some((Found::Civil(c), i + 1, i + 1 + n));
     }
     let hit = if first.is_ascii_digit() {
-        return digits_first(s, now_ns).map(|(f, n)| (f, i, i + n));
+        return digits_first(s, now_ns, epoch_ok).map(|(f, n)| (f, i, i + n));
     } else if matches!(first, b'I' | b'W' | b'E' | b'F') {
         scan_glog(s)
             .or_else(|| scan_ctime(s))
@@ -93,14 +96,14 @@ fn at(b: &[u8], i: usize, now_ns: i64) -> Option<(Found, usize, usize)> {
 }
 
 /// The layouts that start with a digit, told apart by where their separators are.
-fn digits_first(s: &[u8], now_ns: i64) -> Option<(Found, usize)> {
+fn digits_first(s: &[u8], now_ns: i64, epoch_ok: bool) -> Option<(Found, usize)> {
     let civil = |r: Option<(Civil, usize)>| r.map(|(c, n)| (Found::Civil(c), n));
     match (s.get(2), s.get(4), s.get(8)) {
         (_, Some(b'-' | b'/'), _) => civil(scan_iso(s).or_else(|| scan_ibm(s))),
         (Some(b'/'), _, _) => civil(scan_clf(s).or_else(|| scan_yy_slash(s))),
         (Some(b'-'), _, _) => civil(scan_month_day(s)),
         (_, _, Some(b'-')) => civil(scan_compact_dash(s)),
-        _ => civil(scan_compact(s)).or_else(|| scan_epoch(s, now_ns)),
+        _ => civil(scan_compact(s)).or_else(|| epoch_ok.then(|| scan_epoch(s, now_ns)).flatten()),
     }
 }
 
@@ -334,6 +337,11 @@ mod tests {
         assert_eq!(epoch("9999999999 in the future"), None);
         assert_eq!(epoch("12345 items"), None);
         assert_eq!(epoch("1705314600x"), None);
+        assert_eq!(
+            epoch("KERNDTLB 1117869872 2005.06.04 R30"),
+            Some(1_117_869_872_000_000_000)
+        );
+        assert_eq!(epoch("user 1234567890 logged in"), None);
     }
 
     #[test]
