@@ -22,6 +22,15 @@ pub struct ParseArgs {
     /// such as Europe/Paris.
     #[arg(long, default_value = "UTC")]
     pub timezone: String,
+    /// Layout of the lines' time stamps when detection cannot know it, in strftime syntax
+    /// (chrono's): `%d.%m.%Y %H:%M:%S`, `%m-%d %H:%M:%S%.f` (no year: the latest that is not
+    /// in the future), `%s` (epoch seconds). Tried first; lines it does not fit are detected.
+    #[arg(long, value_name = "STRFTIME")]
+    pub timestamp_format: Option<String>,
+    /// Field that holds the lines' time: a key of JSON or logfmt lines (`a.b` when nested),
+    /// a grok capture or a `key=value` pair of a text line.
+    #[arg(long, value_name = "FIELD")]
+    pub timestamp_field: Option<String>,
     /// Agent of lines that do not name one (default: from the file's name).
     #[arg(long)]
     pub agent: Option<String>,
@@ -40,7 +49,20 @@ pub fn parser(config: &RawConfig, args: &ParseArgs) -> anyhow::Result<Parser> {
         .timezone
         .parse()
         .map_err(|e| anyhow::anyhow!("--timezone {:?}: {e}", args.timezone))?;
-    Ok(Parser::new(config.parser_config(format, timezone))?)
+    let mut cfg = config.parser_config(format, timezone);
+    if let Some(f) = &args.timestamp_format {
+        cfg.timestamp_format = Some(
+            f.parse()
+                .map_err(|e| anyhow::anyhow!("--timestamp-format {f:?}: {e}"))?,
+        );
+    }
+    cfg.timestamp_field = args
+        .timestamp_field
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_string);
+    Ok(Parser::new(cfg)?)
 }
 
 /// Returns this machine's host name, or an empty string.

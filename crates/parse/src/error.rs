@@ -25,4 +25,12 @@ pub enum ParseError {
         /// What is wrong.
         reason: String,
     },
+    /// A `timestamp_format` is not a strftime layout logyard can read times with.
+    #[error("timestamp format {text:?} is invalid: {reason}; write it in strftime syntax, as in \"%d.%m.%Y %H:%M:%S\"")]
+    TimeFormat {
+        /// The format as written.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
 }

@@ -19,7 +19,7 @@ use crate::error::ParseError;
 use crate::fields::{add_field, scalar};
 use crate::formats::{Cx, TIME_ERROR};
 use crate::level::set_level;
-use crate::time::{parse_stamp, Stamp};
+use crate::time::{parse_stamp_with, Stamp};
 
 const LIBRARY: &str = include_str!("grok_patterns.txt");
 const MAX_NESTING: usize = 32;
@@ -122,7 +122,7 @@ impl Grok {
 fn put(rec: &mut Record, field: &str, v: &str, conv: Conv, cx: &Cx) -> bool {
     let unquoted = v.strip_prefix('"').and_then(|x| x.strip_suffix('"'));
     match field {
-        "timestamp" | "time" | "ts" => match parse_stamp(v, cx.zone, cx.now) {
+        "timestamp" | "time" | "ts" => match parse_stamp_with(v, cx.time_format, cx.zone, cx.now) {
             Stamp::Ok(ns) => rec.timestamp = ns,
             Stamp::Invalid(r) => {
                 rec.fields.insert(
@@ -294,6 +294,7 @@ mod tests {
     fn cx() -> Cx<'static> {
         Cx {
             zone: crate::TimeZone::Utc,
+            time_format: None,
             now: 1_705_314_600_000_000_000,
             agent_hint: "",
             access_agent: "nginx",

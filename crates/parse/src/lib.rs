@@ -78,6 +78,7 @@ pub use parser::{
     WRAPPER_ERROR,
 };
 pub use redact::{unescape_json, RedactConfig, RedactPattern, RedactionCounts, Redactor};
+pub use time::custom::TimeFormat;
 pub use time::TimeZone;
 
 #[doc(no_inline)]

@@ -13,7 +13,10 @@ use crate::formats::{self, cri, docker, Cx, Miss};
 use crate::grok::{Grok, GrokDef};
 use crate::multiline::{Multiline, MultilineConfig};
 use crate::redact::{RedactConfig, Redactor};
-use crate::time::{parse_stamp, Stamp, TimeZone};
+use crate::time::custom::TimeFormat;
+use crate::time::{
+    epoch_int, epoch_to_ns, parse_stamp, parse_stamp_with, resolve, Stamp, TimeZone,
+};
 
 /// A parser's settings (the `[[sources]]` parse options and `[limits]` of the config file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,12 @@ pub struct ParserConfig {
     pub keep_raw: bool,
     /// How [`Parser::push`] joins multi-line records (default `auto`).
     pub multiline: MultilineConfig,
+    /// The layout of the lines' time stamps when detection cannot know it
+    /// (`timestamp_format`): tried first, in text lines' headers and in time fields.
+    pub timestamp_format: Option<TimeFormat>,
+    /// The field that holds the time (`timestamp_field`): a key of JSON or logfmt lines
+    /// (nested keys as `a.b`), a grok capture or a `key=value` pair of a text line.
+    pub timestamp_field: Option<String>,
 }
 
 impl Default for ParserConfig {
@@ -44,6 +53,8 @@ impl Default for ParserConfig {
             max_line_bytes: 1 << 20,
             keep_raw: false,
             multiline: MultilineConfig::default(),
+            timestamp_format: None,
+            timestamp_field: None,
         }
     }
 }
@@ -342,6 +353,7 @@ impl Parser {
             now: ctx.received_ns,
             agent_hint: ctx.agent_hint,
             access_agent,
+            time_format: self.cfg.timestamp_format.as_ref(),
         };
         let mut structured = false;
         let mut matched = self.grok.iter().any(|g| {
@@ -404,6 +416,9 @@ impl Parser {
             rec.fields
                 .insert(WRAPPER_ERROR.into(), Value::Str(reason.into()));
         }
+        if self.cfg.timestamp_field.is_some() || self.cfg.timestamp_format.is_some() {
+            self.configured_time(text, &mut rec, structured, &cx);
+        }
         if rec.timestamp == UNSET {
             rec.timestamp = wrapper_time.unwrap_or(ctx.received_ns);
         }
@@ -426,6 +441,61 @@ impl Parser {
             rec.raw = Some(text.to_string());
         }
         rec
+    }
+}
+
+impl Parser {
+    /// Applies `timestamp_field` and `timestamp_format`: the named field's time wins over
+    /// what detection found; without one, a text line's header in the configured layout.
+    fn configured_time(&self, text: &str, rec: &mut Record, structured: bool, cx: &Cx) {
+        let fmt = self.cfg.timestamp_format.as_ref();
+        if let Some(field) = &self.cfg.timestamp_field {
+            if let Some(value) = rec.fields.get(field.as_str()) {
+                let stamp = match value {
+                    Value::Str(s) => parse_stamp_with(s, fmt, cx.zone, cx.now),
+                    Value::Int(i) => epoch_int(*i).map_or(Stamp::Unknown, Stamp::Ok),
+                    Value::Float(f) => epoch_to_ns(*f).map_or(Stamp::Unknown, Stamp::Ok),
+                    _ => Stamp::Unknown,
+                };
+                let error = match stamp {
+                    Stamp::Ok(ns) => {
+                        rec.timestamp = ns;
+                        rec.fields.remove(field.as_str());
+                        rec.fields.remove(formats::TIME_ERROR);
+                        return;
+                    }
+                    Stamp::Invalid(reason) => {
+                        format!("invalid timestamp {value} in field {field:?}: {reason}")
+                    }
+                    Stamp::Unknown => format!(
+                        "field {field:?} holds {value}, not a time stamp logyard knows: set timestamp_format"
+                    ),
+                };
+                rec.fields
+                    .insert(formats::TIME_ERROR.into(), Value::Str(error));
+                return;
+            }
+        }
+        let Some(fmt) = fmt.filter(|_| !structured) else {
+            return;
+        };
+        if let Some((found, start, end)) = fmt.find(text) {
+            match resolve(found, cx.zone, cx.now) {
+                Ok(ns) => {
+                    rec.timestamp = ns;
+                    rec.fields.remove(formats::TIME_ERROR);
+                }
+                Err(reason) => {
+                    rec.fields.insert(
+                        formats::TIME_ERROR.into(),
+                        Value::Str(format!(
+                            "invalid timestamp {:?}: {reason}",
+                            &text[start..end]
+                        )),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -353,6 +353,11 @@ pub fn unescape_json(text: &str) -> Cow<'_, str> {
                     _ => (None, 2),
                 };
                 out.push_str(&text[copied..i]);
+                // A backslash before a multi-byte character keeps the whole character.
+                let mut end = (i + len).min(b.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
                 match decoded {
                     Some('"') => out.push_str("\\\""),
                     Some('\\') => out.push_str("\\\\"),
@@ -363,9 +368,9 @@ pub fn unescape_json(text: &str) -> Cow<'_, str> {
                         out.push_str(&format!("\\u{:04x}", u32::from(c)));
                     }
                     Some(c) => out.push(c),
-                    None => out.push_str(&text[i..(i + len).min(b.len())]),
+                    None => out.push_str(&text[i..end]),
                 }
-                i = (i + len).min(b.len());
+                i = end;
                 copied = i;
             }
             _ => i += 1,

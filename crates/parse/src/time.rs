@@ -12,6 +12,9 @@ use chrono::{Offset, TimeZone as _};
 
 use crate::error::ParseError;
 
+pub(crate) mod custom;
+pub(crate) mod header;
+
 const NS: i64 = 1_000_000_000;
 const DAY_NS: i64 = 86_400 * NS;
 const MONTHS: [&[u8; 3]; 12] = [
@@ -455,6 +458,36 @@ pub(crate) enum Stamp {
     Invalid(&'static str),
     /// Not a stamp this crate knows.
     Unknown,
+}
+
+/// Converts a found stamp to nanoseconds: a stamp without a year gets syslog's year rule.
+pub(crate) fn resolve(
+    found: header::Found,
+    zone: TimeZone,
+    now_ns: i64,
+) -> Result<i64, &'static str> {
+    match found {
+        header::Found::Epoch(ns) => Ok(ns),
+        header::Found::Civil(c) if c.year == 0 => infer_year(c, zone, now_ns),
+        header::Found::Civil(c) => c.to_ns(zone),
+    }
+}
+
+/// Reads a whole text as a timestamp: in the configured layout first (when there is one),
+/// then in any known form.
+pub(crate) fn parse_stamp_with(
+    text: &str,
+    format: Option<&custom::TimeFormat>,
+    zone: TimeZone,
+    now_ns: i64,
+) -> Stamp {
+    if let Some(found) = format.and_then(|f| f.whole(text)) {
+        return match resolve(found, zone, now_ns) {
+            Ok(ns) => Stamp::Ok(ns),
+            Err(e) => Stamp::Invalid(e),
+        };
+    }
+    parse_stamp(text, zone, now_ns)
 }
 
 /// Reads a whole text as a timestamp in any known form, epoch numbers included.

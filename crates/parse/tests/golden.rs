@@ -4,7 +4,8 @@
 //! review the diff by eye before committing it.
 //!
 //! Special files: `multiline` joins lines first, `grok` configures a grok parser, `limits`
-//! sets `max_line_bytes` to 64.
+//! sets `max_line_bytes` to 64, `custom_time` sets `timestamp_format` to
+//! `%d.%m.%Y %H:%M:%S%.f` and `timestamp_field` to `when`.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,10 @@ fn run(name: &str, input: &[u8]) -> String {
             pattern: r"%{TIMESTAMP_ISO8601:timestamp} %{LOGLEVEL:level} \[%{DATA:thread}\] %{GREEDYDATA:message}".into(),
         }),
         "limits" => cfg.max_line_bytes = 64,
+        "custom_time" => {
+            cfg.timestamp_format = Some("%d.%m.%Y %H:%M:%S%.f".parse().expect("format"));
+            cfg.timestamp_field = Some("when".into());
+        }
         _ => {}
     }
     let mut parser = Parser::new(cfg).expect("config");

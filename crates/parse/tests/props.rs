@@ -1,5 +1,7 @@
 //! Property tests: no input makes detection, a format parser or the multi-line joiner panic,
-//! and a record printed as JSON and parsed back gives the same record.
+//! a record printed as JSON and parsed back gives the same record, and a random time
+//! rendered in any header layout (with or without a year, with or without a leading token,
+//! with a second stamp in the message) parses back to that time at the layout's precision.
 //!
 //! The round trip covers timestamp, level, agent, host, source, message and fields, for
 //! field names that are not aliases of those keys and not well-known names that the parser
@@ -84,8 +86,184 @@ fn record() -> impl Strategy<Value = Record> {
         )
 }
 
+/// A header layout: how a time is written, whether it has a year, its precision in ns.
+struct Layout {
+    name: &'static str,
+    render: fn(&chrono::DateTime<chrono::Utc>) -> String,
+    has_year: bool,
+    precision: i64,
+}
+
+const MS: i64 = 1_000_000;
+const SEC: i64 = 1_000_000_000;
+
+/// Every header layout of `time/header.rs`, rendered as the software that writes it does.
+fn layouts() -> Vec<Layout> {
+    use chrono::Timelike as _;
+    fn f(t: &chrono::DateTime<chrono::Utc>, fmt: &str) -> String {
+        t.format(fmt).to_string()
+    }
+    vec![
+        Layout {
+            name: "log4j",
+            render: |t| f(t, "%Y-%m-%d %H:%M:%S,%3f"),
+            has_year: true,
+            precision: MS,
+        },
+        Layout {
+            name: "iso",
+            render: |t| f(t, "%Y-%m-%dT%H:%M:%S%.6fZ"),
+            has_year: true,
+            precision: 1000,
+        },
+        Layout {
+            name: "go log",
+            render: |t| f(t, "%Y/%m/%d %H:%M:%S"),
+            has_year: true,
+            precision: SEC,
+        },
+        Layout {
+            name: "go log µs",
+            render: |t| f(t, "%Y/%m/%d %H:%M:%S%.6f"),
+            has_year: true,
+            precision: 1000,
+        },
+        Layout {
+            name: "windows",
+            render: |t| f(t, "%Y-%m-%d %H:%M:%S,"),
+            has_year: true,
+            precision: SEC,
+        },
+        Layout {
+            name: "hadoop",
+            render: |t| f(t, "%y/%m/%d %H:%M:%S"),
+            has_year: true,
+            precision: SEC,
+        },
+        Layout {
+            name: "logcat",
+            render: |t| f(t, "%m-%d %H:%M:%S%.3f"),
+            has_year: false,
+            precision: MS,
+        },
+        Layout {
+            name: "glog",
+            render: |t| f(t, "I%m%d %H:%M:%S%.6f"),
+            has_year: false,
+            precision: 1000,
+        },
+        Layout {
+            name: "ibm",
+            render: |t| f(t, "%Y-%m-%d-%H.%M.%S%.6f"),
+            has_year: true,
+            precision: 1000,
+        },
+        Layout {
+            name: "clf",
+            render: |t| f(t, "[%d/%b/%Y:%H:%M:%S +0000]"),
+            has_year: true,
+            precision: SEC,
+        },
+        Layout {
+            name: "proxifier",
+            render: |t| f(t, "[%m.%d %H:%M:%S]"),
+            has_year: false,
+            precision: SEC,
+        },
+        Layout {
+            name: "bracket iso",
+            render: |t| f(t, "[%Y-%m-%d %H:%M:%S]"),
+            has_year: true,
+            precision: SEC,
+        },
+        Layout {
+            name: "compact unpadded",
+            render: |t| {
+                format!(
+                    "{}-{}:{}:{}:{}",
+                    t.format("%Y%m%d"),
+                    t.hour(),
+                    t.minute(),
+                    t.second(),
+                    t.nanosecond() / 1_000_000
+                )
+            },
+            has_year: true,
+            precision: MS,
+        },
+        Layout {
+            name: "hdfs",
+            render: |t| f(t, "%y%m%d %H%M%S"),
+            has_year: true,
+            precision: SEC,
+        },
+        Layout {
+            name: "syslog",
+            render: |t| f(t, "%b %e %H:%M:%S"),
+            has_year: false,
+            precision: SEC,
+        },
+        Layout {
+            name: "ctime",
+            render: |t| f(t, "%a %b %d %H:%M:%S %Y"),
+            has_year: true,
+            precision: SEC,
+        },
+        Layout {
+            name: "epoch s",
+            render: |t| f(t, "%s"),
+            has_year: true,
+            precision: SEC,
+        },
+        Layout {
+            name: "epoch s.ms",
+            render: |t| f(t, "%s%.3f"),
+            has_year: true,
+            precision: MS,
+        },
+        Layout {
+            name: "epoch ms",
+            render: |t| t.timestamp_millis().to_string(),
+            has_year: true,
+            precision: MS,
+        },
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+
+    #[test]
+    fn header_stamps_parse_back(
+        layout in 0..layouts().len(),
+        ago_ns in 0i64..(300 * 86_400 * SEC),
+        old_secs in 1_010_000_000i64..1_705_000_000,
+        nanos in 0i64..SEC,
+        lead in prop_oneof![Just(""), Just("42 "), Just("web-1 "), Just("- "), Just("myapp: "), Just("app.log.2017-05-16_13:53:08 ")],
+        words in "[a-z]{1,8}( [a-z]{1,8}){0,4}",
+        second in proptest::option::of(Just(" at 2011-02-03 04:05:06")),
+    ) {
+        let layout = &layouts()[layout];
+        let received = ctx().received_ns;
+        // A time without a year is from the last 300 days, where syslog's rule finds its year.
+        let ns = if layout.has_year { old_secs * SEC + nanos } else { received - ago_ns };
+        let t = chrono::DateTime::from_timestamp_nanos(ns);
+        // An epoch number after a lower-case word is an id (`user 1234567890`), not a time.
+        let lead = if layout.name.starts_with("epoch") && lead.bytes().any(|c| c.is_ascii_lowercase()) {
+            "- "
+        } else {
+            lead
+        };
+        let line = format!("{lead}{} {words}{}", (layout.render)(&t), second.unwrap_or(""));
+        let mut parser = Parser::new(ParserConfig::default()).unwrap();
+        let rec = parser.parse(line.as_bytes(), &ctx()).unwrap();
+        let want = ns - ns.rem_euclid(layout.precision);
+        prop_assert_eq!(
+            rec.timestamp, want,
+            "{}: {:?} gave {} instead of {}", layout.name, line,
+            logyard_model::format_rfc3339(rec.timestamp), logyard_model::format_rfc3339(want)
+        );
+    }
 
     #[test]
     fn no_input_panics_any_format(line in prop_oneof![proptest::collection::vec(any::<u8>(), 0..300), loggy()]) {

@@ -171,9 +171,61 @@ impl SourceConfig {
             SourceConfig::Stdin(c) => c.name.as_deref(),
         }
     }
+}
+
+/// The time settings of a source, from its three keys.
+fn time_settings<'a>(
+    timezone: &'a Option<String>,
+    format: &'a Option<String>,
+    field: &'a Option<String>,
+) -> settings::TimeSettings<'a> {
+    settings::TimeSettings {
+        timezone: timezone.as_deref(),
+        format: format.as_deref(),
+        field: field.as_deref(),
+    }
+}
+
+impl SourceConfig {
+    /// Checks the parse settings (`format`, `timezone`, `timestamp_format`,
+    /// `timestamp_field`), so that a bad one stops the start instead of the source.
+    fn check_parse_settings(&self, name: &str) -> Result<(), SourceError> {
+        let (format, time) = match self {
+            SourceConfig::File(c) => (
+                c.format.as_deref(),
+                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
+            ),
+            SourceConfig::Syslog(c) => (
+                c.format.as_deref(),
+                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
+            ),
+            SourceConfig::Docker(c) => (
+                None,
+                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
+            ),
+            SourceConfig::Ssh(c) => (
+                c.format.as_deref(),
+                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
+            ),
+            SourceConfig::Stdin(c) => (
+                c.format.as_deref(),
+                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
+            ),
+            SourceConfig::Journald(_) => return Ok(()),
+        };
+        settings::parser_config(
+            name,
+            &ParserConfig::default(),
+            format,
+            time,
+            logyard_parse::Format::Auto,
+        )
+        .map(drop)
+    }
 
     /// Builds the source under a name: the registry, one arm per type.
     pub fn build(&self, name: &str) -> Result<Box<dyn Source>, SourceError> {
+        self.check_parse_settings(name)?;
         Ok(match self {
             SourceConfig::File(c) => Box::new(FileSource::new(name, c.clone())?),
             SourceConfig::Syslog(c) => Box::new(SyslogSource::new(name, c.clone())?),

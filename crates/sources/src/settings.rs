@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use logyard_parse::{Format, ParserConfig, TimeZone};
+use logyard_parse::{Format, ParserConfig, TimeFormat, TimeZone};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::SourceError;
@@ -20,13 +20,25 @@ pub(crate) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     usize::try_from(n).map_err(|_| serde::de::Error::custom(format!("size {n} is too large")))
 }
 
-/// Applies a source's `format` and `timezone` settings over the binary's base parser
-/// settings (grok parsers, redaction, `max_line_bytes` from `[limits]`).
+/// A source's settings about its lines' time: `timezone`, `timestamp_format`,
+/// `timestamp_field`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TimeSettings<'a> {
+    /// The zone of stamps that carry none.
+    pub timezone: Option<&'a str>,
+    /// The layout of the stamps, in strftime syntax.
+    pub format: Option<&'a str>,
+    /// The field that holds the time.
+    pub field: Option<&'a str>,
+}
+
+/// Applies a source's `format` and time settings over the binary's base parser settings
+/// (grok parsers, redaction, `max_line_bytes` from `[limits]`).
 pub(crate) fn parser_config(
     name: &str,
     base: &ParserConfig,
     format: Option<&str>,
-    timezone: Option<&str>,
+    time: TimeSettings,
     default_format: Format,
 ) -> Result<ParserConfig, SourceError> {
     let mut cfg = base.clone();
@@ -38,8 +50,14 @@ pub(crate) fn parser_config(
         Some(f) => f.parse().map_err(wrap)?,
         None => default_format,
     };
-    if let Some(tz) = timezone {
+    if let Some(tz) = time.timezone {
         cfg.timezone = tz.parse::<TimeZone>().map_err(wrap)?;
+    }
+    if let Some(f) = time.format {
+        cfg.timestamp_format = Some(f.parse::<TimeFormat>().map_err(wrap)?);
+    }
+    if let Some(field) = time.field.filter(|f| !f.trim().is_empty()) {
+        cfg.timestamp_field = Some(field.trim().to_string());
     }
     Ok(cfg)
 }

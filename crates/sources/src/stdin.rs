@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::batch::deliver_retrying;
 use crate::error::SourceError;
-use crate::settings::{duration, parser_config};
+use crate::settings::{duration, parser_config, TimeSettings};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -28,6 +28,13 @@ pub struct StdinConfig {
     /// The zone of stamps that carry none.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
+    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
+    #[serde(default)]
+    pub timestamp_field: Option<String>,
     /// The agent of lines that name none (default `stdin`).
     #[serde(default)]
     pub agent: Option<String>,
@@ -58,6 +65,8 @@ impl Default for StdinConfig {
             name: None,
             format: None,
             timezone: None,
+            timestamp_format: None,
+            timestamp_field: None,
             agent: None,
             multiline: auto(),
             batch_lines: thousand(),
@@ -110,7 +119,11 @@ impl Source for StdinSource {
             &self.name,
             &ctx.parser,
             self.cfg.format.as_deref(),
-            self.cfg.timezone.as_deref(),
+            TimeSettings {
+                timezone: self.cfg.timezone.as_deref(),
+                format: self.cfg.timestamp_format.as_deref(),
+                field: self.cfg.timestamp_field.as_deref(),
+            },
             Format::Auto,
         )?;
         let max_line = cfg.max_line_bytes;

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::batch::deliver_retrying;
 use crate::error::SourceError;
-use crate::settings::{duration, parser_config, size};
+use crate::settings::{duration, parser_config, size, TimeSettings};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -56,6 +56,13 @@ pub struct SyslogConfig {
     /// The zone of RFC 3164 stamps (they carry none); `UTC` by default.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
+    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
+    #[serde(default)]
+    pub timestamp_field: Option<String>,
     /// Open TCP and RELP connections at most, together; more are refused and reported
     /// (default 1000).
     #[serde(default = "thousand")]
@@ -114,6 +121,8 @@ impl SyslogConfig {
             listen_relp: None,
             format: None,
             timezone: None,
+            timestamp_format: None,
+            timestamp_field: None,
             max_connections: thousand(),
             idle_timeout: five_minutes(),
             max_message_bytes: sixty_four_k(),
@@ -333,7 +342,11 @@ impl Source for SyslogSource {
             &self.name,
             &ctx.parser,
             self.cfg.format.as_deref(),
-            self.cfg.timezone.as_deref(),
+            TimeSettings {
+                timezone: self.cfg.timezone.as_deref(),
+                format: self.cfg.timestamp_format.as_deref(),
+                field: self.cfg.timestamp_field.as_deref(),
+            },
             Format::Syslog,
         )?;
         let parser = Parser::new(parser).map_err(|source| SourceError::Parse {

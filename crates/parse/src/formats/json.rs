@@ -14,7 +14,7 @@ use serde::Deserialize as _;
 use super::{Cx, Miss, Res, TIME_ERROR};
 use crate::fields::add_field;
 use crate::level::{set_level, set_level_number};
-use crate::time::{epoch_int, epoch_to_ns, parse_stamp, Stamp};
+use crate::time::{epoch_int, epoch_to_ns, parse_stamp_with, Stamp};
 
 /// Objects nested deeper than this are kept as JSON text instead of being flattened.
 pub const MAX_DEPTH: usize = 8;
@@ -33,7 +33,8 @@ enum Role {
 
 fn role(key: &str) -> Role {
     match key {
-        "timestamp" | "time" | "ts" | "@timestamp" | "@t" | "Timestamp" | "datetime" => Role::Time,
+        "timestamp" | "time" | "ts" | "@timestamp" | "@t" | "Timestamp" | "datetime"
+        | "asctime" | "date" => Role::Time,
         "level" | "severity" | "lvl" | "levelname" | "log.level" | "@l" | "Level" | "loglevel" => {
             Role::Level
         }
@@ -89,7 +90,7 @@ impl Sink<'_, '_, '_> {
         let bit = 1u8 << (r as u8);
         if r != Role::Field && self.seen & bit == 0 {
             self.seen |= bit;
-            if self.put_role(r, &value) {
+            if self.put_role(r, key, &value) {
                 return;
             }
             self.seen &= !bit;
@@ -105,26 +106,30 @@ impl Sink<'_, '_, '_> {
     }
 
     /// Applies a role; false when the value does not fit it (it then becomes a field).
-    fn put_role(&mut self, r: Role, value: &Scalar) -> bool {
+    fn put_role(&mut self, r: Role, key: &str, value: &Scalar) -> bool {
         let rec = &mut *self.rec;
         match (r, value) {
-            (Role::Time, Scalar::Str(s)) => match parse_stamp(s, self.cx.zone, self.cx.now) {
-                Stamp::Ok(ns) => rec.timestamp = ns,
-                Stamp::Invalid(reason) => {
-                    rec.fields.insert(
-                        TIME_ERROR.into(),
-                        Value::Str(format!("invalid timestamp {s:?}: {reason}")),
-                    );
-                    return false;
+            (Role::Time, Scalar::Str(s)) => {
+                match parse_stamp_with(s, self.cx.time_format, self.cx.zone, self.cx.now) {
+                    Stamp::Ok(ns) => rec.timestamp = ns,
+                    Stamp::Invalid(reason) => {
+                        rec.fields.insert(
+                            TIME_ERROR.into(),
+                            Value::Str(format!("invalid timestamp {s:?}: {reason}")),
+                        );
+                        return false;
+                    }
+                    // `date` often holds a day alone, or a word: a field, not an error.
+                    Stamp::Unknown if key == "date" => return false,
+                    Stamp::Unknown => {
+                        rec.fields.insert(
+                            TIME_ERROR.into(),
+                            Value::Str(format!("unknown timestamp format {s:?}")),
+                        );
+                        return false;
+                    }
                 }
-                Stamp::Unknown => {
-                    rec.fields.insert(
-                        TIME_ERROR.into(),
-                        Value::Str(format!("unknown timestamp format {s:?}")),
-                    );
-                    return false;
-                }
-            },
+            }
             (Role::Time, Scalar::Int(i)) => match epoch_int(*i) {
                 Some(ns) => rec.timestamp = ns,
                 None => return false,

@@ -10,7 +10,7 @@ use logyard_model::{Record, Value};
 use super::{Cx, Miss, Res, TIME_ERROR};
 use crate::fields::{add_field, scalar};
 use crate::level::set_level;
-use crate::time::{parse_stamp, Stamp};
+use crate::time::{parse_stamp_with, Stamp};
 
 /// Splits a logfmt line into pairs; `None` when it is not logfmt.
 fn pairs(line: &str) -> Option<Vec<(&str, Cow<'_, str>)>> {
@@ -123,7 +123,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
         match key {
             "ts" | "time" | "timestamp" | "t" | "@timestamp" if !time => {
                 time = true;
-                match parse_stamp(v, cx.zone, cx.now) {
+                match parse_stamp_with(v, cx.time_format, cx.zone, cx.now) {
                     Stamp::Ok(ns) => rec.timestamp = ns,
                     Stamp::Invalid(reason) => {
                         rec.fields.insert(

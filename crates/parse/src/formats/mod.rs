@@ -18,6 +18,7 @@ pub(crate) mod stamped;
 
 use logyard_model::{Record, Value};
 
+use crate::time::custom::TimeFormat;
 use crate::time::{Civil, TimeZone};
 
 /// The field that says why a line's time was not used.
@@ -33,6 +34,8 @@ pub(crate) struct Cx<'a> {
     pub agent_hint: &'a str,
     /// The agent of access-log lines when there is no hint (`nginx` or `apache`).
     pub access_agent: &'static str,
+    /// The configured layout of time stamps (`timestamp_format`), tried before detection.
+    pub time_format: Option<&'a TimeFormat>,
 }
 
 /// Why a parser did not produce a record.

@@ -1,13 +1,15 @@
-//! Plain text: the whole line is the message; a timestamp and a level found anywhere in it
-//! are used when unambiguous (the first stamp in the first 128 bytes, or a compact
-//! `240115 10:30:00` one at the start; every level word agreeing).
+//! Plain text: the whole line is the message. Its time is the stamp of its header (see
+//! [`crate::time::header`]: at the start, in a leading `[…]` or after one leading token, in
+//! the layouts widely used software writes), else the first stamp in its first 128 bytes;
+//! its level is a level word found anywhere when every one agrees.
 
 use logyard_model::{Record, Value};
 
 use super::{Cx, TIME_ERROR};
 use crate::fields::extract;
 use crate::level::{find_level, set_level};
-use crate::time::{infer_year, scan_clf, scan_compact, scan_ctime, scan_iso, scan_syslog, Civil};
+use crate::time::header::{self, Found};
+use crate::time::{resolve, scan_clf, scan_compact, scan_ctime, scan_iso, scan_syslog, Civil};
 
 /// Finds the first timestamp in the text: (civil time, its start, its end).
 fn find_stamp(b: &[u8]) -> Option<(Civil, usize, usize)> {
@@ -36,13 +38,11 @@ fn find_stamp(b: &[u8]) -> Option<(Civil, usize, usize)> {
 
 /// Reads a line as plain text; never fails.
 pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) {
-    if let Some((civil, start, end)) = find_stamp(line.as_bytes()) {
-        let ns = if civil.year == 0 {
-            infer_year(civil, cx.zone, cx.now)
-        } else {
-            civil.to_ns(cx.zone)
-        };
-        match ns {
+    let b = line.as_bytes();
+    let stamp = header::find(b, cx.now)
+        .or_else(|| find_stamp(b).map(|(c, start, end)| (Found::Civil(c), start, end)));
+    if let Some((found, start, end)) = stamp {
+        match resolve(found, cx.zone, cx.now) {
             Ok(ns) => rec.timestamp = ns,
             Err(reason) => {
                 rec.fields.insert(

@@ -371,3 +371,12 @@ mod escapes {
         }
     }
 }
+
+#[test]
+fn a_backslash_before_a_multibyte_character_does_not_panic() {
+    assert_eq!(
+        unescape_json("{\"log\":\"\\\u{fffd}"),
+        "{\"log\":\"\\\u{fffd}"
+    );
+    assert_eq!(unescape_json("\"a\\é b\""), "\"a\\é b\"");
+}

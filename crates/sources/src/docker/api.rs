@@ -32,7 +32,7 @@ use super::position::{token_key, ApiCheckpoint, Position, PositionStore, VERSION
 use super::DockerSource;
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::settings::parser_config;
+use crate::settings::{parser_config, TimeSettings};
 use crate::sink::CheckpointToken;
 use crate::status::{ContainerStatus, SourceState};
 use crate::SourceContext;
@@ -149,7 +149,11 @@ impl<'a> ApiRun<'a> {
             &src.name,
             &ctx.parser,
             None,
-            src.cfg.timezone.as_deref(),
+            TimeSettings {
+                timezone: src.cfg.timezone.as_deref(),
+                format: src.cfg.timestamp_format.as_deref(),
+                field: src.cfg.timestamp_field.as_deref(),
+            },
             Format::Auto,
         )?;
         let max_line_bytes = src.cfg.max_line_bytes.unwrap_or(cfg.max_line_bytes);

@@ -83,6 +83,13 @@ pub struct DockerConfig {
     /// The zone of stamps that carry none (`UTC` by default).
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
+    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
+    #[serde(default)]
+    pub timestamp_field: Option<String>,
     /// How often containers are listed and the log files looked at (default `1s`, at most
     /// `1h`).
     #[serde(default = "one_second", deserialize_with = "duration")]
@@ -168,6 +175,8 @@ impl Default for DockerConfig {
             labels: all_labels(),
             start_at: StartAt::End,
             timezone: None,
+            timestamp_format: None,
+            timestamp_field: None,
             poll_interval: one_second(),
             max_line_bytes: None,
             batch_lines: default_batch(),

@@ -22,7 +22,7 @@ use logyard_parse::{Format, MultilineConfig, MultilineMode};
 use serde::Deserialize;
 
 use crate::error::SourceError;
-use crate::settings::{duration, parser_config, size};
+use crate::settings::{duration, parser_config, size, TimeSettings};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -79,6 +79,13 @@ pub struct FileConfig {
     /// The zone of stamps that carry none (`UTC` by default).
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
+    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
+    #[serde(default)]
+    pub timestamp_field: Option<String>,
     /// `notify` (default) or `poll`.
     #[serde(default)]
     pub watch: WatchMode,
@@ -149,6 +156,8 @@ impl FileConfig {
             multiline: default_multiline(),
             format: None,
             timezone: None,
+            timestamp_format: None,
+            timestamp_field: None,
             watch: WatchMode::Notify,
             poll_interval: one_second(),
             partial_timeout: one_second(),
@@ -228,7 +237,11 @@ impl FileSource {
             &self.name,
             &ctx.parser,
             self.cfg.format.as_deref(),
-            self.cfg.timezone.as_deref(),
+            TimeSettings {
+                timezone: self.cfg.timezone.as_deref(),
+                format: self.cfg.timestamp_format.as_deref(),
+                field: self.cfg.timestamp_field.as_deref(),
+            },
             Format::Auto,
         )?;
         let max_line_bytes = self.cfg.max_line_bytes.unwrap_or(parser.max_line_bytes);

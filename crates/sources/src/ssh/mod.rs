@@ -36,7 +36,7 @@ pub use poll::{PollError, PollReport, Poller};
 
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::settings::{duration, parser_config, size};
+use crate::settings::{duration, parser_config, size, TimeSettings};
 use crate::status::{RemoteStatus, SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -95,6 +95,13 @@ pub struct SshConfig {
     /// The zone of stamps that carry none (`UTC` by default).
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
+    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
+    #[serde(default)]
+    pub timestamp_field: Option<String>,
     /// Records per batch handed to the sink (default 1000).
     #[serde(default = "default_batch")]
     pub batch_lines: usize,
@@ -172,6 +179,8 @@ impl SshConfig {
             multiline: default_multiline(),
             format: None,
             timezone: None,
+            timestamp_format: None,
+            timestamp_field: None,
             batch_lines: default_batch(),
             max_line_bytes: None,
             audit_log: None,
@@ -310,7 +319,11 @@ impl SshSource {
             &self.name,
             &ctx.parser,
             self.cfg.format.as_deref(),
-            self.cfg.timezone.as_deref(),
+            TimeSettings {
+                timezone: self.cfg.timezone.as_deref(),
+                format: self.cfg.timestamp_format.as_deref(),
+                field: self.cfg.timestamp_field.as_deref(),
+            },
             Format::Auto,
         )?;
         let max_line = self.cfg.max_line_bytes.unwrap_or(pc.max_line_bytes);
