@@ -219,9 +219,10 @@ fn a_syslog_port_in_use_stops_the_start_with_its_address() {
 fn secrets_in_collected_lines_are_redacted_and_counted_in_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let (logs, config) = follow_logs(dir.path());
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
     std::fs::write(
         logs.join("vault.log"),
-        "2026-11-27 10:00:00 - ERROR - vault - login failed password=hunter2 token=abc123\n",
+        format!("{now} - ERROR - vault - login failed password=hunter2 token=abc123\n"),
     )
     .unwrap();
     let server = Server::start(

@@ -110,12 +110,14 @@ fn write_journal(file: &Path, entries: &[Entry]) {
     );
 }
 
+/// A configuration reading `journal`; the store keeps everything, since the entries are
+/// stamped on a fixed past day ([`BASE_US`]).
 fn config(dir: &Path, journal: &Path, extra: &str) -> PathBuf {
     let config = dir.join("logyard.toml");
     std::fs::write(
         &config,
         format!(
-            "[[sources]]\ntype = \"journald\"\nname = \"journal\"\ndirectory = \"{}\"\n\
+            "[store]\nretention_days = 0\n\n[[sources]]\ntype = \"journald\"\nname = \"journal\"\ndirectory = \"{}\"\n\
              start_at = \"beginning\"\n{extra}",
             journal.display()
         ),

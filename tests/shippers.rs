@@ -11,9 +11,17 @@ use std::process::Command;
 use serde_json::Value;
 use util::Server;
 
+/// The clients' entries carry fixed past times: the store keeps everything.
+const KEEP_ALL: &str = "[store]\nretention_days = 0\n\n";
+
 fn server() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(&config, KEEP_ALL).expect("config");
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
     (dir, server)
 }
 
@@ -219,7 +227,7 @@ fn the_clients_authenticate_as_their_libraries_offer() {
     std::fs::write(
         &config,
         format!(
-            "[[auth.tokens]]\nname = \"shipper\"\nrole = \"ingest\"\nhash = \"{}\"\n\n\
+            "{KEEP_ALL}[[auth.tokens]]\nname = \"shipper\"\nrole = \"ingest\"\nhash = \"{}\"\n\n\
              [[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\nhash = \"{}\"\n",
             hash(INGEST),
             hash(ADMIN)

@@ -59,7 +59,7 @@ impl Ca {
 }
 
 /// Starts a server with `[server]` lines of TLS and two tokens: `shipper` (ingest) and
-/// `team` (read).
+/// `team` (read); its store keeps everything (the messages carry fixed past times).
 fn start(dir: &Path, server_lines: &str, more: &str) -> Result<Server, String> {
     let hash = |s: &str| logyard_api::auth::format_hash(&logyard_api::auth::sha256(s.as_bytes()));
     let config = dir.join("logyard.toml");
@@ -67,6 +67,7 @@ fn start(dir: &Path, server_lines: &str, more: &str) -> Result<Server, String> {
         &config,
         format!(
             "[server]\n{server_lines}\n\
+             [store]\nretention_days = 0\n\n\
              [[auth.tokens]]\nname = \"shipper\"\nrole = \"ingest\"\nhash = \"{}\"\n\n\
              [[auth.tokens]]\nname = \"team\"\nrole = \"read\"\nhash = \"{}\"\n{more}",
             hash(INGEST),
