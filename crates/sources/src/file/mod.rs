@@ -363,7 +363,9 @@ impl Source for FileSource {
                     continue;
                 }
             }
-            let wait = if tailer.has_pending() {
+            let wait = if tailer.has_unread() {
+                Duration::ZERO
+            } else if tailer.has_pending() {
                 self.cfg.poll_interval.min(Duration::from_millis(200))
             } else {
                 self.cfg.poll_interval

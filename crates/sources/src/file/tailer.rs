@@ -25,6 +25,11 @@ use crate::status::{FileStatus, StatusHandle};
 /// Bytes read from a file at once.
 const CHUNK: usize = 256 * 1024;
 
+/// Bytes read from one file in one look at most (a whole number of chunks): a big file is
+/// read in turns with the others, so that it does not hold back their new lines while it
+/// is read (the next look comes at once while a file has more).
+pub(crate) const TURN_BYTES: usize = 16 * CHUNK;
+
 /// Why a poll stopped early.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Halt {
@@ -65,6 +70,8 @@ pub(crate) struct Tailer {
     pub(crate) gz_partial: Option<super::checkpoint::GzProgress>,
     /// The read buffer, kept between polls.
     buf: Vec<u8>,
+    /// A file was left with bytes to read at the end of its turn ([`TURN_BYTES`]).
+    unread: bool,
     /// Files of the checkpoint not found at start: first line and offset delivered, so that
     /// a compressed copy can be read from there.
     pub(crate) lost: Vec<(super::fingerprint::Fingerprint, u64)>,
@@ -138,6 +145,7 @@ impl Tailer {
             first_scan: true,
             gz_partial: None,
             buf: Vec::new(),
+            unread: false,
             lost: Vec::new(),
             status,
             shutdown,
@@ -169,10 +177,16 @@ impl Tailer {
         self.entries.values().any(Entry::has_pending)
     }
 
+    /// True when the last look left a file with bytes to read: look again at once.
+    pub fn has_unread(&self) -> bool {
+        self.unread
+    }
+
     /// Looks at every followed path once: finds new files, handles rotation and truncation,
     /// reads and delivers what was added.
     pub fn poll(&mut self) -> Result<(), Halt> {
         let now = now_ns();
+        self.unread = false;
         let (paths, gz) = self.discover.expand();
         for p in paths {
             if !self.entries.contains_key(&p) {
@@ -298,8 +312,8 @@ impl Tailer {
         }
     }
 
-    /// Reads a stream to its current end, handing batches over as they fill; the last one
-    /// may still be in flight on return.
+    /// Reads a stream to its current end, or for one turn ([`TURN_BYTES`]) unless `last`,
+    /// handing batches over as they fill; the last one may still be in flight on return.
     fn read_to_end(
         &mut self,
         buf: &mut [u8],
@@ -309,7 +323,13 @@ impl Tailer {
         last: bool,
     ) -> Result<(), Halt> {
         let mut lines: Vec<Vec<u8>> = Vec::new();
+        let mut turn = 0;
         loop {
+            // A file that will not grow (`last`) is read to its end in one turn.
+            if !last && turn >= TURN_BYTES {
+                self.unread = true;
+                break;
+            }
             let n = match super::fingerprint::read_full_at(&s.file, buf, s.reader.pos) {
                 Ok(n) => n,
                 Err(err) => {
@@ -320,6 +340,7 @@ impl Tailer {
             if n == 0 {
                 break;
             }
+            turn += n;
             e.problem = None;
             s.last_growth = Instant::now();
             let mut at = 0;

@@ -520,3 +520,24 @@ fn an_unreadable_file_is_reported_once_and_others_go_on() {
     );
     assert_eq!(st.errors_total, 1, "{st:?}");
 }
+
+#[test]
+fn a_big_file_is_read_in_turns_so_a_small_ones_new_line_is_not_held_back() {
+    let h = Harness::new();
+    // "big" comes first in the order files are looked at; it is several turns long.
+    let (big, big_lines) = lines(&"x".repeat(100), 0..120_000);
+    assert!(big.len() > 2 * super::super::tailer::TURN_BYTES);
+    append(&h.path("a-big.log"), &big);
+    append(&h.path("b-small.log"), "fresh line\n");
+    let mut t = h.tailer();
+    t.poll().unwrap();
+    assert_eq!(h.sink.lines_of(&h.source("b-small.log")), ["fresh line"]);
+    assert!(t.has_unread(), "the big file has more to read");
+    let mut looks = 1;
+    while t.has_unread() {
+        t.poll().unwrap();
+        looks += 1;
+    }
+    assert!(looks >= 3, "{looks} looks");
+    assert_eq!(h.sink.lines_of(&h.source("a-big.log")), big_lines);
+}
