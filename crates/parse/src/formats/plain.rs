@@ -1,12 +1,14 @@
 //! Plain text: the whole line is the message; a timestamp and a level found anywhere in it
 //! are used when unambiguous (the first stamp in the first 128 bytes, or a compact
 //! `240115 10:30:00` one at the start; every level word agreeing).
+//! A level written in the line's header wins over level words later in it (see
+//! [`crate::level::header_level`]).
 
 use logyard_model::{Record, Value};
 
 use super::{Cx, TIME_ERROR};
 use crate::fields::extract;
-use crate::level::{find_level, set_level};
+use crate::level::{line_level, set_level};
 use crate::time::{infer_year, scan_clf, scan_compact, scan_ctime, scan_iso, scan_syslog, Civil};
 
 /// Finds the first timestamp in the text: (civil time, its start, its end).
@@ -55,7 +57,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) {
             }
         }
     }
-    if let Some((level, _)) = find_level(line) {
+    if let Some((level, _)) = line_level(line) {
         rec.level = Some(level);
     }
     rec.message = line.to_string();

@@ -9,7 +9,7 @@ use logyard_model::Record;
 
 use super::rfc5424::{apply_pri, scan_pri};
 use super::{bad_time, word, Cx, Miss, Res};
-use crate::level::find_level;
+use crate::level::line_level;
 use crate::time::{infer_year, scan_iso, scan_syslog};
 
 /// Splits `tag[pid]:` or `tag:`; `None` when the word is not a tag.
@@ -87,7 +87,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     match pri {
         Some(p) => apply_pri(rec, p),
         None => {
-            if let Some((level, _)) = find_level(msg) {
+            if let Some((level, _)) = line_level(msg) {
                 rec.level = Some(level);
             }
         }
