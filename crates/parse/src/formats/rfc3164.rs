@@ -3,7 +3,8 @@
 //! The year is inferred: the one that puts the stamp nearest before the receive time + 1 day.
 //! A priority with no header at all (`<11>myapp[42]: disk failed`, as Python's
 //! `SysLogHandler` and some devices send) keeps the receive time; level and facility come
-//! from the priority, the agent from the tag.
+//! from the priority, the agent from the tag. Without a priority, the level is the one the
+//! message's header writes (see [`crate::level::line_level`]).
 
 use logyard_model::Record;
 
