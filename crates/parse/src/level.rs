@@ -249,6 +249,7 @@ pub(crate) fn header_level(text: &str) -> Option<(Level, &str)> {
     None
 }
 
+/// True for a non-empty run of ASCII digits (a pid, a thread id).
 fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())
 }
