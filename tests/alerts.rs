@@ -396,3 +396,84 @@ fn the_default_webhook_and_any_notifier_url_can_come_from_the_environment() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("url_env = \"CHAT_HOOK\""), "{err}");
 }
+
+/// The shipped `authentication-failures` rule fires on more than 5 failed logins within 5
+/// minutes from one address (the `ip` field the parser takes from `… from IP`), as the
+/// brute-force analysis counts them; not on 5, and not on 6 spread over several addresses.
+#[test]
+fn the_authentication_rule_fires_on_more_than_five_failures_from_one_address() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config_with_webhook(
+        dir.path(),
+        &hook,
+        &format!(
+            "[[sources]]\ntype = \"syslog\"\nname = \"net\"\nlisten_tcp = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let server = Server::start(&dir.path().join("data"), &["--config", &config]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut sent = 0;
+    let mut send = |ip: &str, n: usize| {
+        for i in 0..n {
+            let line = format!(
+                "<38>1 - bastion sshd 4242 - - Failed password for invalid user admin{i} from {ip} port 5{i}022 ssh2\n"
+            );
+            conn.write_all(line.as_bytes()).unwrap();
+        }
+        conn.flush().unwrap();
+        sent += n;
+        let want = sent;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, page) = server.get("/api/logs?agent=sshd&limit=100");
+            let stored = page["logs"].as_array().map_or(0, Vec::len);
+            if stored >= want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{stored} of {want} lines stored"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Several evaluation rounds.
+        std::thread::sleep(Duration::from_millis(600));
+    };
+    let auth_alerts = |hook: &Webhook| -> Vec<Value> {
+        hook.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a["rule"] == "authentication-failures")
+            .cloned()
+            .collect()
+    };
+
+    send("203.0.113.7", 5);
+    assert!(auth_alerts(&hook).is_empty(), "fired on 5 failures");
+    send("203.0.113.7", 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while auth_alerts(&hook).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = auth_alerts(&hook);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["kind"], "threshold");
+    assert_eq!(got[0]["severity"], "warning");
+    assert_eq!(got[0]["count"], 6);
+    assert_eq!(got[0]["group"], serde_json::json!({"ip": "203.0.113.7"}));
+
+    // Six more, from three other addresses: no group reaches 6.
+    for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        send(ip, 2);
+    }
+    assert_eq!(auth_alerts(&hook).len(), 1, "{:?}", auth_alerts(&hook));
+    server.stop();
+}

@@ -39,7 +39,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 pub use config::{AlertsConfig, Built, RuleConfig, DEFAULT_WEBHOOK, DEFAULT_WEBHOOK_ENV};
 pub use engine::{AlertRecord, Engine, Event, Group, RuleSummary, MAX_ENTRIES, OVERFLOW_KEY};
 pub use metrics::Metrics;
-pub use rule::{default_rules, Rule, RuleKind, Severity, DEFAULT_RULES};
+pub use rule::{default_rules, DefaultRule, Rule, RuleKind, Severity, DEFAULT_RULES};
 pub use summary::SUMMARY_RULE;
 
 /// Why the alerting configuration or state is refused.

@@ -167,63 +167,107 @@ pub(crate) fn group_value<'r>(key: &str, record: &'r Record) -> Cow<'r, str> {
     }
 }
 
-/// The shipped rules: (name, kind, query, severity).
-pub const DEFAULT_RULES: &[(&str, RuleKind, &str, Severity)] = &[
-    (
-        "critical",
-        RuleKind::Immediate,
-        "level:>=CRITICAL",
-        Severity::Critical,
-    ),
-    (
-        "many-errors",
-        RuleKind::Threshold,
-        "level:ERROR",
-        Severity::Warning,
-    ),
-    (
-        "database-connection",
-        RuleKind::Pattern,
-        r#"NOT level:<=INFO ~"(?i)(database|db|postgres|mysql|mongo|redis|sql).*connect.*(refused|failed|lost|closed|reset|timed? ?out|error)|(?i)could not connect to (the )?(server|database)|(?i)connection pool exhausted""#,
-        Severity::Critical,
-    ),
-    (
-        "out-of-memory",
-        RuleKind::Pattern,
-        r#"~"(?i)out of memory|OutOfMemoryError|oom[- ]?kill|cannot allocate memory|memory exhausted""#,
-        Severity::Critical,
-    ),
-    (
-        "authentication-failures",
-        RuleKind::Pattern,
-        r#"NOT level:<=DEBUG ~"(?i)authentication fail|failed password|invalid (user|credentials|password)|login failed|unauthori[sz]ed|permission denied [(]publickey""#,
-        Severity::Warning,
-    ),
-    (
-        "disk-full",
-        RuleKind::Pattern,
-        r#"~"(?i)no space left on device|disk (is )?full|disk quota exceeded|ENOSPC""#,
-        Severity::Critical,
-    ),
-    (
-        "timeouts",
-        RuleKind::Pattern,
-        r#"NOT level:<=INFO ~"(?i)timed? ?out|deadline exceeded|ETIMEDOUT""#,
-        Severity::Warning,
-    ),
-    (
-        "error-anomaly",
-        RuleKind::Anomaly,
-        "level:>=ERROR",
-        Severity::Warning,
-    ),
+/// A shipped rule: its name, kind, query and severity, and where it differs from its kind's
+/// defaults, its count and groups.
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultRule {
+    /// The rule's name.
+    pub name: &'static str,
+    /// When it fires.
+    pub kind: RuleKind,
+    /// The query text.
+    pub query: &'static str,
+    /// How urgent.
+    pub severity: Severity,
+    /// Matches needed within the window; `None`: the kind's default.
+    pub count: Option<u64>,
+    /// Keys splitting the rule into groups; `None`: the kind's default.
+    pub group_by: Option<&'static [&'static str]>,
+}
+
+/// The shipped rules.
+pub const DEFAULT_RULES: &[DefaultRule] = &[
+    DefaultRule {
+        name: "critical",
+        kind: RuleKind::Immediate,
+        query: "level:>=CRITICAL",
+        severity: Severity::Critical,
+        count: None,
+        group_by: None,
+    },
+    DefaultRule {
+        name: "many-errors",
+        kind: RuleKind::Threshold,
+        query: "level:ERROR",
+        severity: Severity::Warning,
+        count: None,
+        group_by: None,
+    },
+    DefaultRule {
+        name: "database-connection",
+        kind: RuleKind::Pattern,
+        query: r#"NOT level:<=INFO ~"(?i)(database|db|postgres|mysql|mongo|redis|sql).*connect.*(refused|failed|lost|closed|reset|timed? ?out|error)|(?i)could not connect to (the )?(server|database)|(?i)connection pool exhausted""#,
+        severity: Severity::Critical,
+        count: None,
+        group_by: None,
+    },
+    DefaultRule {
+        name: "out-of-memory",
+        kind: RuleKind::Pattern,
+        query: r#"~"(?i)out of memory|OutOfMemoryError|oom[- ]?kill|cannot allocate memory|memory exhausted""#,
+        severity: Severity::Critical,
+        count: None,
+        group_by: None,
+    },
+    // More than 5 failed logins within 5 minutes from one address (the `ip` field), as the
+    // brute-force analysis (`logyard auth`) counts them: single failed logins are routine.
+    DefaultRule {
+        name: "authentication-failures",
+        kind: RuleKind::Threshold,
+        query: r#"NOT level:<=DEBUG ip:* ~"(?i)authentication fail|failed password|invalid (user|credentials|password)|login failed|unauthori[sz]ed|permission denied [(]publickey""#,
+        severity: Severity::Warning,
+        count: Some(6),
+        group_by: Some(&["ip"]),
+    },
+    DefaultRule {
+        name: "disk-full",
+        kind: RuleKind::Pattern,
+        query: r#"~"(?i)no space left on device|disk (is )?full|disk quota exceeded|ENOSPC""#,
+        severity: Severity::Critical,
+        count: None,
+        group_by: None,
+    },
+    DefaultRule {
+        name: "timeouts",
+        kind: RuleKind::Pattern,
+        query: r#"NOT level:<=INFO ~"(?i)timed? ?out|deadline exceeded|ETIMEDOUT""#,
+        severity: Severity::Warning,
+        count: None,
+        group_by: None,
+    },
+    DefaultRule {
+        name: "error-anomaly",
+        kind: RuleKind::Anomaly,
+        query: "level:>=ERROR",
+        severity: Severity::Warning,
+        count: None,
+        group_by: None,
+    },
 ];
 
 /// Returns the rules in effect when none is configured.
 pub fn default_rules(settings: &Settings) -> Vec<Rule> {
     DEFAULT_RULES
         .iter()
-        .map(|&(name, kind, query, severity)| {
+        .map(|r| {
+            let DefaultRule {
+                name,
+                kind,
+                query,
+                severity,
+                count,
+                group_by,
+            } = *r;
             let d = Rule::defaults(kind);
             let filter = parse_query(query, 0, settings)
                 .expect("the default rules parse")
@@ -233,9 +277,10 @@ pub fn default_rules(settings: &Settings) -> Vec<Rule> {
                 kind,
                 query: query.into(),
                 filter,
-                count: d.count,
+                count: count.unwrap_or(d.count),
                 window: d.window,
-                group_by: d.group_by,
+                group_by: group_by
+                    .map_or(d.group_by, |g| g.iter().map(|k| (*k).to_string()).collect()),
                 cooldown: d.cooldown,
                 severity,
                 notify: Vec::new(),

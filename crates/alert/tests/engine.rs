@@ -97,10 +97,6 @@ fn default_pattern_rules_know_the_usual_issues() {
             "out-of-memory",
             "java.lang.OutOfMemoryError: Java heap space",
         ),
-        (
-            "authentication-failures",
-            "Failed password for root from 10.0.0.1",
-        ),
         ("disk-full", "write /var/lib/x: no space left on device"),
         ("timeouts", "upstream request timed out after 30s"),
     ];
@@ -118,6 +114,54 @@ fn default_pattern_rules_know_the_usual_issues() {
         T0 + MIN,
     );
     assert!(f.is_empty());
+}
+
+#[test]
+fn the_default_authentication_rule_counts_failures_per_address() {
+    let mut e = default_engine(T0);
+    let failure = |t: i64, ip: &str| {
+        let mut r = rec(
+            t,
+            Level::Info,
+            "sshd",
+            &format!("Failed password for root from {ip}"),
+        );
+        r.fields
+            .insert("ip".into(), logyard_model::Value::Str(ip.into()));
+        r
+    };
+    // Five from one address within 5 minutes: routine.
+    for i in 0..5 {
+        let t = T0 + i * 50 * SEC;
+        let f = e.observe(&batch(vec![failure(t, "203.0.113.7")]), t);
+        assert!(f.is_empty(), "at {i}: {f:?}");
+    }
+    // Six spread over three other addresses: no group reaches six.
+    for i in 0..6 {
+        let t = T0 + 4 * MIN + i * SEC;
+        let ip = format!("198.51.100.{}", i % 3);
+        assert!(e.observe(&batch(vec![failure(t, &ip)]), t).is_empty());
+    }
+    // A failure without an address does not count towards anyone's.
+    let t = T0 + 4 * MIN + 10 * SEC;
+    let f = e.observe(
+        &batch(vec![rec(
+            t,
+            Level::Info,
+            "sshd",
+            "Failed password for root",
+        )]),
+        t,
+    );
+    assert!(f.is_empty(), "{f:?}");
+    // The sixth from the first address within 5 minutes fires.
+    let t = T0 + 4 * MIN + 30 * SEC;
+    let f = e.observe(&batch(vec![failure(t, "203.0.113.7")]), t);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].rule, "authentication-failures");
+    assert_eq!(f[0].count, 6);
+    assert_eq!(f[0].group["ip"], "203.0.113.7");
+    assert_eq!(f[0].group.len(), 1);
 }
 
 #[test]

@@ -73,7 +73,7 @@ impl Level {
             "WARNING" | "WARN" | "W" | "WRN" => Level::Warning,
             "ERROR" | "ERR" | "E" | "ERRO" => Level::Error,
             "CRITICAL" | "CRIT" | "FATAL" | "F" | "C" | "EMERG" | "EMERGENCY" | "ALERT"
-            | "PANIC" | "SEVERE" => Level::Critical,
+            | "PANIC" | "SEVERE" | "FAILURE" => Level::Critical,
             _ => return None,
         })
     }
@@ -114,6 +114,7 @@ mod tests {
         assert_eq!(Level::normalize("warn"), Some(Level::Warning));
         assert_eq!(Level::normalize("Fatal"), Some(Level::Critical));
         assert_eq!(Level::normalize("EMERG"), Some(Level::Critical));
+        assert_eq!(Level::normalize("FAILURE"), Some(Level::Critical));
         assert_eq!(Level::normalize("err"), Some(Level::Error));
         assert_eq!(Level::normalize("E"), Some(Level::Error));
         assert_eq!(Level::normalize("verbose-ish"), None);

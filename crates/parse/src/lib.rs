@@ -17,7 +17,7 @@
 //!
 //! | field | when |
 //! | --- | --- |
-//! | `level_raw` | the level text was unknown or not the canonical name (`warn`, `E`, `30`) |
+//! | `level_raw` | the level text was unknown or not the canonical name (`warn`, `E`, `30`), or the syslog severity shares its level with another (`emerg`, `alert`, `notice`) |
 //! | `time_error` | the line's stamp was an impossible date or an unknown format; the time is the receive time |
 //! | `json_error` | a line starting with `{` was not valid JSON (or nested deeper than 128); it is plain text |
 //! | `truncated` | the line was longer than `max_line_bytes` and was cut at a character boundary |

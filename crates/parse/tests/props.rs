@@ -1,7 +1,9 @@
 //! Property tests: no input makes detection, a format parser or the multi-line joiner panic,
-//! a record printed as JSON and parsed back gives the same record, and a random time
-//! rendered in any header layout (with or without a year, with or without a leading token,
-//! with a second stamp in the message) parses back to that time at the layout's precision.
+//! a record printed as JSON and parsed back gives the same record, a random time rendered in
+//! any header layout (with or without a year, with or without a leading token, with a
+//! second stamp in the message) parses back to that time at the layout's precision, and a
+//! record rendered in a text layout gives back its level, whatever level words its message
+//! holds.
 //!
 //! The round trip covers timestamp, level, agent, host, source, message and fields, for
 //! field names that are not aliases of those keys and not well-known names that the parser
@@ -344,4 +346,96 @@ proptest! {
         prop_assert_eq!(&back.fields, &rec.fields);
         prop_assert_eq!(back.raw, None);
     }
+
+    #[test]
+    fn rendered_lines_give_back_their_level(
+        level in proptest::sample::select(Level::ALL.to_vec()),
+        layout in 0usize..LAYOUTS,
+        message in "[a-z][a-z ]{0,24}",
+        other in proptest::sample::select(Level::ALL.to_vec()),
+        second in proptest::sample::select(vec!["", "Warning: ", "ERROR ", "user-level ", "INFO then ", "[debug] "]),
+    ) {
+        // A second level word in the message, which must not override the header's.
+        let message = match second {
+            "" => format!("{message} {}", other.as_str()),
+            s => format!("{s}{message}"),
+        };
+        let Some(line) = render(layout, level, &message) else {
+            return Ok(());
+        };
+        let mut parser = Parser::new(ParserConfig::default()).unwrap();
+        let back = parser.parse(line.as_bytes(), &ctx()).unwrap();
+        prop_assert_eq!(back.level, Some(level), "{}", line);
+    }
+}
+
+/// How many layouts [`render`] knows.
+const LAYOUTS: usize = 14;
+
+/// Renders a line with `level` in one of the layouts of widely used software; `None` when the
+/// layout cannot write that level (glog and Python's `levelno` have no TRACE).
+fn render(layout: usize, level: Level, msg: &str) -> Option<String> {
+    let upper = level.as_str();
+    let word = match level {
+        Level::Warning => "WARN",
+        Level::Critical => "FATAL",
+        _ => upper,
+    };
+    let letter = match level {
+        Level::Trace => 'V',
+        Level::Debug => 'D',
+        Level::Info => 'I',
+        Level::Warning => 'W',
+        Level::Error => 'E',
+        Level::Critical => 'F',
+    };
+    let capital = format!("{}{}", &upper[..1], upper[1..].to_ascii_lowercase());
+    let python_no = match level {
+        Level::Trace => None,
+        Level::Debug => Some(10),
+        Level::Info => Some(20),
+        Level::Warning => Some(30),
+        Level::Error => Some(40),
+        Level::Critical => Some(50),
+    };
+    let pino = match level {
+        Level::Trace => 10,
+        Level::Debug => 20,
+        Level::Info => 30,
+        Level::Warning => 40,
+        Level::Error => 50,
+        Level::Critical => 60,
+    };
+    Some(match layout {
+        // logback / log4j.
+        0 => format!("2024-01-15 10:30:00.123 {word} [main] com.example.App - {msg}"),
+        // Python `logging`, `%(asctime)s - %(name)s - %(levelname)s - %(message)s`.
+        1 => format!("2024-01-15 10:30:00,123 - app - {upper} - {msg}"),
+        // Android logcat `threadtime` and `brief`.
+        2 => format!("03-17 16:13:38.811  1702  2395 {letter} WindowManager: {msg}"),
+        3 => format!("{letter}/ActivityManager(  585): {msg}"),
+        // glog / klog (I, W, E, F only).
+        4 => match level {
+            Level::Info | Level::Warning | Level::Error | Level::Critical => {
+                format!("{letter}0115 10:30:00.123456   12345 server.go:123] {msg}")
+            }
+            _ => return None,
+        },
+        // Windows CBS: `, Info` after the stamp.
+        5 => format!("2016-09-28 04:30:31, {capital}                  CBS    {msg}"),
+        // Blue Gene/L: the level after component tokens.
+        6 => format!("- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL {word} {msg}"),
+        // ZooKeeper: `- WARN  [thread] - msg`.
+        7 => format!("2015-07-29 19:04:12,394 - {word}  [RecvWorker:188978561024:QuorumCnxManager$RecvWorker@765] - {msg}"),
+        // HDFS: `date time pid LEVEL class: msg`.
+        8 => format!("081109 203615 148 {word} dfs.DataNode$PacketResponder: {msg}"),
+        // OpenStack: `stamp pid LEVEL logger [req] msg`.
+        9 => format!("2017-05-16 00:00:00.008 25746 {word} nova.compute.manager [req-3ea4052c] {msg}"),
+        // JSON: a level name, Python's `levelno`, pino's `level`.
+        10 => format!("{{\"level\": \"{}\", \"message\": \"{msg}\"}}", upper.to_ascii_lowercase()),
+        11 => format!("{{\"levelno\": {}, \"message\": \"{msg}\"}}", python_no?),
+        12 => format!("{{\"level\": {pino}, \"msg\": \"{msg}\"}}"),
+        // Bracketed, in lower case.
+        _ => format!("[{}] {msg}", upper.to_ascii_lowercase()),
+    })
 }

@@ -13,7 +13,7 @@ use serde::Deserialize as _;
 
 use super::{Cx, Miss, Res, TIME_ERROR};
 use crate::fields::add_field;
-use crate::level::{set_level, set_level_number};
+use crate::level::{set_level, set_level_scaled, Scale};
 use crate::time::{epoch_int, epoch_to_ns, parse_stamp_with, Stamp};
 
 /// Objects nested deeper than this are kept as JSON text instead of being flattened.
@@ -35,15 +35,25 @@ fn role(key: &str) -> Role {
     match key {
         "timestamp" | "time" | "ts" | "@timestamp" | "@t" | "Timestamp" | "datetime"
         | "asctime" | "date" => Role::Time,
-        "level" | "severity" | "lvl" | "levelname" | "log.level" | "@l" | "Level" | "loglevel" => {
-            Role::Level
-        }
+        "level" | "severity" | "lvl" | "levelname" | "levelno" | "log.level" | "@l" | "Level"
+        | "loglevel" => Role::Level,
         "message" | "msg" | "log" | "@m" | "Message" | "MESSAGE" => Role::Message,
         "agent" | "service" | "app" | "logger" | "container_name" | "service.name"
         | "application" | "logger_name" | "SYSLOG_IDENTIFIER" => Role::Agent,
         "host" | "hostname" | "host.name" | "_HOSTNAME" => Role::Host,
         "source" => Role::Source,
         _ => Role::Field,
+    }
+}
+
+/// The scale of a numeric level under a level key: Python's `levelno` and `levelname` (10 DEBUG … 50
+/// CRITICAL), syslog's `severity` (0 emerg … 7 debug), and bunyan/pino's 10 trace … 60 fatal
+/// (and syslog's 0 to 7, as GELF writes them) under the other keys.
+fn level_scale(key: &str) -> Scale {
+    match key {
+        "levelno" | "levelname" => Scale::Python,
+        "severity" => Scale::Syslog,
+        _ => Scale::Pino,
     }
 }
 
@@ -139,7 +149,7 @@ impl Sink<'_, '_, '_> {
                 None => return false,
             },
             (Role::Level, Scalar::Str(s)) => set_level(rec, s),
-            (Role::Level, Scalar::Int(i)) => set_level_number(rec, *i),
+            (Role::Level, Scalar::Int(i)) => set_level_scaled(rec, *i, level_scale(key)),
             (Role::Message, Scalar::Str(s)) => rec.message = s.to_string(),
             (Role::Agent, Scalar::Str(s)) => rec.agent = s.to_string(),
             (Role::Host, Scalar::Str(s)) => rec.host = s.to_string(),

@@ -81,7 +81,15 @@ pub(crate) fn syslog_message(rec: &mut Record, msg: &str, cx: &Cx) {
     let body = msg.trim_end();
     if body.starts_with('{') && body.ends_with('}') {
         let mut inner = rec.clone();
+        // The severity's name (`notice`) stays only while the header's level does.
+        let severity = inner.fields.remove(crate::level::LEVEL_RAW);
         if json::parse(body, &mut inner, cx).is_ok() {
+            if let Some(raw) = severity.filter(|_| inner.level == rec.level) {
+                inner
+                    .fields
+                    .entry(crate::level::LEVEL_RAW.into())
+                    .or_insert(raw);
+            }
             *rec = inner;
             return;
         }

@@ -1,13 +1,15 @@
 //! Plain text: the whole line is the message. Its time is the stamp of its header (see
 //! [`crate::time::header`]: at the start, in a leading `[…]` or after one leading token, in
-//! the layouts widely used software writes), else the first stamp in its first 128 bytes;
-//! its level is a level word found anywhere when every one agrees.
+//! the layouts widely used software writes), else the first stamp in its first 128 bytes.
+//! A level written in the line's header wins over level words later in it (see
+//! [`crate::level::header_level`]); else a level word found anywhere counts when every one
+//! agrees.
 
 use logyard_model::{Record, Value};
 
 use super::{Cx, TIME_ERROR};
 use crate::fields::extract;
-use crate::level::{find_level, set_level};
+use crate::level::{line_level, set_level};
 use crate::time::header::{self, Found};
 use crate::time::{resolve, scan_clf, scan_compact, scan_ctime, scan_iso, scan_syslog, Civil};
 
@@ -55,7 +57,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) {
             }
         }
     }
-    if let Some((level, _)) = find_level(line) {
+    if let Some((level, _)) = line_level(line) {
         rec.level = Some(level);
     }
     rec.message = line.to_string();

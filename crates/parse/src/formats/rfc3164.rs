@@ -3,13 +3,14 @@
 //! The year is inferred: the one that puts the stamp nearest before the receive time + 1 day.
 //! A priority with no header at all (`<11>myapp[42]: disk failed`, as Python's
 //! `SysLogHandler` and some devices send) keeps the receive time; level and facility come
-//! from the priority, the agent from the tag.
+//! from the priority, the agent from the tag. Without a priority, the level is the one the
+//! message's header writes (see [`crate::level::line_level`]).
 
 use logyard_model::Record;
 
 use super::rfc5424::{apply_pri, scan_pri};
 use super::{bad_time, word, Cx, Miss, Res};
-use crate::level::find_level;
+use crate::level::line_level;
 use crate::time::{infer_year, scan_iso, scan_syslog};
 
 /// Splits `tag[pid]:` or `tag:`; `None` when the word is not a tag.
@@ -87,7 +88,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     match pri {
         Some(p) => apply_pri(rec, p),
         None => {
-            if let Some((level, _)) = find_level(msg) {
+            if let Some((level, _)) = line_level(msg) {
                 rec.level = Some(level);
             }
         }

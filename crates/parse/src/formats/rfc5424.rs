@@ -47,9 +47,21 @@ pub(crate) fn scan_pri(b: &[u8]) -> Option<(u8, usize)> {
     (i > 1 && b.get(i) == Some(&b'>') && v <= 191).then_some((v as u8, i + 1))
 }
 
-/// Sets the level and the `facility` field from a priority.
+/// Sets the level and the `facility` field from a priority. The severities that share a
+/// level with another (0 emerg and 1 alert are CRITICAL like 2 crit, 5 notice is INFO like
+/// 6 info) keep their name in `level_raw`.
 pub(crate) fn apply_pri(rec: &mut Record, pri: u8) {
     rec.level = Level::from_syslog_severity(pri & 7);
+    let raw = match pri & 7 {
+        0 => "emerg",
+        1 => "alert",
+        5 => "notice",
+        _ => "",
+    };
+    if !raw.is_empty() {
+        rec.fields
+            .insert(crate::level::LEVEL_RAW.into(), Value::Str(raw.into()));
+    }
     rec.fields.insert(
         "facility".into(),
         Value::Str(SYSLOG_FACILITIES[usize::from(pri >> 3)].into()),
