@@ -1,7 +1,8 @@
-//! A line's own time through the real binary: `logyard parse --ndjson` over the parse
-//! crate's golden inputs of time stamps (`stamps`, `json_stamps`, `custom_time`) gives their
-//! golden records, and the `timestamp_format` / `timestamp_field` settings work from the
-//! command line and from a source in `logyard.toml`.
+//! A line's own time and level through the real binary: `logyard parse --ndjson` over the
+//! parse crate's golden inputs of time stamps (`stamps`, `json_stamps`, `custom_time`) and
+//! levels (`levels`) gives their golden records, and the `timestamp_format` /
+//! `timestamp_field` settings work from the command line and from a source in
+//! `logyard.toml`.
 //!
 //! The golden files were made with a receive time of 2024-01-16T00:00:00Z; the binary
 //! receives the lines now. So a golden record that has the receive time must have a time
@@ -97,6 +98,11 @@ fn assert_golden(name: &str, extra: &[&str]) {
 #[test]
 fn header_stamps_of_common_software_through_the_binary() {
     assert_golden("stamps", &[]);
+}
+
+#[test]
+fn levels_of_common_software_through_the_binary() {
+    assert_golden("levels", &[]);
 }
 
 #[test]
