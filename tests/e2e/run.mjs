@@ -338,7 +338,42 @@ await test('keyboard: / focuses the search, Esc clears it', async () => {
   await page.keyboard.press('Enter');
   await page.locator('.entry.open .detail').waitFor();
   assert.equal(await page.locator('.entry.open').getAttribute('data-id'), await page.locator('.list .entry').nth(1).getAttribute('data-id'));
+  // The expanded entry keeps the focus: Enter collapses it, ↓ goes on to the next.
+  const second = await page.locator('.list .entry').nth(1).getAttribute('data-id');
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset?.id), second, 'focus stays on the expanded row');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => !document.querySelector('.entry.open'));
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  await page.locator('.entry.open .detail').waitFor();
+  assert.equal(await page.locator('.entry.open').getAttribute('data-id'), await page.locator('.list .entry').nth(2).getAttribute('data-id'));
   await page.waitForFunction(() => !new URLSearchParams(location.search).has('q'));
+});
+
+await test('refresh runs the same search again and shows what came since', async () => {
+  await page.goto(base + '/?q=agent%3Arefresher&range=15m');
+  await waitIdle();
+  assert.equal(await domRows(), 0);
+  await ingest([{ agent: 'refresher', message: 'first since the page opened' }]);
+  // Enter on the unchanged query sends the search again.
+  let asked = page.waitForRequest((r) => r.url().includes('/api/query') && r.url().includes('refresher'));
+  await page.locator('#q').press('Enter');
+  await asked;
+  await page.locator('.list .row', { hasText: 'first since the page opened' }).waitFor();
+  // So does the Refresh button.
+  await ingest([{ agent: 'refresher', message: 'second since the page opened' }]);
+  asked = page.waitForRequest((r) => r.url().includes('/api/query') && r.url().includes('refresher'));
+  await page.locator('#refresh').click();
+  await asked;
+  await page.locator('.list .row', { hasText: 'second since the page opened' }).waitFor();
+  assert.equal(param('q'), 'agent:refresher');
+  // Auto-refresh: kept in the URL, and the new entry comes by itself.
+  await page.locator('#every').selectOption('5s');
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('refresh') === '5s');
+  await ingest([{ agent: 'refresher', message: 'third, found by auto-refresh' }]);
+  await page.locator('.list .row', { hasText: 'third, found by auto-refresh' }).waitFor({ timeout: 8000 });
+  await page.locator('#every').selectOption('');
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('refresh'));
 });
 
 await test('live tail streams new entries, pauses and resumes', async () => {
@@ -356,6 +391,8 @@ await test('live tail streams new entries, pauses and resumes', async () => {
   await page.locator('.list .row', { hasText: 'tail line 3' }).waitFor();
   const msgs = await page.locator('.list .row .msg').allInnerTexts();
   assert.deepEqual(msgs, ['tail line 3', 'tail line 2', 'tail line 1']);
+  // The summary keeps the count of the search, grown by what came live.
+  await page.waitForFunction(() => /^3 entries · Live · 3 new/.test(document.querySelector('.summary').textContent));
   await page.locator('#pause').click();
   await ingest([line(4), line(5)]);
   await page.waitForFunction(() => /Resume \(2 new\)/.test(document.querySelector('#pause').textContent));

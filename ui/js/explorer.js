@@ -3,7 +3,7 @@
 
 import { h, mount, emptyState, fmtCount, LEVELS, levelClass } from './dom.js';
 import { getJSON, query, rowsOf } from './api.js';
-import { setState, emit } from './state.js';
+import { setState, emit, readState } from './state.js';
 import { rangeOf, rangeLabel, RELATIVE, toLocalInput } from './time.js';
 import { splitPipes, addFilter, byteToIndex } from './query.js';
 import { drawHistogram } from './histogram.js';
@@ -12,6 +12,9 @@ import { table } from './charts.js';
 
 const PAGE = 100;
 const TAIL_QUEUE = 1000; // entries kept while the tail is paused
+/** The auto-refresh intervals offered: their name in the URL, and milliseconds. */
+const EVERY = [['5s', 5e3], ['10s', 10e3], ['30s', 30e3], ['1m', 60e3], ['5m', 300e3]];
+const LIVE_COUNTS_EVERY = 5e3; // how often the histogram and facets follow a live tail
 
 let ui = null; // the explorer's elements while it is shown
 
@@ -25,12 +28,34 @@ export function showExplorer(root, s) {
     search(s);
   }
   setTail(s);
+  setAutoRefresh(s);
+}
+
+/** Runs the search of the current state again, changed or not (a relative range moves
+ *  to now). */
+function rerun() {
+  if (!ui) return;
+  ui.key = null;
+  emit();
+}
+
+/** Re-runs the search every `s.refresh` while the page is visible and no tail runs. */
+function setAutoRefresh(s) {
+  const every = EVERY.find(([k]) => k === s.refresh)?.[1] || 0;
+  ui.every.value = every ? s.refresh : '';
+  if (ui.refreshEvery === every) return;
+  clearInterval(ui.refreshTimer);
+  ui.refreshEvery = every;
+  ui.refreshTimer = every ? setInterval(() => {
+    if (!document.hidden && !tail) rerun();
+  }, every) : 0;
 }
 
 /** Stops what runs in the background (tail, requests) when another view shows. */
 export function leaveExplorer() {
   if (!ui) return;
   ui.abort?.abort();
+  clearInterval(ui.refreshTimer);
   stopTail();
   ui = null;
 }
@@ -38,7 +63,12 @@ export function leaveExplorer() {
 function build(root) {
   const input = h('input#q', { type: 'search', placeholder: 'Search: error agent:web-* level:>=WARNING "connection refused" | stats count() by (agent)', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'query' });
   const form = h('form.search', { role: 'search' }, input, h('button.primary', { type: 'submit' }, 'Search'));
-  form.addEventListener('submit', (ev) => { ev.preventDefault(); setState({ q: input.value.trim() }); });
+  // Enter on an unchanged query runs it again, as the refresh button does.
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const q = input.value.trim();
+    if (q === readQ()) rerun(); else setState({ q });
+  });
   input.addEventListener('keydown', (ev) => {
     if (ev.key === 'Escape') { input.value = ''; clearError(); if (readQ()) setState({ q: '' }); }
   });
@@ -68,6 +98,12 @@ function build(root) {
     const mid = (a + b) / 2, half = Math.max(b - a, 60e3);
     setState({ from: new Date(mid - half).toISOString(), to: new Date(Math.min(mid + half, Date.now())).toISOString(), range: '' });
   });
+  const refreshBtn = h('button#refresh', { type: 'button', title: 'run the search again (a relative range moves to now)' }, 'Refresh');
+  refreshBtn.addEventListener('click', () => rerun());
+  const every = h('select#every', { 'aria-label': 'auto-refresh', title: 'run the search again every…' },
+    h('option', { value: '' }, 'Auto-refresh off'),
+    EVERY.map(([k]) => h('option', { value: k }, 'Every ' + k)));
+  every.addEventListener('change', () => setState({ refresh: every.value }, { replace: true }));
   const tailBtn = h('button#tail.toggle', { type: 'button', 'aria-pressed': 'false', title: 'stream new matching entries' }, h('i.dot'), 'Live');
   tailBtn.addEventListener('click', () => setState({ tail: tailBtn.getAttribute('aria-pressed') === 'true' ? '' : '1' }));
   const pauseBtn = h('button#pause', { type: 'button', hidden: true }, 'Pause');
@@ -88,10 +124,10 @@ function build(root) {
   });
   const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, facetBtn), qerror, tableBox, list.el);
   const el = h('div.explore', null,
-    h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), tailBtn, pauseBtn),
+    h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn),
     h('div.body', null, facets, main));
   mount(root, el);
-  return { el, input, form, rangeSel, custom, zoomOut, fromIn, toIn, tailBtn, pauseBtn, qerror, histo, summary, facets, tableBox, list, key: null };
+  return { el, input, form, rangeSel, custom, zoomOut, fromIn, toIn, every, tailBtn, pauseBtn, qerror, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
 }
 
 function readQ() { return new URLSearchParams(location.search).get('q') || ''; }
@@ -158,6 +194,7 @@ async function search(s) {
 /** The count of matches and the cost of the list. A page counts its matches only as far as
  *  is cheap (total_exact false): the level facet's counts, once they come, give the total. */
 function renderSummary() {
+  if (tail && tail.added) { liveSummary(); return; }
   const res = ui.listInfo;
   if (!res) return;
   const exact = res.total_exact !== false;
@@ -286,7 +323,8 @@ function setTail(s) {
   if (tail && tail.q === filter) return;
   stopTail();
   const es = new EventSource('/api/tail?q=' + encodeURIComponent(filter));
-  tail = { es, q: filter, queue: [], paused: false, dropped: 0, timer: 0 };
+  // added: entries the tail showed; since: those since the counts were last asked for.
+  tail = { es, q: filter, queue: [], paused: false, dropped: 0, timer: 0, added: 0, since: 0, counted: Date.now() };
   ui.el.classList.add('live');
   es.onmessage = (ev) => {
     const t = tail;
@@ -315,7 +353,26 @@ function flushTail() {
   ui.tableBox.hidden = true;
   ui.list.prepend(batch);
   ui.list.setStatus('');
-  ui.summary.textContent = `Live · ${batch.length} new` + (t.dropped ? ` · ${t.dropped} skipped` : '');
+  t.added += batch.length;
+  t.since += batch.length;
+  liveSummary();
+  // The histogram and facets follow, a few seconds apart.
+  if (Date.now() - t.counted >= LIVE_COUNTS_EVERY) {
+    t.counted = Date.now();
+    t.since = 0;
+    const range = rangeOf(readState());
+    histogram(t.q, range, ui.abort?.signal);
+    facets(t.q, range, ui.abort?.signal);
+  }
+}
+
+/** The summary while live: the count of the search plus what the tail added. */
+function liveSummary() {
+  const t = tail;
+  if (!t || !ui) return;
+  const base = ui.facetTotal ?? (ui.listInfo?.total_exact !== false ? ui.listInfo?.total : null);
+  const count = typeof base === 'number' ? `${fmtCount(base + t.since)} entries · ` : '';
+  ui.summary.textContent = `${count}Live · ${fmtCount(t.added)} new` + (t.dropped ? ` · ${t.dropped} skipped` : '');
 }
 
 function togglePause() {

@@ -230,13 +230,21 @@ export class LogList {
   }
 
   async toggle(e) {
+    // Rendering makes the rows anew: the keyboard's place goes back to the same row.
+    const focused = document.activeElement?.closest?.('.row')?.dataset.id === e.id;
+    const refocus = () => {
+      const lost = !document.activeElement || document.activeElement === document.body;
+      if (focused && lost) this.rows.querySelector(`.row[data-id="${CSS.escape(e.id)}"]`)?.focus({ preventScroll: true });
+    };
     if (this.extra.has(e.id)) {
       this.extra.delete(e.id);
       this.render(true);
+      refocus();
       return;
     }
     this.extra.set(e.id, 0);
     this.render(true);
+    refocus();
     this.measure(e.id);
     if (!this.details.has(e.id)) {
       try {
@@ -246,7 +254,7 @@ export class LogList {
       } catch (err) {
         this.details.set(e.id, { ...e, raw: `(cannot load: ${err.message})` });
       }
-      if (this.extra.has(e.id)) { this.render(true); this.measure(e.id); }
+      if (this.extra.has(e.id)) { this.render(true); refocus(); this.measure(e.id); }
     }
   }
 
