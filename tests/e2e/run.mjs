@@ -485,7 +485,15 @@ await test('phone width and dark theme', async () => {
   await page.locator('.histo .bar').first().waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal overflow at 390 px (${overflow})`);
+  // Rows carry their date (month and day) beside the time.
+  assert.match(await rows().first().locator('.ts').innerText(), /^\d\d-\d\d \d\d:\d\d:\d\d/);
   await shot('phone-explorer');
+  // The custom range fits the screen too.
+  await page.locator('#range').selectOption('custom');
+  await page.locator('form.custom').waitFor();
+  const customOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(customOverflow <= 0, `no horizontal overflow with the custom range at 390 px (${customOverflow})`);
+  await shot('phone-custom-range');
   await page.locator('.facet-toggle').click();
   await page.locator('.facet[data-field=agent] .fv').first().waitFor();
   await page.waitForTimeout(250);

@@ -267,10 +267,10 @@ export class LogList {
   }
 }
 
-/** The time of a row; the date part hides on narrow screens. */
+/** The time of a row; on narrow screens the year hides, the month and day stay. */
 function timeEl(ts) {
   const text = fmtTime(ts);
-  return h('time.ts', { datetime: ts, title: ts }, h('span.d', null, text.slice(0, 11)), text.slice(11));
+  return h('time.ts', { datetime: ts, title: ts }, h('span.y', null, text.slice(0, 5)), h('span.d', null, text.slice(5, 11)), text.slice(11));
 }
 
 /** The lines around an entry, in a dialog. */
