@@ -37,7 +37,10 @@ const deadline = setTimeout(async () => {
 // --- the server ----------------------------------------------------------------------
 const data = mkdtempSync(join(tmpdir(), 'logyard-e2e-'));
 const profile = mkdtempSync(join(tmpdir(), 'logyard-e2e-chromium-'));
-const server = spawn(bin, ['serve', '--data', join(data, 'data'), '--listen', '127.0.0.1:0'], {
+// The store keeps everything: some entries are from the turn of last year.
+const config1 = join(data, 'logyard.toml');
+writeFileSync(config1, '[store]\nretention_days = 0\n');
+const server = spawn(bin, ['--config', config1, 'serve', '--data', join(data, 'data'), '--listen', '127.0.0.1:0'], {
   stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOGYARD_LOG: 'warn' },
 });
 let serverErr = '';
@@ -476,6 +479,22 @@ await test('alerts and sources render what their endpoints answer', async () => 
   assert.match(await page.locator('#p-sources').innerText(), /\/var\/log\/app\.log/);
   await shot('sources-configured');
   await page.unrouteAll();
+});
+
+await test('over all time the histogram spans the data, with the year across a year boundary', async () => {
+  const turn = Date.UTC(new Date().getUTCFullYear(), 0, 1);
+  await ingest([-3, -2, -1, 1, 2].map((hr) => ({ timestamp: iso(turn + hr * 3600e3), agent: 'newyear', message: `party hour ${hr}` })));
+  await page.goto(base + '/?q=agent%3Anewyear');
+  await page.locator('.histo .bar').first().waitFor();
+  await waitIdle();
+  const labels = await page.locator('.histo text.axis').allTextContents();
+  const year = new Date(turn).getFullYear();
+  assert.ok(labels.some((l) => l.startsWith(`${year - 1}-12-31`)), `a label of the old year: ${labels}`);
+  assert.ok(labels.some((l) => l.startsWith(`${year}-01-01`)), `a label of the new year: ${labels}`);
+  // The last bar is the newest entry's, not now's.
+  const last = await page.locator('.histo .bar title').last().textContent();
+  assert.ok(last.startsWith(`${year}-01-01`), `the last bar: ${last}`);
+  await shot('histogram-new-year');
 });
 
 await test('phone width and dark theme', async () => {

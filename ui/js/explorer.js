@@ -161,8 +161,11 @@ async function search(s) {
   ui.el.classList.add('busy');
   const filter = splitPipes(q)[0] || '*';
   const list = query(q, range, { limit: PAGE }, { signal });
-  // Started at once, drawn when they come: they never hold the list back.
-  histogram(filter, range, signal);
+  // Started at once, drawn when they come: they never hold the list back. Over all time,
+  // the histogram waits for the list's newest entry to end there, so that it spans the data
+  // rather than reaching to now.
+  if (range.start || range.end) histogram(filter, range, signal);
+  else list.then((res) => histogram(filter, { end: newestEnd(res) }, signal), () => histogram(filter, range, signal));
   facets(filter, range, signal);
   try {
     const res = await list;
@@ -189,6 +192,12 @@ async function search(s) {
     ui.summary.textContent = '';
     showError(q, e);
   }
+}
+
+/** Just after the newest entry of a list answer (the list is newest first), if any. */
+function newestEnd(res) {
+  const t = Date.parse(res?.logs?.[0]?.timestamp || '');
+  return isNaN(t) ? undefined : new Date(t + 1).toISOString();
 }
 
 /** The count of matches and the cost of the list. A page counts its matches only as far as

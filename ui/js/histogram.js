@@ -2,7 +2,7 @@
 // bars to zoom the time range to them.
 
 import { h, svg, fmtCount, LEVELS, levelClass } from './dom.js';
-import { fmtShort, fmtTime, stepMs } from './time.js';
+import { fmtTime, stepMs } from './time.js';
 
 const STACK = ['UNKNOWN', 'TRACE', 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
 
@@ -48,11 +48,13 @@ export function drawHistogram(el, answer, onZoom, opts = {}) {
     bars.append(g);
   });
   root.append(bars);
-  // X labels: about one per 110 px.
+  // X labels: about one per 110 px, as precise as the span needs.
   const every = Math.max(1, Math.ceil(110 / bw));
+  const label = axisLabels(buckets, step);
   for (let i = 0; i < buckets.length; i += every) {
-    if (padL + i * bw + 62 > width) break;
-    root.append(svg('text', { x: padL + i * bw, y: height - 4, class: 'axis' }, fmtShort(buckets[i].t)));
+    const text = label(buckets[i].t, i === 0);
+    if (padL + i * bw + text.length * 5.6 > width) break; // the axis font's width, about
+    root.append(svg('text', { x: padL + i * bw, y: height - 4, class: 'axis' }, text));
   }
   const sel = svg('rect', { class: 'brush', y: padT, height: plotH, width: 0, x: 0, visibility: 'hidden' });
   root.append(sel);
@@ -90,6 +92,27 @@ export function drawHistogram(el, answer, onZoom, opts = {}) {
   const legend = h('div.legend', null, LEVELS.filter((lv) => buckets.some((b) => b.counts?.[lv]))
     .map((lv) => h('span', null, h('i.sw.' + levelClass(lv)), lv.toLowerCase())));
   el.replaceChildren(legend, root);
+}
+
+/**
+ * The axis label of a bucket's time (local): with the year when the buckets reach into two
+ * years, without the time of day when a bucket is a day or more, and the time alone when the
+ * whole span is within one day (the first label keeps its date).
+ */
+function axisLabels(buckets, step) {
+  if (!buckets.length) return () => '';
+  const first = new Date(buckets[0].t), last = new Date(buckets[buckets.length - 1].t);
+  const years = first.getFullYear() !== last.getFullYear();
+  const days = step >= 86400e3;
+  const oneDay = last - first < 86400e3 && first.getDate() === last.getDate();
+  return (t, isFirst) => {
+    const text = fmtTime(t); // YYYY-MM-DD HH:MM:SS.mmm
+    const date = years ? text.slice(0, 10) : text.slice(5, 10);
+    const time = text.slice(11, 16);
+    if (days) return date;
+    if (oneDay && !isFirst) return time;
+    return `${date} ${time}`;
+  };
 }
 
 /** Rounds a maximum up to 1, 2 or 5 times a power of ten (whole halves for the grid). */
