@@ -481,6 +481,26 @@ await test('alerts and sources render what their endpoints answer', async () => 
   await page.unrouteAll();
 });
 
+await test('a word that finds few entries offers the search whatever its case', async () => {
+  await ingest([
+    { agent: 'casecheck', level: 'ERROR', message: 'Timeout contacting the upstream' },
+    { agent: 'casecheck', level: 'ERROR', message: 'TIMEOUT again' },
+    { agent: 'casecheck', level: 'ERROR', message: 'a timeout, in lower case' },
+  ]);
+  await page.goto(base + '/?q=' + encodeURIComponent('timeout agent:casecheck'));
+  await waitIdle();
+  assert.equal(await domRows(), 1);
+  const hint = page.locator('.casehint');
+  await hint.waitFor();
+  assert.match(await hint.innerText(), /3 entries match whatever the case/);
+  await page.locator('#casefix').click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'i(timeout) agent:casecheck');
+  await waitIdle();
+  assert.equal(await domRows(), 3);
+  assert.ok(await hint.isHidden(), 'no hint once nothing more is found');
+  assert.match(await page.locator('#q').getAttribute('title'), /i\(timeout\)/);
+});
+
 await test('over all time the histogram spans the data, with the year across a year boundary', async () => {
   const turn = Date.UTC(new Date().getUTCFullYear(), 0, 1);
   await ingest([-3, -2, -1, 1, 2].map((hr) => ({ timestamp: iso(turn + hr * 3600e3), agent: 'newyear', message: `party hour ${hr}` })));

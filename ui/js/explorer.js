@@ -5,7 +5,7 @@ import { h, mount, emptyState, fmtCount, LEVELS, levelClass } from './dom.js';
 import { getJSON, query, rowsOf } from './api.js';
 import { setState, emit, readState } from './state.js';
 import { rangeOf, rangeLabel, RELATIVE, toLocalInput } from './time.js';
-import { splitPipes, addFilter, byteToIndex } from './query.js';
+import { splitPipes, addFilter, byteToIndex, caseless } from './query.js';
 import { drawHistogram } from './histogram.js';
 import { LogList, contextDialog } from './list.js';
 import { table } from './charts.js';
@@ -15,6 +15,7 @@ const TAIL_QUEUE = 1000; // entries kept while the tail is paused
 /** The auto-refresh intervals offered: their name in the URL, and milliseconds. */
 const EVERY = [['5s', 5e3], ['10s', 10e3], ['30s', 30e3], ['1m', 60e3], ['5m', 300e3]];
 const LIVE_COUNTS_EVERY = 5e3; // how often the histogram and facets follow a live tail
+const FEW = 10; // a list this short asks whether ignoring case would find more
 
 let ui = null; // the explorer's elements while it is shown
 
@@ -61,7 +62,8 @@ export function leaveExplorer() {
 }
 
 function build(root) {
-  const input = h('input#q', { type: 'search', placeholder: 'Search: error agent:web-* level:>=WARNING "connection refused" | stats count() by (agent)', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'query' });
+  const input = h('input#q', { type: 'search', placeholder: 'Search: error agent:web-* level:>=WARNING "connection refused" | stats count() by (agent)', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'query',
+    title: 'Words and phrases match their case: Timeout is not timeout. i(timeout) or i("conn refused") match any case.' });
   const form = h('form.search', { role: 'search' }, input, h('button.primary', { type: 'submit' }, 'Search'));
   // Enter on an unchanged query runs it again, as the refresh button does.
   form.addEventListener('submit', (ev) => {
@@ -109,6 +111,7 @@ function build(root) {
   const pauseBtn = h('button#pause', { type: 'button', hidden: true }, 'Pause');
   pauseBtn.addEventListener('click', () => togglePause());
   const qerror = h('div.qerror', { hidden: true, role: 'alert' });
+  const casehint = h('div.casehint', { hidden: true, role: 'status' });
   const histo = h('div.histwrap#histogram');
   const summary = h('div.summary');
   const facets = h('aside.facets', { 'aria-label': 'facets' });
@@ -122,12 +125,12 @@ function build(root) {
     onFilter: (k, v) => setState({ q: addFilter(readQ(), k, v) }),
     onBackToTop: () => { ui.key = null; emit(); },
   });
-  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, facetBtn), qerror, tableBox, list.el);
+  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, facetBtn), qerror, casehint, tableBox, list.el);
   const el = h('div.explore', null,
     h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn),
     h('div.body', null, facets, main));
   mount(root, el);
-  return { el, input, form, rangeSel, custom, zoomOut, fromIn, toIn, every, tailBtn, pauseBtn, qerror, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
+  return { el, input, form, rangeSel, custom, zoomOut, fromIn, toIn, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
 }
 
 function readQ() { return new URLSearchParams(location.search).get('q') || ''; }
@@ -158,6 +161,7 @@ async function search(s) {
   ui.summary.textContent = 'Searching…';
   ui.listInfo = null;
   ui.facetTotal = null;
+  ui.casehint.hidden = true;
   ui.el.classList.add('busy');
   const filter = splitPipes(q)[0] || '*';
   const list = query(q, range, { limit: PAGE }, { signal });
@@ -183,6 +187,7 @@ async function search(s) {
     ui.list.reset(res.logs, !!res.next_cursor);
     ui.listInfo = res;
     renderSummary();
+    if (res.logs.length < FEW && !res.next_cursor) caseHint(q, range, res.logs.length, signal);
     if (!res.logs.length) ui.list.setStatus(s.q ? 'No entry matches this query in this range.' : 'No entries yet. Send some with POST /api/logs.');
   } catch (e) {
     if (e.name === 'AbortError') return;
@@ -192,6 +197,24 @@ async function search(s) {
     ui.summary.textContent = '';
     showError(q, e);
   }
+}
+
+/** When the words of a query that found few entries would find more whatever their case,
+ *  says so and offers the query with `i(…)` in one click. */
+async function caseHint(q, range, found, signal) {
+  const [filter, pipes] = splitPipes(q);
+  const alt = caseless(filter);
+  if (!alt) return;
+  try {
+    const rows = rowsOf(await query(`${alt} | stats count()`, range, {}, { signal }));
+    const n = rows[0]?.['count()'] || 0;
+    if (n <= found || signal.aborted) return;
+    const next = pipes ? `${alt} ${pipes}` : alt;
+    mount(ui.casehint,
+      `Words match their case: ${fmtCount(n)} ${n === 1 ? 'entry matches' : 'entries match'} whatever the case. `,
+      h('button.link#casefix', { type: 'button', onclick: () => setState({ q: next }) }, `Search ${next}`));
+    ui.casehint.hidden = false;
+  } catch { /* no hint */ }
 }
 
 /** Just after the newest entry of a list answer (the list is newest first), if any. */

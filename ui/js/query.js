@@ -45,3 +45,47 @@ export function byteToIndex(text, byte) {
   }
   return text.length;
 }
+
+/**
+ * The filter with each word and phrase made case-insensitive (`Timeout` → `i(Timeout)`,
+ * `"Conn refused"` → `i("Conn refused")`, `-debug` → `-i(debug)`), or null when it has none.
+ * Field terms, regexes, operators and `i(…)` already there are kept as they are.
+ */
+export function caseless(filter) {
+  const out = [];
+  let changed = false;
+  let i = 0;
+  const n = filter.length;
+  while (i < n) {
+    const c = filter[i];
+    if (/\s|\(|\)/.test(c)) { out.push(c); i++; continue; }
+    // A term: up to whitespace or a parenthesis outside quotes.
+    let j = i, quote = null;
+    while (j < n) {
+      const d = filter[j];
+      if (quote) { if (d === '\\') j++; else if (d === quote) quote = null; j++; continue; }
+      if (d === '"' || d === "'") { quote = d; j++; continue; }
+      if (/\s|\)/.test(d) || (d === '(' && j > i)) break;
+      j++;
+    }
+    let term = filter.slice(i, j);
+    if (term === 'i' && filter[j] === '(') {
+      // i( … ): copied whole, to its closing parenthesis (outside quotes).
+      let k = j + 1, q2 = null;
+      while (k < n) {
+        const d = filter[k++];
+        if (q2) { if (d === '\\') k++; else if (d === q2) q2 = null; } else if (d === '"' || d === "'") q2 = d; else if (d === ')') break;
+      }
+      out.push(filter.slice(i, k));
+      i = k;
+      continue;
+    }
+    const neg = term.startsWith('-') && term.length > 1 ? '-' : '';
+    const body = neg ? term.slice(1) : term;
+    const word = /^[\p{L}\p{N}_][\p{L}\p{N}_.\-/@]*$/u.test(body) && !['AND', 'OR', 'NOT'].includes(body) && /\p{L}/u.test(body);
+    const phrase = /^(["']).*\1$/s.test(body) && body.length > 2;
+    if (word || phrase) { out.push(`${neg}i(${body})`); changed = true; } else out.push(term);
+    i = j;
+  }
+  return changed ? out.join('') : null;
+}
