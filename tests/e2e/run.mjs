@@ -517,6 +517,55 @@ await test('over all time the histogram spans the data, with the year across a y
   await shot('histogram-new-year');
 });
 
+await test('one time zone for every time, remembered; ranges typed in it, ISO or relative', async () => {
+  // The browser's zone, five and a half hours east of UTC.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Emulation.setTimezoneOverride', { timezoneId: 'Asia/Kolkata' });
+  await page.goto(base + '/?q=NEEDLE-checkout-7731');
+  await waitIdle();
+  const shown = () => rows().first().locator('.ts').innerText();
+  const at = new Date(needleAt);
+  const p2 = (n) => String(n).padStart(2, '0');
+  const local = new Date(needleAt + 5.5 * 3600e3);
+  const hm = (d) => `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}`;
+  assert.match(await page.locator('#zone').innerText(), /Local/);
+  assert.ok((await shown()).includes(hm(local)), `local time shown: ${await shown()}`);
+  await page.locator('#zone').click();
+  await page.waitForFunction(() => document.querySelector('#zone').textContent === 'UTC');
+  await page.waitForFunction((t) => document.querySelector('.list .row .ts')?.textContent.includes(t), hm(at));
+  await rows().first().click();
+  assert.match(await page.locator('.detail table.fields').innerText(), new RegExp(`timestamp\\s+\\d{4}-\\d\\d-\\d\\d ${hm(at)}\\.\\d{3} UTC`));
+  // Remembered across a reload; the histogram's labels follow it too.
+  await page.reload();
+  await waitIdle();
+  assert.equal(await page.locator('#zone').innerText(), 'UTC');
+  assert.ok((await shown()).includes(hm(at)));
+  // A custom range typed in the zone, with seconds, or relative to now.
+  await page.goto(base + '/?q=NEEDLE-checkout-7731');
+  await page.locator('#range').selectOption('custom');
+  const day = `${at.getUTCFullYear()}-${p2(at.getUTCMonth() + 1)}-${p2(at.getUTCDate())}`;
+  await page.locator('#from').fill(`${day} ${hm(new Date(needleAt - 1000))}`);
+  await page.locator('#to').fill(`${day} ${hm(new Date(needleAt + 1000))}`);
+  await page.locator('form.custom button[type=submit]').click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).has('from'));
+  assert.equal(param('from'), new Date(Math.floor((needleAt - 1000) / 1000) * 1000).toISOString(), 'typed to the second, in UTC');
+  await waitIdle();
+  assert.equal(await domRows(), 1);
+  await page.locator('#from').fill('now-3h');
+  await page.locator('#to').fill('');
+  await page.locator('form.custom button[type=submit]').click();
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('to'));
+  const from = Date.parse(param('from'));
+  assert.ok(Math.abs(from - (Date.now() - 3 * 3600e3)) < 60e3, `now-3h: ${param('from')}`);
+  // A time that is none is refused in place.
+  await page.locator('#from').fill('yesterday-ish');
+  await page.locator('form.custom button[type=submit]').click();
+  assert.equal(await page.locator('#from').evaluate((el) => el.validity.valid), false);
+  await page.locator('#zone').click();
+  await page.waitForFunction(() => /Local/.test(document.querySelector('#zone').textContent));
+  await cdp.send('Emulation.setTimezoneOverride', { timezoneId: '' }).catch(() => {});
+});
+
 await test('phone width and dark theme', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(base + '/');

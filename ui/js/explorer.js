@@ -4,7 +4,7 @@
 import { h, mount, emptyState, fmtCount, LEVELS, levelClass } from './dom.js';
 import { getJSON, query, rowsOf } from './api.js';
 import { setState, emit, readState } from './state.js';
-import { rangeOf, rangeLabel, RELATIVE, toLocalInput } from './time.js';
+import { rangeOf, rangeLabel, RELATIVE, toInput, parseInput, zoneLabel } from './time.js';
 import { splitPipes, addFilter, byteToIndex, caseless } from './query.js';
 import { drawHistogram } from './histogram.js';
 import { LogList, contextDialog } from './list.js';
@@ -33,8 +33,8 @@ export function showExplorer(root, s) {
 }
 
 /** Runs the search of the current state again, changed or not (a relative range moves
- *  to now). */
-function rerun() {
+ *  to now); also draws every time anew in the zone chosen. */
+export function rerun() {
   if (!ui) return;
   ui.key = null;
   emit();
@@ -78,15 +78,28 @@ function build(root) {
     RELATIVE.map(([k]) => h('option', { value: k }, 'Last ' + k)),
     h('option', { value: 'all' }, 'All time'),
     h('option', { value: 'custom' }, 'Custom…'));
-  const fromIn = h('input#from', { type: 'datetime-local', 'aria-label': 'from' });
-  const toIn = h('input#to', { type: 'datetime-local', 'aria-label': 'to' });
+  const timeInput = (id, label) => h('input#' + id, { type: 'text', 'aria-label': label, autocomplete: 'off', spellcheck: 'false',
+    placeholder: id === 'from' ? 'now-2h or 2024-01-15 10:30:00' : 'now (empty) or 2024-01-15 12:00:00' });
+  const fromIn = timeInput('from', 'from');
+  const toIn = timeInput('to', 'to');
+  const zoneTag = h('span.muted.small.zonetag');
   const custom = h('form.custom', { hidden: true },
-    fromIn, h('span.muted', null, '→'), toIn, h('button', { type: 'submit' }, 'Apply'));
+    fromIn, h('span.muted', null, '→'), toIn, zoneTag, h('button', { type: 'submit' }, 'Apply'));
   custom.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const iso = (v) => (v ? new Date(v).toISOString() : '');
-    setState({ from: iso(fromIn.value), to: iso(toIn.value), range: '' });
+    // Typed in the chosen zone (or with their own offset), `now-2h` relative to now.
+    const read = (input) => {
+      const v = input.value.trim();
+      if (!v) return '';
+      const t = parseInput(v);
+      input.setCustomValidity(isNaN(t) ? 'a time such as 2024-01-15 10:30:00, 2024-01-15T10:30:00Z or now-2h' : '');
+      return isNaN(t) ? null : new Date(t).toISOString();
+    };
+    const from = read(fromIn), to = read(toIn);
+    if (from === null || to === null) { custom.reportValidity(); return; }
+    setState({ from, to, range: '' });
   });
+  for (const input of [fromIn, toIn]) input.addEventListener('input', () => input.setCustomValidity(''));
   rangeSel.addEventListener('change', () => {
     if (rangeSel.value === 'custom') { custom.hidden = false; fromIn.focus(); return; }
     custom.hidden = true;
@@ -130,7 +143,7 @@ function build(root) {
     h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn),
     h('div.body', null, facets, main));
   mount(root, el);
-  return { el, input, form, rangeSel, custom, zoomOut, fromIn, toIn, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
+  return { el, input, form, rangeSel, custom, zoomOut, fromIn, toIn, zoneTag, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
 }
 
 function readQ() { return new URLSearchParams(location.search).get('q') || ''; }
@@ -141,7 +154,8 @@ function syncControls(s) {
   ui.rangeSel.value = custom ? 'custom' : (s.range || 'all');
   ui.custom.hidden = !custom;
   ui.zoomOut.hidden = !s.from;
-  if (custom) { ui.fromIn.value = toLocalInput(s.from); ui.toIn.value = toLocalInput(s.to); }
+  if (custom) { ui.fromIn.value = toInput(s.from); ui.toIn.value = toInput(s.to); }
+  ui.zoneTag.textContent = zoneLabel();
   ui.rangeSel.title = rangeLabel(s);
 }
 

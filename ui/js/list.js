@@ -3,7 +3,7 @@
 // is dropped and can be fetched again), and the next page is fetched before the end shows.
 
 import { h, mount, levelClass } from './dom.js';
-import { fmtTime } from './time.js';
+import { fmtTime, zoneLabel } from './time.js';
 
 const OVERSCAN = 30;        // rows rendered beyond each edge of the viewport
 export const MAX_DOM = 160; // never more rows than this in the DOM
@@ -209,7 +209,7 @@ export class LogList {
   detailEl(e) {
     const full = this.details.get(e.id) || e;
     const fields = [
-      ['timestamp', full.timestamp], ['level', full.level], ['agent', full.agent], ['host', full.host],
+      ['timestamp', full.timestamp ? `${fmtTime(full.timestamp)} ${zoneLabel(Date.parse(full.timestamp))}` : full.timestamp], ['level', full.level], ['agent', full.agent], ['host', full.host],
       ['source', full.source], ['id', full.id],
       ...Object.entries(full.fields || full.metadata || {}).sort(([a], [b]) => a.localeCompare(b)),
     ].filter(([, v]) => v !== null && v !== undefined && v !== '');
@@ -270,7 +270,7 @@ export class LogList {
 /** The time of a row; on narrow screens the year hides, the month and day stay. */
 function timeEl(ts) {
   const text = fmtTime(ts);
-  return h('time.ts', { datetime: ts, title: ts }, h('span.y', null, text.slice(0, 5)), h('span.d', null, text.slice(5, 11)), text.slice(11));
+  return h('time.ts', { datetime: ts, title: `${ts} (shown in ${zoneLabel(Date.parse(ts))})` }, h('span.y', null, text.slice(0, 5)), h('span.d', null, text.slice(5, 11)), text.slice(11));
 }
 
 /** The lines around an entry, in a dialog. */

@@ -1,8 +1,10 @@
 // The entry point: routes the URL's state to a view and binds the keyboard.
 
 import { readState, onState, setState, emit } from './state.js';
-import { showExplorer, leaveExplorer } from './explorer.js';
+import { showExplorer, leaveExplorer, rerun } from './explorer.js';
 import { whoami, signIn, showIdentity } from './session.js';
+import { timeZone, setTimeZone, zoneLabel } from './time.js';
+import { h } from './dom.js';
 
 const app = document.getElementById('app');
 let current = null;
@@ -38,6 +40,20 @@ document.addEventListener('keydown', (ev) => {
     if (q) { ev.preventDefault(); q.focus(); q.select(); }
     else { ev.preventDefault(); setState({ view: 'explore' }); requestAnimationFrame(() => document.getElementById('q')?.focus()); }
   }
+});
+
+// One zone for every time on the page: the browser's or UTC, remembered.
+const zoneBtn = h('button#zone.zone', { type: 'button', title: 'times are shown and typed in this zone; click for the other' });
+const zoneText = () => {
+  if (timeZone() === 'utc') zoneBtn.replaceChildren('UTC');
+  else zoneBtn.replaceChildren('Local', h('span.hide-narrow', null, ` (${zoneLabel()})`));
+};
+zoneText();
+zoneBtn.addEventListener('click', () => setTimeZone(timeZone() === 'utc' ? 'local' : 'utc'));
+document.querySelector('header.top').append(zoneBtn);
+addEventListener('logyard:zone', () => {
+  zoneText();
+  if (current === 'explore') rerun(); else emit();
 });
 
 // A server with tokens: sign in first (the cookie then goes with every request).
