@@ -319,7 +319,24 @@ await test('a table query shows a table', async () => {
   assert.deepEqual(await tbl.locator('th').allInnerTexts(), ['agent', 'count()']);
   assert.ok(await tbl.locator('tbody tr').count() >= 5);
   assert.equal(await page.locator('.list').isVisible(), false);
+  // Numbers right-aligned; a click on a heading sorts by it, again the other way.
+  const countTh = tbl.locator('th', { hasText: 'count()' });
+  assert.equal(await countTh.evaluate((el) => getComputedStyle(el).textAlign), 'right');
+  const counts = async () => (await tbl.locator('tbody td.num').allInnerTexts()).map(Number);
+  await countTh.click();
+  let c = await counts();
+  assert.deepEqual(c, [...c].sort((a, b) => b - a), `descending: ${c}`);
+  await countTh.click();
+  c = await counts();
+  assert.deepEqual(c, [...c].sort((a, b) => a - b), `ascending: ${c}`);
+  // A bar per group; a row opens the entries of its group.
+  assert.ok(await page.locator('.resulttable .barrow').count() >= 5);
   await shot('explorer-table');
+  await tbl.locator('tbody tr', { hasText: 'billing' }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'level:ERROR agent:billing');
+  await waitIdle();
+  const agents = await page.locator('.list .row .agent').allInnerTexts();
+  assert.ok(agents.length > 0 && agents.every((a) => a === 'billing'), agents.join());
 });
 
 await test('keyboard: / focuses the search, Esc clears it', async () => {

@@ -8,7 +8,7 @@ import { rangeOf, rangeLabel, RELATIVE, toInput, parseInput, zoneLabel } from '.
 import { splitPipes, addFilter, byteToIndex, caseless } from './query.js';
 import { drawHistogram } from './histogram.js';
 import { LogList, contextDialog } from './list.js';
-import { table } from './charts.js';
+import { table, barList } from './charts.js';
 
 const PAGE = 100;
 const TAIL_QUEUE = 1000; // entries kept while the tail is paused
@@ -192,7 +192,7 @@ async function search(s) {
     if (res.columns) {
       ui.tableBox.hidden = false;
       ui.list.el.hidden = true;
-      mount(ui.tableBox, res.rows.length ? table(res.columns, res.rows) : emptyState('No rows', 'The query matched nothing in this range.'));
+      mount(ui.tableBox, res.rows.length ? resultTable(q, res.columns, res.rows) : emptyState('No rows', 'The query matched nothing in this range.'));
       ui.summary.textContent = `${res.rows.length} rows · ${costText(res.cost)}${res.partial ? ' · partial: ' + res.reason : ''}`;
       return;
     }
@@ -211,6 +211,64 @@ async function search(s) {
     ui.summary.textContent = '';
     showError(q, e);
   }
+}
+
+/**
+ * A table answer: a bar chart of its first number by its group columns (`stats … by`), and
+ * the table, sortable by any column; a row opens the explorer filtered to its group.
+ */
+function resultTable(q, columns, rows) {
+  const numeric = columns.map((_, i) => rows.some((r) => typeof r[i] === 'number') && rows.every((r) => r[i] === null || typeof r[i] === 'number'));
+  // Group columns: fields the query grouped by (not computed, not the time buckets).
+  const groups = columns.map((c, i) => !numeric[i] && /^[\p{L}\p{N}_.@-]+$/u.test(c) && !c.startsWith('_') ? i : -1).filter((i) => i >= 0);
+  const filter = splitPipes(q)[0] || '*';
+  const open = groups.length ? (r) => {
+    let f = filter;
+    for (const i of groups) if (r[i] !== null && r[i] !== undefined) f = addFilter(f, columns[i], r[i]);
+    setState({ q: f });
+  } : null;
+  const value = numeric.indexOf(true);
+  const chart = open && value >= 0 && rows.length > 1
+    ? barList([...rows].sort((a, b) => (b[value] ?? 0) - (a[value] ?? 0)).slice(0, 30).map((r) => ({
+      label: groups.map((i) => r[i] ?? '(none)').join(' · '),
+      value: r[value],
+      title: `${columns[value]} ${r[value]}: open these entries`,
+      onclick: () => open(r),
+    })))
+    : null;
+  const box = h('div.resulttable');
+  let sort = null; // [column, 1 | -1]
+  const draw = () => {
+    const sorted = sort === null ? rows : [...rows].sort((a, b) => {
+      const [i, dir] = sort;
+      const x = a[i], y = b[i];
+      if (x === y) return 0;
+      if (x === null || x === undefined) return 1;
+      if (y === null || y === undefined) return -1;
+      return (numeric[i] ? x - y : String(x).localeCompare(String(y))) * dir;
+    });
+    const t = table(columns, sorted);
+    t.querySelectorAll('thead th').forEach((th, i) => {
+      if (numeric[i]) th.classList.add('num');
+      th.classList.add('sortable');
+      th.tabIndex = 0;
+      th.setAttribute('aria-sort', sort?.[0] === i ? (sort[1] > 0 ? 'ascending' : 'descending') : 'none');
+      th.title = 'sort by ' + columns[i];
+      const flip = () => { sort = [i, sort?.[0] === i ? -sort[1] : (numeric[i] ? -1 : 1)]; draw(); };
+      th.addEventListener('click', flip);
+      th.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') flip(); });
+    });
+    if (open) {
+      t.querySelectorAll('tbody tr').forEach((tr, k) => {
+        tr.classList.add('click');
+        tr.title = 'open these entries';
+        tr.addEventListener('click', () => open(sorted[k]));
+      });
+    }
+    mount(box, chart, t);
+  };
+  draw();
+  return box;
 }
 
 /** When the words of a query that found few entries would find more whatever their case,
