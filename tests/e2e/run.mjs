@@ -477,18 +477,45 @@ await test('alerts and sources render what their endpoints answer', async () => 
   // These endpoints may not exist on this server yet: answer them from the test.
   const t = iso(now - 60e3);
   const json = (body) => (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
-  await page.route('**/api/alerts', json({ alerts: [{ rule: 'many-errors', kind: 'threshold', group: { agent: 'billing' }, count: 12, suppressed: 3,
-    first_seen: t, last_seen: t, message: 'payment 4411 failed: card declined', notified: [{ notifier: 'slack', ok: true, attempts: 1, error: null }, { notifier: 'webhook', ok: false, attempts: 3, error: 'timeout' }] }] }));
+  // 30 of one rule (the newest with a failed notification), and one still being sent.
+  const fired = (i) => iso(now - 60e3 - i * 60e3);
+  const many = Array.from({ length: 30 }, (_, i) => ({ id: 100 - i, rule: 'many-errors', kind: 'threshold', severity: 'warning', group: { agent: 'billing' },
+    count: 12, suppressed: 3, first_seen: fired(i + 1), last_seen: fired(i), fired_at: fired(i), message: i ? `payment ${i} failed` : 'payment 4411 failed: card declined',
+    notified: i ? [{ notifier: 'slack', ok: true, attempts: 1, error: null }] : [{ notifier: 'slack', ok: true, attempts: 1, error: null }, { notifier: 'webhook', ok: false, attempts: 3, error: 'timed out' }] }));
+  const pending = { id: 1, rule: 'disk', kind: 'absence', severity: 'critical', group: {}, count: 0, suppressed: 0, first_seen: t, last_seen: t, fired_at: iso(now - 90 * 60e3), message: 'no backup for 1h', notified: [] };
+  await page.route(/\/api\/alerts(\?.*)?$/, json({ alerts: [...many, pending] }));
   await page.route('**/api/alerts/rules', json({ rules: [{ name: 'many-errors', kind: 'threshold', query: 'level:>=ERROR agent:billing', cooldown_until: iso(now + 600e3), last_fired: t },
     { name: 'disk', kind: 'absence', query: 'agent:backup', cooldown_until: null, last_fired: null }] }));
   await page.route('**/api/sources', json({ sources: [{ name: 'app-logs', kind: 'file', state: 'running', lines_per_s: 12.5, last_line_time: t, errors: 0,
     files: [{ path: '/var/log/app.log', offset: 123456 }] }, { name: 'syslog', kind: 'syslog:udp', state: 'running', lines_per_s: 3, last_line_time: t, errors: 2 }] }));
   await page.goto(base + '/?view=alerts');
-  await page.locator('#p-alerts tbody tr', { hasText: 'many-errors' }).waitFor();
-  assert.match(await page.locator('#p-alerts').innerText(), /billing[\s\S]*12 \(\+3 suppressed\)/);
+  await page.locator('#p-alerts tbody tr', { hasText: 'many-errors' }).first().waitFor();
+  const alertRows = page.locator('#p-alerts tbody tr');
+  const first = alertRows.first();
+  assert.match(await first.innerText(), /warning[\s\S]*many-errors[\s\S]*billing[\s\S]*12 \(\+3 suppressed\)[\s\S]*failed: webhook[\s\S]*timed out/);
+  // Newest fired first, 25 a page.
+  assert.equal(await alertRows.count(), 25);
+  assert.match(await page.locator('#p-alerts').innerText(), /page 1 of 2/);
+  await page.locator('#alerts-next').click();
+  assert.equal(await alertRows.count(), 6);
+  assert.match(await alertRows.last().innerText(), /critical[\s\S]*disk[\s\S]*pending/);
+  // Filters: a rule, and failed notifications only.
+  await page.locator('#alert-rule').selectOption('disk');
+  assert.equal(await alertRows.count(), 1);
+  await page.locator('#alert-rule').selectOption('');
+  await page.locator('#alert-failed').check();
+  assert.equal(await alertRows.count(), 1);
+  assert.match(await alertRows.first().innerText(), /payment 4411/);
   assert.equal(await page.locator('#p-rules tbody tr').count(), 2);
   assert.match(await page.locator('#p-rules').innerText(), /cooling down until[\s\S]*armed/);
   await shot('alerts-configured');
+  // An alert's entries: its rule's query and group over the time of its entries.
+  await alertRows.first().locator('button.entries').click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'level:>=ERROR agent:billing');
+  assert.equal(param('view'), null);
+  assert.equal(param('from'), many[0].first_seen);
+  assert.equal(param('to'), iso(Date.parse(many[0].last_seen) + 1000));
+  await page.goto(base + '/?view=alerts');
   await page.locator('#p-rules button', { hasText: 'level:>=ERROR agent:billing' }).click();
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'level:>=ERROR agent:billing');
   await page.goto(base + '/?view=sources');
