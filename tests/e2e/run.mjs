@@ -545,6 +545,30 @@ await test('a word that finds few entries offers the search whatever its case', 
   assert.match(await page.locator('#q').getAttribute('title'), /i\(timeout\)/);
 });
 
+await test('facets of host and source, include and exclude, and more than the top 20', async () => {
+  await ingest(Array.from({ length: 25 }, (_, i) => ({ agent: `fleet-${String(i).padStart(2, '0')}`, host: 'edge-1', message: `fleet member ${i} reporting` })));
+  await page.goto(base + '/?q=' + encodeURIComponent('fleet member') + '&range=1h');
+  await waitIdle();
+  const agentFacet = page.locator('.facet[data-field=agent]');
+  await agentFacet.locator('.fv').first().waitFor();
+  assert.equal(await agentFacet.locator('.fv').count(), 20);
+  await agentFacet.locator('button.more', { hasText: '5 more' }).click();
+  assert.equal(await agentFacet.locator('.fv').count(), 25);
+  assert.match(await page.locator('.facet[data-field=host]').innerText(), /edge-1\s+25/);
+  await page.locator('.facet[data-field=source] .fv').first().waitFor();
+  // − leaves a value out; the list and the counts follow.
+  await agentFacet.locator('.fitem', { hasText: 'fleet-03' }).hover();
+  await agentFacet.locator('.fitem', { hasText: 'fleet-03' }).locator('.fx').click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'fleet member -agent:fleet-03');
+  await waitIdle();
+  await page.waitForFunction(() => /^24 entries/.test(document.querySelector('.summary').textContent));
+  const agents = await page.locator('.list .row .agent').allInnerTexts();
+  assert.ok(!agents.includes('fleet-03'), agents.join());
+  // + (the value itself) keeps only it.
+  await page.locator('.facet[data-field=host] .fv', { hasText: 'edge-1' }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'fleet member -agent:fleet-03 host:edge-1');
+});
+
 await test('over all time the histogram spans the data, with the year across a year boundary', async () => {
   const turn = Date.UTC(new Date().getUTCFullYear(), 0, 1);
   await ingest([-3, -2, -1, 1, 2].map((hr) => ({ timestamp: iso(turn + hr * 3600e3), agent: 'newyear', message: `party hour ${hr}` })));

@@ -344,34 +344,60 @@ async function histogram(filter, range, signal) {
   }
 }
 
+/** The facets beside the list: fields whose values are counted over the same filter and range. */
+const FACETS = [['Level', 'level'], ['Agent', 'agent'], ['Host', 'host'], ['Source', 'source']];
+const FACET_TOP = 20; // values shown before "N more"
+
 async function facets(filter, range, signal) {
   const by = (f) => query(`${filter} | stats count() by (${f})`, range, {}, { signal }).then(rowsOf);
   try {
-    const [levels, agents] = await Promise.all([by('level'), by('agent')]);
+    const answers = await Promise.all(FACETS.map(([, f]) => by(f)));
+    const [levels] = answers;
     ui.facetTotal = levels.reduce((n, r) => n + r['count()'], 0);
     renderSummary();
-    const lv = levels.map((r) => [r.level || 'UNKNOWN', r['count()']])
-      .sort((a, b) => LEVELS.indexOf(a[0]) - LEVELS.indexOf(b[0]));
-    const ag = agents.map((r) => [r.agent, r['count()']]).sort((a, b) => b[1] - a[1]);
-    mount(ui.facets,
-      facetGroup('Level', 'level', lv, (v) => h('span.lvl.' + levelClass(v), null, v)),
-      facetGroup('Agent', 'agent', ag.slice(0, 20), (v) => v ?? '(none)', ag.length > 20 ? `${ag.length - 20} more` : ''));
+    mount(ui.facets, FACETS.map(([title, field], i) => {
+      let rows = answers[i].map((r) => [r[field] ?? null, r['count()']]);
+      if (field === 'level') {
+        rows = rows.map(([v, n]) => [v || 'UNKNOWN', n]).sort((a, b) => LEVELS.indexOf(a[0]) - LEVELS.indexOf(b[0]));
+        return facetGroup(title, field, rows, (v) => h('span.lvl.' + levelClass(v), null, v));
+      }
+      rows.sort((a, b) => b[1] - a[1]);
+      return facetGroup(title, field, rows, (v) => v ?? '(none)');
+    }));
   } catch (e) {
     if (e.name === 'AbortError') return;
     mount(ui.facets, h('div.muted.small', null, e.code === 'query_syntax' ? '' : 'No facets: ' + e.message));
   }
 }
 
-function facetGroup(title, field, rows, label, note) {
+/** The negation of `field:value` added to the filter of q (before any pipe). */
+function excludeFilter(q, field, value) {
+  const term = '-' + addFilter('', field, value);
+  const [filter, pipes] = splitPipes(q || '');
+  const f = filter && filter !== '*' ? `${filter} ${term}` : term;
+  return pipes ? `${f} ${pipes}` : f;
+}
+
+/** One facet: its values with their counts, the top ones first and the rest behind "N more";
+ *  a value adds `field:value` to the query, its `−` adds `-field:value`. */
+function facetGroup(title, field, rows, label) {
   const max = Math.max(1, ...rows.map((r) => r[1]));
+  // Entries without a level or with no value of the field cannot be named in a filter.
+  const usable = (v) => v !== null && !(field === 'level' && v === 'UNKNOWN');
+  const item = ([v, n]) => h('li.fitem', null,
+    h('button.fv', { type: 'button', title: usable(v) ? `only ${field}:${v}` : 'entries without this field', disabled: !usable(v),
+      onclick: () => { ui.facets.classList.remove('shown'); setState({ q: addFilter(readQ(), field, v) }); } },
+      h('span.fl', null, label(v)), h('span.fn', null, fmtCount(n)),
+      h('span.fb', { style: `width:${(n / max) * 100}%` })),
+    usable(v) ? h('button.fx', { type: 'button', title: `leave out ${field}:${v}`, 'aria-label': `exclude ${field} ${v}`,
+      onclick: () => { ui.facets.classList.remove('shown'); setState({ q: excludeFilter(readQ(), field, v) }); } }, '−') : null);
+  const list = h('ul', null, rows.slice(0, FACET_TOP).map(item));
+  const rest = rows.length - FACET_TOP;
+  const more = rest > 0 ? h('button.link.more', { type: 'button', onclick: () => { list.append(...rows.slice(FACET_TOP).map(item)); more.remove(); } }, `${rest} more`) : null;
   return h('section.facet', { dataset: { field } },
     h('h3', null, title),
-    rows.length ? h('ul', null, rows.map(([v, n]) => h('li', null,
-      h('button.fv', { type: 'button', title: `add ${field}:${v} to the query`, disabled: v === null || v === 'UNKNOWN',
-        onclick: () => { ui.facets.classList.remove('shown'); setState({ q: addFilter(readQ(), field, v) }); } },
-        h('span.fl', null, label(v)), h('span.fn', null, fmtCount(n)),
-        h('span.fb', { style: `width:${(n / max) * 100}%` }))))) : h('p.muted.small', null, 'none'),
-    note ? h('p.muted.small', null, note) : null);
+    rows.length ? list : h('p.muted.small', null, 'none'),
+    more);
 }
 
 function showError(q, e) {
