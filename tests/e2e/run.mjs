@@ -569,6 +569,20 @@ await test('facets of host and source, include and exclude, and more than the to
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'fleet member -agent:fleet-03 host:edge-1');
 });
 
+await test('export downloads every match of the current query and range', async () => {
+  await page.goto(base + '/?q=' + encodeURIComponent('agent:checkout') + '&range=24h');
+  await waitIdle();
+  for (const [format, check] of [['csv', (t) => { const l = t.trim().split('\r\n'); assert.match(l[0], /^id,timestamp,level,agent/); assert.equal(l.length, 12); }],
+    ['ndjson', (t) => { const l = t.trim().split('\n').map((x) => JSON.parse(x)); assert.equal(l.length, 11); assert.ok(l.every((e) => e.agent === 'checkout')); }]]) {
+    const download = page.waitForEvent('download');
+    await page.locator(`a.export[data-format=${format}]`).click();
+    const d = await download;
+    const text = await (await fetch(base + new URL(d.url()).pathname + new URL(d.url()).search)).text();
+    check(text);
+    assert.match(d.suggestedFilename(), new RegExp(`\\.${format === 'csv' ? 'csv' : 'ndjson'}$`));
+  }
+});
+
 await test('over all time the histogram spans the data, with the year across a year boundary', async () => {
   const turn = Date.UTC(new Date().getUTCFullYear(), 0, 1);
   await ingest([-3, -2, -1, 1, 2].map((hr) => ({ timestamp: iso(turn + hr * 3600e3), agent: 'newyear', message: `party hour ${hr}` })));

@@ -128,6 +128,10 @@ function build(root) {
   const histo = h('div.histwrap#histogram');
   const summary = h('div.summary');
   const facets = h('aside.facets', { 'aria-label': 'facets' });
+  // Export: the current query over the current range, as the API streams it.
+  const exportLink = (format, text) => h('a.export', { href: '#', dataset: { format }, title: `download every match of this query in this range as ${text}`,
+    onclick: (ev) => { ev.currentTarget.href = exportUrl(format); } }, text);
+  const exportBox = h('span.exports', null, 'Export ', exportLink('csv', 'CSV'), ' · ', exportLink('ndjson', 'NDJSON'));
   const facetBtn = h('button.facet-toggle', { type: 'button', onclick: () => facets.classList.toggle('shown') }, 'Facets');
   const tableBox = h('div.tablebox', { hidden: true });
   const list = new LogList({
@@ -138,7 +142,7 @@ function build(root) {
     onFilter: (k, v) => setState({ q: addFilter(readQ(), k, v) }),
     onBackToTop: () => { ui.key = null; emit(); },
   });
-  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, facetBtn), qerror, casehint, tableBox, list.el);
+  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, exportBox, facetBtn), qerror, casehint, tableBox, list.el);
   const el = h('div.explore', null,
     h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn),
     h('div.body', null, facets, main));
@@ -368,6 +372,16 @@ async function facets(filter, range, signal) {
     if (e.name === 'AbortError') return;
     mount(ui.facets, h('div.muted.small', null, e.code === 'query_syntax' ? '' : 'No facets: ' + e.message));
   }
+}
+
+/** The URL of /api/export for the current query and range (a relative range up to now). */
+function exportUrl(format) {
+  const s = readState();
+  const range = rangeOf(s);
+  const p = new URLSearchParams({ q: s.q || '*', format });
+  if (range.start) p.set('start', range.start);
+  if (range.end) p.set('end', range.end);
+  return '/api/export?' + p.toString();
 }
 
 /** The negation of `field:value` added to the filter of q (before any pipe). */
