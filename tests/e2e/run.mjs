@@ -537,10 +537,13 @@ await test('a word that finds few entries offers the search whatever its case', 
   const hint = page.locator('.casehint');
   await hint.waitFor();
   assert.match(await hint.innerText(), /3 entries match whatever the case/);
+  // The word is marked where it matches, as a whole token and in its case.
+  assert.deepEqual(await page.locator('.list .row .msg mark').allInnerTexts(), ['timeout']);
   await page.locator('#casefix').click();
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'i(timeout) agent:casecheck');
   await waitIdle();
   assert.equal(await domRows(), 3);
+  assert.deepEqual((await page.locator('.list .row .msg mark').allInnerTexts()).sort(), ['TIMEOUT', 'Timeout', 'timeout']);
   assert.ok(await hint.isHidden(), 'no hint once nothing more is found');
   assert.match(await page.locator('#q').getAttribute('title'), /i\(timeout\)/);
 });

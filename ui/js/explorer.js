@@ -5,7 +5,7 @@ import { h, mount, emptyState, fmtCount, LEVELS, levelClass } from './dom.js';
 import { getJSON, query, rowsOf } from './api.js';
 import { setState, emit, readState } from './state.js';
 import { rangeOf, rangeLabel, RELATIVE, toInput, parseInput, zoneLabel } from './time.js';
-import { splitPipes, addFilter, byteToIndex, caseless } from './query.js';
+import { splitPipes, addFilter, byteToIndex, caseless, searchTerms } from './query.js';
 import { drawHistogram } from './histogram.js';
 import { LogList, contextDialog } from './list.js';
 import { table, barList } from './charts.js';
@@ -182,6 +182,7 @@ async function search(s) {
   ui.casehint.hidden = true;
   ui.el.classList.add('busy');
   const filter = splitPipes(q)[0] || '*';
+  ui.list.terms = searchTerms(filter);
   const list = query(q, range, { limit: PAGE }, { signal });
   // Started at once, drawn when they come: they never hold the list back. Over all time,
   // the histogram waits for the list's newest entry to end there, so that it spans the data

@@ -26,6 +26,7 @@ export class LogList {
     this.dropped = 0;         // newer entries dropped from the top
     this.status = '';
     this.rowH = 28;
+    this.terms = []; // the query's words and phrases, marked in messages ({text, anyCase})
     this.top = h('div.spacer');
     this.rows = h('div.rows', { role: 'list' });
     this.bottom = h('div.spacer');
@@ -188,7 +189,7 @@ export class LogList {
       h('span.lvl.' + levelClass(e.level), null, e.level || '—'),
       h('span.agent', { title: e.agent || '' }, e.agent || ''),
       h('span.host', { title: e.host || '' }, e.host || ''),
-      h('span.msg', null, e.message ?? ''));
+      h('span.msg', null, marked(e.message ?? '', this.terms)));
     row.addEventListener('click', () => this.toggle(e));
     row.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); this.toggle(e); }
@@ -218,7 +219,7 @@ export class LogList {
       h('div.actions', null,
         h('button', { onclick: () => this.opts.onContext(full), title: 'the lines around this one, from the same source' }, 'Show context'),
         h('button', { onclick: () => navigator.clipboard?.writeText(JSON.stringify(full, null, 2)) }, 'Copy JSON')),
-      h('div.msgfull', null, full.message ?? ''),
+      h('div.msgfull', null, marked(full.message ?? '', this.terms)),
       h('table.fields', null, h('tbody', null, fields.map(([k, v]) => h('tr', null,
         h('th', null, k),
         h('td', null, typeof v === 'object' ? JSON.stringify(v) : String(v)),
@@ -265,6 +266,37 @@ export class LogList {
     this.bottom.style.height = this.heightOf(this.rendered[1], this.entries.length) + 'px';
     this.top.style.height = this.heightOf(0, this.rendered[0]) + 'px';
   }
+}
+
+const TOKEN = /[\p{L}\p{N}_]/u;
+
+/** Text with the query's words and phrases in <mark>, where they stand as whole tokens
+ *  (as the search matches them: `error` in `an error:`, not in `errors`). */
+export function marked(text, terms) {
+  if (!terms.length || !text) return text;
+  const ranges = [];
+  const lower = text.toLowerCase();
+  for (const { text: t, anyCase } of terms) {
+    const hay = anyCase ? lower : text, needle = anyCase ? t.toLowerCase() : t;
+    for (let at = hay.indexOf(needle); at >= 0 && ranges.length < 200; at = hay.indexOf(needle, at + 1)) {
+      const end = at + needle.length;
+      const glued = (TOKEN.test(needle[0]) && at > 0 && TOKEN.test(text[at - 1])) || (TOKEN.test(needle[needle.length - 1]) && end < text.length && TOKEN.test(text[end]));
+      if (!glued) ranges.push([at, end]);
+    }
+  }
+  if (!ranges.length) return text;
+  ranges.sort((a, b) => a[0] - b[0]);
+  const out = [];
+  let pos = 0;
+  for (const [a, b] of ranges) {
+    if (b <= pos) continue;
+    const from = Math.max(a, pos);
+    if (from > pos) out.push(text.slice(pos, from));
+    out.push(h('mark', null, text.slice(from, b)));
+    pos = b;
+  }
+  if (pos < text.length) out.push(text.slice(pos));
+  return out;
 }
 
 /** The time of a row; on narrow screens the year hides, the month and day stay. */

@@ -47,6 +47,68 @@ export function byteToIndex(text, byte) {
 }
 
 /**
+ * The top-level terms of a filter, in order, quotes kept: words, phrases, field terms,
+ * operators, and `i(…)` whole. Parentheses and spaces separate them.
+ */
+function terms(filter) {
+  const out = [];
+  let i = 0;
+  const n = filter.length;
+  while (i < n) {
+    const c = filter[i];
+    if (/\s|\(|\)/.test(c)) { i++; continue; }
+    let j = i, quote = null;
+    while (j < n) {
+      const d = filter[j];
+      if (quote) { if (d === '\\') j++; else if (d === quote) quote = null; j++; continue; }
+      if (d === '"' || d === "'") { quote = d; j++; continue; }
+      if (/\s|\)/.test(d) || (d === '(' && j > i)) break;
+      j++;
+    }
+    if (filter.slice(i, j) === 'i' && filter[j] === '(') {
+      let k = j + 1, q2 = null;
+      while (k < n) {
+        const d = filter[k++];
+        if (q2) { if (d === '\\') k++; else if (d === q2) q2 = null; } else if (d === '"' || d === "'") q2 = d; else if (d === ')') break;
+      }
+      j = k;
+    }
+    out.push(filter.slice(i, j));
+    i = j;
+  }
+  return out;
+}
+
+/** The text of a quoted phrase, its escapes undone. */
+const unquote = (t) => t.slice(1, -1).replace(/\\(.)/g, (_, c) => ({ n: '\n', t: '\t' })[c] ?? c);
+
+/**
+ * The words and phrases a filter requires in the message, to highlight: `{text, anyCase}`
+ * for each bare word, quoted phrase and `i(…)`, leaving out field terms, regexes and what
+ * is negated (`-x`, `NOT x`).
+ */
+export function searchTerms(filter) {
+  const found = [];
+  let negated = false;
+  for (const t of terms(filter)) {
+    if (t === 'NOT') { negated = true; continue; }
+    const skip = negated || t.startsWith('-');
+    negated = false;
+    if (skip || t === 'AND' || t === 'OR' || t === '*') continue;
+    if (t.startsWith('i(') && t.endsWith(')')) {
+      const inner = t.slice(2, -1).trim();
+      const text = /^(["']).*\1$/s.test(inner) ? unquote(inner) : inner;
+      if (text) found.push({ text, anyCase: true });
+    } else if (/^(["']).*\1$/s.test(t) && t.length > 2) {
+      found.push({ text: unquote(t), anyCase: false });
+    } else if (!t.includes(':') && !t.startsWith('~') && /[\p{L}\p{N}]/u.test(t)) {
+      found.push({ text: t, anyCase: false });
+    }
+  }
+  return found;
+}
+
+/**
  * The filter with each word and phrase made case-insensitive (`Timeout` → `i(Timeout)`,
  * `"Conn refused"` → `i("Conn refused")`, `-debug` → `-i(debug)`), or null when it has none.
  * Field terms, regexes, operators and `i(…)` already there are kept as they are.
