@@ -572,6 +572,18 @@ await test('facets of host and source, include and exclude, and more than the to
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'fleet member -agent:fleet-03 host:edge-1');
 });
 
+await test('a long field value is folded behind "show all"', async () => {
+  await ingest([{ agent: 'longfield', message: 'a long field', payload: 'x'.repeat(1000) + 'END' }]);
+  await page.goto(base + '/?q=agent%3Alongfield');
+  await waitIdle();
+  await rows().first().click();
+  const cell = page.locator('.detail table.fields tr', { hasText: 'payload' }).locator('td').first();
+  await cell.locator('button.showall').waitFor();
+  assert.ok(!(await cell.innerText()).includes('END'));
+  await cell.locator('button.showall').click();
+  assert.ok((await cell.innerText()).includes('END'));
+});
+
 await test('export downloads every match of the current query and range', async () => {
   await page.goto(base + '/?q=' + encodeURIComponent('agent:checkout') + '&range=24h');
   await waitIdle();

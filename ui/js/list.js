@@ -222,7 +222,7 @@ export class LogList {
       h('div.msgfull', null, marked(full.message ?? '', this.terms)),
       h('table.fields', null, h('tbody', null, fields.map(([k, v]) => h('tr', null,
         h('th', null, k),
-        h('td', null, typeof v === 'object' ? JSON.stringify(v) : String(v)),
+        h('td', null, folded(typeof v === 'object' ? JSON.stringify(v) : String(v), () => this.measure(e.id))),
         h('td.act', null, filterable(k) && typeof v !== 'object'
           ? h('button.icon', { title: `filter ${k}:${v}`, 'aria-label': `filter ${k}`, onclick: () => this.opts.onFilter(k, v) }, '+')
           : null))))),
@@ -269,6 +269,17 @@ export class LogList {
 }
 
 const TOKEN = /[\p{L}\p{N}_]/u;
+const FOLD = 300; // characters of a field value shown before "show all"
+
+/** A long field value, folded after FOLD characters behind a "show all" button (which
+ *  calls onGrow once the whole value shows). */
+function folded(text, onGrow) {
+  if (text.length <= FOLD) return text;
+  const rest = h('span', { hidden: true }, text.slice(FOLD));
+  const btn = h('button.link.showall', { type: 'button', onclick: (ev) => { ev.stopPropagation(); rest.hidden = false; btn.remove(); onGrow?.(); } },
+    `… show all ${text.length.toLocaleString('en')} characters`);
+  return [text.slice(0, FOLD), rest, ' ', btn];
+}
 
 /** Text with the query's words and phrases in <mark>, where they stand as whole tokens
  *  (as the search matches them: `error` in `an error:`, not in `errors`). */
