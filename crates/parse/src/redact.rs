@@ -192,12 +192,13 @@ impl Redactor {
     /// hides a secret from the rules.
     pub fn redact_line<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
         let json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
-        match (json, memchr::memchr(b'\\', text.as_bytes())) {
-            (true, Some(_)) => match unescape_json(text) {
-                Cow::Borrowed(t) => self.redact(t),
-                Cow::Owned(t) => Cow::Owned(self.redact(&t).into_owned()),
-            },
-            _ => self.redact(text),
+        // `unescape_json` looks for a backslash first: other lines are not searched.
+        if !json {
+            return self.redact(text);
+        }
+        match unescape_json(text) {
+            Cow::Borrowed(t) => self.redact(t),
+            Cow::Owned(t) => Cow::Owned(self.redact(&t).into_owned()),
         }
     }
 
@@ -258,12 +259,18 @@ impl Redactor {
         if !self.builtin {
             return self.replace(text, hits);
         }
-        hits.extend(memchr::memmem::find_iter(b, b"://").filter_map(|i| url_password(b, i)));
         // Vectorised searches for the bytes that separate a key from its value or start a
         // secret (a bearer token is `Bearer`: `bearer` in lower case is found by its key).
+        // A URL's `://` starts with a `:` too: its password is found in the same pass, and
+        // listed before the keyed values, as a pass of its own would.
+        let mut keyed_hits = Vec::new();
         for i in memchr::memchr2_iter(b'=', b':', b) {
-            hits.extend(keyed(b, i));
+            if b[i] == b':' && b.get(i + 1..i + 3) == Some(b"//") {
+                hits.extend(url_password(b, i));
+            }
+            keyed_hits.extend(keyed(b, i));
         }
+        hits.append(&mut keyed_hits);
         for i in memchr::memchr2_iter(b'A', b'B', b) {
             let hit = match b[i] {
                 b'A' if matches!(b.get(i + 1..i + 4), Some(b"KIA" | b"SIA")) => aws_key(b, i),
