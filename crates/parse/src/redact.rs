@@ -124,8 +124,6 @@ const EMAIL: usize = 10;
 pub struct Redactor {
     builtin: bool,
     pii: bool,
-    /// Finds `-----BEGIN `, the start of a key block.
-    begin: memchr::memmem::Finder<'static>,
     custom: Vec<(String, Regex)>,
     counts: RedactionCounts,
 }
@@ -148,7 +146,6 @@ impl Redactor {
         Ok(Redactor {
             builtin: cfg.builtin,
             pii: cfg.pii,
-            begin: memchr::memmem::Finder::new(b"-----BEGIN ").into_owned(),
             custom,
             counts: cfg.counts.clone(),
         })
@@ -271,15 +268,25 @@ impl Redactor {
             keyed_hits.extend(keyed(b, i));
         }
         hits.append(&mut keyed_hits);
+        // The `B` of `-----BEGIN ` starts a key block: found in the same pass, and listed
+        // after the keys and tokens, as a pass of its own would.
+        let mut key_blocks = Vec::new();
         for i in memchr::memchr2_iter(b'A', b'B', b) {
             let hit = match b[i] {
                 b'A' if matches!(b.get(i + 1..i + 4), Some(b"KIA" | b"SIA")) => aws_key(b, i),
                 b'B' if b.get(i + 1..i + 7) == Some(b"earer ") => bearer(b, i + 1),
+                b'B' if i >= 5
+                    && &b[i - 5..i] == b"-----"
+                    && b.get(i + 1..i + 6) == Some(b"EGIN ") =>
+                {
+                    key_blocks.extend(private_key(b, i - 5));
+                    None
+                }
                 _ => None,
             };
             hits.extend(hit);
         }
-        hits.extend(self.begin.find_iter(b).filter_map(|i| private_key(b, i)));
+        hits.append(&mut key_blocks);
         cards(b, &mut hits);
         self.replace(text, hits)
     }
