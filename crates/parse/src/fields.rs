@@ -399,6 +399,37 @@ fn status_of(t: &str) -> Option<i64> {
         .filter(|s| (100..600).contains(s))
 }
 
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\t')
+}
+
+/// Returns where the word at `i` ends: the index of the next space, tab or newline, or the
+/// length. Eight bytes at a time: the lowest byte below `0x21` in a word of eight is found
+/// exactly (higher ones may be false), and is a blank or another control byte.
+fn word_end(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let below = x.wrapping_sub(ONES * 0x21) & !x & HIGH;
+        if below == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (below.trailing_zeros() / 8) as usize;
+        if is_blank(b[j]) {
+            return j;
+        }
+        i = j + 1;
+    }
+    while i < b.len() && !is_blank(b[i]) {
+        i += 1;
+    }
+    i
+}
+
 /// The words of a message (split on spaces, tabs and newlines) with byte offsets, found in
 /// one pass; only the first [`MAX_TOKENS`] are looked at.
 struct Tokens<'a> {
@@ -422,13 +453,11 @@ impl<'a> Tokens<'a> {
         };
         let mut i = 0;
         while t.n < MAX_TOKENS && i < b.len() {
-            while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\t') {
+            while i < b.len() && is_blank(b[i]) {
                 i += 1;
             }
             let start = i;
-            while i < b.len() && !matches!(b[i], b' ' | b'\n' | b'\t') {
-                i += 1;
-            }
+            i = word_end(b, i);
             if i > start {
                 t.spans[t.n] = (start as u16, i as u16);
                 t.n += 1;

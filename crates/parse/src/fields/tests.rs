@@ -100,3 +100,31 @@ fn message_pairs() {
     );
     assert!(fields("Failed to validate token: signature verification failed").is_empty());
 }
+
+mod words {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The end of a word, a byte at a time.
+    fn naive_end(b: &[u8], mut i: usize) -> usize {
+        while i < b.len() && !is_blank(b[i]) {
+            i += 1;
+        }
+        i
+    }
+
+    proptest! {
+        /// Eight bytes at a time finds the same ends as one at a time, whatever the bytes
+        /// (control bytes below a blank, bytes above 0x7f, blanks at every position).
+        #[test]
+        fn word_end_is_the_next_blank(
+            pick in proptest::collection::vec(0usize..12, 0..40),
+        ) {
+            let alphabet = [b' ', b'\n', b'\t', 0, 0x1f, b'!', b'a', b'=', 0x7f, 0x80, 0xc3, 0xff];
+            let b: Vec<u8> = pick.iter().map(|&k| alphabet[k]).collect();
+            for i in 0..=b.len() {
+                prop_assert_eq!(word_end(&b, i), naive_end(&b, i));
+            }
+        }
+    }
+}
