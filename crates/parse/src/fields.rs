@@ -1,14 +1,21 @@
 //! Fields: typed values, well-known names (`status`, `method`, `path`, `ip`, `user`,
 //! `request_id`, `response_time_ms`) and the pairs found in free-text messages.
 
+use std::borrow::Cow;
+
 use logyard_model::{Record, Value};
 
 /// The field that holds a request's duration in milliseconds, whatever unit the line used.
 pub const RESPONSE_TIME_MS: &str = "response_time_ms";
 
-const HTTP_METHODS: [&str; 9] = [
-    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-];
+/// True for the HTTP methods: `GET`, `POST`, `PUT`, `DELETE`, `PATCH`, `HEAD`, `OPTIONS`,
+/// `CONNECT` and `TRACE`.
+fn is_http_method(word: &str) -> bool {
+    matches!(
+        word,
+        "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS" | "CONNECT" | "TRACE"
+    )
+}
 
 /// Types a text value: integers (no leading zero) and decimals become numbers, `true`
 /// and `false` booleans, anything else stays a string.
@@ -289,17 +296,18 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                 }
             }
         } else if let Some(key) = bare.strip_suffix(':').filter(|k| is_key(k)) {
-            if colon_key(key, prev, it.peek().map_or("", |(_, v)| v)) {
+            let unit = duration_unit(key);
+            if colon_key(key, unit, prev, it.peek().map_or("", |(_, v)| v)) {
                 if let Some((_, next)) = it.peek() {
                     let v = trim_punct(next);
-                    if let Some(unit) = duration_unit(key) {
+                    if let Some(unit) = unit {
                         let (v, unit_tok) = match it.peek_second() {
                             Some((_, u))
                                 if matches!(trim_punct(u), "ms" | "s" | "us" | "µs" | "ns") =>
                             {
-                                (format!("{v}{}", trim_punct(u)), true)
+                                (Cow::Owned(format!("{v}{}", trim_punct(u))), true)
                             }
-                            _ => (v.to_string(), false),
+                            _ => (Cow::Borrowed(v), false),
                         };
                         if let Some(ms) = duration_ms(&v, unit) {
                             add_if_absent(rec, RESPONSE_TIME_MS, ms_value(ms));
@@ -314,10 +322,7 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                     }
                 }
             }
-        } else if first.is_ascii_uppercase()
-            && (3..=7).contains(&bare.len())
-            && HTTP_METHODS.contains(&bare)
-        {
+        } else if first.is_ascii_uppercase() && is_http_method(bare) {
             if let Some((_, path)) = it.peek().filter(|(_, p)| p.starts_with('/')) {
                 add_if_absent(rec, "method", Value::Str(bare.to_string()));
                 add_if_absent(rec, "path", Value::Str(trim_punct(path).to_string()));
@@ -340,9 +345,9 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
             if let Some((_, n)) = it.peek() {
                 let text = match it.peek_second() {
                     Some((_, u)) if n.bytes().all(|c| c.is_ascii_digit() || c == b'.') => {
-                        format!("{n}{}", trim_punct(u))
+                        Cow::Owned(format!("{n}{}", trim_punct(u)))
                     }
-                    _ => trim_punct(n).to_string(),
+                    _ => Cow::Borrowed(trim_punct(n)),
                 };
                 if !text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
                     if let Some(ms) = duration_ms(&text, 1.0) {
@@ -376,12 +381,13 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
 
 /// Decides whether `key: value` in prose is a pair: a well-known key (`user`, `status`,
 /// `response_time`, …), or a snake_case key with a number after it that does not follow a
-/// preposition (`retries: 3`, but not `backlog for send_emails: 20 tasks`).
-fn colon_key(key: &str, prev: &str, value: &str) -> bool {
+/// preposition (`retries: 3`, but not `backlog for send_emails: 20 tasks`). `unit` is the
+/// key's [`duration_unit`].
+fn colon_key(key: &str, unit: Option<f64>, prev: &str, value: &str) -> bool {
     let well_known = matches!(
         key,
         "user" | "ip" | "status" | "method" | "path" | "pid" | "port" | "request_id" | "user_id"
-    ) || duration_unit(key).is_some();
+    ) || unit.is_some();
     well_known
         || (key.contains('_')
             && value.as_bytes().first().is_some_and(u8::is_ascii_digit)
