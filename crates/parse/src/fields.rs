@@ -450,7 +450,12 @@ const MAX_TOKENS: usize = 48;
 
 impl<'a> Tokens<'a> {
     fn new(s: &'a str) -> Tokens<'a> {
-        let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+        // The limit moves back to a character's start: a word never splits a character.
+        let mut limit = s.len().min(u16::MAX as usize);
+        while !s.is_char_boundary(limit) {
+            limit -= 1;
+        }
+        let b = &s.as_bytes()[..limit];
         let mut t = Tokens {
             s,
             spans: [(0, 0); MAX_TOKENS],

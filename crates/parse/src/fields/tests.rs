@@ -128,3 +128,13 @@ mod words {
         }
     }
 }
+
+/// Words are looked for in a message's first 64 KiB: a character across that limit ends
+/// the last word before it instead of splitting the character.
+#[test]
+fn a_character_across_the_word_limit() {
+    for pad in 65525..65535 {
+        let msg = format!("x=1 {}€€€ tail=2", "a".repeat(pad));
+        assert_eq!(fields(&msg), vec![f("x", Value::Int(1))], "pad {pad}");
+    }
+}
