@@ -273,10 +273,12 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
     let mut prev: &str = "";
     let mut prev2: &str = "";
     let mut prev3: &str = "";
-    while let Some((start, tok)) = it.next() {
-        let bare = tok.trim_start_matches('(');
+    while let Some((start, tok, eq_at)) = it.next_word() {
+        let opened = tok.bytes().take_while(|&c| c == b'(').count();
+        let bare = &tok[opened..];
         let first = bare.as_bytes().first().copied().unwrap_or(0);
-        if let Some(eq) = bare.bytes().position(|c| c == b'=') {
+        // The first `=` of the word (never among its leading parentheses), in `bare`.
+        if let Some(eq) = eq_at.map(|e| e - start - opened) {
             let key = &bare[..eq];
             if is_key(key) && eq + 1 < bare.len() {
                 let vstart = start + (tok.len() - bare.len()) + eq + 1;
@@ -409,31 +411,46 @@ fn is_blank(c: u8) -> bool {
     matches!(c, b' ' | b'\n' | b'\t')
 }
 
-/// Returns where the word at `i` ends: the index of the next space, tab or newline, or the
-/// length. Eight bytes at a time: the lowest byte below `0x21` in a word of eight is found
-/// exactly (higher ones may be false), and is a blank or another control byte.
-fn word_end(b: &[u8], mut i: usize) -> usize {
+/// Returns where the word at `i` ends (the index of the next space, tab or newline, or the
+/// length) and where its first `=` is. Eight bytes at a time: the lowest byte below `0x21`
+/// or equal to `=` in a word of eight is found exactly (higher ones may be false), and is a
+/// blank, a `=` or another control byte.
+fn word_end(b: &[u8], mut i: usize) -> (usize, Option<usize>) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut eq = None;
     while let Some(chunk) = b.get(i..i + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
         let x = u64::from_le_bytes(w);
         let below = x.wrapping_sub(ONES * 0x21) & !x & HIGH;
-        if below == 0 {
+        let y = x ^ (ONES * u64::from(b'='));
+        let equals = if eq.is_none() {
+            y.wrapping_sub(ONES) & !y & HIGH
+        } else {
+            0
+        };
+        let found = below | equals;
+        if found == 0 {
             i += 8;
             continue;
         }
-        let j = i + (below.trailing_zeros() / 8) as usize;
+        let j = i + (found.trailing_zeros() / 8) as usize;
         if is_blank(b[j]) {
-            return j;
+            return (j, eq);
+        }
+        if b[j] == b'=' {
+            eq = Some(j);
         }
         i = j + 1;
     }
     while i < b.len() && !is_blank(b[i]) {
+        if b[i] == b'=' && eq.is_none() {
+            eq = Some(i);
+        }
         i += 1;
     }
-    i
+    (i, eq)
 }
 
 /// The words of a message (split on spaces, tabs and newlines) with byte offsets, found in
@@ -441,12 +458,17 @@ fn word_end(b: &[u8], mut i: usize) -> usize {
 struct Tokens<'a> {
     s: &'a str,
     spans: [(u16, u16); MAX_TOKENS],
+    /// Where each word's first `=` is ([`NO_EQ`]: none).
+    eqs: [u16; MAX_TOKENS],
     n: usize,
     idx: usize,
 }
 
 /// Words of a message searched for fields (in its first 64 KiB).
 const MAX_TOKENS: usize = 48;
+
+/// A word without `=` (no byte of the first 64 KiB is at this index).
+const NO_EQ: u16 = u16::MAX;
 
 impl<'a> Tokens<'a> {
     fn new(s: &'a str) -> Tokens<'a> {
@@ -459,6 +481,7 @@ impl<'a> Tokens<'a> {
         let mut t = Tokens {
             s,
             spans: [(0, 0); MAX_TOKENS],
+            eqs: [NO_EQ; MAX_TOKENS],
             n: 0,
             idx: 0,
         };
@@ -468,9 +491,11 @@ impl<'a> Tokens<'a> {
                 i += 1;
             }
             let start = i;
-            i = word_end(b, i);
+            let (end, eq) = word_end(b, i);
+            i = end;
             if i > start {
                 t.spans[t.n] = (start as u16, i as u16);
+                t.eqs[t.n] = eq.map_or(NO_EQ, |e| e as u16);
                 t.n += 1;
             }
         }
@@ -487,6 +512,13 @@ impl<'a> Tokens<'a> {
         let r = self.at(self.idx)?;
         self.idx += 1;
         Some(r)
+    }
+    /// The next word, and where its first `=` is in the message.
+    fn next_word(&mut self) -> Option<(usize, &'a str, Option<usize>)> {
+        let (start, word) = self.at(self.idx)?;
+        let eq = self.eqs[self.idx];
+        self.idx += 1;
+        Some((start, word, (eq != NO_EQ).then_some(eq as usize)))
     }
     fn peek(&self) -> Option<(usize, &'a str)> {
         self.at(self.idx)

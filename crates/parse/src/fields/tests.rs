@@ -105,17 +105,19 @@ mod words {
     use super::*;
     use proptest::prelude::*;
 
-    /// The end of a word, a byte at a time.
-    fn naive_end(b: &[u8], mut i: usize) -> usize {
-        while i < b.len() && !is_blank(b[i]) {
-            i += 1;
+    /// The end of a word and its first `=`, a byte at a time.
+    fn naive_end(b: &[u8], i: usize) -> (usize, Option<usize>) {
+        let mut end = i;
+        while end < b.len() && !is_blank(b[end]) {
+            end += 1;
         }
-        i
+        let eq = b[i..end].iter().position(|&c| c == b'=').map(|p| i + p);
+        (end, eq)
     }
 
     proptest! {
-        /// Eight bytes at a time finds the same ends as one at a time, whatever the bytes
-        /// (control bytes below a blank, bytes above 0x7f, blanks at every position).
+        /// Eight bytes at a time finds the same ends and `=` as one at a time, whatever the
+        /// bytes (control bytes below a blank, bytes above 0x7f, blanks at every position).
         #[test]
         fn word_end_is_the_next_blank(
             pick in proptest::collection::vec(0usize..12, 0..40),
