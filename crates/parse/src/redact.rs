@@ -188,7 +188,11 @@ impl Redactor {
     /// strings when it is a JSON object or array (see [`unescape_json`]), so that no escape
     /// hides a secret from the rules.
     pub fn redact_line<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
-        let json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+        let json = match text.as_bytes().first() {
+            // A printable ASCII byte is no white space: the common case needs no trimming.
+            Some(&c) if c > b' ' && c < 0x7f => matches!(c, b'{' | b'['),
+            _ => matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[')),
+        };
         // `unescape_json` looks for a backslash first: other lines are not searched.
         if !json {
             return self.redact(text);
