@@ -1,14 +1,21 @@
 //! Fields: typed values, well-known names (`status`, `method`, `path`, `ip`, `user`,
 //! `request_id`, `response_time_ms`) and the pairs found in free-text messages.
 
+use std::borrow::Cow;
+
 use logyard_model::{Record, Value};
 
 /// The field that holds a request's duration in milliseconds, whatever unit the line used.
 pub const RESPONSE_TIME_MS: &str = "response_time_ms";
 
-const HTTP_METHODS: [&str; 9] = [
-    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-];
+/// True for the HTTP methods: `GET`, `POST`, `PUT`, `DELETE`, `PATCH`, `HEAD`, `OPTIONS`,
+/// `CONNECT` and `TRACE`.
+fn is_http_method(word: &str) -> bool {
+    matches!(
+        word,
+        "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS" | "CONNECT" | "TRACE"
+    )
+}
 
 /// Types a text value: integers (no leading zero) and decimals become numbers, `true`
 /// and `false` booleans, anything else stays a string.
@@ -266,10 +273,12 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
     let mut prev: &str = "";
     let mut prev2: &str = "";
     let mut prev3: &str = "";
-    while let Some((start, tok)) = it.next() {
-        let bare = tok.trim_start_matches('(');
+    while let Some((start, tok, eq_at)) = it.next_word() {
+        let opened = tok.bytes().take_while(|&c| c == b'(').count();
+        let bare = &tok[opened..];
         let first = bare.as_bytes().first().copied().unwrap_or(0);
-        if let Some(eq) = bare.bytes().position(|c| c == b'=') {
+        // The first `=` of the word (never among its leading parentheses), in `bare`.
+        if let Some(eq) = eq_at.map(|e| e - start - opened) {
             let key = &bare[..eq];
             if is_key(key) && eq + 1 < bare.len() {
                 let vstart = start + (tok.len() - bare.len()) + eq + 1;
@@ -289,17 +298,18 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                 }
             }
         } else if let Some(key) = bare.strip_suffix(':').filter(|k| is_key(k)) {
-            if colon_key(key, prev, it.peek().map_or("", |(_, v)| v)) {
+            let unit = duration_unit(key);
+            if colon_key(key, unit, prev, it.peek().map_or("", |(_, v)| v)) {
                 if let Some((_, next)) = it.peek() {
                     let v = trim_punct(next);
-                    if let Some(unit) = duration_unit(key) {
+                    if let Some(unit) = unit {
                         let (v, unit_tok) = match it.peek_second() {
                             Some((_, u))
                                 if matches!(trim_punct(u), "ms" | "s" | "us" | "µs" | "ns") =>
                             {
-                                (format!("{v}{}", trim_punct(u)), true)
+                                (Cow::Owned(format!("{v}{}", trim_punct(u))), true)
                             }
-                            _ => (v.to_string(), false),
+                            _ => (Cow::Borrowed(v), false),
                         };
                         if let Some(ms) = duration_ms(&v, unit) {
                             add_if_absent(rec, RESPONSE_TIME_MS, ms_value(ms));
@@ -314,10 +324,7 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
                     }
                 }
             }
-        } else if first.is_ascii_uppercase()
-            && (3..=7).contains(&bare.len())
-            && HTTP_METHODS.contains(&bare)
-        {
+        } else if first.is_ascii_uppercase() && is_http_method(bare) {
             if let Some((_, path)) = it.peek().filter(|(_, p)| p.starts_with('/')) {
                 add_if_absent(rec, "method", Value::Str(bare.to_string()));
                 add_if_absent(rec, "path", Value::Str(trim_punct(path).to_string()));
@@ -340,9 +347,9 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
             if let Some((_, n)) = it.peek() {
                 let text = match it.peek_second() {
                     Some((_, u)) if n.bytes().all(|c| c.is_ascii_digit() || c == b'.') => {
-                        format!("{n}{}", trim_punct(u))
+                        Cow::Owned(format!("{n}{}", trim_punct(u)))
                     }
-                    _ => trim_punct(n).to_string(),
+                    _ => Cow::Borrowed(trim_punct(n)),
                 };
                 if !text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
                     if let Some(ms) = duration_ms(&text, 1.0) {
@@ -376,12 +383,13 @@ pub(crate) fn extract(rec: &mut Record, msg: &str) {
 
 /// Decides whether `key: value` in prose is a pair: a well-known key (`user`, `status`,
 /// `response_time`, …), or a snake_case key with a number after it that does not follow a
-/// preposition (`retries: 3`, but not `backlog for send_emails: 20 tasks`).
-fn colon_key(key: &str, prev: &str, value: &str) -> bool {
+/// preposition (`retries: 3`, but not `backlog for send_emails: 20 tasks`). `unit` is the
+/// key's [`duration_unit`].
+fn colon_key(key: &str, unit: Option<f64>, prev: &str, value: &str) -> bool {
     let well_known = matches!(
         key,
         "user" | "ip" | "status" | "method" | "path" | "pid" | "port" | "request_id" | "user_id"
-    ) || duration_unit(key).is_some();
+    ) || unit.is_some();
     well_known
         || (key.contains('_')
             && value.as_bytes().first().is_some_and(u8::is_ascii_digit)
@@ -399,11 +407,59 @@ fn status_of(t: &str) -> Option<i64> {
         .filter(|s| (100..600).contains(s))
 }
 
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\t')
+}
+
+/// Returns where the word at `i` ends (the index of the next space, tab or newline, or the
+/// length) and where its first `=` is. Eight bytes at a time: the lowest byte below `0x21`
+/// or equal to `=` in a word of eight is found exactly (higher ones may be false), and is a
+/// blank, a `=` or another control byte.
+fn word_end(b: &[u8], mut i: usize) -> (usize, Option<usize>) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut eq = None;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let below = x.wrapping_sub(ONES * 0x21) & !x & HIGH;
+        let y = x ^ (ONES * u64::from(b'='));
+        let equals = if eq.is_none() {
+            y.wrapping_sub(ONES) & !y & HIGH
+        } else {
+            0
+        };
+        let found = below | equals;
+        if found == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (found.trailing_zeros() / 8) as usize;
+        if is_blank(b[j]) {
+            return (j, eq);
+        }
+        if b[j] == b'=' {
+            eq = Some(j);
+        }
+        i = j + 1;
+    }
+    while i < b.len() && !is_blank(b[i]) {
+        if b[i] == b'=' && eq.is_none() {
+            eq = Some(i);
+        }
+        i += 1;
+    }
+    (i, eq)
+}
+
 /// The words of a message (split on spaces, tabs and newlines) with byte offsets, found in
 /// one pass; only the first [`MAX_TOKENS`] are looked at.
 struct Tokens<'a> {
     s: &'a str,
     spans: [(u16, u16); MAX_TOKENS],
+    /// Where each word's first `=` is ([`NO_EQ`]: none).
+    eqs: [u16; MAX_TOKENS],
     n: usize,
     idx: usize,
 }
@@ -411,26 +467,35 @@ struct Tokens<'a> {
 /// Words of a message searched for fields (in its first 64 KiB).
 const MAX_TOKENS: usize = 48;
 
+/// A word without `=` (no byte of the first 64 KiB is at this index).
+const NO_EQ: u16 = u16::MAX;
+
 impl<'a> Tokens<'a> {
     fn new(s: &'a str) -> Tokens<'a> {
-        let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+        // The limit moves back to a character's start: a word never splits a character.
+        let mut limit = s.len().min(u16::MAX as usize);
+        while !s.is_char_boundary(limit) {
+            limit -= 1;
+        }
+        let b = &s.as_bytes()[..limit];
         let mut t = Tokens {
             s,
             spans: [(0, 0); MAX_TOKENS],
+            eqs: [NO_EQ; MAX_TOKENS],
             n: 0,
             idx: 0,
         };
         let mut i = 0;
         while t.n < MAX_TOKENS && i < b.len() {
-            while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\t') {
+            while i < b.len() && is_blank(b[i]) {
                 i += 1;
             }
             let start = i;
-            while i < b.len() && !matches!(b[i], b' ' | b'\n' | b'\t') {
-                i += 1;
-            }
+            let (end, eq) = word_end(b, i);
+            i = end;
             if i > start {
                 t.spans[t.n] = (start as u16, i as u16);
+                t.eqs[t.n] = eq.map_or(NO_EQ, |e| e as u16);
                 t.n += 1;
             }
         }
@@ -447,6 +512,13 @@ impl<'a> Tokens<'a> {
         let r = self.at(self.idx)?;
         self.idx += 1;
         Some(r)
+    }
+    /// The next word, and where its first `=` is in the message.
+    fn next_word(&mut self) -> Option<(usize, &'a str, Option<usize>)> {
+        let (start, word) = self.at(self.idx)?;
+        let eq = self.eqs[self.idx];
+        self.idx += 1;
+        Some((start, word, (eq != NO_EQ).then_some(eq as usize)))
     }
     fn peek(&self) -> Option<(usize, &'a str)> {
         self.at(self.idx)

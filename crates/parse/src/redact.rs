@@ -124,8 +124,6 @@ const EMAIL: usize = 10;
 pub struct Redactor {
     builtin: bool,
     pii: bool,
-    /// Finds `-----BEGIN `, the start of a key block.
-    begin: memchr::memmem::Finder<'static>,
     custom: Vec<(String, Regex)>,
     counts: RedactionCounts,
 }
@@ -148,7 +146,6 @@ impl Redactor {
         Ok(Redactor {
             builtin: cfg.builtin,
             pii: cfg.pii,
-            begin: memchr::memmem::Finder::new(b"-----BEGIN ").into_owned(),
             custom,
             counts: cfg.counts.clone(),
         })
@@ -191,13 +188,18 @@ impl Redactor {
     /// strings when it is a JSON object or array (see [`unescape_json`]), so that no escape
     /// hides a secret from the rules.
     pub fn redact_line<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
-        let json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
-        match (json, memchr::memchr(b'\\', text.as_bytes())) {
-            (true, Some(_)) => match unescape_json(text) {
-                Cow::Borrowed(t) => self.redact(t),
-                Cow::Owned(t) => Cow::Owned(self.redact(&t).into_owned()),
-            },
-            _ => self.redact(text),
+        let json = match text.as_bytes().first() {
+            // A printable ASCII byte is no white space: the common case needs no trimming.
+            Some(&c) if c > b' ' && c < 0x7f => matches!(c, b'{' | b'['),
+            _ => matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[')),
+        };
+        // `unescape_json` looks for a backslash first: other lines are not searched.
+        if !json {
+            return self.redact(text);
+        }
+        match unescape_json(text) {
+            Cow::Borrowed(t) => self.redact(t),
+            Cow::Owned(t) => Cow::Owned(self.redact(&t).into_owned()),
         }
     }
 
@@ -258,21 +260,37 @@ impl Redactor {
         if !self.builtin {
             return self.replace(text, hits);
         }
-        hits.extend(memchr::memmem::find_iter(b, b"://").filter_map(|i| url_password(b, i)));
         // Vectorised searches for the bytes that separate a key from its value or start a
         // secret (a bearer token is `Bearer`: `bearer` in lower case is found by its key).
+        // A URL's `://` starts with a `:` too: its password is found in the same pass, and
+        // listed before the keyed values, as a pass of its own would.
+        let mut keyed_hits = Vec::new();
         for i in memchr::memchr2_iter(b'=', b':', b) {
-            hits.extend(keyed(b, i));
+            if b[i] == b':' && b.get(i + 1..i + 3) == Some(b"//") {
+                hits.extend(url_password(b, i));
+            }
+            keyed_hits.extend(keyed(b, i));
         }
+        hits.append(&mut keyed_hits);
+        // The `B` of `-----BEGIN ` starts a key block: found in the same pass, and listed
+        // after the keys and tokens, as a pass of its own would.
+        let mut key_blocks = Vec::new();
         for i in memchr::memchr2_iter(b'A', b'B', b) {
             let hit = match b[i] {
                 b'A' if matches!(b.get(i + 1..i + 4), Some(b"KIA" | b"SIA")) => aws_key(b, i),
                 b'B' if b.get(i + 1..i + 7) == Some(b"earer ") => bearer(b, i + 1),
+                b'B' if i >= 5
+                    && &b[i - 5..i] == b"-----"
+                    && b.get(i + 1..i + 6) == Some(b"EGIN ") =>
+                {
+                    key_blocks.extend(private_key(b, i - 5));
+                    None
+                }
                 _ => None,
             };
             hits.extend(hit);
         }
-        hits.extend(self.begin.find_iter(b).filter_map(|i| private_key(b, i)));
+        hits.append(&mut key_blocks);
         cards(b, &mut hits);
         self.replace(text, hits)
     }

@@ -100,3 +100,43 @@ fn message_pairs() {
     );
     assert!(fields("Failed to validate token: signature verification failed").is_empty());
 }
+
+mod words {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The end of a word and its first `=`, a byte at a time.
+    fn naive_end(b: &[u8], i: usize) -> (usize, Option<usize>) {
+        let mut end = i;
+        while end < b.len() && !is_blank(b[end]) {
+            end += 1;
+        }
+        let eq = b[i..end].iter().position(|&c| c == b'=').map(|p| i + p);
+        (end, eq)
+    }
+
+    proptest! {
+        /// Eight bytes at a time finds the same ends and `=` as one at a time, whatever the
+        /// bytes (control bytes below a blank, bytes above 0x7f, blanks at every position).
+        #[test]
+        fn word_end_is_the_next_blank(
+            pick in proptest::collection::vec(0usize..12, 0..40),
+        ) {
+            let alphabet = [b' ', b'\n', b'\t', 0, 0x1f, b'!', b'a', b'=', 0x7f, 0x80, 0xc3, 0xff];
+            let b: Vec<u8> = pick.iter().map(|&k| alphabet[k]).collect();
+            for i in 0..=b.len() {
+                prop_assert_eq!(word_end(&b, i), naive_end(&b, i));
+            }
+        }
+    }
+}
+
+/// Words are looked for in a message's first 64 KiB: a character across that limit ends
+/// the last word before it instead of splitting the character.
+#[test]
+fn a_character_across_the_word_limit() {
+    for pad in 65525..65535 {
+        let msg = format!("x=1 {}€€€ tail=2", "a".repeat(pad));
+        assert_eq!(fields(&msg), vec![f("x", Value::Int(1))], "pad {pad}");
+    }
+}
