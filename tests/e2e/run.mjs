@@ -572,6 +572,40 @@ await test('facets of host and source, include and exclude, and more than the to
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'fleet member -agent:fleet-03 host:edge-1');
 });
 
+await test('queries run are suggested again; a query saved under a name comes back from the list', async () => {
+  await page.goto(base + '/?q=' + encodeURIComponent('agent:billing level:ERROR'));
+  await waitIdle();
+  await page.goto(base + '/?q=' + encodeURIComponent('agent:worker'));
+  await waitIdle();
+  const options = await page.locator('#qhistory option').evaluateAll((os) => os.map((o) => o.value));
+  assert.deepEqual(options.slice(0, 2), ['agent:worker', 'agent:billing level:ERROR']);
+  page.once('dialog', (d) => d.accept('worker errors'));
+  await page.goto(base + '/?q=' + encodeURIComponent('agent:worker level:>=ERROR'));
+  await waitIdle();
+  await page.locator('#save').click();
+  await page.waitForFunction(() => [...document.querySelectorAll('#saved option')].some((o) => o.textContent === 'worker errors'));
+  await page.goto(base + '/');
+  await waitIdle();
+  await page.locator('#saved').selectOption({ label: 'worker errors' });
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'agent:worker level:>=ERROR');
+});
+
+await test('a facet for any field, added and removed in this browser', async () => {
+  await page.goto(base + '/?range=24h');
+  await waitIdle();
+  await page.locator('#addfacet').fill('status');
+  await page.locator('form.addfacet button').click();
+  const status = page.locator('.facet[data-field=status]');
+  await status.locator('.fv', { hasText: '200' }).waitFor();
+  await page.reload();
+  await status.locator('.fv', { hasText: '200' }).waitFor();
+  await status.locator('.fv', { hasText: '200' }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'status:200');
+  await waitIdle();
+  await status.locator('.unfacet').click();
+  await status.waitFor({ state: 'detached' });
+});
+
 await test('a long field value is folded behind "show all"', async () => {
   await ingest([{ agent: 'longfield', message: 'a long field', payload: 'x'.repeat(1000) + 'END' }]);
   await page.goto(base + '/?q=agent%3Alongfield');

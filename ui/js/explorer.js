@@ -16,6 +16,33 @@ const TAIL_QUEUE = 1000; // entries kept while the tail is paused
 const EVERY = [['5s', 5e3], ['10s', 10e3], ['30s', 30e3], ['1m', 60e3], ['5m', 300e3]];
 const LIVE_COUNTS_EVERY = 5e3; // how often the histogram and facets follow a live tail
 const FEW = 10; // a list this short asks whether ignoring case would find more
+const HISTORY = 30; // queries remembered for the search box's suggestions
+
+/** A list kept in the browser's storage (queries run, queries saved, extra facets). */
+function stored(key) {
+  try { const v = JSON.parse(localStorage.getItem(key) || '[]'); return Array.isArray(v) ? v : []; } catch { return []; }
+}
+function store(key, list) {
+  try { localStorage.setItem(key, JSON.stringify(list)); } catch { /* not kept */ }
+}
+
+/** Puts a query first in the history (the search box's suggestions). */
+function remember(q) {
+  if (!q || q === '*') return;
+  store('logyard.history', [q, ...stored('logyard.history').filter((x) => x !== q)].slice(0, HISTORY));
+  fillHistory();
+}
+
+/** The search box's suggestions: saved queries first, then the recent ones. */
+function fillHistory() {
+  if (!ui) return;
+  const saved = stored('logyard.saved');
+  const recent = stored('logyard.history').filter((q) => !saved.some((s) => s.q === q));
+  mount(ui.historyList, saved.map((s) => h('option', { value: s.q, label: '★ ' + s.name })), recent.map((q) => h('option', { value: q })));
+  mount(ui.savedSel, h('option', { value: '' }, saved.length ? 'Saved…' : 'No saved query'),
+    saved.map((s, i) => h('option', { value: String(i) }, s.name)));
+  ui.savedSel.disabled = !saved.length;
+}
 
 let ui = null; // the explorer's elements while it is shown
 
@@ -64,7 +91,24 @@ export function leaveExplorer() {
 function build(root) {
   const input = h('input#q', { type: 'search', placeholder: 'Search: error agent:web-* level:>=WARNING "connection refused" | stats count() by (agent)', autocomplete: 'off', spellcheck: 'false', 'aria-label': 'query',
     title: 'Words and phrases match their case: Timeout is not timeout. i(timeout) or i("conn refused") match any case.' });
-  const form = h('form.search', { role: 'search' }, input, h('button.primary', { type: 'submit' }, 'Search'));
+  const historyList = h('datalist#qhistory');
+  input.setAttribute('list', 'qhistory');
+  const saveBtn = h('button#save', { type: 'button', title: 'keep this query under a name (in this browser)' }, 'Save');
+  saveBtn.addEventListener('click', () => {
+    const q = readQ();
+    if (!q) return;
+    const name = prompt('Name of the saved query', q.slice(0, 40));
+    if (!name) return;
+    store('logyard.saved', [{ name, q }, ...stored('logyard.saved').filter((s) => s.name !== name)]);
+    fillHistory();
+  });
+  const savedSel = h('select#saved', { 'aria-label': 'saved queries' });
+  savedSel.addEventListener('change', () => {
+    const s = stored('logyard.saved')[Number(savedSel.value)];
+    savedSel.value = '';
+    if (s) setState({ q: s.q });
+  });
+  const form = h('form.search', { role: 'search' }, input, historyList, h('button.primary', { type: 'submit' }, 'Search'));
   // Enter on an unchanged query runs it again, as the refresh button does.
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -144,10 +188,11 @@ function build(root) {
   });
   const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, exportBox, facetBtn), qerror, casehint, tableBox, list.el);
   const el = h('div.explore', null,
-    h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn),
+    h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn, saveBtn, savedSel),
     h('div.body', null, facets, main));
   mount(root, el);
-  return { el, input, form, rangeSel, custom, zoomOut, fromIn, toIn, zoneTag, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
+  queueMicrotask(fillHistory);
+  return { el, input, form, historyList, savedSel, rangeSel, custom, zoomOut, fromIn, toIn, zoneTag, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
 }
 
 function readQ() { return new URLSearchParams(location.search).get('q') || ''; }
@@ -195,6 +240,7 @@ async function search(s) {
     ui.el.classList.remove('busy');
     ui.list.loading = false;
     if (res.columns) {
+      remember(s.q);
       ui.tableBox.hidden = false;
       ui.list.el.hidden = true;
       mount(ui.tableBox, res.rows.length ? resultTable(q, res.columns, res.rows) : emptyState('No rows', 'The query matched nothing in this range.'));
@@ -203,6 +249,7 @@ async function search(s) {
     }
     ui.tableBox.hidden = true;
     ui.list.el.hidden = false;
+    remember(s.q);
     ui.list.reset(res.logs, !!res.next_cursor);
     ui.listInfo = res;
     renderSummary();
@@ -355,20 +402,38 @@ const FACET_TOP = 20; // values shown before "N more"
 
 async function facets(filter, range, signal) {
   const by = (f) => query(`${filter} | stats count() by (${f})`, range, {}, { signal }).then(rowsOf);
+  // The fixed facets, then the fields added in this browser.
+  const extra = stored('logyard.facets');
+  const all = [...FACETS, ...extra.map((f) => [f, f])];
   try {
-    const answers = await Promise.all(FACETS.map(([, f]) => by(f)));
+    const answers = await Promise.all(all.map(([, f]) => by(f).catch((e) => (e.name === 'AbortError' ? Promise.reject(e) : []))));
     const [levels] = answers;
     ui.facetTotal = levels.reduce((n, r) => n + r['count()'], 0);
     renderSummary();
-    mount(ui.facets, FACETS.map(([title, field], i) => {
+    const addIn = h('input#addfacet', { type: 'text', placeholder: 'a field, e.g. status', 'aria-label': 'add a facet', autocomplete: 'off', spellcheck: 'false' });
+    const add = h('form.addfacet', null, addIn, h('button', { type: 'submit' }, 'Add facet'));
+    add.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const f = addIn.value.trim();
+      if (!/^[\p{L}\p{N}_.@-]+$/u.test(f) || all.some(([, x]) => x === f)) { addIn.select(); return; }
+      store('logyard.facets', [...extra, f]);
+      facets(filter, range, ui.abort?.signal);
+    });
+    const removable = (field, el) => {
+      if (!extra.includes(field)) return el;
+      el.querySelector('h3').append(h('button.fx.unfacet', { type: 'button', title: `remove the ${field} facet`, 'aria-label': `remove facet ${field}`,
+        onclick: () => { store('logyard.facets', extra.filter((x) => x !== field)); facets(filter, range, ui.abort?.signal); } }, '×'));
+      return el;
+    };
+    mount(ui.facets, all.map(([title, field], i) => {
       let rows = answers[i].map((r) => [r[field] ?? null, r['count()']]);
       if (field === 'level') {
         rows = rows.map(([v, n]) => [v || 'UNKNOWN', n]).sort((a, b) => LEVELS.indexOf(a[0]) - LEVELS.indexOf(b[0]));
         return facetGroup(title, field, rows, (v) => h('span.lvl.' + levelClass(v), null, v));
       }
       rows.sort((a, b) => b[1] - a[1]);
-      return facetGroup(title, field, rows, (v) => v ?? '(none)');
-    }));
+      return removable(field, facetGroup(title, field, rows, (v) => v ?? '(none)'));
+    }), add);
   } catch (e) {
     if (e.name === 'AbortError') return;
     mount(ui.facets, h('div.muted.small', null, e.code === 'query_syntax' ? '' : 'No facets: ' + e.message));
