@@ -339,6 +339,15 @@ await test('a table query shows a table', async () => {
   assert.ok(agents.length > 0 && agents.every((a) => a === 'billing'), agents.join());
 });
 
+await test('a histogram answer is drawn as a chart above its table', async () => {
+  await page.goto(base + '/?q=' + encodeURIComponent('* | histogram 1h by level') + '&range=24h');
+  await page.locator('.tablebox table.data').waitFor();
+  const bars = page.locator('.tablebox .pipechart .bar');
+  await bars.first().waitFor();
+  assert.ok(await bars.count() >= 6, `${await bars.count()} bars`);
+  assert.ok(await page.locator('.tablebox .pipechart rect.lv-error').count() > 0, 'stacked by level');
+});
+
 await test('keyboard: / focuses the search, Esc clears it', async () => {
   await page.goto(base + '/?q=agent%3Abilling');
   await waitIdle();

@@ -266,6 +266,29 @@ async function search(s) {
 }
 
 /**
+ * The answer of a `| histogram STEP [by f]` pipe (columns `t`, [`f`], `count`) drawn as the
+ * explorer's histogram: stacked by level when `f` is `level`, else the totals; a bar or a
+ * span of bars zooms the range. Null for any other answer.
+ */
+function histogramChart(q, columns, rows) {
+  const step = /\|\s*histogram\s+(\S+)/.exec(q)?.[1];
+  const ti = columns.indexOf('t'), ci = columns.indexOf('count');
+  if (!step || ti < 0 || ci < 0) return null;
+  const by = columns.length === 3 ? columns.find((c, i) => i !== ti && i !== ci) : null;
+  const bi = by ? columns.indexOf(by) : -1;
+  const buckets = new Map();
+  for (const r of rows) {
+    const b = buckets.get(r[ti]) || { t: r[ti], counts: {} };
+    const key = by === 'level' ? (r[bi] || 'UNKNOWN') : 'UNKNOWN';
+    b.counts[key] = (b.counts[key] || 0) + (r[ci] || 0);
+    buckets.set(r[ti], b);
+  }
+  const answer = { step, buckets: [...buckets.values()].sort((a, b) => Date.parse(a.t) - Date.parse(b.t)) };
+  const el = h('div.histwrap.pipechart');
+  return { el, draw: () => drawHistogram(el, answer, (start, end) => setState({ from: start, to: end, range: '' })) };
+}
+
+/**
  * A table answer: a bar chart of its first number by its group columns (`stats … by`), and
  * the table, sortable by any column; a row opens the explorer filtered to its group.
  */
@@ -289,6 +312,7 @@ function resultTable(q, columns, rows) {
     })))
     : null;
   const box = h('div.resulttable');
+  const timeChart = histogramChart(q, columns, rows);
   let sort = null; // [column, 1 | -1]
   const draw = () => {
     const sorted = sort === null ? rows : [...rows].sort((a, b) => {
@@ -317,7 +341,8 @@ function resultTable(q, columns, rows) {
         tr.addEventListener('click', () => open(sorted[k]));
       });
     }
-    mount(box, chart, t);
+    mount(box, timeChart?.el, chart, t);
+    if (timeChart) requestAnimationFrame(timeChart.draw);
   };
   draw();
   return box;
