@@ -477,3 +477,64 @@ fn the_authentication_rule_fires_on_more_than_five_failures_from_one_address() {
     assert_eq!(auth_alerts(&hook).len(), 1, "{:?}", auth_alerts(&hook));
     server.stop();
 }
+
+#[test]
+fn a_silenced_rule_keeps_its_alerts_in_the_history_unsent_until_lifted_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let config = config_with_webhook(dir.path(), &hook, "");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--config", &config]);
+    let silence = |server: &Server, rule: &str, dur: &str| {
+        server.post(
+            &format!("/api/alerts/rules/{rule}/silence"),
+            "application/json",
+            format!(r#"{{"for": "{dur}"}}"#).into_bytes(),
+        )
+    };
+    let (status, answer) = silence(&server, "critical", "2h");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["silenced_until"].is_string(), "{answer}");
+    let (status, answer) = silence(&server, "no-such-rule", "2h");
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = silence(&server, "critical", "soon");
+    assert_eq!(status, 400, "{answer}");
+    let critical = |agent: &str| {
+        format!(r#"{{"message": "disk array gone", "level": "CRITICAL", "agent": "{agent}"}}"#)
+            .into_bytes()
+    };
+    server.post("/api/logs", "application/json", critical("storage"));
+    // Fired into the history, marked silenced, and not sent.
+    let mut alerts = Value::Null;
+    for _ in 0..250 {
+        alerts = server.get("/api/alerts").1;
+        if alerts["alerts"][0].is_object() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(alerts["alerts"][0]["rule"], "critical", "{alerts}");
+    assert_eq!(alerts["alerts"][0]["silenced"], true, "{alerts}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(hook.got.lock().unwrap().is_empty(), "a silenced rule sent");
+    // A restart keeps the silence.
+    server.stop();
+    let server = Server::start(&data, &["--config", &config]);
+    let rules = server.get("/api/alerts/rules").1;
+    let rule = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "critical")
+        .unwrap()
+        .clone();
+    assert!(rule["silenced_until"].is_string(), "{rules}");
+    // Lifted: the next alert is sent.
+    let (status, answer) = silence(&server, "critical", "0s");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["silenced_until"], Value::Null);
+    server.post("/api/logs", "application/json", critical("network"));
+    let got = hook.wait_for(1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["group"]["agent"], "network");
+}

@@ -53,6 +53,7 @@ fn request(server: &Server, method: &Method, pattern: &str, id: &str) -> Request
         .replace("{index}", "idx")
         .replace("{agent_name}", "web")
         .replace("{id}", id)
+        .replace("{name}", "critical")
         .replace("{*path}", "js/main.js");
     let query = match pattern {
         "/api/logs/search" => "?q=first",
@@ -77,6 +78,7 @@ fn request(server: &Server, method: &Method, pattern: &str, id: &str) -> Request
             "application/json",
             r#"{"sql": "SELECT count(*) FROM logs"}"#,
         ),
+        "/api/alerts/rules/{name}/silence" => ("application/json", r#"{"for": "1h"}"#),
         "/api/session" if *method == Method::POST => (
             "application/json",
             r#"{"token": "read-secret-0123456789abc"}"#,

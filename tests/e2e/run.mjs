@@ -480,6 +480,16 @@ await test('an alert fires while the alerts view is open', async () => {
   assert.match(await row.innerText(), /critical[\s\S]*immediate/);
   await page.locator('#p-rules tbody tr', { hasText: 'cooling down until' }).first().waitFor({ timeout: 15_000 });
   await shot('alert-fired');
+  // Silence the rule for a while from its row, then lift it.
+  const rule = page.locator('#p-rules tbody tr[data-rule=critical]');
+  await rule.locator('select.silence').selectOption('4h');
+  await rule.locator('.tag', { hasText: 'silenced until' }).waitFor();
+  const rules = await (await fetch(base + '/api/alerts/rules')).json();
+  const until = Date.parse(rules.rules.find((r) => r.name === 'critical').silenced_until);
+  assert.ok(Math.abs(until - (Date.now() + 4 * 3600e3)) < 60e3, `silenced for 4 h: ${new Date(until).toISOString()}`);
+  await shot('alert-rule-silenced');
+  await rule.locator('button.unsilence').click();
+  await rule.locator('select.silence').waitFor();
 });
 
 await test('alerts and sources render what their endpoints answer', async () => {

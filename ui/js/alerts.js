@@ -2,7 +2,7 @@
 // alerting is not configured on this server: the view says so instead of failing.
 
 import { h, mount, emptyState, fmtCount } from './dom.js';
-import { getJSON } from './api.js';
+import { getJSON, postJSON } from './api.js';
 import { fmtTime } from './time.js';
 import { setState } from './state.js';
 import { addFilter } from './query.js';
@@ -17,6 +17,7 @@ const view = { rule: '', failedOnly: false, page: 0 };
 /** What became of an alert's notifications, in words. */
 function notificationState(a) {
   const n = a.notified || [];
+  if (a.silenced) return { text: 'silenced', cls: '', title: 'fired while its rule was silenced: not sent' };
   if (!n.length) return { text: 'pending', cls: '', title: 'the notifications are being sent' };
   const failed = n.filter((x) => !x.ok);
   if (!failed.length) return { text: 'sent to ' + n.map((x) => x.notifier).join(', '), cls: '.ok', title: n.map((x) => `${x.notifier}: ${x.attempts} attempt(s)`).join('\n') };
@@ -115,15 +116,26 @@ async function render(root, alertsBox, rulesBox) {
     const list = rules.value.rules || [];
     const now = Date.now();
     mount(body(rulesBox), list.length ? h('div.tablewrap', null, h('table.data', null,
-      h('thead', null, h('tr', null, ['rule', 'kind', 'query', 'state', 'last fired'].map((c) => h('th', null, c)))),
+      h('thead', null, h('tr', null, ['rule', 'kind', 'query', 'state', 'last fired', 'silence'].map((c) => h('th', null, c)))),
       h('tbody', null, list.map((r) => {
         const cooling = r.cooldown_until && new Date(r.cooldown_until).getTime() > now;
-        return h('tr', null,
+        const silenced = r.silenced_until && new Date(r.silenced_until).getTime() > now;
+        const act = async (dur) => {
+          try { await postJSON(`/api/alerts/rules/${encodeURIComponent(r.name)}/silence`, { for: dur }); } catch (e) { alert(`Cannot change the silence of ${r.name}: ${e.message}`); }
+          render(root, alertsBox, rulesBox);
+        };
+        const pick = h('select.silence', { 'aria-label': `silence ${r.name}` }, h('option', { value: '' }, 'Silence…'),
+          [['1h', '1 hour'], ['4h', '4 hours'], ['24h', '1 day'], ['7d', '1 week']].map(([v, t]) => h('option', { value: v }, t)));
+        pick.addEventListener('change', () => { if (pick.value) act(pick.value); });
+        return h('tr', { dataset: { rule: r.name } },
           h('td', null, h('strong', null, r.name ?? '')),
           h('td', null, r.kind ?? ''),
           h('td', null, r.query ? h('button.link.mono', { onclick: () => setState({ view: 'explore', q: r.query }) }, r.query) : ''),
           h('td', null, h('span.tag' + (cooling ? '.bad' : '.ok'), null, cooling ? 'cooling down until ' + fmtTime(r.cooldown_until).slice(11, 19) : 'armed')),
-          h('td.nowrap', null, r.last_fired ? fmtTime(r.last_fired).slice(0, 19) : 'never'));
+          h('td.nowrap', null, r.last_fired ? fmtTime(r.last_fired).slice(0, 19) : 'never'),
+          h('td.nowrap', null, silenced
+            ? [h('span.tag', { title: 'what it fires is kept in the history, not sent' }, 'silenced until ' + fmtTime(r.silenced_until).slice(5, 16)), h('button.link.unsilence', { type: 'button', onclick: () => act('0s') }, 'Lift')]
+            : pick));
       }))))
       : emptyState('No rules', 'No alert rule is configured.', 'small'));
   }

@@ -34,6 +34,24 @@ export async function getJSON(path, params = {}, { signal } = {}) {
   return body;
 }
 
+/** POSTs JSON to an endpoint that changes something (with the session's CSRF token). */
+export async function postJSON(path, body) {
+  const { csrfToken } = await import('./session.js');
+  let res;
+  try {
+    res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrfToken() || '' }, body: JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, 'network', `cannot reach the server: ${e.message}`);
+  }
+  let answer = null;
+  try { answer = await res.json(); } catch { /* not JSON */ }
+  if (!res.ok) {
+    const err = answer && answer.error;
+    throw new ApiError(res.status, err?.code || 'http_' + res.status, err?.message || `${res.status} ${res.statusText}`);
+  }
+  return answer;
+}
+
 /** Runs a query-language query over a range. */
 export function query(q, range, extra = {}, opts) {
   return getJSON('/api/query', { q, start: range.start, end: range.end, ...extra }, opts);

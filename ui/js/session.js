@@ -5,6 +5,9 @@ import { h } from './dom.js';
 
 let csrf = null;
 
+/** The signed-in session's CSRF token, for the requests that change something. */
+export function csrfToken() { return csrf; }
+
 /** Who the browser is: {auth, name, role, scope} or null when it must sign in. */
 export async function whoami() {
   const res = await fetch('/api/session', { headers: { accept: 'application/json' } });

@@ -66,6 +66,9 @@ pub struct AlertRecord {
     pub entries: Vec<serde_json::Value>,
     /// One delivery per notifier, filled in once sent.
     pub notified: Vec<Delivery>,
+    /// Fired while its rule was silenced: kept in the history, not sent.
+    #[serde(default)]
+    pub silenced: bool,
 }
 
 impl AlertRecord {
@@ -100,6 +103,7 @@ impl AlertRecord {
             "fired_at": format_rfc3339(self.fired_at),
             "message": self.message,
             "notified": self.notified,
+            "silenced": self.silenced,
         })
     }
 }
@@ -289,6 +293,9 @@ pub(crate) struct Persisted {
     /// (a stop cut them short): the next start sends them.
     #[serde(default)]
     pub(crate) pending: Vec<u64>,
+    /// Rules silenced when saved: until when (ns).
+    #[serde(default)]
+    pub(crate) silences: BTreeMap<String, i64>,
 }
 
 /// The evaluation state of every rule.
@@ -312,6 +319,8 @@ pub struct Engine {
     events: HashMap<(String, Group), EventCooldown>,
     /// Alerts queued for their notifications and not delivered yet.
     pending: BTreeSet<u64>,
+    /// Rules silenced, by name: until when (ns).
+    silences: BTreeMap<String, i64>,
     dirty: bool,
 }
 
@@ -343,6 +352,7 @@ impl Engine {
             last_summary: None,
             events: HashMap::new(),
             pending: BTreeSet::new(),
+            silences: BTreeMap::new(),
             dirty: false,
         }
     }
@@ -518,6 +528,7 @@ impl Engine {
             message,
             entries,
             notified: Vec::new(),
+            silenced: false,
         };
         g.hits.clear();
         g.cooldown_until = now + rule.cooldown;
@@ -583,6 +594,7 @@ impl Engine {
             message: format!("new error pattern: {}", record.message),
             entries: vec![record.to_json(false)],
             notified: Vec::new(),
+            silenced: false,
         };
         g.cooldown_until = now + rule.cooldown;
         g.last_fired = Some(now);
@@ -663,6 +675,7 @@ impl Engine {
             ),
             entries: Vec::new(),
             notified: Vec::new(),
+            silenced: false,
         };
         g.cooldown_until = now + rule.cooldown;
         g.last_fired = Some(now);
@@ -713,10 +726,12 @@ impl Engine {
             message: event.message,
             entries: Vec::new(),
             notified: Vec::new(),
+            silenced: false,
         }))
     }
 
     fn push(&mut self, ri: usize, mut alert: AlertRecord) -> AlertRecord {
+        alert.silenced = self.silenced_until(&alert.rule, alert.fired_at).is_some();
         alert.id = self.next_id;
         self.next_id += 1;
         self.rule_state[ri].fired += 1;
@@ -768,6 +783,7 @@ impl Engine {
                 ),
                 entries: Vec::new(),
                 notified: Vec::new(),
+                silenced: false,
             };
             g.cooldown_until = now + rule.cooldown;
             g.last_fired = Some(now);
@@ -840,6 +856,25 @@ impl Engine {
             .collect()
     }
 
+    /// Silences a rule until `until` (ns): what it fires meanwhile enters the history
+    /// without being sent. `None` lifts the silence. False when no rule has that name.
+    pub fn silence(&mut self, rule: &str, until: Option<i64>) -> bool {
+        if !self.rules.iter().any(|r| r.name == rule) {
+            return false;
+        }
+        match until {
+            Some(u) => self.silences.insert(rule.to_string(), u),
+            None => self.silences.remove(rule),
+        };
+        self.dirty = true;
+        true
+    }
+
+    /// Until when a rule is silenced at `now`, if it is.
+    pub fn silenced_until(&self, rule: &str, now: i64) -> Option<i64> {
+        self.silences.get(rule).copied().filter(|&u| u > now)
+    }
+
     /// Returns whether something changed since the last [`Engine::take_dirty`].
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
@@ -881,6 +916,12 @@ impl Engine {
                 .collect(),
             saved_at: now,
             pending: self.pending.iter().copied().collect(),
+            silences: self
+                .silences
+                .iter()
+                .filter(|(_, &u)| u > now)
+                .map(|(r, &u)| (r.clone(), u))
+                .collect(),
         }
     }
 
@@ -912,6 +953,12 @@ impl Engine {
         while self.history.len() > self.max_history {
             self.history.pop_front();
         }
+        let names: BTreeSet<&str> = self.rules.iter().map(|r| r.name.as_str()).collect();
+        self.silences = p
+            .silences
+            .into_iter()
+            .filter(|(r, _)| names.contains(r.as_str()))
+            .collect();
         let kept: BTreeSet<u64> = self.history.iter().map(|a| a.id).collect();
         self.pending = p
             .pending

@@ -68,6 +68,9 @@ pub enum AlertError {
     /// A notifier is misconfigured.
     #[error("{0}\nhint: the keys of [[alerts.notifiers]] are described in docs/alerting.md")]
     Notifier(String),
+    /// No rule has the name asked for.
+    #[error("no alert rule is named {0:?}; GET /api/alerts/rules lists them")]
+    UnknownRule(String),
     /// The state file cannot be read or written.
     #[error("alert state {path}: {message}")]
     State {
@@ -424,7 +427,7 @@ impl AlertHandle {
 
     fn enqueue(&self, tx: &mpsc::Sender<AlertRecord>, fired: Vec<AlertRecord>) {
         for a in fired {
-            if self.targets(&a.rule).is_empty() {
+            if a.silenced || self.targets(&a.rule).is_empty() {
                 continue;
             }
             self.engine().enqueued(a.id);
@@ -497,6 +500,24 @@ impl AlertHandle {
         self.engine().delivered(alert.id, deliveries);
     }
 
+    /// Silences a rule for `duration` from now (zero lifts it): what it fires meanwhile is
+    /// kept in the history and not sent. Saved at once, so a restart keeps it. Returns the
+    /// end of the silence, or `None` when lifted; an error when no rule has that name.
+    pub fn silence(
+        &self,
+        rule: &str,
+        duration: std::time::Duration,
+    ) -> Result<Option<i64>, AlertError> {
+        let now = self.shared.clock.now();
+        let until = (!duration.is_zero())
+            .then(|| now.saturating_add(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)));
+        if !self.engine().silence(rule, until) {
+            return Err(AlertError::UnknownRule(rule.to_string()));
+        }
+        self.save();
+        Ok(until)
+    }
+
     /// Writes the state file now (tmp + fsync + rename).
     pub fn save(&self) {
         let Some(path) = &self.shared.state_path else {
@@ -529,6 +550,7 @@ impl AlertHandle {
                     "query": s.rule.query,
                     "severity": s.rule.severity.as_str(),
                     "cooldown_until": s.cooldown_until.map(format_rfc3339),
+                    "silenced_until": engine.silenced_until(&s.rule.name, now).map(format_rfc3339),
                     "last_fired": s.last_fired.map(format_rfc3339),
                     "fired": s.fired,
                     "suppressed": s.suppressed,

@@ -65,5 +65,6 @@ pub(crate) fn make(
             .map(|r| r.to_json(false))
             .collect(),
         notified: Vec::new(),
+        silenced: false,
     })
 }

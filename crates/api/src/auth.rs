@@ -650,6 +650,12 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/sql", Access::Role(Role::Read)),
     (Method::GET, "/api/alerts", Access::Whole(Role::Read)),
     (Method::GET, "/api/alerts/rules", Access::Whole(Role::Read)),
+    // Changes what the alerting sends: an administrator's alone, and audited.
+    (
+        Method::POST,
+        "/api/alerts/rules/{name}/silence",
+        Access::Role(Role::Admin),
+    ),
     (Method::POST, "/api/admin/reload", Access::Role(Role::Admin)),
     // Writes files on the server's host: an administrator's alone, and audited.
     (Method::POST, "/api/admin/backup", Access::Role(Role::Admin)),
