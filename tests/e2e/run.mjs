@@ -625,6 +625,19 @@ await test('a facet for any field, added and removed in this browser', async () 
   await status.waitFor({ state: 'detached' });
 });
 
+await test('a field shown as a column of the list, kept in this browser', async () => {
+  await page.goto(base + '/?q=NEEDLE-checkout-7731');
+  await waitIdle();
+  await page.locator('#addcol').fill('order_id');
+  await page.locator('form.addcol button').click();
+  await page.locator('.list .row .col[data-col=order_id]', { hasText: '7731' }).waitFor();
+  await page.reload();
+  await waitIdle();
+  await page.locator('.list .row .col[data-col=order_id]', { hasText: '7731' }).waitFor();
+  await page.locator('.coltag .uncol').click();
+  await page.locator('.list .row .col').first().waitFor({ state: 'detached' });
+});
+
 await test('a long field value is folded behind "show all"', async () => {
   await ingest([{ agent: 'longfield', message: 'a long field', payload: 'x'.repeat(1000) + 'END' }]);
   await page.goto(base + '/?q=agent%3Alongfield');

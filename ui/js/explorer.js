@@ -26,6 +26,17 @@ function store(key, list) {
   try { localStorage.setItem(key, JSON.stringify(list)); } catch { /* not kept */ }
 }
 
+/** Shows the chosen columns in the list, each with a × that removes it. */
+function setColumns() {
+  if (!ui) return;
+  const cols = stored('logyard.columns');
+  ui.list.columns = cols;
+  mount(ui.colTags, cols.map((c) => h('span.tag.coltag', null, c,
+    h('button.fx.uncol', { type: 'button', title: `remove the ${c} column`, 'aria-label': `remove column ${c}`,
+      onclick: () => { store('logyard.columns', cols.filter((x) => x !== c)); setColumns(); } }, '×'))));
+  ui.list.render(true);
+}
+
 /** Puts a query first in the history (the search box's suggestions). */
 function remember(q) {
   if (!q || q === '*') return;
@@ -175,6 +186,19 @@ function build(root) {
   // Export: the current query over the current range, as the API streams it.
   const exportLink = (format, text) => h('a.export', { href: '#', dataset: { format }, title: `download every match of this query in this range as ${text}`,
     onclick: (ev) => { ev.currentTarget.href = exportUrl(format); } }, text);
+  // Columns: fields shown in every row, chosen in this browser.
+  const colIn = h('input#addcol', { type: 'text', placeholder: 'field', 'aria-label': 'add a column', autocomplete: 'off', spellcheck: 'false' });
+  const colForm = h('form.addcol', { title: 'show a field as a column of the list' }, colIn, h('button', { type: 'submit' }, '+ Column'));
+  const colTags = h('span.coltags');
+  colForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const f = colIn.value.trim();
+    const cols = stored('logyard.columns');
+    if (!/^[\p{L}\p{N}_.@-]+$/u.test(f) || cols.includes(f)) { colIn.select(); return; }
+    store('logyard.columns', [...cols, f]);
+    colIn.value = '';
+    setColumns();
+  });
   const exportBox = h('span.exports', null, 'Export ', exportLink('csv', 'CSV'), ' · ', exportLink('ndjson', 'NDJSON'));
   const facetBtn = h('button.facet-toggle', { type: 'button', onclick: () => facets.classList.toggle('shown') }, 'Facets');
   const tableBox = h('div.tablebox', { hidden: true });
@@ -186,13 +210,14 @@ function build(root) {
     onFilter: (k, v) => setState({ q: addFilter(readQ(), k, v) }),
     onBackToTop: () => { ui.key = null; emit(); },
   });
-  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, exportBox, facetBtn), qerror, casehint, tableBox, list.el);
+  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, colTags, colForm, exportBox, facetBtn), qerror, casehint, tableBox, list.el);
   const el = h('div.explore', null,
     h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn, saveBtn, savedSel),
     h('div.body', null, facets, main));
   mount(root, el);
   queueMicrotask(fillHistory);
-  return { el, input, form, historyList, savedSel, rangeSel, custom, zoomOut, fromIn, toIn, zoneTag, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
+  queueMicrotask(setColumns);
+  return { el, colTags, input, form, historyList, savedSel, rangeSel, custom, zoomOut, fromIn, toIn, zoneTag, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
 }
 
 function readQ() { return new URLSearchParams(location.search).get('q') || ''; }

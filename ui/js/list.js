@@ -27,6 +27,7 @@ export class LogList {
     this.status = '';
     this.rowH = 28;
     this.terms = []; // the query's words and phrases, marked in messages ({text, anyCase})
+    this.columns = []; // fields shown as columns between the host and the message
     this.top = h('div.spacer');
     this.rows = h('div.rows', { role: 'list' });
     this.bottom = h('div.spacer');
@@ -189,6 +190,10 @@ export class LogList {
       h('span.lvl.' + levelClass(e.level), null, e.level || '—'),
       h('span.agent', { title: e.agent || '' }, e.agent || ''),
       h('span.host', { title: e.host || '' }, e.host || ''),
+      this.columns.map((c) => {
+        const v = columnValue(e, c);
+        return h('span.col', { title: `${c}: ${v}`, dataset: { col: c } }, v);
+      }),
       h('span.msg', null, marked(e.message ?? '', this.terms)));
     row.addEventListener('click', () => this.toggle(e));
     row.addEventListener('keydown', (ev) => {
@@ -269,6 +274,13 @@ export class LogList {
 }
 
 const TOKEN = /[\p{L}\p{N}_]/u;
+
+/** The text of a field of an entry for its column ('' when it has none). */
+function columnValue(e, field) {
+  const v = e.fields?.[field] ?? e.metadata?.[field] ?? (field === 'source' ? e.source : undefined);
+  if (v === undefined || v === null) return '';
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
 const FOLD = 300; // characters of a field value shown before "show all"
 
 /** A long field value, folded after FOLD characters behind a "show all" button (which
