@@ -130,7 +130,7 @@ const context = await chromium.launchPersistentContext(profile, {
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1280, height: 800 },
+  viewport: { width: 1440, height: 900 },
 });
 browser = context;
 const page = context.pages()[0] || await context.newPage();
@@ -452,7 +452,7 @@ await test('dashboard shows volume, errors, patterns, slow requests, failed logi
   await page.setViewportSize({ width: 1280, height: 1500 });
   await page.waitForTimeout(200);
   await shot('dashboard');
-  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.setViewportSize({ width: 1440, height: 900 });
 });
 
 await test('alerts and sources say when they are not configured', async () => {
@@ -763,7 +763,7 @@ await test('phone width and dark theme', async () => {
   await page.locator('#p-agents tbody tr').first().waitFor();
   await shot('phone-dashboard');
   await page.emulateMedia({ colorScheme: 'dark' });
-  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.setViewportSize({ width: 1440, height: 900 });
   await page.goto(base + '/?q=level%3A%3E%3DWARNING');
   await rows().first().waitFor();
   await page.locator('.histo .bar').first().waitFor();
