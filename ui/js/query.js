@@ -47,8 +47,9 @@ export function byteToIndex(text, byte) {
 }
 
 /**
- * The top-level terms of a filter, in order, quotes kept: words, phrases, field terms,
- * operators, and `i(…)` whole. Parentheses and spaces separate them.
+ * The top-level terms of a filter, in order, quotes kept, with where each starts and ends:
+ * words, phrases, field terms, operators, and `i(…)` whole. Parentheses and spaces separate
+ * them.
  */
 function terms(filter) {
   const out = [];
@@ -73,7 +74,7 @@ function terms(filter) {
       }
       j = k;
     }
-    out.push(filter.slice(i, j));
+    out.push({ text: filter.slice(i, j), start: i, end: j });
     i = j;
   }
   return out;
@@ -90,7 +91,7 @@ const unquote = (t) => t.slice(1, -1).replace(/\\(.)/g, (_, c) => ({ n: '\n', t:
 export function searchTerms(filter) {
   const found = [];
   let negated = false;
-  for (const t of terms(filter)) {
+  for (const { text: t } of terms(filter)) {
     if (t === 'NOT') { negated = true; continue; }
     const skip = negated || t.startsWith('-');
     negated = false;
@@ -114,40 +115,18 @@ export function searchTerms(filter) {
  * Field terms, regexes, operators and `i(…)` already there are kept as they are.
  */
 export function caseless(filter) {
-  const out = [];
+  let out = '';
+  let at = 0;
   let changed = false;
-  let i = 0;
-  const n = filter.length;
-  while (i < n) {
-    const c = filter[i];
-    if (/\s|\(|\)/.test(c)) { out.push(c); i++; continue; }
-    // A term: up to whitespace or a parenthesis outside quotes.
-    let j = i, quote = null;
-    while (j < n) {
-      const d = filter[j];
-      if (quote) { if (d === '\\') j++; else if (d === quote) quote = null; j++; continue; }
-      if (d === '"' || d === "'") { quote = d; j++; continue; }
-      if (/\s|\)/.test(d) || (d === '(' && j > i)) break;
-      j++;
-    }
-    let term = filter.slice(i, j);
-    if (term === 'i' && filter[j] === '(') {
-      // i( … ): copied whole, to its closing parenthesis (outside quotes).
-      let k = j + 1, q2 = null;
-      while (k < n) {
-        const d = filter[k++];
-        if (q2) { if (d === '\\') k++; else if (d === q2) q2 = null; } else if (d === '"' || d === "'") q2 = d; else if (d === ')') break;
-      }
-      out.push(filter.slice(i, k));
-      i = k;
-      continue;
-    }
+  for (const { text: term, start, end } of terms(filter)) {
     const neg = term.startsWith('-') && term.length > 1 ? '-' : '';
     const body = neg ? term.slice(1) : term;
-    const word = /^[\p{L}\p{N}_][\p{L}\p{N}_.\-/@]*$/u.test(body) && !['AND', 'OR', 'NOT'].includes(body) && /\p{L}/u.test(body);
+    const word = /^[\p{L}\p{N}_][\p{L}\p{N}_.\-/@]*$/u.test(body) && !['AND', 'OR', 'NOT', 'i'].includes(body) && /\p{L}/u.test(body);
     const phrase = /^(["']).*\1$/s.test(body) && body.length > 2;
-    if (word || phrase) { out.push(`${neg}i(${body})`); changed = true; } else out.push(term);
-    i = j;
+    if (!word && !phrase) continue;
+    out += filter.slice(at, start) + `${neg}i(${body})`;
+    at = end;
+    changed = true;
   }
-  return changed ? out.join('') : null;
+  return changed ? out + filter.slice(at) : null;
 }

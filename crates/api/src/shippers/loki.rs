@@ -23,7 +23,7 @@ use prost::Message;
 
 use serde_json::value::RawValue;
 
-use super::{read_body, store, unsnappy, ShipperError};
+use super::{read_body, rejection_summary, store, unsnappy, ShipperError};
 use crate::decode::{count_nested, for_each_element, wire_fields, Budget, ElementsError, Wire};
 use crate::AppState;
 
@@ -158,27 +158,17 @@ async fn accept(
     let too_large = pushed.rejected.len();
     let expired = store(state, ingester, pushed.records, wire).await?.len();
     state.metrics.add_rejected("too_large", too_large as u64);
-    let mut why = Vec::new();
-    if let Some(first) = pushed.rejected.first() {
-        why.push(match too_large {
-            1 => first.clone(),
-            n => format!("{first} (and {} more)", n - 1),
-        });
-    }
-    if expired > 0 {
-        // As Loki refuses samples older than `reject_old_samples_max_age`.
-        why.push(format!("{expired} {}", state.store.expired_reason()));
-    }
-    if why.is_empty() {
+    // Old entries are refused as Loki refuses samples older than `reject_old_samples_max_age`.
+    let Some(why) = rejection_summary(&pushed.rejected, expired, state) else {
         return Ok(());
-    }
+    };
     // As Loki answers a push with invalid entries: the valid ones are stored and the answer
     // is a 400 that says what was rejected (agents do not retry a 4xx).
     Err(ShipperError::Invalid(format!(
         "{} of {} entries were rejected, the others were stored: {}",
         too_large + expired,
         pushed.total,
-        why.join("; ")
+        why
     )))
 }
 

@@ -219,6 +219,22 @@ pub async fn store(
     Ok(expired)
 }
 
+/// Why the entries of a request were left out, in one line, or `None` when none was: the
+/// first decoding rejection (with how many more), then how many the retention refused.
+pub fn rejection_summary(rejected: &[String], expired: usize, state: &AppState) -> Option<String> {
+    let mut why = Vec::new();
+    if let Some(first) = rejected.first() {
+        why.push(match rejected.len() {
+            1 => first.clone(),
+            n => format!("{first} (and {} more)", n - 1),
+        });
+    }
+    if expired > 0 {
+        why.push(format!("{expired} {}", state.store.expired_reason()));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
 /// Lower-case hex of bytes (trace and span ids).
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

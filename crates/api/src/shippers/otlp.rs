@@ -20,7 +20,7 @@ use prost::Message;
 
 use serde_json::value::RawValue;
 
-use super::{read_body, store, ShipperError};
+use super::{read_body, rejection_summary, store, ShipperError};
 use crate::decode::{count_nested, for_each_element, wire_fields, Budget, ElementsError, Wire};
 use crate::AppState;
 
@@ -297,20 +297,11 @@ async fn accept(
     state
         .metrics
         .add_rejected("invalid_entry", rejected.len() as u64);
-    let mut why = Vec::new();
-    if let Some(first) = rejected.first() {
-        why.push(match rejected.len() {
-            1 => first.clone(),
-            n => format!("{first} (and {} more)", n - 1),
+    let partial =
+        rejection_summary(&rejected, expired, state).map(|why| proto::ExportLogsPartialSuccess {
+            rejected_log_records: (rejected.len() + expired) as i64,
+            error_message: why,
         });
-    }
-    if expired > 0 {
-        why.push(format!("{expired} {}", state.store.expired_reason()));
-    }
-    let partial = (!why.is_empty()).then(|| proto::ExportLogsPartialSuccess {
-        rejected_log_records: (rejected.len() + expired) as i64,
-        error_message: why.join("; "),
-    });
     Ok(match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],

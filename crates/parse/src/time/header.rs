@@ -75,7 +75,7 @@ fn at(b: &[u8], i: usize, now_ns: i64, epoch_ok: bool) -> Option<(Found, usize, 
         let (c, n) = if inner.first()?.is_ascii_digit() {
             scan_iso(inner)
                 .or_else(|| scan_clf(inner))
-                .or_else(|| scan_month_dot(inner))
+                .or_else(|| scan_month_day(inner, b'.'))
         } else {
             scan_ctime(inner)
         }?;
@@ -101,7 +101,7 @@ fn digits_first(s: &[u8], now_ns: i64, epoch_ok: bool) -> Option<(Found, usize)>
     match (s.get(2), s.get(4), s.get(8)) {
         (_, Some(b'-' | b'/'), _) => civil(scan_iso(s).or_else(|| scan_ibm(s))),
         (Some(b'/'), _, _) => civil(scan_clf(s).or_else(|| scan_yy_slash(s))),
-        (Some(b'-'), _, _) => civil(scan_month_day(s)),
+        (Some(b'-'), _, _) => civil(scan_month_day(s, b'-')),
         (_, _, Some(b'-')) => civil(scan_compact_dash(s)),
         _ => civil(scan_compact(s)).or_else(|| epoch_ok.then(|| scan_epoch(s, now_ns)).flatten()),
     }
@@ -127,23 +127,10 @@ fn scan_yy_slash(s: &[u8]) -> Option<(Civil, usize)> {
     ends(s, k).then_some((c, k))
 }
 
-/// `03-17 16:13:38.811` (logcat: `MM-dd HH:mm:ss.SSS`, no year).
-fn scan_month_day(s: &[u8]) -> Option<(Civil, usize)> {
-    if s.get(2) != Some(&b'-') || s.get(5) != Some(&b' ') {
-        return None;
-    }
-    let mut c = Civil {
-        month: num(s, 0, 2)?,
-        day: num(s, 3, 2)?,
-        ..Civil::default()
-    };
-    let k = scan_hms(s, 6, &mut c)?;
-    (k >= 14 && ends(s, k)).then_some((c, k))
-}
-
-/// `10.30 16:49:06` (`MM.dd HH:mm:ss`, no year; inside brackets only).
-fn scan_month_dot(s: &[u8]) -> Option<(Civil, usize)> {
-    if s.get(2) != Some(&b'.') || s.get(5) != Some(&b' ') {
+/// A year-less `MM<sep>dd HH:mm:ss[.SSS]`: logcat's `03-17 16:13:38.811` (`sep` `-`), or
+/// `10.30 16:49:06` (`sep` `.`, inside brackets only).
+fn scan_month_day(s: &[u8], sep: u8) -> Option<(Civil, usize)> {
+    if s.get(2) != Some(&sep) || s.get(5) != Some(&b' ') {
         return None;
     }
     let mut c = Civil {
