@@ -175,6 +175,8 @@ pub struct LimitsSection {
     pub max_query_bytes: Size,
     /// Largest compiled regex.
     pub max_regex_bytes: Size,
+    /// Most queries one token may save on the server.
+    pub max_saved_queries: NonZeroUsize,
 }
 
 impl Default for LimitsSection {
@@ -186,6 +188,7 @@ impl Default for LimitsSection {
             max_decoded_bytes: Size(64 << 20),
             max_query_bytes: Size(64 << 10),
             max_regex_bytes: Size(1 << 20),
+            max_saved_queries: NonZeroUsize::new(100).expect("nonzero"),
         }
     }
 }
@@ -792,6 +795,7 @@ impl RawConfig {
             max_decoded_bytes: l.max_decoded_bytes.0 as usize,
             max_query_bytes: l.max_query_bytes.0 as usize,
             max_regex_bytes: l.max_regex_bytes.0 as usize,
+            max_saved_queries: l.max_saved_queries.get(),
         }
     }
 

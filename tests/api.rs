@@ -107,6 +107,43 @@ fn pages_are_newest_first_with_a_total() {
 }
 
 #[test]
+fn query_pages_oldest_first_with_order_asc_and_its_cursor() {
+    let (_dir, server) = server();
+    let entries: Vec<Value> = (0..25)
+        .map(|i| json!({"timestamp": format!("2024-01-15T10:00:{i:02}Z"), "agent": "a", "message": format!("m{i}")}))
+        .collect();
+    let (status, _) = post_json(&server, &Value::Array(entries));
+    assert_eq!(status, 200);
+    let messages = |page: &Value| -> Vec<String> {
+        page["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) =
+            server.get(&format!("/api/query?q=agent:a&order=asc&limit=10&cursor={cursor}"));
+        assert_eq!(status, 200, "{page}");
+        seen.extend(messages(&page));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    let all: Vec<String> = (0..25).map(|i| format!("m{i}")).collect();
+    assert_eq!(seen, all, "every entry once, oldest first");
+    let (_, newest) = server.get("/api/query?q=*&limit=3");
+    assert_eq!(messages(&newest), ["m24", "m23", "m22"]);
+    let (status, bad) = server.get("/api/query?q=*&order=up");
+    assert_eq!(status, 400);
+    assert!(bad["error"]["message"].as_str().unwrap().contains("asc"), "{bad}");
+}
+
+#[test]
 fn malformed_json_is_a_400_invalid_json() {
     let (_dir, server) = server();
     let (status, answer) = server.post("/api/logs", "application/json", b"{\"message\": ".to_vec());

@@ -79,6 +79,9 @@ fn request(server: &Server, method: &Method, pattern: &str, id: &str) -> Request
             r#"{"sql": "SELECT count(*) FROM logs"}"#,
         ),
         "/api/alerts/rules/{name}/silence" => ("application/json", r#"{"for": "1h"}"#),
+        "/api/saved-queries/{name}" if *method == Method::PUT => {
+            ("application/json", r#"{"query": "level:ERROR", "range": "24h"}"#)
+        }
         "/api/session" if *method == Method::POST => (
             "application/json",
             r#"{"token": "read-secret-0123456789abc"}"#,
@@ -181,6 +184,71 @@ fn every_route_needs_its_role_and_answers_as_without_tokens_with_it() {
             .bearer_auth(ADMIN),
     );
     assert_eq!(code, 404);
+}
+
+#[test]
+fn each_token_keeps_its_own_saved_queries_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_tokens(dir.path());
+    let call = |server: &Server, method: Method, path: &str, token: &str, body: Option<&str>| {
+        let mut b = client()
+            .request(method, format!("{}{path}", server.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            b = b.header("content-type", "application/json").body(body.to_string());
+        }
+        let resp = b.send().unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json::<Value>().unwrap())
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (code, saved) = call(
+        &server,
+        Method::PUT,
+        "/api/saved-queries/slow%20checkouts",
+        READ,
+        Some(r#"{"query": "agent:checkout response_time_ms:>1000", "range": "24h"}"#),
+    );
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(saved["saved"]["name"], "slow checkouts");
+    let (code, _) = call(
+        &server,
+        Method::PUT,
+        "/api/saved-queries/errors",
+        ADMIN,
+        Some(r#"{"query": "level:>=ERROR"}"#),
+    );
+    assert_eq!(code, 200);
+    // An ingest token has none; a bad body says what to send.
+    let (code, _) = call(&server, Method::GET, "/api/saved-queries", INGEST, None);
+    assert_eq!(code, 403);
+    let (code, bad) = call(&server, Method::PUT, "/api/saved-queries/x", READ, Some("{\"q\": 1}"));
+    assert_eq!(code, 400);
+    assert!(bad["error"]["message"].as_str().unwrap().contains("\"query\""), "{bad}");
+    let server = {
+        drop(server);
+        start_with_tokens(dir.path())
+    };
+    let (_, team) = call(&server, Method::GET, "/api/saved-queries", READ, None);
+    assert_eq!(names(&team), ["slow checkouts"]);
+    assert_eq!(team["queries"][0]["query"], "agent:checkout response_time_ms:>1000");
+    assert_eq!(team["queries"][0]["range"], "24h");
+    let (_, root) = call(&server, Method::GET, "/api/saved-queries", ADMIN, None);
+    assert_eq!(names(&root), ["errors"]);
+    // Nobody deletes another token's query.
+    let (code, _) = call(&server, Method::DELETE, "/api/saved-queries/errors", READ, None);
+    assert_eq!(code, 404);
+    let (code, _) = call(&server, Method::DELETE, "/api/saved-queries/errors", ADMIN, None);
+    assert_eq!(code, 200);
+    let (_, root) = call(&server, Method::GET, "/api/saved-queries", ADMIN, None);
+    assert!(names(&root).is_empty());
 }
 
 #[test]

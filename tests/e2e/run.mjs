@@ -4,6 +4,10 @@
 //
 //   node tests/e2e/run.mjs [path/to/logyard]     (default: $LOGYARD_BIN, else target/debug/logyard)
 //
+// Every scenario runs on one screen in one theme: E2E_SCREEN=desktop (1440x900, the default)
+// or phone (390x844), E2E_SCHEME=light (the default) or dark; tests/ui_e2e.rs runs all four.
+// On the phone, every scenario also checks that the page is no wider than the screen.
+//
 // Exits non-zero when a check fails. Runs in well under a minute.
 
 import { spawn } from 'node:child_process';
@@ -22,9 +26,15 @@ const repo = resolve(here, '../..');
 const bin = process.argv[2] || process.env.LOGYARD_BIN || join(process.env.CARGO_TARGET_DIR || join(repo, 'target'), 'debug/logyard');
 const shots = join(repo, 'target/e2e-screenshots');
 const chromePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const SCREEN = process.env.E2E_SCREEN === 'phone' ? 'phone' : 'desktop';
+const SCHEME = process.env.E2E_SCHEME === 'dark' ? 'dark' : 'light';
+const phone = SCREEN === 'phone';
+const VIEWPORT = phone ? { width: 390, height: 844 } : { width: 1440, height: 900 };
+// Screenshots of the default run keep their plain names; the others say where they come from.
+const variant = SCREEN === 'desktop' && SCHEME === 'light' ? '' : `-${SCREEN}-${SCHEME}`;
 mkdirSync(shots, { recursive: true });
 // A failure's screenshot from an earlier run would mislead.
-for (const f of readdirSync(shots)) if (f.startsWith('FAILED-')) rmSync(join(shots, f));
+for (const f of readdirSync(shots)) if (f.startsWith('FAILED-') && f.endsWith(`${variant || '-desktop-light'}.png`)) rmSync(join(shots, f));
 
 const started = Date.now();
 const deadline = setTimeout(async () => {
@@ -130,7 +140,8 @@ const context = await chromium.launchPersistentContext(profile, {
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1440, height: 900 },
+  viewport: VIEWPORT,
+  colorScheme: SCHEME,
 });
 browser = context;
 const page = context.pages()[0] || await context.newPage();
@@ -144,15 +155,28 @@ async function test(name, fn) {
   const t0 = Date.now();
   try {
     await fn();
+    if (phone) {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than the phone's screen`);
+    }
     results.push([name, true]);
     console.log(`ok   ${name} (${Date.now() - t0} ms)`);
   } catch (e) {
     results.push([name, false]);
     console.log(`FAIL ${name}: ${e.stack || e}`);
-    await page.screenshot({ path: join(shots, `FAILED-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
+    await page.screenshot({ path: join(shots, `FAILED-${name.replace(/\W+/g, '-')}${variant || '-desktop-light'}.png`) }).catch(() => {});
   }
 }
-const shot = (name) => page.screenshot({ path: join(shots, name + '.png') });
+const shot = (name) => page.screenshot({ path: join(shots, name + variant + '.png') });
+// On the phone, the facets are a drawer opened by its button.
+const openFacets = async () => {
+  if (!phone) return;
+  if (!(await page.locator('.facets.shown').count())) await page.locator('.facet-toggle').click();
+  await page.locator('.facets.shown').waitFor();
+  await page.waitForTimeout(200); // its slide
+};
+// The texts of an element of every row, shown or not (the phone's rows hide agent and host).
+const rowTexts = (what) => page.locator(`.list .row ${what}`).allTextContents();
 const rows = () => page.locator('.list .row');
 const domRows = () => page.locator('.list .row').count();
 const param = (k) => new URL(page.url()).searchParams.get(k);
@@ -238,10 +262,12 @@ await test('context shows the lines around the entry', async () => {
 
 await test('a facet click adds its filter', async () => {
   await page.goto(base + '/?range=24h');
+  await page.locator('.facet[data-field=agent] .fv', { hasText: 'billing' }).waitFor();
+  await openFacets();
   await page.locator('.facet[data-field=agent] .fv', { hasText: 'billing' }).click();
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'agent:billing');
   await waitIdle();
-  const agents = await page.locator('.list .row .agent').allInnerTexts();
+  const agents = await rowTexts('.agent');
   assert.ok(agents.length > 0 && agents.every((a) => a === 'billing'), agents.join());
   assert.equal(param('range'), '24h');
 });
@@ -285,7 +311,7 @@ await test('state in the URL is restored; back returns to the previous search', 
   await rows().first().waitFor();
   assert.equal(await page.locator('#q').inputValue(), 'level:ERROR');
   assert.equal(await page.locator('#range').inputValue(), '7d');
-  const levels = await page.locator('.list .row .lvl').allInnerTexts();
+  const levels = await rowTexts('.lvl');
   assert.ok(levels.length > 10 && levels.every((l) => l === 'ERROR'), levels.join());
   await page.locator('#q').fill('agent:worker');
   await page.locator('#q').press('Enter');
@@ -293,7 +319,7 @@ await test('state in the URL is restored; back returns to the previous search', 
   await page.goBack();
   await page.waitForFunction(() => document.querySelector('#q').value === 'level:ERROR');
   await waitIdle();
-  assert.ok((await page.locator('.list .row .lvl').allInnerTexts()).every((l) => l === 'ERROR'));
+  assert.ok((await rowTexts('.lvl')).every((l) => l === 'ERROR'));
 });
 
 await test('a syntax error is shown at its position', async () => {
@@ -335,7 +361,7 @@ await test('a table query shows a table', async () => {
   await tbl.locator('tbody tr', { hasText: 'billing' }).click();
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'level:ERROR agent:billing');
   await waitIdle();
-  const agents = await page.locator('.list .row .agent').allInnerTexts();
+  const agents = await rowTexts('.agent');
   assert.ok(agents.length > 0 && agents.every((a) => a === 'billing'), agents.join());
 });
 
@@ -449,10 +475,10 @@ await test('dashboard shows volume, errors, patterns, slow requests, failed logi
   const slow = await page.locator('#p-slow tbody tr td.num').first().innerText();
   assert.ok(Number(slow) >= 3000, `slowest first: ${slow}`);
   await page.locator('#p-critical :is(table, .empty)').first().waitFor();
-  await page.setViewportSize({ width: 1280, height: 1500 });
+  await page.setViewportSize({ width: VIEWPORT.width, height: 1500 });
   await page.waitForTimeout(200);
   await shot('dashboard');
-  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.setViewportSize(VIEWPORT);
 });
 
 await test('alerts and sources say when they are not configured', async () => {
@@ -573,6 +599,7 @@ await test('facets of host and source, include and exclude, and more than the to
   await waitIdle();
   const agentFacet = page.locator('.facet[data-field=agent]');
   await agentFacet.locator('.fv').first().waitFor();
+  await openFacets();
   assert.equal(await agentFacet.locator('.fv').count(), 20);
   await agentFacet.locator('button.more', { hasText: '5 more' }).click();
   assert.equal(await agentFacet.locator('.fv').count(), 25);
@@ -584,9 +611,11 @@ await test('facets of host and source, include and exclude, and more than the to
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'fleet member -agent:fleet-03');
   await waitIdle();
   await page.waitForFunction(() => /^24 entries/.test(document.querySelector('.summary').textContent));
-  const agents = await page.locator('.list .row .agent').allInnerTexts();
+  const agents = await rowTexts('.agent');
   assert.ok(!agents.includes('fleet-03'), agents.join());
   // + (the value itself) keeps only it.
+  await page.locator('.facet[data-field=host] .fv', { hasText: 'edge-1' }).waitFor();
+  await openFacets();
   await page.locator('.facet[data-field=host] .fv', { hasText: 'edge-1' }).click();
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'fleet member -agent:fleet-03 host:edge-1');
 });
@@ -612,15 +641,20 @@ await test('queries run are suggested again; a query saved under a name comes ba
 await test('a facet for any field, added and removed in this browser', async () => {
   await page.goto(base + '/?range=24h');
   await waitIdle();
+  await page.locator('#addfacet').waitFor();
+  await openFacets();
   await page.locator('#addfacet').fill('status');
   await page.locator('form.addfacet button').click();
   const status = page.locator('.facet[data-field=status]');
   await status.locator('.fv', { hasText: '200' }).waitFor();
   await page.reload();
   await status.locator('.fv', { hasText: '200' }).waitFor();
+  await openFacets();
   await status.locator('.fv', { hasText: '200' }).click();
   await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'status:200');
   await waitIdle();
+  await status.locator('.fv', { hasText: '200' }).waitFor();
+  await openFacets();
   await status.locator('.unfacet').click();
   await status.waitFor({ state: 'detached' });
 });
@@ -628,6 +662,11 @@ await test('a facet for any field, added and removed in this browser', async () 
 await test('a field shown as a column of the list, kept in this browser', async () => {
   await page.goto(base + '/?q=NEEDLE-checkout-7731');
   await waitIdle();
+  if (phone) {
+    // A phone's row has room for the time, the level and the message only.
+    assert.equal(await page.locator('form.addcol').isVisible(), false);
+    return;
+  }
   await page.locator('#addcol').fill('order_id');
   await page.locator('form.addcol button').click();
   await page.locator('.list .row .col[data-col=order_id]', { hasText: '7731' }).waitFor();
@@ -729,53 +768,106 @@ await test('one time zone for every time, remembered; ranges typed in it, ISO or
   await cdp.send('Emulation.setTimezoneOverride', { timezoneId: '' }).catch(() => {});
 });
 
-await test('phone width and dark theme', async () => {
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.goto(base + '/');
-  await rows().first().waitFor();
-  await page.locator('.histo .bar').first().waitFor();
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `no horizontal overflow at 390 px (${overflow})`);
-  // Rows carry their date (month and day) beside the time.
-  assert.match(await rows().first().locator('.ts').innerText(), /^\d\d-\d\d \d\d:\d\d:\d\d/);
-  await shot('phone-explorer');
-  // The custom range fits the screen too.
-  await page.locator('#range').selectOption('custom');
-  await page.locator('form.custom').waitFor();
-  const customOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(customOverflow <= 0, `no horizontal overflow with the custom range at 390 px (${customOverflow})`);
-  await shot('phone-custom-range');
-  await page.locator('.facet-toggle').click();
-  await page.locator('.facet[data-field=agent] .fv').first().waitFor();
-  await page.waitForTimeout(250);
-  await shot('phone-facets');
-  await page.locator('.facet[data-field=agent] .fv', { hasText: 'worker' }).click();
-  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'agent:worker');
+await test('oldest first: the first page is the oldest, scrolling goes on forward in time', async () => {
+  await page.goto(base + '/?q=agent%3Acheckout&order=asc');
   await waitIdle();
-  await rows().first().click();
-  await page.locator('.detail pre.raw').waitFor();
-  await shot('phone-expanded');
-  await page.getByRole('button', { name: 'Show context' }).click();
-  await page.locator('dialog.ctx[open] .ctxline.anchor').waitFor();
-  await shot('phone-context');
-  await page.keyboard.press('Escape');
-  await page.goto(base + '/?view=dashboard');
-  await page.locator('#p-agents tbody tr').first().waitFor();
-  await shot('phone-dashboard');
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await page.setViewportSize({ width: 1440, height: 900 });
+  assert.equal(await page.locator('#order').inputValue(), 'asc');
+  assert.deepEqual((await rowTexts('.msg')).slice(0, 3), ['checkout step 0', 'checkout step 1', 'checkout step 2']);
+  await page.locator('#order').selectOption('');
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('order'));
+  await waitIdle();
+  assert.equal((await rowTexts('.msg'))[0], 'checkout step 10');
+  // Over many pages, each one after the last.
+  await page.goto(base + '/?order=asc&range=24h');
+  await waitIdle();
+  const times = () => page.locator('.list .row time').evaluateAll((els) => els.map((e) => Date.parse(e.getAttribute('datetime'))));
+  const top = await times();
+  const list = page.locator('.list');
+  for (let i = 0; i < 8; i++) {
+    await list.evaluate((el) => { el.scrollTop = el.scrollHeight; });
+    await page.waitForTimeout(120);
+  }
+  await page.waitForFunction(() => !/Loading/.test(document.querySelector('.list .foot').textContent));
+  const seen = await times();
+  assert.ok(await list.evaluate((el) => el.scrollHeight / 28) > 300, 'several pages were fetched');
+  assert.ok(seen[0] >= top[top.length - 1], 'the rows after scrolling are newer than the first page');
+  assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'oldest first');
+  // The live tail shows the newest first: turning it on turns the order back.
+  await page.locator('#tail').click();
+  await page.waitForFunction(() => { const p = new URLSearchParams(location.search); return p.get('tail') === '1' && !p.has('order'); });
+  await page.locator('#tail').click();
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('tail'));
+});
+
+await test('long and multi-line messages wrap on demand, remembered', async () => {
+  const long = 'begin ' + 'lorem ipsum dolor sit amet '.repeat(40) + 'finish';
+  await ingest([
+    { agent: 'wrapper', message: 'first line\nsecond line\nthird line' },
+    { agent: 'wrapper', message: long },
+    { agent: 'wrapper', message: 'a short one' },
+  ]);
+  await page.goto(base + '/?q=agent%3Awrapper');
+  await waitIdle();
+  const height = (text) => page.locator('.list .entry', { hasText: text }).evaluate((e) => e.getBoundingClientRect().height);
+  const one = await height('a short one');
+  assert.ok(Math.abs((await height('first line')) - one) < 1 && Math.abs((await height('begin')) - one) < 1, 'one line each');
+  const multi = page.locator('.list .row', { hasText: 'first line' }).locator('.msg');
+  assert.match(await multi.innerText(), /first line ⏎ second line ⏎ third line/);
+  await page.locator('#wrap').click();
+  await page.waitForFunction(() => document.querySelector('.list').classList.contains('wrap'));
+  assert.match(await multi.innerText(), /first line\nsecond line\nthird line/);
+  assert.ok(await height('first line') >= 3 * 17, `three lines: ${await height('first line')}`);
+  assert.ok(await height('begin') > 2 * one, `the long message over several lines: ${await height('begin')}`);
+  assert.ok(Math.abs((await height('a short one')) - one) < 1, 'a short message keeps one line');
+  assert.match(await page.locator('.list .row', { hasText: 'begin' }).innerText(), /finish/);
+  // The rows stay stacked: each begins where the one before it ends.
+  const tops = await page.locator('.list .entry').evaluateAll((els) => els.map((e) => [e.getBoundingClientRect().top, e.getBoundingClientRect().bottom]));
+  for (let i = 1; i < tops.length; i++) assert.ok(Math.abs(tops[i][0] - tops[i - 1][1]) < 1, `row ${i} is stacked`);
+  await shot('wrapped');
+  await page.reload();
+  await waitIdle();
+  assert.equal(await page.locator('#wrap').getAttribute('aria-pressed'), 'true');
+  assert.ok(await height('first line') >= 3 * 17);
+  await page.locator('#wrap').click();
+  await page.waitForFunction(() => !document.querySelector('.list').classList.contains('wrap'));
+  assert.ok(Math.abs((await height('first line')) - one) < 1);
+});
+
+await test('the layout fits this screen in this theme', async () => {
   await page.goto(base + '/?q=level%3A%3E%3DWARNING');
   await rows().first().waitFor();
   await page.locator('.histo .bar').first().waitFor();
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
-  assert.equal(bg, 'rgb(15, 18, 24)');
-  await rows().nth(1).click();
+  assert.equal(bg, SCHEME === 'dark' ? 'rgb(15, 18, 24)' : 'rgb(246, 247, 249)');
+  if (phone) {
+    // Rows carry their date (month and day) beside the time.
+    assert.match(await rows().first().locator('.ts').innerText(), /^\d\d-\d\d \d\d:\d\d:\d\d/);
+  } else {
+    assert.match(await rows().first().locator('.ts').innerText(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
+  }
+  await shot('layout-explorer');
+  // The custom range fits the screen too.
+  await page.locator('#range').selectOption('custom');
+  await page.locator('form.custom').waitFor();
+  const customOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(customOverflow <= 0, `no horizontal overflow with the custom range (${customOverflow})`);
+  await shot('layout-custom-range');
+  await openFacets();
+  await page.locator('.facet[data-field=agent] .fv').first().waitFor();
+  await shot('layout-facets');
+  await page.locator('.facet[data-field=agent] .fv', { hasText: 'worker' }).click();
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('q') === 'level:>=WARNING agent:worker');
+  await waitIdle();
+  await rows().first().click();
   await page.locator('.detail pre.raw').waitFor();
-  await shot('dark-explorer');
+  await shot('layout-expanded');
+  await page.getByRole('button', { name: 'Show context' }).click();
+  await page.locator('dialog.ctx[open] .ctxline.anchor').waitFor();
+  await shot('layout-context');
+  await page.keyboard.press('Escape');
   await page.goto(base + '/?view=dashboard');
   await page.locator('#p-agents tbody tr').first().waitFor();
-  await shot('dark-dashboard');
-  await page.emulateMedia({ colorScheme: 'light' });
+  await shot('layout-dashboard');
 });
 
 await test('no script error on any page', async () => {
@@ -863,6 +955,22 @@ await test('signs in with a token, reads within its scope, signs out', async () 
   });
   assert.deepEqual(agents, ['billing']);
   await shot('signed-in-scoped');
+  // Saved queries are kept on the server, for this token, not in the browser.
+  await page.goto(base2 + '/?q=level%3AERROR&range=24h');
+  await rows().first().waitFor().catch(() => {});
+  await page.waitForFunction(() => !document.querySelector('.explore.busy'));
+  page.once('dialog', (d) => d.accept('team errors'));
+  await page.locator('#save').click();
+  await page.waitForFunction(() => [...document.querySelectorAll('#saved option')].some((o) => o.textContent === 'team errors'));
+  const kept = async () => (await (await fetch(base2 + '/api/saved-queries', { headers: { authorization: `Bearer ${READ}` } })).json()).queries;
+  assert.deepEqual((await kept()).map((q) => [q.name, q.query, q.range]), [['team errors', 'level:ERROR', '24h']]);
+  assert.equal(await page.evaluate(() => localStorage.getItem('logyard.saved')), null);
+  await page.goto(base2 + '/');
+  await page.locator('#saved').selectOption({ label: 'team errors' });
+  await page.waitForFunction(() => { const p = new URLSearchParams(location.search); return p.get('q') === 'level:ERROR' && p.get('range') === '24h'; });
+  await page.locator('#unsave').click();
+  await page.waitForFunction(() => ![...document.querySelectorAll('#saved option')].some((o) => o.textContent === 'team errors'));
+  assert.deepEqual(await kept(), []);
   await page.click('#signout');
   await page.locator('#signin').waitFor();
   assert.equal(await page.evaluate(async () => (await fetch('/api/logs')).status), 401);
@@ -873,5 +981,5 @@ await context.close();
 await cleanup();
 clearTimeout(deadline);
 const failed = results.filter(([, ok]) => !ok);
-console.log(`\n${results.length - failed.length} passed, ${failed.length} failed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${shots}`);
+console.log(`\n${SCREEN}, ${SCHEME}: ${results.length - failed.length} passed, ${failed.length} failed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${shots}`);
 process.exit(failed.length ? 1 : 0);

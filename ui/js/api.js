@@ -34,12 +34,12 @@ export async function getJSON(path, params = {}, { signal } = {}) {
   return body;
 }
 
-/** POSTs JSON to an endpoint that changes something (with the session's CSRF token). */
-export async function postJSON(path, body) {
+/** Sends JSON to an endpoint that changes something (with the session's CSRF token). */
+export async function sendJSON(method, path, body) {
   const { csrfToken } = await import('./session.js');
   let res;
   try {
-    res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrfToken() || '' }, body: JSON.stringify(body) });
+    res = await fetch(path, { method, headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrfToken() || '' }, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
     throw new ApiError(0, 'network', `cannot reach the server: ${e.message}`);
   }
@@ -51,6 +51,9 @@ export async function postJSON(path, body) {
   }
   return answer;
 }
+
+/** POSTs JSON to an endpoint that changes something. */
+export function postJSON(path, body) { return sendJSON('POST', path, body); }
 
 /** Runs a query-language query over a range. */
 export function query(q, range, extra = {}, opts) {

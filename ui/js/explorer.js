@@ -9,6 +9,7 @@ import { splitPipes, addFilter, byteToIndex, caseless, searchTerms } from './que
 import { drawHistogram } from './histogram.js';
 import { LogList, contextDialog } from './list.js';
 import { table, barList } from './charts.js';
+import { listSaved, saveQuery, deleteSaved } from './saved.js';
 
 const PAGE = 100;
 const TAIL_QUEUE = 1000; // entries kept while the tail is paused
@@ -18,7 +19,7 @@ const LIVE_COUNTS_EVERY = 5e3; // how often the histogram and facets follow a li
 const FEW = 10; // a list this short asks whether ignoring case would find more
 const HISTORY = 30; // queries remembered for the search box's suggestions
 
-/** A list kept in the browser's storage (queries run, queries saved, extra facets). */
+/** A list kept in the browser's storage (queries run, extra facets, columns). */
 function stored(key) {
   try { const v = JSON.parse(localStorage.getItem(key) || '[]'); return Array.isArray(v) ? v : []; } catch { return []; }
 }
@@ -44,15 +45,29 @@ function remember(q) {
   fillHistory();
 }
 
-/** The search box's suggestions: saved queries first, then the recent ones. */
+/** Asks for the saved queries again (on the server once signed in), then shows them. */
+async function loadSaved() {
+  let saved = [];
+  try { saved = await listSaved(); } catch (e) { alertBox('Cannot read the saved queries: ' + e.message); }
+  if (!ui) return;
+  ui.saved = saved;
+  fillHistory();
+}
+
+/** The search box's suggestions (saved queries first, then the recent ones), the "Saved…"
+ *  list, and "Unsave" when the query shown is a saved one. */
 function fillHistory() {
   if (!ui) return;
-  const saved = stored('logyard.saved');
+  const saved = ui.saved || [];
   const recent = stored('logyard.history').filter((q) => !saved.some((s) => s.q === q));
   mount(ui.historyList, saved.map((s) => h('option', { value: s.q, label: '★ ' + s.name })), recent.map((q) => h('option', { value: q })));
   mount(ui.savedSel, h('option', { value: '' }, saved.length ? 'Saved…' : 'No saved query'),
     saved.map((s, i) => h('option', { value: String(i) }, s.name)));
   ui.savedSel.disabled = !saved.length;
+  const current = saved.find((s) => s.q === (readQ() || '*'));
+  ui.unsave.hidden = !current;
+  ui.unsave.dataset.name = current?.name || '';
+  ui.unsave.title = current ? `forget the saved query "${current.name}"` : '';
 }
 
 let ui = null; // the explorer's elements while it is shown
@@ -60,7 +75,7 @@ let ui = null; // the explorer's elements while it is shown
 /** Shows the explorer for a state; rebuilds only what the state change needs. */
 export function showExplorer(root, s) {
   if (!ui || !root.contains(ui.el)) ui = build(root);
-  const key = JSON.stringify([s.q, s.range, s.from, s.to]);
+  const key = JSON.stringify([s.q, s.range, s.from, s.to, s.order]);
   syncControls(s);
   if (key !== ui.key) {
     ui.key = key;
@@ -104,20 +119,25 @@ function build(root) {
     title: 'Words and phrases match their case: Timeout is not timeout. i(timeout) or i("conn refused") match any case.' });
   const historyList = h('datalist#qhistory');
   input.setAttribute('list', 'qhistory');
-  const saveBtn = h('button#save', { type: 'button', title: 'keep this query under a name (in this browser)' }, 'Save');
-  saveBtn.addEventListener('click', () => {
-    const q = readQ();
-    if (!q) return;
-    const name = prompt('Name of the saved query', q.slice(0, 40));
+  const saveBtn = h('button#save', { type: 'button', title: 'keep this query (and its time range) under a name' }, 'Save');
+  saveBtn.addEventListener('click', async () => {
+    const s = readState();
+    const q = s.q || '*';
+    const name = prompt('Name of the saved query', q.slice(0, 40))?.trim();
     if (!name) return;
-    store('logyard.saved', [{ name, q }, ...stored('logyard.saved').filter((s) => s.name !== name)]);
-    fillHistory();
+    try { await saveQuery(name, q, s.from || s.to ? '' : s.range); } catch (e) { alertBox('Cannot save the query: ' + e.message); return; }
+    loadSaved();
+  });
+  const unsave = h('button#unsave', { type: 'button', hidden: true }, 'Unsave');
+  unsave.addEventListener('click', async () => {
+    try { await deleteSaved(unsave.dataset.name); } catch (e) { alertBox('Cannot forget the query: ' + e.message); return; }
+    loadSaved();
   });
   const savedSel = h('select#saved', { 'aria-label': 'saved queries' });
   savedSel.addEventListener('change', () => {
-    const s = stored('logyard.saved')[Number(savedSel.value)];
+    const s = ui.saved?.[Number(savedSel.value)];
     savedSel.value = '';
-    if (s) setState({ q: s.q });
+    if (s) setState(s.range ? { q: s.q === '*' ? '' : s.q, range: s.range } : { q: s.q === '*' ? '' : s.q });
   });
   const form = h('form.search', { role: 'search' }, input, historyList, h('button.primary', { type: 'submit' }, 'Search'));
   // Enter on an unchanged query runs it again, as the refresh button does.
@@ -175,7 +195,8 @@ function build(root) {
     EVERY.map(([k]) => h('option', { value: k }, 'Every ' + k)));
   every.addEventListener('change', () => setState({ refresh: every.value }, { replace: true }));
   const tailBtn = h('button#tail.toggle', { type: 'button', 'aria-pressed': 'false', title: 'stream new matching entries' }, h('i.dot'), 'Live');
-  tailBtn.addEventListener('click', () => setState({ tail: tailBtn.getAttribute('aria-pressed') === 'true' ? '' : '1' }));
+  // The live tail puts new entries on top: it shows the newest first.
+  tailBtn.addEventListener('click', () => setState(tailBtn.getAttribute('aria-pressed') === 'true' ? { tail: '' } : { tail: '1', order: '' }));
   const pauseBtn = h('button#pause', { type: 'button', hidden: true }, 'Pause');
   pauseBtn.addEventListener('click', () => togglePause());
   const qerror = h('div.qerror', { hidden: true, role: 'alert' });
@@ -199,6 +220,17 @@ function build(root) {
     colIn.value = '';
     setColumns();
   });
+  // The list's order (kept in the URL) and whether long messages wrap (kept in this browser).
+  const orderSel = h('select#order', { 'aria-label': 'order', title: 'the order of the entries (oldest first stops the live tail)' },
+    h('option', { value: '' }, 'Newest first'), h('option', { value: 'asc' }, 'Oldest first'));
+  orderSel.addEventListener('change', () => setState(orderSel.value ? { order: orderSel.value, tail: '' } : { order: '' }));
+  const wrapBtn = h('button#wrap.toggle', { type: 'button', 'aria-pressed': 'false', title: 'show long and multi-line messages whole, over several lines' }, 'Wrap');
+  wrapBtn.addEventListener('click', () => {
+    const on = wrapBtn.getAttribute('aria-pressed') !== 'true';
+    try { localStorage.setItem('logyard.wrap', on ? '1' : ''); } catch { /* not kept */ }
+    setWrap(on);
+  });
+  const listOpts = h('span.listopts', null, orderSel, wrapBtn);
   const exportBox = h('span.exports', null, 'Export ', exportLink('csv', 'CSV'), ' · ', exportLink('ndjson', 'NDJSON'));
   const facetBtn = h('button.facet-toggle', { type: 'button', onclick: () => facets.classList.toggle('shown') }, 'Facets');
   const tableBox = h('div.tablebox', { hidden: true });
@@ -210,20 +242,31 @@ function build(root) {
     onFilter: (k, v) => setState({ q: addFilter(readQ(), k, v) }),
     onBackToTop: () => { ui.key = null; emit(); },
   });
-  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, colTags, colForm, exportBox, facetBtn), qerror, casehint, tableBox, list.el);
+  const main = h('section.results', { onpointerdown: (ev) => { if (!ev.target.closest('.facet-toggle')) facets.classList.remove('shown'); } }, histo, h('div.bar', null, summary, listOpts, colTags, colForm, exportBox, facetBtn), qerror, casehint, tableBox, list.el);
   const el = h('div.explore', null,
-    h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn, saveBtn, savedSel),
+    h('div.toolbar', null, form, h('div.rangebox', null, rangeSel, custom, zoomOut), refreshBtn, every, tailBtn, pauseBtn, saveBtn, unsave, savedSel),
     h('div.body', null, facets, main));
   mount(root, el);
-  queueMicrotask(fillHistory);
+  queueMicrotask(loadSaved);
   queueMicrotask(setColumns);
-  return { el, colTags, input, form, historyList, savedSel, rangeSel, custom, zoomOut, fromIn, toIn, zoneTag, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
+  queueMicrotask(() => setWrap(localStorage.getItem('logyard.wrap') === '1'));
+  return { el, colTags, input, form, historyList, savedSel, unsave, orderSel, wrapBtn, rangeSel, custom, zoomOut, fromIn, toIn, zoneTag, every, tailBtn, pauseBtn, qerror, casehint, histo, summary, facets, tableBox, list, key: null, refreshTimer: 0, refreshEvery: 0 };
 }
 
 function readQ() { return new URLSearchParams(location.search).get('q') || ''; }
 
+/** Wraps the list's long messages, or shows them on one line. */
+function setWrap(on) {
+  if (!ui) return;
+  ui.wrapBtn.setAttribute('aria-pressed', String(on));
+  ui.list.setWrap(on);
+}
+
 function syncControls(s) {
   ui.input.value = s.q;
+  ui.orderSel.value = s.order === 'asc' ? 'asc' : '';
+  ui.list.oldestFirst = s.order === 'asc';
+  fillHistory();
   const custom = !!(s.from || s.to);
   ui.rangeSel.value = custom ? 'custom' : (s.range || 'all');
   ui.custom.hidden = !custom;
@@ -243,6 +286,7 @@ async function search(s) {
   const range = rangeOf(s);
   ui.range = range;
   ui.q = q;
+  ui.order = s.order === 'asc' ? 'asc' : '';
   clearError();
   ui.list.loading = true;
   ui.list.setStatus('');
@@ -253,11 +297,11 @@ async function search(s) {
   ui.el.classList.add('busy');
   const filter = splitPipes(q)[0] || '*';
   ui.list.terms = searchTerms(filter);
-  const list = query(q, range, { limit: PAGE }, { signal });
+  const list = query(q, range, { limit: PAGE, order: ui.order }, { signal });
   // Started at once, drawn when they come: they never hold the list back. Over all time,
   // the histogram waits for the list's newest entry to end there, so that it spans the data
   // rather than reaching to now.
-  if (range.start || range.end) histogram(filter, range, signal);
+  if (range.start || range.end || ui.order) histogram(filter, range, signal);
   else list.then((res) => histogram(filter, { end: newestEnd(res) }, signal), () => histogram(filter, range, signal));
   facets(filter, range, signal);
   try {
@@ -423,7 +467,7 @@ async function more() {
   l.renderFoot();
   const signal = ui.abort?.signal;
   try {
-    const res = await query(ui.q, ui.range, { limit: PAGE, cursor: l.lastId() }, { signal });
+    const res = await query(ui.q, ui.range, { limit: PAGE, cursor: l.lastId(), order: ui.order }, { signal });
     l.loading = false;
     l.append(res.logs || [], !!res.next_cursor);
   } catch (e) {

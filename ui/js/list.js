@@ -1,6 +1,8 @@
 // The result list: a window over any number of entries. Only the rows near the viewport
 // are in the DOM (spacers stand for the rest), loaded entries are bounded too (the far end
 // is dropped and can be fetched again), and the next page is fetched before the end shows.
+// Rows are one line high unless expanded or wrapped: the height of those is measured once
+// they are drawn, and the rows not drawn yet count as one line until then.
 
 import { h, mount, levelClass } from './dom.js';
 import { fmtTime, zoneLabel } from './time.js';
@@ -8,6 +10,7 @@ import { fmtTime, zoneLabel } from './time.js';
 const OVERSCAN = 30;        // rows rendered beyond each edge of the viewport
 export const MAX_DOM = 160; // never more rows than this in the DOM
 export const MAX_KEEP = 5000; // never more entries than this in memory
+const WRAP_CHARS = 4000; // characters of a wrapped message shown in its row (all when expanded)
 
 export class LogList {
   /**
@@ -19,7 +22,10 @@ export class LogList {
     this.opts = opts;
     this.entries = [];
     this.index = new Map();   // id → position
-    this.extra = new Map();   // id of an expanded entry → its extra height in px
+    this.open = new Set();    // ids of the expanded entries
+    this.extra = new Map();   // id of an expanded or wrapped entry → its measured extra height in px
+    this.wrap = false;        // messages wrapped over as many lines as they need
+    this.oldestFirst = false; // the entries come oldest first (the banner says so)
     this.details = new Map(); // id → entry with raw, once fetched
     this.hasMore = false;
     this.loading = false;
@@ -43,6 +49,7 @@ export class LogList {
   reset(entries, hasMore) {
     this.entries = entries.slice();
     this.extra.clear();
+    this.open.clear();
     this.dropped = 0;
     this.hasMore = hasMore;
     this.status = '';
@@ -58,7 +65,7 @@ export class LogList {
     if (this.entries.length > MAX_KEEP) {
       const n = this.entries.length - MAX_KEEP + 1000;
       const lost = this.heightOf(0, n);
-      for (const e of this.entries.slice(0, n)) this.extra.delete(e.id);
+      for (const e of this.entries.slice(0, n)) { this.extra.delete(e.id); this.open.delete(e.id); }
       this.entries.splice(0, n);
       this.dropped += n;
       this.reindex();
@@ -75,12 +82,12 @@ export class LogList {
     this.entries.unshift(...entries);
     for (const e of entries) e._new = true;
     if (this.entries.length > MAX_KEEP) {
-      for (const e of this.entries.slice(MAX_KEEP)) this.extra.delete(e.id);
+      for (const e of this.entries.slice(MAX_KEEP)) { this.extra.delete(e.id); this.open.delete(e.id); }
       this.entries.length = MAX_KEEP;
       this.hasMore = true; // the dropped ones can be fetched again from the last id
     }
     this.reindex();
-    if (!atTop) this.el.scrollTop = before + entries.length * this.rowH;
+    if (!atTop) this.el.scrollTop = before + this.heightOf(0, entries.length);
     this.render(true);
   }
 
@@ -97,7 +104,17 @@ export class LogList {
     this.index = new Map(this.entries.map((e, i) => [e.id, i]));
   }
 
-  /** The expanded entries as sorted [position, extra px]. */
+  /** Wraps long and multi-line messages (on), or shows each on one line (off). */
+  setWrap(on) {
+    if (this.wrap === on) return;
+    this.wrap = on;
+    this.el.classList.toggle('wrap', on);
+    for (const id of [...this.extra.keys()]) if (!this.open.has(id)) this.extra.delete(id);
+    this.render(true);
+    for (const id of this.open) this.measure(id);
+  }
+
+  /** The entries taller than a row as sorted [position, extra px]. */
   expandedSorted() {
     const out = [];
     for (const [id, px] of this.extra) {
@@ -149,19 +166,42 @@ export class LogList {
     const frag = [];
     for (let i = first; i < last; i++) frag.push(this.entryEl(this.entries[i]));
     mount(this.rows, frag);
-    const sample = this.rows.querySelector('.entry:not(.open) > .row');
+    const sample = this.wrap ? null : this.rows.querySelector('.entry:not(.open) > .row');
     if (sample && sample.offsetHeight && Math.abs(sample.offsetHeight - this.rowH) > 0.5) {
       this.rowH = sample.offsetHeight;
       this.render(true);
       return;
     }
+    if (this.wrap) this.measureRendered(scroll);
     this.banner.hidden = this.dropped === 0;
     if (this.dropped) {
-      mount(this.banner, `${this.dropped} newer entries were unloaded to keep the page light. `,
-        h('button.link', { onclick: () => this.opts.onBackToTop() }, 'Back to the newest'));
+      mount(this.banner, `${this.dropped} ${this.oldestFirst ? 'older' : 'newer'} entries were unloaded to keep the page light. `,
+        h('button.link', { onclick: () => this.opts.onBackToTop() }, this.oldestFirst ? 'Back to the oldest' : 'Back to the newest'));
     }
     this.renderFoot();
     this.maybeFetch(scroll, view);
+  }
+
+  /** Measures the wrapped rows just drawn; the content above the viewport keeps its place
+   *  on screen when their heights differ from what was counted for them. */
+  measureRendered(scroll) {
+    const [first] = this.rendered;
+    const anchor = this.indexAt(scroll);
+    let shift = 0, changed = false;
+    for (const el of this.rows.children) {
+      const i = this.index.get(el.dataset.id);
+      if (i === undefined) continue;
+      const px = Math.max(0, el.offsetHeight - this.rowH);
+      const old = this.extra.get(el.dataset.id) || 0;
+      if (Math.abs(px - old) < 0.5) continue;
+      changed = true;
+      if (px) this.extra.set(el.dataset.id, px); else this.extra.delete(el.dataset.id);
+      if (i < anchor) shift += px - old;
+    }
+    if (!changed) return;
+    this.top.style.height = this.heightOf(0, first) + 'px';
+    this.bottom.style.height = this.heightOf(this.rendered[1], this.entries.length) + 'px';
+    if (shift) this.el.scrollTop += shift;
   }
 
   renderFoot() {
@@ -183,7 +223,7 @@ export class LogList {
   }
 
   entryEl(e) {
-    const open = this.extra.has(e.id);
+    const open = this.open.has(e.id);
     const row = h('div.row', { role: 'listitem', tabindex: '0', 'aria-expanded': open ? 'true' : 'false', dataset: { id: e.id } },
       h('span.caret', { 'aria-hidden': 'true' }, open ? '▾' : '▸'),
       timeEl(e.timestamp),
@@ -194,7 +234,7 @@ export class LogList {
         const v = columnValue(e, c);
         return h('span.col', { title: `${c}: ${v}`, dataset: { col: c } }, v);
       }),
-      h('span.msg', null, marked(e.message ?? '', this.terms)));
+      h('span.msg', null, marked(this.wrap ? clip(e.message ?? '') : oneLine(e.message ?? ''), this.terms)));
     row.addEventListener('click', () => this.toggle(e));
     row.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); this.toggle(e); }
@@ -242,13 +282,15 @@ export class LogList {
       const lost = !document.activeElement || document.activeElement === document.body;
       if (focused && lost) this.rows.querySelector(`.row[data-id="${CSS.escape(e.id)}"]`)?.focus({ preventScroll: true });
     };
-    if (this.extra.has(e.id)) {
+    if (this.open.has(e.id)) {
+      this.open.delete(e.id);
       this.extra.delete(e.id);
       this.render(true);
       refocus();
+      if (this.wrap) this.measure(e.id);
       return;
     }
-    this.extra.set(e.id, 0);
+    this.open.add(e.id);
     this.render(true);
     refocus();
     this.measure(e.id);
@@ -260,14 +302,15 @@ export class LogList {
       } catch (err) {
         this.details.set(e.id, { ...e, raw: `(cannot load: ${err.message})` });
       }
-      if (this.extra.has(e.id)) { this.render(true); refocus(); this.measure(e.id); }
+      if (this.open.has(e.id)) { this.render(true); refocus(); this.measure(e.id); }
     }
   }
 
   measure(id) {
     const el = this.rows.querySelector(`.entry[data-id="${CSS.escape(id)}"]`);
     if (!el) return;
-    this.extra.set(id, Math.max(0, el.offsetHeight - this.rowH));
+    const px = Math.max(0, el.offsetHeight - this.rowH);
+    if (px) this.extra.set(id, px); else this.extra.delete(id);
     this.bottom.style.height = this.heightOf(this.rendered[1], this.entries.length) + 'px';
     this.top.style.height = this.heightOf(0, this.rendered[0]) + 'px';
   }
@@ -282,6 +325,16 @@ function columnValue(e, field) {
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 const FOLD = 300; // characters of a field value shown before "show all"
+
+/** A message on one line: its line breaks shown as ⏎ (the row cuts it at its width). */
+function oneLine(text) {
+  return text.includes('\n') ? text.replace(/\r?\n/g, ' ⏎ ') : text;
+}
+
+/** A wrapped message, cut after WRAP_CHARS characters (the expanded entry shows it all). */
+function clip(text) {
+  return text.length > WRAP_CHARS ? text.slice(0, WRAP_CHARS) + ' …' : text;
+}
 
 /** A long field value, folded after FOLD characters behind a "show all" button (which
  *  calls onGrow once the whole value shows). */

@@ -3,6 +3,7 @@
 import { readState, onState, setState, emit } from './state.js';
 import { showExplorer, leaveExplorer, rerun } from './explorer.js';
 import { whoami, signIn, showIdentity } from './session.js';
+import { keepSavedOnServer } from './saved.js';
 import { timeZone, setTimeZone, zoneLabel } from './time.js';
 import { h } from './dom.js';
 
@@ -60,6 +61,7 @@ addEventListener('logyard:zone', () => {
 let me = await whoami();
 if (!me) me = await signIn(app);
 showIdentity(me);
+keepSavedOnServer(!!me.auth);
 // A session that ends (signed out elsewhere, its token removed) shows the sign-in again.
 addEventListener('logyard:unauthorized', () => location.reload());
 onState(show);

@@ -1,7 +1,7 @@
-// The page's state lives in the URL: view, query, time range, live tail and auto-refresh. A link
+// The page's state lives in the URL: view, query, time range, order, live tail and auto-refresh. A link
 // reproduces what its author saw; the back button walks through searches.
 
-const DEFAULTS = { view: 'explore', q: '', range: 'all', from: '', to: '', tail: '', refresh: '' };
+const DEFAULTS = { view: 'explore', q: '', range: 'all', from: '', to: '', tail: '', refresh: '', order: '' };
 export const VIEWS = ['explore', 'dashboard', 'alerts', 'sources'];
 
 /** Reads the state from the location. */

@@ -650,6 +650,18 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/sql", Access::Role(Role::Read)),
     (Method::GET, "/api/alerts", Access::Whole(Role::Read)),
     (Method::GET, "/api/alerts/rules", Access::Whole(Role::Read)),
+    // Each token's own list: nothing another token saved is read or changed.
+    (Method::GET, "/api/saved-queries", Access::Role(Role::Read)),
+    (
+        Method::PUT,
+        "/api/saved-queries/{name}",
+        Access::Role(Role::Read),
+    ),
+    (
+        Method::DELETE,
+        "/api/saved-queries/{name}",
+        Access::Role(Role::Read),
+    ),
     // Changes what the alerting sends: an administrator's alone, and audited.
     (
         Method::POST,

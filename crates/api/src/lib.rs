@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod quota;
 pub mod read;
 pub mod report;
+pub mod saved;
 pub mod server;
 pub mod session;
 pub mod shippers;
@@ -68,6 +69,8 @@ pub struct Limits {
     pub max_query_bytes: usize,
     /// Largest compiled regex.
     pub max_regex_bytes: usize,
+    /// Most queries one token may save (`/api/saved-queries`).
+    pub max_saved_queries: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +81,7 @@ impl Default for Limits {
             max_decoded_bytes: 64 << 20,
             max_query_bytes: 64 << 10,
             max_regex_bytes: 1 << 20,
+            max_saved_queries: 100,
         }
     }
 }
@@ -187,12 +191,15 @@ pub struct AppState {
     /// Puts a changed configuration file in effect (`POST /api/admin/reload`); `None` when
     /// the server was started without a way to reload.
     pub reload: Option<Reloader>,
+    /// The queries tokens saved (`/api/saved-queries`), kept in the data directory.
+    pub saved: Arc<saved::SavedQueries>,
 }
 
 impl AppState {
     /// Creates the state for a store with the given settings.
     pub fn new(store: Arc<Store>, limits: Limits, ingest: IngestOptions) -> AppState {
         AppState {
+            saved: Arc::new(saved::SavedQueries::open(store.data_dir())),
             store,
             limits,
             ingest,
@@ -250,6 +257,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::routes())
         .merge(alerts::routes())
         .merge(session::routes())
+        .merge(saved::routes())
         .route("/api/admin/reload", post(reload))
         .merge(admin::routes())
         .fallback(not_found)
@@ -293,6 +301,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some("/api/analyses/db") => "/api/analyses/db",
         Some("/api/alerts") => "/api/alerts",
         Some("/api/alerts/rules") => "/api/alerts/rules",
+        Some("/api/saved-queries") | Some("/api/saved-queries/{name}") => "/api/saved-queries",
         Some("/api/admin/backup") => "/api/admin/backup",
         _ => "other",
     };

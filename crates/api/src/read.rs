@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use logyard_model::{format_rfc3339, now_ns, parse_time, Level, RecordId};
 use logyard_query::{
-    parse_query, Answer, Cost, Filter, LabelColumn, LevelOp, Page, SearchResult, Settings, Table,
+    parse_query, Answer, Cost, Filter, LabelColumn, LevelOp, Order, Page, SearchResult, Settings, Table,
 };
 use regex::RegexBuilder;
 use serde_json::{json, Value};
@@ -142,7 +142,7 @@ pub(crate) async fn run_search(
                 e.to_string(),
             )
         })?
-        .map_err(ApiError::from)
+        .map_err(Into::into)
 }
 
 async fn logs_page(
@@ -260,8 +260,8 @@ pub fn add_range(
 }
 
 /// Runs a blocking closure on the blocking pool, mapping a panic to a 500.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, logyard_query::QueryError> + Send + 'static,
+pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
@@ -272,7 +272,7 @@ pub async fn blocking<T: Send + 'static>(
                 e.to_string(),
             )
         })?
-        .map_err(ApiError::from)
+        .map_err(Into::into)
 }
 
 /// Renders a table as `{"columns", "rows"}` plus `partial`/`reason` when it was cut.
@@ -297,7 +297,8 @@ pub fn add_partial(out: &mut serde_json::Map<String, Value>, partial: Option<&st
     }
 }
 
-/// `GET /api/query`: the query language. Records come paged newest first with a cursor;
+/// `GET /api/query`: the query language. Records come paged newest first (oldest first with
+/// `order=asc`) with a cursor;
 /// a table pipe makes the answer `{"columns", "rows"}`.
 pub async fn query(
     State(state): State<AppState>,
@@ -308,13 +309,22 @@ pub async fn query(
     let mut query = parse_q(&state, &params, now)?;
     add_range(&mut query, &params, now)?;
     query.and_filter(scope.filter());
+    query.order = match params.get("order").map(String::as_str) {
+        None | Some("" | "desc") => Order::NewestFirst,
+        Some("asc") => Order::OldestFirst,
+        Some(other) => {
+            return Err(ApiError::bad_param(format!(
+                "order: `{other}` is neither `desc` (newest first) nor `asc` (oldest first)"
+            )))
+        }
+    };
     if let Some(cursor) = params.get("cursor").filter(|c| !c.is_empty()) {
         let id: RecordId = cursor.parse().map_err(|e: String| {
             ApiError::bad_param(format!(
                 "cursor: {e}; pass the next_cursor of the previous answer"
             ))
         })?;
-        query.and_filter(Filter::Before(id));
+        query.and_filter(query.order.after(id));
     }
     let limit = usize_param(&params, "limit", 100, Some(MAX_LIMIT))?;
     let raw = include_raw(&params);

@@ -52,6 +52,7 @@ static ASSETS: &[Asset] = assets![
     "js/alerts.js",
     "js/sources.js",
     "js/session.js",
+    "js/saved.js",
 ];
 
 /// The routes of the UI; they use no state.

@@ -115,6 +115,7 @@ pub fn run_counting(
                 snapshot,
                 &query.filter,
                 select_sort,
+                query.order,
                 k,
                 exact_total,
                 &mut budget,

@@ -88,6 +88,9 @@ pub enum Filter {
     },
     /// Records older than an id: `(timestamp, seq) < (id.timestamp, id.seq)`; the paging cursor.
     Before(RecordId),
+    /// Records newer than an id: `(timestamp, seq) > (id.timestamp, id.seq)`; the paging
+    /// cursor of the oldest first.
+    After(RecordId),
     /// Every one of the filters.
     And(Vec<Filter>),
     /// Any of the filters.
@@ -186,7 +189,9 @@ impl Filter {
         match self {
             Filter::All => {}
             Filter::Time { .. } => set.0 |= Columns::of(&[col::TIMESTAMP]).0,
-            Filter::Before(_) => set.0 |= Columns::of(&[col::TIMESTAMP, col::SEQ]).0,
+            Filter::Before(_) | Filter::After(_) => {
+                set.0 |= Columns::of(&[col::TIMESTAMP, col::SEQ]).0
+            }
             Filter::Text(t) if texts.message_only.contains(t) => {
                 set.0 |= Columns::of(&[col::MESSAGE]).0
             }
@@ -207,6 +212,7 @@ impl Filter {
         match self {
             Filter::Time { start, end } => (*start, *end),
             Filter::Before(id) => (None, Some(id.timestamp.saturating_add(1))),
+            Filter::After(id) => (Some(id.timestamp), None),
             Filter::And(fs) => fs.iter().fold((None, None), |(s, e), f| {
                 let (fs_, fe) = f.time_bounds();
                 (max_opt(s, fs_), min_opt(e, fe))
@@ -339,6 +345,7 @@ impl Filter {
                 start.is_none_or(|s| r.timestamp >= s) && end.is_none_or(|e| r.timestamp < e)
             }
             Filter::Before(id) => (r.timestamp, r.seq) < (id.timestamp, id.seq),
+            Filter::After(id) => (r.timestamp, r.seq) > (id.timestamp, id.seq),
             Filter::And(fs) => fs.iter().all(|f| f.matches_record(r)),
             Filter::Or(fs) => fs.iter().any(|f| f.matches_record(r)),
             Filter::Not(f) => !f.matches_record(r),
@@ -367,6 +374,14 @@ impl Filter {
                     .iter()
                     .zip(seq)
                     .map(|(&t, &s)| (t, s) < (id.timestamp, id.seq))
+                    .collect()
+            }
+            Filter::After(id) => {
+                let seq = logyard_store::segment::seqs(batch);
+                timestamps(batch)
+                    .iter()
+                    .zip(seq)
+                    .map(|(&t, &s)| (t, s) > (id.timestamp, id.seq))
                     .collect()
             }
             Filter::Level(op, bound) => {

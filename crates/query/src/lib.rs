@@ -118,6 +118,43 @@ impl Cost {
     }
 }
 
+/// The order of records without a sort: by time and arrival (`(timestamp, seq)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// The newest first (the default); the paging cursor is [`Filter::Before`].
+    #[default]
+    NewestFirst,
+    /// The oldest first; the paging cursor is [`Filter::After`].
+    OldestFirst,
+}
+
+impl Order {
+    /// A rank of a record's `(timestamp, seq)`: the higher, the sooner it comes in this order.
+    fn rank(self, ts: i64, seq: u64) -> u128 {
+        let key = (u128::from((ts as u64) ^ (1 << 63)) << 64) | u128::from(seq);
+        match self {
+            Order::NewestFirst => key,
+            Order::OldestFirst => !key,
+        }
+    }
+
+    /// The highest rank a record of a block can have.
+    fn best_rank(self, block: &BlockRef) -> u128 {
+        match self {
+            Order::NewestFirst => self.rank(block.max_ts, u64::MAX),
+            Order::OldestFirst => self.rank(block.min_ts, 0),
+        }
+    }
+
+    /// The filter of the records that come after `id` in this order: the paging cursor.
+    pub fn after(self, id: logyard_model::RecordId) -> Filter {
+        match self {
+            Order::NewestFirst => Filter::Before(id),
+            Order::OldestFirst => Filter::After(id),
+        }
+    }
+}
+
 /// Which slice of the matches, newest first, to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -249,17 +286,19 @@ pub fn search(
     filter: &Filter,
     page: Page,
 ) -> Result<SearchResult, QueryError> {
-    search_counting(snapshot, filter, page, true)
+    search_counting(snapshot, filter, page, Order::NewestFirst, true)
 }
 
-/// [`search`], newest blocks first. Once the page is full, older blocks cannot add to it:
-/// their matches are counted from block metadata where it can tell (`*`, levels, an agent),
-/// else read and counted when `exact_total`, else left uncounted (`total` is then a lower
-/// bound and `total_exact` false), which answers a broad search in the time of its page.
+/// [`search`] in either order, the blocks that come first in it read first. Once the page is
+/// full, the blocks after it cannot add to it: their matches are counted from block
+/// metadata where it can tell (`*`, levels, an agent), else read and counted when
+/// `exact_total`, else left uncounted (`total` is then a lower bound and `total_exact`
+/// false), which answers a broad search in the time of its page.
 pub fn search_counting(
     snapshot: &Snapshot,
     filter: &Filter,
     page: Page,
+    order: Order,
     exact_total: bool,
 ) -> Result<SearchResult, QueryError> {
     let started = Instant::now();
@@ -267,15 +306,18 @@ pub fn search_counting(
     let want = page.offset.saturating_add(page.limit);
     let columns = Columns::of(&[col::TIMESTAMP, col::SEQ]);
     let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
-    blocks.sort_by_key(|b| Reverse(b.max_ts));
-    // The `want` newest matches: a min-heap on (timestamp, seq) of bounded size.
-    let mut best: BinaryHeap<Reverse<(i64, u64, usize, usize)>> = BinaryHeap::new();
+    blocks.sort_by_key(|b| Reverse(order.best_rank(b)));
+    // The `want` first matches in the order: a min-heap on their rank, of bounded size.
+    let mut best: BinaryHeap<Reverse<(u128, usize, usize)>> = BinaryHeap::new();
     let mut total = 0u64;
     let mut total_exact = true;
     for (bi, block) in blocks.iter().enumerate() {
         let full = best.len() >= want;
-        let older = full && best.peek().is_none_or(|Reverse(min)| block.max_ts < min.0);
-        if older {
+        let after = full
+            && best
+                .peek()
+                .is_none_or(|Reverse(min)| order.best_rank(block) < min.0);
+        if after {
             if let Some(m) = counts::metadata_matches(filter, block) {
                 total += m.total;
                 continue;
@@ -295,20 +337,17 @@ pub fn search_counting(
             if want == 0 {
                 continue;
             }
-            let key = (ts[row], seq[row], bi, row);
+            let key = (order.rank(ts[row], seq[row]), bi, row);
             if best.len() < want {
                 best.push(Reverse(key));
-            } else if best
-                .peek()
-                .is_some_and(|Reverse(min)| (key.0, key.1) > (min.0, min.1))
-            {
+            } else if best.peek().is_some_and(|Reverse(min)| key.0 > min.0) {
                 best.pop();
                 best.push(Reverse(key));
             }
         }
     }
-    let mut winners: Vec<(i64, u64, usize, usize)> = best.into_iter().map(|Reverse(k)| k).collect();
-    winners.sort_unstable_by_key(|k| Reverse((k.0, k.1)));
+    let mut winners: Vec<(u128, usize, usize)> = best.into_iter().map(|Reverse(k)| k).collect();
+    winners.sort_unstable_by_key(|k| Reverse(k.0));
     let page_keys: Vec<_> = winners
         .into_iter()
         .skip(page.offset)
@@ -316,13 +355,13 @@ pub fn search_counting(
         .collect();
     let mut by_block: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for k in &page_keys {
-        by_block.entry(k.2).or_default().push(k.3);
+        by_block.entry(k.1).or_default().push(k.2);
     }
     let mut records = Vec::with_capacity(page_keys.len());
     for (bi, rows) in by_block {
         records.extend(blocks[bi].records(&rows)?);
     }
-    records.sort_unstable_by_key(|r| Reverse((r.timestamp, r.seq)));
+    records.sort_unstable_by_key(|r| Reverse(order.rank(r.timestamp, r.seq)));
     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(SearchResult {
         records,

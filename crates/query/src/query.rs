@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::parse::Parser;
 use crate::pipes::{Pipe, NAMES};
-use crate::{Filter, QueryError};
+use crate::{Filter, Order, QueryError};
 
 /// Limits of every query; each is a setting of `[query]` (and `[limits]` for regexes).
 #[derive(Debug, Clone)]
@@ -47,6 +47,8 @@ pub struct Query {
     pub pipes: Vec<Pipe>,
     /// Byte offset of each pipe's name, for errors found while running.
     pub(crate) positions: Vec<usize>,
+    /// The order of the records when no `sort` pipe gives one (newest first unless set).
+    pub order: Order,
 }
 
 impl PartialEq for Query {
@@ -64,6 +66,7 @@ impl Query {
             filter_text: "*".into(),
             pipes: Vec::new(),
             positions: Vec::new(),
+            order: Order::NewestFirst,
         }
     }
 
@@ -156,6 +159,7 @@ pub fn parse_query(text: &str, now: i64, settings: &Settings) -> Result<Query, Q
         filter_text,
         pipes,
         positions,
+        order: Order::NewestFirst,
     })
 }
 

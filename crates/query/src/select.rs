@@ -8,9 +8,11 @@ use logyard_store::{Columns, Snapshot};
 
 use crate::cell::{columns_of, BlockFields, Cell};
 use crate::pipes::{Budget, Sort};
-use crate::{candidate_blocks, eval_block, search_counting, Cost, Filter, Page, QueryError};
+use crate::{
+    candidate_blocks, eval_block, search_counting, Cost, Filter, Order, Page, QueryError,
+};
 
-/// Picks the first `k` matching records in a sort's order (newest first without one) and
+/// Picks the first `k` matching records in a sort's order (in `order` without one) and
 /// counts every match (newest first without `exact_total`: see [`search_counting`]);
 /// answers the records, the count and whether it is exact.
 #[allow(clippy::too_many_arguments)]
@@ -18,6 +20,7 @@ pub(crate) fn select(
     snapshot: &Snapshot,
     filter: &Filter,
     sort: Option<&Sort>,
+    order: Order,
     k: usize,
     exact_total: bool,
     budget: &mut Budget,
@@ -32,6 +35,7 @@ pub(crate) fn select(
                 offset: 0,
                 limit: k,
             },
+            order,
             exact_total,
         )?;
         *cost = r.cost;

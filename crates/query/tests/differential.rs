@@ -209,6 +209,7 @@ fn matches(f: &Filter, r: &Record) -> bool {
             start.is_none_or(|s| r.timestamp >= s) && end.is_none_or(|e| r.timestamp < e)
         }
         Filter::Before(id) => (r.timestamp, r.seq) < (id.timestamp, id.seq),
+        Filter::After(id) => (r.timestamp, r.seq) > (id.timestamp, id.seq),
         Filter::And(fs) => fs.iter().all(|f| matches(f, r)),
         Filter::Or(fs) => fs.iter().any(|f| matches(f, r)),
         Filter::Not(f) => !matches(f, r),
