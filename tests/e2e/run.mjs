@@ -713,7 +713,9 @@ await test('over all time the histogram spans the data, with the year across a y
   const year = new Date(turn).getFullYear();
   assert.ok(labels.some((l) => l.startsWith(`${year - 1}-12-31`)), `a label of the old year: ${labels}`);
   assert.ok(labels.some((l) => l.startsWith(`${year}-01-01`)), `a label of the new year: ${labels}`);
-  // The last bar is the newest entry's, not now's.
+  // The bars span the entries: the first is the oldest's, the last the newest's, not now's.
+  const first = await page.locator('.histo .bar title').first().textContent();
+  assert.ok(first.startsWith(`${year - 1}-12-31`), `the first bar: ${first}`);
   const last = await page.locator('.histo .bar title').last().textContent();
   assert.ok(last.startsWith(`${year}-01-01`), `the last bar: ${last}`);
   await shot('histogram-new-year');

@@ -299,10 +299,10 @@ async function search(s) {
   ui.list.terms = searchTerms(filter);
   const list = query(q, range, { limit: PAGE, order: ui.order }, { signal });
   // Started at once, drawn when they come: they never hold the list back. Over all time,
-  // the histogram waits for the list's newest entry to end there, so that it spans the data
-  // rather than reaching to now.
-  if (range.start || range.end || ui.order) histogram(filter, range, signal);
-  else list.then((res) => histogram(filter, { end: newestEnd(res) }, signal), () => histogram(filter, range, signal));
+  // the histogram spans the matching entries, from the oldest to the newest, rather than
+  // the whole store up to now.
+  if (range.start || range.end) histogram(filter, range, signal);
+  else dataSpan(filter, signal).then((span) => histogram(filter, span, signal), () => histogram(filter, range, signal));
   facets(filter, range, signal);
   try {
     const res = await list;
@@ -435,10 +435,16 @@ async function caseHint(q, range, found, signal) {
   } catch { /* no hint */ }
 }
 
-/** Just after the newest entry of a list answer (the list is newest first), if any. */
-function newestEnd(res) {
-  const t = Date.parse(res?.logs?.[0]?.timestamp || '');
-  return isNaN(t) ? undefined : new Date(t + 1).toISOString();
+/** The time range of the entries a filter matches: from the oldest to just after the
+ *  newest (two one-entry pages, oldest and newest first); open ends when none matches. */
+async function dataSpan(filter, signal) {
+  const edge = (order) => query(filter, {}, { limit: 1, order }, { signal })
+    .then((r) => Date.parse(r.logs?.[0]?.timestamp || ''));
+  const [oldest, newest] = await Promise.all([edge('asc'), edge('')]);
+  return {
+    start: isNaN(oldest) ? undefined : new Date(oldest).toISOString(),
+    end: isNaN(newest) ? undefined : new Date(newest + 1).toISOString(),
+  };
 }
 
 /** The count of matches and the cost of the list. A page counts its matches only as far as
