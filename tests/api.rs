@@ -125,8 +125,9 @@ fn query_pages_oldest_first_with_order_asc_and_its_cursor() {
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let (status, page) =
-            server.get(&format!("/api/query?q=agent:a&order=asc&limit=10&cursor={cursor}"));
+        let (status, page) = server.get(&format!(
+            "/api/query?q=agent:a&order=asc&limit=10&cursor={cursor}"
+        ));
         assert_eq!(status, 200, "{page}");
         seen.extend(messages(&page));
         match page["next_cursor"].as_str() {
@@ -140,7 +141,10 @@ fn query_pages_oldest_first_with_order_asc_and_its_cursor() {
     assert_eq!(messages(&newest), ["m24", "m23", "m22"]);
     let (status, bad) = server.get("/api/query?q=*&order=up");
     assert_eq!(status, 400);
-    assert!(bad["error"]["message"].as_str().unwrap().contains("asc"), "{bad}");
+    assert!(
+        bad["error"]["message"].as_str().unwrap().contains("asc"),
+        "{bad}"
+    );
 }
 
 #[test]

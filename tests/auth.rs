@@ -79,9 +79,10 @@ fn request(server: &Server, method: &Method, pattern: &str, id: &str) -> Request
             r#"{"sql": "SELECT count(*) FROM logs"}"#,
         ),
         "/api/alerts/rules/{name}/silence" => ("application/json", r#"{"for": "1h"}"#),
-        "/api/saved-queries/{name}" if *method == Method::PUT => {
-            ("application/json", r#"{"query": "level:ERROR", "range": "24h"}"#)
-        }
+        "/api/saved-queries/{name}" if *method == Method::PUT => (
+            "application/json",
+            r#"{"query": "level:ERROR", "range": "24h"}"#,
+        ),
         "/api/session" if *method == Method::POST => (
             "application/json",
             r#"{"token": "read-secret-0123456789abc"}"#,
@@ -195,7 +196,9 @@ fn each_token_keeps_its_own_saved_queries_across_a_restart() {
             .request(method, format!("{}{path}", server.url))
             .bearer_auth(token);
         if let Some(body) = body {
-            b = b.header("content-type", "application/json").body(body.to_string());
+            b = b
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         let resp = b.send().unwrap();
         let code = resp.status().as_u16();
@@ -229,23 +232,50 @@ fn each_token_keeps_its_own_saved_queries_across_a_restart() {
     // An ingest token has none; a bad body says what to send.
     let (code, _) = call(&server, Method::GET, "/api/saved-queries", INGEST, None);
     assert_eq!(code, 403);
-    let (code, bad) = call(&server, Method::PUT, "/api/saved-queries/x", READ, Some("{\"q\": 1}"));
+    let (code, bad) = call(
+        &server,
+        Method::PUT,
+        "/api/saved-queries/x",
+        READ,
+        Some("{\"q\": 1}"),
+    );
     assert_eq!(code, 400);
-    assert!(bad["error"]["message"].as_str().unwrap().contains("\"query\""), "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"query\""),
+        "{bad}"
+    );
     let server = {
         drop(server);
         start_with_tokens(dir.path())
     };
     let (_, team) = call(&server, Method::GET, "/api/saved-queries", READ, None);
     assert_eq!(names(&team), ["slow checkouts"]);
-    assert_eq!(team["queries"][0]["query"], "agent:checkout response_time_ms:>1000");
+    assert_eq!(
+        team["queries"][0]["query"],
+        "agent:checkout response_time_ms:>1000"
+    );
     assert_eq!(team["queries"][0]["range"], "24h");
     let (_, root) = call(&server, Method::GET, "/api/saved-queries", ADMIN, None);
     assert_eq!(names(&root), ["errors"]);
     // Nobody deletes another token's query.
-    let (code, _) = call(&server, Method::DELETE, "/api/saved-queries/errors", READ, None);
+    let (code, _) = call(
+        &server,
+        Method::DELETE,
+        "/api/saved-queries/errors",
+        READ,
+        None,
+    );
     assert_eq!(code, 404);
-    let (code, _) = call(&server, Method::DELETE, "/api/saved-queries/errors", ADMIN, None);
+    let (code, _) = call(
+        &server,
+        Method::DELETE,
+        "/api/saved-queries/errors",
+        ADMIN,
+        None,
+    );
     assert_eq!(code, 200);
     let (_, root) = call(&server, Method::GET, "/api/saved-queries", ADMIN, None);
     assert!(names(&root).is_empty());

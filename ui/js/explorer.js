@@ -501,31 +501,33 @@ const FACETS = [['Level', 'level'], ['Agent', 'agent'], ['Host', 'host'], ['Sour
 const FACET_TOP = 20; // values shown before "N more"
 
 async function facets(filter, range, signal) {
-  const by = (f) => query(`${filter} | stats count() by (${f})`, range, {}, { signal }).then(rowsOf);
-  // The fixed facets, then the fields added in this browser.
+  const by = (f) => query(`${filter} | stats count() by (${f})`, range, {}, { signal }).then(rowsOf)
+    .catch((e) => (e.name === 'AbortError' ? Promise.reject(e) : []));
+  // The fixed facets, then the fields added in this browser: a field's values are read from
+  // the fields of every matching entry, the costliest scan, so they are asked for once the
+  // fixed ones have come and do not hold them (or the histogram) back.
   const extra = stored('logyard.facets');
   const all = [...FACETS, ...extra.map((f) => [f, f])];
-  try {
-    const answers = await Promise.all(all.map(([, f]) => by(f).catch((e) => (e.name === 'AbortError' ? Promise.reject(e) : []))));
-    const [levels] = answers;
-    ui.facetTotal = levels.reduce((n, r) => n + r['count()'], 0);
-    renderSummary();
-    const addIn = h('input#addfacet', { type: 'text', placeholder: 'a field, e.g. status', 'aria-label': 'add a facet', autocomplete: 'off', spellcheck: 'false' });
-    const add = h('form.addfacet', null, addIn, h('button', { type: 'submit' }, 'Add facet'));
-    add.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const f = addIn.value.trim();
-      if (!/^[\p{L}\p{N}_.@-]+$/u.test(f) || all.some(([, x]) => x === f)) { addIn.select(); return; }
-      store('logyard.facets', [...extra, f]);
-      facets(filter, range, ui.abort?.signal);
-    });
-    const removable = (field, el) => {
-      if (!extra.includes(field)) return el;
-      el.querySelector('h3').append(h('button.fx.unfacet', { type: 'button', title: `remove the ${field} facet`, 'aria-label': `remove facet ${field}`,
-        onclick: () => { store('logyard.facets', extra.filter((x) => x !== field)); facets(filter, range, ui.abort?.signal); } }, '×'));
-      return el;
-    };
+  const answers = all.map(() => null); // null: still counting
+  const addIn = h('input#addfacet', { type: 'text', placeholder: 'a field, e.g. status', 'aria-label': 'add a facet', autocomplete: 'off', spellcheck: 'false' });
+  const add = h('form.addfacet', null, addIn, h('button', { type: 'submit' }, 'Add facet'));
+  add.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const f = addIn.value.trim();
+    if (!/^[\p{L}\p{N}_.@-]+$/u.test(f) || all.some(([, x]) => x === f)) { addIn.select(); return; }
+    store('logyard.facets', [...extra, f]);
+    facets(filter, range, ui.abort?.signal);
+  });
+  const removable = (field, el) => {
+    if (!extra.includes(field)) return el;
+    el.querySelector('h3').append(h('button.fx.unfacet', { type: 'button', title: `remove the ${field} facet`, 'aria-label': `remove facet ${field}`,
+      onclick: () => { store('logyard.facets', extra.filter((x) => x !== field)); facets(filter, range, ui.abort?.signal); } }, '×'));
+    return el;
+  };
+  const draw = () => {
+    if (signal?.aborted || !ui) return;
     mount(ui.facets, all.map(([title, field], i) => {
+      if (answers[i] === null) return removable(field, h('section.facet', { dataset: { field } }, h('h3', null, title), h('p.muted.small.counting', null, 'counting…')));
       let rows = answers[i].map((r) => [r[field] ?? null, r['count()']]);
       if (field === 'level') {
         rows = rows.map(([v, n]) => [v || 'UNKNOWN', n]).sort((a, b) => LEVELS.indexOf(a[0]) - LEVELS.indexOf(b[0]));
@@ -534,6 +536,14 @@ async function facets(filter, range, signal) {
       rows.sort((a, b) => b[1] - a[1]);
       return removable(field, facetGroup(title, field, rows, (v) => v ?? '(none)'));
     }), add);
+  };
+  try {
+    const fixed = await Promise.all(FACETS.map(([, f]) => by(f)));
+    fixed.forEach((a, i) => { answers[i] = a; });
+    ui.facetTotal = fixed[0].reduce((n, r) => n + r['count()'], 0);
+    renderSummary();
+    draw();
+    await Promise.all(extra.map((f, k) => by(f).then((a) => { answers[FACETS.length + k] = a; draw(); })));
   } catch (e) {
     if (e.name === 'AbortError') return;
     mount(ui.facets, h('div.muted.small', null, e.code === 'query_syntax' ? '' : 'No facets: ' + e.message));

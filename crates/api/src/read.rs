@@ -6,7 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use logyard_model::{format_rfc3339, now_ns, parse_time, Level, RecordId};
 use logyard_query::{
-    parse_query, Answer, Cost, Filter, LabelColumn, LevelOp, Order, Page, SearchResult, Settings, Table,
+    parse_query, Answer, Cost, Filter, LabelColumn, LevelOp, Order, Page, SearchResult, Settings,
+    Table,
 };
 use regex::RegexBuilder;
 use serde_json::{json, Value};

@@ -70,7 +70,10 @@ impl SavedQueries {
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
-                tracing::warn!("cannot read {}: {e}; saved queries start empty", path.display());
+                tracing::warn!(
+                    "cannot read {}: {e}; saved queries start empty",
+                    path.display()
+                );
                 BTreeMap::new()
             }
         };
@@ -162,12 +165,10 @@ impl SavedQueries {
 
 /// The routes of saved queries.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/saved-queries", get(list))
-        .route(
-            "/api/saved-queries/{name}",
-            axum::routing::put(save).delete(delete),
-        )
+    Router::new().route("/api/saved-queries", get(list)).route(
+        "/api/saved-queries/{name}",
+        axum::routing::put(save).delete(delete),
+    )
 }
 
 /// The body of `PUT /api/saved-queries/{name}`.
@@ -187,10 +188,7 @@ fn owner(identity: &Option<Extension<Identity>>) -> String {
         .unwrap_or_default()
 }
 
-async fn list(
-    State(state): State<AppState>,
-    identity: Option<Extension<Identity>>,
-) -> Json<Value> {
+async fn list(State(state): State<AppState>, identity: Option<Extension<Identity>>) -> Json<Value> {
     Json(json!({ "queries": state.saved.list(&owner(&identity)) }))
 }
 
@@ -276,11 +274,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SavedQueries::open(dir.path());
         s.save("ana", saved("errors", "level:ERROR"), 10).unwrap();
-        s.save("ana", saved("billing", "agent:billing"), 10).unwrap();
-        s.save("bo", saved("errors", "level:>=WARNING"), 10).unwrap();
+        s.save("ana", saved("billing", "agent:billing"), 10)
+            .unwrap();
+        s.save("bo", saved("errors", "level:>=WARNING"), 10)
+            .unwrap();
         s.save("ana", saved("errors", "level:>=ERROR"), 10).unwrap();
         let again = SavedQueries::open(dir.path());
-        let ana: Vec<_> = again.list("ana").into_iter().map(|s| (s.name, s.query)).collect();
+        let ana: Vec<_> = again
+            .list("ana")
+            .into_iter()
+            .map(|s| (s.name, s.query))
+            .collect();
         assert_eq!(
             ana,
             [

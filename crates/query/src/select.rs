@@ -8,9 +8,7 @@ use logyard_store::{Columns, Snapshot};
 
 use crate::cell::{columns_of, BlockFields, Cell};
 use crate::pipes::{Budget, Sort};
-use crate::{
-    candidate_blocks, eval_block, search_counting, Cost, Filter, Order, Page, QueryError,
-};
+use crate::{candidate_blocks, eval_block, search_counting, Cost, Filter, Order, Page, QueryError};
 
 /// Picks the first `k` matching records in a sort's order (in `order` without one) and
 /// counts every match (newest first without `exact_total`: see [`search_counting`]);

@@ -130,7 +130,9 @@ fn pages_oldest_first_with_the_cursor_after_the_last() {
     let mut next = q.clone();
     next.and_filter(Order::OldestFirst.after(records[3].id()));
     let Answer::Records { records: page2, .. } =
-        run_counting(&s.snapshot(), &next, &settings, 3, false).unwrap().answer
+        run_counting(&s.snapshot(), &next, &settings, 3, false)
+            .unwrap()
+            .answer
     else {
         panic!("records")
     };
@@ -142,7 +144,9 @@ fn pages_oldest_first_with_the_cursor_after_the_last() {
     let mut newest = parse_query("agent:web", T0, &settings).unwrap();
     newest.and_filter(Order::NewestFirst.after(records[3].id()));
     let Answer::Records { records: older, .. } =
-        run_counting(&s.snapshot(), &newest, &settings, 5, true).unwrap().answer
+        run_counting(&s.snapshot(), &newest, &settings, 5, true)
+            .unwrap()
+            .answer
     else {
         panic!("records")
     };
