@@ -30,7 +30,6 @@
 //! ```
 
 mod bounded;
-mod bridge;
 mod deadline;
 mod limits;
 mod output;

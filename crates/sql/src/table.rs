@@ -12,9 +12,11 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use arrow_array::{BooleanArray as BooleanArray60, RecordBatch as RecordBatch60};
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, StringBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StringBuilder,
+};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -35,7 +37,7 @@ use logyard_query::{Cost, Filter, LabelColumn, LevelOp};
 use logyard_store::segment::{col, seqs, timestamps};
 use logyard_store::{BlockCounts, BlockRef, Columns, Snapshot, StoreError};
 
-use crate::{bridge, pushdown};
+use crate::pushdown;
 
 /// The columns of `logs`: name, type, nullable, and the store columns each is read from.
 const COLUMNS: [(&str, Kind, bool); 10] = [
@@ -351,7 +353,7 @@ impl ScanJob {
             if kept == batch.num_rows() {
                 batch
             } else {
-                arrow_select::filter::filter_record_batch(&batch, &BooleanArray60::from(mask))
+                filter_record_batch(&batch, &BooleanArray::from(mask))
                     .map_err(|e| DataFusionError::External(Box::new(e)))?
             }
         } else {
@@ -361,7 +363,7 @@ impl ScanJob {
     }
 
     /// Builds the output columns from a store batch.
-    fn convert(&self, batch: &RecordBatch60) -> Result<RecordBatch> {
+    fn convert(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let column = |name: &str| {
             batch.column_by_name(name).ok_or_else(|| {
                 DataFusionError::Internal(format!("the store did not read column {name}"))
@@ -374,7 +376,7 @@ impl ScanJob {
                 "timestamp" | "_time" => match &time {
                     Some(t) => t.clone(),
                     None => {
-                        let t = bridge::column(column("timestamp")?.as_ref())?;
+                        let t = column("timestamp")?.clone();
                         time = Some(t.clone());
                         t
                     }
@@ -387,7 +389,7 @@ impl ScanJob {
                     }
                     Arc::new(ids.finish())
                 }
-                other => bridge::column(column(other)?.as_ref())?,
+                other => column(other)?.clone(),
             };
             out.push(array);
         }
