@@ -2,11 +2,9 @@
 //! `slow`, `auth`, `db-errors`, `report`, `rotate`, `alerts`, `remote`, `backup`, `restore`,
 //! `token`, `check-config`, `version`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::config::RawConfig;
 
 /// Log management in one binary: collect, store, search.
 #[derive(Debug, Parser)]
@@ -19,11 +17,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "LOGYARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 /// The token of `--token` / `LOGYARD_TOKEN`, set once when the command line is read.
 static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Keeps the command line's token for [`http`]; called once, before any request.
+pub fn set_token(token: Option<String>) {
+    let _ = TOKEN.set(token.filter(|t| !t.is_empty()));
+}
 
 /// An HTTP client for a server, sending the command line's token with every request.
 pub fn http() -> reqwest::blocking::ClientBuilder {
@@ -40,7 +43,7 @@ pub fn http() -> reqwest::blocking::ClientBuilder {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Run the server: the store, the ingest and read API.
     Serve(ServeArgs),
     /// Parse log files (any common format, detected per line) and send the records to a
@@ -94,7 +97,7 @@ enum Command {
 
 /// `logyard token …`.
 #[derive(Debug, Subcommand)]
-enum TokenCommand {
+pub enum TokenCommand {
     /// Print a new random token once, and the `[[auth.tokens]]` lines (with its hash only) to
     /// add to logyard.toml.
     New {
@@ -114,63 +117,6 @@ enum TokenCommand {
         #[arg(long)]
         argon2: bool,
     },
-}
-
-/// Prints a new token and its configuration lines.
-fn new_token(
-    name: &str,
-    role: &str,
-    scope: Option<&str>,
-    labels: &[String],
-    argon2: bool,
-) -> anyhow::Result<()> {
-    use logyard_api::auth;
-    let Some(parsed_role) = auth::Role::parse(role) else {
-        anyhow::bail!("--role {role}: a role is one of ingest, read, admin");
-    };
-    if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
-        anyhow::bail!("--name: a name is needed, without `:` or spaces");
-    }
-    if let Some(scope) = scope {
-        if parsed_role != auth::Role::Read {
-            anyhow::bail!("--scope: only a read token may have a scope");
-        }
-        auth::Scope::parse(scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
-    }
-    if !labels.is_empty() && parsed_role != auth::Role::Ingest {
-        anyhow::bail!("--label: only an ingest token may fix labels");
-    }
-    let mut fixed = Vec::new();
-    for label in labels {
-        let Some((key, value)) = label.split_once('=') else {
-            anyhow::bail!("--label {label}: write NAME=VALUE, e.g. host=web-1");
-        };
-        auth::Labels::default()
-            .set(key, value.to_string())
-            .map_err(|e| anyhow::anyhow!("--label {label}: {e}"))?;
-        fixed.push(format!("{key} = {}", toml_string(value)));
-    }
-    let secret = auth::new_secret();
-    let hash = if argon2 {
-        auth::argon2_hash(&secret)
-    } else {
-        auth::format_hash(&auth::sha256(secret.as_bytes()))
-    };
-    println!("token (shown once; give it to the client, keep it secret):\n\n  {secret}\n");
-    println!("add to logyard.toml (the hash only, never the token):\n");
-    println!("[[auth.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nhash = \"{hash}\"");
-    if let Some(scope) = scope {
-        println!("scope = {}", toml_string(scope));
-    }
-    if !fixed.is_empty() {
-        println!("labels = {{ {} }}", fixed.join(", "));
-    }
-    Ok(())
-}
-
-/// A TOML string of `text`, quoted and escaped.
-fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
 }
 
 /// `logyard serve`.
@@ -476,66 +422,4 @@ pub struct RotateArgs {
     /// Data directory whose state/ holds the default state file (overrides server.data_dir).
     #[arg(long)]
     pub data: Option<PathBuf>,
-}
-
-/// Returns the configuration file to read: the flag, else `./logyard.toml` if present.
-fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
-    flag.or_else(|| {
-        let default = Path::new("logyard.toml");
-        default.is_file().then(|| default.to_path_buf())
-    })
-}
-
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let _ = TOKEN.set(cli.token.filter(|t| !t.is_empty()));
-    if let Command::Token(TokenCommand::New {
-        name,
-        role,
-        scope,
-        labels,
-        argon2,
-    }) = &cli.command
-    {
-        return new_token(name, role, scope.as_deref(), labels, *argon2);
-    }
-    // The server reads its own file: a broken local one (the case a reload reports) must
-    // not stop the request.
-    if let Command::Reload(args) = cli.command {
-        return crate::serve::reload_remote(args);
-    }
-    let path = config_path(cli.config);
-    let config = RawConfig::load(path.as_deref())?;
-    match cli.command {
-        Command::Serve(args) => crate::serve::run(config, path, args),
-        Command::Ingest(args) => crate::ingest_cmd::run(config, args),
-        Command::Parse(args) => crate::parse_cmd::run(config, args),
-        Command::Query(args) => crate::query_cmd::run(config, args),
-        Command::Tail(args) => crate::analysis_cmd::tail(args),
-        Command::Export(args) => crate::analysis_cmd::export(config, args),
-        Command::Errors(args) => crate::analysis_cmd::errors(config, args),
-        Command::Report(args) => crate::report_cmd::run(config, args),
-        Command::Sql(args) => crate::sql_cmd::run(config, args),
-        Command::Slow(args) => crate::analyze_cmd::slow(config, args),
-        Command::Auth(args) => crate::analyze_cmd::auth(config, args),
-        Command::DbErrors(args) => crate::analyze_cmd::db(config, args),
-        Command::Rotate(args) => crate::rotate_cmd::run_once(config, args),
-        Command::Reload(_) => unreachable!("handled before the configuration is read"),
-        Command::Alerts(args) => crate::alerts_cmd::run(args),
-        Command::Remote(args) => crate::remote_cmd::run(config, args),
-        Command::Backup(args) => crate::backup_cmd::backup(args),
-        Command::Restore(args) => crate::backup_cmd::restore(args),
-        Command::Token(_) => unreachable!("answered before the configuration is read"),
-        Command::CheckConfig => {
-            match &path {
-                Some(p) => println!("{}: configuration is valid", p.display()),
-                None => println!("no configuration file; the defaults apply"),
-            }
-            Ok(())
-        }
-        Command::Version => {
-            println!("logyard {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-    }
 }

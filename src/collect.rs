@@ -9,8 +9,8 @@ use anyhow::Context;
 use logyard_model::Record;
 use logyard_rotate::RotationObserver;
 use logyard_sources::{
-    build_all, source_names, spawn, CheckpointToken, Receipt, RunningSource, Shutdown, Sink,
-    SinkError, Source, SourceConfig, SourceContext, StdinConfig, StdinSource,
+    source_names, spawn, CheckpointToken, Receipt, RunningSource, Shutdown, Sink, SinkError,
+    Source, SourceConfig, SourceContext, StdinConfig, StdinSource,
 };
 use logyard_store::{Store, StoredCheckpoint};
 
@@ -358,10 +358,4 @@ impl RotationObserver for DrainObserver {
             }
         }
     }
-}
-
-/// Checks the `[[sources]]` entries without starting them.
-pub fn validate(sources: &[SourceConfig]) -> anyhow::Result<()> {
-    build_all(sources).context("invalid [[sources]] entry")?;
-    Ok(())
 }

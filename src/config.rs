@@ -550,7 +550,7 @@ impl RawConfig {
     /// Checks what serde cannot: the settings that are built, not only read.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.rotation()?;
-        crate::collect::validate(&self.sources)?;
+        logyard_sources::build_all(&self.sources).context("invalid [[sources]] entry")?;
         logyard_parse::Parser::new(self.parser_config(
             logyard_parse::Format::Auto,
             logyard_parse::TimeZone::default(),

@@ -96,7 +96,7 @@ pub fn run(
         Some(
             logyard_alert::AlertHandle::new(
                 config.alerting()?,
-                Arc::new(logyard_alert::SystemClock),
+                Arc::new(logyard_model::SystemClock),
                 Some(state_path),
             )
             .with_store(store.clone()),
@@ -120,7 +120,7 @@ pub fn run(
             rules,
             rotation,
             Arc::new(crate::collect::DrainObserver::new(collectors.clone())),
-            Arc::new(logyard_rotate::SystemClock),
+            Arc::new(logyard_model::SystemClock),
         );
         if let Some(alerts) = &alerting {
             daemon = daemon.with_alerts(crate::system_alerts::rotation(alerts.clone()));
@@ -165,7 +165,7 @@ pub fn run(
             let scheduler = Arc::new(logyard_report::Scheduler::new(
                 store.clone(),
                 schedule,
-                Arc::new(logyard_report::SystemClock),
+                Arc::new(logyard_model::SystemClock),
                 alerting
                     .as_ref()
                     .map(|a| crate::system_alerts::report(a.clone())),
@@ -372,7 +372,9 @@ impl Reloader {
             _ => None,
         };
         let (rotate_rules, _) = next.rotation().map_err(refused)?;
-        crate::collect::validate(&next.sources).map_err(refused)?;
+        logyard_sources::build_all(&next.sources)
+            .context("invalid [[sources]] entry")
+            .map_err(refused)?;
         let mut restart_needed = restart_needed(running, &next);
         if self.rotation.is_none() && !rotate_rules.is_empty() {
             restart_needed.push("[[rotate]] (no rotation ran at start)".to_string());

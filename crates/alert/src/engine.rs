@@ -37,33 +37,17 @@ pub struct RuleSummary<'a> {
     pub suppressed: u64,
 }
 
-/// One fired alert, as the history and `GET /api/alerts` show it.
+/// One fired alert, as the history and `GET /api/alerts` show it: what notifiers receive,
+/// with its id, when it fired and how its deliveries went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
     /// Unique within this data directory.
     pub id: u64,
-    /// The rule's name.
-    pub rule: String,
-    /// The rule's kind.
-    pub kind: String,
-    /// The rule's severity.
-    pub severity: String,
-    /// The group's values.
-    pub group: BTreeMap<String, String>,
-    /// Entries counted.
-    pub count: u64,
-    /// Entries of this rule and group held back by the cooldown before this alert.
-    pub suppressed: u64,
-    /// First entry counted, ns.
-    pub first_seen: i64,
-    /// Last entry counted, ns.
-    pub last_seen: i64,
+    /// The rule, the group, the counts and the entries: what notifiers receive.
+    #[serde(flatten)]
+    pub alert: Notification,
     /// When it fired (the engine's clock), ns.
     pub fired_at: i64,
-    /// The triggering message or a one-line summary.
-    pub message: String,
-    /// At most [`MAX_ENTRIES`] entries.
-    pub entries: Vec<serde_json::Value>,
     /// One delivery per notifier, filled in once sent.
     pub notified: Vec<Delivery>,
     /// Fired while its rule was silenced: kept in the history, not sent.
@@ -72,36 +56,20 @@ pub struct AlertRecord {
 }
 
 impl AlertRecord {
-    /// Returns what notifiers receive.
-    pub fn notification(&self) -> Notification {
-        Notification {
-            rule: self.rule.clone(),
-            kind: self.kind.clone(),
-            severity: self.severity.clone(),
-            group: self.group.clone(),
-            count: self.count,
-            suppressed: self.suppressed,
-            first_seen: format_rfc3339(self.first_seen),
-            last_seen: format_rfc3339(self.last_seen),
-            message: self.message.clone(),
-            entries: self.entries.clone(),
-        }
-    }
-
     /// Returns the JSON of `GET /api/alerts`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
-            "rule": self.rule,
-            "kind": self.kind,
-            "severity": self.severity,
-            "group": self.group,
-            "count": self.count,
-            "suppressed": self.suppressed,
-            "first_seen": format_rfc3339(self.first_seen),
-            "last_seen": format_rfc3339(self.last_seen),
+            "rule": self.alert.rule,
+            "kind": self.alert.kind,
+            "severity": self.alert.severity,
+            "group": self.alert.group,
+            "count": self.alert.count,
+            "suppressed": self.alert.suppressed,
+            "first_seen": format_rfc3339(self.alert.first_seen),
+            "last_seen": format_rfc3339(self.alert.last_seen),
             "fired_at": format_rfc3339(self.fired_at),
-            "message": self.message,
+            "message": self.alert.message,
             "notified": self.notified,
             "silenced": self.silenced,
         })
@@ -512,21 +480,23 @@ impl Engine {
         };
         let alert = AlertRecord {
             id: 0,
-            rule: rule.name.clone(),
-            kind: rule.kind.as_str().into(),
-            severity: rule.severity.as_str().into(),
-            group: if overflow {
-                overflow_group()
-            } else {
-                probe.to_group()
+            alert: Notification {
+                rule: rule.name.clone(),
+                kind: rule.kind.as_str().into(),
+                severity: rule.severity.as_str().into(),
+                group: if overflow {
+                    overflow_group()
+                } else {
+                    probe.to_group()
+                },
+                count,
+                suppressed: std::mem::take(&mut g.suppressed),
+                first_seen: first,
+                last_seen: record.timestamp,
+                message,
+                entries,
             },
-            count,
-            suppressed: std::mem::take(&mut g.suppressed),
-            first_seen: first,
-            last_seen: record.timestamp,
             fired_at: now,
-            message,
-            entries,
             notified: Vec::new(),
             silenced: false,
         };
@@ -582,17 +552,19 @@ impl Engine {
         a.new_alerts.push_back(now);
         let alert = AlertRecord {
             id: 0,
-            rule: rule.name.clone(),
-            kind: rule.kind.as_str().into(),
-            severity: rule.severity.as_str().into(),
-            group: key,
-            count: 1,
-            suppressed: std::mem::take(&mut g.suppressed),
-            first_seen: record.timestamp,
-            last_seen: record.timestamp,
+            alert: Notification {
+                rule: rule.name.clone(),
+                kind: rule.kind.as_str().into(),
+                severity: rule.severity.as_str().into(),
+                group: key,
+                count: 1,
+                suppressed: std::mem::take(&mut g.suppressed),
+                first_seen: record.timestamp,
+                last_seen: record.timestamp,
+                message: format!("new error pattern: {}", record.message),
+                entries: vec![record.to_json(false)],
+            },
             fired_at: now,
-            message: format!("new error pattern: {}", record.message),
-            entries: vec![record.to_json(false)],
             notified: Vec::new(),
             silenced: false,
         };
@@ -659,21 +631,23 @@ impl Engine {
         }
         let alert = AlertRecord {
             id: 0,
-            rule: rule.name.clone(),
-            kind: rule.kind.as_str().into(),
-            severity: rule.severity.as_str().into(),
-            group: BTreeMap::from([("rate".to_string(), direction.to_string())]),
-            count: x as u64,
-            suppressed: std::mem::take(&mut g.suppressed),
-            first_seen: idx * w,
-            last_seen: (idx + 1) * w,
+            alert: Notification {
+                rule: rule.name.clone(),
+                kind: rule.kind.as_str().into(),
+                severity: rule.severity.as_str().into(),
+                group: BTreeMap::from([("rate".to_string(), direction.to_string())]),
+                count: x as u64,
+                suppressed: std::mem::take(&mut g.suppressed),
+                first_seen: idx * w,
+                last_seen: (idx + 1) * w,
+                message: format!(
+                    "{x} entries matching {} in {}, {direction} the usual {m} (MAD {mad})",
+                    rule.query,
+                    human(w)
+                ),
+                entries: Vec::new(),
+            },
             fired_at: now,
-            message: format!(
-                "{x} entries matching {} in {}, {direction} the usual {m} (MAD {mad})",
-                rule.query,
-                human(w)
-            ),
-            entries: Vec::new(),
             notified: Vec::new(),
             silenced: false,
         };
@@ -714,24 +688,28 @@ impl Engine {
         let suppressed = std::mem::take(&mut cooldown.suppressed);
         Some(self.push_other(AlertRecord {
             id: 0,
-            rule: event.rule,
-            kind: event.kind,
-            severity: event.severity,
-            group: event.group,
-            count: 1,
-            suppressed,
-            first_seen: now,
-            last_seen: now,
+            alert: Notification {
+                rule: event.rule,
+                kind: event.kind,
+                severity: event.severity,
+                group: event.group,
+                count: 1,
+                suppressed,
+                first_seen: now,
+                last_seen: now,
+                message: event.message,
+                entries: Vec::new(),
+            },
             fired_at: now,
-            message: event.message,
-            entries: Vec::new(),
             notified: Vec::new(),
             silenced: false,
         }))
     }
 
     fn push(&mut self, ri: usize, mut alert: AlertRecord) -> AlertRecord {
-        alert.silenced = self.silenced_until(&alert.rule, alert.fired_at).is_some();
+        alert.silenced = self
+            .silenced_until(&alert.alert.rule, alert.fired_at)
+            .is_some();
         alert.id = self.next_id;
         self.next_id += 1;
         self.rule_state[ri].fired += 1;
@@ -767,21 +745,23 @@ impl Engine {
             }
             let alert = AlertRecord {
                 id: 0,
-                rule: rule.name.clone(),
-                kind: rule.kind.as_str().into(),
-                severity: rule.severity.as_str().into(),
-                group: BTreeMap::new(),
-                count: 0,
-                suppressed: std::mem::take(&mut g.suppressed),
-                first_seen: since,
-                last_seen: now,
+                alert: Notification {
+                    rule: rule.name.clone(),
+                    kind: rule.kind.as_str().into(),
+                    severity: rule.severity.as_str().into(),
+                    group: BTreeMap::new(),
+                    count: 0,
+                    suppressed: std::mem::take(&mut g.suppressed),
+                    first_seen: since,
+                    last_seen: now,
+                    message: format!(
+                        "no entry matching {} for {}",
+                        rule.query,
+                        human(now - since)
+                    ),
+                    entries: Vec::new(),
+                },
                 fired_at: now,
-                message: format!(
-                    "no entry matching {} for {}",
-                    rule.query,
-                    human(now - since)
-                ),
-                entries: Vec::new(),
                 notified: Vec::new(),
                 silenced: false,
             };
@@ -1008,5 +988,26 @@ mod tests {
         assert!(groups.contains_key(&probe));
         let other = [("agent", Cow::Borrowed("api"))];
         assert!(!groups.contains_key(&GroupRef(&other)));
+    }
+
+    #[test]
+    fn the_history_reads_its_older_numeric_times_and_writes_rfc3339() {
+        let older = r#"{"id": 7, "rule": "critical", "kind": "immediate", "severity": "critical",
+            "group": {"agent": "billing"}, "count": 1, "suppressed": 0,
+            "first_seen": 1764237600000000001, "last_seen": 1764237600000000001,
+            "fired_at": 1764237601000000000, "message": "down", "entries": [],
+            "notified": []}"#;
+        let alert: AlertRecord = serde_json::from_str(older).unwrap();
+        assert_eq!(alert.alert.first_seen, 1_764_237_600_000_000_001);
+        assert_eq!(alert.alert.group["agent"], "billing");
+        assert!(!alert.silenced);
+        let written = serde_json::to_value(&alert).unwrap();
+        assert_eq!(written["first_seen"], "2025-11-27T10:00:00.000000001Z");
+        assert_eq!(written["fired_at"], 1_764_237_601_000_000_000_i64);
+        let again: AlertRecord = serde_json::from_value(written).unwrap();
+        assert_eq!(again, alert);
+        let bad = older.replace("1764237600000000001,", "\"yesterday\",");
+        let e = serde_json::from_str::<AlertRecord>(&bad).unwrap_err();
+        assert!(e.to_string().contains("not an RFC 3339 time"), "{e}");
     }
 }

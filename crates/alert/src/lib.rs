@@ -9,7 +9,8 @@
 //!
 //! ```no_run
 //! # async fn f(store: std::sync::Arc<logyard_store::Store>) {
-//! use logyard_alert::{AlertHandle, AlertsConfig, SystemClock};
+//! use logyard_alert::{AlertHandle, AlertsConfig};
+//! use logyard_model::SystemClock;
 //! let built = AlertsConfig::default().build(&Default::default()).unwrap();
 //! let handle = AlertHandle::new(built, std::sync::Arc::new(SystemClock), None);
 //! let task = handle.spawn(store.subscribe());
@@ -27,10 +28,10 @@ mod summary;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use logyard_model::format_rfc3339;
+use logyard_model::{format_rfc3339, Clock};
 use logyard_notify::{Delivery, Notifier};
 use logyard_store::MemBatch;
 use serde_json::{json, Value};
@@ -79,49 +80,6 @@ pub enum AlertError {
         /// What failed.
         message: String,
     },
-}
-
-/// Where time comes from; tests drive a [`ManualClock`].
-pub trait Clock: Send + Sync {
-    /// Returns the time in ns since the Unix epoch.
-    fn now(&self) -> i64;
-}
-
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        logyard_model::now_ns()
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    /// Creates a clock showing `ns`.
-    pub fn new(ns: i64) -> ManualClock {
-        ManualClock(AtomicI64::new(ns))
-    }
-
-    /// Sets the time.
-    pub fn set(&self, ns: i64) {
-        self.0.store(ns, Ordering::SeqCst);
-    }
-
-    /// Moves the time by `ns` (negative goes back).
-    pub fn advance(&self, ns: i64) {
-        self.0.fetch_add(ns, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
 }
 
 /// Whether a notifier's last delivery arrived.
@@ -174,7 +132,7 @@ impl AlertHandle {
     /// cooldowns and the history saved in it (a missing file is a fresh start; an unreadable
     /// one is logged and set aside).
     pub fn new(built: Built, clock: Arc<dyn Clock>, state_path: Option<PathBuf>) -> AlertHandle {
-        let now = clock.now();
+        let now = clock.now_ns();
         let mut engine = Engine::new(built.rules, built.history, built.max_groups, now);
         if let Some(path) = &state_path {
             match state::load(path) {
@@ -216,7 +174,7 @@ impl AlertHandle {
     /// notifiers of the new configuration. The other settings of `built` (history size,
     /// timer, daily summary) are those of the start.
     pub fn reconfigure(&self, built: Built) {
-        let now = self.shared.clock.now();
+        let now = self.shared.clock.now_ns();
         {
             let mut engine = self.engine();
             let kept = engine.persisted(now);
@@ -315,7 +273,7 @@ impl AlertHandle {
     /// [`AlertHandle::spawn`] or after [`AlertHandle::stop`], it only enters the history.
     /// Returns the alert when one fired.
     pub fn raise(&self, event: Event) -> Option<AlertRecord> {
-        let now = self.shared.clock.now();
+        let now = self.shared.clock.now_ns();
         let alert = self.engine().raise(event, now)?;
         self.count(std::slice::from_ref(&alert));
         let queue = self
@@ -367,7 +325,7 @@ impl AlertHandle {
 
     /// Evaluates a batch now (the stream task's step; tests call it directly).
     pub fn observe(&self, batch: &MemBatch) -> Vec<AlertRecord> {
-        let now = self.shared.clock.now();
+        let now = self.shared.clock.now_ns();
         let fired = self.engine().observe(batch, now);
         self.count(&fired);
         fired
@@ -375,7 +333,7 @@ impl AlertHandle {
 
     /// Evaluates the timer rules now and saves the state if it changed.
     pub fn evaluate_timers(&self) -> Vec<AlertRecord> {
-        let now = self.shared.clock.now();
+        let now = self.shared.clock.now_ns();
         let mut fired = self.engine().tick(now);
         self.count(&fired);
         fired.extend(self.daily_summary(now));
@@ -417,7 +375,7 @@ impl AlertHandle {
 
     fn count(&self, fired: &[AlertRecord]) {
         for a in fired {
-            self.shared.metrics.fired(&a.rule);
+            self.shared.metrics.fired(&a.alert.rule);
         }
     }
 
@@ -427,7 +385,7 @@ impl AlertHandle {
 
     fn enqueue(&self, tx: &mpsc::Sender<AlertRecord>, fired: Vec<AlertRecord>) {
         for a in fired {
-            if a.silenced || self.targets(&a.rule).is_empty() {
+            if a.silenced || self.targets(&a.alert.rule).is_empty() {
                 continue;
             }
             self.engine().enqueued(a.id);
@@ -435,7 +393,7 @@ impl AlertHandle {
                 // Never wait on the notifiers here: the alert stays in the history.
                 self.shared.metrics.dropped();
                 let failed = self
-                    .targets(&a.rule)
+                    .targets(&a.alert.rule)
                     .iter()
                     .map(|n| Delivery {
                         notifier: n.name().into(),
@@ -466,11 +424,10 @@ impl AlertHandle {
 
     /// Sends one alert to its rule's notifiers (in parallel) and records the deliveries.
     pub async fn deliver(&self, alert: &AlertRecord) {
-        let notification = alert.notification();
         let mut set = tokio::task::JoinSet::new();
-        let targets = self.targets(&alert.rule);
+        let targets = self.targets(&alert.alert.rule);
         for (i, n) in targets.into_iter().enumerate() {
-            let notification = notification.clone();
+            let notification = alert.alert.clone();
             set.spawn(async move { (i, n.send(&notification).await) });
         }
         let mut deliveries = Vec::new();
@@ -493,7 +450,7 @@ impl AlertHandle {
                     s.consecutive_failures += 1;
                     s.last_error = d.error.clone();
                     self.shared.metrics.notifier_failed(&d.notifier);
-                    tracing::warn!(notifier = %d.notifier, rule = %alert.rule, error = ?d.error, "notification not delivered");
+                    tracing::warn!(notifier = %d.notifier, rule = %alert.alert.rule, error = ?d.error, "notification not delivered");
                 }
             }
         }
@@ -508,7 +465,7 @@ impl AlertHandle {
         rule: &str,
         duration: std::time::Duration,
     ) -> Result<Option<i64>, AlertError> {
-        let now = self.shared.clock.now();
+        let now = self.shared.clock.now_ns();
         let until = (!duration.is_zero())
             .then(|| now.saturating_add(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)));
         if !self.engine().silence(rule, until) {
@@ -523,7 +480,7 @@ impl AlertHandle {
         let Some(path) = &self.shared.state_path else {
             return;
         };
-        let p = self.engine().persisted(self.shared.clock.now());
+        let p = self.engine().persisted(self.shared.clock.now_ns());
         if let Err(e) = state::save(path, &p) {
             tracing::error!(error = %e, "cannot save the alert state");
         }
@@ -538,7 +495,7 @@ impl AlertHandle {
 
     /// Returns the rules and the notifiers' status, as `GET /api/alerts/rules` answers.
     pub fn rules_json(&self) -> Value {
-        let now = self.shared.clock.now();
+        let now = self.shared.clock.now_ns();
         let engine = self.engine();
         let rules: Vec<Value> = engine
             .rule_summaries(now)

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use logyard_notify::Notification;
 use logyard_query::{error_summary, Filter, QueryError, Settings};
 use logyard_store::Store;
 
@@ -48,22 +49,24 @@ pub(crate) fn make(
     }
     Ok(AlertRecord {
         id: 0,
-        rule: SUMMARY_RULE.into(),
-        kind: "summary".into(),
-        severity: "info".into(),
-        group: BTreeMap::new(),
-        count: s.total_error_entries,
-        suppressed: 0,
-        first_seen: since,
-        last_seen: now,
+        alert: Notification {
+            rule: SUMMARY_RULE.into(),
+            kind: "summary".into(),
+            severity: "info".into(),
+            group: BTreeMap::new(),
+            count: s.total_error_entries,
+            suppressed: 0,
+            first_seen: since,
+            last_seen: now,
+            message,
+            entries: s
+                .critical
+                .iter()
+                .take(MAX_ENTRIES)
+                .map(|r| r.to_json(false))
+                .collect(),
+        },
         fired_at: now,
-        message,
-        entries: s
-            .critical
-            .iter()
-            .take(MAX_ENTRIES)
-            .map(|r| r.to_json(false))
-            .collect(),
         notified: Vec::new(),
         silenced: false,
     })

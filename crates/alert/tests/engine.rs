@@ -6,8 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use logyard_alert::{AlertHandle, AlertsConfig, Engine, ManualClock};
+use logyard_alert::{AlertHandle, AlertsConfig, Engine};
 use logyard_model::Level;
+use logyard_model::ManualClock;
 
 fn default_engine(now: i64) -> Engine {
     let built = AlertsConfig::default().build(&Default::default()).unwrap();
@@ -27,9 +28,9 @@ fn default_rules_fire_on_critical_and_on_five_errors_of_one_pattern() {
         T0,
     );
     assert_eq!(fired.len(), 1);
-    assert_eq!(fired[0].rule, "critical");
-    assert_eq!(fired[0].message, "payment service down");
-    assert_eq!(fired[0].group["agent"], "billing");
+    assert_eq!(fired[0].alert.rule, "critical");
+    assert_eq!(fired[0].alert.message, "payment service down");
+    assert_eq!(fired[0].alert.group["agent"], "billing");
 
     // Four errors of one pattern: nothing; the fifth within 5 minutes fires.
     for i in 0..4 {
@@ -67,12 +68,12 @@ fn default_rules_fire_on_critical_and_on_five_errors_of_one_pattern() {
         t,
     );
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0].rule, "many-errors");
-    assert_eq!(f[0].count, 5);
-    assert_eq!(f[0].group["agent"], "api");
-    assert_eq!(f[0].first_seen, T0);
-    assert_eq!(f[0].last_seen, t);
-    assert_eq!(f[0].entries.len(), 5);
+    assert_eq!(f[0].alert.rule, "many-errors");
+    assert_eq!(f[0].alert.count, 5);
+    assert_eq!(f[0].alert.group["agent"], "api");
+    assert_eq!(f[0].alert.first_seen, T0);
+    assert_eq!(f[0].alert.last_seen, t);
+    assert_eq!(f[0].alert.entries.len(), 5);
 }
 
 #[test]
@@ -106,7 +107,7 @@ fn default_pattern_rules_know_the_usual_issues() {
             &batch(vec![rec(t, Level::Warning, &format!("a{i}"), message)]),
             t,
         );
-        let rules: Vec<&str> = f.iter().map(|a| a.rule.as_str()).collect();
+        let rules: Vec<&str> = f.iter().map(|a| a.alert.rule.as_str()).collect();
         assert!(rules.contains(rule), "{message}: {rules:?}");
     }
     let f = e.observe(
@@ -158,10 +159,10 @@ fn the_default_authentication_rule_counts_failures_per_address() {
     let t = T0 + 4 * MIN + 30 * SEC;
     let f = e.observe(&batch(vec![failure(t, "203.0.113.7")]), t);
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0].rule, "authentication-failures");
-    assert_eq!(f[0].count, 6);
-    assert_eq!(f[0].group["ip"], "203.0.113.7");
-    assert_eq!(f[0].group.len(), 1);
+    assert_eq!(f[0].alert.rule, "authentication-failures");
+    assert_eq!(f[0].alert.count, 6);
+    assert_eq!(f[0].alert.group["ip"], "203.0.113.7");
+    assert_eq!(f[0].alert.group.len(), 1);
 }
 
 #[test]
@@ -178,7 +179,7 @@ fn cooldown_holds_back_and_the_next_alert_carries_the_count() {
         .is_empty());
     let f = e.observe(&crit(T0 + 10 * MIN), T0 + 10 * MIN);
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].suppressed, 4);
+    assert_eq!(f[0].alert.suppressed, 4);
     let rules = e.rule_summaries(T0 + 10 * MIN);
     let r = rules.iter().find(|r| r.rule.name == "critical").unwrap();
     assert_eq!(r.cooldown_until, Some(T0 + 20 * MIN));
@@ -205,7 +206,7 @@ fn a_clock_going_back_neither_fires_nor_stretches_a_cooldown() {
         1,
         "the cooldown ends 10 minutes after firing, not 70"
     );
-    assert_eq!(f[0].suppressed, 3);
+    assert_eq!(f[0].alert.suppressed, 3);
 }
 
 #[test]
@@ -225,8 +226,8 @@ fn absence_fires_after_the_silence_once_per_cooldown() {
     assert!(e.tick(T0 + 8 * MIN).is_empty());
     let f = e.tick(T0 + 9 * MIN);
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].kind, "absence");
-    assert!(f[0].message.contains("5m"), "{}", f[0].message);
+    assert_eq!(f[0].alert.kind, "absence");
+    assert!(f[0].alert.message.contains("5m"), "{}", f[0].alert.message);
     assert!(e.tick(T0 + 20 * MIN).is_empty());
     assert_eq!(e.tick(T0 + 40 * MIN).len(), 1);
 }
@@ -265,7 +266,7 @@ fn a_restart_in_the_middle_of_a_cooldown_does_not_fire_again() {
     let h = AlertHandle::new(build(), clock.clone(), Some(path));
     let f = h.observe(&crit(T0 + 11 * MIN));
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].suppressed, 1);
+    assert_eq!(f[0].alert.suppressed, 1);
     assert!(f[0].id > 1, "ids continue across restarts");
 }
 
@@ -310,7 +311,7 @@ fn anomaly_fires_on_a_new_error_pattern_after_learning() {
     let err = |t: i64, m: &str| batch(vec![rec(t, Level::Error, "api", m)]);
     let anomalies = |f: Vec<logyard_alert::AlertRecord>| -> Vec<logyard_alert::AlertRecord> {
         f.into_iter()
-            .filter(|a| a.rule == "error-anomaly")
+            .filter(|a| a.alert.rule == "error-anomaly")
             .collect()
     };
     // The first window only learns.
@@ -318,8 +319,11 @@ fn anomaly_fires_on_a_new_error_pattern_after_learning() {
     assert!(anomalies(e.observe(&err(T0 + 6 * MIN, "job 2 failed"), T0 + 6 * MIN)).is_empty());
     let f = anomalies(e.observe(&err(T0 + 7 * MIN, "disk controller 3 reset"), T0 + 7 * MIN));
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0].group["pattern"], "disk controller <num> reset");
-    assert_eq!(f[0].message, "new error pattern: disk controller 3 reset");
+    assert_eq!(f[0].alert.group["pattern"], "disk controller <num> reset");
+    assert_eq!(
+        f[0].alert.message,
+        "new error pattern: disk controller 3 reset"
+    );
     assert!(
         anomalies(e.observe(&err(T0 + 8 * MIN, "disk controller 4 reset"), T0 + 8 * MIN))
             .is_empty()
@@ -351,13 +355,13 @@ fn anomaly_fires_when_the_rate_leaves_its_baseline() {
     e.observe(&info(t, 60), t);
     let f = e.tick(T0 + 14 * MIN + SEC);
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0].kind, "anomaly");
-    assert_eq!(f[0].count, 60);
-    assert_eq!(f[0].group["rate"], "above");
+    assert_eq!(f[0].alert.kind, "anomaly");
+    assert_eq!(f[0].alert.count, 60);
+    assert_eq!(f[0].alert.group["rate"], "above");
     assert!(
-        f[0].message.contains("above the usual 10"),
+        f[0].alert.message.contains("above the usual 10"),
         "{}",
-        f[0].message
+        f[0].alert.message
     );
     // One evaluation per window.
     assert!(e.tick(T0 + 14 * MIN + 2 * SEC).is_empty());

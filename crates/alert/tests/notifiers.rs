@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use logyard_alert::{AlertHandle, ManualClock};
+use logyard_alert::AlertHandle;
 use logyard_model::Level;
+use logyard_model::ManualClock;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -468,7 +469,7 @@ async fn system_events_reach_every_notifier_once_per_cooldown_even_across_a_rest
     let (_tx, rx) = broadcast::channel(16);
     let task = h.spawn(rx);
     let fired = h.raise(event("/var/log")).expect("the cooldown is over");
-    assert_eq!(fired.suppressed, 2);
+    assert_eq!(fired.alert.suppressed, 2);
     let got = webhook.wait_for(3).await;
     assert_eq!(got[2]["suppressed"], 2);
     h.stop(task).await;

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use logyard_store::{BackupReport, StoreError};
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{spawn_blocking, ApiError};
 use crate::AppState;
 
 /// The routes of this module.
@@ -65,15 +65,7 @@ pub async fn backup(State(state): State<AppState>, body: Bytes) -> Result<Json<V
         )));
     }
     let store = state.store.clone();
-    let done = tokio::task::spawn_blocking(move || store.backup(&to))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("the backup stopped: {e}"),
-            )
-        })?;
+    let done = spawn_blocking(move || store.backup(&to)).await?;
     match done {
         Ok(report) => Ok(Json(report_json(&report))),
         Err(StoreError::BackupTarget(m)) => {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::analysis::MAX_HOURS;
 use crate::auth::ReadScope;
-use crate::error::ApiError;
+use crate::error::{blocking, ApiError};
 use crate::read::{add_partial, cost_json, query_settings, time_param, usize_param};
 use crate::AppState;
 
@@ -95,15 +95,6 @@ fn f64_param(params: &HashMap<String, String>, name: &str, default: f64) -> Resu
     }
 }
 
-async fn run<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ReportError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(ApiError::from)
-}
-
 /// `GET /api/analyses/slow?threshold_ms=1000&hours=24&limit=20&top_paths=15`: requests
 /// (entries with `response_time_ms`) above the threshold, slowest first, and the latency
 /// percentiles overall, by agent and by path.
@@ -131,8 +122,9 @@ pub async fn slow(
     };
     let store = state.store.clone();
     let within = scope.filter();
-    let a = run(move || analyses::slow(&store.snapshot(), start, end, &within, &slow, &settings))
-        .await?;
+    let a =
+        blocking(move || analyses::slow(&store.snapshot(), start, end, &within, &slow, &settings))
+            .await?;
     Ok(Json(analysis_json(&a)))
 }
 
@@ -163,8 +155,8 @@ pub async fn auth(
     };
     let store = state.store.clone();
     let within = scope.filter();
-    let a =
-        run(move || analyses::auth(&store.snapshot(), start, end, &within, &p, &settings)).await?;
+    let a = blocking(move || analyses::auth(&store.snapshot(), start, end, &within, &p, &settings))
+        .await?;
     Ok(Json(analysis_json(&a)))
 }
 
@@ -186,7 +178,7 @@ pub async fn db(
     let filter = state.report.database_filter.clone();
     let store = state.store.clone();
     let within = scope.filter();
-    let a = run(move || {
+    let a = blocking(move || {
         analyses::database(
             &store.snapshot(),
             start,

@@ -15,8 +15,8 @@ use logyard_query::{
 use serde_json::{json, Value};
 
 use crate::auth::ReadScope;
-use crate::error::ApiError;
-use crate::read::{add_partial, blocking, cost_json, parse_q, query_settings, usize_param};
+use crate::error::{blocking, ApiError};
+use crate::read::{add_partial, cost_json, parse_q, query_settings, usize_param};
 use crate::AppState;
 
 type Params = Query<HashMap<String, String>>;

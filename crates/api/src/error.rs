@@ -25,6 +25,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
     }
 
+    /// Returns a 500 `internal` error: something failed that the caller cannot fix.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
     /// Returns an error with any status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -34,6 +39,23 @@ impl ApiError {
             position: None,
         }
     }
+}
+
+/// Runs a closure on the blocking pool; a panic in it becomes a 500 `internal` error.
+pub async fn spawn_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Runs a fallible closure on the blocking pool: its error converts into an [`ApiError`],
+/// a panic becomes a 500 `internal` error.
+pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    spawn_blocking(f).await?.map_err(Into::into)
 }
 
 impl From<QueryError> for ApiError {

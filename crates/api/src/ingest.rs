@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 
 use crate::body::BodyReadError;
 use crate::decode::{for_each_element, Budget, ElementsError, OverLimit};
-use crate::error::ApiError;
+use crate::error::{spawn_blocking, ApiError};
 use crate::AppState;
 
 /// Settings of entry decoding.
@@ -680,7 +680,7 @@ pub async fn post_logs(
     let len = bytes.len() as u64;
     let redactor = state.redactor.clone();
     let mut budget = Budget::new(&state.limits);
-    let mut decoded = tokio::task::spawn_blocking(move || {
+    let mut decoded = spawn_blocking(move || {
         let mut decoded =
             decode_body_within(&bytes, ndjson, &opts, &mut budget, logyard_model::now_ns());
         // Secrets go from the decoded strings, so that no JSON escape (`pass\u0077ord`,
@@ -699,8 +699,7 @@ pub async fn post_logs(
         }
         decoded
     })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .await?
     .map_err(|e| match e {
         BodyError::Invalid(m) => {
             state.metrics.add_rejected("invalid_json", 1);

@@ -24,6 +24,7 @@ pub mod decode;
 pub mod error;
 pub mod export;
 pub mod guard;
+pub mod identity;
 pub mod ingest;
 pub mod metrics;
 pub mod quota;

@@ -13,7 +13,7 @@ use regex::RegexBuilder;
 use serde_json::{json, Value};
 
 use crate::auth::ReadScope;
-use crate::error::ApiError;
+use crate::error::{blocking, ApiError};
 use crate::AppState;
 
 type Params = Query<HashMap<String, String>>;
@@ -134,16 +134,7 @@ pub(crate) async fn run_search(
     page: Page,
 ) -> Result<SearchResult, ApiError> {
     let store = state.store.clone();
-    tokio::task::spawn_blocking(move || logyard_query::search(&store.snapshot(), &filter, page))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                e.to_string(),
-            )
-        })?
-        .map_err(Into::into)
+    blocking(move || logyard_query::search(&store.snapshot(), &filter, page)).await
 }
 
 async fn logs_page(
@@ -260,22 +251,6 @@ pub fn add_range(
     Ok((start, end))
 }
 
-/// Runs a blocking closure on the blocking pool, mapping a panic to a 500.
-pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                e.to_string(),
-            )
-        })?
-        .map_err(Into::into)
-}
-
 /// Renders a table as `{"columns", "rows"}` plus `partial`/`reason` when it was cut.
 pub fn table_json(table: &Table, partial: Option<&str>) -> serde_json::Map<String, Value> {
     let mut out = serde_json::Map::new();
@@ -375,16 +350,7 @@ pub async fn get_agents(
 ) -> Result<Json<Value>, ApiError> {
     let filter = scope.narrow(seed_filter(&params, None, now_ns())?);
     let store = state.store.clone();
-    let agents =
-        tokio::task::spawn_blocking(move || logyard_query::agents(&store.snapshot(), &filter))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    e.to_string(),
-                )
-            })??;
+    let agents = blocking(move || logyard_query::agents(&store.snapshot(), &filter)).await?;
     let agents: Vec<Value> = agents
         .iter()
         .map(|a| {
@@ -407,16 +373,7 @@ pub async fn get_stats(
 ) -> Result<Json<Value>, ApiError> {
     let filter = scope.narrow(seed_filter(&params, None, now_ns())?);
     let store = state.store.clone();
-    let summary =
-        tokio::task::spawn_blocking(move || logyard_query::summary(&store.snapshot(), &filter))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    e.to_string(),
-                )
-            })??;
+    let summary = blocking(move || logyard_query::summary(&store.snapshot(), &filter)).await?;
     let stats = state.store.stats();
     // The store's size and rate cover every agent: a scoped token gets null.
     let whole = !scope.is_scoped();

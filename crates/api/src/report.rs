@@ -11,7 +11,7 @@ use logyard_model::now_ns;
 use logyard_report::{build, render, Format, ReportError};
 
 use crate::auth::ReadScope;
-use crate::error::ApiError;
+use crate::error::{spawn_blocking, ApiError};
 use crate::read::{query_settings, time_param};
 use crate::AppState;
 
@@ -43,17 +43,9 @@ pub async fn report(
     let settings = state.report.clone();
     let qs = query_settings(&state);
     let within = scope.filter();
-    let report = tokio::task::spawn_blocking(move || {
-        build(&store.snapshot(), start, end, &within, &settings, &qs)
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })?;
+    let report =
+        spawn_blocking(move || build(&store.snapshot(), start, end, &within, &settings, &qs))
+            .await?;
     let report = match report {
         Ok(r) => r,
         Err(ReportError::Query { source, .. }) => return Err(source.into()),

@@ -240,7 +240,7 @@ async fn save(
     let max = state.limits.max_saved_queries;
     let store = Arc::clone(&state.saved);
     let answer = saved.clone();
-    crate::read::blocking(move || store.save(&owner, saved, max)).await?;
+    crate::error::blocking(move || store.save(&owner, saved, max)).await?;
     Ok(Json(json!({ "saved": answer })))
 }
 
@@ -252,7 +252,7 @@ async fn delete(
     let owner = owner(&identity);
     let store = Arc::clone(&state.saved);
     let deleted = name.clone();
-    crate::read::blocking(move || store.delete(&owner, &name)).await?;
+    crate::error::blocking(move || store.delete(&owner, &name)).await?;
     Ok(Json(json!({ "deleted": deleted })))
 }
 

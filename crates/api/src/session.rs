@@ -24,8 +24,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::audit::{Event, Subject};
-use crate::auth::{new_secret, sha256, Identity};
 use crate::error::ApiError;
+use crate::identity::{new_secret, sha256, Identity};
 use crate::AppState;
 
 /// The name of the session cookie.

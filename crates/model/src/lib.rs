@@ -13,12 +13,14 @@
 //! assert_eq!(record.level.unwrap().as_str(), "INFO");
 //! ```
 
+pub mod clock;
 mod level;
 mod record;
 mod time;
 mod tokens;
 pub mod units;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use level::{Level, ParseLevelError};
 pub use record::{Fields, Record, RecordId, Value};
 pub use time::{format_rfc3339, now_ns, parse_duration, parse_time, DurationError, TimeError};

@@ -1,6 +1,7 @@
 //! The bodies of the Slack, Alertmanager and e-mail formats: the same facts as the webhook's
 //! JSON, in each receiver's shape.
 
+use logyard_model::format_rfc3339;
 use serde_json::{json, Value};
 
 use crate::Notification;
@@ -25,7 +26,10 @@ fn headline(n: &Notification) -> String {
 fn facts(n: &Notification) -> String {
     format!(
         "count: {}, suppressed: {}, first seen: {}, last seen: {}",
-        n.count, n.suppressed, n.first_seen, n.last_seen
+        n.count,
+        n.suppressed,
+        format_rfc3339(n.first_seen),
+        format_rfc3339(n.last_seen)
     )
 }
 
@@ -51,7 +55,7 @@ pub fn alertmanager_body(n: &Notification) -> Value {
             "count": n.count.to_string(),
             "suppressed": n.suppressed.to_string(),
         },
-        "startsAt": n.first_seen,
+        "startsAt": format_rfc3339(n.first_seen),
         "generatorURL": "",
     }])
 }

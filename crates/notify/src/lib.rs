@@ -62,14 +62,50 @@ pub struct Notification {
     pub count: u64,
     /// Alerts of this rule and group held back by the cooldown since the last notification.
     pub suppressed: u64,
-    /// Time of the first entry counted, RFC 3339.
-    pub first_seen: String,
-    /// Time of the last entry counted, RFC 3339.
-    pub last_seen: String,
+    /// Time of the first entry counted, ns since the Unix epoch; RFC 3339 in JSON.
+    #[serde(with = "rfc3339")]
+    pub first_seen: i64,
+    /// Time of the last entry counted, ns since the Unix epoch; RFC 3339 in JSON.
+    #[serde(with = "rfc3339")]
+    pub last_seen: i64,
     /// The triggering line's message, or a one-line summary.
     pub message: String,
     /// At most 10 of the entries, as the API prints them.
     pub entries: Vec<serde_json::Value>,
+}
+
+/// A time in ns as JSON: written as RFC 3339, read from RFC 3339 or from a number of ns
+/// (the alert state files of earlier versions).
+mod rfc3339 {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ns: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&logyard_model::format_rfc3339(*ns))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        struct Ns;
+        impl Visitor<'_> for Ns {
+            type Value = i64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an RFC 3339 time or a number of ns since the Unix epoch")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+                i64::try_from(v).map_err(|_| E::custom(format!("{v} ns is out of range")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .ok()
+                    .and_then(|t| t.timestamp_nanos_opt())
+                    .ok_or_else(|| E::custom(format!("{v:?} is not an RFC 3339 time")))
+            }
+        }
+        d.deserialize_any(Ns)
+    }
 }
 
 /// The outcome of sending one notification to one notifier.

@@ -88,8 +88,8 @@ fn the_formats_carry_the_same_facts() {
         group: [("agent".to_string(), "billing".to_string())].into(),
         count: 5,
         suppressed: 2,
-        first_seen: "2026-11-27T10:00:00Z".into(),
-        last_seen: "2026-11-27T10:01:00Z".into(),
+        first_seen: logyard_model::parse_time("2026-11-27T10:00:00Z", 0).unwrap(),
+        last_seen: logyard_model::parse_time("2026-11-27T10:01:00Z", 0).unwrap(),
         message: "boom".into(),
         entries: vec![serde_json::json!({"message": "boom"})],
     };

@@ -11,8 +11,9 @@ use crate::detect::{candidates, Cache, Format};
 use crate::error::ParseError;
 use crate::formats::{self, cri, docker, Cx, Miss};
 use crate::grok::{Grok, GrokDef};
-use crate::multiline::{Multiline, MultilineConfig};
+use crate::multiline::MultilineConfig;
 use crate::redact::{RedactConfig, Redactor};
+use crate::stream::{Flags, Meta, Streams};
 use crate::time::custom::TimeFormat;
 use crate::time::{
     epoch_int, epoch_to_ns, parse_stamp, parse_stamp_with, resolve, Stamp, TimeZone,
@@ -94,7 +95,7 @@ pub struct Parser {
     /// Partial container lines waiting for their final part, by source.
     partial: HashMap<String, String>,
     /// Multi-line joining of [`Parser::push`], by source.
-    pub(crate) streams: HashMap<String, crate::stream::StreamState>,
+    streams: Streams,
 }
 
 /// A line decoded and unwrapped, ready for its format.
@@ -109,32 +110,6 @@ pub(crate) struct Prepared<'a> {
     pub plain: bool,
 }
 
-/// What a record keeps from its first line while multi-line joining runs.
-#[derive(Debug)]
-pub(crate) struct Meta {
-    pub flags: Flags,
-    pub stream: Option<String>,
-    pub time: Option<i64>,
-    pub plain: bool,
-}
-
-/// Problems of a line found before its format is parsed.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Flags {
-    pub truncated: bool,
-    pub invalid_utf8: bool,
-    pub nul_bytes: bool,
-}
-
-impl Flags {
-    /// Adds another line's problems.
-    pub fn merge(&mut self, other: Flags) {
-        self.truncated |= other.truncated;
-        self.invalid_utf8 |= other.invalid_utf8;
-        self.nul_bytes |= other.nul_bytes;
-    }
-}
-
 impl Parser {
     /// Builds a parser; fails when a grok pattern or a redaction regex does not compile.
     pub fn new(cfg: ParserConfig) -> Result<Parser, ParseError> {
@@ -144,20 +119,61 @@ impl Parser {
             .map(Grok::compile)
             .collect::<Result<Vec<_>, _>>()?;
         let redactor = Redactor::new(&cfg.redact)?;
-        Multiline::new(cfg.multiline.clone())?;
+        let streams = Streams::new(cfg.multiline.clone())?;
         Ok(Parser {
             cfg,
             grok,
             redactor,
             cache: Cache::default(),
             partial: HashMap::new(),
-            streams: HashMap::new(),
+            streams,
         })
     }
 
     /// Returns the configuration.
     pub fn config(&self) -> &ParserConfig {
         &self.cfg
+    }
+
+    /// Feeds one line of the source named by `ctx`; appends the records it completes to `out`
+    /// (none while a record may still grow, at most two).
+    ///
+    /// Lines are joined as `ParserConfig::multiline` says; call [`Parser::flush`] now and then
+    /// to release a record the stream stopped adding to, and [`Parser::flush_all`] at its end.
+    /// Container wrappers are taken off first, so that a stack trace written through Docker
+    /// or CRI is joined on the container's own lines.
+    pub fn push(&mut self, line: &[u8], ctx: &LineContext, now_ns: i64, out: &mut Vec<Record>) {
+        let Some(p) = self.prepare(line, ctx) else {
+            return;
+        };
+        let meta = Meta {
+            flags: p.flags,
+            stream: p.stream,
+            time: p.time,
+            plain: p.plain,
+        };
+        let ready = self.streams.push(ctx.source, &p.text, meta, now_ns);
+        self.emit(ready, ctx, out);
+    }
+
+    /// Releases the source's pending record when no line came for the multi-line timeout.
+    pub fn flush(&mut self, ctx: &LineContext, now_ns: i64, out: &mut Vec<Record>) {
+        let ready = self.streams.flush(ctx.source, now_ns);
+        self.emit(ready, ctx, out);
+    }
+
+    /// Releases everything held for the source (at the end of a stream): the pending record
+    /// and a partial container line.
+    pub fn flush_all(&mut self, ctx: &LineContext, out: &mut Vec<Record>) {
+        let ready = self.streams.take(ctx.source);
+        self.emit(ready, ctx, out);
+        out.extend(self.flush_partial(ctx));
+    }
+
+    fn emit(&mut self, ready: Vec<(String, Meta)>, ctx: &LineContext, out: &mut Vec<Record>) {
+        for (text, meta) in ready {
+            out.push(self.finish(&text, meta, ctx));
+        }
     }
 
     /// Returns how many secrets were redacted so far, by kind (`password`, `card`, …, and

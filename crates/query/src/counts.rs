@@ -8,8 +8,8 @@ use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
 use logyard_store::segment::col;
 use logyard_store::{BlockRef, BlockSource, Columns, Snapshot};
 
+use crate::block::{keeps_whole, read_block};
 use crate::cell::{Cell, FieldKind, FieldRef};
-use crate::exec::{keeps_whole, read_block};
 use crate::parallel::workers_for;
 use crate::pipes::{Aggregator, Budget, Stats, Table};
 use crate::{candidate_blocks, eval_block, Cost, Filter, QueryError};

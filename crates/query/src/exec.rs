@@ -11,10 +11,9 @@
 
 use std::time::Instant;
 
-use arrow_array::RecordBatch;
 use logyard_model::Record;
 use logyard_store::segment::{col, seqs, timestamps};
-use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
+use logyard_store::{BlockRef, Columns, Snapshot};
 
 use crate::cell::{columns_of, BlockFields, Cell, FieldKind, FieldRef};
 use crate::counts::{count_by_dictionary, metadata_matches};
@@ -133,7 +132,12 @@ pub fn run_counting(
                             records.truncate(l.n);
                             total = total.min(l.n as u64);
                         }
-                        _ => {}
+                        // Record pipes only come before the first table pipe.
+                        Pipe::Stats(_)
+                        | Pipe::Top(_)
+                        | Pipe::Histogram(_)
+                        | Pipe::Patterns(_)
+                        | Pipe::Fields(_) => {}
                     }
                 }
             }
@@ -184,7 +188,7 @@ pub fn run_counting(
             }
             Pipe::Fields(f) => f.apply(t),
             // The parser refuses an aggregating pipe after a table pipe.
-            _ => t,
+            Pipe::Stats(_) | Pipe::Top(_) | Pipe::Histogram(_) | Pipe::Patterns(_) => t,
         });
     }
     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -273,41 +277,6 @@ fn aggregator(
         Pipe::Sort(_) | Pipe::Limit(_) | Pipe::Fields(_) => {
             unreachable!("only aggregating pipes have an aggregator")
         }
-    }
-}
-
-/// Reads columns of a block (the message as a dictionary where the segment stores it so); a
-/// damaged segment is reported (and quarantined) and skipped.
-pub(crate) fn read_block(
-    snapshot: &Snapshot,
-    block: &BlockRef,
-    columns: Columns,
-    cost: &mut Cost,
-) -> Result<Option<RecordBatch>, QueryError> {
-    match block.read(columns.with(Columns::MESSAGE_DICTIONARY)) {
-        Ok(batch) => {
-            cost.rows_scanned += batch.num_rows() as u64;
-            cost.bytes_scanned += batch.get_array_memory_size() as u64;
-            Ok(Some(batch))
-        }
-        Err(e @ (StoreError::Corrupt(_) | StoreError::Parquet(_))) => {
-            snapshot.report_damaged(block, &e);
-            cost.blocks_unreadable += 1;
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Returns whether every record of a block matches a filter, judging by its time range only.
-pub(crate) fn keeps_whole(filter: &Filter, block: &BlockRef) -> bool {
-    match filter {
-        Filter::All => true,
-        Filter::Time { start, end } => {
-            start.is_none_or(|s| block.min_ts >= s) && end.is_none_or(|e| block.max_ts < e)
-        }
-        Filter::And(parts) => parts.iter().all(|p| keeps_whole(p, block)),
-        _ => false,
     }
 }
 

@@ -30,6 +30,7 @@
 //! println!("{} matches", result.total);
 //! ```
 
+mod block;
 mod cell;
 mod counts;
 mod errors;
@@ -236,7 +237,7 @@ pub(crate) fn eval_block(
         // A batch has rows only with a column: the smallest one gives the count.
         columns = columns.with(Columns::of(&[col::SEQ]));
     }
-    let Some(batch) = exec::read_block(snapshot, block, columns, cost)? else {
+    let Some(batch) = block::read_block(snapshot, block, columns, cost)? else {
         return Ok(None);
     };
     let mask = filter.eval_in(&batch, &texts);

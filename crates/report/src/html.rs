@@ -1,10 +1,11 @@
-//! The report as one self-contained HTML file: inline CSS and SVG, no script, nothing
-//! fetched from elsewhere.
+//! The report as one self-contained HTML file: the [`Document`] with inline CSS and SVG, no
+//! script, nothing fetched from elsewhere.
 
 use std::fmt::Write;
 
+use crate::document::{document, Block, Cell, Document, Table};
 use crate::svg::{error_chart, escape};
-use crate::{fmt_change, fmt_num, Report, LEVEL_ORDER};
+use crate::{fmt_change, Report};
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f6f7f9;color:#222}\
 main{max-width:1100px;margin:0 auto;padding:24px}\
@@ -28,170 +29,86 @@ fn change_cell(x: Option<f64>) -> String {
     format!("<td class=\"n {class}\">{}</td>", escape(&fmt_change(x)))
 }
 
+fn table(s: &mut String, t: &Table) {
+    s.push_str("<table><tr>");
+    for (name, numeric) in &t.columns {
+        let class = if *numeric { " class=\"n\"" } else { "" };
+        let _ = write!(s, "<th{class}>{}</th>", escape(name));
+    }
+    s.push_str("</tr>");
+    for row in &t.rows {
+        s.push_str("<tr>");
+        for c in row {
+            match c {
+                Cell::Text(t) => {
+                    let _ = write!(s, "<td>{}</td>", escape(t));
+                }
+                Cell::Number(t) => {
+                    let _ = write!(s, "<td class=\"n\">{}</td>", escape(t));
+                }
+                Cell::Change(x) => s.push_str(&change_cell(*x)),
+                Cell::Code(t) => {
+                    let _ = write!(s, "<td><code>{}</code></td>", escape(t));
+                }
+                Cell::Strong(t) => {
+                    let _ = write!(s, "<td class=\"anom\">{}</td>", escape(t));
+                }
+            }
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</table>");
+}
+
 /// Renders a report as one HTML document.
 pub fn render_html(r: &Report) -> String {
+    render(&document(r))
+}
+
+fn render(d: &Document) -> String {
     let mut s = String::new();
-    let c = &r.counts;
-    let p = &c.previous_period;
-    let errors = c.by_level.get("ERROR").unwrap_or(&0) + c.by_level.get("CRITICAL").unwrap_or(&0);
     let _ = write!(
         s,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>logyard report {start}</title><style>{CSS}</style></head><body><main>\
          <h1>Log report</h1><div class=\"range\">{start} → {end}</div><div class=\"cards\">",
-        start = escape(&r.range.start),
-        end = escape(&r.range.end)
+        start = escape(d.start),
+        end = escape(d.end)
     );
-    let cards = [
-        ("entries", c.total.to_string()),
-        ("errors", errors.to_string()),
-        ("requests", r.requests.count.to_string()),
-        ("p95 latency ms", fmt_num(r.requests.latency_ms.p95)),
-        ("failed logins", r.auth.failed.to_string()),
-        ("database errors", r.database_errors.to_string()),
-        ("anomalies", r.anomalies.len().to_string()),
-    ];
-    for (label, value) in cards {
+    for (label, value) in &d.figures {
         let _ = write!(
             s,
             "<div class=\"card\"><b>{}</b><span>{label}</span></div>",
-            escape(&value)
+            escape(value)
         );
     }
-    let _ = write!(
-        s,
-        "</div><h2>Errors over time <span class=\"muted\">(per {})</span></h2><div class=\"chart\">{}</div>",
-        escape(&r.errors_over_time.step),
-        error_chart(&r.errors_over_time)
-    );
-    let _ = write!(s, "<h2>Anomalies</h2>");
-    if r.anomalies.is_empty() {
-        let _ = write!(s, "<p class=\"muted\">None found.</p>");
-    } else {
-        let _ = write!(
-            s,
-            "<table><tr><th>kind</th><th>agent</th><th>detail</th></tr>"
-        );
-        for a in &r.anomalies {
-            let _ = write!(
-                s,
-                "<tr><td class=\"anom\">{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&a.kind),
-                escape(&a.agent),
-                escape(&a.detail)
-            );
+    s.push_str("</div>");
+    for section in &d.sections {
+        let _ = write!(s, "<h2>{}", escape(section.title));
+        if let Some(note) = &section.note {
+            let _ = write!(s, " <span class=\"muted\">({})</span>", escape(note));
         }
-        s.push_str("</table>");
-    }
-    let _ = write!(
-        s,
-        "<h2>Entries by level</h2><table><tr><th>level</th><th class=\"n\">entries</th><th class=\"n\">previous</th><th class=\"n\">change</th></tr>"
-    );
-    for level in LEVEL_ORDER {
-        let (n, b) = (c.by_level.get(level), p.by_level.get(level));
-        if n.is_some() || b.is_some() {
-            let _ = write!(
-                s,
-                "<tr><td>{level}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>{}</tr>",
-                n.unwrap_or(&0),
-                b.unwrap_or(&0),
-                change_cell(p.change_pct.by_level.get(level).copied().flatten())
-            );
+        s.push_str("</h2>");
+        for block in &section.blocks {
+            match block {
+                Block::Text(text) => {
+                    let _ = write!(s, "<p>{}</p>", escape(text));
+                }
+                Block::Nothing(text) => {
+                    let _ = write!(s, "<p class=\"muted\">{}</p>", escape(text));
+                }
+                Block::Table(t) => table(&mut s, t),
+                Block::ErrorChart(series) => {
+                    let _ = write!(s, "<div class=\"chart\">{}</div>", error_chart(series));
+                }
+                Block::List(items) => {
+                    s.push_str("<ul>");
+                    for item in items {
+                        let _ = write!(s, "<li>{}</li>", escape(item));
+                    }
+                    s.push_str("</ul>");
+                }
+            }
         }
-    }
-    let _ = write!(
-        s,
-        "</table><h2>Entries by agent</h2><table><tr><th>agent</th><th class=\"n\">entries</th><th class=\"n\">previous</th><th class=\"n\">change</th></tr>"
-    );
-    let mut agents: Vec<_> = c.by_agent.iter().collect();
-    agents.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    for (agent, n) in agents {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td class=\"n\">{n}</td><td class=\"n\">{}</td>{}</tr>",
-            escape(agent),
-            p.by_agent.get(agent).unwrap_or(&0),
-            change_cell(p.change_pct.by_agent.get(agent).copied().flatten())
-        );
-    }
-    let _ = write!(
-        s,
-        "</table><h2>Top error patterns</h2><table><tr><th class=\"n\">count</th><th>pattern</th><th>example</th></tr>"
-    );
-    for e in &r.top_error_patterns {
-        let _ = write!(
-            s,
-            "<tr><td class=\"n\">{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
-            e.count,
-            escape(&e.pattern),
-            escape(&e.example)
-        );
-    }
-    let q = &r.requests;
-    let _ = write!(
-        s,
-        "</table><h2>Requests</h2><p>{} requests; latency p50 {} ms, p95 {} ms, p99 {} ms.</p>\
-         <table><tr><th>agent</th><th class=\"n\">requests</th><th class=\"n\">p50 ms</th><th class=\"n\">p95 ms</th><th class=\"n\">p99 ms</th></tr>",
-        q.count,
-        fmt_num(q.latency_ms.p50),
-        fmt_num(q.latency_ms.p95),
-        fmt_num(q.latency_ms.p99)
-    );
-    let row = |s: &mut String, key: &str, l: &crate::Latency| {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            escape(key),
-            l.count,
-            fmt_num(l.p50),
-            fmt_num(l.p95),
-            fmt_num(l.p99)
-        );
-    };
-    for (agent, l) in &q.by_agent {
-        row(&mut s, agent, l);
-    }
-    let _ = write!(s, "</table><h2>Most requested paths</h2><table><tr><th>path</th><th class=\"n\">requests</th><th class=\"n\">p50 ms</th><th class=\"n\">p95 ms</th><th class=\"n\">p99 ms</th></tr>");
-    for pl in &q.by_path {
-        row(&mut s, &pl.path, &pl.latency);
-    }
-    let _ = write!(s, "</table><h2>Slowest requests</h2><table><tr><th>time</th><th>agent</th><th class=\"n\">ms</th><th>message</th></tr>");
-    for e in &q.slow {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td><code>{}</code></td></tr>",
-            escape(e["timestamp"].as_str().unwrap_or("")),
-            escape(e["agent"].as_str().unwrap_or("")),
-            escape(&e["fields"]["response_time_ms"].to_string()),
-            escape(e["message"].as_str().unwrap_or(""))
-        );
-    }
-    let a = &r.auth;
-    let _ = write!(
-        s,
-        "</table><h2>Logins</h2><p>{} succeeded, {} failed, success rate {}.</p><table><tr><th>suspicious IP</th><th class=\"n\">failed logins</th></tr>",
-        a.succeeded,
-        a.failed,
-        a.success_rate.map_or("–".into(), |x| format!("{:.1}%", x * 100.0))
-    );
-    for ip in &a.suspicious_ips {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td class=\"n\">{}</td></tr>",
-            escape(&ip.ip),
-            ip.failures
-        );
-    }
-    let _ = write!(
-        s,
-        "</table><h2>Database errors</h2><p>{}</p>",
-        r.database_errors
-    );
-    if !r.partial.is_empty() {
-        let _ = write!(s, "<h2>Partial answers</h2><ul>");
-        for p in &r.partial {
-            let _ = write!(s, "<li>{}</li>", escape(p));
-        }
-        s.push_str("</ul>");
     }
     s.push_str("</main></body></html>\n");
     s

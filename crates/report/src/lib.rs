@@ -31,6 +31,7 @@
 pub mod analyses;
 mod anomalies;
 mod build;
+mod document;
 mod html;
 mod markdown;
 pub mod metrics;
@@ -47,9 +48,7 @@ pub use anomalies::robust_z;
 pub use build::build;
 pub use html::render_html;
 pub use markdown::render_markdown;
-pub use schedule::{
-    next_run_after, parse_daily_at, Clock, Delivery, ScheduleSettings, Scheduler, SystemClock,
-};
+pub use schedule::{next_run_after, parse_daily_at, Delivery, ScheduleSettings, Scheduler};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]

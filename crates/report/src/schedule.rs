@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use logyard_model::Clock;
 use logyard_store::Store;
 
 use crate::metrics::ReportMetrics;
@@ -14,22 +15,6 @@ use crate::{build, render, Format, Report, ReportError, ReportSettings};
 const DAY_NS: i64 = 86_400_000_000_000;
 /// The file name prefix of scheduled reports: `report-YYYY-MM-DD.<ext>`.
 const PREFIX: &str = "report-";
-
-/// The time source of the scheduler; tests inject their own.
-pub trait Clock: Send + Sync {
-    /// Returns nanoseconds since the Unix epoch.
-    fn now_ns(&self) -> i64;
-}
-
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ns(&self) -> i64 {
-        logyard_model::now_ns()
-    }
-}
 
 /// Where a written report goes next (the alert notifiers, a mail, …).
 pub trait Delivery: Send + Sync {
@@ -247,14 +232,6 @@ fn prune(dir: &Path, before: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicI64, Ordering};
-
-    struct FakeClock(AtomicI64);
-    impl Clock for FakeClock {
-        fn now_ns(&self) -> i64 {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
 
     fn t(text: &str) -> i64 {
         logyard_model::parse_time(text, 0).unwrap()
@@ -306,7 +283,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("report-2023-12-01.md"), "old").unwrap();
         std::fs::write(dir.join("notes.txt"), "kept").unwrap();
-        let clock = Arc::new(FakeClock(AtomicI64::new(t("2024-01-15T05:59:00Z"))));
+        let clock = Arc::new(logyard_model::ManualClock::new(t("2024-01-15T05:59:00Z")));
         let delivered: Arc<Mutex<Vec<(u64, usize)>>> = Arc::default();
         let d2 = delivered.clone();
         let hook = move |r: &Report, files: &[PathBuf]| {

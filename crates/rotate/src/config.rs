@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::daemon::DaemonOptions;
+use crate::disk::DiskGuard;
 use crate::error::RotateError;
-use crate::guard::DiskGuard;
 use crate::rule::{
     parse_duration, parse_size, Compression, CreateSpec, DateExt, Interval, Method, RotateRule,
     Scripts,

@@ -6,30 +6,17 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use logyard_model::Clock;
+
+use crate::disk::DiskGuard;
 use crate::error::RotateError;
-use crate::guard::DiskGuard;
 use crate::metrics::RotateMetrics;
 use crate::observer::RotationObserver;
-use crate::plan::{run, RunOptions};
+use crate::options::RunOptions;
+use crate::plan::run;
 use crate::report::RunReport;
 use crate::rule::RotateRule;
 use crate::run::unix_secs;
-
-/// The source of the current time; tests drive it by hand.
-pub trait Clock: Send + Sync {
-    /// Returns the current time.
-    fn now(&self) -> SystemTime;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
 
 /// Something about rotation that a person should act on; the server sends it through the
 /// alert notifiers.

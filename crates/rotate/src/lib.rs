@@ -33,6 +33,7 @@
 mod compress;
 mod config;
 mod daemon;
+mod disk;
 mod error;
 mod guard;
 mod live;
@@ -40,6 +41,7 @@ mod logrotate_conf;
 mod metrics;
 mod names;
 mod observer;
+mod options;
 mod plan;
 mod report;
 mod rule;
@@ -51,15 +53,14 @@ pub use compress::{open_decoder, read_archive};
 pub use config::{
     CreateConfig, CreateSpecConfig, RotateRuleConfig, RotateSettingsConfig, SizeValue,
 };
-pub use daemon::{
-    AlertSink, Clock, Daemon, DaemonHandle, DaemonOptions, RotationAlert, RotationTask, SystemClock,
-};
+pub use daemon::{AlertSink, Daemon, DaemonHandle, DaemonOptions, RotationAlert, RotationTask};
+pub use disk::{filesystem_usage, DiskGuard, FsUsage};
 pub use error::RotateError;
-pub use guard::{filesystem_usage, DiskGuard, FsUsage};
 pub use logrotate_conf::{parse_logrotate_conf, parse_logrotate_str};
 pub use metrics::RotateMetrics;
 pub use observer::{NoopObserver, RotationObserver};
-pub use plan::{run, RunOptions};
+pub use options::RunOptions;
+pub use plan::run;
 pub use report::{Action, ActionKind, Decision, Failure, RunReport};
 pub use rule::{
     parse_duration, parse_size, Compression, CreateSpec, DateExt, Interval, Method, RotateRule,

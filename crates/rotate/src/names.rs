@@ -158,28 +158,6 @@ impl Names {
     }
 }
 
-/// Checks that a dateext format uses only the specifiers logyard (and logrotate) know.
-pub(crate) fn check_date_format(format: &str) -> Result<(), String> {
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c == '/' {
-            return Err(format!("dateformat {format:?} contains '/'"));
-        }
-        if c == '%' {
-            match chars.next() {
-                Some('Y' | 'm' | 'd' | 'H' | 'M' | 'S' | 's' | 'V') => {}
-                other => {
-                    return Err(format!(
-                        "dateformat {format:?}: %{} is not supported; use %Y %m %d %H %M %S %V %s",
-                        other.map(String::from).unwrap_or_default()
-                    ))
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Formats `format` at time `t` in local time.
 pub(crate) fn format_date(format: &str, t: DateTime<Local>) -> String {
     t.format(format).to_string()
@@ -232,8 +210,8 @@ mod tests {
         assert!(!date_matches("-%Y%m%d", "-2024011"));
         assert!(!date_matches("-%Y%m%d", ".1"));
         assert!(date_matches(".%Y-%m-%d_%s", ".2024-01-15_1705312800"));
-        assert!(check_date_format("-%Y%m%d").is_ok());
-        assert!(check_date_format("-%b").is_err());
+        assert!(crate::rule::check_date_format("-%Y%m%d").is_ok());
+        assert!(crate::rule::check_date_format("-%b").is_err());
     }
 
     #[test]

@@ -6,56 +6,19 @@ use std::fs::{self, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Datelike, Local, Timelike};
 
 use crate::compress::Budget;
 use crate::error::RotateError;
-use crate::guard::{self, DiskGuard};
+use crate::guard;
 use crate::names::Names;
 use crate::observer::RotationObserver;
+use crate::options::RunOptions;
 use crate::report::{ActionKind, Decision, RunReport};
 use crate::rule::{Interval, RotateRule};
 use crate::run::{finish, rotate_file, unix_secs, Ctx};
 use crate::state::{FileState, State, StateLock};
-
-/// How a run behaves.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Decide and report, change nothing (like `logrotate -d`); the state file is not written.
-    pub dry_run: bool,
-    /// Rotate every file regardless of its triggers (like `logrotate --force`).
-    pub force: bool,
-    /// Log each decision at info level instead of debug.
-    pub verbose: bool,
-    /// The JSON state file (last rotation of each file).
-    pub state_path: PathBuf,
-    /// The time of the run; tests set it to drive time triggers.
-    pub now: SystemTime,
-    /// How long to wait for the collector to drain a renamed file before compressing it.
-    pub drain_timeout: Duration,
-    /// The disk guard, checked after the rotations.
-    pub guard: Option<DiskGuard>,
-    /// Stop writing (as with a full disk) after this many bytes of copies and archives.
-    pub write_budget: Option<u64>,
-}
-
-impl RunOptions {
-    /// Returns options for a real run now, with the state at `state_path`.
-    pub fn new(state_path: impl Into<PathBuf>) -> RunOptions {
-        RunOptions {
-            dry_run: false,
-            force: false,
-            verbose: false,
-            state_path: state_path.into(),
-            now: SystemTime::now(),
-            drain_timeout: Duration::from_secs(10),
-            guard: None,
-            write_budget: None,
-        }
-    }
-}
 
 /// Runs every rule once: rotates the files that are due, compresses, cleans up, applies the
 /// disk guard and saves the state.
@@ -439,6 +402,7 @@ pub(crate) fn interval_passed(iv: Interval, last: i64, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn calendar_intervals() {

@@ -200,7 +200,7 @@ impl RotateRule {
             }
         }
         if let Some(d) = &self.date_ext {
-            crate::names::check_date_format(&d.format).or_else(err)?;
+            check_date_format(&d.format).or_else(err)?;
         }
         if let Compression::Gzip { level } = self.compression {
             if level > 9 {
@@ -243,6 +243,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     u64::try_from(ns)
         .map(Duration::from_nanos)
         .map_err(|_| format!("invalid duration {text:?}: negative"))
+}
+
+/// Checks that a dateext format uses only the specifiers logyard (and logrotate) know.
+pub(crate) fn check_date_format(format: &str) -> Result<(), String> {
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c == '/' {
+            return Err(format!("dateformat {format:?} contains '/'"));
+        }
+        if c == '%' {
+            match chars.next() {
+                Some('Y' | 'm' | 'd' | 'H' | 'M' | 'S' | 's' | 'V') => {}
+                other => {
+                    return Err(format!(
+                        "dateformat {format:?}: %{} is not supported; use %Y %m %d %H %M %S %V %s",
+                        other.map(String::from).unwrap_or_default()
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::error::RotateError;
 use crate::live::{copy_live, create_new, rename_error};
 use crate::names::{format_date, Names};
 use crate::observer::RotationObserver;
-use crate::plan::RunOptions;
+use crate::options::RunOptions;
 use crate::report::{ActionKind, RunReport};
 use crate::rule::{Compression, Method, RotateRule};
 

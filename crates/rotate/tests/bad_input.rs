@@ -6,11 +6,12 @@ mod common;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::*;
+use logyard_model::ManualClock;
 use logyard_rotate::{
-    parse_logrotate_conf, read_archive, run, Clock, Daemon, DaemonOptions, DiskGuard, NoopObserver,
+    parse_logrotate_conf, read_archive, run, Daemon, DaemonOptions, DiskGuard, NoopObserver,
     RotateError, RotationAlert, RunOptions,
 };
 
@@ -259,15 +260,6 @@ fn bad_toml_values_name_the_key() {
     assert!(e.to_string().contains("compres"), "{e}");
 }
 
-/// A clock the test moves by hand.
-struct Manual(std::sync::Mutex<SystemTime>);
-
-impl Clock for Manual {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap()
-    }
-}
-
 #[test]
 fn the_daemon_runs_on_demand_and_counts() {
     let dir = tempfile::tempdir().unwrap();
@@ -277,7 +269,7 @@ fn the_daemon_runs_on_demand_and_counts() {
         "[[rotate]]\nname = \"app\"\npaths = [\"@DIR@/app.log\"]\nevery = \"1h\"\n",
     );
     append(&p(d, "app.log"), "a", 5);
-    let clock = Arc::new(Manual(std::sync::Mutex::new(t0())));
+    let clock = Arc::new(ManualClock::at(t0()));
     let opts = DaemonOptions {
         interval: Duration::from_secs(3600),
         ..DaemonOptions::new(p(d, "state.json"))
@@ -286,7 +278,7 @@ fn the_daemon_runs_on_demand_and_counts() {
     let (join, handle) = daemon.spawn().unwrap();
     assert!(handle.wait_runs(0, Duration::from_secs(10)) >= 1);
     assert_eq!(names(d), ["app.log"]);
-    *clock.0.lock().unwrap() = t0() + Duration::from_secs(7200);
+    clock.set_time(t0() + Duration::from_secs(7200));
     handle.trigger(false);
     assert!(handle.wait_runs(1, Duration::from_secs(10)) >= 2);
     assert_eq!(names(d), ["app.log", "app.log.1.gz"]);
@@ -315,7 +307,7 @@ fn the_daemon_alerts_on_the_disk_guard_and_on_a_rule_failing_for_a_day() {
     );
     append(&p(d, "good.log"), "live", 5);
     append(&p(d, "good.log.1"), "old", 50);
-    let clock = Arc::new(Manual(std::sync::Mutex::new(t0())));
+    let clock = Arc::new(ManualClock::at(t0()));
     let opts = DaemonOptions {
         guard: Some(DiskGuard {
             max_archive_bytes: Some(0),
@@ -339,7 +331,7 @@ fn the_daemon_alerts_on_the_disk_guard_and_on_a_rule_failing_for_a_day() {
     assert_eq!(names(d), ["bad.log", "good.log"]);
 
     // Failing for less than a day: nothing; from a day on: the rule, since when, and why.
-    *clock.0.lock().unwrap() = t0() + Duration::from_secs(23 * 3600);
+    clock.set_time(t0() + Duration::from_secs(23 * 3600));
     append(&p(d, "bad.log"), "b", 5);
     daemon.run_once(false).unwrap();
     let quiet = std::mem::take(&mut *got.lock().unwrap());
@@ -349,7 +341,7 @@ fn the_daemon_alerts_on_the_disk_guard_and_on_a_rule_failing_for_a_day() {
             .all(|a| matches!(a, RotationAlert::DiskGuard { .. })),
         "{quiet:?}"
     );
-    *clock.0.lock().unwrap() = t0() + Duration::from_secs(25 * 3600);
+    clock.set_time(t0() + Duration::from_secs(25 * 3600));
     append(&p(d, "bad.log"), "c", 5);
     daemon.run_once(false).unwrap();
     let late = std::mem::take(&mut *got.lock().unwrap());

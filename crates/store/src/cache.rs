@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef};
 
-use crate::segment::col;
+use crate::schema::col;
 
 /// Which decoded column of which block: segment id, block index, column index, and whether
 /// the message column was decoded as a dictionary.

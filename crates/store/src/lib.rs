@@ -38,6 +38,7 @@ mod fsutil;
 mod memtable;
 mod pread;
 mod recover;
+mod schema;
 pub mod segment;
 pub mod wal;
 

@@ -175,7 +175,7 @@ pub(super) fn directive(
         }
         "dateformat" => {
             count(1, 1, "dateformat -%Y%m%d")?;
-            crate::names::check_date_format(&args[0]).map_err(|m| syntax(file, line, m, "write it as: dateformat -%Y%m%d"))?;
+            crate::rule::check_date_format(&args[0]).map_err(|m| syntax(file, line, m, "write it as: dateformat -%Y%m%d"))?;
             o.dateformat = args[0].clone();
         }
         "dateyesterday" => {

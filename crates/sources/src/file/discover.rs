@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 
 use logyard_model::Value;
 
-use super::rotation;
-
 /// What the records of one followed path are labelled with.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PathMeta {
@@ -64,7 +62,7 @@ impl Discover for GlobDiscover {
                     if self.read_gz && p.is_file() {
                         gz.insert(p);
                     }
-                } else if !rotation::is_rotated_name(&name) {
+                } else if !is_rotated_name(&name) {
                     live.insert(p);
                 }
             }
@@ -79,4 +77,25 @@ impl Discover for GlobDiscover {
             fields: Vec::new(),
         }
     }
+}
+
+/// True for names of compressed files.
+pub(crate) fn is_compressed(name: &str) -> bool {
+    [".gz", ".zst", ".bz2", ".xz", ".zip"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// True for names that rotation gives (`app.log.1`, `app.log.1.gz`, `app.log-20240115`):
+/// a glob that matches them too must not follow them as live files.
+pub(crate) fn is_rotated_name(name: &str) -> bool {
+    if is_compressed(name) {
+        return true;
+    }
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if name.rsplit_once('.').is_some_and(|(_, last)| numeric(last)) {
+        return true;
+    }
+    name.rsplit_once('-')
+        .is_some_and(|(_, tail)| numeric(tail) && tail.len() >= 8)
 }

@@ -19,6 +19,7 @@ use std::time::{Instant, UNIX_EPOCH};
 use logyard_model::now_ns;
 
 use super::checkpoint::{PathCheckpoint, StreamCheckpoint};
+use super::discover::is_compressed;
 use super::fingerprint::{read_full_at, FileId, Fingerprint};
 use super::reader::LineReader;
 use super::stream::{Entry, Stream};
@@ -383,25 +384,4 @@ fn mtime_ns(meta: &Metadata) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as i64)
-}
-
-/// True for names of compressed files.
-pub(crate) fn is_compressed(name: &str) -> bool {
-    [".gz", ".zst", ".bz2", ".xz", ".zip"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
-}
-
-/// True for names that rotation gives (`app.log.1`, `app.log.1.gz`, `app.log-20240115`):
-/// a glob that matches them too must not follow them as live files.
-pub(crate) fn is_rotated_name(name: &str) -> bool {
-    if is_compressed(name) {
-        return true;
-    }
-    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    if name.rsplit_once('.').is_some_and(|(_, last)| numeric(last)) {
-        return true;
-    }
-    name.rsplit_once('-')
-        .is_some_and(|(_, tail)| numeric(tail) && tail.len() >= 8)
 }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use super::allow::{AllowList, Refused, RemoteCommand};
 use super::audit::{AuditEntry, AuditLog};
+use super::error::hint;
 pub use super::error::RemoteError;
-use super::error::{classify, hint};
 use crate::shutdown::Shutdown;
 
 /// The first bytes of the client's error output kept for messages.
@@ -493,6 +493,64 @@ struct KillOnDrop(Arc<Mutex<Child>>);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.lock().unwrap_or_else(|e| e.into_inner()).kill();
+    }
+}
+
+/// Turns the client's error output (exit status 255) into an error that says what to do.
+fn classify(t: &SshTarget, stderr: &str) -> RemoteError {
+    let detail = stderr.lines().last().unwrap_or("").trim().to_string();
+    let has = |s: &str| stderr.contains(s);
+    if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("Host key for") {
+        RemoteError::HostKeyChanged {
+            host: t.host.clone(),
+            port: t.port,
+            known_hosts: t.known_hosts_text(),
+        }
+    } else if has("Host key verification failed") || has("host key is known") {
+        RemoteError::HostKeyUnknown {
+            host: t.host.clone(),
+            port: t.port,
+            known_hosts: t.known_hosts_text(),
+        }
+    } else if has("UNPROTECTED PRIVATE KEY FILE") || has("bad permissions") {
+        RemoteError::AuthFailed {
+            target: t.display(),
+            detail: format!(
+                "the client ignores a private key that others may read: `chmod 600 {}`",
+                t.identity_file
+                    .as_ref()
+                    .map_or("the key file".to_string(), |p| p.display().to_string())
+            ),
+        }
+    } else if has("Permission denied") || has("Too many authentication failures") {
+        RemoteError::AuthFailed {
+            target: t.display(),
+            detail,
+        }
+    } else if has("timed out") {
+        RemoteError::ConnectTimeout {
+            target: t.display(),
+            timeout: t.connect_timeout,
+            detail,
+        }
+    } else if has("Connection refused")
+        || has("No route to host")
+        || has("Could not resolve hostname")
+        || has("Network is unreachable")
+    {
+        RemoteError::Unreachable {
+            target: t.display(),
+            detail,
+        }
+    } else {
+        RemoteError::Connection {
+            target: t.display(),
+            detail: if detail.is_empty() {
+                "ssh exited with status 255 and no message".into()
+            } else {
+                detail
+            },
+        }
     }
 }
 

@@ -1,0 +1,42 @@
+//! Reading one block of a snapshot: its columns, with damage reported and skipped, and
+//! whether a filter keeps the whole block without looking at its rows.
+
+use arrow_array::RecordBatch;
+use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
+
+use crate::{Cost, Filter, QueryError};
+
+/// Reads columns of a block (the message as a dictionary where the segment stores it so); a
+/// damaged segment is reported (and quarantined) and skipped.
+pub(crate) fn read_block(
+    snapshot: &Snapshot,
+    block: &BlockRef,
+    columns: Columns,
+    cost: &mut Cost,
+) -> Result<Option<RecordBatch>, QueryError> {
+    match block.read(columns.with(Columns::MESSAGE_DICTIONARY)) {
+        Ok(batch) => {
+            cost.rows_scanned += batch.num_rows() as u64;
+            cost.bytes_scanned += batch.get_array_memory_size() as u64;
+            Ok(Some(batch))
+        }
+        Err(e @ (StoreError::Corrupt(_) | StoreError::Parquet(_))) => {
+            snapshot.report_damaged(block, &e);
+            cost.blocks_unreadable += 1;
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Returns whether every record of a block matches a filter, judging by its time range only.
+pub(crate) fn keeps_whole(filter: &Filter, block: &BlockRef) -> bool {
+    match filter {
+        Filter::All => true,
+        Filter::Time { start, end } => {
+            start.is_none_or(|s| block.min_ts >= s) && end.is_none_or(|e| block.max_ts < e)
+        }
+        Filter::And(parts) => parts.iter().all(|p| keeps_whole(p, block)),
+        _ => false,
+    }
+}
