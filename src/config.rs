@@ -17,23 +17,6 @@ use serde::Deserialize;
 
 pub use logyard_model::units::Size;
 
-/// A zstd compression level: 1 (fastest) to 22 (smallest files).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CompressionLevel(pub i32);
-
-impl<'de> Deserialize<'de> for CompressionLevel {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let level = i64::deserialize(d)?;
-        if (1..=22).contains(&level) {
-            Ok(CompressionLevel(level as i32))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "compression level {level} is out of range: use 1 (fastest) to 22 (smallest files)"
-            )))
-        }
-    }
-}
-
 /// A duration above zero, written as [`logyard_model::units::Duration`] reads it (`500ms`,
 /// `30s`, `5m`, `1h`, `7d`, or a number of seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,64 +80,6 @@ impl Default for ServerSection {
             tls_client_ca: None,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
-        }
-    }
-}
-
-/// How the WAL is fsynced, as written in the file.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Fsync {
-    /// Group commit.
-    Batch,
-    /// Every batch on its own.
-    Always,
-    /// Never.
-    Never,
-}
-
-/// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreSection {
-    /// Days to keep; 0 keeps data forever.
-    pub retention_days: u32,
-    /// Drop the oldest days above this size; 0 means no limit.
-    pub max_disk_bytes: Size,
-    /// WAL fsync policy.
-    pub fsync: Fsync,
-    /// Keep the JSON text of entries as `raw`.
-    pub keep_raw: bool,
-    /// Flush the memtable at least this often.
-    pub flush_interval: Dur,
-    /// ... or once it holds this much.
-    pub flush_bytes: Size,
-    /// Ingest waits while the memtable holds more than this.
-    pub max_memtable_bytes: Size,
-    /// Rows per block of a segment.
-    pub block_rows: NonZeroUsize,
-    /// The zstd level of segment files.
-    pub compression_level: CompressionLevel,
-    /// Merge a day's small segments once there are this many.
-    pub merge_fanin: NonZeroUsize,
-    /// Most bytes of decoded text columns kept for the next search; 0 keeps none.
-    pub cache_bytes: Size,
-}
-
-impl Default for StoreSection {
-    fn default() -> Self {
-        StoreSection {
-            retention_days: 7,
-            max_disk_bytes: Size(0),
-            fsync: Fsync::Batch,
-            keep_raw: false,
-            flush_interval: Dur(Duration::from_secs(1)),
-            flush_bytes: Size(16 << 20),
-            max_memtable_bytes: Size(512 << 20),
-            block_rows: NonZeroUsize::new(8 * 1024).expect("nonzero"),
-            compression_level: CompressionLevel(3),
-            merge_fanin: NonZeroUsize::new(8).expect("nonzero"),
-            cache_bytes: Size(256 << 20),
         }
     }
 }
@@ -402,7 +327,7 @@ pub struct RawConfig {
     /// `[server]`.
     pub server: ServerSection,
     /// `[store]`.
-    pub store: StoreSection,
+    pub store: logyard_store::StoreSettings,
     /// `[limits]`.
     pub limits: LimitsSection,
     /// `[query]`.
@@ -469,23 +394,7 @@ impl RawConfig {
 
     /// Returns the store settings.
     pub fn store_config(&self) -> logyard_store::StoreConfig {
-        let s = &self.store;
-        let mut c = logyard_store::StoreConfig::new(&self.server.data_dir);
-        c.retention_days = s.retention_days;
-        c.max_disk_bytes = s.max_disk_bytes.0;
-        c.fsync = match s.fsync {
-            Fsync::Batch => logyard_store::FsyncPolicy::Batch,
-            Fsync::Always => logyard_store::FsyncPolicy::Always,
-            Fsync::Never => logyard_store::FsyncPolicy::Never,
-        };
-        c.flush_interval = s.flush_interval.0;
-        c.flush_bytes = s.flush_bytes.0 as usize;
-        c.max_memtable_bytes = s.max_memtable_bytes.0 as usize;
-        c.block_rows = s.block_rows.get();
-        c.compression_level = s.compression_level.0;
-        c.merge_fanin = s.merge_fanin.get();
-        c.cache_bytes = s.cache_bytes.0;
-        c
+        self.store.config(&self.server.data_dir)
     }
 
     /// Builds the `[[rotate]]` rules and the `[rotation]` settings; an error names the rule
@@ -850,8 +759,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.store.max_disk_bytes, Size(2 << 30));
-        assert_eq!(c.store.flush_interval, Dur(Duration::from_millis(250)));
-        assert_eq!(c.store.fsync, Fsync::Always);
+        assert_eq!(c.store.flush_interval, Duration::from_millis(250));
+        assert_eq!(c.store.fsync, logyard_store::FsyncPolicy::Always);
         assert_eq!(c.limits.max_line_bytes, Size(4096));
     }
 

@@ -1,0 +1,133 @@
+//! Removing and moving the store's files: deletions that wait for the backups in progress
+//! ([`Pins`]), segment files whose rows are elsewhere, and damaged segments moved to
+//! `quarantine/`.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use crate::snapshot::quarantined_ranges;
+use crate::{fileops, fsutil, recover, Inner, SegmentMeta, StoreError};
+
+/// While a backup runs no file of the store is deleted: the deletions wait here and happen
+/// when the last backup ends ([`crate::Store::backup`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pins {
+    /// Backups in progress.
+    pub(crate) count: usize,
+    /// Segment files to remove (a merge's inputs).
+    pub(crate) files: Vec<PathBuf>,
+    /// WAL files up to this number to remove (their records are in segments).
+    pub(crate) wal_upto: Option<u64>,
+}
+
+/// Holds the store's files in place while it lives; its drop does the deletions that waited.
+pub(crate) struct Pin<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Pin<'a> {
+    pub(crate) fn new(inner: &'a Inner) -> Pin<'a> {
+        inner.pins.lock().expect("pins lock").count += 1;
+        Pin { inner }
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        let inner = self.inner;
+        // The WAL lock first, as the flusher takes it before the pins.
+        let wal = inner.wal.lock().expect("wal lock");
+        let (files, wal_upto) = {
+            let mut pins = inner.pins.lock().expect("pins lock");
+            pins.count -= 1;
+            if pins.count > 0 {
+                return;
+            }
+            (std::mem::take(&mut pins.files), pins.wal_upto.take())
+        };
+        if let Some(upto) = wal_upto {
+            if let Err(e) = wal.remove_upto(upto) {
+                tracing::warn!(error = %e, "cannot remove WAL files whose records are in segments; the next flush tries again");
+            }
+            inner.counters.wal_bytes.store(
+                fsutil::dir_size(&inner.config.data_dir.join("wal")),
+                Ordering::Relaxed,
+            );
+        }
+        drop(wal);
+        inner.remove_files(files);
+    }
+}
+
+impl Inner {
+    /// Removes the files of segments the catalog does not list, whose rows are elsewhere (a
+    /// merge's inputs, a failed flush's or merge's output); a file left behind is settled at
+    /// the next start.
+    pub(crate) fn remove_unlisted<'a>(&self, metas: impl Iterator<Item = &'a SegmentMeta>) {
+        let paths: Vec<PathBuf> = metas
+            .flat_map(|m| [m.data_path(&self.parts), m.index_path(&self.parts)])
+            .collect();
+        if !self.defer(|pins| pins.files.extend(paths.iter().cloned())) {
+            self.remove_files(paths);
+        }
+    }
+
+    /// Returns whether a backup is in progress.
+    pub(crate) fn pinned(&self) -> bool {
+        self.pins.lock().expect("pins lock").count > 0
+    }
+
+    /// Records a deletion to do once the backups in progress end, and returns true; returns
+    /// false (recording nothing) when none is in progress.
+    pub(crate) fn defer(&self, record: impl FnOnce(&mut Pins)) -> bool {
+        let mut pins = self.pins.lock().expect("pins lock");
+        if pins.count == 0 {
+            return false;
+        }
+        record(&mut pins);
+        true
+    }
+
+    /// Removes segment files whose rows are elsewhere; one left behind is settled at the next
+    /// start.
+    pub(crate) fn remove_files(&self, paths: Vec<PathBuf>) {
+        for path in paths {
+            match fileops::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove a segment file whose rows are elsewhere; it is settled at the next start")
+                }
+            }
+        }
+    }
+
+    /// Moves a segment found damaged while reading to quarantine, and forgets it.
+    pub(crate) fn quarantine(&self, id: u64, reason: &StoreError) {
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let Some(meta) = catalog.segments.iter().find(|m| m.id == id).cloned() else {
+            return;
+        };
+        tracing::warn!(segment = id, error = %reason, "damaged segment moved to quarantine");
+        let mut next = catalog.clone();
+        next.segments.retain(|m| m.id != id);
+        next.quarantined.push(meta.clone());
+        if let Err(e) = next.save(&self.catalog_path) {
+            tracing::error!(error = %e, "cannot update the catalog for a quarantined segment");
+            return;
+        }
+        let ranges = quarantined_ranges(&next);
+        *catalog = next;
+        {
+            let mut view = self.view.write().expect("view lock");
+            view.segments.retain(|s| s.meta.id != id);
+            view.quarantined = ranges;
+        }
+        if let Err(e) =
+            recover::quarantine_files(&self.parts, &self.quarantine_dir, &meta.day, meta.id)
+        {
+            tracing::error!(error = %e, "cannot move a damaged segment to quarantine");
+        }
+        self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+    }
+}
