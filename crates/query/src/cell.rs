@@ -5,7 +5,7 @@ use std::fmt;
 
 use arrow_array::RecordBatch;
 use logyard_model::{format_rfc3339, Record, Value};
-use logyard_store::segment::{col, string_at, timestamps};
+use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::Columns;
 
 /// One value of a table or of a record's field; `Time` prints as RFC 3339.

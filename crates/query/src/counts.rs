@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
-use logyard_store::segment::col;
+use logyard_store::schema::col;
 use logyard_store::{BlockRef, BlockSource, Columns, Snapshot};
 
 use crate::block::{keeps_whole, read_block};
@@ -386,7 +386,7 @@ fn dictionary_keys(batch: &RecordBatch, column: usize) -> (Vec<Option<String>>, 
     let mut index: HashMap<Option<String>, i32> = HashMap::new();
     let keys = (0..array.len())
         .map(|i| {
-            let v = logyard_store::segment::string_at(array.as_ref(), i).map(str::to_string);
+            let v = logyard_store::schema::string_at(array.as_ref(), i).map(str::to_string);
             *index.entry(v.clone()).or_insert_with(|| {
                 vals.push(v);
                 vals.len() as i32 - 1

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use logyard_model::Record;
-use logyard_store::segment::{col, seqs, timestamps};
+use logyard_store::schema::{col, seqs, timestamps};
 use logyard_store::{BlockRef, Columns, Snapshot};
 
 use crate::cell::{columns_of, BlockFields, Cell, FieldKind, FieldRef};

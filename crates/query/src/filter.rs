@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
 use logyard_model::{hash_token, text_hashes, tokenize, Level, Record, RecordId};
-use logyard_store::segment::{col, string_at, timestamps};
+use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::{BlockRef, Columns};
 use memchr::memmem;
 use regex::Regex;
@@ -369,7 +369,7 @@ impl Filter {
                 .map(|&t| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t < e))
                 .collect(),
             Filter::Before(id) => {
-                let seq = logyard_store::segment::seqs(batch);
+                let seq = logyard_store::schema::seqs(batch);
                 timestamps(batch)
                     .iter()
                     .zip(seq)
@@ -377,7 +377,7 @@ impl Filter {
                     .collect()
             }
             Filter::After(id) => {
-                let seq = logyard_store::segment::seqs(batch);
+                let seq = logyard_store::schema::seqs(batch);
                 timestamps(batch)
                     .iter()
                     .zip(seq)
@@ -888,7 +888,7 @@ mod tests {
                     r
                 })
                 .collect();
-            let plain = logyard_store::segment::records_to_batch(&records);
+            let plain = logyard_store::schema::records_to_batch(&records);
             let dict = with_dictionary_messages(&plain);
             let filters = [
                 Filter::Text("ab".into()),

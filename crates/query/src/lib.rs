@@ -49,7 +49,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
 
 use logyard_model::Record;
-use logyard_store::segment::col;
+use logyard_store::schema::col;
 use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
 
 pub use cell::{Cell, FieldKind, FieldRef};
@@ -331,8 +331,8 @@ pub fn search_counting(
         let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &mut cost)? else {
             continue;
         };
-        let ts = logyard_store::segment::timestamps(&batch);
-        let seq = logyard_store::segment::seqs(&batch);
+        let ts = logyard_store::schema::timestamps(&batch);
+        let seq = logyard_store::schema::seqs(&batch);
         for (row, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
             total += 1;
             if want == 0 {

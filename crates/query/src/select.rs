@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use logyard_model::Record;
-use logyard_store::segment::{col, seqs, timestamps};
+use logyard_store::schema::{col, seqs, timestamps};
 use logyard_store::{Columns, Snapshot};
 
 use crate::cell::{columns_of, BlockFields, Cell};

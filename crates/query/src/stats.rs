@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, StringArray};
-use logyard_store::segment::{col, string_at, timestamps};
+use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::{Columns, Snapshot};
 
 use crate::{candidate_blocks, eval_block, Cost, Filter, QueryError};

@@ -511,7 +511,7 @@ fn columns_read(block: &logyard_store::BlockRef, q: &str) -> logyard_store::Colu
 
 #[test]
 fn words_absent_from_raw_lines_and_fields_read_only_the_messages() {
-    use logyard_store::segment::col;
+    use logyard_store::schema::col;
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
     fill(&s);
@@ -554,7 +554,7 @@ fn words_absent_from_raw_lines_and_fields_read_only_the_messages() {
 #[test]
 fn a_count_reads_the_timestamps_only_when_it_filters_by_time() {
     use crate::Cell::Int;
-    use logyard_store::segment::col;
+    use logyard_store::schema::col;
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
     fill(&s);

@@ -7,7 +7,7 @@ use logyard_model::{Level, Record, Value};
 use logyard_query::{
     parse_query, run, Answer, Cell, FieldRef, Filter, LabelColumn, LevelOp, Settings,
 };
-use logyard_store::segment::records_to_batch;
+use logyard_store::schema::records_to_batch;
 use logyard_store::{Store, StoreConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -34,7 +34,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use logyard_model::{format_rfc3339, RecordId};
 use logyard_query::{Cost, Filter, LabelColumn, LevelOp};
-use logyard_store::segment::{col, seqs, timestamps};
+use logyard_store::schema::{col, seqs, timestamps};
 use logyard_store::{BlockCounts, BlockRef, Columns, Snapshot, StoreError};
 
 use crate::pushdown;

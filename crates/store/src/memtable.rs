@@ -5,7 +5,8 @@ use std::sync::{Arc, OnceLock};
 use arrow_array::{ArrayRef, RecordBatch};
 use logyard_model::Record;
 
-use crate::segment::{self, col, BlockCounts, Columns};
+use crate::schema::{self, col, Columns};
+use crate::segment::BlockCounts;
 
 /// One acknowledged batch of records, kept in memory until a flush writes it to a segment.
 #[derive(Debug)]
@@ -68,12 +69,12 @@ impl MemBatch {
             .iter()
             .map(|&i| {
                 self.columnar[i]
-                    .get_or_init(|| segment::record_column(&self.records, i))
+                    .get_or_init(|| schema::record_column(&self.records, i))
                     .clone()
             })
             .collect();
         let schema = Arc::new(
-            segment::schema()
+            schema::schema()
                 .project(&indices)
                 .expect("indices are in the schema"),
         );

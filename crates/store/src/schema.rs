@@ -1,9 +1,25 @@
-//! The schema of a segment: its columns in file order ([`col`]), sets of them to read
-//! ([`Columns`]) and the Arrow schema every segment is written with ([`schema`]).
+//! The schema of the store's blocks: their columns in file order ([`col`]), sets of them to
+//! read ([`Columns`]), the Arrow schema every segment is written with ([`schema`]), and the
+//! columnar form of records both ways ([`records_to_batch`], [`batch_to_records`]) with the
+//! accessors the readers of a block use ([`timestamps`], [`seqs`], [`string_at`]). With a
+//! [`crate::Snapshot`], this is all a reader of the store needs.
 
+use std::borrow::Borrow;
 use std::sync::{Arc, OnceLock};
 
+use arrow_array::builder::{
+    Int32Builder, StringBuilder, TimestampNanosecondBuilder, UInt64Builder,
+};
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    Array, ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use hashbrown::HashMap;
+use logyard_model::{Fields, Level, Record, Value};
+
+use crate::error::StoreError;
 
 /// The columns of a segment, in file order.
 pub mod col {
@@ -100,4 +116,186 @@ pub fn schema() -> SchemaRef {
             ]))
         })
         .clone()
+}
+
+/// Builds the columnar form of records, in the order given.
+pub fn records_to_batch<R: Borrow<Record>>(records: &[R]) -> RecordBatch {
+    let columns: Vec<ArrayRef> = (0..col::NAMES.len())
+        .map(|c| record_column(records, c))
+        .collect();
+    RecordBatch::try_new(schema(), columns).expect("columns match the schema")
+}
+
+/// Builds one column (a [`col`] index) of records, in the order given, as in the segment
+/// schema.
+pub fn record_column<R: Borrow<Record>>(records: &[R], column: usize) -> ArrayRef {
+    let n = records.len();
+    let rows = records.iter().map(Borrow::borrow);
+    match column {
+        col::TIMESTAMP => {
+            let mut b = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
+            rows.for_each(|r| b.append_value(r.timestamp));
+            Arc::new(b.finish())
+        }
+        col::SEQ => {
+            let mut b = UInt64Builder::with_capacity(n);
+            rows.for_each(|r| b.append_value(r.seq));
+            Arc::new(b.finish())
+        }
+        col::LEVEL => dictionary(n, rows.map(|r| r.level.map(|l| l.as_str()))),
+        col::AGENT => dictionary(n, rows.map(|r| Some(r.agent.as_str()))),
+        col::HOST => dictionary(n, rows.map(|r| Some(r.host.as_str()))),
+        col::SOURCE => dictionary(n, rows.map(|r| Some(r.source.as_str()))),
+        col::MESSAGE => {
+            let mut b = StringBuilder::with_capacity(n, n * 64);
+            rows.for_each(|r| b.append_value(&r.message));
+            Arc::new(b.finish())
+        }
+        col::RAW => {
+            let mut b = StringBuilder::new();
+            rows.for_each(|r| b.append_option(r.raw.as_deref()));
+            Arc::new(b.finish())
+        }
+        _ => {
+            // Written straight from the sorted map: the same text as a `serde_json` object
+            // of the values' `to_json` (non-finite floats become `null` both ways).
+            let mut b = StringBuilder::new();
+            let mut json = Vec::new();
+            for r in rows {
+                if r.fields.is_empty() {
+                    b.append_null();
+                } else {
+                    json.clear();
+                    serde_json::to_writer(&mut json, &r.fields).expect("fields serialize");
+                    b.append_value(std::str::from_utf8(&json).expect("serde_json writes UTF-8"));
+                }
+            }
+            Arc::new(b.finish())
+        }
+    }
+}
+
+/// A dictionary column of few distinct values, keys in order of first appearance. Rows
+/// come in runs of one agent, host or source: a value equal to the row before takes its key
+/// without a lookup.
+fn dictionary<'a>(n: usize, values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut keys = Int32Builder::with_capacity(n);
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut index: HashMap<&str, i32> = HashMap::new();
+    let mut last: Option<(&str, i32)> = None;
+    for v in values {
+        let Some(v) = v else {
+            keys.append_null();
+            continue;
+        };
+        let key = match last {
+            Some((text, key)) if text == v => key,
+            _ => {
+                let key = *index.entry(v).or_insert_with(|| {
+                    distinct.push(v);
+                    (distinct.len() - 1) as i32
+                });
+                last = Some((v, key));
+                key
+            }
+        };
+        keys.append_value(key);
+    }
+    let values: ArrayRef = Arc::new(StringArray::from(distinct));
+    Arc::new(DictionaryArray::<Int32Type>::try_new(keys.finish(), values).expect("keys in range"))
+}
+
+/// Reads a string column (plain or dictionary) at a row; `None` for null.
+pub fn string_at(column: &dyn Array, row: usize) -> Option<&str> {
+    if column.is_null(row) {
+        return None;
+    }
+    if let Some(s) = column.as_any().downcast_ref::<StringArray>() {
+        return Some(s.value(row));
+    }
+    let dict = column
+        .as_any()
+        .downcast_ref::<DictionaryArray<Int32Type>>()?;
+    let values = dict.values().as_any().downcast_ref::<StringArray>()?;
+    let key = dict.keys().value(row);
+    Some(values.value(key as usize))
+}
+
+/// Returns the timestamps of a batch that holds the timestamp column.
+pub fn timestamps(batch: &RecordBatch) -> &[i64] {
+    let column = batch
+        .column_by_name("timestamp")
+        .expect("timestamp column read");
+    if let Some(a) = column.as_any().downcast_ref::<TimestampNanosecondArray>() {
+        return a.values();
+    }
+    column
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("timestamp column is i64")
+        .values()
+}
+
+/// Returns the sequence numbers of a batch that holds the seq column.
+pub fn seqs(batch: &RecordBatch) -> &[u64] {
+    batch
+        .column_by_name("seq")
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .expect("seq column read")
+        .values()
+}
+
+/// Rebuilds whole records from some rows of a batch that holds every column.
+pub fn batch_to_records(batch: &RecordBatch, rows: &[usize]) -> Result<Vec<Record>, StoreError> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("column {name} missing")))
+    };
+    let (level, agent, host, source) = (
+        column("level")?,
+        column("agent")?,
+        column("host")?,
+        column("source")?,
+    );
+    let (message, raw, fields) = (column("message")?, column("raw")?, column("fields")?);
+    let ts = timestamps(batch);
+    let seq = seqs(batch);
+    let mut out = Vec::with_capacity(rows.len());
+    for &row in rows {
+        let fields = match string_at(fields.as_ref(), row) {
+            None => Fields::new(),
+            Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(obj)) => obj
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "fields column is not a JSON object".into(),
+                    ))
+                }
+            },
+        };
+        out.push(Record {
+            timestamp: ts[row],
+            seq: seq[row],
+            level: string_at(level.as_ref(), row).and_then(Level::normalize),
+            agent: string_at(agent.as_ref(), row)
+                .unwrap_or_default()
+                .to_string(),
+            host: string_at(host.as_ref(), row)
+                .unwrap_or_default()
+                .to_string(),
+            source: string_at(source.as_ref(), row)
+                .unwrap_or_default()
+                .to_string(),
+            message: string_at(message.as_ref(), row)
+                .unwrap_or_default()
+                .to_string(),
+            raw: string_at(raw.as_ref(), row).map(str::to_string),
+            fields,
+        });
+    }
+    Ok(out)
 }

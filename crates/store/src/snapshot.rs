@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use logyard_model::Record;
 
-use crate::{segment, BlockCounts, Catalog, Columns, Inner, MemBatch, Segment, StoreError};
+use crate::{schema, BlockCounts, Catalog, Columns, Inner, MemBatch, Segment, StoreError};
 
 /// Where a block's rows are.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ impl BlockRef {
     pub fn records(&self, rows: &[usize]) -> Result<Vec<Record>, StoreError> {
         match &self.source {
             BlockSource::Segment(seg, i) => {
-                segment::batch_to_records(&seg.read_block(*i, Columns::ALL)?, rows)
+                schema::batch_to_records(&seg.read_block(*i, Columns::ALL)?, rows)
             }
             BlockSource::Mem(batch) => {
                 Ok(rows.iter().map(|&r| batch.records()[r].clone()).collect())
