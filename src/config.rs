@@ -5,14 +5,13 @@
 //! [`RawConfig::store_config`] and friends turn it into the settings each crate takes.
 //! `docs/configuration.md` is the reference of every key.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::de::{self, Deserializer};
+use serde::de::Deserializer;
 use serde::Deserialize;
 
 pub use logyard_model::units::Size;
@@ -24,11 +23,7 @@ pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let logyard_model::units::Duration(d) = Deserialize::deserialize(d)?;
-        if d.is_zero() {
-            return Err(de::Error::custom("a duration must be above zero"));
-        }
-        Ok(Dur(d))
+        logyard_model::units::positive_duration(d).map(Dur)
     }
 }
 
@@ -201,53 +196,6 @@ impl Default for RedactSection {
     }
 }
 
-/// `[report]`: the report's settings and the daily schedule.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReportSection {
-    /// `HH:MM`, UTC: when the daily report is written; absent: no daily report.
-    pub daily_at: Option<String>,
-    /// Where daily reports are written (default `<data_dir>/reports`).
-    pub dir: Option<PathBuf>,
-    /// Days a daily report is kept; 0 keeps them forever.
-    pub keep_days: u32,
-    /// Formats of the daily report: `md`, `html`, `json`.
-    pub formats: Vec<String>,
-    /// A request is slow above this many milliseconds.
-    pub slow_ms: f64,
-    /// Most slow requests listed.
-    pub slow_limit: NonZeroUsize,
-    /// An IP is suspicious with more failed logins than this in the range.
-    pub suspicious_failures: u64,
-    /// Most error patterns listed.
-    pub top_patterns: NonZeroUsize,
-    /// Earlier periods of the same length that make the anomaly baseline.
-    pub baseline_periods: usize,
-    /// Robust z-score above which an agent's volume or error rate is an anomaly.
-    pub anomaly_z: f64,
-    /// The filter (query language) of database errors.
-    pub database_filter: String,
-}
-
-impl Default for ReportSection {
-    fn default() -> Self {
-        let d = logyard_report::ReportSettings::default();
-        ReportSection {
-            daily_at: None,
-            dir: None,
-            keep_days: 30,
-            formats: vec!["html".into(), "md".into(), "json".into()],
-            slow_ms: d.slow_ms,
-            slow_limit: NonZeroUsize::new(d.slow_limit).expect("nonzero"),
-            suspicious_failures: d.suspicious_failures,
-            top_patterns: NonZeroUsize::new(d.top_patterns).expect("nonzero"),
-            baseline_periods: d.baseline_periods,
-            anomaly_z: d.anomaly_z,
-            database_filter: d.database_filter,
-        }
-    }
-}
-
 /// `[metrics]`: the labels of `/metrics`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -267,58 +215,6 @@ impl Default for MetricsSection {
         }
     }
 }
-
-/// `[auth]`: the tokens requests present.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSection {
-    /// `[[auth.tokens]]`.
-    pub tokens: Vec<TokenSection>,
-    /// `/metrics` answers without a token.
-    pub public_metrics: bool,
-    /// How long a sign-in of the web UI lasts.
-    pub session_ttl: Dur,
-}
-
-impl Default for AuthSection {
-    fn default() -> Self {
-        AuthSection {
-            tokens: Vec::new(),
-            public_metrics: false,
-            session_ttl: Dur(logyard_api::auth::DEFAULT_SESSION_TTL),
-        }
-    }
-}
-
-/// One `[[auth.tokens]]`: a name, a role, and where its secret's hash comes from.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenSection {
-    /// HTTP Basic's user; what audit records and errors call the token.
-    pub name: String,
-    /// `ingest`, `read` or `admin`.
-    pub role: String,
-    /// `sha256:<hex>` of the token, or its Argon2 hash (`$argon2id$…`).
-    pub hash: Option<String>,
-    /// A file holding the token (its first line).
-    pub token_file: Option<PathBuf>,
-    /// An environment variable holding the token.
-    pub token_env: Option<String>,
-    /// A `read` token's filter, ANDed into every read it makes.
-    pub scope: Option<String>,
-    /// An `ingest` token's labels (`agent`, `host`, `source`), written over its entries'.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Entries per second the token may send (no limit when absent).
-    pub max_lines_per_second: Option<f64>,
-    /// Request bytes per second the token may send, e.g. `"10MiB"` (no limit when absent).
-    pub max_bytes_per_second: Option<Size>,
-    /// Queries the token may run at once (no limit when absent).
-    pub max_concurrent_queries: Option<usize>,
-}
-
-/// The fewest characters of a token read from a file or the environment.
-const MIN_TOKEN_CHARS: usize = 16;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -346,13 +242,13 @@ pub struct RawConfig {
     /// `[rotation]`: settings of rotation as a whole.
     pub rotation: logyard_rotate::RotateSettingsConfig,
     /// `[report]`.
-    pub report: ReportSection,
+    pub report: logyard_report::ReportConfig,
     /// `[metrics]`.
     pub metrics: MetricsSection,
     /// `[alerts]`, `[[alerts.rules]]`, `[[alerts.notifiers]]`.
     pub alerts: logyard_alert::AlertsConfig,
     /// `[auth]`, `[[auth.tokens]]`.
-    pub auth: AuthSection,
+    pub auth: logyard_api::AuthConfig,
 }
 
 impl RawConfig {
@@ -505,162 +401,21 @@ impl RawConfig {
     /// Returns the tokens of `[[auth.tokens]]`, each with its secret's hash read from the
     /// file, the environment or the configuration; an error names the token, never a secret.
     pub fn auth(&self) -> anyhow::Result<logyard_api::auth::Auth> {
-        use logyard_api::auth::{parse_hash, Labels, Role, Scope, Token};
-        use logyard_api::quota::QuotaConfig;
-        let mut tokens = Vec::new();
-        for (i, t) in self.auth.tokens.iter().enumerate() {
-            let what = format!("[[auth.tokens]] #{} (`{}`)", i + 1, t.name);
-            if t.name.is_empty() || t.name.contains(':') || t.name.chars().any(char::is_whitespace)
-            {
-                anyhow::bail!(
-                    "{what}: a name is needed, without `:` or spaces (it is HTTP Basic's user)"
-                );
-            }
-            if self.auth.tokens[..i].iter().any(|o| o.name == t.name) {
-                anyhow::bail!("{what}: another token has the same name");
-            }
-            let role = Role::parse(&t.role).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{what}: role `{}` is not one of ingest, read, admin",
-                    t.role
-                )
-            })?;
-            let given = [
-                t.hash.is_some(),
-                t.token_file.is_some(),
-                t.token_env.is_some(),
-            ];
-            if given.iter().filter(|g| **g).count() != 1 {
-                anyhow::bail!(
-                    "{what}: give exactly one of hash = \"sha256:…\", token_file or token_env \
-                     (`logyard token new` prints a hash)"
-                );
-            }
-            let secret = |text: String, from: &str| -> anyhow::Result<Token> {
-                let text = text.lines().next().unwrap_or("").trim().to_string();
-                if text.chars().count() < MIN_TOKEN_CHARS {
-                    anyhow::bail!(
-                        "{what}: the token in {from} is shorter than {MIN_TOKEN_CHARS} characters; \
-                         `logyard token new` makes one"
-                    );
-                }
-                Ok(Token::from_secret(t.name.clone(), role, &text))
-            };
-            let token = if let Some(phc) = t.hash.as_deref().filter(|h| h.starts_with("$argon2")) {
-                Token::from_argon2(t.name.clone(), role, phc)
-                    .map_err(|e| anyhow::anyhow!("{what}: {e}"))?
-            } else if let Some(hash) = &t.hash {
-                Token::from_hash(
-                    t.name.clone(),
-                    role,
-                    parse_hash(hash).map_err(|e| anyhow::anyhow!("{what}: {e}"))?,
-                )
-            } else if let Some(path) = &t.token_file {
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("{what}: cannot read token_file {}", path.display())
-                })?;
-                secret(text, &format!("token_file {}", path.display()))?
-            } else {
-                let name = t.token_env.as_deref().unwrap_or_default();
-                let text = std::env::var(name).map_err(|_| {
-                    anyhow::anyhow!(
-                        "{what}: the environment variable {name} (token_env) is not set"
-                    )
-                })?;
-                secret(text, &format!("${name}"))?
-            };
-            let token = match &t.scope {
-                Some(_) if role != Role::Read => anyhow::bail!(
-                    "{what}: only a `read` token may have a scope (an `{}` token reads everything \
-                     or nothing)",
-                    role.name()
-                ),
-                Some(text) => token
-                    .with_scope(Scope::parse(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))?),
-                None => token,
-            };
-            if !t.labels.is_empty() && role != Role::Ingest {
-                anyhow::bail!("{what}: only an `ingest` token may fix labels");
-            }
-            let mut labels = Labels::default();
-            for (name, value) in &t.labels {
-                labels
-                    .set(name, value.clone())
-                    .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
-            }
-            if t.max_lines_per_second
-                .is_some_and(|n| !(n > 0.0 && n.is_finite()))
-                || t.max_bytes_per_second.is_some_and(|s| s.0 == 0)
-                || t.max_concurrent_queries == Some(0)
-            {
-                anyhow::bail!(
-                    "{what}: max_lines_per_second, max_bytes_per_second and \
-                     max_concurrent_queries are above 0; leave one out for no limit"
-                );
-            }
-            let quota = QuotaConfig {
-                lines_per_second: t.max_lines_per_second,
-                bytes_per_second: t.max_bytes_per_second.map(|s| s.0 as f64),
-                concurrent_queries: t.max_concurrent_queries,
-            };
-            tokens.push(token.with_labels(labels).with_quota(quota));
-        }
-        Ok(
-            logyard_api::auth::Auth::new(tokens, self.auth.public_metrics)
-                .with_max_failures(self.report.suspicious_failures)
-                .with_session_ttl(self.auth.session_ttl.0),
-        )
+        self.auth
+            .build(self.report.suspicious_failures)
+            .map_err(anyhow::Error::msg)
     }
 
     /// Returns what a report looks at; an invalid `database_filter` is an error.
     pub fn report_settings(&self) -> anyhow::Result<logyard_report::ReportSettings> {
-        let r = &self.report;
-        logyard_query::parse_filter(&r.database_filter, 0)
-            .map_err(|e| anyhow::anyhow!("database_filter: {e}"))?;
-        let positive = r.anomaly_z.is_finite() && r.anomaly_z > 0.0;
-        if !positive || r.slow_ms.is_nan() || r.slow_ms < 0.0 {
-            anyhow::bail!("anomaly_z must be above 0 and slow_ms 0 or more");
-        }
-        Ok(logyard_report::ReportSettings {
-            slow_ms: r.slow_ms,
-            slow_limit: r.slow_limit.get(),
-            suspicious_failures: r.suspicious_failures,
-            top_patterns: r.top_patterns.get(),
-            baseline_periods: r.baseline_periods,
-            anomaly_z: r.anomaly_z,
-            database_filter: r.database_filter.clone(),
-            ..logyard_report::ReportSettings::default()
-        })
+        self.report.settings().map_err(anyhow::Error::msg)
     }
 
     /// Returns the daily report's schedule, or `None` without `daily_at`.
     pub fn report_schedule(&self) -> anyhow::Result<Option<logyard_report::ScheduleSettings>> {
-        let report = self.report_settings()?;
-        let r = &self.report;
-        let Some(at) = &r.daily_at else {
-            return Ok(None);
-        };
-        let daily_at_minute =
-            logyard_report::parse_daily_at(at).map_err(|e| anyhow::anyhow!("daily_at: {e}"))?;
-        let formats = r
-            .formats
-            .iter()
-            .map(|f| {
-                logyard_report::Format::parse(f)
-                    .ok_or_else(|| anyhow::anyhow!("formats: {f:?} is not md, html or json"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Some(logyard_report::ScheduleSettings {
-            daily_at_minute,
-            dir: r
-                .dir
-                .clone()
-                .unwrap_or_else(|| self.server.data_dir.join("reports")),
-            keep_days: r.keep_days,
-            formats,
-            report,
-            query: self.query_settings(),
-        }))
+        self.report
+            .schedule(&self.server.data_dir, self.query_settings())
+            .map_err(anyhow::Error::msg)
     }
 
     /// Builds the alert rules and notifiers; an error names the rule, the key or the query

@@ -19,6 +19,7 @@ pub mod analyses;
 pub mod analysis;
 pub mod audit;
 pub mod auth;
+pub mod auth_config;
 pub mod body;
 pub mod decode;
 pub mod error;
@@ -51,6 +52,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use logyard_store::Store;
 
+pub use auth_config::AuthConfig;
 pub use error::ApiError;
 pub use ingest::IngestOptions;
 pub use metrics::Metrics;

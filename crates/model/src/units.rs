@@ -83,6 +83,16 @@ impl<'de> Deserialize<'de> for Size {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Duration(pub std::time::Duration);
 
+/// Deserialises a duration above zero (a [`Duration`] that is not `0s`), for a
+/// `deserialize_with` attribute.
+pub fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let Duration(duration) = Duration::deserialize(d)?;
+    if duration.is_zero() {
+        return Err(de::Error::custom("a duration must be above zero"));
+    }
+    Ok(duration)
+}
+
 /// Parses a duration that may not be negative.
 pub fn parse_std_duration(text: &str) -> Result<std::time::Duration, String> {
     let ns = crate::parse_duration(text).map_err(|e| e.to_string())?;

@@ -31,6 +31,7 @@
 pub mod analyses;
 mod anomalies;
 mod build;
+mod config;
 mod document;
 mod html;
 mod markdown;
@@ -46,6 +47,7 @@ use serde::Serialize;
 
 pub use anomalies::robust_z;
 pub use build::build;
+pub use config::ReportConfig;
 pub use html::render_html;
 pub use markdown::render_markdown;
 pub use schedule::{next_run_after, parse_daily_at, Delivery, ScheduleSettings, Scheduler};

@@ -24,7 +24,7 @@ pub struct StoreSettings {
     /// Keep the original text of entries as `raw` (read by the parsers, which make it).
     pub keep_raw: bool,
     /// Flush the memtable at least this often.
-    #[serde(deserialize_with = "nonzero_duration")]
+    #[serde(deserialize_with = "logyard_model::units::positive_duration")]
     pub flush_interval: Duration,
     /// ... or once it holds this much.
     pub flush_bytes: Size,
@@ -92,15 +92,6 @@ impl<'de> Deserialize<'de> for FsyncPolicy {
             )),
         }
     }
-}
-
-/// A duration above zero, written as [`logyard_model::units::Duration`] reads it.
-fn nonzero_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let logyard_model::units::Duration(duration) = Deserialize::deserialize(d)?;
-    if duration.is_zero() {
-        return Err(serde::de::Error::custom("a duration must be above zero"));
-    }
-    Ok(duration)
 }
 
 /// A zstd level from 1 to 22.
