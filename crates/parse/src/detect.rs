@@ -52,12 +52,10 @@ pub enum Format {
 }
 
 impl Format {
-    /// Every format name, as accepted by [`Format::from_str`].
-    pub const NAMES: [&'static str; 15] = [
-        "auto", "json", "logfmt", "syslog", "rfc5424", "rfc3164", "nginx", "apache", "python",
-        "django", "stamped", "klog", "docker", "cri", "plain",
-    ];
-    const ALL: [Format; 15] = [
+    /// Every format users may name, in the order the docs list them: the registry of
+    /// formats (a new one is a variant, its name in [`Format::as_str`], its parsers in
+    /// `kinds` and its place here).
+    pub const ALL: [Format; 15] = [
         Format::Auto,
         Format::Json,
         Format::Logfmt,
@@ -75,9 +73,36 @@ impl Format {
         Format::Plain,
     ];
 
+    /// Every format name, as accepted by [`Format::from_str`]: those of [`Format::ALL`].
+    pub const NAMES: [&'static str; 15] = {
+        let mut names = [""; 15];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Format::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    };
+
     /// Returns the format's name.
-    pub fn as_str(self) -> &'static str {
-        Format::NAMES[Format::ALL.iter().position(|f| *f == self).unwrap_or(0)]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Json => "json",
+            Format::Logfmt => "logfmt",
+            Format::Syslog => "syslog",
+            Format::Rfc5424 => "rfc5424",
+            Format::Rfc3164 => "rfc3164",
+            Format::Nginx => "nginx",
+            Format::Apache => "apache",
+            Format::Python => "python",
+            Format::Django => "django",
+            Format::Stamped => "stamped",
+            Format::Klog => "klog",
+            Format::Docker => "docker",
+            Format::Cri => "cri",
+            Format::Plain => "plain",
+        }
     }
 
     /// The parsers a fixed format allows; empty for `auto` and the wrappers (detected).
@@ -118,10 +143,9 @@ impl FromStr for Format {
             "glog" => "klog",
             other => other,
         };
-        Format::NAMES
-            .iter()
-            .position(|n| *n == lower)
-            .map(|i| Format::ALL[i])
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str() == lower)
             .ok_or_else(|| ParseError::UnknownFormat(s.to_string()))
     }
 }
@@ -257,6 +281,12 @@ mod tests {
             assert_eq!(f.to_string(), name);
         }
         assert_eq!("JSONL".parse::<Format>().unwrap(), Format::Json);
+        let distinct: std::collections::HashSet<&str> = Format::NAMES.into_iter().collect();
+        assert_eq!(
+            distinct.len(),
+            Format::ALL.len(),
+            "a format twice in Format::ALL"
+        );
         let e = "yaml".parse::<Format>().unwrap_err().to_string();
         assert!(e.contains("yaml") && e.contains("logfmt"), "{e}");
     }
