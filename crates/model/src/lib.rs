@@ -16,6 +16,7 @@
 pub mod clock;
 mod level;
 mod record;
+pub mod schema;
 mod time;
 mod tokens;
 pub mod units;
@@ -23,5 +24,6 @@ pub mod units;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use level::{Level, ParseLevelError};
 pub use record::{Fields, Record, RecordId, Value};
+pub use schema::Column;
 pub use time::{format_rfc3339, now_ns, parse_duration, parse_time, DurationError, TimeError};
 pub use tokens::{hash_token, text_hashes, tokenize, tokens_of};

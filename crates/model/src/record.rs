@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::level::Level;
+use crate::schema::{self, Column};
 use crate::time::format_rfc3339;
 
 /// The extra fields of a record, sorted by key.
@@ -173,22 +174,25 @@ impl Record {
             .map(|(k, v)| (k.clone(), v.to_json()))
             .collect();
         let mut entry = serde_json::Map::new();
-        entry.insert("id".into(), self.id().to_string().into());
-        entry.insert("timestamp".into(), format_rfc3339(self.timestamp).into());
+        entry.insert(schema::ID.into(), self.id().to_string().into());
         entry.insert(
-            "level".into(),
+            Column::Timestamp.name().into(),
+            format_rfc3339(self.timestamp).into(),
+        );
+        entry.insert(
+            Column::Level.name().into(),
             self.level
                 .map_or(serde_json::Value::Null, |l| l.as_str().into()),
         );
-        entry.insert("agent".into(), self.agent.clone().into());
-        entry.insert("host".into(), self.host.clone().into());
-        entry.insert("source".into(), self.source.clone().into());
-        entry.insert("message".into(), self.message.clone().into());
-        entry.insert("fields".into(), fields.clone().into());
-        entry.insert("metadata".into(), fields.into());
+        entry.insert(Column::Agent.name().into(), self.agent.clone().into());
+        entry.insert(Column::Host.name().into(), self.host.clone().into());
+        entry.insert(Column::Source.name().into(), self.source.clone().into());
+        entry.insert(Column::Message.name().into(), self.message.clone().into());
+        entry.insert(Column::Fields.name().into(), fields.clone().into());
+        entry.insert(schema::METADATA.into(), fields.into());
         if include_raw {
             entry.insert(
-                "raw".into(),
+                Column::Raw.name().into(),
                 self.raw
                     .clone()
                     .map_or(serde_json::Value::Null, serde_json::Value::String),

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use arrow_array::RecordBatch;
-use logyard_model::{format_rfc3339, Record, Value};
+use logyard_model::{format_rfc3339, Column, Record, Value};
 use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::Columns;
 
@@ -160,15 +160,16 @@ impl FieldRef {
 
     /// Returns which part of a record the name refers to.
     pub fn kind(&self) -> FieldKind {
-        match self.name.as_str() {
-            "timestamp" | "_time" => FieldKind::Time,
-            "level" => FieldKind::Level,
-            "agent" => FieldKind::Agent,
-            "host" => FieldKind::Host,
-            "source" => FieldKind::Source,
-            "message" | "_msg" => FieldKind::Message,
-            "raw" => FieldKind::Raw,
-            _ => FieldKind::Key,
+        match logyard_model::schema::column_named(&self.name) {
+            Some(Column::Timestamp) => FieldKind::Time,
+            Some(Column::Level) => FieldKind::Level,
+            Some(Column::Agent) => FieldKind::Agent,
+            Some(Column::Host) => FieldKind::Host,
+            Some(Column::Source) => FieldKind::Source,
+            Some(Column::Message) => FieldKind::Message,
+            Some(Column::Raw) => FieldKind::Raw,
+            // `seq` and `fields` are not fields of the query language: keys of that name.
+            Some(Column::Seq | Column::Fields) | None => FieldKind::Key,
         }
     }
 

@@ -6,6 +6,7 @@
 //! when that answer was cut (by `max_limit` or a budget), the export ends with a sign of it
 //! ([`Encoder::partial`]).
 
+use logyard_model::schema::{self, Column};
 use logyard_model::Record;
 use logyard_store::Snapshot;
 
@@ -57,14 +58,14 @@ impl Format {
 
 /// The columns of an export of whole records.
 pub const RECORD_COLUMNS: [&str; 8] = [
-    "id",
-    "timestamp",
-    "level",
-    "agent",
-    "host",
-    "source",
-    "message",
-    "fields",
+    schema::ID,
+    Column::Timestamp.name(),
+    Column::Level.name(),
+    Column::Agent.name(),
+    Column::Host.name(),
+    Column::Source.name(),
+    Column::Message.name(),
+    Column::Fields.name(),
 ];
 
 /// Writes rows in a format; `columns` is `None` for whole records as JSON entries.

@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::{InList, Like, ScalarFunction};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use logyard_model::schema::{self, Column};
 use logyard_model::{parse_time, Level};
 use logyard_query::{Filter, LabelColumn, LevelOp};
 
@@ -33,14 +34,15 @@ enum Col {
 
 fn column_of(e: &Expr) -> Option<Col> {
     match e {
-        Expr::Column(c) => match c.name.as_str() {
-            "timestamp" | "_time" => Some(Col::Time),
-            "agent" => Some(Col::Label(LabelColumn::Agent)),
-            "host" => Some(Col::Label(LabelColumn::Host)),
-            "source" => Some(Col::Label(LabelColumn::Source)),
-            "level" => Some(Col::Level),
-            "message" => Some(Col::Message),
-            _ => None,
+        Expr::Column(c) => match Column::parse(c.name.as_str()) {
+            _ if c.name == schema::TIME_ALIAS => Some(Col::Time),
+            Some(Column::Timestamp) => Some(Col::Time),
+            Some(Column::Agent) => Some(Col::Label(LabelColumn::Agent)),
+            Some(Column::Host) => Some(Col::Label(LabelColumn::Host)),
+            Some(Column::Source) => Some(Col::Label(LabelColumn::Source)),
+            Some(Column::Level) => Some(Col::Level),
+            Some(Column::Message) => Some(Col::Message),
+            Some(Column::Seq | Column::Raw | Column::Fields) | None => None,
         },
         // A cast of a text column to text (a dictionary to plain text) keeps its values.
         Expr::Cast(c) if is_text(c.field.data_type()) => {

@@ -32,6 +32,7 @@ use datafusion::physical_plan::{
     PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
 };
 use futures::StreamExt;
+use logyard_model::schema::{self, Column};
 use logyard_model::{format_rfc3339, RecordId};
 use logyard_query::{Cost, Filter, LabelColumn, LevelOp};
 use logyard_store::schema::{col, seqs, timestamps};
@@ -41,16 +42,16 @@ use crate::pushdown;
 
 /// The columns of `logs`: name, type, nullable, and the store columns each is read from.
 const COLUMNS: [(&str, Kind, bool); 10] = [
-    ("timestamp", Kind::Time, false),
-    ("id", Kind::Id, false),
-    ("level", Kind::Dict, true),
-    ("agent", Kind::Dict, false),
-    ("host", Kind::Dict, false),
-    ("source", Kind::Dict, false),
-    ("message", Kind::Text, false),
-    ("fields", Kind::Text, true),
-    ("raw", Kind::Text, true),
-    ("_time", Kind::Time, false),
+    (Column::Timestamp.name(), Kind::Time, false),
+    (schema::ID, Kind::Id, false),
+    (Column::Level.name(), Kind::Dict, true),
+    (Column::Agent.name(), Kind::Dict, false),
+    (Column::Host.name(), Kind::Dict, false),
+    (Column::Source.name(), Kind::Dict, false),
+    (Column::Message.name(), Kind::Text, false),
+    (Column::Fields.name(), Kind::Text, true),
+    (Column::Raw.name(), Kind::Text, true),
+    (schema::TIME_ALIAS, Kind::Time, false),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,17 +64,11 @@ enum Kind {
 
 /// Returns the store columns a `logs` column is made of.
 fn store_columns(name: &str) -> Columns {
-    match name {
-        "timestamp" | "_time" => Columns::of(&[col::TIMESTAMP]),
-        "id" => Columns::of(&[col::TIMESTAMP, col::SEQ]),
-        "level" => Columns::of(&[col::LEVEL]),
-        "agent" => Columns::of(&[col::AGENT]),
-        "host" => Columns::of(&[col::HOST]),
-        "source" => Columns::of(&[col::SOURCE]),
-        "message" => Columns::of(&[col::MESSAGE]),
-        "fields" => Columns::of(&[col::FIELDS]),
-        _ => Columns::of(&[col::RAW]),
+    if name == schema::ID {
+        return Columns::of(&[col::TIMESTAMP, col::SEQ]);
     }
+    let column = schema::column_named(name).unwrap_or(Column::Raw);
+    Columns::of(&[column.index()])
 }
 
 /// Returns the schema of the `logs` table.
@@ -373,15 +368,7 @@ impl ScanJob {
         let mut time: Option<ArrayRef> = None;
         for name in &self.names {
             let array = match *name {
-                "timestamp" | "_time" => match &time {
-                    Some(t) => t.clone(),
-                    None => {
-                        let t = column("timestamp")?.clone();
-                        time = Some(t.clone());
-                        t
-                    }
-                },
-                "id" => {
+                schema::ID => {
                     let mut ids =
                         StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 32);
                     for (&timestamp, &seq) in timestamps(batch).iter().zip(seqs(batch)) {
@@ -389,6 +376,14 @@ impl ScanJob {
                     }
                     Arc::new(ids.finish())
                 }
+                other if schema::column_named(other) == Some(Column::Timestamp) => match &time {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t = column(Column::Timestamp.name())?.clone();
+                        time = Some(t.clone());
+                        t
+                    }
+                },
                 other => column(other)?.clone(),
             };
             out.push(array);

@@ -17,42 +17,42 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use hashbrown::HashMap;
-use logyard_model::{Fields, Level, Record, Value};
+use logyard_model::{Column, Fields, Level, Record, Value};
 
 use crate::error::StoreError;
 
-/// The columns of a segment, in file order.
+/// The columns of a segment, in file order: the indices of [`Column`]s.
 pub mod col {
+    use logyard_model::Column;
+
     /// Event time, nanoseconds, UTC.
-    pub const TIMESTAMP: usize = 0;
+    pub const TIMESTAMP: usize = Column::Timestamp.index();
     /// Store sequence number.
-    pub const SEQ: usize = 1;
+    pub const SEQ: usize = Column::Seq.index();
     /// Level name, dictionary-encoded, null when unknown.
-    pub const LEVEL: usize = 2;
+    pub const LEVEL: usize = Column::Level.index();
     /// Agent, dictionary-encoded.
-    pub const AGENT: usize = 3;
+    pub const AGENT: usize = Column::Agent.index();
     /// Host, dictionary-encoded.
-    pub const HOST: usize = 4;
+    pub const HOST: usize = Column::Host.index();
     /// Source, dictionary-encoded.
-    pub const SOURCE: usize = 5;
+    pub const SOURCE: usize = Column::Source.index();
     /// Message text.
-    pub const MESSAGE: usize = 6;
+    pub const MESSAGE: usize = Column::Message.index();
     /// Original line, null when not kept.
-    pub const RAW: usize = 7;
+    pub const RAW: usize = Column::Raw.index();
     /// The other fields as a JSON object, null when there are none.
-    pub const FIELDS: usize = 8;
+    pub const FIELDS: usize = Column::Fields.index();
     /// Column names, by index.
-    pub const NAMES: [&str; 9] = [
-        "timestamp",
-        "seq",
-        "level",
-        "agent",
-        "host",
-        "source",
-        "message",
-        "raw",
-        "fields",
-    ];
+    pub const NAMES: [&str; 9] = {
+        let mut names = [""; 9];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Column::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
 }
 
 /// A set of columns to read, as a bit mask over [`col`] indices.
@@ -99,20 +99,23 @@ pub fn schema() -> SchemaRef {
     SCHEMA
         .get_or_init(|| {
             let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+            let field = |c: Column, data_type: DataType, nullable: bool| {
+                Field::new(c.name(), data_type, nullable)
+            };
             Arc::new(Schema::new(vec![
-                Field::new(
-                    "timestamp",
+                field(
+                    Column::Timestamp,
                     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
                     false,
                 ),
-                Field::new("seq", DataType::UInt64, false),
-                Field::new("level", dict(), true),
-                Field::new("agent", dict(), false),
-                Field::new("host", dict(), false),
-                Field::new("source", dict(), false),
-                Field::new("message", DataType::Utf8, false),
-                Field::new("raw", DataType::Utf8, true),
-                Field::new("fields", DataType::Utf8, true),
+                field(Column::Seq, DataType::UInt64, false),
+                field(Column::Level, dict(), true),
+                field(Column::Agent, dict(), false),
+                field(Column::Host, dict(), false),
+                field(Column::Source, dict(), false),
+                field(Column::Message, DataType::Utf8, false),
+                field(Column::Raw, DataType::Utf8, true),
+                field(Column::Fields, DataType::Utf8, true),
             ]))
         })
         .clone()
@@ -224,7 +227,7 @@ pub fn string_at(column: &dyn Array, row: usize) -> Option<&str> {
 /// Returns the timestamps of a batch that holds the timestamp column.
 pub fn timestamps(batch: &RecordBatch) -> &[i64] {
     let column = batch
-        .column_by_name("timestamp")
+        .column_by_name(Column::Timestamp.name())
         .expect("timestamp column read");
     if let Some(a) = column.as_any().downcast_ref::<TimestampNanosecondArray>() {
         return a.values();
@@ -239,7 +242,7 @@ pub fn timestamps(batch: &RecordBatch) -> &[i64] {
 /// Returns the sequence numbers of a batch that holds the seq column.
 pub fn seqs(batch: &RecordBatch) -> &[u64] {
     batch
-        .column_by_name("seq")
+        .column_by_name(Column::Seq.name())
         .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
         .expect("seq column read")
         .values()
@@ -247,18 +250,22 @@ pub fn seqs(batch: &RecordBatch) -> &[u64] {
 
 /// Rebuilds whole records from some rows of a batch that holds every column.
 pub fn batch_to_records(batch: &RecordBatch, rows: &[usize]) -> Result<Vec<Record>, StoreError> {
-    let column = |name: &str| {
+    let column = |c: Column| {
         batch
-            .column_by_name(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("column {name} missing")))
+            .column_by_name(c.name())
+            .ok_or_else(|| StoreError::Corrupt(format!("column {} missing", c.name())))
     };
     let (level, agent, host, source) = (
-        column("level")?,
-        column("agent")?,
-        column("host")?,
-        column("source")?,
+        column(Column::Level)?,
+        column(Column::Agent)?,
+        column(Column::Host)?,
+        column(Column::Source)?,
     );
-    let (message, raw, fields) = (column("message")?, column("raw")?, column("fields")?);
+    let (message, raw, fields) = (
+        column(Column::Message)?,
+        column(Column::Raw)?,
+        column(Column::Fields)?,
+    );
     let ts = timestamps(batch);
     let seq = seqs(batch);
     let mut out = Vec::with_capacity(rows.len());
