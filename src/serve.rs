@@ -42,14 +42,14 @@ fn app_state(
     base.ingest = config.ingest_options("http");
     base.query = config.query_settings();
     base.auth = Arc::new(auth);
-    base.redactor = Arc::new(std::sync::Mutex::new(
+    base.redactor = Arc::new(
         logyard_parse::Redactor::new(
             &config
                 .parser_config(Default::default(), Default::default())
                 .redact,
         )
         .context("invalid [redact] pattern")?,
-    ));
+    );
     base.sources = collectors.statuses();
     base.report = config.report_settings()?;
     Ok(base)

@@ -165,7 +165,7 @@ impl Redactor {
     }
 
     /// Returns the text with secrets replaced (borrowed when there are none).
-    pub fn redact<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out: Cow<'a, str> = if self.builtin || self.pii {
             self.builtin_pass(text)
         } else {
@@ -187,7 +187,7 @@ impl Redactor {
     /// Redacts a line as [`Redactor::redact`] does, after decoding the escapes of its JSON
     /// strings when it is a JSON object or array (see [`unescape_json`]), so that no escape
     /// hides a secret from the rules.
-    pub fn redact_line<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+    pub fn redact_line<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let json = match text.as_bytes().first() {
             // A printable ASCII byte is no white space: the common case needs no trimming.
             Some(&c) if c > b' ' && c < 0x7f => matches!(c, b'{' | b'['),
@@ -208,7 +208,7 @@ impl Redactor {
     /// rules, a number that is a card number, and the whole value of a field whose key names
     /// a secret (`password`, `api_key`, …, as in `key=value` text) when the built-in rules
     /// are on. Booleans are left alone.
-    pub fn redact_record(&mut self, record: &mut Record) {
+    pub fn redact_record(&self, record: &mut Record) {
         self.redact_in_place(&mut record.message);
         if let Some(raw) = &mut record.raw {
             self.redact_in_place(raw);
@@ -241,7 +241,7 @@ impl Redactor {
     }
 
     /// Replaces the text by its redacted form when something was found.
-    fn redact_in_place(&mut self, text: &mut String) {
+    fn redact_in_place(&self, text: &mut String) {
         let redacted = match self.redact(text) {
             Cow::Owned(out) => Some(out),
             Cow::Borrowed(_) => None,
@@ -251,7 +251,7 @@ impl Redactor {
         }
     }
 
-    fn builtin_pass<'a>(&mut self, text: &'a str) -> Cow<'a, str> {
+    fn builtin_pass<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let b = text.as_bytes();
         let mut hits: Vec<Hit> = Vec::new();
         if self.pii {
@@ -296,7 +296,7 @@ impl Redactor {
     }
 
     /// Writes the text with the hits replaced, the first and longest of overlapping ones.
-    fn replace<'a>(&mut self, text: &'a str, mut hits: Vec<Hit>) -> Cow<'a, str> {
+    fn replace<'a>(&self, text: &'a str, mut hits: Vec<Hit>) -> Cow<'a, str> {
         if hits.is_empty() {
             return Cow::Borrowed(text);
         }

@@ -201,11 +201,8 @@ pub async fn store(
 ) -> Result<Vec<usize>, ShipperError> {
     let expired = state.store.refuse_expired(&mut records);
     ingester.admit(&mut records, wire_bytes);
-    {
-        let mut redactor = state.redactor.lock().expect("redactor lock");
-        for record in &mut records {
-            redactor.redact_record(record);
-        }
+    for record in &mut records {
+        state.redactor.redact_record(record);
     }
     let counts = count_by_source_level(&records);
     if !records.is_empty() {

@@ -108,7 +108,7 @@ fn custom_patterns_and_counts() {
         }],
         ..RedactConfig::default()
     };
-    let mut r = Redactor::new(&cfg).unwrap();
+    let r = Redactor::new(&cfg).unwrap();
     assert_eq!(
         r.redact("ssn 123-45-6789 password=x"),
         "ssn [REDACTED:ssn] password=[REDACTED:password]"
@@ -117,7 +117,7 @@ fn custom_patterns_and_counts() {
     assert_eq!(r.counts()["password"], 1);
     assert_eq!(r.counts()["card"], 0);
     // A second redactor of the same configuration adds to the same counts.
-    let mut other = Redactor::new(&cfg.clone()).unwrap();
+    let other = Redactor::new(&cfg.clone()).unwrap();
     other.redact("password=y token=z");
     assert_eq!(r.counts()["password"], 2);
     assert_eq!(r.counts()["token"], 1);
@@ -138,7 +138,7 @@ fn custom_patterns_and_counts() {
 #[test]
 fn records_from_other_decoders_lose_their_secrets() {
     use logyard_model::{Record, Value};
-    let mut r = Redactor::new(&RedactConfig::default()).unwrap();
+    let r = Redactor::new(&RedactConfig::default()).unwrap();
     let mut rec = Record::new(1, "login password=hunter2 for ana");
     rec.raw = Some("{\"msg\": \"Authorization: Bearer abc.def.ghi\"}".into());
     rec.fields
@@ -184,7 +184,7 @@ fn records_from_other_decoders_lose_their_secrets() {
         }],
         ..RedactConfig::default()
     };
-    let mut r = Redactor::new(&cfg).unwrap();
+    let r = Redactor::new(&cfg).unwrap();
     let mut rec = Record::new(1, "ssn 123-45-6789 password=x");
     rec.fields.insert("password".into(), Value::Str("y".into()));
     r.redact_record(&mut rec);
@@ -221,7 +221,7 @@ fn url_passwords_keep_the_user() {
 fn emails_only_with_pii() {
     let text = "mail ana.lopez@example.com, mailto:bo+x@mail.example.org. ok";
     assert_eq!(red(text), text, "off by default");
-    let mut r = Redactor::new(&RedactConfig {
+    let r = Redactor::new(&RedactConfig {
         pii: true,
         ..RedactConfig::default()
     })
@@ -275,7 +275,7 @@ fn json_escapes_are_decoded_but_json_stays_json() {
 /// Every escape form a JSON writer may use, on lines where the secret would otherwise pass.
 #[test]
 fn escaped_secrets_are_redacted_in_json_lines() {
-    let mut r = Redactor::new(&RedactConfig::default()).unwrap();
+    let r = Redactor::new(&RedactConfig::default()).unwrap();
     let cases = [
         (r#"{"msg":"pass\u0077ord=Hunter2Tail"}"#, "Hunter2Tail"),
         (r#"{"msg":"\u0070\u0061ssword=Hunter2Tail"}"#, "Hunter2Tail"),
@@ -305,7 +305,7 @@ fn escaped_secrets_are_redacted_in_json_lines() {
 
 #[test]
 fn records_are_redacted_string_by_string_and_numbers_too() {
-    let mut r = Redactor::new(&RedactConfig::default()).unwrap();
+    let r = Redactor::new(&RedactConfig::default()).unwrap();
     let mut rec = Record::new(1, "db postgres://u:S3cr3t@h/d");
     rec.fields.insert("n".into(), Value::Int(4111111111111111));
     rec.fields.insert("port".into(), Value::Int(5432));
@@ -360,7 +360,7 @@ mod escapes {
             };
             let line = format!("{{\"message\":{}}}", escaped(&text, &pick));
             let plain = format!("{{\"message\":{}}}", serde_json::to_string(&text).unwrap());
-            let mut r = Redactor::new(&RedactConfig::default()).unwrap();
+            let r = Redactor::new(&RedactConfig::default()).unwrap();
             let got = r.redact_line(&line).into_owned();
             let want = r.redact_line(&plain).into_owned();
             prop_assert_eq!(&got, &want, "{}", line);
