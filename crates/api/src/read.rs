@@ -60,6 +60,27 @@ pub(crate) fn time_param(
     Ok(None)
 }
 
+/// Reads a time range whose ends may be absent: each end from the first of its parameter
+/// names given (the first name is the one errors use); a start after the end is refused.
+fn open_range(
+    params: &HashMap<String, String>,
+    start_names: [&str; 2],
+    end_names: [&str; 2],
+    now: i64,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let start = time_param(params, &start_names, now)?;
+    let end = time_param(params, &end_names, now)?;
+    if let (Some(s), Some(e)) = (start, end) {
+        if s > e {
+            return Err(ApiError::bad_param(format!(
+                "{} is after {}",
+                start_names[0], end_names[0]
+            )));
+        }
+    }
+    Ok((start, end))
+}
+
 fn level_param(params: &HashMap<String, String>, name: &str) -> Result<Option<Level>, ApiError> {
     params
         .get(name)
@@ -81,13 +102,7 @@ fn seed_filter(
     now: i64,
 ) -> Result<Filter, ApiError> {
     let mut parts = Vec::new();
-    let start = time_param(params, &["start_time", "start"], now)?;
-    let end = time_param(params, &["end_time", "end"], now)?;
-    if let (Some(s), Some(e)) = (start, end) {
-        if s > e {
-            return Err(ApiError::bad_param("start_time is after end_time"));
-        }
-    }
+    let (start, end) = open_range(params, ["start_time", "start"], ["end_time", "end"], now)?;
     if start.is_some() || end.is_some() {
         parts.push(Filter::Time { start, end });
     }
@@ -238,13 +253,7 @@ pub fn add_range(
     params: &HashMap<String, String>,
     now: i64,
 ) -> Result<(Option<i64>, Option<i64>), ApiError> {
-    let start = time_param(params, &["start", "start_time"], now)?;
-    let end = time_param(params, &["end", "end_time"], now)?;
-    if let (Some(s), Some(e)) = (start, end) {
-        if s > e {
-            return Err(ApiError::bad_param("start is after end"));
-        }
-    }
+    let (start, end) = open_range(params, ["start", "start_time"], ["end", "end_time"], now)?;
     if start.is_some() || end.is_some() {
         query.and_filter(Filter::Time { start, end });
     }
