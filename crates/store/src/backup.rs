@@ -7,7 +7,8 @@
 //! ends; the deletions wait and happen then. With the pin held it takes the catalog as of that
 //! instant, hard-links (or, across file systems, copies and fsyncs) every segment file the
 //! catalog lists, and copies the WAL files present, the one being written only up to the end
-//! of its last frame written then. Segments are immutable, so a link is a copy.
+//! of its last frame written then. Segments are immutable, so a link is a copy. The alert
+//! state and the saved queries ([`OTHER_STATE`]) are copied too, each as one whole version.
 //!
 //! Why that is consistent: every record with a sequence number up to the catalog's
 //! `flushed_seq` is in its segments, and every acknowledged record above it is still in the
@@ -33,6 +34,11 @@ use crate::wal;
 
 /// The name of the manifest in a backup directory.
 pub const MANIFEST: &str = "manifest.json";
+
+/// The files of `state/` besides the catalog that a backup holds: the alert history and
+/// cooldowns, and the saved queries. (Source checkpoints and the rotation state describe
+/// the host the server runs on and stay out.)
+pub const OTHER_STATE: [&str; 2] = ["alerts.json", "saved-queries.json"];
 
 /// The format of backups this version writes and reads.
 pub const BACKUP_FORMAT: u32 = 1;
@@ -335,6 +341,26 @@ pub(crate) fn write(
         bytes: bytes.len() as u64,
         crc32c: crc32c::crc32c(&bytes),
     });
+    // The other parts' state that users would miss. Each is replaced whole by a rename when
+    // it changes, so a copy is one version of it; an absent one is no error.
+    for name in OTHER_STATE {
+        let from = data_dir.join("state").join(name);
+        let dst = state.join(name);
+        match copy_file(&from, &dst, None) {
+            Ok((bytes, crc32c)) => {
+                copied += 1;
+                files.push(FileEntry {
+                    path: rel(&["state", name]),
+                    bytes,
+                    crc32c,
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let _ = fs::remove_file(&dst);
+            }
+            Err(e) => return Err(fail(format!("cannot copy {}", from.display()), e)),
+        }
+    }
     for dir in synced_dirs.iter().chain([&parts_to, &wal_to, &state]) {
         fileops::sync_dir(dir).map_err(|e| fail(format!("cannot fsync {}", dir.display()), e))?;
     }

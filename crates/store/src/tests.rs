@@ -1011,3 +1011,55 @@ fn an_empty_store_backs_up_and_restores() {
     let copy = Store::open(config(&restored)).unwrap();
     assert!(all_messages(&copy).is_empty());
 }
+
+/// The state files of other parts that users would miss (the alert history and cooldowns,
+/// the saved queries) travel with the entries, each as one whole version; the store's own
+/// catalog is the backup's, and an absent file is no error.
+#[test]
+fn a_backup_holds_the_alert_state_and_the_saved_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = Store::open(config(&data)).unwrap();
+    store.append(vec![rec(T0, "a")]).unwrap();
+    std::fs::write(data.join("state/alerts.json"), br#"{"history":[]}"#).unwrap();
+    std::fs::write(data.join("state/saved-queries.json"), br#"{"ops":[]}"#).unwrap();
+    std::fs::write(data.join("state/unrelated.tmp"), b"x").unwrap();
+    let to = dir.path().join("b");
+    let report = store.backup(&to).unwrap();
+    let listed: Vec<&str> = report
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .filter(|p| p.starts_with("state/"))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "state/catalog.json",
+            "state/alerts.json",
+            "state/saved-queries.json"
+        ]
+    );
+    let restored = dir.path().join("restored");
+    backup::restore(&to, &restored).unwrap();
+    assert_eq!(
+        std::fs::read(restored.join("state/alerts.json")).unwrap(),
+        br#"{"history":[]}"#
+    );
+    assert_eq!(
+        std::fs::read(restored.join("state/saved-queries.json")).unwrap(),
+        br#"{"ops":[]}"#
+    );
+    assert!(!restored.join("state/unrelated.tmp").exists());
+    // Without them, a backup is whole too.
+    std::fs::remove_file(data.join("state/alerts.json")).unwrap();
+    std::fs::remove_file(data.join("state/saved-queries.json")).unwrap();
+    let again = dir.path().join("c");
+    let report = store.backup(&again).unwrap();
+    assert!(!report
+        .manifest
+        .files
+        .iter()
+        .any(|f| f.path.ends_with("alerts.json")));
+}
