@@ -474,3 +474,45 @@ async fn tail_sends_new_matching_entries() {
     assert_eq!(a["error"]["code"], "query_syntax");
     assert_eq!(a["error"]["position"], 6);
 }
+
+/// A start after the end is refused by every endpoint that takes a range, each naming the
+/// parameters it was given under.
+#[tokio::test]
+async fn a_range_that_ends_before_it_starts_is_refused() {
+    let f = fixture();
+    let (s, a) = get(
+        &f,
+        "/api/logs",
+        &[
+            ("start_time", "2024-01-15T11:00:00Z"),
+            ("end_time", "2024-01-15T10:00:00Z"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400, "{a}");
+    assert_eq!(a["error"]["message"], "start_time is after end_time", "{a}");
+    let (s, a) = get(
+        &f,
+        "/api/query",
+        &[
+            ("q", "*"),
+            ("start", "2024-01-15T11:00:00Z"),
+            ("end", "2024-01-15T10:00:00Z"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400, "{a}");
+    assert_eq!(a["error"]["message"], "start is after end", "{a}");
+    // Equal ends are an empty range, not an error.
+    let (s, a) = get(
+        &f,
+        "/api/query",
+        &[
+            ("q", "*"),
+            ("start", "2024-01-15T10:00:00Z"),
+            ("end", "2024-01-15T10:00:00Z"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+}

@@ -76,6 +76,16 @@ fn number(n: impl ToString) -> Cell {
     Cell::Number(n.to_string())
 }
 
+/// A row of entries against the previous period: the name, now, before, the change.
+fn count_row(name: &str, now: u64, before: u64, change: Option<f64>) -> Vec<Cell> {
+    vec![
+        Cell::Text(name.to_string()),
+        number(now),
+        number(before),
+        Cell::Change(change),
+    ]
+}
+
 fn latency_row(key: &str, l: &Latency) -> Vec<Cell> {
     vec![
         Cell::Text(key.to_string()),
@@ -133,12 +143,12 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
     for level in LEVEL_ORDER {
         let (n, b) = (c.by_level.get(level), p.by_level.get(level));
         if n.is_some() || b.is_some() {
-            levels.rows.push(vec![
-                Cell::Text(level.to_string()),
-                number(n.unwrap_or(&0)),
-                number(b.unwrap_or(&0)),
-                Cell::Change(p.change_pct.by_level.get(level).copied().flatten()),
-            ]);
+            levels.rows.push(count_row(
+                level,
+                n.copied().unwrap_or(0),
+                b.copied().unwrap_or(0),
+                p.change_pct.by_level.get(level).copied().flatten(),
+            ));
         }
     }
     sections.push(Section {
@@ -159,12 +169,12 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
     let mut by_agent: Vec<_> = c.by_agent.iter().collect();
     by_agent.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (agent, n) in by_agent {
-        agents.rows.push(vec![
-            Cell::Text(agent.clone()),
-            number(n),
-            number(p.by_agent.get(agent).unwrap_or(&0)),
-            Cell::Change(p.change_pct.by_agent.get(agent).copied().flatten()),
-        ]);
+        agents.rows.push(count_row(
+            agent,
+            *n,
+            p.by_agent.get(agent).copied().unwrap_or(0),
+            p.change_pct.by_agent.get(agent).copied().flatten(),
+        ));
     }
     sections.push(Section {
         title: "Entries by agent",
@@ -280,5 +290,81 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
         end: &r.range.end,
         figures,
         sections,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{render_html, render_markdown, Anomaly, Counts, ErrorPattern, Range};
+
+    fn report() -> Report {
+        Report {
+            range: Range {
+                start: "2024-01-15T00:00:00Z".into(),
+                end: "2024-01-16T00:00:00Z".into(),
+            },
+            counts: Counts {
+                total: 12,
+                by_level: [("ERROR".to_string(), 5), ("INFO".to_string(), 7)].into(),
+                by_agent: [("web|app".to_string(), 12)].into(),
+                ..Counts::default()
+            },
+            top_error_patterns: vec![ErrorPattern {
+                pattern: "timeout after <num> ms".into(),
+                count: 5,
+                example: "timeout after 30 ms <db>".into(),
+            }],
+            requests: Default::default(),
+            auth: Default::default(),
+            database_errors: 2,
+            anomalies: vec![Anomaly {
+                kind: "error_rate".into(),
+                agent: "web|app".into(),
+                detail: "5 of 12".into(),
+            }],
+            errors_over_time: Default::default(),
+            partial: vec!["a query was cut".into()],
+        }
+    }
+
+    /// Markdown and HTML are two spellings of one document: the same sections in the same
+    /// order, each value escaped for its format.
+    #[test]
+    fn markdown_and_html_render_the_same_sections() {
+        let r = report();
+        let titles: Vec<&str> = document(&r).sections.iter().map(|s| s.title).collect();
+        assert_eq!(titles.first(), Some(&"Errors over time"));
+        assert_eq!(titles.last(), Some(&"Partial answers"));
+        let md = render_markdown(&r);
+        let md_titles: Vec<&str> = md
+            .lines()
+            .filter_map(|l| l.strip_prefix("## "))
+            .map(|l| l.split(" (").next().unwrap_or(l))
+            .collect();
+        assert_eq!(md_titles, titles);
+        let html = render_html(&r);
+        let html_titles: Vec<&str> = html
+            .split("<h2>")
+            .skip(1)
+            .map(|h| h.split(['<', ' ']).next().unwrap_or(h))
+            .collect();
+        let first_words: Vec<&str> = titles
+            .iter()
+            .map(|t| t.split(' ').next().unwrap_or(t))
+            .collect();
+        assert_eq!(html_titles, first_words);
+        assert!(md.contains("| web\\|app | 12 | 0 | new |"), "{md}");
+        assert!(md.contains("| ERROR | 5 | 0 | new |"), "{md}");
+        assert!(md.contains("**12** entries, **5** errors"), "{md}");
+        assert!(
+            html.contains("<td>web|app</td><td class=\"n\">12</td>"),
+            "{html}"
+        );
+        assert!(html.contains("timeout after 30 ms &lt;db&gt;"), "{html}");
+        assert!(
+            html.contains("<td class=\"anom\">error_rate</td>"),
+            "{html}"
+        );
     }
 }

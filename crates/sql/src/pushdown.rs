@@ -34,8 +34,7 @@ enum Col {
 
 fn column_of(e: &Expr) -> Option<Col> {
     match e {
-        Expr::Column(c) => match Column::parse(c.name.as_str()) {
-            _ if c.name == schema::TIME_ALIAS => Some(Col::Time),
+        Expr::Column(c) => match schema::column_named(&c.name) {
             Some(Column::Timestamp) => Some(Col::Time),
             Some(Column::Agent) => Some(Col::Label(LabelColumn::Agent)),
             Some(Column::Host) => Some(Col::Label(LabelColumn::Host)),
