@@ -17,7 +17,7 @@ if [ $# -lt 1 ] || [ $# -gt 3 ]; then
   exit 2
 fi
 binary="$1"
-version="${2:-$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)}"
+version="${2:-$(awk -F'"' '/^version = "/ { print $2; exit }' "$root/Cargo.toml")}"
 outdir="${3:-.}"
 if [ ! -x "$binary" ]; then
   echo "error: $binary is not an executable file; build it first: cargo build --release" >&2

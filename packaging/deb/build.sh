@@ -20,7 +20,7 @@ if [ $# -lt 1 ] || [ $# -gt 3 ]; then
   exit 2
 fi
 binary="$1"
-version="${2:-$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)}"
+version="${2:-$(awk -F'"' '/^version = "/ { print $2; exit }' "$root/Cargo.toml")}"
 outdir="${3:-.}"
 if [ ! -x "$binary" ]; then
   echo "error: $binary is not an executable file; build it first: cargo build --release" >&2
@@ -63,7 +63,8 @@ glibc="$(objdump -T "$tree/usr/bin/logyard" | grep -o 'GLIBC_[0-9][0-9.]*' | sed
   | sort -uV | tail -n1 || true)"
 packages=(libc6)
 for lib in $(objdump -p "$tree/usr/bin/logyard" | awk '$1 == "NEEDED" { print $2 }'); do
-  path="$(ldconfig -p | awk -v lib="$lib" '$1 == lib { print $NF; exit }')"
+  # awk reads all of ldconfig's output (no early exit), so pipefail never sees SIGPIPE.
+  path="$(ldconfig -p | awk -v lib="$lib" '$1 == lib && !found { print $NF; found = 1 }')"
   if [ -z "$path" ]; then
     echo "error: $binary needs $lib, which is not on this machine" >&2
     exit 1
