@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Loaded};
+use crate::dir::SegmentDir;
 use crate::error::StoreError;
 use crate::fileops;
 use crate::wal;
@@ -240,6 +241,7 @@ fn rel(parts: &[&str]) -> String {
 /// parts, the catalog, then the manifest.
 pub(crate) fn write(
     data_dir: &Path,
+    segments: &dyn SegmentDir,
     to: &Path,
     catalog: &Catalog,
     wal_parts: &[WalPart],
@@ -252,7 +254,6 @@ pub(crate) fn write(
         ))
     };
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let parts = data_dir.join("parts");
     let mut files = Vec::new();
     let (mut linked, mut copied) = (0u64, 0u64);
     let mut synced_dirs = Vec::new();
@@ -265,21 +266,25 @@ pub(crate) fn write(
                 .map_err(|e| fail(format!("cannot create {}", day_dir.display()), e))?;
             synced_dirs.push(day_dir.clone());
         }
-        for from in [meta.data_path(&parts), meta.index_path(&parts)] {
-            let name = from
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
+        for key in [meta.data_key(), meta.index_key()] {
+            let name = key.file_name();
             let dst = day_dir.join(&name);
-            let was_linked = link_or_copy(&from, &dst).map_err(|e| {
+            let copy = match segments.local_path(&key) {
+                Some(from) => link_or_copy(&from, &dst),
+                // From a bucket: downloaded whole.
+                None => segments
+                    .get(&key)
+                    .and_then(|bytes| fileops::write_atomic(&dst, &bytes))
+                    .map(|()| false),
+            };
+            let was_linked = copy.map_err(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
                     StoreError::Backup(format!(
                         "segment {} of {} went to quarantine (found damaged) while the backup ran; the backup in {} is incomplete: remove it and run the backup again",
                         meta.id, meta.day, to.display()
                     ))
                 } else {
-                    fail(format!("cannot copy {}", from.display()), e)
+                    fail(format!("cannot copy {key} from {}", segments.location()), e)
                 }
             })?;
             if was_linked {
@@ -488,11 +493,8 @@ pub fn verify(from: &Path, checksums: bool) -> Result<Manifest, StoreError> {
         Err(e) => return Err(bad(e.to_string())),
     };
     for meta in &catalog.segments {
-        for path in [
-            meta.data_path(Path::new("parts")),
-            meta.index_path(Path::new("parts")),
-        ] {
-            let name = path.to_string_lossy().replace('\\', "/");
+        for key in [meta.data_key(), meta.index_key()] {
+            let name = format!("parts/{key}");
             if !manifest.files.iter().any(|f| f.path == name) {
                 return Err(bad(format!(
                     "the catalog lists {name}, which the manifest does not; restore from another backup"

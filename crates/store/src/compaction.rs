@@ -57,12 +57,12 @@ impl Inner {
         let id = catalog.next_segment_id;
         catalog.next_segment_id += 1;
         let day = victims[0].meta.day.clone();
-        let meta = segment::write(&self.parts, id, &day, &records, self.layout())?;
+        let meta = segment::write(&*self.segments, id, &day, &records, self.layout())?;
         let mut next = catalog.clone();
         next.segments
             .retain(|m| !victims.iter().any(|v| v.meta.id == m.id));
         next.segments.push(meta.clone());
-        let opened = Segment::open(&self.parts, meta.clone())
+        let opened = Segment::open(&*self.segments, meta.clone())
             .and_then(|seg| next.save(&self.catalog_path).map(|()| seg));
         let merged = match opened {
             Ok(seg) => Arc::new(seg.with_cache(self.cache.clone())),

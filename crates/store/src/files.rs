@@ -2,11 +2,11 @@
 //! ([`Pins`]), segment files whose rows are elsewhere, and damaged segments moved to
 //! `quarantine/`.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use crate::snapshot::quarantined_ranges;
-use crate::{fileops, fsutil, recover, Inner, SegmentMeta, StoreError};
+use crate::dir::FileKey;
+use crate::{fsutil, recover, Inner, SegmentMeta, StoreError};
 
 /// While a backup runs no file of the store is deleted: the deletions wait here and happen
 /// when the last backup ends ([`crate::Store::backup`]).
@@ -15,7 +15,7 @@ pub(crate) struct Pins {
     /// Backups in progress.
     pub(crate) count: usize,
     /// Segment files to remove (a merge's inputs).
-    pub(crate) files: Vec<PathBuf>,
+    pub(crate) files: Vec<FileKey>,
     /// WAL files up to this number to remove (their records are in segments).
     pub(crate) wal_upto: Option<u64>,
 }
@@ -64,9 +64,7 @@ impl Inner {
     /// merge's inputs, a failed flush's or merge's output); a file left behind is settled at
     /// the next start.
     pub(crate) fn remove_unlisted<'a>(&self, metas: impl Iterator<Item = &'a SegmentMeta>) {
-        let paths: Vec<PathBuf> = metas
-            .flat_map(|m| [m.data_path(&self.parts), m.index_path(&self.parts)])
-            .collect();
+        let paths: Vec<FileKey> = metas.flat_map(|m| [m.data_key(), m.index_key()]).collect();
         if !self.defer(|pins| pins.files.extend(paths.iter().cloned())) {
             self.remove_files(paths);
         }
@@ -90,14 +88,10 @@ impl Inner {
 
     /// Removes segment files whose rows are elsewhere; one left behind is settled at the next
     /// start.
-    pub(crate) fn remove_files(&self, paths: Vec<PathBuf>) {
-        for path in paths {
-            match fileops::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot remove a segment file whose rows are elsewhere; it is settled at the next start")
-                }
+    pub(crate) fn remove_files(&self, keys: Vec<FileKey>) {
+        for key in keys {
+            if let Err(e) = self.segments.delete(&key) {
+                tracing::warn!(file = %key, location = self.segments.location(), error = %e, "cannot remove a segment file whose rows are elsewhere; it is settled at the next start")
             }
         }
     }
@@ -124,7 +118,7 @@ impl Inner {
             view.quarantined = ranges;
         }
         if let Err(e) =
-            recover::quarantine_files(&self.parts, &self.quarantine_dir, &meta.day, meta.id)
+            recover::quarantine_files(&*self.segments, &self.quarantine_dir, &meta.day, meta.id)
         {
             tracing::error!(error = %e, "cannot move a damaged segment to quarantine");
         }

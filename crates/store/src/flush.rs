@@ -114,9 +114,9 @@ impl Inner {
             for (day, recs) in by_day {
                 let id = catalog.next_segment_id;
                 catalog.next_segment_id += 1;
-                let meta = segment::write(&self.parts, id, &day, &recs, self.layout())?;
+                let meta = segment::write(&*self.segments, id, &day, &recs, self.layout())?;
                 new.push(Arc::new(
-                    Segment::open(&self.parts, meta)?.with_cache(self.cache.clone()),
+                    Segment::open(&*self.segments, meta)?.with_cache(self.cache.clone()),
                 ));
             }
             let mut next = catalog.clone();

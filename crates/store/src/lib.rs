@@ -36,6 +36,7 @@ pub mod backup;
 mod cache;
 mod catalog;
 pub mod codec;
+pub mod dir;
 mod compaction;
 mod error;
 pub mod fileops;
@@ -46,6 +47,7 @@ mod memtable;
 mod pread;
 mod recover;
 mod retention;
+mod s3;
 pub mod schema;
 pub mod segment;
 mod settings;
@@ -67,6 +69,7 @@ use tokio::sync::{broadcast, oneshot};
 pub use backup::{BackupReport, Manifest};
 pub use cache::{CacheStats, ColumnCache};
 pub use catalog::Catalog;
+pub use dir::{FileKey, LocalDir, MemoryDir, S3Config, S3Dir, SegmentDir, Storage};
 pub use error::StoreError;
 pub use fsutil::DirLock;
 pub use memtable::MemBatch;
@@ -130,6 +133,8 @@ pub struct StoreConfig {
     /// Most bytes of decoded text columns kept for the next search ([`ColumnCache`]); 0
     /// keeps none.
     pub cache_bytes: u64,
+    /// Where segment files live: `parts/` (the default), a bucket, or a given directory.
+    pub storage: Storage,
 }
 
 impl StoreConfig {
@@ -151,6 +156,7 @@ impl StoreConfig {
             merge_max_rows: 128 * 1024,
             retention_interval: Duration::from_secs(60),
             cache_bytes: 256 << 20,
+            storage: Storage::Local,
         }
     }
 }
@@ -279,7 +285,8 @@ fn keep_newer(map: &mut BTreeMap<String, StoredCheckpoint>, key: String, cp: Sto
 
 struct Inner {
     config: StoreConfig,
-    parts: PathBuf,
+    /// Where segment files live.
+    segments: Arc<dyn SegmentDir>,
     catalog_path: PathBuf,
     quarantine_dir: PathBuf,
     wal: Mutex<Wal>,
@@ -335,7 +342,9 @@ impl Store {
         let catalog_path = state.join("catalog.json");
         let counters = Counters::default();
         let cache = ColumnCache::new(config.cache_bytes);
-        let opened = recover::open_segments(&parts, &quarantine_dir, &catalog_path, &cache)?;
+        let segments_dir = config.storage.open(&dir)?;
+        let opened =
+            recover::open_segments(&*segments_dir, &quarantine_dir, &catalog_path, &cache)?;
         let mut catalog = opened.catalog;
         let segments = opened.segments;
         counters
@@ -396,7 +405,7 @@ impl Store {
 
         let (tail, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
-            parts,
+            segments: segments_dir,
             catalog_path,
             quarantine_dir,
             wal: Mutex::new(wal),
@@ -662,7 +671,10 @@ impl Store {
             let catalog = self.inner.catalog.lock().expect("catalog lock").clone();
             let wal_parts = self.inner.wal.lock().expect("wal lock").written_parts();
             wal_parts.map_err(StoreError::from).and_then(|parts| {
-                backup::write(&self.inner.config.data_dir, to, &catalog, &parts, started)
+                backup::write(
+                    &self.inner.config.data_dir,
+                    &*self.inner.segments,
+                    to, &catalog, &parts, started)
             })
         };
         match written {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::cache::ColumnCache;
 use crate::catalog::{Catalog, Loaded};
+use crate::dir::{FileKey, FileKind, SegmentDir};
 use crate::error::StoreError;
 use crate::fileops;
 use crate::segment::{self, Segment};
@@ -71,7 +72,7 @@ pub(crate) struct Opened {
     pub quarantined: u64,
 }
 
-/// A segment file of `parts/<day>/`.
+/// A segment data file the catalog does not list.
 struct Found {
     day: String,
     id: u64,
@@ -79,7 +80,7 @@ struct Found {
 
 /// Loads the catalog, opens its segments, and settles the segment files it does not list.
 pub(crate) fn open_segments(
-    parts: &Path,
+    parts: &dyn SegmentDir,
     quarantine: &Path,
     catalog_path: &Path,
     cache: &Option<Arc<ColumnCache>>,
@@ -169,11 +170,8 @@ pub(crate) fn open_segments(
         if covered == inspected.seqs.len() {
             tracing::info!(day = file.day, segment = file.id, rows = covered,
                 "removing a segment file whose rows are all in other segments (an unfinished flush or merge)");
-            for path in [
-                inspected.meta.data_path(parts),
-                inspected.meta.index_path(parts),
-            ] {
-                remove_if_present(&path)?;
+            for key in [inspected.meta.data_key(), inspected.meta.index_key()] {
+                parts.delete(&key)?;
             }
             removed += 1;
             continue;
@@ -232,94 +230,55 @@ fn aside_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Lists the segment data files under `parts/` that the catalog does not list; removes what
-/// provably holds nothing: temporary files of writes that did not finish (never renamed into
-/// place), index files without a data file, empty day directories.
-fn list_uncatalogued(parts: &Path, catalog: &Catalog) -> Result<Vec<Found>, StoreError> {
+/// Lists the segment data files that the catalog does not list; removes what provably
+/// holds nothing: index files without a data file, then (through [`SegmentDir::tidy`])
+/// temporary files of writes that did not finish and empty day folders.
+fn list_uncatalogued(parts: &dyn SegmentDir, catalog: &Catalog) -> Result<Vec<Found>, StoreError> {
     let known: BTreeMap<u64, &str> = catalog
         .segments
         .iter()
         .map(|m| (m.id, m.day.as_str()))
         .collect();
+    let listed = parts.list()?;
+    let has_data = |key: &FileKey| {
+        listed
+            .binary_search(&FileKey {
+                kind: FileKind::Data,
+                ..key.clone()
+            })
+            .is_ok()
+    };
     let mut found = Vec::new();
-    for day in std::fs::read_dir(parts)? {
-        let day = day?.path();
-        if !day.is_dir() {
-            continue;
-        }
-        let day_name = day
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let mut left = 0;
-        let mut indexes = Vec::new();
-        let mut data = Vec::new();
-        for file in std::fs::read_dir(&day)? {
-            let file = file?.path();
-            let name = file
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            if name.ends_with(".tmp") {
-                tracing::info!(file = %file.display(), "removing the temporary file of a write that did not finish");
-                fileops::remove_file(&file)?;
-                continue;
+    for key in &listed {
+        let catalogued = known.get(&key.id) == Some(&key.day.as_str());
+        match key.kind {
+            FileKind::Data if !catalogued => found.push(Found {
+                day: key.day.clone(),
+                id: key.id,
+            }),
+            FileKind::Index if !catalogued && !has_data(key) => {
+                tracing::info!(file = %key, location = parts.location(), "removing an index file without its data file");
+                parts.delete(key)?;
             }
-            left += 1;
-            let id_of = |ext: &str| {
-                name.strip_prefix("seg-")
-                    .and_then(|n| n.strip_suffix(ext))
-                    .and_then(|n| n.parse::<u64>().ok())
-            };
-            if let Some(id) = id_of(".parquet") {
-                data.push(id);
-                if known.get(&id) != Some(&day_name.as_str()) {
-                    found.push(Found {
-                        day: day_name.clone(),
-                        id,
-                    });
-                }
-            } else if let Some(id) = id_of(".idx") {
-                indexes.push((id, file));
-            } else {
-                tracing::warn!(file = %file.display(), "a file the store does not know is left in place");
-            }
-        }
-        for (id, file) in indexes {
-            if !data.contains(&id) && known.get(&id) != Some(&day_name.as_str()) {
-                tracing::info!(file = %file.display(), "removing an index file without its data file");
-                fileops::remove_file(&file)?;
-                left -= 1;
-            }
-        }
-        if left == 0 {
-            fileops::remove_dir(&day)?;
+            _ => {}
         }
     }
+    parts.tidy()?;
     Ok(found)
 }
 
-fn remove_if_present(path: &Path) -> Result<(), StoreError> {
-    match fileops::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
-/// Moves a segment's two files (those present) to `quarantine/`, named after their day.
+/// Moves a segment's two files (those present) to `quarantine/` on the local disk, named
+/// after their day.
 pub(crate) fn quarantine_files(
-    parts: &Path,
+    parts: &dyn SegmentDir,
     quarantine: &Path,
     day: &str,
     id: u64,
 ) -> Result<(), StoreError> {
     std::fs::create_dir_all(quarantine)?;
-    for ext in ["parquet", "idx"] {
-        let name = format!("seg-{id:012}.{ext}");
-        let from = parts.join(day).join(&name);
-        match fileops::rename(&from, &quarantine.join(format!("{day}-{name}"))) {
+    for key in [FileKey::data(day, id), FileKey::index(day, id)] {
+        let to = quarantine.join(format!("{day}-{}", key.file_name()));
+        match parts.move_out(&key, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::snapshot::quarantined_ranges;
-use crate::{fileops, Inner, StoreError};
+use crate::{Inner, StoreError};
 
 /// Days since the epoch, UTC.
 pub(crate) fn day_number(ts: i64) -> i64 {
@@ -121,7 +121,7 @@ impl Inner {
         }
         for day in &drop_days {
             tracing::info!(day, "retention drops a day");
-            if let Err(e) = fileops::remove_dir_all(&self.parts.join(day)) {
+            if let Err(e) = self.segments.delete_day(day) {
                 tracing::warn!(day, error = %e, "cannot remove a dropped day's directory");
             }
         }

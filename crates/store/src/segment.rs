@@ -23,8 +23,6 @@
 
 use std::borrow::Borrow;
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::RecordBatch;
@@ -43,9 +41,8 @@ use xorf::{BinaryFuse8, Descriptor, Filter};
 use hashbrown::HashSet;
 
 use crate::cache::ColumnCache;
+use crate::dir::{FileKey, SegmentDir, SegmentFile};
 use crate::error::StoreError;
-use crate::fileops;
-use crate::pread::PreadFile;
 use crate::schema::{batch_to_records, col, records_to_batch, schema, seqs, timestamps, Columns};
 
 /// The magic of an index file without its version byte.
@@ -150,18 +147,14 @@ pub struct SegmentMeta {
 }
 
 impl SegmentMeta {
-    /// Returns the path of the Parquet file under a `parts/` directory.
-    pub fn data_path(&self, parts: &Path) -> PathBuf {
-        parts
-            .join(&self.day)
-            .join(format!("seg-{:012}.parquet", self.id))
+    /// The name of its Parquet file.
+    pub fn data_key(&self) -> FileKey {
+        FileKey::data(&self.day, self.id)
     }
 
-    /// Returns the path of the token-filter sidecar under a `parts/` directory.
-    pub fn index_path(&self, parts: &Path) -> PathBuf {
-        parts
-            .join(&self.day)
-            .join(format!("seg-{:012}.idx", self.id))
+    /// The name of its token-filter sidecar.
+    pub fn index_key(&self) -> FileKey {
+        FileKey::index(&self.day, self.id)
     }
 }
 
@@ -244,7 +237,7 @@ pub struct Layout {
 
 /// Writes a segment for records of one day, already sorted by `(timestamp, seq)`.
 pub fn write<R: Borrow<Record>>(
-    parts: &Path,
+    dir: &dyn SegmentDir,
     id: u64,
     day: &str,
     records: &[R],
@@ -255,8 +248,6 @@ pub fn write<R: Borrow<Record>>(
         let (a, b) = (w[0].borrow(), w[1].borrow());
         (a.timestamp, a.seq) <= (b.timestamp, b.seq)
     }));
-    let dir = parts.join(day);
-    fs::create_dir_all(&dir)?;
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(layout.compression_level.clamp(1, 22)).expect("a level in 1..=22"),
@@ -297,30 +288,10 @@ pub fn write<R: Borrow<Record>>(
         bytes: (buf.len() + idx.len()) as u64,
         crc32c: crc32c::crc32c(&buf),
     };
-    for (path, bytes) in [
-        (meta.data_path(parts), &buf),
-        (meta.index_path(parts), &idx),
-    ] {
-        write_file(&path, bytes)?;
-    }
-    fileops::sync_dir(&dir)?;
+    // The data file first: an index without its data file is removed at the next start.
+    dir.put(&meta.data_key(), buf.into())?;
+    dir.put(&meta.index_key(), idx.into())?;
     Ok(meta)
-}
-
-/// Writes a file under its temporary name, fsyncs it and renames it into place (the
-/// directory is synced by the caller); the temporary file is removed when a step fails.
-fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = fileops::tmp_path(path);
-    let written = (|| {
-        let mut f = fileops::create(&tmp)?;
-        fileops::write_all(&mut f, &tmp, bytes)?;
-        fileops::sync_all(&f, &tmp)?;
-        fileops::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
 }
 
 /// Appends one block's entry to an index: its time range, row count, token filters and
@@ -348,8 +319,9 @@ fn encode_block<'a, R: Borrow<Record>>(
 /// Writes the index of a segment anew from its data file (read row group by row group),
 /// and returns its blocks. For an index found missing or damaged beside an intact file.
 fn rebuild_index(
-    path: &Path,
-    file: &PreadFile,
+    dir: &dyn SegmentDir,
+    key: &FileKey,
+    file: &SegmentFile,
     reader_meta: &ArrowReaderMetadata,
 ) -> Result<Vec<BlockMeta>, StoreError> {
     let groups = reader_meta.metadata().num_row_groups();
@@ -367,14 +339,14 @@ fn rebuild_index(
     }
     let crc = crc32c::crc32c(&idx);
     idx.extend_from_slice(&crc.to_le_bytes());
-    write_file(path, &idx)?;
-    fileops::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-    parse_index(&idx).map_err(StoreError::Corrupt)
+    let blocks = parse_index(&idx).map_err(StoreError::Corrupt)?;
+    dir.put(key, idx.into())?;
+    Ok(blocks)
 }
 
 /// Reads every record of one row group.
 fn read_row_group(
-    file: &PreadFile,
+    file: &SegmentFile,
     reader_meta: &ArrowReaderMetadata,
     group: usize,
 ) -> Result<Vec<Record>, StoreError> {
@@ -391,22 +363,6 @@ fn read_row_group(
     Ok(records)
 }
 
-/// Returns the CRC32C of a whole file.
-fn file_crc(file: &PreadFile) -> std::io::Result<u32> {
-    let mut crc = 0u32;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut offset = 0u64;
-    loop {
-        match file.read_at(&mut buf, offset)? {
-            0 => return Ok(crc),
-            n => {
-                crc = crc32c::crc32c_append(crc, &buf[..n]);
-                offset += n as u64;
-            }
-        }
-    }
-}
-
 /// What a segment data file found without a catalog entry holds: the entry it would have,
 /// and its sequence numbers, sorted.
 #[derive(Debug)]
@@ -417,10 +373,10 @@ pub struct Inspected {
     pub seqs: Vec<u64>,
 }
 
-/// Reads a segment data file that the catalog does not list (`parts/<day>/seg-<id>.parquet`)
+/// Reads a segment data file that the catalog does not list (`<day>/seg-<id>.parquet`)
 /// and makes its catalog entry from it: time and sequence ranges and row count from its
 /// columns, its checksum from its bytes.
-pub fn inspect(parts: &Path, day: &str, id: u64) -> Result<Inspected, StoreError> {
+pub fn inspect(dir: &dyn SegmentDir, day: &str, id: u64) -> Result<Inspected, StoreError> {
     let mut meta = SegmentMeta {
         id,
         day: day.to_string(),
@@ -433,8 +389,7 @@ pub fn inspect(parts: &Path, day: &str, id: u64) -> Result<Inspected, StoreError
         crc32c: 0,
     };
     let corrupt = |what: String| StoreError::Corrupt(format!("segment {id}: {what}"));
-    let path = meta.data_path(parts);
-    let file = PreadFile::new(File::open(&path)?)?;
+    let file = dir.open(&meta.data_key())?;
     let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
         .map_err(|e| corrupt(e.to_string()))?;
     let expected = schema();
@@ -479,9 +434,9 @@ pub fn inspect(parts: &Path, day: &str, id: u64) -> Result<Inspected, StoreError
     meta.min_seq = seqs[0];
     meta.max_seq = seqs[seqs.len() - 1];
     meta.rows = seqs.len() as u64;
-    meta.crc32c = file_crc(&file)?;
+    meta.crc32c = file.crc32c()?;
     meta.bytes = parquet::file::reader::Length::len(&file)
-        + fs::metadata(meta.index_path(parts)).map_or(0, |m| m.len());
+        + dir.open(&meta.index_key()).map_or(0, |f| parquet::file::reader::Length::len(&f));
     Ok(Inspected { meta, seqs })
 }
 
@@ -681,7 +636,7 @@ pub struct Segment {
     pub meta: SegmentMeta,
     /// One entry per block (Parquet row group), in time order.
     pub blocks: Vec<BlockMeta>,
-    file: PreadFile,
+    file: SegmentFile,
     reader_meta: ArrowReaderMetadata,
     /// The same metadata, reading the message column as a dictionary array.
     dict_meta: ArrowReaderMetadata,
@@ -701,27 +656,31 @@ pub struct SegmentCounts {
 
 impl Segment {
     /// Opens a segment, checking its index and its Parquet footer.
-    pub fn open(parts: &Path, meta: SegmentMeta) -> Result<Segment, StoreError> {
+    pub fn open(dir: &dyn SegmentDir, meta: SegmentMeta) -> Result<Segment, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt(format!("segment {}: {what}", meta.id));
-        let file = PreadFile::new(File::open(meta.data_path(parts))?)?;
+        let file = dir.open(&meta.data_key())?;
         let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| corrupt(e.to_string()))?;
-        let index_path = meta.index_path(parts);
-        let index = match fs::read(&index_path) {
+        let index_key = meta.index_key();
+        let index = match dir.get(&index_key) {
             Ok(bytes) => parse_index(&bytes),
+            // A bucket out of reach is an error, not a reason to rebuild the index.
+            Err(e) if !file.is_local() && e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e.into())
+            }
             Err(e) => Err(format!("index file cannot be read: {e}")),
         };
         let blocks = match index {
             Ok(blocks) => blocks,
             // The index only repeats what the data file holds: rebuilt from it when intact.
             Err(why) => {
-                if file_crc(&file)? != meta.crc32c {
+                if file.crc32c()? != meta.crc32c {
                     return Err(corrupt(format!(
                         "{why}, and the data file fails its checksum"
                     )));
                 }
-                tracing::warn!(segment = meta.id, file = %index_path.display(), problem = %why, "segment index rebuilt from its data file");
-                rebuild_index(&index_path, &file, &reader_meta).map_err(|e| match e {
+                tracing::warn!(segment = meta.id, file = %index_key, location = dir.location(), problem = %why, "segment index rebuilt from its data file");
+                rebuild_index(dir, &index_key, &file, &reader_meta).map_err(|e| match e {
                     StoreError::Io(e) => StoreError::Io(e),
                     e => corrupt(format!("{why}; rebuilding it failed: {e}")),
                 })?
@@ -801,7 +760,7 @@ impl Segment {
 
     /// Reads the whole data file and compares its checksum with the catalog's, now.
     pub fn checksum_matches(&self) -> bool {
-        file_crc(&self.file).is_ok_and(|crc| crc == self.meta.crc32c)
+        self.file.crc32c().is_ok_and(|crc| crc == self.meta.crc32c)
     }
 
     /// Reads some columns of one block (the message as a dictionary array when `columns`
@@ -873,8 +832,8 @@ impl Segment {
             self.reader_meta.metadata().file_metadata().schema_descr(),
             columns.indices(),
         );
-        let reader =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), meta.clone())
+        let file = self.prefetch(block, columns)?;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
                 .with_row_groups(vec![block])
                 .with_projection(mask)
                 .with_batch_size(self.blocks[block].rows.max(1) as usize)
@@ -894,6 +853,25 @@ impl Segment {
                 &batches,
             )?),
         }
+    }
+
+    /// The data file, with the column chunks of `columns` in `block` fetched at once when
+    /// reads are not local (one request per column instead of two per page).
+    fn prefetch(&self, block: usize, columns: Columns) -> Result<SegmentFile, StoreError> {
+        if self.file.is_local() {
+            return Ok(self.file.clone());
+        }
+        let metadata = self.reader_meta.metadata();
+        let descr = metadata.file_metadata().schema_descr();
+        let group = metadata.row_group(block);
+        let ranges: Vec<std::ops::Range<u64>> = (0..group.num_columns())
+            .filter(|&leaf| columns.has(descr.get_column_root_idx(leaf)))
+            .map(|leaf| {
+                let (start, len) = group.column(leaf).byte_range();
+                start..start + len
+            })
+            .collect();
+        Ok(self.file.prefetch(&ranges)?)
     }
 
     /// Reads every row's sequence number, in file order.
@@ -923,7 +901,13 @@ mod tests {
     use crate::schema::{record_column, string_at};
     use arrow_array::types::Int32Type;
     use arrow_array::DictionaryArray;
+    use crate::dir::LocalDir;
     use logyard_model::Level;
+
+    /// Segment files in a temporary folder.
+    fn local(dir: &tempfile::TempDir) -> LocalDir {
+        LocalDir::new(dir.path().to_path_buf()).unwrap()
+    }
 
     fn layout(block_rows: usize) -> Layout {
         Layout {
@@ -965,10 +949,10 @@ mod tests {
                 block_rows: 8192,
                 compression_level: level,
             };
-            let meta = write(dir.path(), id, "1970-01-01", &recs, layout).unwrap();
-            let seg = Segment::open(dir.path(), meta.clone()).unwrap();
+            let meta = write(&local(&dir), id, "1970-01-01", &recs, layout).unwrap();
+            let seg = Segment::open(&local(&dir), meta.clone()).unwrap();
             assert_eq!(seg.read_all().unwrap().len(), recs.len());
-            sizes.push(fs::metadata(meta.data_path(dir.path())).unwrap().len());
+            sizes.push(std::fs::metadata(local(&dir).local_path(&meta.data_key()).unwrap()).unwrap().len());
         }
         assert!(
             sizes[1] < sizes[0],
@@ -1004,8 +988,8 @@ mod tests {
     fn write_open_read_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let recs = records(250);
-        let meta = write(dir.path(), 1, "1970-01-01", &recs, layout(100)).unwrap();
-        let seg = Segment::open(dir.path(), meta).unwrap();
+        let meta = write(&local(&dir), 1, "1970-01-01", &recs, layout(100)).unwrap();
+        let seg = Segment::open(&local(&dir), meta).unwrap();
         assert_eq!(seg.blocks.len(), 3);
         assert_eq!(seg.read_all().unwrap(), recs);
         let needle = [hash_token("NEEDLE")];
@@ -1034,8 +1018,8 @@ mod tests {
         for (i, r) in recs.iter_mut().enumerate() {
             r.message = format!("message {}", i % 7);
         }
-        let meta = write(dir.path(), 5, "1970-01-01", &recs, layout(100)).unwrap();
-        let seg = Segment::open(dir.path(), meta).unwrap();
+        let meta = write(&local(&dir), 5, "1970-01-01", &recs, layout(100)).unwrap();
+        let seg = Segment::open(&local(&dir), meta).unwrap();
         let columns = Columns::of(&[col::MESSAGE, col::AGENT]);
         let plain = seg.read_block(1, columns).unwrap();
         let dict = seg
@@ -1065,10 +1049,10 @@ mod tests {
         for (i, r) in recs.iter_mut().enumerate() {
             r.message = format!("message {}", i % 7);
         }
-        let meta = write(dir.path(), 6, "1970-01-01", &recs, layout(100)).unwrap();
-        let uncached = Segment::open(dir.path(), meta.clone()).unwrap();
+        let meta = write(&local(&dir), 6, "1970-01-01", &recs, layout(100)).unwrap();
+        let uncached = Segment::open(&local(&dir), meta.clone()).unwrap();
         let cache = ColumnCache::new(64 << 20);
-        let seg = Segment::open(dir.path(), meta)
+        let seg = Segment::open(&local(&dir), meta)
             .unwrap()
             .with_cache(cache.clone());
         let cache = cache.unwrap();
@@ -1110,8 +1094,8 @@ mod tests {
     fn blocks_keep_counts_by_level_and_agent() {
         let dir = tempfile::tempdir().unwrap();
         let recs = records(250);
-        let meta = write(dir.path(), 3, "1970-01-01", &recs, layout(100)).unwrap();
-        let seg = Segment::open(dir.path(), meta).unwrap();
+        let meta = write(&local(&dir), 3, "1970-01-01", &recs, layout(100)).unwrap();
+        let seg = Segment::open(&local(&dir), meta).unwrap();
         let c = seg.blocks[0].counts.as_ref().unwrap();
         assert_eq!(c.levels[Level::Error.rank() as usize], 10);
         assert_eq!(c.levels[Level::Info.rank() as usize], 90);
@@ -1164,8 +1148,8 @@ mod tests {
         recs[120]
             .fields
             .insert("note".into(), Value::Str("alpha beta".into()));
-        let meta = write(dir.path(), 6, "1970-01-01", &recs, layout(100)).unwrap();
-        let seg = Segment::open(dir.path(), meta).unwrap();
+        let meta = write(&local(&dir), 6, "1970-01-01", &recs, layout(100)).unwrap();
+        let seg = Segment::open(&local(&dir), meta).unwrap();
         let alpha = [hash_token("alpha")];
         let served = [hash_token("served")];
         let raw = [hash_token("raw"), hash_token("text")];
@@ -1236,23 +1220,23 @@ mod tests {
         assert!(c.agents.is_none());
         assert_eq!(c.levels[6], 300);
         let dir = tempfile::tempdir().unwrap();
-        let meta = write(dir.path(), 4, "1970-01-01", &recs, layout(1000)).unwrap();
-        let seg = Segment::open(dir.path(), meta).unwrap();
+        let meta = write(&local(&dir), 4, "1970-01-01", &recs, layout(1000)).unwrap();
+        let seg = Segment::open(&local(&dir), meta).unwrap();
         assert_eq!(seg.blocks[0].counts, Some(c));
     }
 
     #[test]
     fn garbage_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = write(dir.path(), 2, "1970-01-01", &records(10), layout(100)).unwrap();
-        let path = meta.data_path(dir.path());
-        let mut data = fs::read(&path).unwrap();
+        let meta = write(&local(&dir), 2, "1970-01-01", &records(10), layout(100)).unwrap();
+        let path = local(&dir).local_path(&meta.data_key()).unwrap();
+        let mut data = std::fs::read(&path).unwrap();
         let mid = data.len() / 2;
         data[mid..mid + 8].copy_from_slice(b"garbage!");
-        fs::write(&path, data).unwrap();
+        std::fs::write(&path, data).unwrap();
         // Either the footer is unreadable at open, or the checksum fails at the first read.
         let result =
-            Segment::open(dir.path(), meta).and_then(|seg| seg.read_block(0, Columns::ALL));
+            Segment::open(&local(&dir), meta).and_then(|seg| seg.read_block(0, Columns::ALL));
         assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
     }
 }

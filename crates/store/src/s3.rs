@@ -1,0 +1,252 @@
+//! Segment files in an S3-compatible bucket (Amazon S3, MinIO, Ceph RGW, Garage…), through
+//! the `object_store` crate.
+//!
+//! The layout is Hive-style, so that other engines read the bucket as a dataset:
+//! `<prefix>/day=<YYYY-MM-DD>/seg-<id>.parquet` and its `seg-<id>.idx`. Credentials come
+//! from the usual AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`, web identity, the instance's metadata service), never from the
+//! configuration file.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+
+use crate::dir::{FileKey, ReadAt, SegmentDir, SegmentFile};
+
+/// Where in a bucket segments live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Config {
+    /// The bucket's name.
+    pub bucket: String,
+    /// The folder of this store in the bucket (empty: the bucket's root).
+    pub prefix: String,
+    /// The S3 API's address (e.g. `http://127.0.0.1:9000` for MinIO); empty: AWS's.
+    pub endpoint: String,
+    /// The region; empty: `AWS_REGION` from the environment, else `us-east-1`.
+    pub region: String,
+}
+
+/// Segment files in a bucket. Calls block the calling thread while a runtime of the
+/// directory's own runs the requests, so that the store's threads and the server's async
+/// tasks may both call it.
+#[derive(Debug)]
+pub struct S3Dir {
+    store: Arc<dyn ObjectStore>,
+    config: S3Config,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl S3Dir {
+    /// Connects to the bucket of `config` (no request is sent yet).
+    pub fn open(config: &S3Config) -> io::Result<S3Dir> {
+        if config.bucket.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "storage.bucket is empty: name the bucket that holds the segments",
+            ));
+        }
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_retry(RetryConfig {
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(20),
+                ..RetryConfig::default()
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(60))
+                    .with_allow_http(config.endpoint.starts_with("http://")),
+            );
+        if !config.endpoint.is_empty() {
+            builder = builder.with_endpoint(&config.endpoint);
+        }
+        if !config.region.is_empty() {
+            builder = builder.with_region(&config.region);
+        }
+        let store = builder.build().map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot use the bucket {}: {e}", config.bucket),
+            )
+        })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("logyard-s3")
+            .enable_all()
+            .build()?;
+        Ok(S3Dir {
+            store: Arc::new(store),
+            config: config.clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The object's path: `<prefix>/day=<day>/<file name>`.
+    fn path(&self, key: &FileKey) -> ObjectPath {
+        ObjectPath::from(format!(
+            "{}day={}/{}",
+            self.prefix_slash(),
+            key.day,
+            key.file_name()
+        ))
+    }
+
+    fn prefix_slash(&self) -> String {
+        let prefix = self.config.prefix.trim_matches('/');
+        if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        }
+    }
+
+    /// Runs a request on the directory's runtime and waits for its answer.
+    fn run<T: Send + 'static>(
+        &self,
+        request: impl Future<Output = object_store::Result<T>> + Send + 'static,
+    ) -> io::Result<T> {
+        block_on(self.runtime.as_ref().expect("a runtime until dropped"), request)
+    }
+}
+
+fn block_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    request: impl Future<Output = object_store::Result<T>> + Send + 'static,
+) -> io::Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(request.await);
+    });
+    match rx.recv() {
+        Ok(answer) => answer.map_err(io::Error::from),
+        Err(_) => Err(io::Error::other("the bucket's runtime stopped")),
+    }
+}
+
+impl Drop for S3Dir {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which is refused inside async code.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// An open object: ranges are fetched on the directory's runtime.
+#[derive(Debug)]
+struct Object {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    handle: tokio::runtime::Handle,
+}
+
+impl ReadAt for Object {
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        let (store, path) = (self.store.clone(), self.path.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = tx.send(store.get_range(&path, offset..offset + len as u64).await);
+        });
+        match rx.recv() {
+            Ok(answer) => answer.map_err(io::Error::from),
+            Err(_) => Err(io::Error::other("the bucket's runtime stopped")),
+        }
+    }
+}
+
+impl SegmentDir for S3Dir {
+    fn location(&self) -> String {
+        format!(
+            "s3://{}/{}",
+            self.config.bucket,
+            self.config.prefix.trim_matches('/')
+        )
+    }
+
+    fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {
+        let (store, path) = (self.store.clone(), self.path(key));
+        self.run(async move { store.put(&path, PutPayload::from(bytes)).await })
+            .map(drop)
+    }
+
+    fn get(&self, key: &FileKey) -> io::Result<Bytes> {
+        let (store, path) = (self.store.clone(), self.path(key));
+        self.run(async move { store.get(&path).await?.bytes().await })
+    }
+
+    fn open(&self, key: &FileKey) -> io::Result<SegmentFile> {
+        let (store, path) = (self.store.clone(), self.path(key));
+        let head_path = path.clone();
+        let head_store = store.clone();
+        let meta = self.run(async move { head_store.head(&head_path).await })?;
+        let object = Object {
+            store,
+            path,
+            handle: self
+                .runtime
+                .as_ref()
+                .expect("a runtime until dropped")
+                .handle()
+                .clone(),
+        };
+        Ok(SegmentFile::new(Arc::new(object), meta.size, false))
+    }
+
+    fn delete(&self, key: &FileKey) -> io::Result<()> {
+        let (store, path) = (self.store.clone(), self.path(key));
+        match self.run(async move { store.delete(&path).await }) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn delete_day(&self, day: &str) -> io::Result<()> {
+        let store = self.store.clone();
+        let prefix = ObjectPath::from(format!("{}day={day}", self.prefix_slash()));
+        self.run(async move {
+            let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+            for object in objects {
+                match store.delete(&object.location).await {
+                    Err(object_store::Error::NotFound { .. }) | Ok(()) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn list(&self) -> io::Result<Vec<FileKey>> {
+        let store = self.store.clone();
+        let prefix = self.prefix_slash();
+        let listed = ObjectPath::from(prefix.trim_end_matches('/'));
+        let objects: Vec<_> = self.run(async move {
+            store
+                .list(Some(&listed).filter(|p| !p.as_ref().is_empty()))
+                .try_collect()
+                .await
+        })?;
+        let mut keys: Vec<FileKey> = objects
+            .iter()
+            .filter_map(|o| {
+                let rest = o.location.as_ref().strip_prefix(prefix.as_str())?;
+                let (day, name) = rest.split_once('/')?;
+                let day = day.strip_prefix("day=")?;
+                let key = FileKey::parse(day, name);
+                if key.is_none() {
+                    tracing::warn!(object = %o.location, "an object the store does not know is left in place");
+                }
+                key
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
