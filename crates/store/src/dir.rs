@@ -303,11 +303,10 @@ impl ChunkReader for SegmentFile {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> ParquetResult<Bytes> {
-        let bytes = self.read_at(start, length).map_err(|e| {
-            ParquetError::General(format!(
-                "cannot read {length} bytes at offset {start} of a segment: {e}"
-            ))
-        })?;
+        // Kept as an I/O error (see `segment::read_error`): a read that failed is not damage.
+        let bytes = self
+            .read_at(start, length)
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
         if bytes.len() != length {
             return Err(ParquetError::General(format!(
                 "cannot read {length} bytes at offset {start} of a segment: it ends first"
@@ -596,10 +595,18 @@ mod tests {
 
     #[test]
     fn keys_read_back_from_their_names() {
-        for key in [FileKey::data("2026-12-05", 7), FileKey::index("2026-12-05", 7)] {
+        for key in [
+            FileKey::data("2026-12-05", 7),
+            FileKey::index("2026-12-05", 7),
+        ] {
             assert_eq!(FileKey::parse(&key.day, &key.file_name()), Some(key));
         }
-        for name in ["seg-.parquet", "seg-12.tmp", "seg-1x.idx", "x-000000000001.idx"] {
+        for name in [
+            "seg-.parquet",
+            "seg-12.tmp",
+            "seg-1x.idx",
+            "x-000000000001.idx",
+        ] {
             assert_eq!(FileKey::parse("d", name), None, "{name}");
         }
     }
@@ -613,7 +620,10 @@ mod tests {
         let ahead = file.prefetch(&[2..5, 4..7]).unwrap();
         dir.fail(DirOp::Get, u64::MAX);
         assert_eq!(&ahead.get_bytes(3, 4).unwrap()[..], b"3456");
-        assert!(ahead.get_bytes(6, 3).is_err(), "beyond the prefetched range");
+        assert!(
+            ahead.get_bytes(6, 3).is_err(),
+            "beyond the prefetched range"
+        );
         dir.heal();
         assert_eq!(&file.get_bytes(8, 2).unwrap()[..], b"89");
         assert!(file.get_bytes(8, 5).is_err());
@@ -632,9 +642,6 @@ mod tests {
         dir.put(&key, Bytes::from_static(b"x")).unwrap();
         assert_eq!(dir.list().unwrap(), vec![key.clone()]);
         dir.delete_day("d").unwrap();
-        assert_eq!(
-            dir.get(&key).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
+        assert_eq!(dir.get(&key).unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 }

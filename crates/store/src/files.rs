@@ -4,8 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::snapshot::quarantined_ranges;
 use crate::dir::FileKey;
+use crate::snapshot::quarantined_ranges;
 use crate::{fsutil, recover, Inner, SegmentMeta, StoreError};
 
 /// While a backup runs no file of the store is deleted: the deletions wait here and happen

@@ -36,8 +36,8 @@ pub mod backup;
 mod cache;
 mod catalog;
 pub mod codec;
-pub mod dir;
 mod compaction;
+pub mod dir;
 mod error;
 pub mod fileops;
 mod files;
@@ -674,7 +674,11 @@ impl Store {
                 backup::write(
                     &self.inner.config.data_dir,
                     &*self.inner.segments,
-                    to, &catalog, &parts, started)
+                    to,
+                    &catalog,
+                    &parts,
+                    started,
+                )
             })
         };
         match written {

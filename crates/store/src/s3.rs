@@ -113,7 +113,10 @@ impl S3Dir {
         &self,
         request: impl Future<Output = object_store::Result<T>> + Send + 'static,
     ) -> io::Result<T> {
-        block_on(self.runtime.as_ref().expect("a runtime until dropped"), request)
+        block_on(
+            self.runtime.as_ref().expect("a runtime until dropped"),
+            request,
+        )
     }
 }
 

@@ -363,6 +363,24 @@ fn read_row_group(
     Ok(records)
 }
 
+/// A Parquet reader's error as the store's: a read of the file that failed (the disk, the
+/// bucket out of reach) stays an I/O error, so that it never sends a segment to quarantine;
+/// anything else is damage, described by `corrupt`.
+fn read_error(
+    e: parquet::errors::ParquetError,
+    corrupt: impl Fn(String) -> StoreError,
+) -> StoreError {
+    match e {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => StoreError::Io(*io),
+                Err(other) => corrupt(other.to_string()),
+            }
+        }
+        other => corrupt(other.to_string()),
+    }
+}
+
 /// What a segment data file found without a catalog entry holds: the entry it would have,
 /// and its sequence numbers, sorted.
 #[derive(Debug)]
@@ -391,7 +409,7 @@ pub fn inspect(dir: &dyn SegmentDir, day: &str, id: u64) -> Result<Inspected, St
     let corrupt = |what: String| StoreError::Corrupt(format!("segment {id}: {what}"));
     let file = dir.open(&meta.data_key())?;
     let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-        .map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|e| read_error(e, corrupt))?;
     let expected = schema();
     let same = |name: &str| {
         expected.field_with_name(name).ok().map(|f| f.data_type())
@@ -436,7 +454,9 @@ pub fn inspect(dir: &dyn SegmentDir, day: &str, id: u64) -> Result<Inspected, St
     meta.rows = seqs.len() as u64;
     meta.crc32c = file.crc32c()?;
     meta.bytes = parquet::file::reader::Length::len(&file)
-        + dir.open(&meta.index_key()).map_or(0, |f| parquet::file::reader::Length::len(&f));
+        + dir
+            .open(&meta.index_key())
+            .map_or(0, |f| parquet::file::reader::Length::len(&f));
     Ok(Inspected { meta, seqs })
 }
 
@@ -660,7 +680,7 @@ impl Segment {
         let corrupt = |what: String| StoreError::Corrupt(format!("segment {}: {what}", meta.id));
         let file = dir.open(&meta.data_key())?;
         let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| corrupt(e.to_string()))?;
+            .map_err(|e| read_error(e, corrupt))?;
         let index_key = meta.index_key();
         let index = match dir.get(&index_key) {
             Ok(bytes) => parse_index(&bytes),
@@ -747,8 +767,17 @@ impl Segment {
     }
 
     /// Checks the data file against the checksum in the catalog (once; the answer is kept).
+    /// A file that cannot be read now (the disk, the bucket out of reach) is an I/O error,
+    /// and is checked again at the next call.
     pub fn verify(&self) -> Result<(), StoreError> {
-        if *self.verified.get_or_init(|| self.checksum_matches()) {
+        let matches = match self.verified.get() {
+            Some(&matches) => matches,
+            None => {
+                let matches = self.checksum_matches()?;
+                *self.verified.get_or_init(|| matches)
+            }
+        };
+        if matches {
             Ok(())
         } else {
             Err(StoreError::Corrupt(format!(
@@ -758,9 +787,10 @@ impl Segment {
         }
     }
 
-    /// Reads the whole data file and compares its checksum with the catalog's, now.
-    pub fn checksum_matches(&self) -> bool {
-        self.file.crc32c().is_ok_and(|crc| crc == self.meta.crc32c)
+    /// Reads the whole data file and compares its checksum with the catalog's, now; an
+    /// error when the file cannot be read.
+    pub fn checksum_matches(&self) -> std::io::Result<bool> {
+        Ok(self.file.crc32c()? == self.meta.crc32c)
     }
 
     /// Reads some columns of one block (the message as a dictionary array when `columns`
@@ -834,10 +864,10 @@ impl Segment {
         );
         let file = self.prefetch(block, columns)?;
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
-                .with_row_groups(vec![block])
-                .with_projection(mask)
-                .with_batch_size(self.blocks[block].rows.max(1) as usize)
-                .build()?;
+            .with_row_groups(vec![block])
+            .with_projection(mask)
+            .with_batch_size(self.blocks[block].rows.max(1) as usize)
+            .build()?;
         let mut batches = Vec::new();
         for batch in reader {
             batches.push(batch?);
@@ -898,10 +928,10 @@ impl Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dir::LocalDir;
     use crate::schema::{record_column, string_at};
     use arrow_array::types::Int32Type;
     use arrow_array::DictionaryArray;
-    use crate::dir::LocalDir;
     use logyard_model::Level;
 
     /// Segment files in a temporary folder.
@@ -952,7 +982,11 @@ mod tests {
             let meta = write(&local(&dir), id, "1970-01-01", &recs, layout).unwrap();
             let seg = Segment::open(&local(&dir), meta.clone()).unwrap();
             assert_eq!(seg.read_all().unwrap().len(), recs.len());
-            sizes.push(std::fs::metadata(local(&dir).local_path(&meta.data_key()).unwrap()).unwrap().len());
+            sizes.push(
+                std::fs::metadata(local(&dir).local_path(&meta.data_key()).unwrap())
+                    .unwrap()
+                    .len(),
+            );
         }
         assert!(
             sizes[1] < sizes[0],

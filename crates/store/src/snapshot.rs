@@ -122,7 +122,8 @@ impl Snapshot {
         };
         match error {
             StoreError::Corrupt(_) => self.inner.quarantine(seg.meta.id, error),
-            StoreError::Parquet(_) if !seg.checksum_matches() => {
+            // A file that cannot be read now (the bucket out of reach) is not damage.
+            StoreError::Parquet(_) if matches!(seg.checksum_matches(), Ok(false)) => {
                 self.inner.quarantine(seg.meta.id, error)
             }
             StoreError::Parquet(_) => tracing::error!(
