@@ -224,6 +224,8 @@ pub struct RawConfig {
     pub server: ServerSection,
     /// `[store]`.
     pub store: logyard_store::StoreSettings,
+    /// `[storage]`: where segment files live.
+    pub storage: logyard_store::StorageSettings,
     /// `[limits]`.
     pub limits: LimitsSection,
     /// `[query]`.
@@ -290,7 +292,9 @@ impl RawConfig {
 
     /// Returns the store settings.
     pub fn store_config(&self) -> logyard_store::StoreConfig {
-        self.store.config(&self.server.data_dir)
+        let mut config = self.store.config(&self.server.data_dir);
+        config.storage = self.storage.storage();
+        config
     }
 
     /// Builds the `[[rotate]]` rules and the `[rotation]` settings; an error names the rule

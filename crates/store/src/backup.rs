@@ -336,6 +336,8 @@ pub(crate) fn write(
     let state = to.join("state");
     make_dir(&state).map_err(|e| fail(format!("cannot create {}", state.display()), e))?;
     let mut kept = catalog.clone();
+    // The copy holds the segment files in its own parts/, wherever the store keeps them.
+    kept.segment_location = None;
     let quarantined_left_out = kept.quarantined.len() as u64;
     kept.quarantined.clear();
     let catalog_path = state.join("catalog.json");

@@ -36,6 +36,10 @@ pub struct Catalog {
     /// ones are in the WAL).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checkpoints: BTreeMap<String, StoredCheckpoint>,
+    /// Where the segment files live when not in the data directory's `parts/`
+    /// ([`crate::SegmentDir::catalog_location`], e.g. `s3://logs/prod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_location: Option<String>,
 }
 
 /// What was found at the catalog's path.

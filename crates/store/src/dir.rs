@@ -108,6 +108,12 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
     /// Where, for messages: a folder's path or `s3://bucket/prefix`.
     fn location(&self) -> String;
 
+    /// Where, as the catalog records it: `None` for the data directory's own `parts/`,
+    /// which moves with it. A store refuses to open a catalog recorded elsewhere.
+    fn catalog_location(&self) -> Option<String> {
+        Some(self.location())
+    }
+
     /// Writes a whole file, durably and atomically: a reader sees all of it or nothing.
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()>;
 
@@ -338,6 +344,10 @@ impl LocalDir {
 impl SegmentDir for LocalDir {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn catalog_location(&self) -> Option<String> {
+        None
     }
 
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {

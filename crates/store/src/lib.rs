@@ -76,7 +76,7 @@ pub use memtable::MemBatch;
 pub use retention::{expired_reason, oldest_kept};
 pub use schema::Columns;
 pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
-pub use settings::StoreSettings;
+pub use settings::{StorageSettings, StoreSettings};
 pub use snapshot::{BlockRef, BlockSource, Snapshot};
 pub use wal::ReplayReport;
 

@@ -96,6 +96,21 @@ pub(crate) fn open_segments(
             (Catalog::empty(), Some(format!("damaged ({why})")))
         }
     };
+    let here = parts.catalog_location();
+    if catalog.segment_location != here {
+        if !catalog.segments.is_empty() || !catalog.quarantined.is_empty() {
+            let named = |l: &Option<String>| l.clone().unwrap_or_else(|| "the data directory's parts/".into());
+            return Err(StoreError::Catalog {
+                path: catalog_path.display().to_string(),
+                message: format!(
+                    "its segments are in {}, but the store was opened with them in {}: set [storage] as it was when they were written",
+                    named(&catalog.segment_location),
+                    named(&here)
+                ),
+            });
+        }
+        catalog.segment_location = here;
+    }
     let mut opened = Opened {
         catalog: Catalog::empty(),
         segments: Vec::new(),

@@ -1,6 +1,6 @@
-//! The `[store]` section of `logyard.toml`: its keys, their defaults (those of
-//! [`StoreConfig::new`]) and their checks, and the [`StoreConfig`] they make for a data
-//! directory. `docs/configuration.md` describes each key.
+//! The `[store]` and `[storage]` sections of `logyard.toml`: their keys, their defaults
+//! (those of [`StoreConfig::new`]) and their checks, and the [`StoreConfig`] they make for
+//! a data directory. `docs/configuration.md` describes each key.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use logyard_model::units::Size;
 use serde::{Deserialize, Deserializer};
 
-use crate::{FsyncPolicy, StoreConfig};
+use crate::{FsyncPolicy, S3Config, Storage, StoreConfig};
 
 /// `[store]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -78,6 +78,88 @@ impl StoreSettings {
     }
 }
 
+/// `[storage]`: where segment files live. `type = "local"` (the default) keeps them in the
+/// data directory's `parts/`; `type = "s3"` puts every segment in a bucket
+/// (`<prefix>/day=<YYYY-MM-DD>/seg-<id>.parquet` and `.idx`) and reads it from there by
+/// byte ranges. The WAL, the catalog and quarantine stay in the data directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "StorageKeys")]
+pub struct StorageSettings {
+    /// The bucket, for `type = "s3"`; `None` for the local folder.
+    pub s3: Option<S3Config>,
+}
+
+/// The keys of `[storage]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StorageKeys {
+    #[serde(rename = "type")]
+    kind: StorageKind,
+    bucket: String,
+    prefix: String,
+    endpoint: String,
+    region: String,
+}
+
+/// `local` or `s3`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StorageKind {
+    #[default]
+    Local,
+    S3,
+}
+
+impl TryFrom<StorageKeys> for StorageSettings {
+    type Error = String;
+
+    fn try_from(keys: StorageKeys) -> Result<StorageSettings, String> {
+        match keys.kind {
+            StorageKind::Local => {
+                let set: Vec<&str> = [
+                    ("bucket", &keys.bucket),
+                    ("prefix", &keys.prefix),
+                    ("endpoint", &keys.endpoint),
+                    ("region", &keys.region),
+                ]
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, _)| *k)
+                .collect();
+                if set.is_empty() {
+                    Ok(StorageSettings { s3: None })
+                } else {
+                    Err(format!(
+                        "storage.{} is set but storage.type is \"local\": add type = \"s3\" to keep segments in a bucket, or remove it",
+                        set.join(", storage.")
+                    ))
+                }
+            }
+            StorageKind::S3 if keys.bucket.trim().is_empty() => Err(
+                "storage.type is \"s3\" but storage.bucket is missing: name the bucket that holds the segments".into(),
+            ),
+            StorageKind::S3 => Ok(StorageSettings {
+                s3: Some(S3Config {
+                    bucket: keys.bucket,
+                    prefix: keys.prefix,
+                    endpoint: keys.endpoint,
+                    region: keys.region,
+                }),
+            }),
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The store's [`Storage`].
+    pub fn storage(&self) -> Storage {
+        match &self.s3 {
+            Some(config) => Storage::S3(config.clone()),
+            None => Storage::Local,
+        }
+    }
+}
+
 /// Reads `batch`, `always` or `never`.
 impl<'de> Deserialize<'de> for FsyncPolicy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FsyncPolicy, D::Error> {
@@ -109,6 +191,27 @@ fn compression_level<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_keys_name_a_bucket_or_nothing() {
+        let s: StorageSettings = toml::from_str(
+            "type = \"s3\"\nbucket = \"logs\"\nprefix = \"prod\"\nendpoint = \"http://127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        let s3 = s.s3.unwrap();
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("logs", "prod"));
+        assert_eq!(s3.region, "");
+        assert_eq!(toml::from_str::<StorageSettings>("").unwrap().s3, None);
+        for (bad, says) in [
+            ("type = \"s3\"", "storage.bucket is missing"),
+            ("bucket = \"logs\"", "storage.bucket is set but storage.type is"),
+            ("type = \"gcs\"", "unknown variant"),
+            ("type = \"s3\"\nbucket = \"b\"\nsecret_access_key = \"x\"", "unknown field"),
+        ] {
+            let error = toml::from_str::<StorageSettings>(bad).unwrap_err().to_string();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn keys_become_the_store_config_and_bad_values_are_refused() {

@@ -420,3 +420,42 @@ fn reads_that_fail_are_errors_and_quarantine_nothing() {
         std::fs::read_dir(data.path().join("quarantine")).map_or(true, |mut d| d.next().is_none())
     );
 }
+
+#[test]
+fn a_store_opened_with_its_segments_elsewhere_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let b = Backend::memory();
+    {
+        let store = Store::open(b.config(data.path())).unwrap();
+        store.append(batch(0, 10, 0)).unwrap();
+        store.flush().unwrap();
+        store.close();
+    }
+    let error = Store::open(Backend::local().config(data.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("its segments are in memory") && error.contains("[storage]"),
+        "{error}"
+    );
+    // Nothing was changed by the refusal.
+    let store = Store::open(b.config(data.path())).unwrap();
+    assert_eq!(messages(&store).unwrap(), expected(&[(0, 10)]));
+}
+
+#[test]
+fn a_backup_of_a_bucket_store_restores_as_a_local_one() {
+    let b = Backend::s3();
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(b.config(data.path())).unwrap();
+    store.append(batch(0, 150, 0)).unwrap();
+    store.flush().unwrap();
+    store.append(batch(150, 5, 1)).unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    let to = copy.path().join("backup");
+    store.backup(&to).unwrap();
+    let restored = copy.path().join("restored");
+    logyard_store::backup::restore(&to, &restored).unwrap();
+    let local = Store::open(Backend::local().config(&restored)).unwrap();
+    assert_eq!(messages(&local).unwrap(), expected(&[(0, 155)]));
+}
