@@ -80,9 +80,10 @@ impl Inner {
             view.segments.push(merged);
         }
         drop(catalog);
-        self.remove_unlisted(victims.iter().map(|v| &v.meta));
+        let merged_count = victims.len();
+        self.remove_replaced(victims);
         self.counters.merges.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(segments = victims.len(), day, "merged small segments");
+        tracing::debug!(segments = merged_count, day, "merged small segments");
         Ok(true)
     }
 }

@@ -138,6 +138,13 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// Whether a file deleted stays readable by those who opened it (a local file through
+    /// its open handle). Where not (a bucket), the files of merged segments are deleted only
+    /// once no snapshot reads them.
+    fn deleted_files_stay_readable(&self) -> bool {
+        false
+    }
+
     /// The file's path when it is on the local disk (a backup links it instead of copying).
     fn local_path(&self, _key: &FileKey) -> Option<PathBuf> {
         None
@@ -350,6 +357,10 @@ impl SegmentDir for LocalDir {
         None
     }
 
+    fn deleted_files_stay_readable(&self) -> bool {
+        true
+    }
+
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {
         let path = self.path(key);
         std::fs::create_dir_all(path.parent().unwrap_or(&self.root))?;
@@ -513,19 +524,22 @@ fn not_found(key: &FileKey) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("no file {key}"))
 }
 
-/// An open file of a [`MemoryDir`]: its bytes, and the directory's faults.
+/// An open file of a [`MemoryDir`]: each read looks the file up, as a bucket's range
+/// request does (a file deleted is gone for its readers too).
 #[derive(Debug)]
 struct MemoryFile {
-    bytes: Bytes,
+    key: FileKey,
     dir: Arc<MemoryInner>,
 }
 
 impl ReadAt for MemoryFile {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         self.dir.check(DirOp::Get)?;
-        let start = (offset as usize).min(self.bytes.len());
-        let end = start.saturating_add(len).min(self.bytes.len());
-        Ok(self.bytes.slice(start..end))
+        let files = self.dir.files.lock().expect("files lock");
+        let bytes = files.get(&self.key).ok_or_else(|| not_found(&self.key))?;
+        let start = (offset as usize).min(bytes.len());
+        let end = start.saturating_add(len).min(bytes.len());
+        Ok(bytes.slice(start..end))
     }
 }
 
@@ -547,10 +561,9 @@ impl SegmentDir for MemoryDir {
     }
 
     fn open(&self, key: &FileKey) -> io::Result<SegmentFile> {
-        let bytes = self.get(key)?;
-        let len = bytes.len() as u64;
+        let len = self.get(key)?.len() as u64;
         let file = MemoryFile {
-            bytes,
+            key: key.clone(),
             dir: self.inner.clone(),
         };
         Ok(SegmentFile::new(Arc::new(file), len, false))

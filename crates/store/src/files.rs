@@ -3,10 +3,11 @@
 //! `quarantine/`.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::dir::FileKey;
 use crate::snapshot::quarantined_ranges;
-use crate::{fsutil, recover, Inner, SegmentMeta, StoreError};
+use crate::{fsutil, recover, Inner, Segment, SegmentMeta, StoreError};
 
 /// While a backup runs no file of the store is deleted: the deletions wait here and happen
 /// when the last backup ends ([`crate::Store::backup`]).
@@ -67,6 +68,39 @@ impl Inner {
         let paths: Vec<FileKey> = metas.flat_map(|m| [m.data_key(), m.index_key()]).collect();
         if !self.defer(|pins| pins.files.extend(paths.iter().cloned())) {
             self.remove_files(paths);
+        }
+    }
+
+    /// Removes the files of segments a merge replaced: at once where a deleted file stays
+    /// readable by the snapshots that hold it; otherwise once no snapshot holds the segment
+    /// ([`Inner::remove_unread`], called at each pass of the flusher).
+    pub(crate) fn remove_replaced(&self, replaced: Vec<Arc<Segment>>) {
+        if self.segments.deleted_files_stay_readable() {
+            self.remove_unlisted(replaced.iter().map(|s| &s.meta));
+            return;
+        }
+        self.unread
+            .lock()
+            .expect("unread lock")
+            .extend(replaced.iter().map(|s| (Arc::downgrade(s), s.meta.clone())));
+        drop(replaced);
+        self.remove_unread();
+    }
+
+    /// Removes the files of replaced segments that no snapshot holds any more. Those still
+    /// waiting when the store closes are settled at the next start (their rows are in the
+    /// merged segment).
+    pub(crate) fn remove_unread(&self) {
+        let unread: Vec<SegmentMeta> = {
+            let mut waiting = self.unread.lock().expect("unread lock");
+            let (unread, held): (Vec<_>, Vec<_>) = std::mem::take(&mut *waiting)
+                .into_iter()
+                .partition(|(segment, _)| segment.strong_count() == 0);
+            *waiting = held;
+            unread.into_iter().map(|(_, meta)| meta).collect()
+        };
+        if !unread.is_empty() {
+            self.remove_unlisted(unread.iter());
         }
     }
 

@@ -41,6 +41,7 @@ impl Inner {
                 }
                 return;
             }
+            self.remove_unread();
             match self.merge_once() {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "merge failed; will retry"),

@@ -302,6 +302,9 @@ struct Inner {
     cache: Option<Arc<ColumnCache>>,
     /// Backups in progress, and the deletions that wait for them.
     pins: Mutex<Pins>,
+    /// Segments a merge replaced whose files wait until no snapshot reads them (where a
+    /// deleted file does not stay readable: [`SegmentDir::deleted_files_stay_readable`]).
+    unread: Mutex<Vec<(std::sync::Weak<Segment>, SegmentMeta)>>,
     /// Entries refused as expired and not yet in a log message ([`Inner::warn_refused`]).
     refused_unlogged: AtomicU64,
     /// When the last such message was logged (ns; 0: never).
@@ -425,6 +428,7 @@ impl Store {
             cache,
             config,
             pins: Mutex::new(Pins::default()),
+            unread: Mutex::new(Vec::new()),
             refused_unlogged: AtomicU64::new(0),
             refused_logged_at: AtomicI64::new(0),
         });
@@ -594,8 +598,10 @@ impl Store {
         self.inner.flush_once()
     }
 
-    /// Runs one merge round now (for tests and maintenance); returns whether it merged.
+    /// Runs one merge round now (for tests and maintenance), after removing the files of
+    /// replaced segments no snapshot reads any more; returns whether it merged.
     pub fn merge(&self) -> Result<bool, StoreError> {
+        self.inner.remove_unread();
         self.inner.merge_once()
     }
 

@@ -99,7 +99,10 @@ pub(crate) fn open_segments(
     let here = parts.catalog_location();
     if catalog.segment_location != here {
         if !catalog.segments.is_empty() || !catalog.quarantined.is_empty() {
-            let named = |l: &Option<String>| l.clone().unwrap_or_else(|| "the data directory's parts/".into());
+            let named = |l: &Option<String>| {
+                l.clone()
+                    .unwrap_or_else(|| "the data directory's parts/".into())
+            };
             return Err(StoreError::Catalog {
                 path: catalog_path.display().to_string(),
                 message: format!(

@@ -204,11 +204,19 @@ mod tests {
         assert_eq!(toml::from_str::<StorageSettings>("").unwrap().s3, None);
         for (bad, says) in [
             ("type = \"s3\"", "storage.bucket is missing"),
-            ("bucket = \"logs\"", "storage.bucket is set but storage.type is"),
+            (
+                "bucket = \"logs\"",
+                "storage.bucket is set but storage.type is",
+            ),
             ("type = \"gcs\"", "unknown variant"),
-            ("type = \"s3\"\nbucket = \"b\"\nsecret_access_key = \"x\"", "unknown field"),
+            (
+                "type = \"s3\"\nbucket = \"b\"\nsecret_access_key = \"x\"",
+                "unknown field",
+            ),
         ] {
-            let error = toml::from_str::<StorageSettings>(bad).unwrap_err().to_string();
+            let error = toml::from_str::<StorageSettings>(bad)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(says), "{bad}: {error}");
         }
     }

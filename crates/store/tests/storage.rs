@@ -459,3 +459,42 @@ fn a_backup_of_a_bucket_store_restores_as_a_local_one() {
     let local = Store::open(Backend::local().config(&restored)).unwrap();
     assert_eq!(messages(&local).unwrap(), expected(&[(0, 155)]));
 }
+
+#[test]
+fn a_snapshot_reads_the_segments_a_merge_replaced_until_it_ends() {
+    for b in Backend::all() {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = b.config(data.path());
+        config.merge_fanin = 2;
+        config.cache_bytes = 0;
+        let store = Store::open(config).unwrap();
+        for i in 0..2 {
+            store.append(batch(i * 10, 10, 0)).unwrap();
+            store.flush().unwrap();
+        }
+        let held = store.snapshot();
+        assert!(store.merge().unwrap(), "{}", b.name);
+        // The replaced segments' files serve the snapshot taken before the merge.
+        let mut read = 0;
+        for block in &held.blocks {
+            let rows: Vec<usize> = (0..block.rows()).collect();
+            read += block.records(&rows).unwrap().len();
+        }
+        assert_eq!(read, 20, "{}", b.name);
+        drop(held);
+        assert!(!store.merge().unwrap());
+        let keys = b.segments(data.path()).list().unwrap();
+        assert_eq!(
+            keys.len(),
+            2,
+            "{}: only the merged segment is left: {keys:?}",
+            b.name
+        );
+        assert_eq!(
+            messages(&store).unwrap(),
+            expected(&[(0, 20)]),
+            "{}",
+            b.name
+        );
+    }
+}
