@@ -21,8 +21,6 @@ use parquet::file::reader::{ChunkReader, Length};
 use crate::fileops;
 use crate::pread::PreadFile;
 
-pub use crate::s3::{S3Config, S3Dir};
-
 /// One of a segment's two files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FileKind {
@@ -586,29 +584,6 @@ impl SegmentDir for MemoryDir {
         self.check(DirOp::List)?;
         let files = self.inner.files.lock().expect("files lock");
         Ok(files.keys().cloned().collect())
-    }
-}
-
-/// Where a store keeps its segment files.
-#[derive(Debug, Clone, Default)]
-pub enum Storage {
-    /// `parts/` in the data directory (the default).
-    #[default]
-    Local,
-    /// An S3-compatible bucket.
-    S3(S3Config),
-    /// A directory given by the caller (e.g. a [`MemoryDir`]).
-    Dir(Arc<dyn SegmentDir>),
-}
-
-impl Storage {
-    /// Opens the segment directory of a store whose data directory is `data_dir`.
-    pub fn open(&self, data_dir: &Path) -> io::Result<Arc<dyn SegmentDir>> {
-        Ok(match self {
-            Storage::Local => Arc::new(LocalDir::new(data_dir.join("parts"))?),
-            Storage::S3(config) => Arc::new(S3Dir::open(config)?),
-            Storage::Dir(dir) => dir.clone(),
-        })
     }
 }
 

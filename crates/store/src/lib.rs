@@ -52,6 +52,7 @@ pub mod schema;
 pub mod segment;
 mod settings;
 mod snapshot;
+mod storage;
 pub mod wal;
 mod writer;
 
@@ -69,15 +70,17 @@ use tokio::sync::{broadcast, oneshot};
 pub use backup::{BackupReport, Manifest};
 pub use cache::{CacheStats, ColumnCache};
 pub use catalog::Catalog;
-pub use dir::{FileKey, LocalDir, MemoryDir, S3Config, S3Dir, SegmentDir, Storage};
+pub use dir::{FileKey, LocalDir, MemoryDir, SegmentDir};
 pub use error::StoreError;
 pub use fsutil::DirLock;
 pub use memtable::MemBatch;
 pub use retention::{expired_reason, oldest_kept};
+pub use s3::{S3Config, S3Dir};
 pub use schema::Columns;
 pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
 pub use settings::{StorageSettings, StoreSettings};
 pub use snapshot::{BlockRef, BlockSource, Snapshot};
+pub use storage::Storage;
 pub use wal::ReplayReport;
 
 use files::{Pin, Pins};

@@ -2,12 +2,9 @@
 //! (a real S3 API server, `moto_server`, on 127.0.0.1) and memory. Every scenario runs on
 //! each; the memory directory also fails on purpose (a bucket that refuses writes or reads).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use logyard_model::{Level, Record};
@@ -16,61 +13,12 @@ use logyard_store::{
     FileKey, MemoryDir, S3Config, S3Dir, SegmentDir, Storage, Store, StoreConfig, StoreError,
 };
 
+#[path = "../../../tests/util/moto.rs"]
+mod moto;
+use moto::Moto;
+
 const DAY: i64 = 86_400;
 const T0: i64 = 1_705_276_800; // 2024-01-15T00:00:00Z
-
-/// A `moto_server` on a free port of 127.0.0.1, killed when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server runs (pip install 'moto[server]'; .ci/test installs it)");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    /// Creates a bucket (moto takes an unsigned path-style request).
-    fn create_bucket(&self, bucket: &str) {
-        let addr = self.endpoint.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One place for segment files, with what a scenario needs to reach it.
 struct Backend {

@@ -1,0 +1,82 @@
+//! A real S3 API server for tests: `moto_server` (PyPI `moto[server]`, installed by
+//! `.ci/test`) on a free port of 127.0.0.1. Shared by the root tests and the store's.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `moto_server` on a free port of 127.0.0.1, killed when dropped.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts a server and waits until it listens.
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server runs (pip install 'moto[server]'; .ci/test installs it)");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, bucket: &str) {
+        let answer = self.request(&format!("PUT /{bucket}"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    /// The keys under `prefix` in `bucket` (one ListObjectsV2 request).
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let answer = self.request(&format!("GET /{bucket}?list-type=2&prefix={prefix}"));
+        answer
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Sends one request without a body (moto takes unsigned path-style requests) and
+    /// returns the whole answer.
+    fn request(&self, line: &str) -> String {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "{line} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
