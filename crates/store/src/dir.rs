@@ -1,5 +1,5 @@
 //! Where segment files live: a local folder (`parts/`, the default), an S3-compatible
-//! bucket ([`S3Dir`]), or memory ([`MemoryDir`], with injectable failures for tests).
+//! bucket ([`crate::S3Dir`]), or memory ([`MemoryDir`], with injectable failures for tests).
 //!
 //! The store reads and writes segments only through [`SegmentDir`]: whole files are put
 //! once (segments are immutable), read whole (the index) or by byte ranges (the Parquet

@@ -15,7 +15,7 @@ pub enum Storage {
     Local,
     /// An S3-compatible bucket.
     S3(S3Config),
-    /// A directory given by the caller (e.g. a [`MemoryDir`]).
+    /// A directory given by the caller (e.g. a [`crate::MemoryDir`]).
     Dir(Arc<dyn SegmentDir>),
 }
 
