@@ -320,7 +320,41 @@ impl Metrics {
                 uptime_s,
             ),
         ];
-        for (name, kind, help, value) in simple {
+        let uploads = store.uploads.map(|u| {
+            [
+                (
+                    "logyard_storage_upload_pending_files",
+                    "gauge",
+                    "Segment files on the local disk not yet uploaded to the bucket.",
+                    u.pending_files as f64,
+                ),
+                (
+                    "logyard_storage_uploaded_files_total",
+                    "counter",
+                    "Segment files uploaded to the bucket.",
+                    u.uploaded_files as f64,
+                ),
+                (
+                    "logyard_storage_uploaded_bytes_total",
+                    "counter",
+                    "Bytes of segment files uploaded to the bucket.",
+                    u.uploaded_bytes as f64,
+                ),
+                (
+                    "logyard_storage_upload_errors_total",
+                    "counter",
+                    "Uploads to the bucket that failed (each is tried again).",
+                    u.errors as f64,
+                ),
+                (
+                    "logyard_storage_cache_evicted_files_total",
+                    "counter",
+                    "Local copies of uploaded segment files removed by the cache's limits.",
+                    u.evicted_files as f64,
+                ),
+            ]
+        });
+        for (name, kind, help, value) in simple.into_iter().chain(uploads.into_iter().flatten()) {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }

@@ -143,6 +143,11 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
         false
     }
 
+    /// The uploads' figures, for a directory that uploads to a bucket.
+    fn upload_counters(&self) -> Option<&crate::tier::TierCounters> {
+        None
+    }
+
     /// The file's path when it is on the local disk (a backup links it instead of copying).
     fn local_path(&self, _key: &FileKey) -> Option<PathBuf> {
         None

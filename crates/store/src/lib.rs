@@ -53,6 +53,7 @@ pub mod segment;
 mod settings;
 mod snapshot;
 mod storage;
+mod tier;
 pub mod wal;
 mod writer;
 
@@ -81,6 +82,7 @@ pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
 pub use settings::{StorageSettings, StoreSettings};
 pub use snapshot::{BlockRef, BlockSource, Snapshot};
 pub use storage::Storage;
+pub use tier::{CacheLimits, TierCounters, TieredDir, UploadStats};
 pub use wal::ReplayReport;
 
 use files::{Pin, Pins};
@@ -212,6 +214,8 @@ pub struct StoreStats {
     pub newest_ts: Option<i64>,
     /// The cache of decoded text columns (zero when it is off).
     pub cache: CacheStats,
+    /// The uploads to the bucket, when segments go to one.
+    pub uploads: Option<UploadStats>,
 }
 
 #[derive(Default)]
@@ -643,6 +647,11 @@ impl Store {
                 .as_ref()
                 .map(|c| c.stats())
                 .unwrap_or_default(),
+            uploads: self
+                .inner
+                .segments
+                .upload_counters()
+                .map(TierCounters::snapshot),
             ..StoreStats::default()
         };
         let ranges = view

@@ -9,7 +9,7 @@ use std::time::Duration;
 use logyard_model::units::Size;
 use serde::{Deserialize, Deserializer};
 
-use crate::{FsyncPolicy, S3Config, Storage, StoreConfig};
+use crate::{CacheLimits, FsyncPolicy, S3Config, Storage, StoreConfig};
 
 /// `[store]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -87,6 +87,8 @@ impl StoreSettings {
 pub struct StorageSettings {
     /// The bucket, for `type = "s3"`; `None` for the local folder.
     pub s3: Option<S3Config>,
+    /// How much of the bucket's files the local disk keeps, for `type = "s3"`.
+    pub cache: CacheLimits,
 }
 
 /// The keys of `[storage]` as written.
@@ -99,6 +101,8 @@ struct StorageKeys {
     prefix: String,
     endpoint: String,
     region: String,
+    local_cache_bytes: Option<Size>,
+    local_days: Option<u32>,
 }
 
 /// `local` or `s3`.
@@ -125,9 +129,11 @@ impl TryFrom<StorageKeys> for StorageSettings {
                 .iter()
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(k, _)| *k)
+                .chain(keys.local_cache_bytes.map(|_| "local_cache_bytes"))
+                .chain(keys.local_days.map(|_| "local_days"))
                 .collect();
                 if set.is_empty() {
-                    Ok(StorageSettings { s3: None })
+                    Ok(StorageSettings::default())
                 } else {
                     Err(format!(
                         "storage.{} is set but storage.type is \"local\": add type = \"s3\" to keep segments in a bucket, or remove it",
@@ -138,14 +144,21 @@ impl TryFrom<StorageKeys> for StorageSettings {
             StorageKind::S3 if keys.bucket.trim().is_empty() => Err(
                 "storage.type is \"s3\" but storage.bucket is missing: name the bucket that holds the segments".into(),
             ),
-            StorageKind::S3 => Ok(StorageSettings {
-                s3: Some(S3Config {
-                    bucket: keys.bucket,
-                    prefix: keys.prefix,
-                    endpoint: keys.endpoint,
-                    region: keys.region,
-                }),
-            }),
+            StorageKind::S3 => {
+                let defaults = CacheLimits::default();
+                Ok(StorageSettings {
+                    s3: Some(S3Config {
+                        bucket: keys.bucket,
+                        prefix: keys.prefix,
+                        endpoint: keys.endpoint,
+                        region: keys.region,
+                    }),
+                    cache: CacheLimits {
+                        bytes: keys.local_cache_bytes.map_or(defaults.bytes, |s| s.0),
+                        days: keys.local_days.unwrap_or(defaults.days),
+                    },
+                })
+            }
         }
     }
 }
@@ -154,7 +167,7 @@ impl StorageSettings {
     /// The store's [`Storage`].
     pub fn storage(&self) -> Storage {
         match &self.s3 {
-            Some(config) => Storage::S3(config.clone()),
+            Some(config) => Storage::S3(config.clone(), self.cache),
             None => Storage::Local,
         }
     }
@@ -201,12 +214,28 @@ mod tests {
         let s3 = s.s3.unwrap();
         assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("logs", "prod"));
         assert_eq!(s3.region, "");
+        assert_eq!(s.cache, CacheLimits::default());
+        let s: StorageSettings = toml::from_str(
+            "type = \"s3\"\nbucket = \"logs\"\nlocal_cache_bytes = \"2GiB\"\nlocal_days = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.cache,
+            CacheLimits {
+                bytes: 2 << 30,
+                days: 0
+            }
+        );
         assert_eq!(toml::from_str::<StorageSettings>("").unwrap().s3, None);
         for (bad, says) in [
             ("type = \"s3\"", "storage.bucket is missing"),
             (
                 "bucket = \"logs\"",
                 "storage.bucket is set but storage.type is",
+            ),
+            (
+                "local_days = 3",
+                "storage.local_days is set but storage.type is",
             ),
             ("type = \"gcs\"", "unknown variant"),
             (

@@ -4,13 +4,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use logyard_model::{Level, Record};
 use logyard_store::dir::DirOp;
 use logyard_store::{
-    FileKey, MemoryDir, S3Config, S3Dir, SegmentDir, Storage, Store, StoreConfig, StoreError,
+    CacheLimits, FileKey, LocalDir, MemoryDir, S3Config, S3Dir, SegmentDir, Storage, Store,
+    StoreConfig, StoreError,
 };
 
 #[path = "../../../tests/util/moto.rs"]
@@ -24,8 +25,8 @@ const T0: i64 = 1_705_276_800; // 2024-01-15T00:00:00Z
 struct Backend {
     name: &'static str,
     storage: Storage,
-    /// The segment directory as the store sees it (to list and damage files).
-    dir: Option<Arc<dyn SegmentDir>>,
+    /// The bucket (or the directory given alone), when segments go anywhere but `parts/`.
+    remote: Option<Arc<dyn SegmentDir>>,
     _moto: Option<Moto>,
 }
 
@@ -34,21 +35,34 @@ impl Backend {
         Backend {
             name: "local",
             storage: Storage::Local,
-            dir: None,
+            remote: None,
             _moto: None,
         }
     }
 
+    /// A memory directory alone (no local tier).
     fn memory() -> Backend {
         let dir = MemoryDir::new();
         Backend {
             name: "memory",
             storage: Storage::Dir(Arc::new(dir.clone())),
-            dir: Some(Arc::new(dir)),
+            remote: Some(Arc::new(dir)),
             _moto: None,
         }
     }
 
+    /// A memory directory as the bucket behind `parts/`, which keeps every local copy.
+    fn tiered(bucket: &MemoryDir) -> Backend {
+        Backend {
+            name: "tiered",
+            storage: Storage::Tiered(Arc::new(bucket.clone()), CacheLimits::default()),
+            remote: Some(Arc::new(bucket.clone())),
+            _moto: None,
+        }
+    }
+
+    /// A real S3 API (moto) behind `parts/`, with no local cache: uploaded files leave the
+    /// disk, and reads go to the bucket.
     fn s3() -> Backend {
         std::env::set_var("AWS_ACCESS_KEY_ID", "test");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
@@ -61,16 +75,22 @@ impl Backend {
             region: "us-east-1".into(),
         };
         let dir = S3Dir::open(&config).unwrap();
+        let no_cache = CacheLimits { bytes: 0, days: 0 };
         Backend {
             name: "s3",
-            storage: Storage::S3(config),
-            dir: Some(Arc::new(dir)),
+            storage: Storage::S3(config, no_cache),
+            remote: Some(Arc::new(dir)),
             _moto: Some(moto),
         }
     }
 
     fn all() -> Vec<Backend> {
-        vec![Backend::local(), Backend::memory(), Backend::s3()]
+        vec![
+            Backend::local(),
+            Backend::memory(),
+            Backend::tiered(&MemoryDir::new()),
+            Backend::s3(),
+        ]
     }
 
     fn config(&self, data_dir: &Path) -> StoreConfig {
@@ -82,12 +102,75 @@ impl Backend {
         c
     }
 
-    /// The segment directory (the local one is opened on `data_dir/parts`).
-    fn segments(&self, data_dir: &Path) -> Arc<dyn SegmentDir> {
-        match &self.dir {
-            Some(dir) => dir.clone(),
-            None => Storage::Local.open(data_dir).unwrap(),
+    /// The segment files as the store sees them: in `parts/` and in the bucket.
+    fn segments(&self, data_dir: &Path) -> Files {
+        Files {
+            local: LocalDir::new(data_dir.join("parts")).unwrap(),
+            remote: self.remote.clone(),
         }
+    }
+}
+
+/// The segment files of both tiers.
+struct Files {
+    local: LocalDir,
+    remote: Option<Arc<dyn SegmentDir>>,
+}
+
+impl Files {
+    /// Every file, in either tier.
+    fn list(&self) -> std::io::Result<Vec<FileKey>> {
+        let mut keys = self.local.list()?;
+        if let Some(remote) = &self.remote {
+            keys.extend(remote.list()?);
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// A file's bytes, from the local disk when it is there.
+    fn get(&self, key: &FileKey) -> std::io::Result<Bytes> {
+        match (self.local.get(key), &self.remote) {
+            (Err(e), Some(remote)) if e.kind() == std::io::ErrorKind::NotFound => remote.get(key),
+            (local, _) => local,
+        }
+    }
+
+    /// Replaces a file wherever it is; a new one goes to the bucket when there is one.
+    fn put(&self, key: &FileKey, bytes: Bytes) -> std::io::Result<()> {
+        let here = self.local.get(key).is_ok();
+        match &self.remote {
+            Some(remote) if !here || remote.get(key).is_ok() => remote.put(key, bytes.clone())?,
+            _ => {}
+        }
+        if here || self.remote.is_none() {
+            self.local.put(key, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a file from both tiers.
+    fn delete(&self, key: &FileKey) -> std::io::Result<()> {
+        self.local.delete(key)?;
+        match &self.remote {
+            Some(remote) => remote.delete(key),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Waits until the store has uploaded every segment file it wrote (at once without a
+/// bucket).
+fn settle(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.stats().uploads.is_some_and(|u| u.pending_files > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "uploads did not finish: {:?}",
+            store.stats().uploads
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -169,6 +252,7 @@ fn merges_replace_their_inputs_and_retention_deletes_a_day_on_every_backend() {
         }
         store.append(batch(100, 10, 1)).unwrap();
         store.flush().unwrap();
+        settle(&store);
         let segments = b.segments(data.path());
         assert_eq!(segments.list().unwrap().len(), 8, "{}", b.name);
         assert!(
@@ -197,6 +281,7 @@ fn merges_replace_their_inputs_and_retention_deletes_a_day_on_every_backend() {
         config.retention_days = clock_days as u32;
         config.prune = true;
         let store = Store::open(config).unwrap();
+        settle(&store);
         store.apply_retention().unwrap();
         let keys = segments.list().unwrap();
         assert!(
@@ -307,7 +392,7 @@ fn a_directory_that_refuses_writes_loses_nothing() {
     let b = Backend {
         name: "memory",
         storage: Storage::Dir(Arc::new(memory.clone())),
-        dir: Some(Arc::new(memory.clone())),
+        remote: Some(Arc::new(memory.clone())),
         _moto: None,
     };
     let store = Store::open(b.config(data.path())).unwrap();
@@ -445,4 +530,158 @@ fn a_snapshot_reads_the_segments_a_merge_replaced_until_it_ends() {
             b.name
         );
     }
+}
+
+#[test]
+fn ingest_goes_on_while_the_bucket_refuses_writes_and_uploads_each_file_once_it_is_back() {
+    let data = tempfile::tempdir().unwrap();
+    let bucket = MemoryDir::new();
+    let b = Backend::tiered(&bucket);
+    let store = Store::open(b.config(data.path())).unwrap();
+    bucket.fail(DirOp::Put, u64::MAX);
+    for i in 0..3 {
+        store.append(batch(i * 10, 10, 0)).unwrap();
+        // Written to the local disk: the flush does not wait for the bucket.
+        store.flush().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.stats().uploads.unwrap().errors == 0 {
+        assert!(Instant::now() < deadline, "no upload was tried");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let uploads = store.stats().uploads.unwrap();
+    assert_eq!(uploads.pending_files, 6, "{uploads:?}");
+    let parts = LocalDir::new(data.path().join("parts")).unwrap();
+    let written: Vec<(FileKey, Bytes)> = parts
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|k| {
+            let bytes = parts.get(&k).unwrap();
+            (k, bytes)
+        })
+        .collect();
+    assert_eq!(written.len(), 6);
+    assert!(bucket.list().unwrap().is_empty());
+    assert_eq!(messages(&store).unwrap(), expected(&[(0, 30)]));
+
+    bucket.heal();
+    settle(&store);
+    assert_eq!(bucket.list().unwrap().len(), 6, "each file once");
+    assert_eq!(store.stats().uploads.unwrap().uploaded_files, 6);
+    for (key, bytes) in &written {
+        assert_eq!(&bucket.get(key).unwrap(), bytes, "{key}");
+    }
+    store.close();
+    drop(store);
+    let store = Store::open(b.config(data.path())).unwrap();
+    assert_eq!(messages(&store).unwrap(), expected(&[(0, 30)]));
+    assert_eq!(
+        store.stats().wal_replayed_records,
+        0,
+        "every row was in a segment"
+    );
+}
+
+#[test]
+fn files_left_to_upload_at_a_stop_are_uploaded_at_the_next_start() {
+    let data = tempfile::tempdir().unwrap();
+    let bucket = MemoryDir::new();
+    let b = Backend::tiered(&bucket);
+    {
+        let store = Store::open(b.config(data.path())).unwrap();
+        bucket.fail(DirOp::Put, u64::MAX);
+        store.append(batch(0, 40, 0)).unwrap();
+        store.flush().unwrap();
+        store.close();
+    }
+    assert!(bucket.list().unwrap().is_empty());
+    bucket.heal();
+    let store = Store::open(b.config(data.path())).unwrap();
+    settle(&store);
+    assert_eq!(bucket.list().unwrap().len(), 2);
+    assert_eq!(messages(&store).unwrap(), expected(&[(0, 40)]));
+    drop(store);
+
+    // A new disk over the same bucket: everything is read from the bucket.
+    let fresh = tempfile::tempdir().unwrap();
+    let store = Store::open(b.config(fresh.path())).unwrap();
+    assert_eq!(messages(&store).unwrap(), expected(&[(0, 40)]));
+}
+
+#[test]
+fn the_local_cache_keeps_what_its_limits_allow_and_never_a_file_not_yet_uploaded() {
+    let data = tempfile::tempdir().unwrap();
+    let bucket = MemoryDir::new();
+    let mut b = Backend::tiered(&bucket);
+    // Room for about one segment; days before yesterday leave the disk whatever the room.
+    b.storage = Storage::Tiered(
+        Arc::new(bucket.clone()),
+        CacheLimits {
+            bytes: 6_000,
+            days: 1,
+        },
+    );
+    let mut config = b.config(data.path());
+    config.merge_fanin = 100;
+    let store = Store::open(config).unwrap();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Today's, whatever the hour (a few seconds after midnight, UTC).
+    let midnight = now_s - now_s % DAY;
+    let today = |i: usize| {
+        let mut r = rec(midnight + 10 + i as i64 % 50, &format!("m{i:05}"));
+        r.host = format!("host-{i}");
+        r
+    };
+    bucket.fail(DirOp::Put, u64::MAX);
+    for round in 0..4 {
+        store
+            .append((round * 100..round * 100 + 100).map(today).collect())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    store.append(batch(0, 50, 0)).unwrap();
+    store.flush().unwrap();
+    let local = || {
+        LocalDir::new(data.path().join("parts"))
+            .unwrap()
+            .list()
+            .unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(local().len(), 10, "nothing uploaded: every file stays");
+
+    bucket.heal();
+    settle(&store);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.stats().uploads.unwrap().evicted_files == 0 {
+        assert!(Instant::now() < deadline, "nothing evicted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let kept = local();
+    assert!(
+        kept.iter().all(|k| k.day != "2024-01-15"),
+        "the old day left the disk: {kept:?}"
+    );
+    let kept_bytes: u64 = kept
+        .iter()
+        .map(|k| {
+            std::fs::metadata(data.path().join("parts").join(&k.day).join(k.file_name()))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(kept_bytes <= 6_000, "{kept_bytes} bytes kept: {kept:?}");
+    assert!(kept.len() < 8, "{kept:?}");
+    assert_eq!(bucket.list().unwrap().len(), 10);
+    let mut all: Vec<String> = (0..400).map(|i| format!("m{i:05}")).collect();
+    all.extend(expected(&[(0, 50)]));
+    all.sort();
+    let mut got = messages(&store).unwrap();
+    got.sort();
+    assert_eq!(got, all, "every row is read, from the disk or the bucket");
 }
