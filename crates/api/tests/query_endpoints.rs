@@ -30,6 +30,7 @@ fn fixture() -> Fixture {
 fn build_fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut c = StoreConfig::new(dir.path());
+    c.storage = logyard_store::testing::storage_for(dir.path());
     c.retention_days = 0;
     c.block_rows = 16;
     c.flush_interval = Duration::from_secs(3600);

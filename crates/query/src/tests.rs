@@ -8,6 +8,7 @@ const T0: i64 = 1_705_276_800_000_000_000;
 
 fn store(dir: &std::path::Path) -> Store {
     let mut c = StoreConfig::new(dir);
+    c.storage = logyard_store::testing::storage_for(dir);
     c.retention_days = 0;
     c.block_rows = 10;
     c.flush_interval = std::time::Duration::from_secs(3600);
@@ -384,6 +385,7 @@ fn records_without_the_sort_field_come_last_in_both_directions() {
 /// messages dictionary-encoded), the rest in the memtable.
 fn random_store(dir: &std::path::Path, seed: u64) -> Store {
     let mut c = StoreConfig::new(dir);
+    c.storage = logyard_store::testing::storage_for(dir);
     c.retention_days = 0;
     c.block_rows = 16;
     c.flush_interval = std::time::Duration::from_secs(3600);

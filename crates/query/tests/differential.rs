@@ -489,6 +489,7 @@ fn executor_matches_naive_evaluation() {
         .run(&strategy, |(batches, flushes, queries)| {
             let dir = tempfile::tempdir().unwrap();
             let mut config = StoreConfig::new(dir.path());
+            config.storage = logyard_store::testing::storage_for(dir.path());
             config.retention_days = 0;
             config.block_rows = 8;
             config.flush_interval = std::time::Duration::from_secs(3600);

@@ -53,6 +53,8 @@ pub mod segment;
 mod settings;
 mod snapshot;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tier;
 pub mod wal;
 mod writer;
