@@ -120,8 +120,17 @@ fn a_server_keeps_its_segments_in_the_bucket_and_a_new_one_finds_them() {
     // The local copies are the cache (within local_cache_bytes).
     assert!(data.join("parts/2024-01-15").is_dir());
 
-    // An empty data directory over the same prefix: the catalog is rebuilt from the bucket.
+    // An empty data directory over the same prefix is refused while the prefix names the
+    // first server; once its claim is removed, the catalog is rebuilt from the bucket.
     let fresh = dir.path().join("fresh");
+    let refused = Server::try_start_with_env(&fresh, &args, &CREDENTIALS)
+        .err()
+        .expect("refused");
+    assert!(
+        refused.contains("holds the segments of another store") && refused.contains("_owner.json"),
+        "{refused}"
+    );
+    moto.delete("logs", "team-a/_owner.json");
     let server = Server::start_with_env(&fresh, &args, &CREDENTIALS);
     assert_eq!(count(&server, "* | stats count()"), 500);
     assert_eq!(count(&server, "level:ERROR | stats count()"), 50);

@@ -50,9 +50,18 @@ impl Server {
 
     /// Starts a server with more environment variables (e.g. systemd's `NOTIFY_SOCKET`).
     pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::try_start_with_env(data, extra, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a server with more environment variables; an error carries its stderr.
+    pub fn try_start_with_env(
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let mut command = Command::new(bin());
         command.arg("serve").envs(env.iter().copied());
-        Server::try_start_with(command, data, extra).unwrap_or_else(|e| panic!("{e}"))
+        Server::try_start_with(command, data, extra)
     }
 
     /// Starts a server whose process may open at most `nofile` descriptors (`ulimit -n`).

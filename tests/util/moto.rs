@@ -58,6 +58,25 @@ impl Moto {
             .collect()
     }
 
+    /// Deletes an object, with a signed request (boto3, which moto depends on).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        let script = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test')\
+             .delete_object(Bucket='{bucket}', Key='{key}')",
+            self.endpoint
+        );
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Sends one request without a body (moto takes unsigned path-style requests) and
     /// returns the whole answer.
     fn request(&self, line: &str) -> String {

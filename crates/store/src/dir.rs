@@ -136,6 +136,15 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// Claims the directory for the store of node `node` (described by `about`, JSON):
+    /// a shared directory (a bucket's prefix) holds the segments of one store only, or each
+    /// would take the other's for its own. Succeeds when the directory is unclaimed or
+    /// claimed by `node`; fails with `AlreadyExists` and the owner's description otherwise.
+    /// The local folder belongs to its data directory (and its lock): nothing to claim.
+    fn claim(&self, _node: &str, _about: &str) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Whether a file deleted stays readable by those who opened it (a local file through
     /// its open handle). Where not (a bucket), the files of merged segments are deleted only
     /// once no snapshot reads them.
@@ -472,6 +481,8 @@ pub struct MemoryDir {
 #[derive(Debug, Default)]
 struct MemoryInner {
     files: Mutex<BTreeMap<FileKey, Bytes>>,
+    /// The claim ([`SegmentDir::claim`]): the node and its description.
+    owner: Mutex<Option<(String, String)>>,
     /// Armed failures: the operation and how many more calls fail.
     faults: Mutex<Vec<(DirOp, u64)>>,
 }
@@ -494,6 +505,11 @@ impl MemoryDir {
     /// Disarms every injected failure.
     pub fn heal(&self) {
         self.inner.faults.lock().expect("faults lock").clear();
+    }
+
+    /// Removes the claim on the directory (as an operator removes a bucket's owner object).
+    pub fn release(&self) {
+        *self.inner.owner.lock().expect("owner lock") = None;
     }
 
     /// Replaces a file's bytes as they are (to damage it).
@@ -523,6 +539,20 @@ impl MemoryInner {
     }
 }
 
+/// The refusal of a directory claimed by another node, described by `owner`.
+pub(crate) fn claimed_by(location: &str, owner: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{location} holds the segments of another store ({owner}): give this server its own [storage] prefix; \
+             if that store's disk is gone for good, remove the prefix's {OWNER_OBJECT} to take its segments over"
+        ),
+    )
+}
+
+/// The object of a bucket's prefix that names the store that owns it.
+pub const OWNER_OBJECT: &str = "_owner.json";
+
 fn not_found(key: &FileKey) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("no file {key}"))
 }
@@ -549,6 +579,18 @@ impl ReadAt for MemoryFile {
 impl SegmentDir for MemoryDir {
     fn location(&self) -> String {
         "memory".to_string()
+    }
+
+    fn claim(&self, node: &str, about: &str) -> io::Result<()> {
+        let mut owner = self.inner.owner.lock().expect("owner lock");
+        match &*owner {
+            Some((claimed, by)) if claimed != node => Err(claimed_by(&self.location(), by)),
+            Some(_) => Ok(()),
+            None => {
+                *owner = Some((node.to_string(), about.to_string()));
+                Ok(())
+            }
+        }
     }
 
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {

@@ -83,7 +83,7 @@ pub use schema::Columns;
 pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
 pub use settings::{StorageSettings, StoreSettings};
 pub use snapshot::{BlockRef, BlockSource, Snapshot};
-pub use storage::Storage;
+pub use storage::{node_id, Storage};
 pub use tier::{CacheLimits, TierCounters, TieredDir, UploadStats};
 pub use wal::ReplayReport;
 

@@ -16,9 +16,11 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{
+    ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+};
 
-use crate::dir::{FileKey, ReadAt, SegmentDir, SegmentFile};
+use crate::dir::{claimed_by, FileKey, ReadAt, SegmentDir, SegmentFile, OWNER_OBJECT};
 
 /// Where in a bucket segments live.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -174,6 +176,38 @@ impl SegmentDir for S3Dir {
         )
     }
 
+    fn claim(&self, node: &str, about: &str) -> io::Result<()> {
+        let path = ObjectPath::from(format!("{}{OWNER_OBJECT}", self.prefix_slash()));
+        let (store, at) = (self.store.clone(), path.clone());
+        let payload = PutPayload::from(about.to_string());
+        // Created only if absent (If-None-Match: *): two stores never both win.
+        let created = self.run(async move {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match store.put_opts(&at, payload, options).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })?;
+        if created {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let owner = self.run(async move { store.get(&path).await?.bytes().await })?;
+        let owner = String::from_utf8_lossy(&owner).to_string();
+        let owned_by = serde_json::from_str::<serde_json::Value>(&owner)
+            .ok()
+            .and_then(|v| v["node"].as_str().map(str::to_string));
+        if owned_by.as_deref() == Some(node) {
+            Ok(())
+        } else {
+            Err(claimed_by(&self.location(), owner.trim()))
+        }
+    }
+
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {
         let (store, path) = (self.store.clone(), self.path(key));
         self.run(async move { store.put(&path, PutPayload::from(bytes)).await })
@@ -240,6 +274,9 @@ impl SegmentDir for S3Dir {
             .iter()
             .filter_map(|o| {
                 let rest = o.location.as_ref().strip_prefix(prefix.as_str())?;
+                if rest == OWNER_OBJECT {
+                    return None;
+                }
                 let (day, name) = rest.split_once('/')?;
                 let day = day.strip_prefix("day=")?;
                 let key = FileKey::parse(day, name);

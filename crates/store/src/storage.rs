@@ -25,20 +25,64 @@ pub enum Storage {
 }
 
 impl Storage {
-    /// Opens the segment directory of a store whose data directory is `data_dir`.
+    /// Opens the segment directory of a store whose data directory is `data_dir`. A shared
+    /// one (a bucket) is claimed for the node of that data directory ([`node_id`]) before
+    /// anything is written to it.
     pub fn open(&self, data_dir: &Path) -> io::Result<Arc<dyn SegmentDir>> {
         let parts = data_dir.join("parts");
+        let claimed = |dir: Arc<dyn SegmentDir>| -> io::Result<Arc<dyn SegmentDir>> {
+            let node = node_id(&data_dir.join("state"))?;
+            dir.claim(&node, &describe(&node, data_dir))?;
+            Ok(dir)
+        };
         Ok(match self {
             Storage::Local => Arc::new(LocalDir::new(parts)?),
-            Storage::S3(config, limits) => Arc::new(TieredDir::open(
-                parts,
-                Arc::new(S3Dir::open(config)?),
-                *limits,
-            )?),
-            Storage::Tiered(bucket, limits) => {
-                Arc::new(TieredDir::open(parts, bucket.clone(), *limits)?)
+            Storage::S3(config, limits) => {
+                let bucket = claimed(Arc::new(S3Dir::open(config)?))?;
+                Arc::new(TieredDir::open(parts, bucket, *limits)?)
             }
-            Storage::Dir(dir) => dir.clone(),
+            Storage::Tiered(bucket, limits) => {
+                Arc::new(TieredDir::open(parts, claimed(bucket.clone())?, *limits)?)
+            }
+            Storage::Dir(dir) => claimed(dir.clone())?,
         })
     }
+}
+
+/// The id of the store in `state_dir` (its `node-id` file), made at the first call: 16
+/// random hex digits.
+pub fn node_id(state_dir: &Path) -> io::Result<String> {
+    use std::hash::{BuildHasher, Hasher};
+
+    let path = state_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // RandomState's keys come from the operating system's random source.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let id = format!("{:016x}", hasher.finish());
+    std::fs::create_dir_all(state_dir)?;
+    crate::fileops::write_atomic(&path, format!("{id}\n").as_bytes())?;
+    Ok(id)
+}
+
+/// What a claim says of its store: the node, its host and data directory, and when.
+fn describe(node: &str, data_dir: &Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    serde_json::json!({
+        "node": node,
+        "host": host.trim(),
+        "data_dir": data_dir.display().to_string(),
+        "claimed": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+    .to_string()
 }

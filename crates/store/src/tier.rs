@@ -322,6 +322,10 @@ impl SegmentDir for TieredDir {
         self.shared.remote.catalog_location()
     }
 
+    fn claim(&self, node: &str, about: &str) -> io::Result<()> {
+        self.shared.remote.claim(node, about)
+    }
+
     fn upload_counters(&self) -> Option<&TierCounters> {
         Some(&self.shared.counters)
     }

@@ -603,8 +603,17 @@ fn files_left_to_upload_at_a_stop_are_uploaded_at_the_next_start() {
     assert_eq!(messages(&store).unwrap(), expected(&[(0, 40)]));
     drop(store);
 
-    // A new disk over the same bucket: everything is read from the bucket.
+    // A new disk over the same bucket: refused while the bucket names the first store; once
+    // the claim is removed, everything is read from the bucket.
     let fresh = tempfile::tempdir().unwrap();
+    let refused = Store::open(b.config(fresh.path())).unwrap_err().to_string();
+    assert!(
+        refused.contains("holds the segments of another store") && refused.contains("_owner.json"),
+        "{refused}"
+    );
+    // The refusal wrote nothing anywhere.
+    assert_eq!(bucket.list().unwrap().len(), 2);
+    bucket.release();
     let store = Store::open(b.config(fresh.path())).unwrap();
     assert_eq!(messages(&store).unwrap(), expected(&[(0, 40)]));
 }
@@ -684,4 +693,29 @@ fn the_local_cache_keeps_what_its_limits_allow_and_never_a_file_not_yet_uploaded
     let mut got = messages(&store).unwrap();
     got.sort();
     assert_eq!(got, all, "every row is read, from the disk or the bucket");
+}
+
+#[test]
+fn a_bucket_prefix_holds_the_segments_of_one_store_only() {
+    let b = Backend::s3();
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let store = Store::open(b.config(first.path())).unwrap();
+    store.append(batch(0, 10, 0)).unwrap();
+    store.flush().unwrap();
+    let refused = Store::open(b.config(second.path()))
+        .unwrap_err()
+        .to_string();
+    let node = std::fs::read_to_string(first.path().join("state/node-id")).unwrap();
+    assert!(
+        refused.contains("s3://logs/prod/eu holds the segments of another store")
+            && refused.contains(node.trim())
+            && refused.contains(&first.path().display().to_string()),
+        "{refused}"
+    );
+    store.close();
+    drop(store);
+    // The same data directory opens again: the claim is its own.
+    let store = Store::open(b.config(first.path())).unwrap();
+    assert_eq!(messages(&store).unwrap(), expected(&[(0, 10)]));
 }
