@@ -82,6 +82,12 @@ fn a_server_keeps_its_segments_in_the_bucket_and_a_new_one_finds_them() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let errors = count(&server, "level:ERROR | stats count()");
+    let (status, storage) = server.get("/api/admin/storage");
+    assert_eq!(status, 200, "{storage}");
+    assert_eq!(storage["type"], "s3");
+    assert_eq!(storage["location"], "s3://logs/team-a");
+    assert_eq!(storage["uploads"]["pending_files"], 0, "{storage}");
+    assert_eq!(storage["uploads"]["errors"], 0, "{storage}");
     server.stop();
 
     // Another engine reads the bucket as a Hive-partitioned dataset and counts the same.
@@ -149,4 +155,19 @@ fn a_storage_section_without_its_bucket_is_refused() {
     .err()
     .expect("refused");
     assert!(error.contains("storage.bucket is missing"), "{error}");
+}
+
+#[test]
+fn a_local_server_says_its_segments_are_in_its_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let (status, storage) = server.get("/api/admin/storage");
+    assert_eq!(status, 200, "{storage}");
+    assert_eq!(storage["type"], "local");
+    assert_eq!(
+        storage["location"],
+        data.join("parts").display().to_string()
+    );
+    assert_eq!(storage["uploads"], Value::Null);
 }

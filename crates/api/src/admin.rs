@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use logyard_store::{BackupReport, StoreError};
 use serde_json::{json, Value};
@@ -17,7 +17,30 @@ use crate::AppState;
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/admin/backup", post(backup))
+    Router::new()
+        .route("/api/admin/backup", post(backup))
+        .route("/api/admin/storage", get(storage))
+}
+
+/// `GET /api/admin/storage`: where segment files live and, with a bucket, its uploads.
+pub async fn storage(State(state): State<AppState>) -> Json<Value> {
+    let stats = state.store.stats();
+    let uploads = stats.uploads.map(|u| {
+        json!({
+            "pending_files": u.pending_files,
+            "uploaded_files": u.uploaded_files,
+            "uploaded_bytes": u.uploaded_bytes,
+            "errors": u.errors,
+            "evicted_files": u.evicted_files,
+        })
+    });
+    Json(json!({
+        "type": if uploads.is_some() { "s3" } else { "local" },
+        "location": state.store.segment_location(),
+        "segments": stats.segments,
+        "segment_bytes": stats.segment_bytes,
+        "uploads": uploads,
+    }))
 }
 
 /// The JSON answer of a backup.

@@ -676,6 +676,11 @@ impl Store {
         &self.inner.config.data_dir
     }
 
+    /// Where the segment files live: the `parts/` folder's path, or `s3://bucket/prefix`.
+    pub fn segment_location(&self) -> String {
+        self.inner.segments.location()
+    }
+
     /// Writes a consistent copy of the store into `to` (missing or empty, outside the data
     /// directory) while ingest goes on: every entry acknowledged before the call is in it, and
     /// recovery of the copy stores none twice ([`backup`] says how). Merges and retention wait

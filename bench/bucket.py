@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Queries over segments in a bucket, side by side with the same data on the local disk.
+
+Generates data with ../shared/bench/gen_logs.py (cached under bench/out/, as
+bench/ingest_query.py does), starts an S3 API server (moto_server) on 127.0.0.1, then for
+each storage in one run: starts the release binary on a fresh data directory, ingests the
+file over HTTP, waits until every segment is written (and, for the bucket, uploaded, with
+`local_cache_bytes = 0` so that no local copy is left), restarts the server (nothing in its
+cache of decoded columns), and times Q1-Q8 of ../shared/bench/PEERS.md: the first run
+(cold: for the bucket, every byte read comes over HTTP) and the median of 5 after it. Every
+answer is checked against the truth computed from the file.
+
+    cargo build --release
+    python3 bench/bucket.py [--lines 2000000]
+
+Needs `moto_server` and boto3 (pip install 'moto[server]'). moto is a Python server made
+for tests: the bucket's figures measure it as much as logyard; MinIO is what production
+runs.
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ingest_query as iq  # noqa: E402  (the generator, the server and the queries)
+
+QUERIES = [
+    ("Q1 needle", "NEEDLE-42-5", lambda a, w: a["total"] == w["needle"]),
+    ("Q2 count ERROR", "level:ERROR | stats count()",
+     lambda a, w: a["rows"] == [[w["levels"]["ERROR"]]]),
+    ("Q3 phrase count", '"connection refused" | stats count()',
+     lambda a, w: a["rows"] == [[w["refused"]]]),
+    ("Q4 count by level", "* | stats count() by (level)",
+     lambda a, w: {r[0]: r[1] for r in a["rows"]} == w["levels"]),
+    ("Q5 count by agent", "* | stats count() by (agent)",
+     lambda a, w: {r[0]: r[1] for r in a["rows"]} == w["agents"]),
+    ("Q6 ERROR per hour", "level:ERROR | histogram 1h",
+     lambda a, w: {r[0][:13]: r[-1] for r in a["rows"] if r[-1]} == w["error_hours"]),
+    ("Q7 regex count", '~"response_time: [0-9]{4,}ms" | stats count()',
+     lambda a, w: a["rows"] == [[w["slow"]]]),
+    ("Q8 newest 100 of HERMES", "agent:HERMES | limit 100",
+     lambda a, w: len(a["logs"]) == 100 and all(e["agent"] == "HERMES" for e in a["logs"])),
+]
+
+
+def start_moto():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    import boto3
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="logs")
+    return proc, endpoint
+
+
+def run(storage, path, want, lines, work, endpoint):
+    data_dir = os.path.join(work, storage, "data")
+    config = os.path.join(work, storage + ".toml")
+    with open(config, "w") as f:
+        f.write('[store]\nretention_days = 0\n')
+        if storage == "bucket":
+            f.write(f'\n[storage]\ntype = "s3"\nbucket = "logs"\nprefix = "bench"\n'
+                    f'endpoint = "{endpoint}"\nregion = "us-east-1"\nlocal_cache_bytes = 0\n')
+    proc, host, port = iq.start_server(data_dir, config)
+    try:
+        print(f"{storage}: ingesting {lines} lines", file=sys.stderr)
+        accepted, secs = iq.ingest(host, port, path, 1, 4 << 20)
+        assert accepted == lines, (accepted, lines)
+        iq.wait_flushed(host, port)
+        upload = None
+        if storage == "bucket":
+            started = time.perf_counter()
+            while iq.metrics(host, port).get("logyard_storage_upload_pending_files", 1) > 0:
+                time.sleep(0.1)
+            m = iq.metrics(host, port)
+            upload = (m["logyard_storage_uploaded_bytes_total"],
+                      m["logyard_storage_uploaded_files_total"],
+                      time.perf_counter() - started)
+    finally:
+        proc.terminate()
+        proc.wait()
+    local = iq.dir_bytes(os.path.join(data_dir, "parts"))
+    proc, host, port = iq.start_server(data_dir, config)
+    rows = []
+    try:
+        enc = urllib.parse.quote
+        for name, query, ok in QUERIES:
+            def q(query=query):
+                return iq.request(host, port, "GET", "/api/query?limit=100&q=" + enc(query))
+            started = time.perf_counter()
+            answer = q()
+            first_ms = (time.perf_counter() - started) * 1000
+            if not ok(answer, want):
+                raise SystemExit(f"{storage} {name}: wrong answer to {query!r}")
+            rows.append((name, first_ms, iq.median_ms(q)))
+    finally:
+        proc.terminate()
+        proc.wait()
+    return {"ingest_s": secs, "upload": upload, "local_parts": local, "rows": rows}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=2_000_000)
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+    if not os.path.exists(iq.BIN):
+        raise SystemExit("build first: cargo build --release")
+    path = iq.generate(args.lines, args.seed)
+    want = iq.truth(path)
+    moto, endpoint = start_moto()
+    work = tempfile.mkdtemp(prefix="logyard-bucket-", dir=iq.OUT)
+    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    os.environ.update(env)
+    try:
+        results = {s: run(s, path, want, args.lines, work, endpoint) for s in ("local", "bucket")}
+    finally:
+        moto.terminate()
+        moto.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    local, bucket = results["local"], results["bucket"]
+    sent, files, secs = bucket["upload"]
+    print(f"\n{args.lines} lines; ingest {args.lines / local['ingest_s']:,.0f} lines/s local, "
+          f"{args.lines / bucket['ingest_s']:,.0f} lines/s with the bucket")
+    print(f"upload: {sent / (1 << 20):.1f} MiB in {files:.0f} files, done {secs:.1f} s after "
+          f"the last segment was written; parts/ then holds {bucket['local_parts'] / (1 << 20):.1f} MiB "
+          f"(local: {local['local_parts'] / (1 << 20):.1f} MiB)")
+    print(f"\n{'query':26} {'local first':>12} {'local':>9} {'bucket first':>13} {'bucket':>9}")
+    for (name, lf, lm), (_, bf, bm) in zip(local["rows"], bucket["rows"]):
+        print(f"{name:26} {lf:10.1f}ms {lm:7.1f}ms {bf:11.1f}ms {bm:7.1f}ms")
+
+
+if __name__ == "__main__":
+    main()
