@@ -20,6 +20,7 @@ use parquet::file::reader::{ChunkReader, Length};
 
 use crate::fileops;
 use crate::pread::PreadFile;
+use crate::uploads::TierCounters;
 
 /// One of a segment's two files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -153,7 +154,7 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
     }
 
     /// The uploads' figures, for a directory that uploads to a bucket.
-    fn upload_counters(&self) -> Option<&crate::tier::TierCounters> {
+    fn upload_counters(&self) -> Option<&TierCounters> {
         None
     }
 

@@ -56,6 +56,7 @@ mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tier;
+mod uploads;
 pub mod wal;
 mod writer;
 
@@ -84,7 +85,8 @@ pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
 pub use settings::{StorageSettings, StoreSettings};
 pub use snapshot::{BlockRef, BlockSource, Snapshot};
 pub use storage::{node_id, Storage};
-pub use tier::{CacheLimits, TierCounters, TieredDir, UploadStats};
+pub use tier::{CacheLimits, TieredDir};
+pub use uploads::{TierCounters, UploadStats};
 pub use wal::ReplayReport;
 
 use files::{Pin, Pins};

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::dir::{FileKey, LocalDir, SegmentDir, SegmentFile};
+use crate::uploads::TierCounters;
 
 /// How much of the bucket's files the local disk keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,49 +42,6 @@ impl Default for CacheLimits {
             days: 2,
         }
     }
-}
-
-/// The uploads' figures, for `/metrics` and the status of the storage.
-#[derive(Debug, Default)]
-pub struct TierCounters {
-    /// Files uploaded.
-    pub uploaded_files: AtomicU64,
-    /// Bytes uploaded.
-    pub uploaded_bytes: AtomicU64,
-    /// Uploads that failed (each retried later).
-    pub upload_errors: AtomicU64,
-    /// Files written locally and not yet in the bucket.
-    pub pending_files: AtomicU64,
-    /// Local copies removed by the cache's limits.
-    pub evicted_files: AtomicU64,
-}
-
-impl TierCounters {
-    /// The figures now.
-    pub fn snapshot(&self) -> UploadStats {
-        UploadStats {
-            pending_files: self.pending_files.load(Ordering::Relaxed),
-            uploaded_files: self.uploaded_files.load(Ordering::Relaxed),
-            uploaded_bytes: self.uploaded_bytes.load(Ordering::Relaxed),
-            errors: self.upload_errors.load(Ordering::Relaxed),
-            evicted_files: self.evicted_files.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// The uploads to the bucket at one instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UploadStats {
-    /// Segment files on the local disk not yet in the bucket.
-    pub pending_files: u64,
-    /// Files uploaded since start.
-    pub uploaded_files: u64,
-    /// Bytes uploaded since start.
-    pub uploaded_bytes: u64,
-    /// Uploads that failed since start (each tried again).
-    pub errors: u64,
-    /// Local copies of uploaded files removed by the cache's limits since start.
-    pub evicted_files: u64,
 }
 
 /// The local folder and the bucket, with the uploading thread.
@@ -155,14 +113,26 @@ impl TieredDir {
 }
 
 impl Drop for TieredDir {
+    /// Stops the uploads; waits a few seconds for an upload under way, then leaves it to
+    /// end on its own (a slow bucket does not hold a stop; what is left is uploaded at the
+    /// next start).
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.wake.notify_all();
         if let Some(uploader) = self.uploader.take() {
-            let _ = uploader.join();
+            let deadline = Instant::now() + STOP_WAIT;
+            while !uploader.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if uploader.is_finished() {
+                let _ = uploader.join();
+            }
         }
     }
 }
+
+/// How long a stop waits for an upload under way.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 impl Shared {
     fn add_pending(&self, keys: impl IntoIterator<Item = FileKey>) {
