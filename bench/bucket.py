@@ -122,10 +122,10 @@ def main():
         raise SystemExit("build first: cargo build --release")
     path = iq.generate(args.lines, args.seed)
     want = iq.truth(path)
+    # moto takes any credentials; the server and boto3 read them from the environment.
+    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
     moto, endpoint = start_moto()
     work = tempfile.mkdtemp(prefix="logyard-bucket-", dir=iq.OUT)
-    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
-    os.environ.update(env)
     try:
         results = {s: run(s, path, want, args.lines, work, endpoint) for s in ("local", "bucket")}
     finally:
