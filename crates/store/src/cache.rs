@@ -77,9 +77,10 @@ impl ColumnCache {
     }
 
     /// Returns whether a column is one the cache keeps: the text columns, whose decoding is
-    /// most of what a search costs.
-    pub fn keeps(column: usize) -> bool {
-        matches!(column, col::MESSAGE | col::RAW | col::FIELDS)
+    /// most of what a search costs; every column of a segment read from a bucket
+    /// (`remote`), where fetching it again costs a request.
+    pub fn keeps(column: usize, remote: bool) -> bool {
+        remote || matches!(column, col::MESSAGE | col::RAW | col::FIELDS)
     }
 
     /// Returns a column of a block as a read decoded it, if held.

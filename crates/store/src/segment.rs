@@ -810,7 +810,8 @@ impl Segment {
         let dict_of = |c: usize| dict && c == col::MESSAGE;
         let mut held = Vec::new();
         let mut to_read = columns;
-        for c in columns.indices().filter(|&c| ColumnCache::keeps(c)) {
+        let remote = !self.file.is_local();
+        for c in columns.indices().filter(|&c| ColumnCache::keeps(c, remote)) {
             if let Some(array) = cache.get(self.meta.id, block, c, dict_of(c)) {
                 held.push((c, array));
                 to_read = Columns(to_read.0 & !(1 << c));
@@ -832,7 +833,7 @@ impl Segment {
                             self.meta.id
                         ))
                     })?;
-                    if ColumnCache::keeps(c) {
+                    if ColumnCache::keeps(c, remote) {
                         cache.insert(self.meta.id, block, c, dict_of(c), array.clone());
                     }
                     array

@@ -719,3 +719,29 @@ fn a_bucket_prefix_holds_the_segments_of_one_store_only() {
     let store = Store::open(b.config(first.path())).unwrap();
     assert_eq!(messages(&store).unwrap(), expected(&[(0, 10)]));
 }
+
+#[test]
+fn every_column_read_from_a_bucket_is_kept_for_the_next_read() {
+    use logyard_store::schema::col;
+    use logyard_store::Columns;
+    for (b, remote) in [(Backend::local(), false), (Backend::memory(), true)] {
+        let data = tempfile::tempdir().unwrap();
+        let store = Store::open(b.config(data.path())).unwrap();
+        store.append(batch(0, 250, 0)).unwrap();
+        store.flush().unwrap();
+        let times = Columns::of(&[col::TIMESTAMP]);
+        let read = |store: &Store| {
+            let snap = store.snapshot();
+            for block in &snap.blocks {
+                assert_eq!(block.read(times).unwrap().num_rows(), block.rows());
+            }
+        };
+        read(&store);
+        let before = store.stats().cache;
+        read(&store);
+        let after = store.stats().cache;
+        let hits = after.hits - before.hits;
+        // Three blocks of 100 rows at most: each a hit the second time only from a bucket.
+        assert_eq!(hits, if remote { 3 } else { 0 }, "{}: {after:?}", b.name);
+    }
+}
