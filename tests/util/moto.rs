@@ -1,4 +1,4 @@
-//! A real S3 API server for tests: `moto_server` (PyPI `moto[server]`, installed by
+//! A real S3 API server for tests: moto's server (PyPI `moto[server]`, installed by
 //! `.ci/test`) on a free port of 127.0.0.1. Shared by the root tests and the store's.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
@@ -23,19 +23,30 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // As a module, so that no PATH of pip's scripts is needed.
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server runs (pip install 'moto[server]'; .ci/test installs it)");
-        let moto = Moto {
+            .expect("python3 runs moto.server (pip install 'moto[server]'; .ci/test installs it)");
+        let mut moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto.server exited ({status}): pip install 'moto[server]'");
+            }
+            assert!(Instant::now() < deadline, "moto.server did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
