@@ -116,6 +116,15 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
     /// Writes a whole file, durably and atomically: a reader sees all of it or nothing.
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()>;
 
+    /// Writes whole files in order, each as [`SegmentDir::put`] does (a local folder makes
+    /// its directory durable once for all of them).
+    fn put_all(&self, files: Vec<(FileKey, Bytes)>) -> io::Result<()> {
+        for (key, bytes) in files {
+            self.put(&key, bytes)?;
+        }
+        Ok(())
+    }
+
     /// Reads a whole file.
     fn get(&self, key: &FileKey) -> io::Result<Bytes>;
 
@@ -378,6 +387,30 @@ impl SegmentDir for LocalDir {
         let path = self.path(key);
         std::fs::create_dir_all(path.parent().unwrap_or(&self.root))?;
         fileops::write_atomic(&path, &bytes)
+    }
+
+    fn put_all(&self, files: Vec<(FileKey, Bytes)>) -> io::Result<()> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (key, bytes) in files {
+            let path = self.path(&key);
+            let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+            std::fs::create_dir_all(&dir)?;
+            let tmp = fileops::tmp_path(&path);
+            let written = (|| {
+                let mut f = fileops::create(&tmp)?;
+                fileops::write_all(&mut f, &tmp, &bytes)?;
+                fileops::sync_all(&f, &tmp)?;
+                fileops::rename(&tmp, &path)
+            })();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        dirs.iter().try_for_each(|dir| fileops::sync_dir(dir))
     }
 
     fn get(&self, key: &FileKey) -> io::Result<Bytes> {

@@ -289,8 +289,10 @@ pub fn write<R: Borrow<Record>>(
         crc32c: crc32c::crc32c(&buf),
     };
     // The data file first: an index without its data file is removed at the next start.
-    dir.put(&meta.data_key(), buf.into())?;
-    dir.put(&meta.index_key(), idx.into())?;
+    dir.put_all(vec![
+        (meta.data_key(), buf.into()),
+        (meta.index_key(), idx.into()),
+    ])?;
     Ok(meta)
 }
 
