@@ -16,18 +16,6 @@ const CREDENTIALS: [(&str, &str); 2] = [
     ("AWS_SECRET_ACCESS_KEY", "test"),
 ];
 
-/// A sample's value in `/metrics`.
-fn metric(server: &Server, name: &str) -> Option<f64> {
-    let text = util::client()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 fn count(server: &Server, query: &str) -> u64 {
     let (status, answer) = server.get(&format!(
         "/api/query?q={}&start=2024-01-01T00:00:00Z",
@@ -72,8 +60,11 @@ fn a_server_keeps_its_segments_in_the_bucket_and_a_new_one_finds_them() {
     assert_eq!(answer["accepted"], 500);
     assert_eq!(count(&server, "* | stats count()"), 500);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while metric(&server, "logyard_storage_upload_pending_files") != Some(0.0)
-        || metric(&server, "logyard_storage_uploaded_files_total").unwrap_or(0.0) < 4.0
+    while server.metric("logyard_storage_upload_pending_files") != Some(0.0)
+        || server
+            .metric("logyard_storage_uploaded_files_total")
+            .unwrap_or(0.0)
+            < 4.0
     {
         assert!(
             std::time::Instant::now() < deadline,

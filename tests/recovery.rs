@@ -161,15 +161,9 @@ fn fill_wal(data: &Path, n: usize) {
 }
 
 fn metric(server: &Server, name: &str) -> f64 {
-    let text = util::client()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+    server
+        .metric(name)
+        .unwrap_or_else(|| panic!("no metric {name} in {}", server.metrics_text()))
 }
 
 #[test]

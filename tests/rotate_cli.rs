@@ -158,12 +158,7 @@ fn serve_rotates_in_the_background_and_reports_metrics() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(gunzip(&logs.join("app.log.1.gz")), "y".repeat(4096));
-    let text = util::client()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = server.metrics_text();
     assert!(text.contains("logyard_rotate_files_total 1"), "{text}");
     assert!(
         text.contains("logyard_rotate_last_success_timestamp_seconds{rule=\"app\"}"),

@@ -198,6 +198,23 @@ impl Server {
         (status, resp.json().unwrap_or(Value::Null))
     }
 
+    /// The text of `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .expect("GET /metrics")
+            .text()
+            .expect("the text of /metrics")
+    }
+
+    /// A sample's value in `/metrics` (`name` with its labels, if any), if present.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// Returns every stored entry of an agent, newest first, paging through `/api/logs`.
     pub fn all_of_agent(&self, agent: &str) -> Vec<Value> {
         let mut out = Vec::new();

@@ -384,9 +384,7 @@ impl SegmentDir for LocalDir {
     }
 
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {
-        let path = self.path(key);
-        std::fs::create_dir_all(path.parent().unwrap_or(&self.root))?;
-        fileops::write_atomic(&path, &bytes)
+        self.put_all(vec![(key.clone(), bytes)])
     }
 
     fn put_all(&self, files: Vec<(FileKey, Bytes)>) -> io::Result<()> {
@@ -395,17 +393,7 @@ impl SegmentDir for LocalDir {
             let path = self.path(&key);
             let dir = path.parent().unwrap_or(&self.root).to_path_buf();
             std::fs::create_dir_all(&dir)?;
-            let tmp = fileops::tmp_path(&path);
-            let written = (|| {
-                let mut f = fileops::create(&tmp)?;
-                fileops::write_all(&mut f, &tmp, &bytes)?;
-                fileops::sync_all(&f, &tmp)?;
-                fileops::rename(&tmp, &path)
-            })();
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
+            fileops::write_replacing(&path, &bytes)?;
             if !dirs.contains(&dir) {
                 dirs.push(dir);
             }

@@ -212,7 +212,14 @@ pub fn open_write(path: &Path) -> io::Result<File> {
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename, fsync of the
 /// directory. The temporary file is removed when a step fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    write_replacing(path, bytes)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Writes `bytes` to `path` under its temporary name, fsyncs it and renames it into place;
+/// the temporary file is removed when a step fails. The directory is not synced: the caller
+/// does it once for all the files it writes there ([`write_atomic`] for one file).
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = tmp_path(path);
     let written = (|| {
         let mut f = create(&tmp)?;
@@ -220,11 +227,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         sync_all(&f, &tmp)?;
         rename(&tmp, path)
     })();
-    if let Err(e) = written {
+    if written.is_err() {
         let _ = fs::remove_file(&tmp);
-        return Err(e);
     }
-    sync_dir(dir)
+    written
 }
 
 /// Returns the temporary name used while `path` is being written.

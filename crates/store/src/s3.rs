@@ -115,15 +115,22 @@ impl S3Dir {
         &self,
         request: impl Future<Output = object_store::Result<T>> + Send + 'static,
     ) -> io::Result<T> {
-        block_on(
-            self.runtime.as_ref().expect("a runtime until dropped"),
-            request,
-        )
+        block_on(self.handle(), request)
+    }
+
+    /// The directory's runtime, which runs every request.
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("a runtime until dropped")
+            .handle()
     }
 }
 
+/// Runs `request` on `runtime` and waits for its answer on the calling thread (any
+/// thread: a store's, or a task of another runtime).
 fn block_on<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
+    runtime: &tokio::runtime::Handle,
     request: impl Future<Output = object_store::Result<T>> + Send + 'static,
 ) -> io::Result<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -156,14 +163,9 @@ struct Object {
 impl ReadAt for Object {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         let (store, path) = (self.store.clone(), self.path.clone());
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(store.get_range(&path, offset..offset + len as u64).await);
-        });
-        match rx.recv() {
-            Ok(answer) => answer.map_err(io::Error::from),
-            Err(_) => Err(io::Error::other("the bucket's runtime stopped")),
-        }
+        block_on(&self.handle, async move {
+            store.get_range(&path, offset..offset + len as u64).await
+        })
     }
 }
 
@@ -227,12 +229,7 @@ impl SegmentDir for S3Dir {
         let object = Object {
             store,
             path,
-            handle: self
-                .runtime
-                .as_ref()
-                .expect("a runtime until dropped")
-                .handle()
-                .clone(),
+            handle: self.handle().clone(),
         };
         Ok(SegmentFile::new(Arc::new(object), meta.size, false))
     }
