@@ -519,8 +519,9 @@ fn containers_before_during_and_after_logyard(test: &str, mode: &str) {
     let args = ["--config", config.to_str().unwrap()];
     let server = Server::start(&data, &args);
 
-    // After logyard: one that writes, then stops while followed.
-    let late = daemon.run("late", &[], &script("late", 100, "0.005", "true"));
+    // After logyard: one that writes, then stops while followed; its log is rotated by the
+    // driver under the follow (the daemon then sends the line at the boundary again).
+    let late = daemon.run("late", ROTATE, &script("late", 100, "0.01", "true"));
     // With a TTY: one raw stream whose lines end in CR LF.
     daemon.run(
         "tty",

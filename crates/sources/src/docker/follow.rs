@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::engine::{Chunk, Engine, EngineError};
-use super::position::{Position, Skipper};
+use super::position::{Position, Skipper, SAME_TIME_KEPT};
 
 /// A line of a container's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,28 +206,46 @@ pub(crate) async fn follow(
     let _ = tx.send(Event::Ended { id, error }).await;
 }
 
-/// The time of the last line sent of each stream of one follow. The daemon times a stream's
-/// lines in the order it writes them, so a line older than its stream's last one is one the
-/// daemon sent again (as it can while it rotates the log under a follow); stdout and stderr
-/// are timed by two writers and may interleave out of order, so each has its own floor.
+/// The time of the last line sent of each stream of one follow, and the lines sent at that
+/// time. The daemon times a stream's lines in the order it writes them, so a line older than
+/// its stream's last one is one the daemon sent again; when it rotates the log under a
+/// follow it also sends the line at the boundary again, with the same time: a line of that
+/// very time already sent is dropped too. (Two equal lines of one stream would need the same
+/// nanosecond from the daemon's clock to be taken for one.) Stdout and stderr are timed by
+/// two writers and may interleave out of order, so each has its own floor.
 #[derive(Debug, Default)]
 struct Floors {
-    stdout: i64,
-    stderr: i64,
+    stdout: Floor,
+    stderr: Floor,
+}
+
+/// One stream's floor: see [`Floors`].
+#[derive(Debug, Default)]
+struct Floor {
+    ns: i64,
+    /// Hashes of the lines sent at `ns`, at most [`SAME_TIME_KEPT`].
+    at_ns: Vec<u64>,
 }
 
 impl Floors {
-    /// True when `line` is older than the last line sent of its stream; else moves the floor.
+    /// True when `line` was sent before (older than its stream's last line, or that same
+    /// line again); else moves the floor past it.
     fn sent_before(&mut self, line: &LogLine) -> bool {
         let floor = if line.stream == "stderr" {
             &mut self.stderr
         } else {
             &mut self.stdout
         };
-        if line.ns < *floor {
+        if line.ns < floor.ns || line.ns == floor.ns && floor.at_ns.contains(&line.hash) {
             return true;
         }
-        *floor = line.ns;
+        if line.ns > floor.ns {
+            floor.ns = line.ns;
+            floor.at_ns.clear();
+        }
+        if floor.at_ns.len() < SAME_TIME_KEPT {
+            floor.at_ns.push(line.hash);
+        }
         false
     }
 }
@@ -255,25 +273,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_line_older_than_its_streams_last_is_a_resend() {
-        let line = |stream: &'static str, ns: i64| LogLine {
+    fn a_line_older_than_its_streams_last_or_the_same_again_is_a_resend() {
+        let line = |stream: &'static str, ns: i64, hash: u64| LogLine {
             id: "c".into(),
             ns,
-            hash: 0,
+            hash,
             stream,
             text: Vec::new(),
         };
         let mut floors = Floors::default();
-        assert!(!floors.sent_before(&line("stdout", 10)));
-        assert!(!floors.sent_before(&line("stdout", 20)));
+        assert!(!floors.sent_before(&line("stdout", 10, 1)));
+        assert!(!floors.sent_before(&line("stdout", 20, 1)));
         // stderr's writer may time a line before stdout's last one: still new.
-        assert!(!floors.sent_before(&line("stderr", 15)));
-        assert!(floors.sent_before(&line("stdout", 15)), "sent again");
+        assert!(!floors.sent_before(&line("stderr", 15, 1)));
+        assert!(floors.sent_before(&line("stdout", 15, 1)), "sent again");
         assert!(
-            !floors.sent_before(&line("stdout", 20)),
-            "the same time twice"
+            !floors.sent_before(&line("stdout", 20, 2)),
+            "another line of the same time"
         );
-        assert!(floors.sent_before(&line("stderr", 14)));
+        assert!(
+            floors.sent_before(&line("stdout", 20, 1)),
+            "the line at the boundary again (a rotation under the follow)"
+        );
+        assert!(floors.sent_before(&line("stdout", 20, 2)));
+        assert!(!floors.sent_before(&line("stdout", 21, 1)));
+        assert!(floors.sent_before(&line("stderr", 14, 1)));
     }
 
     fn texts(lines: &[LogLine]) -> Vec<(&str, String)> {

@@ -22,7 +22,7 @@ pub(crate) const VERSION: u32 = 1;
 
 /// Hashes kept for the lines of one instant, at most (beyond, lines of that same instant
 /// may be read twice after a restart).
-const SAME_TIME_KEPT: usize = 4096;
+pub(crate) const SAME_TIME_KEPT: usize = 4096;
 
 /// How far one container's log is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
