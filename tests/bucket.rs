@@ -162,3 +162,133 @@ fn a_local_server_says_its_segments_are_in_its_data_directory() {
     );
     assert_eq!(storage["uploads"], Value::Null);
 }
+
+/// Waits until a metric reaches `at_least` (60 s at most).
+fn wait_metric(server: &Server, name: &str, at_least: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.metric(name).unwrap_or(0.0) < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} stayed below {at_least}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn with_the_bucket_out_of_reach_a_query_answers_what_it_can_and_names_the_segments_left_out() {
+    let mut moto = Moto::start();
+    moto.create_bucket("logs");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    // Nothing kept locally once uploaded, no column kept in memory: every read of a segment
+    // goes to the bucket.
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 0\nflush_interval = \"200ms\"\ncache_bytes = 0\n\n\
+             [storage]\ntype = \"s3\"\nbucket = \"logs\"\nendpoint = \"{}\"\n\
+             local_cache_bytes = 0\nlocal_days = 0\n",
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let data = dir.path().join("data");
+    let server = Server::start_with_env(&data, &args, &CREDENTIALS);
+    let post = |server: &Server, day: u32, n: usize| {
+        let entries: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"timestamp": format!("2024-01-{day:02}T10:00:{:02}Z", i % 60),
+                       "agent": "billing", "message": format!("payment {i} settled")})
+            })
+            .collect();
+        let (status, answer) = server.post(
+            "/api/logs",
+            "application/json",
+            serde_json::to_vec(&entries).unwrap(),
+        );
+        assert_eq!(status, 200, "{answer}");
+    };
+    post(&server, 15, 300);
+    wait_metric(&server, "logyard_storage_uploaded_files_total", 2.0);
+    wait_metric(&server, "logyard_storage_cache_evicted_files_total", 2.0);
+    // Started again, the server finds its segments in the bucket only.
+    server.stop();
+    let server = Server::start_with_env(&data, &args, &CREDENTIALS);
+    assert_eq!(count(&server, "payment | stats count()"), 300);
+
+    moto.stop();
+    // Newer entries stay readable on the local disk (and wait there for the bucket).
+    post(&server, 16, 20);
+    let started = std::time::Instant::now();
+    let (status, answer) =
+        server.get("/api/query?q=payment%20%7C%20stats%20count()&start=2024-01-01T00:00:00Z");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rows"][0][0], 20, "{answer}");
+    assert_eq!(answer["partial"], true, "{answer}");
+    let reason = answer["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("could not be read now"), "{answer}");
+    let left_out = answer["cost"]["segments_unreachable"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(!left_out.is_empty(), "{answer}");
+    for name in left_out {
+        let name = name.as_str().unwrap_or_default();
+        assert!(
+            name.starts_with("2024-01-15/seg-") && name.ends_with(".parquet"),
+            "{answer}"
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the answer took {:?}",
+        started.elapsed()
+    );
+
+    // The list of entries and an export say the same.
+    let (status, answer) = server.get("/api/query?q=payment&start=2024-01-01T00:00:00Z&limit=1000");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["logs"].as_array().map(Vec::len),
+        Some(20),
+        "{answer}"
+    );
+    assert_eq!(answer["partial"], true, "{answer}");
+    let export = util::client()
+        .get(format!(
+            "{}/api/export?q=payment&start=2024-01-01T00:00:00Z",
+            server.url
+        ))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let lines: Vec<&str> = export.lines().collect();
+    assert_eq!(lines.len(), 21, "{export}");
+    let last: Value = serde_json::from_str(lines[20]).unwrap();
+    assert_eq!(last["partial"], true, "{export}");
+    let (status, answer) = server.post(
+        "/api/sql",
+        "application/json",
+        serde_json::to_vec(
+            &json!({"sql": "SELECT count(*) FROM logs WHERE message LIKE 'payment%'"}),
+        )
+        .unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rows"][0][0], 20, "{answer}");
+    assert_eq!(answer["partial"], true, "{answer}");
+    assert!(
+        answer["cost"]["segments_unreachable"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{answer}"
+    );
+    // The server stays healthy: a query of what is local is whole.
+    let (status, answer) =
+        server.get("/api/query?q=payment%20%7C%20stats%20count()&start=2024-01-16T00:00:00Z");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rows"][0][0], 20, "{answer}");
+    assert!(answer.get("partial").is_none(), "{answer}");
+}

@@ -104,6 +104,14 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Kills the server: the bucket is out of reach from then on (and its objects are gone).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -132,15 +132,20 @@ pub(crate) fn include_raw(params: &HashMap<String, String>) -> bool {
 }
 
 /// Renders a cost as in `API.md`.
+/// `segments_unreachable` only when a segment could not be read.
 pub fn cost_json(cost: &Cost) -> Value {
-    json!({
+    let mut out = json!({
         "rows_scanned": cost.rows_scanned,
         "bytes_scanned": cost.bytes_scanned,
         "blocks_skipped_by_time": cost.blocks_skipped_by_time,
         "blocks_skipped_by_filter": cost.blocks_skipped_by_filter,
         "blocks_unreadable": cost.blocks_unreadable,
         "elapsed_ms": (cost.elapsed_ms * 1000.0).round() / 1000.0,
-    })
+    });
+    if !cost.segments_unreachable.is_empty() {
+        out["segments_unreachable"] = json!(cost.segments_unreachable);
+    }
+    out
 }
 
 pub(crate) async fn run_search(
@@ -162,13 +167,17 @@ async fn logs_page(
     let raw = include_raw(&params);
     let result = run_search(&state, filter, Page { offset, limit }).await?;
     let logs: Vec<Value> = result.records.iter().map(|r| r.to_json(raw)).collect();
-    Ok(Json(json!({
+    let mut out = json!({
         "logs": logs,
         "total": result.total,
         "limit": limit,
         "offset": offset,
         "cost": cost_json(&result.cost),
-    })))
+    });
+    if let Value::Object(map) = &mut out {
+        add_partial(map, result.cost.unreadable_reason().as_deref());
+    }
+    Ok(Json(out))
 }
 
 /// `GET /api/logs`.

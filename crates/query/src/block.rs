@@ -7,7 +7,8 @@ use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
 use crate::{Cost, Filter, QueryError};
 
 /// Reads columns of a block (the message as a dictionary where the segment stores it so); a
-/// damaged segment is reported (and quarantined) and skipped.
+/// damaged segment is reported (and quarantined) and skipped, and so is one that cannot be
+/// read now (the bucket out of reach), noted in the cost as unreachable.
 pub(crate) fn read_block(
     snapshot: &Snapshot,
     block: &BlockRef,
@@ -23,6 +24,10 @@ pub(crate) fn read_block(
         Err(e @ (StoreError::Corrupt(_) | StoreError::Parquet(_))) => {
             snapshot.report_damaged(block, &e);
             cost.blocks_unreadable += 1;
+            Ok(None)
+        }
+        Err(e @ StoreError::Io(_)) if block.segment().is_some() => {
+            cost.unreachable(block, &e);
             Ok(None)
         }
         Err(e) => Err(e.into()),

@@ -73,9 +73,7 @@ pub(crate) fn count_by_dictionary(
     };
     for result in results {
         let (groups, local, cut) = result?;
-        cost.rows_scanned += local.rows_scanned;
-        cost.bytes_scanned += local.bytes_scanned;
-        cost.blocks_unreadable += local.blocks_unreadable;
+        cost.add_reads(&local);
         if cut.is_some() {
             *partial = cut;
         }

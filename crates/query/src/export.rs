@@ -231,8 +231,9 @@ fn stream_matches(
     let (mut enc, mut buf) = Encoder::new(format, columns);
     let mut sent = 0usize;
     let mut open = true;
+    let mut cost = crate::Cost::default();
     if limit > 0 {
-        for_each_match(snapshot, &query.filter, |r| {
+        cost = for_each_match(snapshot, &query.filter, |r| {
             match &fields {
                 Some(f) => {
                     let cells: Vec<Cell> = f.iter().map(|f| f.of_record(&r)).collect();
@@ -248,6 +249,9 @@ fn stream_matches(
         })?;
     }
     if open {
+        if let Some(reason) = cost.unreadable_reason() {
+            enc.partial(&mut buf, &reason);
+        }
         buf.extend(enc.finish());
         send(buf);
     }

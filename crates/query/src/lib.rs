@@ -94,13 +94,57 @@ pub struct Cost {
     pub blocks_unreadable: u64,
     /// Rows of segments in quarantine over the query's time range, missing from the answer.
     pub rows_quarantined: u64,
+    /// Segments that could not be read now (the bucket out of reach, a read of the disk that
+    /// failed), missing from the answer: their files (`<day>/seg-<id>.parquet`), each once.
+    pub segments_unreachable: Vec<String>,
+    /// The first such read's error.
+    pub unreachable_error: Option<String>,
     /// Wall time.
     pub elapsed_ms: f64,
 }
 
 impl Cost {
+    /// Notes a block left out because its segment could not be read now (not damage: the
+    /// segment is read again by the next query).
+    pub fn unreachable(&mut self, block: &BlockRef, error: &StoreError) {
+        let name = block
+            .segment()
+            .map_or_else(|| "the memtable".to_string(), |m| m.data_key().to_string());
+        if !self.segments_unreachable.contains(&name) {
+            self.segments_unreachable.push(name);
+        }
+        self.unreachable_error
+            .get_or_insert_with(|| error.to_string());
+    }
+
+    /// Adds what reading some more blocks cost: rows and bytes read, blocks unreadable and
+    /// segments unreachable.
+    pub fn add_reads(&mut self, more: &Cost) {
+        self.rows_scanned += more.rows_scanned;
+        self.bytes_scanned += more.bytes_scanned;
+        self.blocks_unreadable += more.blocks_unreadable;
+        for name in &more.segments_unreachable {
+            if !self.segments_unreachable.contains(name) {
+                self.segments_unreachable.push(name.clone());
+            }
+        }
+        if self.unreachable_error.is_none() {
+            self.unreachable_error.clone_from(&more.unreachable_error);
+        }
+    }
+
     /// Returns why an answer misses rows, when blocks could not be read.
     pub fn unreadable_reason(&self) -> Option<String> {
+        if !self.segments_unreachable.is_empty() {
+            return Some(format!(
+                "{} segment(s) could not be read now and are left out ({}); the answer is whole \
+                 again once they can be read: `cost.segments_unreachable` names them",
+                self.segments_unreachable.len(),
+                self.unreachable_error
+                    .as_deref()
+                    .unwrap_or("no error given"),
+            ));
+        }
         if self.blocks_unreadable > 0 {
             return Some(format!(
                 "{} block(s) of damaged segments could not be read and are left out; \

@@ -164,9 +164,7 @@ pub(crate) fn scan_blocks<T: Send>(
 
 /// Adds what reading some blocks cost to a query's cost.
 pub(crate) fn add_cost(cost: &mut Cost, more: &Cost) {
-    cost.rows_scanned += more.rows_scanned;
-    cost.bytes_scanned += more.bytes_scanned;
-    cost.blocks_unreadable += more.blocks_unreadable;
+    cost.add_reads(more);
 }
 
 #[cfg(test)]

@@ -53,11 +53,9 @@ impl<'a> Runner<'a> {
         query.and_filter(self.within.clone());
         let out = run(self.snapshot, &query, self.settings, limit).map_err(err)?;
         let c = &mut self.cost;
-        c.rows_scanned += out.cost.rows_scanned;
-        c.bytes_scanned += out.cost.bytes_scanned;
+        c.add_reads(&out.cost);
         c.blocks_skipped_by_time += out.cost.blocks_skipped_by_time;
         c.blocks_skipped_by_filter += out.cost.blocks_skipped_by_filter;
-        c.blocks_unreadable += out.cost.blocks_unreadable;
         c.elapsed_ms += out.cost.elapsed_ms;
         if let Some(reason) = out.partial {
             tracing::warn!(query = text, %reason, "a report query was cut short");

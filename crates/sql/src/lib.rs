@@ -187,9 +187,10 @@ pub async fn execute(
         Ok::<_, SqlError>((columns, stream))
     })
     .await;
-    let finish = |columns, rows, partial| {
+    let finish = |columns, rows, partial: Option<String>| {
         let mut cost = cost.lock().expect("cost lock").clone();
         cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        let partial = partial.or_else(|| cost.unreadable_reason());
         SqlAnswer {
             columns,
             rows,

@@ -332,6 +332,11 @@ impl ScanJob {
                 self.cost.lock().expect("cost lock").blocks_unreadable += 1;
                 return Ok(None);
             }
+            // The bucket out of reach: the segment is left out and named in the cost.
+            Err(e @ StoreError::Io(_)) if block.segment().is_some() => {
+                self.cost.lock().expect("cost lock").unreachable(block, &e);
+                return Ok(None);
+            }
             Err(e) => return Err(DataFusionError::External(Box::new(e))),
         };
         {

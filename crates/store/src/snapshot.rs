@@ -36,6 +36,14 @@ impl BlockRef {
         self.rows
     }
 
+    /// Returns the catalog entry of the block's segment (memtable blocks: none).
+    pub fn segment(&self) -> Option<&crate::SegmentMeta> {
+        match &self.source {
+            BlockSource::Segment(seg, _) => Some(&seg.meta),
+            BlockSource::Mem(_) => None,
+        }
+    }
+
     /// Returns false only if some token hash is certainly absent (memtable blocks: never).
     pub fn may_contain_all(&self, hashes: &[u64]) -> bool {
         match &self.source {
