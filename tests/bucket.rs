@@ -73,7 +73,7 @@ fn a_server_keeps_its_segments_in_the_bucket_and_a_new_one_finds_them() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let errors = count(&server, "level:ERROR | stats count()");
-    let (status, storage) = server.get("/api/admin/storage");
+    let (status, storage) = server.get("/api/storage");
     assert_eq!(status, 200, "{storage}");
     assert_eq!(storage["type"], "s3");
     assert_eq!(storage["location"], "s3://logs/team-a");
@@ -153,7 +153,7 @@ fn a_local_server_says_its_segments_are_in_its_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
-    let (status, storage) = server.get("/api/admin/storage");
+    let (status, storage) = server.get("/api/storage");
     assert_eq!(status, 200, "{storage}");
     assert_eq!(storage["type"], "local");
     assert_eq!(
@@ -217,6 +217,17 @@ fn with_the_bucket_out_of_reach_a_query_answers_what_it_can_and_names_the_segmen
     server.stop();
     let server = Server::start_with_env(&data, &args, &CREDENTIALS);
     assert_eq!(count(&server, "payment | stats count()"), 300);
+    let (_, storage) = server.get("/api/storage");
+    assert!(
+        storage["downloads"]["requests"].as_u64() > Some(0),
+        "{storage}"
+    );
+    assert!(
+        storage["downloads"]["bytes"].as_u64() > Some(0),
+        "{storage}"
+    );
+    assert_eq!(storage["downloads"]["errors"], 0, "{storage}");
+    assert_eq!(storage["last_error"], Value::Null, "{storage}");
 
     moto.stop();
     // Newer entries stay readable on the local disk (and wait there for the bucket).
@@ -285,6 +296,27 @@ fn with_the_bucket_out_of_reach_a_query_answers_what_it_can_and_names_the_segmen
             .is_some_and(|a| !a.is_empty()),
         "{answer}"
     );
+    // The status says what failed; the entries written since wait on the local disk.
+    wait_metric(&server, "logyard_storage_upload_pending_files", 1.0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (_, storage) = server.get("/api/storage");
+    assert!(
+        storage["downloads"]["errors"].as_u64() > Some(0),
+        "{storage}"
+    );
+    assert!(
+        storage["uploads"]["lag_seconds"].as_f64() > Some(1.0),
+        "{storage}"
+    );
+    let last = storage["last_error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("cannot read from the bucket") || last.starts_with("cannot upload"),
+        "{storage}"
+    );
+    assert!(server.metric("logyard_storage_download_errors_total") > Some(0.0));
+    assert!(server.metric("logyard_storage_upload_lag_seconds") > Some(1.0));
     // The server stays healthy: a query of what is local is whole.
     let (status, answer) =
         server.get("/api/query?q=payment%20%7C%20stats%20count()&start=2024-01-16T00:00:00Z");

@@ -19,27 +19,42 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/admin/backup", post(backup))
-        .route("/api/admin/storage", get(storage))
+        .route("/api/storage", get(storage))
 }
 
-/// `GET /api/admin/storage`: where segment files live and, with a bucket, its uploads.
+/// `GET /api/storage`: where segment files live and, with a bucket, its uploads, its reads
+/// and its last error.
 pub async fn storage(State(state): State<AppState>) -> Json<Value> {
     let stats = state.store.stats();
-    let uploads = stats.uploads.map(|u| {
+    let tier = stats.uploads.as_ref();
+    let uploads = tier.map(|u| {
         json!({
             "pending_files": u.pending_files,
+            "lag_seconds": (u.upload_lag_seconds * 1000.0).round() / 1000.0,
             "uploaded_files": u.uploaded_files,
             "uploaded_bytes": u.uploaded_bytes,
             "errors": u.errors,
             "evicted_files": u.evicted_files,
         })
     });
+    let downloads = tier.map(|u| {
+        json!({
+            "requests": u.downloads,
+            "bytes": u.downloaded_bytes,
+            "errors": u.download_errors,
+        })
+    });
+    let last_error = tier.and_then(|u| u.last_error.as_ref()).map(
+        |(message, ns)| json!({"message": message, "time": logyard_model::format_rfc3339(*ns)}),
+    );
     Json(json!({
         "type": if uploads.is_some() { "s3" } else { "local" },
         "location": state.store.segment_location(),
         "segments": stats.segments,
         "segment_bytes": stats.segment_bytes,
         "uploads": uploads,
+        "downloads": downloads,
+        "last_error": last_error,
     }))
 }
 

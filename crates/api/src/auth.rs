@@ -491,7 +491,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     // Writes files on the server's host: an administrator's alone, and audited.
     (Method::POST, "/api/admin/backup", Access::Role(Role::Admin)),
     // Names the bucket and the data directory: an administrator's.
-    (Method::GET, "/api/admin/storage", Access::Role(Role::Admin)),
+    (Method::GET, "/api/storage", Access::Role(Role::Admin)),
 ];
 
 /// What a request for `path` (the route's pattern, e.g. `/api/logs/{id}/context`) with

@@ -320,13 +320,19 @@ impl Metrics {
                 uptime_s,
             ),
         ];
-        let uploads = store.uploads.map(|u| {
+        let uploads = store.uploads.as_ref().map(|u| {
             [
                 (
                     "logyard_storage_upload_pending_files",
                     "gauge",
                     "Segment files on the local disk not yet uploaded to the bucket.",
                     u.pending_files as f64,
+                ),
+                (
+                    "logyard_storage_upload_lag_seconds",
+                    "gauge",
+                    "How long the oldest segment file not yet uploaded has waited (0: none).",
+                    u.upload_lag_seconds,
                 ),
                 (
                     "logyard_storage_uploaded_files_total",
@@ -351,6 +357,24 @@ impl Metrics {
                     "counter",
                     "Local copies of uploaded segment files removed by the cache's limits.",
                     u.evicted_files as f64,
+                ),
+                (
+                    "logyard_storage_downloads_total",
+                    "counter",
+                    "Reads from the bucket (whole objects and byte ranges of segments).",
+                    u.downloads as f64,
+                ),
+                (
+                    "logyard_storage_downloaded_bytes_total",
+                    "counter",
+                    "Bytes read from the bucket.",
+                    u.downloaded_bytes as f64,
+                ),
+                (
+                    "logyard_storage_download_errors_total",
+                    "counter",
+                    "Reads from the bucket that failed (after the client's retries).",
+                    u.download_errors as f64,
                 ),
             ]
         });

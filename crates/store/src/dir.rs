@@ -224,6 +224,17 @@ impl SegmentFile {
         }
     }
 
+    /// The same file read through what `wrap` makes of its reader (e.g. one that counts).
+    pub(crate) fn reading_through(
+        self,
+        wrap: impl FnOnce(Arc<dyn ReadAt>) -> Arc<dyn ReadAt>,
+    ) -> SegmentFile {
+        SegmentFile {
+            source: wrap(self.source),
+            ..self
+        }
+    }
+
     /// A local file read with `pread`.
     pub fn local(file: PreadFile) -> SegmentFile {
         let len = Length::len(&file);

@@ -11,7 +11,7 @@
 //! What is still to upload needs no state of its own: at start, a local file the bucket
 //! does not list is uploaded.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::dir::{FileKey, LocalDir, SegmentDir, SegmentFile};
+use crate::dir::{FileKey, LocalDir, ReadAt, SegmentDir, SegmentFile};
 use crate::uploads::TierCounters;
 
 /// How much of the bucket's files the local disk keeps.
@@ -56,11 +56,12 @@ struct Shared {
     local: LocalDir,
     remote: Arc<dyn SegmentDir>,
     limits: CacheLimits,
-    /// Files written locally and not yet uploaded.
-    pending: Mutex<BTreeSet<FileKey>>,
+    /// Files written locally and not yet uploaded, with when they were written (ns since
+    /// the epoch).
+    pending: Mutex<BTreeMap<FileKey, i64>>,
     wake: Condvar,
     stop: AtomicBool,
-    counters: TierCounters,
+    counters: Arc<TierCounters>,
 }
 
 /// The first wait after a failed upload; it doubles up to [`MAX_BACKOFF`].
@@ -81,22 +82,36 @@ impl TieredDir {
     ) -> io::Result<TieredDir> {
         let local = LocalDir::new(local)?;
         let here = local.list()?;
-        let pending: BTreeSet<FileKey> = match remote.list() {
+        let pending: Vec<FileKey> = match remote.list() {
             Ok(there) => {
                 let there: BTreeSet<FileKey> = there.into_iter().collect();
                 here.into_iter().filter(|k| !there.contains(k)).collect()
             }
             Err(e) => {
                 tracing::warn!(bucket = remote.location(), error = %e, "cannot list the bucket; every local segment file is uploaded again");
-                here.into_iter().collect()
+                here
             }
         };
+        // Waiting since the file was written (its modification time).
+        let pending: Vec<(FileKey, i64)> = pending
+            .into_iter()
+            .map(|k| {
+                let written = local
+                    .local_path(&k)
+                    .and_then(|p| std::fs::metadata(p).ok()?.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or_else(logyard_model::now_ns, |d| {
+                        i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+                    });
+                (k, written)
+            })
+            .collect();
         let shared = Arc::new(Shared {
             local,
             remote,
             limits,
-            counters: TierCounters::default(),
-            pending: Mutex::new(BTreeSet::new()),
+            counters: Arc::default(),
+            pending: Mutex::new(BTreeMap::new()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -135,25 +150,21 @@ impl Drop for TieredDir {
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
 impl Shared {
-    fn add_pending(&self, keys: impl IntoIterator<Item = FileKey>) {
+    fn add_pending(&self, keys: impl IntoIterator<Item = (FileKey, i64)>) {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.extend(keys);
-        self.counters
-            .pending_files
-            .store(pending.len() as u64, Ordering::Relaxed);
+        self.counters.set_pending(&pending);
         self.wake.notify_all();
     }
 
     fn forget_pending(&self, wanted: impl Fn(&FileKey) -> bool) {
         let mut pending = self.pending.lock().expect("pending lock");
-        pending.retain(|k| !wanted(k));
-        self.counters
-            .pending_files
-            .store(pending.len() as u64, Ordering::Relaxed);
+        pending.retain(|k, _| !wanted(k));
+        self.counters.set_pending(&pending);
     }
 
     fn is_pending(&self, key: &FileKey) -> bool {
-        self.pending.lock().expect("pending lock").contains(key)
+        self.pending.lock().expect("pending lock").contains_key(key)
     }
 
     /// Uploads what is pending, oldest first (a segment's data file before its index),
@@ -192,6 +203,8 @@ impl Shared {
                 }
                 Err(e) => {
                     self.counters.upload_errors.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .note_error(&format!("cannot upload a segment file: {e}"));
                     tracing::warn!(bucket = self.remote.location(), error = %e, retry_in_s = backoff.as_secs(),
                         "cannot upload a segment file; it stays on the local disk and is tried again");
                     retry_at = Some(Instant::now() + backoff);
@@ -206,7 +219,7 @@ impl Shared {
             .pending
             .lock()
             .expect("pending lock")
-            .iter()
+            .keys()
             .cloned()
             .collect();
         for key in keys {
@@ -265,7 +278,7 @@ impl Shared {
             }
             // Checked and removed under the lock that `put` writes under.
             let pending = self.pending.lock().expect("pending lock");
-            if pending.contains(&key) {
+            if pending.contains_key(&key) {
                 continue;
             }
             let removed = self.local.delete(&key);
@@ -305,25 +318,35 @@ impl SegmentDir for TieredDir {
         // uploaded one, and the uploader never sees a mark before its file.
         let mut pending = self.shared.pending.lock().expect("pending lock");
         self.shared.local.put(key, bytes)?;
-        pending.insert(key.clone());
-        self.shared
-            .counters
-            .pending_files
-            .store(pending.len() as u64, Ordering::Relaxed);
+        pending.insert(key.clone(), logyard_model::now_ns());
+        self.shared.counters.set_pending(&pending);
         self.shared.wake.notify_all();
         Ok(())
     }
 
     fn get(&self, key: &FileKey) -> io::Result<Bytes> {
         match self.shared.local.get(key) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.shared.remote.get(key),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let got = self.shared.remote.get(key);
+                self.shared
+                    .counters
+                    .downloaded(got.as_ref().map(Bytes::len));
+                got
+            }
             other => other,
         }
     }
 
     fn open(&self, key: &FileKey) -> io::Result<SegmentFile> {
         match self.shared.local.open(key) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.shared.remote.open(key),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let counters = self.shared.counters.clone();
+                let opened = self.shared.remote.open(key);
+                if let Err(e) = &opened {
+                    self.shared.counters.downloaded(Err(e));
+                }
+                Ok(opened?.reading_through(|inner| Arc::new(Counted { inner, counters })))
+            }
             other => other,
         }
     }
@@ -361,5 +384,20 @@ impl SegmentDir for TieredDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.shared.remote.move_out(key, to),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Reads of a bucket's object, counted in the tier's figures.
+#[derive(Debug)]
+struct Counted {
+    inner: Arc<dyn ReadAt>,
+    counters: Arc<TierCounters>,
+}
+
+impl ReadAt for Counted {
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        let read = self.inner.read_at(offset, len);
+        self.counters.downloaded(read.as_ref().map(Bytes::len));
+        read
     }
 }

@@ -1,9 +1,14 @@
-//! The figures of the uploads to a bucket ([`crate::TieredDir`]), for `/metrics` and the
-//! status of the storage.
+//! The figures of the uploads to a bucket and the reads from it ([`crate::TieredDir`]), for
+//! `/metrics` and the status of the storage.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
-/// The uploads' counters, updated by the uploading thread.
+use crate::dir::FileKey;
+
+/// The tier's counters, updated by the uploading thread and the reads of the bucket.
 #[derive(Debug, Default)]
 pub struct TierCounters {
     /// Files uploaded.
@@ -14,28 +19,80 @@ pub struct TierCounters {
     pub upload_errors: AtomicU64,
     /// Files written locally and not yet in the bucket.
     pub pending_files: AtomicU64,
+    /// When the oldest of them was written (ns since the epoch; 0: none pending).
+    pub oldest_pending_ns: AtomicI64,
     /// Local copies removed by the cache's limits.
     pub evicted_files: AtomicU64,
+    /// Reads from the bucket (whole objects and byte ranges).
+    pub downloads: AtomicU64,
+    /// Bytes read from the bucket.
+    pub downloaded_bytes: AtomicU64,
+    /// Reads from the bucket that failed.
+    pub download_errors: AtomicU64,
+    /// The last failure of an upload or a read, and when (ns since the epoch).
+    last_error: Mutex<Option<(String, i64)>>,
 }
 
 impl TierCounters {
     /// The figures now.
     pub fn snapshot(&self) -> UploadStats {
+        let oldest = self.oldest_pending_ns.load(Ordering::Relaxed);
+        let lag_ns = if oldest > 0 {
+            (logyard_model::now_ns() - oldest).max(0)
+        } else {
+            0
+        };
         UploadStats {
             pending_files: self.pending_files.load(Ordering::Relaxed),
+            upload_lag_seconds: lag_ns as f64 / 1e9,
             uploaded_files: self.uploaded_files.load(Ordering::Relaxed),
             uploaded_bytes: self.uploaded_bytes.load(Ordering::Relaxed),
             errors: self.upload_errors.load(Ordering::Relaxed),
             evicted_files: self.evicted_files.load(Ordering::Relaxed),
+            downloads: self.downloads.load(Ordering::Relaxed),
+            downloaded_bytes: self.downloaded_bytes.load(Ordering::Relaxed),
+            download_errors: self.download_errors.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().expect("error lock").clone(),
         }
+    }
+
+    /// Takes the files waiting for their upload (with when each was written).
+    pub(crate) fn set_pending(&self, pending: &BTreeMap<FileKey, i64>) {
+        self.pending_files
+            .store(pending.len() as u64, Ordering::Relaxed);
+        let oldest = pending.values().min().copied().unwrap_or(0);
+        self.oldest_pending_ns.store(oldest, Ordering::Relaxed);
+    }
+
+    /// Counts a read from the bucket: its length, or its error.
+    pub(crate) fn downloaded(&self, read: Result<usize, &io::Error>) {
+        match read {
+            Ok(len) => {
+                self.downloads.fetch_add(1, Ordering::Relaxed);
+                self.downloaded_bytes
+                    .fetch_add(len as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.download_errors.fetch_add(1, Ordering::Relaxed);
+                self.note_error(&format!("cannot read from the bucket: {e}"));
+            }
+        }
+    }
+
+    /// Keeps the last failure.
+    pub(crate) fn note_error(&self, text: &str) {
+        *self.last_error.lock().expect("error lock") =
+            Some((text.to_string(), logyard_model::now_ns()));
     }
 }
 
-/// The uploads to the bucket at one instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The uploads to the bucket and the reads from it at one instant.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UploadStats {
     /// Segment files on the local disk not yet in the bucket.
     pub pending_files: u64,
+    /// How long the oldest of them has waited (0 when none waits).
+    pub upload_lag_seconds: f64,
     /// Files uploaded since start.
     pub uploaded_files: u64,
     /// Bytes uploaded since start.
@@ -44,4 +101,12 @@ pub struct UploadStats {
     pub errors: u64,
     /// Local copies of uploaded files removed by the cache's limits since start.
     pub evicted_files: u64,
+    /// Reads from the bucket since start (whole objects and byte ranges).
+    pub downloads: u64,
+    /// Bytes read from the bucket since start.
+    pub downloaded_bytes: u64,
+    /// Reads from the bucket that failed since start.
+    pub download_errors: u64,
+    /// The last failure of an upload or a read, and when (ns since the epoch).
+    pub last_error: Option<(String, i64)>,
 }
