@@ -2,10 +2,12 @@
 //! against truth computed here and against `/api/query`, pruning visible in the cost and in
 //! `EXPLAIN`, refused statements, budgets, and the CLI.
 
+#[path = "util/moto.rs"]
+mod moto;
 mod util;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use util::Server;
@@ -111,15 +113,43 @@ fn to_json(e: &Entry) -> Value {
     v
 }
 
+/// A test's folder and configuration file; with `LOGYARD_TEST_STORAGE=s3`, the real S3 API
+/// server (moto) its segments go to, behind a local tier that keeps no copy.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    _moto: Option<moto::Moto>,
+}
+
+impl Setup {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 /// Starts a server with small blocks (so that pruning shows) and the given extra settings,
 /// and ingests the entries.
-fn setup(extra_config: &str) -> (tempfile::TempDir, Server, Vec<Entry>) {
+fn setup(extra_config: &str) -> (Setup, Server, Vec<Entry>) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("logyard.toml");
+    let mut storage = String::new();
+    let moto = (std::env::var("LOGYARD_TEST_STORAGE").as_deref() == Ok("s3")).then(|| {
+        // Inherited by the server and the CLI's runs.
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        let moto = moto::Moto::start();
+        moto.create_bucket("logs");
+        storage = format!(
+            "\n[storage]\ntype = \"s3\"\nbucket = \"logs\"\nendpoint = \"{}\"\n\
+             local_cache_bytes = 0\nlocal_days = 0\n",
+            moto.endpoint
+        );
+        moto
+    });
     std::fs::write(
         &config,
         format!(
-            "[store]\nretention_days = 0\nblock_rows = 100\nflush_interval = \"100ms\"\n{extra_config}"
+            "[store]\nretention_days = 0\nblock_rows = 100\nflush_interval = \"100ms\"\n{extra_config}{storage}"
         ),
     )
     .unwrap();
@@ -140,7 +170,12 @@ fn setup(extra_config: &str) -> (tempfile::TempDir, Server, Vec<Entry>) {
     }
     // Let the flusher write segments, so that blocks can be skipped.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    (dir, server, data)
+    let setup = Setup {
+        dir,
+        config,
+        _moto: moto,
+    };
+    (setup, server, data)
 }
 
 fn sql(server: &Server, text: &str) -> (u16, Value) {
@@ -546,8 +581,10 @@ fn analyses_answer_the_planted_data() {
 
     // The CLI prints the same as aligned tables.
     let cwd = dir.path();
+    let config = dir.config.to_str().unwrap();
     let run = |args: &[&str]| -> String {
-        let out = util::run(cwd, args);
+        let args = [args, &["--config", config]].concat();
+        let out = util::run(cwd, &args);
         assert!(
             out.status.success(),
             "{args:?}: {}",
