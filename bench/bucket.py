@@ -7,8 +7,9 @@ each storage in one run: starts the release binary on a fresh data directory, in
 file over HTTP, waits until every segment is written (and, for the bucket, uploaded, with
 `local_cache_bytes = 0` so that no local copy is left), restarts the server (nothing in its
 cache of decoded columns), and times Q1-Q8 of ../shared/bench/PEERS.md: the first run
-(cold: for the bucket, every byte read comes over HTTP) and the median of 5 after it. Every
-answer is checked against the truth computed from the file.
+(cold: for the bucket, every byte read comes over HTTP, counted by
+`logyard_storage_downloaded_bytes_total`) and the median of 5 after it. Every answer is
+checked against the truth computed from the file.
 
     cargo build --release
     python3 bench/bucket.py [--lines 2000000]
@@ -101,12 +102,14 @@ def run(storage, path, want, lines, work, endpoint):
         for name, query, ok in QUERIES:
             def q(query=query):
                 return iq.request(host, port, "GET", "/api/query?limit=100&q=" + enc(query))
+            before = iq.metrics(host, port).get("logyard_storage_downloaded_bytes_total", 0)
             started = time.perf_counter()
             answer = q()
             first_ms = (time.perf_counter() - started) * 1000
             if not ok(answer, want):
                 raise SystemExit(f"{storage} {name}: wrong answer to {query!r}")
-            rows.append((name, first_ms, iq.median_ms(q)))
+            fetched = iq.metrics(host, port).get("logyard_storage_downloaded_bytes_total", 0) - before
+            rows.append((name, first_ms, iq.median_ms(q), fetched))
     finally:
         proc.terminate()
         proc.wait()
@@ -140,9 +143,12 @@ def main():
     print(f"upload: {sent / (1 << 20):.1f} MiB in {files:.0f} files, done {secs:.1f} s after "
           f"the last segment was written; parts/ then holds {bucket['local_parts'] / (1 << 20):.1f} MiB "
           f"(local: {local['local_parts'] / (1 << 20):.1f} MiB)")
-    print(f"\n{'query':26} {'local first':>12} {'local':>9} {'bucket first':>13} {'bucket':>9}")
-    for (name, lf, lm), (_, bf, bm) in zip(local["rows"], bucket["rows"]):
-        print(f"{name:26} {lf:10.1f}ms {lm:7.1f}ms {bf:11.1f}ms {bm:7.1f}ms")
+    print(f"\n{'query':26} {'local first':>12} {'local':>9} {'bucket first':>13} {'bucket':>9} "
+          f"{'read from the bucket (first)':>29}")
+    for (name, lf, lm, _), (_, bf, bm, fetched) in zip(local["rows"], bucket["rows"]):
+        print(f"{name:26} {lf:10.1f}ms {lm:7.1f}ms {bf:11.1f}ms {bm:7.1f}ms "
+              f"{fetched / (1 << 20):25.2f} MiB")
+    print(f"(the bucket's segment files: {sent / (1 << 20):.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -771,7 +771,14 @@ impl Segment {
     /// Checks the data file against the checksum in the catalog (once; the answer is kept).
     /// A file that cannot be read now (the disk, the bucket out of reach) is an I/O error,
     /// and is checked again at the next call.
+    ///
+    /// A file in a bucket is not read whole for this: its reads fetch only the byte ranges
+    /// a query needs. Its checksum is checked when a read of it fails to decode
+    /// ([`crate::Snapshot::report_damaged`]), which alone can send it to quarantine.
     pub fn verify(&self) -> Result<(), StoreError> {
+        if !self.file.is_local() {
+            return Ok(());
+        }
         let matches = match self.verified.get() {
             Some(&matches) => matches,
             None => {

@@ -745,3 +745,50 @@ fn every_column_read_from_a_bucket_is_kept_for_the_next_read() {
         assert_eq!(hits, if remote { 3 } else { 0 }, "{}: {after:?}", b.name);
     }
 }
+
+#[test]
+fn a_read_of_a_segment_in_the_bucket_fetches_only_what_it_needs() {
+    use logyard_store::schema::col;
+    use logyard_store::Columns;
+    let bucket = MemoryDir::new();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(data.path());
+    config.flush_interval = Duration::from_secs(3600);
+    config.retention_days = 0;
+    config.block_rows = 100;
+    config.cache_bytes = 0;
+    config.storage = Storage::Tiered(Arc::new(bucket.clone()), CacheLimits { bytes: 0, days: 0 });
+    {
+        let store = Store::open(config.clone()).unwrap();
+        // Long messages that do not compress, so that the text columns are most of the file.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let records: Vec<Record> = (0..1000)
+            .map(|i| {
+                let text: String = (0..300)
+                    .map(|_| {
+                        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        char::from(b'a' + (x >> 59) as u8 % 26)
+                    })
+                    .collect();
+                rec(T0 + i, &format!("m{i:05} {text}"))
+            })
+            .collect();
+        store.append(records).unwrap();
+        store.flush().unwrap();
+        settle(&store);
+        store.close();
+    }
+    // Started again with no local copy: the segment is opened from the bucket.
+    let store = Store::open(config).unwrap();
+    let snap = store.snapshot();
+    let meta = snap.blocks[0].segment().expect("a segment block").clone();
+    let whole = bucket.get(&meta.data_key()).unwrap().len() as u64;
+    let before = store.stats().uploads.unwrap().downloaded_bytes;
+    let times = Columns::of(&[col::TIMESTAMP]);
+    assert_eq!(snap.blocks[0].read(times).unwrap().num_rows(), 100);
+    let fetched = store.stats().uploads.unwrap().downloaded_bytes - before;
+    assert!(
+        fetched > 0 && fetched * 10 < whole,
+        "one column of one block fetched {fetched} bytes of a {whole}-byte file"
+    );
+}
