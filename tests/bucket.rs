@@ -324,3 +324,66 @@ fn with_the_bucket_out_of_reach_a_query_answers_what_it_can_and_names_the_segmen
     assert_eq!(answer["rows"][0][0], 20, "{answer}");
     assert!(answer.get("partial").is_none(), "{answer}");
 }
+
+#[test]
+fn credentials_come_from_the_shared_aws_files_when_the_environment_has_none() {
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        "[default]\naws_access_key_id = AKIAOTHER\naws_secret_access_key = other\n\n\
+         [logs]\naws_access_key_id = AKIALOGS\naws_secret_access_key = from-the-file\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        "[profile logs]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 0\nflush_interval = \"200ms\"\n\n[storage]\ntype = \"s3\"\n\
+             bucket = \"logs\"\nendpoint = \"{}\"\n",
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+    // None of the environment's own keys or region: only the files.
+    let home = format!("HOME={}", home.display());
+    let mut wrapper = vec!["env"];
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_CONFIG_FILE",
+    ] {
+        wrapper.extend(["-u", name]);
+    }
+    wrapper.extend([home.as_str(), "AWS_PROFILE=logs"]);
+    let server = Server::start_wrapped(
+        &wrapper,
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let (status, answer) = server.post(
+        "/api/logs",
+        "application/json",
+        serde_json::to_vec(&json!([{"timestamp": "2024-01-15T10:00:00Z", "message": "signed"}]))
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    wait_metric(&server, "logyard_storage_uploaded_files_total", 2.0);
+    let (_, storage) = server.get("/api/storage");
+    assert_eq!(storage["uploads"]["errors"], 0, "{storage}");
+    // No secret of the file in the server's log.
+    let log = server.stop();
+    assert!(!log.contains("from-the-file"), "{log}");
+}

@@ -32,6 +32,7 @@
 //! assert!(snapshot.blocks.iter().map(|b| b.rows()).sum::<usize>() >= 1);
 //! ```
 
+mod aws_files;
 pub mod backup;
 mod cache;
 mod catalog;

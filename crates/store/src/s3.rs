@@ -3,9 +3,9 @@
 //!
 //! The layout is Hive-style, so that other engines read the bucket as a dataset:
 //! `<prefix>/day=<YYYY-MM-DD>/seg-<id>.parquet` and its `seg-<id>.idx`. Credentials come
-//! from the usual AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, web identity, the instance's metadata service), never from the
-//! configuration file.
+//! from the usual AWS places (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`, the shared files `~/.aws/credentials` and `~/.aws/config`, web
+//! identity, the instance's metadata service), never from the configuration file.
 
 use std::future::Future;
 use std::io;
@@ -70,8 +70,21 @@ impl S3Dir {
         if !config.endpoint.is_empty() {
             builder = builder.with_endpoint(&config.endpoint);
         }
+        let env = |k: &str| std::env::var(k).ok();
+        let from_files = crate::aws_files::credentials(&env)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if let Some(c) = from_files {
+            builder = builder
+                .with_access_key_id(c.key_id)
+                .with_secret_access_key(c.secret);
+            if let Some(token) = c.token {
+                builder = builder.with_token(token);
+            }
+        }
         if !config.region.is_empty() {
             builder = builder.with_region(&config.region);
+        } else if let Some(region) = crate::aws_files::region(&env) {
+            builder = builder.with_region(region);
         }
         let store = builder.build().map_err(|e| {
             io::Error::new(
