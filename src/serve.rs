@@ -196,6 +196,16 @@ pub fn run(
     runtime.block_on(async {
         // Subscribed before the port opens: no acknowledged batch escapes the rules.
         let alert_task = alerting.as_ref().map(|a| a.spawn(store.subscribe()));
+        let upload_watch = alerting
+            .as_ref()
+            .filter(|_| config.storage.s3.is_some())
+            .map(|a| {
+                tokio::spawn(crate::system_alerts::watch_uploads(
+                    store.clone(),
+                    a.clone(),
+                    config.storage.alert_after,
+                ))
+            });
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| {
@@ -285,6 +295,9 @@ pub fn run(
             w.abort();
         }
         hangups.abort();
+        if let Some(w) = upload_watch {
+            w.abort();
+        }
         if let (Some(a), Some(task)) = (&alerting, alert_task) {
             a.stop(task).await;
         }

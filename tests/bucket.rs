@@ -387,3 +387,50 @@ fn credentials_come_from_the_shared_aws_files_when_the_environment_has_none() {
     let log = server.stop();
     assert!(!log.contains("from-the-file"), "{log}");
 }
+
+#[test]
+fn uploads_that_lag_raise_a_system_alert() {
+    let mut moto = Moto::start();
+    moto.create_bucket("logs");
+    let hook = util::Webhook::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 0\nflush_interval = \"200ms\"\n\n[storage]\ntype = \"s3\"\n\
+             bucket = \"logs\"\nendpoint = \"{}\"\nalert_after = \"1s\"\n\n[alerts]\n\
+             evaluate_every = \"100ms\"\n[[alerts.notifiers]]\nname = \"hermes\"\n\
+             type = \"webhook\"\nurl = \"{}\"\n",
+            moto.endpoint, hook.url
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &CREDENTIALS,
+    );
+    moto.stop();
+    let (status, answer) = server.post(
+        "/api/logs",
+        "application/json",
+        serde_json::to_vec(&json!([{"timestamp": "2024-01-15T10:00:00Z", "message": "kept"}]))
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let got = hook.wait_for(1);
+    let lag = got
+        .iter()
+        .find(|a| a["rule"] == "storage-upload-lag")
+        .unwrap_or_else(|| panic!("no upload lag alert: {got:?}"));
+    assert_eq!(lag["kind"], "storage");
+    assert_eq!(lag["severity"], "warning");
+    let message = lag["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("for their upload to s3://logs/") && message.contains("last error"),
+        "{message}"
+    );
+    // The entry stays searchable from the local disk.
+    assert_eq!(count(&server, "kept | stats count()"), 1);
+}

@@ -82,14 +82,20 @@ impl StoreSettings {
 /// data directory's `parts/`; `type = "s3"` puts every segment in a bucket
 /// (`<prefix>/day=<YYYY-MM-DD>/seg-<id>.parquet` and `.idx`) and reads it from there by
 /// byte ranges. The WAL, the catalog and quarantine stay in the data directory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "StorageKeys")]
 pub struct StorageSettings {
     /// The bucket, for `type = "s3"`; `None` for the local folder.
     pub s3: Option<S3Config>,
     /// How much of the bucket's files the local disk keeps, for `type = "s3"`.
     pub cache: CacheLimits,
+    /// A segment file waiting this long for its upload raises the system alert
+    /// `storage-upload-lag` (`alert_after`, for `type = "s3"`).
+    pub alert_after: Duration,
 }
+
+/// The default of `[storage] alert_after`.
+pub const UPLOAD_ALERT_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The keys of `[storage]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +109,17 @@ struct StorageKeys {
     region: String,
     local_cache_bytes: Option<Size>,
     local_days: Option<u32>,
+    alert_after: Option<logyard_model::units::Duration>,
+}
+
+impl Default for StorageSettings {
+    fn default() -> StorageSettings {
+        StorageSettings {
+            s3: None,
+            cache: CacheLimits::default(),
+            alert_after: UPLOAD_ALERT_AFTER,
+        }
+    }
 }
 
 /// `local` or `s3`.
@@ -131,6 +148,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                 .map(|(k, _)| *k)
                 .chain(keys.local_cache_bytes.map(|_| "local_cache_bytes"))
                 .chain(keys.local_days.map(|_| "local_days"))
+                .chain(keys.alert_after.map(|_| "alert_after"))
                 .collect();
                 if set.is_empty() {
                     Ok(StorageSettings::default())
@@ -143,6 +161,9 @@ impl TryFrom<StorageKeys> for StorageSettings {
             }
             StorageKind::S3 if keys.bucket.trim().is_empty() => Err(
                 "storage.type is \"s3\" but storage.bucket is missing: name the bucket that holds the segments".into(),
+            ),
+            StorageKind::S3 if keys.alert_after.is_some_and(|d| d.0.is_zero()) => Err(
+                "storage.alert_after must be above zero (e.g. \"15m\")".into(),
             ),
             StorageKind::S3 => {
                 let defaults = CacheLimits::default();
@@ -157,6 +178,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                         bytes: keys.local_cache_bytes.map_or(defaults.bytes, |s| s.0),
                         days: keys.local_days.unwrap_or(defaults.days),
                     },
+                    alert_after: keys.alert_after.map_or(UPLOAD_ALERT_AFTER, |d| d.0),
                 })
             }
         }
