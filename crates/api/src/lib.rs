@@ -34,6 +34,7 @@ pub mod report;
 pub mod saved;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod shippers;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -57,6 +58,7 @@ pub use error::ApiError;
 pub use ingest::IngestOptions;
 pub use metrics::Metrics;
 pub use server::{ConnectionInfo, ServerOptions};
+pub use settings::{LimitsSettings, MetricsSettings, ServerSettings};
 
 /// Limits on what a request may ask for; every one is a setting of `[limits]`.
 #[derive(Debug, Clone)]

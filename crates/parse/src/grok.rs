@@ -25,11 +25,13 @@ const LIBRARY: &str = include_str!("grok_patterns.txt");
 const MAX_NESTING: usize = 32;
 
 /// A named grok parser from the configuration (`[[parsers]] name = … grok = …`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GrokDef {
     /// The parser's name, used in error messages.
     pub name: String,
-    /// The grok pattern.
+    /// The grok pattern (`grok`, in Logstash's syntax).
+    #[serde(rename = "grok")]
     pub pattern: String,
 }
 

@@ -77,7 +77,9 @@ pub use parser::{
     agent_from_path, record_to_json, LineContext, Parser, ParserConfig, DOCKER_LINE_BYTES,
     WRAPPER_ERROR,
 };
-pub use redact::{unescape_json, RedactConfig, RedactPattern, RedactionCounts, Redactor};
+pub use redact::{
+    unescape_json, RedactConfig, RedactPattern, RedactSettings, RedactionCounts, Redactor,
+};
 pub use time::custom::TimeFormat;
 pub use time::TimeZone;
 

@@ -53,6 +53,41 @@ impl Default for RedactConfig {
     }
 }
 
+/// `[redact]` of `logyard.toml`: what is removed from lines before they are stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactSettings {
+    /// Apply the built-in rules (passwords, tokens, keys, card numbers, URL passwords).
+    pub builtin: bool,
+    /// Also redact personal data (e-mail addresses).
+    pub pii: bool,
+    /// Extra patterns.
+    pub patterns: Vec<RedactPattern>,
+}
+
+impl Default for RedactSettings {
+    fn default() -> Self {
+        let c = RedactConfig::default();
+        RedactSettings {
+            builtin: c.builtin,
+            pii: c.pii,
+            patterns: c.patterns,
+        }
+    }
+}
+
+impl RedactSettings {
+    /// The redaction these settings ask for, counting its replacements in `counts`.
+    pub fn config(&self, counts: RedactionCounts) -> RedactConfig {
+        RedactConfig {
+            builtin: self.builtin,
+            pii: self.pii,
+            patterns: self.patterns.clone(),
+            counts,
+        }
+    }
+}
+
 /// Replacements made by kind, shared by every [`Redactor`] given the same counter (clones
 /// share it). Counters take no part in comparisons of configurations: any two are equal.
 #[derive(Debug, Clone, Default)]
@@ -84,8 +119,9 @@ impl PartialEq for RedactionCounts {
 
 impl Eq for RedactionCounts {}
 
-/// A named extra redaction pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A named extra redaction pattern (`[[redact.patterns]]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedactPattern {
     /// The kind shown in the replacement and the counts.
     pub name: String,

@@ -35,6 +35,7 @@ mod limits;
 mod output;
 mod pool;
 pub mod pushdown;
+mod settings;
 mod table;
 mod udf;
 
@@ -54,6 +55,7 @@ use logyard_store::Snapshot;
 use serde_json::Value;
 
 pub use pool::{PoolConfig, SqlPool, STACK_BYTES};
+pub use settings::QuerySettings;
 pub use table::{logs_schema, LogsScan, LogsTable};
 
 /// The budgets of one statement: those of any query, and how deep it may nest.

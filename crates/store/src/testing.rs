@@ -84,11 +84,13 @@ fn moto_endpoint() -> &'static str {
              kill $moto 2>/dev/null",
             parent = std::process::id()
         );
-        std::process::Command::new("sh")
+        let mut watcher = std::process::Command::new("sh")
             .args(["-c", &script])
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("sh runs moto.server (pip install 'moto[server]'; .ci/test installs it)");
+        // Reaped should it end first (moto exited).
+        std::thread::spawn(move || watcher.wait());
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

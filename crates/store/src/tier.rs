@@ -153,14 +153,16 @@ impl Shared {
     fn add_pending(&self, keys: impl IntoIterator<Item = (FileKey, i64)>) {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.extend(keys);
-        self.counters.set_pending(&pending);
+        self.counters
+            .set_pending(pending.len(), pending.values().min().copied());
         self.wake.notify_all();
     }
 
     fn forget_pending(&self, wanted: impl Fn(&FileKey) -> bool) {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.retain(|k, _| !wanted(k));
-        self.counters.set_pending(&pending);
+        self.counters
+            .set_pending(pending.len(), pending.values().min().copied());
     }
 
     fn is_pending(&self, key: &FileKey) -> bool {
@@ -319,7 +321,9 @@ impl SegmentDir for TieredDir {
         let mut pending = self.shared.pending.lock().expect("pending lock");
         self.shared.local.put(key, bytes)?;
         pending.insert(key.clone(), logyard_model::now_ns());
-        self.shared.counters.set_pending(&pending);
+        self.shared
+            .counters
+            .set_pending(pending.len(), pending.values().min().copied());
         self.shared.wake.notify_all();
         Ok(())
     }

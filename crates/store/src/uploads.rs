@@ -1,12 +1,9 @@
 //! The figures of the uploads to a bucket and the reads from it ([`crate::TieredDir`]), for
 //! `/metrics` and the status of the storage.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
-
-use crate::dir::FileKey;
 
 /// The tier's counters, updated by the uploading thread and the reads of the bucket.
 #[derive(Debug, Default)]
@@ -56,12 +53,12 @@ impl TierCounters {
         }
     }
 
-    /// Takes the files waiting for their upload (with when each was written).
-    pub(crate) fn set_pending(&self, pending: &BTreeMap<FileKey, i64>) {
-        self.pending_files
-            .store(pending.len() as u64, Ordering::Relaxed);
-        let oldest = pending.values().min().copied().unwrap_or(0);
-        self.oldest_pending_ns.store(oldest, Ordering::Relaxed);
+    /// Takes the files waiting for their upload: their number, and when the oldest of them
+    /// was written (ns since the epoch).
+    pub(crate) fn set_pending(&self, files: usize, oldest_ns: Option<i64>) {
+        self.pending_files.store(files as u64, Ordering::Relaxed);
+        self.oldest_pending_ns
+            .store(oldest_ns.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Counts a read from the bucket: its length, or its error.
