@@ -243,57 +243,139 @@ pub fn write<R: Borrow<Record>>(
     records: &[R],
     layout: Layout,
 ) -> Result<SegmentMeta, StoreError> {
-    let block_rows = layout.block_rows;
     debug_assert!(records.windows(2).all(|w| {
         let (a, b) = (w[0].borrow(), w[1].borrow());
         (a.timestamp, a.seq) <= (b.timestamp, b.seq)
     }));
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(layout.compression_level.clamp(1, 22)).expect("a level in 1..=22"),
-        ))
-        .set_max_row_group_row_count(Some(block_rows));
-    // Times are sorted and sequence numbers nearly consecutive: their deltas take a few
-    // bits a row, where a dictionary or plain values take most of eight bytes.
-    for column in ["timestamp", "seq"] {
-        props = props
-            .set_column_dictionary_enabled(ColumnPath::from(column), false)
-            .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
+    let mut writer = SegmentWriter::new(layout)?;
+    for chunk in records.chunks(layout.block_rows.max(1)) {
+        writer.block(chunk)?;
     }
-    let props = props.build();
-    let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema(), Some(props))?;
-    let mut idx = Vec::new();
-    idx.extend_from_slice(IDX_MAGIC);
-    idx.push(IDX_VERSION);
-    let blocks = records.chunks(block_rows.max(1));
-    idx.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
-    let mut tokens = BlockTokens::default();
-    for chunk in blocks {
-        writer.write(&records_to_batch(chunk))?;
-        writer.flush()?;
-        encode_block(chunk, &mut tokens, &mut idx);
+    writer.finish(dir, id, day)
+}
+
+/// Writes a segment for the records of one day that `records` gives in `(timestamp, seq)`
+/// order, holding one block of them at a time (a merge of segments, read block by block).
+pub fn write_sorted(
+    dir: &dyn SegmentDir,
+    id: u64,
+    day: &str,
+    records: impl Iterator<Item = Result<Record, StoreError>>,
+    layout: Layout,
+) -> Result<SegmentMeta, StoreError> {
+    let block_rows = layout.block_rows.max(1);
+    let mut writer = SegmentWriter::new(layout)?;
+    let mut block = Vec::with_capacity(block_rows);
+    for record in records {
+        let record = record?;
+        debug_assert!(block
+            .last()
+            .is_none_or(|l: &Record| (l.timestamp, l.seq) <= (record.timestamp, record.seq)));
+        block.push(record);
+        if block.len() == block_rows {
+            writer.block(&block)?;
+            block.clear();
+        }
     }
-    writer.close()?;
-    let crc = crc32c::crc32c(&idx);
-    idx.extend_from_slice(&crc.to_le_bytes());
-    let meta = SegmentMeta {
-        id,
-        day: day.to_string(),
-        min_ts: records.first().map_or(0, |r| r.borrow().timestamp),
-        max_ts: records.last().map_or(0, |r| r.borrow().timestamp),
-        min_seq: records.iter().map(|r| r.borrow().seq).min().unwrap_or(0),
-        max_seq: records.iter().map(|r| r.borrow().seq).max().unwrap_or(0),
-        rows: records.len() as u64,
-        bytes: (buf.len() + idx.len()) as u64,
-        crc32c: crc32c::crc32c(&buf),
-    };
-    // The data file first: an index without its data file is removed at the next start.
-    dir.put_all(vec![
-        (meta.data_key(), buf.into()),
-        (meta.index_key(), idx.into()),
-    ])?;
-    Ok(meta)
+    if !block.is_empty() {
+        writer.block(&block)?;
+    }
+    writer.finish(dir, id, day)
+}
+
+/// A segment being written, block by block: the Parquet data in memory (compressed) and its
+/// index.
+struct SegmentWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    idx: Vec<u8>,
+    blocks: u32,
+    first_ts: Option<i64>,
+    last_ts: i64,
+    min_seq: u64,
+    max_seq: u64,
+    rows: u64,
+}
+
+impl SegmentWriter {
+    fn new(layout: Layout) -> Result<SegmentWriter, StoreError> {
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(layout.compression_level.clamp(1, 22))
+                    .expect("a level in 1..=22"),
+            ))
+            .set_max_row_group_row_count(Some(layout.block_rows));
+        // Times are sorted and sequence numbers nearly consecutive: their deltas take a few
+        // bits a row, where a dictionary or plain values take most of eight bytes.
+        for column in ["timestamp", "seq"] {
+            props = props
+                .set_column_dictionary_enabled(ColumnPath::from(column), false)
+                .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
+        }
+        let writer = ArrowWriter::try_new(Vec::new(), schema(), Some(props.build()))?;
+        let mut idx = Vec::new();
+        idx.extend_from_slice(IDX_MAGIC);
+        idx.push(IDX_VERSION);
+        // The number of blocks, written once known.
+        idx.extend_from_slice(&0u32.to_le_bytes());
+        Ok(SegmentWriter {
+            writer,
+            idx,
+            blocks: 0,
+            first_ts: None,
+            last_ts: 0,
+            min_seq: u64::MAX,
+            max_seq: 0,
+            rows: 0,
+        })
+    }
+
+    /// Writes one block (at most `block_rows` records, in order, not empty).
+    fn block<R: Borrow<Record>>(&mut self, chunk: &[R]) -> Result<(), StoreError> {
+        self.writer.write(&records_to_batch(chunk))?;
+        self.writer.flush()?;
+        encode_block(chunk, &mut BlockTokens::default(), &mut self.idx);
+        self.blocks += 1;
+        for r in chunk {
+            let r = r.borrow();
+            self.first_ts.get_or_insert(r.timestamp);
+            self.last_ts = r.timestamp;
+            self.min_seq = self.min_seq.min(r.seq);
+            self.max_seq = self.max_seq.max(r.seq);
+        }
+        self.rows += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Writes both files of segment `id` (the data file first: an index without its data
+    /// file is removed at the next start) and returns its catalog entry.
+    fn finish(
+        mut self,
+        dir: &dyn SegmentDir,
+        id: u64,
+        day: &str,
+    ) -> Result<SegmentMeta, StoreError> {
+        let buf = self.writer.into_inner()?;
+        let count = IDX_MAGIC.len() + 1;
+        self.idx[count..count + 4].copy_from_slice(&self.blocks.to_le_bytes());
+        let crc = crc32c::crc32c(&self.idx);
+        self.idx.extend_from_slice(&crc.to_le_bytes());
+        let meta = SegmentMeta {
+            id,
+            day: day.to_string(),
+            min_ts: self.first_ts.unwrap_or(0),
+            max_ts: self.last_ts,
+            min_seq: if self.rows == 0 { 0 } else { self.min_seq },
+            max_seq: self.max_seq,
+            rows: self.rows,
+            bytes: (buf.len() + self.idx.len()) as u64,
+            crc32c: crc32c::crc32c(&buf),
+        };
+        dir.put_all(vec![
+            (meta.data_key(), buf.into()),
+            (meta.index_key(), self.idx.into()),
+        ])?;
+        Ok(meta)
+    }
 }
 
 /// Appends one block's entry to an index: its time range, row count, token filters and
@@ -923,6 +1005,21 @@ impl Segment {
         Ok(out)
     }
 
+    /// Reads the records of the segment in file order, their `(timestamp, seq)` order: one
+    /// block decoded at a time (without the cache of decoded columns), its rows made into
+    /// records `rows` at a time.
+    pub fn records_in_order(&self, rows: usize) -> InOrder<'_> {
+        InOrder {
+            segment: self,
+            next_block: 0,
+            batch: None,
+            next_row: 0,
+            rows: rows.max(1),
+            ready: std::collections::VecDeque::new(),
+            failed: false,
+        }
+    }
+
     /// Reads every record of the segment, in file order.
     pub fn read_all(&self) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::with_capacity(self.meta.rows as usize);
@@ -932,6 +1029,67 @@ impl Segment {
             out.extend(batch_to_records(&batch, &rows)?);
         }
         Ok(out)
+    }
+}
+
+/// The records of a segment in order: [`Segment::records_in_order`].
+pub struct InOrder<'a> {
+    segment: &'a Segment,
+    next_block: usize,
+    batch: Option<RecordBatch>,
+    next_row: usize,
+    rows: usize,
+    ready: std::collections::VecDeque<Record>,
+    failed: bool,
+}
+
+impl InOrder<'_> {
+    /// Makes the next records ready; false at the end.
+    fn refill(&mut self) -> Result<bool, StoreError> {
+        loop {
+            if let Some(batch) = &self.batch {
+                if self.next_row < batch.num_rows() {
+                    let end = (self.next_row + self.rows).min(batch.num_rows());
+                    let rows: Vec<usize> = (self.next_row..end).collect();
+                    self.ready.extend(batch_to_records(batch, &rows)?);
+                    self.next_row = end;
+                    return Ok(true);
+                }
+                self.batch = None;
+            }
+            let seg = self.segment;
+            if self.next_block >= seg.blocks.len() {
+                return Ok(false);
+            }
+            if self.next_block == 0 {
+                seg.verify()?;
+            }
+            let batch = seg.decode_block(&seg.reader_meta, self.next_block, Columns::ALL)?;
+            self.next_block += 1;
+            self.next_row = 0;
+            self.batch = Some(batch);
+        }
+    }
+}
+
+impl Iterator for InOrder<'_> {
+    type Item = Result<Record, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.ready.is_empty() {
+            match self.refill() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.ready.pop_front().map(Ok)
     }
 }
 
