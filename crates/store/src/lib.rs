@@ -136,7 +136,7 @@ pub struct StoreConfig {
     pub merge_fanin: usize,
     /// Segments with fewer rows than this are small.
     pub merge_small_rows: u64,
-    /// One merge reads at most this many rows (it holds them in memory).
+    /// One merge writes at most this many rows (it holds a block of each input at a time).
     pub merge_max_rows: u64,
     /// How often retention runs.
     pub retention_interval: Duration,
