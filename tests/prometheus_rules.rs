@@ -5,8 +5,9 @@
 //! What is real and what is constructed:
 //! - real: `promtool check rules` over the file as shipped; two scrapes of a running
 //!   `logyard serve` that follows a folder holding a 2 GiB file (sparse: its size is real,
-//!   its disk use is not) and that ingested ERROR entries between the scrapes; every series
-//!   fed to promtool, with its labels and its two values, comes from those scrapes;
+//!   its disk use is not), keeps its segments in a bucket (a real S3 API server, moto) and
+//!   ingested ERROR entries between the scrapes; every series fed to promtool, with its
+//!   labels and its two values, comes from those scrapes;
 //! - constructed: the time axis. The scrapes are a few seconds apart and are placed at 0m
 //!   and 1m, and each series is extended from there for hours, as Prometheus would see a
 //!   server that goes on as it did between the two scrapes: a counter keeps growing by what
@@ -15,6 +16,8 @@
 //!   those Prometheus attaches. The rules run over hours of that series, so that their
 //!   `for:` and range windows are met.
 
+#[path = "util/moto.rs"]
+mod moto;
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -204,6 +207,9 @@ fn example_alert_rules_check_and_fire_on_a_real_scrape() {
     std::fs::write(&small, "2026-01-01 00:00:00 INFO started\n").unwrap();
     // A rotation rule and a daily report as well, so that their metrics, which the rules
     // use, are there too. The rule rotates another folder: not the 2 GiB file.
+    // Segments in a bucket, so that the storage tier's metrics are there too.
+    let moto = moto::Moto::start();
+    moto.create_bucket("logs");
     let rotated = tmp.path().join("rotated");
     std::fs::create_dir(&rotated).unwrap();
     std::fs::write(rotated.join("app.log"), "a line\n").unwrap();
@@ -213,16 +219,22 @@ fn example_alert_rules_check_and_fire_on_a_real_scrape() {
         format!(
             "[[sources]]\ntype = \"file\"\nname = \"app\"\npaths = [\"{}/*.log\"]\nstart_at = \"end\"\n\n\
              [[rotate]]\npaths = [\"{}/*.log\"]\nsize = \"10MB\"\n\n\
-             [report]\ndaily_at = \"06:00\"\ndir = \"{}\"\n",
+             [report]\ndaily_at = \"06:00\"\ndir = \"{}\"\n\n\
+             [storage]\ntype = \"s3\"\nbucket = \"logs\"\nendpoint = \"{}\"\n",
             logs.display(),
             rotated.display(),
-            tmp.path().join("reports").display()
+            tmp.path().join("reports").display(),
+            moto.endpoint
         ),
     )
     .unwrap();
-    let server = Server::start(
+    let server = Server::start_with_env(
         &tmp.path().join("data"),
         &["--config", config.to_str().unwrap()],
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
     );
     let instance = server.url.trim_start_matches("http://").to_string();
 
