@@ -434,3 +434,126 @@ fn uploads_that_lag_raise_a_system_alert() {
     // The entry stays searchable from the local disk.
     assert_eq!(count(&server, "kept | stats count()"), 1);
 }
+
+/// A TCP proxy on 127.0.0.1 to `upstream` that can hang: while stalled it keeps every
+/// connection and every byte and answers nothing (a bucket that does not answer).
+struct HangingProxy {
+    endpoint: String,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HangingProxy {
+    fn start(upstream: &str) -> HangingProxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = stalled.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream, stalled: Arc<AtomicBool>| {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            // Stalled: what comes is taken and never passed on.
+                            if !stalled.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    flag.clone(),
+                );
+                pipe(server, client, flag.clone());
+            }
+        });
+        HangingProxy { endpoint, stalled }
+    }
+
+    fn stall(&self, on: bool) {
+        self.stalled.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_bucket_that_hangs_holds_up_one_read_not_every_query() {
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let proxy = HangingProxy::start(&moto.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 0\nflush_interval = \"200ms\"\ncache_bytes = 0\n\n\
+             [storage]\ntype = \"s3\"\nbucket = \"logs\"\nendpoint = \"{}\"\n\
+             local_cache_bytes = 0\nlocal_days = 0\nrequest_timeout = \"1s\"\n",
+            proxy.endpoint
+        ),
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let data = dir.path().join("data");
+    let server = Server::start_with_env(&data, &args, &CREDENTIALS);
+    let entries: Vec<Value> = (0..300)
+        .map(|i| json!({"timestamp": format!("2024-01-15T10:{:02}:00Z", i % 60), "message": format!("payment {i}")}))
+        .collect();
+    let (status, answer) = server.post(
+        "/api/logs",
+        "application/json",
+        serde_json::to_vec(&entries).unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    wait_metric(&server, "logyard_storage_uploaded_files_total", 2.0);
+    wait_metric(&server, "logyard_storage_cache_evicted_files_total", 2.0);
+    server.stop();
+    let server = Server::start_with_env(&data, &args, &CREDENTIALS);
+    assert_eq!(count(&server, "payment | stats count()"), 300);
+
+    proxy.stall(true);
+    let query = "/api/query?q=payment%20%7C%20stats%20count()&start=2024-01-01T00:00:00Z";
+    // The first read waits for the request timeout (and the client's retries) ...
+    let (status, answer) = server.get(query);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["partial"], true, "{answer}");
+    assert_eq!(answer["rows"][0][0], 0, "{answer}");
+    // ... the next query does not wait again: the bucket did not answer a moment ago.
+    let started = std::time::Instant::now();
+    let (_, answer) = server.get(query);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer["partial"], true, "{answer}");
+    let reason = answer["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("did not answer a read"), "{answer}");
+
+    // Answering again, the bucket is read again once the pause is over.
+    proxy.stall(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, answer) = server.get(query);
+        if answer["rows"][0][0] == 300 {
+            assert!(answer.get("partial").is_none(), "{answer}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{answer}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

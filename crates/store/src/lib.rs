@@ -80,7 +80,7 @@ pub use error::StoreError;
 pub use fsutil::DirLock;
 pub use memtable::MemBatch;
 pub use retention::{expired_reason, oldest_kept};
-pub use s3::{S3Config, S3Dir};
+pub use s3::{S3Config, S3Dir, READ_PAUSE, REQUEST_TIMEOUT};
 pub use schema::Columns;
 pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
 pub use settings::{StorageSettings, StoreSettings};

@@ -33,7 +33,17 @@ pub struct S3Config {
     pub endpoint: String,
     /// The region; empty: `AWS_REGION` from the environment, else `us-east-1`.
     pub region: String,
+    /// The longest a request may take (an upload included); zero: [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
 }
+
+/// The default of [`S3Config::request_timeout`].
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long reads fail at once after a read that the bucket did not answer, before one is
+/// tried again: a query over many segments of a bucket that is down or hangs waits for one
+/// request's timeout, not one per segment.
+pub const READ_PAUSE: Duration = Duration::from_secs(10);
 
 /// Segment files in a bucket. Calls block the calling thread while a runtime of the
 /// directory's own runs the requests, so that the store's threads and the server's async
@@ -43,6 +53,43 @@ pub struct S3Dir {
     store: Arc<dyn ObjectStore>,
     config: S3Config,
     runtime: Option<tokio::runtime::Runtime>,
+    reads: Arc<ReadGate>,
+}
+
+/// Refuses reads for [`READ_PAUSE`] after one that failed for want of an answer (the
+/// network, a timeout, a server error), naming that failure; any read that succeeds opens
+/// the gate again.
+#[derive(Debug)]
+struct ReadGate {
+    location: String,
+    closed: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+impl ReadGate {
+    /// Runs a read unless the gate is closed, and notes its outcome.
+    fn read<T>(&self, read: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        if let Some((until, why)) = self.closed.lock().expect("gate lock").as_ref() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if !left.is_zero() {
+                return Err(io::Error::other(format!(
+                    "the bucket {} did not answer a read ({why}); reads are tried again in {} s",
+                    self.location,
+                    left.as_secs() + 1
+                )));
+            }
+        }
+        let result = read();
+        let mut closed = self.closed.lock().expect("gate lock");
+        match &result {
+            Ok(_) => *closed = None,
+            // Not found, refused or a conflict is an answer: the bucket is there.
+            Err(e) if e.kind() == io::ErrorKind::Other => {
+                *closed = Some((std::time::Instant::now() + READ_PAUSE, e.to_string()));
+            }
+            Err(_) => {}
+        }
+        result
+    }
 }
 
 impl S3Dir {
@@ -64,7 +111,11 @@ impl S3Dir {
             .with_client_options(
                 ClientOptions::new()
                     .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(60))
+                    .with_timeout(if config.request_timeout.is_zero() {
+                        REQUEST_TIMEOUT
+                    } else {
+                        config.request_timeout
+                    })
                     .with_allow_http(config.endpoint.starts_with("http://")),
             );
         if !config.endpoint.is_empty() {
@@ -97,10 +148,15 @@ impl S3Dir {
             .thread_name("logyard-s3")
             .enable_all()
             .build()?;
+        let reads = Arc::new(ReadGate {
+            location: location(config),
+            closed: std::sync::Mutex::new(None),
+        });
         Ok(S3Dir {
             store: Arc::new(store),
             config: config.clone(),
             runtime: Some(runtime),
+            reads,
         })
     }
 
@@ -171,24 +227,28 @@ struct Object {
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
     handle: tokio::runtime::Handle,
+    reads: Arc<ReadGate>,
 }
 
 impl ReadAt for Object {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         let (store, path) = (self.store.clone(), self.path.clone());
-        block_on(&self.handle, async move {
-            store.get_range(&path, offset..offset + len as u64).await
+        self.reads.read(|| {
+            block_on(&self.handle, async move {
+                store.get_range(&path, offset..offset + len as u64).await
+            })
         })
     }
 }
 
+/// `s3://<bucket>/<prefix>`.
+fn location(config: &S3Config) -> String {
+    format!("s3://{}/{}", config.bucket, config.prefix.trim_matches('/'))
+}
+
 impl SegmentDir for S3Dir {
     fn location(&self) -> String {
-        format!(
-            "s3://{}/{}",
-            self.config.bucket,
-            self.config.prefix.trim_matches('/')
-        )
+        location(&self.config)
     }
 
     fn claim(&self, node: &str, about: &str) -> io::Result<()> {
@@ -231,18 +291,22 @@ impl SegmentDir for S3Dir {
 
     fn get(&self, key: &FileKey) -> io::Result<Bytes> {
         let (store, path) = (self.store.clone(), self.path(key));
-        self.run(async move { store.get(&path).await?.bytes().await })
+        self.reads
+            .read(|| self.run(async move { store.get(&path).await?.bytes().await }))
     }
 
     fn open(&self, key: &FileKey) -> io::Result<SegmentFile> {
         let (store, path) = (self.store.clone(), self.path(key));
         let head_path = path.clone();
         let head_store = store.clone();
-        let meta = self.run(async move { head_store.head(&head_path).await })?;
+        let meta = self
+            .reads
+            .read(|| self.run(async move { head_store.head(&head_path).await }))?;
         let object = Object {
             store,
             path,
             handle: self.handle().clone(),
+            reads: self.reads.clone(),
         };
         Ok(SegmentFile::new(Arc::new(object), meta.size, false))
     }

@@ -110,6 +110,7 @@ struct StorageKeys {
     local_cache_bytes: Option<Size>,
     local_days: Option<u32>,
     alert_after: Option<logyard_model::units::Duration>,
+    request_timeout: Option<logyard_model::units::Duration>,
 }
 
 impl Default for StorageSettings {
@@ -149,6 +150,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                 .chain(keys.local_cache_bytes.map(|_| "local_cache_bytes"))
                 .chain(keys.local_days.map(|_| "local_days"))
                 .chain(keys.alert_after.map(|_| "alert_after"))
+                .chain(keys.request_timeout.map(|_| "request_timeout"))
                 .collect();
                 if set.is_empty() {
                     Ok(StorageSettings::default())
@@ -165,6 +167,9 @@ impl TryFrom<StorageKeys> for StorageSettings {
             StorageKind::S3 if keys.alert_after.is_some_and(|d| d.0.is_zero()) => Err(
                 "storage.alert_after must be above zero (e.g. \"15m\")".into(),
             ),
+            StorageKind::S3 if keys.request_timeout.is_some_and(|d| d.0.is_zero()) => Err(
+                "storage.request_timeout must be above zero (e.g. \"60s\")".into(),
+            ),
             StorageKind::S3 => {
                 let defaults = CacheLimits::default();
                 Ok(StorageSettings {
@@ -173,6 +178,9 @@ impl TryFrom<StorageKeys> for StorageSettings {
                         prefix: keys.prefix,
                         endpoint: keys.endpoint,
                         region: keys.region,
+                        request_timeout: keys
+                            .request_timeout
+                            .map_or(crate::s3::REQUEST_TIMEOUT, |d| d.0),
                     }),
                     cache: CacheLimits {
                         bytes: keys.local_cache_bytes.map_or(defaults.bytes, |s| s.0),

@@ -51,6 +51,7 @@ pub fn storage_for(data_dir: &Path) -> Storage {
                 prefix: format!("test-{:016x}", h.finish()),
                 endpoint: moto_endpoint().to_string(),
                 region: "us-east-1".into(),
+                ..crate::S3Config::default()
             };
             Storage::S3(config, CacheLimits { bytes: 0, days: 0 })
         }

@@ -73,6 +73,7 @@ impl Backend {
             prefix: "prod/eu".into(),
             endpoint: moto.endpoint.clone(),
             region: "us-east-1".into(),
+            ..S3Config::default()
         };
         let dir = S3Dir::open(&config).unwrap();
         let no_cache = CacheLimits { bytes: 0, days: 0 };
