@@ -207,9 +207,23 @@ fn block_on<T: Send + 'static>(
         let _ = tx.send(request.await);
     });
     match rx.recv() {
-        Ok(answer) => answer.map_err(io::Error::from),
+        Ok(answer) => answer.map_err(io_error),
         Err(_) => Err(io::Error::other("the bucket's runtime stopped")),
     }
+}
+
+/// A request's error as an I/O error whose kind says whether the bucket answered: not
+/// found, refused (`PermissionDenied`) and conflicts keep their kinds; anything else (the
+/// network, a timeout, a server error) is `Other`.
+fn io_error(e: object_store::Error) -> io::Error {
+    use object_store::Error as E;
+    let kind = match &e {
+        E::NotFound { .. } => io::ErrorKind::NotFound,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => io::ErrorKind::PermissionDenied,
+        E::AlreadyExists { .. } | E::Precondition { .. } => io::ErrorKind::AlreadyExists,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
 }
 
 impl Drop for S3Dir {
