@@ -175,47 +175,54 @@ fn wait_metric(server: &Server, name: &str, at_least: f64) {
     }
 }
 
-#[test]
-fn with_the_bucket_out_of_reach_a_query_answers_what_it_can_and_names_the_segments_left_out() {
-    let mut moto = Moto::start();
-    moto.create_bucket("logs");
+/// Posts `n` entries of agent `billing` (`payment <i> settled`) of 2024-01-`day`.
+fn post_payments(server: &Server, day: u32, n: usize) {
+    let entries: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"timestamp": format!("2024-01-{day:02}T10:00:{:02}Z", i % 60),
+                   "agent": "billing", "message": format!("payment {i} settled")})
+        })
+        .collect();
+    let (status, answer) = server.post(
+        "/api/logs",
+        "application/json",
+        serde_json::to_vec(&entries).unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// A server over a bucket at `endpoint` (with more `[storage]` keys) that keeps no local copy
+/// and no decoded column: 300 payments of 2024-01-15 are written, uploaded, and their local
+/// files removed, and the server is started again, so that every read of them goes to the
+/// bucket.
+fn reading_from_the_bucket(endpoint: &str, storage_keys: &str) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("logyard.toml");
-    // Nothing kept locally once uploaded, no column kept in memory: every read of a segment
-    // goes to the bucket.
     std::fs::write(
         &config,
         format!(
             "[store]\nretention_days = 0\nflush_interval = \"200ms\"\ncache_bytes = 0\n\n\
-             [storage]\ntype = \"s3\"\nbucket = \"logs\"\nendpoint = \"{}\"\n\
-             local_cache_bytes = 0\nlocal_days = 0\n",
-            moto.endpoint
+             [storage]\ntype = \"s3\"\nbucket = \"logs\"\nendpoint = \"{endpoint}\"\n\
+             local_cache_bytes = 0\nlocal_days = 0\n{storage_keys}"
         ),
     )
     .unwrap();
     let args = ["--config", config.to_str().unwrap()];
     let data = dir.path().join("data");
     let server = Server::start_with_env(&data, &args, &CREDENTIALS);
-    let post = |server: &Server, day: u32, n: usize| {
-        let entries: Vec<Value> = (0..n)
-            .map(|i| {
-                json!({"timestamp": format!("2024-01-{day:02}T10:00:{:02}Z", i % 60),
-                       "agent": "billing", "message": format!("payment {i} settled")})
-            })
-            .collect();
-        let (status, answer) = server.post(
-            "/api/logs",
-            "application/json",
-            serde_json::to_vec(&entries).unwrap(),
-        );
-        assert_eq!(status, 200, "{answer}");
-    };
-    post(&server, 15, 300);
+    post_payments(&server, 15, 300);
     wait_metric(&server, "logyard_storage_uploaded_files_total", 2.0);
     wait_metric(&server, "logyard_storage_cache_evicted_files_total", 2.0);
-    // Started again, the server finds its segments in the bucket only.
     server.stop();
     let server = Server::start_with_env(&data, &args, &CREDENTIALS);
+    (dir, server)
+}
+
+#[test]
+fn with_the_bucket_out_of_reach_a_query_answers_what_it_can_and_names_the_segments_left_out() {
+    let mut moto = Moto::start();
+    moto.create_bucket("logs");
+    let (_dir, server) = reading_from_the_bucket(&moto.endpoint, "");
     assert_eq!(count(&server, "payment | stats count()"), 300);
     let (_, storage) = server.get("/api/storage");
     assert!(
@@ -231,7 +238,7 @@ fn with_the_bucket_out_of_reach_a_query_answers_what_it_can_and_names_the_segmen
 
     moto.stop();
     // Newer entries stay readable on the local disk (and wait there for the bucket).
-    post(&server, 16, 20);
+    post_payments(&server, 16, 20);
     let started = std::time::Instant::now();
     let (status, answer) =
         server.get("/api/query?q=payment%20%7C%20stats%20count()&start=2024-01-01T00:00:00Z");
@@ -495,34 +502,7 @@ fn a_bucket_that_hangs_holds_up_one_read_not_every_query() {
     let moto = Moto::start();
     moto.create_bucket("logs");
     let proxy = HangingProxy::start(&moto.endpoint);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("logyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nretention_days = 0\nflush_interval = \"200ms\"\ncache_bytes = 0\n\n\
-             [storage]\ntype = \"s3\"\nbucket = \"logs\"\nendpoint = \"{}\"\n\
-             local_cache_bytes = 0\nlocal_days = 0\nrequest_timeout = \"1s\"\n",
-            proxy.endpoint
-        ),
-    )
-    .unwrap();
-    let args = ["--config", config.to_str().unwrap()];
-    let data = dir.path().join("data");
-    let server = Server::start_with_env(&data, &args, &CREDENTIALS);
-    let entries: Vec<Value> = (0..300)
-        .map(|i| json!({"timestamp": format!("2024-01-15T10:{:02}:00Z", i % 60), "message": format!("payment {i}")}))
-        .collect();
-    let (status, answer) = server.post(
-        "/api/logs",
-        "application/json",
-        serde_json::to_vec(&entries).unwrap(),
-    );
-    assert_eq!(status, 200, "{answer}");
-    wait_metric(&server, "logyard_storage_uploaded_files_total", 2.0);
-    wait_metric(&server, "logyard_storage_cache_evicted_files_total", 2.0);
-    server.stop();
-    let server = Server::start_with_env(&data, &args, &CREDENTIALS);
+    let (_dir, server) = reading_from_the_bucket(&proxy.endpoint, "request_timeout = \"1s\"\n");
     assert_eq!(count(&server, "payment | stats count()"), 300);
 
     proxy.stall(true);
