@@ -323,6 +323,14 @@ fn with_the_bucket_out_of_reach_a_query_answers_what_it_can_and_names_the_segmen
         "{storage}"
     );
     assert!(server.metric("logyard_storage_download_errors_total") > Some(0.0));
+    assert!(
+        server.metric("logyard_storage_request_errors_total{op=\"download\",kind=\"unreachable\"}")
+            > Some(0.0)
+    );
+    assert_eq!(
+        server.metric("logyard_storage_request_errors_total{op=\"download\",kind=\"denied\"}"),
+        Some(0.0)
+    );
     assert!(server.metric("logyard_storage_upload_lag_seconds") > Some(1.0));
     // The server stays healthy: a query of what is local is whole.
     let (status, answer) =

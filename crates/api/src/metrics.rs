@@ -382,6 +382,23 @@ impl Metrics {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
+        if let Some(u) = &store.uploads {
+            let name = "logyard_storage_request_errors_total";
+            header(
+                &mut out,
+                name,
+                "counter",
+                "Failed uploads to and reads from the bucket, by operation and kind.",
+            );
+            for (op, counts) in [
+                ("upload", &u.upload_errors_by_kind),
+                ("download", &u.download_errors_by_kind),
+            ] {
+                for (kind, n) in logyard_store::ERROR_KINDS.iter().zip(counts) {
+                    let _ = writeln!(out, "{name}{{op=\"{op}\",kind=\"{kind}\"}} {n}");
+                }
+            }
+        }
         let name = "logyard_rejected_lines_total";
         header(&mut out, name, "counter", "Log lines refused, by reason.");
         let mut rejected = self.rejected.lock().expect("metrics lock").clone();

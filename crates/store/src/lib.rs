@@ -87,7 +87,7 @@ pub use settings::{StorageSettings, StoreSettings};
 pub use snapshot::{BlockRef, BlockSource, Snapshot};
 pub use storage::{node_id, Storage};
 pub use tier::{CacheLimits, TieredDir};
-pub use uploads::{TierCounters, UploadStats};
+pub use uploads::{TierCounters, UploadStats, ERROR_KINDS};
 pub use wal::ReplayReport;
 
 use files::{Pin, Pins};

@@ -204,9 +204,7 @@ impl Shared {
                     self.evict();
                 }
                 Err(e) => {
-                    self.counters.upload_errors.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .note_error(&format!("cannot upload a segment file: {e}"));
+                    self.counters.upload_failed(&e);
                     tracing::warn!(bucket = self.remote.location(), error = %e, retry_in_s = backoff.as_secs(),
                         "cannot upload a segment file; it stays on the local disk and is tried again");
                     retry_at = Some(Instant::now() + backoff);

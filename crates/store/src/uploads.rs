@@ -28,6 +28,23 @@ pub struct TierCounters {
     pub download_errors: AtomicU64,
     /// The last failure of an upload or a read, and when (ns since the epoch).
     last_error: Mutex<Option<(String, i64)>>,
+    /// Failed uploads and reads by [`ERROR_KINDS`].
+    upload_errors_by_kind: [AtomicU64; 4],
+    download_errors_by_kind: [AtomicU64; 4],
+}
+
+/// The kinds of failed requests: the bucket did not answer (the network, a timeout, a server
+/// error), refused the credentials or the request, had no such object, or found a conflict.
+pub const ERROR_KINDS: [&str; 4] = ["unreachable", "denied", "not_found", "conflict"];
+
+/// The index in [`ERROR_KINDS`] of an error.
+fn kind_of(e: &io::Error) -> usize {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => 1,
+        io::ErrorKind::NotFound => 2,
+        io::ErrorKind::AlreadyExists => 3,
+        _ => 0,
+    }
 }
 
 impl TierCounters {
@@ -50,6 +67,12 @@ impl TierCounters {
             downloaded_bytes: self.downloaded_bytes.load(Ordering::Relaxed),
             download_errors: self.download_errors.load(Ordering::Relaxed),
             last_error: self.last_error.lock().expect("error lock").clone(),
+            upload_errors_by_kind: std::array::from_fn(|i| {
+                self.upload_errors_by_kind[i].load(Ordering::Relaxed)
+            }),
+            download_errors_by_kind: std::array::from_fn(|i| {
+                self.download_errors_by_kind[i].load(Ordering::Relaxed)
+            }),
         }
     }
 
@@ -71,9 +94,17 @@ impl TierCounters {
             }
             Err(e) => {
                 self.download_errors.fetch_add(1, Ordering::Relaxed);
+                self.download_errors_by_kind[kind_of(e)].fetch_add(1, Ordering::Relaxed);
                 self.note_error(&format!("cannot read from the bucket: {e}"));
             }
         }
+    }
+
+    /// Counts an upload that failed.
+    pub(crate) fn upload_failed(&self, e: &io::Error) {
+        self.upload_errors.fetch_add(1, Ordering::Relaxed);
+        self.upload_errors_by_kind[kind_of(e)].fetch_add(1, Ordering::Relaxed);
+        self.note_error(&format!("cannot upload a segment file: {e}"));
     }
 
     /// Keeps the last failure.
@@ -106,4 +137,8 @@ pub struct UploadStats {
     pub download_errors: u64,
     /// The last failure of an upload or a read, and when (ns since the epoch).
     pub last_error: Option<(String, i64)>,
+    /// Uploads that failed since start, by [`ERROR_KINDS`].
+    pub upload_errors_by_kind: [u64; 4],
+    /// Reads from the bucket that failed since start, by [`ERROR_KINDS`].
+    pub download_errors_by_kind: [u64; 4],
 }
