@@ -30,6 +30,7 @@ pub async fn storage(State(state): State<AppState>) -> Json<Value> {
     let uploads = tier.map(|u| {
         json!({
             "pending_files": u.pending_files,
+            "pending_bytes": u.pending_bytes,
             "lag_seconds": (u.upload_lag_seconds * 1000.0).round() / 1000.0,
             "uploaded_files": u.uploaded_files,
             "uploaded_bytes": u.uploaded_bytes,

@@ -329,6 +329,12 @@ impl Metrics {
                     u.pending_files as f64,
                 ),
                 (
+                    "logyard_storage_upload_pending_bytes",
+                    "gauge",
+                    "Bytes of the segment files on the local disk not yet uploaded to the bucket.",
+                    u.pending_bytes as f64,
+                ),
+                (
                     "logyard_storage_upload_lag_seconds",
                     "gauge",
                     "How long the oldest segment file not yet uploaded has waited (0: none).",

@@ -522,6 +522,7 @@ impl Store {
         if refused > 0 {
             self.inner.warn_refused(refused);
         }
+        self.inner.check_local_budget()?;
         let (reply, rx) = oneshot::channel();
         let sender = self.sender.lock().expect("sender lock");
         sender

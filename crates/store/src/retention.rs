@@ -58,7 +58,33 @@ impl Inner {
         }
     }
 
-    /// Drops whole days past the retention, then the oldest days while over the disk budget.
+    /// Refuses a write, with a bucket, while the WAL and the segment files waiting for their
+    /// upload hold `max_disk_bytes` of the local disk (the bucket out of reach for long):
+    /// nothing acknowledged is dropped to make room, and writes are taken again once the
+    /// uploads have freed it.
+    pub(crate) fn check_local_budget(&self) -> Result<(), StoreError> {
+        let max = self.config.max_disk_bytes;
+        let Some(tier) = self.segments.upload_counters() else {
+            return Ok(());
+        };
+        if max == 0 {
+            return Ok(());
+        }
+        let wal = self.counters.wal_bytes.load(Ordering::Relaxed);
+        let waiting = tier.pending_bytes.load(Ordering::Relaxed);
+        if wal + waiting <= max {
+            return Ok(());
+        }
+        Err(StoreError::WriteFailed(format!(
+            "the local disk budget (store.max_disk_bytes = {max} bytes) is full: {waiting} bytes \
+             of segment files wait for their upload to {} and the WAL holds {wal}; writes are \
+             taken again once the bucket takes them (see GET /api/storage)",
+            self.segments.location()
+        )))
+    }
+
+    /// Drops whole days past the retention, then the oldest days while over the disk budget
+    /// (of a local store).
     pub(crate) fn apply_retention(&self) -> Result<(), StoreError> {
         let mut catalog = self.catalog.lock().expect("catalog lock");
         // Checked under the catalog's lock, which a backup takes after pinning: a run that
@@ -86,7 +112,9 @@ impl Inner {
                     .cloned(),
             );
         }
-        if self.config.max_disk_bytes > 0 {
+        // With a bucket, `max_disk_bytes` bounds the local disk (`check_local_budget`): no
+        // day of the bucket is dropped for it.
+        if self.config.max_disk_bytes > 0 && self.segments.upload_counters().is_none() {
             let wal_bytes = self.counters.wal_bytes.load(Ordering::Relaxed);
             let mut total: u64 = catalog.segments.iter().map(|m| m.bytes).sum::<u64>() + wal_bytes;
             for day in &days {

@@ -58,7 +58,7 @@ struct Shared {
     limits: CacheLimits,
     /// Files written locally and not yet uploaded, with when they were written (ns since
     /// the epoch).
-    pending: Mutex<BTreeMap<FileKey, i64>>,
+    pending: Mutex<BTreeMap<FileKey, Waiting>>,
     wake: Condvar,
     stop: AtomicBool,
     counters: Arc<TierCounters>,
@@ -93,17 +93,19 @@ impl TieredDir {
             }
         };
         // Waiting since the file was written (its modification time).
-        let pending: Vec<(FileKey, i64)> = pending
+        let pending: Vec<(FileKey, Waiting)> = pending
             .into_iter()
             .map(|k| {
-                let written = local
-                    .local_path(&k)
-                    .and_then(|p| std::fs::metadata(p).ok()?.modified().ok())
+                let meta = local.local_path(&k).and_then(|p| std::fs::metadata(p).ok());
+                let since_ns = meta
+                    .as_ref()
+                    .and_then(|m| m.modified().ok())
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or_else(logyard_model::now_ns, |d| {
                         i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
                     });
-                (k, written)
+                let bytes = meta.map_or(0, |m| m.len());
+                (k, Waiting { since_ns, bytes })
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -149,12 +151,29 @@ impl Drop for TieredDir {
 /// How long a stop waits for an upload under way.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
+/// A file written locally and not yet uploaded: since when, and its size.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    since_ns: i64,
+    bytes: u64,
+}
+
+/// When the oldest waiting file was written.
+fn oldest(pending: &BTreeMap<FileKey, Waiting>) -> Option<i64> {
+    pending.values().map(|w| w.since_ns).min()
+}
+
+/// The bytes of the waiting files.
+fn waiting_bytes(pending: &BTreeMap<FileKey, Waiting>) -> u64 {
+    pending.values().map(|w| w.bytes).sum()
+}
+
 impl Shared {
-    fn add_pending(&self, keys: impl IntoIterator<Item = (FileKey, i64)>) {
+    fn add_pending(&self, keys: impl IntoIterator<Item = (FileKey, Waiting)>) {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.extend(keys);
         self.counters
-            .set_pending(pending.len(), pending.values().min().copied());
+            .set_pending(pending.len(), oldest(&pending), waiting_bytes(&pending));
         self.wake.notify_all();
     }
 
@@ -162,7 +181,7 @@ impl Shared {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.retain(|k, _| !wanted(k));
         self.counters
-            .set_pending(pending.len(), pending.values().min().copied());
+            .set_pending(pending.len(), oldest(&pending), waiting_bytes(&pending));
     }
 
     fn is_pending(&self, key: &FileKey) -> bool {
@@ -317,11 +336,15 @@ impl SegmentDir for TieredDir {
         // Written and marked under one lock: the cache never takes a new file for an
         // uploaded one, and the uploader never sees a mark before its file.
         let mut pending = self.shared.pending.lock().expect("pending lock");
+        let waiting = Waiting {
+            since_ns: logyard_model::now_ns(),
+            bytes: bytes.len() as u64,
+        };
         self.shared.local.put(key, bytes)?;
-        pending.insert(key.clone(), logyard_model::now_ns());
+        pending.insert(key.clone(), waiting);
         self.shared
             .counters
-            .set_pending(pending.len(), pending.values().min().copied());
+            .set_pending(pending.len(), oldest(&pending), waiting_bytes(&pending));
         self.shared.wake.notify_all();
         Ok(())
     }

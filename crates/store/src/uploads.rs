@@ -16,6 +16,8 @@ pub struct TierCounters {
     pub upload_errors: AtomicU64,
     /// Files written locally and not yet in the bucket.
     pub pending_files: AtomicU64,
+    /// Their bytes.
+    pub pending_bytes: AtomicU64,
     /// When the oldest of them was written (ns since the epoch; 0: none pending).
     pub oldest_pending_ns: AtomicI64,
     /// Local copies removed by the cache's limits.
@@ -58,6 +60,7 @@ impl TierCounters {
         };
         UploadStats {
             pending_files: self.pending_files.load(Ordering::Relaxed),
+            pending_bytes: self.pending_bytes.load(Ordering::Relaxed),
             upload_lag_seconds: lag_ns as f64 / 1e9,
             uploaded_files: self.uploaded_files.load(Ordering::Relaxed),
             uploaded_bytes: self.uploaded_bytes.load(Ordering::Relaxed),
@@ -76,10 +79,11 @@ impl TierCounters {
         }
     }
 
-    /// Takes the files waiting for their upload: their number, and when the oldest of them
-    /// was written (ns since the epoch).
-    pub(crate) fn set_pending(&self, files: usize, oldest_ns: Option<i64>) {
+    /// Takes the files waiting for their upload: their number, when the oldest of them was
+    /// written (ns since the epoch), and their bytes.
+    pub(crate) fn set_pending(&self, files: usize, oldest_ns: Option<i64>, bytes: u64) {
         self.pending_files.store(files as u64, Ordering::Relaxed);
+        self.pending_bytes.store(bytes, Ordering::Relaxed);
         self.oldest_pending_ns
             .store(oldest_ns.unwrap_or(0), Ordering::Relaxed);
     }
@@ -119,6 +123,8 @@ impl TierCounters {
 pub struct UploadStats {
     /// Segment files on the local disk not yet in the bucket.
     pub pending_files: u64,
+    /// Their bytes.
+    pub pending_bytes: u64,
     /// How long the oldest of them has waited (0 when none waits).
     pub upload_lag_seconds: f64,
     /// Files uploaded since start.

@@ -793,3 +793,55 @@ fn a_read_of_a_segment_in_the_bucket_fetches_only_what_it_needs() {
         "one column of one block fetched {fetched} bytes of a {whole}-byte file"
     );
 }
+
+#[test]
+fn with_a_bucket_max_disk_bytes_bounds_the_local_disk_and_drops_no_day() {
+    let data = tempfile::tempdir().unwrap();
+    let bucket = MemoryDir::new();
+    let b = Backend::tiered(&bucket);
+    let mut config = b.config(data.path());
+    config.max_disk_bytes = 8_000;
+    let store = Store::open(config).unwrap();
+    // Three days in the bucket, more than the budget: retention keeps them all.
+    for day in 0..3 {
+        store.append(batch(0, 300, day)).unwrap();
+        store.flush().unwrap();
+    }
+    settle(&store);
+    let in_bucket: u64 = store.stats().segment_bytes;
+    assert!(in_bucket > 8_000, "{in_bucket}");
+    store.apply_retention().unwrap();
+    assert_eq!(store.stats().retention_dropped_days, 0);
+    assert_eq!(messages(&store).unwrap().len(), 900);
+
+    // The bucket refuses writes: segment files wait on the local disk until the budget is
+    // held, and then writes are refused, saying why.
+    bucket.fail(DirOp::Put, u64::MAX);
+    let mut accepted = 0;
+    let refusal = loop {
+        match store.append(batch(1000 + accepted, 100, 3)) {
+            Ok(_) => accepted += 100,
+            Err(e) => break e,
+        }
+        store.flush().unwrap();
+        assert!(accepted < 100_000, "never refused");
+    };
+    assert!(accepted > 0);
+    assert!(matches!(refusal, StoreError::WriteFailed(_)), "{refusal:?}");
+    let text = refusal.to_string();
+    assert!(
+        text.contains("max_disk_bytes") && text.contains("wait for their upload"),
+        "{text}"
+    );
+    let waiting = store.stats().uploads.unwrap().pending_bytes;
+    assert!(waiting > 0 && waiting <= 8_000 + 10_000, "{waiting}");
+    // Nothing acknowledged is dropped to make room.
+    store.apply_retention().unwrap();
+    assert_eq!(messages(&store).unwrap().len(), 900 + accepted);
+
+    // The bucket back, the waiting files go up and writes are taken again.
+    bucket.heal();
+    settle(&store);
+    store.append(batch(5000, 10, 3)).unwrap();
+    assert_eq!(messages(&store).unwrap().len(), 900 + accepted + 10);
+}
