@@ -404,7 +404,14 @@ pub fn search_counting(
     }
     let mut records = Vec::with_capacity(page_keys.len());
     for (bi, rows) in by_block {
-        records.extend(blocks[bi].records(&rows)?);
+        match blocks[bi].records(&rows) {
+            Ok(found) => records.extend(found),
+            // The bucket out of reach since the block's first read: left out, as there.
+            Err(e @ StoreError::Io(_)) if blocks[bi].segment().is_some() => {
+                cost.unreachable(blocks[bi], &e);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     records.sort_unstable_by_key(|r| Reverse(order.rank(r.timestamp, r.seq)));
     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;

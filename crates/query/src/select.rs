@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use logyard_model::Record;
 use logyard_store::schema::{col, seqs, timestamps};
-use logyard_store::{Columns, Snapshot};
+use logyard_store::{Columns, Snapshot, StoreError};
 
 use crate::cell::{columns_of, BlockFields, Cell};
 use crate::pipes::{Budget, Sort};
@@ -88,7 +88,16 @@ pub(crate) fn select(
     }
     let mut found: HashMap<(i64, u64), Record> = HashMap::new();
     for (bi, rows) in by_block {
-        for r in blocks[bi].records(&rows)? {
+        let records = match blocks[bi].records(&rows) {
+            Ok(records) => records,
+            // The bucket out of reach since the block's first read: left out, as there.
+            Err(e @ StoreError::Io(_)) if blocks[bi].segment().is_some() => {
+                cost.unreachable(blocks[bi], &e);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for r in records {
             found.insert((r.timestamp, r.seq), r);
         }
     }

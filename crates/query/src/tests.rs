@@ -617,3 +617,48 @@ fn counts_add_whole_segments_partial_segments_and_the_memtable_alike() {
     assert_eq!(summed_counts(&rows), 3 * 55, "{rows:?}");
     assert_eq!(cost.rows_scanned, 2 * 10 + 100, "{cost:?}");
 }
+
+/// A page whose rows are found but whose whole records cannot be read any more (the bucket
+/// went away between the two reads) is answered without them, saying so.
+#[test]
+fn records_the_bucket_no_longer_serves_are_left_out_of_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = logyard_store::MemoryDir::new();
+    let mut c = StoreConfig::new(dir.path());
+    c.storage = logyard_store::Storage::Dir(std::sync::Arc::new(bucket.clone()));
+    c.retention_days = 0;
+    c.block_rows = 10;
+    c.flush_interval = std::time::Duration::from_secs(3600);
+    let store = Store::open(c).unwrap();
+    fill(&store);
+    store.flush().unwrap();
+    let snap = store.snapshot();
+    let filter = parse_filter("served", T0 + 1000 * 1_000_000_000).unwrap();
+    // The first search reads the message, time and sequence columns of every block, which
+    // the cache keeps, and the whole records of the newest block only.
+    let first = search(
+        &snap,
+        &filter,
+        Page {
+            offset: 0,
+            limit: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(first.records.len(), 1);
+    assert!(first.cost.segments_unreachable.is_empty());
+    bucket.fail(logyard_store::dir::DirOp::Get, u64::MAX);
+    let deep = search(
+        &snap,
+        &filter,
+        Page {
+            offset: 50,
+            limit: 5,
+        },
+    )
+    .unwrap();
+    assert!(deep.records.is_empty(), "{:?}", deep.records);
+    assert_eq!(deep.total, 99, "the matches are still counted");
+    assert_eq!(deep.cost.segments_unreachable.len(), 1, "{:?}", deep.cost);
+    assert!(deep.cost.unreadable_reason().is_some());
+}
