@@ -2,6 +2,7 @@
 //! whether a filter keeps the whole block without looking at its rows.
 
 use arrow_array::RecordBatch;
+use logyard_model::Record;
 use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
 
 use crate::{Cost, Filter, QueryError};
@@ -26,12 +27,36 @@ pub(crate) fn read_block(
             cost.blocks_unreadable += 1;
             Ok(None)
         }
-        Err(e @ StoreError::Io(_)) if block.segment().is_some() => {
+        Err(e) if unreachable(block, &e) => {
             cost.unreachable(block, &e);
             Ok(None)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Reads whole records at some rows of a block; `None` when its segment cannot be read now
+/// (the bucket went away since the block's first read), noted in the cost.
+pub(crate) fn read_records(
+    block: &BlockRef,
+    rows: &[usize],
+    cost: &mut Cost,
+) -> Result<Option<Vec<Record>>, QueryError> {
+    match block.records(rows) {
+        Ok(records) => Ok(Some(records)),
+        Err(e) if unreachable(block, &e) => {
+            cost.unreachable(block, &e);
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a read of a block failed only because its segment cannot be read now (an I/O
+/// error: the bucket out of reach, a disk read that failed), not because it is damaged: the
+/// block is then left out of the answer, and read again by the next query.
+pub fn unreachable(block: &BlockRef, error: &StoreError) -> bool {
+    matches!(error, StoreError::Io(_)) && block.segment().is_some()
 }
 
 /// Returns whether every record of a block matches a filter, judging by its time range only.

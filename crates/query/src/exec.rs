@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use logyard_model::Record;
 use logyard_store::schema::{col, seqs, timestamps};
-use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
+use logyard_store::{BlockRef, Columns, Snapshot};
 
 use crate::cell::{columns_of, BlockFields, Cell, FieldKind, FieldRef};
 use crate::counts::{count_by_dictionary, metadata_matches};
@@ -509,14 +509,8 @@ pub fn for_each_match(
         if rows.is_empty() {
             continue;
         }
-        let mut records = match block.records(&rows) {
-            Ok(records) => records,
-            // The bucket out of reach since the block's first read: left out, as there.
-            Err(e @ StoreError::Io(_)) if block.segment().is_some() => {
-                cost.unreachable(block, &e);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        let Some(mut records) = crate::block::read_records(block, &rows, &mut cost)? else {
+            continue;
         };
         records.sort_unstable_by_key(|r| (r.timestamp, r.seq));
         for r in records {

@@ -31,6 +31,7 @@
 //! ```
 
 mod block;
+pub use block::unreachable;
 mod cell;
 mod counts;
 mod errors;
@@ -104,14 +105,14 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// Notes a block left out because its segment could not be read now (not damage: the
-    /// segment is read again by the next query).
+    /// Notes a segment block left out because its segment could not be read now
+    /// ([`unreachable`]: not damage, it is read again by the next query).
     pub fn unreachable(&mut self, block: &BlockRef, error: &StoreError) {
-        let name = block
-            .segment()
-            .map_or_else(|| "the memtable".to_string(), |m| m.data_key().to_string());
-        if !self.segments_unreachable.contains(&name) {
-            self.segments_unreachable.push(name);
+        if let Some(meta) = block.segment() {
+            let name = meta.data_key().to_string();
+            if !self.segments_unreachable.contains(&name) {
+                self.segments_unreachable.push(name);
+            }
         }
         self.unreachable_error
             .get_or_insert_with(|| error.to_string());
@@ -404,14 +405,7 @@ pub fn search_counting(
     }
     let mut records = Vec::with_capacity(page_keys.len());
     for (bi, rows) in by_block {
-        match blocks[bi].records(&rows) {
-            Ok(found) => records.extend(found),
-            // The bucket out of reach since the block's first read: left out, as there.
-            Err(e @ StoreError::Io(_)) if blocks[bi].segment().is_some() => {
-                cost.unreachable(blocks[bi], &e);
-            }
-            Err(e) => return Err(e.into()),
-        }
+        records.extend(block::read_records(blocks[bi], &rows, &mut cost)?.unwrap_or_default());
     }
     records.sort_unstable_by_key(|r| Reverse(order.rank(r.timestamp, r.seq)));
     cost.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;

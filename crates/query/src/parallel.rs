@@ -137,7 +137,7 @@ pub(crate) fn scan_blocks<T: Send>(
                     }
                 };
                 changed.notify_all();
-                add_cost(cost, &local);
+                cost.add_reads(&local);
                 let value = match result {
                     Ok(value) => value?,
                     Err(reason) => return Ok(Some(reason)),
@@ -160,11 +160,6 @@ pub(crate) fn scan_blocks<T: Send>(
         }
         outcome
     })
-}
-
-/// Adds what reading some blocks cost to a query's cost.
-pub(crate) fn add_cost(cost: &mut Cost, more: &Cost) {
-    cost.add_reads(more);
 }
 
 #[cfg(test)]

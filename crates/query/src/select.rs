@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use logyard_model::Record;
 use logyard_store::schema::{col, seqs, timestamps};
-use logyard_store::{Columns, Snapshot, StoreError};
+use logyard_store::{Columns, Snapshot};
 
+use crate::block::read_records;
 use crate::cell::{columns_of, BlockFields, Cell};
 use crate::pipes::{Budget, Sort};
 use crate::{candidate_blocks, eval_block, search_counting, Cost, Filter, Order, Page, QueryError};
@@ -88,16 +89,7 @@ pub(crate) fn select(
     }
     let mut found: HashMap<(i64, u64), Record> = HashMap::new();
     for (bi, rows) in by_block {
-        let records = match blocks[bi].records(&rows) {
-            Ok(records) => records,
-            // The bucket out of reach since the block's first read: left out, as there.
-            Err(e @ StoreError::Io(_)) if blocks[bi].segment().is_some() => {
-                cost.unreachable(blocks[bi], &e);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        for r in records {
+        for r in read_records(blocks[bi], &rows, cost)?.unwrap_or_default() {
             found.insert((r.timestamp, r.seq), r);
         }
     }

@@ -248,8 +248,9 @@ pub fn write<R: Borrow<Record>>(
         (a.timestamp, a.seq) <= (b.timestamp, b.seq)
     }));
     let mut writer = SegmentWriter::new(layout)?;
+    let mut tokens = BlockTokens::default();
     for chunk in records.chunks(layout.block_rows.max(1)) {
-        writer.block(chunk)?;
+        writer.block(chunk, &mut tokens)?;
     }
     writer.finish(dir, id, day)
 }
@@ -273,12 +274,12 @@ pub fn write_sorted(
             .is_none_or(|l: &Record| (l.timestamp, l.seq) <= (record.timestamp, record.seq)));
         block.push(record);
         if block.len() == block_rows {
-            writer.block(&block)?;
+            writer.block(&block, &mut BlockTokens::default())?;
             block.clear();
         }
     }
     if !block.is_empty() {
-        writer.block(&block)?;
+        writer.block(&block, &mut BlockTokens::default())?;
     }
     writer.finish(dir, id, day)
 }
@@ -329,11 +330,16 @@ impl SegmentWriter {
         })
     }
 
-    /// Writes one block (at most `block_rows` records, in order, not empty).
-    fn block<R: Borrow<Record>>(&mut self, chunk: &[R]) -> Result<(), StoreError> {
+    /// Writes one block (at most `block_rows` records, in order, not empty); `tokens` is
+    /// scratch space for its token filters, kept from block to block where it can be.
+    fn block<'a, R: Borrow<Record>>(
+        &mut self,
+        chunk: &'a [R],
+        tokens: &mut BlockTokens<'a>,
+    ) -> Result<(), StoreError> {
         self.writer.write(&records_to_batch(chunk))?;
         self.writer.flush()?;
-        encode_block(chunk, &mut BlockTokens::default(), &mut self.idx);
+        encode_block(chunk, tokens, &mut self.idx);
         self.blocks += 1;
         for r in chunk {
             let r = r.borrow();

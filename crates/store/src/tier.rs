@@ -158,30 +158,25 @@ struct Waiting {
     bytes: u64,
 }
 
-/// When the oldest waiting file was written.
-fn oldest(pending: &BTreeMap<FileKey, Waiting>) -> Option<i64> {
-    pending.values().map(|w| w.since_ns).min()
-}
-
-/// The bytes of the waiting files.
-fn waiting_bytes(pending: &BTreeMap<FileKey, Waiting>) -> u64 {
-    pending.values().map(|w| w.bytes).sum()
+/// Gives the counters the waiting files' number, the time of the oldest and their bytes.
+fn publish(counters: &TierCounters, pending: &BTreeMap<FileKey, Waiting>) {
+    let oldest = pending.values().map(|w| w.since_ns).min();
+    let bytes = pending.values().map(|w| w.bytes).sum();
+    counters.set_pending(pending.len(), oldest, bytes);
 }
 
 impl Shared {
     fn add_pending(&self, keys: impl IntoIterator<Item = (FileKey, Waiting)>) {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.extend(keys);
-        self.counters
-            .set_pending(pending.len(), oldest(&pending), waiting_bytes(&pending));
+        publish(&self.counters, &pending);
         self.wake.notify_all();
     }
 
     fn forget_pending(&self, wanted: impl Fn(&FileKey) -> bool) {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.retain(|k, _| !wanted(k));
-        self.counters
-            .set_pending(pending.len(), oldest(&pending), waiting_bytes(&pending));
+        publish(&self.counters, &pending);
     }
 
     fn is_pending(&self, key: &FileKey) -> bool {
@@ -342,9 +337,7 @@ impl SegmentDir for TieredDir {
         };
         self.shared.local.put(key, bytes)?;
         pending.insert(key.clone(), waiting);
-        self.shared
-            .counters
-            .set_pending(pending.len(), oldest(&pending), waiting_bytes(&pending));
+        publish(&self.shared.counters, &pending);
         self.shared.wake.notify_all();
         Ok(())
     }
