@@ -27,7 +27,7 @@ pub(crate) fn read_block(
             cost.blocks_unreadable += 1;
             Ok(None)
         }
-        Err(e) if unreachable(block, &e) => {
+        Err(e) if segment_unreachable(block, &e) => {
             cost.unreachable(block, &e);
             Ok(None)
         }
@@ -44,7 +44,7 @@ pub(crate) fn read_records(
 ) -> Result<Option<Vec<Record>>, QueryError> {
     match block.records(rows) {
         Ok(records) => Ok(Some(records)),
-        Err(e) if unreachable(block, &e) => {
+        Err(e) if segment_unreachable(block, &e) => {
             cost.unreachable(block, &e);
             Ok(None)
         }
@@ -55,7 +55,7 @@ pub(crate) fn read_records(
 /// Whether a read of a block failed only because its segment cannot be read now (an I/O
 /// error: the bucket out of reach, a disk read that failed), not because it is damaged: the
 /// block is then left out of the answer, and read again by the next query.
-pub fn unreachable(block: &BlockRef, error: &StoreError) -> bool {
+pub fn segment_unreachable(block: &BlockRef, error: &StoreError) -> bool {
     matches!(error, StoreError::Io(_)) && block.segment().is_some()
 }
 

@@ -31,7 +31,7 @@
 //! ```
 
 mod block;
-pub use block::unreachable;
+pub use block::segment_unreachable;
 mod cell;
 mod counts;
 mod errors;
@@ -106,7 +106,7 @@ pub struct Cost {
 
 impl Cost {
     /// Notes a segment block left out because its segment could not be read now
-    /// ([`unreachable`]: not damage, it is read again by the next query).
+    /// ([`segment_unreachable`]: not damage, it is read again by the next query).
     pub fn unreachable(&mut self, block: &BlockRef, error: &StoreError) {
         if let Some(meta) = block.segment() {
             let name = meta.data_key().to_string();

@@ -333,7 +333,7 @@ impl ScanJob {
                 return Ok(None);
             }
             // The bucket out of reach: the segment is left out and named in the cost.
-            Err(e) if logyard_query::unreachable(block, &e) => {
+            Err(e) if logyard_query::segment_unreachable(block, &e) => {
                 self.cost.lock().expect("cost lock").unreachable(block, &e);
                 return Ok(None);
             }
