@@ -3,11 +3,14 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// An exclusive advisory lock on a data directory, held for the life of the value.
 ///
 /// It is an `flock` on `<dir>/LOCK`, so the kernel releases it when the process dies, however
-/// it dies.
+/// it dies. A busy lock is tried again for [`LOCK_WAIT`]: a child process being started holds
+/// a copy of every descriptor until its `exec` closes them, so a lock released an instant ago
+/// can still look held.
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
@@ -23,7 +26,13 @@ impl DirLock {
             .create(true)
             .truncate(false)
             .open(&path)?;
-        if !flock_exclusive(&file)? {
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut taken = flock_exclusive(&file)?;
+        while !taken && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            taken = flock_exclusive(&file)?;
+        }
+        if !taken {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
@@ -45,6 +54,9 @@ impl DirLock {
         Ok(DirLock { _file: file })
     }
 }
+
+/// How long a busy data directory lock is tried again before the open is refused.
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 #[allow(unsafe_code)]
 fn flock_exclusive(file: &File) -> io::Result<bool> {
@@ -88,5 +100,18 @@ mod tests {
         let err = DirLock::acquire(dir.path()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         assert!(err.to_string().contains(&std::process::id().to_string()));
+    }
+
+    #[test]
+    fn a_lock_let_go_of_an_instant_later_is_taken() {
+        // As when a child process being started still holds a copy of the descriptor.
+        let dir = tempfile::tempdir().unwrap();
+        let held = DirLock::acquire(dir.path()).unwrap();
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(held);
+        });
+        DirLock::acquire(dir.path()).expect("taken once the holder lets go");
+        letting_go.join().unwrap();
     }
 }
