@@ -28,6 +28,18 @@ fn apply_args(config: &mut RawConfig, args: &ServeArgs) {
             .sources
             .push(logyard_sources::SourceConfig::File(follow));
     }
+    if args.role == logyard_store::NodeRole::Query {
+        if !config.sources.is_empty() || args.stdin {
+            tracing::warn!("a query node stores nothing: its [[sources]] and --stdin are not started; run them on an ingest node");
+        }
+        if config.alerts.enabled {
+            tracing::info!(
+                "alerting runs where entries are ingested: it is off on this query node"
+            );
+        }
+        config.sources.clear();
+        config.alerts.enabled = false;
+    }
 }
 
 /// The parts of the API's state a reload replaces, built from `config` over `base` (whose
@@ -82,6 +94,10 @@ pub fn run(
         );
     }
     let mut store_config = config.store_config();
+    config
+        .storage
+        .apply(&mut store_config, args.role)
+        .map_err(anyhow::Error::msg)?;
     // The server alone deletes by retention and disk budget.
     store_config.prune = true;
     let data_dir = store_config.data_dir.clone();
@@ -104,7 +120,8 @@ pub fn run(
     } else {
         None
     };
-    let collectors = Collectors::start(&config, store.clone(), &data_dir, args.stdin)?;
+    let stdin = args.stdin && args.role != logyard_store::NodeRole::Query;
+    let collectors = Collectors::start(&config, store.clone(), &data_dir, stdin)?;
     let (rules, rotation) = config.rotation()?;
     let rotation_task = if rules.is_empty() {
         None
@@ -223,7 +240,7 @@ pub fn run(
                  Host are answered; list this server's names there to refuse the others"
             );
         }
-        tracing::info!(data_dir = %data_dir.display(), %addr, "logyard is ready");
+        tracing::info!(data_dir = %data_dir.display(), %addr, role = args.role.name(), "logyard is ready");
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("listening on {scheme}://{addr}");
         std::io::stdout().flush()?;

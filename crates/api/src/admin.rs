@@ -1,6 +1,6 @@
-//! `POST /api/admin/backup`: a consistent copy of the running server's data, written on the
-//! server's host ([`logyard_store::Store::backup`]). An administrator's route (it is not in
-//! [`crate::auth::ROUTES`]), so every call is audited.
+//! An administrator's routes: `GET /api/storage` and `GET /api/nodes` (where the segments
+//! are), and `POST /api/admin/backup`, a consistent copy of the running server's data
+//! written on the server's host ([`logyard_store::Store::backup`]).
 
 use std::path::PathBuf;
 
@@ -20,6 +20,33 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/admin/backup", post(backup))
         .route("/api/storage", get(storage))
+        .route("/api/nodes", get(nodes))
+}
+
+/// `GET /api/nodes`: on a query node (`serve --role query`), the nodes whose manifests it
+/// reads, with their ages, segments and errors; elsewhere an empty list.
+pub async fn nodes(State(state): State<AppState>) -> Json<Value> {
+    let followed = state.store.nodes();
+    let nodes: Vec<Value> = followed
+        .iter()
+        .flatten()
+        .map(|n| {
+            json!({
+                "node": n.node,
+                "location": n.location,
+                "written_at": n.written_at,
+                "age_seconds": n.age_seconds,
+                "segments": n.segments,
+                "rows": n.rows,
+                "bytes": n.bytes,
+                "error": n.error,
+            })
+        })
+        .collect();
+    Json(json!({
+        "following": followed.is_some(),
+        "nodes": nodes,
+    }))
 }
 
 /// `GET /api/storage`: where segment files live and, with a bucket, its uploads, its reads

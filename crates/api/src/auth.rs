@@ -492,6 +492,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/admin/backup", Access::Role(Role::Admin)),
     // Names the bucket and the data directory: an administrator's.
     (Method::GET, "/api/storage", Access::Role(Role::Admin)),
+    (Method::GET, "/api/nodes", Access::Role(Role::Admin)),
 ];
 
 /// What a request for `path` (the route's pattern, e.g. `/api/logs/{id}/context`) with

@@ -85,6 +85,9 @@ impl From<StoreError> for ApiError {
                 "write_failed",
                 format!("{m}; nothing of this request was acknowledged, retry it"),
             ),
+            StoreError::ReadOnly => {
+                ApiError::new(StatusCode::MISDIRECTED_REQUEST, "read_only", e.to_string())
+            }
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

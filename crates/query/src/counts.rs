@@ -99,11 +99,11 @@ fn add_metadata_counts(
     state: &mut crate::pipes::StatsState,
     budget: &mut Budget,
 ) -> Result<(), String> {
-    let mut whole_blocks: HashMap<u64, usize> = HashMap::new();
+    let mut whole_blocks: HashMap<(u32, u64), usize> = HashMap::new();
     for block in blocks.iter() {
         if let BlockSource::Segment(seg, _) = &block.source {
             if keeps_whole(filter, block) {
-                *whole_blocks.entry(seg.meta.id).or_default() += 1;
+                *whole_blocks.entry(seg.uid()).or_default() += 1;
             }
         }
     }
@@ -115,7 +115,7 @@ fn add_metadata_counts(
         }
         if let BlockSource::Segment(seg, i) = &block.source {
             // Totals are summed only for a segment the filter keeps whole.
-            let totals = (whole_blocks.get(&seg.meta.id) == Some(&seg.blocks.len()))
+            let totals = (whole_blocks.get(&seg.uid()) == Some(&seg.blocks.len()))
                 .then(|| seg.counts())
                 .flatten()
                 .filter(|t| kind == FieldKind::Level || t.agents.is_some());

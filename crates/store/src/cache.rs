@@ -15,9 +15,9 @@ use arrow_array::{Array, ArrayRef};
 
 use crate::schema::col;
 
-/// Which decoded column of which block: segment id, block index, column index, and whether
-/// the message column was decoded as a dictionary.
-type Key = (u64, u32, u8, bool);
+/// Which decoded column of which block: segment ([`crate::Segment::uid`]), block index,
+/// column index, and whether the message column was decoded as a dictionary.
+type Key = ((u32, u64), u32, u8, bool);
 
 /// Weighs an entry by the bytes its array holds.
 #[derive(Clone, Copy)]
@@ -84,7 +84,13 @@ impl ColumnCache {
     }
 
     /// Returns a column of a block as a read decoded it, if held.
-    pub fn get(&self, segment: u64, block: usize, column: usize, dict: bool) -> Option<ArrayRef> {
+    pub fn get(
+        &self,
+        segment: (u32, u64),
+        block: usize,
+        column: usize,
+        dict: bool,
+    ) -> Option<ArrayRef> {
         let found = self.entries.get(&key(segment, block, column, dict));
         let counter = if found.is_some() {
             &self.hits
@@ -96,7 +102,14 @@ impl ColumnCache {
     }
 
     /// Keeps a decoded column of a block.
-    pub fn insert(&self, segment: u64, block: usize, column: usize, dict: bool, array: ArrayRef) {
+    pub fn insert(
+        &self,
+        segment: (u32, u64),
+        block: usize,
+        column: usize,
+        dict: bool,
+        array: ArrayRef,
+    ) {
         self.entries
             .insert(key(segment, block, column, dict), array);
     }
@@ -112,6 +125,6 @@ impl ColumnCache {
     }
 }
 
-fn key(segment: u64, block: usize, column: usize, dict: bool) -> Key {
+fn key(segment: (u32, u64), block: usize, column: usize, dict: bool) -> Key {
     (segment, block as u32, column as u8, dict)
 }

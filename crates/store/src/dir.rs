@@ -155,6 +155,19 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// Publishes the store's manifest ([`crate::NodeManifest`]: the segments it serves from this
+    /// directory) where query nodes read it: a bucket prefix's `manifest.json`, replacing the
+    /// last one. A folder of the data directory's own has no other reader: nothing to do.
+    fn publish(&self, _manifest: Bytes) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Whether a file is where the other nodes read it: true but for a local file still
+    /// waiting for its upload to the bucket.
+    fn shared(&self, _key: &FileKey) -> bool {
+        true
+    }
+
     /// Whether a file deleted stays readable by those who opened it (a local file through
     /// its open handle). Where not (a bucket), the files of merged segments are deleted only
     /// once no snapshot reads them.
@@ -516,6 +529,8 @@ struct MemoryInner {
     files: Mutex<BTreeMap<FileKey, Bytes>>,
     /// The claim ([`SegmentDir::claim`]): the node and its description.
     owner: Mutex<Option<(String, String)>>,
+    /// The last manifest published ([`SegmentDir::publish`]).
+    manifest: Mutex<Option<Bytes>>,
     /// Armed failures: the operation and how many more calls fail.
     faults: Mutex<Vec<(DirOp, u64)>>,
 }
@@ -543,6 +558,11 @@ impl MemoryDir {
     /// Removes the claim on the directory (as an operator removes a bucket's owner object).
     pub fn release(&self) {
         *self.inner.owner.lock().expect("owner lock") = None;
+    }
+
+    /// The last manifest published to the directory, if any.
+    pub fn manifest(&self) -> Option<Bytes> {
+        self.inner.manifest.lock().expect("manifest lock").clone()
     }
 
     /// Replaces a file's bytes as they are (to damage it).
@@ -629,6 +649,12 @@ impl SegmentDir for MemoryDir {
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {
         self.check(DirOp::Put)?;
         self.overwrite(key, bytes);
+        Ok(())
+    }
+
+    fn publish(&self, manifest: Bytes) -> io::Result<()> {
+        self.check(DirOp::Put)?;
+        *self.inner.manifest.lock().expect("manifest lock") = Some(manifest);
         Ok(())
     }
 

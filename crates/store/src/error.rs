@@ -23,6 +23,9 @@ pub enum StoreError {
         /// What is wrong with it.
         message: String,
     },
+    /// The store of a query node, which serves the nodes it follows and stores nothing.
+    #[error("this node serves queries only (serve --role query): send entries to an ingest node")]
+    ReadOnly,
     /// The store has been shut down or its writer has stopped.
     #[error("the store is closed")]
     Closed,

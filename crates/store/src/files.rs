@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::dir::FileKey;
 use crate::snapshot::quarantined_ranges;
@@ -79,25 +80,32 @@ impl Inner {
             self.remove_unlisted(replaced.iter().map(|s| &s.meta));
             return;
         }
-        self.unread
-            .lock()
-            .expect("unread lock")
-            .extend(replaced.iter().map(|s| (Arc::downgrade(s), s.meta.clone())));
+        self.unread.lock().expect("unread lock").extend(
+            replaced
+                .iter()
+                .map(|s| (Arc::downgrade(s), s.meta.clone(), Instant::now())),
+        );
         drop(replaced);
         self.remove_unread();
     }
 
-    /// Removes the files of replaced segments that no snapshot holds any more. Those still
-    /// waiting when the store closes are settled at the next start (their rows are in the
-    /// merged segment).
+    /// Removes the files of replaced segments that no snapshot holds any more, and that
+    /// were replaced at least [`StoreConfig::replaced_grace`] ago (query nodes reading this
+    /// store's manifest may hold them too). Those still waiting when the store closes are
+    /// settled at the next start (their rows are in the merged segment).
+    ///
+    /// [`StoreConfig::replaced_grace`]: crate::StoreConfig::replaced_grace
     pub(crate) fn remove_unread(&self) {
+        let grace = self.config.replaced_grace;
         let unread: Vec<SegmentMeta> = {
             let mut waiting = self.unread.lock().expect("unread lock");
             let (unread, held): (Vec<_>, Vec<_>) = std::mem::take(&mut *waiting)
                 .into_iter()
-                .partition(|(segment, _)| segment.strong_count() == 0);
+                .partition(|(segment, _, since)| {
+                    segment.strong_count() == 0 && since.elapsed() >= grace
+                });
             *waiting = held;
-            unread.into_iter().map(|(_, meta)| meta).collect()
+            unread.into_iter().map(|(_, meta, _)| meta).collect()
         };
         if !unread.is_empty() {
             self.remove_unlisted(unread.iter());

@@ -39,6 +39,7 @@ impl Inner {
                 if let Err(e) = self.flush_once() {
                     tracing::error!(error = %e, "final flush failed; the WAL keeps the data");
                 }
+                self.publish();
                 return;
             }
             self.remove_unread();
@@ -52,6 +53,14 @@ impl Inner {
                     tracing::error!(error = %e, "retention failed; will retry");
                 }
             }
+            self.publish();
+        }
+    }
+
+    /// Publishes the manifest for query nodes, when the segments are where they read them.
+    fn publish(&self) {
+        if let Some(node) = &self.node {
+            self.publish_manifest(node);
         }
     }
 

@@ -43,7 +43,9 @@ mod error;
 pub mod fileops;
 mod files;
 mod flush;
+mod follow;
 mod fsutil;
+mod manifest;
 mod memtable;
 mod pread;
 mod recover;
@@ -77,13 +79,17 @@ pub use cache::{CacheStats, ColumnCache};
 pub use catalog::Catalog;
 pub use dir::{FileKey, LocalDir, MemoryDir, SegmentDir};
 pub use error::StoreError;
+pub use follow::{Follow, NodeStatus, REFRESH_INTERVAL};
 pub use fsutil::DirLock;
+pub use manifest::{NodeManifest, MANIFEST_HEARTBEAT, MANIFEST_VERSION};
 pub use memtable::MemBatch;
 pub use retention::{expired_reason, oldest_kept};
-pub use s3::{S3Config, S3Dir, READ_PAUSE, REQUEST_TIMEOUT};
+pub use s3::{S3Config, S3Dir, MANIFEST_OBJECT, NODE_FOLDER, READ_PAUSE, REQUEST_TIMEOUT};
 pub use schema::Columns;
 pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
-pub use settings::{StorageSettings, StoreSettings};
+pub use settings::{
+    node_prefix, NodeRole, StorageSettings, StoreSettings, REPLACED_GRACE_REFRESHES,
+};
 pub use snapshot::{BlockRef, BlockSource, Snapshot};
 pub use storage::{node_id, Storage};
 pub use tier::{CacheLimits, TieredDir};
@@ -145,6 +151,13 @@ pub struct StoreConfig {
     pub cache_bytes: u64,
     /// Where segment files live: `parts/` (the default), a bucket, or a given directory.
     pub storage: Storage,
+    /// How long the files of segments a merge replaced stay in a shared directory (a
+    /// bucket) after the last snapshot here lets go of them: query nodes that read this
+    /// store's manifest may still be reading them.
+    pub replaced_grace: Duration,
+    /// A query node's store: it serves the segments of every node whose manifest is under
+    /// this bucket prefix, and refuses writes.
+    pub follow: Option<Follow>,
 }
 
 impl StoreConfig {
@@ -167,6 +180,8 @@ impl StoreConfig {
             retention_interval: Duration::from_secs(60),
             cache_bytes: 256 << 20,
             storage: Storage::Local,
+            replaced_grace: Duration::ZERO,
+            follow: None,
         }
     }
 }
@@ -248,11 +263,18 @@ struct View {
     active_bytes: usize,
     frozen: Vec<Frozen>,
     segments: Vec<Arc<Segment>>,
+    /// The segments of the nodes a query node follows.
+    followed: Vec<Arc<Segment>>,
     /// Time ranges and rows of the segments in quarantine.
     quarantined: Vec<(i64, i64, u64)>,
 }
 
 impl View {
+    /// The store's own segments, then those of the nodes it follows.
+    fn all_segments(&self) -> impl Iterator<Item = &Arc<Segment>> {
+        self.segments.iter().chain(&self.followed)
+    }
+
     fn memtable_bytes(&self) -> usize {
         self.active_bytes
             + self
@@ -316,7 +338,13 @@ struct Inner {
     pins: Mutex<Pins>,
     /// Segments a merge replaced whose files wait until no snapshot reads them (where a
     /// deleted file does not stay readable: [`SegmentDir::deleted_files_stay_readable`]).
-    unread: Mutex<Vec<(std::sync::Weak<Segment>, SegmentMeta)>>,
+    unread: Mutex<Vec<(std::sync::Weak<Segment>, SegmentMeta, Instant)>>,
+    /// This store's node id, when its segments are where other nodes read them.
+    node: Option<String>,
+    /// The last manifest published for query nodes.
+    published: Mutex<manifest::Published>,
+    /// What a query node follows.
+    follower: Option<follow::Follower>,
     /// Entries refused as expired and not yet in a log message ([`Inner::warn_refused`]).
     refused_unlogged: AtomicU64,
     /// When the last such message was logged (ns; 0: never).
@@ -358,6 +386,15 @@ impl Store {
         let counters = Counters::default();
         let cache = ColumnCache::new(config.cache_bytes);
         let segments_dir = config.storage.open(&dir)?;
+        let node = match segments_dir.catalog_location() {
+            Some(_) => Some(node_id(&state)?),
+            None => None,
+        };
+        let follower = config
+            .follow
+            .as_ref()
+            .map(follow::Follower::new)
+            .transpose()?;
         let opened =
             recover::open_segments(&*segments_dir, &quarantine_dir, &catalog_path, &cache)?;
         let mut catalog = opened.catalog;
@@ -429,6 +466,7 @@ impl Store {
                 active_bytes,
                 frozen: Vec::new(),
                 segments,
+                followed: Vec::new(),
                 quarantined: quarantined_ranges(&catalog),
             }),
             catalog: Mutex::new(catalog),
@@ -441,6 +479,9 @@ impl Store {
             config,
             pins: Mutex::new(Pins::default()),
             unread: Mutex::new(Vec::new()),
+            node,
+            published: Mutex::default(),
+            follower,
             refused_unlogged: AtomicU64::new(0),
             refused_logged_at: AtomicI64::new(0),
         });
@@ -451,6 +492,10 @@ impl Store {
             inner.apply_retention()?;
         }
 
+        if let Some(follower) = &inner.follower {
+            // Served from the first answer on.
+            inner.refresh_followed(follower);
+        }
         let (sender, receiver) = mpsc::channel();
         let writer = {
             let inner = inner.clone();
@@ -464,10 +509,23 @@ impl Store {
                 .name("store-flusher".into())
                 .spawn(move || inner.run_flusher())?
         };
+        let mut threads = vec![writer, flusher];
+        if inner.follower.is_some() {
+            let inner = inner.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("store-follow".into())
+                    .spawn(move || {
+                        if let Some(follower) = &inner.follower {
+                            inner.run_follower(follower);
+                        }
+                    })?,
+            );
+        }
         Ok(Store {
             inner,
             sender: Mutex::new(Some(sender)),
-            threads: Mutex::new(vec![writer, flusher]),
+            threads: Mutex::new(threads),
             _lock: lock,
         })
     }
@@ -518,6 +576,9 @@ impl Store {
         mut records: Vec<Record>,
         checkpoint: Option<KeyedCheckpoint>,
     ) -> Result<oneshot::Receiver<Result<AppendAck, StoreError>>, StoreError> {
+        if self.inner.follower.is_some() {
+            return Err(StoreError::ReadOnly);
+        }
         let refused = self.refuse_expired(&mut records).len();
         if refused > 0 {
             self.inner.warn_refused(refused);
@@ -571,7 +632,7 @@ impl Store {
     pub fn snapshot(&self) -> Snapshot {
         let view = self.inner.view.read().expect("view lock");
         let mut blocks = Vec::new();
-        for seg in &view.segments {
+        for seg in view.followed.iter().chain(&view.segments) {
             for (i, b) in seg.blocks.iter().enumerate() {
                 blocks.push(BlockRef {
                     min_ts: b.min_ts,
@@ -598,6 +659,19 @@ impl Store {
             blocks,
             quarantined: view.quarantined.clone(),
             inner: self.inner.clone(),
+        }
+    }
+
+    /// The nodes whose manifests this query node reads, as of the last refresh; `None` for
+    /// a store that follows none ([`StoreConfig::follow`]).
+    pub fn nodes(&self) -> Option<Vec<NodeStatus>> {
+        self.inner.follower.as_ref().map(follow::Follower::statuses)
+    }
+
+    /// Reads the followed nodes' manifests now (a query node's store; otherwise nothing).
+    pub fn refresh_followed(&self) {
+        if let Some(follower) = &self.inner.follower {
+            self.inner.refresh_followed(follower);
         }
     }
 
@@ -634,9 +708,9 @@ impl Store {
             .chain(view.active.iter());
         let mut stats = StoreStats {
             wal_bytes: c.wal_bytes.load(Ordering::Relaxed),
-            segments: view.segments.len() as u64,
-            segment_bytes: view.segments.iter().map(|s| s.meta.bytes).sum(),
-            segment_rows: view.segments.iter().map(|s| s.meta.rows).sum(),
+            segments: (view.segments.len() + view.followed.len()) as u64,
+            segment_bytes: view.all_segments().map(|s| s.meta.bytes).sum(),
+            segment_rows: view.all_segments().map(|s| s.meta.rows).sum(),
             memtable_bytes: view.memtable_bytes() as u64,
             appended_records: c.appended_records.load(Ordering::Relaxed),
             appended_batches: c.appended_batches.load(Ordering::Relaxed),
@@ -661,8 +735,7 @@ impl Store {
             ..StoreStats::default()
         };
         let ranges = view
-            .segments
-            .iter()
+            .all_segments()
             .map(|s| (s.meta.min_ts, s.meta.max_ts))
             .chain(mem.map(|b| {
                 stats.memtable_rows += b.records().len() as u64;

@@ -52,9 +52,29 @@ pub const READ_PAUSE: Duration = Duration::from_secs(10);
 pub struct S3Dir {
     store: Arc<dyn ObjectStore>,
     config: S3Config,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Arc<OwnRuntime>,
     reads: Arc<ReadGate>,
 }
+
+/// The runtime of a bucket's requests, shared by the directories of its prefixes
+/// ([`S3Dir::node_dir`]).
+#[derive(Debug)]
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which is refused inside async code.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The object of a prefix that lists the segments its store serves ([`crate::NodeManifest`]).
+pub const MANIFEST_OBJECT: &str = "manifest.json";
+
+/// The folders of a prefix that hold one ingest node's store each: `node=<id>`.
+pub const NODE_FOLDER: &str = "node=";
 
 /// Refuses reads for [`READ_PAUSE`] after one that failed for want of an answer (the
 /// network, a timeout, a server error), naming that failure; any read that succeeds opens
@@ -155,7 +175,7 @@ impl S3Dir {
         Ok(S3Dir {
             store: Arc::new(store),
             config: config.clone(),
-            runtime: Some(runtime),
+            runtime: Arc::new(OwnRuntime(Some(runtime))),
             reads,
         })
     }
@@ -190,9 +210,80 @@ impl S3Dir {
     /// The directory's runtime, which runs every request.
     fn handle(&self) -> &tokio::runtime::Handle {
         self.runtime
+            .0
             .as_ref()
             .expect("a runtime until dropped")
             .handle()
+    }
+
+    /// The directory of the folder `sub` of this prefix (e.g. `node=<id>`), over the same
+    /// connection.
+    pub fn node_dir(&self, sub: &str) -> S3Dir {
+        let mut config = self.config.clone();
+        config.prefix = format!("{}{}", self.prefix_slash(), sub.trim_matches('/'))
+            .trim_matches('/')
+            .to_string();
+        S3Dir {
+            store: self.store.clone(),
+            config,
+            runtime: self.runtime.clone(),
+            reads: self.reads.clone(),
+        }
+    }
+
+    /// The manifests under this prefix: its own `manifest.json`, then those of its
+    /// `node=<id>/` folders, each with its folder (empty for the prefix itself). A folder
+    /// without a manifest is listed with `None`.
+    pub fn manifests(&self) -> io::Result<Vec<(String, Option<Bytes>)>> {
+        let store = self.store.clone();
+        let prefix = self.prefix_slash();
+        let listed = ObjectPath::from(prefix.trim_end_matches('/'));
+        let listing = self.reads.read(|| {
+            self.run(async move {
+                store
+                    .list_with_delimiter(Some(&listed).filter(|p| !p.as_ref().is_empty()))
+                    .await
+            })
+        })?;
+        let mut folders = Vec::new();
+        let holds_segments = listing
+            .common_prefixes
+            .iter()
+            .any(|p| p.filename().is_some_and(|f| f.starts_with("day=")));
+        let has_own = listing
+            .objects
+            .iter()
+            .any(|o| o.location.filename() == Some(MANIFEST_OBJECT));
+        if has_own || holds_segments {
+            folders.push(String::new());
+        }
+        folders.extend(
+            listing
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename())
+                .filter(|f| f.starts_with(NODE_FOLDER))
+                .map(str::to_string),
+        );
+        folders.sort();
+        let mut found = Vec::new();
+        for folder in folders {
+            let dir = self.node_dir(&folder);
+            match dir.get_object(MANIFEST_OBJECT) {
+                Ok(bytes) => found.push((folder, Some(bytes))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => found.push((folder, None)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reads a whole object of the prefix by name.
+    fn get_object(&self, name: &str) -> io::Result<Bytes> {
+        let store = self.store.clone();
+        let path = ObjectPath::from(format!("{}{name}", self.prefix_slash()));
+        self.reads
+            .read(|| self.run(async move { store.get(&path).await?.bytes().await }))
     }
 }
 
@@ -224,15 +315,6 @@ fn io_error(e: object_store::Error) -> io::Error {
         _ => io::ErrorKind::Other,
     };
     io::Error::new(kind, e)
-}
-
-impl Drop for S3Dir {
-    fn drop(&mut self) {
-        // Dropping a runtime waits for its threads, which is refused inside async code.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
 }
 
 /// An open object: ranges are fetched on the directory's runtime.
@@ -295,6 +377,14 @@ impl SegmentDir for S3Dir {
         } else {
             Err(claimed_by(&self.location(), owner.trim()))
         }
+    }
+
+    fn publish(&self, manifest: Bytes) -> io::Result<()> {
+        let store = self.store.clone();
+        let path = ObjectPath::from(format!("{}{MANIFEST_OBJECT}", self.prefix_slash()));
+        // One writer per prefix (its claim): a plain replacement.
+        self.run(async move { store.put(&path, PutPayload::from(manifest)).await })
+            .map(drop)
     }
 
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {
@@ -362,7 +452,7 @@ impl SegmentDir for S3Dir {
             .iter()
             .filter_map(|o| {
                 let rest = o.location.as_ref().strip_prefix(prefix.as_str())?;
-                if rest == OWNER_OBJECT {
+                if rest == OWNER_OBJECT || rest == MANIFEST_OBJECT {
                     return None;
                 }
                 let (day, name) = rest.split_once('/')?;

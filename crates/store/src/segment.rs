@@ -753,6 +753,8 @@ pub struct Segment {
     verified: OnceLock<bool>,
     cache: Option<Arc<ColumnCache>>,
     totals: OnceLock<Option<SegmentCounts>>,
+    /// 0 for a segment of this store; another number for each node a query node follows.
+    origin: u32,
 }
 
 /// Row counts of a whole segment by level and agent: the sums of its blocks' counts.
@@ -815,6 +817,7 @@ impl Segment {
             verified: OnceLock::new(),
             cache: None,
             totals: OnceLock::new(),
+            origin: 0,
         })
     }
 
@@ -854,6 +857,24 @@ impl Segment {
     pub fn with_cache(mut self, cache: Option<Arc<ColumnCache>>) -> Segment {
         self.cache = cache;
         self
+    }
+
+    /// Marks the segment as one of a followed node (`origin` > 0) rather than of this store.
+    pub fn with_origin(mut self, origin: u32) -> Segment {
+        self.origin = origin;
+        self
+    }
+
+    /// 0 for a segment of this store; for a followed node's, the number this store gave
+    /// that node ([`crate::Follow`]).
+    pub fn origin(&self) -> u32 {
+        self.origin
+    }
+
+    /// Tells segments apart across the nodes a query node follows, whose ids may be the
+    /// same: the origin and the id.
+    pub fn uid(&self) -> (u32, u64) {
+        (self.origin, self.meta.id)
     }
 
     /// Checks the data file against the checksum in the catalog (once; the answer is kept).
@@ -909,7 +930,7 @@ impl Segment {
         let mut to_read = columns;
         let remote = !self.file.is_local();
         for c in columns.indices().filter(|&c| ColumnCache::keeps(c, remote)) {
-            if let Some(array) = cache.get(self.meta.id, block, c, dict_of(c)) {
+            if let Some(array) = cache.get(self.uid(), block, c, dict_of(c)) {
                 held.push((c, array));
                 to_read = Columns(to_read.0 & !(1 << c));
             }
@@ -931,7 +952,7 @@ impl Segment {
                         ))
                     })?;
                     if ColumnCache::keeps(c, remote) {
-                        cache.insert(self.meta.id, block, c, dict_of(c), array.clone());
+                        cache.insert(self.uid(), block, c, dict_of(c), array.clone());
                     }
                     array
                 }

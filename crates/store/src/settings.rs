@@ -9,7 +9,7 @@ use std::time::Duration;
 use logyard_model::units::Size;
 use serde::{Deserialize, Deserializer};
 
-use crate::{CacheLimits, FsyncPolicy, S3Config, Storage, StoreConfig};
+use crate::{CacheLimits, Follow, FsyncPolicy, S3Config, Storage, StoreConfig, NODE_FOLDER};
 
 /// `[store]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -92,7 +92,50 @@ pub struct StorageSettings {
     /// A segment file waiting this long for its upload raises the system alert
     /// `storage-upload-lag` (`alert_after`, for `type = "s3"`).
     pub alert_after: Duration,
+    /// How often a query node reads the nodes' manifests again (`refresh_interval`).
+    pub refresh: Duration,
 }
+
+/// What a server does with the bucket (`logyard serve --role`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NodeRole {
+    /// One node that stores and serves: its segments under `[storage] prefix` itself.
+    #[default]
+    All,
+    /// Stores what it is sent, under its own folder of the prefix (`node=<id>/`), and
+    /// serves it too; alerting runs here.
+    Ingest,
+    /// Stores nothing: serves the segments of every node under the prefix, as their
+    /// manifests list them.
+    Query,
+}
+
+impl NodeRole {
+    /// The role named on the command line: `all`, `ingest` or `query`.
+    pub fn parse(name: &str) -> Result<NodeRole, String> {
+        match name {
+            "all" => Ok(NodeRole::All),
+            "ingest" => Ok(NodeRole::Ingest),
+            "query" => Ok(NodeRole::Query),
+            other => Err(format!(
+                "unknown role {other:?}: use all (one node), ingest or query"
+            )),
+        }
+    }
+
+    /// The role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeRole::All => "all",
+            NodeRole::Ingest => "ingest",
+            NodeRole::Query => "query",
+        }
+    }
+}
+
+/// Files of segments a merge replaced stay in the bucket for this many refresh intervals
+/// of the query nodes ([`StoreConfig::replaced_grace`]).
+pub const REPLACED_GRACE_REFRESHES: u32 = 12;
 
 /// The default of `[storage] alert_after`.
 pub const UPLOAD_ALERT_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -111,6 +154,7 @@ struct StorageKeys {
     local_days: Option<u32>,
     alert_after: Option<logyard_model::units::Duration>,
     request_timeout: Option<logyard_model::units::Duration>,
+    refresh_interval: Option<logyard_model::units::Duration>,
 }
 
 impl Default for StorageSettings {
@@ -119,6 +163,7 @@ impl Default for StorageSettings {
             s3: None,
             cache: CacheLimits::default(),
             alert_after: UPLOAD_ALERT_AFTER,
+            refresh: crate::REFRESH_INTERVAL,
         }
     }
 }
@@ -151,6 +196,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                 .chain(keys.local_days.map(|_| "local_days"))
                 .chain(keys.alert_after.map(|_| "alert_after"))
                 .chain(keys.request_timeout.map(|_| "request_timeout"))
+                .chain(keys.refresh_interval.map(|_| "refresh_interval"))
                 .collect();
                 if set.is_empty() {
                     Ok(StorageSettings::default())
@@ -170,6 +216,9 @@ impl TryFrom<StorageKeys> for StorageSettings {
             StorageKind::S3 if keys.request_timeout.is_some_and(|d| d.0.is_zero()) => Err(
                 "storage.request_timeout must be above zero (e.g. \"60s\")".into(),
             ),
+            StorageKind::S3 if keys.refresh_interval.is_some_and(|d| d.0.is_zero()) => Err(
+                "storage.refresh_interval must be above zero (e.g. \"5s\")".into(),
+            ),
             StorageKind::S3 => {
                 let defaults = CacheLimits::default();
                 Ok(StorageSettings {
@@ -187,6 +236,9 @@ impl TryFrom<StorageKeys> for StorageSettings {
                         days: keys.local_days.unwrap_or(defaults.days),
                     },
                     alert_after: keys.alert_after.map_or(UPLOAD_ALERT_AFTER, |d| d.0),
+                    refresh: keys
+                        .refresh_interval
+                        .map_or(crate::REFRESH_INTERVAL, |d| d.0),
                 })
             }
         }
@@ -194,6 +246,46 @@ impl TryFrom<StorageKeys> for StorageSettings {
 }
 
 impl StorageSettings {
+    /// Sets where `config`'s store keeps its segments for a server of `role`: `all` in the
+    /// prefix, `ingest` in its `node=<id>/` folder of it (the id of `config.data_dir`), a
+    /// `query` node's nowhere (its own `parts/`, empty) while it follows the prefix. Fails
+    /// for `ingest` and `query` without a bucket, which is what the nodes share.
+    pub fn apply(&self, config: &mut StoreConfig, role: NodeRole) -> Result<(), String> {
+        config.storage = self.storage();
+        let Some(s3) = &self.s3 else {
+            return match role {
+                NodeRole::All => Ok(()),
+                _ => Err(format!(
+                    "--role {} needs [storage] type = \"s3\": the nodes share their segments through a bucket",
+                    role.name()
+                )),
+            };
+        };
+        config.replaced_grace = self.refresh * REPLACED_GRACE_REFRESHES;
+        match role {
+            NodeRole::All => {}
+            NodeRole::Ingest => {
+                let node = crate::node_id(&config.data_dir.join("state")).map_err(|e| {
+                    format!(
+                        "cannot read or make the node id in {}: {e}",
+                        config.data_dir.display()
+                    )
+                })?;
+                let mut own = s3.clone();
+                own.prefix = node_prefix(&s3.prefix, &node);
+                config.storage = Storage::S3(own, self.cache);
+            }
+            NodeRole::Query => {
+                config.storage = Storage::Local;
+                config.follow = Some(Follow {
+                    bucket: s3.clone(),
+                    refresh: self.refresh,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The store's [`Storage`].
     pub fn storage(&self) -> Storage {
         match &self.s3 {
@@ -204,6 +296,16 @@ impl StorageSettings {
 }
 
 /// Reads `batch`, `always` or `never`.
+/// The folder of node `node` in `prefix`: `<prefix>/node=<node>`.
+pub fn node_prefix(prefix: &str, node: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{NODE_FOLDER}{node}")
+    } else {
+        format!("{prefix}/{NODE_FOLDER}{node}")
+    }
+}
+
 impl<'de> Deserialize<'de> for FsyncPolicy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FsyncPolicy, D::Error> {
         let text = String::deserialize(d)?;

@@ -128,6 +128,12 @@ impl Snapshot {
         let BlockSource::Segment(seg, _) = &block.source else {
             return;
         };
+        if seg.origin() != 0 {
+            // A followed node's segment: its node, not this one, owns it.
+            tracing::error!(segment = seg.meta.id, origin = seg.origin(), error = %error,
+                "a segment of a followed node could not be read; left in place");
+            return;
+        }
         match error {
             StoreError::Corrupt(_) => self.inner.quarantine(seg.meta.id, error),
             // A file that cannot be read now (the bucket out of reach) is not damage.

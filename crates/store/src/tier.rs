@@ -159,7 +159,7 @@ struct Waiting {
 }
 
 /// Gives the counters the waiting files' number, the time of the oldest and their bytes.
-fn publish(counters: &TierCounters, pending: &BTreeMap<FileKey, Waiting>) {
+fn publish_pending(counters: &TierCounters, pending: &BTreeMap<FileKey, Waiting>) {
     let oldest = pending.values().map(|w| w.since_ns).min();
     let bytes = pending.values().map(|w| w.bytes).sum();
     counters.set_pending(pending.len(), oldest, bytes);
@@ -169,14 +169,14 @@ impl Shared {
     fn add_pending(&self, keys: impl IntoIterator<Item = (FileKey, Waiting)>) {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.extend(keys);
-        publish(&self.counters, &pending);
+        publish_pending(&self.counters, &pending);
         self.wake.notify_all();
     }
 
     fn forget_pending(&self, wanted: impl Fn(&FileKey) -> bool) {
         let mut pending = self.pending.lock().expect("pending lock");
         pending.retain(|k, _| !wanted(k));
-        publish(&self.counters, &pending);
+        publish_pending(&self.counters, &pending);
     }
 
     fn is_pending(&self, key: &FileKey) -> bool {
@@ -327,6 +327,14 @@ impl SegmentDir for TieredDir {
         Some(&self.shared.counters)
     }
 
+    fn publish(&self, manifest: Bytes) -> io::Result<()> {
+        self.shared.remote.publish(manifest)
+    }
+
+    fn shared(&self, key: &FileKey) -> bool {
+        !self.shared.is_pending(key)
+    }
+
     fn put(&self, key: &FileKey, bytes: Bytes) -> io::Result<()> {
         // Written and marked under one lock: the cache never takes a new file for an
         // uploaded one, and the uploader never sees a mark before its file.
@@ -337,7 +345,7 @@ impl SegmentDir for TieredDir {
         };
         self.shared.local.put(key, bytes)?;
         pending.insert(key.clone(), waiting);
-        publish(&self.shared.counters, &pending);
+        publish_pending(&self.shared.counters, &pending);
         self.shared.wake.notify_all();
         Ok(())
     }

@@ -120,6 +120,7 @@ fn es_error(e: &ShipperError) -> Response {
         ShipperError::TimedOut(_) => "timeout_exception",
         ShipperError::Invalid(_) | ShipperError::UnsupportedType(_) => "illegal_argument_exception",
         ShipperError::Unavailable(_) => "unavailable_shards_exception",
+        ShipperError::Misdirected(_) => "cluster_block_exception",
         ShipperError::Internal(_) => "exception",
     };
     let status = e.status();

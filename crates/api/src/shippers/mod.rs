@@ -42,6 +42,9 @@ pub enum ShipperError {
     /// Nothing could be stored (the server is stopping, or the WAL cannot be written).
     #[error("{0}")]
     Unavailable(String),
+    /// Sent to a node that stores nothing (a query node): send it to an ingest node.
+    #[error("{0}")]
+    Misdirected(String),
     /// A bug.
     #[error("{0}")]
     Internal(String),
@@ -56,6 +59,7 @@ impl ShipperError {
             ShipperError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             ShipperError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ShipperError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ShipperError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ShipperError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -68,6 +72,7 @@ impl ShipperError {
             | ShipperError::TimedOut(m)
             | ShipperError::UnsupportedType(m)
             | ShipperError::Unavailable(m)
+            | ShipperError::Misdirected(m)
             | ShipperError::Internal(m) => m,
         }
     }
@@ -82,6 +87,7 @@ impl From<StoreError> for ShipperError {
             StoreError::WriteFailed(m) => ShipperError::Unavailable(format!(
                 "{m}; nothing of this request was acknowledged, retry it"
             )),
+            StoreError::ReadOnly => ShipperError::Misdirected(e.to_string()),
             other => ShipperError::Internal(other.to_string()),
         }
     }

@@ -228,6 +228,7 @@ fn status(encoding: Encoding, e: &ShipperError) -> Response {
         ShipperError::TooLarge(_) => 8,                                   // RESOURCE_EXHAUSTED
         ShipperError::TimedOut(_) => 4,                                   // DEADLINE_EXCEEDED
         ShipperError::Unavailable(_) => 14,                               // UNAVAILABLE
+        ShipperError::Misdirected(_) => 9,                                // FAILED_PRECONDITION
         ShipperError::Internal(_) => 13,                                  // INTERNAL
     };
     let message = e.message().to_string();

@@ -1,0 +1,96 @@
+//! A store's manifest: the segments it serves from its bucket prefix, published beside them
+//! (`<prefix>/manifest.json`) for the query nodes that read that prefix
+//! ([`crate::Follow`]).
+//!
+//! It lists only segments both of whose files are in the bucket (a segment waiting for its
+//! upload is not there yet for other readers), is replaced at the flusher's pass after each
+//! change, and at least every [`MANIFEST_HEARTBEAT`] so that its age says whether its node
+//! is alive.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::segment::SegmentMeta;
+use crate::Inner;
+
+/// The manifest's format version.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// A manifest is published again after this long even when nothing changed.
+pub const MANIFEST_HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// What `manifest.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeManifest {
+    /// Format version, [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// The id of the node whose store wrote it (its data directory's `state/node-id`).
+    pub node: String,
+    /// When it was written, RFC 3339 UTC.
+    pub written_at: String,
+    /// Every record with a sequence number up to this one is in a segment of the node.
+    pub flushed_seq: u64,
+    /// The segments of the prefix that make up the node's store.
+    pub segments: Vec<SegmentMeta>,
+}
+
+impl NodeManifest {
+    /// Reads a manifest, refusing a newer format than this version knows.
+    pub fn parse(bytes: &[u8]) -> Result<NodeManifest, String> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let version = serde_json::from_slice::<Version>(bytes)
+            .map_err(|e| format!("not a manifest: {e}"))?
+            .version;
+        if version > MANIFEST_VERSION {
+            return Err(format!(
+                "format version {version} is newer than this logyard's ({MANIFEST_VERSION}): upgrade the query node"
+            ));
+        }
+        serde_json::from_slice(bytes).map_err(|e| format!("not a manifest: {e}"))
+    }
+}
+
+/// The last manifest published: its segments, and when.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    last: Option<(Vec<u64>, u64, Instant)>,
+}
+
+impl Inner {
+    /// Publishes the manifest when the segments it lists changed, or the last one is
+    /// [`MANIFEST_HEARTBEAT`] old. A failure is logged and tried again at the next pass.
+    pub(crate) fn publish_manifest(&self, node: &str) {
+        let (mut segments, flushed_seq) = {
+            let catalog = self.catalog.lock().expect("catalog lock");
+            (catalog.segments.clone(), catalog.flushed_seq)
+        };
+        segments.retain(|m| {
+            self.segments.shared(&m.data_key()) && self.segments.shared(&m.index_key())
+        });
+        let ids: Vec<u64> = segments.iter().map(|m| m.id).collect();
+        let mut published = self.published.lock().expect("published lock");
+        if let Some((last, seq, at)) = &published.last {
+            if *last == ids && *seq == flushed_seq && at.elapsed() < MANIFEST_HEARTBEAT {
+                return;
+            }
+        }
+        let manifest = NodeManifest {
+            version: MANIFEST_VERSION,
+            node: node.to_string(),
+            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            flushed_seq,
+            segments,
+        };
+        let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+        match self.segments.publish(Bytes::from(bytes)) {
+            Ok(()) => published.last = Some((ids, flushed_seq, Instant::now())),
+            Err(e) => tracing::warn!(location = %self.segments.location(), error = %e,
+                "cannot publish the manifest for query nodes; tried again at the next flush"),
+        }
+    }
+}

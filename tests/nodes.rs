@@ -1,0 +1,285 @@
+//! Several nodes over one bucket (`serve --role ingest|query`), through the real binary and
+//! a real S3 API server (moto): each ingest node stores under its own `node=<id>/` folder of
+//! the prefix and publishes a manifest there; a query node reads every manifest and answers
+//! as one node holding the same entries would.
+
+#[path = "util/moto.rs"]
+mod moto;
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use moto::Moto;
+use serde_json::{json, Value};
+use util::Server;
+
+const CREDENTIALS: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+];
+
+/// A configuration file over the bucket `logs` of `endpoint` under `prefix` (or the local
+/// folder when `endpoint` is empty).
+fn config_file(dir: &Path, endpoint: &str, prefix: &str) -> PathBuf {
+    let path = dir.join(format!("logyard-{prefix}.toml"));
+    let storage = if endpoint.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "[storage]\ntype = \"s3\"\nbucket = \"logs\"\nprefix = \"{prefix}\"\nendpoint = \"{endpoint}\"\n\
+             region = \"us-east-1\"\nrefresh_interval = \"500ms\"\n"
+        )
+    };
+    std::fs::write(
+        &path,
+        format!("[store]\nretention_days = 0\nflush_interval = \"200ms\"\n\n{storage}"),
+    )
+    .unwrap();
+    path
+}
+
+/// `n` entries of `agent` over two days, one in ten an error.
+fn entries(agent: &str, verb: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"timestamp": format!("2024-01-{:02}T10:{:02}:{:02}Z", 15 + i % 2, i / 60 % 60, i % 60),
+                   "level": if i % 10 == 0 { "error" } else { "info" },
+                   "agent": agent, "message": format!("{agent} {i} {verb}")})
+        })
+        .collect()
+}
+
+fn post(server: &Server, entries: &[Value]) {
+    let (status, answer) = server.post(
+        "/api/logs",
+        "application/json",
+        serde_json::to_vec(entries).unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], entries.len(), "{answer}");
+}
+
+/// The rows of a query over all of 2024, sorted.
+fn rows(server: &Server, query: &str) -> Vec<Value> {
+    let (status, answer) = server.get(&format!(
+        "/api/query?q={}&start=2024-01-01T00:00:00Z",
+        query
+            .replace(' ', "%20")
+            .replace('|', "%7C")
+            .replace('"', "%22")
+    ));
+    assert_eq!(status, 200, "{query}: {answer}");
+    assert_ne!(answer["partial"], true, "{query}: {answer}");
+    let mut rows = answer["rows"].as_array().cloned().unwrap_or_default();
+    rows.sort_by_key(|r| r.to_string());
+    rows
+}
+
+/// The entries of an agent as (time, level, agent, message), in the answer's order.
+fn listed(server: &Server, agent: &str) -> Vec<(String, String, String, String)> {
+    server
+        .all_of_agent(agent)
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("timestamp"), s("level"), s("agent"), s("message"))
+        })
+        .collect()
+}
+
+/// Waits until the query node serves `rows` rows from the bucket (60 s at most); returns its
+/// `/api/nodes` answer.
+fn wait_served(query: &Server, rows: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, nodes) = query.get("/api/nodes");
+        assert_eq!(status, 200, "{nodes}");
+        let served: u64 = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["rows"].as_u64().unwrap())
+            .sum();
+        if served == rows {
+            return nodes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "served {served} of {rows}: {nodes}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn two_ingest_nodes_and_a_query_node_answer_as_one_node_holding_every_entry() {
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let dir = tempfile::tempdir().unwrap();
+    let shared = config_file(dir.path(), &moto.endpoint, "cluster");
+    let args = |role: &'static str| -> Vec<String> {
+        vec![
+            "--config".into(),
+            shared.display().to_string(),
+            "--role".into(),
+            role.into(),
+        ]
+    };
+    let start = |name: &str, role: &'static str| {
+        let a = args(role);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        Server::start_with_env(&dir.path().join(name), &a, &CREDENTIALS)
+    };
+    let first = start("first", "ingest");
+    let second = start("second", "ingest");
+    let query = start("query", "query");
+    let local = config_file(dir.path(), "", "single");
+    let single = Server::start(
+        &dir.path().join("single"),
+        &["--config", local.to_str().unwrap()],
+    );
+
+    let billing = entries("billing", "settled", 300);
+    let search = entries("search", "answered", 200);
+    post(&first, &billing);
+    post(&second, &search);
+    post(&single, &billing);
+    post(&single, &search);
+
+    let nodes = wait_served(&query, 500);
+    let ids: Vec<String> = ["first", "second"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(dir.path().join(n).join("state/node-id"))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let listed_nodes = nodes["nodes"].as_array().unwrap();
+    assert_eq!(listed_nodes.len(), 2, "{nodes}");
+    for (id, rows) in ids.iter().zip([300, 200]) {
+        let node = listed_nodes
+            .iter()
+            .find(|n| n["node"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} in {nodes}"));
+        assert_eq!(node["location"], format!("s3://logs/cluster/node={id}"));
+        assert_eq!(node["rows"], rows, "{nodes}");
+        assert_eq!(node["error"], Value::Null, "{nodes}");
+        assert!(node["age_seconds"].as_f64().unwrap() < 60.0, "{nodes}");
+    }
+
+    // Each node wrote under its own folder, Hive-style, with its manifest.
+    let keys = moto.keys("logs", "cluster/");
+    for id in &ids {
+        assert!(
+            keys.contains(&format!("cluster/node={id}/manifest.json")),
+            "{keys:?}"
+        );
+        assert!(
+            keys.iter().any(
+                |k| k.starts_with(&format!("cluster/node={id}/day=2024-01-15/seg-"))
+                    && k.ends_with(".parquet")
+            ),
+            "{keys:?}"
+        );
+    }
+
+    for q in [
+        "* | stats count()",
+        "level:ERROR | stats count()",
+        "* | stats count() by agent",
+        "* | stats count() by level",
+        "\"billing 77 settled\" | stats count()",
+        "search | histogram 1d by level",
+        "* | top 5 agent",
+    ] {
+        assert_eq!(rows(&query, q), rows(&single, q), "{q}");
+    }
+    for agent in ["billing", "search"] {
+        assert_eq!(listed(&query, agent), listed(&single, agent), "{agent}");
+    }
+    let sql = |server: &Server| {
+        let (status, answer) = server.post(
+            "/api/sql",
+            "application/json",
+            serde_json::to_vec(&json!({"sql": "SELECT agent, count(*) AS n FROM logs GROUP BY agent ORDER BY agent"})).unwrap(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer["rows"].clone()
+    };
+    assert_eq!(sql(&query), sql(&single));
+
+    // A query node stores nothing: entries go to an ingest node.
+    let (status, answer) = query.post(
+        "/api/logs",
+        "application/json",
+        serde_json::to_vec(&billing[..1]).unwrap(),
+    );
+    assert_eq!(status, 421, "{answer}");
+    assert_eq!(answer["error"]["code"], "read_only", "{answer}");
+
+    // An ingest node stopped: what it stored stays served from the bucket.
+    first.stop();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        rows(&query, "* | stats count()"),
+        rows(&single, "* | stats count()")
+    );
+    let before = moto.keys("logs", "cluster/");
+    query.stop();
+    assert_eq!(
+        moto.keys("logs", "cluster/"),
+        before,
+        "a query node writes nothing to the bucket"
+    );
+}
+
+#[test]
+fn a_prefix_without_a_manifest_is_named_until_its_node_publishes_one() {
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), &moto.endpoint, "legacy");
+    let config = config.to_str().unwrap();
+    let data = dir.path().join("single");
+    let single = Server::start_with_env(&data, &["--config", config], &CREDENTIALS);
+    post(&single, &entries("billing", "settled", 100));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !moto
+        .keys("logs", "legacy/")
+        .contains(&"legacy/manifest.json".to_string())
+        || single.metric("logyard_storage_upload_pending_files") != Some(0.0)
+    {
+        assert!(Instant::now() < deadline, "no manifest published");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    single.stop();
+    // As a bucket written by a version that published no manifest.
+    moto.delete("logs", "legacy/manifest.json");
+
+    let query = Server::start_with_env(
+        &dir.path().join("query"),
+        &["--config", config, "--role", "query"],
+        &CREDENTIALS,
+    );
+    let (_, nodes) = query.get("/api/nodes");
+    assert_eq!(nodes["following"], true, "{nodes}");
+    let node = &nodes["nodes"][0];
+    assert_eq!(node["location"], "s3://logs/legacy", "{nodes}");
+    assert!(
+        node["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no manifest.json")),
+        "{nodes}"
+    );
+    assert_eq!(rows(&query, "* | stats count()"), vec![json!([0])]);
+
+    // Its node started again with this version publishes one.
+    let single = Server::start_with_env(&data, &["--config", config], &CREDENTIALS);
+    let nodes = wait_served(&query, 100);
+    assert_eq!(nodes["nodes"][0]["error"], Value::Null, "{nodes}");
+    assert_eq!(rows(&query, "* | stats count()"), vec![json!([100])]);
+    single.stop();
+}
