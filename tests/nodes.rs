@@ -20,15 +20,19 @@ const CREDENTIALS: [(&str, &str); 2] = [
 ];
 
 /// A configuration file over the bucket `logs` of `endpoint` under `prefix` (or the local
-/// folder when `endpoint` is empty).
+/// folder when `endpoint` is empty), with more `[storage]` keys.
 fn config_file(dir: &Path, endpoint: &str, prefix: &str) -> PathBuf {
+    config_with(dir, endpoint, prefix, "")
+}
+
+fn config_with(dir: &Path, endpoint: &str, prefix: &str, storage_keys: &str) -> PathBuf {
     let path = dir.join(format!("logyard-{prefix}.toml"));
     let storage = if endpoint.is_empty() {
         String::new()
     } else {
         format!(
             "[storage]\ntype = \"s3\"\nbucket = \"logs\"\nprefix = \"{prefix}\"\nendpoint = \"{endpoint}\"\n\
-             region = \"us-east-1\"\nrefresh_interval = \"500ms\"\n"
+             region = \"us-east-1\"\nrefresh_interval = \"500ms\"\n{storage_keys}"
         )
     };
     std::fs::write(
@@ -282,4 +286,89 @@ fn a_prefix_without_a_manifest_is_named_until_its_node_publishes_one() {
     assert_eq!(nodes["nodes"][0]["error"], Value::Null, "{nodes}");
     assert_eq!(rows(&query, "* | stats count()"), vec![json!([100])]);
     single.stop();
+}
+
+#[test]
+fn an_ingest_node_killed_or_started_again_on_an_empty_disk_loses_nothing_uploaded_and_doubles_nothing(
+) {
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        dir.path(),
+        &moto.endpoint,
+        "cluster",
+        "node = \"ingest-1\"\n",
+    );
+    let config = config.to_str().unwrap();
+    let query = Server::start_with_env(
+        &dir.path().join("query"),
+        &["--config", config, "--role", "query"],
+        &CREDENTIALS,
+    );
+    let data = dir.path().join("node");
+    let ingest = ["--config", config, "--role", "ingest"];
+    let node = Server::start_with_env(&data, &ingest, &CREDENTIALS);
+    post(&node, &entries("billing", "settled", 100));
+    // Killed at once: before, during or after its uploads and its manifest.
+    node.kill();
+    let node = Server::start_with_env(&data, &ingest, &CREDENTIALS);
+    let nodes = wait_served(&query, 100);
+    assert_eq!(nodes["nodes"][0]["node"], "ingest-1", "{nodes}");
+    assert_eq!(
+        nodes["nodes"][0]["location"],
+        "s3://logs/cluster/node=ingest-1"
+    );
+    assert_eq!(rows(&query, "* | stats count()"), vec![json!([100])]);
+
+    // Its disk lost: started on an empty one, it takes its folder back from the bucket.
+    node.kill();
+    std::fs::remove_dir_all(&data).unwrap();
+    let node = Server::start_with_env(&data, &ingest, &CREDENTIALS);
+    assert_eq!(rows(&node, "* | stats count()"), vec![json!([100])]);
+    post(&node, &entries("search", "answered", 50));
+    wait_served(&query, 150);
+    assert_eq!(
+        rows(&query, "* | stats count() by agent"),
+        vec![json!(["billing", 100]), json!(["search", 50])]
+    );
+    node.stop();
+}
+
+#[test]
+fn a_data_directory_of_another_node_is_refused() {
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let first = config_with(dir.path(), &moto.endpoint, "a", "node = \"ingest-1\"\n");
+    let node = Server::start_with_env(
+        &data,
+        &["--config", first.to_str().unwrap(), "--role", "ingest"],
+        &CREDENTIALS,
+    );
+    node.stop();
+    let second = config_with(dir.path(), &moto.endpoint, "b", "node = \"ingest-2\"\n");
+    let refused = Server::try_start_with_env(
+        &data,
+        &["--config", second.to_str().unwrap(), "--role", "ingest"],
+        &CREDENTIALS,
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        refused.contains("holds the store of node ingest-1, and [storage] node says ingest-2"),
+        "{refused}"
+    );
+    let local = config_file(dir.path(), "", "local");
+    let refused = Server::try_start(
+        &dir.path().join("other"),
+        &["--config", local.to_str().unwrap(), "--role", "query"],
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        refused.contains("--role query needs [storage] type = \"s3\""),
+        "{refused}"
+    );
 }

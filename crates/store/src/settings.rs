@@ -94,6 +94,9 @@ pub struct StorageSettings {
     pub alert_after: Duration,
     /// How often a query node reads the nodes' manifests again (`refresh_interval`).
     pub refresh: Duration,
+    /// The node's id (`node`), instead of the one its data directory makes: a node restarted
+    /// on an empty disk with the same id takes its folder and segments back.
+    pub node: Option<String>,
 }
 
 /// What a server does with the bucket (`logyard serve --role`).
@@ -155,6 +158,7 @@ struct StorageKeys {
     alert_after: Option<logyard_model::units::Duration>,
     request_timeout: Option<logyard_model::units::Duration>,
     refresh_interval: Option<logyard_model::units::Duration>,
+    node: Option<String>,
 }
 
 impl Default for StorageSettings {
@@ -164,6 +168,7 @@ impl Default for StorageSettings {
             cache: CacheLimits::default(),
             alert_after: UPLOAD_ALERT_AFTER,
             refresh: crate::REFRESH_INTERVAL,
+            node: None,
         }
     }
 }
@@ -197,6 +202,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                 .chain(keys.alert_after.map(|_| "alert_after"))
                 .chain(keys.request_timeout.map(|_| "request_timeout"))
                 .chain(keys.refresh_interval.map(|_| "refresh_interval"))
+                .chain(keys.node.as_ref().map(|_| "node"))
                 .collect();
                 if set.is_empty() {
                     Ok(StorageSettings::default())
@@ -219,6 +225,10 @@ impl TryFrom<StorageKeys> for StorageSettings {
             StorageKind::S3 if keys.refresh_interval.is_some_and(|d| d.0.is_zero()) => Err(
                 "storage.refresh_interval must be above zero (e.g. \"5s\")".into(),
             ),
+            StorageKind::S3 if keys.node.as_deref().is_some_and(|n| !valid_node(n)) => Err(format!(
+                "storage.node {:?} is not a node id: use 1 to 64 letters, digits, '.', '_' or '-'",
+                keys.node.unwrap_or_default()
+            )),
             StorageKind::S3 => {
                 let defaults = CacheLimits::default();
                 Ok(StorageSettings {
@@ -239,6 +249,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                     refresh: keys
                         .refresh_interval
                         .map_or(crate::REFRESH_INTERVAL, |d| d.0),
+                    node: keys.node,
                 })
             }
         }
@@ -262,6 +273,10 @@ impl StorageSettings {
             };
         };
         config.replaced_grace = self.refresh * REPLACED_GRACE_REFRESHES;
+        if let (Some(node), false) = (&self.node, role == NodeRole::Query) {
+            crate::storage::set_node_id(&config.data_dir.join("state"), node)
+                .map_err(|e| e.to_string())?;
+        }
         match role {
             NodeRole::All => {}
             NodeRole::Ingest => {
@@ -296,6 +311,14 @@ impl StorageSettings {
 }
 
 /// Reads `batch`, `always` or `never`.
+/// Whether `node` may name a node (and its folder of the bucket).
+fn valid_node(node: &str) -> bool {
+    (1..=64).contains(&node.len())
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The folder of node `node` in `prefix`: `<prefix>/node=<node>`.
 pub fn node_prefix(prefix: &str, node: &str) -> String {
     let prefix = prefix.trim_matches('/');

@@ -70,9 +70,35 @@ pub fn node_id(state_dir: &Path) -> io::Result<String> {
             .as_nanos(),
     );
     let id = format!("{:016x}", hasher.finish());
-    std::fs::create_dir_all(state_dir)?;
-    crate::fileops::write_atomic(&path, format!("{id}\n").as_bytes())?;
+    write_node_id(state_dir, &id)?;
     Ok(id)
+}
+
+/// Gives the store in `state_dir` the node id `id` (`[storage] node`): written when the
+/// directory has none yet; refused when it has another, whose segments are elsewhere.
+pub fn set_node_id(state_dir: &Path, id: &str) -> io::Result<()> {
+    let path = state_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(have) if have.trim() == id => Ok(()),
+        Ok(have) if !have.trim().is_empty() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} holds the store of node {}, and [storage] node says {id}: start that node \
+                 on an empty data directory, or set node = \"{}\"",
+                state_dir.parent().unwrap_or(state_dir).display(),
+                have.trim(),
+                have.trim()
+            ),
+        )),
+        Ok(_) => write_node_id(state_dir, id),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => write_node_id(state_dir, id),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_node_id(state_dir: &Path, id: &str) -> io::Result<()> {
+    std::fs::create_dir_all(state_dir)?;
+    crate::fileops::write_atomic(&state_dir.join("node-id"), format!("{id}\n").as_bytes())
 }
 
 /// What a claim says of its store: the node, its host and data directory, and when.
