@@ -190,6 +190,29 @@ fn two_ingest_nodes_and_a_query_node_answer_as_one_node_holding_every_entry() {
         );
     }
 
+    // Another engine reads the bucket as one Hive-partitioned dataset, by node and day.
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/read_bucket.py"
+        ))
+        .args([moto.endpoint.as_str(), "logs", "cluster"])
+        .envs(CREDENTIALS)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(read["rows"], 500, "{read}");
+    assert_eq!(
+        read["by_node"],
+        json!({ids[0].as_str(): 300, ids[1].as_str(): 200}),
+        "{read}"
+    );
+
     for q in [
         "* | stats count()",
         "level:ERROR | stats count()",

@@ -1,10 +1,12 @@
 """Reads logyard's segments in a bucket as another engine would: pyarrow.dataset over the
-Hive-style layout (`<prefix>/day=YYYY-MM-DD/seg-<id>.parquet`), its S3 file system.
+Hive-style layout (`<prefix>/day=YYYY-MM-DD/seg-<id>.parquet`, and
+`<prefix>/node=<id>/day=…` for the nodes of a cluster), its S3 file system.
 
 Usage: python3 tests/clients/read_bucket.py ENDPOINT BUCKET PREFIX
 
 Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Prints one JSON object:
-the rows, the rows by day (the partition column) and by level.
+the rows, the rows by day (the partition column), by level, and by node when the files are
+in node folders.
 """
 import json
 import sys
@@ -31,13 +33,15 @@ dataset = ds.dataset(
     partitioning=ds.partitioning(flavor="hive"),
     partition_base_dir=f"{bucket}/{prefix}",
 )
-table = dataset.to_table(columns=["day", "level"])
-print(
-    json.dumps(
-        {
-            "rows": table.num_rows,
-            "by_day": dict(Counter(str(d) for d in table.column("day").to_pylist())),
-            "by_level": dict(Counter(table.column("level").to_pylist())),
-        }
-    )
-)
+columns = ["day", "level"]
+if "node" in dataset.schema.names:
+    columns.append("node")
+table = dataset.to_table(columns=columns)
+answer = {
+    "rows": table.num_rows,
+    "by_day": dict(Counter(str(d) for d in table.column("day").to_pylist())),
+    "by_level": dict(Counter(table.column("level").to_pylist())),
+}
+if "node" in columns:
+    answer["by_node"] = dict(Counter(str(n) for n in table.column("node").to_pylist()))
+print(json.dumps(answer))

@@ -89,18 +89,30 @@ impl Moto {
     }
 
     /// Sends one request without a body (moto takes unsigned path-style requests) and
-    /// returns the whole answer.
+    /// returns the whole answer. A connection reset is tried again for 10 s: a server just
+    /// started on a loaded machine may drop its first connections.
     fn request(&self, line: &str) -> String {
         let addr = self.endpoint.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "{line} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let answer = TcpStream::connect(addr).and_then(|mut stream| {
+                write!(
+                    stream,
+                    "{line} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )?;
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer)?;
+                Ok(answer)
+            });
+            match answer {
+                Ok(answer) if !answer.is_empty() => return answer,
+                Ok(_) | Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Ok(_) => panic!("moto closed the connection to {line} without an answer"),
+                Err(e) => panic!("moto did not answer {line}: {e}"),
+            }
+        }
     }
 }
 

@@ -845,3 +845,96 @@ fn with_a_bucket_max_disk_bytes_bounds_the_local_disk_and_drops_no_day() {
     store.append(batch(5000, 10, 3)).unwrap();
     assert_eq!(messages(&store).unwrap().len(), 900 + accepted + 10);
 }
+
+/// Messages of a query node's store once its node's manifest lists `want` rows, polled:
+/// every answer on the way holds each row once at most.
+fn followed_until(query: &Store, want: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        query.refresh_followed();
+        let got = messages(query).unwrap();
+        let mut unique = got.clone();
+        unique.dedup();
+        assert_eq!(unique, got, "a row counted twice");
+        if got == want {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "served {} of {}",
+            got.len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_query_node_follows_its_nodes_merges_without_counting_a_row_twice() {
+    use logyard_store::{NodeRole, StorageSettings};
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let settings: StorageSettings = toml::from_str(&format!(
+        "type = \"s3\"\nbucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{}\"\n\
+         region = \"us-east-1\"\nrefresh_interval = \"100ms\"\nnode = \"ingest-1\"\n",
+        moto.endpoint
+    ))
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(data.path());
+    config.retention_days = 0;
+    config.flush_interval = Duration::from_millis(100);
+    config.merge_fanin = 3;
+    settings.apply(&mut config, NodeRole::Ingest).unwrap();
+    let store = Store::open(config).unwrap();
+    let query_data = tempfile::tempdir().unwrap();
+    let mut query_config = StoreConfig::new(query_data.path());
+    settings.apply(&mut query_config, NodeRole::Query).unwrap();
+    let query = Store::open(query_config).unwrap();
+    assert!(matches!(
+        query.append(batch(0, 1, 0)),
+        Err(StoreError::ReadOnly)
+    ));
+
+    for round in 0..2 {
+        store.append(batch(round * 10, 10, 0)).unwrap();
+        store.flush().unwrap();
+    }
+    followed_until(&query, &expected(&[(0, 20)]));
+    // A third segment: the day's three are merged into one, which replaces them in the
+    // manifest; their files stay a while for readers, then go.
+    store.append(batch(20, 10, 0)).unwrap();
+    store.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.stats().segments > 1 {
+        store.merge().unwrap();
+        assert!(Instant::now() < deadline, "no merge");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let parquet = |moto: &Moto| {
+        moto.keys("logs", "cluster/node=ingest-1/")
+            .into_iter()
+            .filter(|k| k.ends_with(".parquet"))
+            .count()
+    };
+    followed_until(&query, &expected(&[(0, 30)]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        query.refresh_followed();
+        let nodes = query.nodes().unwrap();
+        if nodes[0].segments == 1 && parquet(&moto) == 1 {
+            break;
+        }
+        assert_eq!(messages(&query).unwrap(), expected(&[(0, 30)]));
+        assert!(
+            Instant::now() < deadline,
+            "{nodes:?}: {} files",
+            parquet(&moto)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(query.nodes().unwrap()[0].node, "ingest-1");
+    assert_eq!(query.nodes().unwrap()[0].error, None);
+}
