@@ -20,7 +20,9 @@
 //!
 //! Each part has its file: `writer`, `flush`, `compaction`, `retention`, `files` (deletions
 //! that wait for backups, quarantine), `snapshot` (the read surface), `schema`, `segment`,
-//! `wal`, `catalog`, `recover`, `backup`, `cache` and `settings` (the `[store]` keys).
+//! `wal`, `catalog`, `recover`, `backup`, `cache`, `manifest` (what a store with a bucket
+//! publishes for query nodes), `follow` (a query node's view of the other nodes' segments)
+//! and `settings` (the `[store]` and `[storage]` keys, and the nodes' roles).
 //!
 //! ```no_run
 //! use logyard_model::Record;
