@@ -136,7 +136,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "GLOB")]
     pub follow: Vec<String>,
     /// What this node does with the bucket of `[storage]`: all (one node), ingest (stores
-    /// under its own node=<id>/ folder of the prefix) or query (stores nothing, serves every
+    /// under its own `node=<id>/` folder of the prefix) or query (stores nothing, serves every
     /// node's segments).
     #[arg(long, default_value = "all", value_parser = logyard_store::NodeRole::parse)]
     pub role: logyard_store::NodeRole,

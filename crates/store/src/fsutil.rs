@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 /// An exclusive advisory lock on a data directory, held for the life of the value.
 ///
 /// It is an `flock` on `<dir>/LOCK`, so the kernel releases it when the process dies, however
-/// it dies. A busy lock is tried again for [`LOCK_WAIT`]: a child process being started holds
-/// a copy of every descriptor until its `exec` closes them, so a lock released an instant ago
-/// can still look held.
+/// it dies. A busy lock is tried again for a second (`LOCK_WAIT`): a child process being
+/// started holds a copy of every descriptor until its `exec` closes them, so a lock released
+/// an instant ago can still look held.
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
