@@ -82,21 +82,7 @@ fn a_server_keeps_its_segments_in_the_bucket_and_a_new_one_finds_them() {
     server.stop();
 
     // Another engine reads the bucket as a Hive-partitioned dataset and counts the same.
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/read_bucket.py"
-        ))
-        .args([moto.endpoint.as_str(), "logs", "team-a"])
-        .envs(CREDENTIALS)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = moto.read_as_dataset("logs", "team-a");
     assert_eq!(read["rows"], 500, "{read}");
     assert_eq!(
         read["by_day"],

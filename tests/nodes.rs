@@ -191,21 +191,7 @@ fn two_ingest_nodes_and_a_query_node_answer_as_one_node_holding_every_entry() {
     }
 
     // Another engine reads the bucket as one Hive-partitioned dataset, by node and day.
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/read_bucket.py"
-        ))
-        .args([moto.endpoint.as_str(), "logs", "cluster"])
-        .envs(CREDENTIALS)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = moto.read_as_dataset("logs", "cluster");
     assert_eq!(read["rows"], 500, "{read}");
     assert_eq!(
         read["by_node"],

@@ -88,6 +88,30 @@ impl Moto {
         );
     }
 
+    /// Reads the `.parquet` files under `prefix` of `bucket` as another engine would
+    /// (`tests/clients/read_bucket.py`: pyarrow's dataset over the Hive-style layout):
+    /// its rows, by day, level and node. For the root crate's tests (the script's path is its).
+    pub fn read_as_dataset(&self, bucket: &str, prefix: &str) -> serde_json::Value {
+        let out = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/read_bucket.py"
+            ))
+            .args([self.endpoint.as_str(), bucket, prefix])
+            .envs([
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+            ])
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    }
+
     /// Sends one request without a body (moto takes unsigned path-style requests) and
     /// returns the whole answer. A connection reset is tried again for 10 s: a server just
     /// started on a loaded machine may drop its first connections.
