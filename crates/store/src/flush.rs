@@ -66,6 +66,7 @@ impl Inner {
 
     /// Freezes the active memtable, writes every frozen part to segments, oldest first.
     pub(crate) fn flush_once(&self) -> Result<(), StoreError> {
+        let _flushing = self.flushing.lock().expect("flushing lock");
         {
             let mut wal = self.wal.lock().expect("wal lock");
             let mut view = self.view.write().expect("view lock");
@@ -85,10 +86,6 @@ impl Inner {
                 }
             };
             self.write_frozen(&batches)?;
-            {
-                let mut view = self.view.write().expect("view lock");
-                view.frozen.remove(0);
-            }
             let wal = self.wal.lock().expect("wal lock");
             if !self.defer(|pins| pins.wal_upto = pins.wal_upto.max(Some(wal_upto))) {
                 wal.remove_upto(wal_upto)?;
@@ -102,12 +99,15 @@ impl Inner {
         }
     }
 
-    /// Writes a frozen memtable as one segment per day and publishes them.
+    /// Writes the oldest frozen part of the memtable (`batches`) as one segment per day,
+    /// records them in the catalog, and puts them in the view in its place.
     pub(crate) fn write_frozen(&self, batches: &[Arc<MemBatch>]) -> Result<(), StoreError> {
-        let mut records: Vec<&Record> = batches.iter().flat_map(|b| b.records()).collect();
+        let records: Vec<&Record> = batches.iter().flat_map(|b| b.records()).collect();
         if records.is_empty() {
+            self.view.write().expect("view lock").frozen.remove(0);
             return Ok(());
         }
+        let mut records = records;
         records.sort_unstable_by_key(|r| (r.timestamp, r.seq));
         let max_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
         // Records are sorted by time, so each day is one run: name it once per run.
@@ -146,7 +146,11 @@ impl Inner {
             }
         };
         *catalog = next;
-        self.view.write().expect("view lock").segments.extend(new);
+        // Under one lock (and the catalog's, as every change of the segments): a snapshot
+        // sees the rows in the memtable or in the segments, never in both.
+        let mut view = self.view.write().expect("view lock");
+        view.segments.extend(new);
+        view.frozen.remove(0);
         Ok(())
     }
 

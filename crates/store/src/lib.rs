@@ -333,6 +333,9 @@ struct Inner {
     checkpoints: Mutex<BTreeMap<String, StoredCheckpoint>>,
     counters: Counters,
     flush_signal: (Mutex<bool>, Condvar),
+    /// Held by a flush from start to end: [`Store::flush`] and the flusher thread take
+    /// turns, never writing the same frozen memtable twice.
+    flushing: Mutex<()>,
     shutdown: AtomicBool,
     tail: broadcast::Sender<Arc<MemBatch>>,
     cache: Option<Arc<ColumnCache>>,
@@ -475,6 +478,7 @@ impl Store {
             checkpoints: Mutex::new(checkpoints),
             counters,
             flush_signal: (Mutex::new(false), Condvar::new()),
+            flushing: Mutex::new(()),
             shutdown: AtomicBool::new(false),
             tail,
             cache,
