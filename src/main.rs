@@ -10,6 +10,7 @@ mod collect;
 mod config;
 mod ingest_cmd;
 mod lines;
+mod node_link;
 mod notify;
 mod parse_cmd;
 mod query_cmd;

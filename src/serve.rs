@@ -98,6 +98,9 @@ pub fn run(
         .storage
         .apply(&mut store_config, args.role)
         .map_err(anyhow::Error::msg)?;
+    if let Some(follow) = &mut store_config.follow {
+        follow.link = Some(Arc::new(node_link(&config.storage)?));
+    }
     // The server alone deletes by retention and disk budget.
     store_config.prune = true;
     let data_dir = store_config.data_dir.clone();
@@ -232,6 +235,10 @@ pub fn run(
                 )
             })?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        store.set_address(config.server.advertise_url.clone().or_else(|| {
+            (!addr.ip().is_unspecified()).then(|| format!("{scheme}://{addr}"))
+        }));
         state.guard = Arc::new(config.guard(addr));
         if addr.ip().is_unspecified() && config.server.allowed_hosts.is_empty() {
             tracing::warn!(
@@ -241,7 +248,6 @@ pub fn run(
             );
         }
         tracing::info!(data_dir = %data_dir.display(), %addr, role = args.role.name(), "logyard is ready");
-        let scheme = if tls.is_some() { "https" } else { "http" };
         println!("listening on {scheme}://{addr}");
         std::io::stdout().flush()?;
         let notifier = Arc::new(crate::notify::Notifier::from_env());
@@ -337,6 +343,24 @@ pub fn run(
     tracing::info!("stopping: writing the memtable to segments");
     store.close();
     Ok(())
+}
+
+/// A query node's link to the nodes it follows, with the token of `[storage]
+/// node_token_env`; its requests take 5 recent intervals at most (2 s at least).
+fn node_link(
+    storage: &logyard_store::StorageSettings,
+) -> anyhow::Result<crate::node_link::HttpLink> {
+    let token = match &storage.node_token_env {
+        Some(name) => Some(std::env::var(name).map_err(|_| {
+            anyhow::anyhow!(
+                "[storage] node_token_env names {name}, which is not set: export the token the \
+                 ingest nodes accept (an admin token) as {name}"
+            )
+        })?),
+        None => None,
+    };
+    let timeout = (storage.recent_interval * 5).max(std::time::Duration::from_secs(2));
+    crate::node_link::HttpLink::new(token, timeout)
 }
 
 async fn shutdown_signal() {

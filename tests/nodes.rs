@@ -105,7 +105,12 @@ fn wait_served(query: &Server, rows: u64) -> Value {
             .iter()
             .map(|n| n["rows"].as_u64().unwrap())
             .sum();
-        if served == rows {
+        let linked = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["linked"] == true);
+        if served == rows && linked {
             return nodes;
         }
         assert!(
@@ -171,6 +176,7 @@ fn two_ingest_nodes_and_a_query_node_answer_as_one_node_holding_every_entry() {
         assert_eq!(node["location"], format!("s3://logs/cluster/node={id}"));
         assert_eq!(node["rows"], rows, "{nodes}");
         assert_eq!(node["error"], Value::Null, "{nodes}");
+        assert_eq!(node["linked"], true, "{nodes}");
         assert!(node["age_seconds"].as_f64().unwrap() < 60.0, "{nodes}");
     }
 
@@ -223,6 +229,18 @@ fn two_ingest_nodes_and_a_query_node_answer_as_one_node_holding_every_entry() {
         answer["rows"].clone()
     };
     assert_eq!(sql(&query), sql(&single));
+
+    // Entries acknowledged a moment ago are in the query node's answers too.
+    let late = entries("search", "retried", 20);
+    post(&second, &late);
+    post(&single, &late);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows(&query, "* | stats count() by agent") != rows(&single, "* | stats count() by agent")
+    {
+        assert!(Instant::now() < deadline, "the last entries are not served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(listed(&query, "search"), listed(&single, "search"));
 
     // A query node stores nothing: entries go to an ingest node.
     let (status, answer) = query.post(
@@ -380,4 +398,84 @@ fn a_data_directory_of_another_node_is_refused() {
         refused.contains("--role query needs [storage] type = \"s3\""),
         "{refused}"
     );
+}
+
+#[test]
+fn entries_still_in_an_ingest_nodes_memtable_are_served_by_a_query_node_once() {
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    // Nothing is flushed while the node runs: its entries are in its memtable only.
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 0\nflush_interval = \"1h\"\n\n[storage]\ntype = \"s3\"\n\
+             bucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
+             refresh_interval = \"500ms\"\nrecent_interval = \"200ms\"\nnode = \"ingest-1\"\n",
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let data = dir.path().join("node");
+    let ingest = ["--config", config, "--role", "ingest"];
+    let node = Server::start_with_env(&data, &ingest, &CREDENTIALS);
+    let query = Server::start_with_env(
+        &dir.path().join("query"),
+        &["--config", config, "--role", "query"],
+        &CREDENTIALS,
+    );
+    post(&node, &entries("billing", "settled", 100));
+    let nodes = wait_served(&query, 100);
+    let status = &nodes["nodes"][0];
+    assert_eq!(status["linked"], true, "{nodes}");
+    assert_eq!(status["recent_rows"], 100, "{nodes}");
+    assert_eq!(status["segments"], 0, "{nodes}");
+    assert_eq!(rows(&query, "* | stats count()"), vec![json!([100])]);
+    post(&node, &entries("search", "answered", 10));
+    wait_served(&query, 110);
+    assert_eq!(
+        rows(&query, "* | stats count() by agent"),
+        vec![json!(["billing", 100]), json!(["search", 10])]
+    );
+
+    // Stopped, the node writes its memtable to segments, uploads them (now or at its next
+    // start) and publishes them: served from the bucket then, each row once.
+    node.stop();
+    let node = Server::start_with_env(&data, &ingest, &CREDENTIALS);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, nodes) = query.get("/api/nodes");
+        let status = &nodes["nodes"][0];
+        if status["linked"] == true && status["recent_rows"] == 0 && status["rows"] == 110 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{nodes}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        rows(&query, "* | stats count() by agent"),
+        vec![json!(["billing", 100]), json!(["search", 10])]
+    );
+    // A node that does not answer: what its manifest lists is served, and /api/nodes says so.
+    node.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, nodes) = query.get("/api/nodes");
+        let status = &nodes["nodes"][0];
+        if status["linked"] == false {
+            assert!(
+                status["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("did not answer")),
+                "{nodes}"
+            );
+            assert_eq!(status["rows"], 110, "{nodes}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{nodes}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(rows(&query, "* | stats count()"), vec![json!([110])]);
 }

@@ -1,18 +1,22 @@
 //! An administrator's routes: `GET /api/storage` and `GET /api/nodes` (where the segments
-//! are), and `POST /api/admin/backup`, a consistent copy of the running server's data
-//! written on the server's host ([`logyard_store::Store::backup`]).
+//! are), `GET /api/node/recent` (what a query node asks this node for), and `POST
+//! /api/admin/backup`, a consistent copy of the running server's data written on the
+//! server's host ([`logyard_store::Store::backup`]).
 
 use std::path::PathBuf;
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use logyard_store::{BackupReport, StoreError};
 use serde_json::{json, Value};
 
-use crate::error::{spawn_blocking, ApiError};
+use crate::error::{blocking, spawn_blocking, ApiError};
 use crate::AppState;
 
 /// The routes of this module.
@@ -21,6 +25,50 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/backup", post(backup))
         .route("/api/storage", get(storage))
         .route("/api/nodes", get(nodes))
+        .route("/api/node/recent", get(recent))
+}
+
+/// `GET /api/node/recent?known=<ids>&since=<seq>`: this node's cut for a query node that
+/// follows it ([`logyard_store::Store::recent`], in its wire format): the segments it has in
+/// the bucket, and the rows of the rest (those of segments `known` and memtable rows up to
+/// `since` left out).
+pub async fn recent(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let bad = |what: &str, value: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{what} {value:?} is not a number"),
+        )
+    };
+    let known = match params.get("known").map(String::as_str) {
+        None | Some("") => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|id| id.parse::<u64>().map_err(|_| bad("known segment", id)))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let since = match params.get("since") {
+        None => 0,
+        Some(s) => s.parse::<u64>().map_err(|_| bad("since", s))?,
+    };
+    let store = state.store.clone();
+    let cut = blocking(move || store.recent(&known, since)).await?;
+    let Some(cut) = cut else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_shared",
+            "this node keeps its segments in its data directory: query nodes follow nodes with [storage] type = \"s3\"",
+        ));
+    };
+    let body = spawn_blocking(move || cut.encode()).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Bytes::from(body),
+    )
+        .into_response())
 }
 
 /// `GET /api/nodes`: on a query node (`serve --role query`), the nodes whose manifests it
@@ -34,11 +82,14 @@ pub async fn nodes(State(state): State<AppState>) -> Json<Value> {
             json!({
                 "node": n.node,
                 "location": n.location,
+                "address": n.address,
                 "written_at": n.written_at,
                 "age_seconds": n.age_seconds,
                 "segments": n.segments,
                 "rows": n.rows,
                 "bytes": n.bytes,
+                "recent_rows": n.recent_rows,
+                "linked": n.linked,
                 "error": n.error,
             })
         })

@@ -493,6 +493,9 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     // Names the bucket and the data directory: an administrator's.
     (Method::GET, "/api/storage", Access::Role(Role::Admin)),
     (Method::GET, "/api/nodes", Access::Role(Role::Admin)),
+    // Every entry not in the bucket yet, whatever a token's scope: an administrator's (the
+    // query nodes').
+    (Method::GET, "/api/node/recent", Access::Role(Role::Admin)),
 ];
 
 /// What a request for `path` (the route's pattern, e.g. `/api/logs/{id}/context`) with

@@ -46,6 +46,9 @@ pub struct ServerSettings {
     pub allowed_hosts: Vec<String>,
     /// Origins of other sites whose pages may send state-changing requests.
     pub allowed_origins: Vec<String>,
+    /// The URL query nodes reach this node at (its manifest names it); by default its
+    /// address, unless it listens on every address.
+    pub advertise_url: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -64,6 +67,7 @@ impl Default for ServerSettings {
             tls_client_ca: None,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            advertise_url: None,
         }
     }
 }

@@ -5,12 +5,16 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use logyard_model::Record;
 
 use crate::retention::{day_number, day_of};
 use crate::{fsutil, segment, Frozen, Inner, MemBatch, Segment, StoreError};
+
+/// The longest a store whose segments other nodes read waits between two looks at its
+/// manifest.
+pub(crate) const PUBLISH_TICK: Duration = Duration::from_secs(1);
 
 impl Inner {
     pub(crate) fn signal_flush(&self) {
@@ -19,18 +23,32 @@ impl Inner {
         cv.notify_all();
     }
 
+    /// Flushes every `flush_interval` (or when signalled), then merges and applies
+    /// retention; publishes the manifest at least every [`PUBLISH_TICK`] for a store whose
+    /// segments other nodes read, so that an upload reaches the query nodes soon whatever
+    /// the flush interval.
     pub(crate) fn run_flusher(&self) {
         let mut last_retention = Instant::now();
+        let mut last_flush = Instant::now();
+        let tick = match self.node {
+            Some(_) => self.config.flush_interval.min(PUBLISH_TICK),
+            None => self.config.flush_interval,
+        };
         loop {
-            {
+            let signalled = {
                 let (lock, cv) = &self.flush_signal;
                 let guard = lock.lock().expect("flush lock");
                 let (mut guard, _) = cv
-                    .wait_timeout_while(guard, self.config.flush_interval, |signalled| !*signalled)
+                    .wait_timeout_while(guard, tick, |signalled| !*signalled)
                     .expect("flush lock");
-                *guard = false;
-            }
+                std::mem::replace(&mut *guard, false)
+            };
             let stopping = self.shutdown.load(Ordering::SeqCst);
+            if !(signalled || stopping || last_flush.elapsed() >= self.config.flush_interval) {
+                self.publish();
+                continue;
+            }
+            last_flush = Instant::now();
             if let Err(e) = self.flush_once() {
                 tracing::error!(error = %e, "flush failed; will retry");
             }

@@ -1,6 +1,9 @@
 //! A query node's view of the bucket: the segments that the manifests under a prefix list
 //! (its own `manifest.json` and those of its `node=<id>/` folders, one per ingest node),
-//! read again every [`Follow::refresh`] and served beside the store's own.
+//! read again every [`Follow::refresh`] and served beside the store's own; and, from each
+//! node that answers at the address of its manifest, its cut ([`Recent`]): the segments it
+//! has in the bucket and the rows it has not uploaded yet, asked for every
+//! [`Follow::recent_interval`].
 //!
 //! Nothing is ever written to a followed prefix: its segments are opened through
 //! [`ReadOnly`], and a segment that cannot be read is reported, never quarantined.
@@ -14,10 +17,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::dir::{FileKey, SegmentDir, SegmentFile};
+use logyard_model::Record;
+
 use crate::manifest::NodeManifest;
+use crate::recent::Recent;
 use crate::s3::{S3Config, S3Dir};
 use crate::segment::{Segment, SegmentMeta};
-use crate::Inner;
+use crate::{Inner, MemBatch};
 
 /// What a query node reads: every manifest under a bucket's prefix.
 #[derive(Debug, Clone)]
@@ -27,10 +33,26 @@ pub struct Follow {
     pub bucket: S3Config,
     /// How often the manifests are read again.
     pub refresh: Duration,
+    /// How the nodes are asked for their entries not in the bucket yet ([`Recent`]); `None`:
+    /// only what their manifests list is served.
+    pub link: Option<Arc<dyn NodeLink>>,
+    /// How often each node is asked.
+    pub recent_interval: Duration,
 }
 
 /// The default of [`Follow::refresh`] (`[storage] refresh_interval`).
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The default of [`Follow::recent_interval`] (`[storage] recent_interval`).
+pub const RECENT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How a query node asks a node, at the address of its manifest, for its cut
+/// ([`crate::Store::recent`] in its wire format, [`Recent::encode`]).
+pub trait NodeLink: std::fmt::Debug + Send + Sync {
+    /// The node's answer to `known` segments and memtable rows up to `since`; an error says
+    /// why there is none.
+    fn recent(&self, address: &str, known: &[u64], since: u64) -> Result<Vec<u8>, String>;
+}
 
 /// One node whose manifest a query node reads, as of the last refresh.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,6 +61,8 @@ pub struct NodeStatus {
     pub node: String,
     /// Its prefix, `s3://bucket/prefix[/node=<id>]`.
     pub location: String,
+    /// Where it answers for its last entries, from its manifest.
+    pub address: Option<String>,
     /// When its manifest was written, RFC 3339.
     pub written_at: Option<String>,
     /// Seconds between that and the last refresh.
@@ -49,8 +73,12 @@ pub struct NodeStatus {
     pub rows: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Rows served that are not in the bucket yet (fetched from the node).
+    pub recent_rows: u64,
+    /// Whether the node answered the last request for its last entries.
+    pub linked: bool,
     /// Why it is not (wholly) served, if so: no manifest, one that cannot be read, a
-    /// segment that cannot be opened, the bucket out of reach.
+    /// segment that cannot be opened, the bucket or the node out of reach.
     pub error: Option<String>,
 }
 
@@ -58,6 +86,8 @@ pub struct NodeStatus {
 pub(crate) struct Follower {
     root: S3Dir,
     pub(crate) refresh: Duration,
+    link: Option<Arc<dyn NodeLink>>,
+    recent_interval: Duration,
     nodes: Mutex<BTreeMap<String, FollowedNode>>,
     next_origin: Mutex<u32>,
 }
@@ -67,19 +97,46 @@ struct FollowedNode {
     origin: u32,
     dir: ReadOnly,
     segments: BTreeMap<u64, Arc<Segment>>,
+    /// The last manifest read: what is served while the node does not answer.
+    manifest: Option<NodeManifest>,
+    /// Rows of the node's segments not in the bucket yet, by segment id.
+    unshared: BTreeMap<u64, Arc<MemBatch>>,
+    /// Rows of the node's memtable, oldest first.
+    mem: Vec<Arc<MemBatch>>,
+    /// The highest memtable sequence number held.
+    since: u64,
+    /// Whether the segments served are those of the node's last answer (else its manifest's).
+    linked: bool,
     status: NodeStatus,
+}
+
+impl FollowedNode {
+    fn recent_rows(&self) -> u64 {
+        self.unshared
+            .values()
+            .chain(&self.mem)
+            .map(|b| b.records().len() as u64)
+            .sum()
+    }
+
+    /// Serves the manifest's segments alone, forgetting what the node sent.
+    fn unlink(&mut self) {
+        self.linked = false;
+        self.unshared.clear();
+        self.mem.clear();
+        self.since = 0;
+    }
 }
 
 impl Follower {
     /// Connects to the bucket of `follow` (no request is sent yet).
     pub(crate) fn new(follow: &Follow) -> io::Result<Follower> {
+        let or = |d: Duration, default| if d.is_zero() { default } else { d };
         Ok(Follower {
             root: S3Dir::open(&follow.bucket)?,
-            refresh: if follow.refresh.is_zero() {
-                REFRESH_INTERVAL
-            } else {
-                follow.refresh
-            },
+            refresh: or(follow.refresh, REFRESH_INTERVAL),
+            link: follow.link.clone(),
+            recent_interval: or(follow.recent_interval, RECENT_INTERVAL),
             nodes: Mutex::new(BTreeMap::new()),
             next_origin: Mutex::new(1),
         })
@@ -93,8 +150,9 @@ impl Follower {
 }
 
 impl Inner {
-    /// Reads the manifests again and makes the segments they list the followed part of the
-    /// view. A bucket out of reach keeps what was read before (each node says why).
+    /// Reads the manifests again: nodes come and go, and a node whose last entries are not
+    /// fetched is served as its manifest says. A bucket out of reach keeps what was read
+    /// before (each node says why).
     pub(crate) fn refresh_followed(&self, follower: &Follower) {
         let listed = match follower.root.manifests() {
             Ok(listed) => listed,
@@ -123,10 +181,17 @@ impl Inner {
                     },
                     dir,
                     segments: BTreeMap::new(),
+                    manifest: None,
+                    unshared: BTreeMap::new(),
+                    mem: Vec::new(),
+                    since: 0,
+                    linked: false,
                 }
             });
             match manifest.as_deref().map(NodeManifest::parse) {
                 None => {
+                    node.unlink();
+                    node.manifest = None;
                     node.segments.clear();
                     node.status.error = Some(
                         "no manifest.json: its segments were written by a logyard that publishes none; \
@@ -135,30 +200,138 @@ impl Inner {
                     );
                 }
                 Some(Err(why)) => node.status.error = Some(format!("manifest.json: {why}")),
-                Some(Ok(manifest)) => self.follow_manifest(node, manifest),
+                Some(Ok(manifest)) => {
+                    node.status.node = manifest.node.clone();
+                    node.status.address = manifest.address.clone();
+                    node.status.written_at = Some(manifest.written_at.clone());
+                    node.status.age_seconds = age_seconds(&manifest.written_at);
+                    let error = if node.linked {
+                        None
+                    } else {
+                        self.serve_segments(node, &manifest.segments)
+                    };
+                    node.manifest = Some(manifest);
+                    if !node.linked {
+                        node.status.error = error;
+                    }
+                }
             }
+            summarize(node);
         }
-        let followed: Vec<Arc<Segment>> = nodes
-            .values()
-            .flat_map(|n| n.segments.values().cloned())
-            .collect();
-        drop(nodes);
-        self.view.write().expect("view lock").followed = followed;
+        self.publish_followed(&nodes);
     }
 
-    /// Opens the segments of `manifest` not opened yet, and lets go of those it no longer
-    /// lists (merged or dropped by their node).
-    fn follow_manifest(&self, node: &mut FollowedNode, manifest: NodeManifest) {
-        let wanted: BTreeMap<u64, SegmentMeta> =
-            manifest.segments.into_iter().map(|m| (m.id, m)).collect();
+    /// Asks every node with an address for its last entries ([`Recent`]). A node that
+    /// answers is served as it answered; one that does not is served as its manifest says.
+    pub(crate) fn poll_recent(&self, follower: &Follower) {
+        let Some(link) = &follower.link else {
+            return;
+        };
+        let mut nodes = follower.nodes.lock().expect("nodes lock");
+        for node in nodes.values_mut() {
+            let Some((id, address)) = node
+                .manifest
+                .as_ref()
+                .map(|m| (m.node.clone(), m.address.clone()))
+            else {
+                continue;
+            };
+            let Some(address) = address else {
+                node.status.error = Some(
+                    "its manifest names no address: its entries not yet in the bucket are not served \
+                     (set [server] advertise_url on that node)"
+                        .to_string(),
+                );
+                continue;
+            };
+            let known: Vec<u64> = node.unshared.keys().copied().collect();
+            let answer = link
+                .recent(&address, &known, node.since)
+                .and_then(|bytes| Recent::decode(&bytes));
+            match answer {
+                Ok(recent) if recent.header.node == id => {
+                    let error = self.serve_recent(node, recent);
+                    node.status.error = error;
+                }
+                Ok(recent) => {
+                    self.fall_back(node);
+                    node.status.error = Some(format!(
+                        "{address} answers as node {}, not {id}: its entries not yet in the bucket are not served",
+                        recent.header.node
+                    ));
+                }
+                Err(e) => {
+                    if node.linked {
+                        tracing::warn!(node = %id, %address, error = %e, "a followed node does not answer; serving what its manifest lists");
+                    }
+                    self.fall_back(node);
+                    node.status.error = Some(format!(
+                        "{address} did not answer ({e}): its entries not yet in the bucket are not served"
+                    ));
+                }
+            }
+            summarize(node);
+        }
+        self.publish_followed(&nodes);
+    }
+
+    /// Serves a node's manifest alone.
+    fn fall_back(&self, node: &mut FollowedNode) {
+        node.unlink();
+        let segments = node
+            .manifest
+            .as_ref()
+            .map(|m| m.segments.clone())
+            .unwrap_or_default();
+        self.serve_segments(node, &segments);
+    }
+
+    /// Serves a node's cut: its segments in the bucket, and the rows of the rest.
+    fn serve_recent(&self, node: &mut FollowedNode, recent: Recent) -> Option<String> {
+        let error = self.serve_segments(node, &recent.header.shared);
+        let header = recent.header;
+        node.unshared
+            .retain(|id, _| header.unshared_ids.contains(id));
+        for (id, rows) in recent.unshared {
+            node.unshared.insert(id, MemBatch::new(rows));
+        }
+        // Memtable rows below the node's memtable are in its segments now.
+        let from = header.mem_from.unwrap_or(u64::MAX);
+        node.mem = std::mem::take(&mut node.mem)
+            .into_iter()
+            .filter_map(|batch| {
+                if batch.records().iter().all(|r| r.seq >= from) {
+                    return Some(batch);
+                }
+                let kept: Vec<Record> = batch
+                    .records()
+                    .iter()
+                    .filter(|r| r.seq >= from)
+                    .cloned()
+                    .collect();
+                (!kept.is_empty()).then(|| MemBatch::new(kept))
+            })
+            .collect();
+        if let Some(newest) = recent.mem.iter().map(|r| r.seq).max() {
+            node.since = node.since.max(newest);
+            node.mem.push(MemBatch::new(recent.mem));
+        }
+        node.linked = true;
+        error
+    }
+
+    /// Opens the segments listed not opened yet, and lets go of those no longer listed
+    /// (merged or dropped by their node). Returns the first that could not be opened.
+    fn serve_segments(&self, node: &mut FollowedNode, listed: &[SegmentMeta]) -> Option<String> {
+        let wanted: BTreeMap<u64, &SegmentMeta> = listed.iter().map(|m| (m.id, m)).collect();
         node.segments
-            .retain(|id, seg| wanted.get(id).is_some_and(|m| *m == seg.meta));
+            .retain(|id, seg| wanted.get(id).is_some_and(|m| **m == seg.meta));
         let mut error = None;
         for (id, meta) in wanted {
             if node.segments.contains_key(&id) {
                 continue;
             }
-            match Segment::open(&node.dir, meta) {
+            match Segment::open(&node.dir, meta.clone()) {
                 Ok(segment) => {
                     let segment = segment
                         .with_cache(self.cache.clone())
@@ -171,32 +344,57 @@ impl Inner {
                 }
             }
         }
-        let age = chrono::DateTime::parse_from_rfc3339(&manifest.written_at)
-            .ok()
-            .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds());
-        node.status = NodeStatus {
-            node: manifest.node,
-            location: node.status.location.clone(),
-            written_at: Some(manifest.written_at),
-            age_seconds: age.map(|ms| ms.max(0) as f64 / 1000.0),
-            segments: node.segments.len(),
-            rows: node.segments.values().map(|s| s.meta.rows).sum(),
-            bytes: node.segments.values().map(|s| s.meta.bytes).sum(),
-            error,
-        };
+        error
     }
 
-    /// Refreshes the followed segments every [`Follower::refresh`] until the store closes.
+    /// Makes what the nodes serve the followed part of the view.
+    fn publish_followed(&self, nodes: &BTreeMap<String, FollowedNode>) {
+        let segments: Vec<Arc<Segment>> = nodes
+            .values()
+            .flat_map(|n| n.segments.values().cloned())
+            .collect();
+        let mem: Vec<Arc<MemBatch>> = nodes
+            .values()
+            .flat_map(|n| n.unshared.values().chain(&n.mem).cloned())
+            .collect();
+        let mut view = self.view.write().expect("view lock");
+        view.followed = segments;
+        view.followed_mem = mem;
+    }
+
+    /// Refreshes the manifests every [`Follower::refresh`] and asks the nodes for their last
+    /// entries every `recent_interval`, until the store closes.
     pub(crate) fn run_follower(&self, follower: &Follower) {
-        let mut last = Instant::now();
+        let (mut refreshed, mut polled) = (Instant::now(), Instant::now());
         while !self.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
-            if last.elapsed() >= follower.refresh {
+            if refreshed.elapsed() >= follower.refresh {
                 self.refresh_followed(follower);
-                last = Instant::now();
+                refreshed = Instant::now();
+            }
+            if polled.elapsed() >= follower.recent_interval {
+                self.poll_recent(follower);
+                polled = Instant::now();
             }
         }
     }
+}
+
+/// The figures of a node's status from what it serves.
+fn summarize(node: &mut FollowedNode) {
+    node.status.segments = node.segments.len();
+    node.status.rows =
+        node.segments.values().map(|s| s.meta.rows).sum::<u64>() + node.recent_rows();
+    node.status.bytes = node.segments.values().map(|s| s.meta.bytes).sum();
+    node.status.recent_rows = node.recent_rows();
+    node.status.linked = node.linked;
+}
+
+/// Seconds since an RFC 3339 time (0 for one in the future).
+fn age_seconds(written_at: &str) -> Option<f64> {
+    let t = chrono::DateTime::parse_from_rfc3339(written_at).ok()?;
+    let ms = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds();
+    Some(ms.max(0) as f64 / 1000.0)
 }
 
 /// A bucket prefix that this store only reads: every write is refused.

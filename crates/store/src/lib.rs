@@ -50,6 +50,7 @@ mod fsutil;
 mod manifest;
 mod memtable;
 mod pread;
+mod recent;
 mod recover;
 mod retention;
 mod s3;
@@ -81,10 +82,11 @@ pub use cache::{CacheStats, ColumnCache};
 pub use catalog::Catalog;
 pub use dir::{FileKey, LocalDir, MemoryDir, SegmentDir};
 pub use error::StoreError;
-pub use follow::{Follow, NodeStatus, REFRESH_INTERVAL};
+pub use follow::{Follow, NodeLink, NodeStatus, RECENT_INTERVAL, REFRESH_INTERVAL};
 pub use fsutil::DirLock;
 pub use manifest::{NodeManifest, MANIFEST_HEARTBEAT, MANIFEST_VERSION};
 pub use memtable::MemBatch;
+pub use recent::{Recent, RecentHeader};
 pub use retention::{expired_reason, oldest_kept};
 pub use s3::{S3Config, S3Dir, MANIFEST_OBJECT, NODE_FOLDER, READ_PAUSE, REQUEST_TIMEOUT};
 pub use schema::Columns;
@@ -267,6 +269,8 @@ struct View {
     segments: Vec<Arc<Segment>>,
     /// The segments of the nodes a query node follows.
     followed: Vec<Arc<Segment>>,
+    /// Their rows not in the bucket yet, as the nodes sent them.
+    followed_mem: Vec<Arc<MemBatch>>,
     /// Time ranges and rows of the segments in quarantine.
     quarantined: Vec<(i64, i64, u64)>,
 }
@@ -472,6 +476,7 @@ impl Store {
                 frozen: Vec::new(),
                 segments,
                 followed: Vec::new(),
+                followed_mem: Vec::new(),
                 quarantined: quarantined_ranges(&catalog),
             }),
             catalog: Mutex::new(catalog),
@@ -501,6 +506,7 @@ impl Store {
         if let Some(follower) = &inner.follower {
             // Served from the first answer on.
             inner.refresh_followed(follower);
+            inner.poll_recent(follower);
         }
         let (sender, receiver) = mpsc::channel();
         let writer = {
@@ -649,9 +655,9 @@ impl Store {
             }
         }
         let mem = view
-            .frozen
+            .followed_mem
             .iter()
-            .flat_map(|f| f.batches.iter())
+            .chain(view.frozen.iter().flat_map(|f| f.batches.iter()))
             .chain(view.active.iter());
         for batch in mem {
             blocks.push(BlockRef {
@@ -674,11 +680,19 @@ impl Store {
         self.inner.follower.as_ref().map(follow::Follower::statuses)
     }
 
-    /// Reads the followed nodes' manifests now (a query node's store; otherwise nothing).
+    /// Reads the followed nodes' manifests, then asks them for their last entries, now (a
+    /// query node's store; otherwise nothing).
     pub fn refresh_followed(&self) {
         if let Some(follower) = &self.inner.follower {
             self.inner.refresh_followed(follower);
+            self.inner.poll_recent(follower);
         }
+    }
+
+    /// Sets where query nodes reach this node for its entries not in the bucket yet: its
+    /// manifest names it from the next flusher pass on.
+    pub fn set_address(&self, address: Option<String>) {
+        self.inner.published.lock().expect("published lock").address = address;
     }
 
     /// Returns a receiver of every batch as it is acknowledged (for live tail and alerts).

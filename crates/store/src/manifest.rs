@@ -32,6 +32,10 @@ pub struct NodeManifest {
     pub written_at: String,
     /// Every record with a sequence number up to this one is in a segment of the node.
     pub flushed_seq: u64,
+    /// Where the node answers query nodes for its entries not in the bucket yet
+    /// (`GET <address>/api/node/recent`); `None` when it does not know its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// The segments of the prefix that make up the node's store.
     pub segments: Vec<SegmentMeta>,
 }
@@ -58,7 +62,9 @@ impl NodeManifest {
 /// The last manifest published: its segments, and when.
 #[derive(Debug, Default)]
 pub(crate) struct Published {
-    last: Option<(Vec<u64>, u64, Instant)>,
+    last: Option<(Vec<u64>, u64, Option<String>, Instant)>,
+    /// Where query nodes reach this node ([`crate::Store::set_address`]).
+    pub(crate) address: Option<String>,
 }
 
 impl Inner {
@@ -74,8 +80,13 @@ impl Inner {
         });
         let ids: Vec<u64> = segments.iter().map(|m| m.id).collect();
         let mut published = self.published.lock().expect("published lock");
-        if let Some((last, seq, at)) = &published.last {
-            if *last == ids && *seq == flushed_seq && at.elapsed() < MANIFEST_HEARTBEAT {
+        let address = published.address.clone();
+        if let Some((last, seq, addr, at)) = &published.last {
+            if *last == ids
+                && *seq == flushed_seq
+                && *addr == address
+                && at.elapsed() < MANIFEST_HEARTBEAT
+            {
                 return;
             }
         }
@@ -84,11 +95,12 @@ impl Inner {
             node: node.to_string(),
             written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             flushed_seq,
+            address: address.clone(),
             segments,
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         match self.segments.publish(Bytes::from(bytes)) {
-            Ok(()) => published.last = Some((ids, flushed_seq, Instant::now())),
+            Ok(()) => published.last = Some((ids, flushed_seq, address, Instant::now())),
             Err(e) => tracing::warn!(location = %self.segments.location(), error = %e,
                 "cannot publish the manifest for query nodes; tried again at the next flush"),
         }

@@ -97,6 +97,12 @@ pub struct StorageSettings {
     /// The node's id (`node`), instead of the one its data directory makes: a node restarted
     /// on an empty disk with the same id takes its folder and segments back.
     pub node: Option<String>,
+    /// How often a query node asks each node for its entries not in the bucket yet
+    /// (`recent_interval`).
+    pub recent_interval: Duration,
+    /// The environment variable holding the token a query node sends to the nodes it asks
+    /// (`node_token_env`), when they require tokens.
+    pub node_token_env: Option<String>,
 }
 
 /// What a server does with the bucket (`logyard serve --role`).
@@ -159,6 +165,8 @@ struct StorageKeys {
     request_timeout: Option<logyard_model::units::Duration>,
     refresh_interval: Option<logyard_model::units::Duration>,
     node: Option<String>,
+    recent_interval: Option<logyard_model::units::Duration>,
+    node_token_env: Option<String>,
 }
 
 impl Default for StorageSettings {
@@ -169,6 +177,8 @@ impl Default for StorageSettings {
             alert_after: UPLOAD_ALERT_AFTER,
             refresh: crate::REFRESH_INTERVAL,
             node: None,
+            recent_interval: crate::RECENT_INTERVAL,
+            node_token_env: None,
         }
     }
 }
@@ -203,6 +213,8 @@ impl TryFrom<StorageKeys> for StorageSettings {
                 .chain(keys.request_timeout.map(|_| "request_timeout"))
                 .chain(keys.refresh_interval.map(|_| "refresh_interval"))
                 .chain(keys.node.as_ref().map(|_| "node"))
+                .chain(keys.recent_interval.map(|_| "recent_interval"))
+                .chain(keys.node_token_env.as_ref().map(|_| "node_token_env"))
                 .collect();
                 if set.is_empty() {
                     Ok(StorageSettings::default())
@@ -224,6 +236,9 @@ impl TryFrom<StorageKeys> for StorageSettings {
             ),
             StorageKind::S3 if keys.refresh_interval.is_some_and(|d| d.0.is_zero()) => Err(
                 "storage.refresh_interval must be above zero (e.g. \"5s\")".into(),
+            ),
+            StorageKind::S3 if keys.recent_interval.is_some_and(|d| d.0.is_zero()) => Err(
+                "storage.recent_interval must be above zero (e.g. \"1s\")".into(),
             ),
             StorageKind::S3 if keys.node.as_deref().is_some_and(|n| !valid_node(n)) => Err(format!(
                 "storage.node {:?} is not a node id: use 1 to 64 letters, digits, '.', '_' or '-'",
@@ -250,6 +265,10 @@ impl TryFrom<StorageKeys> for StorageSettings {
                         .refresh_interval
                         .map_or(crate::REFRESH_INTERVAL, |d| d.0),
                     node: keys.node,
+                    recent_interval: keys
+                        .recent_interval
+                        .map_or(crate::RECENT_INTERVAL, |d| d.0),
+                    node_token_env: keys.node_token_env,
                 })
             }
         }
@@ -295,6 +314,8 @@ impl StorageSettings {
                 config.follow = Some(Follow {
                     bucket: s3.clone(),
                     refresh: self.refresh,
+                    link: None,
+                    recent_interval: self.recent_interval,
                 });
             }
         }
