@@ -259,4 +259,24 @@ mod tests {
             .unwrap_err()
             .contains("after the last part"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_to_a_cut_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = Recent::decode(&bytes);
+        }
+
+        #[test]
+        fn a_damaged_cut_is_an_error_or_a_cut(flip in 0usize..4096, to in proptest::num::u8::ANY) {
+            let recent = Recent {
+                header: RecentHeader { node: "n".into(), mem_from: Some(1), ..RecentHeader::default() },
+                unshared: vec![(3, vec![rec(1, "a")])],
+                mem: vec![rec(2, "b")],
+            };
+            let mut bytes = recent.encode();
+            let at = flip % bytes.len();
+            bytes[at] = to;
+            let _ = Recent::decode(&bytes);
+        }
+    }
 }
