@@ -354,7 +354,7 @@ fn node_link(
         Some(name) => Some(std::env::var(name).map_err(|_| {
             anyhow::anyhow!(
                 "[storage] node_token_env names {name}, which is not set: export the token the \
-                 ingest nodes accept (an admin token) as {name}"
+                 nodes accept (read without a scope, or admin) as {name}"
             )
         })?),
         None => None,

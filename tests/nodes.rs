@@ -479,3 +479,93 @@ fn entries_still_in_an_ingest_nodes_memtable_are_served_by_a_query_node_once() {
     }
     assert_eq!(rows(&query, "* | stats count()"), vec![json!([110])]);
 }
+
+#[test]
+fn a_query_node_asks_nodes_that_require_tokens_with_the_token_it_is_given() {
+    const ADMIN: &str = "admin-secret-0123456789ab";
+    let hash = |s: &str| logyard_api::auth::format_hash(&logyard_api::auth::sha256(s.as_bytes()));
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("logyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nretention_days = 0\nflush_interval = \"1h\"\n\n[storage]\ntype = \"s3\"\n\
+             bucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
+             refresh_interval = \"500ms\"\nrecent_interval = \"200ms\"\n\
+             node_token_env = \"LOGYARD_NODE_TOKEN\"\n\n\
+             [[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\nhash = \"{}\"\n",
+            moto.endpoint,
+            hash(ADMIN)
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let node = Server::start_with_env(
+        &dir.path().join("node"),
+        &["--config", config, "--role", "ingest"],
+        &CREDENTIALS,
+    );
+    let client = reqwest::blocking::Client::new();
+    let sent = client
+        .post(format!("{}/api/logs", node.url))
+        .bearer_auth(ADMIN)
+        .json(&entries("billing", "settled", 100))
+        .send()
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+
+    let query_args = ["--config", config, "--role", "query"];
+    let refused = Server::try_start_with_env(&dir.path().join("query"), &query_args, &CREDENTIALS)
+        .err()
+        .expect("refused without the token's variable");
+    assert!(
+        refused.contains("node_token_env names LOGYARD_NODE_TOKEN, which is not set"),
+        "{refused}"
+    );
+    let nodes_of = |query: &Server| -> Value {
+        client
+            .get(format!("{}/api/nodes", query.url))
+            .bearer_auth(ADMIN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let mut env = CREDENTIALS.to_vec();
+    env.push(("LOGYARD_NODE_TOKEN", "not-the-token"));
+    let query = Server::start_with_env(&dir.path().join("query"), &query_args, &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = nodes_of(&query);
+        let error = nodes["nodes"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if error.contains("401") {
+            assert_eq!(nodes["nodes"][0]["linked"], false, "{nodes}");
+            assert!(!error.contains("not-the-token"), "{error}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{nodes}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    query.stop();
+
+    env.pop();
+    env.push(("LOGYARD_NODE_TOKEN", ADMIN));
+    let query = Server::start_with_env(&dir.path().join("query"), &query_args, &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = nodes_of(&query);
+        if nodes["nodes"][0]["linked"] == true {
+            // The entries, and the audit records of the wrong token's tries.
+            let recent = nodes["nodes"][0]["recent_rows"].as_u64().unwrap();
+            assert!(recent > 100, "{nodes}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{nodes}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

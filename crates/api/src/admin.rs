@@ -1,7 +1,7 @@
-//! An administrator's routes: `GET /api/storage` and `GET /api/nodes` (where the segments
-//! are), `GET /api/node/recent` (what a query node asks this node for), and `POST
-//! /api/admin/backup`, a consistent copy of the running server's data written on the
-//! server's host ([`logyard_store::Store::backup`]).
+//! Where the segments are: `GET /api/storage` and `GET /api/nodes` (an administrator's), and
+//! `GET /api/node/recent` (what a query node asks this node for; a token that reads every
+//! agent). `POST /api/admin/backup`: a consistent copy of the running server's data written
+//! on the server's host ([`logyard_store::Store::backup`]).
 
 use std::path::PathBuf;
 
