@@ -43,6 +43,23 @@ fn config_with(dir: &Path, endpoint: &str, prefix: &str, storage_keys: &str) -> 
     path
 }
 
+/// A configuration file of nodes that never flush while they run (their entries stay in
+/// their memtables) over the bucket `logs` of `endpoint` under `cluster`, whose query nodes
+/// ask for the last entries every 200 ms; `more` goes at the end of `[storage]`.
+fn memtable_config(dir: &Path, endpoint: &str, more: &str) -> PathBuf {
+    let path = dir.join("logyard.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[store]\nretention_days = 0\nflush_interval = \"1h\"\n\n[storage]\ntype = \"s3\"\n\
+             bucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{endpoint}\"\n\
+             region = \"us-east-1\"\nrefresh_interval = \"500ms\"\nrecent_interval = \"200ms\"\n{more}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// `n` entries of `agent` over two days, one in ten an error.
 fn entries(agent: &str, verb: &str, n: usize) -> Vec<Value> {
     (0..n)
@@ -405,18 +422,8 @@ fn entries_still_in_an_ingest_nodes_memtable_are_served_by_a_query_node_once() {
     let moto = Moto::start();
     moto.create_bucket("logs");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("logyard.toml");
     // Nothing is flushed while the node runs: its entries are in its memtable only.
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nretention_days = 0\nflush_interval = \"1h\"\n\n[storage]\ntype = \"s3\"\n\
-             bucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
-             refresh_interval = \"500ms\"\nrecent_interval = \"200ms\"\nnode = \"ingest-1\"\n",
-            moto.endpoint
-        ),
-    )
-    .unwrap();
+    let config = memtable_config(dir.path(), &moto.endpoint, "node = \"ingest-1\"\n");
     let config = config.to_str().unwrap();
     let data = dir.path().join("node");
     let ingest = ["--config", config, "--role", "ingest"];
@@ -487,20 +494,15 @@ fn a_query_node_asks_nodes_that_require_tokens_with_the_token_it_is_given() {
     let moto = Moto::start();
     moto.create_bucket("logs");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("logyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nretention_days = 0\nflush_interval = \"1h\"\n\n[storage]\ntype = \"s3\"\n\
-             bucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
-             refresh_interval = \"500ms\"\nrecent_interval = \"200ms\"\n\
-             node_token_env = \"LOGYARD_NODE_TOKEN\"\n\n\
+    let config = memtable_config(
+        dir.path(),
+        &moto.endpoint,
+        &format!(
+            "node_token_env = \"LOGYARD_NODE_TOKEN\"\n\n\
              [[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\nhash = \"{}\"\n",
-            moto.endpoint,
             hash(ADMIN)
         ),
-    )
-    .unwrap();
+    );
     let config = config.to_str().unwrap();
     let node = Server::start_with_env(
         &dir.path().join("node"),
