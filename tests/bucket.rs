@@ -51,13 +51,7 @@ fn a_server_keeps_its_segments_in_the_bucket_and_a_new_one_finds_them() {
                    "agent": "billing", "message": format!("payment {i} settled")})
         })
         .collect();
-    let (status, answer) = server.post(
-        "/api/logs",
-        "application/json",
-        serde_json::to_vec(&entries).unwrap(),
-    );
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["accepted"], 500);
+    server.post_entries(&entries);
     assert_eq!(count(&server, "* | stats count()"), 500);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while server.metric("logyard_storage_upload_pending_files") != Some(0.0)
@@ -169,12 +163,7 @@ fn post_payments(server: &Server, day: u32, n: usize) {
                    "agent": "billing", "message": format!("payment {i} settled")})
         })
         .collect();
-    let (status, answer) = server.post(
-        "/api/logs",
-        "application/json",
-        serde_json::to_vec(&entries).unwrap(),
-    );
-    assert_eq!(status, 200, "{answer}");
+    server.post_entries(&entries);
 }
 
 /// A server over a bucket at `endpoint` (with more `[storage]` keys) that keeps no local copy

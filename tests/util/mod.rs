@@ -186,6 +186,19 @@ impl Server {
         (status, resp.json().unwrap_or(Value::Null))
     }
 
+    /// POSTs entries to `/api/logs` as a JSON array, checks they are all accepted, and
+    /// returns the answer.
+    pub fn post_entries(&self, entries: &[Value]) -> Value {
+        let (status, answer) = self.post(
+            "/api/logs",
+            "application/json",
+            serde_json::to_vec(entries).expect("entries serialise"),
+        );
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["accepted"], entries.len(), "{answer}");
+        answer
+    }
+
     /// POSTs a body with a content type and returns the status and the JSON answer.
     pub fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
         let resp = client()

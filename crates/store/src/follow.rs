@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,8 +89,12 @@ pub(crate) struct Follower {
     pub(crate) refresh: Duration,
     link: Option<Arc<dyn NodeLink>>,
     recent_interval: Duration,
+    /// Held by a refresh or a poll from start to end, network calls included.
     nodes: Mutex<BTreeMap<String, FollowedNode>>,
-    next_origin: Mutex<u32>,
+    /// The nodes' statuses as of the last refresh or poll, for readers that must not wait
+    /// for one (`GET /api/nodes`).
+    statuses: Mutex<Vec<NodeStatus>>,
+    next_origin: AtomicU32,
 }
 
 struct FollowedNode {
@@ -138,14 +143,14 @@ impl Follower {
             link: follow.link.clone(),
             recent_interval: or(follow.recent_interval, RECENT_INTERVAL),
             nodes: Mutex::new(BTreeMap::new()),
-            next_origin: Mutex::new(1),
+            statuses: Mutex::new(Vec::new()),
+            next_origin: AtomicU32::new(1),
         })
     }
 
-    /// The nodes as of the last refresh.
+    /// The nodes as of the last refresh or poll.
     pub(crate) fn statuses(&self) -> Vec<NodeStatus> {
-        let nodes = self.nodes.lock().expect("nodes lock");
-        nodes.values().map(|n| n.status.clone()).collect()
+        self.statuses.lock().expect("statuses lock").clone()
     }
 }
 
@@ -162,6 +167,7 @@ impl Inner {
                 for node in nodes.values_mut() {
                     node.status.error = Some(format!("the bucket did not answer: {e}"));
                 }
+                self.publish_followed(follower, &nodes);
                 return;
             }
         };
@@ -169,9 +175,7 @@ impl Inner {
         nodes.retain(|folder, _| listed.iter().any(|(f, _)| f == folder));
         for (folder, manifest) in listed {
             let node = nodes.entry(folder.clone()).or_insert_with(|| {
-                let mut next = follower.next_origin.lock().expect("origin lock");
-                let origin = *next;
-                *next += 1;
+                let origin = follower.next_origin.fetch_add(1, Ordering::Relaxed);
                 let dir = ReadOnly(follower.root.node_dir(&folder));
                 FollowedNode {
                     origin,
@@ -218,7 +222,7 @@ impl Inner {
             }
             summarize(node);
         }
-        self.publish_followed(&nodes);
+        self.publish_followed(follower, &nodes);
     }
 
     /// Asks every node with an address for its last entries ([`Recent`]). A node that
@@ -272,7 +276,7 @@ impl Inner {
             }
             summarize(node);
         }
-        self.publish_followed(&nodes);
+        self.publish_followed(follower, &nodes);
     }
 
     /// Serves a node's manifest alone.
@@ -347,8 +351,11 @@ impl Inner {
         error
     }
 
-    /// Makes what the nodes serve the followed part of the view.
-    fn publish_followed(&self, nodes: &BTreeMap<String, FollowedNode>) {
+    /// Makes what the nodes serve the followed part of the view, and their statuses those
+    /// [`Follower::statuses`] returns.
+    fn publish_followed(&self, follower: &Follower, nodes: &BTreeMap<String, FollowedNode>) {
+        *follower.statuses.lock().expect("statuses lock") =
+            nodes.values().map(|n| n.status.clone()).collect();
         let segments: Vec<Arc<Segment>> = nodes
             .values()
             .flat_map(|n| n.segments.values().cloned())
@@ -366,7 +373,7 @@ impl Inner {
     /// entries every `recent_interval`, until the store closes.
     pub(crate) fn run_follower(&self, follower: &Follower) {
         let (mut refreshed, mut polled) = (Instant::now(), Instant::now());
-        while !self.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+        while !self.shutdown.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
             if refreshed.elapsed() >= follower.refresh {
                 self.refresh_followed(follower);
@@ -392,9 +399,9 @@ fn summarize(node: &mut FollowedNode) {
 
 /// Seconds since an RFC 3339 time (0 for one in the future).
 fn age_seconds(written_at: &str) -> Option<f64> {
-    let t = chrono::DateTime::parse_from_rfc3339(written_at).ok()?;
-    let ms = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds();
-    Some(ms.max(0) as f64 / 1000.0)
+    let now = logyard_model::now_ns();
+    let then = logyard_model::parse_time(written_at, now).ok()?;
+    Some(now.saturating_sub(then).max(0) as f64 / 1e9)
 }
 
 /// A bucket prefix that this store only reads: every write is refused.

@@ -281,6 +281,15 @@ impl View {
         self.segments.iter().chain(&self.followed)
     }
 
+    /// The store's memtable batches: those being flushed, then the active ones, oldest
+    /// first.
+    fn memtable(&self) -> impl Iterator<Item = &Arc<MemBatch>> {
+        self.frozen
+            .iter()
+            .flat_map(|f| &f.batches)
+            .chain(&self.active)
+    }
+
     fn memtable_bytes(&self) -> usize {
         self.active_bytes
             + self
@@ -654,12 +663,7 @@ impl Store {
                 });
             }
         }
-        let mem = view
-            .followed_mem
-            .iter()
-            .chain(view.frozen.iter().flat_map(|f| f.batches.iter()))
-            .chain(view.active.iter());
-        for batch in mem {
+        for batch in view.followed_mem.iter().chain(view.memtable()) {
             blocks.push(BlockRef {
                 min_ts: batch.min_ts(),
                 max_ts: batch.max_ts(),
@@ -721,11 +725,7 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let view = self.inner.view.read().expect("view lock");
         let c = &self.inner.counters;
-        let mem = view
-            .frozen
-            .iter()
-            .flat_map(|f| f.batches.iter())
-            .chain(view.active.iter());
+        let mem = view.memtable();
         let mut stats = StoreStats {
             wal_bytes: c.wal_bytes.load(Ordering::Relaxed),
             segments: (view.segments.len() + view.followed.len()) as u64,

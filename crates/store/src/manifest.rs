@@ -93,7 +93,7 @@ impl Inner {
         let manifest = NodeManifest {
             version: MANIFEST_VERSION,
             node: node.to_string(),
-            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            written_at: logyard_model::format_rfc3339(logyard_model::now_ns()),
             flushed_seq,
             address: address.clone(),
             segments,

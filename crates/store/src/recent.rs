@@ -59,14 +59,10 @@ impl Store {
         };
         let (segments, mem) = {
             let view = self.inner.view.read().expect("view lock");
-            let mem: Vec<_> = view
-                .frozen
-                .iter()
-                .flat_map(|f| f.batches.iter())
-                .chain(view.active.iter())
-                .cloned()
-                .collect();
-            (view.segments.clone(), mem)
+            (
+                view.segments.clone(),
+                view.memtable().cloned().collect::<Vec<_>>(),
+            )
         };
         let dir = &self.inner.segments;
         let mut header = RecentHeader {

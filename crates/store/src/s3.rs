@@ -2,7 +2,9 @@
 //! the `object_store` crate.
 //!
 //! The layout is Hive-style, so that other engines read the bucket as a dataset:
-//! `<prefix>/day=<YYYY-MM-DD>/seg-<id>.parquet` and its `seg-<id>.idx`. Credentials come
+//! `<prefix>/day=<YYYY-MM-DD>/seg-<id>.parquet` and its `seg-<id>.idx`, beside the prefix's
+//! `_owner.json` (its claim) and `manifest.json`; the nodes of a cluster each have such a
+//! prefix, `<prefix>/node=<id>/`. Credentials come
 //! from the usual AWS places (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, the shared files `~/.aws/credentials` and `~/.aws/config`, web
 //! identity, the instance's metadata service), never from the configuration file.

@@ -80,8 +80,9 @@ impl StoreSettings {
 
 /// `[storage]`: where segment files live. `type = "local"` (the default) keeps them in the
 /// data directory's `parts/`; `type = "s3"` puts every segment in a bucket
-/// (`<prefix>/day=<YYYY-MM-DD>/seg-<id>.parquet` and `.idx`) and reads it from there by
-/// byte ranges. The WAL, the catalog and quarantine stay in the data directory.
+/// (`<prefix>/day=<YYYY-MM-DD>/seg-<id>.parquet` and `.idx`; an ingest node's under
+/// `<prefix>/node=<id>/`, [`NodeRole`]) and reads it from there by byte ranges. The WAL, the
+/// catalog and quarantine stay in the data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "StorageKeys")]
 pub struct StorageSettings {

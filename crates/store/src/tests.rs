@@ -1065,45 +1065,6 @@ fn a_backup_holds_the_alert_state_and_the_saved_queries() {
 }
 
 #[test]
-fn a_snapshot_taken_while_a_flush_publishes_its_segments_counts_each_row_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.flush_interval = Duration::from_secs(3600);
-    let store = Arc::new(Store::open(c).unwrap());
-    let appended = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (store, appended, done) = (store.clone(), appended.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut worst = 0u64;
-            while !done.load(Ordering::SeqCst) {
-                let before = appended.load(Ordering::SeqCst);
-                let seen: u64 = store
-                    .snapshot()
-                    .blocks
-                    .iter()
-                    .map(|b| b.rows() as u64)
-                    .sum();
-                // Rows acknowledged before the snapshot, and at most those of the append
-                // that may run meanwhile.
-                worst = worst.max(seen.saturating_sub(before + 100));
-            }
-            worst
-        })
-    };
-    for round in 0..300 {
-        let records = (0..100)
-            .map(|i| rec(1_705_276_800 + round * 100 + i, "x"))
-            .collect();
-        store.append(records).unwrap();
-        appended.fetch_add(100, Ordering::SeqCst);
-        store.flush().unwrap();
-    }
-    done.store(true, Ordering::SeqCst);
-    assert_eq!(watcher.join().unwrap(), 0, "rows seen twice");
-}
-
-#[test]
 fn flushes_asked_for_at_once_write_each_row_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(config(dir.path())).unwrap());
