@@ -3,9 +3,9 @@
 //! ([`crate::Follow`]).
 //!
 //! It lists only segments both of whose files are in the bucket (a segment waiting for its
-//! upload is not there yet for other readers), is replaced at the flusher's pass after each
-//! change, and at least every [`MANIFEST_HEARTBEAT`] so that its age says whether its node
-//! is alive.
+//! upload is not there yet for other readers), is replaced within a second of a change (the
+//! flusher looks every second), and at least every [`MANIFEST_HEARTBEAT`] so that its age
+//! says whether its node is alive.
 
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,8 @@ impl NodeManifest {
     }
 }
 
-/// The last manifest published: its segments, and when.
+/// The last manifest published (its segments, flushed sequence number and address, and
+/// when), and the address the next one names.
 #[derive(Debug, Default)]
 pub(crate) struct Published {
     last: Option<(Vec<u64>, u64, Option<String>, Instant)>,
@@ -102,7 +103,7 @@ impl Inner {
         match self.segments.publish(Bytes::from(bytes)) {
             Ok(()) => published.last = Some((ids, flushed_seq, address, Instant::now())),
             Err(e) => tracing::warn!(location = %self.segments.location(), error = %e,
-                "cannot publish the manifest for query nodes; tried again at the next flush"),
+                "cannot publish the manifest for query nodes; tried again within a second"),
         }
     }
 }
