@@ -95,8 +95,9 @@ pub struct Cost {
     pub blocks_unreadable: u64,
     /// Rows of segments in quarantine over the query's time range, missing from the answer.
     pub rows_quarantined: u64,
-    /// Segments that could not be read now (the bucket out of reach, a read of the disk that
-    /// failed), missing from the answer: their files (`<day>/seg-<id>.parquet`), each once.
+    /// Parts of the data that could not be read now, missing from the answer, each once:
+    /// segments (the bucket out of reach, a read of the disk that failed) by their files
+    /// (`<day>/seg-<id>.parquet`), and followed nodes out of reach ([`Snapshot::gaps`]).
     pub segments_unreachable: Vec<String>,
     /// The first such read's error.
     pub unreachable_error: Option<String>,
@@ -116,6 +117,18 @@ impl Cost {
         }
         self.unreachable_error
             .get_or_insert_with(|| error.to_string());
+    }
+
+    /// Notes the parts of the data a snapshot could not hold ([`Snapshot::gaps`]: a node out
+    /// of reach), named beside the unreachable segments.
+    pub fn note_gaps(&mut self, gaps: &[logyard_store::Gap]) {
+        for gap in gaps {
+            if !self.segments_unreachable.contains(&gap.name) {
+                self.segments_unreachable.push(gap.name.clone());
+            }
+            self.unreachable_error
+                .get_or_insert_with(|| gap.reason.clone());
+        }
     }
 
     /// Adds what reading some more blocks cost: rows and bytes read, blocks unreadable and
@@ -138,8 +151,8 @@ impl Cost {
     pub fn unreadable_reason(&self) -> Option<String> {
         if !self.segments_unreachable.is_empty() {
             return Some(format!(
-                "{} segment(s) could not be read now and are left out ({}); the answer is whole \
-                 again once they can be read: `cost.segments_unreachable` names them",
+                "{} part(s) of the data could not be read now and are left out ({}); the answer \
+                 is whole again once they can be read: `cost.segments_unreachable` names them",
                 self.segments_unreachable.len(),
                 self.unreachable_error
                     .as_deref()
@@ -244,6 +257,7 @@ pub fn candidate_indices(snapshot: &Snapshot, filter: &Filter, cost: &mut Cost) 
     cost.rows_quarantined = cost
         .rows_quarantined
         .max(snapshot.quarantined_rows(start, end));
+    cost.note_gaps(snapshot.gaps());
     let tokens = filter.required_tokens();
     snapshot
         .blocks

@@ -184,6 +184,8 @@ impl TableProvider for LogsTable {
             let mut total_cost = self.cost.lock().expect("cost lock");
             total_cost.blocks_skipped_by_time += cost.blocks_skipped_by_time;
             total_cost.blocks_skipped_by_filter += cost.blocks_skipped_by_filter;
+            total_cost.rows_quarantined = total_cost.rows_quarantined.max(cost.rows_quarantined);
+            total_cost.add_reads(&cost);
         }
         let n = state.config().target_partitions().min(kept.len()).max(1);
         let mut partitions = vec![Vec::new(); n];

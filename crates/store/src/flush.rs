@@ -16,6 +16,11 @@ use crate::{fsutil, segment, Frozen, Inner, MemBatch, Segment, StoreError};
 /// manifest.
 pub(crate) const PUBLISH_TICK: Duration = Duration::from_secs(1);
 
+/// How long a stopping store whose segments other nodes read waits for its last uploads
+/// before its last manifest (a slow bucket does not hold a stop; the next start uploads the
+/// rest).
+const STOP_UPLOAD_WAIT: Duration = Duration::from_secs(5);
+
 impl Inner {
     pub(crate) fn signal_flush(&self) {
         let (lock, cv) = &self.flush_signal;
@@ -57,7 +62,10 @@ impl Inner {
                 if let Err(e) = self.flush_once() {
                     tracing::error!(error = %e, "final flush failed; the WAL keeps the data");
                 }
-                self.publish();
+                if let Some(node) = &self.node {
+                    self.await_uploads(STOP_UPLOAD_WAIT);
+                    self.publish_manifest(node, true);
+                }
                 return;
             }
             self.remove_unread();
@@ -78,7 +86,7 @@ impl Inner {
     /// Publishes the manifest for query nodes, when the segments are where they read them.
     fn publish(&self) {
         if let Some(node) = &self.node {
-            self.publish_manifest(node);
+            self.publish_manifest(node, false);
         }
     }
 

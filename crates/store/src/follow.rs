@@ -24,7 +24,7 @@ use crate::manifest::NodeManifest;
 use crate::recent::Recent;
 use crate::s3::{S3Config, S3Dir};
 use crate::segment::{Segment, SegmentMeta};
-use crate::{Inner, MemBatch};
+use crate::{Gap, Inner, MemBatch};
 
 /// What a query node reads: every manifest under a bucket's prefix.
 #[derive(Debug, Clone)]
@@ -122,6 +122,23 @@ impl FollowedNode {
             .chain(&self.mem)
             .map(|b| b.records().len() as u64)
             .sum()
+    }
+
+    /// What of the node is out of reach: its entries not in the bucket yet while it does not
+    /// answer (none when its manifest says it has none), or all of it without a manifest.
+    fn gap(&self) -> Option<Gap> {
+        if self.linked || self.manifest.as_ref().is_some_and(|m| m.whole) {
+            return None;
+        }
+        let name = match &self.manifest {
+            Some(m) => format!("node={}: entries not in the bucket yet", m.node),
+            None => format!("{}: every entry (no manifest read)", self.status.location),
+        };
+        let reason =
+            self.status.error.clone().unwrap_or_else(|| {
+                "the node has not been asked for its last entries yet".to_string()
+            });
+        Some(Gap { name, reason })
     }
 
     /// Serves the manifest's segments alone, forgetting what the node sent.
@@ -364,9 +381,11 @@ impl Inner {
             .values()
             .flat_map(|n| n.unshared.values().chain(&n.mem).cloned())
             .collect();
+        let gaps = nodes.values().filter_map(FollowedNode::gap).collect();
         let mut view = self.view.write().expect("view lock");
         view.followed = segments;
         view.followed_mem = mem;
+        view.followed_gaps = gaps;
     }
 
     /// Refreshes the manifests every [`Follower::refresh`] and asks the nodes for their last

@@ -94,7 +94,7 @@ pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
 pub use settings::{
     node_prefix, NodeRole, StorageSettings, StoreSettings, REPLACED_GRACE_REFRESHES,
 };
-pub use snapshot::{BlockRef, BlockSource, Snapshot};
+pub use snapshot::{BlockRef, BlockSource, Gap, Snapshot};
 pub use storage::{node_id, Storage};
 pub use tier::{CacheLimits, TieredDir};
 pub use uploads::{TierCounters, UploadStats, ERROR_KINDS};
@@ -271,6 +271,8 @@ struct View {
     followed: Vec<Arc<Segment>>,
     /// Their rows not in the bucket yet, as the nodes sent them.
     followed_mem: Vec<Arc<MemBatch>>,
+    /// What of the followed nodes is out of reach.
+    followed_gaps: Vec<Gap>,
     /// Time ranges and rows of the segments in quarantine.
     quarantined: Vec<(i64, i64, u64)>,
 }
@@ -486,6 +488,7 @@ impl Store {
                 segments,
                 followed: Vec::new(),
                 followed_mem: Vec::new(),
+                followed_gaps: Vec::new(),
                 quarantined: quarantined_ranges(&catalog),
             }),
             catalog: Mutex::new(catalog),
@@ -674,6 +677,7 @@ impl Store {
         Snapshot {
             blocks,
             quarantined: view.quarantined.clone(),
+            gaps: view.followed_gaps.clone(),
             inner: self.inner.clone(),
         }
     }

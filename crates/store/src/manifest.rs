@@ -7,6 +7,7 @@
 //! flusher looks every second), and at least every [`MANIFEST_HEARTBEAT`] so that its age
 //! says whether its node is alive.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -38,6 +39,11 @@ pub struct NodeManifest {
     pub address: Option<String>,
     /// The segments of the prefix that make up the node's store.
     pub segments: Vec<SegmentMeta>,
+    /// Whether the node stopped with every entry it acknowledged in these segments (its
+    /// memtable written, every segment uploaded): nothing of it is missing while it does not
+    /// answer. False while it runs (an entry may come at any moment) and in older manifests.
+    #[serde(default)]
+    pub whole: bool,
 }
 
 impl NodeManifest {
@@ -59,35 +65,51 @@ impl NodeManifest {
     }
 }
 
-/// The last manifest published (its segments, flushed sequence number and address, and
-/// when), and the address the next one names.
+/// What a manifest says, but for when it was written: another is published when it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Said {
+    segments: Vec<u64>,
+    flushed_seq: u64,
+    address: Option<String>,
+    whole: bool,
+}
+
+/// The last manifest published and when, and the address the next one names.
 #[derive(Debug, Default)]
 pub(crate) struct Published {
-    last: Option<(Vec<u64>, u64, Option<String>, Instant)>,
+    last: Option<(Said, Instant)>,
     /// Where query nodes reach this node ([`crate::Store::set_address`]).
     pub(crate) address: Option<String>,
 }
 
 impl Inner {
-    /// Publishes the manifest when the segments it lists changed, or the last one is
-    /// [`MANIFEST_HEARTBEAT`] old. A failure is logged and tried again at the next pass.
-    pub(crate) fn publish_manifest(&self, node: &str) {
-        let (mut segments, flushed_seq) = {
+    /// Publishes the manifest when what it says changed, or the last one is
+    /// [`MANIFEST_HEARTBEAT`] old; `stopping`: the last one, whole when nothing is left out.
+    /// A failure is logged and tried again at the next pass.
+    pub(crate) fn publish_manifest(&self, node: &str, stopping: bool) {
+        let (mut segments, flushed_seq, memtable_empty) = {
             let catalog = self.catalog.lock().expect("catalog lock");
-            (catalog.segments.clone(), catalog.flushed_seq)
+            let view = self.view.read().expect("view lock");
+            let memtable_empty = view.memtable().next().is_none();
+            (
+                catalog.segments.clone(),
+                catalog.flushed_seq,
+                memtable_empty,
+            )
         };
+        let listed = segments.len();
         segments.retain(|m| {
             self.segments.shared(&m.data_key()) && self.segments.shared(&m.index_key())
         });
-        let ids: Vec<u64> = segments.iter().map(|m| m.id).collect();
         let mut published = self.published.lock().expect("published lock");
-        let address = published.address.clone();
-        if let Some((last, seq, addr, at)) = &published.last {
-            if *last == ids
-                && *seq == flushed_seq
-                && *addr == address
-                && at.elapsed() < MANIFEST_HEARTBEAT
-            {
+        let said = Said {
+            segments: segments.iter().map(|m| m.id).collect(),
+            flushed_seq,
+            address: published.address.clone(),
+            whole: stopping && memtable_empty && segments.len() == listed,
+        };
+        if let Some((last, at)) = &published.last {
+            if *last == said && at.elapsed() < MANIFEST_HEARTBEAT {
                 return;
             }
         }
@@ -96,14 +118,27 @@ impl Inner {
             node: node.to_string(),
             written_at: logyard_model::format_rfc3339(logyard_model::now_ns()),
             flushed_seq,
-            address: address.clone(),
+            address: said.address.clone(),
             segments,
+            whole: said.whole,
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         match self.segments.publish(Bytes::from(bytes)) {
-            Ok(()) => published.last = Some((ids, flushed_seq, address, Instant::now())),
+            Ok(()) => published.last = Some((said, Instant::now())),
             Err(e) => tracing::warn!(location = %self.segments.location(), error = %e,
                 "cannot publish the manifest for query nodes; tried again within a second"),
+        }
+    }
+
+    /// Waits, at most `limit`, until no segment file waits for its upload: a stopping node
+    /// then publishes a whole manifest.
+    pub(crate) fn await_uploads(&self, limit: Duration) {
+        let Some(counters) = self.segments.upload_counters() else {
+            return;
+        };
+        let deadline = Instant::now() + limit;
+        while counters.pending_files.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

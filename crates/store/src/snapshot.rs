@@ -91,12 +91,24 @@ impl BlockRef {
     }
 }
 
+/// A part of the data that a snapshot cannot hold now: the entries of a followed node not
+/// in the bucket yet while the node does not answer, or a node whose manifest cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// What is missing, as a query's cost names it (`node=<id>: …`).
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// The blocks visible at one instant. Holding it keeps them readable.
 pub struct Snapshot {
     /// Segment blocks first (by segment), then memtable batches in arrival order.
     pub blocks: Vec<BlockRef>,
     /// Time range and rows of each segment in quarantine.
     pub(crate) quarantined: Vec<(i64, i64, u64)>,
+    /// What the blocks miss: parts of followed nodes out of reach.
+    pub(crate) gaps: Vec<Gap>,
     pub(crate) inner: Arc<Inner>,
 }
 
@@ -110,6 +122,12 @@ pub(crate) fn quarantined_ranges(catalog: &Catalog) -> Vec<(i64, i64, u64)> {
 }
 
 impl Snapshot {
+    /// Returns the parts of the data out of reach now ([`Gap`]): an answer over any time
+    /// range may miss their entries (their times are not known).
+    pub fn gaps(&self) -> &[Gap] {
+        &self.gaps
+    }
+
     /// Returns the rows of quarantined segments (damaged, moved aside, not searched) whose
     /// time range meets `[start, end)`: an answer over that range misses them.
     pub fn quarantined_rows(&self, start: Option<i64>, end: Option<i64>) -> u64 {

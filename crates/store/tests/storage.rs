@@ -938,3 +938,83 @@ fn a_query_node_follows_its_nodes_merges_without_counting_a_row_twice() {
     assert_eq!(query.nodes().unwrap()[0].node, "ingest-1");
     assert_eq!(query.nodes().unwrap()[0].error, None);
 }
+
+/// A node link to one store in this process, cut and restored at will.
+#[derive(Debug)]
+struct InProcessLink {
+    node: std::sync::Mutex<Option<Arc<Store>>>,
+}
+
+impl logyard_store::NodeLink for InProcessLink {
+    fn recent(&self, address: &str, known: &[u64], since: u64) -> Result<Vec<u8>, String> {
+        match &*self.node.lock().unwrap() {
+            Some(store) => match store.recent(known, since) {
+                Ok(Some(recent)) => Ok(recent.encode()),
+                Ok(None) => Err("not a node of a bucket".to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err(format!("connection refused by {address}")),
+        }
+    }
+}
+
+#[test]
+fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
+    use logyard_store::{NodeRole, StorageSettings};
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    let moto = Moto::start();
+    moto.create_bucket("logs");
+    let settings: StorageSettings = toml::from_str(&format!(
+        "type = \"s3\"\nbucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{}\"\n\
+         region = \"us-east-1\"\nrefresh_interval = \"100ms\"\nnode = \"ingest-1\"\n",
+        moto.endpoint
+    ))
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(data.path());
+    config.retention_days = 0;
+    // Only asked flushes: the memtable holds what is appended after one.
+    config.flush_interval = Duration::from_secs(3600);
+    settings.apply(&mut config, NodeRole::Ingest).unwrap();
+    let store = Arc::new(Store::open(config).unwrap());
+    store.set_address(Some("http://ingest-1.test".to_string()));
+    store.append(batch(0, 10, 0)).unwrap();
+    store.flush().unwrap();
+    store.append(batch(10, 5, 0)).unwrap();
+    settle(&store);
+
+    let link = Arc::new(InProcessLink {
+        node: std::sync::Mutex::new(None),
+    });
+    let query_data = tempfile::tempdir().unwrap();
+    let mut query_config = StoreConfig::new(query_data.path());
+    settings.apply(&mut query_config, NodeRole::Query).unwrap();
+    query_config.follow.as_mut().unwrap().link = Some(link.clone());
+    let query = Store::open(query_config).unwrap();
+
+    // The node does not answer: its uploaded segment is served, and the rest is a gap.
+    followed_until(&query, &expected(&[(0, 10)]));
+    let gaps = query.snapshot().gaps().to_vec();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].name, "node=ingest-1: entries not in the bucket yet");
+    assert!(
+        gaps[0]
+            .reason
+            .contains("connection refused by http://ingest-1.test"),
+        "{gaps:?}"
+    );
+
+    // It answers: its memtable is served and nothing is missing.
+    *link.node.lock().unwrap() = Some(store.clone());
+    followed_until(&query, &expected(&[(0, 15)]));
+    assert_eq!(query.snapshot().gaps(), &[]);
+
+    // It stops cleanly: its last manifest lists every entry, so its silence costs nothing.
+    *link.node.lock().unwrap() = None;
+    let store = Arc::into_inner(store).expect("the only handle");
+    store.close();
+    drop(store);
+    followed_until(&query, &expected(&[(0, 15)]));
+    assert_eq!(query.snapshot().gaps(), &[]);
+}
