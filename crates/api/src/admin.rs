@@ -123,6 +123,9 @@ pub async fn storage(State(state): State<AppState>) -> Json<Value> {
             "errors": u.download_errors,
         })
     });
+    let range_cache = stats
+        .range_cache
+        .map(|r| json!({"bytes": r.bytes, "chunks": r.chunks, "hits": r.hits, "misses": r.misses}));
     let last_error = tier.and_then(|u| u.last_error.as_ref()).map(
         |(message, ns)| json!({"message": message, "time": logyard_model::format_rfc3339(*ns)}),
     );
@@ -133,6 +136,7 @@ pub async fn storage(State(state): State<AppState>) -> Json<Value> {
         "segment_bytes": stats.segment_bytes,
         "uploads": uploads,
         "downloads": downloads,
+        "range_cache": range_cache,
         "last_error": last_error,
     }))
 }

@@ -388,6 +388,31 @@ impl Metrics {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
+        if let Some(r) = &store.range_cache {
+            for (name, kind, help, value) in [
+                (
+                    "logyard_storage_range_cache_bytes",
+                    "gauge",
+                    "Bytes of the ranges of the bucket's segment files kept on the local disk.",
+                    r.bytes,
+                ),
+                (
+                    "logyard_storage_range_cache_hits_total",
+                    "counter",
+                    "Chunks of the bucket's segment files read from the local disk.",
+                    r.hits,
+                ),
+                (
+                    "logyard_storage_range_cache_misses_total",
+                    "counter",
+                    "Chunks of the bucket's segment files fetched from the bucket.",
+                    r.misses,
+                ),
+            ] {
+                header(&mut out, name, kind, help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
         if let Some(u) = &store.uploads {
             let name = "logyard_storage_request_errors_total";
             header(

@@ -180,6 +180,12 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
         None
     }
 
+    /// The figures of the ranges of the bucket's files kept on the local disk, for a
+    /// directory that reads a bucket through a [`crate::RangeCache`].
+    fn range_cache(&self) -> Option<crate::RangeCacheStats> {
+        None
+    }
+
     /// The file's path when it is on the local disk (a backup links it instead of copying).
     fn local_path(&self, _key: &FileKey) -> Option<PathBuf> {
         None

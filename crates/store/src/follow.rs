@@ -21,6 +21,7 @@ use crate::dir::{FileKey, SegmentDir, SegmentFile};
 use logyard_model::Record;
 
 use crate::manifest::NodeManifest;
+use crate::range_cache::RangeCache;
 use crate::recent::Recent;
 use crate::s3::{S3Config, S3Dir};
 use crate::segment::{Segment, SegmentMeta};
@@ -39,6 +40,9 @@ pub struct Follow {
     pub link: Option<Arc<dyn NodeLink>>,
     /// How often each node is asked.
     pub recent_interval: Duration,
+    /// Most bytes of the ranges read from the nodes' segments kept on the local disk
+    /// (`<data dir>/range-cache/`, [`crate::RangeCache`]); 0 keeps none.
+    pub cache_bytes: u64,
 }
 
 /// The default of [`Follow::refresh`] (`[storage] refresh_interval`).
@@ -86,6 +90,8 @@ pub struct NodeStatus {
 /// The followed prefix and what was read of it.
 pub(crate) struct Follower {
     root: S3Dir,
+    /// The ranges read from the nodes' segments.
+    ranges: Arc<RangeCache>,
     pub(crate) refresh: Duration,
     link: Option<Arc<dyn NodeLink>>,
     recent_interval: Duration,
@@ -151,11 +157,13 @@ impl FollowedNode {
 }
 
 impl Follower {
-    /// Connects to the bucket of `follow` (no request is sent yet).
-    pub(crate) fn new(follow: &Follow) -> io::Result<Follower> {
+    /// Connects to the bucket of `follow` (no request is sent yet); what is read of it is
+    /// kept in the range cache under `data_dir`.
+    pub(crate) fn new(follow: &Follow, data_dir: &Path) -> io::Result<Follower> {
         let or = |d: Duration, default| if d.is_zero() { default } else { d };
         Ok(Follower {
             root: S3Dir::open(&follow.bucket)?,
+            ranges: RangeCache::open(data_dir.join(crate::RANGE_CACHE), follow.cache_bytes)?,
             refresh: or(follow.refresh, REFRESH_INTERVAL),
             link: follow.link.clone(),
             recent_interval: or(follow.recent_interval, RECENT_INTERVAL),
@@ -163,6 +171,11 @@ impl Follower {
             statuses: Mutex::new(Vec::new()),
             next_origin: AtomicU32::new(1),
         })
+    }
+
+    /// The figures of the ranges of the nodes' segments kept on the local disk.
+    pub(crate) fn range_cache(&self) -> crate::RangeCacheStats {
+        self.ranges.stats()
     }
 
     /// The nodes as of the last refresh or poll.
@@ -193,7 +206,7 @@ impl Inner {
         for (folder, manifest) in listed {
             let node = nodes.entry(folder.clone()).or_insert_with(|| {
                 let origin = follower.next_origin.fetch_add(1, Ordering::Relaxed);
-                let dir = ReadOnly(follower.root.node_dir(&folder));
+                let dir = ReadOnly::new(follower.root.node_dir(&folder), &follower.ranges);
                 FollowedNode {
                     origin,
                     status: NodeStatus {
@@ -423,9 +436,24 @@ fn age_seconds(written_at: &str) -> Option<f64> {
     Some(now.saturating_sub(then).max(0) as f64 / 1e9)
 }
 
-/// A bucket prefix that this store only reads: every write is refused.
+/// A bucket prefix that this store only reads: every write is refused; what is read is
+/// kept in the range cache.
 #[derive(Debug)]
-pub(crate) struct ReadOnly(S3Dir);
+pub(crate) struct ReadOnly {
+    dir: S3Dir,
+    ranges: Arc<RangeCache>,
+    namespace: String,
+}
+
+impl ReadOnly {
+    fn new(dir: S3Dir, ranges: &Arc<RangeCache>) -> ReadOnly {
+        ReadOnly {
+            namespace: RangeCache::namespace(&dir.location()),
+            dir,
+            ranges: ranges.clone(),
+        }
+    }
+}
 
 fn refused(what: &str) -> io::Error {
     io::Error::new(
@@ -436,7 +464,7 @@ fn refused(what: &str) -> io::Error {
 
 impl SegmentDir for ReadOnly {
     fn location(&self) -> String {
-        self.0.location()
+        self.dir.location()
     }
 
     fn put(&self, key: &FileKey, _bytes: Bytes) -> io::Result<()> {
@@ -444,11 +472,13 @@ impl SegmentDir for ReadOnly {
     }
 
     fn get(&self, key: &FileKey) -> io::Result<Bytes> {
-        self.0.get(key)
+        self.dir.get(key)
     }
 
     fn open(&self, key: &FileKey) -> io::Result<SegmentFile> {
-        self.0.open(key)
+        let file = self.dir.open(key)?;
+        let len = parquet::file::reader::Length::len(&file);
+        Ok(file.reading_through(|inner| self.ranges.reader(&self.namespace, key, len, inner)))
     }
 
     fn delete(&self, key: &FileKey) -> io::Result<()> {
@@ -460,7 +490,7 @@ impl SegmentDir for ReadOnly {
     }
 
     fn list(&self) -> io::Result<Vec<FileKey>> {
-        self.0.list()
+        self.dir.list()
     }
 
     fn claim(&self, _node: &str, _about: &str) -> io::Result<()> {

@@ -21,8 +21,8 @@
 //! Each part has its file: `writer`, `flush`, `compaction`, `retention`, `files` (deletions
 //! that wait for backups, quarantine), `snapshot` (the read surface), `schema`, `segment`,
 //! `wal`, `catalog`, `recover`, `backup`, `cache`, `manifest` (what a store with a bucket
-//! publishes for query nodes), `follow` (a query node's view of the other nodes' segments)
-//! and `settings` (the `[store]` and `[storage]` keys, and the nodes' roles).
+//! publishes for query nodes), `follow` (a query node's view of the other nodes' segments),
+//! `range_cache` (the ranges read from a bucket, kept on the local disk) and `settings` (the `[store]` and `[storage]` keys, and the nodes' roles).
 //!
 //! ```no_run
 //! use logyard_model::Record;
@@ -50,6 +50,7 @@ mod fsutil;
 mod manifest;
 mod memtable;
 mod pread;
+mod range_cache;
 mod recent;
 mod recover;
 mod retention;
@@ -86,6 +87,7 @@ pub use follow::{Follow, NodeLink, NodeStatus, RECENT_INTERVAL, REFRESH_INTERVAL
 pub use fsutil::DirLock;
 pub use manifest::{NodeManifest, MANIFEST_HEARTBEAT, MANIFEST_VERSION};
 pub use memtable::MemBatch;
+pub use range_cache::{RangeCache, RangeCacheStats};
 pub use recent::{Recent, RecentHeader};
 pub use retention::{expired_reason, oldest_kept};
 pub use s3::{S3Config, S3Dir, MANIFEST_OBJECT, NODE_FOLDER, READ_PAUSE, REQUEST_TIMEOUT};
@@ -95,7 +97,7 @@ pub use settings::{
     node_prefix, NodeRole, StorageSettings, StoreSettings, REPLACED_GRACE_REFRESHES,
 };
 pub use snapshot::{BlockRef, BlockSource, Gap, Snapshot};
-pub use storage::{node_id, Storage};
+pub use storage::{node_id, Storage, RANGE_CACHE};
 pub use tier::{CacheLimits, TieredDir};
 pub use uploads::{TierCounters, UploadStats, ERROR_KINDS};
 pub use wal::ReplayReport;
@@ -240,6 +242,9 @@ pub struct StoreStats {
     pub cache: CacheStats,
     /// The uploads to the bucket, when segments go to one.
     pub uploads: Option<UploadStats>,
+    /// The ranges of the bucket's segment files kept on the local disk, when segments are
+    /// read from a bucket ([`RangeCache`]).
+    pub range_cache: Option<RangeCacheStats>,
 }
 
 #[derive(Default)]
@@ -413,7 +418,7 @@ impl Store {
         let follower = config
             .follow
             .as_ref()
-            .map(follow::Follower::new)
+            .map(|follow| follow::Follower::new(follow, &dir))
             .transpose()?;
         let opened =
             recover::open_segments(&*segments_dir, &quarantine_dir, &catalog_path, &cache)?;
@@ -756,6 +761,12 @@ impl Store {
                 .segments
                 .upload_counters()
                 .map(TierCounters::snapshot),
+            range_cache: self.inner.segments.range_cache().or_else(|| {
+                self.inner
+                    .follower
+                    .as_ref()
+                    .map(follow::Follower::range_cache)
+            }),
             ..StoreStats::default()
         };
         let ranges = view

@@ -317,6 +317,7 @@ impl StorageSettings {
                     refresh: self.refresh,
                     link: None,
                     recent_interval: self.recent_interval,
+                    cache_bytes: self.cache.bytes,
                 });
             }
         }

@@ -5,8 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::dir::{LocalDir, SegmentDir};
+use crate::range_cache::RangeCache;
 use crate::s3::{S3Config, S3Dir};
 use crate::tier::{CacheLimits, TieredDir};
+
+/// The folder of a data directory that holds the ranges read from a bucket
+/// ([`RangeCache`]).
+pub const RANGE_CACHE: &str = "range-cache";
 
 /// Where a store keeps its segment files.
 #[derive(Debug, Clone, Default)]
@@ -39,10 +44,17 @@ impl Storage {
             Storage::Local => Arc::new(LocalDir::new(parts)?),
             Storage::S3(config, limits) => {
                 let bucket = claimed(Arc::new(S3Dir::open(config)?))?;
-                Arc::new(TieredDir::open(parts, bucket, *limits)?)
+                let ranges = RangeCache::open(data_dir.join(RANGE_CACHE), limits.bytes)?;
+                Arc::new(TieredDir::open(parts, bucket, *limits, Some(ranges))?)
             }
             Storage::Tiered(bucket, limits) => {
-                Arc::new(TieredDir::open(parts, claimed(bucket.clone())?, *limits)?)
+                let ranges = RangeCache::open(data_dir.join(RANGE_CACHE), limits.bytes)?;
+                Arc::new(TieredDir::open(
+                    parts,
+                    claimed(bucket.clone())?,
+                    *limits,
+                    Some(ranges),
+                )?)
             }
             Storage::Dir(dir) => claimed(dir.clone())?,
         })

@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::dir::{FileKey, LocalDir, ReadAt, SegmentDir, SegmentFile};
+use parquet::file::reader::Length;
+
+use crate::dir::{FileKey, FileKind, LocalDir, ReadAt, SegmentDir, SegmentFile};
+use crate::range_cache::RangeCache;
 use crate::uploads::TierCounters;
 
 /// How much of the bucket's files the local disk keeps.
@@ -62,6 +65,11 @@ struct Shared {
     wake: Condvar,
     stop: AtomicBool,
     counters: Arc<TierCounters>,
+    /// The ranges of the bucket's files read by queries, within what `parts/` leaves of
+    /// `limits.bytes`.
+    ranges: Option<Arc<RangeCache>>,
+    /// The bucket's files' namespace in `ranges`.
+    namespace: String,
 }
 
 /// The first wait after a failed upload; it doubles up to [`MAX_BACKOFF`].
@@ -74,11 +82,12 @@ const IDLE_PASS: Duration = Duration::from_secs(60);
 impl TieredDir {
     /// The local folder `local` in front of `remote`; starts uploading what the bucket
     /// lacks. When the bucket cannot be listed, every local file is uploaded again (the
-    /// same bytes under the same name).
+    /// same bytes under the same name). Ranges read from the bucket are kept in `ranges`.
     pub fn open(
         local: PathBuf,
         remote: Arc<dyn SegmentDir>,
         limits: CacheLimits,
+        ranges: Option<Arc<RangeCache>>,
     ) -> io::Result<TieredDir> {
         let local = LocalDir::new(local)?;
         let here = local.list()?;
@@ -108,9 +117,12 @@ impl TieredDir {
                 (k, Waiting { since_ns, bytes })
             })
             .collect();
+        let namespace = RangeCache::namespace(&remote.location());
         let shared = Arc::new(Shared {
             local,
             remote,
+            ranges,
+            namespace,
             limits,
             counters: Arc::default(),
             pending: Mutex::new(BTreeMap::new()),
@@ -118,6 +130,7 @@ impl TieredDir {
             stop: AtomicBool::new(false),
         });
         shared.add_pending(pending);
+        shared.evict();
         let worker = shared.clone();
         let uploader = std::thread::Builder::new()
             .name("logyard-upload".into())
@@ -307,6 +320,9 @@ impl Shared {
                 }
             }
         }
+        if let Some(ranges) = &self.ranges {
+            ranges.set_limit(self.limits.bytes.saturating_sub(total));
+        }
     }
 }
 
@@ -325,6 +341,10 @@ impl SegmentDir for TieredDir {
 
     fn upload_counters(&self) -> Option<&TierCounters> {
         Some(&self.shared.counters)
+    }
+
+    fn range_cache(&self) -> Option<crate::RangeCacheStats> {
+        self.shared.ranges.as_ref().map(|r| r.stats())
     }
 
     fn publish(&self, manifest: Bytes) -> io::Result<()> {
@@ -371,7 +391,15 @@ impl SegmentDir for TieredDir {
                 if let Err(e) = &opened {
                     self.shared.counters.downloaded(Err(e));
                 }
-                Ok(opened?.reading_through(|inner| Arc::new(Counted { inner, counters })))
+                let file = opened?;
+                let len = Length::len(&file);
+                Ok(file.reading_through(|inner| {
+                    let counted: Arc<dyn ReadAt> = Arc::new(Counted { inner, counters });
+                    match &self.shared.ranges {
+                        Some(ranges) => ranges.reader(&self.shared.namespace, key, len, counted),
+                        None => counted,
+                    }
+                }))
             }
             other => other,
         }
@@ -380,12 +408,18 @@ impl SegmentDir for TieredDir {
     fn delete(&self, key: &FileKey) -> io::Result<()> {
         self.shared.forget_pending(|k| k == key);
         self.shared.local.delete(key)?;
+        if let (Some(ranges), FileKind::Data) = (&self.shared.ranges, key.kind) {
+            ranges.forget(&self.shared.namespace, key);
+        }
         self.shared.remote.delete(key)
     }
 
     fn delete_day(&self, day: &str) -> io::Result<()> {
         self.shared.forget_pending(|k| k.day == day);
         self.shared.local.delete_day(day)?;
+        if let Some(ranges) = &self.shared.ranges {
+            ranges.forget_day(&self.shared.namespace, day);
+        }
         self.shared.remote.delete_day(day)
     }
 

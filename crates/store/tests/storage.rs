@@ -1018,3 +1018,79 @@ fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
     followed_until(&query, &expected(&[(0, 15)]));
     assert_eq!(query.snapshot().gaps(), &[]);
 }
+
+#[test]
+fn ranges_read_from_the_bucket_are_read_from_the_local_disk_after_a_restart() {
+    use logyard_store::schema::col;
+    use logyard_store::{Columns, RangeCache, RANGE_CACHE};
+    let bucket = MemoryDir::new();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(data.path());
+    config.flush_interval = Duration::from_secs(3600);
+    config.retention_days = 0;
+    config.block_rows = 1000;
+    config.cache_bytes = 0;
+    // Uploaded files of days before yesterday leave parts/: every read goes to the bucket,
+    // or to the ranges kept of it.
+    let limits = CacheLimits {
+        bytes: 1 << 30,
+        days: 1,
+    };
+    config.storage = Storage::Tiered(Arc::new(bucket.clone()), limits);
+    {
+        let store = Store::open(config.clone()).unwrap();
+        store.append(batch(0, 100_000, 0)).unwrap();
+        store.flush().unwrap();
+        settle(&store);
+    }
+    let columns = Columns::of(&[col::TIMESTAMP, col::MESSAGE]);
+    let read_all = |store: &Store| -> usize {
+        store
+            .snapshot()
+            .blocks
+            .iter()
+            .map(|b| b.read(columns).unwrap().num_rows())
+            .sum()
+    };
+    let first = {
+        let store = Store::open(config.clone()).unwrap();
+        assert_eq!(read_all(&store), 100_000);
+        store.stats()
+    };
+    let file = bucket
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|k| k.kind == logyard_store::dir::FileKind::Data)
+        .unwrap();
+    let whole = bucket.get(&file).unwrap().len() as u64;
+    assert!(
+        whole > RangeCache::CHUNK,
+        "{whole} bytes: more than one chunk"
+    );
+    let ranges = first.range_cache.unwrap();
+    assert!(ranges.misses > 1, "fetched from the bucket: {first:?}");
+    assert!(ranges.bytes >= whole, "{first:?}");
+    assert!(data.path().join(RANGE_CACHE).is_dir());
+
+    // Started again: the same reads come from the local disk.
+    let store = Store::open(config).unwrap();
+    assert_eq!(read_all(&store), 100_000);
+    let again = store.stats();
+    let ranges = again.range_cache.unwrap();
+    assert_eq!(ranges.misses, 0, "nothing fetched again: {again:?}");
+    assert!(ranges.hits > 1, "{again:?}");
+    let indexes: u64 = bucket
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.kind == logyard_store::dir::FileKind::Index)
+        .map(|k| bucket.get(&k).unwrap().len() as u64)
+        .sum();
+    assert_eq!(
+        again.uploads.as_ref().unwrap().downloaded_bytes,
+        indexes,
+        "only the indexes are read from the bucket again: {again:?}"
+    );
+    assert_eq!(messages(&store).unwrap(), expected(&[(0, 100_000)]));
+}

@@ -1,0 +1,518 @@
+//! A cache on the local disk of what is read from a bucket's segment files: the byte
+//! ranges a query fetched, in aligned chunks of [`CHUNK`] bytes, so that the next query
+//! (after a restart too) reads them from the disk instead of over the network.
+//!
+//! Each chunk is a file `<root>/<namespace>/<day>/seg-<id>.parquet.<chunk>` holding a
+//! header (the CRC32C of the bytes, the length of the whole segment file) and the bytes; a
+//! chunk whose header does not match is fetched again, so a torn or damaged chunk is never
+//! read as data. Chunks are written without `fsync` (the bucket holds the truth). The least
+//! recently used go once the cache holds more than its limit; the limit is that of the local
+//! copies of uploaded files (`[storage] local_cache_bytes`), less what those copies take.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::dir::{FileKey, ReadAt};
+
+/// The size of a chunk: a read is widened to the chunks it meets.
+const CHUNK: u64 = 256 << 10;
+
+/// A chunk file's header: CRC32C of the bytes (u32), length of the segment file (u64).
+const HEADER: usize = 12;
+
+/// The cache of one data directory, shared by every segment file it reads from a bucket.
+#[derive(Debug)]
+pub struct RangeCache {
+    root: PathBuf,
+    limit: AtomicU64,
+    state: Mutex<State>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// The chunks held: their sizes on disk and when each was last used.
+#[derive(Debug, Default)]
+struct State {
+    chunks: HashMap<PathBuf, (u64, u64)>,
+    bytes: u64,
+    clock: u64,
+}
+
+/// The cache's figures at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RangeCacheStats {
+    /// Bytes of chunk files on the disk.
+    pub bytes: u64,
+    /// Chunk files.
+    pub chunks: u64,
+    /// Chunks read from the disk.
+    pub hits: u64,
+    /// Chunks fetched from the bucket.
+    pub misses: u64,
+}
+
+impl RangeCache {
+    /// The size of a chunk: a read is widened to the chunks it meets.
+    pub const CHUNK: u64 = CHUNK;
+
+    /// Opens the cache in `root` holding at most `limit` bytes; the chunks already there
+    /// are kept, the least recently written first to go.
+    pub fn open(root: PathBuf, limit: u64) -> io::Result<Arc<RangeCache>> {
+        fs::create_dir_all(&root)?;
+        let mut found = Vec::new();
+        walk(&root, &mut found)?;
+        found.sort_by_key(|(_, _, modified)| *modified);
+        let mut state = State::default();
+        for (path, len, _) in found {
+            if path.extension().is_some_and(|e| e == "tmp") {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            state.clock += 1;
+            state.bytes += len;
+            state.chunks.insert(path, (len, state.clock));
+        }
+        let cache = Arc::new(RangeCache {
+            root,
+            limit: AtomicU64::new(limit),
+            state: Mutex::new(state),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        });
+        cache.shrink();
+        Ok(cache)
+    }
+
+    /// Sets the most bytes held, removing the least recently used chunks beyond it.
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
+        self.shrink();
+    }
+
+    /// The figures now.
+    pub fn stats(&self) -> RangeCacheStats {
+        let state = self.state.lock().expect("range cache lock");
+        RangeCacheStats {
+            bytes: state.bytes,
+            chunks: state.chunks.len() as u64,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The namespace of the files of a bucket prefix (its location, `s3://bucket/prefix`).
+    pub fn namespace(location: &str) -> String {
+        location
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "=-.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
+    /// `inner`, a segment file of `len` bytes of the bucket, read through the cache under
+    /// `namespace` (one per bucket prefix read, [`RangeCache::namespace`]).
+    pub fn reader(
+        self: &Arc<RangeCache>,
+        namespace: &str,
+        key: &FileKey,
+        len: u64,
+        inner: Arc<dyn ReadAt>,
+    ) -> Arc<dyn ReadAt> {
+        Arc::new(CachedFile {
+            cache: self.clone(),
+            base: self
+                .root
+                .join(namespace)
+                .join(&key.day)
+                .join(key.file_name()),
+            len,
+            inner,
+        })
+    }
+
+    /// Removes the chunks of a segment file (deleted from the bucket).
+    pub fn forget(&self, namespace: &str, key: &FileKey) {
+        let prefix = format!("{}.", key.file_name());
+        self.remove_where(&self.root.join(namespace).join(&key.day), |name| {
+            name.starts_with(&prefix)
+        });
+    }
+
+    /// Removes the chunks of every segment file of a day (deleted from the bucket).
+    pub fn forget_day(&self, namespace: &str, day: &str) {
+        self.remove_where(&self.root.join(namespace).join(day), |_| true);
+    }
+
+    /// Removes the chunks of folder `dir` whose names `wanted` picks.
+    fn remove_where(&self, dir: &Path, wanted: impl Fn(&str) -> bool) {
+        let mut state = self.state.lock().expect("range cache lock");
+        let gone: Vec<PathBuf> = state
+            .chunks
+            .keys()
+            .filter(|p| {
+                p.parent() == Some(dir)
+                    && p.file_name().and_then(|n| n.to_str()).is_some_and(&wanted)
+            })
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some((len, _)) = state.chunks.remove(&path) {
+                state.bytes -= len;
+            }
+            let _ = fs::remove_file(&path);
+        }
+    }
+
+    /// Reads a chunk from the disk: `None` when it is absent, torn, damaged or of another
+    /// file of the same name.
+    fn load(&self, path: &Path, file_len: u64, want: usize) -> Option<Bytes> {
+        let bytes = fs::read(path).ok()?;
+        let valid = bytes.len() == HEADER + want
+            && u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes")) == file_len
+            && u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"))
+                == crc32c::crc32c(&bytes[HEADER..]);
+        let mut state = self.state.lock().expect("range cache lock");
+        if !valid {
+            if let Some((len, _)) = state.chunks.remove(path) {
+                state.bytes -= len;
+            }
+            return None;
+        }
+        state.clock += 1;
+        let clock = state.clock;
+        if let Some(entry) = state.chunks.get_mut(path) {
+            entry.1 = clock;
+        }
+        drop(state);
+        Some(Bytes::from(bytes).slice(HEADER..))
+    }
+
+    /// Writes a chunk; a failure (a full disk) only leaves it uncached.
+    fn store(&self, path: &Path, file_len: u64, data: &[u8]) {
+        if self.limit.load(Ordering::Relaxed) < (HEADER + data.len()) as u64 {
+            return;
+        }
+        let mut bytes = Vec::with_capacity(HEADER + data.len());
+        bytes.extend_from_slice(&crc32c::crc32c(data).to_le_bytes());
+        bytes.extend_from_slice(&file_len.to_le_bytes());
+        bytes.extend_from_slice(data);
+        let tmp = path.with_extension("tmp");
+        let written = path
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|()| fs::write(&tmp, &bytes))
+            .and_then(|()| fs::rename(&tmp, path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            tracing::debug!(chunk = %path.display(), error = %e, "cannot keep a chunk read from the bucket");
+            return;
+        }
+        let mut state = self.state.lock().expect("range cache lock");
+        state.clock += 1;
+        let entry = (bytes.len() as u64, state.clock);
+        if let Some((old, _)) = state.chunks.insert(path.to_path_buf(), entry) {
+            state.bytes -= old;
+        }
+        state.bytes += entry.0;
+        drop(state);
+        self.shrink();
+    }
+
+    /// Removes the least recently used chunks while more than the limit is held.
+    fn shrink(&self) {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let mut state = self.state.lock().expect("range cache lock");
+        if state.bytes <= limit {
+            return;
+        }
+        // Down to nine tenths, so that the next chunks do not each evict one.
+        let target = limit - limit / 10;
+        let mut by_use: Vec<(u64, PathBuf, u64)> = state
+            .chunks
+            .iter()
+            .map(|(p, (len, used))| (*used, p.clone(), *len))
+            .collect();
+        by_use.sort_unstable_by_key(|(used, _, _)| *used);
+        for (_, path, len) in by_use {
+            if state.bytes <= target {
+                break;
+            }
+            if let Err(e) = fs::remove_file(&path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(chunk = %path.display(), error = %e, "cannot remove a cached chunk");
+                    continue;
+                }
+            }
+            state.chunks.remove(&path);
+            state.bytes -= len;
+        }
+    }
+}
+
+/// Every file under `dir`, with its size and modification time.
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            walk(&entry.path(), out)?;
+        } else {
+            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            out.push((entry.path(), meta.len(), modified));
+        }
+    }
+    Ok(())
+}
+
+/// A segment file of the bucket read through the cache.
+#[derive(Debug)]
+struct CachedFile {
+    cache: Arc<RangeCache>,
+    /// The chunk files' path, less the chunk's number.
+    base: PathBuf,
+    len: u64,
+    inner: Arc<dyn ReadAt>,
+}
+
+impl CachedFile {
+    fn chunk_path(&self, chunk: u64) -> PathBuf {
+        let mut name = self.base.clone().into_os_string();
+        name.push(format!(".{chunk:06}"));
+        PathBuf::from(name)
+    }
+
+    /// The length of chunk `chunk` (the last one is shorter).
+    fn chunk_len(&self, chunk: u64) -> usize {
+        (self.len.min((chunk + 1) * CHUNK) - chunk * CHUNK) as usize
+    }
+}
+
+impl ReadAt for CachedFile {
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        if self.cache.limit.load(Ordering::Relaxed) < HEADER as u64 + CHUNK {
+            // No room for a chunk: read only what is asked.
+            return self.inner.read_at(offset, len);
+        }
+        let end = self.len.min(offset.saturating_add(len as u64));
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let (first, last) = (offset / CHUNK, (end - 1) / CHUNK);
+        let mut chunks: Vec<Bytes> = Vec::with_capacity((last - first + 1) as usize);
+        let mut missing: Vec<u64> = Vec::new();
+        let fetch = |missing: &mut Vec<u64>, chunks: &mut Vec<Bytes>| -> io::Result<()> {
+            let (Some(&from), Some(&to)) = (missing.first(), missing.last()) else {
+                return Ok(());
+            };
+            // One request for a run of missing chunks.
+            let start = from * CHUNK;
+            let got = self
+                .inner
+                .read_at(start, (self.len.min((to + 1) * CHUNK) - start) as usize)?;
+            for &chunk in missing.iter() {
+                let at = ((chunk - from) * CHUNK) as usize;
+                let want = self.chunk_len(chunk);
+                if got.len() < at + want {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{}: the bucket sent fewer bytes than asked",
+                            self.base.display()
+                        ),
+                    ));
+                }
+                let data = got.slice(at..at + want);
+                self.cache.store(&self.chunk_path(chunk), self.len, &data);
+                chunks.push(data);
+            }
+            self.cache
+                .misses
+                .fetch_add(missing.len() as u64, Ordering::Relaxed);
+            missing.clear();
+            Ok(())
+        };
+        for chunk in first..=last {
+            match self
+                .cache
+                .load(&self.chunk_path(chunk), self.len, self.chunk_len(chunk))
+            {
+                Some(data) => {
+                    fetch(&mut missing, &mut chunks)?;
+                    self.cache.hits.fetch_add(1, Ordering::Relaxed);
+                    chunks.push(data);
+                }
+                None => missing.push(chunk),
+            }
+        }
+        fetch(&mut missing, &mut chunks)?;
+        let from = (offset - first * CHUNK) as usize;
+        let to = (end - first * CHUNK) as usize;
+        if chunks.len() == 1 {
+            return Ok(chunks.pop().expect("one chunk").slice(from..to));
+        }
+        let mut joined = BytesMut::with_capacity(to - from);
+        let mut at = 0usize;
+        for data in chunks {
+            let (lo, hi) = (at.max(from), (at + data.len()).min(to));
+            if lo < hi {
+                joined.extend_from_slice(&data[lo - at..hi - at]);
+            }
+            at += data.len();
+        }
+        Ok(joined.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A file of the bucket in memory, counting the bytes read from it.
+    #[derive(Debug)]
+    struct Remote {
+        bytes: Bytes,
+        read: AtomicU64,
+    }
+
+    impl ReadAt for Remote {
+        fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+            let from = (offset as usize).min(self.bytes.len());
+            let to = (from + len).min(self.bytes.len());
+            self.read.fetch_add((to - from) as u64, Ordering::Relaxed);
+            Ok(self.bytes.slice(from..to))
+        }
+    }
+
+    fn remote(len: usize) -> Arc<Remote> {
+        Arc::new(Remote {
+            bytes: (0..len)
+                .map(|i| (i * 7 % 251) as u8)
+                .collect::<Vec<u8>>()
+                .into(),
+            read: AtomicU64::new(0),
+        })
+    }
+
+    fn key() -> FileKey {
+        FileKey::data("2024-01-15", 7)
+    }
+
+    #[test]
+    fn a_range_read_once_is_read_from_the_disk_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = remote(1_000_000);
+        let len = file.bytes.len() as u64;
+        let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+        let reader = cache.reader("s3___logs", &key(), len, file.clone());
+        let got = reader.read_at(300_000, 400_000).unwrap();
+        assert_eq!(got, file.bytes.slice(300_000..700_000));
+        // Widened to whole chunks: 262144..786432.
+        assert_eq!(file.read.load(Ordering::Relaxed), 2 * CHUNK);
+        assert_eq!(cache.stats().misses, 2);
+
+        let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+        assert_eq!(cache.stats().chunks, 2);
+        let reader = cache.reader("s3___logs", &key(), len, file.clone());
+        let again = reader.read_at(262_144 + 10, 100).unwrap();
+        assert_eq!(again, file.bytes.slice(262_154..262_254));
+        assert_eq!(
+            file.read.load(Ordering::Relaxed),
+            2 * CHUNK,
+            "no read of the bucket"
+        );
+        assert_eq!(cache.stats().hits, 1);
+        // The last chunk is short, and a read past the end stops at it.
+        let end = reader.read_at(len - 10, 100).unwrap();
+        assert_eq!(end, file.bytes.slice(len as usize - 10..));
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_chunk_is_fetched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = remote(600_000);
+        let len = file.bytes.len() as u64;
+        let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+        cache
+            .reader("ns", &key(), len, file.clone())
+            .read_at(0, 10)
+            .unwrap();
+        let chunk = dir
+            .path()
+            .join("ns/2024-01-15/seg-000000000007.parquet.000000");
+        let mut bytes = fs::read(&chunk).unwrap();
+        bytes[HEADER + 5] ^= 0xff;
+        fs::write(&chunk, &bytes).unwrap();
+        let read = cache
+            .reader("ns", &key(), len, file.clone())
+            .read_at(0, 10)
+            .unwrap();
+        assert_eq!(read, file.bytes.slice(0..10));
+        assert_eq!(file.read.load(Ordering::Relaxed), 2 * CHUNK);
+        // Another file of the same name (another length) does not take its chunks.
+        let other = remote(500_000);
+        let read = cache
+            .reader("ns", &key(), 500_000, other.clone())
+            .read_at(0, 10)
+            .unwrap();
+        assert_eq!(read, other.bytes.slice(0..10));
+        assert_eq!(other.read.load(Ordering::Relaxed), CHUNK);
+    }
+
+    #[test]
+    fn the_least_recently_used_chunks_go_beyond_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = remote(10 * CHUNK as usize);
+        let limit = 4 * (CHUNK + HEADER as u64);
+        let cache = RangeCache::open(dir.path().into(), limit).unwrap();
+        let reader = cache.reader("ns", &key(), 10 * CHUNK, file.clone());
+        for chunk in 0..10 {
+            reader.read_at(chunk * CHUNK, 1).unwrap();
+            // The first chunk, used again each time, stays.
+            reader.read_at(0, 1).unwrap();
+            assert!(cache.stats().bytes <= limit, "{:?}", cache.stats());
+        }
+        let read = file.read.load(Ordering::Relaxed);
+        reader.read_at(0, 1).unwrap();
+        assert_eq!(
+            file.read.load(Ordering::Relaxed),
+            read,
+            "the first chunk was kept"
+        );
+        cache.set_limit(0);
+        assert_eq!(cache.stats().bytes, 0);
+        cache.forget("ns", &key());
+        assert_eq!(cache.stats().chunks, 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn every_read_answers_the_files_bytes(
+            len in 1usize..1_500_000,
+            reads in proptest::collection::vec((0u64..1_600_000, 0usize..700_000), 1..6),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let file = remote(len);
+            let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+            let reader = cache.reader("ns", &key(), len as u64, file.clone());
+            for (offset, n) in reads {
+                let got = reader.read_at(offset, n).unwrap();
+                let from = (offset as usize).min(len);
+                let to = (from + n).min(len);
+                prop_assert_eq!(got, file.bytes.slice(from..to));
+            }
+        }
+    }
+}
