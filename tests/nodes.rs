@@ -100,6 +100,20 @@ fn rows(server: &Server, query: &str) -> Vec<Value> {
     rows
 }
 
+/// Asserts that `* | stats count()` answers `count`, marked partial for the one part of the
+/// data named `missing`; returns the answer.
+fn partial_count(server: &Server, count: u64, missing: &str) -> Value {
+    let partial = answer(server, "* | stats count()");
+    assert_eq!(partial["rows"], json!([[count]]), "{partial}");
+    assert_eq!(partial["partial"], true, "{partial}");
+    assert_eq!(
+        partial["cost"]["segments_unreachable"],
+        json!([missing]),
+        "{partial}"
+    );
+    partial
+}
+
 /// The entries of an agent as (time, level, agent, message), in the answer's order.
 fn listed(server: &Server, agent: &str) -> Vec<(String, String, String, String)> {
     server
@@ -329,13 +343,10 @@ fn a_prefix_without_a_manifest_is_named_until_its_node_publishes_one() {
         "{nodes}"
     );
     // Its segments are not served, and every answer says so.
-    let partial = answer(&query, "* | stats count()");
-    assert_eq!(partial["rows"], json!([[0]]), "{partial}");
-    assert_eq!(partial["partial"], true, "{partial}");
-    assert_eq!(
-        partial["cost"]["segments_unreachable"],
-        json!(["s3://logs/legacy: every entry (no manifest read)"]),
-        "{partial}"
+    partial_count(
+        &query,
+        0,
+        "s3://logs/legacy: every entry (no manifest read)",
     );
 
     // Its node started again with this version publishes one.
@@ -494,14 +505,7 @@ fn entries_still_in_an_ingest_nodes_memtable_are_served_by_a_query_node_once() {
     }
     // Killed while running, it may have had entries not in the bucket yet: every answer
     // names it as out of reach.
-    let partial = answer(&query, "* | stats count()");
-    assert_eq!(partial["rows"], json!([[110]]), "{partial}");
-    assert_eq!(partial["partial"], true, "{partial}");
-    assert_eq!(
-        partial["cost"]["segments_unreachable"],
-        json!(["node=ingest-1: entries not in the bucket yet"]),
-        "{partial}"
-    );
+    let partial = partial_count(&query, 110, "node=ingest-1: entries not in the bucket yet");
     assert!(
         partial["reason"]
             .as_str()

@@ -869,19 +869,26 @@ fn followed_until(query: &Store, want: &[String]) -> Vec<String> {
     }
 }
 
-#[test]
-fn a_query_node_follows_its_nodes_merges_without_counting_a_row_twice() {
-    use logyard_store::{NodeRole, StorageSettings};
+/// A bucket on moto, and the `[storage]` of nodes sharing its prefix `cluster` (the ingest
+/// node's id `ingest-1`, manifests read every 100 ms).
+fn cluster() -> (Moto, logyard_store::StorageSettings) {
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     let moto = Moto::start();
     moto.create_bucket("logs");
-    let settings: StorageSettings = toml::from_str(&format!(
+    let settings: logyard_store::StorageSettings = toml::from_str(&format!(
         "type = \"s3\"\nbucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{}\"\n\
          region = \"us-east-1\"\nrefresh_interval = \"100ms\"\nnode = \"ingest-1\"\n",
         moto.endpoint
     ))
     .unwrap();
+    (moto, settings)
+}
+
+#[test]
+fn a_query_node_follows_its_nodes_merges_without_counting_a_row_twice() {
+    use logyard_store::NodeRole;
+    let (moto, settings) = cluster();
     let data = tempfile::tempdir().unwrap();
     let mut config = StoreConfig::new(data.path());
     config.retention_days = 0;
@@ -960,17 +967,8 @@ impl logyard_store::NodeLink for InProcessLink {
 
 #[test]
 fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
-    use logyard_store::{NodeRole, StorageSettings};
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    let moto = Moto::start();
-    moto.create_bucket("logs");
-    let settings: StorageSettings = toml::from_str(&format!(
-        "type = \"s3\"\nbucket = \"logs\"\nprefix = \"cluster\"\nendpoint = \"{}\"\n\
-         region = \"us-east-1\"\nrefresh_interval = \"100ms\"\nnode = \"ingest-1\"\n",
-        moto.endpoint
-    ))
-    .unwrap();
+    use logyard_store::NodeRole;
+    let (_moto, settings) = cluster();
     let data = tempfile::tempdir().unwrap();
     let mut config = StoreConfig::new(data.path());
     config.retention_days = 0;
