@@ -203,6 +203,12 @@ pub trait SegmentDir: fmt::Debug + Send + Sync {
 pub trait ReadAt: fmt::Debug + Send + Sync {
     /// Reads `len` bytes at `offset`; fewer only at the end of the file.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes>;
+
+    /// The reader behind a cache of this file's bytes, if it is one: a check of the file's
+    /// checksum reads there, so that a bad copy is never taken for a damaged file.
+    fn uncached(&self) -> Option<&dyn ReadAt> {
+        None
+    }
 }
 
 impl ReadAt for PreadFile {
@@ -306,10 +312,11 @@ impl SegmentFile {
     /// Returns the CRC32C of the whole file.
     pub fn crc32c(&self) -> io::Result<u32> {
         const CHUNK: usize = 1 << 20;
+        let source = self.source.uncached().unwrap_or(&*self.source);
         let mut crc = 0u32;
         let mut offset = 0u64;
         while offset < self.len {
-            let bytes = self.source.read_at(offset, CHUNK)?;
+            let bytes = source.read_at(offset, CHUNK)?;
             if bytes.is_empty() {
                 break;
             }

@@ -519,6 +519,11 @@ impl Store {
         if inner.config.prune {
             inner.apply_retention()?;
         }
+        if let Some(node) = &inner.node {
+            // Before any write is taken: a last manifest of a clean stop says the node is
+            // whole, which stops being true with its first new entry.
+            inner.publish_manifest(node, false);
+        }
 
         if let Some(follower) = &inner.follower {
             // Served from the first answer on.

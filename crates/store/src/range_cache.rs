@@ -3,9 +3,10 @@
 //! (after a restart too) reads them from the disk instead of over the network.
 //!
 //! Each chunk is a file `<root>/<namespace>/<day>/seg-<id>.parquet.<chunk>` holding a
-//! header (the CRC32C of the bytes, the length of the whole segment file) and the bytes; a
-//! chunk whose header does not match is fetched again, so a torn or damaged chunk is never
-//! read as data. Chunks are written without `fsync` (the bucket holds the truth). The least
+//! header (the CRC32C of the bytes, the length of the whole segment file, the chunk's number)
+//! and the bytes; a chunk whose header does not match is fetched again, so a torn, damaged or
+//! misplaced chunk is never read as data. A check of a segment's checksum reads the bucket,
+//! not the cache ([`ReadAt::uncached`]). Chunks are written without `fsync` (the bucket holds the truth). The least
 //! recently used go once the cache holds more than its limit; the limit is that of the local
 //! copies of uploaded files (`[storage] local_cache_bytes`), less what those copies take.
 
@@ -23,8 +24,9 @@ use crate::dir::{FileKey, ReadAt};
 /// The size of a chunk: a read is widened to the chunks it meets.
 const CHUNK: u64 = 256 << 10;
 
-/// A chunk file's header: CRC32C of the bytes (u32), length of the segment file (u64).
-const HEADER: usize = 12;
+/// A chunk file's header: CRC32C of the bytes (u32), length of the segment file (u64), the
+/// chunk's number (u64).
+const HEADER: usize = 20;
 
 /// The cache of one data directory, shared by every segment file it reads from a bucket.
 #[derive(Debug)]
@@ -34,6 +36,8 @@ pub struct RangeCache {
     state: Mutex<State>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Numbers the temporary files of chunks being written, one per write.
+    writes: AtomicU64,
 }
 
 /// The chunks held: their sizes on disk and when each was last used.
@@ -84,6 +88,7 @@ impl RangeCache {
             state: Mutex::new(state),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
         });
         cache.shrink();
         Ok(cache)
@@ -174,14 +179,12 @@ impl RangeCache {
         }
     }
 
-    /// Reads a chunk from the disk: `None` when it is absent, torn, damaged or of another
-    /// file of the same name.
-    fn load(&self, path: &Path, file_len: u64, want: usize) -> Option<Bytes> {
+    /// Reads chunk number `chunk` from the disk: `None` when it is absent, torn, damaged,
+    /// another chunk or of another file of the same name.
+    fn load(&self, path: &Path, file_len: u64, chunk: u64, want: usize) -> Option<Bytes> {
         let bytes = fs::read(path).ok()?;
         let valid = bytes.len() == HEADER + want
-            && u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes")) == file_len
-            && u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"))
-                == crc32c::crc32c(&bytes[HEADER..]);
+            && bytes[..HEADER] == header(&bytes[HEADER..], file_len, chunk);
         let mut state = self.state.lock().expect("range cache lock");
         if !valid {
             if let Some((len, _)) = state.chunks.remove(path) {
@@ -198,16 +201,19 @@ impl RangeCache {
         Some(Bytes::from(bytes).slice(HEADER..))
     }
 
-    /// Writes a chunk; a failure (a full disk) only leaves it uncached.
-    fn store(&self, path: &Path, file_len: u64, data: &[u8]) {
+    /// Writes chunk number `chunk`; a failure (a full disk) only leaves it uncached.
+    fn store(&self, path: &Path, file_len: u64, chunk: u64, data: &[u8]) {
         if self.limit.load(Ordering::Relaxed) < (HEADER + data.len()) as u64 {
             return;
         }
         let mut bytes = Vec::with_capacity(HEADER + data.len());
-        bytes.extend_from_slice(&crc32c::crc32c(data).to_le_bytes());
-        bytes.extend_from_slice(&file_len.to_le_bytes());
+        bytes.extend_from_slice(&header(data, file_len, chunk));
         bytes.extend_from_slice(data);
-        let tmp = path.with_extension("tmp");
+        // A name of its own: readers of the same file write other chunks at once.
+        let write = self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{}-{write}.tmp", std::process::id()));
+        let tmp = PathBuf::from(tmp);
         let written = path
             .parent()
             .map_or(Ok(()), fs::create_dir_all)
@@ -260,6 +266,15 @@ impl RangeCache {
     }
 }
 
+/// The header of chunk number `chunk` of a file of `file_len` bytes holding `data`.
+fn header(data: &[u8], file_len: u64, chunk: u64) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(&crc32c::crc32c(data).to_le_bytes());
+    h[4..12].copy_from_slice(&file_len.to_le_bytes());
+    h[12..].copy_from_slice(&chunk.to_le_bytes());
+    h
+}
+
 /// Every file under `dir`, with its size and modification time.
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
@@ -299,6 +314,10 @@ impl CachedFile {
 }
 
 impl ReadAt for CachedFile {
+    fn uncached(&self) -> Option<&dyn ReadAt> {
+        Some(&*self.inner)
+    }
+
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         if self.cache.limit.load(Ordering::Relaxed) < HEADER as u64 + CHUNK {
             // No room for a chunk: read only what is asked.
@@ -333,7 +352,8 @@ impl ReadAt for CachedFile {
                     ));
                 }
                 let data = got.slice(at..at + want);
-                self.cache.store(&self.chunk_path(chunk), self.len, &data);
+                self.cache
+                    .store(&self.chunk_path(chunk), self.len, chunk, &data);
                 chunks.push(data);
             }
             self.cache
@@ -343,10 +363,12 @@ impl ReadAt for CachedFile {
             Ok(())
         };
         for chunk in first..=last {
-            match self
-                .cache
-                .load(&self.chunk_path(chunk), self.len, self.chunk_len(chunk))
-            {
+            match self.cache.load(
+                &self.chunk_path(chunk),
+                self.len,
+                chunk,
+                self.chunk_len(chunk),
+            ) {
                 Some(data) => {
                     fetch(&mut missing, &mut chunks)?;
                     self.cache.hits.fetch_add(1, Ordering::Relaxed);
@@ -494,6 +516,44 @@ mod tests {
         assert_eq!(cache.stats().bytes, 0);
         cache.forget("ns", &key());
         assert_eq!(cache.stats().chunks, 0);
+    }
+
+    #[test]
+    fn readers_of_one_file_at_once_each_keep_their_own_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks = 24u64;
+        let file = remote((chunks * CHUNK) as usize);
+        let len = chunks * CHUNK;
+        let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..6u64 {
+                let reader = cache.reader("ns", &key(), len, file.clone());
+                scope.spawn(move || {
+                    for i in 0..chunks {
+                        let chunk = (i * 7 + t * 5) % chunks;
+                        reader.read_at(chunk * CHUNK + 3, 10).unwrap();
+                    }
+                });
+            }
+        });
+        // Read again from the disk alone: every chunk is its own.
+        let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+        let reader = cache.reader("ns", &key(), len, file.clone());
+        let before = file.read.load(Ordering::Relaxed);
+        for chunk in 0..chunks {
+            let at = chunk * CHUNK;
+            let got = reader.read_at(at, CHUNK as usize).unwrap();
+            assert_eq!(
+                got,
+                file.bytes.slice(at as usize..(at + CHUNK) as usize),
+                "chunk {chunk}"
+            );
+        }
+        assert_eq!(
+            file.read.load(Ordering::Relaxed),
+            before,
+            "every chunk was kept"
+        );
     }
 
     proptest! {

@@ -975,7 +975,7 @@ fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
     // Only asked flushes: the memtable holds what is appended after one.
     config.flush_interval = Duration::from_secs(3600);
     settings.apply(&mut config, NodeRole::Ingest).unwrap();
-    let store = Arc::new(Store::open(config).unwrap());
+    let store = Arc::new(Store::open(config.clone()).unwrap());
     store.set_address(Some("http://ingest-1.test".to_string()));
     store.append(batch(0, 10, 0)).unwrap();
     store.flush().unwrap();
@@ -1015,6 +1015,16 @@ fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
     drop(store);
     followed_until(&query, &expected(&[(0, 15)]));
     assert_eq!(query.snapshot().gaps(), &[]);
+
+    // Started again, it is no longer whole before it takes its first entry.
+    let store = Store::open(config).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while query.snapshot().gaps().is_empty() {
+        query.refresh_followed();
+        assert!(Instant::now() < deadline, "no gap once the node runs again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(store);
 }
 
 #[test]
