@@ -69,12 +69,23 @@ impl Moto {
             .collect()
     }
 
-    /// Deletes an object, with a signed request (boto3, which moto depends on).
+    /// The body of an object (signed GET through boto3, which moto depends on).
+    pub fn object(&self, bucket: &str, key: &str) -> String {
+        self.boto3(&format!(
+            "import sys; sys.stdout.buffer.write(s3.get_object(Bucket='{bucket}', Key='{key}')['Body'].read())"
+        ))
+    }
+
+    /// Deletes an object, with a signed request (boto3).
     pub fn delete(&self, bucket: &str, key: &str) {
+        self.boto3(&format!("s3.delete_object(Bucket='{bucket}', Key='{key}')"));
+    }
+
+    /// Runs Python `code` with `s3`, a boto3 client of this server; returns what it prints.
+    fn boto3(&self, code: &str) -> String {
         let script = format!(
-            "import boto3; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
-             aws_access_key_id='test', aws_secret_access_key='test')\
-             .delete_object(Bucket='{bucket}', Key='{key}')",
+            "import boto3; s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test')\n{code}",
             self.endpoint
         );
         let out = Command::new("python3")
@@ -86,6 +97,7 @@ impl Moto {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// Reads the `.parquet` files under `prefix` of `bucket` as another engine would

@@ -22,7 +22,8 @@
 //! that wait for backups, quarantine), `snapshot` (the read surface), `schema`, `segment`,
 //! `wal`, `catalog`, `recover`, `backup`, `cache`, `manifest` (what a store with a bucket
 //! publishes for query nodes), `follow` (a query node's view of the other nodes' segments),
-//! `range_cache` (the ranges read from a bucket, kept on the local disk) and `settings` (the `[store]` and `[storage]` keys, and the nodes' roles).
+//! `range_cache` (the ranges read from a bucket, kept on the local disk) and `settings` (the
+//! `[store]` and `[storage]` keys, and the nodes' roles).
 //!
 //! ```no_run
 //! use logyard_model::Record;

@@ -6,9 +6,11 @@
 //! header (the CRC32C of the bytes, the length of the whole segment file, the chunk's number)
 //! and the bytes; a chunk whose header does not match is fetched again, so a torn, damaged or
 //! misplaced chunk is never read as data. A check of a segment's checksum reads the bucket,
-//! not the cache ([`ReadAt::uncached`]). Chunks are written without `fsync` (the bucket holds the truth). The least
-//! recently used go once the cache holds more than its limit; the limit is that of the local
-//! copies of uploaded files (`[storage] local_cache_bytes`), less what those copies take.
+//! not the cache ([`ReadAt::uncached`]). Chunks are written through [`crate::fileops`]
+//! without `fsync` (the bucket holds the truth); a write that fails (a full disk) only leaves
+//! the chunk uncached. The least recently used go once the cache holds more than its limit;
+//! the limit is that of the local copies of uploaded files (`[storage] local_cache_bytes`),
+//! less what those copies take.
 
 use std::collections::HashMap;
 use std::fs;
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 
 use crate::dir::{FileKey, ReadAt};
+use crate::fileops;
 
 /// The size of a chunk: a read is widened to the chunks it meets.
 const CHUNK: u64 = 256 << 10;
@@ -75,7 +78,7 @@ impl RangeCache {
         let mut state = State::default();
         for (path, len, _) in found {
             if path.extension().is_some_and(|e| e == "tmp") {
-                let _ = fs::remove_file(&path);
+                let _ = fileops::remove_file(&path);
                 continue;
             }
             state.clock += 1;
@@ -175,7 +178,7 @@ impl RangeCache {
             if let Some((len, _)) = state.chunks.remove(&path) {
                 state.bytes -= len;
             }
-            let _ = fs::remove_file(&path);
+            let _ = fileops::remove_file(&path);
         }
     }
 
@@ -217,10 +220,11 @@ impl RangeCache {
         let written = path
             .parent()
             .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| fs::write(&tmp, &bytes))
-            .and_then(|()| fs::rename(&tmp, path));
+            .and_then(|()| fileops::create(&tmp))
+            .and_then(|mut file| fileops::write_all(&mut file, &tmp, &bytes))
+            .and_then(|()| fileops::rename(&tmp, path));
         if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
+            let _ = fileops::remove_file(&tmp);
             tracing::debug!(chunk = %path.display(), error = %e, "cannot keep a chunk read from the bucket");
             return;
         }
@@ -254,7 +258,7 @@ impl RangeCache {
             if state.bytes <= target {
                 break;
             }
-            if let Err(e) = fs::remove_file(&path) {
+            if let Err(e) = fileops::remove_file(&path) {
                 if e.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(chunk = %path.display(), error = %e, "cannot remove a cached chunk");
                     continue;
@@ -554,6 +558,37 @@ mod tests {
             before,
             "every chunk was kept"
         );
+    }
+
+    #[test]
+    fn a_full_disk_leaves_reads_whole_and_nothing_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = remote(3 * CHUNK as usize);
+        let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+        let full = fileops::inject(fileops::Fault {
+            op: fileops::Op::Write,
+            under: dir.path().into(),
+            errno: libc::ENOSPC,
+            skip: 0,
+            times: u64::MAX,
+        });
+        let reader = cache.reader("ns", &key(), 3 * CHUNK, file.clone());
+        let got = reader.read_at(CHUNK - 5, CHUNK as usize).unwrap();
+        assert_eq!(
+            got,
+            file.bytes
+                .slice((CHUNK - 5) as usize..(2 * CHUNK - 5) as usize)
+        );
+        assert!(full.fired() > 0);
+        assert_eq!(cache.stats().chunks, 0);
+        assert_eq!(cache.stats().bytes, 0);
+        let mut left = Vec::new();
+        walk(dir.path(), &mut left).unwrap();
+        assert!(left.is_empty(), "no temporary file left: {left:?}");
+        // The disk has room again: the next read keeps its chunks.
+        drop(full);
+        reader.read_at(0, 10).unwrap();
+        assert_eq!(cache.stats().chunks, 1);
     }
 
     proptest! {

@@ -40,22 +40,21 @@ impl Storage {
             dir.claim(&node, &describe(&node, data_dir))?;
             Ok(dir)
         };
+        let tiered = |bucket: Arc<dyn SegmentDir>, limits: &CacheLimits| -> io::Result<_> {
+            let ranges = RangeCache::open(data_dir.join(RANGE_CACHE), limits.bytes)?;
+            Ok(Arc::new(TieredDir::open(
+                parts.clone(),
+                bucket,
+                *limits,
+                ranges,
+            )?))
+        };
         Ok(match self {
             Storage::Local => Arc::new(LocalDir::new(parts)?),
             Storage::S3(config, limits) => {
-                let bucket = claimed(Arc::new(S3Dir::open(config)?))?;
-                let ranges = RangeCache::open(data_dir.join(RANGE_CACHE), limits.bytes)?;
-                Arc::new(TieredDir::open(parts, bucket, *limits, Some(ranges))?)
+                tiered(claimed(Arc::new(S3Dir::open(config)?))?, limits)?
             }
-            Storage::Tiered(bucket, limits) => {
-                let ranges = RangeCache::open(data_dir.join(RANGE_CACHE), limits.bytes)?;
-                Arc::new(TieredDir::open(
-                    parts,
-                    claimed(bucket.clone())?,
-                    *limits,
-                    Some(ranges),
-                )?)
-            }
+            Storage::Tiered(bucket, limits) => tiered(claimed(bucket.clone())?, limits)?,
             Storage::Dir(dir) => claimed(dir.clone())?,
         })
     }

@@ -67,7 +67,7 @@ struct Shared {
     counters: Arc<TierCounters>,
     /// The ranges of the bucket's files read by queries, within what `parts/` leaves of
     /// `limits.bytes`.
-    ranges: Option<Arc<RangeCache>>,
+    ranges: Arc<RangeCache>,
     /// The bucket's files' namespace in `ranges`.
     namespace: String,
 }
@@ -87,7 +87,7 @@ impl TieredDir {
         local: PathBuf,
         remote: Arc<dyn SegmentDir>,
         limits: CacheLimits,
-        ranges: Option<Arc<RangeCache>>,
+        ranges: Arc<RangeCache>,
     ) -> io::Result<TieredDir> {
         let local = LocalDir::new(local)?;
         let here = local.list()?;
@@ -320,9 +320,8 @@ impl Shared {
                 }
             }
         }
-        if let Some(ranges) = &self.ranges {
-            ranges.set_limit(self.limits.bytes.saturating_sub(total));
-        }
+        self.ranges
+            .set_limit(self.limits.bytes.saturating_sub(total));
     }
 }
 
@@ -344,7 +343,7 @@ impl SegmentDir for TieredDir {
     }
 
     fn range_cache(&self) -> Option<crate::RangeCacheStats> {
-        self.shared.ranges.as_ref().map(|r| r.stats())
+        Some(self.shared.ranges.stats())
     }
 
     fn publish(&self, manifest: Bytes) -> io::Result<()> {
@@ -394,11 +393,8 @@ impl SegmentDir for TieredDir {
                 let file = opened?;
                 let len = Length::len(&file);
                 Ok(file.reading_through(|inner| {
-                    let counted: Arc<dyn ReadAt> = Arc::new(Counted { inner, counters });
-                    match &self.shared.ranges {
-                        Some(ranges) => ranges.reader(&self.shared.namespace, key, len, counted),
-                        None => counted,
-                    }
+                    let counted = Arc::new(Counted { inner, counters });
+                    (self.shared.ranges).reader(&self.shared.namespace, key, len, counted)
                 }))
             }
             other => other,
@@ -408,8 +404,8 @@ impl SegmentDir for TieredDir {
     fn delete(&self, key: &FileKey) -> io::Result<()> {
         self.shared.forget_pending(|k| k == key);
         self.shared.local.delete(key)?;
-        if let (Some(ranges), FileKind::Data) = (&self.shared.ranges, key.kind) {
-            ranges.forget(&self.shared.namespace, key);
+        if key.kind == FileKind::Data {
+            self.shared.ranges.forget(&self.shared.namespace, key);
         }
         self.shared.remote.delete(key)
     }
@@ -417,9 +413,7 @@ impl SegmentDir for TieredDir {
     fn delete_day(&self, day: &str) -> io::Result<()> {
         self.shared.forget_pending(|k| k.day == day);
         self.shared.local.delete_day(day)?;
-        if let Some(ranges) = &self.shared.ranges {
-            ranges.forget_day(&self.shared.namespace, day);
-        }
+        self.shared.ranges.forget_day(&self.shared.namespace, day);
         self.shared.remote.delete_day(day)
     }
 

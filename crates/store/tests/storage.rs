@@ -968,7 +968,7 @@ impl logyard_store::NodeLink for InProcessLink {
 #[test]
 fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
     use logyard_store::NodeRole;
-    let (_moto, settings) = cluster();
+    let (moto, settings) = cluster();
     let data = tempfile::tempdir().unwrap();
     let mut config = StoreConfig::new(data.path());
     config.retention_days = 0;
@@ -1013,11 +1013,17 @@ fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
     let store = Arc::into_inner(store).expect("the only handle");
     store.close();
     drop(store);
+    let manifest = || {
+        let text = moto.object("logs", "cluster/node=ingest-1/manifest.json");
+        logyard_store::NodeManifest::parse(text.as_bytes()).unwrap()
+    };
+    assert!(manifest().whole, "the last manifest of a clean stop");
     followed_until(&query, &expected(&[(0, 15)]));
     assert_eq!(query.snapshot().gaps(), &[]);
 
     // Started again, it is no longer whole before it takes its first entry.
     let store = Store::open(config).unwrap();
+    assert!(!manifest().whole, "published at open");
     let deadline = Instant::now() + Duration::from_secs(60);
     while query.snapshot().gaps().is_empty() {
         query.refresh_followed();
