@@ -17,7 +17,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::{Bytes, BytesMut};
 
@@ -41,6 +41,8 @@ pub struct RangeCache {
     misses: AtomicU64,
     /// Numbers the temporary files of chunks being written, one per write.
     writes: AtomicU64,
+    /// The chunks being fetched now, by chunk path.
+    flights: Mutex<HashMap<PathBuf, Arc<Flight>>>,
 }
 
 /// The chunks held: their sizes on disk and when each was last used.
@@ -58,7 +60,7 @@ pub struct RangeCacheStats {
     pub bytes: u64,
     /// Chunk files.
     pub chunks: u64,
-    /// Chunks read from the disk.
+    /// Chunks read from the disk, or fetched by another reader at the same time.
     pub hits: u64,
     /// Chunks fetched from the bucket.
     pub misses: u64,
@@ -92,6 +94,7 @@ impl RangeCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            flights: Mutex::default(),
         });
         cache.shrink();
         Ok(cache)
@@ -239,6 +242,32 @@ impl RangeCache {
         self.shrink();
     }
 
+    /// Claims the fetch of the chunk at `path`, or answers the fetch another reader claimed.
+    fn claim(self: &Arc<RangeCache>, path: PathBuf) -> Result<Claim, Arc<Flight>> {
+        let mut flights = self.flights.lock().expect("range cache flights lock");
+        if let Some(theirs) = flights.get(&path) {
+            return Err(theirs.clone());
+        }
+        let flight = Arc::new(Flight::default());
+        flights.insert(path.clone(), flight.clone());
+        Ok(Claim {
+            cache: self.clone(),
+            path,
+            flight,
+            settled: false,
+        })
+    }
+
+    /// A claim of the chunk at `path` whoever else fetches it (after their fetch failed).
+    fn claim_anyway(self: &Arc<RangeCache>, path: PathBuf) -> Claim {
+        Claim {
+            cache: self.clone(),
+            path,
+            flight: Arc::new(Flight::default()),
+            settled: false,
+        }
+    }
+
     /// Removes the least recently used chunks while more than the limit is held.
     fn shrink(&self) {
         let limit = self.limit.load(Ordering::Relaxed);
@@ -332,56 +361,42 @@ impl ReadAt for CachedFile {
             return Ok(Bytes::new());
         }
         let (first, last) = (offset / CHUNK, (end - 1) / CHUNK);
-        let mut chunks: Vec<Bytes> = Vec::with_capacity((last - first + 1) as usize);
-        let mut missing: Vec<u64> = Vec::new();
-        let fetch = |missing: &mut Vec<u64>, chunks: &mut Vec<Bytes>| -> io::Result<()> {
-            let (Some(&from), Some(&to)) = (missing.first(), missing.last()) else {
-                return Ok(());
-            };
-            // One request for a run of missing chunks.
-            let start = from * CHUNK;
-            let got = self
-                .inner
-                .read_at(start, (self.len.min((to + 1) * CHUNK) - start) as usize)?;
-            for &chunk in missing.iter() {
-                let at = ((chunk - from) * CHUNK) as usize;
-                let want = self.chunk_len(chunk);
-                if got.len() < at + want {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "{}: the bucket sent fewer bytes than asked",
-                            self.base.display()
-                        ),
-                    ));
-                }
-                let data = got.slice(at..at + want);
-                self.cache
-                    .store(&self.chunk_path(chunk), self.len, chunk, &data);
-                chunks.push(data);
+        let mut parts: Vec<Part> = (first..=last).map(|chunk| self.find(chunk)).collect();
+        // Each run of chunks this reader fetches is one request; then the chunks other
+        // readers were fetching are awaited (never before: no reader waits holding a claim).
+        let mut at = 0;
+        while at < parts.len() {
+            let run = parts[at..]
+                .iter()
+                .take_while(|p| matches!(p, Part::Mine(_)))
+                .count();
+            if run > 0 {
+                self.fetch(first + at as u64, &mut parts[at..at + run])?;
             }
-            self.cache
-                .misses
-                .fetch_add(missing.len() as u64, Ordering::Relaxed);
-            missing.clear();
-            Ok(())
-        };
-        for chunk in first..=last {
-            match self.cache.load(
-                &self.chunk_path(chunk),
-                self.len,
-                chunk,
-                self.chunk_len(chunk),
-            ) {
-                Some(data) => {
-                    fetch(&mut missing, &mut chunks)?;
-                    self.cache.hits.fetch_add(1, Ordering::Relaxed);
-                    chunks.push(data);
-                }
-                None => missing.push(chunk),
-            }
+            at += run.max(1);
         }
-        fetch(&mut missing, &mut chunks)?;
+        let mut chunks = Vec::with_capacity(parts.len());
+        for (chunk, part) in (first..).zip(parts) {
+            chunks.push(match part {
+                Part::Have(data) => data,
+                Part::Theirs(flight) => match flight.wait() {
+                    Some(data) => {
+                        self.cache.hits.fetch_add(1, Ordering::Relaxed);
+                        data
+                    }
+                    // Their fetch failed: this reader tries once itself.
+                    None => {
+                        let mut own = [Part::Mine(self.cache.claim_anyway(self.chunk_path(chunk)))];
+                        self.fetch(chunk, &mut own)?;
+                        let [Part::Have(data)] = own else {
+                            unreachable!("a fetched chunk is had")
+                        };
+                        data
+                    }
+                },
+                Part::Mine(_) => unreachable!("every claimed chunk is fetched"),
+            });
+        }
         let from = (offset - first * CHUNK) as usize;
         let to = (end - first * CHUNK) as usize;
         if chunks.len() == 1 {
@@ -397,6 +412,134 @@ impl ReadAt for CachedFile {
             at += data.len();
         }
         Ok(joined.freeze())
+    }
+}
+
+impl CachedFile {
+    /// Where chunk `chunk` comes from: the disk, a fetch of this reader's own, or another
+    /// reader's fetch under way.
+    fn find(&self, chunk: u64) -> Part {
+        let path = self.chunk_path(chunk);
+        let want = self.chunk_len(chunk);
+        if let Some(data) = self.cache.load(&path, self.len, chunk, want) {
+            self.cache.hits.fetch_add(1, Ordering::Relaxed);
+            return Part::Have(data);
+        }
+        match self.cache.claim(path.clone()) {
+            Err(theirs) => Part::Theirs(theirs),
+            // Kept by a fetch that ended between the first look and the claim.
+            Ok(claim) => match self.cache.load(&path, self.len, chunk, want) {
+                Some(data) => {
+                    self.cache.hits.fetch_add(1, Ordering::Relaxed);
+                    claim.settle(Some(data.clone()));
+                    Part::Have(data)
+                }
+                None => Part::Mine(claim),
+            },
+        }
+    }
+
+    /// Fetches the claimed chunks `parts` (from chunk `from` on) in one request, keeps each
+    /// and hands it to the readers awaiting it. On an error every claim is released.
+    fn fetch(&self, from: u64, parts: &mut [Part]) -> io::Result<()> {
+        let start = from * CHUNK;
+        let to = from + parts.len() as u64;
+        let got = self
+            .inner
+            .read_at(start, (self.len.min(to * CHUNK) - start) as usize)?;
+        self.cache
+            .misses
+            .fetch_add(parts.len() as u64, Ordering::Relaxed);
+        for (chunk, part) in (from..).zip(parts.iter_mut()) {
+            let at = ((chunk - from) * CHUNK) as usize;
+            let want = self.chunk_len(chunk);
+            if got.len() < at + want {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{}: the bucket sent fewer bytes than asked",
+                        self.base.display()
+                    ),
+                ));
+            }
+            let data = got.slice(at..at + want);
+            self.cache
+                .store(&self.chunk_path(chunk), self.len, chunk, &data);
+            if let Part::Mine(claim) = std::mem::replace(part, Part::Have(data.clone())) {
+                claim.settle(Some(data));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where one chunk of a read comes from.
+enum Part {
+    /// Read from the disk or fetched.
+    Have(Bytes),
+    /// To be fetched by this reader, which others may await.
+    Mine(Claim),
+    /// Being fetched by another reader.
+    Theirs(Arc<Flight>),
+}
+
+/// A chunk being fetched by one reader, awaited by the others that miss it meanwhile, so
+/// that readers of neighbouring blocks fetch the chunk between them once.
+#[derive(Debug, Default)]
+struct Flight {
+    /// Empty until the fetch ends; then the bytes, or `None` when the fetch failed.
+    done: Mutex<Option<Option<Bytes>>>,
+    ready: Condvar,
+}
+
+impl Flight {
+    /// The fetched bytes, once fetched; `None` when the fetch failed.
+    fn wait(&self) -> Option<Bytes> {
+        let mut done = self.done.lock().expect("flight lock");
+        loop {
+            if let Some(result) = done.as_ref() {
+                return result.clone();
+            }
+            done = self.ready.wait(done).expect("flight lock");
+        }
+    }
+}
+
+/// A reader's claim to fetch one chunk: settled with its bytes, or released (as failed)
+/// when dropped unsettled, so that no reader waits for a fetch that will not come.
+struct Claim {
+    cache: Arc<RangeCache>,
+    path: PathBuf,
+    flight: Arc<Flight>,
+    settled: bool,
+}
+
+impl Claim {
+    /// Hands the chunk (or the failure) to the readers awaiting it.
+    fn settle(mut self, data: Option<Bytes>) {
+        self.finish(data);
+    }
+
+    fn finish(&mut self, data: Option<Bytes>) {
+        self.settled = true;
+        let mut flights = self.cache.flights.lock().expect("range cache flights lock");
+        if flights
+            .get(&self.path)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            flights.remove(&self.path);
+        }
+        drop(flights);
+        *self.flight.done.lock().expect("flight lock") = Some(data);
+        self.flight.ready.notify_all();
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.finish(None);
+        }
     }
 }
 
@@ -558,6 +701,99 @@ mod tests {
             before,
             "every chunk was kept"
         );
+    }
+
+    /// A file of the bucket that answers slowly, failing its first `fail` reads.
+    #[derive(Debug)]
+    struct Slow {
+        file: Arc<Remote>,
+        requests: AtomicU64,
+        fail: u64,
+    }
+
+    impl ReadAt for Slow {
+        fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+            let request = self.requests.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if request < self.fail {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the bucket is slow",
+                ));
+            }
+            self.file.read_at(offset, len)
+        }
+    }
+
+    #[test]
+    fn readers_missing_a_chunk_at_once_fetch_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = remote(4 * CHUNK as usize);
+        let slow = Arc::new(Slow {
+            file: file.clone(),
+            requests: AtomicU64::new(0),
+            fail: 0,
+        });
+        let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8u64 {
+                let reader = cache.reader("ns", &key(), 4 * CHUNK, slow.clone());
+                let file = file.clone();
+                scope.spawn(move || {
+                    // Neighbouring blocks: each read meets the chunk between them.
+                    let at = CHUNK + 1000 * (t + 1);
+                    let got = reader.read_at(at, CHUNK as usize).unwrap();
+                    assert_eq!(got, file.bytes.slice(at as usize..(at + CHUNK) as usize));
+                });
+            }
+        });
+        assert_eq!(
+            file.read.load(Ordering::Relaxed),
+            2 * CHUNK,
+            "chunks 1 and 2 fetched once each"
+        );
+        let stats = cache.stats();
+        assert_eq!((stats.misses, stats.hits), (2, 14), "{stats:?}");
+    }
+
+    #[test]
+    fn a_failed_fetch_lets_the_readers_awaiting_it_fetch_for_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = remote(2 * CHUNK as usize);
+        let slow = Arc::new(Slow {
+            file: file.clone(),
+            requests: AtomicU64::new(0),
+            fail: 1,
+        });
+        let cache = RangeCache::open(dir.path().into(), 1 << 30).unwrap();
+        let results: Vec<io::Result<Bytes>> = std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..4)
+                .map(|i| {
+                    let reader = cache.reader("ns", &key(), 2 * CHUNK, slow.clone());
+                    // The first reader claims the chunk; the others come while it fetches.
+                    std::thread::sleep(std::time::Duration::from_millis(if i == 0 {
+                        0
+                    } else {
+                        20
+                    }));
+                    scope.spawn(move || reader.read_at(10, 100))
+                })
+                .collect();
+            readers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+            .collect();
+        assert_eq!(
+            failed,
+            ["the bucket is slow"],
+            "only the fetch that failed fails"
+        );
+        for got in results.into_iter().flatten() {
+            assert_eq!(got, file.bytes.slice(10..110));
+        }
+        assert_eq!(cache.stats().chunks, 1);
     }
 
     #[test]
