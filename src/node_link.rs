@@ -1,6 +1,7 @@
 //! How a query node asks the nodes it follows for their entries not in the bucket yet:
 //! `GET <address>/api/node/recent` ([`logyard_store::NodeLink`]), with the token of
-//! `[storage] node_token_env` when the nodes require tokens.
+//! `[storage] node_token_env` when the nodes require tokens. An `https://` address is
+//! checked against the public authorities and those of `[storage] node_ca_file`.
 
 use std::time::Duration;
 
@@ -21,14 +22,52 @@ impl std::fmt::Debug for HttpLink {
 }
 
 impl HttpLink {
-    /// A link whose requests take `timeout` at most, sending `token` when given.
-    pub fn new(token: Option<String>, timeout: Duration) -> anyhow::Result<HttpLink> {
-        let client = reqwest::blocking::Client::builder()
+    /// A link whose requests take `timeout` at most, sending `token` when given, trusting
+    /// the certificates of `roots` (PEM, maybe empty) besides the public authorities.
+    pub fn new(token: Option<String>, timeout: Duration, roots: &[u8]) -> anyhow::Result<HttpLink> {
+        let mut client = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(2)))
-            .build()?;
-        Ok(HttpLink { client, token })
+            .connect_timeout(timeout.min(Duration::from_secs(2)));
+        if !roots.is_empty() {
+            let certs = reqwest::Certificate::from_pem_bundle(roots)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+                })?;
+            for cert in certs {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        Ok(HttpLink {
+            client: client.build()?,
+            token,
+        })
     }
+}
+
+/// What stopped a request, with its causes (a refused certificate is named only in them)
+/// and, for a certificate, what to do.
+fn explain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (for a node certificate signed by a private authority, name the authority's PEM \
+             file in [storage] node_ca_file)",
+        );
+    }
+    text
 }
 
 impl NodeLink for HttpLink {
@@ -43,9 +82,9 @@ impl NodeLink for HttpLink {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let answer = request.send().map_err(|e| e.without_url().to_string())?;
+        let answer = request.send().map_err(explain)?;
         let status = answer.status();
-        let body = answer.bytes().map_err(|e| e.without_url().to_string())?;
+        let body = answer.bytes().map_err(explain)?;
         if status.is_success() {
             return Ok(body.to_vec());
         }

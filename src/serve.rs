@@ -346,7 +346,8 @@ pub fn run(
 }
 
 /// A query node's link to the nodes it follows, with the token of `[storage]
-/// node_token_env`; its requests take 5 recent intervals at most (2 s at least).
+/// node_token_env` and the authorities of `node_ca_file`; its requests take 5 recent
+/// intervals at most (2 s at least).
 fn node_link(
     storage: &logyard_store::StorageSettings,
 ) -> anyhow::Result<crate::node_link::HttpLink> {
@@ -359,8 +360,23 @@ fn node_link(
         })?),
         None => None,
     };
+    let roots = match &storage.node_ca_file {
+        Some(path) => std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!(
+                "[storage] node_ca_file = {:?} cannot be read: {e}; name the PEM file of the \
+                 authority that signs the nodes' certificates",
+                path.display()
+            )
+        })?,
+        None => Vec::new(),
+    };
     let timeout = (storage.recent_interval * 5).max(std::time::Duration::from_secs(2));
-    crate::node_link::HttpLink::new(token, timeout)
+    crate::node_link::HttpLink::new(token, timeout, &roots).map_err(|e| {
+        match &storage.node_ca_file {
+            Some(path) => anyhow::anyhow!("[storage] node_ca_file = {:?}: {e}", path.display()),
+            None => e,
+        }
+    })
 }
 
 async fn shutdown_signal() {

@@ -3,6 +3,8 @@
 //! the prefix and publishes a manifest there; a query node reads every manifest and answers
 //! as one node holding the same entries would.
 
+#[path = "util/ca.rs"]
+mod ca;
 #[path = "util/moto.rs"]
 mod moto;
 mod util;
@@ -595,4 +597,109 @@ fn a_query_node_asks_nodes_that_require_tokens_with_the_token_it_is_given() {
         assert!(Instant::now() < deadline, "{nodes}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_query_node_reaches_nodes_over_https_trusting_the_authority_it_is_given() {
+    let (moto, dir) = bucket();
+    let d = dir.path();
+    let authority = ca::Ca::new(d, "nodes-ca");
+    authority.issue(d, "node", "localhost", false);
+    // The ingest node serves HTTPS; the query nodes, plain HTTP, differ in what they trust.
+    let config = |name: &str, more: &str| -> PathBuf {
+        let path = d.join(format!("{name}.toml"));
+        let base = std::fs::read_to_string(memtable_config(d, &moto.endpoint, more)).unwrap();
+        std::fs::write(&path, base).unwrap();
+        path
+    };
+    let node_config = config(
+        "node",
+        &format!(
+            "node = \"ingest-1\"\n\n[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            d.join("node.pem").display(),
+            d.join("node-key.pem").display()
+        ),
+    );
+    let node = Server::start_with_env(
+        &d.join("node"),
+        &[
+            "--config",
+            node_config.to_str().unwrap(),
+            "--role",
+            "ingest",
+        ],
+        &CREDENTIALS,
+    );
+    assert!(node.url.starts_with("https://"), "{}", node.url);
+    let pem = std::fs::read(&authority.pem).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let sent = client
+        .post(format!("{}/api/logs", node.url))
+        .json(&entries("billing", "settled", 100))
+        .send()
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+
+    // Not told of the authority: the node is not linked, and the error says what to set.
+    let query_data = d.join("query");
+    let untrusting = config("untrusting", "");
+    let query = Server::start_with_env(
+        &query_data,
+        &["--config", untrusting.to_str().unwrap(), "--role", "query"],
+        &CREDENTIALS,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, nodes) = query.get("/api/nodes");
+        let error = nodes["nodes"][0]["error"].as_str().unwrap_or_default();
+        if error.contains("certificate") {
+            assert!(error.contains("[storage] node_ca_file"), "{nodes}");
+            assert_eq!(nodes["nodes"][0]["linked"], false, "{nodes}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{nodes}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    query.stop();
+
+    // A file that is not PEM, or no file, stops the start and names the key.
+    std::fs::write(d.join("not-pem.txt"), "hello").unwrap();
+    for (file, said) in [
+        ("not-pem.txt", "holds no PEM certificate"),
+        ("absent.pem", "cannot be read"),
+    ] {
+        let bad = config(
+            "bad",
+            &format!("node_ca_file = \"{}\"\n", d.join(file).display()),
+        );
+        let refused = Server::try_start_with_env(
+            &query_data,
+            &["--config", bad.to_str().unwrap(), "--role", "query"],
+            &CREDENTIALS,
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            refused.contains("[storage] node_ca_file") && refused.contains(said),
+            "{refused}"
+        );
+    }
+
+    // Told of it: the entries in the node's memtable are served over HTTPS.
+    let trusting = config(
+        "trusting",
+        &format!("node_ca_file = \"{}\"\n", authority.pem.display()),
+    );
+    let query = Server::start_with_env(
+        &query_data,
+        &["--config", trusting.to_str().unwrap(), "--role", "query"],
+        &CREDENTIALS,
+    );
+    let nodes = wait_served(&query, 100);
+    assert_eq!(nodes["nodes"][0]["recent_rows"], 100, "{nodes}");
+    assert_eq!(rows(&query, "* | stats count()"), vec![json!([100])]);
+    drop(node);
 }

@@ -5,58 +5,21 @@
 //! `tls_client_ca` ingests without a token; RFC 5425 syslog (octet counting over TLS) is
 //! stored; a bad certificate file stops the start with the file and a hint.
 
+#[path = "util/ca.rs"]
+mod ca;
 mod util;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use ca::Ca;
 use serde_json::Value;
 use util::Server;
 
 const INGEST: &str = "ingest-secret-0123456789";
 const READ: &str = "read-secret-0123456789abc";
-
-/// A test CA: its certificate (also written to `<name>.pem`) and key.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-    pem: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let cert = params.self_signed(&key).unwrap();
-        let pem = dir.join(format!("{name}.pem"));
-        std::fs::write(&pem, cert.pem()).unwrap();
-        Ca { cert, key, pem }
-    }
-
-    /// Writes a certificate for `cn` signed by this CA and its key to `<stem>.pem` and
-    /// `<stem>-key.pem`; returns the certificate's PEM.
-    fn issue(&self, dir: &Path, stem: &str, cn: &str, client: bool) -> String {
-        let key = KeyPair::generate().unwrap();
-        let sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        let mut params = CertificateParams::new(if client { Vec::new() } else { sans }).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        // Key first: a reader that sees the new certificate finds its key already there.
-        std::fs::write(dir.join(format!("{stem}-key.pem")), key.serialize_pem()).unwrap();
-        std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
-        cert.pem()
-    }
-}
 
 /// Starts a server with `[server]` lines of TLS and two tokens: `shipper` (ingest) and
 /// `team` (read); its store keeps everything (the messages carry fixed past times).
@@ -253,7 +216,7 @@ fn a_replaced_certificate_is_served_without_a_restart_and_open_connections_go_on
         &both,
         format!(
             "{}{}",
-            first_ca.cert.pem(),
+            std::fs::read_to_string(&first_ca.pem).unwrap(),
             std::fs::read_to_string(&second_ca.pem).unwrap()
         ),
     )

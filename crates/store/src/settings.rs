@@ -104,6 +104,9 @@ pub struct StorageSettings {
     /// The environment variable holding the token a query node sends to the nodes it asks
     /// (`node_token_env`), when they require tokens.
     pub node_token_env: Option<String>,
+    /// A PEM file of the authorities that sign the nodes' certificates, trusted by a query
+    /// node besides the public ones (`node_ca_file`).
+    pub node_ca_file: Option<std::path::PathBuf>,
 }
 
 /// What a server does with the bucket (`logyard serve --role`).
@@ -168,6 +171,7 @@ struct StorageKeys {
     node: Option<String>,
     recent_interval: Option<logyard_model::units::Duration>,
     node_token_env: Option<String>,
+    node_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StorageSettings {
@@ -180,6 +184,7 @@ impl Default for StorageSettings {
             node: None,
             recent_interval: crate::RECENT_INTERVAL,
             node_token_env: None,
+            node_ca_file: None,
         }
     }
 }
@@ -216,6 +221,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                 .chain(keys.node.as_ref().map(|_| "node"))
                 .chain(keys.recent_interval.map(|_| "recent_interval"))
                 .chain(keys.node_token_env.as_ref().map(|_| "node_token_env"))
+                .chain(keys.node_ca_file.as_ref().map(|_| "node_ca_file"))
                 .collect();
                 if set.is_empty() {
                     Ok(StorageSettings::default())
@@ -270,6 +276,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                         .recent_interval
                         .map_or(crate::RECENT_INTERVAL, |d| d.0),
                     node_token_env: keys.node_token_env,
+                    node_ca_file: keys.node_ca_file,
                 })
             }
         }
