@@ -71,10 +71,16 @@ fn explain(e: reqwest::Error) -> String {
 }
 
 impl NodeLink for HttpLink {
-    fn recent(&self, address: &str, known: &[u64], since: u64) -> Result<Vec<u8>, String> {
+    fn recent(
+        &self,
+        address: &str,
+        known: &[u64],
+        since: u64,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, String> {
         let known: Vec<String> = known.iter().map(u64::to_string).collect();
         let url = format!(
-            "{}/api/node/recent?known={}&since={since}",
+            "{}/api/node/recent?known={}&since={since}&max_bytes={max_bytes}",
             address.trim_end_matches('/'),
             known.join(",")
         );

@@ -455,6 +455,12 @@ fn entries_still_in_an_ingest_nodes_memtable_are_served_by_a_query_node_once() {
         &CREDENTIALS,
     );
     node.post_entries(&entries("billing", "settled", 100));
+    let (status, refused) = node.get("/api/node/recent?known=&since=0&max_bytes=lots");
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        refused["error"]["message"], "max_bytes \"lots\" is not a number",
+        "{refused}"
+    );
     let nodes = wait_served(&query, 100);
     let status = &nodes["nodes"][0];
     assert_eq!(status["linked"], true, "{nodes}");

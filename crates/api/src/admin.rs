@@ -28,10 +28,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/node/recent", get(recent))
 }
 
-/// `GET /api/node/recent?known=<ids>&since=<seq>`: this node's cut for a query node that
-/// follows it ([`logyard_store::Store::recent`], in its wire format): the segments it has in
-/// the bucket, and the rows of the rest (those of segments `known` and memtable rows up to
-/// `since` left out).
+/// `GET /api/node/recent?known=<ids>&since=<seq>&max_bytes=<n>`: this node's cut for a
+/// query node that follows it ([`logyard_store::Store::recent`], in its wire format): the
+/// segments it has in the bucket, and the rows of the rest (those of segments `known` and
+/// memtable rows up to `since` left out; those of segments up to about `max_bytes`, by
+/// default [`logyard_store::RECENT_MAX_BYTES`]).
 pub async fn recent(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -54,8 +55,12 @@ pub async fn recent(
         None => 0,
         Some(s) => s.parse::<u64>().map_err(|_| bad("since", s))?,
     };
+    let max_bytes = match params.get("max_bytes") {
+        None => logyard_store::RECENT_MAX_BYTES,
+        Some(s) => s.parse::<u64>().map_err(|_| bad("max_bytes", s))?,
+    };
     let store = state.store.clone();
-    let cut = blocking(move || store.recent(&known, since)).await?;
+    let cut = blocking(move || store.recent(&known, since, max_bytes)).await?;
     let Some(cut) = cut else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

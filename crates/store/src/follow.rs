@@ -43,6 +43,9 @@ pub struct Follow {
     /// Most bytes of the ranges read from the nodes' segments kept on the local disk
     /// (`<data dir>/range-cache/`, [`crate::RangeCache`]); 0 keeps none.
     pub cache_bytes: u64,
+    /// Most bytes of rows of one node's segments not in the bucket yet held in memory; the
+    /// rest is named as out of reach until uploaded (`[storage] recent_max_bytes`).
+    pub recent_max_bytes: u64,
 }
 
 /// The default of [`Follow::refresh`] (`[storage] refresh_interval`).
@@ -51,12 +54,22 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 /// The default of [`Follow::recent_interval`] (`[storage] recent_interval`).
 pub const RECENT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The default of [`Follow::recent_max_bytes`] (`[storage] recent_max_bytes`), and what a
+/// node sends of its segments not in the bucket yet when the asker names no limit.
+pub const RECENT_MAX_BYTES: u64 = 256 << 20;
+
 /// How a query node asks a node, at the address of its manifest, for its cut
 /// ([`crate::Store::recent`] in its wire format, [`Recent::encode`]).
 pub trait NodeLink: std::fmt::Debug + Send + Sync {
-    /// The node's answer to `known` segments and memtable rows up to `since`; an error says
-    /// why there is none.
-    fn recent(&self, address: &str, known: &[u64], since: u64) -> Result<Vec<u8>, String>;
+    /// The node's answer to `known` segments and memtable rows up to `since`, with at most
+    /// about `max_bytes` of rows of other segments; an error says why there is none.
+    fn recent(
+        &self,
+        address: &str,
+        known: &[u64],
+        since: u64,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, String>;
 }
 
 /// One node whose manifest a query node reads, as of the last refresh.
@@ -95,6 +108,7 @@ pub(crate) struct Follower {
     pub(crate) refresh: Duration,
     link: Option<Arc<dyn NodeLink>>,
     recent_interval: Duration,
+    recent_max_bytes: u64,
     /// Held by a refresh or a poll from start to end, network calls included.
     nodes: Mutex<BTreeMap<String, FollowedNode>>,
     /// The nodes' statuses as of the last refresh or poll, for readers that must not wait
@@ -116,6 +130,10 @@ struct FollowedNode {
     mem: Vec<Arc<MemBatch>>,
     /// The highest memtable sequence number held.
     since: u64,
+    /// Why the node's entries not in the bucket yet are not all served, as of the last time
+    /// it was asked: it did not answer, or sent less than it holds (more than
+    /// [`Follow::recent_max_bytes`]).
+    link_error: Option<String>,
     /// Whether the segments served are those of the node's last answer (else its manifest's).
     linked: bool,
     status: NodeStatus,
@@ -133,17 +151,22 @@ impl FollowedNode {
     /// What of the node is out of reach: its entries not in the bucket yet while it does not
     /// answer (none when its manifest says it has none), or all of it without a manifest.
     fn gap(&self) -> Option<Gap> {
-        if self.linked || self.manifest.as_ref().is_some_and(|m| m.whole) {
+        if self.linked {
+            return self.link_error.clone().map(|reason| Gap {
+                name: format!("node={}: entries not in the bucket yet", self.status.node),
+                reason,
+            });
+        }
+        if self.manifest.as_ref().is_some_and(|m| m.whole) {
             return None;
         }
         let name = match &self.manifest {
             Some(m) => format!("node={}: entries not in the bucket yet", m.node),
             None => format!("{}: every entry (no manifest read)", self.status.location),
         };
-        let reason =
-            self.status.error.clone().unwrap_or_else(|| {
-                "the node has not been asked for its last entries yet".to_string()
-            });
+        let reason = (self.link_error.clone())
+            .or_else(|| self.status.error.clone())
+            .unwrap_or_else(|| "the node has not been asked for its last entries yet".to_string());
         Some(Gap { name, reason })
     }
 
@@ -167,6 +190,7 @@ impl Follower {
             refresh: or(follow.refresh, REFRESH_INTERVAL),
             link: follow.link.clone(),
             recent_interval: or(follow.recent_interval, RECENT_INTERVAL),
+            recent_max_bytes: follow.recent_max_bytes,
             nodes: Mutex::new(BTreeMap::new()),
             statuses: Mutex::new(Vec::new()),
             next_origin: AtomicU32::new(1),
@@ -219,6 +243,7 @@ impl Inner {
                     unshared: BTreeMap::new(),
                     mem: Vec::new(),
                     since: 0,
+                    link_error: None,
                     linked: false,
                 }
             });
@@ -246,7 +271,7 @@ impl Inner {
                     };
                     node.manifest = Some(manifest);
                     if !node.linked {
-                        node.status.error = error;
+                        node.status.error = node.link_error.clone().or(error);
                     }
                 }
             }
@@ -271,57 +296,74 @@ impl Inner {
                 continue;
             };
             let Some(address) = address else {
-                node.status.error = Some(
-                    "its manifest names no address: its entries not yet in the bucket are not served \
-                     (set [server] advertise_url on that node)"
-                        .to_string(),
-                );
+                let why =
+                    "its manifest names no address: its entries not yet in the bucket are not \
+                           served (set [server] advertise_url on that node)";
+                node.link_error = Some(why.to_string());
+                node.status.error = node.link_error.clone();
                 continue;
             };
             let known: Vec<u64> = node.unshared.keys().copied().collect();
+            let held: u64 = node.unshared.values().map(|b| b.bytes() as u64).sum();
+            let room = follower.recent_max_bytes.saturating_sub(held);
             let answer = link
-                .recent(&address, &known, node.since)
+                .recent(&address, &known, node.since, room)
                 .and_then(|bytes| Recent::decode(&bytes));
-            match answer {
+            let segment_error = match answer {
                 Ok(recent) if recent.header.node == id => {
-                    let error = self.serve_recent(node, recent);
-                    node.status.error = error;
+                    let (error, withheld) = self.serve_recent(node, recent);
+                    node.link_error = (withheld > 0).then(|| {
+                        format!(
+                            "{withheld} of its segments not in the bucket yet are not served: their \
+                             rows take more than [storage] recent_max_bytes ({} MiB) holds; they are \
+                             once uploaded",
+                            follower.recent_max_bytes >> 20
+                        )
+                    });
+                    error
                 }
                 Ok(recent) => {
-                    self.fall_back(node);
-                    node.status.error = Some(format!(
+                    node.link_error = Some(format!(
                         "{address} answers as node {}, not {id}: its entries not yet in the bucket are not served",
                         recent.header.node
                     ));
+                    self.fall_back(node)
                 }
                 Err(e) => {
                     if node.linked {
                         tracing::warn!(node = %id, %address, error = %e, "a followed node does not answer; serving what its manifest lists");
                     }
-                    self.fall_back(node);
-                    node.status.error = Some(format!(
+                    node.link_error = Some(format!(
                         "{address} did not answer ({e}): its entries not yet in the bucket are not served"
                     ));
+                    self.fall_back(node)
                 }
-            }
+            };
+            node.status.error = if node.linked {
+                segment_error.or_else(|| node.link_error.clone())
+            } else {
+                node.link_error.clone().or(segment_error)
+            };
             summarize(node);
         }
         self.publish_followed(follower, &nodes);
     }
 
-    /// Serves a node's manifest alone.
-    fn fall_back(&self, node: &mut FollowedNode) {
+    /// Serves a node's manifest alone; returns the first segment that could not be opened.
+    fn fall_back(&self, node: &mut FollowedNode) -> Option<String> {
         node.unlink();
         let segments = node
             .manifest
             .as_ref()
             .map(|m| m.segments.clone())
             .unwrap_or_default();
-        self.serve_segments(node, &segments);
+        self.serve_segments(node, &segments)
     }
 
-    /// Serves a node's cut: its segments in the bucket, and the rows of the rest.
-    fn serve_recent(&self, node: &mut FollowedNode, recent: Recent) -> Option<String> {
+    /// Serves a node's cut: its segments in the bucket, and the rows of the rest. Returns the
+    /// first segment that could not be opened, and how many segments not in the bucket the
+    /// node did not send the rows of.
+    fn serve_recent(&self, node: &mut FollowedNode, recent: Recent) -> (Option<String>, usize) {
         let error = self.serve_segments(node, &recent.header.shared);
         let header = recent.header;
         node.unshared
@@ -329,6 +371,11 @@ impl Inner {
         for (id, rows) in recent.unshared {
             node.unshared.insert(id, MemBatch::new(rows));
         }
+        let withheld = header
+            .unshared_ids
+            .iter()
+            .filter(|id| !node.unshared.contains_key(id))
+            .count();
         // Memtable rows below the node's memtable are in its segments now.
         let from = header.mem_from.unwrap_or(u64::MAX);
         node.mem = std::mem::take(&mut node.mem)
@@ -351,7 +398,7 @@ impl Inner {
             node.mem.push(MemBatch::new(recent.mem));
         }
         node.linked = true;
-        error
+        (error, withheld)
     }
 
     /// Opens the segments listed not opened yet, and lets go of those no longer listed

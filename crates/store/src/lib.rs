@@ -84,7 +84,9 @@ pub use cache::{CacheStats, ColumnCache};
 pub use catalog::Catalog;
 pub use dir::{FileKey, LocalDir, MemoryDir, SegmentDir};
 pub use error::StoreError;
-pub use follow::{Follow, NodeLink, NodeStatus, RECENT_INTERVAL, REFRESH_INTERVAL};
+pub use follow::{
+    Follow, NodeLink, NodeStatus, RECENT_INTERVAL, RECENT_MAX_BYTES, REFRESH_INTERVAL,
+};
 pub use fsutil::DirLock;
 pub use manifest::{NodeManifest, MANIFEST_HEARTBEAT, MANIFEST_VERSION};
 pub use memtable::MemBatch;

@@ -4,7 +4,9 @@
 //! node's answers include entries acknowledged a moment ago, each once.
 //!
 //! The cut is asked for again and again ([`Store::recent`]): rows the query node already
-//! holds are not sent twice (`known` segments, memtable rows up to `since`).
+//! holds are not sent twice (`known` segments, memtable rows up to `since`), and the rows
+//! of segments are sent up to a size the query node names (the others are listed, not sent:
+//! a node whose uploads have stalled for hours does not send hours of rows at once).
 //!
 //! Wire format (little-endian): `LYR1`, `u32` length + JSON header ([`RecentHeader`]), `u32`
 //! parts, then per part `u64` segment id (`u64::MAX`: memtable rows), `u32` rows, a `u64`
@@ -42,7 +44,8 @@ pub struct RecentHeader {
     pub node: String,
     /// Its live segments whose files are in the bucket.
     pub shared: Vec<SegmentMeta>,
-    /// Its live segments that are not (their rows are sent, unless known).
+    /// Its live segments that are not (their rows are sent, unless known or beyond the
+    /// size asked for).
     pub unshared_ids: Vec<u64>,
     /// The lowest sequence number in its memtable; `None` when the memtable is empty. Memtable
     /// rows below it that the asker holds are in segments now.
@@ -51,9 +54,15 @@ pub struct RecentHeader {
 
 impl Store {
     /// The store's cut for a query node that holds the rows of segments `known` and of the
-    /// memtable up to sequence number `since`; `None` for a store whose segments are not
-    /// in a bucket (nothing to follow).
-    pub fn recent(&self, known: &[u64], since: u64) -> Result<Option<Recent>, StoreError> {
+    /// memtable up to sequence number `since`, with the rows of other segments not in the
+    /// bucket, oldest first, while they take about `max_bytes` at most; `None` for a store
+    /// whose segments are not in a bucket (nothing to follow).
+    pub fn recent(
+        &self,
+        known: &[u64],
+        since: u64,
+        max_bytes: u64,
+    ) -> Result<Option<Recent>, StoreError> {
         let Some(node) = &self.inner.node else {
             return Ok(None);
         };
@@ -70,13 +79,16 @@ impl Store {
             ..RecentHeader::default()
         };
         let mut unshared = Vec::new();
+        let mut room = max_bytes;
         for seg in &segments {
             if dir.shared(&seg.meta.data_key()) && dir.shared(&seg.meta.index_key()) {
                 header.shared.push(seg.meta.clone());
                 continue;
             }
             header.unshared_ids.push(seg.meta.id);
-            if !known.contains(&seg.meta.id) {
+            let size = seg.decoded_bytes();
+            if !known.contains(&seg.meta.id) && size <= room {
+                room -= size;
                 unshared.push((seg.meta.id, rows_of(seg)?));
             }
         }

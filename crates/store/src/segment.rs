@@ -767,6 +767,16 @@ pub struct SegmentCounts {
 }
 
 impl Segment {
+    /// The bytes of its rows once decoded, as its Parquet footer counts them (before
+    /// compression): what holding them in memory takes, about.
+    pub fn decoded_bytes(&self) -> u64 {
+        let meta = self.reader_meta.metadata();
+        meta.row_groups()
+            .iter()
+            .map(|g| g.total_byte_size().max(0) as u64)
+            .sum()
+    }
+
     /// Opens a segment, checking its index and its Parquet footer.
     pub fn open(dir: &dyn SegmentDir, meta: SegmentMeta) -> Result<Segment, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt(format!("segment {}: {what}", meta.id));

@@ -104,6 +104,9 @@ pub struct StorageSettings {
     /// The environment variable holding the token a query node sends to the nodes it asks
     /// (`node_token_env`), when they require tokens.
     pub node_token_env: Option<String>,
+    /// Most bytes of rows of one node's segments not in the bucket yet that a query node
+    /// holds in memory (`recent_max_bytes`).
+    pub recent_max_bytes: u64,
     /// A PEM file of the authorities that sign the nodes' certificates, trusted by a query
     /// node besides the public ones (`node_ca_file`).
     pub node_ca_file: Option<std::path::PathBuf>,
@@ -172,6 +175,7 @@ struct StorageKeys {
     recent_interval: Option<logyard_model::units::Duration>,
     node_token_env: Option<String>,
     node_ca_file: Option<std::path::PathBuf>,
+    recent_max_bytes: Option<Size>,
 }
 
 impl Default for StorageSettings {
@@ -185,6 +189,7 @@ impl Default for StorageSettings {
             recent_interval: crate::RECENT_INTERVAL,
             node_token_env: None,
             node_ca_file: None,
+            recent_max_bytes: crate::RECENT_MAX_BYTES,
         }
     }
 }
@@ -222,6 +227,7 @@ impl TryFrom<StorageKeys> for StorageSettings {
                 .chain(keys.recent_interval.map(|_| "recent_interval"))
                 .chain(keys.node_token_env.as_ref().map(|_| "node_token_env"))
                 .chain(keys.node_ca_file.as_ref().map(|_| "node_ca_file"))
+                .chain(keys.recent_max_bytes.map(|_| "recent_max_bytes"))
                 .collect();
                 if set.is_empty() {
                     Ok(StorageSettings::default())
@@ -277,6 +283,9 @@ impl TryFrom<StorageKeys> for StorageSettings {
                         .map_or(crate::RECENT_INTERVAL, |d| d.0),
                     node_token_env: keys.node_token_env,
                     node_ca_file: keys.node_ca_file,
+                    recent_max_bytes: keys
+                        .recent_max_bytes
+                        .map_or(crate::RECENT_MAX_BYTES, |s| s.0),
                 })
             }
         }
@@ -325,6 +334,7 @@ impl StorageSettings {
                     link: None,
                     recent_interval: self.recent_interval,
                     cache_bytes: self.cache.bytes,
+                    recent_max_bytes: self.recent_max_bytes,
                 });
             }
         }

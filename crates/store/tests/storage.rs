@@ -953,9 +953,15 @@ struct InProcessLink {
 }
 
 impl logyard_store::NodeLink for InProcessLink {
-    fn recent(&self, address: &str, known: &[u64], since: u64) -> Result<Vec<u8>, String> {
+    fn recent(
+        &self,
+        address: &str,
+        known: &[u64],
+        since: u64,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, String> {
         match &*self.node.lock().unwrap() {
-            Some(store) => match store.recent(known, since) {
+            Some(store) => match store.recent(known, since, max_bytes) {
                 Ok(Some(recent)) => Ok(recent.encode()),
                 Ok(None) => Err("not a node of a bucket".to_string()),
                 Err(e) => Err(e.to_string()),
@@ -1031,6 +1037,71 @@ fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(store);
+}
+
+#[test]
+fn a_query_node_holds_no_more_of_a_nodes_rows_not_in_the_bucket_than_it_is_allowed() {
+    use logyard_store::{NodeRole, RECENT_MAX_BYTES};
+    let (mut moto, settings) = cluster();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(data.path());
+    config.retention_days = 0;
+    config.flush_interval = Duration::from_secs(3600);
+    settings.apply(&mut config, NodeRole::Ingest).unwrap();
+    let store = Arc::new(Store::open(config).unwrap());
+    store.set_address(Some("http://ingest-1.test".to_string()));
+    let link = Arc::new(InProcessLink {
+        node: std::sync::Mutex::new(Some(store.clone())),
+    });
+    let query_node = |max_bytes: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        settings.apply(&mut config, NodeRole::Query).unwrap();
+        let follow = config.follow.as_mut().unwrap();
+        follow.link = Some(link.clone());
+        follow.recent_max_bytes = max_bytes;
+        (dir, Store::open(config).unwrap())
+    };
+    let (_roomy_dir, roomy) = query_node(RECENT_MAX_BYTES);
+    let (_tight_dir, tight) = query_node(0);
+    store.append(batch(0, 5, 0)).unwrap();
+    followed_until(&roomy, &expected(&[(0, 5)]));
+    followed_until(&tight, &expected(&[(0, 5)]));
+
+    // The bucket out of reach: two segments wait on the node's disk for their upload.
+    moto.stop();
+    store.append(batch(5, 10, 0)).unwrap();
+    store.flush().unwrap();
+    store.append(batch(15, 20, 0)).unwrap();
+    store.flush().unwrap();
+    store.append(batch(35, 3, 0)).unwrap();
+    let cut = |max_bytes| store.recent(&[], 0, max_bytes).unwrap().unwrap();
+    let all = cut(u64::MAX);
+    assert_eq!(all.header.unshared_ids.len(), 2, "{:?}", all.header);
+    let rows: Vec<usize> = all.unshared.iter().map(|(_, rows)| rows.len()).collect();
+    assert_eq!(rows, [15, 20]);
+    assert_eq!(all.mem.len(), 3);
+    let none = cut(0);
+    assert_eq!(none.header.unshared_ids, all.header.unshared_ids);
+    assert!(none.unshared.is_empty(), "no room: no segment's rows");
+    assert_eq!(none.mem.len(), 3, "the memtable's rows are always sent");
+
+    // Room for them: every entry served, nothing missing.
+    followed_until(&roomy, &expected(&[(0, 38)]));
+    assert_eq!(roomy.snapshot().gaps(), &[]);
+    // No room: the memtable's rows are served, and the segments' rows are named as missing.
+    followed_until(&tight, &expected(&[(35, 3)]));
+    let gaps = tight.snapshot().gaps().to_vec();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].name, "node=ingest-1: entries not in the bucket yet");
+    assert!(
+        gaps[0].reason.contains("2 of its segments")
+            && gaps[0].reason.contains("[storage] recent_max_bytes"),
+        "{gaps:?}"
+    );
+    let status = tight.nodes().unwrap_or_default();
+    assert_eq!(status[0].linked, true, "{status:?}");
+    assert_eq!(status[0].recent_rows, 3, "{status:?}");
 }
 
 #[test]
