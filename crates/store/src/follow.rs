@@ -408,11 +408,14 @@ impl Inner {
         node.segments
             .retain(|id, seg| wanted.get(id).is_some_and(|m| **m == seg.meta));
         let mut error = None;
-        for (id, meta) in wanted {
-            if node.segments.contains_key(&id) {
-                continue;
-            }
-            match Segment::open(&node.dir, meta.clone()) {
+        let new: Vec<SegmentMeta> = wanted
+            .into_values()
+            .filter(|meta| !node.segments.contains_key(&meta.id))
+            .cloned()
+            .collect();
+        for (meta, opened) in Segment::open_all(&node.dir, new) {
+            let id = meta.id;
+            match opened {
                 Ok(segment) => {
                     let segment = segment
                         .with_cache(self.cache.clone())

@@ -121,8 +121,8 @@ pub(crate) fn open_segments(
         changed: rebuilding.is_some(),
         quarantined: 0,
     };
-    for meta in std::mem::take(&mut catalog.segments) {
-        match Segment::open(parts, meta.clone()) {
+    for (meta, result) in Segment::open_all(parts, std::mem::take(&mut catalog.segments)) {
+        match result {
             Ok(seg) => {
                 opened
                     .segments

@@ -23,7 +23,8 @@
 
 use std::borrow::Borrow;
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -766,7 +767,50 @@ pub struct SegmentCounts {
     pub agents: Option<Vec<(String, u64)>>,
 }
 
+/// How many segments [`Segment::open_all`] opens at once: each open of a segment in a
+/// bucket waits on a few requests (the file's size, its footer, its index).
+const OPEN_AT_ONCE: usize = 16;
+
 impl Segment {
+    /// Opens the segments `metas` of `dir`, several at once; each with its result, in the
+    /// order given.
+    pub fn open_all(
+        dir: &dyn SegmentDir,
+        metas: Vec<SegmentMeta>,
+    ) -> Vec<(SegmentMeta, Result<Segment, StoreError>)> {
+        let threads = OPEN_AT_ONCE.min(metas.len());
+        if threads <= 1 {
+            return metas
+                .into_iter()
+                .map(|meta| {
+                    let opened = Segment::open(dir, meta.clone());
+                    (meta, opened)
+                })
+                .collect();
+        }
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Result<Segment, StoreError>>>> =
+            metas.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(meta) = metas.get(i) else { break };
+                    let opened = Segment::open(dir, meta.clone());
+                    *results[i].lock().expect("open result lock") = Some(opened);
+                });
+            }
+        });
+        metas
+            .into_iter()
+            .zip(results)
+            .map(|(meta, result)| {
+                let opened = result.into_inner().expect("open result lock");
+                (meta, opened.expect("every segment was opened"))
+            })
+            .collect()
+    }
+
     /// The bytes of its rows once decoded, as its Parquet footer counts them (before
     /// compression): what holding them in memory takes, about.
     pub fn decoded_bytes(&self) -> u64 {
@@ -1172,6 +1216,43 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn segments_opened_at_once_each_answer_in_the_order_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(50);
+        let metas: Vec<SegmentMeta> = (1..=40)
+            .map(|id| {
+                let layout = Layout {
+                    block_rows: 8192,
+                    compression_level: 1,
+                };
+                write(&local(&dir), id, "1970-01-01", &recs, layout).unwrap()
+            })
+            .collect();
+        // One data file cut short: its open fails, the others' do not.
+        let damaged = local(&dir).local_path(&metas[6].data_key()).unwrap();
+        let len = std::fs::metadata(&damaged).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&damaged)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let opened = Segment::open_all(&local(&dir), metas.clone());
+        assert_eq!(opened.len(), metas.len());
+        for ((meta, result), want) in opened.iter().zip(&metas) {
+            assert_eq!(meta, want);
+            match result {
+                Ok(seg) => {
+                    assert_ne!(meta.id, 7);
+                    assert_eq!(seg.meta, *want);
+                }
+                Err(e) => assert_eq!(meta.id, 7, "{e}"),
+            }
+        }
+        assert!(opened[6].1.is_err());
     }
 
     #[test]
