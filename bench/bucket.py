@@ -6,7 +6,8 @@ bench/ingest_query.py does), starts an S3 API server (moto_server) on 127.0.0.1,
 each storage in one run: starts the release binary on a fresh data directory, ingests the
 file over HTTP, waits until every segment is written (and, for the bucket, uploaded, with
 `local_days = 1` so that no local copy of the data's days, in 2024, is left), restarts the
-server (nothing in its cache of decoded columns), and times Q1-Q8 of
+server (nothing in its cache of decoded columns; how long it takes to start, every segment
+opened, is printed), and times Q1-Q8 of
 ../shared/bench/PEERS.md: the first run (cold: for the bucket, every byte read comes over
 HTTP, counted by `logyard_storage_downloaded_bytes_total`) and the median of 5 after it.
 The bucket's server is then restarted once more and each query run once: what the first
@@ -111,7 +112,9 @@ def run(storage, path, want, lines, work, endpoint, range_cache):
         proc.terminate()
         proc.wait()
     local = iq.dir_bytes(os.path.join(data_dir, "parts"))
+    started = time.perf_counter()
     proc, host, port = iq.start_server(data_dir, config)
+    start_s = time.perf_counter() - started
     rows = []
     try:
         enc = urllib.parse.quote
@@ -123,9 +126,11 @@ def run(storage, path, want, lines, work, endpoint, range_cache):
     finally:
         proc.terminate()
         proc.wait()
-    again = []
+    again, again_start_s = [], None
     if storage == "bucket":
+        started = time.perf_counter()
         proc, host, port = iq.start_server(data_dir, config)
+        again_start_s = time.perf_counter() - started
         try:
             again = [timed(host, port, query, want, ok, f"{storage} again {name}")
                      for name, query, ok in QUERIES]
@@ -133,7 +138,7 @@ def run(storage, path, want, lines, work, endpoint, range_cache):
             proc.terminate()
             proc.wait()
     return {"ingest_s": secs, "upload": upload, "local_parts": local, "rows": rows,
-            "again": again, "range_cache": iq.dir_bytes(os.path.join(data_dir, "range-cache"))}
+            "again": again, "start_s": start_s, "again_start_s": again_start_s, "range_cache": iq.dir_bytes(os.path.join(data_dir, "range-cache"))}
 
 
 def main():
@@ -166,6 +171,8 @@ def main():
     print(f"upload: {sent / (1 << 20):.1f} MiB in {files:.0f} files, done {secs:.1f} s after "
           f"the last segment was written; parts/ then holds {bucket['local_parts'] / (1 << 20):.1f} MiB "
           f"(local: {local['local_parts'] / (1 << 20):.1f} MiB)")
+    print(f"start (every segment opened): local {local['start_s']:.2f} s, bucket "
+          f"{bucket['start_s']:.2f} s, bucket with its ranges on the disk {bucket['again_start_s']:.2f} s")
     print(f"\n{'query':26} {'local first':>12} {'local':>9} {'bucket first':>13} {'bucket':>9} "
           f"{'read (first)':>13} {'restarted':>10} {'read':>9}")
     for (name, lf, lm, _), (_, bf, bm, fetched), (af, afetched) in zip(
