@@ -1040,6 +1040,42 @@ fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
 }
 
 #[test]
+fn a_query_node_serves_a_followed_segment_whose_index_is_gone_from_the_bucket() {
+    use logyard_store::NodeRole;
+    let (moto, settings) = cluster();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(data.path());
+    config.retention_days = 0;
+    config.flush_interval = Duration::from_secs(3600);
+    settings.apply(&mut config, NodeRole::Ingest).unwrap();
+    let store = Store::open(config).unwrap();
+    store.append(batch(0, 40, 0)).unwrap();
+    store.flush().unwrap();
+    settle(&store);
+    store.close();
+    let keys = moto.keys("logs", "cluster/node=ingest-1/");
+    let index = keys
+        .iter()
+        .find(|k| k.ends_with(".idx"))
+        .unwrap_or_else(|| panic!("{keys:?}"));
+    moto.delete("logs", index);
+
+    // The query node cannot write the index back: it rebuilds it in memory and serves the
+    // segment (before, its open failed at every refresh, each reading the whole data file).
+    let query_data = tempfile::tempdir().unwrap();
+    let mut query_config = StoreConfig::new(query_data.path());
+    settings.apply(&mut query_config, NodeRole::Query).unwrap();
+    let query = Store::open(query_config).unwrap();
+    followed_until(&query, &expected(&[(0, 40)]));
+    let status = query.nodes().unwrap_or_default();
+    assert_eq!(status[0].error, None, "{status:?}");
+    assert!(
+        !moto.keys("logs", "cluster/").iter().any(|k| k == index),
+        "nothing written by the query node"
+    );
+}
+
+#[test]
 fn a_query_node_holds_no_more_of_a_nodes_rows_not_in_the_bucket_than_it_is_allowed() {
     use logyard_store::{NodeRole, RECENT_MAX_BYTES};
     let (mut moto, settings) = cluster();
