@@ -885,6 +885,18 @@ fn cluster() -> (Moto, logyard_store::StorageSettings) {
     (moto, settings)
 }
 
+/// The configuration of the ingest node of `settings` in `data`, which flushes only when
+/// asked: its memtable holds what is appended after a flush.
+fn ingest_config(settings: &logyard_store::StorageSettings, data: &Path) -> StoreConfig {
+    let mut config = StoreConfig::new(data);
+    config.retention_days = 0;
+    config.flush_interval = Duration::from_secs(3600);
+    settings
+        .apply(&mut config, logyard_store::NodeRole::Ingest)
+        .unwrap();
+    config
+}
+
 #[test]
 fn a_query_node_follows_its_nodes_merges_without_counting_a_row_twice() {
     use logyard_store::NodeRole;
@@ -976,11 +988,7 @@ fn a_node_out_of_reach_is_named_as_a_gap_until_it_answers_or_stops_cleanly() {
     use logyard_store::NodeRole;
     let (moto, settings) = cluster();
     let data = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(data.path());
-    config.retention_days = 0;
-    // Only asked flushes: the memtable holds what is appended after one.
-    config.flush_interval = Duration::from_secs(3600);
-    settings.apply(&mut config, NodeRole::Ingest).unwrap();
+    let config = ingest_config(&settings, data.path());
     let store = Arc::new(Store::open(config.clone()).unwrap());
     store.set_address(Some("http://ingest-1.test".to_string()));
     store.append(batch(0, 10, 0)).unwrap();
@@ -1044,11 +1052,7 @@ fn a_query_node_serves_a_followed_segment_whose_index_is_gone_from_the_bucket() 
     use logyard_store::NodeRole;
     let (moto, settings) = cluster();
     let data = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(data.path());
-    config.retention_days = 0;
-    config.flush_interval = Duration::from_secs(3600);
-    settings.apply(&mut config, NodeRole::Ingest).unwrap();
-    let store = Store::open(config).unwrap();
+    let store = Store::open(ingest_config(&settings, data.path())).unwrap();
     store.append(batch(0, 40, 0)).unwrap();
     store.flush().unwrap();
     settle(&store);
@@ -1080,11 +1084,7 @@ fn a_query_node_holds_no_more_of_a_nodes_rows_not_in_the_bucket_than_it_is_allow
     use logyard_store::{NodeRole, RECENT_MAX_BYTES};
     let (mut moto, settings) = cluster();
     let data = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(data.path());
-    config.retention_days = 0;
-    config.flush_interval = Duration::from_secs(3600);
-    settings.apply(&mut config, NodeRole::Ingest).unwrap();
-    let store = Arc::new(Store::open(config).unwrap());
+    let store = Arc::new(Store::open(ingest_config(&settings, data.path())).unwrap());
     store.set_address(Some("http://ingest-1.test".to_string()));
     let link = Arc::new(InProcessLink {
         node: std::sync::Mutex::new(Some(store.clone())),
