@@ -3,6 +3,7 @@
 //! `[storage] node_token_env` when the nodes require tokens. An `https://` address is
 //! checked against the public authorities and those of `[storage] node_ca_file`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use logyard_store::NodeLink;
@@ -23,18 +24,30 @@ impl std::fmt::Debug for HttpLink {
 
 impl HttpLink {
     /// A link whose requests take `timeout` at most, sending `token` when given, trusting
-    /// the certificates of `roots` (PEM, maybe empty) besides the public authorities.
-    pub fn new(token: Option<String>, timeout: Duration, roots: &[u8]) -> anyhow::Result<HttpLink> {
+    /// the certificates of `ca_file` (PEM, `[storage] node_ca_file`) besides the public
+    /// authorities.
+    pub fn new(
+        token: Option<String>,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> anyhow::Result<HttpLink> {
         let mut client = reqwest::blocking::Client::builder()
             .use_rustls_tls()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)));
-        if !roots.is_empty() {
-            let certs = reqwest::Certificate::from_pem_bundle(roots)
+        if let Some(path) = ca_file {
+            let key = format!("[storage] node_ca_file = {:?}", path.display());
+            let pem = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "{key} cannot be read: {e}; name the PEM file of the authority that signs \
+                     the nodes' certificates"
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .ok()
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| {
-                    anyhow::anyhow!("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+                    anyhow::anyhow!("{key} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
                 })?;
             for cert in certs {
                 client = client.add_root_certificate(cert);

@@ -360,23 +360,8 @@ fn node_link(
         })?),
         None => None,
     };
-    let roots = match &storage.node_ca_file {
-        Some(path) => std::fs::read(path).map_err(|e| {
-            anyhow::anyhow!(
-                "[storage] node_ca_file = {:?} cannot be read: {e}; name the PEM file of the \
-                 authority that signs the nodes' certificates",
-                path.display()
-            )
-        })?,
-        None => Vec::new(),
-    };
     let timeout = (storage.recent_interval * 5).max(std::time::Duration::from_secs(2));
-    crate::node_link::HttpLink::new(token, timeout, &roots).map_err(|e| {
-        match &storage.node_ca_file {
-            Some(path) => anyhow::anyhow!("[storage] node_ca_file = {:?}: {e}", path.display()),
-            None => e,
-        }
-    })
+    crate::node_link::HttpLink::new(token, timeout, storage.node_ca_file.as_deref())
 }
 
 async fn shutdown_signal() {

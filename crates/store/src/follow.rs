@@ -151,13 +151,12 @@ impl FollowedNode {
     /// What of the node is out of reach: its entries not in the bucket yet while it does not
     /// answer (none when its manifest says it has none), or all of it without a manifest.
     fn gap(&self) -> Option<Gap> {
-        if self.linked {
-            return self.link_error.clone().map(|reason| Gap {
-                name: format!("node={}: entries not in the bucket yet", self.status.node),
-                reason,
-            });
-        }
-        if self.manifest.as_ref().is_some_and(|m| m.whole) {
+        let whole = if self.linked {
+            self.link_error.is_none()
+        } else {
+            self.manifest.as_ref().is_some_and(|m| m.whole)
+        };
+        if whole {
             return None;
         }
         let name = match &self.manifest {
@@ -339,11 +338,7 @@ impl Inner {
                     self.fall_back(node)
                 }
             };
-            node.status.error = if node.linked {
-                segment_error.or_else(|| node.link_error.clone())
-            } else {
-                node.link_error.clone().or(segment_error)
-            };
+            node.status.error = node.link_error.clone().or(segment_error);
             summarize(node);
         }
         self.publish_followed(follower, &nodes);

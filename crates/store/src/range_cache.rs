@@ -258,16 +258,6 @@ impl RangeCache {
         })
     }
 
-    /// A claim of the chunk at `path` whoever else fetches it (after their fetch failed).
-    fn claim_anyway(self: &Arc<RangeCache>, path: PathBuf) -> Claim {
-        Claim {
-            cache: self.clone(),
-            path,
-            flight: Arc::new(Flight::default()),
-            settled: false,
-        }
-    }
-
     /// Removes the least recently used chunks while more than the limit is held.
     fn shrink(&self) {
         let limit = self.limit.load(Ordering::Relaxed);
@@ -371,7 +361,12 @@ impl ReadAt for CachedFile {
                 .take_while(|p| matches!(p, Part::Mine(_)))
                 .count();
             if run > 0 {
-                self.fetch(first + at as u64, &mut parts[at..at + run])?;
+                let fetched = self.fetch(first + at as u64, run)?;
+                for (part, data) in parts[at..at + run].iter_mut().zip(fetched) {
+                    if let Part::Mine(claim) = std::mem::replace(part, Part::Have(data.clone())) {
+                        claim.settle(Some(data));
+                    }
+                }
             }
             at += run.max(1);
         }
@@ -385,14 +380,7 @@ impl ReadAt for CachedFile {
                         data
                     }
                     // Their fetch failed: this reader tries once itself.
-                    None => {
-                        let mut own = [Part::Mine(self.cache.claim_anyway(self.chunk_path(chunk)))];
-                        self.fetch(chunk, &mut own)?;
-                        let [Part::Have(data)] = own else {
-                            unreachable!("a fetched chunk is had")
-                        };
-                        data
-                    }
+                    None => self.fetch(chunk, 1)?.pop().expect("one chunk fetched"),
                 },
                 Part::Mine(_) => unreachable!("every claimed chunk is fetched"),
             });
@@ -439,18 +427,16 @@ impl CachedFile {
         }
     }
 
-    /// Fetches the claimed chunks `parts` (from chunk `from` on) in one request, keeps each
-    /// and hands it to the readers awaiting it. On an error every claim is released.
-    fn fetch(&self, from: u64, parts: &mut [Part]) -> io::Result<()> {
+    /// Fetches `count` chunks from chunk `from` on in one request and keeps each.
+    fn fetch(&self, from: u64, count: usize) -> io::Result<Vec<Bytes>> {
         let start = from * CHUNK;
-        let to = from + parts.len() as u64;
+        let to = from + count as u64;
         let got = self
             .inner
             .read_at(start, (self.len.min(to * CHUNK) - start) as usize)?;
-        self.cache
-            .misses
-            .fetch_add(parts.len() as u64, Ordering::Relaxed);
-        for (chunk, part) in (from..).zip(parts.iter_mut()) {
+        self.cache.misses.fetch_add(count as u64, Ordering::Relaxed);
+        let mut chunks = Vec::with_capacity(count);
+        for chunk in from..to {
             let at = ((chunk - from) * CHUNK) as usize;
             let want = self.chunk_len(chunk);
             if got.len() < at + want {
@@ -465,11 +451,9 @@ impl CachedFile {
             let data = got.slice(at..at + want);
             self.cache
                 .store(&self.chunk_path(chunk), self.len, chunk, &data);
-            if let Part::Mine(claim) = std::mem::replace(part, Part::Have(data.clone())) {
-                claim.settle(Some(data));
-            }
+            chunks.push(data);
         }
-        Ok(())
+        Ok(chunks)
     }
 }
 

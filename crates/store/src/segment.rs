@@ -24,7 +24,7 @@
 use std::borrow::Borrow;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -785,36 +785,30 @@ impl Segment {
         dir: &dyn SegmentDir,
         metas: Vec<SegmentMeta>,
     ) -> Vec<(SegmentMeta, Result<Segment, StoreError>)> {
-        let threads = OPEN_AT_ONCE.min(metas.len());
-        if threads <= 1 {
-            return metas
-                .into_iter()
-                .map(|meta| {
-                    let opened = Segment::open(dir, meta.clone());
-                    (meta, opened)
+        let next = AtomicUsize::new(0);
+        let mut opened: Vec<(usize, Result<Segment, StoreError>)> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..OPEN_AT_ONCE.min(metas.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(meta) = metas.get(i) else { break mine };
+                            mine.push((i, Segment::open(dir, meta.clone())));
+                        }
+                    })
                 })
                 .collect();
-        }
-        let next = AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<Result<Segment, StoreError>>>> =
-            metas.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(meta) = metas.get(i) else { break };
-                    let opened = Segment::open(dir, meta.clone());
-                    *results[i].lock().expect("open result lock") = Some(opened);
-                });
-            }
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().expect("a segment opening thread panicked"))
+                .collect()
         });
+        opened.sort_unstable_by_key(|(i, _)| *i);
         metas
             .into_iter()
-            .zip(results)
-            .map(|(meta, result)| {
-                let opened = result.into_inner().expect("open result lock");
-                (meta, opened.expect("every segment was opened"))
-            })
+            .zip(opened)
+            .map(|(meta, (_, result))| (meta, result))
             .collect()
     }
 
