@@ -66,6 +66,7 @@ pub use docker::{DockerConfig, DockerMode, DockerSource};
 pub use error::{SinkError, SourceError};
 pub use file::{FileConfig, FileSource};
 pub use journald::{JournaldConfig, JournaldSource};
+pub use settings::{ParseSettings, TimeSettings};
 pub use shutdown::Shutdown;
 pub use sink::{CheckpointToken, MemorySink, Receipt, Sink};
 pub use ssh::{SshConfig, SshSource};
@@ -173,44 +174,16 @@ impl SourceConfig {
     }
 }
 
-/// The time settings of a source, from its three keys.
-fn time_settings<'a>(
-    timezone: &'a Option<String>,
-    format: &'a Option<String>,
-    field: &'a Option<String>,
-) -> settings::TimeSettings<'a> {
-    settings::TimeSettings {
-        timezone: timezone.as_deref(),
-        format: format.as_deref(),
-        field: field.as_deref(),
-    }
-}
-
 impl SourceConfig {
     /// Checks the parse settings (`format`, `timezone`, `timestamp_format`,
     /// `timestamp_field`), so that a bad one stops the start instead of the source.
     fn check_parse_settings(&self, name: &str) -> Result<(), SourceError> {
         let (format, time) = match self {
-            SourceConfig::File(c) => (
-                c.format.as_deref(),
-                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
-            ),
-            SourceConfig::Syslog(c) => (
-                c.format.as_deref(),
-                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
-            ),
-            SourceConfig::Docker(c) => (
-                None,
-                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
-            ),
-            SourceConfig::Ssh(c) => (
-                c.format.as_deref(),
-                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
-            ),
-            SourceConfig::Stdin(c) => (
-                c.format.as_deref(),
-                time_settings(&c.timezone, &c.timestamp_format, &c.timestamp_field),
-            ),
+            SourceConfig::File(c) => (c.parse.format.as_deref(), &c.parse.time),
+            SourceConfig::Syslog(c) => (c.parse.format.as_deref(), &c.parse.time),
+            SourceConfig::Docker(c) => (None, &c.time),
+            SourceConfig::Ssh(c) => (c.parse.format.as_deref(), &c.parse.time),
+            SourceConfig::Stdin(c) => (c.parse.format.as_deref(), &c.parse.time),
             SourceConfig::Journald(_) => return Ok(()),
         };
         settings::parser_config(

@@ -20,16 +20,77 @@ pub(crate) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     usize::try_from(n).map_err(|_| serde::de::Error::custom(format!("size {n} is too large")))
 }
 
-/// A source's settings about its lines' time: `timezone`, `timestamp_format`,
-/// `timestamp_field`.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct TimeSettings<'a> {
-    /// The zone of stamps that carry none.
-    pub timezone: Option<&'a str>,
-    /// The layout of the stamps, in strftime syntax.
-    pub format: Option<&'a str>,
-    /// The field that holds the time.
-    pub field: Option<&'a str>,
+/// A source's keys about its lines' time (`timezone`, `timestamp_format`,
+/// `timestamp_field`), defined once and flattened into each source that reads stamps.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct TimeSettings {
+    /// The zone of stamps that carry none (`UTC` by default).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
+    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
+    #[serde(default)]
+    pub timestamp_field: Option<String>,
+}
+
+/// A source's keys about how its lines are parsed: `format` and the [`TimeSettings`],
+/// defined once and flattened into each source that parses text.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(from = "ParseKeys")]
+pub struct ParseSettings {
+    /// The lines' format (`auto` by default; `json`, `logfmt`, `syslog`, `nginx`, …).
+    pub format: Option<String>,
+    /// The keys about the lines' time.
+    pub time: TimeSettings,
+}
+
+/// The keys of [`ParseSettings`] side by side: a flattened struct must name its keys
+/// itself (a flatten within a flatten takes none of them).
+#[derive(Deserialize)]
+struct ParseKeys {
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    timestamp_format: Option<String>,
+    #[serde(default)]
+    timestamp_field: Option<String>,
+}
+
+impl From<ParseKeys> for ParseSettings {
+    fn from(k: ParseKeys) -> ParseSettings {
+        ParseSettings {
+            format: k.format,
+            time: TimeSettings {
+                timezone: k.timezone,
+                timestamp_format: k.timestamp_format,
+                timestamp_field: k.timestamp_field,
+            },
+        }
+    }
+}
+
+impl ParseSettings {
+    /// Applies these settings over the binary's base parser settings; `format` absent
+    /// means `default_format`.
+    pub(crate) fn parser_config(
+        &self,
+        name: &str,
+        base: &ParserConfig,
+        default_format: Format,
+    ) -> Result<ParserConfig, SourceError> {
+        parser_config(
+            name,
+            base,
+            self.format.as_deref(),
+            &self.time,
+            default_format,
+        )
+    }
 }
 
 /// Applies a source's `format` and time settings over the binary's base parser settings
@@ -38,7 +99,7 @@ pub(crate) fn parser_config(
     name: &str,
     base: &ParserConfig,
     format: Option<&str>,
-    time: TimeSettings,
+    time: &TimeSettings,
     default_format: Format,
 ) -> Result<ParserConfig, SourceError> {
     let mut cfg = base.clone();
@@ -50,13 +111,17 @@ pub(crate) fn parser_config(
         Some(f) => f.parse().map_err(wrap)?,
         None => default_format,
     };
-    if let Some(tz) = time.timezone {
+    if let Some(tz) = &time.timezone {
         cfg.timezone = tz.parse::<TimeZone>().map_err(wrap)?;
     }
-    if let Some(f) = time.format {
+    if let Some(f) = &time.timestamp_format {
         cfg.timestamp_format = Some(f.parse::<TimeFormat>().map_err(wrap)?);
     }
-    if let Some(field) = time.field.filter(|f| !f.trim().is_empty()) {
+    if let Some(field) = time
+        .timestamp_field
+        .as_deref()
+        .filter(|f| !f.trim().is_empty())
+    {
         cfg.timestamp_field = Some(field.trim().to_string());
     }
     Ok(cfg)
@@ -76,4 +141,82 @@ pub(crate) fn checkpoint_path(state_dir: &std::path::Path, source: &str) -> std:
         })
         .collect();
     state_dir.join("checkpoints").join(format!("{name}.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::SourceConfig;
+
+    /// The keys each parsing source needs besides the shared ones.
+    const SOURCES: [(&str, &str); 4] = [
+        ("file", "paths = [\"/tmp/a.log\"]"),
+        ("ssh", "host = \"web1\""),
+        ("stdin", ""),
+        ("syslog", "listen_udp = \"127.0.0.1:5514\""),
+    ];
+
+    #[test]
+    fn every_parsing_source_reads_the_shared_keys_and_refuses_unknown_ones() {
+        for (kind, own) in SOURCES {
+            let text = format!(
+                "type = \"{kind}\"\n{own}\nformat = \"logfmt\"\ntimezone = \"Europe/Paris\"\n\
+                 timestamp_format = \"%d.%m.%Y %H:%M:%S\"\ntimestamp_field = \"at\""
+            );
+            let config: SourceConfig =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let parse = match &config {
+                SourceConfig::File(c) => &c.parse,
+                SourceConfig::Ssh(c) => &c.parse,
+                SourceConfig::Stdin(c) => &c.parse,
+                SourceConfig::Syslog(c) => &c.parse,
+                other => panic!("{kind}: read as {}", other.kind()),
+            };
+            assert_eq!(parse.format.as_deref(), Some("logfmt"), "{kind}");
+            assert_eq!(
+                parse.time.timezone.as_deref(),
+                Some("Europe/Paris"),
+                "{kind}"
+            );
+            assert_eq!(
+                parse.time.timestamp_format.as_deref(),
+                Some("%d.%m.%Y %H:%M:%S"),
+                "{kind}"
+            );
+            assert_eq!(parse.time.timestamp_field.as_deref(), Some("at"), "{kind}");
+
+            let typo = format!("type = \"{kind}\"\n{own}\ntimezon = \"UTC\"");
+            let err = toml::from_str::<SourceConfig>(&typo)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("unknown field `timezon`"), "{kind}: {err}");
+        }
+    }
+
+    #[test]
+    fn docker_reads_the_time_keys_and_not_format() {
+        let config: SourceConfig =
+            toml::from_str("type = \"docker\"\ntimezone = \"UTC\"\ntimestamp_field = \"ts\"")
+                .unwrap();
+        let SourceConfig::Docker(d) = config else {
+            panic!("not docker")
+        };
+        assert_eq!(d.time.timezone.as_deref(), Some("UTC"));
+        assert_eq!(d.time.timestamp_field.as_deref(), Some("ts"));
+        let err = toml::from_str::<SourceConfig>("type = \"docker\"\nformat = \"json\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `format`"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_shared_key_is_named_with_its_source() {
+        let config: SourceConfig =
+            toml::from_str("type = \"stdin\"\ntimezone = \"Mars/Olympus\"").unwrap();
+        let err = config
+            .build("in")
+            .err()
+            .expect("a bad zone is refused")
+            .to_string();
+        assert!(err.contains("in") && err.contains("Mars/Olympus"), "{err}");
+    }
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::batch::deliver_retrying;
 use crate::error::SourceError;
-use crate::settings::{duration, parser_config, TimeSettings};
+use crate::settings::{duration, ParseSettings};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -22,19 +22,9 @@ pub struct StdinConfig {
     /// The source's name; `stdin` by default.
     #[serde(default)]
     pub name: Option<String>,
-    /// The lines' format (`auto` by default).
-    #[serde(default)]
-    pub format: Option<String>,
-    /// The zone of stamps that carry none.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
-    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
-    #[serde(default)]
-    pub timestamp_format: Option<String>,
-    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
-    #[serde(default)]
-    pub timestamp_field: Option<String>,
+    /// `format`, `timezone`, `timestamp_format`, `timestamp_field`.
+    #[serde(flatten)]
+    pub parse: ParseSettings,
     /// The agent of lines that name none (default `stdin`).
     #[serde(default)]
     pub agent: Option<String>,
@@ -63,10 +53,7 @@ impl Default for StdinConfig {
     fn default() -> Self {
         StdinConfig {
             name: None,
-            format: None,
-            timezone: None,
-            timestamp_format: None,
-            timestamp_field: None,
+            parse: ParseSettings::default(),
             agent: None,
             multiline: auto(),
             batch_lines: thousand(),
@@ -115,17 +102,10 @@ impl Source for StdinSource {
     }
 
     fn run(self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
-        let cfg = parser_config(
-            &self.name,
-            &ctx.parser,
-            self.cfg.format.as_deref(),
-            TimeSettings {
-                timezone: self.cfg.timezone.as_deref(),
-                format: self.cfg.timestamp_format.as_deref(),
-                field: self.cfg.timestamp_field.as_deref(),
-            },
-            Format::Auto,
-        )?;
+        let cfg = self
+            .cfg
+            .parse
+            .parser_config(&self.name, &ctx.parser, Format::Auto)?;
         let max_line = cfg.max_line_bytes;
         let wrap = |source| SourceError::Parse {
             name: self.name.clone(),

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::batch::deliver_retrying;
 use crate::error::SourceError;
-use crate::settings::{duration, parser_config, size, TimeSettings};
+use crate::settings::{duration, size, ParseSettings};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -50,19 +50,9 @@ pub struct SyslogConfig {
     /// acknowledged once durable; none by default.
     #[serde(default)]
     pub listen_relp: Option<String>,
-    /// The messages' format: `syslog` (RFC 5424 or 3164, the default), `auto`, or any other.
-    #[serde(default)]
-    pub format: Option<String>,
-    /// The zone of RFC 3164 stamps (they carry none); `UTC` by default.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
-    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
-    #[serde(default)]
-    pub timestamp_format: Option<String>,
-    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
-    #[serde(default)]
-    pub timestamp_field: Option<String>,
+    /// `format`, `timezone`, `timestamp_format`, `timestamp_field`.
+    #[serde(flatten)]
+    pub parse: ParseSettings,
     /// Open TCP and RELP connections at most, together; more are refused and reported
     /// (default 1000).
     #[serde(default = "thousand")]
@@ -119,10 +109,7 @@ impl SyslogConfig {
             listen_udp: listen_udp.map(str::to_string),
             listen_tcp: listen_tcp.map(str::to_string),
             listen_relp: None,
-            format: None,
-            timezone: None,
-            timestamp_format: None,
-            timestamp_field: None,
+            parse: ParseSettings::default(),
             max_connections: thousand(),
             idle_timeout: five_minutes(),
             max_message_bytes: sixty_four_k(),
@@ -338,17 +325,10 @@ impl Source for SyslogSource {
 
     fn run(mut self: Box<Self>, ctx: SourceContext) -> Result<(), SourceError> {
         self.bind()?;
-        let parser = parser_config(
-            &self.name,
-            &ctx.parser,
-            self.cfg.format.as_deref(),
-            TimeSettings {
-                timezone: self.cfg.timezone.as_deref(),
-                format: self.cfg.timestamp_format.as_deref(),
-                field: self.cfg.timestamp_field.as_deref(),
-            },
-            Format::Syslog,
-        )?;
+        let parser = self
+            .cfg
+            .parse
+            .parser_config(&self.name, &ctx.parser, Format::Syslog)?;
         let parser = Parser::new(parser).map_err(|source| SourceError::Parse {
             name: self.name.clone(),
             source,

@@ -386,7 +386,7 @@ fn a_failing_sink_is_retried_and_nothing_is_dropped() {
 
 #[test]
 fn newline_framed_lines_may_start_with_a_digit() {
-    let s = Server::start(|c| c.format = Some("auto".into()));
+    let s = Server::start(|c| c.parse.format = Some("auto".into()));
     let mut c = TcpStream::connect(s.tcp).unwrap();
     c.write_all(b"2024-01-15 10:30:00 - ERROR - api - first\n")
         .unwrap();

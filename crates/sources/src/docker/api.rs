@@ -32,7 +32,7 @@ use super::position::{token_key, ApiCheckpoint, Position, PositionStore, VERSION
 use super::DockerSource;
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::settings::{parser_config, TimeSettings};
+use crate::settings::parser_config;
 use crate::sink::CheckpointToken;
 use crate::status::{ContainerStatus, SourceState};
 use crate::SourceContext;
@@ -145,17 +145,7 @@ pub(crate) fn run(src: &DockerSource, ctx: SourceContext) -> Result<(), SourceEr
 
 impl<'a> ApiRun<'a> {
     fn new(src: &'a DockerSource, ctx: &'a SourceContext) -> Result<ApiRun<'a>, SourceError> {
-        let mut cfg = parser_config(
-            &src.name,
-            &ctx.parser,
-            None,
-            TimeSettings {
-                timezone: src.cfg.timezone.as_deref(),
-                format: src.cfg.timestamp_format.as_deref(),
-                field: src.cfg.timestamp_field.as_deref(),
-            },
-            Format::Auto,
-        )?;
+        let mut cfg = parser_config(&src.name, &ctx.parser, None, &src.cfg.time, Format::Auto)?;
         let max_line_bytes = src.cfg.max_line_bytes.unwrap_or(cfg.max_line_bytes);
         cfg.max_line_bytes = max_line_bytes;
         let parser = Parser::new(cfg).map_err(|source| SourceError::Parse {

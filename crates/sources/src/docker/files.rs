@@ -21,7 +21,7 @@ use super::container::{clean_name, short_id, ContainerInfo, NameFilter};
 use super::DockerSource;
 use crate::error::SourceError;
 use crate::file::{Discover, Halt, PathMeta, Settings, StartAt, Tailer};
-use crate::settings::{parser_config, TimeSettings};
+use crate::settings::parser_config;
 use crate::status::{ContainerStatus, SourceState, StatusHandle};
 use crate::SourceContext;
 
@@ -230,11 +230,7 @@ pub(crate) fn run(src: &DockerSource, ctx: SourceContext) -> Result<(), SourceEr
         &src.name,
         &ctx.parser,
         Some("docker"),
-        TimeSettings {
-            timezone: src.cfg.timezone.as_deref(),
-            format: src.cfg.timestamp_format.as_deref(),
-            field: src.cfg.timestamp_field.as_deref(),
-        },
+        &src.cfg.time,
         Format::Docker,
     )?;
     let max_line_bytes = src.cfg.max_line_bytes.unwrap_or(parser.max_line_bytes);

@@ -32,7 +32,7 @@ use serde::Deserialize;
 
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::settings::{duration, size};
+use crate::settings::{duration, size, TimeSettings};
 use crate::status::StatusHandle;
 use crate::{Source, SourceContext};
 
@@ -80,16 +80,9 @@ pub struct DockerConfig {
     /// or `beginning`. Containers found later are read from their start.
     #[serde(default)]
     pub start_at: StartAt,
-    /// The zone of stamps that carry none (`UTC` by default).
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
-    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
-    #[serde(default)]
-    pub timestamp_format: Option<String>,
-    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
-    #[serde(default)]
-    pub timestamp_field: Option<String>,
+    /// `timezone`, `timestamp_format`, `timestamp_field`.
+    #[serde(flatten)]
+    pub time: TimeSettings,
     /// How often containers are listed and the log files looked at (default `1s`, at most
     /// `1h`).
     #[serde(default = "one_second", deserialize_with = "duration")]
@@ -174,9 +167,7 @@ impl Default for DockerConfig {
             exclude: Vec::new(),
             labels: all_labels(),
             start_at: StartAt::End,
-            timezone: None,
-            timestamp_format: None,
-            timestamp_field: None,
+            time: TimeSettings::default(),
             poll_interval: one_second(),
             max_line_bytes: None,
             batch_lines: default_batch(),

@@ -22,7 +22,7 @@ use logyard_parse::{Format, MultilineConfig, MultilineMode};
 use serde::Deserialize;
 
 use crate::error::SourceError;
-use crate::settings::{duration, parser_config, size, TimeSettings};
+use crate::settings::{duration, size, ParseSettings};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -73,19 +73,9 @@ pub struct FileConfig {
     /// matches the first line of each record.
     #[serde(default = "default_multiline")]
     pub multiline: String,
-    /// The lines' format (`auto` by default; `json`, `logfmt`, `syslog`, `nginx`, …).
-    #[serde(default)]
-    pub format: Option<String>,
-    /// The zone of stamps that carry none (`UTC` by default).
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
-    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
-    #[serde(default)]
-    pub timestamp_format: Option<String>,
-    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
-    #[serde(default)]
-    pub timestamp_field: Option<String>,
+    /// `format`, `timezone`, `timestamp_format`, `timestamp_field`.
+    #[serde(flatten)]
+    pub parse: ParseSettings,
     /// `notify` (default) or `poll`.
     #[serde(default)]
     pub watch: WatchMode,
@@ -154,10 +144,7 @@ impl FileConfig {
             start_at: StartAt::Beginning,
             ignore_older: one_day(),
             multiline: default_multiline(),
-            format: None,
-            timezone: None,
-            timestamp_format: None,
-            timestamp_field: None,
+            parse: ParseSettings::default(),
             watch: WatchMode::Notify,
             poll_interval: one_second(),
             partial_timeout: one_second(),
@@ -233,17 +220,10 @@ impl FileSource {
 
     /// Builds the tailer that does the work (tests drive it poll by poll).
     pub(crate) fn tailer(&self, ctx: &SourceContext) -> Result<Tailer, SourceError> {
-        let parser = parser_config(
-            &self.name,
-            &ctx.parser,
-            self.cfg.format.as_deref(),
-            TimeSettings {
-                timezone: self.cfg.timezone.as_deref(),
-                format: self.cfg.timestamp_format.as_deref(),
-                field: self.cfg.timestamp_field.as_deref(),
-            },
-            Format::Auto,
-        )?;
+        let parser = self
+            .cfg
+            .parse
+            .parser_config(&self.name, &ctx.parser, Format::Auto)?;
         let max_line_bytes = self.cfg.max_line_bytes.unwrap_or(parser.max_line_bytes);
         let mut parser = parser;
         parser.max_line_bytes = max_line_bytes;

@@ -36,7 +36,7 @@ pub use poll::{PollError, PollReport, Poller};
 
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::settings::{duration, parser_config, size, TimeSettings};
+use crate::settings::{duration, size, ParseSettings};
 use crate::status::{RemoteStatus, SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -89,19 +89,9 @@ pub struct SshConfig {
     /// Multi-line joining within one poll's output: `auto` (default), `none`, or a regex.
     #[serde(default = "default_multiline")]
     pub multiline: String,
-    /// The lines' format (`auto` by default).
-    #[serde(default)]
-    pub format: Option<String>,
-    /// The zone of stamps that carry none (`UTC` by default).
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// The layout of the lines' time stamps in strftime syntax, for stamps detection
-    /// cannot know (`%d.%m.%Y %H:%M:%S`); tried first.
-    #[serde(default)]
-    pub timestamp_format: Option<String>,
-    /// The field that holds the lines' time (a JSON or logfmt key, `a.b` when nested).
-    #[serde(default)]
-    pub timestamp_field: Option<String>,
+    /// `format`, `timezone`, `timestamp_format`, `timestamp_field`.
+    #[serde(flatten)]
+    pub parse: ParseSettings,
     /// Records per batch handed to the sink (default 1000).
     #[serde(default = "default_batch")]
     pub batch_lines: usize,
@@ -177,10 +167,7 @@ impl SshConfig {
             command_timeout: sixty_seconds(),
             start_at: StartAt::End,
             multiline: default_multiline(),
-            format: None,
-            timezone: None,
-            timestamp_format: None,
-            timestamp_field: None,
+            parse: ParseSettings::default(),
             batch_lines: default_batch(),
             max_line_bytes: None,
             audit_log: None,
@@ -315,17 +302,10 @@ impl SshSource {
     /// Builds the poller that does the work, over the context's sink and state folder (the
     /// data directory is the state folder's parent). `logyard remote save` polls it once.
     pub fn poller(&self, ctx: &SourceContext) -> Result<Poller, SourceError> {
-        let mut pc = parser_config(
-            &self.name,
-            &ctx.parser,
-            self.cfg.format.as_deref(),
-            TimeSettings {
-                timezone: self.cfg.timezone.as_deref(),
-                format: self.cfg.timestamp_format.as_deref(),
-                field: self.cfg.timestamp_field.as_deref(),
-            },
-            Format::Auto,
-        )?;
+        let mut pc = self
+            .cfg
+            .parse
+            .parser_config(&self.name, &ctx.parser, Format::Auto)?;
         let max_line = self.cfg.max_line_bytes.unwrap_or(pc.max_line_bytes);
         pc.max_line_bytes = max_line;
         let wrap = |source| SourceError::Parse {
