@@ -1,6 +1,7 @@
 //! `logyard tail`, `logyard export` and `logyard errors`: following, exporting and
 //! summarising the logs of a server or a data directory.
 
+use logyard_model::schema::Column;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::time::Instant;
 
@@ -56,10 +57,13 @@ pub(crate) fn get(
 fn entry_line(e: &Value) -> String {
     format!(
         "{}  {:<8} {:<12} {}",
-        e["timestamp"].as_str().unwrap_or(""),
-        e["level"].as_str().unwrap_or("-"),
-        e["agent"].as_str().unwrap_or(""),
-        e["message"].as_str().unwrap_or("").replace('\n', "\\n")
+        e[Column::Timestamp.name()].as_str().unwrap_or(""),
+        e[Column::Level.name()].as_str().unwrap_or("-"),
+        e[Column::Agent.name()].as_str().unwrap_or(""),
+        e[Column::Message.name()]
+            .as_str()
+            .unwrap_or("")
+            .replace('\n', "\\n")
     )
 }
 
@@ -229,7 +233,7 @@ pub fn errors(config: RawConfig, args: ErrorsArgs) -> anyhow::Result<()> {
         .into_iter()
         .flatten()
         .map(|(agent, v)| {
-            let last = v["recent_errors"][0]["message"]
+            let last = v["recent_errors"][0][Column::Message.name()]
                 .as_str()
                 .unwrap_or("")
                 .to_string();

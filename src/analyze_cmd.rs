@@ -1,6 +1,7 @@
 //! `logyard slow`, `logyard auth`, `logyard db-errors`: the analyses of
 //! `/api/analyses/*` over a server or a data directory, printed as aligned tables.
 
+use logyard_model::schema::Column;
 use std::io::Write;
 
 use anyhow::bail;
@@ -151,11 +152,11 @@ pub fn slow(config: RawConfig, args: SlowArgs) -> anyhow::Result<()> {
         let slow: Vec<Vec<String>> = items(&answer["slow"])
             .map(|e| {
                 vec![
-                    text(&e["timestamp"]),
-                    text(&e["agent"]),
-                    text(&e["fields"]["response_time_ms"]),
-                    text(&e["fields"]["path"]),
-                    text(&e["message"]),
+                    text(&e[Column::Timestamp.name()]),
+                    text(&e[Column::Agent.name()]),
+                    text(&e[Column::Fields.name()]["response_time_ms"]),
+                    text(&e[Column::Fields.name()]["path"]),
+                    text(&e[Column::Message.name()]),
                 ]
             })
             .collect();
@@ -278,7 +279,7 @@ pub fn db(config: RawConfig, args: DbArgs) -> anyhow::Result<()> {
         )?;
         let counts = |v: &Value| -> Vec<Vec<String>> {
             items(v)
-                .map(|a| vec![text(&a["agent"]), text(&a["count"])])
+                .map(|a| vec![text(&a[Column::Agent.name()]), text(&a["count"])])
                 .collect()
         };
         for (title, key) in [

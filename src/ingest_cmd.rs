@@ -1,12 +1,13 @@
 //! `logyard ingest`: parse files or standard input and send the records to a server or
 //! straight into a data directory.
 
+use logyard_model::schema::Column;
 use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use logyard_model::{format_rfc3339, Record};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cli::IngestArgs;
 use crate::config::RawConfig;
@@ -42,21 +43,27 @@ fn entry_of(r: &Record) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), v.to_json()))
         .collect();
-    let mut entry = json!({
-        "timestamp": format_rfc3339(r.timestamp),
-        "agent": r.agent,
-        "host": r.host,
-        "source": r.source,
-        "message": r.message,
-        "fields": fields,
-    });
+    let mut entry = serde_json::Map::new();
+    entry.insert(
+        Column::Timestamp.name().into(),
+        format_rfc3339(r.timestamp).into(),
+    );
+    for (column, text) in [
+        (Column::Agent, &r.agent),
+        (Column::Host, &r.host),
+        (Column::Source, &r.source),
+        (Column::Message, &r.message),
+    ] {
+        entry.insert(column.name().into(), text.clone().into());
+    }
+    entry.insert(Column::Fields.name().into(), fields.into());
     if let Some(level) = r.level {
-        entry["level"] = level.as_str().into();
+        entry.insert(Column::Level.name().into(), level.as_str().into());
     }
     if let Some(raw) = &r.raw {
-        entry["raw"] = raw.clone().into();
+        entry.insert(Column::Raw.name().into(), raw.clone().into());
     }
-    entry
+    Value::Object(entry)
 }
 
 impl Sink {

@@ -1,5 +1,6 @@
 //! `logyard query`: search a server or a data directory and print the matches.
 
+use logyard_model::schema::Column;
 use std::io::Write;
 
 use anyhow::{bail, Context};
@@ -188,10 +189,16 @@ fn print_logs(
             .iter()
             .map(|r| {
                 vec![
-                    r["timestamp"].as_str().unwrap_or("").to_string(),
-                    r["level"].as_str().unwrap_or("-").to_string(),
-                    r["agent"].as_str().unwrap_or("").to_string(),
-                    r["message"].as_str().unwrap_or("").replace('\n', "\\n"),
+                    r[Column::Timestamp.name()]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    r[Column::Level.name()].as_str().unwrap_or("-").to_string(),
+                    r[Column::Agent.name()].as_str().unwrap_or("").to_string(),
+                    r[Column::Message.name()]
+                        .as_str()
+                        .unwrap_or("")
+                        .replace('\n', "\\n"),
                 ]
             })
             .collect();

@@ -11,7 +11,7 @@ use logyard_notify::{Delivery, Notification};
 use logyard_store::MemBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::rule::{group_value, Rule, RuleKind};
+use crate::rule::{group_value, Rule, RuleKind, PATTERN};
 
 /// Entries carried by one alert.
 pub const MAX_ENTRIES: usize = 10;
@@ -414,7 +414,7 @@ impl Engine {
         templates: &mut Templates,
     ) -> Option<AlertRecord> {
         let rule = &self.rules[ri];
-        let pattern = if self.group_keys[ri].iter().any(|k| k == "pattern") {
+        let pattern = if self.group_keys[ri].iter().any(|k| k == PATTERN) {
             templates.of(record)
         } else {
             ""
@@ -423,7 +423,7 @@ impl Engine {
             .iter()
             .map(|k| {
                 let v = match k.as_str() {
-                    "pattern" => Cow::Borrowed(pattern),
+                    PATTERN => Cow::Borrowed(pattern),
                     other => group_value(other, record),
                 };
                 (k.as_str(), v)
@@ -541,7 +541,7 @@ impl Engine {
         let key = if a.new_alerts.len() >= MAX_NEW_PATTERN_ALERTS {
             overflow_group()
         } else {
-            BTreeMap::from([("pattern".to_string(), t)])
+            BTreeMap::from([(PATTERN.to_string(), t)])
         };
         let g = self.groups[ri].entry(GroupKey(key.clone())).or_default();
         if now < g.cooldown_until {

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use logyard_model::schema::Column;
 use logyard_model::{Record, Value};
 use logyard_query::{parse_query, Filter, Settings};
 use serde::{Deserialize, Serialize};
@@ -104,12 +105,18 @@ pub(crate) struct KindDefaults {
     pub(crate) severity: Severity,
 }
 
+/// The `group_by` key of a message's template (its variable parts replaced).
+pub(crate) const PATTERN: &str = "pattern";
+
+/// The `group_by` key of the record's agent.
+const AGENT: &str = Column::Agent.name();
+
 impl Rule {
     pub(crate) fn defaults(kind: RuleKind) -> KindDefaults {
         let (count, group_by, severity) = match kind {
-            RuleKind::Immediate => (1, vec!["agent", "pattern"], Severity::Critical),
-            RuleKind::Threshold => (5, vec!["agent", "pattern"], Severity::Warning),
-            RuleKind::Pattern => (1, vec!["agent"], Severity::Warning),
+            RuleKind::Immediate => (1, vec![AGENT, PATTERN], Severity::Critical),
+            RuleKind::Threshold => (5, vec![AGENT, PATTERN], Severity::Warning),
+            RuleKind::Pattern => (1, vec![AGENT], Severity::Warning),
             RuleKind::Absence => (1, vec![], Severity::Warning),
             RuleKind::Anomaly => (10, vec![], Severity::Warning),
         };
@@ -138,7 +145,7 @@ impl Rule {
             .iter()
             .map(|key| {
                 let value = match key.as_str() {
-                    "pattern" => template(record),
+                    PATTERN => template(record),
                     other => group_value(other, record).into_owned(),
                 };
                 (key.clone(), value)
@@ -150,13 +157,13 @@ impl Rule {
 /// Returns the value of a `group_by` key other than `pattern` for a record, borrowed where
 /// the record holds it as text (a missing field is the empty string).
 pub(crate) fn group_value<'r>(key: &str, record: &'r Record) -> Cow<'r, str> {
-    match key {
-        "agent" => Cow::Borrowed(&record.agent),
-        "host" => Cow::Borrowed(&record.host),
-        "source" => Cow::Borrowed(&record.source),
-        "level" => Cow::Borrowed(record.level.map(|l| l.as_str()).unwrap_or_default()),
-        "message" => Cow::Borrowed(&record.message),
-        field => match record.fields.get(field) {
+    match Column::parse(key) {
+        Some(Column::Agent) => Cow::Borrowed(&record.agent),
+        Some(Column::Host) => Cow::Borrowed(&record.host),
+        Some(Column::Source) => Cow::Borrowed(&record.source),
+        Some(Column::Level) => Cow::Borrowed(record.level.map(|l| l.as_str()).unwrap_or_default()),
+        Some(Column::Message) => Cow::Borrowed(&record.message),
+        _ => match record.fields.get(key) {
             Some(Value::Str(s)) => Cow::Borrowed(s),
             Some(v) => Cow::Owned(match v.to_json() {
                 serde_json::Value::String(s) => s,

@@ -4,6 +4,7 @@
 //! report itself).
 
 use crate::{fmt_change, fmt_num, ErrorSeries, Latency, Report, LEVEL_ORDER};
+use logyard_model::schema::Column;
 
 /// A report laid out for reading.
 pub(crate) struct Document<'a> {
@@ -238,10 +239,15 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
     ]);
     for e in &q.slow {
         slow.rows.push(vec![
-            Cell::Text(e["timestamp"].as_str().unwrap_or("").to_string()),
-            Cell::Text(e["agent"].as_str().unwrap_or("").to_string()),
-            number(&e["fields"]["response_time_ms"]),
-            Cell::Code(e["message"].as_str().unwrap_or("").to_string()),
+            Cell::Text(
+                e[Column::Timestamp.name()]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            Cell::Text(e[Column::Agent.name()].as_str().unwrap_or("").to_string()),
+            number(&e[Column::Fields.name()]["response_time_ms"]),
+            Cell::Code(e[Column::Message.name()].as_str().unwrap_or("").to_string()),
         ]);
     }
     sections.push(Section {
