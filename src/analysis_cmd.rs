@@ -1,12 +1,11 @@
 //! `logyard tail`, `logyard export` and `logyard errors`: following, exporting and
 //! summarising the logs of a server or a data directory.
 
-use logyard_model::schema::Column;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use logyard_model::{now_ns, parse_time};
+use logyard_model::{now_ns, parse_time, Column};
 use logyard_query::export::Format;
 use logyard_query::{parse_query, Filter};
 use serde_json::Value;

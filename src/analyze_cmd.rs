@@ -1,11 +1,10 @@
 //! `logyard slow`, `logyard auth`, `logyard db-errors`: the analyses of
 //! `/api/analyses/*` over a server or a data directory, printed as aligned tables.
 
-use logyard_model::schema::Column;
 use std::io::Write;
 
 use anyhow::bail;
-use logyard_model::{now_ns, parse_time};
+use logyard_model::{now_ns, parse_time, Column};
 use logyard_query::Filter;
 use logyard_report::analyses::{self, AuthParams, SlowParams};
 use serde_json::Value;

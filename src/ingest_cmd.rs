@@ -1,12 +1,11 @@
 //! `logyard ingest`: parse files or standard input and send the records to a server or
 //! straight into a data directory.
 
-use logyard_model::schema::Column;
 use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use logyard_model::{format_rfc3339, Record};
+use logyard_model::{Column, Record};
 use serde_json::Value;
 
 use crate::cli::IngestArgs;
@@ -44,22 +43,8 @@ fn entry_of(r: &Record) -> Value {
         .map(|(k, v)| (k.clone(), v.to_json()))
         .collect();
     let mut entry = serde_json::Map::new();
-    entry.insert(
-        Column::Timestamp.name().into(),
-        format_rfc3339(r.timestamp).into(),
-    );
-    for (column, text) in [
-        (Column::Agent, &r.agent),
-        (Column::Host, &r.host),
-        (Column::Source, &r.source),
-        (Column::Message, &r.message),
-    ] {
-        entry.insert(column.name().into(), text.clone().into());
-    }
+    r.put_columns(&mut entry);
     entry.insert(Column::Fields.name().into(), fields.into());
-    if let Some(level) = r.level {
-        entry.insert(Column::Level.name().into(), level.as_str().into());
-    }
     if let Some(raw) = &r.raw {
         entry.insert(Column::Raw.name().into(), raw.clone().into());
     }

@@ -1,10 +1,9 @@
 //! `logyard query`: search a server or a data directory and print the matches.
 
-use logyard_model::schema::Column;
 use std::io::Write;
 
 use anyhow::{bail, Context};
-use logyard_model::{format_rfc3339, now_ns, parse_time, Level};
+use logyard_model::{format_rfc3339, now_ns, parse_time, Column, Level};
 use logyard_query::{parse_query, Answer, Cell, Filter, QueryError};
 use serde_json::Value;
 

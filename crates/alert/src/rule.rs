@@ -4,8 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use logyard_model::schema::Column;
-use logyard_model::{Record, Value};
+use logyard_model::{Column, Record, Value};
 use logyard_query::{parse_query, Filter, Settings};
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use logyard_model::{format_rfc3339, now_ns, parse_duration, Record, RecordId};
+use logyard_model::{format_rfc3339, now_ns, parse_duration, Column, Record, RecordId};
 use logyard_query::pipes::Sort;
 use logyard_query::{
     check_buckets, nice_step, Answer, FieldRef, Filter, LabelColumn, Page, Pipe, QueryError,
@@ -97,7 +97,7 @@ pub async fn histogram(
             &store.snapshot(),
             &filter,
             step,
-            Some(FieldRef::new("level")),
+            Some(FieldRef::new(Column::Level.name())),
             &s2,
         )
     })
@@ -255,7 +255,7 @@ pub async fn context(
         ]));
         let mut q = logyard_query::Query::of_filter(newer);
         q.pipes.push(Pipe::Sort(Sort {
-            by: vec![FieldRef::new("timestamp")],
+            by: vec![FieldRef::new(Column::Timestamp.name())],
             desc: false,
         }));
         if let Answer::Records { records, .. } =

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use logyard_model::Record;
+use logyard_model::{Column, Record};
 use logyard_query::Filter;
 
 use crate::quota::Quota;
@@ -93,13 +93,13 @@ pub struct Labels {
 impl Labels {
     /// Sets one label by name (`agent`, `host` or `source`); any other name is an error.
     pub fn set(&mut self, name: &str, value: String) -> Result<(), String> {
-        let slot = match name {
-            "agent" => &mut self.agent,
-            "host" => &mut self.host,
-            "source" => &mut self.source,
-            other => {
+        let slot = match Column::parse(name) {
+            Some(Column::Agent) => &mut self.agent,
+            Some(Column::Host) => &mut self.host,
+            Some(Column::Source) => &mut self.source,
+            _ => {
                 return Err(format!(
-                    "labels: `{other}` is not a label; a token may fix agent, host and source"
+                    "labels: `{name}` is not a label; a token may fix agent, host and source"
                 ))
             }
         };
@@ -115,17 +115,15 @@ impl Labels {
     /// Overwrites the fixed labels of a record, and drops the fields of the same names (a
     /// Loki stream's labels), which would claim what the token may not.
     pub fn apply(&self, record: &mut Record) {
-        if let Some(agent) = &self.agent {
-            record.agent.clone_from(agent);
-            record.fields.remove("agent");
-        }
-        if let Some(host) = &self.host {
-            record.host.clone_from(host);
-            record.fields.remove("host");
-        }
-        if let Some(source) = &self.source {
-            record.source.clone_from(source);
-            record.fields.remove("source");
+        for (label, slot, column) in [
+            (&self.agent, &mut record.agent, Column::Agent),
+            (&self.host, &mut record.host, Column::Host),
+            (&self.source, &mut record.source, Column::Source),
+        ] {
+            if let Some(value) = label {
+                slot.clone_from(value);
+                record.fields.remove(column.name());
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use logyard_model::{format_rfc3339, now_ns, parse_time, Level, RecordId};
+use logyard_model::{format_rfc3339, now_ns, parse_time, Column, Level, RecordId};
 use logyard_query::{
     parse_query, Answer, Cost, Filter, LabelColumn, LevelOp, Order, Page, SearchResult, Settings,
     Table,
@@ -107,7 +107,7 @@ fn seed_filter(
         parts.push(Filter::Time { start, end });
     }
     if let Some(agent) = agent
-        .or_else(|| params.get("agent").cloned())
+        .or_else(|| params.get(Column::Agent.name()).cloned())
         .filter(|a| !a.is_empty())
     {
         parts.push(Filter::Label {
@@ -116,7 +116,7 @@ fn seed_filter(
             prefix: false,
         });
     }
-    if let Some(level) = level_param(params, "level")? {
+    if let Some(level) = level_param(params, Column::Level.name())? {
         parts.push(Filter::Level(LevelOp::Eq, level));
     }
     if let Some(level) = level_param(params, "min_level")? {

@@ -165,6 +165,26 @@ impl Record {
             + fields
     }
 
+    /// Puts the record's `timestamp` (RFC 3339), `level` (when known), `agent`, `host`,
+    /// `source` and `message` into a JSON object, under their columns' names.
+    pub fn put_columns(&self, entry: &mut serde_json::Map<String, serde_json::Value>) {
+        entry.insert(
+            Column::Timestamp.name().into(),
+            format_rfc3339(self.timestamp).into(),
+        );
+        if let Some(level) = self.level {
+            entry.insert(Column::Level.name().into(), level.as_str().into());
+        }
+        for (column, text) in [
+            (Column::Agent, &self.agent),
+            (Column::Host, &self.host),
+            (Column::Source, &self.source),
+            (Column::Message, &self.message),
+        ] {
+            entry.insert(column.name().into(), text.clone().into());
+        }
+    }
+
     /// Renders the record as an API entry: `id`, `timestamp`, `level`, `agent`, `host`,
     /// `source`, `message`, `fields` and its alias `metadata`, and `raw` when asked for.
     pub fn to_json(&self, include_raw: bool) -> serde_json::Value {
@@ -175,19 +195,10 @@ impl Record {
             .collect();
         let mut entry = serde_json::Map::new();
         entry.insert(schema::ID.into(), self.id().to_string().into());
-        entry.insert(
-            Column::Timestamp.name().into(),
-            format_rfc3339(self.timestamp).into(),
-        );
-        entry.insert(
-            Column::Level.name().into(),
-            self.level
-                .map_or(serde_json::Value::Null, |l| l.as_str().into()),
-        );
-        entry.insert(Column::Agent.name().into(), self.agent.clone().into());
-        entry.insert(Column::Host.name().into(), self.host.clone().into());
-        entry.insert(Column::Source.name().into(), self.source.clone().into());
-        entry.insert(Column::Message.name().into(), self.message.clone().into());
+        self.put_columns(&mut entry);
+        entry
+            .entry(Column::Level.name())
+            .or_insert(serde_json::Value::Null);
         entry.insert(Column::Fields.name().into(), fields.clone().into());
         entry.insert(schema::METADATA.into(), fields.into());
         if include_raw {

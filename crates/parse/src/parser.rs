@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use logyard_model::{format_rfc3339, Record, Value};
+use logyard_model::{Record, Value};
 
 use crate::detect::{candidates, Cache, Format};
 use crate::error::ParseError;
@@ -605,14 +605,7 @@ pub fn record_to_json(rec: &Record) -> serde_json::Value {
     for (k, v) in &rec.fields {
         m.insert(k.clone(), v.to_json());
     }
-    m.insert("timestamp".into(), format_rfc3339(rec.timestamp).into());
-    if let Some(l) = rec.level {
-        m.insert("level".into(), l.as_str().into());
-    }
-    m.insert("agent".into(), rec.agent.clone().into());
-    m.insert("host".into(), rec.host.clone().into());
-    m.insert("source".into(), rec.source.clone().into());
-    m.insert("message".into(), rec.message.clone().into());
+    rec.put_columns(&mut m);
     serde_json::Value::Object(m)
 }
 

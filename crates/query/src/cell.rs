@@ -253,7 +253,7 @@ impl<'a> BlockFields<'a> {
         out.clear();
         let json = if self.needs_json {
             self.batch
-                .column_by_name("fields")
+                .column_by_name(Column::Fields.name())
                 .and_then(|c| string_at(c.as_ref(), row))
                 .and_then(|t| {
                     serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok()

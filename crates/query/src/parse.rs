@@ -13,6 +13,7 @@
 //! a prefix match), `_time` (a duration back from now, or `[start, end)` / `[start, end]`),
 //! and any other name for a key of the record's fields.
 
+use logyard_model::schema::{self, Column};
 use logyard_model::{parse_duration, parse_time, Level};
 
 use crate::filter::{Filter, LabelColumn, LevelOp};
@@ -321,8 +322,8 @@ impl<'a> Parser<'a> {
     }
 
     fn field(&mut self, name: &str) -> Result<Filter, QueryError> {
-        match name {
-            "level" => {
+        match Column::parse(name) {
+            Some(Column::Level) => {
                 let op = self.op().unwrap_or(LevelOp::Eq);
                 let at = self.pos;
                 let value = self.value()?;
@@ -334,10 +335,10 @@ impl<'a> Parser<'a> {
                 })?;
                 Ok(Filter::Level(op, level))
             }
-            "agent" | "host" | "source" => {
-                let column = match name {
-                    "agent" => LabelColumn::Agent,
-                    "host" => LabelColumn::Host,
+            Some(label @ (Column::Agent | Column::Host | Column::Source)) => {
+                let column = match label {
+                    Column::Agent => LabelColumn::Agent,
+                    Column::Host => LabelColumn::Host,
                     _ => LabelColumn::Source,
                 };
                 self.op();
@@ -353,7 +354,7 @@ impl<'a> Parser<'a> {
                     prefix,
                 })
             }
-            "_time" => self.time(),
+            _ if name == schema::TIME_ALIAS => self.time(),
             _ => {
                 let at = self.pos;
                 if let Some(op) = self.op().filter(|op| *op != LevelOp::Eq) {

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, StringArray};
+use logyard_model::schema::Column;
 use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::{Columns, Snapshot};
 
@@ -104,14 +105,18 @@ fn grid(snapshot: &Snapshot, filter: &Filter) -> Result<GridResult, QueryError> 
         };
         let ts = timestamps(&batch);
         let mut agent_of = vec![0; batch.num_rows()];
-        let agent_col = batch.column_by_name("agent").expect("agent read");
+        let agent_col = batch
+            .column_by_name(Column::Agent.name())
+            .expect("agent read");
         for_each_value(
             agent_col.as_ref(),
             &mut agents,
             &mut agent_index,
             |row, v| agent_of[row] = v,
         );
-        let level_col = batch.column_by_name("level").expect("level read");
+        let level_col = batch
+            .column_by_name(Column::Level.name())
+            .expect("level read");
         for_each_value(
             level_col.as_ref(),
             &mut levels,

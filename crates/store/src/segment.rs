@@ -28,7 +28,7 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use logyard_model::{text_hashes, Record, Value};
+use logyard_model::{text_hashes, Column, Record, Value};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -308,7 +308,7 @@ impl SegmentWriter {
             .set_max_row_group_row_count(Some(layout.block_rows));
         // Times are sorted and sequence numbers nearly consecutive: their deltas take a few
         // bits a row, where a dictionary or plain values take most of eight bytes.
-        for column in ["timestamp", "seq"] {
+        for column in [Column::Timestamp.name(), Column::Seq.name()] {
             props = props
                 .set_column_dictionary_enabled(ColumnPath::from(column), false)
                 .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
@@ -517,7 +517,7 @@ pub fn inspect(dir: &dyn SegmentDir, day: &str, id: u64) -> Result<Inspected, St
                 .ok()
                 .map(|f| f.data_type())
     };
-    if !same("timestamp") || !same("seq") {
+    if !same(Column::Timestamp.name()) || !same(Column::Seq.name()) {
         return Err(corrupt(
             "the data file is not a segment of this store".into(),
         ));

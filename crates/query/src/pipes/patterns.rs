@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
+use logyard_model::schema::Column;
 use regex::{Captures, Regex};
 
 use crate::cell::{Cell, FieldRef};
@@ -90,7 +91,7 @@ struct PatternsState {
 
 impl Aggregator for PatternsState {
     fn fields(&self) -> Vec<FieldRef> {
-        vec![FieldRef::new("message")]
+        vec![FieldRef::new(Column::Message.name())]
     }
 
     fn push(
