@@ -66,7 +66,7 @@ pub use docker::{DockerConfig, DockerMode, DockerSource};
 pub use error::{SinkError, SourceError};
 pub use file::{FileConfig, FileSource};
 pub use journald::{JournaldConfig, JournaldSource};
-pub use settings::{ParseSettings, TimeSettings};
+pub use settings::{BatchSettings, ParseSettings, TimeSettings};
 pub use shutdown::Shutdown;
 pub use sink::{CheckpointToken, MemorySink, Receipt, Sink};
 pub use ssh::{SshConfig, SshSource};

@@ -20,6 +20,49 @@ pub(crate) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     usize::try_from(n).map_err(|_| serde::de::Error::custom(format!("size {n} is too large")))
 }
 
+/// The default of `batch_lines`: records per batch handed to the sink.
+pub(crate) fn default_batch_lines() -> usize {
+    1000
+}
+
+/// The default of `batch_wait`: how long a batch may wait for more lines.
+pub(crate) fn default_batch_wait() -> Duration {
+    Duration::from_millis(100)
+}
+
+/// The default of `max_batch_bytes`: how large a batch's lines may grow.
+pub(crate) fn default_max_batch_bytes() -> usize {
+    8 << 20
+}
+
+/// A source's keys about the batches it hands to the sink (`batch_lines`,
+/// `max_batch_bytes`, `batch_wait`), defined once and flattened into each source that
+/// reads a stream of entries and has all three.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BatchSettings {
+    /// Records per batch handed to the sink (default 1000).
+    #[serde(default = "default_batch_lines")]
+    pub batch_lines: usize,
+    /// A batch is handed over once its text reaches this many bytes, even with fewer than
+    /// `batch_lines` records (default `8MiB`).
+    #[serde(default = "default_max_batch_bytes", deserialize_with = "size")]
+    pub max_batch_bytes: usize,
+    /// A batch is handed over at the latest this long after its first record (default
+    /// `100ms`).
+    #[serde(default = "default_batch_wait", deserialize_with = "duration")]
+    pub batch_wait: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> BatchSettings {
+        BatchSettings {
+            batch_lines: default_batch_lines(),
+            max_batch_bytes: default_max_batch_bytes(),
+            batch_wait: default_batch_wait(),
+        }
+    }
+}
+
 /// A source's keys about its lines' time (`timezone`, `timestamp_format`,
 /// `timestamp_field`), defined once and flattened into each source that reads stamps.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -206,6 +249,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `format`"), "{err}");
+    }
+
+    #[test]
+    fn docker_and_journald_read_the_batch_keys_and_refuse_unknown_ones() {
+        for kind in ["docker", "journald"] {
+            let text = format!(
+                "type = \"{kind}\"\nbatch_lines = 5\nmax_batch_bytes = \"1MiB\"\nbatch_wait = \"20ms\""
+            );
+            let config: SourceConfig =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let batch = match &config {
+                SourceConfig::Docker(c) => &c.batch,
+                SourceConfig::Journald(c) => &c.batch,
+                other => panic!("{kind}: read as {}", other.kind()),
+            };
+            assert_eq!(
+                (batch.batch_lines, batch.max_batch_bytes, batch.batch_wait),
+                (5, 1 << 20, std::time::Duration::from_millis(20)),
+                "{kind}"
+            );
+            let defaults: SourceConfig = toml::from_str(&format!("type = \"{kind}\"")).unwrap();
+            let batch = match &defaults {
+                SourceConfig::Docker(c) => &c.batch,
+                SourceConfig::Journald(c) => &c.batch,
+                _ => unreachable!(),
+            };
+            assert_eq!(batch, &super::BatchSettings::default(), "{kind}");
+            let err = toml::from_str::<SourceConfig>(&format!("type = \"{kind}\"\nbatch_line = 5"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("unknown field `batch_line`"), "{kind}: {err}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::batch::deliver_retrying;
 use crate::error::SourceError;
-use crate::settings::{duration, ParseSettings};
+use crate::settings::{default_batch_lines, default_batch_wait, duration, ParseSettings};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -32,21 +32,15 @@ pub struct StdinConfig {
     #[serde(default = "auto")]
     pub multiline: String,
     /// Records per batch (default 1000).
-    #[serde(default = "thousand")]
+    #[serde(default = "default_batch_lines")]
     pub batch_lines: usize,
     /// A batch is handed over at the latest this long after its first line (default 100ms).
-    #[serde(default = "hundred_ms", deserialize_with = "duration")]
+    #[serde(default = "default_batch_wait", deserialize_with = "duration")]
     pub batch_wait: Duration,
 }
 
 fn auto() -> String {
     "auto".into()
-}
-fn thousand() -> usize {
-    1000
-}
-fn hundred_ms() -> Duration {
-    Duration::from_millis(100)
 }
 
 impl Default for StdinConfig {
@@ -56,8 +50,8 @@ impl Default for StdinConfig {
             parse: ParseSettings::default(),
             agent: None,
             multiline: auto(),
-            batch_lines: thousand(),
-            batch_wait: hundred_ms(),
+            batch_lines: default_batch_lines(),
+            batch_wait: default_batch_wait(),
         }
     }
 }

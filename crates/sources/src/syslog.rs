@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::batch::deliver_retrying;
 use crate::error::SourceError;
-use crate::settings::{duration, size, ParseSettings};
+use crate::settings::{default_batch_lines, default_batch_wait, duration, size, ParseSettings};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -65,11 +65,11 @@ pub struct SyslogConfig {
     #[serde(default = "sixty_four_k", deserialize_with = "size")]
     pub max_message_bytes: usize,
     /// Records per batch handed to the sink (default 1000).
-    #[serde(default = "thousand")]
+    #[serde(default = "default_batch_lines")]
     pub batch_lines: usize,
     /// A batch is handed over at the latest this long after its first message (default
     /// `100ms`).
-    #[serde(default = "hundred_ms", deserialize_with = "duration")]
+    #[serde(default = "default_batch_wait", deserialize_with = "duration")]
     pub batch_wait: Duration,
     /// The receive buffer asked of the kernel for the UDP socket (`SO_RCVBUF`), which holds
     /// the datagrams that arrive while logyard is busy; default `8MiB`. Linux grants at most
@@ -94,9 +94,6 @@ fn five_minutes() -> Duration {
 fn sixty_four_k() -> usize {
     64 * 1024
 }
-fn hundred_ms() -> Duration {
-    Duration::from_millis(100)
-}
 fn eight_mib() -> usize {
     8 << 20
 }
@@ -113,8 +110,8 @@ impl SyslogConfig {
             max_connections: thousand(),
             idle_timeout: five_minutes(),
             max_message_bytes: sixty_four_k(),
-            batch_lines: thousand(),
-            batch_wait: hundred_ms(),
+            batch_lines: default_batch_lines(),
+            batch_wait: default_batch_wait(),
             receive_buffer: eight_mib(),
             tls_cert: None,
             tls_key: None,

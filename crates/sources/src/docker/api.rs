@@ -211,13 +211,13 @@ impl<'a> ApiRun<'a> {
             let wait = self
                 .batch_since
                 .map_or(Duration::from_millis(100), |t| {
-                    cfg.batch_wait.saturating_sub(t.elapsed())
+                    cfg.batch.batch_wait.saturating_sub(t.elapsed())
                 })
                 .min(Duration::from_millis(100));
             if let Ok(Some(ev)) = tokio::time::timeout(wait, self.rx.recv()).await {
                 self.on_event(ev);
             }
-            while self.batch.len() < cfg.batch_lines.max(1) {
+            while self.batch.len() < cfg.batch.batch_lines.max(1) {
                 match self.rx.try_recv() {
                     Ok(ev) => self.on_event(ev),
                     Err(_) => break,
@@ -225,8 +225,8 @@ impl<'a> ApiRun<'a> {
             }
             let due = self
                 .batch_since
-                .is_some_and(|t| t.elapsed() >= cfg.batch_wait);
-            if due || self.batch.len() >= cfg.batch_lines.max(1) {
+                .is_some_and(|t| t.elapsed() >= cfg.batch.batch_wait);
+            if due || self.batch.len() >= cfg.batch.batch_lines.max(1) {
                 self.deliver().await;
                 self.publish();
             }

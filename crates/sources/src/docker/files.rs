@@ -249,8 +249,8 @@ pub(crate) fn run(src: &DockerSource, ctx: SourceContext) -> Result<(), SourceEr
             mode: MultilineMode::None,
             ..MultilineConfig::default()
         },
-        batch_lines: src.cfg.batch_lines.max(1),
-        max_batch_bytes: src.cfg.max_batch_bytes,
+        batch_lines: src.cfg.batch.batch_lines.max(1),
+        max_batch_bytes: src.cfg.batch.max_batch_bytes,
         rotate_wait: src.cfg.rotate_wait,
         // A removed container's log is dropped as soon as it is read to its end.
         forget_after: Duration::ZERO,

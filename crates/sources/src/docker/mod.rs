@@ -32,7 +32,7 @@ use serde::Deserialize;
 
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::settings::{duration, size, TimeSettings};
+use crate::settings::{duration, size, BatchSettings, TimeSettings};
 use crate::status::StatusHandle;
 use crate::{Source, SourceContext};
 
@@ -90,20 +90,9 @@ pub struct DockerConfig {
     /// Longer lines are cut and marked `truncated` (default: `[limits] max_line_bytes`).
     #[serde(default, deserialize_with = "opt_size")]
     pub max_line_bytes: Option<usize>,
-    /// Records per batch handed to the sink (default 1000).
-    #[serde(default = "default_batch")]
-    pub batch_lines: usize,
-    /// Files mode: while the sink is still writing the previous batch, the next one grows
-    /// past `batch_lines` up to this many bytes of lines (default `8MiB`).
-    #[serde(
-        default = "crate::file::default_max_batch_bytes",
-        deserialize_with = "size"
-    )]
-    pub max_batch_bytes: usize,
-    /// A batch is handed over at the latest this long after its first line (api mode,
-    /// default `100ms`).
-    #[serde(default = "hundred_ms", deserialize_with = "duration")]
-    pub batch_wait: Duration,
+    /// `batch_lines`, `max_batch_bytes`, `batch_wait`.
+    #[serde(flatten)]
+    pub batch: BatchSettings,
     /// A line split by the daemon whose last part does not come is given out after this
     /// long (default `1s`).
     #[serde(default = "one_second", deserialize_with = "duration")]
@@ -143,12 +132,6 @@ fn five_seconds() -> Duration {
 fn thirty_seconds() -> Duration {
     Duration::from_secs(30)
 }
-fn hundred_ms() -> Duration {
-    Duration::from_millis(100)
-}
-fn default_batch() -> usize {
-    1000
-}
 fn default_max_containers() -> usize {
     500
 }
@@ -170,9 +153,7 @@ impl Default for DockerConfig {
             time: TimeSettings::default(),
             poll_interval: one_second(),
             max_line_bytes: None,
-            batch_lines: default_batch(),
-            max_batch_bytes: crate::file::default_max_batch_bytes(),
-            batch_wait: hundred_ms(),
+            batch: BatchSettings::default(),
             partial_timeout: one_second(),
             rotate_wait: five_seconds(),
             request_timeout: thirty_seconds(),

@@ -22,7 +22,9 @@ use logyard_parse::{Format, MultilineConfig, MultilineMode};
 use serde::Deserialize;
 
 use crate::error::SourceError;
-use crate::settings::{duration, size, ParseSettings};
+use crate::settings::{
+    default_batch_lines, default_max_batch_bytes, duration, size, ParseSettings,
+};
 use crate::status::{SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -95,7 +97,7 @@ pub struct FileConfig {
     #[serde(default, deserialize_with = "opt_size")]
     pub max_line_bytes: Option<usize>,
     /// Records per batch handed to the sink (default 1000).
-    #[serde(default = "default_batch")]
+    #[serde(default = "default_batch_lines")]
     pub batch_lines: usize,
     /// While the sink is still writing the previous batch, the next one grows past
     /// `batch_lines` up to this many bytes of lines (default `8MiB`).
@@ -124,13 +126,6 @@ fn two_seconds() -> Duration {
 fn five_seconds() -> Duration {
     Duration::from_secs(5)
 }
-fn default_batch() -> usize {
-    1000
-}
-/// The default of `max_batch_bytes` (file and Docker sources).
-pub(crate) fn default_max_batch_bytes() -> usize {
-    8 << 20
-}
 fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     size(d).map(Some)
 }
@@ -151,7 +146,7 @@ impl FileConfig {
             multiline_timeout: two_seconds(),
             rotate_wait: five_seconds(),
             max_line_bytes: None,
-            batch_lines: default_batch(),
+            batch_lines: default_batch_lines(),
             max_batch_bytes: default_max_batch_bytes(),
             read_gz: false,
         }

@@ -237,8 +237,8 @@ impl Follower<'_> {
             let end = match rx.recv_timeout(TICK) {
                 Ok(Msg::Line(line)) => {
                     self.push(&line, &mut batch);
-                    if batch.records.len() >= self.cfg.batch_lines
-                        || batch.bytes >= self.cfg.max_batch_bytes as u64
+                    if batch.records.len() >= self.cfg.batch.batch_lines
+                        || batch.bytes >= self.cfg.batch.max_batch_bytes as u64
                     {
                         if !self.deliver(&mut batch) {
                             return Ended::Stop;
@@ -295,7 +295,7 @@ impl Follower<'_> {
             }
             if batch
                 .since
-                .is_some_and(|t| t.elapsed() >= self.cfg.batch_wait)
+                .is_some_and(|t| t.elapsed() >= self.cfg.batch.batch_wait)
             {
                 if !self.deliver(&mut batch) {
                     return Ended::Stop;
@@ -427,6 +427,7 @@ fn read_lines(out: ChildStdout, max: usize, tx: SyncSender<Msg>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::BatchSettings;
 
     fn args(cfg: &JournaldConfig, cp: &JournalCheckpoint) -> Vec<String> {
         arguments(cfg, cp)
@@ -490,7 +491,10 @@ mod tests {
             journalctl: script,
             start_at: StartAt::Beginning,
             max_entry_bytes: 1024,
-            batch_wait: Duration::from_millis(20),
+            batch: BatchSettings {
+                batch_wait: Duration::from_millis(20),
+                ..BatchSettings::default()
+            },
             ..JournaldConfig::default()
         }
     }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::settings::{duration, size};
+use crate::settings::{duration, size, BatchSettings};
 use crate::status::StatusHandle;
 use crate::{Source, SourceContext};
 
@@ -51,20 +51,9 @@ pub struct JournaldConfig {
     /// `_COMM`, `SYSLOG_IDENTIFIER` and `_TRANSPORT`.
     #[serde(default)]
     pub keep_fields: Vec<String>,
-    /// Records per batch handed to the sink (default 1000).
-    #[serde(default = "default_batch")]
-    pub batch_lines: usize,
-    /// A batch is handed over once its entries' JSON text reaches this many bytes, even
-    /// with fewer than `batch_lines` entries (default `8MiB`).
-    #[serde(
-        default = "crate::file::default_max_batch_bytes",
-        deserialize_with = "size"
-    )]
-    pub max_batch_bytes: usize,
-    /// A batch is handed over at the latest this long after its first entry (default
-    /// `100ms`).
-    #[serde(default = "hundred_ms", deserialize_with = "duration")]
-    pub batch_wait: Duration,
+    /// `batch_lines`, `max_batch_bytes`, `batch_wait`.
+    #[serde(flatten)]
+    pub batch: BatchSettings,
     /// Longer messages are cut and marked `truncated` (default: `[limits] max_line_bytes`).
     #[serde(default, deserialize_with = "opt_size")]
     pub max_line_bytes: Option<usize>,
@@ -80,12 +69,6 @@ pub struct JournaldConfig {
 
 fn default_journalctl() -> PathBuf {
     PathBuf::from("journalctl")
-}
-fn default_batch() -> usize {
-    1000
-}
-fn hundred_ms() -> Duration {
-    Duration::from_millis(100)
 }
 fn default_max_entry() -> usize {
     4 << 20
@@ -106,9 +89,7 @@ impl Default for JournaldConfig {
             journalctl: default_journalctl(),
             start_at: StartAt::End,
             keep_fields: Vec::new(),
-            batch_lines: default_batch(),
-            max_batch_bytes: crate::file::default_max_batch_bytes(),
-            batch_wait: hundred_ms(),
+            batch: BatchSettings::default(),
             max_line_bytes: None,
             max_entry_bytes: default_max_entry(),
             restart_wait: thirty_seconds(),
@@ -142,10 +123,10 @@ impl JournaldConfig {
         if self.journalctl.as_os_str().is_empty() {
             return bad("`journalctl` is empty: give the program's path or name".into());
         }
-        if self.batch_lines == 0 {
+        if self.batch.batch_lines == 0 {
             return bad("`batch_lines` must be at least 1".into());
         }
-        if self.max_batch_bytes == 0 {
+        if self.batch.max_batch_bytes == 0 {
             return bad("`max_batch_bytes` must be at least 1".into());
         }
         if self.max_entry_bytes < 1024 {
@@ -155,7 +136,7 @@ impl JournaldConfig {
             return bad("`max_line_bytes` must be at least 1".into());
         }
         for (key, d) in [
-            ("batch_wait", self.batch_wait),
+            ("batch_wait", self.batch.batch_wait),
             ("restart_wait", self.restart_wait),
         ] {
             if d.is_zero() {
@@ -233,7 +214,7 @@ mod tests {
         assert_eq!(j.start_at, StartAt::Beginning);
         assert_eq!(j.max_line_bytes, Some(64 << 10));
         assert_eq!(j.max_entry_bytes, 1 << 20);
-        assert_eq!(j.max_batch_bytes, 1 << 20);
+        assert_eq!(j.batch.max_batch_bytes, 1 << 20);
         assert_eq!(j.restart_wait, Duration::from_secs(5));
         assert_eq!(j.source_label(), "journald:/var/log/journal/remote");
         assert_eq!(c.kind(), "journald");
@@ -252,7 +233,7 @@ mod tests {
             |c| c.units = vec!["-x".into()],
             |c| c.units = vec![String::new()],
             |c| c.keep_fields = vec!["lower".into()],
-            |c| c.batch_lines = 0,
+            |c| c.batch.batch_lines = 0,
             |c| c.max_entry_bytes = 10,
             |c| c.restart_wait = Duration::ZERO,
         ];

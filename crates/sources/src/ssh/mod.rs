@@ -36,7 +36,7 @@ pub use poll::{PollError, PollReport, Poller};
 
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::settings::{duration, size, ParseSettings};
+use crate::settings::{default_batch_lines, duration, size, ParseSettings};
 use crate::status::{RemoteStatus, SourceState, StatusHandle};
 use crate::{Source, SourceContext};
 
@@ -93,7 +93,7 @@ pub struct SshConfig {
     #[serde(flatten)]
     pub parse: ParseSettings,
     /// Records per batch handed to the sink (default 1000).
-    #[serde(default = "default_batch")]
+    #[serde(default = "default_batch_lines")]
     pub batch_lines: usize,
     /// Longer lines are cut and marked `truncated` (default: `[limits] max_line_bytes`).
     #[serde(default, deserialize_with = "opt_size")]
@@ -139,9 +139,6 @@ fn zero() -> Duration {
 fn default_multiline() -> String {
     "auto".into()
 }
-fn default_batch() -> usize {
-    1000
-}
 fn default_ssh() -> PathBuf {
     PathBuf::from("ssh")
 }
@@ -168,7 +165,7 @@ impl SshConfig {
             start_at: StartAt::End,
             multiline: default_multiline(),
             parse: ParseSettings::default(),
-            batch_lines: default_batch(),
+            batch_lines: default_batch_lines(),
             max_line_bytes: None,
             audit_log: None,
             ssh_program: default_ssh(),
