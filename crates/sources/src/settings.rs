@@ -188,6 +188,7 @@ pub(crate) fn checkpoint_path(state_dir: &std::path::Path, source: &str) -> std:
 
 #[cfg(test)]
 mod tests {
+    use super::BatchSettings;
     use crate::SourceConfig;
 
     /// The keys each parsing source needs besides the shared ones.
@@ -251,6 +252,15 @@ mod tests {
         assert!(err.contains("unknown field `format`"), "{err}");
     }
 
+    /// The batch settings of a source that has them all.
+    fn batch_of(config: &SourceConfig) -> &BatchSettings {
+        match config {
+            SourceConfig::Docker(c) => &c.batch,
+            SourceConfig::Journald(c) => &c.batch,
+            other => panic!("{} has no BatchSettings", other.kind()),
+        }
+    }
+
     #[test]
     fn docker_and_journald_read_the_batch_keys_and_refuse_unknown_ones() {
         for kind in ["docker", "journald"] {
@@ -259,23 +269,14 @@ mod tests {
             );
             let config: SourceConfig =
                 toml::from_str(&text).unwrap_or_else(|e| panic!("{kind}: {e}"));
-            let batch = match &config {
-                SourceConfig::Docker(c) => &c.batch,
-                SourceConfig::Journald(c) => &c.batch,
-                other => panic!("{kind}: read as {}", other.kind()),
-            };
+            let batch = batch_of(&config);
             assert_eq!(
                 (batch.batch_lines, batch.max_batch_bytes, batch.batch_wait),
                 (5, 1 << 20, std::time::Duration::from_millis(20)),
                 "{kind}"
             );
             let defaults: SourceConfig = toml::from_str(&format!("type = \"{kind}\"")).unwrap();
-            let batch = match &defaults {
-                SourceConfig::Docker(c) => &c.batch,
-                SourceConfig::Journald(c) => &c.batch,
-                _ => unreachable!(),
-            };
-            assert_eq!(batch, &super::BatchSettings::default(), "{kind}");
+            assert_eq!(batch_of(&defaults), &BatchSettings::default(), "{kind}");
             let err = toml::from_str::<SourceConfig>(&format!("type = \"{kind}\"\nbatch_line = 5"))
                 .unwrap_err()
                 .to_string();
@@ -288,10 +289,13 @@ mod tests {
         let config: SourceConfig =
             toml::from_str("type = \"stdin\"\ntimezone = \"Mars/Olympus\"").unwrap();
         let err = config
-            .build("in")
+            .build("console-lines")
             .err()
             .expect("a bad zone is refused")
             .to_string();
-        assert!(err.contains("in") && err.contains("Mars/Olympus"), "{err}");
+        assert!(
+            err.contains("console-lines") && err.contains("Mars/Olympus"),
+            "{err}"
+        );
     }
 }

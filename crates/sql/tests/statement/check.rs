@@ -65,10 +65,18 @@ pub fn run(text: &str) {
     };
     let snapshot = Arc::new(f.store.snapshot());
     let sql = text.to_string();
+    let started = std::time::Instant::now();
     let task = f
         .runtime
         .spawn(async move { logyard_sql::execute(snapshot, Filter::All, &sql, &settings).await });
-    match f.runtime.block_on(task) {
+    let outcome = f.runtime.block_on(task);
+    // The deadline holds: far below this bound even on a slow, sanitized build.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{text:?} ran {:?}, past its 200 ms deadline",
+        started.elapsed()
+    );
+    match outcome {
         Ok(Ok(answer)) => assert!(
             answer.rows.len() <= 100,
             "{text:?}: more rows than the limit"
