@@ -6,82 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use logyard_model::Record;
 use logyard_rotate::RotationObserver;
 use logyard_sources::{
-    source_names, spawn, CheckpointToken, Receipt, RunningSource, Shutdown, Sink, SinkError,
-    Source, SourceConfig, SourceContext, StdinConfig, StdinSource,
+    source_names, spawn, RunningSource, Shutdown, Source, SourceConfig, SourceContext, StdinConfig,
+    StdinSource,
 };
-use logyard_store::{Store, StoredCheckpoint};
+use logyard_store::{Store, StoreSink};
 
 use crate::config::RawConfig;
-
-/// The store as the collectors' sink: a write returns once its records are durable.
-pub(crate) struct StoreSink(pub(crate) Arc<Store>);
-
-impl Sink for StoreSink {
-    fn write(&self, records: Vec<Record>) -> Result<(), SinkError> {
-        self.0
-            .append(records)
-            .map(|_| ())
-            .map_err(|e| SinkError(e.to_string()))
-    }
-
-    /// Keeps the token in the same WAL frame as the records.
-    fn write_with_checkpoint(
-        &self,
-        records: Vec<Record>,
-        token: CheckpointToken,
-    ) -> Result<bool, SinkError> {
-        self.submit(records, Some(token)).wait()
-    }
-
-    /// Hands the batch (and the source's checkpoint token, kept in the same WAL frame) to
-    /// the store's writer at once: the receipt is answered after the WAL's fsync (with
-    /// other batches waiting then: group commit).
-    fn submit(&self, records: Vec<Record>, token: Option<CheckpointToken>) -> Receipt {
-        let kept = token.is_some();
-        let submitted = match token {
-            Some(t) => self.0.submit_with_checkpoint(
-                records,
-                &t.key,
-                StoredCheckpoint {
-                    seq: t.seq,
-                    data: t.data,
-                },
-            ),
-            None => self.0.submit(records),
-        };
-        let mut answer = match submitted {
-            Ok(rx) => Some(rx),
-            Err(e) => return Receipt::ready(Err(SinkError(e.to_string()))),
-        };
-        Receipt::pending(move |block| {
-            let got = match answer.as_mut() {
-                None => None,
-                Some(_) if block => answer.take().and_then(|rx| rx.blocking_recv().ok()),
-                Some(rx) => match rx.try_recv() {
-                    Ok(a) => Some(a),
-                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return None,
-                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => None,
-                },
-            };
-            Some(match got {
-                Some(Ok(_)) => Ok(kept),
-                Some(Err(e)) => Err(SinkError(e.to_string())),
-                None => Err(SinkError(logyard_store::StoreError::Closed.to_string())),
-            })
-        })
-    }
-
-    fn stored_checkpoint(&self, key: &str) -> Option<CheckpointToken> {
-        self.0.checkpoint(key).map(|cp| CheckpointToken {
-            key: key.to_string(),
-            seq: cp.seq,
-            data: cp.data,
-        })
-    }
-}
 
 /// One running collector, with what it was built from (to tell whether a reload changes it).
 struct Running {

@@ -217,12 +217,13 @@ mod tests {
         r.source = "file:/tmp/billing.log".into();
         r.raw = Some("ERROR charge failed status=502".into());
         r.fields.insert("status".into(), FieldValue::Int(502));
-        let opts = logyard_api::IngestOptions {
+        let opts = logyard_sources::http::native::IngestOptions {
             max_line_bytes: 1 << 20,
             keep_raw: false,
             default_source: "http".into(),
         };
-        let back = logyard_api::ingest::entry_to_record(entry_of(&r), None, &opts, 0).unwrap();
+        let back =
+            logyard_sources::http::native::entry_to_record(entry_of(&r), None, &opts, 0).unwrap();
         assert_eq!(back, r);
     }
 }

@@ -499,11 +499,11 @@ fn save(
     );
     let source = SshSource::new(name, cfg.clone())?;
     let tee = Arc::new(crate::remote_json::TeeSink::new(Arc::new(
-        crate::collect::StoreSink(store.clone()),
+        logyard_store::StoreSink(store.clone()),
     )));
     let sink: Arc<dyn logyard_sources::Sink> = match out {
         Some(_) => tee.clone(),
-        None => Arc::new(crate::collect::StoreSink(store.clone())),
+        None => Arc::new(logyard_store::StoreSink(store.clone())),
     };
     let mut ctx = SourceContext::new(
         sink,

@@ -2,7 +2,7 @@
 //! in JSON and protobuf): any bytes are refused or mapped item by item, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use logyard_api::shippers::{bulk, loki, otlp};
+use logyard_sources::http::{bulk, loki, otlp};
 use prost::Message;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logyard_query::QueryError;
+use logyard_sources::{SinkError, SinkErrorKind};
 use logyard_store::StoreError;
 
 /// An error answer: `{"error": {"code", "message", ["position"]}}` with a status.
@@ -93,6 +94,21 @@ impl From<StoreError> for ApiError {
                 "internal",
                 other.to_string(),
             ),
+        }
+    }
+}
+
+impl From<SinkError> for ApiError {
+    fn from(e: SinkError) -> ApiError {
+        match e.kind {
+            SinkErrorKind::Stopped => StoreError::Closed.into(),
+            SinkErrorKind::WriteFailed => StoreError::WriteFailed(e.message).into(),
+            SinkErrorKind::ReadOnly => {
+                ApiError::new(StatusCode::MISDIRECTED_REQUEST, "read_only", e.message)
+            }
+            SinkErrorKind::Other => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.message)
+            }
         }
     }
 }

@@ -21,7 +21,6 @@ pub mod audit;
 pub mod auth;
 pub mod auth_config;
 pub mod body;
-pub mod decode;
 pub mod error;
 pub mod export;
 pub mod guard;
@@ -51,11 +50,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use logyard_sources::http::limits::Budget;
 use logyard_store::Store;
 
 pub use auth_config::AuthConfig;
 pub use error::ApiError;
-pub use ingest::IngestOptions;
+pub use logyard_sources::http::native::IngestOptions;
 pub use metrics::Metrics;
 pub use server::{ConnectionInfo, ServerOptions};
 pub use settings::{LimitsSettings, MetricsSettings, ServerSettings};
@@ -88,6 +88,14 @@ impl Default for Limits {
             max_regex_bytes: 1 << 20,
             max_saved_queries: 100,
         }
+    }
+}
+
+impl Limits {
+    /// The budget of one ingest request: `max_entries_per_request` entries decoding to at
+    /// most `max_decoded_bytes`.
+    pub fn budget(&self) -> Budget {
+        Budget::with(self.max_entries_per_request, self.max_decoded_bytes)
     }
 }
 
@@ -160,8 +168,10 @@ impl LiveApp {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store.
+    /// The store, which the read endpoints query.
     pub store: Arc<Store>,
+    /// Where HTTP ingest writes its records (the store, through its sink).
+    pub sink: Arc<dyn logyard_sources::Sink>,
     /// Request limits.
     pub limits: Limits,
     /// Entry decoding settings.
@@ -206,6 +216,7 @@ impl AppState {
     pub fn new(store: Arc<Store>, limits: Limits, ingest: IngestOptions) -> AppState {
         AppState {
             saved: Arc::new(saved::SavedQueries::open(store.data_dir())),
+            sink: Arc::new(logyard_store::StoreSink(store.clone())),
             store,
             limits,
             ingest,

@@ -12,13 +12,14 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use logyard_model::{Record, Value};
+use logyard_model::{Column, Record, Value};
 use regex::{Regex, RegexBuilder};
 
 use crate::error::ParseError;
 use crate::fields::{add_field, scalar};
 use crate::formats::{Cx, TIME_ERROR};
 use crate::level::set_level;
+use crate::roles::{key_column, Dialect};
 use crate::time::{parse_stamp_with, Stamp};
 
 const LIBRARY: &str = include_str!("grok_patterns.txt");
@@ -123,8 +124,13 @@ impl Grok {
 /// Puts one capture into the record; true when it was the message.
 fn put(rec: &mut Record, field: &str, v: &str, conv: Conv, cx: &Cx) -> bool {
     let unquoted = v.strip_prefix('"').and_then(|x| x.strip_suffix('"'));
-    match field {
-        "timestamp" | "time" | "ts" => match parse_stamp_with(v, cx.time_format, cx.zone, cx.now) {
+    // A quoted `agent` is the combined log's user agent, not the program.
+    let column = match (field, unquoted) {
+        ("agent", Some(_)) => None,
+        _ => key_column(field, Dialect::Grok),
+    };
+    match column {
+        Some(Column::Timestamp) => match parse_stamp_with(v, cx.time_format, cx.zone, cx.now) {
             Stamp::Ok(ns) => rec.timestamp = ns,
             Stamp::Invalid(r) => {
                 rec.fields.insert(
@@ -139,20 +145,29 @@ fn put(rec: &mut Record, field: &str, v: &str, conv: Conv, cx: &Cx) -> bool {
                 );
             }
         },
-        "level" | "loglevel" | "severity" => set_level(rec, v),
-        "message" | "msg" => {
+        Some(Column::Level) => set_level(rec, v),
+        Some(Column::Message) => {
             rec.message = v.to_string();
             return true;
         }
-        "agent" if unquoted.is_some() => {
+        Some(Column::Agent) => rec.agent = v.to_string(),
+        Some(Column::Host) => rec.host = v.to_string(),
+        _ => put_field(rec, field, v, unquoted, conv),
+    }
+    false
+}
+
+/// Puts a capture that sets no column: a field, some renamed as the access formats name
+/// them.
+fn put_field(rec: &mut Record, field: &str, v: &str, unquoted: Option<&str>, conv: Conv) {
+    match field {
+        "agent" => {
             let ua = unquoted.unwrap_or(v);
             if ua != "-" {
                 rec.fields
                     .insert("user_agent".into(), Value::Str(ua.to_string()));
             }
         }
-        "agent" | "program" | "service" | "app" => rec.agent = v.to_string(),
-        "host" | "hostname" | "logsource" => rec.host = v.to_string(),
         "ident" if v == "-" => {}
         "auth" | "user" if v == "-" => {}
         "auth" => {
@@ -190,7 +205,6 @@ fn put(rec: &mut Record, field: &str, v: &str, conv: Conv, cx: &Cx) -> bool {
             add_field(rec, key, value);
         }
     }
-    false
 }
 
 /// Expands `%{…}` references and `(?<name>` groups of `pattern` into `out`.

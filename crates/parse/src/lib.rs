@@ -61,6 +61,7 @@ mod level;
 mod multiline;
 mod parser;
 mod redact;
+pub mod roles;
 mod stream;
 mod time;
 
@@ -80,6 +81,7 @@ pub use parser::{
 pub use redact::{
     unescape_json, RedactConfig, RedactPattern, RedactSettings, RedactionCounts, Redactor,
 };
+pub use roles::{key_column, Dialect};
 pub use time::custom::TimeFormat;
 pub use time::TimeZone;
 

@@ -123,7 +123,11 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
     let anomalies = if r.anomalies.is_empty() {
         Block::Nothing("None found.")
     } else {
-        let mut t = Table::new(&[("kind", false), ("agent", false), ("detail", false)]);
+        let mut t = Table::new(&[
+            ("kind", false),
+            (Column::Agent.name(), false),
+            ("detail", false),
+        ]);
         for a in &r.anomalies {
             t.rows.push(vec![
                 Cell::Strong(a.kind.clone()),
@@ -140,7 +144,7 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
     });
 
     let columns = [("entries", true), ("previous", true), ("change", true)];
-    let mut levels = Table::new(&[&[("level", false)][..], &columns].concat());
+    let mut levels = Table::new(&[&[(Column::Level.name(), false)][..], &columns].concat());
     for level in LEVEL_ORDER {
         let (n, b) = (c.by_level.get(level), p.by_level.get(level));
         if n.is_some() || b.is_some() {
@@ -166,7 +170,7 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
         ],
     });
 
-    let mut agents = Table::new(&[&[("agent", false)][..], &columns].concat());
+    let mut agents = Table::new(&[&[(Column::Agent.name(), false)][..], &columns].concat());
     let mut by_agent: Vec<_> = c.by_agent.iter().collect();
     by_agent.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (agent, n) in by_agent {
@@ -203,7 +207,8 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
         ("p95 ms", true),
         ("p99 ms", true),
     ];
-    let mut by_agent = Table::new(&[&[("agent", false)][..], &latency_columns].concat());
+    let mut by_agent =
+        Table::new(&[&[(Column::Agent.name(), false)][..], &latency_columns].concat());
     for (agent, l) in &q.by_agent {
         by_agent.rows.push(latency_row(agent, l));
     }
@@ -233,9 +238,9 @@ pub(crate) fn document(r: &Report) -> Document<'_> {
 
     let mut slow = Table::new(&[
         ("time", false),
-        ("agent", false),
+        (Column::Agent.name(), false),
         ("ms", true),
-        ("message", false),
+        (Column::Message.name(), false),
     ]);
     for e in &q.slow {
         slow.rows.push(vec![

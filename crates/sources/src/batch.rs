@@ -6,8 +6,8 @@ use std::time::Duration;
 use logyard_model::Record;
 
 use crate::shutdown::Shutdown;
-use crate::sink::Sink;
 use crate::status::{SourceState, StatusHandle};
+use logyard_model::sink::Sink;
 
 /// Hands a batch to the sink, retrying with backoff while it fails; returns false when the
 /// source was stopped before the sink took it (the batch is then dropped).

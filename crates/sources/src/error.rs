@@ -2,11 +2,6 @@
 
 use std::path::PathBuf;
 
-/// An error of a sink: the records were not made durable and will be sent again.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("sink refused the batch: {0}")]
-pub struct SinkError(pub String);
-
 /// An error building or running a source.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

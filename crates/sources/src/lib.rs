@@ -6,8 +6,11 @@
 //! Sources sit at the head of the write path. They frame bytes into lines, join multi-line
 //! records and parse lines with `logyard-parse`, then hand batches of records to a [`Sink`]
 //! that the binary gives them in the [`SourceContext`]. Sources do not know the store
-//! exists: the binary's sink appends to it and returns once the batch is durable, and only
+//! exists: the store's sink appends to it and answers once the batch is durable, and only
 //! then does a source commit its position (a file source's checkpoint).
+//!
+//! HTTP ingest is decoded here too ([`http`]): the API crate reads the bodies of its routes,
+//! decodes them with these decoders and writes the records through the same [`Sink`].
 //!
 //! The `[[sources]]` entries of the configuration file deserialise into [`SourceConfig`];
 //! [`build_all`] is the one registry that turns them into [`Source`]s; [`spawn`] runs one on
@@ -46,10 +49,10 @@ mod batch;
 pub mod docker;
 mod error;
 pub mod file;
+pub mod http;
 pub mod journald;
 mod settings;
 mod shutdown;
-mod sink;
 pub mod ssh;
 mod status;
 pub mod stdin;
@@ -63,12 +66,15 @@ use logyard_parse::ParserConfig;
 use serde::Deserialize;
 
 pub use docker::{DockerConfig, DockerMode, DockerSource};
-pub use error::{SinkError, SourceError};
+pub use error::SourceError;
 pub use file::{FileConfig, FileSource};
 pub use journald::{JournaldConfig, JournaldSource};
+/// The seam between sources and the store, defined with the record in the model crate.
+pub use logyard_model::sink::{
+    CheckpointToken, MemorySink, Receipt, Sink, SinkAnswer, SinkError, SinkErrorKind,
+};
 pub use settings::{BatchSettings, ParseSettings, TimeSettings};
 pub use shutdown::Shutdown;
-pub use sink::{CheckpointToken, MemorySink, Receipt, Sink};
 pub use ssh::{SshConfig, SshSource};
 pub use status::{
     render_file_metrics, render_prometheus, ContainerStatus, FileStatus, RemoteStatus, SourceState,

@@ -339,7 +339,7 @@ impl logyard_sources::Sink for FlakySink {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(logyard_sources::SinkError("store unavailable".into()));
+            return Err(logyard_sources::SinkError::other("store unavailable"));
         }
         self.inner.write(records)
     }

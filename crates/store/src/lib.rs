@@ -59,6 +59,7 @@ mod s3;
 pub mod schema;
 pub mod segment;
 mod settings;
+mod sink;
 mod snapshot;
 mod storage;
 #[cfg(feature = "testing")]
@@ -99,6 +100,7 @@ pub use segment::{BlockCounts, Segment, SegmentCounts, SegmentMeta};
 pub use settings::{
     node_prefix, NodeRole, StorageSettings, StoreSettings, REPLACED_GRACE_REFRESHES,
 };
+pub use sink::StoreSink;
 pub use snapshot::{BlockRef, BlockSource, Gap, Snapshot};
 pub use storage::{node_id, Storage, RANGE_CACHE};
 pub use tier::{CacheLimits, TieredDir};

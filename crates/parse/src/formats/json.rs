@@ -1,5 +1,5 @@
-//! JSON objects, one per line: well-known keys become the record's time, level, message,
-//! agent, host and source; nested objects are flattened as `a.b.c`; the rest are fields.
+//! JSON objects, one per line: well-known keys (the [`crate::roles`] table's `Json` keys)
+//! become the record's time, level, message, agent, host and source; nested objects are flattened as `a.b.c`; the rest are fields.
 //!
 //! The object is read straight into the record through a serde visitor, without building a
 //! `serde_json::Value` tree first.
@@ -7,44 +7,18 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use logyard_model::{Record, Value};
+use logyard_model::{Column, Record, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize as _;
 
 use super::{Cx, Miss, Res, TIME_ERROR};
 use crate::fields::add_field;
 use crate::level::{set_level, set_level_scaled, Scale};
+use crate::roles::{key_column, Dialect};
 use crate::time::{epoch_int, epoch_to_ns, parse_stamp_with, Stamp};
 
 /// Objects nested deeper than this are kept as JSON text instead of being flattened.
 pub const MAX_DEPTH: usize = 8;
-
-/// The role of a key.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Time,
-    Level,
-    Message,
-    Agent,
-    Host,
-    Source,
-    Field,
-}
-
-fn role(key: &str) -> Role {
-    match key {
-        "timestamp" | "time" | "ts" | "@timestamp" | "@t" | "Timestamp" | "datetime"
-        | "asctime" | "date" => Role::Time,
-        "level" | "severity" | "lvl" | "levelname" | "levelno" | "log.level" | "@l" | "Level"
-        | "loglevel" => Role::Level,
-        "message" | "msg" | "log" | "@m" | "Message" | "MESSAGE" => Role::Message,
-        "agent" | "service" | "app" | "logger" | "container_name" | "service.name"
-        | "application" | "logger_name" | "SYSLOG_IDENTIFIER" => Role::Agent,
-        "host" | "hostname" | "host.name" | "_HOSTNAME" => Role::Host,
-        "source" => Role::Source,
-        _ => Role::Field,
-    }
-}
 
 /// The scale of a numeric level under a level key: Python's `levelno` and `levelname` (10 DEBUG … 50
 /// CRITICAL), syslog's `severity` (0 emerg … 7 debug), and bunyan/pino's 10 trace … 60 fatal
@@ -82,7 +56,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
 struct Sink<'r, 'c, 'a> {
     rec: &'r mut Record,
     cx: &'c Cx<'a>,
-    seen: u8,
+    seen: u16,
 }
 
 /// A scalar JSON value, borrowed from the line when it has no escapes.
@@ -96,14 +70,15 @@ enum Scalar<'de> {
 
 impl Sink<'_, '_, '_> {
     fn put(&mut self, key: &str, value: Scalar) {
-        let r = role(key);
-        let bit = 1u8 << (r as u8);
-        if r != Role::Field && self.seen & bit == 0 {
-            self.seen |= bit;
-            if self.put_role(r, key, &value) {
-                return;
+        if let Some(column) = key_column(key, Dialect::Json) {
+            let bit = 1u16 << column.index();
+            if self.seen & bit == 0 {
+                self.seen |= bit;
+                if self.put_role(column, key, &value) {
+                    return;
+                }
+                self.seen &= !bit;
             }
-            self.seen &= !bit;
         }
         let v = match value {
             Scalar::Str(s) => Value::Str(s.into_owned()),
@@ -115,11 +90,12 @@ impl Sink<'_, '_, '_> {
         add_field(self.rec, key, v);
     }
 
-    /// Applies a role; false when the value does not fit it (it then becomes a field).
-    fn put_role(&mut self, r: Role, key: &str, value: &Scalar) -> bool {
+    /// Sets the column the key names; false when the value does not fit it (it then
+    /// becomes a field).
+    fn put_role(&mut self, column: Column, key: &str, value: &Scalar) -> bool {
         let rec = &mut *self.rec;
-        match (r, value) {
-            (Role::Time, Scalar::Str(s)) => {
+        match (column, value) {
+            (Column::Timestamp, Scalar::Str(s)) => {
                 match parse_stamp_with(s, self.cx.time_format, self.cx.zone, self.cx.now) {
                     Stamp::Ok(ns) => rec.timestamp = ns,
                     Stamp::Invalid(reason) => {
@@ -140,20 +116,20 @@ impl Sink<'_, '_, '_> {
                     }
                 }
             }
-            (Role::Time, Scalar::Int(i)) => match epoch_int(*i) {
+            (Column::Timestamp, Scalar::Int(i)) => match epoch_int(*i) {
                 Some(ns) => rec.timestamp = ns,
                 None => return false,
             },
-            (Role::Time, Scalar::Float(f)) => match epoch_to_ns(*f) {
+            (Column::Timestamp, Scalar::Float(f)) => match epoch_to_ns(*f) {
                 Some(ns) => rec.timestamp = ns,
                 None => return false,
             },
-            (Role::Level, Scalar::Str(s)) => set_level(rec, s),
-            (Role::Level, Scalar::Int(i)) => set_level_scaled(rec, *i, level_scale(key)),
-            (Role::Message, Scalar::Str(s)) => rec.message = s.to_string(),
-            (Role::Agent, Scalar::Str(s)) => rec.agent = s.to_string(),
-            (Role::Host, Scalar::Str(s)) => rec.host = s.to_string(),
-            (Role::Source, Scalar::Str(s)) => rec.source = s.to_string(),
+            (Column::Level, Scalar::Str(s)) => set_level(rec, s),
+            (Column::Level, Scalar::Int(i)) => set_level_scaled(rec, *i, level_scale(key)),
+            (Column::Message, Scalar::Str(s)) => rec.message = s.to_string(),
+            (Column::Agent, Scalar::Str(s)) => rec.agent = s.to_string(),
+            (Column::Host, Scalar::Str(s)) => rec.host = s.to_string(),
+            (Column::Source, Scalar::Str(s)) => rec.source = s.to_string(),
             _ => return false,
         }
         true
@@ -177,7 +153,7 @@ impl<'de> Visitor<'de> for Object<'_, '_, '_, '_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
             // The exported form of a record keeps its fields under `fields` (and `metadata`).
-            let merge = self.depth == 0 && (key == "fields" || key == "metadata");
+            let merge = self.depth == 0 && key_column(&key, Dialect::Json) == Some(Column::Fields);
             let full: Cow<str> = if merge {
                 Cow::Borrowed("")
             } else if self.prefix.is_empty() {

@@ -5,11 +5,12 @@
 
 use std::borrow::Cow;
 
-use logyard_model::{Record, Value};
+use logyard_model::{Column, Record, Value};
 
 use super::{Cx, Miss, Res, TIME_ERROR};
 use crate::fields::{add_field, scalar};
 use crate::level::set_level;
+use crate::roles::{key_column, Dialect};
 use crate::time::{parse_stamp_with, Stamp};
 
 /// Splits a logfmt line into pairs; `None` when it is not logfmt.
@@ -97,11 +98,11 @@ fn unescape(s: &str) -> String {
 }
 
 fn is_level_key(k: &str) -> bool {
-    matches!(k, "level" | "lvl" | "severity" | "levelname")
+    key_column(k, Dialect::Logfmt) == Some(Column::Level)
 }
 
 fn is_message_key(k: &str) -> bool {
-    matches!(k, "msg" | "message")
+    key_column(k, Dialect::Logfmt) == Some(Column::Message)
 }
 
 /// Parses a logfmt line.
@@ -120,8 +121,8 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
     let (mut time, mut level, mut msg, mut agent, mut host) = (false, false, false, false, false);
     for (key, value) in pairs {
         let v: &str = &value;
-        match key {
-            "ts" | "time" | "timestamp" | "t" | "@timestamp" if !time => {
+        match key_column(key, Dialect::Logfmt) {
+            Some(Column::Timestamp) if !time => {
                 time = true;
                 match parse_stamp_with(v, cx.time_format, cx.zone, cx.now) {
                     Stamp::Ok(ns) => rec.timestamp = ns,
@@ -141,19 +142,19 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) -> Res {
                     }
                 }
             }
-            k if is_level_key(k) && !level => {
+            Some(Column::Level) if !level => {
                 level = true;
                 set_level(rec, v);
             }
-            k if is_message_key(k) && !msg => {
+            Some(Column::Message) if !msg => {
                 msg = true;
                 rec.message = value.into_owned();
             }
-            "agent" | "service" | "app" | "logger" | "component" if !agent => {
+            Some(Column::Agent) if !agent => {
                 agent = true;
                 rec.agent = value.into_owned();
             }
-            "host" | "hostname" if !host => {
+            Some(Column::Host) if !host => {
                 host = true;
                 rec.host = value.into_owned();
             }

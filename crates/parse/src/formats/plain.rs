@@ -5,7 +5,7 @@
 //! [`crate::level::header_level`]); else a level word found anywhere counts when every one
 //! agrees.
 
-use logyard_model::{Record, Value};
+use logyard_model::{Column, Record, Value};
 
 use super::{Cx, TIME_ERROR};
 use crate::fields::extract;
@@ -64,7 +64,7 @@ pub(crate) fn parse(line: &str, rec: &mut Record, cx: &Cx) {
     extract(rec, line);
     // `level=error` among the words of a line that is not logfmt as a whole.
     if rec.level.is_none() {
-        if let Some(Value::Str(text)) = rec.fields.remove("level") {
+        if let Some(Value::Str(text)) = rec.fields.remove(Column::Level.name()) {
             set_level(rec, &text);
         }
     }

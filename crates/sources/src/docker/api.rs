@@ -33,9 +33,9 @@ use super::DockerSource;
 use crate::error::SourceError;
 use crate::file::StartAt;
 use crate::settings::parser_config;
-use crate::sink::CheckpointToken;
 use crate::status::{ContainerStatus, SourceState};
 use crate::SourceContext;
+use logyard_model::sink::CheckpointToken;
 
 /// Lines waiting between the follow tasks and the run loop, at most (the tasks wait).
 const CHANNEL_LINES: usize = 4096;
@@ -496,7 +496,11 @@ impl<'a> ApiRun<'a> {
         let written =
             tokio::task::spawn_blocking(move || sink.write_with_checkpoint(records, token))
                 .await
-                .unwrap_or_else(|e| Err(crate::SinkError(format!("the sink's call failed: {e}"))));
+                .unwrap_or_else(|e| {
+                    Err(crate::SinkError::other(format!(
+                        "the sink's call failed: {e}"
+                    )))
+                });
         match written {
             Ok(_) => {
                 self.src.status.add_lines(n, self.batch_bytes);

@@ -19,8 +19,8 @@ use super::stream::{Entry, Slot, Stream};
 use super::Settings;
 use crate::error::SourceError;
 use crate::shutdown::Shutdown;
-use crate::sink::{CheckpointToken, Receipt, Sink};
 use crate::status::{FileStatus, StatusHandle};
+use logyard_model::sink::{CheckpointToken, Receipt, Sink};
 
 /// Bytes read from a file at once.
 const CHUNK: usize = 256 * 1024;

@@ -15,9 +15,9 @@ use super::entry::{decode, Mapping};
 use super::JournaldConfig;
 use crate::error::SourceError;
 use crate::file::StartAt;
-use crate::sink::CheckpointToken;
 use crate::status::{SourceState, StatusHandle};
 use crate::SourceContext;
+use logyard_model::sink::CheckpointToken;
 
 /// The first bytes of journalctl's error output kept for messages.
 const STDERR_KEPT: usize = 16 * 1024;

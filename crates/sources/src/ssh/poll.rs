@@ -14,8 +14,8 @@ use super::checkpoint::{fnv1a, CheckpointFile, ContainerPos, PathPos, SshCheckpo
 use super::client::{OutputLine, Remote, RemoteError};
 use super::docker::{parse_ps, split_stamp, Container};
 use crate::error::SourceError;
-use crate::sink::Sink;
 use crate::status::{FileStatus, StatusHandle};
+use logyard_model::sink::Sink;
 
 /// What a poll did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use std::time::Duration;
 use logyard_model::Record;
 
 use super::{FileConfig, FileSource, StartAt, Tailer};
-use crate::sink::{CheckpointToken, Receipt, Sink};
 use crate::{SinkError, SourceContext};
+use logyard_model::sink::{CheckpointToken, Receipt, Sink};
 
 /// A sink that records what it receives; it can be made to fail, to be slow, and to keep
 /// checkpoint tokens atomically with the records.
@@ -61,11 +61,11 @@ impl Sink for TestSink {
             std::thread::sleep(Duration::from_millis(ms));
         }
         if self.fail.load(Ordering::SeqCst) {
-            return Err(SinkError("disk full (test)".into()));
+            return Err(SinkError::other("disk full (test)"));
         }
         if let Some(n) = self.writes_left.lock().unwrap().as_mut() {
             if *n == 0 {
-                return Err(SinkError("disk full (test)".into()));
+                return Err(SinkError::other("disk full (test)"));
             }
             *n -= 1;
         }
@@ -98,16 +98,27 @@ impl Sink for TestSink {
         }
         let due = std::time::Instant::now() + Duration::from_millis(delay);
         let mut result = Some(result);
-        Receipt::pending(move |block| {
-            let now = std::time::Instant::now();
-            if now < due {
-                if !block {
-                    return None;
-                }
-                std::thread::sleep(due - now);
+        // One thread wakes the latest waker once the delay is over.
+        let waker: Arc<Mutex<Option<std::task::Waker>>> = Arc::default();
+        let mut timer = None;
+        Receipt::pending(std::future::poll_fn(move |cx| {
+            if std::time::Instant::now() < due {
+                *waker.lock().unwrap() = Some(cx.waker().clone());
+                let waker = waker.clone();
+                timer.get_or_insert_with(|| {
+                    std::thread::spawn(move || {
+                        std::thread::sleep(
+                            due.saturating_duration_since(std::time::Instant::now()),
+                        );
+                        if let Some(w) = waker.lock().unwrap().take() {
+                            w.wake();
+                        }
+                    })
+                });
+                return std::task::Poll::Pending;
             }
-            result.take()
-        })
+            std::task::Poll::Ready(result.take().expect("polled once ready"))
+        }))
     }
 
     fn stored_checkpoint(&self, key: &str) -> Option<CheckpointToken> {

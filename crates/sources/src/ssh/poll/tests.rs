@@ -9,11 +9,11 @@ use std::sync::Arc;
 use logyard_model::Record;
 
 use super::*;
-use crate::error::SinkError;
 use crate::file::StartAt;
-use crate::sink::MemorySink;
 use crate::ssh::{SshConfig, SshSource};
 use crate::SourceContext;
+use logyard_model::sink::MemorySink;
+use logyard_model::sink::SinkError;
 
 /// A sink that fails while `fail` is set.
 #[derive(Default)]
@@ -25,7 +25,7 @@ struct Flaky {
 impl Sink for Flaky {
     fn write(&self, records: Vec<Record>) -> Result<(), SinkError> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err(SinkError("disk full".into()));
+            return Err(SinkError::other("disk full"));
         }
         self.inner.write(records)
     }

@@ -8,8 +8,6 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::Limits;
-
 /// A limit crossed while decoding: the error code and a message naming the setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverLimit {
@@ -30,16 +28,6 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// A budget of `limits.max_entries_per_request` entries and `limits.max_decoded_bytes`.
-    pub fn new(limits: &Limits) -> Budget {
-        Budget {
-            max_entries: limits.max_entries_per_request,
-            entries: 0,
-            max_bytes: limits.max_decoded_bytes,
-            bytes: 0,
-        }
-    }
-
     /// A budget of `max_entries` entries and `max_bytes` decoded bytes.
     pub fn with(max_entries: usize, max_bytes: usize) -> Budget {
         Budget {
@@ -341,11 +329,7 @@ mod tests {
 
     #[test]
     fn budget_refuses_past_its_limits() {
-        let mut b = Budget::new(&Limits {
-            max_entries_per_request: 2,
-            max_decoded_bytes: 100,
-            ..Limits::default()
-        });
+        let mut b = Budget::with(2, 100);
         assert!(b.entry().is_ok());
         assert!(b.entry().is_ok());
         assert_eq!(b.entry().unwrap_err().code, "too_many_entries");

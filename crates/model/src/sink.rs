@@ -13,10 +13,54 @@
 //! [`Sink::submit`] hands a batch over without waiting and returns a [`Receipt`]: a source
 //! can then read and parse its next batch while the sink makes the previous one durable
 //! (the file source does), and still commits its position only once the receipt says so.
+//! A receipt is waited for by a thread ([`Receipt::wait`]) or awaited by a task (it is a
+//! future): HTTP ingest awaits it, the collectors' threads wait.
 
-use logyard_model::Record;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
-use crate::error::SinkError;
+use crate::Record;
+
+/// Why a sink did not make a batch durable: nothing of it was kept (or what was kept may
+/// be sent again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sink refused the batch: {message}")]
+pub struct SinkError {
+    /// What the sender should do about it.
+    pub kind: SinkErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+/// The kinds of [`SinkError`], by what the sender should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkErrorKind {
+    /// The sink is shutting down: send again to a running one.
+    Stopped,
+    /// The sink could not write (a failing disk): nothing was kept, send again later.
+    WriteFailed,
+    /// The sink keeps nothing (a node that serves queries only): send elsewhere.
+    ReadOnly,
+    /// Anything else.
+    Other,
+}
+
+impl SinkError {
+    /// An error of a kind.
+    pub fn new(kind: SinkErrorKind, message: impl Into<String>) -> SinkError {
+        SinkError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// An error of kind [`SinkErrorKind::Other`].
+    pub fn other(message: impl Into<String>) -> SinkError {
+        SinkError::new(SinkErrorKind::Other, message)
+    }
+}
 
 /// An opaque position of a source, to be persisted atomically with a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +73,19 @@ pub struct CheckpointToken {
     pub data: Vec<u8>,
 }
 
-/// The answer to a batch handed over by [`Sink::submit`], to be waited for.
+/// The answer of a sink: `Ok(kept)` once the records are durable, `kept` telling whether
+/// the checkpoint token was kept with them.
+pub type SinkAnswer = Result<bool, SinkError>;
+
+/// The answer to a batch handed over by [`Sink::submit`], to be waited for by a thread
+/// ([`Receipt::wait`]) or awaited by a task.
 pub struct Receipt(ReceiptState);
 
 enum ReceiptState {
     /// The answer is known (or was already taken).
-    Ready(Option<Result<bool, SinkError>>),
-    /// Asks the sink: without blocking (`false`), `None` means not yet.
-    Pending(Box<dyn FnMut(bool) -> Option<Result<bool, SinkError>> + Send>),
+    Ready(Option<SinkAnswer>),
+    /// The answer comes when the future completes.
+    Pending(Pin<Box<dyn Future<Output = SinkAnswer> + Send>>),
 }
 
 impl std::fmt::Debug for Receipt {
@@ -50,39 +99,72 @@ impl std::fmt::Debug for Receipt {
 
 impl Receipt {
     /// A receipt whose answer is known: the sink wrote the batch before returning.
-    pub fn ready(result: Result<bool, SinkError>) -> Receipt {
+    pub fn ready(result: SinkAnswer) -> Receipt {
         Receipt(ReceiptState::Ready(Some(result)))
     }
 
-    /// A receipt answered later: `poll(block)` returns the answer once known, and must
-    /// return it when `block` is true.
-    pub fn pending(
-        poll: impl FnMut(bool) -> Option<Result<bool, SinkError>> + Send + 'static,
-    ) -> Receipt {
-        Receipt(ReceiptState::Pending(Box::new(poll)))
+    /// A receipt answered when `answer` completes. The future must not need a particular
+    /// async runtime to make progress (a `tokio::sync::oneshot` receiver does not): a
+    /// thread waits for it by parking until it is woken.
+    pub fn pending(answer: impl Future<Output = SinkAnswer> + Send + 'static) -> Receipt {
+        Receipt(ReceiptState::Pending(Box::pin(answer)))
     }
 
     /// Returns true once the answer is known ([`Receipt::wait`] will not block).
     pub fn is_ready(&mut self) -> bool {
-        if let ReceiptState::Pending(poll) = &mut self.0 {
-            if let Some(r) = poll(false) {
+        if let ReceiptState::Pending(answer) = &mut self.0 {
+            let mut cx = Context::from_waker(Waker::noop());
+            if let Poll::Ready(r) = answer.as_mut().poll(&mut cx) {
                 self.0 = ReceiptState::Ready(Some(r));
             }
         }
         matches!(self.0, ReceiptState::Ready(_))
     }
 
-    /// Waits for the answer: `Ok(kept)` once the records are durable, `kept` telling
-    /// whether the checkpoint token was kept with them.
-    pub fn wait(self) -> Result<bool, SinkError> {
+    /// Waits for the answer on this thread: `Ok(kept)` once the records are durable. Not
+    /// for a task of an async runtime, which awaits the receipt instead.
+    pub fn wait(self) -> SinkAnswer {
         match self.0 {
-            ReceiptState::Ready(r) => {
-                r.unwrap_or_else(|| Err(SinkError("the answer was already taken".into())))
-            }
-            ReceiptState::Pending(mut poll) => {
-                poll(true).unwrap_or_else(|| Err(SinkError("the sink gave no answer".into())))
+            ReceiptState::Ready(r) => r.unwrap_or_else(|| Err(taken())),
+            ReceiptState::Pending(mut answer) => {
+                let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+                let mut cx = Context::from_waker(&waker);
+                loop {
+                    if let Poll::Ready(r) = answer.as_mut().poll(&mut cx) {
+                        return r;
+                    }
+                    std::thread::park();
+                }
             }
         }
+    }
+}
+
+impl Future for Receipt {
+    type Output = SinkAnswer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SinkAnswer> {
+        match &mut self.0 {
+            ReceiptState::Ready(r) => Poll::Ready(r.take().unwrap_or_else(|| Err(taken()))),
+            ReceiptState::Pending(answer) => answer.as_mut().poll(cx),
+        }
+    }
+}
+
+fn taken() -> SinkError {
+    SinkError::other("the answer was already taken")
+}
+
+/// Wakes a thread parked in [`Receipt::wait`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
