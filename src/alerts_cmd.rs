@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-use anyhow::Context;
 use serde_json::Value;
 
 use crate::cli::AlertsArgs;
@@ -10,21 +9,15 @@ use crate::cli::AlertsArgs;
 /// Prints `GET /api/alerts` of a server.
 pub fn run(args: AlertsArgs) -> anyhow::Result<()> {
     let url = format!("{}/api/alerts", args.server.trim_end_matches('/'));
-    let resp = crate::cli::http()
+    let request = crate::cli::http()
         .build()?
         .get(&url)
-        .query(&[("limit", args.limit.to_string())])
-        .send()
-        .with_context(|| {
-            format!(
-                "cannot reach the server at {}; is `logyard serve` running?",
-                args.server
-            )
-        })?;
+        .query(&[("limit", args.limit.to_string())]);
+    let resp = crate::cli::send(request, &args.server)?;
     if !resp.status().is_success() {
         anyhow::bail!("{url} answered {}", resp.status());
     }
-    let body: Value = resp.json().context("the server's answer is not JSON")?;
+    let (_, body) = crate::cli::json_answer(resp)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{body}")?;

@@ -36,19 +36,19 @@ pub(crate) fn get(
     path: &str,
     params: &[(&str, String)],
 ) -> anyhow::Result<reqwest::blocking::Response> {
-    let resp = crate::cli::http()
+    let request = crate::cli::http()
         .timeout(None)
         .build()?
         .get(format!("{}{path}", url.trim_end_matches('/')))
-        .query(params)
-        .send()
-        .with_context(|| {
-            format!("cannot reach the server at {url}; is `logyard serve` running?")
-        })?;
+        .query(params);
+    let resp = crate::cli::send(request, url)?;
     if !resp.status().is_success() {
         let status = resp.status();
         let body: Value = resp.json().unwrap_or(Value::Null);
-        bail!("the server answered {status}: {}", body["error"]["message"]);
+        bail!(
+            "the server answered {status}: {}",
+            crate::cli::error_message(&body)
+        );
     }
     Ok(resp)
 }

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use serde_json::Value;
 
 use crate::cli::{BackupArgs, RestoreArgs};
 
@@ -15,24 +14,14 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let to = std::path::absolute(&args.to)
         .with_context(|| format!("--to {}: cannot make it absolute", args.to.display()))?;
     let url = format!("{}/api/admin/backup", args.server.trim_end_matches('/'));
-    let resp = crate::cli::http()
+    let request = crate::cli::http()
         .timeout(None)
         .build()?
         .post(&url)
-        .json(&serde_json::json!({ "to": to.display().to_string() }))
-        .send()
-        .with_context(|| {
-            format!(
-                "cannot reach the server at {}; is `logyard serve` running?",
-                args.server
-            )
-        })?;
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .with_context(|| format!("{url} answered {status} without JSON"))?;
+        .json(&serde_json::json!({ "to": to.display().to_string() }));
+    let (status, body) = crate::cli::json_answer(crate::cli::send(request, &args.server)?)?;
     if !status.is_success() {
-        let message = body["error"]["message"].as_str().unwrap_or("");
+        let message = crate::cli::error_message(&body);
         let hint = match status.as_u16() {
             401 => " (give an administrator's token with --token or LOGYARD_TOKEN)",
             403 => " (a backup needs a token of the role admin)",

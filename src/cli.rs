@@ -42,6 +42,34 @@ pub fn http() -> reqwest::blocking::ClientBuilder {
     builder.default_headers(headers)
 }
 
+/// Sends a request to the server at `server`; the error says when it cannot be reached.
+pub fn send(
+    request: reqwest::blocking::RequestBuilder,
+    server: &str,
+) -> anyhow::Result<reqwest::blocking::Response> {
+    use anyhow::Context as _;
+    request.send().with_context(|| {
+        format!("cannot reach the server at {server}; is `logyard serve` running?")
+    })
+}
+
+/// Reads a server's JSON answer, with its status.
+pub fn json_answer(
+    resp: reqwest::blocking::Response,
+) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+    use anyhow::Context as _;
+    let status = resp.status();
+    let body = resp
+        .json()
+        .with_context(|| format!("the server's answer ({status}) is not JSON"))?;
+    Ok((status, body))
+}
+
+/// The message of a server's error answer (`{"error": {"message": …}}`), or `""`.
+pub fn error_message(body: &serde_json::Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or("")
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: the store, the ingest and read API.

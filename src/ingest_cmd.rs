@@ -65,20 +65,15 @@ impl Sink {
                     body.push_str(&entry_of(r).to_string());
                     body.push('\n');
                 }
-                let answer = client
+                let request = client
                     .post(format!("{url}/api/logs"))
                     .header("content-type", "application/x-ndjson")
-                    .body(body)
-                    .send()
-                    .with_context(|| {
-                        format!("cannot reach the server at {url}; is `logyard serve` running?")
-                    })?;
-                let status = answer.status();
-                let value: Value = answer.json().context("the server's answer is not JSON")?;
+                    .body(body);
+                let (status, value) = crate::cli::json_answer(crate::cli::send(request, url)?)?;
                 if !status.is_success() {
                     bail!(
                         "the server refused the batch ({status}): {}",
-                        value["error"]["message"]
+                        crate::cli::error_message(&value)
                     );
                 }
                 totals.accepted += value["accepted"].as_u64().unwrap_or(0);

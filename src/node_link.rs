@@ -63,17 +63,7 @@ impl HttpLink {
 /// What stopped a request, with its causes (a refused certificate is named only in them)
 /// and, for a certificate, what to do.
 fn explain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
+    let mut text = logyard_notify::describe_reqwest(&e.without_url());
     if text.contains("certificate") {
         text.push_str(
             " (for a node certificate signed by a private authority, name the authority's PEM \
@@ -108,8 +98,7 @@ impl NodeLink for HttpLink {
             return Ok(body.to_vec());
         }
         let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .map(|v| crate::cli::error_message(&v).to_string())
             .unwrap_or_default();
         Err(format!("{status} {message}").trim().to_string())
     }

@@ -281,27 +281,20 @@ fn fetch(
         if let Some(c) = &cursor {
             params.push(("cursor", c.clone()));
         }
-        let answer = client
-            .get(format!("{url}/api/query"))
-            .query(&params)
-            .send()
-            .with_context(|| {
-                format!("cannot reach the server at {url}; is `logyard serve` running?")
-            })?;
-        let status = answer.status();
-        let value: Value = answer.json().context("the server's answer is not JSON")?;
+        let request = client.get(format!("{url}/api/query")).query(&params);
+        let (status, value) = crate::cli::json_answer(crate::cli::send(request, url)?)?;
         if !status.is_success() {
-            let err = &value["error"];
-            if let Some(p) = err["position"].as_u64() {
+            let message = crate::cli::error_message(&value);
+            if let Some(p) = value["error"]["position"].as_u64() {
                 return Err(syntax_error(
                     q,
                     QueryError::Syntax {
-                        message: err["message"].as_str().unwrap_or("").into(),
+                        message: message.into(),
                         position: p as usize,
                     },
                 ));
             }
-            bail!("the server answered {status}: {}", err["message"]);
+            bail!("the server answered {status}: {message}");
         }
         if let Some(columns) = value["columns"].as_array() {
             let columns = columns

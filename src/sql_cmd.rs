@@ -121,21 +121,15 @@ fn with_caret(sql: &str, message: &str, position: usize) -> String {
 
 /// Sends the statement to a server.
 fn fetch(url: &str, sql: &str) -> anyhow::Result<Value> {
-    let resp = crate::cli::http()
+    let request = crate::cli::http()
         .timeout(None)
         .build()?
         .post(format!("{}/api/sql", url.trim_end_matches('/')))
-        .json(&serde_json::json!({ "sql": sql }))
-        .send()
-        .with_context(|| {
-            format!("cannot reach the server at {url}; is `logyard serve` running?")
-        })?;
-    let status = resp.status();
-    let body: Value = resp.json().context("the server's answer is not JSON")?;
+        .json(&serde_json::json!({ "sql": sql }));
+    let (status, body) = crate::cli::json_answer(crate::cli::send(request, url)?)?;
     if !status.is_success() {
-        let err = &body["error"];
-        let message = err["message"].as_str().unwrap_or("");
-        if let Some(p) = err["position"].as_u64() {
+        let message = crate::cli::error_message(&body);
+        if let Some(p) = body["error"]["position"].as_u64() {
             bail!("{}", with_caret(sql, message, p as usize));
         }
         bail!("the server answered {status}: {message}");

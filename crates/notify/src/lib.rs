@@ -251,8 +251,9 @@ fn origin_of(url: &str) -> String {
     )
 }
 
-/// Says why a request failed, with its causes (a TLS error says which certificate check).
-fn describe_reqwest(e: &reqwest::Error) -> String {
+/// Says why a request failed, with its causes (a TLS error says which certificate check);
+/// the node links of the binary say it the same way.
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".to_string();
     }

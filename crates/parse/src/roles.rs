@@ -93,103 +93,92 @@ const fn k(key: &'static str, column: Column, rank: u8, dialects: u8) -> KeyRole
 
 use Column::{Agent, Fields, Host, Level, Message, Raw, Source, Timestamp};
 
-/// The table, sorted by key (bytewise) for [`key_role`]'s binary search.
-pub const KEY_ROLES: &[KeyRole] = &[
-    k("@l", Level, 0, J),
-    k("@m", Message, 0, J),
-    k("@t", Timestamp, 0, J),
-    k("@timestamp", Timestamp, 0, E | J | L | B),
-    k("Level", Level, 0, J),
-    k("MESSAGE", Message, 0, J),
-    k("Message", Message, 0, J),
-    k("SYSLOG_IDENTIFIER", Agent, 0, J),
-    k("Timestamp", Timestamp, 0, J),
-    k("_HOSTNAME", Host, 0, J),
-    k("agent", Agent, 0, E | J | L | G),
-    k("app", Agent, 1, J | L | G | K),
-    k("application", Agent, 0, J),
-    k("asctime", Timestamp, 0, J),
-    k("component", Agent, 0, L),
-    k("container_name", Agent, 0, J),
-    k("date", Timestamp, 0, J),
-    k("datetime", Timestamp, 0, J),
-    k("detected_level", Level, 2, K),
-    k("fields", Fields, 0, E | J),
-    k("host", Host, 0, E | J | L | G | K),
-    k("host.hostname", Host, 1, B),
-    k("host.name", Host, 0, J | B | O),
-    k("hostname", Host, 1, J | L | G | K),
-    k("instance", Host, 2, K),
-    k("job", Agent, 2, K),
-    k("level", Level, 0, E | J | L | G | B | K),
-    k("levelname", Level, 0, J | L),
-    k("levelno", Level, 0, J),
-    k("log", Message, 0, J),
-    k("log.level", Level, 0, J | B),
-    k("logger", Agent, 0, J | L),
-    k("logger_name", Agent, 0, J),
-    k("loglevel", Level, 0, J | G),
-    k("logsource", Host, 0, G),
-    k("lvl", Level, 0, J | L),
-    k("message", Message, 0, E | J | L | G | B),
-    k("metadata", Fields, 0, E | J),
-    k("msg", Message, 0, E | J | L | G),
-    k("program", Agent, 0, G),
-    k("raw", Raw, 0, E),
-    k("service", Agent, 0, J | L | G),
-    k("service.name", Agent, 0, J | B | O),
-    k("service_name", Agent, 0, K),
-    k("severity", Level, 1, E | J | L | G | K),
-    k("source", Source, 0, E | J),
-    k("t", Timestamp, 0, L),
-    k("time", Timestamp, 0, E | J | L | G),
-    k("timestamp", Timestamp, 0, E | J | L | G | B),
-    k("ts", Timestamp, 0, E | J | L | G),
-];
+/// Defines [`KEY_ROLES`] and [`key_role`] from one list, so that the lookup is a `match`
+/// the compiler lays out (by length, then bytes): it runs for every key of every JSON line.
+macro_rules! key_roles {
+    ($($key:literal => $column:ident, $rank:literal, $dialects:expr;)*) => {
+        /// The table: each key, the column it sets, its rank and the inputs that read it.
+        pub const KEY_ROLES: &[KeyRole] = &[$(k($key, $column, $rank, $dialects),)*];
 
-/// Whether `a` sorts before `b`, bytewise (`str::cmp` is not `const`).
-const fn before(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut i = 0;
-    while i < a.len() && i < b.len() {
-        if a[i] != b[i] {
-            return a[i] < b[i];
+        /// The table's entry of a key, if any input reads it.
+        pub fn key_role(key: &str) -> Option<KeyRole> {
+            match key {
+                $($key => Some(k($key, $column, $rank, $dialects)),)*
+                _ => None,
+            }
         }
-        i += 1;
-    }
-    a.len() < b.len()
+
+        /// The column and the inputs of a key: what [`key_column`] needs, in a word.
+        #[inline]
+        fn column_of(key: &str) -> Option<(Column, u8)> {
+            match key {
+                $($key => Some(($column, $dialects)),)*
+                _ => None,
+            }
+        }
+    };
 }
 
-const fn sorted(table: &[KeyRole]) -> bool {
-    let mut i = 1;
-    while i < table.len() {
-        if !before(table[i - 1].key, table[i].key) {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-// The binary search needs the order: a key out of place does not compile.
-const _: () = assert!(
-    sorted(KEY_ROLES),
-    "KEY_ROLES must be sorted by key, each key once"
-);
-
-/// The table's entry of a key, if any input reads it.
-pub fn key_role(key: &str) -> Option<&'static KeyRole> {
-    KEY_ROLES
-        .binary_search_by(|r| r.key.cmp(key))
-        .ok()
-        .map(|i| &KEY_ROLES[i])
+key_roles! {
+    "@l" => Level, 0, J;
+    "@m" => Message, 0, J;
+    "@t" => Timestamp, 0, J;
+    "@timestamp" => Timestamp, 0, E | J | L | B;
+    "Level" => Level, 0, J;
+    "MESSAGE" => Message, 0, J;
+    "Message" => Message, 0, J;
+    "SYSLOG_IDENTIFIER" => Agent, 0, J;
+    "Timestamp" => Timestamp, 0, J;
+    "_HOSTNAME" => Host, 0, J;
+    "agent" => Agent, 0, E | J | L | G;
+    "app" => Agent, 1, J | L | G | K;
+    "application" => Agent, 0, J;
+    "asctime" => Timestamp, 0, J;
+    "component" => Agent, 0, L;
+    "container_name" => Agent, 0, J;
+    "date" => Timestamp, 0, J;
+    "datetime" => Timestamp, 0, J;
+    "detected_level" => Level, 2, K;
+    "fields" => Fields, 0, E | J;
+    "host" => Host, 0, E | J | L | G | K;
+    "host.hostname" => Host, 1, B;
+    "host.name" => Host, 0, J | B | O;
+    "hostname" => Host, 1, J | L | G | K;
+    "instance" => Host, 2, K;
+    "job" => Agent, 2, K;
+    "level" => Level, 0, E | J | L | G | B | K;
+    "levelname" => Level, 0, J | L;
+    "levelno" => Level, 0, J;
+    "log" => Message, 0, J;
+    "log.level" => Level, 0, J | B;
+    "logger" => Agent, 0, J | L;
+    "logger_name" => Agent, 0, J;
+    "loglevel" => Level, 0, J | G;
+    "logsource" => Host, 0, G;
+    "lvl" => Level, 0, J | L;
+    "message" => Message, 0, E | J | L | G | B;
+    "metadata" => Fields, 0, E | J;
+    "msg" => Message, 0, E | J | L | G;
+    "program" => Agent, 0, G;
+    "raw" => Raw, 0, E;
+    "service" => Agent, 0, J | L | G;
+    "service.name" => Agent, 0, J | B | O;
+    "service_name" => Agent, 0, K;
+    "severity" => Level, 1, E | J | L | G | K;
+    "source" => Source, 0, E | J;
+    "t" => Timestamp, 0, L;
+    "time" => Timestamp, 0, E | J | L | G;
+    "timestamp" => Timestamp, 0, E | J | L | G | B;
+    "ts" => Timestamp, 0, E | J | L | G;
 }
 
 /// The column a key sets in an input, or `None` when it is a field there.
+#[inline]
 pub fn key_column(key: &str, dialect: Dialect) -> Option<Column> {
-    key_role(key)
-        .filter(|r| r.in_dialect(dialect))
-        .map(|r| r.column)
+    match column_of(key) {
+        Some((column, dialects)) if dialects & dialect.bit() != 0 => Some(column),
+        _ => None,
+    }
 }
 
 /// The column a key sets in an input and its rank (see [`KeyRole::rank`]).
@@ -252,5 +241,16 @@ mod tests {
             ["host.name", "host.hostname"]
         );
         assert_eq!(key_column("nothing", Dialect::Json), None);
+        assert_eq!(key_column("", Dialect::Json), None);
+        assert_eq!(key_column("hostnam", Dialect::Json), None);
+    }
+
+    proptest::proptest! {
+        /// The index finds what a scan of the table finds, for any text.
+        #[test]
+        fn the_index_agrees_with_a_scan(key in "[a-zA-Z_.@]{0,16}") {
+            let scan = KEY_ROLES.iter().find(|r| r.key == key).map(|r| r.key);
+            proptest::prop_assert_eq!(key_role(&key).map(|r| r.key), scan);
+        }
     }
 }

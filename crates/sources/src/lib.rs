@@ -46,6 +46,7 @@
 //! ```
 
 mod batch;
+mod checkpoint_file;
 pub mod docker;
 mod error;
 pub mod file;

@@ -170,22 +170,6 @@ pub(crate) fn parser_config(
     Ok(cfg)
 }
 
-/// The checkpoint file of the source named `source` under `state_dir`
-/// (`checkpoints/<name>.json`, characters other than letters, digits, `-`, `_` and `.` as `_`).
-pub(crate) fn checkpoint_path(state_dir: &std::path::Path, source: &str) -> std::path::PathBuf {
-    let name: String = source
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    state_dir.join("checkpoints").join(format!("{name}.json"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::BatchSettings;

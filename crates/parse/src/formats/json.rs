@@ -69,8 +69,10 @@ enum Scalar<'de> {
 }
 
 impl Sink<'_, '_, '_> {
-    fn put(&mut self, key: &str, value: Scalar) {
-        if let Some(column) = key_column(key, Dialect::Json) {
+    /// Puts a value under its key; `column` is the key's column when already looked up.
+    fn put(&mut self, key: &str, column: Option<Option<Column>>, value: Scalar) {
+        let column = column.unwrap_or_else(|| key_column(key, Dialect::Json));
+        if let Some(column) = column {
             let bit = 1u16 << column.index();
             if self.seen & bit == 0 {
                 self.seen |= bit;
@@ -152,8 +154,10 @@ impl<'de> Visitor<'de> for Object<'_, '_, '_, '_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(JsonStr(key)) = map.next_key::<JsonStr<'de>>()? {
-            // The exported form of a record keeps its fields under `fields` (and `metadata`).
-            let merge = self.depth == 0 && key_column(&key, Dialect::Json) == Some(Column::Fields);
+            // A top-level key is looked up once, here: the exported form of a record keeps
+            // its fields under `fields` (and `metadata`), merged into the record's.
+            let column = (self.depth == 0).then(|| key_column(&key, Dialect::Json));
+            let merge = column == Some(Some(Column::Fields));
             let full: Cow<str> = if merge {
                 Cow::Borrowed("")
             } else if self.prefix.is_empty() {
@@ -164,6 +168,7 @@ impl<'de> Visitor<'de> for Object<'_, '_, '_, '_, '_> {
             map.next_value_seed(ValueSeed {
                 sink: &mut *self.sink,
                 key: &full,
+                column,
                 depth: self.depth + 1,
                 merge,
             })?;
@@ -176,6 +181,8 @@ impl<'de> Visitor<'de> for Object<'_, '_, '_, '_, '_> {
 struct ValueSeed<'s, 'r, 'c, 'a, 'k> {
     sink: &'s mut Sink<'r, 'c, 'a>,
     key: &'k str,
+    /// The column the key names, when it was already looked up.
+    column: Option<Option<Column>>,
     depth: usize,
     merge: bool,
 }
@@ -190,7 +197,8 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_, '_, '_, '_> {
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),
             };
-            self.sink.put(self.key, Scalar::Str(Cow::Owned(text)));
+            self.sink
+                .put(self.key, self.column, Scalar::Str(Cow::Owned(text)));
             return Ok(());
         }
         d.deserialize_any(self)
@@ -204,35 +212,41 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_, '_, '_, '_> {
         f.write_str("a JSON value")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.sink.put(self.key, Scalar::Bool(v));
+        self.sink.put(self.key, self.column, Scalar::Bool(v));
         Ok(())
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.sink.put(self.key, Scalar::Int(v));
+        self.sink.put(self.key, self.column, Scalar::Int(v));
         Ok(())
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         match i64::try_from(v) {
-            Ok(i) => self.sink.put(self.key, Scalar::Int(i)),
-            Err(_) => self.sink.put(self.key, Scalar::Float(v as f64)),
+            Ok(i) => self.sink.put(self.key, self.column, Scalar::Int(i)),
+            Err(_) => self
+                .sink
+                .put(self.key, self.column, Scalar::Float(v as f64)),
         }
         Ok(())
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.sink.put(self.key, Scalar::Float(v));
+        self.sink.put(self.key, self.column, Scalar::Float(v));
         Ok(())
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.sink.put(self.key, Scalar::Str(Cow::Borrowed(v)));
+        self.sink
+            .put(self.key, self.column, Scalar::Str(Cow::Borrowed(v)));
         Ok(())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.sink
-            .put(self.key, Scalar::Str(Cow::Owned(v.to_string())));
+        self.sink.put(
+            self.key,
+            self.column,
+            Scalar::Str(Cow::Owned(v.to_string())),
+        );
         Ok(())
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.sink.put(self.key, Scalar::Null);
+        self.sink.put(self.key, self.column, Scalar::Null);
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
@@ -242,7 +256,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_, '_, '_, '_> {
             items.push(v);
         }
         let text = serde_json::Value::Array(items).to_string();
-        self.sink.put(self.key, Scalar::Str(Cow::Owned(text)));
+        self.sink
+            .put(self.key, self.column, Scalar::Str(Cow::Owned(text)));
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {

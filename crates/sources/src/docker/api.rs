@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use super::container::{short_id, ContainerInfo};
 use super::engine::{Engine, EngineError};
 use super::follow::{follow, Event, LogLine};
-use super::position::{token_key, ApiCheckpoint, Position, PositionStore, VERSION};
+use super::position::{position_store, token_key, ApiCheckpoint, Position, PositionStore, VERSION};
 use super::DockerSource;
 use crate::error::SourceError;
 use crate::file::StartAt;
@@ -152,7 +152,7 @@ impl<'a> ApiRun<'a> {
             name: src.name.clone(),
             source,
         })?;
-        let store = PositionStore::new(&ctx.state_dir, &src.name);
+        let store = position_store(&ctx.state_dir, &src.name);
         let from_file = store.load()?;
         let key = token_key(&src.name);
         let from_sink = ctx.sink.stored_checkpoint(&key).and_then(|t| {

@@ -10,12 +10,11 @@
 //! source that changes modes keeps both.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::SourceError;
-use crate::file::checkpoint::{checkpoint_path, write_atomic};
+use crate::checkpoint_file::{CheckpointData, CheckpointFile};
 
 /// The format version of the api mode's checkpoint files.
 pub(crate) const VERSION: u32 = 1;
@@ -127,40 +126,21 @@ pub(crate) fn token_key(source: &str) -> String {
     format!("{source}.api")
 }
 
-/// Reads and writes the api mode's checkpoint file.
-#[derive(Debug)]
-pub(crate) struct PositionStore {
-    path: PathBuf,
+/// The api mode's checkpoint file.
+pub(crate) type PositionStore = CheckpointFile<ApiCheckpoint>;
+
+/// The api mode's checkpoint file of a source under `state_dir`.
+pub(crate) fn position_store(state_dir: &Path, source: &str) -> PositionStore {
+    CheckpointFile::new(state_dir, &token_key(source))
 }
 
-impl PositionStore {
-    /// The store of a source's checkpoint under `state_dir`.
-    pub fn new(state_dir: &Path, source: &str) -> PositionStore {
-        PositionStore {
-            path: checkpoint_path(state_dir, &token_key(source)),
-        }
+impl CheckpointData for ApiCheckpoint {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
     }
 
-    /// Loads the checkpoint; a missing file is none.
-    pub fn load(&self) -> Result<Option<ApiCheckpoint>, SourceError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(SourceError::io("read checkpoints from", &self.path, e)),
-        };
-        ApiCheckpoint::decode(&bytes).map(Some).map_err(|e| {
-            SourceError::io(
-                "decode checkpoints from",
-                &self.path,
-                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            )
-        })
-    }
-
-    /// Writes the checkpoint atomically.
-    pub fn save(&self, cp: &ApiCheckpoint) -> Result<(), SourceError> {
-        write_atomic(&self.path, &cp.encode())
-            .map_err(|e| SourceError::io("write checkpoints to", &self.path, e))
+    fn from_bytes(bytes: &[u8]) -> Result<ApiCheckpoint, String> {
+        ApiCheckpoint::decode(bytes).map_err(|e| e.to_string())
     }
 }
 

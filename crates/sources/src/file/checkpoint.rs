@@ -4,14 +4,13 @@
 //! its offsets, so a restart resumes exactly after the last delivered line.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::{FileId, Fingerprint};
+use crate::checkpoint_file::{CheckpointData, CheckpointFile};
 use crate::error::SourceError;
 use crate::status::StatusHandle;
 
@@ -81,7 +80,7 @@ pub(crate) struct GzProgress {
 /// Reads and writes a source's checkpoint file.
 #[derive(Debug)]
 pub(crate) struct CheckpointStore {
-    path: PathBuf,
+    file: CheckpointFile<Checkpoint>,
     last_written: Option<Checkpoint>,
 }
 
@@ -89,21 +88,14 @@ impl CheckpointStore {
     /// The store of a source's checkpoints under `state_dir`.
     pub fn new(state_dir: &Path, source: &str) -> CheckpointStore {
         CheckpointStore {
-            path: checkpoint_path(state_dir, source),
+            file: CheckpointFile::new(state_dir, source),
             last_written: None,
         }
     }
 
-    /// Loads the checkpoint; a missing file is an empty checkpoint.
+    /// Loads the checkpoint; `None` when there is no file.
     pub fn load(&self) -> Result<Option<Checkpoint>, SourceError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(SourceError::io("read checkpoints from", &self.path, e)),
-        };
-        Checkpoint::decode(text.as_bytes())
-            .map(Some)
-            .map_err(|e| SourceError::io("decode checkpoints from", &self.path, e))
+        self.file.load()
     }
 
     /// Writes the checkpoint atomically; does nothing when only its sequence number
@@ -117,11 +109,19 @@ impl CheckpointStore {
         }) {
             return Ok(());
         }
-        let text = cp.encode();
-        write_atomic(&self.path, text.as_bytes())
-            .map_err(|e| SourceError::io("write checkpoints to", &self.path, e))?;
+        self.file.save(cp)?;
         self.last_written = Some(cp.clone());
         Ok(())
+    }
+}
+
+impl CheckpointData for Checkpoint {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode().into_bytes()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
+        Checkpoint::decode(bytes).map_err(|e| e.to_string())
     }
 }
 
@@ -171,7 +171,7 @@ impl CheckpointWriter {
     /// the source's status.
     pub fn start(mut store: CheckpointStore, name: &str, status: StatusHandle) -> CheckpointWriter {
         #[cfg(test)]
-        let path = store.path.clone();
+        let path = store.file.path().to_path_buf();
         let shared: Arc<(Mutex<WriterState>, Condvar)> = Arc::default();
         let theirs = shared.clone();
         let name = name.to_string();
@@ -243,43 +243,4 @@ impl Drop for CheckpointWriter {
             let _ = t.join();
         }
     }
-}
-
-/// Writes a file atomically: a temporary file beside it, fsync, rename, fsync of the folder.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    if let Ok(d) = fs::File::open(dir) {
-        // The rename is durable once the folder is synced.
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// The path of a source's checkpoint file under `state_dir`.
-pub(crate) fn checkpoint_path(state_dir: &Path, source: &str) -> PathBuf {
-    state_dir
-        .join("checkpoints")
-        .join(format!("{}.json", sanitize(source)))
-}
-
-/// Keeps a source name usable as a file name.
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

@@ -6,12 +6,9 @@
 //! keeps it for sinks that keep no token. On start the newer of the two (the larger `seq`)
 //! wins.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-
 use serde::{Deserialize, Serialize};
 
-use crate::error::SourceError;
+use crate::checkpoint_file::CheckpointData;
 
 /// The format version of the checkpoint.
 const VERSION: u32 = 1;
@@ -62,50 +59,15 @@ impl JournalCheckpoint {
 }
 
 /// The checkpoint file of a source.
-#[derive(Debug)]
-pub(crate) struct CheckpointFile {
-    path: PathBuf,
-}
+pub(crate) type CheckpointFile = crate::checkpoint_file::CheckpointFile<JournalCheckpoint>;
 
-impl CheckpointFile {
-    /// The checkpoint file of `source` under `state_dir`.
-    pub fn new(state_dir: &Path, source: &str) -> CheckpointFile {
-        CheckpointFile {
-            path: crate::settings::checkpoint_path(state_dir, source),
-        }
+impl CheckpointData for JournalCheckpoint {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.encode()
     }
 
-    /// Loads the checkpoint; `None` when there is no file.
-    pub fn load(&self) -> Result<Option<JournalCheckpoint>, SourceError> {
-        match std::fs::read(&self.path) {
-            Ok(data) => JournalCheckpoint::decode(&data).map(Some).map_err(|e| {
-                SourceError::io(
-                    "decode checkpoints from",
-                    &self.path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(SourceError::io("read checkpoints from", &self.path, e)),
-        }
-    }
-
-    /// Writes the checkpoint atomically (temporary file, fsync, rename, fsync of the folder).
-    pub fn save(&self, cp: &JournalCheckpoint) -> Result<(), SourceError> {
-        let err = |e| SourceError::io("write checkpoints to", &self.path, e);
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&cp.encode()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            // The rename is durable once the folder is synced.
-            let _ = d.sync_all();
-        }
-        Ok(())
+    fn from_bytes(bytes: &[u8]) -> Result<JournalCheckpoint, String> {
+        JournalCheckpoint::decode(bytes)
     }
 }
 

@@ -11,12 +11,10 @@
 //!   from its start.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::SourceError;
+use crate::checkpoint_file::CheckpointData;
 
 /// The format version of the file.
 const VERSION: u32 = 1;
@@ -58,64 +56,33 @@ pub(crate) struct SshCheckpoint {
     pub paths: BTreeMap<String, PathPos>,
 }
 
-/// Reads and writes the checkpoint file.
-#[derive(Debug)]
-pub(crate) struct CheckpointFile {
-    path: PathBuf,
-}
+/// The checkpoint file of a source.
+pub(crate) type CheckpointFile = crate::checkpoint_file::CheckpointFile<SshCheckpoint>;
 
-impl CheckpointFile {
-    /// The checkpoint file of a source under `state_dir`.
-    pub fn new(state_dir: &Path, source: &str) -> CheckpointFile {
-        CheckpointFile {
-            path: crate::settings::checkpoint_path(state_dir, source),
-        }
+impl CheckpointData for SshCheckpoint {
+    fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
-    /// Loads the checkpoint; a missing file is an empty one.
-    pub fn load(&self) -> Result<SshCheckpoint, SourceError> {
-        let text = match std::fs::read(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(SshCheckpoint {
-                    version: VERSION,
-                    ..SshCheckpoint::default()
-                })
-            }
-            Err(e) => return Err(SourceError::io("read checkpoints from", &self.path, e)),
-        };
-        let bad = |e: std::io::Error| SourceError::io("decode checkpoints from", &self.path, e);
-        let cp: SshCheckpoint = serde_json::from_slice(&text)
-            .map_err(|e| bad(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    fn from_bytes(bytes: &[u8]) -> Result<SshCheckpoint, String> {
+        let cp: SshCheckpoint = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         if cp.version != VERSION {
-            return Err(bad(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "checkpoint format version {} is not the supported version {VERSION}",
-                    cp.version
-                ),
-            )));
+            return Err(format!(
+                "checkpoint format version {} is not the supported version {VERSION}",
+                cp.version
+            ));
         }
         Ok(cp)
     }
+}
 
-    /// Writes the checkpoint atomically.
-    pub fn save(&self, cp: &SshCheckpoint) -> Result<(), SourceError> {
-        let err = |e| SourceError::io("write checkpoints to", &self.path, e);
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = self.path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(cp).map_err(|e| err(std::io::Error::other(e)))?;
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&text).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            // The rename is durable once the folder is synced.
-            let _ = d.sync_all();
+impl SshCheckpoint {
+    /// A checkpoint of nothing read yet.
+    pub fn empty() -> SshCheckpoint {
+        SshCheckpoint {
+            version: VERSION,
+            ..SshCheckpoint::default()
         }
-        Ok(())
     }
 }
 
@@ -137,8 +104,8 @@ mod tests {
     fn saves_and_loads() {
         let dir = tempfile::tempdir().unwrap();
         let f = CheckpointFile::new(dir.path(), "ssh prod/1");
-        assert_eq!(f.load().unwrap().version, VERSION);
-        let mut cp = f.load().unwrap();
+        assert_eq!(f.load().unwrap(), None);
+        let mut cp = SshCheckpoint::empty();
         cp.containers.insert(
             "web".into(),
             ContainerPos {
@@ -147,7 +114,7 @@ mod tests {
             },
         );
         f.save(&cp).unwrap();
-        assert_eq!(f.load().unwrap(), cp);
+        assert_eq!(f.load().unwrap(), Some(cp));
         assert!(dir.path().join("checkpoints/ssh_prod_1.json").is_file());
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
     }

@@ -81,7 +81,7 @@ impl Poller {
         status: StatusHandle,
     ) -> Result<Poller, SourceError> {
         let file = CheckpointFile::new(state_dir, &s.name);
-        let cp = file.load()?;
+        let cp = file.load()?.unwrap_or_else(SshCheckpoint::empty);
         Ok(Poller {
             s,
             remote,
