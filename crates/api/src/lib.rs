@@ -2,9 +2,10 @@
 //!
 //! [`router`] builds the whole axum application from an [`AppState`]; [`serve`] runs it on
 //! a listener until a shutdown signal, with the connection limits and timeouts of
-//! [`server`]. Request bodies are read by [`body`] and decoded within the limits of
-//! [`decode`]. Handlers live beside their routes: [`ingest`] for
-//! `POST /api/logs`, [`read`] for the searches, `/api/query` and statistics, [`analysis`]
+//! [`server`]. Request bodies are read by [`body`]; ingest bodies are decoded by
+//! `logyard_sources::http` and written through the [`AppState::sink`]. Handlers live beside
+//! their routes: [`ingest`] for `POST /api/logs`, [`shippers`] for the shippers' protocols,
+//! [`read`] for the searches, `/api/query` and statistics, [`analysis`]
 //! for histograms, error summaries and context, [`export`] for streamed exports, [`report`]
 //! for `/api/report`, [`sql`] for `POST /api/sql`,
 //! [`analyses`] for `/api/analyses/*` (slow requests, logins, database errors), [`alerts`] for the alert history and rules, and
