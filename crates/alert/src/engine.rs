@@ -56,6 +56,17 @@ pub struct AlertRecord {
 }
 
 impl AlertRecord {
+    /// An alert that fired at `fired_at`, not yet numbered nor sent.
+    pub fn new(alert: Notification, fired_at: i64) -> AlertRecord {
+        AlertRecord {
+            id: 0,
+            alert,
+            fired_at,
+            notified: Vec::new(),
+            silenced: false,
+        }
+    }
+
     /// Returns the JSON of `GET /api/alerts`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -163,6 +174,14 @@ pub(crate) struct GroupState {
     pub(crate) cooldown_until: i64,
     pub(crate) suppressed: u64,
     pub(crate) last_fired: Option<i64>,
+}
+
+impl GroupState {
+    /// Notes that the group fired at `now`: it is quiet for `cooldown`.
+    fn fired(&mut self, now: i64, cooldown: i64) {
+        self.cooldown_until = now + cooldown;
+        self.last_fired = Some(now);
+    }
 }
 
 /// What a rule's state adds up to, for `GET /api/alerts/rules`.
@@ -478,12 +497,8 @@ impl Engine {
                 record.message
             )
         };
-        let alert = AlertRecord {
-            id: 0,
-            alert: Notification {
-                rule: rule.name.clone(),
-                kind: rule.kind.as_str().into(),
-                severity: rule.severity.as_str().into(),
+        let alert = AlertRecord::new(
+            Notification {
                 group: if overflow {
                     overflow_group()
                 } else {
@@ -495,14 +510,12 @@ impl Engine {
                 last_seen: record.timestamp,
                 message,
                 entries,
+                ..rule.notification()
             },
-            fired_at: now,
-            notified: Vec::new(),
-            silenced: false,
-        };
+            now,
+        );
         g.hits.clear();
-        g.cooldown_until = now + rule.cooldown;
-        g.last_fired = Some(now);
+        g.fired(now, rule.cooldown);
         Some(self.push(ri, alert))
     }
 
@@ -550,12 +563,8 @@ impl Engine {
             return None;
         }
         a.new_alerts.push_back(now);
-        let alert = AlertRecord {
-            id: 0,
-            alert: Notification {
-                rule: rule.name.clone(),
-                kind: rule.kind.as_str().into(),
-                severity: rule.severity.as_str().into(),
+        let alert = AlertRecord::new(
+            Notification {
                 group: key,
                 count: 1,
                 suppressed: std::mem::take(&mut g.suppressed),
@@ -563,13 +572,11 @@ impl Engine {
                 last_seen: record.timestamp,
                 message: format!("new error pattern: {}", record.message),
                 entries: vec![record.to_json(false)],
+                ..rule.notification()
             },
-            fired_at: now,
-            notified: Vec::new(),
-            silenced: false,
-        };
-        g.cooldown_until = now + rule.cooldown;
-        g.last_fired = Some(now);
+            now,
+        );
+        g.fired(now, rule.cooldown);
         Some(self.push(ri, alert))
     }
 
@@ -629,12 +636,8 @@ impl Engine {
             self.rule_state[ri].suppressed += 1;
             return None;
         }
-        let alert = AlertRecord {
-            id: 0,
-            alert: Notification {
-                rule: rule.name.clone(),
-                kind: rule.kind.as_str().into(),
-                severity: rule.severity.as_str().into(),
+        let alert = AlertRecord::new(
+            Notification {
                 group: BTreeMap::from([("rate".to_string(), direction.to_string())]),
                 count: x as u64,
                 suppressed: std::mem::take(&mut g.suppressed),
@@ -646,13 +649,11 @@ impl Engine {
                     human(w)
                 ),
                 entries: Vec::new(),
+                ..rule.notification()
             },
-            fired_at: now,
-            notified: Vec::new(),
-            silenced: false,
-        };
-        g.cooldown_until = now + rule.cooldown;
-        g.last_fired = Some(now);
+            now,
+        );
+        g.fired(now, rule.cooldown);
         Some(self.push(ri, alert))
     }
 
@@ -686,9 +687,8 @@ impl Engine {
         }
         cooldown.until = now.saturating_add(event.cooldown);
         let suppressed = std::mem::take(&mut cooldown.suppressed);
-        Some(self.push_other(AlertRecord {
-            id: 0,
-            alert: Notification {
+        Some(self.push_other(AlertRecord::new(
+            Notification {
                 rule: event.rule,
                 kind: event.kind,
                 severity: event.severity,
@@ -700,10 +700,8 @@ impl Engine {
                 message: event.message,
                 entries: Vec::new(),
             },
-            fired_at: now,
-            notified: Vec::new(),
-            silenced: false,
-        }))
+            now,
+        )))
     }
 
     fn push(&mut self, ri: usize, mut alert: AlertRecord) -> AlertRecord {
@@ -743,12 +741,8 @@ impl Engine {
             if now < g.cooldown_until {
                 continue;
             }
-            let alert = AlertRecord {
-                id: 0,
-                alert: Notification {
-                    rule: rule.name.clone(),
-                    kind: rule.kind.as_str().into(),
-                    severity: rule.severity.as_str().into(),
+            let alert = AlertRecord::new(
+                Notification {
                     group: BTreeMap::new(),
                     count: 0,
                     suppressed: std::mem::take(&mut g.suppressed),
@@ -760,13 +754,11 @@ impl Engine {
                         human(now - since)
                     ),
                     entries: Vec::new(),
+                    ..rule.notification()
                 },
-                fired_at: now,
-                notified: Vec::new(),
-                silenced: false,
-            };
-            g.cooldown_until = now + rule.cooldown;
-            g.last_fired = Some(now);
+                now,
+            );
+            g.fired(now, rule.cooldown);
             fired.push(self.push(ri, alert));
         }
         // Forget idle groups: nothing counted, cooldown over, nothing held back.

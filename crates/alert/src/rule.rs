@@ -111,6 +111,16 @@ pub(crate) const PATTERN: &str = "pattern";
 const AGENT: &str = Column::Agent.name();
 
 impl Rule {
+    /// A notification of this rule: its name, kind and severity, the rest empty.
+    pub fn notification(&self) -> logyard_notify::Notification {
+        logyard_notify::Notification {
+            rule: self.name.clone(),
+            kind: self.kind.as_str().into(),
+            severity: self.severity.as_str().into(),
+            ..Default::default()
+        }
+    }
+
     pub(crate) fn defaults(kind: RuleKind) -> KindDefaults {
         let (count, group_by, severity) = match kind {
             RuleKind::Immediate => (1, vec![AGENT, PATTERN], Severity::Critical),

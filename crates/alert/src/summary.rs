@@ -47,9 +47,8 @@ pub(crate) fn make(
     if !patterns.is_empty() {
         message.push_str(&format!("; top patterns: {}", patterns.join(", ")));
     }
-    Ok(AlertRecord {
-        id: 0,
-        alert: Notification {
+    Ok(AlertRecord::new(
+        Notification {
             rule: SUMMARY_RULE.into(),
             kind: "summary".into(),
             severity: "info".into(),
@@ -66,8 +65,6 @@ pub(crate) fn make(
                 .map(|r| r.to_json(false))
                 .collect(),
         },
-        fired_at: now,
-        notified: Vec::new(),
-        silenced: false,
-    })
+        now,
+    ))
 }
