@@ -14,17 +14,30 @@ use crate::{Store, StoreError, StoredCheckpoint};
 pub struct StoreSink(pub Arc<Store>);
 
 impl Sink for StoreSink {
+    /// Waits on this thread for the store's answer (`blocking_recv`): a RELP test across a
+    /// SIGTERM lost acknowledged lines in 2 runs of 5 under load when this waited through
+    /// the receipt's future instead, and in none of 5 like this; the cause is not known yet.
     fn write(&self, records: Vec<Record>) -> Result<(), SinkError> {
-        self.submit(records, None).wait().map(|_| ())
+        self.0.append(records).map(|_| ()).map_err(sink_error)
     }
 
-    /// Keeps the token in the same WAL frame as the records.
+    /// Keeps the token in the same WAL frame as the records; waits as [`StoreSink::write`].
     fn write_with_checkpoint(
         &self,
         records: Vec<Record>,
         token: CheckpointToken,
     ) -> Result<bool, SinkError> {
-        self.submit(records, Some(token)).wait()
+        let checkpoint = StoredCheckpoint {
+            seq: token.seq,
+            data: token.data,
+        };
+        self.0
+            .submit_with_checkpoint(records, &token.key, checkpoint)
+            .map_err(sink_error)?
+            .blocking_recv()
+            .map_err(|_| sink_error(StoreError::Closed))?
+            .map(|_| true)
+            .map_err(sink_error)
     }
 
     /// Hands the batch (and the source's checkpoint token, kept in the same WAL frame) to
