@@ -10,7 +10,7 @@ truth computed from the file.
 
     cargo build --release
     python3 bench/ingest_query.py [--lines 2000000] [--streams 1] [--batch-mib 4]
-                                  [--cache-bytes 256MiB] [--ui]
+                                  [--cache-bytes 256MiB] [--bin PATH] [--ui]
 
 Needs `rg` (Debian: apt-get install ripgrep) for the comparison column.
 """
@@ -49,6 +49,7 @@ def generate(lines, seed):
 
 def truth(path):
     levels, agents, refused, needle, slow, hours = {}, {}, 0, 0, 0, {}
+    status_500, methods, slow_field = 0, {}, 0
     slow_re = re.compile(r"response_time: [0-9]{4,}ms")
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -64,8 +65,15 @@ def truth(path):
             if e["level"] == "ERROR":
                 hour = e["timestamp"][:13]
                 hours[hour] = hours.get(hour, 0) + 1
+            if e.get("status") == 500:
+                status_500 += 1
+            if "method" in e:
+                methods[e["method"]] = methods.get(e["method"], 0) + 1
+            if isinstance(e.get("response_time_ms"), (int, float)) and e["response_time_ms"] > 1000:
+                slow_field += 1
     return {"levels": levels, "agents": agents, "refused": refused, "needle": needle,
-            "slow": slow, "error_hours": hours}
+            "slow": slow, "error_hours": hours, "status_500": status_500, "methods": methods,
+            "slow_field": slow_field}
 
 
 def chunks(path, size):
@@ -84,8 +92,8 @@ def chunks(path, size):
             yield block[:cut]
 
 
-def start_server(data_dir, config):
-    proc = subprocess.Popen([BIN, "--config", config, "serve", "--data", data_dir,
+def start_server(data_dir, config, binary=BIN):
+    proc = subprocess.Popen([binary, "--config", config, "serve", "--data", data_dir,
                              "--listen", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
@@ -197,11 +205,14 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     ap.add_argument("--cache-bytes", default="256MiB",
                     help="[store] cache_bytes of the server (0: no cache of decoded columns)")
+    ap.add_argument("--bin", default=BIN,
+                    help="the logyard binary (default: the release build of this checkout); "
+                         "another build, to compare two side by side")
     ap.add_argument("--ui", action="store_true",
                     help="also time the web UI's first results (bench/ui_first_results.mjs)")
     args = ap.parse_args()
-    if not os.path.exists(BIN):
-        raise SystemExit("build first: cargo build --release")
+    if not os.path.exists(args.bin):
+        raise SystemExit(f"{args.bin} not found: build first (cargo build --release)")
 
     path = generate(args.lines, args.seed)
     raw_bytes = os.path.getsize(path)
@@ -213,7 +224,7 @@ def main():
     config = os.path.join(work, "logyard.toml")
     with open(config, "w") as f:
         f.write(f'[store]\nretention_days = 0\ncache_bytes = "{args.cache_bytes}"\n')
-    proc, host, port = start_server(data_dir, config)
+    proc, host, port = start_server(data_dir, config, args.bin)
     try:
         print(f"ingesting {args.lines} lines over {args.streams} stream(s)", file=sys.stderr)
         accepted, secs = ingest(host, port, path, args.streams, int(args.batch_mib * (1 << 20)))
@@ -248,6 +259,14 @@ def main():
             ("Q8 newest 100 of HERMES", "agent:HERMES | limit 100",
              lambda a: len(a["logs"]) == 100 and all(e["agent"] == "HERMES" for e in a["logs"]),
              None),
+            # Queries of the entries' fields (not in PEERS.md).
+            ("F1 count of a field's value", "status:500 | stats count()",
+             lambda a: a["rows"] == [[want["status_500"]]], None),
+            ("F2 count by a field", "* | stats count() by (method)",
+             lambda a: {r[0]: r[1] for r in a["rows"] if r[0] is not None} == want["methods"],
+             None),
+            ("F3 field compared as a number", "response_time_ms:>1000 | stats count()",
+             lambda a: a["rows"] == [[want["slow_field"]]], None),
         ]
         for name, query, ok, rg_cmd in queries:
             started = time.perf_counter()

@@ -7,7 +7,8 @@ use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
 
 use crate::{Cost, Filter, QueryError};
 
-/// Reads columns of a block (the message as a dictionary where the segment stores it so); a
+/// Reads columns of a block (the message as a dictionary where the segment stores it so, the
+/// fields as stored: see [`logyard_store::field_columns::StoredFields`]); a
 /// damaged segment is reported (and quarantined) and skipped, and so is one that cannot be
 /// read now (the bucket out of reach), noted in the cost as unreachable.
 pub(crate) fn read_block(
@@ -16,7 +17,11 @@ pub(crate) fn read_block(
     columns: Columns,
     cost: &mut Cost,
 ) -> Result<Option<RecordBatch>, QueryError> {
-    match block.read(columns.with(Columns::MESSAGE_DICTIONARY)) {
+    match block.read(
+        columns
+            .with(Columns::MESSAGE_DICTIONARY)
+            .with(Columns::FIELD_COLUMNS),
+    ) {
         Ok(batch) => {
             cost.rows_scanned += batch.num_rows() as u64;
             cost.bytes_scanned += batch.get_array_memory_size() as u64;

@@ -3,8 +3,9 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use logyard_model::{format_rfc3339, Column, Record, Value};
+use logyard_store::field_columns::{FieldArray, StoredFields};
 use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::Columns;
 
@@ -235,40 +236,56 @@ pub(crate) fn columns_of(fields: &[FieldRef]) -> Columns {
 pub(crate) struct BlockFields<'a> {
     batch: &'a RecordBatch,
     fields: &'a [FieldRef],
-    needs_json: bool,
+    /// For each field, its field column when the block has one.
+    typed: Vec<Option<FieldArray<'a>>>,
+    /// The `fields` column, when a field is not in a field column at some rows.
+    rest: Option<&'a dyn Array>,
 }
 
 impl<'a> BlockFields<'a> {
     pub(crate) fn new(batch: &'a RecordBatch, fields: &'a [FieldRef]) -> BlockFields<'a> {
-        let needs_json = fields.iter().any(|f| f.kind() == FieldKind::Key);
+        let keys = fields.iter().any(|f| f.kind() == FieldKind::Key);
+        let stored = keys.then(|| StoredFields::of(batch).ok()).flatten();
+        let typed = fields
+            .iter()
+            .map(|f| {
+                let stored = stored.as_ref().filter(|_| f.kind() == FieldKind::Key)?;
+                stored.column(&f.name).copied()
+            })
+            .collect();
         BlockFields {
             batch,
             fields,
-            needs_json,
+            typed,
+            rest: stored.and_then(|s| s.rest),
         }
     }
 
     /// Returns the cells of the fields at a row, in the order of the fields.
     pub(crate) fn row(&self, row: usize, out: &mut Vec<Cell>) {
         out.clear();
-        let json = if self.needs_json {
-            self.batch
-                .column_by_name(Column::Fields.name())
-                .and_then(|c| string_at(c.as_ref(), row))
-                .and_then(|t| {
-                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok()
-                })
+        // The row's object in `fields`, parsed once, if a field needs it.
+        let needs_json = self.fields.iter().zip(&self.typed).any(|(f, t)| {
+            f.kind() == FieldKind::Key && t.as_ref().is_none_or(|a| !a.is_valid(row))
+        });
+        let json = if needs_json {
+            self.rest.and_then(|c| string_at(c, row)).and_then(|t| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok()
+            })
         } else {
             None
         };
-        for f in self.fields {
+        for (f, typed) in self.fields.iter().zip(&self.typed) {
             let kind = f.kind();
             let cell = match kind {
                 FieldKind::Time => Cell::Time(timestamps(self.batch)[row]),
-                FieldKind::Key => json
-                    .as_ref()
-                    .and_then(|m| m.get(&f.name))
-                    .map_or(Cell::Null, |v| Cell::from_value(&Value::from_json(v))),
+                FieldKind::Key => match typed.as_ref().and_then(|a| a.value(row)) {
+                    Some(value) => Cell::from_value(&value),
+                    None => json
+                        .as_ref()
+                        .and_then(|m| m.get(&f.name))
+                        .map_or(Cell::Null, |v| Cell::from_value(&Value::from_json(v))),
+                },
                 _ => self
                     .batch
                     .column_by_name(col::NAMES[f.column()])

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
 use logyard_model::{hash_token, text_hashes, tokenize, Level, Record, RecordId};
+use logyard_store::field_columns::{FieldArray, StoredFields};
 use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::{BlockRef, Columns};
 use memchr::memmem;
@@ -412,28 +413,34 @@ impl Filter {
                 value,
                 prefix,
             } => {
-                let column = column(batch, col::FIELDS);
+                let stored = stored_fields(batch);
+                let typed = stored.column(name);
+                let mut mask = vec![false; n];
+                if let Some(array) = typed {
+                    mark_field_text(array, value, *prefix, &mut mask);
+                }
                 let finder = memmem::Finder::new(value.as_bytes());
-                (0..n)
-                    .map(|i| {
-                        string_at(column.as_ref(), i).is_some_and(|json| {
-                            finder.find(json.as_bytes()).is_some()
-                                && field_matches(json, name, value, *prefix)
-                        })
-                    })
-                    .collect()
+                for_rest_rows(&stored, typed, &mut mask, |json| {
+                    finder.find(json.as_bytes()).is_some()
+                        && field_matches(json, name, value, *prefix)
+                });
+                mask
             }
             Filter::FieldCmp { name, op, bound } => {
-                let column = column(batch, col::FIELDS);
+                let stored = stored_fields(batch);
+                let typed = stored.column(name);
+                let mut mask = vec![false; n];
+                if let Some(array) = typed {
+                    for (row, m) in mask.iter_mut().enumerate() {
+                        *m = typed_number(array, row).is_some_and(|x| op.holds(x, *bound));
+                    }
+                }
                 let key = memmem::Finder::new(name.as_bytes());
-                (0..n)
-                    .map(|i| {
-                        string_at(column.as_ref(), i).is_some_and(|json| {
-                            key.find(json.as_bytes()).is_some()
-                                && field_number(json, name).is_some_and(|x| op.holds(x, *bound))
-                        })
-                    })
-                    .collect()
+                for_rest_rows(&stored, typed, &mut mask, |json| {
+                    key.find(json.as_bytes()).is_some()
+                        && field_number(json, name).is_some_and(|x| op.holds(x, *bound))
+                });
+                mask
             }
             Filter::Regex(re) => {
                 let mut mask = vec![false; n];
@@ -468,12 +475,37 @@ impl Filter {
                         &mut mask,
                     );
                 }
-                mark_rows(
-                    column(batch, col::FIELDS).as_ref(),
-                    Some(&finder),
-                    |json| in_field_values(&finder, json),
-                    &mut mask,
-                );
+                let stored = stored_fields(batch);
+                if let Some(rest) = stored.rest {
+                    mark_rows(
+                        rest,
+                        Some(&finder),
+                        |json| in_field_values(&finder, json),
+                        &mut mask,
+                    );
+                }
+                for (_, array) in &stored.columns {
+                    match array {
+                        FieldArray::Str(strings) => mark_rows(
+                            *strings,
+                            Some(&finder),
+                            |s| contains_at_boundaries(&finder, s),
+                            &mut mask,
+                        ),
+                        // A number's or a boolean's text can hold the text only if it is
+                        // made of the characters such texts are made of.
+                        scalar if could_be_in_scalar_text(text) => {
+                            for (row, m) in mask.iter_mut().enumerate() {
+                                if !*m {
+                                    *m = scalar
+                                        .text(row)
+                                        .is_some_and(|t| contains_at_boundaries(&finder, &t));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 mask
             }
             Filter::And(fs) => {
@@ -718,6 +750,96 @@ fn in_field_values(finder: &memmem::Finder<'_>, json: &str) -> bool {
         serde_json::Value::String(s) => contains_at_boundaries(finder, s),
         other => contains_at_boundaries(finder, &other.to_string()),
     })
+}
+
+/// The stored fields of a block: `fields` (every field, or what no field column took) and
+/// the field columns of a segment block read with [`Columns::FIELD_COLUMNS`].
+fn stored_fields(batch: &RecordBatch) -> StoredFields<'_> {
+    let stored =
+        StoredFields::of(batch).unwrap_or_else(|e| panic!("a block read by this crate: {e}"));
+    assert!(
+        stored.rest.is_some(),
+        "column {} was not read",
+        col::NAMES[col::FIELDS]
+    );
+    stored
+}
+
+/// Marks the rows whose value in `fields` is decided by `decide` (its JSON text), among the
+/// rows not marked yet whose field column (if the key has one) holds no value.
+fn for_rest_rows(
+    stored: &StoredFields<'_>,
+    typed: Option<&FieldArray<'_>>,
+    mask: &mut [bool],
+    decide: impl Fn(&str) -> bool,
+) {
+    let Some(rest) = stored.rest else { return };
+    for (row, m) in mask.iter_mut().enumerate() {
+        if !*m && typed.is_none_or(|a| !a.is_valid(row)) {
+            *m = string_at(rest, row).is_some_and(&decide);
+        }
+    }
+}
+
+/// Marks the rows whose value in a field column has the text `value` (starts with it when
+/// `prefix`), as [`field_matches`] compares a value of `fields`.
+fn mark_field_text(array: &FieldArray<'_>, value: &str, prefix: bool, mask: &mut [bool]) {
+    match array {
+        FieldArray::Str(strings) => {
+            for (row, m) in mask.iter_mut().enumerate() {
+                *m = strings.is_valid(row) && {
+                    let s = strings.value(row);
+                    if prefix {
+                        s.starts_with(value)
+                    } else {
+                        s == value
+                    }
+                };
+            }
+        }
+        // An integer's text is the number's shortest form: another text matches none.
+        FieldArray::Int(ints) if !prefix => {
+            let Some(wanted) = value.parse::<i64>().ok().filter(|i| i.to_string() == value) else {
+                return;
+            };
+            for (row, m) in mask.iter_mut().enumerate() {
+                *m = ints.is_valid(row) && ints.value(row) == wanted;
+            }
+        }
+        other => {
+            for (row, m) in mask.iter_mut().enumerate() {
+                *m = other.text(row).is_some_and(|t| {
+                    if prefix {
+                        t.starts_with(value)
+                    } else {
+                        t == value
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// A value of a field column as a number, as [`field_number`] reads a value of `fields`: a
+/// number (not a float that is not finite, which JSON writes `null`), or a string that is
+/// one.
+fn typed_number(array: &FieldArray<'_>, row: usize) -> Option<f64> {
+    if !array.is_valid(row) {
+        return None;
+    }
+    match array {
+        FieldArray::Int(a) => Some(a.value(row) as f64),
+        FieldArray::Float(a) => Some(a.value(row)).filter(|x| x.is_finite()),
+        FieldArray::Str(a) => a.value(row).trim().parse().ok(),
+        FieldArray::Bool(_) => None,
+    }
+}
+
+/// Whether a text can occur in the JSON text of a number or a boolean (digits, signs,
+/// points, exponents, `true`, `false`, `null`).
+fn could_be_in_scalar_text(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eEtrufalsn".contains(&b))
 }
 
 /// Returns whether the fields object (JSON text) has `name` with a value whose text equals

@@ -7,6 +7,7 @@ use logyard_model::{Level, Record, Value};
 use logyard_query::{
     parse_query, run, Answer, Cell, FieldRef, Filter, LabelColumn, LevelOp, Settings,
 };
+use logyard_store::field_columns::{records_to_batch_with, FieldColumn, FieldColumnRule};
 use logyard_store::schema::records_to_batch;
 use logyard_store::{Store, StoreConfig};
 use proptest::prelude::*;
@@ -37,8 +38,9 @@ fn record_strategy() -> impl Strategy<Value = Record> {
         0..4usize,
         0..3usize,
         0..1000i64,
+        0..5usize,
     )
-        .prop_map(|(dt, words, level, agent, host, status, user, ms)| {
+        .prop_map(|(dt, words, level, agent, host, status, user, ms, ratio)| {
             let message: Vec<&str> = words.iter().map(|&w| WORDS[w]).collect();
             let mut r = Record::new(T0 + dt - dt % 1_000_000, message.join(" "));
             r.level = Level::from_rank(level as u8);
@@ -48,6 +50,14 @@ fn record_strategy() -> impl Strategy<Value = Record> {
             if status < 3 {
                 r.fields
                     .insert("status".into(), Value::Int([200, 404, 500][status]));
+            }
+            if ratio < 3 {
+                r.fields
+                    .insert("ratio".into(), Value::Float([0.25, 0.5, 1.0][ratio]));
+            } else if ratio == 3 {
+                // A key whose values are not all of one type (not grouped by: which of two
+                // equal values of two types names a group depends on the order of rows).
+                r.fields.insert("ratio".into(), Value::Str("1.0".into()));
             }
             if user < 2 {
                 r.fields
@@ -69,6 +79,9 @@ fn term_strategy() -> impl Strategy<Value = String> {
         Just("ms:<100".to_string()),
         Just("ms:>=250.5".to_string()),
         Just("user:ana".to_string()),
+        Just("ratio:1.0".to_string()),
+        Just("ratio:>=0.5".to_string()),
+        Just("\"1.0\"".to_string()),
         (0..AGENTS.len()).prop_map(|a| format!("agent:{}", AGENTS[a])),
         Just("agent:w*".to_string()),
         Just("host:h1".to_string()),
@@ -226,6 +239,20 @@ fn naive(records: &[Record], query: &str) -> Answer {
         mask.iter().filter(|m| **m).count(),
         matching.len(),
         "columnar and per-record evaluation differ on {query}"
+    );
+    // And on a block of a segment whose frequent fields are columns of their own, some of
+    // them (the others, and values of another type than their column's, in `fields`).
+    let typed = FieldColumn::choose(
+        records,
+        FieldColumnRule {
+            max: 2,
+            min_share: 0.2,
+        },
+    );
+    assert_eq!(
+        q.filter.eval(&records_to_batch_with(records, &typed)),
+        mask,
+        "columnar evaluation over field columns {typed:?} differs on {query}"
     );
     // So do the executor's own per-record evaluation and the memtable matching of the
     // tail and the alert rules (cheap conditions on columns, the rest per record).

@@ -16,7 +16,8 @@ use arrow_array::{Array, ArrayRef};
 use crate::schema::col;
 
 /// Which decoded column of which block: segment ([`crate::Segment::uid`]), block index,
-/// column index, and whether the message column was decoded as a dictionary.
+/// column's place in the segment's schema, and whether it was read in its other form (the
+/// message as a dictionary, `fields` without the values of field columns).
 type Key = ((u32, u64), u32, u8, bool);
 
 /// Weighs an entry by the bytes its array holds.
@@ -76,22 +77,27 @@ impl ColumnCache {
         }))
     }
 
-    /// Returns whether a column is one the cache keeps: the text columns, whose decoding is
-    /// most of what a search costs; every column of a segment read from a bucket
-    /// (`remote`), where fetching it again costs a request.
+    /// Returns whether a column (its place in the segment's schema) is one the cache keeps:
+    /// the text columns and the field columns, whose decoding is most of what a search
+    /// costs; every column of a segment read from a bucket (`remote`), where fetching it
+    /// again costs a request.
     pub fn keeps(column: usize, remote: bool) -> bool {
-        remote || matches!(column, col::MESSAGE | col::RAW | col::FIELDS)
+        remote
+            || matches!(column, col::MESSAGE | col::RAW | col::FIELDS)
+            || column >= col::NAMES.len()
     }
 
-    /// Returns a column of a block as a read decoded it, if held.
+    /// Returns a column of a block as a read decoded it, if held; `other_form` for the
+    /// column read in its other form (the message as a dictionary, `fields` without the
+    /// values of field columns).
     pub fn get(
         &self,
         segment: (u32, u64),
         block: usize,
         column: usize,
-        dict: bool,
+        other_form: bool,
     ) -> Option<ArrayRef> {
-        let found = self.entries.get(&key(segment, block, column, dict));
+        let found = self.entries.get(&key(segment, block, column, other_form));
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -107,11 +113,11 @@ impl ColumnCache {
         segment: (u32, u64),
         block: usize,
         column: usize,
-        dict: bool,
+        other_form: bool,
         array: ArrayRef,
     ) {
         self.entries
-            .insert(key(segment, block, column, dict), array);
+            .insert(key(segment, block, column, other_form), array);
     }
 
     /// Returns what the cache holds and how often it answered.
@@ -125,6 +131,6 @@ impl ColumnCache {
     }
 }
 
-fn key(segment: (u32, u64), block: usize, column: usize, dict: bool) -> Key {
-    (segment, block as u32, column as u8, dict)
+fn key(segment: (u32, u64), block: usize, column: usize, other_form: bool) -> Key {
+    (segment, block as u32, column as u8, other_form)
 }

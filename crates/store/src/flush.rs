@@ -185,6 +185,7 @@ impl Inner {
         segment::Layout {
             block_rows: self.config.block_rows,
             compression_level: self.config.compression_level,
+            fields: self.config.field_columns,
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod codec;
 mod compaction;
 pub mod dir;
 mod error;
+pub mod field_columns;
 pub mod fileops;
 mod files;
 mod flush;
@@ -149,6 +150,8 @@ pub struct StoreConfig {
     pub block_rows: usize,
     /// The zstd level of segment files, 1 (fastest) to 22 (smallest).
     pub compression_level: i32,
+    /// Which fields of a segment get columns of their own.
+    pub field_columns: field_columns::FieldColumnRule,
     /// A day's small segments are merged once there are this many.
     pub merge_fanin: usize,
     /// Segments with fewer rows than this are small.
@@ -185,6 +188,7 @@ impl StoreConfig {
             max_memtable_bytes: 512 << 20,
             block_rows: 8 * 1024,
             compression_level: 3,
+            field_columns: field_columns::FieldColumnRule::DEFAULT,
             merge_fanin: 8,
             merge_small_rows: 64 * 1024,
             merge_max_rows: 128 * 1024,

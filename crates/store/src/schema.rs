@@ -68,6 +68,12 @@ impl Columns {
     /// so that a filter looks at each distinct message once. Other reads give it as `Utf8`.
     pub const MESSAGE_DICTIONARY: Columns = Columns(1 << 15);
 
+    /// Not a column but a way to read: the fields of a segment block come as they are
+    /// stored, `fields` holding only the values no field column took and each field column
+    /// after the columns asked for, named `f.<key>` (see [`crate::field_columns`]). Other
+    /// reads, and blocks of the memtable, give every field in `fields`.
+    pub const FIELD_COLUMNS: Columns = Columns(1 << 14);
+
     /// Returns the set with the columns (and read options) of both.
     pub fn with(self, other: Columns) -> Columns {
         Columns(self.0 | other.0)

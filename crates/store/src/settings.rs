@@ -9,6 +9,7 @@ use std::time::Duration;
 use logyard_model::units::Size;
 use serde::{Deserialize, Deserializer};
 
+use crate::field_columns::FieldColumnRule;
 use crate::{CacheLimits, Follow, FsyncPolicy, S3Config, Storage, StoreConfig, NODE_FOLDER};
 
 /// `[store]`.
@@ -35,6 +36,12 @@ pub struct StoreSettings {
     /// The zstd level of segment files, 1 (fastest) to 22 (smallest files).
     #[serde(deserialize_with = "compression_level")]
     pub compression_level: i32,
+    /// Most fields of a segment kept as columns of their own; 0 keeps every field in the
+    /// `fields` column.
+    pub field_columns: usize,
+    /// A field gets a column when at least this share of a segment's rows hold it.
+    #[serde(deserialize_with = "share")]
+    pub field_column_min_share: f64,
     /// Merge a day's small segments once there are this many.
     pub merge_fanin: NonZeroUsize,
     /// Most bytes of decoded text columns kept for the next search; 0 keeps none.
@@ -54,6 +61,8 @@ impl Default for StoreSettings {
             max_memtable_bytes: Size(c.max_memtable_bytes as u64),
             block_rows: NonZeroUsize::new(c.block_rows).expect("a default above zero"),
             compression_level: c.compression_level,
+            field_columns: c.field_columns.max,
+            field_column_min_share: c.field_columns.min_share,
             merge_fanin: NonZeroUsize::new(c.merge_fanin).expect("a default above zero"),
             cache_bytes: Size(c.cache_bytes),
         }
@@ -72,6 +81,10 @@ impl StoreSettings {
         c.max_memtable_bytes = usize::try_from(self.max_memtable_bytes.0).unwrap_or(usize::MAX);
         c.block_rows = self.block_rows.get();
         c.compression_level = self.compression_level;
+        c.field_columns = FieldColumnRule {
+            max: self.field_columns,
+            min_share: self.field_column_min_share,
+        };
         c.merge_fanin = self.merge_fanin.get();
         c.cache_bytes = self.cache_bytes.0;
         c
@@ -392,6 +405,18 @@ fn compression_level<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
     } else {
         Err(serde::de::Error::custom(format!(
             "compression level {level} is out of range: use 1 (fastest) to 22 (smallest files)"
+        )))
+    }
+}
+
+/// A share of rows, above 0 and at most 1.
+fn share<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let share = f64::deserialize(d)?;
+    if share > 0.0 && share <= 1.0 {
+        Ok(share)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "share {share} is out of range: use a number above 0 and at most 1 (0.05 is one row in 20)"
         )))
     }
 }
