@@ -14,6 +14,7 @@
 //! ```
 
 pub mod clock;
+mod json;
 mod level;
 mod record;
 pub mod schema;
@@ -23,6 +24,7 @@ mod tokens;
 pub mod units;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use json::JsonStr;
 pub use level::{Level, ParseLevelError};
 pub use record::{Fields, Record, RecordId, Value};
 pub use schema::Column;

@@ -68,11 +68,11 @@ mod time;
 pub use detect::Format;
 pub use error::ParseError;
 pub use fields::RESPONSE_TIME_MS;
-pub use formats::json::JsonStr;
 pub use formats::rfc5424::SYSLOG_FACILITIES;
 pub use formats::TIME_ERROR;
 pub use grok::{pattern_names as grok_pattern_names, Grok, GrokDef};
 pub use level::LEVEL_RAW;
+pub use logyard_model::JsonStr;
 pub use multiline::{Multiline, MultilineConfig, MultilineMode};
 pub use parser::{
     agent_from_path, record_to_json, LineContext, Parser, ParserConfig, DOCKER_LINE_BYTES,

@@ -70,7 +70,7 @@ impl Columns {
 
     /// Not a column but a way to read: the fields of a segment block come as they are
     /// stored, `fields` holding only the values no field column took and each field column
-    /// after the columns asked for, named `f.<key>` (see [`crate::field_columns`]). Other
+    /// after the columns asked for, named `f.<key>` (see the `field_columns` module). Other
     /// reads, and blocks of the memtable, give every field in `fields`.
     pub const FIELD_COLUMNS: Columns = Columns(1 << 14);
 

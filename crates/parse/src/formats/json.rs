@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use logyard_model::{Column, Record, Value};
+use logyard_model::{Column, JsonStr, Record, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize as _;
 
@@ -268,28 +268,5 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_, '_, '_, '_> {
             depth: self.depth,
         }
         .visit_map(map)
-    }
-}
-
-/// A JSON key or string, borrowed from the input when it has no escapes (`serde_json`
-/// gives an owned copy only for escaped text).
-pub struct JsonStr<'de>(pub Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for JsonStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = JsonStr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<JsonStr<'de>, E> {
-                Ok(JsonStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonStr<'de>, E> {
-                Ok(JsonStr(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
