@@ -5,23 +5,25 @@ use arrow_array::RecordBatch;
 use logyard_model::Record;
 use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
 
+use crate::keys::FieldKeys;
 use crate::{Cost, Filter, QueryError};
 
 /// Reads columns of a block (the message as a dictionary where the segment stores it so, the
-/// fields as stored: see [`logyard_store::field_columns::StoredFields`]); a
+/// fields as stored, with the field columns of `keys` alone: see
+/// [`logyard_store::field_columns::StoredFields`]); a
 /// damaged segment is reported (and quarantined) and skipped, and so is one that cannot be
 /// read now (the bucket out of reach), noted in the cost as unreachable.
 pub(crate) fn read_block(
     snapshot: &Snapshot,
     block: &BlockRef,
     columns: Columns,
+    keys: &FieldKeys,
     cost: &mut Cost,
 ) -> Result<Option<RecordBatch>, QueryError> {
-    match block.read(
-        columns
-            .with(Columns::MESSAGE_DICTIONARY)
-            .with(Columns::FIELD_COLUMNS),
-    ) {
+    let columns = columns
+        .with(Columns::MESSAGE_DICTIONARY)
+        .with(Columns::FIELD_COLUMNS);
+    match block.read_keys(columns, keys.as_list().as_deref()) {
         Ok(batch) => {
             cost.rows_scanned += batch.num_rows() as u64;
             cost.bytes_scanned += batch.get_array_memory_size() as u64;

@@ -9,6 +9,8 @@ use logyard_store::field_columns::{FieldArray, StoredFields};
 use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::Columns;
 
+use crate::keys::FieldKeys;
+
 /// One value of a table or of a record's field; `Time` prints as RFC 3339.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
@@ -230,6 +232,17 @@ pub(crate) fn write_name(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result 
 /// Returns the columns to read for some fields.
 pub(crate) fn columns_of(fields: &[FieldRef]) -> Columns {
     Columns::of(&fields.iter().map(FieldRef::column).collect::<Vec<_>>())
+}
+
+/// Returns the keys of the field columns to read for some fields.
+pub(crate) fn keys_of(fields: &[FieldRef]) -> FieldKeys {
+    FieldKeys::Only(
+        fields
+            .iter()
+            .filter(|f| f.kind() == FieldKind::Key)
+            .map(|f| f.name.clone())
+            .collect(),
+    )
 }
 
 /// Reads fields at rows of a block read with at least [`columns_of`] them.

@@ -10,6 +10,7 @@ use logyard_store::{BlockRef, BlockSource, Columns, Snapshot};
 
 use crate::block::{keeps_whole, read_block};
 use crate::cell::{Cell, FieldKind, FieldRef};
+use crate::keys::FieldKeys;
 use crate::parallel::workers_for;
 use crate::pipes::{Aggregator, Budget, Stats, Table};
 use crate::{candidate_blocks, eval_block, Cost, Filter, QueryError};
@@ -205,12 +206,12 @@ fn block_groups(
         if columns.0 == 0 {
             columns = Columns::of(&[col::SEQ]);
         }
-        read_block(snapshot, block, columns, cost)?.map(|b| {
+        read_block(snapshot, block, columns, &FieldKeys::none(), cost)?.map(|b| {
             let n = b.num_rows();
             (b, vec![true; n])
         })
     } else {
-        eval_block(snapshot, block, filter, columns, cost)?
+        eval_block(snapshot, block, filter, columns, &FieldKeys::none(), cost)?
     };
     let Some((batch, mask)) = read else {
         return Ok(Vec::new());

@@ -15,8 +15,9 @@ use logyard_model::Record;
 use logyard_store::schema::{col, seqs, timestamps};
 use logyard_store::{BlockRef, Columns, Snapshot};
 
-use crate::cell::{columns_of, BlockFields, Cell, FieldKind, FieldRef};
+use crate::cell::{columns_of, keys_of, BlockFields, Cell, FieldKind, FieldRef};
 use crate::counts::{count_by_dictionary, metadata_matches};
+use crate::keys::FieldKeys;
 use crate::pipes::{Aggregator, Budget, Histogram, HistogramCounts, HistogramState, Pipe, Table};
 use crate::select::{select, sort_records};
 use crate::{candidate_blocks, eval_block, Cost, Filter, Query, QueryError, Settings};
@@ -367,13 +368,14 @@ fn scan_with<A: Aggregator + ?Sized>(
 ) -> Result<(), QueryError> {
     let fields = agg.fields();
     let columns = columns_of(&fields).with(Columns::of(&[col::TIMESTAMP, col::SEQ]));
+    let keys = keys_of(&fields);
     let blocks = candidate_blocks(snapshot, filter, cost);
     let width = fields.len();
     let work = |block: &BlockRef, cost: &mut Cost| -> Result<Option<BlockRows>, QueryError> {
         if let Some(counts) = from_metadata(block) {
             return Ok(Some(BlockRows::Counted(counts)));
         }
-        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, cost)? else {
+        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &keys, cost)? else {
             return Ok(None);
         };
         let all_ts = timestamps(&batch);
@@ -502,7 +504,15 @@ pub fn for_each_match(
     let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
     blocks.sort_by_key(|b| (b.min_ts, b.max_ts));
     for block in blocks {
-        let Some((_, mask)) = eval_block(snapshot, block, filter, Columns(0), &mut cost)? else {
+        let Some((_, mask)) = eval_block(
+            snapshot,
+            block,
+            filter,
+            Columns(0),
+            &FieldKeys::none(),
+            &mut cost,
+        )?
+        else {
             continue;
         };
         let rows: Vec<usize> = (0..mask.len()).filter(|&r| mask[r]).collect();

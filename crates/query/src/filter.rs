@@ -11,6 +11,8 @@ use logyard_store::{BlockRef, Columns};
 use memchr::memmem;
 use regex::Regex;
 
+use crate::keys::FieldKeys;
+
 /// A comparison of a level with a bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LevelOp {
@@ -156,6 +158,20 @@ impl Filter {
         let mut set = Columns(0);
         self.add_columns(&mut set, texts);
         set
+    }
+
+    /// Returns the keys of the field columns the filter reads in a block of which `texts`
+    /// is known: a word searched in field values reads every one.
+    pub(crate) fn field_keys_in(&self, texts: &BlockTexts) -> FieldKeys {
+        match self {
+            Filter::Text(t) if !texts.message_only.contains(t) => FieldKeys::All,
+            Filter::Field { name, .. } | Filter::FieldCmp { name, .. } => FieldKeys::one(name),
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().fold(FieldKeys::none(), |keys, f| {
+                keys.union(f.field_keys_in(texts))
+            }),
+            Filter::Not(f) => f.field_keys_in(texts),
+            _ => FieldKeys::none(),
+        }
     }
 
     /// Returns what a block's token filters tell of the filter's words and phrases: those

@@ -38,6 +38,7 @@ mod errors;
 mod exec;
 pub mod export;
 mod filter;
+mod keys;
 mod parallel;
 mod parse;
 pub mod pipes;
@@ -52,6 +53,8 @@ use std::time::Instant;
 use logyard_model::Record;
 use logyard_store::schema::col;
 use logyard_store::{BlockRef, Columns, Snapshot, StoreError};
+
+use crate::keys::FieldKeys;
 
 pub use cell::{Cell, FieldKind, FieldRef};
 pub use errors::{error_summary, AgentErrors, ErrorSummary};
@@ -288,15 +291,17 @@ pub(crate) fn eval_block(
     block: &BlockRef,
     filter: &Filter,
     extra: logyard_store::Columns,
+    extra_keys: &FieldKeys,
     cost: &mut Cost,
 ) -> Result<Option<(arrow_array::RecordBatch, Vec<bool>)>, QueryError> {
     let texts = filter.block_texts(block);
     let mut columns = filter.columns_in(&texts).with(extra);
+    let keys = filter.field_keys_in(&texts).union(extra_keys.clone());
     if !(0..col::NAMES.len()).any(|c| columns.has(c)) {
         // A batch has rows only with a column: the smallest one gives the count.
         columns = columns.with(Columns::of(&[col::SEQ]));
     }
-    let Some(batch) = block::read_block(snapshot, block, columns, cost)? else {
+    let Some(batch) = block::read_block(snapshot, block, columns, &keys, cost)? else {
         return Ok(None);
     };
     let mask = filter.eval_in(&batch, &texts);
@@ -387,7 +392,15 @@ pub fn search_counting(
                 continue;
             }
         }
-        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &mut cost)? else {
+        let Some((batch, mask)) = eval_block(
+            snapshot,
+            block,
+            filter,
+            columns,
+            &FieldKeys::none(),
+            &mut cost,
+        )?
+        else {
             continue;
         };
         let ts = logyard_store::schema::timestamps(&batch);

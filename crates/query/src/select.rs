@@ -7,7 +7,7 @@ use logyard_store::schema::{col, seqs, timestamps};
 use logyard_store::{Columns, Snapshot};
 
 use crate::block::read_records;
-use crate::cell::{columns_of, BlockFields, Cell};
+use crate::cell::{columns_of, keys_of, BlockFields, Cell};
 use crate::pipes::{Budget, Sort};
 use crate::{candidate_blocks, eval_block, search_counting, Cost, Filter, Order, Page, QueryError};
 
@@ -42,6 +42,7 @@ pub(crate) fn select(
     };
     let fields = sort.by.clone();
     let columns = columns_of(&fields).with(Columns::of(&[col::TIMESTAMP, col::SEQ]));
+    let keys = keys_of(&fields);
     let blocks = candidate_blocks(snapshot, filter, cost);
     type Candidate = (Vec<Cell>, i64, u64, usize, usize);
     let cmp = |a: &Candidate, b: &Candidate| {
@@ -62,7 +63,7 @@ pub(crate) fn select(
             *partial = Some(reason);
             break;
         }
-        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, cost)? else {
+        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &keys, cost)? else {
             continue;
         };
         let ts = timestamps(&batch);

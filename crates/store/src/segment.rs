@@ -788,6 +788,8 @@ pub struct Segment {
     dict_meta: ArrowReaderMetadata,
     /// The places of its field columns in its schema, read with the `fields` column.
     field_roots: Vec<usize>,
+    /// The keys of its field columns, in the order of `field_roots`.
+    field_keys: Vec<String>,
     verified: OnceLock<bool>,
     cache: Option<Arc<ColumnCache>>,
     totals: OnceLock<Option<SegmentCounts>>,
@@ -893,11 +895,11 @@ impl Segment {
                 "index and data disagree on the number of blocks".into(),
             ));
         }
-        let field_roots = field_columns::field_columns_of(reader_meta.schema())
+        let (field_roots, field_keys) = field_columns::field_columns_of(reader_meta.schema())
             .map_err(corrupt)?
             .into_iter()
-            .map(|(i, _)| i)
-            .collect();
+            .map(|(i, c)| (i, c.key))
+            .unzip();
         Ok(Segment {
             meta,
             blocks,
@@ -905,6 +907,7 @@ impl Segment {
             reader_meta,
             dict_meta,
             field_roots,
+            field_keys,
             verified: OnceLock::new(),
             cache: None,
             totals: OnceLock::new(),
@@ -1007,6 +1010,18 @@ impl Segment {
     /// [`Columns::FIELD_COLUMNS`]). Columns held by the segment's cache are taken from it;
     /// those decoded here are left in it.
     pub fn read_block(&self, block: usize, columns: Columns) -> Result<RecordBatch, StoreError> {
+        self.read_block_keys(block, columns, None)
+    }
+
+    /// [`Segment::read_block`], with only the field columns of `keys` (every one for
+    /// `None`) when the fields are read as stored: the reader must not look for another
+    /// key's values, which are neither in the answer's field columns nor in its `fields`.
+    pub fn read_block_keys(
+        &self,
+        block: usize,
+        columns: Columns,
+        keys: Option<&[String]>,
+    ) -> Result<RecordBatch, StoreError> {
         self.verify()?;
         let dict = columns.has_all(Columns::MESSAGE_DICTIONARY) && columns.has(col::MESSAGE);
         let split = columns.has_all(Columns::FIELD_COLUMNS)
@@ -1020,7 +1035,14 @@ impl Segment {
         // The columns of the answer, by their places in the file's schema.
         let mut roots: Vec<usize> = columns.indices().collect();
         if split {
-            roots.extend_from_slice(&self.field_roots);
+            let wanted = |key: &String| keys.is_none_or(|keys| keys.contains(key));
+            roots.extend(
+                self.field_roots
+                    .iter()
+                    .zip(&self.field_keys)
+                    .filter(|(_, key)| wanted(key))
+                    .map(|(root, _)| *root),
+            );
         }
         let Some(cache) = &self.cache else {
             return self.decode_block(meta, block, &roots, !split);
@@ -1542,6 +1564,22 @@ mod tests {
                 .read_block(1, Columns::of(&[col::SEQ, col::FIELDS]))
                 .unwrap()
         );
+        // Only the field columns of some keys, for a reader that looks at those alone.
+        let keys = ["status".to_string(), "nowhere".to_string()];
+        let some = typed
+            .read_block_keys(
+                1,
+                Columns::of(&[col::FIELDS]).with(Columns::FIELD_COLUMNS),
+                Some(&keys),
+            )
+            .unwrap();
+        let names: Vec<&str> = some
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["fields", "f.status"]);
         // A segment without field columns reads every field in `fields` either way.
         assert_eq!(
             plain

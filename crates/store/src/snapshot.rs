@@ -72,8 +72,19 @@ impl BlockRef {
 
     /// Reads some columns of the block.
     pub fn read(&self, columns: Columns) -> Result<RecordBatch, StoreError> {
+        self.read_keys(columns, None)
+    }
+
+    /// Reads some columns of the block, with only the field columns of `keys` (every one for
+    /// `None`) when the fields are read as stored ([`Columns::FIELD_COLUMNS`]): see
+    /// [`crate::Segment::read_block_keys`].
+    pub fn read_keys(
+        &self,
+        columns: Columns,
+        keys: Option<&[String]>,
+    ) -> Result<RecordBatch, StoreError> {
         match &self.source {
-            BlockSource::Segment(seg, i) => seg.read_block(*i, columns),
+            BlockSource::Segment(seg, i) => seg.read_block_keys(*i, columns, keys),
             BlockSource::Mem(batch) => Ok(batch.columns(columns)),
         }
     }
