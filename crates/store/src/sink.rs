@@ -14,9 +14,10 @@ use crate::{Store, StoreError, StoredCheckpoint};
 pub struct StoreSink(pub Arc<Store>);
 
 impl Sink for StoreSink {
-    /// Waits on this thread for the store's answer (`blocking_recv`): a RELP test across a
-    /// SIGTERM lost acknowledged lines in 2 runs of 5 under load when this waited through
-    /// the receipt's future instead, and in none of 5 like this; the cause is not known yet.
+    /// Waits on this thread for the store's answer (`blocking_recv` on the writer's reply).
+    /// Waiting through the receipt ([`Receipt::wait`]) waits on the same reply; a RELP test
+    /// across a SIGTERM once lost lines in 2 runs of 5 under load that way, which 11 runs
+    /// under load did not reproduce.
     fn write(&self, records: Vec<Record>) -> Result<(), SinkError> {
         self.0.append(records).map(|_| ()).map_err(sink_error)
     }
