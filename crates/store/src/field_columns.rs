@@ -10,7 +10,10 @@
 //!
 //! A segment reads back as it was given: [`assemble`] puts the values back into the JSON
 //! text of `fields`, byte for byte the text [`crate::schema::records_to_batch`] writes, so
-//! that every reader of a block sees the nine columns alone.
+//! that every reader of a block sees the nine columns alone. A reader that looks at fields
+//! itself reads them as stored instead ([`crate::schema::Columns::FIELD_COLUMNS`],
+//! [`StoredFields`]), with only the columns of the keys it needs
+//! (`Segment::read_block_keys`), and compares the typed values without parsing JSON.
 
 use std::borrow::{Borrow, Cow};
 use std::fmt;
@@ -434,9 +437,9 @@ pub fn records_of(batch: &RecordBatch, rows: &[usize]) -> Result<Vec<Record>, St
 }
 
 /// The fields of a block's rows as a segment stores them (a block read with
-/// [`crate::Columns::FIELD_COLUMNS`]): what no field column took in `fields`, and the field
-/// columns. A block of the memtable, or of a segment without field columns, has every
-/// field in `fields` and no columns.
+/// [`crate::schema::Columns::FIELD_COLUMNS`]): what no field column took in `fields`, and
+/// the field columns. A block of the memtable, or of a segment without field columns, has
+/// every field in `fields` and no columns.
 pub struct StoredFields<'a> {
     /// The `fields` column (JSON objects), if the block was read with it.
     pub rest: Option<&'a dyn Array>,
