@@ -436,8 +436,9 @@ impl Filter {
                     mark_field_text(array, value, *prefix, &mut mask);
                 }
                 let finder = memmem::Finder::new(value.as_bytes());
+                let plain = !escaped_in_json(value);
                 for_rest_rows(&stored, typed, &mut mask, |json| {
-                    finder.find(json.as_bytes()).is_some()
+                    (!plain || finder.find(json.as_bytes()).is_some())
                         && field_matches(json, name, value, *prefix)
                 });
                 mask
@@ -493,9 +494,12 @@ impl Filter {
                 }
                 let stored = stored_fields(batch);
                 if let Some(rest) = stored.rest {
+                    // JSON escapes a quote, a backslash or a control character: the text is
+                    // then not in the row's JSON as it is, and every row is looked at.
+                    let plain = (!escaped_in_json(text)).then_some(&finder);
                     mark_rows(
                         rest,
-                        Some(&finder),
+                        plain,
                         |json| in_field_values(&finder, json),
                         &mut mask,
                     );
@@ -756,7 +760,8 @@ fn has_top_level_alternation(pattern: &str) -> bool {
 /// Returns whether a value of the fields object (JSON text) contains the needle at token
 /// boundaries; keys do not count, as the token index holds only values.
 fn in_field_values(finder: &memmem::Finder<'_>, json: &str) -> bool {
-    if finder.find(json.as_bytes()).is_none() {
+    let needle = std::str::from_utf8(finder.needle()).unwrap_or_default();
+    if !escaped_in_json(needle) && finder.find(json.as_bytes()).is_none() {
         return false;
     }
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
@@ -856,6 +861,12 @@ fn typed_number(array: &FieldArray<'_>, row: usize) -> Option<f64> {
 fn could_be_in_scalar_text(text: &str) -> bool {
     text.bytes()
         .all(|b| b.is_ascii_digit() || b"+-.eEtrufalsn".contains(&b))
+}
+
+/// Whether JSON writes the text otherwise than as it is (a quote, a backslash or a control
+/// character escaped): a search for it in a JSON text as it is would miss it.
+fn escaped_in_json(text: &str) -> bool {
+    text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 /// Returns whether the fields object (JSON text) has `name` with a value whose text equals
@@ -1075,9 +1086,42 @@ mod tests {
     }
 
     #[test]
+    fn texts_json_escapes_are_found_in_fields_and_in_field_columns() {
+        use logyard_store::field_columns::{records_to_batch_with, FieldColumn, FieldColumnRule};
+        let mut r = Record::new(1, "m");
+        r.fields.insert(
+            "note".into(),
+            logyard_model::Value::Str("a \"b\" c\\d".into()),
+        );
+        let records = vec![r];
+        let plain = logyard_store::schema::records_to_batch(&records);
+        let columns = FieldColumn::choose(&records, FieldColumnRule::DEFAULT);
+        assert_eq!(columns.len(), 1);
+        let typed = records_to_batch_with(&records, &columns);
+        for filter in [
+            Filter::Text("\"b\"".into()),
+            Filter::Text("c\\d".into()),
+            Filter::Field {
+                name: "note".into(),
+                value: "a \"b\" c\\d".into(),
+                prefix: false,
+            },
+        ] {
+            assert_eq!(filter.eval(&plain), [true], "{filter:?} in fields");
+            assert_eq!(filter.eval(&typed), [true], "{filter:?} in a field column");
+        }
+    }
+
+    #[test]
     fn words_match_field_values_not_keys() {
         let f = memmem::Finder::new("user");
         assert!(!in_field_values(&f, r#"{"user":"ana"}"#));
+        // A text JSON escapes is found in the value it decodes to.
+        let quoted = memmem::Finder::new(r#"say "hi""#.as_bytes());
+        assert!(in_field_values(
+            &quoted,
+            r#"{"note":"they say \"hi\" twice"}"#
+        ));
         assert!(in_field_values(&f, r#"{"who":"user 7"}"#));
         let f = memmem::Finder::new("500");
         assert!(in_field_values(&f, r#"{"status":500}"#));
