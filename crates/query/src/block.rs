@@ -23,7 +23,7 @@ pub(crate) fn read_block(
     let columns = columns
         .with(Columns::MESSAGE_DICTIONARY)
         .with(Columns::FIELD_COLUMNS);
-    match block.read_keys(columns, keys.as_list().as_deref()) {
+    match block.read_keys(columns, keys.as_list()) {
         Ok(batch) => {
             cost.rows_scanned += batch.num_rows() as u64;
             cost.bytes_scanned += batch.get_array_memory_size() as u64;

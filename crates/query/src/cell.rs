@@ -236,12 +236,11 @@ pub(crate) fn columns_of(fields: &[FieldRef]) -> Columns {
 
 /// Returns the keys of the field columns to read for some fields.
 pub(crate) fn keys_of(fields: &[FieldRef]) -> FieldKeys {
-    FieldKeys::Only(
+    FieldKeys::of(
         fields
             .iter()
             .filter(|f| f.kind() == FieldKind::Key)
-            .map(|f| f.name.clone())
-            .collect(),
+            .map(|f| f.name.clone()),
     )
 }
 

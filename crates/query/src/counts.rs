@@ -211,7 +211,7 @@ fn block_groups(
             (b, vec![true; n])
         })
     } else {
-        eval_block(snapshot, block, filter, columns, &FieldKeys::none(), cost)?
+        eval_block(snapshot, block, filter, columns, cost)?
     };
     let Some((batch, mask)) = read else {
         return Ok(Vec::new());

@@ -17,10 +17,11 @@ use logyard_store::{BlockRef, Columns, Snapshot};
 
 use crate::cell::{columns_of, keys_of, BlockFields, Cell, FieldKind, FieldRef};
 use crate::counts::{count_by_dictionary, metadata_matches};
-use crate::keys::FieldKeys;
 use crate::pipes::{Aggregator, Budget, Histogram, HistogramCounts, HistogramState, Pipe, Table};
 use crate::select::{select, sort_records};
-use crate::{candidate_blocks, eval_block, Cost, Filter, Query, QueryError, Settings};
+use crate::{
+    candidate_blocks, eval_block, eval_block_keys, Cost, Filter, Query, QueryError, Settings,
+};
 
 /// What a query answers: records, or a table.
 #[derive(Debug, Clone)]
@@ -375,7 +376,8 @@ fn scan_with<A: Aggregator + ?Sized>(
         if let Some(counts) = from_metadata(block) {
             return Ok(Some(BlockRows::Counted(counts)));
         }
-        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &keys, cost)? else {
+        let Some((batch, mask)) = eval_block_keys(snapshot, block, filter, columns, &keys, cost)?
+        else {
             return Ok(None);
         };
         let all_ts = timestamps(&batch);
@@ -504,15 +506,7 @@ pub fn for_each_match(
     let mut blocks = candidate_blocks(snapshot, filter, &mut cost);
     blocks.sort_by_key(|b| (b.min_ts, b.max_ts));
     for block in blocks {
-        let Some((_, mask)) = eval_block(
-            snapshot,
-            block,
-            filter,
-            Columns(0),
-            &FieldKeys::none(),
-            &mut cost,
-        )?
-        else {
+        let Some((_, mask)) = eval_block(snapshot, block, filter, Columns(0), &mut cost)? else {
             continue;
         };
         let rows: Vec<usize> = (0..mask.len()).filter(|&r| mask[r]).collect();

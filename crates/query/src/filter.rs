@@ -165,9 +165,11 @@ impl Filter {
     pub(crate) fn field_keys_in(&self, texts: &BlockTexts) -> FieldKeys {
         match self {
             Filter::Text(t) if !texts.message_only.contains(t) => FieldKeys::All,
-            Filter::Field { name, .. } | Filter::FieldCmp { name, .. } => FieldKeys::one(name),
+            Filter::Field { name, .. } | Filter::FieldCmp { name, .. } => {
+                FieldKeys::of([name.clone()])
+            }
             Filter::And(fs) | Filter::Or(fs) => fs.iter().fold(FieldKeys::none(), |keys, f| {
-                keys.union(f.field_keys_in(texts))
+                keys.union(&f.field_keys_in(texts))
             }),
             Filter::Not(f) => f.field_keys_in(texts),
             _ => FieldKeys::none(),
@@ -298,13 +300,6 @@ impl Filter {
     /// Evaluates the filter on one record; the same answer as [`Filter::eval`] on the
     /// record's row.
     pub fn matches_record(&self, r: &Record) -> bool {
-        let like = |actual: &str, value: &str, prefix: bool| {
-            if prefix {
-                actual.starts_with(value)
-            } else {
-                actual == value
-            }
-        };
         fn text_of(v: &logyard_model::Value) -> std::borrow::Cow<'_, str> {
             match v {
                 logyard_model::Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
@@ -415,13 +410,7 @@ impl Filter {
             } => {
                 let column = column(batch, which.index());
                 dict_mask(column.as_ref(), |v| {
-                    v.is_some_and(|v| {
-                        if *prefix {
-                            v.starts_with(value.as_str())
-                        } else {
-                            v == value
-                        }
-                    })
+                    v.is_some_and(|v| like(v, value, *prefix))
                 })
             }
             Filter::Field {
@@ -758,12 +747,9 @@ fn has_top_level_alternation(pattern: &str) -> bool {
 }
 
 /// Returns whether a value of the fields object (JSON text) contains the needle at token
-/// boundaries; keys do not count, as the token index holds only values.
+/// boundaries; keys do not count, as the token index holds only values. The caller looks
+/// for the needle in the text first where it can ([`escaped_in_json`]).
 fn in_field_values(finder: &memmem::Finder<'_>, json: &str) -> bool {
-    let needle = std::str::from_utf8(finder.needle()).unwrap_or_default();
-    if !escaped_in_json(needle) && finder.find(json.as_bytes()).is_none() {
-        return false;
-    }
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
         return false;
     };
@@ -806,18 +792,6 @@ fn for_rest_rows(
 /// `prefix`), as [`field_matches`] compares a value of `fields`.
 fn mark_field_text(array: &FieldArray<'_>, value: &str, prefix: bool, mask: &mut [bool]) {
     match array {
-        FieldArray::Str(strings) => {
-            for (row, m) in mask.iter_mut().enumerate() {
-                *m = strings.is_valid(row) && {
-                    let s = strings.value(row);
-                    if prefix {
-                        s.starts_with(value)
-                    } else {
-                        s == value
-                    }
-                };
-            }
-        }
         // An integer's text is the number's shortest form: another text matches none.
         FieldArray::Int(ints) if !prefix => {
             let Some(wanted) = value.parse::<i64>().ok().filter(|i| i.to_string() == value) else {
@@ -827,15 +801,10 @@ fn mark_field_text(array: &FieldArray<'_>, value: &str, prefix: bool, mask: &mut
                 *m = ints.is_valid(row) && ints.value(row) == wanted;
             }
         }
+        // A string's text is borrowed: no copy a row.
         other => {
             for (row, m) in mask.iter_mut().enumerate() {
-                *m = other.text(row).is_some_and(|t| {
-                    if prefix {
-                        t.starts_with(value)
-                    } else {
-                        t == value
-                    }
-                });
+                *m = other.text(row).is_some_and(|t| like(&t, value, prefix));
             }
         }
     }
@@ -880,12 +849,18 @@ fn field_matches(json: &str, name: &str, value: &str, prefix: bool) -> bool {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        if prefix {
-            text.starts_with(value)
-        } else {
-            text == value
-        }
+        like(&text, value, prefix)
     })
+}
+
+/// Whether a value's text is `value`, or starts with it when `prefix`: how a label or a
+/// field is compared.
+fn like(actual: &str, value: &str, prefix: bool) -> bool {
+    if prefix {
+        actual.starts_with(value)
+    } else {
+        actual == value
+    }
 }
 
 /// Returns a field of a fields JSON object as a number: a JSON number, or a string that is one.

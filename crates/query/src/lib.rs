@@ -291,12 +291,24 @@ pub(crate) fn eval_block(
     block: &BlockRef,
     filter: &Filter,
     extra: logyard_store::Columns,
+    cost: &mut Cost,
+) -> Result<Option<(arrow_array::RecordBatch, Vec<bool>)>, QueryError> {
+    eval_block_keys(snapshot, block, filter, extra, &FieldKeys::none(), cost)
+}
+
+/// [`eval_block`], also reading the field columns of `extra_keys` (those the pipes after
+/// the filter look at).
+pub(crate) fn eval_block_keys(
+    snapshot: &Snapshot,
+    block: &BlockRef,
+    filter: &Filter,
+    extra: logyard_store::Columns,
     extra_keys: &FieldKeys,
     cost: &mut Cost,
 ) -> Result<Option<(arrow_array::RecordBatch, Vec<bool>)>, QueryError> {
     let texts = filter.block_texts(block);
     let mut columns = filter.columns_in(&texts).with(extra);
-    let keys = filter.field_keys_in(&texts).union(extra_keys.clone());
+    let keys = filter.field_keys_in(&texts).union(extra_keys);
     if !(0..col::NAMES.len()).any(|c| columns.has(c)) {
         // A batch has rows only with a column: the smallest one gives the count.
         columns = columns.with(Columns::of(&[col::SEQ]));
@@ -392,15 +404,7 @@ pub fn search_counting(
                 continue;
             }
         }
-        let Some((batch, mask)) = eval_block(
-            snapshot,
-            block,
-            filter,
-            columns,
-            &FieldKeys::none(),
-            &mut cost,
-        )?
-        else {
+        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &mut cost)? else {
             continue;
         };
         let ts = logyard_store::schema::timestamps(&batch);

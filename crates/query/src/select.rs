@@ -9,7 +9,9 @@ use logyard_store::{Columns, Snapshot};
 use crate::block::read_records;
 use crate::cell::{columns_of, keys_of, BlockFields, Cell};
 use crate::pipes::{Budget, Sort};
-use crate::{candidate_blocks, eval_block, search_counting, Cost, Filter, Order, Page, QueryError};
+use crate::{
+    candidate_blocks, eval_block_keys, search_counting, Cost, Filter, Order, Page, QueryError,
+};
 
 /// Picks the first `k` matching records in a sort's order (in `order` without one) and
 /// counts every match (newest first without `exact_total`: see [`search_counting`]);
@@ -63,7 +65,8 @@ pub(crate) fn select(
             *partial = Some(reason);
             break;
         }
-        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &keys, cost)? else {
+        let Some((batch, mask)) = eval_block_keys(snapshot, block, filter, columns, &keys, cost)?
+        else {
             continue;
         };
         let ts = timestamps(&batch);

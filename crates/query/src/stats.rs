@@ -9,7 +9,6 @@ use logyard_model::schema::Column;
 use logyard_store::schema::{col, string_at, timestamps};
 use logyard_store::{Columns, Snapshot};
 
-use crate::keys::FieldKeys;
 use crate::{candidate_blocks, eval_block, Cost, Filter, QueryError};
 
 /// Counts of the records matching a filter.
@@ -101,15 +100,7 @@ fn grid(snapshot: &Snapshot, filter: &Filter) -> Result<GridResult, QueryError> 
     let (mut levels, mut level_index) = (Vec::new(), BTreeMap::new());
     let mut grid = Grid::new();
     for block in candidate_blocks(snapshot, filter, &mut cost) {
-        let Some((batch, mask)) = eval_block(
-            snapshot,
-            block,
-            filter,
-            columns,
-            &FieldKeys::none(),
-            &mut cost,
-        )?
-        else {
+        let Some((batch, mask)) = eval_block(snapshot, block, filter, columns, &mut cost)? else {
             continue;
         };
         let ts = timestamps(&batch);

@@ -27,11 +27,10 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use hashbrown::HashMap;
 use logyard_model::{JsonStr, Record, Value};
 use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::ser::Serializer;
 use serde_json::value::RawValue;
 
 use crate::error::StoreError;
-use crate::schema::{col, record_column, schema, string_at};
+use crate::schema::{append_fields, col, record_column, schema, string_at};
 
 /// The start of a field column's name; the rest is the field's key.
 pub const FIELD_COLUMN_PREFIX: &str = "f.";
@@ -186,30 +185,38 @@ pub fn segment_schema(columns: &[FieldColumn]) -> SchemaRef {
 /// place in it: the columns that are not one of the nine of every segment. An error for a
 /// column this version cannot read back.
 pub fn field_columns_of(schema: &Schema) -> Result<Vec<(usize, FieldColumn)>, String> {
-    let mut out = Vec::new();
-    for (i, field) in schema.fields().iter().enumerate() {
-        if col::NAMES.contains(&field.name().as_str()) {
-            continue;
-        }
-        let Some(key) = field.name().strip_prefix(FIELD_COLUMN_PREFIX) else {
-            return Err(format!("unknown column {:?}", field.name()));
-        };
-        let Some(kind) = FieldType::of_data_type(field.data_type()) else {
-            return Err(format!(
-                "field column {:?} has the unknown type {}",
-                field.name(),
-                field.data_type()
-            ));
-        };
-        out.push((
-            i,
-            FieldColumn {
-                key: key.to_string(),
-                kind,
-            },
-        ));
-    }
-    Ok(out)
+    field_column_places(schema)
+        .map(|place| {
+            let (i, key, kind) = place?;
+            let key = key.to_string();
+            Ok((i, FieldColumn { key, kind }))
+        })
+        .collect()
+}
+
+/// The place, key and type of each field column of a schema, as [`field_columns_of`] gives
+/// them, the keys borrowed from the schema.
+fn field_column_places(
+    schema: &Schema,
+) -> impl Iterator<Item = Result<(usize, &str, FieldType), String>> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| !col::NAMES.contains(&field.name().as_str()))
+        .map(|(i, field)| {
+            let Some(key) = field.name().strip_prefix(FIELD_COLUMN_PREFIX) else {
+                return Err(format!("unknown column {:?}", field.name()));
+            };
+            match FieldType::of_data_type(field.data_type()) {
+                Some(kind) => Ok((i, key, kind)),
+                None => Err(format!(
+                    "field column {:?} has the unknown type {}",
+                    field.name(),
+                    field.data_type()
+                )),
+            }
+        })
 }
 
 /// Builds the columnar form of records for a segment with these field columns: the nine
@@ -255,15 +262,7 @@ pub fn records_to_batch_with<R: Borrow<Record>>(
         for builder in &mut typed[next..] {
             builder.append_null();
         }
-        if left.is_empty() {
-            rest.append_null();
-        } else {
-            json.clear();
-            serde_json::Serializer::new(&mut json)
-                .collect_map(left.iter().copied())
-                .expect("fields serialize");
-            rest.append_value(std::str::from_utf8(&json).expect("serde_json writes UTF-8"));
-        }
+        append_fields(&mut rest, &mut json, left.iter().copied());
     }
     arrays.push(Arc::new(rest.finish()));
     arrays.extend(typed.into_iter().map(TypedBuilder::finish));
@@ -328,10 +327,10 @@ pub fn assemble(batch: RecordBatch) -> Result<RecordBatch, StoreError> {
     if columns.is_empty() {
         return Ok(batch);
     }
-    let typed: Vec<(&str, &ArrayRef)> = columns
+    let typed: Vec<(&str, FieldArray)> = columns
         .iter()
-        .map(|(i, c)| (c.key.as_str(), batch.column(*i)))
-        .collect();
+        .map(|(i, c)| Ok((c.key.as_str(), FieldArray::of(batch.column(*i).as_ref())?)))
+        .collect::<Result<_, StoreError>>()?;
     let mut fields = Vec::new();
     let mut arrays = Vec::new();
     for (i, field) in schema.fields().iter().enumerate() {
@@ -354,14 +353,7 @@ pub fn assemble(batch: RecordBatch) -> Result<RecordBatch, StoreError> {
 /// The `fields` column with every field of the rows: `rest` (a segment's `fields` column)
 /// with the values of `typed` (each field column's key and array, sorted by key) put back
 /// in key order, as the JSON text [`crate::schema::records_to_batch`] writes.
-pub fn assemble_fields(
-    rest: &dyn Array,
-    typed: &[(&str, &ArrayRef)],
-) -> Result<ArrayRef, StoreError> {
-    let readers: Vec<(&str, FieldArray)> = typed
-        .iter()
-        .map(|(key, array)| Ok((*key, FieldArray::of(array.as_ref())?)))
-        .collect::<Result<_, StoreError>>()?;
+fn assemble_fields(rest: &dyn Array, typed: &[(&str, FieldArray)]) -> Result<ArrayRef, StoreError> {
     let rows = rest.len();
     let mut out = StringBuilder::with_capacity(rows, rows * 64);
     let mut text = Vec::with_capacity(256);
@@ -388,7 +380,7 @@ pub fn assemble_fields(
             serde_json::to_writer(&mut *text, key).expect("a key serializes");
             text.push(b':');
         };
-        for (key, reader) in &readers {
+        for (key, reader) in typed {
             while let Some((k, raw)) = pairs.next_if(|(k, _)| k.as_ref() < *key) {
                 put_key(&mut text, k);
                 text.extend_from_slice(raw.get().as_bytes());
@@ -454,14 +446,12 @@ impl<'a> StoredFields<'a> {
         let rest = batch
             .column_by_name(col::NAMES[col::FIELDS])
             .map(|c| c.as_ref());
-        let mut columns = Vec::new();
-        for (i, field) in schema.fields().iter().enumerate() {
-            if let Some(key) = field.name().strip_prefix(FIELD_COLUMN_PREFIX) {
-                if !col::NAMES.contains(&field.name().as_str()) {
-                    columns.push((key, FieldArray::of(batch.column(i).as_ref())?));
-                }
-            }
-        }
+        let columns = field_column_places(schema)
+            .map(|place| {
+                let (i, key, _) = place.map_err(StoreError::Corrupt)?;
+                Ok((key, FieldArray::of(batch.column(i).as_ref())?))
+            })
+            .collect::<Result<_, StoreError>>()?;
         Ok(StoredFields { rest, columns })
     }
 
@@ -659,14 +649,8 @@ mod tests {
             ]
         );
         let batch = records_to_batch_with(&records, &columns);
-        let names: Vec<String> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
         assert_eq!(
-            &names[9..],
+            &crate::schema::column_names(&batch)[9..],
             ["f.a\"b\n", "f.ok", "f.ratio", "f.status", "f.user"]
         );
         // What no column took stays in `fields`: the string status, the rare key.

@@ -166,22 +166,32 @@ pub fn record_column<R: Borrow<Record>>(records: &[R], column: usize) -> ArrayRe
             Arc::new(b.finish())
         }
         _ => {
-            // Written straight from the sorted map: the same text as a `serde_json` object
-            // of the values' `to_json` (non-finite floats become `null` both ways).
             let mut b = StringBuilder::new();
             let mut json = Vec::new();
-            for r in rows {
-                if r.fields.is_empty() {
-                    b.append_null();
-                } else {
-                    json.clear();
-                    serde_json::to_writer(&mut json, &r.fields).expect("fields serialize");
-                    b.append_value(std::str::from_utf8(&json).expect("serde_json writes UTF-8"));
-                }
-            }
+            rows.for_each(|r| append_fields(&mut b, &mut json, &r.fields));
             Arc::new(b.finish())
         }
     }
+}
+
+/// Appends a row of the `fields` column: the fields (sorted by key) as a JSON object, null
+/// when there are none. Written straight from the pairs: the same text as a `serde_json`
+/// object of the values' `to_json` (non-finite floats become `null` both ways). `json` is
+/// scratch space kept from row to row.
+pub(crate) fn append_fields<'a>(
+    column: &mut StringBuilder,
+    json: &mut Vec<u8>,
+    fields: impl IntoIterator<Item = (&'a String, &'a Value), IntoIter: ExactSizeIterator>,
+) {
+    let fields = fields.into_iter();
+    if fields.len() == 0 {
+        column.append_null();
+        return;
+    }
+    json.clear();
+    serde::Serializer::collect_map(&mut serde_json::Serializer::new(&mut *json), fields)
+        .expect("fields serialize");
+    column.append_value(std::str::from_utf8(json).expect("serde_json writes UTF-8"));
 }
 
 /// A dictionary column of few distinct values, keys in order of first appearance. Rows
@@ -252,6 +262,13 @@ pub fn seqs(batch: &RecordBatch) -> &[u64] {
         .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
         .expect("seq column read")
         .values()
+}
+
+/// The names of a batch's columns, in order (for tests).
+#[cfg(test)]
+pub(crate) fn column_names(batch: &RecordBatch) -> Vec<&str> {
+    let fields = batch.schema_ref().fields();
+    fields.iter().map(|f| f.name().as_str()).collect()
 }
 
 /// Rebuilds whole records from some rows of a batch that holds every column.

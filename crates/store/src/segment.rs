@@ -786,10 +786,8 @@ pub struct Segment {
     reader_meta: ArrowReaderMetadata,
     /// The same metadata, reading the message column as a dictionary array.
     dict_meta: ArrowReaderMetadata,
-    /// The places of its field columns in its schema, read with the `fields` column.
-    field_roots: Vec<usize>,
-    /// The keys of its field columns, in the order of `field_roots`.
-    field_keys: Vec<String>,
+    /// Its field columns, each with its place in its schema (read with the `fields` column).
+    field_columns: Vec<(usize, FieldColumn)>,
     verified: OnceLock<bool>,
     cache: Option<Arc<ColumnCache>>,
     totals: OnceLock<Option<SegmentCounts>>,
@@ -895,19 +893,15 @@ impl Segment {
                 "index and data disagree on the number of blocks".into(),
             ));
         }
-        let (field_roots, field_keys) = field_columns::field_columns_of(reader_meta.schema())
-            .map_err(corrupt)?
-            .into_iter()
-            .map(|(i, c)| (i, c.key))
-            .unzip();
+        let field_columns =
+            field_columns::field_columns_of(reader_meta.schema()).map_err(corrupt)?;
         Ok(Segment {
             meta,
             blocks,
             file,
             reader_meta,
             dict_meta,
-            field_roots,
-            field_keys,
+            field_columns,
             verified: OnceLock::new(),
             cache: None,
             totals: OnceLock::new(),
@@ -1026,7 +1020,7 @@ impl Segment {
         let dict = columns.has_all(Columns::MESSAGE_DICTIONARY) && columns.has(col::MESSAGE);
         let split = columns.has_all(Columns::FIELD_COLUMNS)
             && columns.has(col::FIELDS)
-            && !self.field_roots.is_empty();
+            && !self.field_columns.is_empty();
         let meta = if dict {
             &self.dict_meta
         } else {
@@ -1035,12 +1029,11 @@ impl Segment {
         // The columns of the answer, by their places in the file's schema.
         let mut roots: Vec<usize> = columns.indices().collect();
         if split {
-            let wanted = |key: &String| keys.is_none_or(|keys| keys.contains(key));
+            let wanted = |c: &FieldColumn| keys.is_none_or(|keys| keys.contains(&c.key));
             roots.extend(
-                self.field_roots
+                self.field_columns
                     .iter()
-                    .zip(&self.field_keys)
-                    .filter(|(_, key)| wanted(key))
+                    .filter(|(_, c)| wanted(c))
                     .map(|(root, _)| *root),
             );
         }
@@ -1106,9 +1099,9 @@ impl Segment {
         assemble: bool,
     ) -> Result<RecordBatch, StoreError> {
         let mut roots = roots.to_vec();
-        let assemble = assemble && roots.contains(&col::FIELDS) && !self.field_roots.is_empty();
+        let assemble = assemble && roots.contains(&col::FIELDS) && !self.field_columns.is_empty();
         if assemble {
-            roots.extend_from_slice(&self.field_roots);
+            roots.extend(self.field_columns.iter().map(|(root, _)| *root));
         }
         let mask = ProjectionMask::roots(
             self.reader_meta.metadata().file_metadata().schema_descr(),
@@ -1229,7 +1222,7 @@ impl InOrder<'_> {
                 seg.verify()?;
             }
             let mut roots: Vec<usize> = Columns::ALL.indices().collect();
-            roots.extend_from_slice(&seg.field_roots);
+            roots.extend(seg.field_columns.iter().map(|(root, _)| *root));
             let batch = seg.decode_block(&seg.reader_meta, self.next_block, &roots, false)?;
             self.next_block += 1;
             self.next_row = 0;
@@ -1263,7 +1256,7 @@ impl Iterator for InOrder<'_> {
 mod tests {
     use super::*;
     use crate::dir::LocalDir;
-    use crate::schema::{record_column, string_at};
+    use crate::schema::{column_names, record_column, string_at};
     use arrow_array::types::Int32Type;
     use arrow_array::DictionaryArray;
     use logyard_model::Level;
@@ -1545,12 +1538,7 @@ mod tests {
                 Columns::of(&[col::SEQ, col::FIELDS]).with(Columns::FIELD_COLUMNS),
             )
             .unwrap();
-        let names: Vec<&str> = split
-            .schema_ref()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
+        let names = column_names(&split);
         assert_eq!(names[..3], ["seq", "fields", "f.method"]);
         assert_eq!(names.len(), 2 + 6);
         assert_eq!(
@@ -1573,13 +1561,7 @@ mod tests {
                 Some(&keys),
             )
             .unwrap();
-        let names: Vec<&str> = some
-            .schema_ref()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        assert_eq!(names, ["fields", "f.status"]);
+        assert_eq!(column_names(&some), ["fields", "f.status"]);
         // A segment without field columns reads every field in `fields` either way.
         assert_eq!(
             plain
@@ -1599,7 +1581,7 @@ mod tests {
         )
         .unwrap();
         let merged = Segment::open(&local(&dir), merged).unwrap();
-        assert_eq!(merged.field_roots, typed.field_roots);
+        assert_eq!(merged.field_columns, typed.field_columns);
         assert_eq!(merged.read_all().unwrap(), recs);
     }
 

@@ -483,6 +483,15 @@ mod tests {
         assert_eq!(c.flush_bytes, 1 << 20);
         assert_eq!(c.compression_level, 6);
         assert_eq!(c.block_rows, StoreConfig::new("/d").block_rows);
+        let s: StoreSettings =
+            toml::from_str("field_columns = 4\nfield_column_min_share = 0.5\n").unwrap();
+        assert_eq!(
+            s.config(Path::new("/d")).field_columns,
+            FieldColumnRule {
+                max: 4,
+                min_share: 0.5
+            }
+        );
         let defaults = StoreSettings::default().config(Path::new("/d"));
         assert_eq!(
             format!("{defaults:?}"),
@@ -494,6 +503,9 @@ mod tests {
             "fsync = \"sometimes\"",
             "block_rows = 0",
             "retention_dayz = 1",
+            "field_column_min_share = 0",
+            "field_column_min_share = 1.5",
+            "field_columns = -1",
         ] {
             assert!(toml::from_str::<StoreSettings>(bad).is_err(), "{bad}");
         }

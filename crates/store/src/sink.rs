@@ -6,7 +6,9 @@ use std::sync::Arc;
 use logyard_model::sink::{CheckpointToken, Receipt, Sink, SinkError, SinkErrorKind};
 use logyard_model::Record;
 
-use crate::{Store, StoreError, StoredCheckpoint};
+use tokio::sync::oneshot;
+
+use crate::{AppendAck, Store, StoreError, StoredCheckpoint};
 
 /// The store as a sink: a batch is answered once its records are durable (after the WAL's
 /// fsync, with other batches waiting then: group commit).
@@ -28,12 +30,7 @@ impl Sink for StoreSink {
         records: Vec<Record>,
         token: CheckpointToken,
     ) -> Result<bool, SinkError> {
-        let checkpoint = StoredCheckpoint {
-            seq: token.seq,
-            data: token.data,
-        };
-        self.0
-            .submit_with_checkpoint(records, &token.key, checkpoint)
+        self.hand_over(records, Some(token))
             .map_err(sink_error)?
             .blocking_recv()
             .map_err(|_| sink_error(StoreError::Closed))?
@@ -45,18 +42,7 @@ impl Sink for StoreSink {
     /// the store's writer at once.
     fn submit(&self, records: Vec<Record>, token: Option<CheckpointToken>) -> Receipt {
         let kept = token.is_some();
-        let submitted = match token {
-            Some(t) => self.0.submit_with_checkpoint(
-                records,
-                &t.key,
-                StoredCheckpoint {
-                    seq: t.seq,
-                    data: t.data,
-                },
-            ),
-            None => self.0.submit(records),
-        };
-        let answer = match submitted {
+        let answer = match self.hand_over(records, token) {
             Ok(rx) => rx,
             Err(e) => return Receipt::ready(Err(sink_error(e))),
         };
@@ -75,6 +61,28 @@ impl Sink for StoreSink {
             seq: cp.seq,
             data: cp.data,
         })
+    }
+}
+
+impl StoreSink {
+    /// Hands a batch (and the source's checkpoint token, kept in the same WAL frame) to the
+    /// store's writer; the answer comes once it is durable.
+    fn hand_over(
+        &self,
+        records: Vec<Record>,
+        token: Option<CheckpointToken>,
+    ) -> Result<oneshot::Receiver<Result<AppendAck, StoreError>>, StoreError> {
+        match token {
+            Some(t) => self.0.submit_with_checkpoint(
+                records,
+                &t.key,
+                StoredCheckpoint {
+                    seq: t.seq,
+                    data: t.data,
+                },
+            ),
+            None => self.0.submit(records),
+        }
     }
 }
 

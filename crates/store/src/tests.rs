@@ -1,7 +1,7 @@
 //! Tests of the whole store: append, flush, reopen, replay, merge, retention, quarantine.
 
 use super::*;
-use logyard_model::Level;
+use logyard_model::{Level, Value};
 
 fn config(dir: &Path) -> StoreConfig {
     let mut c = StoreConfig::new(dir);
@@ -1089,4 +1089,51 @@ fn flushes_asked_for_at_once_write_each_row_once() {
     drop(store);
     let store = Store::open(config(dir.path())).unwrap();
     assert_eq!(all_messages(&store).len(), 1000, "after a reopen");
+}
+
+#[test]
+fn the_field_column_settings_decide_the_columns_a_flush_writes() {
+    // The field columns of the one segment a flush of `records` writes, read as stored.
+    let columns_written = |rule: field_columns::FieldColumnRule| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.field_columns = rule;
+        let store = Store::open(c).unwrap();
+        let records: Vec<Record> = (0..50)
+            .map(|i| {
+                let mut r = rec(T0 + i, "served");
+                r.fields.insert("status".into(), Value::Int(200));
+                if i < 5 {
+                    r.fields.insert("user".into(), Value::Str("ana".into()));
+                }
+                r
+            })
+            .collect();
+        store.append(records.clone()).unwrap();
+        store.flush().unwrap();
+        let snap = store.snapshot();
+        let [block] = &snap.blocks[..] else {
+            panic!("one block: {}", snap.blocks.len())
+        };
+        assert!(block.segment().is_some());
+        let rows: Vec<usize> = (0..50).collect();
+        let mut back = block.records(&rows).unwrap();
+        back.iter_mut().for_each(|r| r.seq = 0);
+        assert_eq!(back, records);
+        let batch = block
+            .read(Columns::of(&[schema::col::FIELDS]).with(Columns::FIELD_COLUMNS))
+            .unwrap();
+        let names = schema::column_names(&batch);
+        names[1..].iter().map(|n| n.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        columns_written(field_columns::FieldColumnRule::DEFAULT),
+        ["f.status", "f.user"]
+    );
+    let half = field_columns::FieldColumnRule {
+        max: 32,
+        min_share: 0.5,
+    };
+    assert_eq!(columns_written(half), ["f.status"]);
+    assert!(columns_written(field_columns::FieldColumnRule::NONE).is_empty());
 }
